@@ -1,0 +1,574 @@
+"""The Envoy v3 bootstrap subset wasmlab reads, parsed into plain typed objects.
+
+Supported: ``static_resources.listeners[]`` whose single filter chain is an
+``envoy.filters.network.http_connection_manager`` (HCM) — or a network filter chain (issue: L4
+filters) — ``static_resources.clusters[]`` with STATIC/STRICT_DNS/LOGICAL_DNS endpoints (served by
+in-process upstream apps), ``bootstrap_extensions`` and ``admin`` (accepted, unused). Anything
+else is rejected with one line naming the YAML path and what is supported, the way Envoy rejects
+unknown fields. Fields that change nothing observable in process (``codec_type``,
+``connect_timeout``...) are accepted and ignored.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import ConfigError
+from ..filters.base import FactoryContext, HttpFilterFactory
+from ..filters.registry import http_filter_factory, per_route_factory, supported_http_filters
+from .formatter import DEFAULT_ACCESS_LOG_FORMAT, Formatter
+from .route import RouteConfiguration, parse_route_configuration
+from .yaml_source import Node, Source
+
+HCM_TYPE = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
+FILTER_CONFIG_TYPE = "type.googleapis.com/envoy.config.route.v3.FilterConfig"
+STDOUT_LOG_TYPE = "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog"
+STDERR_LOG_TYPE = "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StderrAccessLog"
+FILE_LOG_TYPE = "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog"
+WASM_LOG_TYPE = "type.googleapis.com/envoy.extensions.access_loggers.wasm.v3.WasmAccessLog"
+DEFAULT_BUFFER_LIMIT = 1024 * 1024
+
+
+@dataclass
+class SocketAddress:
+    address: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.address}]:{self.port}" if ":" in self.address else f"{self.address}:{self.port}"
+
+
+@dataclass
+class ClusterConfig:
+    name: str
+    type: str
+    endpoints: list[SocketAddress]
+    connect_timeout: float = 5.0
+    http2: bool = False
+    node: Node | None = field(default=None, repr=False)
+
+
+@dataclass
+class AccessLogConfig:
+    name: str
+    sink: str  # stdout stderr file wasm
+    path: str | None = None
+    text: Formatter | None = None
+    json: dict[str, Any] | None = None
+    #: for envoy.access_loggers.wasm: the parsed plugin config (Proxy-Wasm part 2)
+    plugin: Any = None
+
+
+@dataclass
+class HttpFilterConfig:
+    name: str
+    type_url: str
+    factory: HttpFilterFactory
+    disabled: bool = False
+
+
+@dataclass
+class HcmConfig:
+    stat_prefix: str
+    route_config: RouteConfiguration
+    http_filters: list[HttpFilterConfig]
+    access_logs: list[AccessLogConfig]
+    server_name: str = "envoy"
+    server_header_transformation: str = "OVERWRITE"
+    generate_request_id: bool = True
+    buffer_limit: int = DEFAULT_BUFFER_LIMIT
+
+
+@dataclass
+class NetworkFilterConfig:
+    name: str
+    type_url: str
+    config: Any
+
+
+@dataclass
+class ListenerConfig:
+    name: str
+    address: SocketAddress
+    hcm: HcmConfig | None
+    network_filters: list[NetworkFilterConfig]
+    buffer_limit: int = DEFAULT_BUFFER_LIMIT
+
+
+@dataclass
+class BootstrapExtensionConfig:
+    name: str
+    type_url: str
+    node: Node
+    config: Any = None
+
+
+@dataclass
+class Bootstrap:
+    source: Source
+    listeners: list[ListenerConfig]
+    clusters: dict[str, ClusterConfig]
+    bootstrap_extensions: list[BootstrapExtensionConfig]
+    admin_address: SocketAddress | None = None
+
+    @property
+    def http_listeners(self) -> list[ListenerConfig]:
+        return [lst for lst in self.listeners if lst.hcm is not None]
+
+
+# ---- helpers -----------------------------------------------------------------------------------
+def any_type(node: Node, what: str = "typed_config") -> str:
+    """The ``@type`` of a ``google.protobuf.Any``."""
+    node.mapping(f'a {what} mapping with an "@type"')
+    t = node.req("@type").str(allow_empty=False)
+    if not t.startswith("type.googleapis.com/"):
+        raise node.child("@type").error(f"type URL must start with type.googleapis.com/, got {t!r}")
+    return t
+
+
+def unwrap_value(node: Node) -> Any:
+    """``google.protobuf.StringValue``/``BytesValue``/``Struct`` in an Any -> its value."""
+    t = any_type(node)
+    node.check_fields("@type value")
+    v = node.get("value")
+    if t.endswith("StringValue"):
+        return v.str() if v else ""
+    if t.endswith("BytesValue"):
+        import base64
+
+        return base64.b64decode(v.str()) if v else b""
+    if t.endswith("google.protobuf.Struct"):
+        return v.mapping().value if v else {}
+    raise node.child("@type").error(f"unsupported wrapper type {t!r}")
+
+
+def parse_socket_address(node: Node) -> SocketAddress:
+    node.check_fields("socket_address pipe", message="only socket_address is supported")
+    sa = node.req("socket_address").check_fields(
+        "address port_value protocol", required=("address",), ignored=("ipv4_compat", "resolver_name")
+    )
+    port = sa.req("port_value").int(0, 65535) if sa.has("port_value") else 0
+    return SocketAddress(sa.req("address").str(allow_empty=False), port)
+
+
+# ---- clusters --------------------------------------------------------------------------------
+_CLUSTER_IGNORED = (
+    "connect_timeout",
+    "lb_policy",
+    "dns_lookup_family",
+    "dns_refresh_rate",
+    "respect_dns_ttl",
+    "circuit_breakers",
+    "common_lb_config",
+    "health_checks",
+    "outlier_detection",
+    "per_connection_buffer_limit_bytes",
+    "upstream_connection_options",
+    "common_http_protocol_options",
+    "ignore_health_on_host_removal",
+    "dns_resolvers",
+    "typed_dns_resolver_config",
+    "protocol_selection",
+)
+
+
+def parse_cluster(node: Node) -> ClusterConfig:
+    node.check_fields(
+        "name type load_assignment http2_protocol_options typed_extension_protocol_options transport_socket",
+        required=("name",),
+        ignored=_CLUSTER_IGNORED,
+        message="EDS/cluster discovery is not supported",
+    )
+    name = node.req("name").str(allow_empty=False)
+    ctype = "STATIC"
+    if node.has("type"):
+        ctype = node.req("type").enum(("STATIC", "STRICT_DNS", "LOGICAL_DNS"))
+    if node.has("transport_socket"):
+        ts = node.req("transport_socket")
+        raise ts.error("TLS transport sockets are not supported (upstreams are in-process apps)")
+    endpoints: list[SocketAddress] = []
+    if node.has("load_assignment"):
+        la = node.req("load_assignment").check_fields("cluster_name endpoints policy")
+        for ep_group in la.req("endpoints").list() if la.has("endpoints") else []:
+            ep_group.check_fields("lb_endpoints locality priority load_balancing_weight")
+            for lb in ep_group.req("lb_endpoints").list() if ep_group.has("lb_endpoints") else []:
+                lb.check_fields(
+                    "endpoint", required=("endpoint",), ignored=("load_balancing_weight", "health_status", "metadata")
+                )
+                ep = lb.req("endpoint").check_fields(
+                    "address", required=("address",), ignored=("hostname", "health_check_config")
+                )
+                endpoints.append(parse_socket_address(ep.req("address")))
+    http2 = node.has("http2_protocol_options")
+    if node.has("typed_extension_protocol_options"):
+        opts = node.req("typed_extension_protocol_options").mapping().value
+        http2 = http2 or "http2_protocol_options" in str(opts)
+    timeout = node.req("connect_timeout").duration() if node.has("connect_timeout") else 5.0
+    return ClusterConfig(name, ctype, endpoints, timeout, http2, node)
+
+
+# ---- access logs -------------------------------------------------------------------------------
+def parse_log_format(node: Node) -> tuple[Formatter | None, dict[str, Any] | None]:
+    node.check_fields(
+        "text_format_source text_format json_format omit_empty_values content_type formatters json_format_options",
+    )
+    if node.has("json_format"):
+        return None, _compile_json(node.req("json_format"))
+    if node.has("text_format_source"):
+        src = node.req("text_format_source").check_fields("inline_string", required=("inline_string",))
+        return Formatter.compile(src.req("inline_string").str(), src.child("inline_string")), None
+    if node.has("text_format"):
+        return Formatter.compile(node.req("text_format").str(), node.child("text_format")), None
+    return Formatter.compile(DEFAULT_ACCESS_LOG_FORMAT), None
+
+
+def _compile_json(node: Node) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, child in node.items():
+        if isinstance(child.value, dict):
+            out[key] = _compile_json(child)
+        else:
+            out[key] = Formatter.compile(child.str(), child)
+    return out
+
+
+def parse_access_log(node: Node) -> AccessLogConfig:
+    node.check_fields("name typed_config", required=("name",), message="access log filters are not supported")
+    name = node.req("name").str(allow_empty=False)
+    tc = node.req("typed_config")
+    t = any_type(tc)
+    if t in (STDOUT_LOG_TYPE, STDERR_LOG_TYPE):
+        tc.check_fields("@type log_format")
+        text, js = (
+            parse_log_format(tc.req("log_format"))
+            if tc.has("log_format")
+            else (
+                Formatter.compile(DEFAULT_ACCESS_LOG_FORMAT),
+                None,
+            )
+        )
+        return AccessLogConfig(name, "stdout" if t == STDOUT_LOG_TYPE else "stderr", None, text, js)
+    if t == FILE_LOG_TYPE:
+        tc.check_fields("@type path log_format format json_format", required=("path",))
+        if tc.has("log_format"):
+            text, js = parse_log_format(tc.req("log_format"))
+        elif tc.has("format"):
+            text, js = Formatter.compile(tc.req("format").str(), tc.child("format")), None
+        elif tc.has("json_format"):
+            text, js = None, _compile_json(tc.req("json_format"))
+        else:
+            text, js = Formatter.compile(DEFAULT_ACCESS_LOG_FORMAT), None
+        path = tc.req("path").str(allow_empty=False)
+        if path != "/dev/stdout" and path != "/dev/stderr":
+            path = str(tc.source.resolve(path))
+        return AccessLogConfig(name, "file", path, text, js)
+    if t == WASM_LOG_TYPE:
+        try:
+            from ..filters.wasm.access_log import parse_wasm_access_log
+        except ImportError:
+            raise tc.child("@type").error("envoy.access_loggers.wasm is not available") from None
+        return AccessLogConfig(name, "wasm", plugin=parse_wasm_access_log(tc))
+    raise tc.child("@type").error(
+        f"unsupported access logger {t!r} (wasmlab supports stdout, stderr, file and wasm access loggers)"
+    )
+
+
+# ---- HTTP connection manager --------------------------------------------------------------------
+_HCM_IGNORED = (
+    "codec_type",
+    "use_remote_address",
+    "skip_xff_append",
+    "xff_num_trusted_hops",
+    "normalize_path",
+    "merge_slashes",
+    "common_http_protocol_options",
+    "http_protocol_options",
+    "http2_protocol_options",
+    "stream_idle_timeout",
+    "request_timeout",
+    "request_headers_timeout",
+    "drain_timeout",
+    "delayed_close_timeout",
+    "max_request_headers_kb",
+    "upgrade_configs",
+    "forward_client_cert_details",
+    "set_current_client_cert_details",
+    "tracing",
+    "add_user_agent",
+    "internal_address_config",
+    "path_with_escaped_slashes_action",
+    "preserve_external_request_id",
+    "always_set_request_id_in_response",
+    "strip_matching_host_port",
+    "strip_any_host_port",
+    "proxy_100_continue",
+    "access_log_options",
+    "via",
+    "local_reply_config",
+)
+
+
+def _per_filter_parser(filters: dict[str, HttpFilterConfig]) -> Any:
+    def parse(node: Node | None) -> dict[str, Any]:
+        if node is None:
+            return {}
+        out: dict[str, Any] = {}
+        for key, child in node.items():
+            t = any_type(child)
+            disabled = False
+            inner = child
+            if t == FILTER_CONFIG_TYPE:
+                child.check_fields("@type config disabled is_optional")
+                disabled = child.req("disabled").bool() if child.has("disabled") else False
+                if not child.has("config"):
+                    out[key] = PerRouteDisabled() if disabled else None
+                    continue
+                inner = child.req("config")
+                t = any_type(inner)
+            f = filters.get(key)
+            cls = type(f.factory) if f is not None and t in type(f.factory).per_route_type_urls else None
+            if cls is None:
+                cls = per_route_factory(t)
+            if cls is None:
+                raise child.error(
+                    f"Didn't find a registered implementation for '{key}' with type URL: '{t.split('/', 1)[-1]}'"
+                )
+            parsed = cls.parse_per_route(inner)
+            out[key] = PerRouteDisabled() if disabled else parsed
+        return out
+
+    return parse
+
+
+class PerRouteDisabled:
+    """``typed_per_filter_config`` said ``disabled: true`` for this filter on this route."""
+
+    def __repr__(self) -> str:
+        return "PerRouteDisabled()"
+
+
+def parse_http_filter(node: Node, ctx: FactoryContext) -> HttpFilterConfig:
+    node.check_fields("name typed_config disabled is_optional", required=("name",))
+    name = node.req("name").str(allow_empty=False)
+    disabled = node.req("disabled").bool() if node.has("disabled") else False
+    if name.startswith("wasmlab.native."):
+        from ..filters.native.custom import NATIVE_TYPE_URL
+
+        t = NATIVE_TYPE_URL
+        tc = node.get("typed_config")
+        cfg = tc if tc is not None else node
+    else:
+        if not node.has("typed_config"):
+            raise node.error(
+                f"missing required field 'typed_config' (Envoy selects the filter by its \"@type\"; "
+                f"supported: {', '.join(u.rsplit('/', 1)[-1] for u in supported_http_filters())})"
+            )
+        cfg = node.req("typed_config")
+        t = any_type(cfg)
+    cls = http_filter_factory(t)
+    if cls is None:
+        known = ", ".join(u.rsplit("/", 1)[-1] for u in supported_http_filters() if u.startswith("type."))
+        raise cfg.child("@type").error(
+            f"Didn't find a registered implementation for '{name}' with type URL: "
+            f"'{t.split('/', 1)[-1]}' (wasmlab supports: {known}; custom Python filters use "
+            "name: wasmlab.native.<name>)"
+        )
+    return HttpFilterConfig(name, t, cls(name, cfg, ctx), disabled)
+
+
+def parse_hcm(node: Node, source: Source, clusters: dict[str, ClusterConfig], buffer_limit: int) -> HcmConfig:
+    node.check_fields(
+        "@type stat_prefix route_config http_filters access_log server_name server_header_transformation "
+        "generate_request_id",
+        required=("stat_prefix",),
+        ignored=_HCM_IGNORED,
+        message="rds and scoped_routes (dynamic routes) are not supported",
+    )
+    stat_prefix = node.req("stat_prefix").str()
+    ctx = FactoryContext(source, stat_prefix, set(clusters))
+    filters_node = node.req("http_filters") if node.has("http_filters") else None
+    filters: list[HttpFilterConfig] = []
+    for fn in filters_node.list() if filters_node is not None else []:
+        filters.append(parse_http_filter(fn, ctx))
+    # Envoy: the terminal filter must be last, and the last filter must be terminal
+    for i, (f, fn) in enumerate(zip(filters, filters_node.list() if filters_node else [], strict=True)):
+        last = i == len(filters) - 1
+        kind = f.type_url.split("/", 1)[-1]
+        if f.factory.terminal and not last:
+            raise fn.error(
+                f"terminal filter named {f.name} of type {kind} must be the last filter in a http filter chain."
+            )
+        if last and not f.factory.terminal:
+            raise fn.error(
+                f"non-terminal filter named {f.name} of type {kind} is the last filter in a http filter chain."
+            )
+    if not filters:
+        raise node.error("http_filters is empty: add envoy.filters.http.router as the last filter")
+    by_name: dict[str, HttpFilterConfig] = {}
+    for f in filters:
+        by_name.setdefault(f.name, f)
+    if not node.has("route_config"):
+        raise node.error("missing required field 'route_config' (rds is not supported)")
+    rc_node = node.req("route_config")
+    route_config = parse_route_configuration(rc_node, _per_filter_parser(by_name))
+    _check_route_clusters(rc_node, route_config, clusters)
+    logs = [parse_access_log(a) for a in node.req("access_log").list()] if node.has("access_log") else []
+    server_name = node.req("server_name").str() if node.has("server_name") else "envoy"
+    sht = "OVERWRITE"
+    if node.has("server_header_transformation"):
+        sht = node.req("server_header_transformation").enum(("OVERWRITE", "APPEND_IF_ABSENT", "PASS_THROUGH"))
+    gen = node.req("generate_request_id").bool_value() if node.has("generate_request_id") else True
+    return HcmConfig(stat_prefix, route_config, filters, logs, server_name, sht, gen, buffer_limit)
+
+
+def _check_route_clusters(rc_node: Node, rc: RouteConfiguration, clusters: dict[str, ClusterConfig]) -> None:
+    from .route import RouteAction
+
+    vh_nodes = rc_node.req("virtual_hosts").list() if rc_node.has("virtual_hosts") else []
+    for vh, vn in zip(rc.virtual_hosts, vh_nodes, strict=True):
+        r_nodes = vn.req("routes").list() if vn.has("routes") else []
+        for r, rn in zip(vh.routes, r_nodes, strict=True):
+            if isinstance(r.action, RouteAction) and r.action.cluster not in clusters:
+                raise rn.child("route").child("cluster").error(f"route: unknown cluster '{r.action.cluster}'")
+
+
+# ---- listeners -------------------------------------------------------------------------------------
+def parse_listener(node: Node, source: Source, clusters: dict[str, ClusterConfig], index: int) -> ListenerConfig:
+    node.check_fields(
+        "name address filter_chains per_connection_buffer_limit_bytes",
+        required=("address", "filter_chains"),
+        ignored=(
+            "listener_filters",
+            "traffic_direction",
+            "stat_prefix",
+            "access_log",
+            "enable_reuse_port",
+            "socket_options",
+            "listener_filters_timeout",
+            "connection_balance_config",
+            "tcp_backlog_size",
+        ),
+    )
+    name = node.req("name").str() if node.has("name") else f"listener_{index}"
+    address = parse_socket_address(node.req("address"))
+    limit = DEFAULT_BUFFER_LIMIT
+    if node.has("per_connection_buffer_limit_bytes"):
+        limit = node.req("per_connection_buffer_limit_bytes").value
+        limit = limit.get("value") if isinstance(limit, dict) else limit
+        limit = Node(limit, node.child("per_connection_buffer_limit_bytes").path, source, node.line).int(1)
+    chains = node.req("filter_chains").list()
+    if not chains:
+        raise node.child("filter_chains").error("at least one filter chain is required")
+    if len(chains) > 1:
+        raise node.child("filter_chains").error("wasmlab supports one filter chain per listener")
+    chain = chains[0].check_fields(
+        "filters",
+        required=("filters",),
+        ignored=("name", "filter_chain_match"),
+        message="transport_socket (TLS) is not supported",
+    )
+    filters = chain.req("filters").list()
+    if not filters:
+        raise chain.child("filters").error("at least one network filter is required")
+    hcm: HcmConfig | None = None
+    network: list[NetworkFilterConfig] = []
+    for fn in filters:
+        fn.check_fields("name typed_config", required=("name", "typed_config"))
+        tc = fn.req("typed_config")
+        t = any_type(tc)
+        if t == HCM_TYPE:
+            if len(filters) != 1 or hcm is not None:
+                raise fn.error("the http_connection_manager must be the only network filter of its chain")
+            hcm = parse_hcm(tc, source, clusters, limit)
+        else:
+            network.append(_parse_network_filter(fn, tc, t, source, clusters))
+    return ListenerConfig(name, address, hcm, network, limit)
+
+
+def _parse_network_filter(
+    fn: Node, tc: Node, t: str, source: Source, clusters: dict[str, ClusterConfig]
+) -> NetworkFilterConfig:
+    try:
+        from ..filters.network import parse_network_filter
+    except ImportError:
+        parse_network_filter = None
+    if parse_network_filter is None:
+        raise tc.child("@type").error(
+            f"unsupported network filter {t!r} (wasmlab supports envoy.filters.network.http_connection_manager)"
+        )
+    return parse_network_filter(fn.req("name").str(), tc, t, source, set(clusters))
+
+
+# ---- bootstrap ---------------------------------------------------------------------------------------
+def parse_bootstrap(source: Source) -> Bootstrap:
+    root = source.load()
+    root.check_fields(
+        "static_resources admin bootstrap_extensions",
+        ignored=(
+            "node",
+            "layered_runtime",
+            "stats_config",
+            "stats_flush_interval",
+            "overload_manager",
+            "watchdogs",
+            "cluster_manager",
+            "stats_sinks",
+        ),
+        message="dynamic_resources (xDS) is not supported",
+    )
+    admin = None
+    if root.has("admin"):
+        a = root.req("admin").check_fields("address", ignored=("access_log", "access_log_path", "profile_path"))
+        if a.has("address"):
+            admin = parse_socket_address(a.req("address"))
+    sr = root.req("static_resources").check_fields("listeners clusters", ignored=("secrets",))
+    clusters: dict[str, ClusterConfig] = {}
+    for cn in sr.req("clusters").list() if sr.has("clusters") else []:
+        c = parse_cluster(cn)
+        if c.name in clusters:
+            raise cn.child("name").error(f"cluster manager: duplicate cluster '{c.name}'")
+        clusters[c.name] = c
+    extensions = []
+    for en in root.req("bootstrap_extensions").list() if root.has("bootstrap_extensions") else []:
+        en.check_fields("name typed_config", required=("name", "typed_config"))
+        tc = en.req("typed_config")
+        extensions.append(_parse_bootstrap_extension(en.req("name").str(), tc, any_type(tc), source))
+    listeners: list[ListenerConfig] = []
+    names: set[str] = set()
+    for i, ln in enumerate(sr.req("listeners").list() if sr.has("listeners") else []):
+        lst = parse_listener(ln, source, clusters, i)
+        if lst.name in names:
+            raise ln.child("name").error(f"error adding listener: duplicate listener name '{lst.name}'")
+        names.add(lst.name)
+        listeners.append(lst)
+    if not listeners and not extensions:
+        raise sr.error("no listeners: add static_resources.listeners with an http_connection_manager")
+    return Bootstrap(source, listeners, clusters, extensions, admin)
+
+
+def _parse_bootstrap_extension(name: str, tc: Node, t: str, source: Source) -> BootstrapExtensionConfig:
+    wasm_service = "type.googleapis.com/envoy.extensions.wasm.v3.WasmService"
+    if t != wasm_service:
+        raise tc.child("@type").error(
+            f"unsupported bootstrap extension {t!r} (wasmlab supports envoy.extensions.wasm.v3.WasmService)"
+        )
+    config = None
+    try:
+        from ..filters.wasm.service import parse_wasm_service
+    except ImportError:
+        parse_wasm_service = None
+    if parse_wasm_service is not None:
+        config = parse_wasm_service(tc)
+    return BootstrapExtensionConfig(name, t, tc, config)
+
+
+def load_config(source: str | os.PathLike[str]) -> Bootstrap:
+    """Parse an Envoy bootstrap (path or YAML text); raises ``ConfigError`` with a YAML path."""
+    try:
+        return parse_bootstrap(Source.from_arg(source))
+    except ConfigError:
+        raise
+    except RecursionError:
+        raise ConfigError("config is nested too deeply") from None

@@ -1,0 +1,277 @@
+"""Loading Envoy YAML with line numbers, and walking it with a YAML path for errors.
+
+Envoy reports config errors in protobuf terms; a learner needs to know *where* in the file the
+problem is. We load YAML with a loader that remembers the line of every mapping key and sequence
+item, and walk the tree with :class:`Node`, which knows its YAML path
+(``static_resources.listeners[0].filter_chains[0]...``) so every error names it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import ConfigError
+
+
+class _LineDict(dict):
+    __slots__ = ("line", "key_lines")
+
+
+class _LineList(list):
+    __slots__ = ("line", "item_lines")
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> _LineDict:
+    loader.flatten_mapping(node)
+    d = _LineDict()
+    d.line = node.start_mark.line + 1
+    d.key_lines = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if not isinstance(key, str | int | float | bool) and key is not None:
+            raise yaml.constructor.ConstructorError(None, None, "found an unhashable key", key_node.start_mark)
+        if key in d:
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+        d[key] = loader.construct_object(value_node, deep=True)
+        d.key_lines[key] = key_node.start_mark.line + 1
+    return d
+
+
+def _construct_sequence(loader: _Loader, node: yaml.SequenceNode) -> _LineList:
+    lst = _LineList(loader.construct_object(child, deep=True) for child in node.value)
+    lst.line = node.start_mark.line + 1
+    lst.item_lines = [child.start_mark.line + 1 for child in node.value]
+    return lst
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a config came from: a file (errors cite it) or text (errors cite ``<string>``)."""
+
+    name: str  # file path as given, or "<string>"
+    base_dir: Path  # relative filenames resolve here
+    text: str
+
+    @classmethod
+    def from_arg(cls, source: str | os.PathLike[str]) -> Source:
+        if isinstance(source, os.PathLike):
+            path = Path(source)
+            return cls._from_file(path)
+        if not isinstance(source, str):
+            raise TypeError(f"config source must be a path or YAML text, got {type(source).__name__}")
+        if "\n" not in source and source.strip() and Path(source).is_file():
+            return cls._from_file(Path(source))
+        if "\n" not in source and re.search(r"\.(ya?ml|json)$", source.strip()):
+            raise ConfigError(f"{source}: no such config file")
+        return cls("<string>", Path.cwd(), source)
+
+    @classmethod
+    def _from_file(cls, path: Path) -> Source:
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: no such config file") from None
+        except OSError as e:
+            raise ConfigError(f"{path}: cannot read config file: {e.strerror}") from None
+        return cls(str(path), path.resolve().parent, text)
+
+    def load(self) -> Node:
+        try:
+            data = yaml.load(self.text, Loader=_Loader)
+        except yaml.MarkedYAMLError as e:
+            mark = e.problem_mark or e.context_mark
+            where = f":{mark.line + 1}" if mark is not None else ""
+            problem = e.problem or e.context or "invalid YAML"
+            raise ConfigError(f"{self.name}{where}: YAML syntax error: {problem}") from None
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{self.name}: YAML syntax error: {e}") from None
+        if data is None:
+            raise ConfigError(f"{self.name}: the config is empty")
+        if not isinstance(data, dict):
+            raise ConfigError(
+                f"{self.name}: the top level must be a mapping (an Envoy bootstrap), got {_type_name(data)}"
+            )
+        return Node(data, "", self, getattr(data, "line", 1))
+
+    def resolve(self, filename: str) -> Path:
+        p = Path(filename)
+        return p if p.is_absolute() else self.base_dir / p
+
+
+def _type_name(v: Any) -> str:
+    if isinstance(v, dict):
+        return "a mapping"
+    if isinstance(v, list):
+        return "a list"
+    if isinstance(v, bool):
+        return "a boolean"
+    if isinstance(v, int | float):
+        return "a number"
+    if isinstance(v, str):
+        return "a string"
+    if v is None:
+        return "nothing (null)"
+    return type(v).__name__
+
+
+class Node:
+    """A value in the YAML tree plus its path and line, with typed accessors that raise
+    ``ConfigError("<file>:<line>: <yaml path>: <problem>")``."""
+
+    __slots__ = ("value", "path", "source", "line")
+
+    def __init__(self, value: Any, path: str, source: Source, line: int) -> None:
+        self.value = value
+        self.path = path
+        self.source = source
+        self.line = line
+
+    # ---- errors --------------------------------------------------------------------------
+    def error(self, message: str, key: str | None = None) -> ConfigError:
+        path = self.path
+        line = self.line
+        if key is not None:
+            path = f"{path}.{key}" if path else key
+            kl = getattr(self.value, "key_lines", None)
+            if kl and key in kl:
+                line = kl[key]
+        where = f"{self.source.name}:{line}" if line else self.source.name
+        return ConfigError(f"{where}: {path or '(top level)'}: {message}")
+
+    # ---- navigation ----------------------------------------------------------------------
+    def child(self, key: str | int) -> Node:
+        if isinstance(key, int):
+            lines = getattr(self.value, "item_lines", None)
+            line = lines[key] if lines else self.line
+            return Node(self.value[key], f"{self.path}[{key}]", self.source, line)
+        kl = getattr(self.value, "key_lines", None)
+        line = kl.get(key, self.line) if kl else self.line
+        path = f"{self.path}.{key}" if self.path else str(key)
+        return Node(self.value[key], path, self.source, line)
+
+    def mapping(self, what: str = "a mapping") -> Node:
+        if not isinstance(self.value, dict):
+            raise self.error(f"expected {what}, got {_type_name(self.value)}")
+        return self
+
+    def check_fields(
+        self,
+        known: str | set[str] | frozenset[str] | tuple[str, ...],
+        required: tuple[str, ...] = (),
+        ignored: tuple[str, ...] | frozenset[str] = (),
+        message: str = "",
+    ) -> Node:
+        """Reject unknown keys (as Envoy does) and report missing required ones."""
+        self.mapping()
+        if isinstance(known, str):
+            known = set(known.split())
+        allowed = set(known) | set(ignored)
+        for key in self.value:
+            if key not in allowed:
+                supported = ", ".join(sorted(known))
+                extra = f"; {message}" if message else ""
+                raise self.error(
+                    f"unknown field '{key}' (wasmlab supports: {supported}){extra}",
+                )
+        for key in required:
+            if key not in self.value or self.value[key] is None:
+                raise self.error(f"missing required field '{key}'")
+        return self
+
+    def has(self, key: str) -> bool:
+        return isinstance(self.value, dict) and key in self.value and self.value[key] is not None
+
+    def get(self, key: str) -> Node | None:
+        if not self.has(key):
+            return None
+        return self.child(key)
+
+    def req(self, key: str) -> Node:
+        if not self.has(key):
+            raise self.error(f"missing required field '{key}'")
+        return self.child(key)
+
+    def items(self) -> Iterator[tuple[str, Node]]:
+        self.mapping()
+        for key in self.value:
+            yield key, self.child(key)
+
+    def list(self, what: str = "a list") -> list[Node]:
+        if self.value is None:
+            return []
+        if not isinstance(self.value, list):
+            raise self.error(f"expected {what}, got {_type_name(self.value)}")
+        return [self.child(i) for i in range(len(self.value))]
+
+    # ---- scalars -------------------------------------------------------------------------
+    def str(self, allow_empty: bool = True) -> str:
+        v = self.value
+        if isinstance(v, bool) or not isinstance(v, str | int | float):
+            raise self.error(f"expected a string, got {_type_name(v)}")
+        s = str(v)
+        if not allow_empty and not s:
+            raise self.error("must not be empty")
+        return s
+
+    def int(self, minimum: int | None = None, maximum: int | None = None) -> int:
+        v = self.value
+        if isinstance(v, str) and re.fullmatch(r"-?\d+", v.strip()):
+            v = int(v)
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise self.error(f"expected an integer, got {_type_name(self.value)}")
+        if minimum is not None and v < minimum:
+            raise self.error(f"must be >= {minimum}, got {v}")
+        if maximum is not None and v > maximum:
+            raise self.error(f"must be <= {maximum}, got {v}")
+        return v
+
+    def bool(self) -> bool:
+        v = self.value
+        if isinstance(v, bool):
+            return v
+        if isinstance(v, str) and v.lower() in ("true", "false"):
+            return v.lower() == "true"
+        raise self.error(f"expected true or false, got {_type_name(v)}")
+
+    def bool_value(self) -> bool:
+        """``google.protobuf.BoolValue``: a bare bool or ``{value: bool}``."""
+        if isinstance(self.value, dict):
+            self.check_fields("value")
+            n = self.get("value")
+            return n.bool() if n is not None else False
+        return self.bool()
+
+    def enum(self, choices: tuple[str, ...] | list[str]) -> str:
+        s = self.str()
+        if s not in choices:
+            raise self.error(f"unknown value '{s}' (expected one of: {', '.join(choices)})")
+        return s
+
+    def duration(self) -> float:
+        """``google.protobuf.Duration``: ``"1.5s"`` or ``{seconds, nanos}``; returns seconds."""
+        v = self.value
+        if isinstance(v, dict):
+            self.check_fields("seconds nanos")
+            secs = self.get("seconds")
+            nanos = self.get("nanos")
+            return (secs.int(0) if secs else 0) + (nanos.int(0) if nanos else 0) / 1e9
+        if isinstance(v, str):
+            m = re.fullmatch(r"\s*(\d+(?:\.\d{1,9})?)s\s*", v)
+            if m:
+                return float(m.group(1))
+        raise self.error(f'expected a duration such as "1.5s", got {v!r}')

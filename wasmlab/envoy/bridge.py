@@ -1,0 +1,322 @@
+"""The bridge to real Envoy: run the same YAML, the same upstream apps, the same requests.
+
+``run(config, workers=1)`` rewrites the bootstrap so every listener and the admin interface bind
+free 127.0.0.1 ports and every cluster endpoint points at a loopback server that serves the app
+given to ``upstream()`` (default: the same JSON echo app the in-process proxy uses). Envoy starts
+with ``--concurrency`` = workers and the YAML's folder as its working directory (so relative
+``filename``s mean the same files on both sides), and the bridge waits for ``/ready``. Requests go
+out on raw sockets with exactly the headers ``proxy.request`` would use. ``close()`` always stops
+Envoy and the servers it started, by PID.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import tempfile
+import time
+import weakref
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import EnvoyFailed
+from ..host.proxy import StreamReset, make_request_spec
+from ..host.upstream import NO_APP, echo_app
+from ..http import Response
+from ..trace import Trace
+from .binary import find_envoy
+from .logparse import LOG_FORMAT, LogLine, parse_lines, to_trace
+from .wire import LoopbackServer, WireError, free_port, send_request
+
+
+def _load_source(config: str | os.PathLike[str]) -> tuple[dict[str, Any], Path, str]:
+    """(YAML data, working dir, name) for a path or YAML text."""
+    if isinstance(config, os.PathLike) or ("\n" not in str(config) and Path(str(config)).is_file()):
+        path = Path(config)
+        return yaml.safe_load(path.read_text()), path.resolve().parent, str(path)
+    return yaml.safe_load(str(config)), Path.cwd(), "<string>"
+
+
+def _critical(text: str) -> str:
+    """The line explaining why Envoy refused to start."""
+    lines = parse_lines(text)
+    for ln in reversed(lines):
+        if ln.level in ("critical", "error"):
+            msg = ln.message
+            if "error initializing configuration" in msg:
+                msg = msg.split("': ", 1)[-1] if "': " in msg else msg
+            return " ".join(msg.split())
+    tail = [ln for ln in text.strip().splitlines() if ln.strip()]
+    return tail[-1] if tail else "envoy exited without a message"
+
+
+def validate(config: str | os.PathLike[str], timeout: float = 60.0) -> tuple[bool, str]:
+    """Run ``envoy --mode validate``; returns (ok, message)."""
+    exe = find_envoy()
+    if isinstance(config, os.PathLike) or ("\n" not in str(config) and Path(str(config)).is_file()):
+        path = Path(config).resolve()
+        cwd = path.parent
+        tmp = None
+    else:
+        with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as tmp:
+            tmp.write(str(config))
+        path = Path(tmp.name)
+        cwd = Path.cwd()
+    try:
+        proc = subprocess.run(
+            [
+                exe,
+                "--mode",
+                "validate",
+                "-c",
+                str(path),
+                "--disable-hot-restart",
+                "--use-dynamic-base-id",
+                "--log-format",
+                LOG_FORMAT,
+                "-l",
+                "error",
+            ],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    finally:
+        if tmp is not None:
+            os.unlink(tmp.name)
+    if proc.returncode == 0:
+        return True, proc.stdout.strip()
+    return False, _critical(proc.stderr + proc.stdout)
+
+
+def _stop_process(proc: subprocess.Popen[bytes], servers: list[LoopbackServer]) -> None:
+    if proc.poll() is None:
+        try:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        except OSError:
+            pass
+    for s in servers:
+        s.close()
+
+
+class EnvoyRun:
+    """A running real Envoy with its loopback upstreams."""
+
+    def __init__(
+        self,
+        config: str | os.PathLike[str],
+        workers: int = 1,
+        apps: dict[str, Any] | None = None,
+        log_level: str = "info",
+        component_log_level: str | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        data, cwd, name = _load_source(config)
+        if not isinstance(data, dict):
+            raise EnvoyFailed(f"{name}: not an Envoy bootstrap")
+        self.name = name
+        self.cwd = cwd
+        self.workers = workers
+        self._apps: dict[str, Any] = dict(apps or {})
+        self.servers: dict[str, LoopbackServer] = {}
+        self.listener_ports: dict[str, int] = {}
+        self.admin_port = free_port()
+        self._rewrite(data)
+        self._tmpdir = tempfile.TemporaryDirectory(prefix="wasmlab-envoy-")
+        cfg_path = Path(self._tmpdir.name) / "envoy.yaml"
+        cfg_path.write_text(yaml.safe_dump(data, sort_keys=False))
+        self.log_path = Path(self._tmpdir.name) / "envoy.log"
+        self._log_file = open(self.log_path, "wb")  # noqa: SIM115 - closed in close()
+        args = [
+            find_envoy(),
+            "-c",
+            str(cfg_path),
+            "--concurrency",
+            str(workers),
+            "--disable-hot-restart",
+            "--use-dynamic-base-id",
+            "-l",
+            log_level,
+            "--log-format",
+            LOG_FORMAT,
+        ]
+        if component_log_level:
+            args += ["--component-log-level", component_log_level]
+        self.proc = subprocess.Popen(args, cwd=cwd, stdout=self._log_file, stderr=subprocess.STDOUT)
+        self._finalizer = weakref.finalize(self, _stop_process, self.proc, list(self.servers.values()))
+        self._closed = False
+        self._thread_names: dict[int, str] = {}
+        try:
+            self._wait_ready(timeout)
+        except BaseException:
+            self.close()
+            raise
+
+    # ---- config rewrite ---------------------------------------------------------------------
+    def _app(self, cluster: str) -> Any:
+        return self._apps.get(cluster, echo_app)
+
+    def _rewrite(self, data: dict[str, Any]) -> None:
+        data["admin"] = {"address": {"socket_address": {"address": "127.0.0.1", "port_value": self.admin_port}}}
+        sr = data.get("static_resources") or {}
+        for i, lst in enumerate(sr.get("listeners") or []):
+            port = free_port()
+            lst["address"] = {"socket_address": {"address": "127.0.0.1", "port_value": port}}
+            self.listener_ports[lst.get("name") or f"listener_{i}"] = port
+        for c in sr.get("clusters") or []:
+            name = c["name"]
+            la = c.get("load_assignment") or {}
+            has_endpoints = any(g.get("lb_endpoints") for g in la.get("endpoints") or [])
+            app = self._app(name)
+            if not has_endpoints and name not in self._apps:
+                continue
+            if app is None or app is NO_APP:
+                port = free_port()  # nothing listens there: a refused connection
+            else:
+                server = LoopbackServer(lambda name=name: self._app(name), name)
+                self.servers[name] = server
+                port = server.port
+            c["type"] = "STATIC"
+            c.pop("dns_lookup_family", None)
+            c["load_assignment"] = {
+                "cluster_name": name,
+                "endpoints": [
+                    {
+                        "lb_endpoints": [
+                            {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": port}}}}
+                        ]
+                    }
+                ],
+            }
+
+    def upstream(self, cluster_name: str, app: Any) -> None:
+        """Swap the app behind a cluster's loopback server (apps only; not None)."""
+        if cluster_name not in self.servers:
+            raise KeyError(f"no loopback upstream for cluster {cluster_name!r}")
+        self._apps[cluster_name] = app
+
+    # ---- lifecycle --------------------------------------------------------------------------
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise EnvoyFailed(f"real Envoy refused {self.name}: {_critical(self.log_text())}")
+            try:
+                r = send_request("127.0.0.1", self.admin_port, "GET", "/ready", [("host", "localhost")], b"", 1.0)
+                if r.status == 200:
+                    self._read_thread_names()
+                    return
+            except (OSError, WireError):
+                pass
+            time.sleep(0.02)
+        raise EnvoyFailed(f"real Envoy did not become ready within {timeout:g}s")
+
+    def _read_thread_names(self) -> None:
+        pid = self.proc.pid
+        names = {pid: "main"}
+        try:
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                comm = Path(f"/proc/{pid}/task/{tid}/comm").read_text().strip()
+                if comm.startswith("wrk:"):
+                    names[int(tid)] = comm[4:]
+        except OSError:
+            pass
+        self._thread_names = names
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._finalizer()
+        try:
+            self._log_file.close()
+        except OSError:
+            pass
+
+    def __enter__(self) -> EnvoyRun:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+        self._tmpdir.cleanup()
+
+    # ---- traffic ------------------------------------------------------------------------------
+    def request(
+        self,
+        method: str,
+        path: str,
+        headers: Any = None,
+        body: bytes | str = b"",
+        timeout: float = 10.0,
+        listener: str | None = None,
+        trailers: Any = None,
+    ) -> Response:
+        spec = make_request_spec(method, path, headers, body, trailers)
+        port = self.listener_ports[listener] if listener else next(iter(self.listener_ports.values()))
+        try:
+            return send_request("127.0.0.1", port, spec.method, spec.path, spec.wire_headers(), spec.body, timeout)
+        except WireError as e:
+            raise StreamReset(str(e)) from None
+
+    def stats(self) -> dict[str, int]:
+        r = send_request("127.0.0.1", self.admin_port, "GET", "/stats?format=json", [("host", "localhost")], b"")
+        out: dict[str, int] = {}
+        for s in json.loads(r.body).get("stats", []):
+            if "value" in s:
+                out[s["name"]] = s["value"]
+        return out
+
+    def log_text(self) -> str:
+        try:
+            self._log_file.flush()
+        except (OSError, ValueError):
+            pass
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def log_lines(self) -> list[LogLine]:
+        return parse_lines(self.log_text())
+
+    def wait_for_log(self, predicate: Any, timeout: float = 5.0) -> bool:
+        """Wait until some parsed log line satisfies ``predicate(LogLine)``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(predicate(ln) for ln in self.log_lines()):
+                return True
+            time.sleep(0.02)
+        return False
+
+    @property
+    def logs(self) -> list[str]:
+        """Log lines in ``proxy.logs`` shape: ``[level][logger] message``."""
+        return [ln.short() for ln in self.log_lines()]
+
+    def thread_name(self, tid: int) -> str:
+        return self._thread_names.get(tid, f"tid{tid}")
+
+    @property
+    def trace(self) -> Trace:
+        return to_trace(self.log_lines(), self._thread_names)
+
+
+def run(
+    config: str | os.PathLike[str],
+    workers: int = 1,
+    apps: dict[str, Any] | None = None,
+    log_level: str = "info",
+    component_log_level: str | None = None,
+    timeout: float = 30.0,
+) -> EnvoyRun:
+    """Start real Envoy on ``config`` (use as a context manager)."""
+    return EnvoyRun(config, workers, apps, log_level, component_log_level, timeout)

@@ -1,0 +1,242 @@
+"""HTTP/1.1 on raw sockets: the bridge's client and its loopback upstream server.
+
+Neither adds a header of its own (no ``User-Agent``, ``Server``, ``Date``, ``Accept-Encoding``),
+so real Envoy receives exactly the request ``proxy.request`` models and the upstream answers
+exactly what the app returned. Both bind/connect on 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from ..http import HeaderMap, Request, Response, reason_phrase
+
+MAX_HEADER_BYTES = 256 * 1024
+
+
+class WireError(Exception):
+    """The peer closed or sent something that is not HTTP/1.1."""
+
+
+class _Reader:
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buf = bytearray()
+
+    def _fill(self) -> bool:
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            return False
+        self.buf += chunk
+        return True
+
+    def readline(self) -> bytes:
+        while True:
+            i = self.buf.find(b"\r\n")
+            if i >= 0:
+                line = bytes(self.buf[:i])
+                del self.buf[: i + 2]
+                return line
+            if len(self.buf) > MAX_HEADER_BYTES:
+                raise WireError("header line too long")
+            if not self._fill():
+                raise WireError("connection closed")
+
+    def read(self, n: int) -> bytes:
+        while len(self.buf) < n:
+            if not self._fill():
+                raise WireError("connection closed before the body was complete")
+        data = bytes(self.buf[:n])
+        del self.buf[:n]
+        return data
+
+    def read_all(self) -> bytes:
+        while self._fill():
+            pass
+        data = bytes(self.buf)
+        self.buf.clear()
+        return data
+
+    def has_data(self) -> bool:
+        return bool(self.buf)
+
+
+def _read_headers(r: _Reader) -> list[tuple[str, str]]:
+    headers: list[tuple[str, str]] = []
+    total = 0
+    while True:
+        line = r.readline()
+        if not line:
+            return headers
+        total += len(line)
+        if total > MAX_HEADER_BYTES:
+            raise WireError("headers too large")
+        name, sep, value = line.decode("latin-1").partition(":")
+        if not sep:
+            raise WireError(f"malformed header line {line[:80]!r}")
+        headers.append((name.strip().lower(), value.strip()))
+
+
+def _read_body(r: _Reader, headers: HeaderMap, until_close: bool) -> tuple[bytes, HeaderMap | None]:
+    te = (headers.get("transfer-encoding") or "").lower()
+    if "chunked" in te:
+        body = bytearray()
+        while True:
+            size_line = r.readline().split(b";", 1)[0].strip()
+            size = int(size_line, 16)
+            if size == 0:
+                trailers = HeaderMap(_read_headers(r))
+                return bytes(body), (trailers if len(trailers) else None)
+            body += r.read(size)
+            r.readline()
+    cl = headers.get("content-length")
+    if cl is not None:
+        return r.read(int(cl)), None
+    if until_close:
+        return r.read_all(), None
+    return b"", None
+
+
+def _encode_headers(start_line: str, headers: list[tuple[str, str]]) -> bytes:
+    lines = [start_line] + [f"{k}: {v}" for k, v in headers]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+# ---- client -------------------------------------------------------------------------------------
+def send_request(
+    host: str,
+    port: int,
+    method: str,
+    path: str,
+    headers: list[tuple[str, str]],
+    body: bytes,
+    timeout: float = 10.0,
+) -> Response:
+    """One request on a fresh connection; headers are sent exactly as given."""
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.sendall(_encode_headers(f"{method} {path} HTTP/1.1", headers) + body)
+        r = _Reader(sock)
+        try:
+            status_line = r.readline().decode("latin-1")
+        except WireError:
+            raise WireError("the server closed the connection without a response") from None
+        parts = status_line.split(" ", 2)
+        if len(parts) < 2 or not parts[0].startswith("HTTP/"):
+            raise WireError(f"not an HTTP response: {status_line[:80]!r}")
+        status = int(parts[1])
+        hm = HeaderMap(_read_headers(r))
+        if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
+            return Response(status, hm, b"")
+        try:
+            body_out, trailers = _read_body(r, hm, until_close=True)
+        except WireError as e:
+            raise WireError(f"response body incomplete: {e}") from None
+        return Response(status, hm, body_out, trailers)
+
+
+# ---- loopback upstream server ----------------------------------------------------------------------
+class LoopbackServer:
+    """Serves one upstream app over HTTP/1.1 keep-alive on 127.0.0.1.
+
+    ``get_app()`` is read per request, so ``bridge.upstream(name, app)`` can swap apps. An app
+    that raises makes the server close the connection without answering (Envoy then reports a
+    connection termination), as a crashing upstream would.
+    """
+
+    def __init__(self, get_app: Callable[[], Any], name: str = "upstream") -> None:
+        self.get_app = get_app
+        self.name = name
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(64)
+        self.port = self._sock.getsockname()[1]
+        self._stop = threading.Event()
+        self._conns: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        self.errors: list[str] = []
+        self._thread = threading.Thread(target=self._accept_loop, name=f"loopback-{name}", daemon=True)
+        self._thread.start()
+
+    def _accept_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            with self._lock:
+                self._conns.add(conn)
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        from ..http.message import Response as Resp
+
+        r = _Reader(conn)
+        try:
+            while not self._stop.is_set():
+                try:
+                    line = r.readline().decode("latin-1")
+                except WireError:
+                    return
+                if not line:
+                    continue
+                method, path, _version = line.split(" ", 2)
+                headers = HeaderMap(_read_headers(r))
+                body, trailers = _read_body(r, headers, until_close=False)
+                app = self.get_app()
+                try:
+                    response = Resp.coerce(app(Request(method, path, headers, body, trailers)))
+                except Exception as e:
+                    self.errors.append(f"{type(e).__name__}: {e}")
+                    return  # close without answering
+                conn.sendall(self._encode(response, method))
+        except (OSError, WireError, ValueError):
+            return
+        finally:
+            with self._lock:
+                self._conns.discard(conn)
+            try:
+                conn.close()
+            except OSError:
+                pass
+
+    @staticmethod
+    def _encode(response: Response, method: str) -> bytes:
+        status = response.status
+        headers = list(response.headers)
+        body = response.body
+        no_body = status in (204, 304) or 100 <= status < 200
+        names = {k for k, _ in headers}
+        if no_body:
+            headers = [(k, v) for k, v in headers if k != "content-length"]
+            body = b""
+        elif "content-length" not in names and "transfer-encoding" not in names:
+            headers.append(("content-length", str(len(body))))
+        if method == "HEAD":
+            body = b""
+        return _encode_headers(f"HTTP/1.1 {status} {reason_phrase(status)}", headers) + body
+
+    def close(self) -> None:
+        self._stop.set()
+        try:
+            self._sock.close()
+        except OSError:
+            pass
+        with self._lock:
+            conns = list(self._conns)
+        for c in conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+                c.close()
+            except OSError:
+                pass
+
+
+def free_port() -> int:
+    """A port nothing listens on right now (127.0.0.1)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

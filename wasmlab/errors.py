@@ -1,0 +1,36 @@
+"""The errors wasmlab raises to its users.
+
+Every error a learner can cause carries a one-line message that names where the problem is (the
+file and YAML path, the module import, the script line) in Envoy's words where Envoy has words for
+it. The CLI prints ``str(error)`` on one line and exits with code 2.
+"""
+
+from __future__ import annotations
+
+
+class WasmlabError(Exception):
+    """Base class of every error wasmlab raises on purpose."""
+
+
+class ConfigError(WasmlabError, ValueError):
+    """The bootstrap YAML is malformed or uses something outside wasmlab's subset."""
+
+
+class StartupError(WasmlabError):
+    """The config parsed, but starting it failed (a Wasm VM refused to start, a script failed)."""
+
+
+class StreamTimeout(WasmlabError, TimeoutError):
+    """``proxy.request`` waited ``timeout`` seconds and the stream was still stopped."""
+
+
+class ProxyClosed(WasmlabError):
+    """The proxy was closed; create a new one."""
+
+
+class EnvoyNotFound(WasmlabError):
+    """No real Envoy binary is available for the bridge."""
+
+
+class EnvoyFailed(WasmlabError):
+    """Real Envoy refused the config or exited."""

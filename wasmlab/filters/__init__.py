@@ -1,0 +1,1 @@
+"""HTTP filter kinds: native (Python), Lua and Proxy-Wasm."""

@@ -1,0 +1,114 @@
+"""What every HTTP filter kind (native, Lua, Wasm) gives the host.
+
+Envoy splits an HTTP filter extension in two: a *factory* parsed once from the filter's
+``typed_config`` (``NamedHttpFilterConfigFactory``; it may also prepare per-thread state, e.g. a
+Lua state or a Wasm VM per worker), and a *filter instance* created per stream by that factory
+(``StreamDecoderFilter``/``StreamEncoderFilter``). We keep the same split:
+:class:`HttpFilterFactory` and :class:`StreamFilter`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from ..http import Buffer, FilterDataStatus, FilterHeadersStatus, FilterTrailersStatus, HeaderMap
+
+if TYPE_CHECKING:
+    from ..config.yaml_source import Node, Source
+    from ..host.dispatcher import Dispatcher
+    from ..host.filter_manager import FilterCallbacks
+    from ..host.proxy import Proxy
+    from ..host.stream_info import StreamInfo
+
+Continue = FilterHeadersStatus.Continue
+
+
+class StreamFilter:
+    """One filter instance on one stream. Defaults pass everything through (Continue)."""
+
+    #: set by the filter manager before the first callback
+    callbacks: FilterCallbacks
+    #: "native", "lua" or "wasm" (views colour filters by it)
+    kind: ClassVar[str] = "native"
+    #: whether the filter takes part in decoding (request) / encoding (response)
+    decoder: ClassVar[bool] = True
+    encoder: ClassVar[bool] = True
+
+    def set_callbacks(self, callbacks: FilterCallbacks) -> None:
+        self.callbacks = callbacks
+
+    # decoder side (request)
+    def decode_headers(self, headers: HeaderMap, end_stream: bool) -> FilterHeadersStatus:
+        return FilterHeadersStatus.Continue
+
+    def decode_data(self, data: Buffer, end_stream: bool) -> FilterDataStatus:
+        return FilterDataStatus.Continue
+
+    def decode_trailers(self, trailers: HeaderMap) -> FilterTrailersStatus:
+        return FilterTrailersStatus.Continue
+
+    # encoder side (response)
+    def encode_headers(self, headers: HeaderMap, end_stream: bool) -> FilterHeadersStatus:
+        return FilterHeadersStatus.Continue
+
+    def encode_data(self, data: Buffer, end_stream: bool) -> FilterDataStatus:
+        return FilterDataStatus.Continue
+
+    def encode_trailers(self, trailers: HeaderMap) -> FilterTrailersStatus:
+        return FilterTrailersStatus.Continue
+
+    # end of stream
+    def log(self, info: StreamInfo) -> None:
+        """Access-log phase (Envoy calls a filter's ``log()`` before destroying it)."""
+
+    def on_destroy(self) -> None:
+        """The stream is gone; release anything held (Envoy ``onDestroy``)."""
+
+
+class FactoryContext:
+    """What a filter factory may look at while parsing its config."""
+
+    def __init__(self, source: Source, stat_prefix: str, cluster_names: set[str]) -> None:
+        self.source = source
+        self.stat_prefix = stat_prefix
+        self.cluster_names = cluster_names
+
+
+class HttpFilterFactory:
+    """Parsed config of one ``http_filters`` entry; makes a filter per stream."""
+
+    #: the ``typed_config["@type"]`` this factory handles
+    type_url: ClassVar[str] = ""
+    #: type URLs accepted in ``typed_per_filter_config`` for this filter
+    per_route_type_urls: ClassVar[tuple[str, ...]] = ()
+    #: the terminal filter (router) must be last, as Envoy requires
+    terminal: ClassVar[bool] = False
+    #: short label used in traces and views ("native", "lua", "wasm")
+    kind: ClassVar[str] = "native"
+
+    def __init__(self, name: str, config: Node, ctx: FactoryContext) -> None:
+        self.name = name
+        self.proxy: Proxy | None = None
+
+    @classmethod
+    def parse_per_route(cls, node: Node) -> Any:
+        """Parse a ``typed_per_filter_config`` entry for this filter (default: not supported)."""
+        raise node.error(f"the filter type {cls.type_url.rsplit('/', 1)[-1]} has no per-route config")
+
+    # lifecycle, called by the proxy on the right threads
+    def start_main(self, proxy: Proxy) -> None:
+        """On the main thread before workers start (Envoy: config load, Wasm canary)."""
+        self.proxy = proxy
+
+    def start_worker(self, dispatcher: Dispatcher) -> None:
+        """On each worker thread as it starts (Envoy: thread-local state)."""
+
+    def stop_worker(self, dispatcher: Dispatcher) -> None:
+        """On each worker thread at shutdown."""
+
+    def stop_main(self) -> None:
+        """On the main thread at shutdown, after the workers stopped."""
+
+    def create_filter(self, dispatcher: Dispatcher) -> StreamFilter | None:
+        """A new filter instance for one stream on ``dispatcher``'s worker (None: skip)."""
+        raise NotImplementedError

@@ -1,0 +1,314 @@
+"""``envoy.filters.http.router``: the terminal filter that answers from the route table.
+
+What Envoy's router does, and wasmlab copies:
+
+* no route -> 404 local reply (``route_not_found``, no route headers);
+* ``direct_response`` -> local reply with the route's status and body (``direct_response``);
+  ``redirect`` -> 3xx with ``location``;
+* a cluster route -> the request goes upstream with ``x-envoy-expected-rq-timeout-ms`` (unless the
+  timeout is 0), then the route/virtual-host/route-config ``request_headers_to_add``, then the
+  ``host_rewrite``/``prefix_rewrite``/``regex_rewrite`` (with ``x-envoy-original-path``);
+* the upstream response gets ``x-envoy-upstream-service-time`` and the ``response_headers_to_add``
+  levels and travels the encoder filters: headers, the body as one frame, then an empty
+  end-of-stream frame (what Envoy's HTTP/1 codec produces); a bodyless response ends at headers;
+* the route timeout (default 15 s) starts when the request is complete and answers 504
+  ``upstream request timeout``; a failed upstream answers 503 with Envoy's reset text.
+
+Simplifications: no retries, no hedging, no shadowing; the request body is collected and handed
+to the app at end of stream (the app is a function, not a socket).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ...config.route import DirectResponse, Redirect, RouteAction, split_path
+from ...host.upstream import CONNECT_FAILURE, UpstreamResult, to_wire_response
+from ...http import Buffer, FilterDataStatus, FilterHeadersStatus, FilterTrailersStatus, HeaderMap, Request
+from ..base import HttpFilterFactory, StreamFilter
+from ..registry import register_http_filter
+
+if TYPE_CHECKING:
+    from ...config.yaml_source import Node
+    from ...host.dispatcher import Dispatcher, Timer
+    from ..base import FactoryContext
+
+ROUTER_TYPE = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+
+
+@register_http_filter
+class RouterFactory(HttpFilterFactory):
+    type_url = ROUTER_TYPE
+    terminal = True
+
+    def __init__(self, name: str, config: Node, ctx: FactoryContext) -> None:
+        super().__init__(name, config, ctx)
+        config.check_fields(
+            "@type suppress_envoy_headers",
+            ignored=(
+                "dynamic_stats",
+                "start_child_span",
+                "upstream_log",
+                "strict_check_headers",
+                "upstream_http_filters",
+            ),
+        )
+        self.suppress_envoy_headers = (
+            config.req("suppress_envoy_headers").bool() if config.has("suppress_envoy_headers") else False
+        )
+
+    def create_filter(self, dispatcher: Dispatcher) -> StreamFilter:
+        return RouterFilter(self)
+
+
+class RouterFilter(StreamFilter):
+    encoder = False  # the router only decodes; responses start here
+
+    def __init__(self, factory: RouterFactory) -> None:
+        self.factory = factory
+        self.route: Any = None
+        self.cluster: Any = None
+        self.headers: HeaderMap | None = None
+        self.body = bytearray()
+        self.trailers: HeaderMap | None = None
+        self.timer: Timer | None = None
+        self.sent_ns = 0
+        self.done = False
+
+    # ---- decoding ----------------------------------------------------------------------------
+    def decode_headers(self, headers: HeaderMap, end_stream: bool) -> FilterHeadersStatus:
+        cb = self.callbacks
+        stream = cb.stream
+        route = stream.route()
+        proxy = cb.proxy
+        if route is None:
+            proxy.stat_store.inc(stream.hcm.stat("no_route"))
+            cb.send_local_reply(404, b"", None, "route_not_found")
+            return FilterHeadersStatus.StopIteration
+        action = route.action
+        if isinstance(action, DirectResponse):
+            self._direct(route, action.status, action.body, None)
+            return FilterHeadersStatus.StopIteration
+        if isinstance(action, Redirect):
+            self._direct(route, action.response_code, b"", self._redirect_uri(headers, action, route))
+            return FilterHeadersStatus.StopIteration
+        assert isinstance(action, RouteAction)
+        cluster = proxy.clusters.get(action.cluster)
+        if cluster is None:
+            cb.send_local_reply(503, b"", None, "cluster_not_found")
+            return FilterHeadersStatus.StopIteration
+        if not cluster.healthy:
+            proxy.stat_store.inc(f"cluster.{cluster.name}.upstream_cx_none_healthy")
+            cb.send_local_reply(503, b"no healthy upstream", None, "no_healthy_upstream")
+            return FilterHeadersStatus.StopIteration
+        self.route = route
+        self.cluster = cluster
+        info = stream.info
+        info.upstream_cluster = cluster.name
+        info.upstream_host = cluster.host
+        # Envoy's order: expected timeout header, headers_to_add (route, vhost, route config), rewrites
+        if action.timeout > 0 and not self.factory.suppress_envoy_headers:
+            headers.set("x-envoy-expected-rq-timeout-ms", str(int(action.timeout * 1000)))
+        for level in stream.hcm.config.route_config.header_levels(route):
+            level.apply_request(headers, info)
+        if action.host_rewrite_literal:
+            headers.set(":authority", action.host_rewrite_literal)
+        path = headers.get(":path") or "/"
+        new_path = _rewrite_path(path, route.match, action)
+        if new_path != path:
+            if not self.factory.suppress_envoy_headers:
+                headers.set("x-envoy-original-path", path)
+            headers.set(":path", new_path)
+        self.headers = headers
+        if end_stream:
+            self._send_upstream()
+        return FilterHeadersStatus.StopIteration
+
+    def decode_data(self, data: Buffer, end_stream: bool) -> FilterDataStatus:
+        if self.headers is not None:
+            self.body += data.to_bytes()
+            data.drain(len(data))
+            if end_stream:
+                self._send_upstream()
+        return FilterDataStatus.StopIterationNoBuffer
+
+    def decode_trailers(self, trailers: HeaderMap) -> FilterTrailersStatus:
+        if self.headers is not None:
+            self.trailers = trailers
+            self._send_upstream()
+        return FilterTrailersStatus.StopIteration
+
+    # ---- local answers -----------------------------------------------------------------------
+    def _direct(self, route: Any, status: int, body: bytes, location: str | None) -> None:
+        cb = self.callbacks
+        info = cb.stream.info
+        levels = cb.stream.hcm.config.route_config.header_levels(route)
+
+        def modify(h: HeaderMap) -> None:
+            if location is not None:
+                h.add("location", location)
+            for level in levels:
+                level.apply_response(h, info)
+
+        cb._m.send_local_reply(status, body, modify, "direct_response")
+
+    def _redirect_uri(self, headers: HeaderMap, r: Redirect, route: Any) -> str:
+        scheme = r.scheme or headers.get(":scheme") or "http"
+        host = r.host or headers.get(":authority") or ""
+        if r.port is not None:
+            host = host.rsplit(":", 1)[0] + (f":{r.port}" if r.port else "")
+        path = headers.get(":path") or "/"
+        bare, query = split_path(path)
+        if r.path is not None:
+            new = r.path
+            if "?" not in new and query and not r.strip_query:
+                new += "?" + query
+        elif r.prefix_rewrite is not None and route.match.kind == "prefix":
+            new = r.prefix_rewrite + path[len(route.match.value) :]
+        else:
+            new = bare if r.strip_query else path
+        if r.strip_query:
+            new = split_path(new)[0]
+        return f"{scheme}://{host}{new}"
+
+    # ---- upstream ----------------------------------------------------------------------------
+    def _send_upstream(self) -> None:
+        cb = self.callbacks
+        stream = cb.stream
+        proxy = cb.proxy
+        headers = self.headers
+        assert headers is not None and self.cluster is not None
+        body = bytes(self.body)
+        up_headers = HeaderMap()
+        up_headers.add("host", headers.get(":authority") or "")
+        for k, v in headers:
+            if not k.startswith(":"):
+                up_headers.add(k, v)
+        if body and "content-length" not in up_headers and "transfer-encoding" not in up_headers:
+            up_headers.add("transfer-encoding", "chunked")
+        request = Request(headers.get(":method") or "GET", headers.get(":path") or "/", up_headers, body, self.trailers)
+        cluster = self.cluster
+        proxy.stat_store.inc(f"cluster.{cluster.name}.upstream_rq_total")
+        rec = proxy.recorder
+        if rec.enabled:
+            rec.record(
+                "upstream",
+                "request",
+                {
+                    "cluster": cluster.name,
+                    "method": request.method,
+                    "path": request.path,
+                    "headers": up_headers.to_list(),
+                    "body_size": len(body),
+                },
+                None,
+                {"stream": stream.stream_id},
+            )
+        timeout = self.route.action.timeout
+        dispatcher = cb.dispatcher
+        if timeout > 0:
+            self.timer = dispatcher.create_timer(self._on_timeout, "route_timeout")
+            self.timer.enable(timeout)
+        stream.set_waiting(f"the router, waiting for cluster '{cluster.name}'")
+        self.sent_ns = proxy.clock.monotonic_ns()
+        activity = proxy.activity
+        activity.begin()
+
+        def done(result: UpstreamResult) -> None:
+            dispatcher.post(self._on_upstream, result)
+            activity.end()
+
+        proxy.upstream_pool.call(cluster, request, done)
+
+    def _on_timeout(self) -> None:
+        if self.done:
+            return
+        self.done = True
+        cb = self.callbacks
+        proxy = cb.proxy
+        proxy.stat_store.inc(f"cluster.{self.cluster.name}.upstream_rq_timeout")
+        cb.stream.info.response_flags = "UT"
+        cb.send_local_reply(504, b"upstream request timeout", None, "upstream_response_timeout")
+
+    def _on_upstream(self, result: UpstreamResult) -> None:
+        if self.done:
+            return
+        self.done = True
+        if self.timer is not None:
+            self.timer.disable()
+        cb = self.callbacks
+        stream = cb.stream
+        proxy = cb.proxy
+        cluster = self.cluster
+        rec = proxy.recorder
+        if result.response is None:
+            failure = result.failure or CONNECT_FAILURE
+            reason = "remote_connection_failure" if failure == CONNECT_FAILURE else "connection_termination"
+            proxy.stat_store.inc(
+                f"cluster.{cluster.name}.upstream_cx_connect_fail"
+                if reason.startswith("remote")
+                else f"cluster.{cluster.name}.upstream_rq_rx_reset"
+            )
+            stream.info.response_flags = "UF" if reason.startswith("remote") else "UC"
+            if rec.enabled:
+                rec.record(
+                    "upstream",
+                    "failure",
+                    {"cluster": cluster.name, "reason": failure},
+                    None,
+                    {"stream": stream.stream_id},
+                )
+            cb.send_local_reply(503, failure.encode(), None, f"upstream_reset_before_response_started{{{reason}}}")
+            return
+        head = stream.is_head_request()
+        headers, body = to_wire_response(result.response, head)
+        status = result.response.status
+        proxy.stat_store.inc(f"cluster.{cluster.name}.upstream_rq_{status}")
+        proxy.stat_store.inc(f"cluster.{cluster.name}.upstream_rq_{status // 100}xx")
+        proxy.stat_store.inc(f"cluster.{cluster.name}.upstream_rq_completed")
+        if rec.enabled:
+            rec.record(
+                "upstream",
+                "response",
+                {"cluster": cluster.name, "status": status, "headers": headers.to_list(), "body_size": len(body)},
+                None,
+                {"stream": stream.stream_id},
+            )
+        if not self.factory.suppress_envoy_headers:
+            ms = (proxy.clock.monotonic_ns() - self.sent_ns) // 1_000_000
+            headers.add("x-envoy-upstream-service-time", str(max(0, ms)))
+        for level in stream.hcm.config.route_config.header_levels(self.route):
+            level.apply_response(headers, stream.info)
+        trailers = result.response.trailers
+        no_body = head or status in (204, 304) or not body
+        stream.set_waiting("")
+        if no_body and not trailers:
+            cb.encode_headers(headers, True)
+            return
+        cb.encode_headers(headers, False)
+        if body:
+            cb.encode_data(Buffer(body), False)
+        if trailers:
+            cb.encode_trailers(HeaderMap(trailers))
+        else:
+            cb.encode_data(Buffer(), True)
+
+    def on_destroy(self) -> None:
+        self.done = True
+        if self.timer is not None:
+            self.timer.disable()
+
+
+def _rewrite_path(path: str, match: Any, action: RouteAction) -> str:
+    if action.prefix_rewrite is not None and match.kind in ("prefix", "path", "path_separated_prefix"):
+        if match.kind == "prefix":
+            return action.prefix_rewrite + path[len(match.value) :]
+        bare, query = split_path(path)
+        rest = bare[len(match.value) :]
+        return action.prefix_rewrite + rest + (("?" + query) if query else "")
+    if action.regex_rewrite is not None:
+        pattern, sub = action.regex_rewrite
+        bare, query = split_path(path)
+        new = pattern.sub(sub.replace("\\", "\\"), bare)
+        return new + (("?" + query) if query else "")
+    return path

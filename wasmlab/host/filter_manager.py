@@ -1,0 +1,843 @@
+"""FilterManager: runs one stream through the HTTP filter chain with Envoy's iteration rules.
+
+This follows Envoy's ``source/common/http/filter_manager.cc`` closely, because the observable
+behaviour of every filter kind depends on it:
+
+* decoder filters run in config order (``decode_headers`` -> ``decode_data``* ->
+  ``decode_trailers``), encoder filters in reverse order;
+* ``StopIteration`` from headers holds the headers at that filter but still hands it later body
+  data; ``StopAllIterationAndBuffer``/``Watermark`` holds everything and the manager buffers the
+  body for it; ``StopIterationAndBuffer`` from data buffers body in the stream's buffer;
+  ``StopIterationNoBuffer`` drops the frame from iteration; the filter resumes iteration with
+  ``continue_decoding()``/``continue_encoding()``, which delivers held headers, buffered body and
+  trailers to the next filters (or, after StopAll, to itself first);
+* buffering past the connection's buffer limit answers 413 (request) or 500 (response) unless the
+  filter chose watermark (flow-controlled) buffering;
+* a local reply (``send_local_reply``) aborts decoding and runs through every encoder filter; if
+  the response already started through the encoders it goes straight to the client, and once
+  headers reached the client the stream is reset.
+
+Simplifications: no HTTP/2 metadata frames, no 1xx headers, no watermark back-pressure (in
+process there is no socket to pause; watermark buffering simply keeps buffering).
+"""
+
+from __future__ import annotations
+
+import enum
+import traceback
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ..http import Buffer, FilterDataStatus, FilterHeadersStatus, FilterTrailersStatus, HeaderMap
+
+if TYPE_CHECKING:
+    from ..config.route import Route
+    from ..filters.base import StreamFilter
+    from .hcm import ActiveStream
+
+_HS = FilterHeadersStatus
+_DS = FilterDataStatus
+_TS = FilterTrailersStatus
+
+
+class IterationState(enum.Enum):
+    CONTINUE = 0  # iteration may pass this filter
+    STOP_SINGLE = 1  # StopIteration: held here, later frames still reach this filter
+    STOP_ALL_BUFFER = 2  # StopAllIterationAndBuffer: everything held and buffered (with a limit)
+    STOP_ALL_WATERMARK = 3  # StopAllIterationAndWatermark: everything held, flow-controlled
+
+
+_FAILED = object()
+_ALWAYS_FROM_NEXT = 0
+_CAN_START_FROM_CURRENT = 1
+
+
+class ActiveFilter:
+    """One filter's place in one direction of the chain (Envoy ``ActiveStreamFilterBase``)."""
+
+    __slots__ = (
+        "manager",
+        "filter",
+        "name",
+        "index",
+        "decoder",
+        "iteration_state",
+        "headers_continued",
+        "end_stream",
+        "iterate_from_current",
+        "callbacks",
+        "last_status",
+    )
+
+    def __init__(
+        self, manager: FilterManager, filt: StreamFilter, name: str, index: int, decoder: bool, cb: FilterCallbacks
+    ) -> None:
+        self.manager = manager
+        self.filter = filt
+        self.name = name
+        self.index = index
+        self.decoder = decoder
+        self.iteration_state = IterationState.CONTINUE
+        self.headers_continued = False
+        self.end_stream = False
+        self.iterate_from_current = False
+        self.callbacks = cb
+        self.last_status = ""
+
+    # ---- predicates ----------------------------------------------------------------------------
+    def stopped_all(self) -> bool:
+        return self.iteration_state in (IterationState.STOP_ALL_BUFFER, IterationState.STOP_ALL_WATERMARK)
+
+    def can_iterate(self) -> bool:
+        return self.iteration_state is IterationState.CONTINUE
+
+    def _complete(self) -> bool:
+        m = self.manager
+        return m.remote_decode_complete if self.decoder else m.local_encode_complete_upstream
+
+    def _buffered(self) -> Buffer | None:
+        return self.manager.buffered_request if self.decoder else self.manager.buffered_response
+
+    def _has_trailers(self) -> bool:
+        return (self.manager.request_trailers if self.decoder else self.manager.response_trailers) is not None
+
+    # ---- after-callback handling (Envoy commonHandleAfter*Callback) -------------------------
+    def after_headers(self, status: FilterHeadersStatus, end_stream: bool) -> tuple[bool, bool]:
+        """Returns (continue iteration?, end_stream for the next filters)."""
+        if status == _HS.StopIteration:
+            self.iteration_state = IterationState.STOP_SINGLE
+        elif status == _HS.StopAllIterationAndBuffer:
+            self.iteration_state = IterationState.STOP_ALL_BUFFER
+        elif status == _HS.StopAllIterationAndWatermark:
+            self.iteration_state = IterationState.STOP_ALL_WATERMARK
+        elif status == _HS.ContinueAndDontEndStream:
+            end_stream = False
+            self.headers_continued = True
+        else:
+            self.headers_continued = True
+        if self.stopped_all() or status == _HS.StopIteration:
+            return False, end_stream
+        return True, end_stream
+
+    def after_data(self, status: FilterDataStatus, data: Buffer) -> bool:
+        m = self.manager
+        if status == _DS.Continue:
+            if self.iteration_state is IterationState.STOP_SINGLE:
+                self.handle_buffer_data(data)
+                self.common_continue()
+                return False
+            return True
+        self.iteration_state = IterationState.STOP_SINGLE
+        if status in (_DS.StopIterationAndBuffer, _DS.StopIterationAndWatermark):
+            m.set_streaming(self.decoder, status == _DS.StopIterationAndWatermark)
+            self.handle_buffer_data(data)
+        elif self._complete() and not self._has_trailers() and self._buffered() is None and len(data) == 0:
+            # StopIterationNoBuffer on a zero-byte end-of-stream frame: keep an (empty) buffer so
+            # a later continue still delivers end_stream.
+            if self.decoder:
+                m.buffered_request = Buffer()
+            else:
+                m.buffered_response = Buffer()
+        return False
+
+    def after_trailers(self, status: FilterTrailersStatus) -> bool:
+        if status == _TS.Continue:
+            if self.iteration_state is IterationState.STOP_SINGLE:
+                self.common_continue()
+                return False
+            return True
+        if self.can_iterate():
+            self.iteration_state = IterationState.STOP_SINGLE
+        return False
+
+    def handle_buffer_data(self, provided: Buffer) -> None:
+        """Move a data frame into the stream's buffered body (Envoy commonHandleBufferData)."""
+        m = self.manager
+        if self.decoder:
+            if m.buffered_request is not provided:
+                if m.buffered_request is None:
+                    m.buffered_request = Buffer()
+                m.buffered_request.move(provided)
+            m.check_buffer_limit(self)
+        else:
+            if m.buffered_response is not provided:
+                if m.buffered_response is None:
+                    m.buffered_response = Buffer()
+                m.buffered_response.move(provided)
+            m.check_buffer_limit(self)
+
+    # ---- continue (Envoy commonContinue) ---------------------------------------------------
+    def can_continue(self) -> bool:
+        m = self.manager
+        if m.destroyed:
+            return False
+        if self.decoder:
+            return not m.local_complete and not m.decoder_aborted
+        return not m.local_complete
+
+    def common_continue(self) -> None:
+        if not self.can_continue():
+            return
+        m = self.manager
+        if self.stopped_all():
+            self.iterate_from_current = True
+        self.iteration_state = IterationState.CONTINUE
+        if m.rec.enabled:
+            m.record_filter(self, "continue_" + ("decoding" if self.decoder else "encoding"), None, None)
+        if not self.headers_continued:
+            self.headers_continued = True
+            end = self._complete() and self._buffered() is None and not self._has_trailers()
+            if self.decoder:
+                assert m.request_headers is not None
+                m.decode_headers(self, m.request_headers, end)
+            else:
+                assert m.response_headers is not None
+                m.encode_headers(self, m.response_headers, end)
+        had_trailers = self._has_trailers()
+        buffered = self._buffered()
+        if buffered is not None and not m.destroyed:
+            end = self._complete() and not had_trailers
+            if self.decoder:
+                m.decode_data(self, buffered, end, _CAN_START_FROM_CURRENT)
+            else:
+                m.encode_data(self, buffered, end, _CAN_START_FROM_CURRENT)
+        if had_trailers and not m.destroyed:
+            if self.decoder:
+                assert m.request_trailers is not None
+                m.decode_trailers(self, m.request_trailers)
+            else:
+                assert m.response_trailers is not None
+                m.encode_trailers(self, m.response_trailers)
+        self.iterate_from_current = False
+
+
+class FilterCallbacks:
+    """What a filter instance may ask of the host (Envoy's decoder + encoder filter callbacks).
+
+    One object per filter per stream. Lua and Wasm filters are built on these same calls.
+    """
+
+    __slots__ = ("_m", "_dec", "_enc", "name")
+
+    def __init__(self, manager: FilterManager, name: str) -> None:
+        self._m = manager
+        self._dec: ActiveFilter | None = None
+        self._enc: ActiveFilter | None = None
+        self.name = name
+
+    # ---- identity ------------------------------------------------------------------------------
+    @property
+    def stream(self) -> ActiveStream:
+        return self._m.stream
+
+    @property
+    def stream_id(self) -> int:
+        return self._m.stream.stream_id
+
+    @property
+    def stream_info(self) -> Any:
+        return self._m.stream.info
+
+    @property
+    def dispatcher(self) -> Any:
+        return self._m.stream.dispatcher
+
+    @property
+    def worker(self) -> int | None:
+        return self._m.stream.dispatcher.worker
+
+    @property
+    def proxy(self) -> Any:
+        return self._m.stream.proxy
+
+    @property
+    def buffer_limit(self) -> int:
+        return self._m.buffer_limit
+
+    # ---- stream state ---------------------------------------------------------------------------
+    @property
+    def request_headers(self) -> HeaderMap | None:
+        return self._m.request_headers
+
+    @property
+    def request_trailers(self) -> HeaderMap | None:
+        return self._m.request_trailers
+
+    @property
+    def response_headers(self) -> HeaderMap | None:
+        return self._m.response_headers
+
+    @property
+    def response_trailers(self) -> HeaderMap | None:
+        return self._m.response_trailers
+
+    @property
+    def route(self) -> Route | None:
+        return self._m.stream.route()
+
+    def clear_route_cache(self) -> None:
+        self._m.stream.clear_route_cache()
+
+    # ---- iteration ------------------------------------------------------------------------------
+    def continue_decoding(self) -> None:
+        if self._dec is not None:
+            self._dec.common_continue()
+
+    def continue_encoding(self) -> None:
+        if self._enc is not None:
+            self._enc.common_continue()
+
+    def decoding_buffer(self) -> Buffer | None:
+        return self._m.buffered_request
+
+    def encoding_buffer(self) -> Buffer | None:
+        return self._m.buffered_response
+
+    def add_decoded_data(self, data: Buffer | bytes, streaming: bool = False) -> None:
+        buf = data if isinstance(data, Buffer) else Buffer(data)
+        self._m.add_decoded_data(self._dec, buf, streaming)
+
+    def add_encoded_data(self, data: Buffer | bytes, streaming: bool = False) -> None:
+        buf = data if isinstance(data, Buffer) else Buffer(data)
+        self._m.add_encoded_data(self._enc, buf, streaming)
+
+    def add_decoded_trailers(self) -> HeaderMap:
+        m = self._m
+        if m.request_trailers is None:
+            m.request_trailers = HeaderMap()
+        return m.request_trailers
+
+    def add_encoded_trailers(self) -> HeaderMap:
+        m = self._m
+        if m.response_trailers is None:
+            m.response_trailers = HeaderMap()
+        return m.response_trailers
+
+    # ---- answering ------------------------------------------------------------------------------
+    def send_local_reply(
+        self,
+        status: int,
+        body: bytes | str = b"",
+        headers: Any = None,
+        details: str = "",
+        grpc_status: int | None = None,
+    ) -> None:
+        """Answer the client from here (Envoy ``sendLocalReply``); ``headers`` are extra headers
+        (dict / pairs) or a function that edits the reply's header map."""
+        modify: Callable[[HeaderMap], None] | None
+        if callable(headers):
+            modify = headers
+        elif headers:
+            extra = HeaderMap(headers)
+
+            def modify(h: HeaderMap) -> None:
+                for k, v in extra:
+                    h.add(k, v)
+
+        else:
+            modify = None
+        self._m.send_local_reply(status, body.encode() if isinstance(body, str) else body, modify, details, grpc_status)
+
+    def encode_headers(self, headers: HeaderMap, end_stream: bool, details: str = "via_upstream") -> None:
+        """Start the response (used by the terminal filter, e.g. the router)."""
+        m = self._m
+        if m.destroyed:
+            return
+        m.stream.info.response_code_details = details
+        m.response_headers = headers
+        m.encode_headers(None, headers, end_stream)
+
+    def encode_data(self, data: Buffer | bytes, end_stream: bool) -> None:
+        m = self._m
+        if m.destroyed:
+            return
+        m.encode_data(None, data if isinstance(data, Buffer) else Buffer(data), end_stream, _ALWAYS_FROM_NEXT)
+
+    def encode_trailers(self, trailers: HeaderMap) -> None:
+        m = self._m
+        if m.destroyed:
+            return
+        m.response_trailers = trailers
+        m.encode_trailers(None, trailers)
+
+    def reset_stream(self, details: str = "filter_reset") -> None:
+        self._m.stream.reset(details)
+
+    def log(self, level: str, logger: str, message: str) -> None:
+        self._m.stream.proxy.log(level, logger, message)
+
+
+# call-state bits (Envoy FilterCallState)
+_DECODE_HEADERS = 1
+_DECODE_DATA = 2
+_DECODE_TRAILERS = 4
+_ENCODE_HEADERS = 8
+_ENCODE_DATA = 16
+_ENCODE_TRAILERS = 32
+_DECODING = _DECODE_HEADERS | _DECODE_DATA | _DECODE_TRAILERS
+_ENCODING = _ENCODE_HEADERS | _ENCODE_DATA | _ENCODE_TRAILERS
+
+
+class FilterManager:
+    """The chain state of one stream."""
+
+    def __init__(self, stream: ActiveStream, filters: list[tuple[str, StreamFilter]], buffer_limit: int) -> None:
+        self.stream = stream
+        self.rec = stream.proxy.recorder
+        self.buffer_limit = buffer_limit
+        self.decoders: list[ActiveFilter] = []
+        self.encoders: list[ActiveFilter] = []
+        for name, f in filters:
+            cb = FilterCallbacks(self, name)
+            f.set_callbacks(cb)
+            if getattr(f, "decoder", True):
+                cb._dec = ActiveFilter(self, f, name, len(self.decoders), True, cb)
+                self.decoders.append(cb._dec)
+        for name, f in reversed(filters):
+            if getattr(f, "encoder", True):
+                cb = f.callbacks
+                cb._enc = ActiveFilter(self, f, name, len(self.encoders), False, cb)
+                self.encoders.append(cb._enc)
+        self.all_filters = [f for _, f in filters]
+        self.request_headers: HeaderMap | None = None
+        self.request_trailers: HeaderMap | None = None
+        self.response_headers: HeaderMap | None = None
+        self.response_trailers: HeaderMap | None = None
+        self.buffered_request: Buffer | None = None
+        self.buffered_response: Buffer | None = None
+        self.remote_decode_complete = False
+        #: the upstream/terminal side finished producing the response (encoder "complete()")
+        self.local_encode_complete_upstream = False
+        #: the response reached the client completely
+        self.local_complete = False
+        self.decoder_aborted = False
+        self.response_started_to_codec = False
+        self.decoder_streaming = False
+        self.encoder_streaming = False
+        self.call_state = 0
+        self.destroyed = False
+        self._too_large_sent = False
+
+    # ---- trace -----------------------------------------------------------------------------------
+    def record_filter(
+        self, af: ActiveFilter, name: str, args: dict[str, Any] | None, result: Any, phase: str = "event"
+    ) -> None:
+        """Filter events: ``phase`` is ``enter`` before a callback, ``exit`` (with the status)
+        after it, ``event`` for a single step (continue_decoding...)."""
+        a = {"filter": af.name, "kind": af.filter.kind if hasattr(af.filter, "kind") else "native"}
+        if args:
+            a.update(args)
+        self.rec.record("filter", name, a, result, {"stream": self.stream.stream_id, "phase": phase})
+
+    def _call(self, af: ActiveFilter, name: str, fn: Callable[..., Any], *args: Any) -> Any:
+        """Call a filter callback; a Python exception fails the stream with a 500 (never the host)."""
+        try:
+            result = fn(*args)
+        except Exception as e:
+            tb = traceback.extract_tb(e.__traceback__)
+            where = f" ({tb[-1].filename.rsplit('/', 1)[-1]}:{tb[-1].lineno})" if tb else ""
+            msg = f"filter '{af.name}' raised in {name}: {type(e).__name__}: {e}{where}"
+            self.stream.proxy.log("error", "http", msg)
+            self.rec.record("trap", name, {"filter": af.name}, msg, {"stream": self.stream.stream_id})
+            self.stream.fail_filter_exception(msg)
+            return _FAILED
+        return result
+
+    def _coerce(self, enum_cls: Any, status: Any, af: ActiveFilter, name: str) -> Any:
+        """A filter's return value as the status enum; None (forgot to return) is Continue.
+        Anything else that is not a status fails the stream like an exception would."""
+        if status is _FAILED or self.destroyed:
+            return None
+        if status is None:
+            return enum_cls(0)
+        try:
+            return enum_cls(status)
+        except (ValueError, TypeError):
+            msg = f"filter '{af.name}' returned {status!r} from {name}; expected one of {[m.name for m in enum_cls]}"
+            self.stream.proxy.log("error", "http", msg)
+            self.stream.fail_filter_exception(msg)
+            return None
+
+    # ---- entry points from the codec (the HCM) ---------------------------------------------------
+    def codec_decode_headers(self, headers: HeaderMap, end_stream: bool) -> None:
+        self.request_headers = headers
+        self.remote_decode_complete = end_stream
+        self.decode_headers(None, headers, end_stream)
+
+    def codec_decode_data(self, data: Buffer, end_stream: bool) -> None:
+        self.remote_decode_complete = end_stream
+        self.decode_data(None, data, end_stream, _ALWAYS_FROM_NEXT)
+
+    def codec_decode_trailers(self, trailers: HeaderMap) -> None:
+        self.remote_decode_complete = True
+        self.request_trailers = trailers
+        self.decode_trailers(None, trailers)
+
+    # ---- decoding ----------------------------------------------------------------------------
+    def _decode_start(self, af: ActiveFilter | None, start: int) -> int:
+        if af is None:
+            return 0
+        if start == _CAN_START_FROM_CURRENT and af.iterate_from_current:
+            return af.index
+        return af.index + 1
+
+    def decode_headers(self, af: ActiveFilter | None, headers: HeaderMap, end_stream: bool) -> None:
+        i = self._decode_start(af, _ALWAYS_FROM_NEXT)
+        decoders = self.decoders
+        continue_data_entry: ActiveFilter | None = None
+        rec = self.rec.enabled
+        while i < len(decoders):
+            e = decoders[i]
+            e.end_stream = end_stream and continue_data_entry is None
+            self.call_state |= _DECODE_HEADERS
+            if rec:
+                self.record_filter(e, "decode_headers", {"end_stream": e.end_stream}, None, "enter")
+            status = self._call(e, "decode_headers", e.filter.decode_headers, headers, e.end_stream)
+            self.call_state &= ~_DECODE_HEADERS
+            status = self._coerce(_HS, status, e, "decode_headers")
+            if status is None:
+                return
+            if rec:
+                self.record_filter(e, "decode_headers", {"end_stream": e.end_stream}, _name(status), "exit")
+            e.last_status = f"decode_headers returned {_name(status)}"
+            if self.decoder_aborted or self.destroyed:
+                return
+            cont, _ = e.after_headers(status, end_stream)
+            if not cont and i != len(decoders) - 1:
+                self._maybe_continue_decoding(continue_data_entry)
+                return
+            if end_stream and self.buffered_request is not None and continue_data_entry is None:
+                continue_data_entry = e
+            i += 1
+        self._maybe_continue_decoding(continue_data_entry)
+
+    def _maybe_continue_decoding(self, entry: ActiveFilter | None) -> None:
+        if entry is not None:
+            entry.iteration_state = IterationState.STOP_SINGLE
+            entry.common_continue()
+
+    def decode_data(self, af: ActiveFilter | None, data: Buffer, end_stream: bool, start: int) -> None:
+        if self.local_complete or self.decoder_aborted or self.destroyed:
+            return
+        trailers_at_start = self.request_trailers is not None
+        trailers_added: ActiveFilter | None = None
+        i = self._decode_start(af, start)
+        decoders = self.decoders
+        rec = self.rec.enabled
+        while i < len(decoders):
+            e = decoders[i]
+            if e.stopped_all():
+                self.decoder_streaming = e.iteration_state is IterationState.STOP_ALL_WATERMARK
+                e.handle_buffer_data(data)
+                return
+            if e.end_stream:
+                return
+            e.end_stream = end_stream and self.request_trailers is None
+            self.call_state |= _DECODE_DATA
+            size = len(data)
+            if rec:
+                self.record_filter(e, "decode_data", {"size": size, "end_stream": e.end_stream}, None, "enter")
+            status = self._call(e, "decode_data", e.filter.decode_data, data, e.end_stream)
+            self.call_state &= ~_DECODE_DATA
+            status = self._coerce(_DS, status, e, "decode_data")
+            if status is None:
+                return
+            if rec:
+                self.record_filter(e, "decode_data", {"size": size, "end_stream": e.end_stream}, _name(status), "exit")
+            e.last_status = f"decode_data returned {_name(status)}"
+            if self.decoder_aborted or self.destroyed:
+                return
+            if not trailers_at_start and self.request_trailers is not None and trailers_added is None:
+                end_stream = False
+                trailers_added = e
+            if not e.after_data(status, data) and i != len(decoders) - 1:
+                break
+            i += 1
+        if trailers_added is not None and self.request_trailers is not None:
+            self.decode_trailers(trailers_added, self.request_trailers)
+
+    def decode_trailers(self, af: ActiveFilter | None, trailers: HeaderMap) -> None:
+        if self.local_complete or self.decoder_aborted or self.destroyed:
+            return
+        i = self._decode_start(af, _ALWAYS_FROM_NEXT)
+        decoders = self.decoders
+        rec = self.rec.enabled
+        while i < len(decoders):
+            e = decoders[i]
+            if e.stopped_all():
+                return
+            self.call_state |= _DECODE_TRAILERS
+            if rec:
+                self.record_filter(e, "decode_trailers", {"count": len(trailers)}, None, "enter")
+            status = self._call(e, "decode_trailers", e.filter.decode_trailers, trailers)
+            self.call_state &= ~_DECODE_TRAILERS
+            e.end_stream = True
+            status = self._coerce(_TS, status, e, "decode_trailers")
+            if status is None:
+                return
+            if rec:
+                self.record_filter(e, "decode_trailers", {"count": len(trailers)}, _name(status), "exit")
+            e.last_status = f"decode_trailers returned {_name(status)}"
+            if self.decoder_aborted or self.destroyed:
+                return
+            if not e.after_trailers(status):
+                return
+            i += 1
+
+    def add_decoded_data(self, af: ActiveFilter | None, data: Buffer, streaming: bool) -> None:
+        if af is None:
+            return
+        in_trailers = self.call_state & _DECODE_TRAILERS and not (self.call_state & (_DECODE_HEADERS | _DECODE_DATA))
+        if in_trailers and af.can_iterate():
+            # added during the trailers callback: send it on inline to the next filters
+            self.decode_data(af, data, False, _ALWAYS_FROM_NEXT)
+            return
+        self.decoder_streaming = streaming
+        af.handle_buffer_data(data)
+
+    # ---- encoding ----------------------------------------------------------------------------
+    def _encode_start(self, af: ActiveFilter | None, start: int) -> int:
+        if af is None:
+            return 0
+        if start == _CAN_START_FROM_CURRENT and af.iterate_from_current:
+            return af.index
+        return af.index + 1
+
+    def encode_headers(self, af: ActiveFilter | None, headers: HeaderMap, end_stream: bool) -> None:
+        if self.destroyed:
+            return
+        if af is None:
+            self.local_encode_complete_upstream = end_stream
+        i = self._encode_start(af, _ALWAYS_FROM_NEXT)
+        encoders = self.encoders
+        continue_data_entry: ActiveFilter | None = None
+        rec = self.rec.enabled
+        while i < len(encoders):
+            e = encoders[i]
+            e.end_stream = end_stream and continue_data_entry is None
+            self.call_state |= _ENCODE_HEADERS
+            if rec:
+                self.record_filter(e, "encode_headers", {"end_stream": e.end_stream}, None, "enter")
+            status = self._call(e, "encode_headers", e.filter.encode_headers, headers, e.end_stream)
+            self.call_state &= ~_ENCODE_HEADERS
+            if self.destroyed:
+                return
+            status = self._coerce(_HS, status, e, "encode_headers")
+            if status is None:
+                return
+            if rec:
+                self.record_filter(e, "encode_headers", {"end_stream": e.end_stream}, _name(status), "exit")
+            e.last_status = f"encode_headers returned {_name(status)}"
+            if self.response_headers is not headers:  # a local reply replaced the response
+                return
+            cont, _ = e.after_headers(status, end_stream)
+            if not cont:
+                if not e.end_stream:
+                    self._maybe_continue_encoding(continue_data_entry)
+                return
+            if end_stream and self.buffered_response is not None and continue_data_entry is None:
+                continue_data_entry = e
+            i += 1
+        if ":status" not in headers:
+            self.send_local_reply(
+                502,
+                b"missing required header: :status",
+                None,
+                "filter_removed_required_response_headers{missing_required_header:_:status}",
+            )
+            return
+        end = end_stream and continue_data_entry is None
+        self.response_started_to_codec = True
+        self.stream.codec_encode_headers(headers, end)
+        if end:
+            self._end_encode()
+        self._maybe_continue_encoding(continue_data_entry)
+
+    def _maybe_continue_encoding(self, entry: ActiveFilter | None) -> None:
+        if entry is not None:
+            entry.iteration_state = IterationState.STOP_SINGLE
+            entry.common_continue()
+
+    def encode_data(self, af: ActiveFilter | None, data: Buffer, end_stream: bool, start: int) -> None:
+        if self.destroyed or self.local_complete:
+            return
+        if af is None:
+            self.local_encode_complete_upstream = end_stream
+        trailers_at_start = self.response_trailers is not None
+        trailers_added: ActiveFilter | None = None
+        i = self._encode_start(af, start)
+        encoders = self.encoders
+        rec = self.rec.enabled
+        while i < len(encoders):
+            e = encoders[i]
+            if e.stopped_all():
+                self.encoder_streaming = e.iteration_state is IterationState.STOP_ALL_WATERMARK
+                e.handle_buffer_data(data)
+                return
+            if e.end_stream:
+                return
+            e.end_stream = end_stream and self.response_trailers is None
+            self.call_state |= _ENCODE_DATA
+            size = len(data)
+            if rec:
+                self.record_filter(e, "encode_data", {"size": size, "end_stream": e.end_stream}, None, "enter")
+            status = self._call(e, "encode_data", e.filter.encode_data, data, e.end_stream)
+            self.call_state &= ~_ENCODE_DATA
+            if self.destroyed or self.local_complete:
+                return
+            status = self._coerce(_DS, status, e, "encode_data")
+            if status is None:
+                return
+            if rec:
+                self.record_filter(e, "encode_data", {"size": size, "end_stream": e.end_stream}, _name(status), "exit")
+            e.last_status = f"encode_data returned {_name(status)}"
+            if not trailers_at_start and self.response_trailers is not None and trailers_added is None:
+                trailers_added = e
+            if not e.after_data(status, data):
+                return
+            i += 1
+        end = end_stream and trailers_added is None
+        self.stream.codec_encode_data(data, end)
+        if end:
+            self._end_encode()
+        if trailers_added is not None and self.response_trailers is not None:
+            self.encode_trailers(trailers_added, self.response_trailers)
+
+    def encode_trailers(self, af: ActiveFilter | None, trailers: HeaderMap) -> None:
+        if self.destroyed or self.local_complete:
+            return
+        if af is None:
+            self.local_encode_complete_upstream = True
+        i = self._encode_start(af, _ALWAYS_FROM_NEXT)
+        encoders = self.encoders
+        rec = self.rec.enabled
+        while i < len(encoders):
+            e = encoders[i]
+            if e.stopped_all():
+                return
+            self.call_state |= _ENCODE_TRAILERS
+            if rec:
+                self.record_filter(e, "encode_trailers", {"count": len(trailers)}, None, "enter")
+            status = self._call(e, "encode_trailers", e.filter.encode_trailers, trailers)
+            self.call_state &= ~_ENCODE_TRAILERS
+            if self.destroyed:
+                return
+            e.end_stream = True
+            status = self._coerce(_TS, status, e, "encode_trailers")
+            if status is None:
+                return
+            if rec:
+                self.record_filter(e, "encode_trailers", {"count": len(trailers)}, _name(status), "exit")
+            e.last_status = f"encode_trailers returned {_name(status)}"
+            if not e.after_trailers(status):
+                return
+            i += 1
+        self.stream.codec_encode_trailers(trailers)
+        self._end_encode()
+
+    def add_encoded_data(self, af: ActiveFilter | None, data: Buffer, streaming: bool) -> None:
+        if af is None:
+            return
+        in_trailers = self.call_state & _ENCODE_TRAILERS and not (self.call_state & (_ENCODE_HEADERS | _ENCODE_DATA))
+        if in_trailers and af.can_iterate():
+            # added during the trailers callback: send it on inline to the next filters
+            self.encode_data(af, data, False, _ALWAYS_FROM_NEXT)
+            return
+        self.encoder_streaming = streaming
+        af.handle_buffer_data(data)
+
+    def _end_encode(self) -> None:
+        if not self.local_complete:
+            self.local_complete = True
+            self.stream.on_response_complete()
+
+    # ---- buffering limits ----------------------------------------------------------------------
+    def set_streaming(self, decoder: bool, streaming: bool) -> None:
+        if decoder:
+            self.decoder_streaming = streaming
+        else:
+            self.encoder_streaming = streaming
+
+    def check_buffer_limit(self, af: ActiveFilter) -> None:
+        buf = self.buffered_request if af.decoder else self.buffered_response
+        if buf is None or len(buf) <= self.buffer_limit or self._too_large_sent:
+            return
+        if af.decoder:
+            if self.decoder_streaming:
+                return  # watermark: Envoy would pause reading the socket
+            self._too_large_sent = True
+            self.stream.stat("downstream_rq_too_large")
+            self.send_local_reply(413, b"Payload Too Large", None, "request_payload_too_large")
+        else:
+            if self.encoder_streaming:
+                return
+            self._too_large_sent = True
+            self.stream.stat("rs_too_large")
+            self.send_local_reply(500, b"Internal Server Error", None, "response_payload_too_large")
+
+    # ---- local replies -------------------------------------------------------------------------
+    def send_local_reply(
+        self,
+        status: int,
+        body: bytes,
+        modify: Callable[[HeaderMap], None] | None,
+        details: str,
+        grpc_status: int | None = None,
+    ) -> None:
+        if self.destroyed:
+            return
+        stream = self.stream
+        if self.call_state & _DECODING or not self.response_started_to_codec:
+            self.decoder_aborted = True
+        if self.response_started_to_codec:
+            # headers already reached the client: all Envoy can do is reset
+            stream.reset(details or "local_reply_after_response_started")
+            return
+        headers = stream.local_reply_headers(status, body, modify)
+        stream.info.response_code_details = details
+        if self.rec.enabled:
+            self.rec.record(
+                "stream",
+                "local_reply",
+                {"status": status, "details": details, "body": body[:200]},
+                None,
+                {"stream": stream.stream_id},
+            )
+        head = stream.is_head_request()
+        if self.response_headers is None:
+            # the response has not started: send it through every encoder filter
+            self.response_headers = headers
+            self.encode_headers(None, headers, not body or head)
+            if body and not head and not self.destroyed and self.response_headers is headers:
+                self.encode_data(None, Buffer(body), True, _ALWAYS_FROM_NEXT)
+        else:
+            # the response started through the encoders but not to the client: bypass them
+            self.response_headers = headers
+            self.response_started_to_codec = True
+            stream.codec_encode_headers(headers, not body or head)
+            if body and not head:
+                stream.codec_encode_data(Buffer(body), True)
+            self._end_encode()
+
+    # ---- diagnostics ------------------------------------------------------------------------------
+    def holder(self) -> str:
+        """Which filter holds the stream right now (for StreamTimeout messages)."""
+        if not self.local_complete:
+            for e in self.encoders:
+                if not e.can_iterate():
+                    return f"filter '{e.name}' ({e.last_status}, waiting for continue_encoding)"
+            if self.response_headers is None or not self.response_started_to_codec:
+                for e in self.decoders:
+                    if not e.can_iterate():
+                        return f"filter '{e.name}' ({e.last_status}, waiting for continue_decoding)"
+        return self.stream.waiting_on()
+
+    def destroy(self) -> None:
+        self.destroyed = True
+
+
+def _name(status: Any) -> str:
+    try:
+        return status.name
+    except AttributeError:
+        return str(status)

@@ -1,0 +1,372 @@
+"""The HTTP connection manager: turns a request into a stream and the stream into a response.
+
+What Envoy's HCM (``ConnectionManagerImpl::ActiveStream``) and its HTTP/1.1 codec do around the
+filter chain, and wasmlab copies (each checked against real Envoy 1.40):
+
+* request headers as filters see them: ``:authority`` (from ``host``), ``:path``, ``:method``,
+  ``:scheme``, the client's headers in order (names lower-cased), then ``x-forwarded-proto`` and
+  ``x-request-id`` when the client did not send them;
+* a body arrives as one data frame plus an empty end-of-stream frame (the HTTP/1 codec's
+  message-complete), a bodyless request ends at the headers;
+* the filter chain is built per stream after the route is known, skipping filters a route disables;
+* on the way out, after the encoder filters: ``date`` (if absent) and ``server: envoy``
+  (overwritten in place), ``connection: close`` when the response beat the request, then the codec
+  adds ``content-length: 0`` to a bodyless response (not 1xx/204/304) or
+  ``transfer-encoding: chunked`` to a body without a length;
+* when the response is complete: access logs, then each filter's ``log()``, then ``on_destroy``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from ..config.bootstrap import HcmConfig, ListenerConfig, PerRouteDisabled
+from ..config.route import RouteAction
+from ..http import Buffer, HeaderMap, Response
+from .filter_manager import FilterManager
+from .stream_info import StreamInfo
+
+if TYPE_CHECKING:
+    from ..config.route import Route
+    from .dispatcher import Dispatcher
+    from .proxy import Proxy, RequestSpec, _Pending
+
+_stream_ids = itertools.count(1)
+_connection_ids = itertools.count(1)
+_remote_ports = itertools.cycle(range(40000, 60000))
+_NO_BODY_STATUSES = (204, 304)
+
+
+class ActiveStream:
+    """One request/response exchange on one worker."""
+
+    __slots__ = (
+        "proxy",
+        "hcm",
+        "dispatcher",
+        "stream_id",
+        "info",
+        "pending",
+        "fm",
+        "_route",
+        "_route_cached",
+        "_status",
+        "_resp_headers",
+        "_resp_body",
+        "_resp_trailers",
+        "_done",
+        "_reset_details",
+        "_waiting",
+        "method",
+    )
+
+    def __init__(self, hcm: HttpConnectionManager, dispatcher: Dispatcher, pending: _Pending | None) -> None:
+        proxy = hcm.proxy
+        self.proxy = proxy
+        self.hcm = hcm
+        self.dispatcher = dispatcher
+        self.stream_id = next(_stream_ids)
+        clock = proxy.clock
+        self.info = StreamInfo(
+            self.stream_id,
+            next(_connection_ids),
+            clock.wall_ns(),
+            clock.monotonic_ns(),
+            downstream_remote_address=f"127.0.0.1:{next(_remote_ports)}",
+            downstream_local_address=str(hcm.listener.address),
+        )
+        self.pending = pending
+        self.fm: FilterManager | None = None
+        self._route: Route | None = None
+        self._route_cached = False
+        self._status = 0
+        self._resp_headers: HeaderMap | None = None
+        self._resp_body = bytearray()
+        self._resp_trailers: HeaderMap | None = None
+        self._done = False
+        self._reset_details: str | None = None
+        self._waiting = ""
+        self.method = ""
+
+    # ---- routing ----------------------------------------------------------------------------
+    def route(self) -> Route | None:
+        if not self._route_cached:
+            self._route_cached = True
+            headers = self.info.request_headers
+            self._route = self.hcm.config.route_config.route(headers) if headers is not None else None
+            if self._route is not None:
+                self.info.route_name = self._route.name
+        return self._route
+
+    def clear_route_cache(self) -> None:
+        self._route_cached = False
+        self._route = None
+
+    def is_head_request(self) -> bool:
+        return self.method == "HEAD"
+
+    # ---- running the request ------------------------------------------------------------------
+    def start(self, spec: RequestSpec) -> None:
+        proxy = self.proxy
+        rec = proxy.recorder
+        hcm = self.hcm
+        config = hcm.config
+        headers = HeaderMap()
+        headers.add(":authority", spec.authority)
+        headers.add(":path", spec.path)
+        headers.add(":method", spec.method)
+        headers.add(":scheme", "http")
+        for k, v in spec.headers:
+            headers.add(k, v)
+        if "x-forwarded-proto" not in headers:
+            headers.add("x-forwarded-proto", "http")
+        if config.generate_request_id and "x-request-id" not in headers:
+            headers.add("x-request-id", str(uuid.uuid4()))
+        self.method = spec.method
+        self.info.request_headers = headers
+        self.info.bytes_received = len(spec.body)
+        proxy.stat_store.inc(hcm.stat("downstream_rq_total"))
+        proxy.stat_store.inc(hcm.stat("downstream_rq_http1_total"))
+        if rec.enabled:
+            rec.record(
+                "stream",
+                "request",
+                {"method": spec.method, "path": spec.path, "headers": headers.to_list(), "body_size": len(spec.body)},
+                None,
+                {"stream": self.stream_id, "listener": hcm.listener.name},
+            )
+        # Envoy builds the filter chain once the route is known; a route may disable filters
+        route = self.route()
+        filters = []
+        for fc in config.http_filters:
+            per_route = _per_route(route, fc.name)
+            if fc.disabled and per_route is None:
+                continue
+            if isinstance(per_route, PerRouteDisabled):
+                continue
+            f = fc.factory.create_filter(self.dispatcher)
+            if f is not None:
+                filters.append((fc.name, f))
+        self.fm = fm = FilterManager(self, filters, config.buffer_limit)
+        body = spec.body
+        end_at_headers = not body and spec.trailers is None
+        fm.codec_decode_headers(headers, end_at_headers)
+        if body and not fm.destroyed:
+            fm.codec_decode_data(Buffer(body), False)
+            if not fm.destroyed and spec.trailers is None:
+                fm.codec_decode_data(Buffer(), True)
+        if spec.trailers is not None and not fm.destroyed:
+            fm.codec_decode_trailers(HeaderMap(spec.trailers))
+
+    # ---- codec side: the response reaches the client -------------------------------------------
+    def local_reply_headers(self, status: int, body: bytes, modify: Any) -> HeaderMap:
+        """Headers of a local reply (Envoy ``Utility::prepareLocalReply``)."""
+        headers = HeaderMap()
+        headers.add(":status", str(status))
+        route = self.route()
+        # Envoy finalizes route headers on local replies only for cluster routes; the router
+        # does it itself for direct responses and redirects, and a missing route adds none
+        if route is not None and isinstance(route.action, RouteAction):
+            for level in self.hcm.config.route_config.header_levels(route):
+                level.apply_response(headers, self.info)
+        if modify is not None:
+            modify(headers)
+        if body:
+            headers.set("content-length", str(len(body)))
+            if "content-type" not in headers:
+                headers.add("content-type", "text/plain")
+        return headers
+
+    def codec_encode_headers(self, headers: HeaderMap, end_stream: bool) -> None:
+        config = self.hcm.config
+        if "date" not in headers:
+            headers.add("date", _http_date(self.proxy.clock.wall_ns()))
+        sht = config.server_header_transformation
+        if sht == "OVERWRITE":
+            _set_in_place(headers, "server", config.server_name)
+        elif sht == "APPEND_IF_ABSENT" and "server" not in headers:
+            headers.add("server", config.server_name)
+        if self.fm is not None and not self.fm.remote_decode_complete:
+            headers.set("connection", "close")
+            self.proxy.stat_store.inc(self.hcm.stat("downstream_rq_response_before_rq_complete"))
+        try:
+            status = int(headers.get(":status") or 0)
+        except ValueError:
+            status = 0
+        if "content-length" not in headers and "transfer-encoding" not in headers:
+            if end_stream:
+                if status >= 200 and status not in _NO_BODY_STATUSES:
+                    headers.add("content-length", "0")
+            elif not self.is_head_request():
+                headers.add("transfer-encoding", "chunked")
+        self._status = status
+        self._resp_headers = headers
+        self.info.response_code = status
+        self.info.response_headers = headers
+        if end_stream:
+            self._finish_codec()
+
+    def codec_encode_data(self, data: Buffer, end_stream: bool) -> None:
+        if not self.is_head_request():
+            self._resp_body += data.to_bytes()
+        if end_stream:
+            self._finish_codec()
+
+    def codec_encode_trailers(self, trailers: HeaderMap) -> None:
+        self._resp_trailers = trailers
+        self.info.response_trailers = trailers
+        self._finish_codec()
+
+    def _finish_codec(self) -> None:
+        self.info.bytes_sent = len(self._resp_body)
+
+    def on_response_complete(self) -> None:
+        """The response reached the client completely: end the stream (Envoy: onStreamComplete)."""
+        self._end("complete")
+
+    def reset(self, details: str) -> None:
+        """Reset the stream (Envoy resetStream): nothing more reaches the client."""
+        if self._done:
+            return
+        self._reset_details = details
+        self.info.response_code_details = details
+        if self.proxy.recorder.enabled:
+            self.proxy.recorder.record("stream", "reset", {"details": details}, None, {"stream": self.stream_id})
+        self._end("reset")
+
+    def fail_filter_exception(self, message: str) -> None:
+        fm = self.fm
+        if fm is None:
+            return
+        if not fm.response_started_to_codec:
+            fm.send_local_reply(500, b"Internal Server Error", None, "filter_raised_exception")
+        else:
+            self.reset("filter_raised_exception")
+
+    def waiting_on(self) -> str:
+        return self._waiting or "the router (no response yet)"
+
+    def set_waiting(self, what: str) -> None:
+        self._waiting = what
+
+    def _end(self, how: str) -> None:
+        if self._done:
+            return
+        self._done = True
+        proxy = self.proxy
+        fm = self.fm
+        info = self.info
+        info.end_mono_ns = proxy.clock.monotonic_ns()
+        hcm = self.hcm
+        status = self._status if how == "complete" else 0
+        stats = proxy.stat_store
+        if how == "complete" and status:
+            stats.inc(hcm.stat(f"downstream_rq_{status // 100}xx"))
+            stats.inc(hcm.stat("downstream_rq_completed"))
+        else:
+            stats.inc(hcm.stat("downstream_rq_tx_reset"))
+        if proxy.recorder.enabled:
+            proxy.recorder.record(
+                "stream",
+                "response" if how == "complete" else "reset_complete",
+                {"status": status, "details": info.response_code_details, "body_size": len(self._resp_body)},
+                None,
+                {"stream": self.stream_id},
+            )
+        # access logs, then the filters' access-log hooks, then destroy (Envoy's order)
+        for log in hcm.config.access_logs:
+            proxy.access_log.write(log, info, self)
+        if fm is not None:
+            for f in fm.all_filters:
+                try:
+                    f.log(info)
+                except Exception as e:  # a filter bug must not break the stream end
+                    proxy.log("error", "http", f"filter log() raised: {type(e).__name__}: {e}")
+            fm.destroy()
+            for f in fm.all_filters:
+                try:
+                    f.on_destroy()
+                except Exception as e:
+                    proxy.log("error", "http", f"filter on_destroy() raised: {type(e).__name__}: {e}")
+        hcm.streams.discard(self)
+        pending = self.pending
+        if pending is None:
+            return
+        if how == "complete" and self._resp_headers is not None:
+            pending.set(
+                Response(
+                    status,
+                    self._resp_headers.without_pseudo(),
+                    bytes(self._resp_body),
+                    self._resp_trailers.without_pseudo() if self._resp_trailers is not None else None,
+                    info.response_code_details,
+                )
+            )
+        else:
+            partial = None
+            if self._resp_headers is not None:
+                partial = Response(self._status, self._resp_headers.without_pseudo(), bytes(self._resp_body))
+            pending.set_reset(self._reset_details or "reset", partial)
+
+
+def _per_route(route: Route | None, name: str) -> Any:
+    if route is None:
+        return None
+    if name in route.per_filter_config:
+        return route.per_filter_config[name]
+    vh = route.virtual_host
+    if vh is not None and name in vh.per_filter_config:
+        return vh.per_filter_config[name]
+    return None
+
+
+def per_route_config(route: Route | None, name: str) -> Any:
+    """The most specific ``typed_per_filter_config`` for filter ``name`` (route, then vhost)."""
+    return _per_route(route, name)
+
+
+def _set_in_place(headers: HeaderMap, name: str, value: str) -> None:
+    entries = headers._entries
+    for i, (k, _) in enumerate(entries):
+        if k == name:
+            entries[i] = (name, value)
+            del_idx = [j for j in range(i + 1, len(entries)) if entries[j][0] == name]
+            for j in reversed(del_idx):
+                del entries[j]
+            return
+    entries.append((name, value))
+
+
+def _http_date(wall_ns: int) -> str:
+    return time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(wall_ns / 1e9))
+
+
+class HttpConnectionManager:
+    """The HCM of one listener: its config and its live streams (per worker)."""
+
+    def __init__(self, proxy: Proxy, listener: ListenerConfig) -> None:
+        assert listener.hcm is not None
+        self.proxy = proxy
+        self.listener = listener
+        self.config: HcmConfig = listener.hcm
+        self.streams: set[ActiveStream] = set()
+        self._stat_prefix = f"http.{self.config.stat_prefix}."
+
+    def stat(self, name: str) -> str:
+        return self._stat_prefix + name
+
+    def new_stream(self, dispatcher: Dispatcher, spec: RequestSpec, pending: _Pending | None) -> ActiveStream:
+        stream = ActiveStream(self, dispatcher, pending)
+        self.streams.add(stream)
+        if pending is not None:
+            pending.stream = stream
+        stream.start(spec)
+        return stream
+
+    def reset_streams_on(self, dispatcher: Dispatcher, details: str) -> None:
+        for s in list(self.streams):
+            if s.dispatcher is dispatcher:
+                s.reset(details)

@@ -1,0 +1,504 @@
+"""Proxy: the in-process Envoy-like host a lesson or test builds from Envoy YAML.
+
+Like Envoy, it has a main thread and N worker threads, each running a :class:`Dispatcher`. At
+start the main thread loads every extension (Envoy: config load, Wasm canary VMs, Lua script
+validation, WasmService), then the workers start and build their thread-local state (Wasm VM
+replicas, Lua states). A request runs entirely on one worker: ``proxy.request`` posts it to the
+worker's dispatcher and waits for the response; it never blocks longer than ``timeout``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+import weakref
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from ..config.bootstrap import Bootstrap, load_config
+from ..errors import ConfigError, ProxyClosed, StartupError, StreamTimeout, WasmlabError
+from ..http import HeaderMap, Response
+from ..trace import Recorder, Trace
+from ..trace.recorder import DEFAULT_CAPACITY
+from .access_log import AccessLogWriter
+from .dispatcher import Activity, Dispatcher, RealClock, VirtualClock
+from .hcm import ActiveStream, HttpConnectionManager
+from .logs import ProxyLog
+from .stats import Stats
+from .upstream import NO_APP, Cluster, UpstreamPool
+
+_MISSING: Any = object()
+
+
+class StreamReset(WasmlabError):
+    """The proxy reset the stream instead of completing a response (e.g. ``proxy_close_stream``)."""
+
+    def __init__(self, details: str, response: Response | None = None) -> None:
+        super().__init__(f"the proxy reset the stream ({details})")
+        self.details = details
+        self.response = response
+
+
+@dataclass
+class RequestSpec:
+    """A normalised client request: what ``proxy.request`` and the Envoy bridge both send."""
+
+    method: str
+    path: str
+    authority: str
+    headers: list[tuple[str, str]]  # lower-cased names, no host, in order (+content-length)
+    body: bytes
+    trailers: list[tuple[str, str]] | None = None
+
+    def wire_headers(self) -> list[tuple[str, str]]:
+        """Header lines an HTTP/1.1 client sends for this request (``Host`` first)."""
+        return [("host", self.authority), *self.headers]
+
+
+def make_request_spec(
+    method: str,
+    path: str,
+    headers: Any = None,
+    body: bytes | str | None = b"",
+    trailers: Any = None,
+) -> RequestSpec:
+    if not isinstance(method, str) or not method or not method.isascii() or any(c in method for c in " \r\n:"):
+        raise ValueError(f"method must be an HTTP method such as 'GET', got {method!r}")
+    if not isinstance(path, str) or not (path.startswith("/") or (path == "*" and method == "OPTIONS")):
+        raise ValueError(f"path must start with '/', got {path!r}")
+    if any(c in path for c in " \r\n"):
+        raise ValueError(f"path must not contain spaces or line breaks, got {path!r}")
+    pairs = HeaderMap(headers) if headers is not None else HeaderMap()
+    authority = None
+    out: list[tuple[str, str]] = []
+    for k, v in pairs:
+        if k == "host":
+            if authority is None:
+                authority = v
+            continue
+        if k.startswith(":") or not k or any(c in k for c in " \r\n:"):
+            raise ValueError(f"invalid header name {k!r}")
+        if "\r" in v or "\n" in v:
+            raise ValueError(f"header {k!r} has a line break in its value")
+        out.append((k, v))
+    if isinstance(body, str):
+        body = body.encode()
+    body = bytes(body or b"")
+    if body and not any(k == "content-length" for k, _ in out) and not any(k == "transfer-encoding" for k, _ in out):
+        out.append(("content-length", str(len(body))))
+    tr = list(HeaderMap(trailers)) if trailers is not None else None
+    return RequestSpec(method, path, authority or "localhost", out, body, tr)
+
+
+class _Pending:
+    """Where a worker leaves one stream's outcome for the caller."""
+
+    __slots__ = ("event", "response", "reset", "stream", "callback")
+
+    def __init__(self, callback: Callable[[_Pending], None] | None = None) -> None:
+        self.event = threading.Event()
+        self.response: Response | None = None
+        self.reset: StreamReset | None = None
+        self.stream: ActiveStream | None = None
+        self.callback = callback
+
+    def set(self, response: Response) -> None:
+        self.response = response
+        self._done()
+
+    def set_reset(self, details: str, partial: Response | None) -> None:
+        self.reset = StreamReset(details, partial)
+        self._done()
+
+    def _done(self) -> None:
+        self.event.set()
+        if self.callback is not None:
+            self.callback(self)
+
+    def result(self) -> Response:
+        if self.reset is not None:
+            raise self.reset
+        assert self.response is not None
+        return self.response
+
+
+def _stop_all(dispatchers: list[Dispatcher], pool: UpstreamPool) -> None:
+    for d in dispatchers:
+        d.stop(timeout=1.0)
+    pool.close()
+
+
+class Proxy:
+    """An Envoy-like proxy running in this process. Use :meth:`from_yaml`; close it (or use
+    ``with``) to run every shutdown callback."""
+
+    def __init__(
+        self,
+        config: Bootstrap,
+        workers: int = 2,
+        clock: str = "real",
+        trace: bool = True,
+        trace_capacity: int = DEFAULT_CAPACITY,
+        log_level: str = "info",
+        options: dict[str, Any] | None = None,
+    ) -> None:
+        if not isinstance(workers, int) or isinstance(workers, bool) or not 1 <= workers <= 64:
+            raise ValueError(f"workers must be an int from 1 to 64, got {workers!r}")
+        if clock not in ("real", "virtual"):
+            raise ValueError(f"clock must be 'real' or 'virtual', got {clock!r}")
+        self.config = config
+        self.options = dict(options or {})
+        self.clock = VirtualClock() if clock == "virtual" else RealClock()
+        self.recorder = Recorder(self.clock.monotonic_ns, enabled=bool(trace), capacity=trace_capacity)
+        self._log = ProxyLog(self.recorder, log_level)
+        self.stat_store = Stats()
+        self.access_log = AccessLogWriter()
+        self.activity = Activity()
+        self.clusters: dict[str, Cluster] = {name: Cluster(c) for name, c in config.clusters.items()}
+        self.upstream_pool = UpstreamPool(self.log)
+        self.main = Dispatcher("main", None, self.clock, self.activity, self._task_error)
+        self.workers = [
+            Dispatcher(f"worker_{i}", i, self.clock, self.activity, self._task_error) for i in range(workers)
+        ]
+        self.hcms = {lst.name: HttpConnectionManager(self, lst) for lst in config.http_listeners}
+        #: every extension object with start_main/start_worker/stop_worker/stop_main hooks
+        self.extensions: list[Any] = []
+        self._rr = itertools.count()
+        self._closed = False
+        self._close_lock = threading.Lock()
+        self._finalizer = weakref.finalize(self, _stop_all, [self.main, *self.workers], self.upstream_pool)
+        self._views: Any = None
+        self._start()
+
+    # ---- construction -------------------------------------------------------------------------
+    @classmethod
+    def from_yaml(
+        cls,
+        source: str | os.PathLike[str],
+        workers: int = 2,
+        clock: str = "real",
+        trace: bool = True,
+        **kwargs: Any,
+    ) -> Proxy:
+        """Build and start a proxy from an Envoy bootstrap: a path, or YAML text."""
+        return cls(load_config(source), workers=workers, clock=clock, trace=trace, **kwargs)
+
+    def _start(self) -> None:
+        for hcm in self.hcms.values():
+            for fc in hcm.config.http_filters:
+                self.extensions.append(fc.factory)
+        try:
+            from ..filters.setup import collect_extensions
+        except ImportError:
+            pass
+        else:
+            self.extensions[:0] = collect_extensions(self)
+        try:
+            self.main.start()
+            self.main.run_sync(self._start_main, timeout=120)
+            for w in self.workers:
+                w.start()
+            for w in self.workers:
+                w.run_sync(self._start_worker, w, timeout=120)
+        except BaseException:
+            self._closed = True
+            self._finalizer()
+            raise
+
+    def _start_main(self) -> None:
+        self.log("info", "main", "starting main dispatch loop")
+        for ext in self.extensions:
+            ext.start_main(self)
+        self.log("info", "config", "all dependencies initialized. starting workers")
+
+    def _start_worker(self, dispatcher: Dispatcher) -> None:
+        for ext in self.extensions:
+            ext.start_worker(dispatcher)
+
+    def _task_error(self, thread: str, error: BaseException) -> None:
+        import traceback
+
+        tb = "".join(traceback.format_exception_only(type(error), error)).strip()
+        frames = traceback.extract_tb(error.__traceback__)
+        where = f" at {frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}" if frames else ""
+        self.log("critical", "main", f"unhandled error on {thread}: {tb}{where}")
+
+    # ---- public API -----------------------------------------------------------------------------
+    def log(self, level: str, logger: str, message: str) -> None:
+        self._log.log(level, logger, message)
+
+    @property
+    def log_level(self) -> str:
+        return self._log.level
+
+    def set_log_level(self, level: str) -> None:
+        """Envoy's ``-l``: lines below this level are dropped (default ``info``)."""
+        self._log.set_level(level)
+
+    def log_enabled(self, level: str) -> bool:
+        return self._log.enabled(level)
+
+    @property
+    def log_rank(self) -> int:
+        return self._log.rank
+
+    @property
+    def logs(self) -> list[str]:
+        """The proxy log so far: ``[level][logger] message`` lines."""
+        return self._log.lines()
+
+    @property
+    def access_logs(self) -> list[str]:
+        """Lines written by stdout/stderr access loggers."""
+        return list(self.access_log.lines)
+
+    @property
+    def trace(self) -> Trace:
+        """The recorded events (the last ``trace_capacity`` of them)."""
+        return self.recorder.trace()
+
+    def stats(self) -> dict[str, int]:
+        """Counters and gauges with Envoy's names (only those touched so far)."""
+        return self.stats_store_snapshot()
+
+    def stats_store_snapshot(self) -> dict[str, int]:
+        return self.stat_store.snapshot()
+
+    @property
+    def views(self) -> Any:
+        if self._views is None:
+            from ..views import Views
+
+            self._views = Views(lambda: self.recorder.snapshot(), recorder=self.recorder, proxy=self)
+        return self._views
+
+    def upstream(self, cluster_name: str, app: Any = _MISSING) -> Any:
+        """Serve ``cluster_name`` with ``app`` (``Request -> Response``); ``None`` = nothing listening.
+        Without ``app`` it works as a decorator."""
+        if cluster_name not in self.clusters:
+            known = ", ".join(sorted(self.clusters)) or "none"
+            raise KeyError(f"no cluster named {cluster_name!r} in the config (clusters: {known})")
+        if app is _MISSING:
+
+            def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+                self.upstream(cluster_name, fn)
+                return fn
+
+            return deco
+        if app is not None and not callable(app):
+            raise TypeError(f"an upstream app must be callable (Request -> Response), got {type(app).__name__}")
+        self.clusters[cluster_name].app = NO_APP if app is None else app
+        return app
+
+    def _hcm(self, listener: str | None) -> HttpConnectionManager:
+        if not self.hcms:
+            raise ConfigError("this config has no HTTP listener (no http_connection_manager)")
+        if listener is None:
+            return next(iter(self.hcms.values()))
+        try:
+            return self.hcms[listener]
+        except KeyError:
+            raise KeyError(f"no HTTP listener named {listener!r} (listeners: {', '.join(self.hcms)})") from None
+
+    def _worker(self, worker: int | None) -> Dispatcher:
+        if worker is None:
+            return self.workers[next(self._rr) % len(self.workers)]
+        if not isinstance(worker, int) or not 0 <= worker < len(self.workers):
+            raise ValueError(f"worker must be 0..{len(self.workers) - 1}, got {worker!r}")
+        return self.workers[worker]
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ProxyClosed("this proxy was closed; create a new one with Proxy.from_yaml(...)")
+        if threading.current_thread().name in {d.name for d in (self.main, *self.workers)} and any(
+            d.is_current() for d in (self.main, *self.workers)
+        ):
+            raise RuntimeError("proxy.request cannot be called from the proxy's own threads (it would deadlock)")
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        headers: Any = None,
+        body: bytes | str = b"",
+        worker: int | None = None,
+        timeout: float = 10.0,
+        listener: str | None = None,
+        trailers: Any = None,
+    ) -> Response:
+        """Send one request through the proxy and wait for its response."""
+        self._check_open()
+        hcm = self._hcm(listener)
+        spec = make_request_spec(method, path, headers, body, trailers)
+        d = self._worker(worker)
+        pending = _Pending()
+        d.post(hcm.new_stream, d, spec, pending)
+        if not pending.event.wait(timeout):
+            raise self._timeout(pending, d, f"{method} {path}", timeout)
+        return pending.result()
+
+    def _timeout(self, pending: _Pending, d: Dispatcher, what: str, timeout: float) -> StreamTimeout:
+        stream = pending.stream
+        holder = "the stream never started (the worker is busy)"
+        if stream is not None:
+            try:
+                holder = d.run_sync(lambda: stream.fm.holder() if stream.fm else stream.waiting_on(), timeout=2.0)
+                d.post(stream.reset, "stream_timeout")
+            except TimeoutError:
+                holder = f"{d.name} is busy: a filter callback has not returned"
+        return StreamTimeout(f"{what} on {d.name}: no response after {timeout:g}s; the stream is held by {holder}")
+
+    def request_many(
+        self,
+        requests: Iterable[Any],
+        concurrency: int | None = None,
+        timeout: float = 60.0,
+        listener: str | None = None,
+    ) -> list[Response]:
+        """Send many requests spread over the workers, ``concurrency`` in flight (default all)."""
+        self._check_open()
+        hcm = self._hcm(listener)
+        specs: list[tuple[RequestSpec, int | None]] = []
+        for item in requests:
+            if isinstance(item, tuple):
+                specs.append((make_request_spec(*item), None))
+            elif isinstance(item, dict):
+                kw = dict(item)
+                worker = kw.pop("worker", None)
+                kw.pop("timeout", None)
+                specs.append((make_request_spec(**kw), worker))
+            else:
+                raise TypeError(f"each request must be a (method, path) tuple or a dict, got {type(item).__name__}")
+        n = len(specs)
+        if n == 0:
+            return []
+        limit = n if concurrency is None else max(1, int(concurrency))
+        results: list[_Pending | None] = [None] * n
+        lock = threading.Lock()
+        state = {"next": 0, "done": 0}
+        all_done = threading.Event()
+
+        def submit(i: int) -> None:
+            spec, worker = specs[i]
+            d = self._worker(worker)
+            p = _Pending(lambda p, i=i: finished(i, p))
+            results[i] = p
+            d.post(hcm.new_stream, d, spec, p)
+
+        def finished(i: int, p: _Pending) -> None:
+            nxt = -1
+            with lock:
+                state["done"] += 1
+                if state["next"] < n:
+                    nxt = state["next"]
+                    state["next"] += 1
+                if state["done"] == n:
+                    all_done.set()
+            if nxt >= 0:
+                submit(nxt)
+
+        with lock:
+            first = min(limit, n)
+            state["next"] = first
+        for i in range(first):
+            submit(i)
+        if not all_done.wait(timeout):
+            stuck = [i for i, p in enumerate(results) if p is None or not p.event.is_set()]
+            p = results[stuck[0]]
+            spec = specs[stuck[0]][0]
+            d = p.stream.dispatcher if p is not None and p.stream is not None else self.workers[0]
+            if p is None:
+                raise StreamTimeout(f"{len(stuck)} of {n} requests did not finish in {timeout:g}s")
+            err = self._timeout(p, d, f"{spec.method} {spec.path}", timeout)
+            raise StreamTimeout(f"{len(stuck)} of {n} requests did not finish; first: {err}")
+        return [p.result() for p in results if p is not None]
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Wait until no task is queued and no upstream call is in flight."""
+        return self.activity.wait_idle(timeout)
+
+    def advance(self, seconds: float) -> None:
+        """Move the virtual clock forward, firing due timers on their own threads in order."""
+        clock = self.clock
+        if not isinstance(clock, VirtualClock):
+            raise RuntimeError("advance() needs a virtual clock: Proxy.from_yaml(..., clock='virtual')")
+        if seconds < 0:
+            raise ValueError("advance() cannot move time backwards")
+        self._check_open()
+        target = clock.monotonic_ns() + int(seconds * 1e9)
+        dispatchers = [self.main, *self.workers]
+        while True:
+            self.activity.wait_idle(10.0)
+            best: tuple[tuple[int, int], Dispatcher] | None = None
+            for d in dispatchers:
+                nt = d.next_timer()
+                if nt is not None and nt[0] <= target and (best is None or nt < best[0]):
+                    best = (nt, d)
+            if best is None:
+                break
+            clock.set(best[0][0])
+            best[1].run_sync(best[1].fire_due_timers, timeout=30.0)
+        clock.set(target)
+        self.activity.wait_idle(10.0)
+
+    # ---- shutdown -------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Shut down like Envoy: workers tear down their state, then the main thread."""
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+        try:
+            for w in self.workers:
+                if w.alive:
+                    try:
+                        w.run_sync(self._stop_worker, w, timeout=10.0)
+                    except TimeoutError:
+                        self.log("error", "main", f"{w.name} did not shut down in time")
+            for w in self.workers:
+                w.stop(timeout=2.0)
+            if self.main.alive:
+                try:
+                    self.main.run_sync(self._stop_main, timeout=10.0)
+                except TimeoutError:
+                    self.log("error", "main", "main thread did not shut down in time")
+        finally:
+            self._finalizer()
+
+    def _stop_worker(self, dispatcher: Dispatcher) -> None:
+        for hcm in self.hcms.values():
+            hcm.reset_streams_on(dispatcher, "shutdown")
+        for ext in reversed(self.extensions):
+            try:
+                ext.stop_worker(dispatcher)
+            except Exception as e:
+                self.log("error", "main", f"shutdown of {type(ext).__name__} on {dispatcher.name} failed: {e}")
+
+    def _stop_main(self) -> None:
+        for ext in reversed(self.extensions):
+            try:
+                ext.stop_main()
+            except Exception as e:
+                self.log("error", "main", f"shutdown of {type(ext).__name__} failed: {e}")
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __enter__(self) -> Proxy:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "running"
+        return (
+            f"<wasmlab.Proxy {state}: {len(self.workers)} workers, listeners={list(self.hcms)}, "
+            f"clusters={list(self.clusters)}, clock={'virtual' if self.clock.virtual else 'real'}>"
+        )
+
+
+__all__ = ["Proxy", "RequestSpec", "StartupError", "StreamReset", "make_request_spec"]

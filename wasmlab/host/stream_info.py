@@ -1,0 +1,43 @@
+"""StreamInfo: what the host knows about one stream (Envoy ``StreamInfo::StreamInfo``).
+
+Access logs, header formatters, Lua's ``streamInfo()`` and Proxy-Wasm properties all read it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..http import HeaderMap
+
+
+@dataclass
+class StreamInfo:
+    stream_id: int
+    connection_id: int
+    start_wall_ns: int
+    start_mono_ns: int
+    protocol: str = "HTTP/1.1"
+    downstream_remote_address: str = "127.0.0.1:0"
+    downstream_local_address: str = "127.0.0.1:10000"
+    request_headers: HeaderMap | None = None
+    response_headers: HeaderMap | None = None
+    response_trailers: HeaderMap | None = None
+    response_code: int | None = None
+    response_code_details: str = ""
+    response_flags: str = "-"
+    bytes_received: int = 0
+    bytes_sent: int = 0
+    upstream_host: str | None = None
+    upstream_cluster: str | None = None
+    route_name: str = ""
+    end_mono_ns: int | None = None
+    #: Envoy dynamic metadata: namespace -> dict
+    dynamic_metadata: dict[str, Any] = field(default_factory=dict)
+    #: Envoy filter state: key -> value (bytes or str)
+    filter_state: dict[str, Any] = field(default_factory=dict)
+
+    def duration_ms(self) -> int | None:
+        if self.end_mono_ns is None:
+            return None
+        return (self.end_mono_ns - self.start_mono_ns) // 1_000_000

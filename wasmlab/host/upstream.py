@@ -1,0 +1,150 @@
+"""Clusters and the in-process upstream apps that answer for them.
+
+In Envoy a cluster is a set of endpoints the router connects to. In wasmlab each cluster is
+served by a Python *app*: a callable taking a :class:`~wasmlab.http.Request` (what an HTTP/1.1
+upstream would receive) and returning a :class:`~wasmlab.http.Response` or a
+``(status, headers, body)`` tuple. The default app echoes the request as JSON. The real-Envoy
+bridge serves the very same app objects over loopback, so both sides talk to the same upstream.
+
+Apps run on a small pool of upstream threads, not on the worker: a slow app must not stop the
+worker's timers (route timeouts fire while the app sleeps, as with a real upstream server).
+What the client then sees mirrors Envoy: an app that raises is a connection reset (503
+``upstream connect error or disconnect/reset before headers. reset reason: connection
+termination``); a cluster with no app is a refused connection (``... remote connection failure``);
+a cluster without endpoints has no healthy upstream (503 ``no healthy upstream``).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import traceback
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from ..http import HeaderMap, Request, Response
+
+if TYPE_CHECKING:
+    from ..config.bootstrap import ClusterConfig
+
+App = Callable[[Request], Any]
+
+CONNECT_FAILURE = "upstream connect error or disconnect/reset before headers. reset reason: remote connection failure"
+CONNECTION_TERMINATION = (
+    "upstream connect error or disconnect/reset before headers. reset reason: connection termination"
+)
+
+
+def echo_app(request: Request) -> Response:
+    """The default upstream: echo the request as JSON ``{method, path, headers, body}``."""
+    body = json.dumps(
+        {
+            "method": request.method,
+            "path": request.path,
+            "headers": request.headers.to_list(),
+            "body": request.body.decode("latin-1"),
+        }
+    ).encode()
+    return Response(200, HeaderMap([("content-type", "application/json")]), body)
+
+
+class _NoApp:
+    """Marks a cluster whose endpoint has nothing listening (``proxy.upstream(name, None)``)."""
+
+    def __repr__(self) -> str:
+        return "<nothing listening>"
+
+
+NO_APP = _NoApp()
+
+
+class Cluster:
+    """One configured cluster and the app that serves it."""
+
+    def __init__(self, config: ClusterConfig) -> None:
+        self.config = config
+        self.name = config.name
+        self.app: App | _NoApp | None = echo_app if config.endpoints else None
+
+    @property
+    def healthy(self) -> bool:
+        return self.app is not None
+
+    @property
+    def host(self) -> str:
+        if self.config.endpoints:
+            return str(self.config.endpoints[0])
+        return "127.0.0.1:0"
+
+
+class UpstreamResult:
+    """What came back from an app: a response, or a failure reason."""
+
+    __slots__ = ("response", "failure")
+
+    def __init__(self, response: Response | None, failure: str | None) -> None:
+        self.response = response
+        self.failure = failure
+
+
+def to_wire_response(response: Response, head: bool) -> tuple[HeaderMap, bytes]:
+    """The response headers Envoy would read from the upstream's HTTP/1.1 bytes.
+
+    Names lower-cased (the codec does that), ``content-length`` added when the app gave neither a
+    length nor chunked encoding (our loopback server does the same on the wire), no body for HEAD
+    or 204/304.
+    """
+    headers = HeaderMap()
+    headers.add(":status", str(response.status))
+    for k, v in response.headers:
+        headers.add(k, v)
+    body = response.body
+    if response.status in (204, 304) or 100 <= response.status < 200:
+        body = b""
+        headers.remove("content-length")
+    elif "content-length" not in headers and "transfer-encoding" not in headers:
+        headers.add("content-length", str(len(body)))
+    if head:
+        body = b""
+    return headers, body
+
+
+class UpstreamPool:
+    """Threads on which upstream apps run."""
+
+    def __init__(self, log: Callable[[str, str, str], None], threads: int = 8) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="upstream")
+        self._log = log
+        self._closed = False
+        self._lock = threading.Lock()
+
+    def call(self, cluster: Cluster, request: Request, done: Callable[[UpstreamResult], None]) -> None:
+        """Run the app on an upstream thread; ``done`` is called there with the result."""
+
+        def run() -> None:
+            done(self._invoke(cluster, request))
+
+        with self._lock:
+            if self._closed:
+                done(UpstreamResult(None, CONNECTION_TERMINATION))
+                return
+            self._executor.submit(run)
+
+    def _invoke(self, cluster: Cluster, request: Request) -> UpstreamResult:
+        app = cluster.app
+        if app is None or isinstance(app, _NoApp):
+            return UpstreamResult(None, CONNECT_FAILURE)
+        try:
+            response = Response.coerce(app(request))
+        except Exception as e:
+            tb = traceback.extract_tb(e.__traceback__)
+            where = f" at {tb[-1].filename.rsplit('/', 1)[-1]}:{tb[-1].lineno}" if tb else ""
+            self._log("error", "upstream", f"app for cluster '{cluster.name}' raised {type(e).__name__}: {e}{where}")
+            return UpstreamResult(None, CONNECTION_TERMINATION)
+        return UpstreamResult(response, None)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+        self._executor.shutdown(wait=False, cancel_futures=True)

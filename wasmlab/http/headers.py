@@ -1,0 +1,159 @@
+"""HeaderMap: Envoy's ordered, case-insensitive, multi-value header map.
+
+Envoy (``Http::HeaderMapImpl``) keeps header names lower-cased, keeps every value of a repeated
+name as its own entry, and keeps pseudo-headers (``:method``, ``:path``, ``:status``...) in front
+of ordinary headers: adding a pseudo-header inserts it after the last pseudo-header. Replacing a
+header (``setCopy``) removes every entry of that name and adds one at the end of its group.
+
+We store a plain list of ``(name, value)`` tuples: header maps hold a dozen entries, so a linear
+scan beats any index, and iteration order is exactly Envoy's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+HeaderItems = Any  # Iterable[tuple[str, str]] | dict[str, str] | HeaderMap | None
+
+
+def _text(value: object, what: str) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes):
+        return value.decode("latin-1")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    raise TypeError(f"header {what} must be str or bytes, got {type(value).__name__}")
+
+
+class HeaderMap:
+    """Ordered multi-map of lower-cased header names to string values."""
+
+    __slots__ = ("_entries",)
+
+    def __init__(self, items: HeaderItems = None) -> None:
+        self._entries: list[tuple[str, str]] = []
+        if items is None:
+            return
+        if isinstance(items, HeaderMap):
+            self._entries = list(items._entries)
+            return
+        pairs = items.items() if isinstance(items, dict) else items
+        for pair in pairs:
+            try:
+                name, value = pair
+            except (TypeError, ValueError):
+                raise TypeError(f"headers must be (name, value) pairs, got {pair!r}") from None
+            self.add(name, value)
+
+    # ---- reading -------------------------------------------------------------------------
+    def get(self, name: str, default: str | None = None) -> str | None:
+        """First value of ``name`` (case-insensitive), or ``default``."""
+        key = name.lower()
+        for k, v in self._entries:
+            if k == key:
+                return v
+        return default
+
+    def get_all(self, name: str) -> list[str]:
+        """Every value of ``name`` in order."""
+        key = name.lower()
+        return [v for k, v in self._entries if k == key]
+
+    def get_joined(self, name: str) -> str | None:
+        """All values joined with ``,`` (what Envoy's Lua ``get`` returns), or None."""
+        values = self.get_all(name)
+        return ",".join(values) if values else None
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        key = name.lower()
+        return any(k == key for k, _ in self._entries)
+
+    def __getitem__(self, name: str) -> str:
+        value = self.get(name)
+        if value is None:
+            raise KeyError(name)
+        return value
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, HeaderMap):
+            return self._entries == other._entries
+        return NotImplemented
+
+    def __repr__(self) -> str:
+        return f"HeaderMap({self._entries!r})"
+
+    def items(self) -> list[tuple[str, str]]:
+        return list(self._entries)
+
+    def keys(self) -> list[str]:
+        return [k for k, _ in self._entries]
+
+    def to_list(self) -> list[list[str]]:
+        """``[[name, value], ...]`` — the JSON shape used by the CLI and the echo app."""
+        return [[k, v] for k, v in self._entries]
+
+    def byte_size(self) -> int:
+        """Sum of name and value lengths (Envoy's ``byteSize()``, used by ``get_header_map_size``)."""
+        return sum(len(k) + len(v) for k, v in self._entries)
+
+    def copy(self) -> HeaderMap:
+        new = HeaderMap()
+        new._entries = list(self._entries)
+        return new
+
+    def without_pseudo(self) -> HeaderMap:
+        new = HeaderMap()
+        new._entries = [e for e in self._entries if not e[0].startswith(":")]
+        return new
+
+    # ---- writing -------------------------------------------------------------------------
+    def add(self, name: str, value: object) -> None:
+        """Append one entry; a pseudo-header goes after the last pseudo-header."""
+        key = _text(name, "name").lower()
+        val = _text(value, "value")
+        if key.startswith(":"):
+            entries = self._entries
+            i = 0
+            while i < len(entries) and entries[i][0].startswith(":"):
+                i += 1
+            entries.insert(i, (key, val))
+        else:
+            self._entries.append((key, val))
+
+    def set(self, name: str, value: object) -> None:
+        """Replace every entry of ``name`` with one (Envoy ``setCopy``)."""
+        self.remove(name)
+        self.add(name, value)
+
+    replace = set
+
+    def set_default(self, name: str, value: object) -> None:
+        """Add only when absent."""
+        if name not in self:
+            self.add(name, value)
+
+    def remove(self, name: str) -> int:
+        """Remove every entry of ``name``; returns how many were removed."""
+        key = name.lower()
+        before = len(self._entries)
+        self._entries = [e for e in self._entries if e[0] != key]
+        return before - len(self._entries)
+
+    def clear(self) -> None:
+        self._entries = []
+
+    def replace_all(self, items: Iterable[tuple[str, str]]) -> None:
+        """Drop every entry and add ``items`` in order (``proxy_set_header_map_pairs``)."""
+        self._entries = []
+        for k, v in items:
+            self.add(k, v)

@@ -1,0 +1,97 @@
+"""Render trace events as text, as Envoy's log lines and as a Mermaid sequence diagram."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from .events import Event
+
+
+def _fmt_args(args: Any) -> str:
+    if args is None:
+        return ""
+    if isinstance(args, dict):
+        return ", ".join(f"{k}={_short(v)}" for k, v in args.items())
+    if isinstance(args, list | tuple):
+        return ", ".join(_short(v) for v in args)
+    return _short(args)
+
+
+def _short(v: Any, limit: int = 60) -> str:
+    s = repr(v) if not isinstance(v, str) else v
+    return s if len(s) <= limit else s[: limit - 3] + "..."
+
+
+def event_text(ev: Event) -> str:
+    """One line: ``#seq thread [vm ctx] kind name(args) -> result``."""
+    where = ev.thread
+    if ev.vm is not None:
+        where += f" vm={ev.vm}"
+    if ev.context_id is not None:
+        where += f" ctx={ev.context_id}"
+    stream = ev.data.get("stream") if isinstance(ev.data, dict) else None
+    if stream is not None:
+        where += f" stream={stream}"
+    line = f"#{ev.seq:<5} {where:<28} {ev.kind:<8} {ev.name}({_fmt_args(ev.args)})"
+    if ev.result is not None:
+        line += f" -> {_short(ev.result)}"
+    return line
+
+
+def envoy_lines(events: Iterable[Event]) -> list[str]:
+    """Lines in the shape of Envoy's ``--component-log-level wasm:trace`` / Lua log output."""
+    out: list[str] = []
+    for ev in events:
+        if ev.kind == "callback":
+            args = ", ".join(str(a) for a in (ev.args or ()))
+            out.append(f"[host->vm] {ev.name}({args})")
+            if ev.result is not None:
+                out.append(f"[host<-vm] {ev.name} return: {ev.result}")
+        elif ev.kind == "hostcall":
+            args = ", ".join(str(a) for a in (ev.args or ()))
+            out.append(f"[vm->host] {ev.name}({args})")
+            if ev.result is not None:
+                out.append(f"[vm<-host] {ev.name} return: {ev.result}")
+        elif ev.kind == "log":
+            msg = ev.args.get("message") if isinstance(ev.args, dict) else ev.args
+            logger = ev.args.get("logger") if isinstance(ev.args, dict) else ""
+            if logger in ("wasm", "lua"):
+                out.append(str(msg))
+    return out
+
+
+def _participant(ev: Event) -> str:
+    if ev.kind in ("callback", "hostcall", "context", "trap") and ev.vm:
+        return f"VM {ev.vm} ({ev.thread})"
+    if ev.kind == "lua":
+        return f"Lua ({ev.thread})"
+    if ev.kind == "filter" and isinstance(ev.args, dict) and ev.args.get("filter"):
+        return str(ev.args["filter"])
+    if ev.kind == "upstream":
+        return "upstream"
+    if ev.kind == "queue":
+        return "shared queue"
+    return ev.thread
+
+
+def mermaid(events: Iterable[Event]) -> str:
+    """A Mermaid ``sequenceDiagram`` (JupyterLab renders it natively)."""
+    lines = ["sequenceDiagram"]
+    for ev in events:
+        if ev.kind in ("log",):
+            continue
+        src = "downstream" if ev.kind == "stream" else "host"
+        dst = _participant(ev)
+        if ev.kind == "hostcall":
+            src, dst = dst, "host"
+        label = f"{ev.name}({_fmt_args(ev.args)})"
+        if ev.result is not None:
+            label += f" -> {_short(ev.result, 30)}"
+        label = label.replace(";", ",").replace("#", "")
+        lines.append(f"    {_mid(src)}->>{_mid(dst)}: {label}")
+    return "\n".join(lines)
+
+
+def _mid(name: str) -> str:
+    return name.replace(":", "_").replace(" ", "_").replace("(", "_").replace(")", "")

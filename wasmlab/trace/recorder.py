@@ -1,0 +1,220 @@
+"""Recorder: the one place every host step is written to, and ``Trace``, the view users read.
+
+Envoy shows its internals through log lines (``--component-log-level wasm:trace``); wasmlab records
+structured events instead and renders log lines from them. Recording is a counter increment, a
+clock read and one tuple appended to a bounded ring (``collections.deque`` appends are atomic
+under the GIL), so it is cheap enough to leave on in lessons. ``trace=False`` turns it off:
+``Recorder.enabled`` is then False and hot paths skip building event arguments at all.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from .events import Event
+
+#: per-thread identity, set by each dispatcher thread when it starts
+_thread_info = threading.local()
+
+
+def set_thread_identity(name: str, worker: int | None) -> None:
+    _thread_info.name = name
+    _thread_info.worker = worker
+
+
+def thread_identity() -> tuple[str, int | None]:
+    name = getattr(_thread_info, "name", None)
+    if name is None:
+        return threading.current_thread().name, None
+    return name, _thread_info.worker
+
+
+DEFAULT_CAPACITY = 200_000
+
+
+class Recorder:
+    """Thread-safe bounded event ring."""
+
+    def __init__(
+        self,
+        clock_ns: Callable[[], int],
+        enabled: bool = True,
+        capacity: int = DEFAULT_CAPACITY,
+    ) -> None:
+        self.enabled = enabled
+        self._clock_ns = clock_ns
+        self._seq = itertools.count(1)
+        self._ring: deque[Event] = deque(maxlen=capacity)
+        self._subscribers: list[Callable[[Event], None]] = []
+
+    @property
+    def capacity(self) -> int:
+        return self._ring.maxlen or 0
+
+    def record(
+        self,
+        kind: str,
+        name: str,
+        args: Any = None,
+        result: Any = None,
+        data: Any = None,
+        vm: str | None = None,
+        context_id: int | None = None,
+    ) -> Event | None:
+        if not self.enabled:
+            return None
+        info = _thread_info
+        thread = getattr(info, "name", None)
+        if thread is None:
+            thread, worker = threading.current_thread().name, None
+        else:
+            worker = info.worker
+        ev = Event(
+            next(self._seq),
+            self._clock_ns(),
+            thread,
+            worker,
+            vm,
+            context_id,
+            kind,
+            name,
+            args,
+            result,
+            data,
+        )
+        self._ring.append(ev)
+        if self._subscribers:
+            for fn in list(self._subscribers):
+                try:
+                    fn(ev)
+                except Exception:  # a broken view must never break the host
+                    pass
+        return ev
+
+    def subscribe(self, fn: Callable[[Event], None]) -> Callable[[], None]:
+        """Call ``fn(event)`` for every new event (on the recording thread); returns unsubscribe."""
+        self._subscribers.append(fn)
+
+        def unsubscribe() -> None:
+            if fn in self._subscribers:
+                self._subscribers.remove(fn)
+
+        return unsubscribe
+
+    def snapshot(self) -> list[Event]:
+        # list(deque) while another thread appends can raise "deque mutated during iteration"
+        for _ in range(100):
+            try:
+                return list(self._ring)
+            except RuntimeError:
+                continue
+        return list(self._ring.copy())
+
+    def clear(self) -> None:
+        self._ring.clear()
+
+    def trace(self) -> Trace:
+        return Trace(self.snapshot(), recorder=self)
+
+
+class Trace:
+    """A list of events with the exports DESIGN promises (JSON, text, Envoy log lines)."""
+
+    def __init__(self, events: Iterable[Event], recorder: Recorder | None = None) -> None:
+        self.events: list[Event] = list(events)
+        self._recorder = recorder
+
+    # sequence protocol
+    def __iter__(self) -> Iterator[Event]:
+        return iter(self.events)
+
+    def __len__(self) -> int:
+        return len(self.events)
+
+    def __getitem__(self, i: int) -> Event:
+        return self.events[i]
+
+    def __repr__(self) -> str:
+        return f"<Trace {len(self.events)} events>"
+
+    def clear(self) -> None:
+        """Forget recorded events (the live recorder too)."""
+        self.events = []
+        if self._recorder is not None:
+            self._recorder.clear()
+
+    def filter(
+        self,
+        kind: str | Iterable[str] | None = None,
+        name: str | None = None,
+        thread: str | None = None,
+        stream: int | None = None,
+        vm: str | None = None,
+    ) -> Trace:
+        kinds = {kind} if isinstance(kind, str) else set(kind) if kind is not None else None
+        out = []
+        for ev in self.events:
+            if kinds is not None and ev.kind not in kinds:
+                continue
+            if name is not None and ev.name != name:
+                continue
+            if thread is not None and ev.thread != thread:
+                continue
+            if vm is not None and ev.vm != vm:
+                continue
+            if stream is not None and not (isinstance(ev.data, dict) and ev.data.get("stream") == stream):
+                continue
+            out.append(ev)
+        return Trace(out)
+
+    def names(self) -> list[str]:
+        return [ev.name for ev in self.events]
+
+    # exports
+    def to_list(self) -> list[dict[str, Any]]:
+        return [ev.to_dict() for ev in self.events]
+
+    def to_json(self, indent: int | None = None) -> str:
+        return json.dumps(self.to_list(), indent=indent, default=_json_default)
+
+    def save(self, path: str | Path) -> Path:
+        p = Path(path)
+        p.write_text(self.to_json())
+        return p
+
+    @classmethod
+    def from_json(cls, text: str) -> Trace:
+        return cls(Event.from_dict(d) for d in json.loads(text))
+
+    @classmethod
+    def load(cls, path: str | Path) -> Trace:
+        return cls.from_json(Path(path).read_text())
+
+    def text(self) -> str:
+        from .export import event_text
+
+        return "\n".join(event_text(ev) for ev in self.events)
+
+    def envoy_lines(self) -> list[str]:
+        from .export import envoy_lines
+
+        return envoy_lines(self.events)
+
+    def mermaid(self) -> str:
+        from .export import mermaid
+
+        return mermaid(self.events)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray):
+        return value.decode("latin-1")
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    return repr(value)
