@@ -1,0 +1,137 @@
+"""Async HTTP client to a cluster: what Lua ``httpCall`` and Proxy-Wasm ``proxy_http_call`` use.
+
+Envoy's ``Http::AsyncClient`` sends a request to a cluster outside the downstream filter chain
+and calls back on the same worker when the response (or a failure) arrives. Here the request is
+handed to the cluster's upstream app on an upstream thread and the answer is *posted* back to the
+calling worker's dispatcher — never delivered inline, as in Envoy. A timeout (0 = none) fires
+on the worker's dispatcher and wins over a late answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ..http import HeaderMap, Request
+from .upstream import UpstreamResult, to_wire_response
+
+if TYPE_CHECKING:
+    from .dispatcher import Dispatcher, Timer
+    from .proxy import Proxy
+
+
+@dataclass
+class AsyncResponse:
+    """A completed call: ``headers`` include ``:status``; ``failure`` set when there is none."""
+
+    headers: HeaderMap | None
+    body: bytes
+    trailers: HeaderMap | None
+    failure: str | None = None
+
+    @property
+    def status(self) -> int:
+        if self.headers is None:
+            return 0
+        try:
+            return int(self.headers.get(":status") or 0)
+        except ValueError:
+            return 0
+
+
+class AsyncRequest:
+    """A call in flight; ``cancel()`` drops its answer."""
+
+    def __init__(self, dispatcher: Dispatcher, on_complete: Callable[[AsyncResponse], None]) -> None:
+        self.dispatcher = dispatcher
+        self.on_complete = on_complete
+        self.done = False
+        self.timer: Timer | None = None
+
+    def cancel(self) -> None:
+        self.done = True
+        if self.timer is not None:
+            self.timer.disable()
+
+    def _finish(self, response: AsyncResponse) -> None:
+        if self.done:
+            return
+        self.done = True
+        if self.timer is not None:
+            self.timer.disable()
+        self.on_complete(response)
+
+
+def send(
+    proxy: Proxy,
+    dispatcher: Dispatcher,
+    cluster_name: str,
+    headers: HeaderMap,
+    body: bytes,
+    timeout_s: float | None,
+    on_complete: Callable[[AsyncResponse], None],
+    trailers: HeaderMap | None = None,
+) -> AsyncRequest:
+    """Start a call; ``headers`` carry ``:method``, ``:path`` and ``:authority``.
+
+    The caller checks the cluster exists (Lua and Wasm report that error differently).
+    """
+    cluster = proxy.clusters[cluster_name]
+    req = AsyncRequest(dispatcher, on_complete)
+    up = HeaderMap()
+    up.add("host", headers.get(":authority") or "")
+    for k, v in headers:
+        if not k.startswith(":"):
+            up.add(k, v)
+    if body and "content-length" not in up:
+        up.add("content-length", str(len(body)))
+    request = Request(headers.get(":method") or "GET", headers.get(":path") or "/", up, body, trailers)
+    head = request.method == "HEAD"
+    rec = proxy.recorder
+    if rec.enabled:
+        rec.record(
+            "callout",
+            "http_request",
+            {
+                "cluster": cluster_name,
+                "method": request.method,
+                "path": request.path,
+                "headers": up.to_list(),
+                "body_size": len(body),
+                "timeout_ms": int((timeout_s or 0) * 1000),
+            },
+        )
+    if timeout_s:
+
+        def on_timeout() -> None:
+            if rec.enabled:
+                rec.record("callout", "http_timeout", {"cluster": cluster_name})
+            req._finish(AsyncResponse(None, b"", None, "timeout"))
+
+        req.timer = dispatcher.create_timer(on_timeout, "async_client_timeout")
+        req.timer.enable(timeout_s)
+    activity = proxy.activity
+    activity.begin()
+
+    def deliver(result: UpstreamResult) -> None:
+        if result.response is None:
+            resp = AsyncResponse(None, b"", None, result.failure or "reset")
+        else:
+            h, b = to_wire_response(result.response, head)
+            tr = HeaderMap(result.response.trailers) if result.response.trailers else None
+            resp = AsyncResponse(h, b, tr)
+        if rec.enabled and not req.done:
+            rec.record(
+                "callout",
+                "http_response",
+                {"cluster": cluster_name, "status": resp.status, "failure": resp.failure, "body_size": len(resp.body)},
+            )
+        req._finish(resp)
+
+    def done(result: UpstreamResult) -> None:
+        dispatcher.post(deliver, result)
+        activity.end()
+
+    proxy.upstream_pool.call(cluster, request, done)
+    return req
