@@ -185,9 +185,7 @@ class Node:
             if key not in allowed:
                 supported = ", ".join(sorted(known))
                 extra = f"; {message}" if message else ""
-                raise self.error(
-                    f"unknown field '{key}' (wasmlab supports: {supported}){extra}",
-                )
+                raise self.error(f"unknown field '{key}' (wasmlab supports: {supported}){extra}", key=str(key))
         for key in required:
             if key not in self.value or self.value[key] is None:
                 raise self.error(f"missing required field '{key}'")

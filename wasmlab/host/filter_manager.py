@@ -494,11 +494,11 @@ class FilterManager:
                 self.record_filter(e, "decode_headers", {"end_stream": e.end_stream}, None, "enter")
             status = self._call(e, "decode_headers", e.filter.decode_headers, headers, e.end_stream)
             self.call_state &= ~_DECODE_HEADERS
+            if rec:
+                self.record_filter(e, "decode_headers", {"end_stream": e.end_stream}, _name(status), "exit")
             status = self._coerce(_HS, status, e, "decode_headers")
             if status is None:
                 return
-            if rec:
-                self.record_filter(e, "decode_headers", {"end_stream": e.end_stream}, _name(status), "exit")
             e.last_status = f"decode_headers returned {_name(status)}"
             if self.decoder_aborted or self.destroyed:
                 return
@@ -539,11 +539,11 @@ class FilterManager:
                 self.record_filter(e, "decode_data", {"size": size, "end_stream": e.end_stream}, None, "enter")
             status = self._call(e, "decode_data", e.filter.decode_data, data, e.end_stream)
             self.call_state &= ~_DECODE_DATA
+            if rec:
+                self.record_filter(e, "decode_data", {"size": size, "end_stream": e.end_stream}, _name(status), "exit")
             status = self._coerce(_DS, status, e, "decode_data")
             if status is None:
                 return
-            if rec:
-                self.record_filter(e, "decode_data", {"size": size, "end_stream": e.end_stream}, _name(status), "exit")
             e.last_status = f"decode_data returned {_name(status)}"
             if self.decoder_aborted or self.destroyed:
                 return
@@ -572,11 +572,11 @@ class FilterManager:
             status = self._call(e, "decode_trailers", e.filter.decode_trailers, trailers)
             self.call_state &= ~_DECODE_TRAILERS
             e.end_stream = True
+            if rec:
+                self.record_filter(e, "decode_trailers", {"count": len(trailers)}, _name(status), "exit")
             status = self._coerce(_TS, status, e, "decode_trailers")
             if status is None:
                 return
-            if rec:
-                self.record_filter(e, "decode_trailers", {"count": len(trailers)}, _name(status), "exit")
             e.last_status = f"decode_trailers returned {_name(status)}"
             if self.decoder_aborted or self.destroyed:
                 return
@@ -622,11 +622,11 @@ class FilterManager:
             self.call_state &= ~_ENCODE_HEADERS
             if self.destroyed:
                 return
+            if rec:
+                self.record_filter(e, "encode_headers", {"end_stream": e.end_stream}, _name(status), "exit")
             status = self._coerce(_HS, status, e, "encode_headers")
             if status is None:
                 return
-            if rec:
-                self.record_filter(e, "encode_headers", {"end_stream": e.end_stream}, _name(status), "exit")
             e.last_status = f"encode_headers returned {_name(status)}"
             if self.response_headers is not headers:  # a local reply replaced the response
                 return
@@ -685,11 +685,11 @@ class FilterManager:
             self.call_state &= ~_ENCODE_DATA
             if self.destroyed or self.local_complete:
                 return
+            if rec:
+                self.record_filter(e, "encode_data", {"size": size, "end_stream": e.end_stream}, _name(status), "exit")
             status = self._coerce(_DS, status, e, "encode_data")
             if status is None:
                 return
-            if rec:
-                self.record_filter(e, "encode_data", {"size": size, "end_stream": e.end_stream}, _name(status), "exit")
             e.last_status = f"encode_data returned {_name(status)}"
             if not trailers_at_start and self.response_trailers is not None and trailers_added is None:
                 trailers_added = e
@@ -723,11 +723,11 @@ class FilterManager:
             if self.destroyed:
                 return
             e.end_stream = True
+            if rec:
+                self.record_filter(e, "encode_trailers", {"count": len(trailers)}, _name(status), "exit")
             status = self._coerce(_TS, status, e, "encode_trailers")
             if status is None:
                 return
-            if rec:
-                self.record_filter(e, "encode_trailers", {"count": len(trailers)}, _name(status), "exit")
             e.last_status = f"encode_trailers returned {_name(status)}"
             if not e.after_trailers(status):
                 return
@@ -837,7 +837,11 @@ class FilterManager:
 
 
 def _name(status: Any) -> str:
+    if status is None:
+        return "Continue"
+    if status is _FAILED:
+        return "raised"
     try:
         return status.name
     except AttributeError:
-        return str(status)
+        return repr(status)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import itertools
 import time
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..config.bootstrap import HcmConfig, ListenerConfig, PerRouteDisabled
@@ -107,6 +108,24 @@ class ActiveStream:
 
     def is_head_request(self) -> bool:
         return self.method == "HEAD"
+
+    def stat(self, name: str) -> None:
+        """Count an HCM stat (``http.<stat_prefix>.<name>``)."""
+        self.proxy.stat_store.inc(self.hcm.stat(name))
+
+    def guarded(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run a task for this stream; a bug in the host resets the stream instead of hanging it."""
+        if self._done:
+            return
+        try:
+            fn(*args)
+        except Exception as e:
+            import traceback
+
+            frames = traceback.extract_tb(e.__traceback__)
+            where = f" at {frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}" if frames else ""
+            self.proxy.log("critical", "http", f"host error on stream {self.stream_id}: {type(e).__name__}: {e}{where}")
+            self.reset("host_error")
 
     # ---- running the request ------------------------------------------------------------------
     def start(self, spec: RequestSpec) -> None:
@@ -295,21 +314,21 @@ class ActiveStream:
         pending = self.pending
         if pending is None:
             return
+        # hand the outcome over after this task finishes, so the caller sees a complete trace
         if how == "complete" and self._resp_headers is not None:
-            pending.set(
-                Response(
-                    status,
-                    self._resp_headers.without_pseudo(),
-                    bytes(self._resp_body),
-                    self._resp_trailers.without_pseudo() if self._resp_trailers is not None else None,
-                    info.response_code_details,
-                )
+            response = Response(
+                status,
+                self._resp_headers.without_pseudo(),
+                bytes(self._resp_body),
+                self._resp_trailers.without_pseudo() if self._resp_trailers is not None else None,
+                info.response_code_details,
             )
+            self.dispatcher.post(pending.set, response)
         else:
             partial = None
             if self._resp_headers is not None:
                 partial = Response(self._status, self._resp_headers.without_pseudo(), bytes(self._resp_body))
-            pending.set_reset(self._reset_details or "reset", partial)
+            self.dispatcher.post(pending.set_reset, self._reset_details or "reset", partial)
 
 
 def _per_route(route: Route | None, name: str) -> Any:
@@ -363,7 +382,7 @@ class HttpConnectionManager:
         self.streams.add(stream)
         if pending is not None:
             pending.stream = stream
-        stream.start(spec)
+        stream.guarded(stream.start, spec)
         return stream
 
     def reset_streams_on(self, dispatcher: Dispatcher, details: str) -> None:

@@ -430,7 +430,8 @@ class Proxy:
         target = clock.monotonic_ns() + int(seconds * 1e9)
         dispatchers = [self.main, *self.workers]
         while True:
-            self.activity.wait_idle(10.0)
+            # let posted work and quick upstream answers land first; a slow app does not block time
+            self.activity.wait_idle(1.0)
             best: tuple[tuple[int, int], Dispatcher] | None = None
             for d in dispatchers:
                 nt = d.next_timer()
@@ -441,7 +442,7 @@ class Proxy:
             clock.set(best[0][0])
             best[1].run_sync(best[1].fire_due_timers, timeout=30.0)
         clock.set(target)
-        self.activity.wait_idle(10.0)
+        self.activity.wait_idle(1.0)
 
     # ---- shutdown -------------------------------------------------------------------------------
     def close(self) -> None:

@@ -207,7 +207,7 @@ class RouterFilter(StreamFilter):
         timeout = self.route.action.timeout
         dispatcher = cb.dispatcher
         if timeout > 0:
-            self.timer = dispatcher.create_timer(self._on_timeout, "route_timeout")
+            self.timer = dispatcher.create_timer(lambda: stream.guarded(self._on_timeout), "route_timeout")
             self.timer.enable(timeout)
         stream.set_waiting(f"the router, waiting for cluster '{cluster.name}'")
         self.sent_ns = proxy.clock.monotonic_ns()
@@ -215,7 +215,7 @@ class RouterFilter(StreamFilter):
         activity.begin()
 
         def done(result: UpstreamResult) -> None:
-            dispatcher.post(self._on_upstream, result)
+            dispatcher.post(stream.guarded, self._on_upstream, result)
             activity.end()
 
         proxy.upstream_pool.call(cluster, request, done)
