@@ -170,6 +170,7 @@ class Proxy:
         self._close_lock = threading.Lock()
         self._finalizer = weakref.finalize(self, _stop_all, [self.main, *self.workers], self.upstream_pool)
         self._views: Any = None
+        self._wasm: Any = None
         self._start()
 
     # ---- construction -------------------------------------------------------------------------
@@ -265,6 +266,17 @@ class Proxy:
 
     def stats_store_snapshot(self) -> dict[str, int]:
         return self.stat_store.snapshot()
+
+    @property
+    def wasm(self) -> Any:
+        """The Proxy-Wasm side of this proxy: VM layout, shared data, shared queues."""
+        if self._wasm is None:
+            from ..proxywasm.manager import WasmManager
+
+            with self._close_lock:
+                if self._wasm is None:
+                    self._wasm = WasmManager(self)
+        return self._wasm
 
     @property
     def views(self) -> Any:

@@ -1,0 +1,390 @@
+"""``envoy.filters.http.wasm``: a Proxy-Wasm plugin as an HTTP filter, as Envoy runs it.
+
+Per stream (Envoy ``Extensions::Common::Wasm::Context``): the stream context is created lazily
+when the request headers reach the filter (``proxy_on_context_create(stream, root)``), then each
+filter callback calls its Proxy-Wasm counterpart and converts the answer:
+
+* headers: 0 Continue; 1 (Pause) becomes StopAllIterationAndWatermark — nothing more reaches the
+  plugin until ``proxy_continue_stream`` — unless ``allow_on_headers_stop_iteration``;
+* body: 0 Continue, 1 StopIterationAndBuffer (the next call sees the whole buffered body),
+  2 StopIterationAndWatermark, 3 StopIterationNoBuffer;
+* trailers: 0 Continue, 1 StopIteration;
+* a header map stays readable/writable until its callback returns Continue (or the stream
+  continues); ``proxy_send_local_response`` makes the callback stop.
+
+At the end of the stream: ``proxy_on_log`` (read-only maps), ``proxy_on_done``, ``proxy_on_delete``.
+If the VM is failed (a trap), the stream follows the plugin's policy: FAIL_CLOSED answers 503
+(``wasm_fail_stream``), FAIL_OPEN lets it through, FAIL_RELOAD tries a fresh VM first.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ...http import Buffer, FilterDataStatus, FilterHeadersStatus, FilterTrailersStatus, HeaderMap
+from ...proxywasm.plugin import PluginConfig, parse_plugin_config
+from ...proxywasm.types import AbiVersion, BufferType, FailurePolicy, MapType, StreamType, WasmResult
+from ...proxywasm.vm import Context, Trapped
+from ..base import HttpFilterFactory, StreamFilter
+from ..registry import register_http_filter
+
+if TYPE_CHECKING:
+    from ...config.yaml_source import Node
+    from ...host.dispatcher import Dispatcher
+    from ...proxywasm.manager import PluginHandle
+    from ..base import FactoryContext
+
+WASM_TYPE = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"
+_HS = FilterHeadersStatus
+_DS = FilterDataStatus
+
+
+def convert_headers_status(r: int | None, allow_stop: bool) -> FilterHeadersStatus:
+    if r is None or r == 0:
+        return _HS.Continue
+    if r == 1:
+        return _HS.StopIteration if allow_stop else _HS.StopAllIterationAndWatermark
+    if r in (2, 3, 4):
+        return _HS(r)
+    return _HS.StopAllIterationAndWatermark
+
+
+def convert_data_status(r: int | None) -> FilterDataStatus:
+    if r is None or r == 0:
+        return _DS.Continue
+    return _DS(min(r, 3))
+
+
+@register_http_filter
+class WasmFilterFactory(HttpFilterFactory):
+    type_url = WASM_TYPE
+    kind = "wasm"
+
+    def __init__(self, name: str, config: Node, ctx: FactoryContext) -> None:
+        super().__init__(name, config, ctx)
+        config.check_fields("@type config", required=("config",))
+        self.plugin: PluginConfig = parse_plugin_config(config.req("config"))
+        if self.plugin.vm_config.runtime != "envoy.wasm.runtime.v8":
+            self._runtime_warning = (
+                f"{self.plugin.where}: runtime {self.plugin.vm_config.runtime} runs on wasmtime here; "
+                "real Envoy 1.40 refuses it (only envoy.wasm.runtime.v8 is compiled in)"
+            )
+        else:
+            self._runtime_warning = ""
+
+    def start_main(self, proxy: Any) -> None:
+        super().start_main(proxy)
+        if self._runtime_warning:
+            proxy.log("warning", "wasm", self._runtime_warning)
+        proxy.wasm.start_plugin_main(self.plugin)
+
+    def start_worker(self, dispatcher: Dispatcher) -> None:
+        assert self.proxy is not None
+        self.proxy.wasm.start_plugin_worker(self.plugin, dispatcher)
+
+    def stop_worker(self, dispatcher: Dispatcher) -> None:
+        assert self.proxy is not None
+        self.proxy.wasm.stop_plugin(self.plugin, dispatcher)
+
+    def stop_main(self) -> None:
+        assert self.proxy is not None
+        self.proxy.wasm.stop_plugin(self.plugin, self.proxy.main)
+        self.proxy.wasm.stop_base_vms()
+
+    def create_filter(self, dispatcher: Dispatcher) -> StreamFilter:
+        return WasmHttpFilter(self, dispatcher)
+
+
+class WasmHttpFilter(StreamFilter):
+    kind = "wasm"
+
+    def __init__(self, factory: WasmFilterFactory, dispatcher: Dispatcher) -> None:
+        self.factory = factory
+        self.plugin = factory.plugin
+        self.dispatcher = dispatcher
+        self.handle: PluginHandle | None = None
+        self.ctx: Context | None = None
+        self.failed = False  # this stream already hit a failed VM
+        self.in_log = False
+        # maps the plugin may touch right now (Envoy keeps pointers only while they are usable)
+        self.request_headers: HeaderMap | None = None
+        self.response_headers: HeaderMap | None = None
+        self.request_trailers: HeaderMap | None = None
+        self.response_trailers: HeaderMap | None = None
+        self.request_body: Buffer | None = None
+        self.response_body: Buffer | None = None
+        self.buffering_request = False
+        self.buffering_response = False
+        self.local_reply_sent = False
+
+    # ---- identity for the trace and for properties ---------------------------------------------------
+    @property
+    def stream_id(self) -> int | None:
+        cb = getattr(self, "callbacks", None)
+        return cb.stream_id if cb is not None else None
+
+    @property
+    def stream_info(self) -> Any:
+        return self.callbacks.stream_info
+
+    # ---- context and failure policy ----------------------------------------------------------------------
+    def _ensure_context(self) -> bool:
+        if self.ctx is not None:
+            return not self.failed
+        if self.failed:
+            return False
+        proxy = self.callbacks.proxy
+        handle = proxy.wasm.handle_for_stream(self.plugin, self.dispatcher)
+        if handle is None or handle.vm is None or handle.root is None:
+            self.failed = True
+            return False
+        self.handle = handle
+        vm, root = handle.vm, handle.root
+        ctx = Context(vm.next_context_id(), vm, root, self.plugin, "http")
+        ctx.filter = self
+        vm.add_context(ctx)
+        self.ctx = ctx
+        try:
+            vm.call(ctx, "proxy_on_context_create", ctx.id, root.id)
+        except Trapped:
+            return self._trapped()
+        return True
+
+    def _trapped(self) -> bool:
+        self.failed = True
+        if self.handle is not None:
+            self.callbacks.proxy.wasm.mark_failed(self.handle)
+        return False
+
+    def _fail_stream(self) -> Any:
+        """The VM is failed: apply the plugin's failure policy (Envoy ``failStream``)."""
+        if self.plugin.failure_policy == FailurePolicy.FAIL_OPEN:
+            return None
+        self.callbacks.send_local_reply(503, b"", None, "wasm_fail_stream", 14)
+        return "stop"
+
+    def on_vm_trapped_outside(self) -> None:
+        """The VM trapped in a root callback (e.g. an http call response) while this stream waited."""
+        self._trapped()
+        if self._fail_stream() is None:
+            self.callbacks.continue_decoding()
+
+    def _call(self, name: str, *args: int) -> int | None:
+        assert self.ctx is not None
+        return self.ctx.vm.call(self.ctx, name, *args)
+
+    # ---- decoding ------------------------------------------------------------------------------------------
+    def decode_headers(self, headers: HeaderMap, end_stream: bool) -> FilterHeadersStatus:
+        if not self._ensure_context():
+            return _HS.Continue if self._fail_stream() is None else _HS.StopIteration
+        self.request_headers = headers
+        args = (self.ctx.id, len(headers))  # type: ignore[union-attr]
+        if self.ctx.vm.info.version != AbiVersion.V0_1_0:  # type: ignore[union-attr]
+            args += (int(end_stream),)
+        try:
+            r = self._call("proxy_on_request_headers", *args)
+        except Trapped:
+            self._trapped()
+            self.request_headers = None
+            return _HS.Continue if self._fail_stream() is None else _HS.StopIteration
+        status = convert_headers_status(r, self.plugin.allow_on_headers_stop_iteration)
+        if self.local_reply_sent:
+            return _HS.StopIteration
+        if status == _HS.Continue:
+            self.request_headers = None
+        return status
+
+    def decode_data(self, data: Buffer, end_stream: bool) -> FilterDataStatus:
+        if self.ctx is None or self.failed:
+            return _DS.Continue
+        cb = self.callbacks
+        if self.buffering_request:
+            cb.add_decoded_data(data)
+        self.request_body = cb.decoding_buffer() if self.buffering_request and cb.decoding_buffer() else data
+        size = len(self.request_body)
+        try:
+            r = self._call("proxy_on_request_body", self.ctx.id, size, int(end_stream))
+        except Trapped:
+            self._trapped()
+            return _DS.Continue if self._fail_stream() is None else _DS.StopIterationNoBuffer
+        status = convert_data_status(r)
+        if self.local_reply_sent:
+            return _DS.StopIterationNoBuffer
+        self.buffering_request = status == _DS.StopIterationAndBuffer
+        if status == _DS.Continue:
+            self.request_body = None
+        return status
+
+    def decode_trailers(self, trailers: HeaderMap) -> FilterTrailersStatus:
+        if self.ctx is None or self.failed:
+            return FilterTrailersStatus.Continue
+        self.request_trailers = trailers
+        try:
+            r = self._call("proxy_on_request_trailers", self.ctx.id, len(trailers))
+        except Trapped:
+            self._trapped()
+            return FilterTrailersStatus.Continue if self._fail_stream() is None else FilterTrailersStatus.StopIteration
+        if self.local_reply_sent or (r or 0) >= 1:
+            return FilterTrailersStatus.StopIteration
+        self.request_trailers = None
+        return FilterTrailersStatus.Continue
+
+    # ---- encoding ----------------------------------------------------------------------------------------------
+    def encode_headers(self, headers: HeaderMap, end_stream: bool) -> FilterHeadersStatus:
+        if self.ctx is None or self.failed:
+            return _HS.Continue
+        self.response_headers = headers
+        args = (self.ctx.id, len(headers))
+        if self.ctx.vm.info.version != AbiVersion.V0_1_0:
+            args += (int(end_stream),)
+        try:
+            r = self._call("proxy_on_response_headers", *args)
+        except Trapped:
+            self._trapped()
+            self.response_headers = None
+            return _HS.Continue if self._fail_stream() is None else _HS.StopIteration
+        status = convert_headers_status(r, self.plugin.allow_on_headers_stop_iteration)
+        if status == _HS.Continue:
+            self.response_headers = None
+        return status
+
+    def encode_data(self, data: Buffer, end_stream: bool) -> FilterDataStatus:
+        if self.ctx is None or self.failed:
+            return _DS.Continue
+        cb = self.callbacks
+        if self.buffering_response:
+            cb.add_encoded_data(data)
+        self.response_body = cb.encoding_buffer() if self.buffering_response and cb.encoding_buffer() else data
+        try:
+            r = self._call("proxy_on_response_body", self.ctx.id, len(self.response_body), int(end_stream))
+        except Trapped:
+            self._trapped()
+            return _DS.Continue if self._fail_stream() is None else _DS.StopIterationNoBuffer
+        status = convert_data_status(r)
+        self.buffering_response = status == _DS.StopIterationAndBuffer
+        if status == _DS.Continue:
+            self.response_body = None
+        return status
+
+    def encode_trailers(self, trailers: HeaderMap) -> FilterTrailersStatus:
+        if self.ctx is None or self.failed:
+            return FilterTrailersStatus.Continue
+        self.response_trailers = trailers
+        try:
+            r = self._call("proxy_on_response_trailers", self.ctx.id, len(trailers))
+        except Trapped:
+            self._trapped()
+            return FilterTrailersStatus.Continue
+        if (r or 0) >= 1:
+            return FilterTrailersStatus.StopIteration
+        self.response_trailers = None
+        return FilterTrailersStatus.Continue
+
+    # ---- end of stream -----------------------------------------------------------------------------------------
+    def log(self, info: Any) -> None:
+        if self.failed:
+            return
+        if self.ctx is None and not self._ensure_context():
+            return
+        cb = self.callbacks
+        self.in_log = True
+        try:
+            self._call("proxy_on_log", self.ctx.id)  # type: ignore[union-attr]
+        except Trapped:
+            self._trapped()
+        finally:
+            self.in_log = False
+
+    def on_destroy(self) -> None:
+        ctx = self.ctx
+        if ctx is None:
+            return
+        vm = ctx.vm
+        if not self.failed and vm.failed is None:
+            try:
+                self._call("proxy_on_done", ctx.id)
+                self._call("proxy_on_delete", ctx.id)
+            except Trapped:
+                self._trapped()
+        vm.remove_context(ctx)
+
+    # ---- what host calls reach ---------------------------------------------------------------------------------
+    def header_map(self, map_type: int, write: bool) -> HeaderMap | None:
+        cb = self.callbacks
+        if self.in_log:
+            if write:
+                return None
+            if map_type == MapType.HTTP_REQUEST_HEADERS:
+                return cb.request_headers
+            if map_type == MapType.HTTP_RESPONSE_HEADERS:
+                return cb.response_headers
+            if map_type == MapType.HTTP_RESPONSE_TRAILERS:
+                return cb.response_trailers
+            return None
+        if map_type == MapType.HTTP_REQUEST_HEADERS:
+            return self.request_headers
+        if map_type == MapType.HTTP_RESPONSE_HEADERS:
+            return self.response_headers
+        if map_type == MapType.HTTP_REQUEST_TRAILERS:
+            if self.request_trailers is None and write and self.request_body is not None:
+                self.request_trailers = cb.add_decoded_trailers()
+            return self.request_trailers
+        if map_type == MapType.HTTP_RESPONSE_TRAILERS:
+            if self.response_trailers is None and write and self.response_body is not None:
+                self.response_trailers = cb.add_encoded_trailers()
+            return self.response_trailers
+        return None
+
+    def body_buffer(self, buffer_type: int) -> Buffer | None:
+        if buffer_type == BufferType.HTTP_REQUEST_BODY:
+            return self.request_body
+        if buffer_type == BufferType.HTTP_RESPONSE_BODY:
+            return self.response_body
+        return None
+
+    def continue_stream(self, stream_type: int) -> WasmResult:
+        vm = self.ctx.vm if self.ctx is not None else None
+        if vm is None:
+            return WasmResult.NOT_FOUND
+        cb = self.callbacks
+        if stream_type == StreamType.HTTP_REQUEST:
+
+            def go() -> None:
+                self.request_headers = None
+                cb.continue_decoding()
+
+        elif stream_type == StreamType.HTTP_RESPONSE:
+
+            def go() -> None:
+                self.response_headers = None
+                cb.continue_encoding()
+
+        else:
+            return WasmResult.BAD_ARGUMENT
+        vm.defer(go)
+        return WasmResult.OK
+
+    def close_stream(self, stream_type: int) -> WasmResult:
+        vm = self.ctx.vm if self.ctx is not None else None
+        if vm is None:
+            return WasmResult.NOT_FOUND
+        if stream_type not in (StreamType.HTTP_REQUEST, StreamType.HTTP_RESPONSE):
+            return WasmResult.BAD_ARGUMENT
+        cb = self.callbacks
+        vm.defer(lambda: cb.reset_stream("wasm_close_stream"))
+        return WasmResult.OK
+
+    def send_local_response(
+        self, status: int, details: str, body: bytes, headers: list[tuple[str, str]], grpc_status: int | None
+    ) -> None:
+        vm = self.ctx.vm if self.ctx is not None else None
+        if vm is None:
+            return
+        self.local_reply_sent = True
+        cb = self.callbacks
+
+        def modify(h: HeaderMap) -> None:
+            for k, v in headers:
+                h.add(k.lower(), v)
+
+        vm.defer(lambda: cb.send_local_reply(status, body, modify, details, grpc_status))

@@ -1,0 +1,1 @@
+"""The Proxy-Wasm host: module cache, VMs, contexts, host functions, shared data and queues."""

@@ -1,0 +1,169 @@
+"""Host functions (the module's imports), grouped as the ABI groups them, and the linker.
+
+Each host function is a plain function ``fn(vm, *args) -> int`` registered with :func:`hostcall`
+under its import name and the ABI versions that have it. The linker builds a module's import list
+in the order the module declares it: ``env.*`` from the detected version's set (an import Envoy
+does not provide is a load error: "Failed to load Wasm module due to a missing import: env.X"),
+WASI from ``wasi_snapshot_preview1``/``wasi_unstable`` (unknown WASI names get an errno stub of
+their exact signature). Every call is wrapped once: arguments made unsigned, a Python exception
+turned into ``INTERNAL_FAILURE`` (never raised into wasmtime), and the call traced.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import wasmtime
+
+from .. import callseam
+from ..abi import ModuleRejected
+from ..types import AbiVersion, WasmResult
+from ..vm import Trapped
+
+if TYPE_CHECKING:
+    from ..vm import WasmVm
+
+ALL = frozenset(AbiVersion)
+V01 = frozenset({AbiVersion.V0_1_0})
+V02 = frozenset({AbiVersion.V0_2_0, AbiVersion.V0_2_1})
+V021 = frozenset({AbiVersion.V0_2_1})
+
+
+class GuestTrap(Exception):
+    """Raised by a host function to trap the guest on purpose (``env.abort``)."""
+
+
+@dataclass(frozen=True)
+class HostCall:
+    module: str
+    name: str
+    params: tuple[str, ...]
+    results: tuple[str, ...]
+    fn: Callable[..., Any]
+    versions: frozenset[AbiVersion]
+
+
+ENV: dict[str, HostCall] = {}
+WASI: dict[str, HostCall] = {}
+WASI_MODULES = ("wasi_snapshot_preview1", "wasi_unstable")
+
+
+def hostcall(
+    name: str,
+    params: str | int,
+    results: int = 1,
+    versions: frozenset[AbiVersion] = ALL,
+    module: str = "env",
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register ``fn(vm, *args)``; ``params`` is a count of i32s or a string like ``"i32 i64"``."""
+    ptypes = tuple(["i32"] * params) if isinstance(params, int) else tuple(params.split())
+
+    def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+        hc = HostCall(module, name, ptypes, ("i32",) * results, fn, versions)
+        (WASI if module == "wasi" else ENV)[name] = hc
+        return fn
+
+    return deco
+
+
+def _signature(t: wasmtime.FuncType) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    return tuple(str(p) for p in t.params), tuple(str(r) for r in t.results)
+
+
+class Linker:
+    """Builds a VM's imports for its ABI version."""
+
+    def __init__(self, version: AbiVersion) -> None:
+        self.version = version
+
+    def check(self, module: wasmtime.Module) -> None:
+        """Reject a module whose imports we cannot satisfy (Envoy's load error), before any VM."""
+        for imp in module.imports:
+            self._resolve(imp)
+
+    def _resolve(self, imp: wasmtime.ImportType) -> HostCall | None:
+        full = f"{imp.module}.{imp.name}"
+        if not isinstance(imp.type, wasmtime.FuncType):
+            raise ModuleRejected(f"Failed to load Wasm module due to a missing import: {full}")
+        if imp.module == "env":
+            hc = ENV.get(imp.name or "")
+            if hc is None or self.version not in hc.versions:
+                raise ModuleRejected(f"Failed to load Wasm module due to a missing import: {full}")
+            params, results = _signature(imp.type)
+            if (params, results) != (hc.params, hc.results):
+                raise ModuleRejected(
+                    f"Failed to load Wasm module due to a missing import: {full} (declared as "
+                    f"({' '.join(params)}) -> ({' '.join(results)}), the host provides "
+                    f"({' '.join(hc.params)}) -> ({' '.join(hc.results)}))"
+                )
+            return hc
+        if imp.module in WASI_MODULES:
+            hc = WASI.get(imp.name or "")
+            if hc is not None and _signature(imp.type) != (hc.params, hc.results):
+                return None  # a differently-typed WASI function: stub it with its own signature
+            return hc
+        raise ModuleRejected(f"Failed to load Wasm module due to a missing import: {full}")
+
+    def imports_for(self, vm: WasmVm, module: wasmtime.Module) -> list[wasmtime.Func]:
+        out = []
+        for imp in module.imports:
+            hc = self._resolve(imp)
+            full = f"{imp.module}.{imp.name}"
+            fn = wrap(vm, full, hc.fn, hc.params) if hc is not None else wasi_stub(vm, full, imp.type)
+            out.append(callseam.host_func(vm.store, imp.type, fn))
+        return out
+
+
+def wrap(vm: WasmVm, full: str, fn: Callable[..., Any], params: tuple[str, ...] = ()) -> Callable[..., Any]:
+    """The host function wasmtime calls: i32 arguments made unsigned (i64 stay signed), traced."""
+    rec = vm.rec
+    label = vm.label
+    i64 = tuple(i for i, p in enumerate(params) if p == "i64")
+
+    def host(*args: int) -> Any:
+        uargs = [a if i in i64 else a & 0xFFFFFFFF for i, a in enumerate(args)] if i64 else [a & 0xFFFFFFFF for a in args]
+        ctx = vm.effective
+        cid = ctx.id if ctx is not None else 0
+        if rec.enabled:
+            rec.record("hostcall", full, uargs, None, {"phase": "enter"}, vm=label, context_id=cid)
+        detail = None
+        try:
+            result = fn(vm, *uargs)
+        except (Trapped, GuestTrap):
+            raise
+        except Exception as e:  # a host bug: report it, never raise into wasmtime
+            frames = traceback.extract_tb(e.__traceback__)
+            where = f" at {frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}" if frames else ""
+            vm.proxy.log("critical", "wasm", f"host function {full} failed: {type(e).__name__}: {e}{where}")
+            result = WasmResult.INTERNAL_FAILURE
+        if isinstance(result, tuple):
+            result, detail = result
+        if rec.enabled:
+            data = {"phase": "exit"}
+            if detail is not None:
+                data["detail"] = detail
+            rec.record("hostcall", full, uargs, None if result is None else int(result), data, vm=label,
+                       context_id=cid)
+        return None if result is None else int(result)
+
+    return host
+
+
+WASI_ENOSYS = 52
+
+
+def wasi_stub(vm: WasmVm, full: str, t: wasmtime.FuncType) -> Callable[..., Any]:
+    """A WASI function we do not implement: returns ENOSYS (or nothing) with its own signature."""
+    has_result = len(t.results) > 0
+
+    def stub(vm_: WasmVm, *args: int) -> Any:
+        return WASI_ENOSYS if has_result else None
+
+    return wrap(vm, full, stub, tuple(str(p) for p in t.params))
+
+
+# register every group
+from . import general, grpc, http, metrics, properties, shared, wasi  # noqa: E402, F401

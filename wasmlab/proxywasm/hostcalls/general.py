@@ -1,0 +1,147 @@
+"""General host functions: logging, time, ticks, context control, foreign functions, status.
+
+Envoy's behaviour: ``proxy_log`` writes ``wasm log<plugin name><root_id><vm_id>: msg`` on the
+``wasm`` logger (stream contexts name the plugin, root contexts don't, calls outside any context
+print ``wasm log: msg``); levels 0..5 are trace..critical and anything above is BAD_ARGUMENT.
+``proxy_set_effective_context`` switches the context later host calls act on until the current
+callback returns. ``proxy_done`` lets a root context that answered false from ``proxy_on_done``
+finish later.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import TYPE_CHECKING, Any
+
+from ..types import LOG_LEVELS, WasmResult
+from . import V01, V02, V021, hostcall
+
+if TYPE_CHECKING:
+    from ..vm import WasmVm
+
+OK = WasmResult.OK
+BAD = WasmResult.BAD_ARGUMENT
+MEM = WasmResult.INVALID_MEMORY_ACCESS
+
+
+def log_prefix(vm: WasmVm) -> str:
+    ctx = vm.effective
+    return ctx.log_prefix() if ctx is not None else ""
+
+
+@hostcall("proxy_log", 3)
+def proxy_log(vm: WasmVm, level: int, ptr: int, size: int) -> Any:
+    raw = vm.memory.read(ptr, size)
+    if raw is None:
+        return MEM
+    if level > 5:
+        return BAD
+    msg = raw.decode("utf-8", "replace")
+    name = LOG_LEVELS[level]
+    proxy = vm.proxy
+    if proxy.log_enabled(name):
+        proxy.log(name, "wasm", f"wasm log{log_prefix(vm)}: {msg}")
+    return OK, {"level": name, "message": msg}
+
+
+@hostcall("proxy_get_log_level", 1, versions=V021)
+def proxy_get_log_level(vm: WasmVm, out: int) -> Any:
+    return OK if vm.memory.write_u32(out, vm.proxy.log_rank) else MEM
+
+
+@hostcall("proxy_get_current_time_nanoseconds", 1)
+def proxy_get_current_time_nanoseconds(vm: WasmVm, out: int) -> Any:
+    return OK if vm.memory.write_u64(out, vm.proxy.clock.wall_ns()) else MEM
+
+
+@hostcall("proxy_set_tick_period_milliseconds", 1)
+def proxy_set_tick_period_milliseconds(vm: WasmVm, period_ms: int) -> Any:
+    ctx = vm.effective
+    if ctx is None:
+        return BAD
+    vm.proxy.wasm.set_tick_period(ctx.root_context(), period_ms)
+    return OK, {"period_ms": period_ms}
+
+
+@hostcall("proxy_set_effective_context", 1)
+def proxy_set_effective_context(vm: WasmVm, context_id: int) -> Any:
+    ctx = vm.contexts.get(context_id)
+    if ctx is None:
+        return BAD
+    vm.effective = ctx
+    return OK
+
+
+@hostcall("proxy_done", 0)
+def proxy_done(vm: WasmVm) -> Any:
+    ctx = vm.effective
+    if ctx is None or not ctx.is_root or not getattr(ctx, "done_pending", False):
+        return WasmResult.NOT_FOUND
+    root = ctx.root_context()
+    root.done_pending = False
+
+    def finish() -> None:
+        if not vm.failed and not root.deleted:
+            vm.call(root, "proxy_on_delete", root.id)
+            vm.remove_context(root)
+
+    vm.defer(finish)
+    return OK
+
+
+def _foreign(vm: WasmVm, name: str, args: bytes) -> tuple[WasmResult, bytes]:
+    ctx = vm.effective
+    if name == "clear_route_cache":
+        f = ctx.filter if ctx is not None else None
+        if f is not None and hasattr(f, "callbacks"):
+            f.callbacks.clear_route_cache()
+        return OK, b""
+    if name == "compress":
+        return OK, zlib.compress(args)
+    if name == "uncompress":
+        try:
+            return OK, zlib.decompress(args)
+        except zlib.error:
+            return WasmResult.SERIALIZATION_FAILURE, b""
+    return WasmResult.NOT_FOUND, b""
+
+
+@hostcall("proxy_call_foreign_function", 6, versions=V02)
+def proxy_call_foreign_function(vm: WasmVm, name_ptr: int, name_len: int, args_ptr: int, args_len: int,
+                                out_ptr: int, out_len: int) -> Any:
+    name = vm.memory.read(name_ptr, name_len)
+    args = vm.memory.read(args_ptr, args_len)
+    if name is None or args is None:
+        return MEM
+    code, result = _foreign(vm, name.decode("latin-1"), args)
+    if code != OK:
+        return code, {"function": name.decode("latin-1")}
+    return vm.copy_out(result, out_ptr, out_len), {"function": name.decode("latin-1")}
+
+
+@hostcall("proxy_get_status", 3)
+def proxy_get_status(vm: WasmVm, code_out: int, msg_ptr_out: int, msg_len_out: int) -> Any:
+    ctx = vm.effective
+    if ctx is None:
+        return WasmResult.NOT_FOUND
+    code, msg = ctx.root_context().status
+    if not vm.memory.write_u32(code_out, code):
+        return MEM
+    return vm.copy_out(msg, msg_ptr_out, msg_len_out)
+
+
+# ---- ABI 0.1.0 only -----------------------------------------------------------------------------
+@hostcall("proxy_get_configuration", 2, versions=V01)
+def proxy_get_configuration(vm: WasmVm, ptr_out: int, len_out: int) -> Any:
+    ctx = vm.effective
+    if ctx is None:
+        return WasmResult.NOT_FOUND
+    root = ctx.root_context()
+    phase = root.config_phase
+    if phase == "vm_start":
+        data = root.plugin.vm_config.configuration
+    elif phase:
+        data = root.plugin.configuration
+    else:
+        return WasmResult.NOT_FOUND
+    return vm.copy_out(data, ptr_out, len_out)

@@ -1,0 +1,82 @@
+"""gRPC callouts (``proxy_grpc_call``/``stream``/``send``/``cancel``/``close``).
+
+Unary calls go to an in-process gRPC app through :mod:`wasmlab.proxywasm.grpc_client`: the
+message is framed as gRPC on HTTP/2 would be, the app answers, and ``proxy_on_grpc_receive``,
+``proxy_on_grpc_close`` follow on the calling worker. Streams are not supported: ``proxy_grpc_stream``
+answers UNIMPLEMENTED (Envoy supports them; wasmlab says so in its docs and tests it).
+An unknown cluster is PARSE_FAILURE, as in Envoy.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..types import WasmResult
+from . import hostcall
+
+if TYPE_CHECKING:
+    from ..vm import WasmVm
+
+MEM = WasmResult.INVALID_MEMORY_ACCESS
+
+
+def cluster_of(raw: bytes) -> str:
+    """The cluster name: a plain name, or ``envoy_grpc.cluster_name`` of a serialized GrpcService."""
+    if raw[:1] == b"\x0a":  # field 1 (envoy_grpc), length-delimited
+        try:
+            n = raw[1]
+            inner = raw[2 : 2 + n]
+            if inner[:1] == b"\x0a":
+                return inner[2 : 2 + inner[1]].decode("latin-1")
+        except IndexError:
+            pass
+    return raw.decode("latin-1")
+
+
+@hostcall("proxy_grpc_call", 12)
+def proxy_grpc_call(vm: WasmVm, sptr: int, slen: int, svc_ptr: int, svc_len: int, mptr: int, mlen: int,
+                    mdptr: int, mdlen: int, msgptr: int, msglen: int, timeout_ms: int, token_out: int) -> Any:
+    raws = [vm.memory.read(p, n) for p, n in ((sptr, slen), (svc_ptr, svc_len), (mptr, mlen), (mdptr, mdlen),
+                                              (msgptr, msglen))]
+    if any(r is None for r in raws):
+        return MEM
+    upstream, service, method, md, message = raws  # type: ignore[misc]
+    cluster = cluster_of(upstream)
+    if cluster not in vm.proxy.clusters:
+        return WasmResult.PARSE_FAILURE, {"cluster": cluster}
+    ctx = vm.effective
+    if ctx is None:
+        return WasmResult.BAD_ARGUMENT
+    token = vm.proxy.wasm.grpc_call(vm, ctx.root_context(), cluster, service.decode(), method.decode(), md,
+                                    message, timeout_ms)
+    if not vm.memory.write_u32(token_out, token):
+        return MEM
+    return WasmResult.OK, {"cluster": cluster, "service": service.decode(), "method": method.decode(), "token": token}
+
+
+@hostcall("proxy_grpc_stream", 9)
+def proxy_grpc_stream(vm: WasmVm, *args: int) -> Any:
+    return WasmResult.UNIMPLEMENTED, {"error": "gRPC streams are not supported by wasmlab"}
+
+
+@hostcall("proxy_grpc_send", 4)
+def proxy_grpc_send(vm: WasmVm, token: int, ptr: int, size: int, end_stream: int) -> Any:
+    ctx = vm.effective
+    if ctx is None or token not in ctx.root_context().grpc_calls:
+        return WasmResult.NOT_FOUND
+    return WasmResult.BAD_ARGUMENT  # not a stream token: unary calls cannot send more
+
+
+@hostcall("proxy_grpc_cancel", 1)
+def proxy_grpc_cancel(vm: WasmVm, token: int) -> Any:
+    ctx = vm.effective
+    call = ctx.root_context().grpc_calls.pop(token, None) if ctx is not None else None
+    if call is None:
+        return WasmResult.NOT_FOUND
+    call.cancel()
+    return WasmResult.OK
+
+
+@hostcall("proxy_grpc_close", 1)
+def proxy_grpc_close(vm: WasmVm, token: int) -> Any:
+    return proxy_grpc_cancel(vm, token)

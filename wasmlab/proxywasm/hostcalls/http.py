@@ -1,0 +1,349 @@
+"""HTTP host functions: header/trailer maps, buffers, stream control, local replies, callouts.
+
+Envoy's availability rules, copied because SDKs depend on them (the Rust SDK panics — a trap — on
+an unexpected status): request headers are readable and writable during
+``proxy_on_request_headers`` and while the request is paused from it, and gone (BAD_ARGUMENT)
+once it continued; likewise response headers and trailers. During ``proxy_on_log`` the request
+headers, response headers and response trailers are readable, not writable. Maps 6/7 and buffer 4
+exist only during ``proxy_on_http_call_response``. ``proxy_set_buffer_bytes`` follows Envoy:
+``start == 0`` drops ``size`` bytes and prepends the data; ``start >= length`` appends; anything
+else is BAD_ARGUMENT. ``continue``/``close``/``send_local_response`` run after the current
+callback returns; a local response also makes that callback stop.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ...host import async_client
+from ...http import HeaderMap
+from .. import pairs
+from ..types import BufferType, MapType, StreamType, WasmResult
+from . import V01, V02, hostcall
+
+if TYPE_CHECKING:
+    from ..vm import WasmVm
+
+OK = WasmResult.OK
+BAD = WasmResult.BAD_ARGUMENT
+MEM = WasmResult.INVALID_MEMORY_ACCESS
+NOT_FOUND = WasmResult.NOT_FOUND
+
+
+def _map(vm: WasmVm, map_type: int, write: bool) -> HeaderMap | None:
+    """The header map of ``map_type`` in the effective context, or None if not available now."""
+    ctx = vm.effective
+    if ctx is None:
+        return None
+    if map_type in (MapType.HTTP_CALL_RESPONSE_HEADERS, MapType.HTTP_CALL_RESPONSE_TRAILERS):
+        resp = ctx.root_context().callout_response
+        if resp is None or write:
+            return None
+        return resp.headers if map_type == MapType.HTTP_CALL_RESPONSE_HEADERS else (resp.trailers or HeaderMap())
+    if map_type in (MapType.GRPC_RECEIVE_INITIAL_METADATA, MapType.GRPC_RECEIVE_TRAILING_METADATA):
+        g = ctx.root_context().grpc_current
+        if g is None or write:
+            return None
+        return g.get(int(map_type))
+    f = ctx.filter
+    if f is None or not hasattr(f, "header_map"):
+        return None
+    return f.header_map(int(map_type), write)
+
+
+def _key(vm: WasmVm, ptr: int, size: int) -> str | None:
+    raw = vm.memory.read(ptr, size)
+    return None if raw is None else raw.decode("latin-1").lower()
+
+
+@hostcall("proxy_get_header_map_pairs", 3)
+def proxy_get_header_map_pairs(vm: WasmVm, map_type: int, out_ptr: int, out_len: int) -> Any:
+    if map_type > 7:
+        return BAD
+    m = _map(vm, map_type, False)
+    data = pairs.encode(list(m)) if m is not None else b""
+    return vm.copy_out(data, out_ptr, out_len), {"map": map_type, "count": len(m) if m is not None else 0}
+
+
+@hostcall("proxy_set_header_map_pairs", 3)
+def proxy_set_header_map_pairs(vm: WasmVm, map_type: int, ptr: int, size: int) -> Any:
+    if map_type > 7:
+        return BAD
+    raw = vm.memory.read(ptr, size)
+    if raw is None:
+        return MEM
+    m = _map(vm, map_type, True)
+    if m is None:
+        return BAD
+    items = pairs.decode(raw) or []
+    m.replace_all((k.lower(), v) for k, v in items)
+    return OK, {"map": map_type, "count": len(items)}
+
+
+@hostcall("proxy_get_header_map_size", 2)
+def proxy_get_header_map_size(vm: WasmVm, map_type: int, out: int) -> Any:
+    if map_type > 7:
+        return BAD
+    m = _map(vm, map_type, False)
+    if m is None:
+        return BAD
+    return OK if vm.memory.write_u32(out, m.byte_size()) else MEM
+
+
+@hostcall("proxy_get_header_map_value", 5)
+def proxy_get_header_map_value(vm: WasmVm, map_type: int, kptr: int, klen: int, out_ptr: int, out_len: int) -> Any:
+    if map_type > 7:
+        return BAD
+    key = _key(vm, kptr, klen)
+    if key is None:
+        return MEM
+    m = _map(vm, map_type, False)
+    if m is None:
+        in_log = getattr(getattr(vm.effective, "filter", None), "in_log", False)
+        return (NOT_FOUND if in_log else BAD), {"map": map_type, "key": key}
+    value = m.get(key)
+    if value is None:
+        from ..types import AbiVersion
+
+        if vm.info.version == AbiVersion.V0_1_0:
+            return vm.copy_out(b"", out_ptr, out_len), {"map": map_type, "key": key, "value": ""}
+        return NOT_FOUND, {"map": map_type, "key": key}
+    return vm.copy_out(value.encode("latin-1"), out_ptr, out_len), {"map": map_type, "key": key, "value": value}
+
+
+def _kv(vm: WasmVm, kptr: int, klen: int, vptr: int, vlen: int) -> tuple[str, str] | None:
+    k = vm.memory.read(kptr, klen)
+    v = vm.memory.read(vptr, vlen)
+    if k is None or v is None:
+        return None
+    return k.decode("latin-1").lower(), v.decode("latin-1")
+
+
+@hostcall("proxy_add_header_map_value", 5)
+def proxy_add_header_map_value(vm: WasmVm, map_type: int, kptr: int, klen: int, vptr: int, vlen: int) -> Any:
+    if map_type > 7:
+        return BAD
+    kv = _kv(vm, kptr, klen, vptr, vlen)
+    if kv is None:
+        return MEM
+    m = _map(vm, map_type, True)
+    if m is None:
+        return BAD, {"map": map_type, "key": kv[0]}
+    m.add(*kv)
+    return OK, {"map": map_type, "key": kv[0], "value": kv[1]}
+
+
+@hostcall("proxy_replace_header_map_value", 5)
+def proxy_replace_header_map_value(vm: WasmVm, map_type: int, kptr: int, klen: int, vptr: int, vlen: int) -> Any:
+    if map_type > 7:
+        return BAD
+    kv = _kv(vm, kptr, klen, vptr, vlen)
+    if kv is None:
+        return MEM
+    m = _map(vm, map_type, True)
+    if m is None:
+        return BAD, {"map": map_type, "key": kv[0]}
+    m.set(*kv)
+    return OK, {"map": map_type, "key": kv[0], "value": kv[1]}
+
+
+@hostcall("proxy_remove_header_map_value", 3)
+def proxy_remove_header_map_value(vm: WasmVm, map_type: int, kptr: int, klen: int) -> Any:
+    if map_type > 7:
+        return BAD
+    key = _key(vm, kptr, klen)
+    if key is None:
+        return MEM
+    m = _map(vm, map_type, True)
+    if m is None:
+        return BAD, {"map": map_type, "key": key}
+    m.remove(key)
+    return OK, {"map": map_type, "key": key}
+
+
+# ---- buffers ---------------------------------------------------------------------------------------
+def _buffer(vm: WasmVm, buffer_type: int) -> tuple[Any, bool]:
+    """(buffer object or bytes or None, mutable)."""
+    ctx = vm.effective
+    if ctx is None:
+        if buffer_type == BufferType.VM_CONFIGURATION:
+            return vm.vm_config.configuration, False
+        return None, False
+    if buffer_type == BufferType.VM_CONFIGURATION:
+        return vm.vm_config.configuration, False
+    root = ctx.root_context()
+    if buffer_type == BufferType.PLUGIN_CONFIGURATION:
+        return (root.plugin.configuration if root.config_phase else None), False
+    if buffer_type == BufferType.HTTP_CALL_RESPONSE_BODY:
+        resp = root.callout_response
+        return (resp.body if resp is not None else None), False
+    if buffer_type == BufferType.GRPC_RECEIVE_BUFFER:
+        g = root.grpc_current
+        return (g.get("message") if g is not None else None), False
+    if buffer_type == BufferType.CALL_DATA:
+        return root.foreign_args, False
+    f = ctx.filter
+    if f is None or not hasattr(f, "body_buffer"):
+        return None, False
+    return f.body_buffer(int(buffer_type)), True
+
+
+@hostcall("proxy_get_buffer_bytes", 5)
+def proxy_get_buffer_bytes(vm: WasmVm, buffer_type: int, start: int, max_size: int, out_ptr: int, out_len: int) -> Any:
+    if buffer_type > 8:
+        return BAD
+    buf, _ = _buffer(vm, buffer_type)
+    if buf is None:
+        return NOT_FOUND, {"buffer": buffer_type}
+    data = buf if isinstance(buf, bytes) else buf.to_bytes()
+    chunk = data[start : start + max_size] if start < len(data) else b""
+    return vm.copy_out(chunk, out_ptr, out_len), {"buffer": buffer_type, "size": len(chunk)}
+
+
+@hostcall("proxy_set_buffer_bytes", 5)
+def proxy_set_buffer_bytes(vm: WasmVm, buffer_type: int, start: int, size: int, ptr: int, length: int) -> Any:
+    if buffer_type > 8:
+        return BAD
+    data = vm.memory.read(ptr, length)
+    if data is None:
+        return MEM
+    buf, mutable = _buffer(vm, buffer_type)
+    if buf is None:
+        return NOT_FOUND
+    if not mutable:
+        return BAD
+    if start == 0:
+        buf.drain(min(size, len(buf)))
+        buf.prepend(data)
+    elif start >= len(buf):
+        buf.add(data)
+    else:
+        return BAD
+    return OK, {"buffer": buffer_type, "size": len(buf)}
+
+
+@hostcall("proxy_get_buffer_status", 3)
+def proxy_get_buffer_status(vm: WasmVm, buffer_type: int, size_out: int, flags_out: int) -> Any:
+    if buffer_type > 8:
+        return BAD
+    buf, _ = _buffer(vm, buffer_type)
+    if buf is None:
+        return NOT_FOUND
+    n = len(buf)
+    if not vm.memory.write_u32(size_out, n) or not vm.memory.write_u32(flags_out, 0):
+        return MEM
+    return OK
+
+
+# ---- stream control ------------------------------------------------------------------------------------
+def _stream_filter(vm: WasmVm) -> Any:
+    ctx = vm.effective
+    return ctx.filter if ctx is not None else None
+
+
+@hostcall("proxy_continue_stream", 1, versions=V02)
+def proxy_continue_stream(vm: WasmVm, stream_type: int) -> Any:
+    if stream_type > 3:
+        return BAD
+    f = _stream_filter(vm)
+    if f is None:
+        return NOT_FOUND
+    if stream_type == StreamType.UPSTREAM:
+        return WasmResult.UNIMPLEMENTED
+    return f.continue_stream(int(stream_type))
+
+
+@hostcall("proxy_close_stream", 1, versions=V02)
+def proxy_close_stream(vm: WasmVm, stream_type: int) -> Any:
+    if stream_type > 3:
+        return BAD
+    f = _stream_filter(vm)
+    if f is None:
+        return NOT_FOUND
+    return f.close_stream(int(stream_type))
+
+
+@hostcall("proxy_continue_request", 0, versions=V01)
+def proxy_continue_request(vm: WasmVm) -> Any:
+    f = _stream_filter(vm)
+    return f.continue_stream(StreamType.HTTP_REQUEST) if f is not None else NOT_FOUND
+
+
+@hostcall("proxy_continue_response", 0, versions=V01)
+def proxy_continue_response(vm: WasmVm) -> Any:
+    f = _stream_filter(vm)
+    return f.continue_stream(StreamType.HTTP_RESPONSE) if f is not None else NOT_FOUND
+
+
+@hostcall("proxy_clear_route_cache", 0, versions=V01)
+def proxy_clear_route_cache(vm: WasmVm) -> Any:
+    f = _stream_filter(vm)
+    if f is not None and hasattr(f, "callbacks"):
+        f.callbacks.clear_route_cache()
+    return OK
+
+
+@hostcall("proxy_send_local_response", 8)
+def proxy_send_local_response(
+    vm: WasmVm, status: int, dptr: int, dlen: int, bptr: int, blen: int, hptr: int, hlen: int, grpc_status: int
+) -> Any:
+    details = vm.memory.read(dptr, dlen)
+    body = vm.memory.read(bptr, blen)
+    raw = vm.memory.read(hptr, hlen)
+    if details is None or body is None or raw is None:
+        return MEM
+    f = _stream_filter(vm)
+    if f is None or not hasattr(f, "send_local_response"):
+        return NOT_FOUND
+    headers = pairs.decode(raw) or []
+    d = "_".join(details.decode("latin-1").split()) if details.strip() else details.decode("latin-1")
+    f.send_local_response(status, d, body, headers, grpc_status if grpc_status <= 16 else None)
+    return OK, {"status": status, "details": d, "body_size": len(body)}
+
+
+# ---- HTTP callouts ------------------------------------------------------------------------------------------
+@hostcall("proxy_http_call", 10)
+def proxy_http_call(
+    vm: WasmVm,
+    uptr: int,
+    ulen: int,
+    hptr: int,
+    hlen: int,
+    bptr: int,
+    blen: int,
+    tptr: int,
+    tlen: int,
+    timeout_ms: int,
+    token_out: int,
+) -> Any:
+    upstream = vm.memory.read(uptr, ulen)
+    hraw = vm.memory.read(hptr, hlen)
+    body = vm.memory.read(bptr, blen)
+    traw = vm.memory.read(tptr, tlen)
+    if upstream is None or hraw is None or body is None or traw is None:
+        return MEM
+    ctx = vm.effective
+    if ctx is None:
+        return BAD
+    cluster = upstream.decode("latin-1")
+    proxy = vm.proxy
+    if cluster not in proxy.clusters:
+        return BAD, {"cluster": cluster, "error": "unknown cluster"}
+    headers = HeaderMap((k.lower(), v) for k, v in (pairs.decode(hraw) or []))
+    if not all(h in headers for h in (":method", ":path", ":authority")):
+        return BAD, {"cluster": cluster, "error": "missing :method, :path or :authority"}
+    trailers = HeaderMap(pairs.decode(traw) or []) if traw else None
+    root = ctx.root_context()
+    token = proxy.wasm.next_http_call_token(vm)
+    if not vm.memory.write_u32(token_out, token):
+        return MEM
+    stream_ctx = ctx if not ctx.is_root else None
+
+    def on_complete(resp: async_client.AsyncResponse) -> None:
+        proxy.wasm.deliver_http_call_response(vm, root, token, resp, stream_ctx)
+
+    req = async_client.send(
+        proxy, vm.dispatcher, cluster, headers, body, timeout_ms / 1000.0 if timeout_ms else None, on_complete, trailers
+    )
+    root.http_calls[token] = req
+    return OK, {"cluster": cluster, "token": token, "path": headers.get(":path")}

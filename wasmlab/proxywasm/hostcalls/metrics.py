@@ -1,0 +1,86 @@
+"""Metrics: ``proxy_define_metric`` and friends, visible in ``proxy.stats()`` as ``wasmcustom.<name>``.
+
+Ids encode the type in their low 2 bits (counters 4, 8...; gauges 5, 9...; histograms 6, 10...),
+per VM. The stat itself is process-wide by name, so every worker's VM adds to the same counter.
+Counters only grow (a non-positive increment is BAD_ARGUMENT; ``record`` adds); gauges add or set;
+histograms take samples and have no readable value.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..types import MetricType, WasmResult
+from . import hostcall
+
+if TYPE_CHECKING:
+    from ..vm import WasmVm
+
+OK = WasmResult.OK
+BAD = WasmResult.BAD_ARGUMENT
+PREFIX = "wasmcustom."
+
+
+@hostcall("proxy_define_metric", 4)
+def proxy_define_metric(vm: WasmVm, mtype: int, nptr: int, nlen: int, id_out: int) -> Any:
+    if mtype > 2:
+        return BAD
+    name = vm.memory.read(nptr, nlen)
+    if name is None:
+        return WasmResult.INVALID_MEMORY_ACCESS
+    mid = (next(vm._metric_ids) << 2) | mtype
+    stat = PREFIX + name.decode("latin-1")
+    vm.metrics[mid] = (mtype, stat)
+    if mtype == MetricType.COUNTER:
+        vm.proxy.stat_store.inc(stat, 0)
+    elif mtype == MetricType.GAUGE:
+        vm.proxy.stat_store.gauge_add(stat, 0)
+    if not vm.memory.write_u32(id_out, mid):
+        return WasmResult.INVALID_MEMORY_ACCESS
+    return OK, {"name": stat, "metric_id": mid, "type": MetricType(mtype).name.lower()}
+
+
+@hostcall("proxy_increment_metric", "i32 i64")
+def proxy_increment_metric(vm: WasmVm, mid: int, delta: int) -> Any:
+    m = vm.metrics.get(mid)
+    if m is None:
+        return WasmResult.NOT_FOUND
+    mtype, stat = m
+    if mtype == MetricType.COUNTER:
+        if delta <= 0:
+            return BAD
+        vm.proxy.stat_store.inc(stat, delta)
+    elif mtype == MetricType.GAUGE:
+        vm.proxy.stat_store.gauge_add(stat, delta)
+    else:
+        return BAD
+    return OK, {"name": stat, "delta": delta}
+
+
+@hostcall("proxy_record_metric", "i32 i64")
+def proxy_record_metric(vm: WasmVm, mid: int, value: int) -> Any:
+    m = vm.metrics.get(mid)
+    if m is None:
+        return WasmResult.NOT_FOUND
+    mtype, stat = m
+    value &= 0xFFFFFFFFFFFFFFFF
+    if mtype == MetricType.COUNTER:
+        vm.proxy.stat_store.inc(stat, value)
+    elif mtype == MetricType.GAUGE:
+        vm.proxy.stat_store.gauge_set(stat, value)
+    else:
+        vm.proxy.wasm.record_histogram(stat, value)
+    return OK, {"name": stat, "value": value}
+
+
+@hostcall("proxy_get_metric", 2)
+def proxy_get_metric(vm: WasmVm, mid: int, out: int) -> Any:
+    m = vm.metrics.get(mid)
+    if m is None:
+        return WasmResult.NOT_FOUND
+    mtype, stat = m
+    if mtype == MetricType.HISTOGRAM:
+        return BAD
+    store = vm.proxy.stat_store
+    value = store.counter(stat) if mtype == MetricType.COUNTER else store.gauge(stat)
+    return (OK if vm.memory.write_u64(out, value) else WasmResult.INVALID_MEMORY_ACCESS), {"name": stat, "value": value}

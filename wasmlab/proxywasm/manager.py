@@ -1,0 +1,342 @@
+"""WasmManager: the VM layout Envoy 1.40 builds, per proxy, and the services VMs share.
+
+What Envoy does, observed on 1.40 and copied here:
+
+* on the main thread, one **base** VM per ``vm_key`` (vm_id + VM configuration + code): started
+  (``_initialize``/``_start``) and then only kept as the template replicas are cloned from;
+* per plugin, a short-lived **canary** VM on the main thread: start, ``proxy_on_context_create(1,0)``,
+  ``proxy_on_vm_start``, ``proxy_on_configure`` — a false answer or a trap rejects the config — and
+  it is dropped without ``on_done``/``on_delete``;
+* the **main thread's own** VM per vm_key with one root context per plugin (started before the
+  workers, ``on_done``/``on_delete`` at shutdown);
+* on **each worker**, one VM per vm_key shared by the plugins that use it, with one root context
+  per plugin; ``_start``/``_initialize`` runs once per VM instance;
+* a VM that traps is failed and forgotten by its thread; later streams follow the plugin's
+  failure policy (FAIL_RELOAD builds a fresh VM, no more often than the backoff allows).
+
+It also owns what crosses threads: shared data, shared queues, and the tick timers of root
+contexts (each on its own thread's dispatcher).
+"""
+
+from __future__ import annotations
+
+import struct
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..errors import StartupError
+from ..host import async_client
+from ..http import HeaderMap
+from .abi import ModuleRejected
+from .hostcalls import Linker
+from .shared import SharedData, SharedQueues
+from .types import FailurePolicy
+from .vm import RootContext, Trapped, WasmVm
+
+if TYPE_CHECKING:
+    from ..host.dispatcher import Dispatcher
+    from ..host.proxy import Proxy
+    from .plugin import PluginConfig
+
+
+@dataclass
+class PluginHandle:
+    """A plugin's root context in one thread's VM (or the record that that VM failed)."""
+
+    plugin: PluginConfig
+    vm: WasmVm | None
+    root: RootContext | None
+    failed_at_ns: int | None = None
+    reloads: int = 0
+
+    @property
+    def usable(self) -> bool:
+        return self.vm is not None and self.vm.failed is None and self.root is not None
+
+
+class WasmManager:
+    def __init__(self, proxy: Proxy) -> None:
+        self.proxy = proxy
+        self.shared_data = SharedData(proxy.recorder)
+        self.queues = SharedQueues(proxy)
+        self.histograms: dict[str, list[int]] = {}
+        self._base: dict[str, WasmVm] = {}
+        self._lock = threading.Lock()
+
+    # ---- building VMs ----------------------------------------------------------------------------
+    def _new_vm(self, plugin: PluginConfig, role: str, dispatcher: Dispatcher) -> WasmVm:
+        assert plugin.compiled is not None and plugin.info is not None
+        try:
+            vm = WasmVm(self.proxy, plugin.compiled, plugin.info, plugin.vm_config, role, dispatcher,
+                        Linker(plugin.info.version))
+        except ModuleRejected as e:
+            raise StartupError(f"{plugin.where}: Wasm VM failed {e} (module {plugin.vm_config.code_name})") from None
+        try:
+            vm.start()
+        except Trapped:
+            raise StartupError(
+                f"{plugin.where}: Wasm VM failed Failed to start base Wasm: the module's start function trapped "
+                f"(module {plugin.vm_config.code_name})"
+            ) from None
+        return vm
+
+    def start_root(self, vm: WasmVm, plugin: PluginConfig) -> RootContext:
+        """Envoy's plugin start on a VM: create, ``on_vm_start``, ``on_configure``."""
+        root = RootContext(vm.next_context_id(), vm, plugin)
+        vm.add_context(root)
+        root.config_phase = "create"
+        vm.call(root, "proxy_on_context_create", root.id, 0)
+        root.config_phase = "vm_start"
+        ok = vm.call(root, "proxy_on_vm_start", root.id, len(plugin.vm_config.configuration))
+        if ok == 0:
+            root.config_phase = False
+            raise _Refused("Failed to start base Wasm", "proxy_on_vm_start returned false")
+        root.config_phase = "configure"
+        ok = vm.call(root, "proxy_on_configure", root.id, len(plugin.configuration))
+        root.config_phase = False
+        if ok == 0:
+            raise _Refused("Failed to configure base Wasm plugin", "proxy_on_configure returned false")
+        return root
+
+    def _started_root(self, vm: WasmVm, plugin: PluginConfig, what: str) -> RootContext:
+        try:
+            return self.start_root(vm, plugin)
+        except _Refused as e:
+            raise StartupError(
+                f"{plugin.where}: Wasm VM failed {e.words} ({e.why}; module {plugin.vm_config.code_name})"
+            ) from None
+        except Trapped:
+            raise StartupError(
+                f"{plugin.where}: Wasm VM failed Failed to configure base Wasm plugin ({what} trapped; see the log; "
+                f"module {plugin.vm_config.code_name})"
+            ) from None
+
+    def base_vm(self, plugin: PluginConfig) -> WasmVm:
+        key = plugin.vm_config.vm_key
+        with self._lock:
+            vm = self._base.get(key)
+        if vm is None:
+            vm = self._new_vm(plugin, "base", self.proxy.main)
+            with self._lock:
+                self._base[key] = vm
+        return vm
+
+    def canary(self, plugin: PluginConfig) -> None:
+        vm = self._new_vm(plugin, "canary", self.proxy.main)
+        try:
+            self._started_root(vm, plugin, "the canary VM")
+        finally:
+            vm.destroy()  # dropped without on_done/on_delete, as Envoy does
+
+    def thread_handle(self, plugin: PluginConfig, dispatcher: Dispatcher, role: str) -> PluginHandle:
+        """This thread's VM for the plugin's vm_key (shared by plugins) and the plugin's root."""
+        slots = dispatcher.slots
+        vkey = ("wasm_vm", plugin.vm_config.vm_key)
+        vm = slots.get(vkey)
+        if vm is None or vm.failed is not None:
+            vm = self._new_vm(plugin, role, dispatcher)
+            slots[vkey] = vm
+        root = self._started_root(vm, plugin, "proxy_on_configure")
+        handle = PluginHandle(plugin, vm, root)
+        slots[("wasm_plugin", plugin.key)] = handle
+        return handle
+
+    # ---- plugin lifecycle (called on the right threads by filter factories) ---------------------------
+    def start_plugin_main(self, plugin: PluginConfig) -> None:
+        self.base_vm(plugin)
+        self.canary(plugin)
+        self.thread_handle(plugin, self.proxy.main, "main")
+
+    def start_plugin_worker(self, plugin: PluginConfig, dispatcher: Dispatcher) -> None:
+        self.thread_handle(plugin, dispatcher, "replica")
+
+    def stop_plugin(self, plugin: PluginConfig, dispatcher: Dispatcher) -> None:
+        handle = dispatcher.slots.pop(("wasm_plugin", plugin.key), None)
+        if handle is None or handle.vm is None or handle.root is None:
+            return
+        vm, root = handle.vm, handle.root
+        if root.tick_timer is not None:
+            root.tick_timer.disable()
+        if vm.failed is None and not root.deleted:
+            try:
+                done = vm.call(root, "proxy_on_done", root.id)
+                if done is None or done != 0:
+                    vm.call(root, "proxy_on_delete", root.id)
+                    vm.remove_context(root)
+                else:
+                    root.done_pending = True
+            except Trapped:
+                pass
+        if not any(c.is_root and not c.deleted for c in vm.contexts.values()) or vm.failed is not None:
+            vkey = ("wasm_vm", plugin.vm_config.vm_key)
+            if dispatcher.slots.get(vkey) is vm:
+                del dispatcher.slots[vkey]
+                vm.destroy()
+
+    def stop_base_vms(self) -> None:
+        with self._lock:
+            bases, self._base = list(self._base.values()), {}
+        for vm in bases:
+            vm.destroy()
+
+    def handle_for_stream(self, plugin: PluginConfig, dispatcher: Dispatcher) -> PluginHandle | None:
+        """The plugin's usable handle on this worker, reloading a failed VM under FAIL_RELOAD."""
+        handle = dispatcher.slots.get(("wasm_plugin", plugin.key))
+        if handle is None:
+            return None
+        if handle.usable:
+            return handle
+        now = self.proxy.clock.monotonic_ns()
+        if handle.failed_at_ns is None:
+            handle.failed_at_ns = now
+            vkey = ("wasm_vm", plugin.vm_config.vm_key)
+            if handle.vm is not None and dispatcher.slots.get(vkey) is handle.vm:
+                del dispatcher.slots[vkey]  # Envoy forgets the failed thread-local VM
+        if plugin.failure_policy != FailurePolicy.FAIL_RELOAD:
+            return None
+        backoff_ns = int(plugin.reload_backoff_s * 1e9) * (2 ** min(handle.reloads, 5))
+        if now - handle.failed_at_ns < backoff_ns and handle.reloads > 0:
+            self._record(handle.vm, "reload_backoff", {"plugin": plugin.name})
+            return None
+        try:
+            new = self.thread_handle(plugin, dispatcher, "replica")
+        except StartupError as e:
+            self.proxy.log("error", "wasm", f"Wasm VM reload failed: {e}")
+            handle.failed_at_ns = now
+            handle.reloads += 1
+            return None
+        new.reloads = handle.reloads + 1
+        self._record(new.vm, "reload", {"plugin": plugin.name, "reloads": new.reloads})
+        return new
+
+    def mark_failed(self, handle: PluginHandle) -> None:
+        if handle.failed_at_ns is None:
+            handle.failed_at_ns = self.proxy.clock.monotonic_ns()
+
+    def _record(self, vm: WasmVm | None, name: str, args: dict[str, Any]) -> None:
+        rec = self.proxy.recorder
+        if rec.enabled:
+            rec.record("vm", name, args, None, None, vm=vm.label if vm is not None else None)
+
+    # ---- timers -------------------------------------------------------------------------------------------
+    def set_tick_period(self, root: RootContext, period_ms: int) -> None:
+        vm = root.vm
+        if root.tick_timer is None:
+            root.tick_timer = vm.dispatcher.create_timer(lambda: self._tick(root), "wasm_tick")
+        root.tick_period_ms = period_ms
+        if period_ms == 0:
+            root.tick_timer.disable()
+        else:
+            root.tick_timer.enable_ms(period_ms)
+
+    def _tick(self, root: RootContext) -> None:
+        vm = root.vm
+        if vm.failed is not None or root.deleted:
+            return
+        rec = self.proxy.recorder
+        if rec.enabled:
+            rec.record("timer", "tick", {"root": root.id, "period_ms": root.tick_period_ms}, None, None,
+                       vm=vm.label, context_id=root.id)
+        try:
+            vm.call(root, "proxy_on_tick", root.id)
+        except Trapped:
+            return
+        if root.tick_period_ms > 0 and not root.deleted and root.tick_timer is not None:
+            root.tick_timer.enable_ms(root.tick_period_ms)
+
+    # ---- HTTP callouts ------------------------------------------------------------------------------------
+    def next_http_call_token(self, vm: WasmVm) -> int:
+        return 4 * vm.next_token()
+
+    def deliver_http_call_response(
+        self, vm: WasmVm, root: RootContext, token: int, resp: async_client.AsyncResponse, stream_ctx: Any
+    ) -> None:
+        root.http_calls.pop(token, None)
+        if vm.failed is not None or root.deleted:
+            return
+        if resp.headers is None:
+            root.status = (11, b"reset")
+            args = (root.id, token, 0, 0, 0)
+            root.callout_response = None
+        else:
+            root.status = (0, b"")
+            ntr = len(resp.trailers) if resp.trailers is not None else 0
+            args = (root.id, token, len(resp.headers), len(resp.body), ntr)
+            root.callout_response = resp
+        try:
+            vm.call(root, "proxy_on_http_call_response", *args)
+        except Trapped:
+            if stream_ctx is not None and stream_ctx.filter is not None:
+                stream_ctx.filter.on_vm_trapped_outside()
+        finally:
+            root.callout_response = None
+
+    # ---- gRPC (unary) ---------------------------------------------------------------------------------------
+    def grpc_call(self, vm: WasmVm, root: RootContext, cluster: str, service: str, method: str, md: bytes,
+                  message: bytes, timeout_ms: int) -> int:
+        from . import pairs
+
+        token = 4 * vm.next_token() + 1
+        headers = HeaderMap([(":method", "POST"), (":path", f"/{service}/{method}"), (":authority", cluster),
+                             ("content-type", "application/grpc"), ("te", "trailers")])
+        for k, v in pairs.decode(md) or []:
+            headers.add(k.lower(), v)
+        frame = b"\x00" + struct.pack(">I", len(message)) + message
+
+        def done(resp: async_client.AsyncResponse) -> None:
+            self._grpc_done(vm, root, token, resp)
+
+        req = async_client.send(self.proxy, vm.dispatcher, cluster, headers, frame,
+                                timeout_ms / 1000.0 if timeout_ms else None, done)
+        root.grpc_calls[token] = req
+        return token
+
+    def _grpc_done(self, vm: WasmVm, root: RootContext, token: int, resp: async_client.AsyncResponse) -> None:
+        if root.grpc_calls.pop(token, None) is None or vm.failed is not None or root.deleted:
+            return
+        status, msg = 14, b"upstream failure"  # UNAVAILABLE
+        calls: list[tuple[str, tuple[int, ...], dict[Any, Any]]] = []
+        if resp.headers is not None and resp.status == 200:
+            initial = HeaderMap((k, v) for k, v in resp.headers if not k.startswith(":"))
+            calls.append(("proxy_on_grpc_receive_initial_metadata", (root.id, token, len(initial)), {4: initial}))
+            body = resp.body
+            while len(body) >= 5:
+                n = struct.unpack(">I", body[1:5])[0]
+                calls.append(("proxy_on_grpc_receive", (root.id, token, n), {"message": body[5 : 5 + n]}))
+                body = body[5 + n :]
+            trailers = resp.trailers or HeaderMap()
+            src = trailers if "grpc-status" in trailers else resp.headers
+            try:
+                status = int(src.get("grpc-status") or 2)
+            except ValueError:
+                status = 2
+            msg = (src.get("grpc-message") or "").encode()
+            calls.append(("proxy_on_grpc_receive_trailing_metadata", (root.id, token, len(trailers)), {5: trailers}))
+        elif resp.headers is not None:
+            status = {400: 13, 401: 16, 403: 7, 404: 12, 429: 14, 502: 14, 503: 14, 504: 14}.get(resp.status, 2)
+            msg = resp.body[:200]
+        try:
+            for name, args, data in calls:
+                root.grpc_current = data
+                vm.call(root, name, *args)
+            root.grpc_current = None
+            root.status = (status, msg)
+            vm.call(root, "proxy_on_grpc_close", root.id, token, status)
+        except Trapped:
+            pass
+        finally:
+            root.grpc_current = None
+
+    def record_histogram(self, stat: str, value: int) -> None:
+        with self._lock:
+            samples = self.histograms.setdefault(stat, [])
+            if len(samples) < 10_000:
+                samples.append(value)
+
+
+class _Refused(Exception):
+    def __init__(self, words: str, why: str) -> None:
+        super().__init__(words)
+        self.words = words
+        self.why = why

@@ -1,0 +1,230 @@
+"""Plugin and VM configuration (Envoy's ``PluginConfig`` / ``VmConfig``), parsed from YAML.
+
+``vm_config`` says which code runs in which VM (``vm_id``, ``runtime``, ``code``, VM
+``configuration``, ``environment_variables``); the plugin says which root context (``root_id``)
+gets which ``configuration`` and what happens when the VM fails (``fail_open`` or
+``failure_policy``). Envoy shares one VM per thread among plugins whose ``vm_key`` — vm_id, VM
+configuration and code — is equal.
+
+Configuration values are passed to the module as Envoy does: ``StringValue``/``BytesValue``
+unwrapped, ``Struct`` as JSON.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..config.yaml_source import Node
+from .abi import ModuleInfo, ModuleRejected, inspect_module
+from .module_cache import CompiledCode, compile_code
+from .types import FailurePolicy
+
+V8 = "envoy.wasm.runtime.v8"
+OTHER_RUNTIMES = ("envoy.wasm.runtime.wasmtime", "envoy.wasm.runtime.wamr", "envoy.wasm.runtime.wavm")
+NULL_RUNTIME = "envoy.wasm.runtime.null"
+
+
+@dataclass
+class VmConfig:
+    vm_id: str
+    runtime: str
+    code: bytes
+    code_name: str  # the file name as written, or "<inline>"
+    configuration: bytes = b""
+    environment: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def vm_key(self) -> str:
+        h = hashlib.sha256()
+        for part in (self.vm_id.encode(), self.configuration, self.code):
+            h.update(len(part).to_bytes(8, "little"))
+            h.update(part)
+        return h.hexdigest()
+
+
+@dataclass
+class PluginConfig:
+    name: str
+    root_id: str
+    configuration: bytes
+    vm_config: VmConfig
+    failure_policy: FailurePolicy = FailurePolicy.FAIL_CLOSED
+    reload_backoff_s: float = 1.0
+    allow_on_headers_stop_iteration: bool = False
+    #: where in the YAML this plugin was configured (for error messages)
+    where: str = ""
+    compiled: CompiledCode | None = field(default=None, repr=False)
+    info: ModuleInfo | None = field(default=None, repr=False)
+
+    @property
+    def key(self) -> str:
+        """Envoy's plugin key: one root context per (plugin name, root_id, configuration, vm)."""
+        h = hashlib.sha256(f"{self.name}\0{self.root_id}\0".encode() + self.configuration + self.vm_config.vm_key.encode())
+        return h.hexdigest()
+
+    @property
+    def fail_open(self) -> bool:
+        return self.failure_policy == FailurePolicy.FAIL_OPEN
+
+
+def unwrap_any(node: Node) -> bytes:
+    """Configuration bytes from a ``google.protobuf.Any`` as Envoy passes them to a module."""
+    if not isinstance(node.value, dict):
+        raise node.error("expected a google.protobuf.Any with an \"@type\" (e.g. StringValue)")
+    t = node.req("@type").str()
+    short = t.rsplit("/", 1)[-1]
+    if short == "google.protobuf.StringValue":
+        node.check_fields("@type value")
+        return node.req("value").str().encode() if node.has("value") else b""
+    if short == "google.protobuf.BytesValue":
+        node.check_fields("@type value")
+        if not node.has("value"):
+            return b""
+        try:
+            return base64.b64decode(node.req("value").str(), validate=True)
+        except ValueError:
+            raise node.child("value").error("BytesValue must be base64") from None
+    if short == "google.protobuf.Struct":
+        node.check_fields("@type value")
+        value = node.get("value")
+        data = value.mapping().value if value is not None else {}
+        return json.dumps(_plain(data), separators=(",", ":")).encode()
+    raise node.child("@type").error(
+        f"configuration of type {short!r} is not supported (use google.protobuf.StringValue, BytesValue or Struct)"
+    )
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {str(k): _plain(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_plain(x) for x in v]
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
+    return v
+
+
+def parse_vm_config(node: Node) -> VmConfig:
+    node.check_fields(
+        "vm_id runtime code configuration environment_variables",
+        required=("runtime", "code"),
+        ignored=("allow_precompiled", "nack_on_code_cache_miss"),
+    )
+    runtime = node.req("runtime").str(allow_empty=False)
+    if runtime == NULL_RUNTIME:
+        raise node.child("runtime").error(
+            "envoy.wasm.runtime.null runs plugins compiled into Envoy (NullVM); wasmlab can only run .wasm code"
+        )
+    if runtime != V8 and runtime not in OTHER_RUNTIMES:
+        raise node.child("runtime").error(f"unknown Wasm runtime {runtime!r} (Envoy 1.40 has {V8})")
+    code_node = node.req("code").check_fields("local remote")
+    if code_node.has("remote"):
+        raise code_node.child("remote").error(
+            "code.remote is not supported: wasmlab has no network; download the .wasm and use code.local.filename"
+        )
+    local = code_node.req("local").check_fields("filename inline_bytes inline_string")
+    kinds = [k for k in ("filename", "inline_bytes", "inline_string") if local.has(k)]
+    if len(kinds) != 1:
+        raise local.error("exactly one of filename, inline_bytes, inline_string must be set")
+    kind = kinds[0]
+    if kind == "filename":
+        fname = local.req("filename").str(allow_empty=False)
+        path = local.source.resolve(fname)
+        try:
+            code = path.read_bytes()
+        except OSError as e:
+            raise local.child("filename").error(f"cannot read Wasm module {fname}: {e.strerror}") from None
+        code_name = fname
+    elif kind == "inline_bytes":
+        try:
+            code = base64.b64decode(local.req("inline_bytes").str(), validate=True)
+        except ValueError:
+            raise local.child("inline_bytes").error("inline_bytes must be base64") from None
+        code_name = "<inline_bytes>"
+    else:
+        code = local.req("inline_string").str().encode()
+        code_name = "<inline_string>"
+    configuration = unwrap_any(node.req("configuration")) if node.has("configuration") else b""
+    env: dict[str, str] = {}
+    if node.has("environment_variables"):
+        ev = node.req("environment_variables").check_fields("host_env_keys key_values")
+        for k in ev.req("host_env_keys").list() if ev.has("host_env_keys") else []:
+            name = k.str()
+            if name in os.environ:
+                env[name] = os.environ[name]
+        if ev.has("key_values"):
+            for k, v in ev.req("key_values").items():
+                env[str(k)] = v.str()
+    vm_id = node.req("vm_id").str() if node.has("vm_id") else ""
+    return VmConfig(vm_id, runtime, code, code_name, configuration, env)
+
+
+_POLICIES = {p.name: p for p in FailurePolicy}
+
+
+def parse_plugin_config(node: Node, what: str = "plugin") -> PluginConfig:
+    """Parse ``PluginConfig`` and compile its code (errors name the YAML path and the module)."""
+    node.check_fields(
+        "name root_id vm_config configuration fail_open failure_policy reload_config "
+        "allow_on_headers_stop_iteration",
+        required=("vm_config",),
+        ignored=("capability_restriction_config",),
+    )
+    vm = parse_vm_config(node.req("vm_config"))
+    configuration = unwrap_any(node.req("configuration")) if node.has("configuration") else b""
+    if node.has("fail_open") and node.has("failure_policy"):
+        raise node.error("only one of fail_open and failure_policy can be set")
+    policy = FailurePolicy.FAIL_CLOSED
+    if node.has("fail_open") and node.req("fail_open").bool():
+        policy = FailurePolicy.FAIL_OPEN
+    if node.has("failure_policy"):
+        policy = _POLICIES[node.req("failure_policy").enum(tuple(_POLICIES))]
+        if policy == FailurePolicy.UNSPECIFIED:
+            policy = FailurePolicy.FAIL_CLOSED
+    backoff = 1.0
+    if node.has("reload_config"):
+        rc = node.req("reload_config").check_fields("backoff")
+        if rc.has("backoff"):
+            b = rc.req("backoff").check_fields("base_interval max_interval")
+            if b.has("base_interval"):
+                backoff = b.req("base_interval").duration()
+    plugin = PluginConfig(
+        name=node.req("name").str() if node.has("name") else "",
+        root_id=node.req("root_id").str() if node.has("root_id") else "",
+        configuration=configuration,
+        vm_config=vm,
+        failure_policy=policy,
+        reload_backoff_s=backoff,
+        allow_on_headers_stop_iteration=(
+            node.req("allow_on_headers_stop_iteration").bool_value() if node.has("allow_on_headers_stop_iteration")
+            else False
+        ),
+        where=f"{node.source.name}:{node.line}: {node.path}",
+    )
+    load_code(plugin, node)
+    return plugin
+
+
+def load_code(plugin: PluginConfig, node: Node) -> None:
+    """Compile and inspect the module (cached), turning refusals into config errors."""
+    from .hostcalls import Linker
+
+    vm = plugin.vm_config
+    where = node.child("vm_config").child("code")
+    try:
+        compiled = compile_code(vm.code)
+    except Exception as e:  # wasmtime's own error types
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise where.error(f"Failed to load Wasm code from {vm.code_name}: not a valid Wasm module ({first})") from None
+    try:
+        info = inspect_module(compiled.module)
+        Linker(info.version).check(compiled.module)
+    except ModuleRejected as e:
+        raise where.error(f"Wasm VM failed: {e} (module {vm.code_name})") from None
+    plugin.compiled = compiled
+    plugin.info = info

@@ -1,0 +1,329 @@
+"""WasmVm: one instance of a module in its own Store, owned by one thread, and its contexts.
+
+Envoy (proxy-wasm-cpp-host ``WasmBase``) keeps per VM: the instance, the map of contexts with one
+id counter (0 is the hidden VM context; the first root context is 1, streams follow), the fail
+state, and a queue of actions to run after the current guest call returns (continue, close,
+local replies). A trap fails the VM: it never runs again, and the filter applies its failure
+policy. This module is that, plus wasmlab's trace: every host->VM callback and VM->host call is an
+event, with its raw arguments and result, the way ``--component-log-level wasm:trace`` shows them.
+
+Threading: a VM is created and used on one dispatcher thread only (its Store must never be used by
+two threads); other threads reach it by posting to that dispatcher.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import wasmtime
+
+from . import callseam
+from .abi import ModuleInfo, ModuleRejected
+from .module_cache import CompiledCode, deadline_ticks, engine, ensure_epoch_ticker
+from .types import WasmResult
+
+if TYPE_CHECKING:
+    from ..host.dispatcher import Dispatcher
+    from ..host.proxy import Proxy
+    from .hostcalls import Linker
+    from .plugin import PluginConfig, VmConfig
+
+_instance_ids = itertools.count(1)
+
+
+class Trapped(Exception):
+    """A guest call trapped; the VM is failed (the message is already logged)."""
+
+
+class Context:
+    """A Proxy-Wasm context: root (one per plugin per VM) or stream (one per HTTP stream/connection)."""
+
+    __slots__ = ("id", "vm", "root", "plugin", "filter", "kind", "deleted")
+
+    def __init__(self, cid: int, vm: WasmVm, root: RootContext | None, plugin: PluginConfig, kind: str) -> None:
+        self.id = cid
+        self.vm = vm
+        self.root = root
+        self.plugin = plugin
+        self.filter: Any = None
+        self.kind = kind  # "root", "http", "tcp"
+        self.deleted = False
+
+    @property
+    def is_root(self) -> bool:
+        return self.root is None
+
+    def root_context(self) -> RootContext:
+        return self if isinstance(self, RootContext) else self.root  # type: ignore[return-value]
+
+    def log_prefix(self) -> str:
+        """Envoy's ``wasm log<prefix>: msg``: stream contexts name the plugin, root contexts don't."""
+        p = self.plugin
+        parts = (p.root_id, p.vm_config.vm_id) if self.is_root else (p.name, p.root_id, p.vm_config.vm_id)
+        return "".join(" " + x for x in parts if x)
+
+
+class RootContext(Context):
+    __slots__ = (
+        "tick_timer",
+        "tick_period_ms",
+        "http_calls",
+        "callout_response",
+        "status",
+        "config_phase",
+        "foreign_args",
+        "grpc_calls",
+        "grpc_current",
+        "done_pending",
+    )
+
+    def __init__(self, cid: int, vm: WasmVm, plugin: PluginConfig) -> None:
+        super().__init__(cid, vm, None, plugin, "root")
+        self.tick_timer: Any = None
+        self.tick_period_ms = 0
+        self.http_calls: dict[int, Any] = {}
+        self.callout_response: Any = None  # AsyncResponse during proxy_on_http_call_response
+        self.status: tuple[int, bytes] = (0, b"")
+        self.config_phase = False  # plugin configuration readable (context create / configure)
+        self.foreign_args: bytes | None = None
+        self.grpc_calls: dict[int, Any] = {}
+        self.grpc_current: Any = None
+        self.done_pending = False
+
+
+class WasmVm:
+    """One VM instance (Envoy: a WasmBase with its runtime)."""
+
+    def __init__(
+        self,
+        proxy: Proxy,
+        code: CompiledCode,
+        info: ModuleInfo,
+        vm_config: VmConfig,
+        role: str,
+        dispatcher: Dispatcher,
+        linker: Linker,
+    ) -> None:
+        self.proxy = proxy
+        self.code = code
+        self.info = info
+        self.vm_config = vm_config
+        self.role = role  # base, canary, main, replica, service
+        self.dispatcher = dispatcher
+        self.label = f"{vm_config.vm_id or 'vm'}#{next(_instance_ids)}"
+        self.rec = proxy.recorder
+        self.contexts: dict[int, Context] = {}
+        self._next_id = itertools.count(1)
+        self._next_token = itertools.count(1)
+        self.failed: str | None = None
+        self.current: Context | None = None  # context of the callback being run (None = VM context 0)
+        self.effective: Context | None = None  # after proxy_set_effective_context
+        self.deferred: list[Callable[[], None]] = []
+        self._depth = 0
+        self.metrics: dict[int, tuple[int, str]] = {}
+        self._metric_ids = itertools.count(1)
+        opts = proxy.options
+        self._deadline = deadline_ticks(float(opts.get("wasm_callback_deadline_s", 1.0)))
+        ensure_epoch_ticker()
+        self.store = wasmtime.Store(engine())
+        mem_mb = int(opts.get("wasm_memory_limit_mb", 512))
+        self.store.set_limits(memory_size=mem_mb * 1024 * 1024)
+        self.store.set_epoch_deadline(self._deadline)
+        self._record("vm", "create", {"role": role, "vm_id": vm_config.vm_id, "abi": info.version.label,
+                                      "allocator": info.allocator, "code_sha256": code.sha256[:12],
+                                      "code_size": code.size, "compiled": code.source})
+        imports = linker.imports_for(self, code.module)  # raises ModuleRejected for a missing import
+        try:
+            self.instance = wasmtime.Instance(self.store, code.module, imports)
+        except wasmtime.Trap as e:
+            raise ModuleRejected(f"Failed to start base Wasm: the start function trapped: {trap_message(e)}") from None
+        except wasmtime.WasmtimeError as e:
+            raise ModuleRejected(f"Failed to instantiate Wasm module: {str(e).splitlines()[0]}") from None
+        exports = self.instance.exports(self.store)
+        mem = exports.get("memory")
+        self.memory = callseam.GuestMemory(self.store, mem if isinstance(mem, wasmtime.Memory) else None)
+        self.funcs: dict[str, Callable[..., Any]] = {}
+        for name in [*info.callbacks, *info.entry_points]:
+            f = exports.get(name)
+            if isinstance(f, wasmtime.Func):
+                self.funcs[name] = callseam.bind_export(self.store, f)
+        self._alloc = self.funcs[info.allocator]
+
+    # ---- ids ----------------------------------------------------------------------------------
+    def next_context_id(self) -> int:
+        return next(self._next_id)
+
+    def next_token(self) -> int:
+        return next(self._next_token)
+
+    def has(self, name: str) -> bool:
+        return name in self.funcs
+
+    # ---- trace --------------------------------------------------------------------------------
+    def _record(self, kind: str, name: str, args: Any = None, result: Any = None, data: Any = None,
+                context_id: int | None = None) -> None:
+        if self.rec.enabled:
+            self.rec.record(kind, name, args, result, data, vm=self.label, context_id=context_id)
+
+    def stream_of(self, ctx: Context | None) -> int | None:
+        f = ctx.filter if ctx is not None else None
+        return getattr(f, "stream_id", None)
+
+    # ---- calling the guest ----------------------------------------------------------------------
+    def call(self, ctx: Context | None, name: str, *args: int) -> Any:
+        """Run a guest export with ``ctx`` as the current context. Returns its result (unsigned),
+        or None if the module does not export it. Raises :class:`Trapped` if it trapped."""
+        fn = self.funcs.get(name)
+        if fn is None:
+            return None
+        if self.failed is not None:
+            raise Trapped(self.failed)
+        outer = self._depth == 0
+        prev = (self.current, self.effective)
+        self.current = self.effective = ctx
+        self._depth += 1
+        cid = ctx.id if ctx is not None else 0
+        rec = self.rec.enabled
+        if rec:
+            data = {"phase": "enter"}
+            stream = self.stream_of(ctx)
+            if stream is not None:
+                data["stream"] = stream
+            self.rec.record("callback", name, list(args), None, data, vm=self.label, context_id=cid)
+        if outer:
+            self.store.set_epoch_deadline(self._deadline)
+        try:
+            result = fn(*args)
+        except (wasmtime.Trap, wasmtime.WasmtimeError) as e:
+            self._depth -= 1
+            self.current, self.effective = prev
+            if outer:
+                self.deferred.clear()
+            self._trapped(name, e, cid)
+            raise Trapped(self.failed or "trap") from None
+        self._depth -= 1
+        self.current, self.effective = prev
+        if result is not None:
+            result &= 0xFFFFFFFF
+        if rec:
+            data = {"phase": "exit"}
+            stream = self.stream_of(ctx)
+            if stream is not None:
+                data["stream"] = stream
+            self.rec.record("callback", name, list(args), result, data, vm=self.label, context_id=cid)
+        if outer and self.deferred:
+            actions, self.deferred = self.deferred, []
+            for action in actions:
+                action()
+        return result
+
+    def defer(self, action: Callable[[], None]) -> None:
+        """Run ``action`` after the current top-level guest call returns (Envoy's re-entrancy rule)."""
+        if self._depth == 0:
+            action()
+        else:
+            self.deferred.append(action)
+
+    def _trapped(self, name: str, error: Exception, cid: int) -> None:
+        msg = trap_message(error)
+        frames = trap_frames(error)
+        self._record("trap", name, {"message": msg, "backtrace": frames}, None, None, context_id=cid)
+        self.proxy.log("error", "wasm", f"Function: {name} failed: {msg}")
+        if frames:
+            self.proxy.log("error", "wasm", "wasm backtrace:\n" + "\n".join(f"  {i}: {f}" for i, f in enumerate(frames)))
+        self.fail("RuntimeError", f"Function: {name} failed: {msg}")
+
+    def fail(self, state: str, message: str) -> None:
+        if self.failed is None:
+            self.failed = state
+            self._record("vm", "fail", {"state": state, "message": message})
+            for c in list(self.contexts.values()):
+                if isinstance(c, RootContext) and c.tick_timer is not None:
+                    c.tick_timer.disable()
+
+    # ---- start -------------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Run the module's entry points (``_initialize`` + ``main``/``__main_void``, or ``_start``)."""
+        for name in self.info.entry_points:
+            args = (0, 0) if name == "main" else ()
+            self.call(None, name, *args)
+        self._record("vm", "start", {"entry_points": list(self.info.entry_points), "role": self.role})
+
+    # ---- memory helpers for host calls ---------------------------------------------------------------
+    def alloc(self, size: int) -> int:
+        """Allocate ``size`` bytes in the guest with its allocator (runs in the VM context)."""
+        return self.call(None, self.info.allocator, size) or 0
+
+    def copy_out(self, data: bytes, ptr_ptr: int, size_ptr: int) -> WasmResult:
+        """Hand ``data`` to the guest: allocate, copy, write (ptr, size) to the out-pointers."""
+        mem = self.memory
+        if not data:
+            if ptr_ptr and not mem.write_u32(ptr_ptr, 0):
+                return WasmResult.INVALID_MEMORY_ACCESS
+            if size_ptr and not mem.write_u32(size_ptr, 0):
+                return WasmResult.INVALID_MEMORY_ACCESS
+            return WasmResult.OK
+        if ptr_ptr == 0 and size_ptr == 0:
+            return WasmResult.OK
+        p = self.alloc(len(data))
+        if p == 0 or not mem.write(p, data):
+            return WasmResult.INVALID_MEMORY_ACCESS
+        if not mem.write_u32(ptr_ptr, p) or not mem.write_u32(size_ptr, len(data)):
+            return WasmResult.INVALID_MEMORY_ACCESS
+        return WasmResult.OK
+
+    # ---- contexts ---------------------------------------------------------------------------------------
+    def add_context(self, ctx: Context) -> None:
+        self.contexts[ctx.id] = ctx
+        self._record("context", "create", {"kind": ctx.kind, "plugin": ctx.plugin.name,
+                                           "parent": ctx.root.id if ctx.root else 0},
+                     None, {"stream": self.stream_of(ctx)} if ctx.filter is not None else None, context_id=ctx.id)
+
+    def remove_context(self, ctx: Context) -> None:
+        if ctx.deleted:
+            return
+        ctx.deleted = True
+        self.contexts.pop(ctx.id, None)
+        self._record("context", "delete", {"kind": ctx.kind}, None, None, context_id=ctx.id)
+
+    def destroy(self) -> None:
+        self._record("vm", "destroy", {"role": self.role})
+
+
+def trap_message(error: Exception) -> str:
+    """Envoy's (V8's) wording for a trap, e.g. ``Uncaught RuntimeError: unreachable``."""
+    code = getattr(error, "trap_code", None)
+    name = getattr(code, "name", None)
+    v8 = {
+        "UNREACHABLE": "Uncaught RuntimeError: unreachable",
+        "MEMORY_OUT_OF_BOUNDS": "Uncaught RuntimeError: memory access out of bounds",
+        "HEAP_MISALIGNED": "Uncaught RuntimeError: operation does not support unaligned accesses",
+        "INTEGER_DIVISION_BY_ZERO": "Uncaught RuntimeError: divide by zero",
+        "INTEGER_OVERFLOW": "Uncaught RuntimeError: divide result unrepresentable",
+        "BAD_CONVERSION_TO_INTEGER": "Uncaught RuntimeError: float unrepresentable in integer range",
+        "STACK_OVERFLOW": "Uncaught RangeError: Maximum call stack size exceeded",
+        "INDIRECT_CALL_TO_NULL": "Uncaught RuntimeError: null function or function signature mismatch",
+        "BAD_SIGNATURE": "Uncaught RuntimeError: null function or function signature mismatch",
+        "TABLE_OUT_OF_BOUNDS": "Uncaught RuntimeError: table index is out of bounds",
+        "INTERRUPT": "wasmlab: callback deadline exceeded (an infinite loop?) — the VM was stopped",
+    }
+    if name in v8:
+        return v8[name]
+    text = str(error)
+    for line in text.splitlines():
+        if "Caused by" in line:
+            continue
+        if line.strip() and not line.startswith(" ") and "backtrace" not in line:
+            return line.strip()
+    return text.splitlines()[-1].strip() if text else "trap"
+
+
+def trap_frames(error: Exception) -> list[str]:
+    frames = getattr(error, "frames", None) or []
+    out = []
+    for f in frames:
+        fn = getattr(f, "func_name", None) or f"wasm function {getattr(f, 'func_index', '?')}"
+        out.append(f"{fn} @ {getattr(f, 'module_offset', 0):#x}")
+    return out
