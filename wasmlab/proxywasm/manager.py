@@ -68,8 +68,15 @@ class WasmManager:
     def _new_vm(self, plugin: PluginConfig, role: str, dispatcher: Dispatcher) -> WasmVm:
         assert plugin.compiled is not None and plugin.info is not None
         try:
-            vm = WasmVm(self.proxy, plugin.compiled, plugin.info, plugin.vm_config, role, dispatcher,
-                        Linker(plugin.info.version))
+            vm = WasmVm(
+                self.proxy,
+                plugin.compiled,
+                plugin.info,
+                plugin.vm_config,
+                role,
+                dispatcher,
+                Linker(plugin.info.version),
+            )
         except ModuleRejected as e:
             raise StartupError(f"{plugin.where}: Wasm VM failed {e} (module {plugin.vm_config.code_name})") from None
         try:
@@ -236,8 +243,15 @@ class WasmManager:
             return
         rec = self.proxy.recorder
         if rec.enabled:
-            rec.record("timer", "tick", {"root": root.id, "period_ms": root.tick_period_ms}, None, None,
-                       vm=vm.label, context_id=root.id)
+            rec.record(
+                "timer",
+                "tick",
+                {"root": root.id, "period_ms": root.tick_period_ms},
+                None,
+                None,
+                vm=vm.label,
+                context_id=root.id,
+            )
         try:
             vm.call(root, "proxy_on_tick", root.id)
         except Trapped:
@@ -273,13 +287,29 @@ class WasmManager:
             root.callout_response = None
 
     # ---- gRPC (unary) ---------------------------------------------------------------------------------------
-    def grpc_call(self, vm: WasmVm, root: RootContext, cluster: str, service: str, method: str, md: bytes,
-                  message: bytes, timeout_ms: int) -> int:
+    def grpc_call(
+        self,
+        vm: WasmVm,
+        root: RootContext,
+        cluster: str,
+        service: str,
+        method: str,
+        md: bytes,
+        message: bytes,
+        timeout_ms: int,
+    ) -> int:
         from . import pairs
 
         token = 4 * vm.next_token() + 1
-        headers = HeaderMap([(":method", "POST"), (":path", f"/{service}/{method}"), (":authority", cluster),
-                             ("content-type", "application/grpc"), ("te", "trailers")])
+        headers = HeaderMap(
+            [
+                (":method", "POST"),
+                (":path", f"/{service}/{method}"),
+                (":authority", cluster),
+                ("content-type", "application/grpc"),
+                ("te", "trailers"),
+            ]
+        )
         for k, v in pairs.decode(md) or []:
             headers.add(k.lower(), v)
         frame = b"\x00" + struct.pack(">I", len(message)) + message
@@ -287,8 +317,9 @@ class WasmManager:
         def done(resp: async_client.AsyncResponse) -> None:
             self._grpc_done(vm, root, token, resp)
 
-        req = async_client.send(self.proxy, vm.dispatcher, cluster, headers, frame,
-                                timeout_ms / 1000.0 if timeout_ms else None, done)
+        req = async_client.send(
+            self.proxy, vm.dispatcher, cluster, headers, frame, timeout_ms / 1000.0 if timeout_ms else None, done
+        )
         root.grpc_calls[token] = req
         return token
 

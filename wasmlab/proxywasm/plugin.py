@@ -64,7 +64,9 @@ class PluginConfig:
     @property
     def key(self) -> str:
         """Envoy's plugin key: one root context per (plugin name, root_id, configuration, vm)."""
-        h = hashlib.sha256(f"{self.name}\0{self.root_id}\0".encode() + self.configuration + self.vm_config.vm_key.encode())
+        h = hashlib.sha256(
+            f"{self.name}\0{self.root_id}\0".encode() + self.configuration + self.vm_config.vm_key.encode()
+        )
         return h.hexdigest()
 
     @property
@@ -75,7 +77,7 @@ class PluginConfig:
 def unwrap_any(node: Node) -> bytes:
     """Configuration bytes from a ``google.protobuf.Any`` as Envoy passes them to a module."""
     if not isinstance(node.value, dict):
-        raise node.error("expected a google.protobuf.Any with an \"@type\" (e.g. StringValue)")
+        raise node.error('expected a google.protobuf.Any with an "@type" (e.g. StringValue)')
     t = node.req("@type").str()
     short = t.rsplit("/", 1)[-1]
     if short == "google.protobuf.StringValue":
@@ -170,8 +172,7 @@ _POLICIES = {p.name: p for p in FailurePolicy}
 def parse_plugin_config(node: Node, what: str = "plugin") -> PluginConfig:
     """Parse ``PluginConfig`` and compile its code (errors name the YAML path and the module)."""
     node.check_fields(
-        "name root_id vm_config configuration fail_open failure_policy reload_config "
-        "allow_on_headers_stop_iteration",
+        "name root_id vm_config configuration fail_open failure_policy reload_config allow_on_headers_stop_iteration",
         required=("vm_config",),
         ignored=("capability_restriction_config",),
     )
@@ -201,7 +202,8 @@ def parse_plugin_config(node: Node, what: str = "plugin") -> PluginConfig:
         failure_policy=policy,
         reload_backoff_s=backoff,
         allow_on_headers_stop_iteration=(
-            node.req("allow_on_headers_stop_iteration").bool_value() if node.has("allow_on_headers_stop_iteration")
+            node.req("allow_on_headers_stop_iteration").bool_value()
+            if node.has("allow_on_headers_stop_iteration")
             else False
         ),
         where=f"{node.source.name}:{node.line}: {node.path}",

@@ -50,8 +50,13 @@ class SharedData:
                 store[key] = (value, new_cas)
                 result = WasmResult.OK
         if self._rec is not None and self._rec.enabled:
-            self._rec.record("shared_data", "set", {"vm_id": vm_id, "key": key, "cas": cas, "value": value[:64]},
-                             result.name, {"new_cas": new_cas})
+            self._rec.record(
+                "shared_data",
+                "set",
+                {"vm_id": vm_id, "key": key, "cas": cas, "value": value[:64]},
+                result.name,
+                {"new_cas": new_cas},
+            )
         return result, new_cas
 
     def snapshot(self) -> dict[str, dict[str, tuple[bytes, int]]]:
@@ -102,8 +107,11 @@ class SharedQueues:
             q.items.append(data)
             depth = len(q.items)
             target = q.target
-        self._record("enqueue", {"queue_id": qid, "name": q.name, "vm_id": q.vm_id, "size": len(data),
-                                 "depth": depth, "data": data[:64]}, None)
+        self._record(
+            "enqueue",
+            {"queue_id": qid, "name": q.name, "vm_id": q.vm_id, "size": len(data), "depth": depth, "data": data[:64]},
+            None,
+        )
         if target is not None:
             vm, root = target
             vm.dispatcher.post(self._notify, vm, root, qid)
@@ -131,8 +139,18 @@ class SharedQueues:
                 data = q.items.popleft()
                 result, depth = WasmResult.OK, len(q.items)
         if result == WasmResult.OK:
-            self._record("dequeue", {"queue_id": qid, "name": q.name, "vm_id": q.vm_id, "size": len(data),
-                                     "depth": depth, "data": data[:64]}, None)
+            self._record(
+                "dequeue",
+                {
+                    "queue_id": qid,
+                    "name": q.name,
+                    "vm_id": q.vm_id,
+                    "size": len(data),
+                    "depth": depth,
+                    "data": data[:64],
+                },
+                None,
+            )
         return result, data
 
     def depths(self) -> dict[tuple[str, str], int]:

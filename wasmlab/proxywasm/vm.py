@@ -131,9 +131,19 @@ class WasmVm:
         mem_mb = int(opts.get("wasm_memory_limit_mb", 512))
         self.store.set_limits(memory_size=mem_mb * 1024 * 1024)
         self.store.set_epoch_deadline(self._deadline)
-        self._record("vm", "create", {"role": role, "vm_id": vm_config.vm_id, "abi": info.version.label,
-                                      "allocator": info.allocator, "code_sha256": code.sha256[:12],
-                                      "code_size": code.size, "compiled": code.source})
+        self._record(
+            "vm",
+            "create",
+            {
+                "role": role,
+                "vm_id": vm_config.vm_id,
+                "abi": info.version.label,
+                "allocator": info.allocator,
+                "code_sha256": code.sha256[:12],
+                "code_size": code.size,
+                "compiled": code.source,
+            },
+        )
         imports = linker.imports_for(self, code.module)  # raises ModuleRejected for a missing import
         try:
             self.instance = wasmtime.Instance(self.store, code.module, imports)
@@ -162,8 +172,15 @@ class WasmVm:
         return name in self.funcs
 
     # ---- trace --------------------------------------------------------------------------------
-    def _record(self, kind: str, name: str, args: Any = None, result: Any = None, data: Any = None,
-                context_id: int | None = None) -> None:
+    def _record(
+        self,
+        kind: str,
+        name: str,
+        args: Any = None,
+        result: Any = None,
+        data: Any = None,
+        context_id: int | None = None,
+    ) -> None:
         if self.rec.enabled:
             self.rec.record(kind, name, args, result, data, vm=self.label, context_id=context_id)
 
@@ -232,7 +249,9 @@ class WasmVm:
         self._record("trap", name, {"message": msg, "backtrace": frames}, None, None, context_id=cid)
         self.proxy.log("error", "wasm", f"Function: {name} failed: {msg}")
         if frames:
-            self.proxy.log("error", "wasm", "wasm backtrace:\n" + "\n".join(f"  {i}: {f}" for i, f in enumerate(frames)))
+            self.proxy.log(
+                "error", "wasm", "wasm backtrace:\n" + "\n".join(f"  {i}: {f}" for i, f in enumerate(frames))
+            )
         self.fail("RuntimeError", f"Function: {name} failed: {msg}")
 
     def fail(self, state: str, message: str) -> None:
@@ -277,9 +296,14 @@ class WasmVm:
     # ---- contexts ---------------------------------------------------------------------------------------
     def add_context(self, ctx: Context) -> None:
         self.contexts[ctx.id] = ctx
-        self._record("context", "create", {"kind": ctx.kind, "plugin": ctx.plugin.name,
-                                           "parent": ctx.root.id if ctx.root else 0},
-                     None, {"stream": self.stream_of(ctx)} if ctx.filter is not None else None, context_id=ctx.id)
+        self._record(
+            "context",
+            "create",
+            {"kind": ctx.kind, "plugin": ctx.plugin.name, "parent": ctx.root.id if ctx.root else 0},
+            None,
+            {"stream": self.stream_of(ctx)} if ctx.filter is not None else None,
+            context_id=ctx.id,
+        )
 
     def remove_context(self, ctx: Context) -> None:
         if ctx.deleted:

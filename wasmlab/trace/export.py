@@ -39,20 +39,26 @@ def event_text(ev: Event) -> str:
     return line
 
 
-def envoy_lines(events: Iterable[Event]) -> list[str]:
-    """Lines in the shape of Envoy's ``--component-log-level wasm:trace`` / Lua log output."""
+def envoy_lines(events: Iterable[Event], thread: str | None = None) -> list[str]:
+    """Lines in the shape of Envoy's ``--component-log-level wasm:trace`` output and its Lua/Wasm
+    log messages: ``[host->vm] proxy_on_request_headers(2, 6, 1)``, ``[host<-vm] ... return: 0``
+    (``void`` for callbacks without a result), ``[vm->host] env.proxy_log(2, 1024, 38)``,
+    ``[vm<-host] env.proxy_log return: 0``, ``wasm log plugin1 r1 vm1: msg``, ``script log: msg``."""
     out: list[str] = []
     for ev in events:
-        if ev.kind == "callback":
-            args = ", ".join(str(a) for a in (ev.args or ()))
-            out.append(f"[host->vm] {ev.name}({args})")
-            if ev.result is not None:
-                out.append(f"[host<-vm] {ev.name} return: {ev.result}")
-        elif ev.kind == "hostcall":
-            args = ", ".join(str(a) for a in (ev.args or ()))
-            out.append(f"[vm->host] {ev.name}({args})")
-            if ev.result is not None:
-                out.append(f"[vm<-host] {ev.name} return: {ev.result}")
+        if thread is not None and ev.thread != thread:
+            continue
+        phase = ev.data.get("phase") if isinstance(ev.data, dict) else None
+        if ev.kind in ("callback", "hostcall"):
+            arrow_in, arrow_out = (
+                ("[host->vm]", "[host<-vm]") if ev.kind == "callback" else ("[vm->host]", "[vm<-host]")
+            )
+            if phase == "exit":
+                result = "void" if ev.result is None else ev.result
+                out.append(f"{arrow_out} {ev.name} return: {result}")
+            else:
+                args = ", ".join(str(a) for a in (ev.args or ()))
+                out.append(f"{arrow_in} {ev.name}({args})")
         elif ev.kind == "log":
             msg = ev.args.get("message") if isinstance(ev.args, dict) else ev.args
             logger = ev.args.get("logger") if isinstance(ev.args, dict) else ""

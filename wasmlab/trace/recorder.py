@@ -201,10 +201,10 @@ class Trace:
 
         return "\n".join(event_text(ev) for ev in self.events)
 
-    def envoy_lines(self) -> list[str]:
+    def envoy_lines(self, thread: str | None = None) -> list[str]:
         from .export import envoy_lines
 
-        return envoy_lines(self.events)
+        return envoy_lines(self.events, thread)
 
     def mermaid(self) -> str:
         from .export import mermaid

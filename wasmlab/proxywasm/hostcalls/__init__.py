@@ -124,7 +124,9 @@ def wrap(vm: WasmVm, full: str, fn: Callable[..., Any], params: tuple[str, ...] 
     i64 = tuple(i for i, p in enumerate(params) if p == "i64")
 
     def host(*args: int) -> Any:
-        uargs = [a if i in i64 else a & 0xFFFFFFFF for i, a in enumerate(args)] if i64 else [a & 0xFFFFFFFF for a in args]
+        uargs = (
+            [a if i in i64 else a & 0xFFFFFFFF for i, a in enumerate(args)] if i64 else [a & 0xFFFFFFFF for a in args]
+        )
         ctx = vm.effective
         cid = ctx.id if ctx is not None else 0
         if rec.enabled:
@@ -145,8 +147,7 @@ def wrap(vm: WasmVm, full: str, fn: Callable[..., Any], params: tuple[str, ...] 
             data = {"phase": "exit"}
             if detail is not None:
                 data["detail"] = detail
-            rec.record("hostcall", full, uargs, None if result is None else int(result), data, vm=label,
-                       context_id=cid)
+            rec.record("hostcall", full, uargs, None if result is None else int(result), data, vm=label, context_id=cid)
         return None if result is None else int(result)
 
     return host

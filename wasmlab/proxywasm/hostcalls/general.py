@@ -107,8 +107,9 @@ def _foreign(vm: WasmVm, name: str, args: bytes) -> tuple[WasmResult, bytes]:
 
 
 @hostcall("proxy_call_foreign_function", 6, versions=V02)
-def proxy_call_foreign_function(vm: WasmVm, name_ptr: int, name_len: int, args_ptr: int, args_len: int,
-                                out_ptr: int, out_len: int) -> Any:
+def proxy_call_foreign_function(
+    vm: WasmVm, name_ptr: int, name_len: int, args_ptr: int, args_len: int, out_ptr: int, out_len: int
+) -> Any:
     name = vm.memory.read(name_ptr, name_len)
     args = vm.memory.read(args_ptr, args_len)
     if name is None or args is None:

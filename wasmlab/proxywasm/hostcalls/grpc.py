@@ -34,10 +34,25 @@ def cluster_of(raw: bytes) -> str:
 
 
 @hostcall("proxy_grpc_call", 12)
-def proxy_grpc_call(vm: WasmVm, sptr: int, slen: int, svc_ptr: int, svc_len: int, mptr: int, mlen: int,
-                    mdptr: int, mdlen: int, msgptr: int, msglen: int, timeout_ms: int, token_out: int) -> Any:
-    raws = [vm.memory.read(p, n) for p, n in ((sptr, slen), (svc_ptr, svc_len), (mptr, mlen), (mdptr, mdlen),
-                                              (msgptr, msglen))]
+def proxy_grpc_call(
+    vm: WasmVm,
+    sptr: int,
+    slen: int,
+    svc_ptr: int,
+    svc_len: int,
+    mptr: int,
+    mlen: int,
+    mdptr: int,
+    mdlen: int,
+    msgptr: int,
+    msglen: int,
+    timeout_ms: int,
+    token_out: int,
+) -> Any:
+    raws = [
+        vm.memory.read(p, n)
+        for p, n in ((sptr, slen), (svc_ptr, svc_len), (mptr, mlen), (mdptr, mdlen), (msgptr, msglen))
+    ]
     if any(r is None for r in raws):
         return MEM
     upstream, service, method, md, message = raws  # type: ignore[misc]
@@ -47,8 +62,9 @@ def proxy_grpc_call(vm: WasmVm, sptr: int, slen: int, svc_ptr: int, svc_len: int
     ctx = vm.effective
     if ctx is None:
         return WasmResult.BAD_ARGUMENT
-    token = vm.proxy.wasm.grpc_call(vm, ctx.root_context(), cluster, service.decode(), method.decode(), md,
-                                    message, timeout_ms)
+    token = vm.proxy.wasm.grpc_call(
+        vm, ctx.root_context(), cluster, service.decode(), method.decode(), md, message, timeout_ms
+    )
     if not vm.memory.write_u32(token_out, token):
         return MEM
     return WasmResult.OK, {"cluster": cluster, "service": service.decode(), "method": method.decode(), "token": token}

@@ -1,0 +1,76 @@
+"""Differential helpers for Proxy-Wasm: the same YAML on wasmlab and real Envoy, compared on
+responses and on the wasm:trace lines (callbacks, host calls, their arguments and results, and
+``wasm log`` lines) per thread."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from helpers import assert_same
+from wasmlab import Proxy
+from wasmlab import envoy as real
+
+WASM_PREFIXES = ("[host->vm]", "[host<-vm]", "[vm->host]", "[vm<-host]", "wasm log")
+
+
+def envoy_lines(run: real.EnvoyRun, thread: str) -> list[str]:
+    out = []
+    for ln in run.log_lines():
+        if ln.logger == "wasm" and run.thread_name(ln.tid) == thread and ln.message.startswith(WASM_PREFIXES):
+            out.append(ln.message)
+    return out
+
+
+def wasmlab_lines(proxy: Proxy, thread: str) -> list[str]:
+    return [ln for ln in proxy.trace.envoy_lines(thread) if ln.startswith(WASM_PREFIXES)]
+
+
+def run_both(
+    config: Any,
+    requests: list[dict[str, Any]],
+    workers: int = 1,
+    apps: dict[str, Any] | None = None,
+    compare_threads: tuple[str, ...] = ("main", "worker_0"),
+    settle: float = 0.3,
+) -> tuple[list[Any], list[Any], dict[str, tuple[list[str], list[str]]]]:
+    """Run ``requests`` (dicts of proxy.request kwargs) on both; returns the responses and, per
+    thread, (wasmlab lines, envoy lines) including shutdown."""
+    import time
+
+    p = Proxy.from_yaml(config, workers=workers)
+    for name, app in (apps or {}).items():
+        p.upstream(name, app)
+    e = real.run(config, workers=workers, apps=apps, component_log_level="wasm:trace")
+    ours, theirs = [], []
+    try:
+        for kw in requests:
+            ours.append(_try(p.request, kw))
+            theirs.append(_try(e.request, kw))
+        time.sleep(settle)
+    finally:
+        p.close()
+        e.close()
+    lines = {t: (wasmlab_lines(p, t), envoy_lines(e, t)) for t in compare_threads}
+    e.__exit__(None, None, None)
+    return ours, theirs, lines
+
+
+def _try(fn: Any, kw: dict[str, Any]) -> Any:
+    try:
+        return fn(**kw)
+    except Exception as exc:  # a reset is a result to compare too
+        return exc
+
+
+def assert_same_run(ours: list[Any], theirs: list[Any], lines: dict[str, tuple[list[str], list[str]]]) -> None:
+    for i, (a, b) in enumerate(zip(ours, theirs, strict=True)):
+        if isinstance(a, Exception) or isinstance(b, Exception):
+            assert type(a).__name__ == type(b).__name__, f"request {i}: {a!r} vs {b!r}"
+            continue
+        assert_same(a, b, f"request {i}")
+    for thread, (mine, env) in lines.items():
+        if mine != env:
+            import difflib
+
+            diff = "\n".join(difflib.unified_diff(env, mine, "envoy", "wasmlab", lineterm="", n=2))
+            raise AssertionError(f"wasm trace on {thread} differs:\n{diff}")
