@@ -286,7 +286,6 @@ class WasmHttpFilter(StreamFilter):
             return
         if self.ctx is None and not self._ensure_context():
             return
-        cb = self.callbacks
         self.in_log = True
         try:
             self._call("proxy_on_log", self.ctx.id)  # type: ignore[union-attr]

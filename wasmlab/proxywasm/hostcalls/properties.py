@@ -178,7 +178,7 @@ def lookup(vm: WasmVm, path: list[str]) -> bytes | None:
         }[top]
         if addr is None:
             return None
-        host, port = _addr_port(addr)
+        _host, port = _addr_port(addr)
         if rest[0] == "address":
             return addr.encode()
         if rest[0] == "port":
