@@ -1,0 +1,91 @@
+"""``envoy.access_loggers.wasm``: a Proxy-Wasm plugin called once per finished stream.
+
+Envoy gives the access logger a root context per worker (created, ``on_vm_start``,
+``on_configure`` like any plugin) and for each logged stream calls ``proxy_on_log`` on that root
+context, with the request headers, response headers and response trailers readable (not writable)
+for the duration of the call.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ...proxywasm.plugin import PluginConfig, parse_plugin_config
+from ...proxywasm.types import MapType
+from ...proxywasm.vm import Trapped
+
+if TYPE_CHECKING:
+    from ...config.yaml_source import Node
+    from ...host.dispatcher import Dispatcher
+    from ...host.proxy import Proxy
+    from ...http import HeaderMap
+
+
+class _LogView:
+    """What host calls see during ``proxy_on_log`` of an access logger: read-only maps."""
+
+    in_log = True
+
+    def __init__(self, info: Any) -> None:
+        self.stream_info = info
+        self.stream_id = info.stream_id
+
+    def header_map(self, map_type: int, write: bool) -> HeaderMap | None:
+        if write:
+            return None
+        info = self.stream_info
+        return {
+            MapType.HTTP_REQUEST_HEADERS: info.request_headers,
+            MapType.HTTP_RESPONSE_HEADERS: info.response_headers,
+            MapType.HTTP_RESPONSE_TRAILERS: info.response_trailers,
+        }.get(map_type)
+
+    def body_buffer(self, buffer_type: int) -> None:
+        return None
+
+
+class WasmAccessLogger:
+    def __init__(self, plugin: PluginConfig) -> None:
+        self.plugin = plugin
+        self.proxy: Proxy | None = None
+
+    def start_main(self, proxy: Proxy) -> None:
+        self.proxy = proxy
+        proxy.wasm.base_vm(self.plugin)
+        proxy.wasm.canary(self.plugin)
+        proxy.wasm.thread_handle(self.plugin, proxy.main, "main")
+
+    def start_worker(self, dispatcher: Dispatcher) -> None:
+        assert self.proxy is not None
+        self.proxy.wasm.thread_handle(self.plugin, dispatcher, "replica")
+
+    def stop_worker(self, dispatcher: Dispatcher) -> None:
+        assert self.proxy is not None
+        self.proxy.wasm.stop_plugin(self.plugin, dispatcher)
+
+    def stop_main(self) -> None:
+        assert self.proxy is not None
+        self.proxy.wasm.stop_plugin(self.plugin, self.proxy.main)
+        self.proxy.wasm.stop_base_vms()
+
+    def log(self, info: Any, stream: Any) -> None:
+        proxy = self.proxy
+        if proxy is None:
+            return
+        handle = proxy.wasm.handle_for_stream(self.plugin, stream.dispatcher)
+        if handle is None or handle.vm is None or handle.root is None:
+            return
+        root = handle.root
+        previous = root.filter
+        root.filter = _LogView(info)
+        try:
+            handle.vm.call(root, "proxy_on_log", root.id)
+        except Trapped:
+            proxy.wasm.mark_failed(handle)
+        finally:
+            root.filter = previous
+
+
+def parse_wasm_access_log(node: Node) -> WasmAccessLogger:
+    node.check_fields("@type config", required=("config",))
+    return WasmAccessLogger(parse_plugin_config(node.req("config")))

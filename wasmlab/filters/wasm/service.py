@@ -1,0 +1,66 @@
+"""``envoy.bootstrap.wasm`` (WasmService): a Proxy-Wasm plugin that is not a filter.
+
+With ``singleton: true`` Envoy runs it in one VM on the main thread, started (after its canary)
+before the workers; its root context gets ticks and queue notifications on the main thread and
+never a stream context. With ``singleton: false`` there is one on the main thread *and* one per
+worker, each with its own root context and its own ticks. At shutdown it gets ``on_done`` /
+``on_delete`` after the filters' VMs are gone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ...proxywasm.plugin import PluginConfig, parse_plugin_config
+
+if TYPE_CHECKING:
+    from ...config.yaml_source import Node
+    from ...host.dispatcher import Dispatcher
+    from ...host.proxy import Proxy
+
+
+@dataclass
+class WasmServiceConfig:
+    plugin: PluginConfig
+    singleton: bool
+
+
+def parse_wasm_service(node: Node) -> WasmServiceConfig:
+    node.check_fields("@type config singleton", required=("config",), ignored=("stat_prefix",))
+    singleton = node.req("singleton").bool() if node.has("singleton") else False
+    return WasmServiceConfig(parse_plugin_config(node.req("config")), singleton)
+
+
+class WasmService:
+    """The extension object the proxy starts and stops on the right threads."""
+
+    def __init__(self, config: WasmServiceConfig) -> None:
+        self.config = config
+        self.proxy: Proxy | None = None
+
+    def start_main(self, proxy: Proxy) -> None:
+        self.proxy = proxy
+        plugin = self.config.plugin
+        proxy.wasm.base_vm(plugin)
+        proxy.wasm.canary(plugin)
+        proxy.wasm.thread_handle(plugin, proxy.main, "service")
+
+    def start_worker(self, dispatcher: Dispatcher) -> None:
+        if not self.config.singleton:
+            assert self.proxy is not None
+            self.proxy.wasm.thread_handle(self.config.plugin, dispatcher, "service")
+
+    def stop_worker(self, dispatcher: Dispatcher) -> None:
+        if not self.config.singleton:
+            assert self.proxy is not None
+            self.proxy.wasm.stop_plugin(self.config.plugin, dispatcher)
+
+    def stop_main(self) -> None:
+        assert self.proxy is not None
+        self.proxy.wasm.stop_plugin(self.config.plugin, self.proxy.main)
+        self.proxy.wasm.stop_base_vms()
+
+    def handle(self, dispatcher: Dispatcher) -> Any:
+        assert self.proxy is not None
+        return dispatcher.slots.get(("wasm_plugin", self.config.plugin.key))
