@@ -93,7 +93,7 @@ def inspect_module(module: wasmtime.Module) -> ModuleInfo:
         t = exports.get(name)
         if t is None:
             continue
-        if _arity(t) != (params, results) or any(str(p) != "i32" for p in t.params):
+        if _arity(t) != (params, results) or any(str(p) != "i32" for p in [*t.params, *t.results]):
             raise ModuleRejected(
                 f"Failed to initialize Wasm code: the ABI {version.label} callback {name} must take "
                 f"{params} i32 argument(s) and return {results} value(s), but the module's takes {len(t.params)} "

@@ -1,26 +1,26 @@
 """The one call seam between the host and wasmtime: guest calls, host functions, linear memory.
 
 Every call into a guest export, every host-function registration and every linear-memory access
-of the Proxy-Wasm host goes through this module, so a faster implementation (the performance
-issue's fast path over wasmtime's C API) can replace it without touching the rest.
+of the Proxy-Wasm host goes through a :class:`Seam`, so the two implementations are
+interchangeable without touching the rest:
 
-This is the *normal* path: wasmtime-py's public API. ``Func.__call__`` costs ~19 µs per call and a
-wasm->Python host call ~9 µs on our machines — correct and simple, not fast.
+* ``normal`` — wasmtime-py's public API: ``Func.__call__`` (~19 µs a call), ``Func`` host
+  functions (~9 µs a crossing), ``Memory.read``. Simple and always available.
+* ``fast`` — :mod:`.fastpath`, over wasmtime's C API with everything resolved once per VM
+  (well under 1 µs a crossing). Used when its self-test passes with the installed wasmtime.
+
+Choose with the proxy option ``wasm_call_path`` or ``$WASMLAB_WASM_PATH`` (``auto`` | ``fast`` |
+``normal``); ``auto`` (the default) takes the fast path when it is available.
 """
 
 from __future__ import annotations
 
+import os
 import struct
 from collections.abc import Callable
 from typing import Any
 
 import wasmtime
-
-PATH = "normal"
-
-
-def describe() -> str:
-    return f"{PATH} (wasmtime-py {wasmtime_version()} public API)"
 
 
 def wasmtime_version() -> str:
@@ -30,20 +30,6 @@ def wasmtime_version() -> str:
         return md.version("wasmtime")
     except Exception:
         return "?"
-
-
-def bind_export(store: wasmtime.Store, func: wasmtime.Func) -> Callable[..., Any]:
-    """A Python callable that runs ``func`` in ``store``: ``call(*args) -> result or None``."""
-
-    def call(*args: int) -> Any:
-        return func(store, *args)
-
-    return call
-
-
-def host_func(store: wasmtime.Store, functype: wasmtime.FuncType, fn: Callable[..., Any]) -> wasmtime.Func:
-    """A host function with the exact signature the module declared."""
-    return wasmtime.Func(store, functype, fn)
 
 
 class GuestMemory:
@@ -89,3 +75,78 @@ class GuestMemory:
 
     def write_u64(self, ptr: int, value: int) -> bool:
         return self.write(ptr, struct.pack("<Q", value & 0xFFFFFFFFFFFFFFFF))
+
+
+class Seam:
+    """The normal path (wasmtime-py's public API)."""
+
+    name = "normal"
+
+    def bind_export(
+        self, store: wasmtime.Store, func: wasmtime.Func, functype: wasmtime.FuncType | None = None
+    ) -> Callable[..., Any]:
+        def call(*args: int) -> Any:
+            return func(store, *args)
+
+        return call
+
+    def host_func(self, store: wasmtime.Store, functype: wasmtime.FuncType, fn: Callable[..., Any]) -> wasmtime.Func:
+        return wasmtime.Func(store, functype, fn)
+
+    def memory(self, store: wasmtime.Store, memory: wasmtime.Memory | None) -> Any:
+        return GuestMemory(store, memory)
+
+    def deadline_setter(self, store: wasmtime.Store) -> Callable[[int], None]:
+        return store.set_epoch_deadline
+
+
+class FastSeam(Seam):
+    name = "fast"
+
+    def bind_export(
+        self, store: wasmtime.Store, func: wasmtime.Func, functype: wasmtime.FuncType | None = None
+    ) -> Callable[..., Any]:
+        from . import fastpath
+
+        return fastpath.bind_export(store, func, functype)
+
+    def host_func(self, store: wasmtime.Store, functype: wasmtime.FuncType, fn: Callable[..., Any]) -> wasmtime.Func:
+        from . import fastpath
+
+        return fastpath.host_func(store, functype, fn)
+
+    def memory(self, store: wasmtime.Store, memory: wasmtime.Memory | None) -> Any:
+        from . import fastpath
+
+        return fastpath.FastMemory(store, memory)
+
+    def deadline_setter(self, store: wasmtime.Store) -> Callable[[int], None]:
+        from . import fastpath
+
+        return fastpath.deadline_setter(store)
+
+
+NORMAL = Seam()
+FAST = FastSeam()
+
+
+def seam(preference: str | None = None) -> tuple[Seam, str]:
+    """The seam to use and why: ``(seam, reason)``."""
+    pref = (preference or os.environ.get("WASMLAB_WASM_PATH") or "auto").lower()
+    if pref not in ("auto", "fast", "normal"):
+        raise ValueError(f"wasm_call_path must be auto, fast or normal, got {pref!r}")
+    if pref == "normal":
+        return NORMAL, "asked for"
+    from . import fastpath
+
+    ok, why = fastpath.available()
+    if ok:
+        return FAST, "self-test passed"
+    if pref == "fast":
+        raise RuntimeError(f"the fast Wasm call path is not available with this wasmtime: {why}")
+    return NORMAL, f"fast path unavailable ({why})"
+
+
+def describe() -> str:
+    s, why = seam()
+    return f"{s.name} ({why}; wasmtime-py {wasmtime_version()})"

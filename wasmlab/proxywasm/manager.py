@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import StartupError
 from ..host import async_client
 from ..http import HeaderMap
+from . import callseam
 from .abi import ModuleRejected
 from .hostcalls import Linker
 from .shared import SharedData, SharedQueues
@@ -63,6 +64,8 @@ class WasmManager:
         self.histograms: dict[str, list[int]] = {}
         self._base: dict[str, WasmVm] = {}
         self._lock = threading.Lock()
+        self.seam, why = callseam.seam(proxy.options.get("wasm_call_path"))
+        proxy.log("info", "wasm", f"Wasm call path: {self.seam.name} ({why})")
 
     # ---- building VMs ----------------------------------------------------------------------------
     def _new_vm(self, plugin: PluginConfig, role: str, dispatcher: Dispatcher) -> WasmVm:

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 
 import wasmtime
 
-from . import callseam
 from .abi import ModuleInfo, ModuleRejected
 from .module_cache import CompiledCode, deadline_ticks, engine, ensure_epoch_ticker
 from .types import WasmResult
@@ -127,10 +126,12 @@ class WasmVm:
         opts = proxy.options
         self._deadline = deadline_ticks(float(opts.get("wasm_callback_deadline_s", 1.0)))
         ensure_epoch_ticker()
+        self.seam = proxy.wasm.seam
         self.store = wasmtime.Store(engine())
         mem_mb = int(opts.get("wasm_memory_limit_mb", 512))
         self.store.set_limits(memory_size=mem_mb * 1024 * 1024)
-        self.store.set_epoch_deadline(self._deadline)
+        self._set_deadline = self.seam.deadline_setter(self.store)
+        self._set_deadline(self._deadline)
         self._record(
             "vm",
             "create",
@@ -153,12 +154,13 @@ class WasmVm:
             raise ModuleRejected(f"Failed to instantiate Wasm module: {str(e).splitlines()[0]}") from None
         exports = self.instance.exports(self.store)
         mem = exports.get("memory")
-        self.memory = callseam.GuestMemory(self.store, mem if isinstance(mem, wasmtime.Memory) else None)
+        self.memory = self.seam.memory(self.store, mem if isinstance(mem, wasmtime.Memory) else None)
         self.funcs: dict[str, Callable[..., Any]] = {}
+        types = {ex.name: ex.type for ex in code.module.exports}
         for name in [*info.callbacks, *info.entry_points]:
             f = exports.get(name)
             if isinstance(f, wasmtime.Func):
-                self.funcs[name] = callseam.bind_export(self.store, f)
+                self.funcs[name] = self.seam.bind_export(self.store, f, types.get(name))
         self._alloc = self.funcs[info.allocator]
 
     # ---- ids ----------------------------------------------------------------------------------
@@ -210,7 +212,7 @@ class WasmVm:
                 data["stream"] = stream
             self.rec.record("callback", name, list(args), None, data, vm=self.label, context_id=cid)
         if outer:
-            self.store.set_epoch_deadline(self._deadline)
+            self._set_deadline(self._deadline)
         try:
             result = fn(*args)
         except (wasmtime.Trap, wasmtime.WasmtimeError) as e:
@@ -244,6 +246,8 @@ class WasmVm:
             self.deferred.append(action)
 
     def _trapped(self, name: str, error: Exception, cid: int) -> None:
+        if self.failed is not None:
+            return  # a nested call (the allocator) already trapped and failed this VM
         msg = trap_message(error)
         frames = trap_frames(error)
         self._record("trap", name, {"message": msg, "backtrace": frames}, None, None, context_id=cid)

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 import wasmtime
 
-from .. import callseam
 from ..abi import ModuleRejected
 from ..types import AbiVersion, WasmResult
 from ..vm import Trapped
@@ -113,7 +112,7 @@ class Linker:
             hc = self._resolve(imp)
             full = f"{imp.module}.{imp.name}"
             fn = wrap(vm, full, hc.fn, hc.params) if hc is not None else wasi_stub(vm, full, imp.type)
-            out.append(callseam.host_func(vm.store, imp.type, fn))
+            out.append(vm.seam.host_func(vm.store, imp.type, fn))
         return out
 
 

@@ -1,0 +1,357 @@
+"""The fast call path: guest calls, host functions and linear memory over wasmtime's C API.
+
+wasmtime-py's public API is correct but slow for us: ``Func.__call__`` rebuilds the function's
+type and converts every argument through C (~19 µs per call), a host function gets ``Val``
+objects (~9 µs per crossing), ``Memory.read`` looks the data pointer up every time (~4 µs). Here
+everything is resolved once per VM instead:
+
+* **exports** are called with ``wasmtime_func_call_unchecked`` through a private ctypes pointer
+  with pre-built argument objects and a preallocated ``wasmtime_val_raw_t`` buffer. Unchecked is
+  safe only for signatures we verified: the Proxy-Wasm host checks every callback's signature when
+  it loads the module (:mod:`.abi`), and only i32/i64 values are accepted here;
+* **host functions** are created with ``wasmtime_func_new_unchecked`` with the exact type the
+  module imports, and read/write the raw value array directly;
+* **memory** is a cached ``memoryview`` of linear memory, refreshed when an access goes past the
+  cached size (memories only grow; wasmtime reserves address space so growth stays in place).
+
+Traps stay exact: a trap from the guest raises ``wasmtime.Trap`` (with its code and frames) just
+like the normal path; a host function that must trap the guest returns a trap made from its
+message. This leans on wasmtime-py internals (``Func._func``, ``Store._context()``,
+``Memory._memory``, ``_ffi``), so it is pinned to the wasmtime major in ``pyproject.toml`` and
+:func:`available` self-tests it at first use: if anything is not what we expect, the VM uses the
+normal path and says so (``wasmlab doctor`` shows which).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import struct
+import threading
+from collections.abc import Callable
+from ctypes import addressof, byref, c_size_t, c_uint64, c_void_p, cast
+from typing import Any
+
+import wasmtime
+
+try:
+    from wasmtime import _ffi as ffi
+
+    _dll = ffi.dll
+    _RAW = ffi.wasmtime_val_raw_t
+    _RAW_SIZE = ctypes.sizeof(_RAW)
+except Exception:  # pragma: no cover - the internals moved: the normal path will be used
+    ffi = None  # type: ignore[assignment]
+
+PATH = "fast"
+_lock = threading.Lock()
+_status: tuple[bool, str] | None = None
+#: ctypes callbacks must live as long as the stores that use them
+_KEEP: list[Any] = []
+
+
+def _fp(name: str, argtypes: Any, restype: Any = c_void_p) -> Any:
+    f = _dll[name]  # a new function-pointer object; the bindings' own one is untouched
+    f.argtypes = argtypes
+    f.restype = restype
+    return f
+
+
+def _init() -> None:
+    global _call_unchecked, _mem_data, _mem_size, _set_deadline, _NULL_FINALIZER
+    _call_unchecked = _fp("wasmtime_func_call_unchecked", None)
+    _mem_data = _fp("wasmtime_memory_data", [c_void_p, c_void_p])
+    _mem_size = _fp("wasmtime_memory_data_size", [c_void_p, c_void_p], c_size_t)
+    _set_deadline = _fp("wasmtime_context_set_epoch_deadline", None, None)
+    _NULL_FINALIZER = ctypes.CFUNCTYPE(None, c_void_p)()
+
+
+def ctx_addr(store: wasmtime.Store) -> int:
+    return cast(store._context(), c_void_p).value  # type: ignore[attr-defined]
+
+
+def _slot_type(vt: Any) -> tuple[str, Any]:
+    s = str(vt)
+    if s == "i32":
+        return "i32", ctypes.c_int32
+    if s == "i64":
+        return "i64", ctypes.c_int64
+    raise TypeError(f"the fast path only takes i32/i64 values, got {s}")
+
+
+def _raise(err: int | None, trap: c_void_p) -> None:
+    if err:
+        raise wasmtime.WasmtimeError._from_ptr(cast(c_void_p(err), ctypes.POINTER(ffi.wasmtime_error_t)))
+    if trap.value:
+        t = cast(c_void_p(trap.value), ctypes.POINTER(ffi.wasm_trap_t))
+        trap.value = None
+        wasmtime._func.LAST_EXCEPTION = None
+        raise wasmtime.Trap._from_ptr(t)
+    raise wasmtime.WasmtimeError("call failed")
+
+
+def bind_export(
+    store: wasmtime.Store, func: wasmtime.Func, functype: wasmtime.FuncType | None = None
+) -> Callable[..., Any]:
+    """``call(*args)`` running ``func`` through ``wasmtime_func_call_unchecked``."""
+    ty = functype or func.type(store)
+    params = [_slot_type(p)[1] for p in ty.params]
+    results = [_slot_type(r)[1] for r in ty.results]
+    n = max(len(params), len(results), 1)
+    buf = (_RAW * n)()
+    base = addressof(buf)
+    ps = [ct.from_address(base + i * _RAW_SIZE) for i, ct in enumerate(params)]
+    rs = [ct.from_address(base + i * _RAW_SIZE) for i, ct in enumerate(results)]
+    trap = c_void_p()
+    ctx, fa, ba, nn, ta = (
+        c_void_p(ctx_addr(store)),
+        c_void_p(addressof(func._func)),
+        c_void_p(base),  # type: ignore[attr-defined]
+        c_size_t(n),
+        c_void_p(addressof(trap)),
+    )
+    call = _call_unchecked
+    keep = (buf, trap, func, store, ps, rs)
+    np_, nr = len(ps), len(rs)
+
+    if np_ == 3 and nr == 1:
+        p0, p1, p2 = ps
+        r0 = rs[0]
+
+        def f31(a: int, b: int, c: int, _k: Any = keep) -> int:
+            p0.value = a
+            p1.value = b
+            p2.value = c
+            err = call(ctx, fa, ba, nn, ta)
+            if err or trap.value:
+                _raise(err, trap)
+            return r0.value
+
+        return f31
+    if np_ == 1 and nr == 1:
+        p0, r0 = ps[0], rs[0]
+
+        def f11(a: int, _k: Any = keep) -> int:
+            p0.value = a
+            err = call(ctx, fa, ba, nn, ta)
+            if err or trap.value:
+                _raise(err, trap)
+            return r0.value
+
+        return f11
+    if np_ == 2 and nr == 0:
+        p0, p1 = ps
+
+        def f20(a: int, b: int, _k: Any = keep) -> None:
+            p0.value = a
+            p1.value = b
+            err = call(ctx, fa, ba, nn, ta)
+            if err or trap.value:
+                _raise(err, trap)
+
+        return f20
+    if np_ == 1 and nr == 0:
+        p0 = ps[0]
+
+        def f10(a: int, _k: Any = keep) -> None:
+            p0.value = a
+            err = call(ctx, fa, ba, nn, ta)
+            if err or trap.value:
+                _raise(err, trap)
+
+        return f10
+
+    def fn(*args: int, _k: Any = keep) -> Any:
+        for s, a in zip(ps, args, strict=True):
+            s.value = a
+        err = call(ctx, fa, ba, nn, ta)
+        if err or trap.value:
+            _raise(err, trap)
+        if nr == 0:
+            return None
+        return rs[0].value
+
+    return fn
+
+
+def _trap_ptr(message: str) -> int:
+    t = wasmtime.Trap(message)._consume()
+    return cast(t, c_void_p).value  # type: ignore[return-value]
+
+
+def host_func(store: wasmtime.Store, functype: wasmtime.FuncType, fn: Callable[..., Any]) -> wasmtime.Func:
+    """A host function over ``wasmtime_func_new_unchecked`` with exactly ``functype``.
+
+    ``fn(*ints) -> int | None``; an exception becomes a trap of the guest with its message
+    (the Proxy-Wasm wrapper only lets deliberate traps through)."""
+    kinds = [_slot_type(p)[0] for p in functype.params]
+    nres = len(functype.results)
+    if nres > 1 or (nres == 1 and str(functype.results[0]) not in ("i32", "i64")):
+        raise TypeError("the fast path supports at most one i32/i64 result")
+    rkind = str(functype.results[0]) if nres else None
+    n = len(kinds)
+    all_i32 = all(k == "i32" for k in kinds)
+
+    if all_i32 and rkind == "i32" and n == 3:
+
+        def cb(env: Any, caller: Any, raw: Any, count: int) -> int:
+            try:
+                raw[0].i32 = fn(raw[0].i32, raw[1].i32, raw[2].i32)
+                return 0
+            except BaseException as e:  # a deliberate trap (or a bug): trap the guest, never unwind
+                return _trap_ptr(f"{type(e).__name__}: {e}")
+
+    elif all_i32 and rkind == "i32" and n == 5:
+
+        def cb(env: Any, caller: Any, raw: Any, count: int) -> int:
+            try:
+                raw[0].i32 = fn(raw[0].i32, raw[1].i32, raw[2].i32, raw[3].i32, raw[4].i32)
+                return 0
+            except BaseException as e:
+                return _trap_ptr(f"{type(e).__name__}: {e}")
+
+    else:
+
+        def cb(env: Any, caller: Any, raw: Any, count: int) -> int:
+            try:
+                args = [raw[i].i32 if k == "i32" else raw[i].i64 for i, k in enumerate(kinds)]
+                r = fn(*args)
+                if rkind == "i32":
+                    raw[0].i32 = r
+                elif rkind == "i64":
+                    raw[0].i64 = r
+                return 0
+            except BaseException as e:
+                return _trap_ptr(f"{type(e).__name__}: {e}")
+
+    ccb = ffi.wasmtime_func_unchecked_callback_t(cb)
+    out = ffi.wasmtime_func_t()
+    ffi.wasmtime_func_new_unchecked(store._context(), functype.ptr(), ccb, None, _NULL_FINALIZER, byref(out))  # type: ignore[attr-defined]
+    _KEEP.append((ccb, cb, fn))
+    return wasmtime.Func._from_raw(out)  # type: ignore[attr-defined]
+
+
+class FastMemory:
+    """Bounds-checked linear-memory access through a cached memoryview (same API as GuestMemory)."""
+
+    __slots__ = ("_ctx", "_maddr", "_keep", "base", "_size", "mv")
+
+    def __init__(self, store: wasmtime.Store, memory: wasmtime.Memory | None) -> None:
+        self._keep = (store, memory)
+        self._ctx = ctx_addr(store)
+        self._maddr = addressof(memory._memory) if memory is not None else None  # type: ignore[attr-defined]
+        self._size = 0
+        self.mv: memoryview | None = None
+        self._refresh()
+
+    @property
+    def present(self) -> bool:
+        return self._maddr is not None
+
+    def _refresh(self) -> None:
+        if self._maddr is None:
+            return
+        self.base = _mem_data(self._ctx, self._maddr)
+        self._size = _mem_size(self._ctx, self._maddr)
+        buf = (ctypes.c_ubyte * self._size).from_address(self.base) if self._size else bytearray()
+        self.mv = memoryview(buf).cast("B") if self._size else memoryview(bytearray())
+
+    def size(self) -> int:
+        self._refresh()
+        return self._size
+
+    def read(self, ptr: int, size: int) -> bytes | None:
+        if size == 0:
+            return b""
+        end = ptr + size
+        if ptr < 0 or size < 0:
+            return None
+        if end > self._size:
+            self._refresh()
+            if end > self._size:
+                return None
+        return self.mv[ptr:end].tobytes()  # type: ignore[index]
+
+    def write(self, ptr: int, data: bytes) -> bool:
+        if not data:
+            return True
+        end = ptr + len(data)
+        if ptr < 0:
+            return False
+        if end > self._size:
+            self._refresh()
+            if end > self._size:
+                return False
+        self.mv[ptr:end] = data  # type: ignore[index]
+        return True
+
+    def read_u32(self, ptr: int) -> int | None:
+        raw = self.read(ptr, 4)
+        return None if raw is None else struct.unpack("<I", raw)[0]
+
+    def write_u32(self, ptr: int, value: int) -> bool:
+        return self.write(ptr, struct.pack("<I", value & 0xFFFFFFFF))
+
+    def write_u64(self, ptr: int, value: int) -> bool:
+        return self.write(ptr, struct.pack("<Q", value & 0xFFFFFFFFFFFFFFFF))
+
+
+def deadline_setter(store: wasmtime.Store) -> Callable[[int], None]:
+    ctx = c_void_p(ctx_addr(store))
+
+    def set_deadline(ticks: int) -> None:
+        _set_deadline(ctx, c_uint64(ticks))
+
+    return set_deadline
+
+
+_SELFTEST = """(module
+  (import "env" "add" (func $add (param i32 i32 i32) (result i32)))
+  (import "env" "wide" (func $wide (param i32 i64) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "f") (param i32 i32 i32) (result i32)
+    (i32.store (i32.const 8) (i32.const 0x01020304))
+    (call $add (local.get 0) (local.get 1) (local.get 2)))
+  (func (export "g") (param i32) (result i32) (call $wide (local.get 0) (i64.const -5)))
+  (func (export "boom") (param i32) (unreachable)))"""
+
+
+def _selftest() -> None:
+    eng = wasmtime.Engine()
+    store = wasmtime.Store(eng)
+    mod = wasmtime.Module(eng, _SELFTEST)
+    t_add = wasmtime.FuncType([wasmtime.ValType.i32()] * 3, [wasmtime.ValType.i32()])
+    t_wide = wasmtime.FuncType([wasmtime.ValType.i32(), wasmtime.ValType.i64()], [wasmtime.ValType.i32()])
+    inst = wasmtime.Instance(
+        store,
+        mod,
+        [host_func(store, t_add, lambda a, b, c: a + b + c), host_func(store, t_wide, lambda a, w: a * 100 + w)],
+    )
+    ex = inst.exports(store)
+    f = bind_export(store, ex["f"])
+    assert f(1, 2, -3) == 0, "i32 call"
+    assert bind_export(store, ex["g"])(7) == 695, "i64 host argument"
+    mem = FastMemory(store, ex["memory"])
+    assert mem.read_u32(8) == 0x01020304, "memory view"
+    assert mem.read(65536 - 2, 4) is None, "bounds"
+    try:
+        bind_export(store, ex["boom"])(1)
+    except wasmtime.Trap as e:
+        assert e.trap_code == wasmtime.TrapCode.UNREACHABLE, "trap code"
+    else:
+        raise AssertionError("a trap must raise")
+
+
+def available() -> tuple[bool, str]:
+    """Whether the fast path works with the installed wasmtime (self-tested once)."""
+    global _status
+    with _lock:
+        if _status is None:
+            try:
+                if ffi is None:
+                    raise RuntimeError("wasmtime._ffi is missing")
+                _init()
+                _selftest()
+                _status = (True, "self-test passed")
+            except Exception as e:
+                _status = (False, f"{type(e).__name__}: {e}")
+        return _status
