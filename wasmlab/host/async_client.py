@@ -1,10 +1,12 @@
 """Async HTTP client to a cluster: what Lua ``httpCall`` and Proxy-Wasm ``proxy_http_call`` use.
 
 Envoy's ``Http::AsyncClient`` sends a request to a cluster outside the downstream filter chain
-and calls back on the same worker when the response (or a failure) arrives. Here the request is
-handed to the cluster's upstream app on an upstream thread and the answer is *posted* back to the
-calling worker's dispatcher — never delivered inline, as in Envoy. A timeout (0 = none) fires
-on the worker's dispatcher and wins over a late answer.
+and calls back on the same worker when the response arrives. Here the request is handed to the
+cluster's upstream app on an upstream thread and the answer is *posted* back to the calling
+worker's dispatcher — never delivered inline, as in Envoy. As in Envoy, the client's own router
+answers for the failures it sees, so they arrive as ordinary responses: a timeout (0 = none) is a
+504 ``upstream request timeout``, an upstream that refuses or drops the connection a 503 with
+Envoy's reset text. ``failure`` is set only for a reset of the call itself.
 """
 
 from __future__ import annotations
@@ -15,6 +17,18 @@ from typing import TYPE_CHECKING
 
 from ..http import HeaderMap, Request
 from .upstream import UpstreamResult, to_wire_response
+
+TIMEOUT_BODY = b"upstream request timeout"
+
+
+def local_reply(status: int, body: bytes) -> tuple[HeaderMap, bytes]:
+    """What Envoy's async client hands back when its router answers itself (timeout, no upstream)."""
+    h = HeaderMap([(":status", str(status))])
+    if body:
+        h.add("content-length", str(len(body)))
+        h.add("content-type", "text/plain")
+    return h, body
+
 
 if TYPE_CHECKING:
     from .dispatcher import Dispatcher, Timer
@@ -107,18 +121,23 @@ def send(
         def on_timeout() -> None:
             if rec.enabled:
                 rec.record("callout", "http_timeout", {"cluster": cluster_name})
-            req._finish(AsyncResponse(None, b"", None, "timeout"))
+            h, b = local_reply(504, TIMEOUT_BODY)
+            req._finish(AsyncResponse(h, b, None))
 
         req.timer = dispatcher.create_timer(on_timeout, "async_client_timeout")
         req.timer.enable(timeout_s)
     activity = proxy.activity
     activity.begin()
 
+    sent_ns = proxy.clock.monotonic_ns()
+
     def deliver(result: UpstreamResult) -> None:
         if result.response is None:
-            resp = AsyncResponse(None, b"", None, result.failure or "reset")
+            h, b = local_reply(503, (result.failure or "reset").encode())
+            resp = AsyncResponse(h, b, None)
         else:
             h, b = to_wire_response(result.response, head)
+            h.add("x-envoy-upstream-service-time", str(max(0, (proxy.clock.monotonic_ns() - sent_ns) // 1_000_000)))
             tr = HeaderMap(result.response.trailers) if result.response.trailers else None
             resp = AsyncResponse(h, b, tr)
         if rec.enabled and not req.done:

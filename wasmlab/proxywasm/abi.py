@@ -83,29 +83,31 @@ def inspect_module(module: wasmtime.Module) -> ModuleInfo:
             has_memory = True
     versions = [v for name, v in ABI_MARKERS.items() if name in exports]
     if not versions:
-        raise ModuleRejected("Missing or unknown Proxy-Wasm ABI version")
+        raise ModuleRejected("Wasm VM failed Missing or unknown Proxy-Wasm ABI version")
     version = max(versions)
     expected = dict(CALLBACKS)
     if version == AbiVersion.V0_1_0:
         expected.update(CALLBACKS_0_1_0)
     callbacks = set()
+    bad = []
     for name, (params, results) in expected.items():
         t = exports.get(name)
         if t is None:
             continue
         if _arity(t) != (params, results) or any(str(p) != "i32" for p in [*t.params, *t.results]):
-            raise ModuleRejected(
-                f"Failed to initialize Wasm code: the ABI {version.label} callback {name} must take "
-                f"{params} i32 argument(s) and return {results} value(s), but the module's takes {len(t.params)} "
-                f"and returns {len(t.results)}"
-            )
+            want = " ".join(["i32"] * params) + " -> " + (" ".join(["i32"] * results) or "void")
+            got = " ".join(str(p) for p in t.params) + " -> " + (" ".join(str(r) for r in t.results) or "void")
+            bad.append(f"Bad function signature for: {name}, want: {want}, but the module exports: {got}")
+            continue
         callbacks.add(name)
+    if bad:
+        raise ModuleRejected("; ".join(bad) + "; Wasm VM failed Failed to initialize Wasm code")
     if "malloc" in callbacks:
         allocator = "malloc"
     elif "proxy_on_memory_allocate" in callbacks:
         allocator = "proxy_on_memory_allocate"
     else:
-        raise ModuleRejected("Wasm module is missing malloc function.")
+        raise ModuleRejected("Wasm VM failed Wasm module is missing malloc function.")
     entry = []
     if "_initialize" in exports:
         entry.append("_initialize")

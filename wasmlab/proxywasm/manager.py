@@ -130,6 +130,14 @@ class WasmManager:
             vm = self._new_vm(plugin, "base", self.proxy.main)
             with self._lock:
                 self._base[key] = vm
+            for imp in plugin.compiled.module.imports if plugin.compiled else []:
+                if imp.module == "env" and imp.name == "abort":
+                    self.proxy.log(
+                        "warning",
+                        "wasm",
+                        f"{plugin.vm_config.code_name} imports env.abort: wasmlab provides it, but real Envoy 1.40 "
+                        "refuses to load such a module (build AssemblyScript with --use abort=...)",
+                    )
         return vm
 
     def canary(self, plugin: PluginConfig) -> None:
@@ -191,7 +199,9 @@ class WasmManager:
             vm.destroy()
 
     def handle_for_stream(self, plugin: PluginConfig, dispatcher: Dispatcher) -> PluginHandle | None:
-        """The plugin's usable handle on this worker, reloading a failed VM under FAIL_RELOAD."""
+        """The plugin's usable handle on this worker, reloading a failed VM under FAIL_RELOAD
+        once the backoff since the failure has passed (Envoy counts
+        ``wasm.<plugin>.vm_reload_backoff`` / ``_success`` / ``_failure``)."""
         handle = dispatcher.slots.get(("wasm_plugin", plugin.key))
         if handle is None:
             return None
@@ -200,22 +210,26 @@ class WasmManager:
         now = self.proxy.clock.monotonic_ns()
         if handle.failed_at_ns is None:
             handle.failed_at_ns = now
-            vkey = ("wasm_vm", plugin.vm_config.vm_key)
-            if handle.vm is not None and dispatcher.slots.get(vkey) is handle.vm:
-                del dispatcher.slots[vkey]  # Envoy forgets the failed thread-local VM
+        vkey = ("wasm_vm", plugin.vm_config.vm_key)
+        if handle.vm is not None and dispatcher.slots.get(vkey) is handle.vm:
+            del dispatcher.slots[vkey]  # Envoy forgets the failed thread-local VM
         if plugin.failure_policy != FailurePolicy.FAIL_RELOAD:
             return None
-        backoff_ns = int(plugin.reload_backoff_s * 1e9) * (2 ** min(handle.reloads, 5))
-        if now - handle.failed_at_ns < backoff_ns and handle.reloads > 0:
+        stats = self.proxy.stat_store
+        prefix = f"wasm.{plugin.name}."
+        backoff_ns = int(plugin.reload_backoff_s * 1e9)
+        if now - handle.failed_at_ns < backoff_ns:
+            stats.inc(prefix + "vm_reload_backoff")
             self._record(handle.vm, "reload_backoff", {"plugin": plugin.name})
             return None
         try:
             new = self.thread_handle(plugin, dispatcher, "replica")
         except StartupError as e:
+            stats.inc(prefix + "vm_reload_failure")
             self.proxy.log("error", "wasm", f"Wasm VM reload failed: {e}")
             handle.failed_at_ns = now
-            handle.reloads += 1
             return None
+        stats.inc(prefix + "vm_reload_success")
         new.reloads = handle.reloads + 1
         self._record(new.vm, "reload", {"plugin": plugin.name, "reloads": new.reloads})
         return new

@@ -222,11 +222,14 @@ def load_code(plugin: PluginConfig, node: Node) -> None:
         compiled = compile_code(vm.code)
     except Exception as e:  # wasmtime's own error types
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise where.error(f"Failed to load Wasm code from {vm.code_name}: not a valid Wasm module ({first})") from None
+        raise where.error(
+            f"Wasm VM failed Failed to parse corrupted Wasm module (module {vm.code_name}: {first}); "
+            f"Unable to create Wasm plugin {plugin.name}"
+        ) from None
     try:
         info = inspect_module(compiled.module)
         Linker(info.version).check(compiled.module)
     except ModuleRejected as e:
-        raise where.error(f"Wasm VM failed: {e} (module {vm.code_name})") from None
+        raise where.error(f"{e} (module {vm.code_name}); Unable to create Wasm plugin {plugin.name}") from None
     plugin.compiled = compiled
     plugin.info = info

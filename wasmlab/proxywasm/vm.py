@@ -146,6 +146,11 @@ class WasmVm:
             },
         )
         imports = linker.imports_for(self, code.module)  # raises ModuleRejected for a missing import
+        stats = proxy.stat_store
+        stats.inc(f"wasm.{vm_config.runtime}.created")
+        stats.gauge_add(f"wasm.{vm_config.runtime}.active", 1)
+        stats.gauge_add("wasm.wasm_vm_count", 1)
+        self._alive = True
         try:
             self.instance = wasmtime.Instance(self.store, code.module, imports)
         except wasmtime.Trap as e:
@@ -317,6 +322,11 @@ class WasmVm:
         self._record("context", "delete", {"kind": ctx.kind}, None, None, context_id=ctx.id)
 
     def destroy(self) -> None:
+        if getattr(self, "_alive", False):
+            self._alive = False
+            stats = self.proxy.stat_store
+            stats.gauge_add(f"wasm.{self.vm_config.runtime}.active", -1)
+            stats.gauge_add("wasm.wasm_vm_count", -1)
         self._record("vm", "destroy", {"role": self.role})
 
 
@@ -352,6 +362,6 @@ def trap_frames(error: Exception) -> list[str]:
     frames = getattr(error, "frames", None) or []
     out = []
     for f in frames:
-        fn = getattr(f, "func_name", None) or f"wasm function {getattr(f, 'func_index', '?')}"
-        out.append(f"{fn} @ {getattr(f, 'module_offset', 0):#x}")
+        fn = getattr(f, "func_name", None) or f"wasm-function[{getattr(f, 'func_index', '?')}]"
+        out.append(f"{getattr(f, 'module_offset', 0):#x} - {fn}")
     return out

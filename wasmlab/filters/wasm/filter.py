@@ -116,6 +116,7 @@ class WasmHttpFilter(StreamFilter):
         self.buffering_request = False
         self.buffering_response = False
         self.local_reply_sent = False
+        self.fail_replied = False
 
     # ---- identity for the trace and for properties ---------------------------------------------------
     @property
@@ -147,7 +148,9 @@ class WasmHttpFilter(StreamFilter):
         try:
             vm.call(ctx, "proxy_on_context_create", ctx.id, root.id)
         except Trapped:
-            return self._trapped()
+            self._trapped()
+            self._fail_stream(True)
+            return False
         return True
 
     def _trapped(self) -> bool:
@@ -156,18 +159,22 @@ class WasmHttpFilter(StreamFilter):
             self.callbacks.proxy.wasm.mark_failed(self.handle)
         return False
 
-    def _fail_stream(self) -> Any:
-        """The VM is failed: apply the plugin's failure policy (Envoy ``failStream``)."""
-        if self.plugin.failure_policy == FailurePolicy.FAIL_OPEN:
+    def _fail_stream(self, trapped_here: bool = False) -> Any:
+        """Envoy ``failStream``: the stream whose callback trapped always gets 503
+        (``wasm_fail_stream``); later streams on a failed VM follow the policy — FAIL_OPEN skips the
+        filter, FAIL_CLOSED (and FAIL_RELOAD while backing off) answer 503."""
+        if self.fail_replied:
+            return "stop"
+        if not trapped_here and self.plugin.failure_policy == FailurePolicy.FAIL_OPEN:
             return None
+        self.fail_replied = True
         self.callbacks.send_local_reply(503, b"", None, "wasm_fail_stream", 14)
         return "stop"
 
     def on_vm_trapped_outside(self) -> None:
         """The VM trapped in a root callback (e.g. an http call response) while this stream waited."""
         self._trapped()
-        if self._fail_stream() is None:
-            self.callbacks.continue_decoding()
+        self._fail_stream(trapped_here=True)
 
     def _call(self, name: str, *args: int) -> int | None:
         assert self.ctx is not None
@@ -186,7 +193,7 @@ class WasmHttpFilter(StreamFilter):
         except Trapped:
             self._trapped()
             self.request_headers = None
-            return _HS.Continue if self._fail_stream() is None else _HS.StopIteration
+            return _HS.Continue if self._fail_stream(True) is None else _HS.StopIteration
         status = convert_headers_status(r, self.plugin.allow_on_headers_stop_iteration)
         if self.local_reply_sent:
             return _HS.StopIteration
@@ -206,7 +213,7 @@ class WasmHttpFilter(StreamFilter):
             r = self._call("proxy_on_request_body", self.ctx.id, size, int(end_stream))
         except Trapped:
             self._trapped()
-            return _DS.Continue if self._fail_stream() is None else _DS.StopIterationNoBuffer
+            return _DS.Continue if self._fail_stream(True) is None else _DS.StopIterationNoBuffer
         status = convert_data_status(r)
         if self.local_reply_sent:
             return _DS.StopIterationNoBuffer
@@ -223,7 +230,9 @@ class WasmHttpFilter(StreamFilter):
             r = self._call("proxy_on_request_trailers", self.ctx.id, len(trailers))
         except Trapped:
             self._trapped()
-            return FilterTrailersStatus.Continue if self._fail_stream() is None else FilterTrailersStatus.StopIteration
+            return (
+                FilterTrailersStatus.Continue if self._fail_stream(True) is None else FilterTrailersStatus.StopIteration
+            )
         if self.local_reply_sent or (r or 0) >= 1:
             return FilterTrailersStatus.StopIteration
         self.request_trailers = None
@@ -242,7 +251,7 @@ class WasmHttpFilter(StreamFilter):
         except Trapped:
             self._trapped()
             self.response_headers = None
-            return _HS.Continue if self._fail_stream() is None else _HS.StopIteration
+            return _HS.Continue if self._fail_stream(True) is None else _HS.StopIteration
         status = convert_headers_status(r, self.plugin.allow_on_headers_stop_iteration)
         if status == _HS.Continue:
             self.response_headers = None
@@ -259,7 +268,7 @@ class WasmHttpFilter(StreamFilter):
             r = self._call("proxy_on_response_body", self.ctx.id, len(self.response_body), int(end_stream))
         except Trapped:
             self._trapped()
-            return _DS.Continue if self._fail_stream() is None else _DS.StopIterationNoBuffer
+            return _DS.Continue if self._fail_stream(True) is None else _DS.StopIterationNoBuffer
         status = convert_data_status(r)
         self.buffering_response = status == _DS.StopIterationAndBuffer
         if status == _DS.Continue:

@@ -91,20 +91,32 @@ class Linker:
             hc = ENV.get(imp.name or "")
             if hc is None or self.version not in hc.versions:
                 raise ModuleRejected(f"Failed to load Wasm module due to a missing import: {full}")
-            params, results = _signature(imp.type)
-            if (params, results) != (hc.params, hc.results):
-                raise ModuleRejected(
-                    f"Failed to load Wasm module due to a missing import: {full} (declared as "
-                    f"({' '.join(params)}) -> ({' '.join(results)}), the host provides "
-                    f"({' '.join(hc.params)}) -> ({' '.join(hc.results)}))"
-                )
+            self._check_type(full, imp.type, hc.params, hc.results)
             return hc
         if imp.module in WASI_MODULES:
-            hc = WASI.get(imp.name or "")
-            if hc is not None and _signature(imp.type) != (hc.params, hc.results):
-                return None  # a differently-typed WASI function: stub it with its own signature
+            name = imp.name or ""
+            if name not in WASI_PREVIEW1:
+                raise ModuleRejected(f"Failed to load Wasm module due to a missing import: {full}")
+            hc = WASI.get(name)
+            if hc is not None:
+                self._check_type(full, imp.type, hc.params, hc.results)
+            elif name in WASI_HOST_TYPES:
+                self._check_type(full, imp.type, *WASI_HOST_TYPES[name])
             return hc
         raise ModuleRejected(f"Failed to load Wasm module due to a missing import: {full}")
+
+    @staticmethod
+    def _check_type(full: str, t: wasmtime.FuncType, params: tuple[str, ...], results: tuple[str, ...]) -> None:
+        got_p, got_r = _signature(t)
+        if (got_p, got_r) != (params, results):
+
+            def sig(p: tuple[str, ...], r: tuple[str, ...]) -> str:
+                return " ".join(p) + " -> " + (" ".join(r) or "void")
+
+            raise ModuleRejected(
+                f"Failed to load Wasm module due to an import type mismatch: {full}, want: {sig(got_p, got_r)}, "
+                f"but host exports: {sig(params, results)}"
+            )
 
     def imports_for(self, vm: WasmVm, module: wasmtime.Module) -> list[wasmtime.Func]:
         out = []
@@ -153,6 +165,22 @@ def wrap(vm: WasmVm, full: str, fn: Callable[..., Any], params: tuple[str, ...] 
 
 
 WASI_ENOSYS = 52
+
+#: the WASI preview1 functions Envoy 1.40 links (``proc_raise`` is missing there)
+WASI_PREVIEW1 = frozenset(
+    """args_get args_sizes_get environ_get environ_sizes_get clock_res_get clock_time_get fd_advise
+    fd_allocate fd_close fd_datasync fd_fdstat_get fd_fdstat_set_flags fd_fdstat_set_rights fd_filestat_get
+    fd_filestat_set_size fd_filestat_set_times fd_pread fd_prestat_get fd_prestat_dir_name fd_pwrite fd_read
+    fd_readdir fd_renumber fd_seek fd_sync fd_tell fd_write path_create_directory path_filestat_get
+    path_filestat_set_times path_link path_open path_readlink path_remove_directory path_rename path_symlink
+    path_unlink_file poll_oneoff proc_exit sched_yield random_get sock_accept sock_recv sock_send
+    sock_shutdown""".split()
+)
+#: stubs whose host type in Envoy 1.40 differs from WASI's (a module using WASI's type fails to load)
+WASI_HOST_TYPES = {
+    "path_link": (("i32",) * 6, ("i32",)),
+    "path_symlink": (("i32",) * 4, ("i32",)),
+}
 
 
 def wasi_stub(vm: WasmVm, full: str, t: wasmtime.FuncType) -> Callable[..., Any]:

@@ -14,7 +14,7 @@ import zlib
 from typing import TYPE_CHECKING, Any
 
 from ..types import LOG_LEVELS, WasmResult
-from . import V01, V02, V021, hostcall
+from . import V01, V021, hostcall
 
 if TYPE_CHECKING:
     from ..vm import WasmVm
@@ -106,7 +106,7 @@ def _foreign(vm: WasmVm, name: str, args: bytes) -> tuple[WasmResult, bytes]:
     return WasmResult.NOT_FOUND, b""
 
 
-@hostcall("proxy_call_foreign_function", 6, versions=V02)
+@hostcall("proxy_call_foreign_function", 6)
 def proxy_call_foreign_function(
     vm: WasmVm, name_ptr: int, name_len: int, args_ptr: int, args_len: int, out_ptr: int, out_len: int
 ) -> Any:

@@ -24,6 +24,8 @@ ESUCCESS = 0
 EBADF = 8
 EFAULT = 21
 EINVAL = 28
+ENOENT = 44
+ENOSYS = 52
 MAX_RANDOM = 64 * 1024
 
 
@@ -61,12 +63,24 @@ def fd_write(vm: WasmVm, fd: int, iovs: int, iovs_len: int, nwritten_out: int) -
 
 @hostcall("fd_read", 4, module="wasi")
 def fd_read(vm: WasmVm, fd: int, iovs: int, iovs_len: int, nread_out: int) -> Any:
-    return EBADF
+    return ENOSYS
 
 
 @hostcall("fd_close", 1, module="wasi")
 def fd_close(vm: WasmVm, fd: int) -> Any:
-    return EBADF
+    vm.proxy.log("trace", "wasm", "wasi_unstable fd_close")
+    return ESUCCESS
+
+
+@hostcall("fd_seek", "i32 i64 i32 i32", module="wasi")
+def fd_seek(vm: WasmVm, fd: int, offset: int, whence: int, out: int) -> Any:
+    vm.proxy.log("trace", "wasm", "wasi_unstable fd_seek")
+    return ESUCCESS
+
+
+@hostcall("path_open", "i32 i32 i32 i32 i32 i64 i64 i32 i32", module="wasi")
+def path_open(vm: WasmVm, *args: int) -> Any:
+    return ENOENT
 
 
 @hostcall("fd_prestat_get", 2, module="wasi")
@@ -81,7 +95,7 @@ def fd_prestat_dir_name(vm: WasmVm, fd: int, ptr: int, size: int) -> Any:
 
 @hostcall("fd_fdstat_get", 2, module="wasi")
 def fd_fdstat_get(vm: WasmVm, fd: int, out: int) -> Any:
-    if fd not in (0, 1, 2):
+    if fd not in (1, 2):
         return EBADF
     # filetype CHARACTER_DEVICE (2), flags 0, rights base/inheriting: fd_write (1 << 6)
     stat = struct.pack("<BxHxxxxQQ", 2, 0, 1 << 6, 0)
@@ -167,6 +181,9 @@ def sched_yield(vm: WasmVm) -> Any:
 
 
 # ---- env extras of toolchains ----------------------------------------------------------------------
+# env.abort is a wasmlab addition: real Envoy 1.40 does not provide it and refuses to load a module
+# that imports it (AssemblyScript: build with --use abort=...). The proxy logs a warning when a
+# module imports it.
 @hostcall("abort", 4, results=0)
 def env_abort(vm: WasmVm, msg_ptr: int, file_ptr: int, line: int, column: int) -> Any:
     msg = _as_string(vm, msg_ptr) or "abort"
