@@ -7,7 +7,8 @@
  *   - proxy_on_request_headers reads the :path header back (the host must call our malloc),
  *   - proxy_on_configure starts a 1000 ms timer when the plugin configuration is non-empty,
  *     so proxy_on_tick shows up.
- * Nothing is changed in the traffic. */
+ * Nothing is changed in the traffic. The TCP callbacks are here too, so the same module also
+ * works as a network filter (envoy.filters.network.wasm). */
 #include "proxy_wasm.h"
 
 PROXY_ABI_VERSION_0_2_1;
@@ -59,6 +60,26 @@ Action proxy_on_response_body(uint32_t ctx, size_t body_size, uint32_t end_of_st
 Action proxy_on_response_trailers(uint32_t ctx, uint32_t num_trailers) {
   pw_logf(LOG_INFO, "proxy_on_response_trailers ctx=%u num_trailers=%u", ctx, num_trailers);
   return ACTION_CONTINUE;
+}
+
+/* ---- TCP connection (when used as a network filter) ---- */
+Action proxy_on_new_connection(uint32_t ctx) {
+  pw_logf(LOG_INFO, "proxy_on_new_connection ctx=%u", ctx);
+  return ACTION_CONTINUE;
+}
+Action proxy_on_downstream_data(uint32_t ctx, size_t data_size, uint32_t end_of_stream) {
+  pw_logf(LOG_INFO, "proxy_on_downstream_data ctx=%u data_size=%u end_of_stream=%u", ctx, data_size, end_of_stream);
+  return ACTION_CONTINUE;
+}
+Action proxy_on_upstream_data(uint32_t ctx, size_t data_size, uint32_t end_of_stream) {
+  pw_logf(LOG_INFO, "proxy_on_upstream_data ctx=%u data_size=%u end_of_stream=%u", ctx, data_size, end_of_stream);
+  return ACTION_CONTINUE;
+}
+void proxy_on_downstream_connection_close(uint32_t ctx, PeerType peer) {
+  pw_logf(LOG_INFO, "proxy_on_downstream_connection_close ctx=%u peer=%u", ctx, peer);
+}
+void proxy_on_upstream_connection_close(uint32_t ctx, PeerType peer) {
+  pw_logf(LOG_INFO, "proxy_on_upstream_connection_close ctx=%u peer=%u", ctx, peer);
 }
 
 /* ---- answers to HTTP callouts (this module makes none, the export just shows the signature) ---- */
