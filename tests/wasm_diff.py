@@ -37,7 +37,7 @@ def run_both(
     thread, (wasmlab lines, envoy lines) including shutdown."""
     import time
 
-    p = Proxy.from_yaml(config, workers=workers)
+    p = Proxy.from_yaml(config, workers=workers, component_log_level="wasm:trace")
     for name, app in (apps or {}).items():
         p.upstream(name, app)
     e = real.run(config, workers=workers, apps=apps, component_log_level="wasm:trace")
@@ -74,3 +74,31 @@ def assert_same_run(ours: list[Any], theirs: list[Any], lines: dict[str, tuple[l
 
             diff = "\n".join(difflib.unified_diff(env, mine, "envoy", "wasmlab", lineterm="", n=2))
             raise AssertionError(f"wasm trace on {thread} differs:\n{diff}")
+
+
+def plugin_yaml(
+    wasm: Any,
+    name: str = "p",
+    root_id: str = "p",
+    vm_id: str = "p",
+    configuration: str | None = None,
+    vm_configuration: str | None = None,
+    failure_policy: str | None = None,
+    extra_plugin: dict[str, Any] | None = None,
+) -> str:
+    """One HCM: the Wasm filter (module at ``wasm``) + router; /direct answers directly, the rest
+    goes to cluster ``backend``."""
+    from wasmlab.config import builder as b
+
+    f = b.wasm(str(wasm), name=name, root_id=root_id, vm_id=vm_id, configuration=configuration,
+               vm_configuration=vm_configuration)
+    plugin = f["typed_config"]["config"]
+    if failure_policy:
+        plugin["failure_policy"] = failure_policy
+    plugin.update(extra_plugin or {})
+    cfg = b.bootstrap(
+        [b.http_listener("l0", 10000, routes=[b.direct_response("/direct", 200, "direct hello\n"),
+                                              b.route("/", cluster="backend")], http_filters=[f, b.router()])],
+        [b.cluster("backend", 8081)],
+    )
+    return b.to_yaml(cfg)

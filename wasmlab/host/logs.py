@@ -25,27 +25,45 @@ def level_rank(level: str) -> int:
 
 
 class ProxyLog:
-    def __init__(self, recorder: Recorder, level: str = "info", capacity: int = 100_000) -> None:
+    """Envoy's ``-l LEVEL`` plus ``--component-log-level logger:level,...``."""
+
+    def __init__(
+        self, recorder: Recorder, level: str = "info", capacity: int = 100_000, component_levels: str | None = None
+    ) -> None:
         self._recorder = recorder
         self.level = level
         self._rank = level_rank(level)
+        self._components: dict[str, int] = {}
         self._lines: list[str] = []
         self._lock = threading.Lock()
         self._capacity = capacity
+        if component_levels:
+            self.set_component_levels(component_levels)
 
     def set_level(self, level: str) -> None:
         self._rank = level_rank(level)
         self.level = level
 
-    def enabled(self, level: str) -> bool:
-        return _RANK.get(level, 2) >= self._rank
+    def set_component_levels(self, spec: str) -> None:
+        """``"wasm:trace,lua:debug"`` as Envoy's ``--component-log-level`` takes it."""
+        for part in spec.split(","):
+            name, sep, level = part.strip().partition(":")
+            if not sep or not name:
+                raise ValueError(f"component log level must look like logger:level, got {part!r}")
+            self._components[name] = level_rank(level)
+
+    def rank_of(self, logger: str) -> int:
+        return self._components.get(logger, self._rank)
+
+    def enabled(self, level: str, logger: str = "") -> bool:
+        return _RANK.get(level, 2) >= self._components.get(logger, self._rank)
 
     @property
     def rank(self) -> int:
         return self._rank
 
     def log(self, level: str, logger: str, message: str) -> None:
-        if _RANK.get(level, 2) < self._rank:
+        if _RANK.get(level, 2) < self._components.get(logger, self._rank):
             return
         line = f"[{level}][{logger}] {message}"
         with self._lock:

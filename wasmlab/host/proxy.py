@@ -143,6 +143,7 @@ class Proxy:
         trace_capacity: int = DEFAULT_CAPACITY,
         log_level: str = "info",
         options: dict[str, Any] | None = None,
+        component_log_level: str | None = None,
     ) -> None:
         if not isinstance(workers, int) or isinstance(workers, bool) or not 1 <= workers <= 64:
             raise ValueError(f"workers must be an int from 1 to 64, got {workers!r}")
@@ -152,7 +153,7 @@ class Proxy:
         self.options = dict(options or {})
         self.clock = VirtualClock() if clock == "virtual" else RealClock()
         self.recorder = Recorder(self.clock.monotonic_ns, enabled=bool(trace), capacity=trace_capacity)
-        self._log = ProxyLog(self.recorder, log_level)
+        self._log = ProxyLog(self.recorder, log_level, component_levels=component_log_level)
         self.stat_store = Stats()
         self.access_log = AccessLogWriter()
         self.activity = Activity()
@@ -238,12 +239,12 @@ class Proxy:
         """Envoy's ``-l``: lines below this level are dropped (default ``info``)."""
         self._log.set_level(level)
 
-    def log_enabled(self, level: str) -> bool:
-        return self._log.enabled(level)
+    def log_enabled(self, level: str, logger: str = "") -> bool:
+        return self._log.enabled(level, logger)
 
-    @property
-    def log_rank(self) -> int:
-        return self._log.rank
+    def log_rank(self, logger: str = "") -> int:
+        """The level of ``logger`` as a number (trace 0 ... critical 5, off 6)."""
+        return self._log.rank_of(logger)
 
     @property
     def logs(self) -> list[str]:

@@ -256,11 +256,10 @@ class WasmVm:
         msg = trap_message(error)
         frames = trap_frames(error)
         self._record("trap", name, {"message": msg, "backtrace": frames}, None, None, context_id=cid)
-        self.proxy.log("error", "wasm", f"Function: {name} failed: {msg}")
+        text = f"Function: {name} failed: {msg}"
         if frames:
-            self.proxy.log(
-                "error", "wasm", "wasm backtrace:\n" + "\n".join(f"  {i}: {f}" for i, f in enumerate(frames))
-            )
+            text += "\nProxy-Wasm plugin in-VM backtrace:\n" + "\n".join(f"  {i}:  {f}" for i, f in enumerate(frames))
+        self.proxy.log("error", "wasm", text)
         self.fail("RuntimeError", f"Function: {name} failed: {msg}")
 
     def fail(self, state: str, message: str) -> None:

@@ -39,14 +39,14 @@ def proxy_log(vm: WasmVm, level: int, ptr: int, size: int) -> Any:
     msg = raw.decode("utf-8", "replace")
     name = LOG_LEVELS[level]
     proxy = vm.proxy
-    if proxy.log_enabled(name):
+    if proxy.log_enabled(name, "wasm"):
         proxy.log(name, "wasm", f"wasm log{log_prefix(vm)}: {msg}")
     return OK, {"level": name, "message": msg}
 
 
 @hostcall("proxy_get_log_level", 1, versions=V021)
 def proxy_get_log_level(vm: WasmVm, out: int) -> Any:
-    return OK if vm.memory.write_u32(out, vm.proxy.log_rank) else MEM
+    return OK if vm.memory.write_u32(out, vm.proxy.log_rank("wasm")) else MEM
 
 
 @hostcall("proxy_get_current_time_nanoseconds", 1)

@@ -32,7 +32,7 @@ MAX_RANDOM = 64 * 1024
 def _log(vm: WasmVm, level: str, text: str) -> None:
     from .general import log_prefix
 
-    if vm.proxy.log_enabled(level):
+    if vm.proxy.log_enabled(level, "wasm"):
         vm.proxy.log(level, "wasm", f"wasm log{log_prefix(vm)}: {text}")
 
 
