@@ -7,9 +7,9 @@ import threading
 import time
 
 import pytest
+from wasm_diff import assert_same_run, plugin_yaml, run_both
 
 from conftest import FIXTURES
-from wasm_diff import assert_same_run, plugin_yaml, run_both
 from wasmlab import ConfigError, Proxy, StartupError
 from wasmlab import envoy as real
 from wasmlab.errors import EnvoyFailed
@@ -112,7 +112,9 @@ def test_trap_logs_envoys_lines_with_the_wasm_backtrace(tmp_path):
         logs = p.logs
         trap = p.trace.filter(kind="trap")[0]
     line = next(ln for ln in logs if "Function: proxy_on_request_headers failed" in ln)
-    assert line.startswith("[error][wasm] Function: proxy_on_request_headers failed: Uncaught RuntimeError: unreachable")
+    assert line.startswith(
+        "[error][wasm] Function: proxy_on_request_headers failed: Uncaught RuntimeError: unreachable"
+    )
     assert "\nProxy-Wasm plugin in-VM backtrace:\n  0:  0x" in line
     assert "- crash" in line and "- on_request_headers" in line
     assert trap.args["message"] == "Uncaught RuntimeError: unreachable"
@@ -133,7 +135,8 @@ def test_failure_policy_after_a_trap_matches_envoy(envoy_bin, tmp_path, policy):
 
 def test_fail_reload_rebuilds_the_vm_after_the_backoff(tmp_path):
     text = plugin_yaml(
-        W / "trap_in_request_headers.wasm", failure_policy="FAIL_RELOAD",
+        W / "trap_in_request_headers.wasm",
+        failure_policy="FAIL_RELOAD",
         extra_plugin={"reload_config": {"backoff": {"base_interval": "0.3s"}}},
     )
     with Proxy.from_yaml(text, workers=1) as p:

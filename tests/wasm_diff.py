@@ -90,15 +90,27 @@ def plugin_yaml(
     goes to cluster ``backend``."""
     from wasmlab.config import builder as b
 
-    f = b.wasm(str(wasm), name=name, root_id=root_id, vm_id=vm_id, configuration=configuration,
-               vm_configuration=vm_configuration)
+    f = b.wasm(
+        str(wasm),
+        name=name,
+        root_id=root_id,
+        vm_id=vm_id,
+        configuration=configuration,
+        vm_configuration=vm_configuration,
+    )
     plugin = f["typed_config"]["config"]
     if failure_policy:
         plugin["failure_policy"] = failure_policy
     plugin.update(extra_plugin or {})
     cfg = b.bootstrap(
-        [b.http_listener("l0", 10000, routes=[b.direct_response("/direct", 200, "direct hello\n"),
-                                              b.route("/", cluster="backend")], http_filters=[f, b.router()])],
+        [
+            b.http_listener(
+                "l0",
+                10000,
+                routes=[b.direct_response("/direct", 200, "direct hello\n"), b.route("/", cluster="backend")],
+                http_filters=[f, b.router()],
+            )
+        ],
         [b.cluster("backend", 8081)],
     )
     return b.to_yaml(cfg)
