@@ -484,6 +484,18 @@ def parse_listener(node: Node, source: Source, clusters: dict[str, ClusterConfig
             hcm = parse_hcm(tc, source, clusters, limit)
         else:
             network.append(_parse_network_filter(fn, tc, t, source, clusters))
+    for i, (nf, fn) in enumerate(zip(network, filters, strict=False)):
+        terminal = getattr(nf.config, "terminal", False)
+        last = i == len(network) - 1
+        kind = nf.type_url.split("/", 1)[-1]
+        if terminal and not last:
+            raise fn.error(
+                f"terminal filter named {nf.name} of type {kind} must be the last filter in a network filter chain."
+            )
+        if last and not terminal:
+            raise fn.error(
+                f"non-terminal filter named {nf.name} of type {kind} is the last filter in a network filter chain."
+            )
     return ListenerConfig(name, address, hcm, network, limit)
 
 

@@ -25,12 +25,13 @@ import yaml
 
 from ..errors import EnvoyFailed
 from ..host.proxy import StreamReset, make_request_spec
+from ..host.tcp import tcp_echo_app
 from ..host.upstream import NO_APP, echo_app
 from ..http import Response
 from ..trace import Trace
 from .binary import find_envoy
 from .logparse import LOG_FORMAT, LogLine, parse_lines, to_trace
-from .wire import LoopbackServer, WireError, free_port, send_request
+from .wire import LoopbackServer, TcpClient, TcpLoopbackServer, WireError, free_port, send_request
 
 
 def _load_source(config: str | os.PathLike[str]) -> tuple[dict[str, Any], Path, str]:
@@ -127,8 +128,9 @@ class EnvoyRun:
         self.cwd = cwd
         self.workers = workers
         self._apps: dict[str, Any] = dict(apps or {})
-        self.servers: dict[str, LoopbackServer] = {}
+        self.servers: dict[str, Any] = {}
         self.listener_ports: dict[str, int] = {}
+        self.tcp_listeners: set[str] = set()
         self.admin_port = free_port()
         self._rewrite(data)
         self._tmpdir = tempfile.TemporaryDirectory(prefix="wasmlab-envoy-")
@@ -168,21 +170,32 @@ class EnvoyRun:
     def _rewrite(self, data: dict[str, Any]) -> None:
         data["admin"] = {"address": {"socket_address": {"address": "127.0.0.1", "port_value": self.admin_port}}}
         sr = data.get("static_resources") or {}
+        tcp_clusters: set[str] = set()
         for i, lst in enumerate(sr.get("listeners") or []):
             port = free_port()
             lst["address"] = {"socket_address": {"address": "127.0.0.1", "port_value": port}}
-            self.listener_ports[lst.get("name") or f"listener_{i}"] = port
+            name = lst.get("name") or f"listener_{i}"
+            self.listener_ports[name] = port
+            for chain in lst.get("filter_chains") or []:
+                for f in chain.get("filters") or []:
+                    tc = f.get("typed_config") or {}
+                    if str(tc.get("@type", "")).endswith("tcp_proxy.v3.TcpProxy"):
+                        self.tcp_listeners.add(name)
+                        tcp_clusters.add(tc.get("cluster"))
         for c in sr.get("clusters") or []:
             name = c["name"]
             la = c.get("load_assignment") or {}
             has_endpoints = any(g.get("lb_endpoints") for g in la.get("endpoints") or [])
+            if name in tcp_clusters and name not in self._apps:
+                self._apps[name] = tcp_echo_app
             app = self._app(name)
             if not has_endpoints and name not in self._apps:
                 continue
             if app is None or app is NO_APP:
                 port = free_port()  # nothing listens there: a refused connection
             else:
-                server = LoopbackServer(lambda name=name: self._app(name), name)
+                kind = TcpLoopbackServer if name in tcp_clusters else LoopbackServer
+                server = kind(lambda name=name: self._app(name), name)
                 self.servers[name] = server
                 port = server.port
             c["type"] = "STATIC"
@@ -266,6 +279,14 @@ class EnvoyRun:
             return send_request("127.0.0.1", port, spec.method, spec.path, spec.wire_headers(), spec.body, timeout)
         except WireError as e:
             raise StreamReset(str(e)) from None
+
+    def connect(self, listener: str | None = None) -> TcpClient:
+        """Open a TCP connection to a tcp_proxy listener (same API as ``proxy.connect``)."""
+        names = [n for n in self.listener_ports if n in self.tcp_listeners]
+        if not names:
+            raise KeyError("this config has no TCP listener")
+        name = listener or names[0]
+        return TcpClient(self.listener_ports[name])
 
     def stats(self) -> dict[str, int]:
         r = send_request("127.0.0.1", self.admin_port, "GET", "/stats?format=json", [("host", "localhost")], b"")

@@ -240,3 +240,132 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+class TcpLoopbackServer:
+    """Serves a TCP app (``app(data) -> bytes``) on 127.0.0.1: one reply per chunk received, and
+    its own FIN when the client half-closes (like an echo server). An app that raises drops the
+    connection."""
+
+    def __init__(self, get_app: Callable[[], Any], name: str = "tcp") -> None:
+        self.get_app = get_app
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(64)
+        self.port = self._sock.getsockname()[1]
+        self._stop = threading.Event()
+        self._conns: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, name=f"tcp-loopback-{name}", daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            with self._lock:
+                self._conns.add(conn)
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        try:
+            while True:
+                data = conn.recv(65536)
+                if not data:
+                    conn.shutdown(socket.SHUT_WR)
+                    return
+                try:
+                    reply = self.get_app()(data)
+                except Exception:
+                    return
+                if isinstance(reply, str):
+                    reply = reply.encode()
+                if reply:
+                    conn.sendall(reply)
+        except OSError:
+            return
+        finally:
+            with self._lock:
+                self._conns.discard(conn)
+            try:
+                conn.close()
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self._stop.set()
+        try:
+            self._sock.close()
+        except OSError:
+            pass
+        with self._lock:
+            conns = list(self._conns)
+        for c in conns:
+            try:
+                c.close()
+            except OSError:
+                pass
+
+
+class TcpClient:
+    """A client connection to real Envoy's TCP listener, with ``proxy.connect``'s API."""
+
+    def __init__(self, port: int, timeout: float = 5.0) -> None:
+        self._sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self._eof = False
+        self._buf = bytearray()
+
+    def send(self, data: bytes | str) -> None:
+        self._sock.sendall(data.encode() if isinstance(data, str) else data)
+
+    def _read_some(self, timeout: float) -> None:
+        self._sock.settimeout(timeout)
+        try:
+            chunk = self._sock.recv(65536)
+        except TimeoutError:
+            return
+        except OSError:
+            chunk = b""
+        if chunk:
+            self._buf += chunk
+        else:
+            self._eof = True
+
+    def recv(self, size: int | None = None, timeout: float = 5.0) -> bytes:
+        if not self._buf and not self._eof:
+            self._read_some(timeout)
+        n = len(self._buf) if size is None else min(size, len(self._buf))
+        out = bytes(self._buf[:n])
+        del self._buf[:n]
+        return out
+
+    def recv_exactly(self, n: int, timeout: float = 5.0) -> bytes:
+        import time
+
+        deadline = time.monotonic() + timeout
+        while len(self._buf) < n and not self._eof and time.monotonic() < deadline:
+            self._read_some(max(0.01, deadline - time.monotonic()))
+        out = bytes(self._buf[:n])
+        del self._buf[:n]
+        return out
+
+    def close(self, timeout: float = 5.0) -> bytes:
+        import time
+
+        try:
+            self._sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        deadline = time.monotonic() + timeout
+        while not self._eof and time.monotonic() < deadline:
+            self._read_some(max(0.01, deadline - time.monotonic()))
+        out = bytes(self._buf)
+        self._buf.clear()
+        self._sock.close()
+        return out
+
+    @property
+    def closed(self) -> bool:
+        return self._eof

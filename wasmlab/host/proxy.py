@@ -164,6 +164,15 @@ class Proxy:
             Dispatcher(f"worker_{i}", i, self.clock, self.activity, self._task_error) for i in range(workers)
         ]
         self.hcms = {lst.name: HttpConnectionManager(self, lst) for lst in config.http_listeners}
+        self.tcp_listeners = {lst.name: lst for lst in config.listeners if lst.hcm is None}
+        from .tcp import TcpProxyFilter, tcp_echo_app  # noqa: F401
+        from .upstream import echo_app
+
+        for lst in self.tcp_listeners.values():
+            for nf in lst.network_filters:
+                cname = getattr(nf.config, "cluster", None)
+                if cname in self.clusters and self.clusters[cname].app is echo_app:
+                    self.clusters[cname].app = tcp_echo_app
         #: every extension object with start_main/start_worker/stop_worker/stop_main hooks
         self.extensions: list[Any] = []
         self._rr = itertools.count()
@@ -304,6 +313,21 @@ class Proxy:
             raise TypeError(f"an upstream app must be callable (Request -> Response), got {type(app).__name__}")
         self.clusters[cluster_name].app = NO_APP if app is None else app
         return app
+
+    def connect(self, listener: str | None = None, worker: int | None = None) -> Any:
+        """Open a TCP connection to a listener whose chain is network filters (e.g. tcp_proxy)."""
+        self._check_open()
+        from .tcp import Connection
+
+        if not self.tcp_listeners:
+            raise ConfigError("this config has no TCP listener (network filters ending in tcp_proxy)")
+        if listener is None:
+            lst = next(iter(self.tcp_listeners.values()))
+        elif listener in self.tcp_listeners:
+            lst = self.tcp_listeners[listener]
+        else:
+            raise KeyError(f"no TCP listener named {listener!r} (TCP listeners: {', '.join(self.tcp_listeners)})")
+        return Connection(self, lst, self._worker(worker))
 
     def _hcm(self, listener: str | None) -> HttpConnectionManager:
         if not self.hcms:
