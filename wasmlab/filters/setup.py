@@ -1,5 +1,5 @@
-"""Extensions the proxy starts besides HTTP filters: bootstrap extensions (WasmService), Wasm
-access loggers, and network filter chains (in the order Envoy starts them)."""
+"""Extensions the proxy starts besides HTTP filters: Wasm access loggers, network filter chains
+and bootstrap extensions (WasmService), in the order Envoy starts them."""
 
 from __future__ import annotations
 
@@ -11,11 +11,6 @@ if TYPE_CHECKING:
 
 def collect_extensions(proxy: Proxy) -> list[Any]:
     out: list[Any] = []
-    for ext in proxy.config.bootstrap_extensions:
-        if ext.config is not None:
-            from .wasm.service import WasmService
-
-            out.append(WasmService(ext.config))
     for lst in proxy.config.listeners:
         if lst.hcm is not None:
             for log in lst.hcm.access_logs:
@@ -24,4 +19,9 @@ def collect_extensions(proxy: Proxy) -> list[Any]:
         for nf in lst.network_filters:
             if hasattr(nf.config, "start_main"):
                 out.append(nf.config)
+    for ext in proxy.config.bootstrap_extensions:
+        if ext.config is not None:
+            from .wasm.service import WasmService
+
+            out.append(WasmService(ext.config))
     return out

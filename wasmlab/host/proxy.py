@@ -197,15 +197,14 @@ class Proxy:
         return cls(load_config(source), workers=workers, clock=clock, trace=trace, **kwargs)
 
     def _start(self) -> None:
+        # Envoy builds the listeners' filters (and their Wasm VMs) before bootstrap extensions
+        # such as a WasmService, and tears the service down after the filters
         for hcm in self.hcms.values():
             for fc in hcm.config.http_filters:
                 self.extensions.append(fc.factory)
-        try:
-            from ..filters.setup import collect_extensions
-        except ImportError:
-            pass
-        else:
-            self.extensions[:0] = collect_extensions(self)
+        from ..filters.setup import collect_extensions
+
+        self.extensions.extend(collect_extensions(self))
         try:
             self.main.start()
             self.main.run_sync(self._start_main, timeout=120)
@@ -505,17 +504,24 @@ class Proxy:
         finally:
             self._finalizer()
 
+    def _stop_order(self) -> list[Any]:
+        """Filters first (in reverse), bootstrap services last."""
+        exts = list(reversed(self.extensions))
+        return [e for e in exts if not getattr(e, "bootstrap", False)] + [
+            e for e in exts if getattr(e, "bootstrap", False)
+        ]
+
     def _stop_worker(self, dispatcher: Dispatcher) -> None:
         for hcm in self.hcms.values():
             hcm.reset_streams_on(dispatcher, "shutdown")
-        for ext in reversed(self.extensions):
+        for ext in self._stop_order():
             try:
                 ext.stop_worker(dispatcher)
             except Exception as e:
                 self.log("error", "main", f"shutdown of {type(ext).__name__} on {dispatcher.name} failed: {e}")
 
     def _stop_main(self) -> None:
-        for ext in reversed(self.extensions):
+        for ext in self._stop_order():
             try:
                 ext.stop_main()
             except Exception as e:

@@ -256,7 +256,7 @@ class WasmManager:
 
     def _tick(self, root: RootContext) -> None:
         vm = root.vm
-        if vm.failed is not None or root.deleted:
+        if vm.failed is not None or root.deleted or not vm.alive:
             return
         rec = self.proxy.recorder
         if rec.enabled:

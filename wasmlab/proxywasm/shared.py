@@ -118,7 +118,7 @@ class SharedQueues:
         return WasmResult.OK
 
     def _notify(self, vm: WasmVm, root: RootContext, qid: int) -> None:
-        if vm.failed is not None or root.deleted:
+        if vm.failed is not None or root.deleted or not vm.alive:
             return
         self._record("notify", {"queue_id": qid, "root": root.id}, vm)
         from .vm import Trapped

@@ -320,7 +320,15 @@ class WasmVm:
         self.contexts.pop(ctx.id, None)
         self._record("context", "delete", {"kind": ctx.kind}, None, None, context_id=ctx.id)
 
+    @property
+    def alive(self) -> bool:
+        return getattr(self, "_alive", False)
+
     def destroy(self) -> None:
+        """The VM is gone (Envoy destroys it): its timers stop and its contexts are forgotten."""
+        for c in list(self.contexts.values()):
+            if isinstance(c, RootContext) and c.tick_timer is not None:
+                c.tick_timer.disable()
         if getattr(self, "_alive", False):
             self._alive = False
             stats = self.proxy.stat_store

@@ -35,6 +35,9 @@ def parse_wasm_service(node: Node) -> WasmServiceConfig:
 class WasmService:
     """The extension object the proxy starts and stops on the right threads."""
 
+    #: started after the listeners' filters, stopped after them (Envoy's order)
+    bootstrap = True
+
     def __init__(self, config: WasmServiceConfig) -> None:
         self.config = config
         self.proxy: Proxy | None = None
