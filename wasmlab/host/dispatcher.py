@@ -92,30 +92,30 @@ class Timer:
 
 
 class Activity:
-    """Counts work in flight (posted tasks, upstream calls) so callers can wait for quiet."""
+    """Counts work in flight (posted tasks, upstream calls) so callers can wait for quiet.
+
+    Two ``itertools.count`` objects (``next()`` is atomic under the GIL) keep the hot path free of
+    locks; ``wait_idle`` polls, which only tests and the virtual clock do."""
 
     def __init__(self) -> None:
-        self._n = 0
-        self._cond = threading.Condition(threading.Lock())
-
-    def begin(self) -> None:
-        with self._cond:
-            self._n += 1
-
-    def end(self) -> None:
-        with self._cond:
-            self._n -= 1
-            if self._n <= 0:
-                self._n = 0
-                self._cond.notify_all()
-
-    def wait_idle(self, timeout: float | None = None) -> bool:
-        with self._cond:
-            return self._cond.wait_for(lambda: self._n == 0, timeout)
+        self._begun = itertools.count()
+        self._ended = itertools.count()
+        self.begin = self._begun.__next__
+        self.end = self._ended.__next__
 
     @property
     def busy(self) -> int:
-        return self._n
+        return self._begun.__reduce__()[1][0] - self._ended.__reduce__()[1][0]
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = 0.0002
+        while self.busy > 0:
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            time.sleep(delay)
+            delay = min(delay * 2, 0.005)
+        return True
 
 
 _STOP = object()
@@ -142,6 +142,7 @@ class Dispatcher:
         self._heap_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._ident: int | None = None
+        self._after: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
         self._stopped = False
         #: per-thread slots (Envoy ThreadLocal): filter configs keep worker state here
         self.slots: dict[Any, Any] = {}
@@ -173,6 +174,10 @@ class Dispatcher:
         """Run ``fn(*args)`` later on this dispatcher's thread (never inline)."""
         self._activity.begin()
         self._queue.put((fn, args))
+
+    def after_task(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn(*args)`` on this thread right after the task running now (cheaper than post)."""
+        self._after.append((fn, args))
 
     def run_sync(self, fn: Callable[..., Any], *args: Any, timeout: float | None = 30.0) -> Any:
         """Run ``fn(*args)`` on this thread and return its result (inline if already here)."""
@@ -237,6 +242,10 @@ class Dispatcher:
             timer._generation += 1
             fired += 1
             self._safely(timer._callback, ())
+            while self._after:
+                after, self._after = self._after, []
+                for afn, aargs in after:
+                    self._safely(afn, aargs)
         return fired
 
     # ---- loop ----------------------------------------------------------------------------
@@ -262,6 +271,10 @@ class Dispatcher:
                 fn, args = item
                 try:
                     self._safely(fn, args)
+                    while self._after:
+                        after, self._after = self._after, []
+                        for afn, aargs in after:
+                            self._safely(afn, aargs)
                 finally:
                     self._activity.end()
             if not virtual:

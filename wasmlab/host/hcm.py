@@ -19,8 +19,8 @@ filter chain, and wasmlab copies (each checked against real Envoy 1.40):
 from __future__ import annotations
 
 import itertools
+import random
 import time
-import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -143,7 +143,7 @@ class ActiveStream:
         if "x-forwarded-proto" not in headers:
             headers.add("x-forwarded-proto", "http")
         if config.generate_request_id and "x-request-id" not in headers:
-            headers.add("x-request-id", str(uuid.uuid4()))
+            headers.add("x-request-id", _request_id())
         self.method = spec.method
         self.info.request_headers = headers
         self.info.bytes_received = len(spec.body)
@@ -310,10 +310,14 @@ class ActiveStream:
                     f.on_destroy()
                 except Exception as e:
                     proxy.log("error", "http", f"filter on_destroy() raised: {type(e).__name__}: {e}")
+            fm.release()
+            self.fm = None
         hcm.streams.discard(self)
         pending = self.pending
+        self.pending = None
         if pending is None:
             return
+        pending.stream = None
         # hand the outcome over after this task finishes, so the caller sees a complete trace
         if how == "complete" and self._resp_headers is not None:
             response = Response(
@@ -323,12 +327,18 @@ class ActiveStream:
                 self._resp_trailers.without_pseudo() if self._resp_trailers is not None else None,
                 info.response_code_details,
             )
-            self.dispatcher.post(pending.set, response)
+            self.dispatcher.after_task(pending.set, response)
         else:
             partial = None
             if self._resp_headers is not None:
                 partial = Response(self._status, self._resp_headers.without_pseudo(), bytes(self._resp_body))
-            self.dispatcher.post(pending.set_reset, self._reset_details or "reset", partial)
+            self.dispatcher.after_task(pending.set_reset, self._reset_details or "reset", partial)
+
+
+def _request_id() -> str:
+    """A random (version 4) UUID string, as Envoy generates for x-request-id."""
+    h = "%032x" % ((random.getrandbits(128) & ~(0xF << 76) & ~(0x3 << 62)) | (0x4 << 76) | (0x2 << 62))
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def _per_route(route: Route | None, name: str) -> Any:

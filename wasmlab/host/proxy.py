@@ -93,16 +93,18 @@ def make_request_spec(
 
 
 class _Pending:
-    """Where a worker leaves one stream's outcome for the caller."""
+    """Where a worker leaves one stream's outcome for the caller (an Event only when someone
+    waits on this one stream; ``request_many`` counts completions instead)."""
 
-    __slots__ = ("event", "response", "reset", "stream", "callback")
+    __slots__ = ("event", "response", "reset", "stream", "callback", "done")
 
     def __init__(self, callback: Callable[[_Pending], None] | None = None) -> None:
-        self.event = threading.Event()
+        self.event = threading.Event() if callback is None else None
         self.response: Response | None = None
         self.reset: StreamReset | None = None
         self.stream: ActiveStream | None = None
         self.callback = callback
+        self.done = False
 
     def set(self, response: Response) -> None:
         self.response = response
@@ -113,9 +115,12 @@ class _Pending:
         self._done()
 
     def _done(self) -> None:
-        self.event.set()
-        if self.callback is not None:
-            self.callback(self)
+        self.done = True
+        if self.event is not None:
+            self.event.set()
+        callback, self.callback = self.callback, None
+        if callback is not None:
+            callback(self)
 
     def result(self) -> Response:
         if self.reset is not None:
@@ -441,7 +446,7 @@ class Proxy:
         for i in range(first):
             submit(i)
         if not all_done.wait(timeout):
-            stuck = [i for i, p in enumerate(results) if p is None or not p.event.is_set()]
+            stuck = [i for i, p in enumerate(results) if p is None or not p.done]
             p = results[stuck[0]]
             spec = specs[stuck[0]][0]
             d = p.stream.dispatcher if p is not None and p.stream is not None else self.workers[0]

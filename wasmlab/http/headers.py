@@ -70,7 +70,10 @@ class HeaderMap:
         if not isinstance(name, str):
             return False
         key = name.lower()
-        return any(k == key for k, _ in self._entries)
+        for k, _ in self._entries:  # noqa: SIM110 - a plain loop is ~2x faster than any() here
+            if k == key:
+                return True
+        return False
 
     def __getitem__(self, name: str) -> str:
         value = self.get(name)
@@ -119,9 +122,9 @@ class HeaderMap:
     # ---- writing -------------------------------------------------------------------------
     def add(self, name: str, value: object) -> None:
         """Append one entry; a pseudo-header goes after the last pseudo-header."""
-        key = _text(name, "name").lower()
-        val = _text(value, "value")
-        if key.startswith(":"):
+        key = name.lower() if type(name) is str else _text(name, "name").lower()
+        val = value if type(value) is str else _text(value, "value")
+        if key[:1] == ":":
             entries = self._entries
             i = 0
             while i < len(entries) and entries[i][0].startswith(":"):

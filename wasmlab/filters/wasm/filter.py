@@ -315,6 +315,8 @@ class WasmHttpFilter(StreamFilter):
             except Trapped:
                 self._trapped()
         vm.remove_context(ctx)
+        ctx.filter = None  # break the context <-> filter cycle
+        self.ctx = None
 
     # ---- what host calls reach ---------------------------------------------------------------------------------
     def header_map(self, map_type: int, write: bool) -> HeaderMap | None:
