@@ -82,7 +82,7 @@ class ActiveFilter:
         self.end_stream = False
         self.iterate_from_current = False
         self.callbacks = cb
-        self.last_status = ""
+        self.last_status: tuple[str, Any] | None = None
 
     # ---- predicates ----------------------------------------------------------------------------
     def stopped_all(self) -> bool:
@@ -102,22 +102,20 @@ class ActiveFilter:
         return (self.manager.request_trailers if self.decoder else self.manager.response_trailers) is not None
 
     # ---- after-callback handling (Envoy commonHandleAfter*Callback) -------------------------
-    def after_headers(self, status: FilterHeadersStatus, end_stream: bool) -> tuple[bool, bool]:
-        """Returns (continue iteration?, end_stream for the next filters)."""
+    def after_headers(self, status: FilterHeadersStatus) -> bool:
+        """Whether iteration continues past this filter (Envoy commonHandleAfterHeadersCallback)."""
+        if status is _HS.Continue:
+            self.headers_continued = True
+            return True
         if status == _HS.StopIteration:
             self.iteration_state = IterationState.STOP_SINGLE
         elif status == _HS.StopAllIterationAndBuffer:
             self.iteration_state = IterationState.STOP_ALL_BUFFER
         elif status == _HS.StopAllIterationAndWatermark:
             self.iteration_state = IterationState.STOP_ALL_WATERMARK
-        elif status == _HS.ContinueAndDontEndStream:
-            end_stream = False
+        else:  # ContinueAndDontEndStream
             self.headers_continued = True
-        else:
-            self.headers_continued = True
-        if self.stopped_all() or status == _HS.StopIteration:
-            return False, end_stream
-        return True, end_stream
+        return not (self.stopped_all() or status == _HS.StopIteration)
 
     def after_data(self, status: FilterDataStatus, data: Buffer) -> bool:
         m = self.manager
@@ -429,19 +427,15 @@ class FilterManager:
             a.update(args)
         self.rec.record("filter", name, a, result, {"stream": self.stream.stream_id, "phase": phase})
 
-    def _call(self, af: ActiveFilter, name: str, fn: Callable[..., Any], *args: Any) -> Any:
-        """Call a filter callback; a Python exception fails the stream with a 500 (never the host)."""
-        try:
-            result = fn(*args)
-        except Exception as e:
-            tb = traceback.extract_tb(e.__traceback__)
-            where = f" ({tb[-1].filename.rsplit('/', 1)[-1]}:{tb[-1].lineno})" if tb else ""
-            msg = f"filter '{af.name}' raised in {name}: {type(e).__name__}: {e}{where}"
-            self.stream.proxy.log("error", "http", msg)
-            self.rec.record("trap", name, {"filter": af.name}, msg, {"stream": self.stream.stream_id})
-            self.stream.fail_filter_exception(msg)
-            return _FAILED
-        return result
+    def _raised(self, af: ActiveFilter, name: str, e: Exception) -> Any:
+        """A filter callback raised: fail the stream with a 500 (never the host)."""
+        tb = traceback.extract_tb(e.__traceback__)
+        where = f" ({tb[-1].filename.rsplit('/', 1)[-1]}:{tb[-1].lineno})" if tb else ""
+        msg = f"filter '{af.name}' raised in {name}: {type(e).__name__}: {e}{where}"
+        self.stream.proxy.log("error", "http", msg)
+        self.rec.record("trap", name, {"filter": af.name}, msg, {"stream": self.stream.stream_id})
+        self.stream.fail_filter_exception(msg)
+        return _FAILED
 
     def _coerce(self, enum_cls: Any, status: Any, af: ActiveFilter, name: str) -> Any:
         """A filter's return value as the status enum; None (forgot to return) is Continue.
@@ -492,17 +486,21 @@ class FilterManager:
             self.call_state |= _DECODE_HEADERS
             if rec:
                 self.record_filter(e, "decode_headers", {"end_stream": e.end_stream}, None, "enter")
-            status = self._call(e, "decode_headers", e.filter.decode_headers, headers, e.end_stream)
+            try:
+                status = e.filter.decode_headers(headers, e.end_stream)
+            except Exception as exc:
+                status = self._raised(e, "decode_headers", exc)
             self.call_state &= ~_DECODE_HEADERS
             if rec:
                 self.record_filter(e, "decode_headers", {"end_stream": e.end_stream}, _name(status), "exit")
-            status = self._coerce(_HS, status, e, "decode_headers")
-            if status is None:
-                return
-            e.last_status = f"decode_headers returned {_name(status)}"
+            if status.__class__ is not _HS:
+                status = self._coerce(_HS, status, e, "decode_headers")
+                if status is None:
+                    return
+            e.last_status = ("decode_headers", status)
             if self.decoder_aborted or self.destroyed:
                 return
-            cont, _ = e.after_headers(status, end_stream)
+            cont = e.after_headers(status)
             if not cont and i != len(decoders) - 1:
                 self._maybe_continue_decoding(continue_data_entry)
                 return
@@ -537,14 +535,18 @@ class FilterManager:
             size = len(data)
             if rec:
                 self.record_filter(e, "decode_data", {"size": size, "end_stream": e.end_stream}, None, "enter")
-            status = self._call(e, "decode_data", e.filter.decode_data, data, e.end_stream)
+            try:
+                status = e.filter.decode_data(data, e.end_stream)
+            except Exception as exc:
+                status = self._raised(e, "decode_data", exc)
             self.call_state &= ~_DECODE_DATA
             if rec:
                 self.record_filter(e, "decode_data", {"size": size, "end_stream": e.end_stream}, _name(status), "exit")
-            status = self._coerce(_DS, status, e, "decode_data")
-            if status is None:
-                return
-            e.last_status = f"decode_data returned {_name(status)}"
+            if status.__class__ is not _DS:
+                status = self._coerce(_DS, status, e, "decode_data")
+                if status is None:
+                    return
+            e.last_status = ("decode_data", status)
             if self.decoder_aborted or self.destroyed:
                 return
             if not trailers_at_start and self.request_trailers is not None and trailers_added is None:
@@ -569,15 +571,19 @@ class FilterManager:
             self.call_state |= _DECODE_TRAILERS
             if rec:
                 self.record_filter(e, "decode_trailers", {"count": len(trailers)}, None, "enter")
-            status = self._call(e, "decode_trailers", e.filter.decode_trailers, trailers)
+            try:
+                status = e.filter.decode_trailers(trailers)
+            except Exception as exc:
+                status = self._raised(e, "decode_trailers", exc)
             self.call_state &= ~_DECODE_TRAILERS
             e.end_stream = True
             if rec:
                 self.record_filter(e, "decode_trailers", {"count": len(trailers)}, _name(status), "exit")
-            status = self._coerce(_TS, status, e, "decode_trailers")
-            if status is None:
-                return
-            e.last_status = f"decode_trailers returned {_name(status)}"
+            if status.__class__ is not _TS:
+                status = self._coerce(_TS, status, e, "decode_trailers")
+                if status is None:
+                    return
+            e.last_status = ("decode_trailers", status)
             if self.decoder_aborted or self.destroyed:
                 return
             if not e.after_trailers(status):
@@ -618,19 +624,23 @@ class FilterManager:
             self.call_state |= _ENCODE_HEADERS
             if rec:
                 self.record_filter(e, "encode_headers", {"end_stream": e.end_stream}, None, "enter")
-            status = self._call(e, "encode_headers", e.filter.encode_headers, headers, e.end_stream)
+            try:
+                status = e.filter.encode_headers(headers, e.end_stream)
+            except Exception as exc:
+                status = self._raised(e, "encode_headers", exc)
             self.call_state &= ~_ENCODE_HEADERS
             if self.destroyed:
                 return
             if rec:
                 self.record_filter(e, "encode_headers", {"end_stream": e.end_stream}, _name(status), "exit")
-            status = self._coerce(_HS, status, e, "encode_headers")
-            if status is None:
-                return
-            e.last_status = f"encode_headers returned {_name(status)}"
+            if status.__class__ is not _HS:
+                status = self._coerce(_HS, status, e, "encode_headers")
+                if status is None:
+                    return
+            e.last_status = ("encode_headers", status)
             if self.response_headers is not headers:  # a local reply replaced the response
                 return
-            cont, _ = e.after_headers(status, end_stream)
+            cont = e.after_headers(status)
             if not cont:
                 if not e.end_stream:
                     self._maybe_continue_encoding(continue_data_entry)
@@ -681,16 +691,20 @@ class FilterManager:
             size = len(data)
             if rec:
                 self.record_filter(e, "encode_data", {"size": size, "end_stream": e.end_stream}, None, "enter")
-            status = self._call(e, "encode_data", e.filter.encode_data, data, e.end_stream)
+            try:
+                status = e.filter.encode_data(data, e.end_stream)
+            except Exception as exc:
+                status = self._raised(e, "encode_data", exc)
             self.call_state &= ~_ENCODE_DATA
             if self.destroyed or self.local_complete:
                 return
             if rec:
                 self.record_filter(e, "encode_data", {"size": size, "end_stream": e.end_stream}, _name(status), "exit")
-            status = self._coerce(_DS, status, e, "encode_data")
-            if status is None:
-                return
-            e.last_status = f"encode_data returned {_name(status)}"
+            if status.__class__ is not _DS:
+                status = self._coerce(_DS, status, e, "encode_data")
+                if status is None:
+                    return
+            e.last_status = ("encode_data", status)
             if not trailers_at_start and self.response_trailers is not None and trailers_added is None:
                 trailers_added = e
             if not e.after_data(status, data):
@@ -718,17 +732,21 @@ class FilterManager:
             self.call_state |= _ENCODE_TRAILERS
             if rec:
                 self.record_filter(e, "encode_trailers", {"count": len(trailers)}, None, "enter")
-            status = self._call(e, "encode_trailers", e.filter.encode_trailers, trailers)
+            try:
+                status = e.filter.encode_trailers(trailers)
+            except Exception as exc:
+                status = self._raised(e, "encode_trailers", exc)
             self.call_state &= ~_ENCODE_TRAILERS
             if self.destroyed:
                 return
             e.end_stream = True
             if rec:
                 self.record_filter(e, "encode_trailers", {"count": len(trailers)}, _name(status), "exit")
-            status = self._coerce(_TS, status, e, "encode_trailers")
-            if status is None:
-                return
-            e.last_status = f"encode_trailers returned {_name(status)}"
+            if status.__class__ is not _TS:
+                status = self._coerce(_TS, status, e, "encode_trailers")
+                if status is None:
+                    return
+            e.last_status = ("encode_trailers", status)
             if not e.after_trailers(status):
                 return
             i += 1
@@ -825,11 +843,11 @@ class FilterManager:
         if not self.local_complete:
             for e in self.encoders:
                 if not e.can_iterate():
-                    return f"filter '{e.name}' ({e.last_status}, waiting for continue_encoding)"
+                    return f"filter '{e.name}' ({_last(e)}, waiting for continue_encoding)"
             if self.response_headers is None or not self.response_started_to_codec:
                 for e in self.decoders:
                     if not e.can_iterate():
-                        return f"filter '{e.name}' ({e.last_status}, waiting for continue_decoding)"
+                        return f"filter '{e.name}' ({_last(e)}, waiting for continue_decoding)"
         return self.stream.waiting_on()
 
     def destroy(self) -> None:
@@ -845,6 +863,13 @@ class FilterManager:
         self.decoders = []
         self.encoders = []
         self.all_filters = []
+
+
+def _last(af: ActiveFilter) -> str:
+    if not af.last_status:
+        return "no callback yet"
+    name, status = af.last_status
+    return f"{name} returned {_name(status)}"
 
 
 def _name(status: Any) -> str:

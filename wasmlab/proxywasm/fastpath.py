@@ -297,9 +297,13 @@ class FastMemory:
 
 def deadline_setter(store: wasmtime.Store) -> Callable[[int], None]:
     ctx = c_void_p(ctx_addr(store))
+    cached: dict[int, c_uint64] = {}
 
     def set_deadline(ticks: int) -> None:
-        _set_deadline(ctx, c_uint64(ticks))
+        arg = cached.get(ticks)
+        if arg is None:
+            arg = cached[ticks] = c_uint64(ticks)
+        _set_deadline(ctx, arg)
 
     return set_deadline
 

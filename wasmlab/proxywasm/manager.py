@@ -157,7 +157,7 @@ class WasmManager:
             slots[vkey] = vm
         root = self._started_root(vm, plugin, "proxy_on_configure")
         handle = PluginHandle(plugin, vm, root)
-        slots[("wasm_plugin", plugin.key)] = handle
+        slots[plugin.slot] = handle
         return handle
 
     # ---- plugin lifecycle (called on the right threads by filter factories) ---------------------------
@@ -170,7 +170,7 @@ class WasmManager:
         self.thread_handle(plugin, dispatcher, "replica")
 
     def stop_plugin(self, plugin: PluginConfig, dispatcher: Dispatcher) -> None:
-        handle = dispatcher.slots.pop(("wasm_plugin", plugin.key), None)
+        handle = dispatcher.slots.pop(plugin.slot, None)
         if handle is None or handle.vm is None or handle.root is None:
             return
         vm, root = handle.vm, handle.root
@@ -202,10 +202,11 @@ class WasmManager:
         """The plugin's usable handle on this worker, reloading a failed VM under FAIL_RELOAD
         once the backoff since the failure has passed (Envoy counts
         ``wasm.<plugin>.vm_reload_backoff`` / ``_success`` / ``_failure``)."""
-        handle = dispatcher.slots.get(("wasm_plugin", plugin.key))
+        handle = dispatcher.slots.get(plugin.slot)
         if handle is None:
             return None
-        if handle.usable:
+        vm = handle.vm
+        if vm is not None and vm.failed is None and handle.root is not None:
             return handle
         now = self.proxy.clock.monotonic_ns()
         if handle.failed_at_ns is None:

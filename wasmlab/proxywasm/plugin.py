@@ -13,6 +13,7 @@ unwrapped, ``Struct`` as JSON.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import os
@@ -38,7 +39,7 @@ class VmConfig:
     configuration: bytes = b""
     environment: dict[str, str] = field(default_factory=dict)
 
-    @property
+    @functools.cached_property
     def vm_key(self) -> str:
         h = hashlib.sha256()
         for part in (self.vm_id.encode(), self.configuration, self.code):
@@ -61,13 +62,18 @@ class PluginConfig:
     compiled: CompiledCode | None = field(default=None, repr=False)
     info: ModuleInfo | None = field(default=None, repr=False)
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
         """Envoy's plugin key: one root context per (plugin name, root_id, configuration, vm)."""
         h = hashlib.sha256(
             f"{self.name}\0{self.root_id}\0".encode() + self.configuration + self.vm_config.vm_key.encode()
         )
         return h.hexdigest()
+
+    @functools.cached_property
+    def slot(self) -> tuple[str, str]:
+        """Where a thread keeps this plugin's handle (``dispatcher.slots``)."""
+        return ("wasm_plugin", self.key)
 
     @property
     def fail_open(self) -> bool:

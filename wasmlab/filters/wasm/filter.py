@@ -177,8 +177,12 @@ class WasmHttpFilter(StreamFilter):
         self._fail_stream(trapped_here=True)
 
     def _call(self, name: str, *args: int) -> int | None:
-        assert self.ctx is not None
-        return self.ctx.vm.call(self.ctx, name, *args)
+        ctx = self.ctx
+        assert ctx is not None
+        vm = ctx.vm
+        if name not in vm.funcs:  # Envoy calls nothing the module does not export
+            return None
+        return vm.call(ctx, name, *args)
 
     # ---- decoding ------------------------------------------------------------------------------------------
     def decode_headers(self, headers: HeaderMap, end_stream: bool) -> FilterHeadersStatus:

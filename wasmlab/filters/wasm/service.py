@@ -66,4 +66,4 @@ class WasmService:
 
     def handle(self, dispatcher: Dispatcher) -> Any:
         assert self.proxy is not None
-        return dispatcher.slots.get(("wasm_plugin", self.config.plugin.key))
+        return dispatcher.slots.get(self.config.plugin.slot)
