@@ -67,6 +67,7 @@ class ActiveFilter:
         "iterate_from_current",
         "callbacks",
         "last_status",
+        "kind",
     )
 
     def __init__(
@@ -83,6 +84,7 @@ class ActiveFilter:
         self.iterate_from_current = False
         self.callbacks = cb
         self.last_status: tuple[str, Any] | None = None
+        self.kind = getattr(filt, "kind", "native")
 
     # ---- predicates ----------------------------------------------------------------------------
     def stopped_all(self) -> bool:
@@ -415,6 +417,8 @@ class FilterManager:
         self.call_state = 0
         self.destroyed = False
         self._too_large_sent = False
+        #: shared per-stream ``data`` dicts of filter events (events never mutate them)
+        self._data: dict[str, dict[str, Any]] = {}
 
     # ---- trace -----------------------------------------------------------------------------------
     def record_filter(
@@ -422,10 +426,13 @@ class FilterManager:
     ) -> None:
         """Filter events: ``phase`` is ``enter`` before a callback, ``exit`` (with the status)
         after it, ``event`` for a single step (continue_decoding...)."""
-        a = {"filter": af.name, "kind": af.filter.kind if hasattr(af.filter, "kind") else "native"}
+        a = {"filter": af.name, "kind": af.kind}
         if args:
             a.update(args)
-        self.rec.record("filter", name, a, result, {"stream": self.stream.stream_id, "phase": phase})
+        data = self._data.get(phase)
+        if data is None:
+            data = self._data[phase] = {"stream": self.stream.stream_id, "phase": phase}
+        self.rec.record("filter", name, a, result, data)
 
     def _raised(self, af: ActiveFilter, name: str, e: Exception) -> Any:
         """A filter callback raised: fail the stream with a 500 (never the host)."""

@@ -24,15 +24,17 @@ _thread_info = threading.local()
 
 
 def set_thread_identity(name: str, worker: int | None) -> None:
-    _thread_info.name = name
-    _thread_info.worker = worker
+    _thread_info.ident = (name, worker)
 
 
 def thread_identity() -> tuple[str, int | None]:
-    name = getattr(_thread_info, "name", None)
-    if name is None:
+    ident = getattr(_thread_info, "ident", None)
+    if ident is None:
         return threading.current_thread().name, None
-    return name, _thread_info.worker
+    return ident
+
+
+_new_event = tuple.__new__
 
 
 DEFAULT_CAPACITY = 200_000
@@ -69,24 +71,12 @@ class Recorder:
     ) -> Event | None:
         if not self.enabled:
             return None
-        info = _thread_info
-        thread = getattr(info, "name", None)
-        if thread is None:
+        try:
+            thread, worker = _thread_info.ident
+        except AttributeError:
             thread, worker = threading.current_thread().name, None
-        else:
-            worker = info.worker
-        ev = Event(
-            next(self._seq),
-            self._clock_ns(),
-            thread,
-            worker,
-            vm,
-            context_id,
-            kind,
-            name,
-            args,
-            result,
-            data,
+        ev = _new_event(
+            Event, (next(self._seq), self._clock_ns(), thread, worker, vm, context_id, kind, name, args, result, data)
         )
         self._ring.append(ev)
         if self._subscribers:
