@@ -21,6 +21,10 @@ if TYPE_CHECKING:
     from .proxy import Proxy
 
 
+#: the x-forwarded-for value Envoy 1.40's async client sends (observed on the real binary)
+ASYNC_CLIENT_XFF = "192.0.2.2"
+
+
 @dataclass
 class AsyncResponse:
     """A completed call: ``headers`` include ``:status``; ``failure`` set when there is none."""
@@ -72,10 +76,15 @@ def send(
     timeout_s: float | None,
     on_complete: Callable[[AsyncResponse], None],
     trailers: HeaderMap | None = None,
+    send_xff: bool = True,
 ) -> AsyncRequest:
     """Start a call; ``headers`` carry ``:method``, ``:path`` and ``:authority``.
 
-    The caller checks the cluster exists (Lua and Wasm report that error differently).
+    The caller checks the cluster exists (Lua and Wasm report that error differently). As
+    Envoy's async client (its request goes through a router of its own), the upstream also gets
+    ``x-envoy-internal: true``, ``x-forwarded-for: 192.0.2.2`` (unless ``send_xff`` is false;
+    Envoy 1.40 sends that placeholder address) and ``x-envoy-expected-rq-timeout-ms`` when there
+    is a timeout; the answer gets ``x-envoy-upstream-service-time``.
     """
     cluster = proxy.clusters[cluster_name]
     req = AsyncRequest(dispatcher, on_complete)
@@ -86,6 +95,11 @@ def send(
             up.add(k, v)
     if body and "content-length" not in up:
         up.add("content-length", str(len(body)))
+    up.set("x-envoy-internal", "true")
+    if send_xff:
+        up.set("x-forwarded-for", ASYNC_CLIENT_XFF)
+    if timeout_s:
+        up.set("x-envoy-expected-rq-timeout-ms", str(int(timeout_s * 1000)))
     request = Request(headers.get(":method") or "GET", headers.get(":path") or "/", up, body, trailers)
     head = request.method == "HEAD"
     rec = proxy.recorder
@@ -114,11 +128,14 @@ def send(
     activity = proxy.activity
     activity.begin()
 
+    sent_ns = proxy.clock.monotonic_ns()
+
     def deliver(result: UpstreamResult) -> None:
         if result.response is None:
             resp = AsyncResponse(None, b"", None, result.failure or "reset")
         else:
             h, b = to_wire_response(result.response, head)
+            h.add("x-envoy-upstream-service-time", str(max(0, (proxy.clock.monotonic_ns() - sent_ns) // 1_000_000)))
             tr = HeaderMap(result.response.trailers) if result.response.trailers else None
             resp = AsyncResponse(h, b, tr)
         if rec.enabled and not req.done:
