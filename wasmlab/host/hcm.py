@@ -178,6 +178,11 @@ class ActiveStream:
             headers.set("content-length", str(len(body)))
             if "content-type" not in headers:
                 headers.add("content-type", "text/plain")
+        else:
+            # an empty local reply carries neither (Envoy drops what a modifier set; the codec
+            # then adds content-length: 0)
+            headers.remove("content-length")
+            headers.remove("content-type")
         return headers
 
     def codec_encode_headers(self, headers: HeaderMap, end_stream: bool) -> None:
