@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..http import HeaderMap, Request
-from .upstream import UpstreamResult, to_wire_response
+from .upstream import CONNECTION_TERMINATION, UpstreamResult, to_wire_response
 
 if TYPE_CHECKING:
     from .dispatcher import Dispatcher, Timer
@@ -27,7 +27,10 @@ ASYNC_CLIENT_XFF = "192.0.2.2"
 
 @dataclass
 class AsyncResponse:
-    """A completed call: ``headers`` include ``:status``; ``failure`` set when there is none."""
+    """A completed call: ``headers`` include ``:status``. ``failure`` names why the async
+    client's router answered by itself (``timeout``, a connect failure...): Envoy delivers those
+    as ordinary responses (504 ``upstream request timeout``, 503 ``upstream connect error ...``),
+    so ``headers`` is set then too; it is None only when the stream was reset."""
 
     headers: HeaderMap | None
     body: bytes
@@ -84,7 +87,9 @@ def send(
     Envoy's async client (its request goes through a router of its own), the upstream also gets
     ``x-envoy-internal: true``, ``x-forwarded-for: 192.0.2.2`` (unless ``send_xff`` is false;
     Envoy 1.40 sends that placeholder address) and ``x-envoy-expected-rq-timeout-ms`` when there
-    is a timeout; the answer gets ``x-envoy-upstream-service-time``.
+    is a timeout; the answer gets ``x-envoy-upstream-service-time``. A timeout, an unreachable or
+    crashing upstream and a cluster without endpoints come back as that router's local replies
+    (504/503 with a ``text/plain`` body), as in Envoy.
     """
     cluster = proxy.clusters[cluster_name]
     req = AsyncRequest(dispatcher, on_complete)
@@ -121,7 +126,7 @@ def send(
         def on_timeout() -> None:
             if rec.enabled:
                 rec.record("callout", "http_timeout", {"cluster": cluster_name})
-            req._finish(AsyncResponse(None, b"", None, "timeout"))
+            req._finish(_local_reply(504, b"upstream request timeout", "timeout"))
 
         req.timer = dispatcher.create_timer(on_timeout, "async_client_timeout")
         req.timer.enable(timeout_s)
@@ -132,7 +137,8 @@ def send(
 
     def deliver(result: UpstreamResult) -> None:
         if result.response is None:
-            resp = AsyncResponse(None, b"", None, result.failure or "reset")
+            reason = result.failure or CONNECTION_TERMINATION
+            resp = _local_reply(503, reason.encode(), reason)
         else:
             h, b = to_wire_response(result.response, head)
             h.add("x-envoy-upstream-service-time", str(max(0, (proxy.clock.monotonic_ns() - sent_ns) // 1_000_000)))
@@ -150,5 +156,15 @@ def send(
         dispatcher.post(deliver, result)
         activity.end()
 
+    if not cluster.healthy:
+        activity.end()
+        dispatcher.post(req._finish, _local_reply(503, b"no healthy upstream", "no_healthy_upstream"))
+        return req
     proxy.upstream_pool.call(cluster, request, done)
     return req
+
+
+def _local_reply(status: int, body: bytes, failure: str) -> AsyncResponse:
+    """What the async client's router answers when there is no upstream answer."""
+    headers = HeaderMap([(":status", str(status)), ("content-length", str(len(body))), ("content-type", "text/plain")])
+    return AsyncResponse(headers, body, None, failure)
