@@ -197,6 +197,8 @@ class ActiveStream:
         if self.fm is not None and not self.fm.remote_decode_complete:
             headers.set("connection", "close")
             self.proxy.stat_store.inc(self.hcm.stat("downstream_rq_response_before_rq_complete"))
+        elif self.info.should_drain_connection:
+            headers.set("connection", "close")
         try:
             status = int(headers.get(":status") or 0)
         except ValueError:

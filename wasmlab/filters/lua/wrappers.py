@@ -562,7 +562,7 @@ class StreamInfoWrapper(BaseLuaObject):
     @export("drainConnectionUponCompletion", 0)
     def drain_connection_upon_completion(self, *args: Any) -> None:
         """HTTP/1: the response gets ``connection: close``."""
-        self.info.filter_state["wasmlab.drain_connection"] = True
+        self.info.should_drain_connection = True
 
 
 # ---- stats (Envoy 1.38+: handle:stats()) -------------------------------------------------------------
