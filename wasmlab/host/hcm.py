@@ -108,6 +108,10 @@ class ActiveStream:
     def is_head_request(self) -> bool:
         return self.method == "HEAD"
 
+    def stat(self, name: str) -> None:
+        """Count ``http.<stat_prefix>.<name>`` (the filter manager's buffer-limit counters)."""
+        self.proxy.stat_store.inc(self.hcm.stat(name))
+
     # ---- running the request ------------------------------------------------------------------
     def start(self, spec: RequestSpec) -> None:
         proxy = self.proxy
