@@ -207,7 +207,10 @@ class ActiveStream:
             status = int(headers.get(":status") or 0)
         except ValueError:
             status = 0
-        if "content-length" not in headers and "transfer-encoding" not in headers:
+        # the HTTP/1 codec frames the body itself: an upstream's transfer-encoding is replaced
+        if "transfer-encoding" in headers:
+            headers.remove("transfer-encoding")
+        if "content-length" not in headers:
             if end_stream:
                 if status >= 200 and status not in _NO_BODY_STATUSES:
                     headers.add("content-length", "0")
