@@ -23,14 +23,22 @@ if TYPE_CHECKING:
 
 #: the x-forwarded-for value Envoy 1.40's async client sends (observed on the real binary)
 ASYNC_CLIENT_XFF = "192.0.2.2"
+TIMEOUT_BODY = b"upstream request timeout"
+
+
+def local_reply(status: int, body: bytes) -> tuple[HeaderMap, bytes]:
+    """What Envoy's async client hands back when its router answers itself (timeout, no upstream)."""
+    h = HeaderMap([(":status", str(status))])
+    if body:
+        h.add("content-length", str(len(body)))
+        h.add("content-type", "text/plain")
+    return h, body
 
 
 @dataclass
 class AsyncResponse:
-    """A completed call: ``headers`` include ``:status``. ``failure`` names why the async
-    client's router answered by itself (``timeout``, a connect failure...): Envoy delivers those
-    as ordinary responses (504 ``upstream request timeout``, 503 ``upstream connect error ...``),
-    so ``headers`` is set then too; it is None only when the stream was reset."""
+    """A completed call: ``headers`` include ``:status``; ``failure`` set when there is none (a
+    reset of the call itself: Envoy's ``onFailure``)."""
 
     headers: HeaderMap | None
     body: bytes
@@ -126,7 +134,8 @@ def send(
         def on_timeout() -> None:
             if rec.enabled:
                 rec.record("callout", "http_timeout", {"cluster": cluster_name})
-            req._finish(_local_reply(504, b"upstream request timeout", "timeout"))
+            h, b = local_reply(504, TIMEOUT_BODY)
+            req._finish(AsyncResponse(h, b, None))
 
         req.timer = dispatcher.create_timer(on_timeout, "async_client_timeout")
         req.timer.enable(timeout_s)
@@ -137,8 +146,8 @@ def send(
 
     def deliver(result: UpstreamResult) -> None:
         if result.response is None:
-            reason = result.failure or CONNECTION_TERMINATION
-            resp = _local_reply(503, reason.encode(), reason)
+            h, b = local_reply(503, (result.failure or CONNECTION_TERMINATION).encode())
+            resp = AsyncResponse(h, b, None)
         else:
             h, b = to_wire_response(result.response, head)
             h.add("x-envoy-upstream-service-time", str(max(0, (proxy.clock.monotonic_ns() - sent_ns) // 1_000_000)))
@@ -158,13 +167,8 @@ def send(
 
     if not cluster.healthy:
         activity.end()
-        dispatcher.post(req._finish, _local_reply(503, b"no healthy upstream", "no_healthy_upstream"))
+        h, b = local_reply(503, b"no healthy upstream")
+        dispatcher.post(req._finish, AsyncResponse(h, b, None))
         return req
     proxy.upstream_pool.call(cluster, request, done)
     return req
-
-
-def _local_reply(status: int, body: bytes, failure: str) -> AsyncResponse:
-    """What the async client's router answers when there is no upstream answer."""
-    headers = HeaderMap([(":status", str(status)), ("content-length", str(len(body))), ("content-type", "text/plain")])
-    return AsyncResponse(headers, body, None, failure)
