@@ -71,8 +71,9 @@ function os.exit()
   error("os.exit() is disabled in wasmlab: it would stop the whole process", 2)
 end
 
--- require() and package.path: LuaJIT's defaults with "./" meaning the YAML file's folder
+-- require(): LuaJIT's search paths with "./" meaning the YAML file's folder, after package_paths
 package.path = HOST.package_path
+package.cpath = HOST.package_cpath
 
 ---------------------------------------------------------------------------------------------------
 -- 2. Objects: userdata with a metatable of methods, each calling a Python function

@@ -31,10 +31,11 @@ import lupa.luajit21 as lupa
 if TYPE_CHECKING:
     from .config import LuaScript
 
-#: LuaJIT's default ``package.path``; ``./`` is replaced by the YAML file's folder
+#: LuaJIT's default ``package.path``/``package.cpath``; ``./`` is replaced by the YAML file's folder
 DEFAULT_PACKAGE_PATH = (
     "./?.lua;/usr/local/share/luajit-2.1/?.lua;/usr/local/share/lua/5.1/?.lua;/usr/local/share/lua/5.1/?/init.lua"
 )
+DEFAULT_PACKAGE_CPATH = "./?.so;/usr/local/lib/lua/5.1/?.so;/usr/local/lib/lua/5.1/loadall.so"
 
 
 @dataclass(frozen=True)
@@ -110,9 +111,11 @@ def _new_runtime(guards: Guards) -> Any:
     return lupa.LuaRuntime(**kw)
 
 
-def _package_path(base_dir: Path) -> bytes:
+def _search_path(base_dir: Path, prefix: str, default: str) -> bytes:
+    """``package_paths`` patterns first (Envoy prepends them), then LuaJIT's defaults."""
     base = str(base_dir).rstrip("/") + "/"
-    return DEFAULT_PACKAGE_PATH.replace("./", base).encode()
+    path = default.replace("./", base)
+    return (f"{prefix};{path}" if prefix else path).encode()
 
 
 class LuaVM:
@@ -129,7 +132,8 @@ class LuaVM:
             {
                 b"print": _host_print,
                 b"iter_next": _iter_next,
-                b"package_path": _package_path(script.base_dir),
+                b"package_path": _search_path(script.base_dir, script.package_path_prefix(), DEFAULT_PACKAGE_PATH),
+                b"package_cpath": _search_path(script.base_dir, script.package_cpath_prefix(), DEFAULT_PACKAGE_CPATH),
                 b"instruction_limit": guards.instruction_limit,
                 b"memory_limit_mb": guards.memory_limit_mb,
                 b"hook_every": guards.hook_every,
