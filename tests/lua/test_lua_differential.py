@@ -289,7 +289,10 @@ def test_http_call_sync_async_and_options(envoy_bin):
     code = r"""
     local function sorted(t)
       local keys = {}
-      for k, v in pairs(t) do keys[#keys + 1] = k .. "=" .. (type(v) == "table" and table.concat(v, "|") or v) end
+      for k, v in pairs(t) do
+        if k == "x-envoy-upstream-service-time" then v = "<ms>" end  -- a timing
+        keys[#keys + 1] = k .. "=" .. (type(v) == "table" and table.concat(v, "|") or v)
+      end
       table.sort(keys)
       return table.concat(keys, " ")
     end
@@ -300,8 +303,7 @@ def test_http_call_sync_async_and_options(envoy_bin):
       hd, body = h:httpCall("auth", {[":method"] = "GET", [":path"] = "/dup", [":authority"] = "auth"}, nil,
                             {timeout_ms = 0, return_duplicate_headers = true, send_xff = false})
       h:logInfo("options: " .. sorted(hd) .. " body=" .. body)
-      local r = h:httpCall("auth", {[":method"] = "GET", [":path"] = "/async", [":authority"] = "auth"}, nil, 0, true)
-      h:logInfo("async returns " .. select("#", r))
+      h:logInfo("async returns " .. select("#", h:httpCall("auth", {[":method"] = "GET", [":path"] = "/async", [":authority"] = "auth"}, nil, 0, true)))
       h:httpCall("auth", {[":method"] = "GET", [":path"] = "/async2", [":authority"] = "auth"}, nil, {asynchronous = true})
       h:headers():add("x-after-calls", "1")
     end

@@ -228,24 +228,47 @@ local mem_soft_kb = (HOST.memory_limit_mb or 0) * 1024
 local left = 0 -- hook ticks left in this run
 local limit_msg = HOST.instruction_message
 local memory_msg = HOST.memory_message
+local guarded = budget > 0 or mem_soft_kb > 0
+local sethook = debug.sethook
+local hook
+local tripped = false -- over budget: the hook now fires on every instruction
 
-if budget > 0 or mem_soft_kb > 0 then
+if guarded then
   -- LuaJIT never calls hooks inside compiled traces, so a `while true do end` loop that got
   -- compiled would run forever: run this state in the interpreter.
   jit.off()
   jit.flush()
-  local ticks = budget > 0 and math.max(1, math.floor(budget / every)) or math.huge
-  budget = ticks
-  debug.sethook(function()
-    left = left - 1
-    if left < 0 then
-      left = 0
+  budget = budget > 0 and math.max(1, math.floor(budget / every)) or math.huge
+  local running = coroutine.running
+  hook = function()
+    -- scripts run in coroutines; the host's own Lua (this prelude) on the main thread is exempt
+    if running() == nil then
+      return
+    end
+    if tripped then
+      -- after a pcall caught the first error: fail again at once, one frame further out
       error(limit_msg, 2)
     end
-    if mem_soft_kb > 0 and collectgarbage("count") > mem_soft_kb then
-      error(memory_msg, 2)
+    left = left - 1
+    if left < 0 or (mem_soft_kb > 0 and collectgarbage("count") > mem_soft_kb) then
+      local msg = left < 0 and limit_msg or memory_msg
+      limit_msg = msg
+      tripped = true
+      sethook(hook, "", 1)
+      error(msg, 2)
     end
-  end, "", every)
+  end
+  sethook(hook, "", every)
+end
+
+-- A fresh budget for the next run (one start or resume).
+local function arm()
+  left = budget
+  if tripped then
+    tripped = false
+    limit_msg = HOST.instruction_message
+    sethook(hook, "", every)
+  end
 end
 
 ---------------------------------------------------------------------------------------------------
@@ -253,6 +276,11 @@ end
 ---------------------------------------------------------------------------------------------------
 local function after_error()
   -- a failed run may leave a lot of garbage (a memory bomb): free it while still protected
+  if tripped then
+    tripped = false
+    limit_msg = HOST.instruction_message
+    sethook(hook, "", every)
+  end
   if mem_soft_kb > 0 and collectgarbage("count") > mem_soft_kb / 2 then
     collectgarbage("collect")
   end
@@ -272,11 +300,17 @@ function driver.load(code)
   if not f then
     return err
   end
-  left = budget
-  local ok, e = pcall(f)
+  arm()
+  -- in a coroutine, so the guards apply (Envoy: lua_pcall on the state)
+  local co = co_create(f)
+  local ok, e = co_resume(co)
   if not ok then
+    co = nil
     after_error()
     return message(e) or "unspecified lua error"
+  end
+  if co_status(co) ~= "dead" then
+    return "attempt to yield across C-call boundary"
   end
   return nil
 end
@@ -303,9 +337,13 @@ end
 function driver.coroutine(fn)
   local co = co_create(fn)
   return function(...)
-    left = budget
+    if co == nil then
+      return 1, "resumed a coroutine that failed"
+    end
+    arm()
     local ok, err = co_resume(co, ...)
     if not ok then
+      co = nil -- the dead coroutine's stack would keep its garbage alive
       after_error()
       return 1, message(err)
     end
