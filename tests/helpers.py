@@ -17,12 +17,17 @@ ROUTER = """
 def config(filters: str = "", routes: str | None = None, clusters: str | None = None, listener_extra: str = "") -> str:
     """A bootstrap with one HCM; ``filters`` is YAML for http_filters entries before the router
     (indented 10 spaces), ``routes`` YAML for the routes list (indented 14 spaces)."""
-    routes = routes or """
+    routes = (
+        routes
+        or """
               - match: {prefix: "/direct"}
                 direct_response: {status: 200, body: {inline_string: "direct hello\\n"}}
               - match: {prefix: "/"}
                 route: {cluster: backend}"""
-    clusters = clusters or """
+    )
+    clusters = (
+        clusters
+        or """
   - name: backend
     type: STATIC
     load_assignment:
@@ -30,6 +35,7 @@ def config(filters: str = "", routes: str | None = None, clusters: str | None = 
       endpoints:
       - lb_endpoints:
         - endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: 8081}}}"""
+    )
     return (
         textwrap.dedent(
             f"""\

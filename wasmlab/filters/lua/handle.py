@@ -197,6 +197,9 @@ class StreamHandleWrapper(BaseLuaObject):
         status, msg = (r, None) if not isinstance(r, tuple) else (r[0], r[1] if len(r) > 1 else None)
         if status == 1:
             self.error = msg.decode("utf-8", "replace") if isinstance(msg, bytes) else "unspecified lua error"
+            if self.error == "not enough memory" and self.vm.guards.memory_limit_mb:
+                # lupa's allocator refused: say which cap (Envoy has none; its LuaJIT would say the same words)
+                self.error += f" (wasmlab classroom guard: {self.vm.guards.memory_limit_mb} MB per Lua state)"
             outcome = f"error: {self.error}"
         elif status == 2 and self.state is State.RUNNING:
             self.error = "script performed an unexpected yield"

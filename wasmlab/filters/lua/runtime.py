@@ -118,6 +118,28 @@ def _search_path(base_dir: Path, prefix: str, default: str) -> bytes:
     return (f"{prefix};{path}" if prefix else path).encode()
 
 
+def new_state(guards: Guards, package_path: bytes, package_cpath: bytes) -> tuple[Any, Any]:
+    """A LuaJIT runtime with ``prelude.lua`` run in it: ``(runtime, driver)``, no script yet."""
+    from .wrappers import all_classes
+
+    rt = _new_runtime(guards)
+    host = rt.table_from(
+        {
+            b"print": _host_print,
+            b"iter_next": _iter_next,
+            b"package_path": package_path,
+            b"package_cpath": package_cpath,
+            b"instruction_limit": guards.instruction_limit,
+            b"memory_limit_mb": guards.memory_limit_mb,
+            b"hook_every": guards.hook_every,
+            b"instruction_message": guards.instruction_message().encode(),
+            b"memory_message": guards.memory_message().encode(),
+            b"cpp_names": rt.table_from({c.lua_class.encode(): c.cpp_name().encode() for c in all_classes()}),
+        }
+    )
+    return rt, rt.execute(prelude_source(), host)
+
+
 class LuaVM:
     """One Lua state for one script (Envoy: the ``lua_State`` of one ``ThreadLocalState`` slot)."""
 
@@ -127,22 +149,13 @@ class LuaVM:
         self.script = script
         self.guards = guards
         self.thread = thread
-        self.runtime = rt = _new_runtime(guards)
-        host = rt.table_from(
-            {
-                b"print": _host_print,
-                b"iter_next": _iter_next,
-                b"package_path": _search_path(script.base_dir, script.package_path_prefix(), DEFAULT_PACKAGE_PATH),
-                b"package_cpath": _search_path(script.base_dir, script.package_cpath_prefix(), DEFAULT_PACKAGE_CPATH),
-                b"instruction_limit": guards.instruction_limit,
-                b"memory_limit_mb": guards.memory_limit_mb,
-                b"hook_every": guards.hook_every,
-                b"instruction_message": guards.instruction_message().encode(),
-                b"memory_message": guards.memory_message().encode(),
-                b"cpp_names": rt.table_from({c.lua_class.encode(): c.cpp_name().encode() for c in all_classes()}),
-            }
+        base = script.base_dir
+        rt, self.driver = new_state(
+            guards,
+            _search_path(base, script.package_path_prefix(), DEFAULT_PACKAGE_PATH),
+            _search_path(base, script.package_cpath_prefix(), DEFAULT_PACKAGE_CPATH),
         )
-        self.driver = rt.execute(prelude_source(), host)
+        self.runtime = rt
         for cls in all_classes():
             spec = {name.encode(): rt.table_from([fn, nret]) for name, (fn, nret) in cls.lua_exports().items()}
             self.driver.define(cls.lua_class.encode(), rt.table_from(spec))
