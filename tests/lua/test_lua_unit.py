@@ -123,6 +123,7 @@ def test_yields_map_to_filter_statuses(proxy_factory):
         assert _filter_exits(p, "decode_data") == data, path
     p.recorder.clear()
     assert p.request("GET", "/respond").body == b"x"
+    p.wait_idle()  # the reply reached us from inside the hook; let the worker finish its task
     resumes = [e for e in p.trace.events if e.kind == "lua" and e.name == "yield"]
     assert resumes and resumes[-1].args == {"waiting_for": "responded"}
 
@@ -136,6 +137,7 @@ def test_http_call_holds_the_headers_and_the_body_with_watermarks(proxy_factory)
     """
     p = proxy_factory(lua_config(code), workers=1)
     r = p.request("POST", "/main", body="payload")
+    p.wait_idle()
     assert ["x-side", "200"] in r.json()["headers"] and r.json()["body"] == "payload"
     assert _filter_exits(p, "decode_headers") == ["StopIteration"]
     assert _filter_exits(p, "decode_data")[0] == "StopIterationAndWatermark"
@@ -177,6 +179,7 @@ def test_objects_die_at_yield_and_with_their_hook(proxy_factory):
     p = proxy_factory(lua_config(code), workers=1)
     p.request("GET", "/save")
     p.request("POST", "/use", body="x")
+    p.wait_idle()
     lines = [ln.split("script log: ", 1)[1] for ln in p.logs if "script log:" in ln]
     assert lines[:3] == [
         'saved headers: [string "saved = {}..."]:10: object used outside of proper scope',
@@ -197,6 +200,7 @@ def test_an_error_drops_the_waiting_coroutine_and_continues(proxy_factory):
     """
     p = proxy_factory(lua_config(code), workers=1)
     r = p.request("POST", "/", body="12345")
+    p.wait_idle()
     assert r.status == 200 and ["x-edit-before-error", "kept"] in r.json()["headers"]
     assert '[error][lua] script log: [string "function envoy_on_request(h)..."]:4: boom after 5' in p.logs
 
@@ -212,6 +216,7 @@ def test_trace_records_hooks_handle_calls_yields_and_resumes(proxy_factory):
     """
     p = proxy_factory(lua_config(code), workers=1)
     p.request("POST", "/", body="hello")
+    p.wait_idle()
     lua = _events(p, "lua")
     sid = lua[0].data["stream"]
     assert all(e.data["stream"] == sid and e.thread == "worker_0" for e in lua)
@@ -245,4 +250,5 @@ def test_print_goes_to_stdout(proxy_factory, capsys):
 def test_os_exit_is_disabled(proxy_factory):
     p = proxy_factory(lua_config("function envoy_on_request(h) os.exit(1) end"), workers=1)
     assert p.request("GET", "/").status == 200
+    p.wait_idle()
     assert any("os.exit() is disabled in wasmlab" in ln for ln in p.logs)

@@ -29,8 +29,9 @@ bomb would take the kernel down. So every Lua state gets:
 * a **memory cap per Lua state** — ``lua_memory_limit_mb`` (default 64 MB): the hook raises
   ``memory limit exceeded (...)`` when the state holds more; lupa's allocator refuses anything
   past the cap plus headroom (``not enough memory (wasmlab classroom guard: ...)``), so a single
-  huge allocation fails inside Lua instead of aborting the process. After a failed run the state is collected; a state still
-  over its cap (a global kept the garbage alive) is replaced by a fresh one, with a warning.
+  huge allocation fails inside Lua instead of aborting the process. After a failed run the state
+  is collected; a state still over its cap (a global kept the garbage alive) is replaced by a
+  fresh one, with a warning.
 
 Both are ``Proxy`` options: ``Proxy.from_yaml(cfg, options={"lua_instruction_limit": 0,
 "lua_memory_limit_mb": 0})`` turns them off (and leaves the JIT on). lupa releases the GIL
