@@ -729,3 +729,51 @@ def test_rate_limiter_example_is_per_worker(envoy_bin):
     reqs = [Req("GET", "/") for _ in range(5)]
     ours, _ = assert_both(str(CONFIGS / "rate_limit_per_worker.yaml"), reqs)
     assert [r.status for r in ours.responses] == [200, 200, 200, 429, 429]
+
+
+def test_debug_lines_and_yield_resume_events_match(envoy_bin):
+    """At debug level both sides log the Lua filter's own lines (yielding..., resuming...), and the
+    bridge reads Envoy's back into the same ``lua`` trace events wasmlab records."""
+    from wasmlab.envoy import run
+    from wasmlab.envoy.logparse import LUA_EVENTS
+
+    code = r"""
+    function envoy_on_request(h)
+      local b = h:body()
+      local t = h:trailers()
+      h:headers():add("x-n", tostring(b and b:length()))
+    end
+    function envoy_on_response(h)
+      for chunk in h:bodyChunks() do end
+    end
+    """
+    yaml = lua_config(code)
+    known = set(LUA_EVENTS) | {"end stream. no body", "end stream. no trailers", "body complete. no more body chunks"}
+
+    def lua_lines(lines):
+        return [ln for ln in lines if ln.startswith("[debug][lua] ") and ln.split("] ", 2)[-1] in known]
+
+    def steps(events):
+        out = []
+        for e in events:
+            if e.kind == "lua" and e.name == "yield":
+                out.append(("yield", e.args["waiting_for"]))
+            elif e.kind == "lua" and e.name == "resume" and (e.data or {}).get("phase", "enter") == "enter":
+                out.append(("resume", e.args["reason"]))
+        return out
+
+    reqs = [("POST", "/", b"hello"), ("GET", "/", b"")]
+    with Proxy.from_yaml(yaml, workers=1, log_level="debug") as p:
+        for m, path, body in reqs:
+            p.request(m, path, body=body)
+        p.wait_idle()
+        ours_lines, ours_steps = lua_lines(p.logs), steps(p.trace.events)
+    with run(yaml, workers=1, log_level="debug", component_log_level="lua:trace") as e:
+        for m, path, body in reqs:
+            e.request(m, path, body=body)
+        import time
+
+        time.sleep(0.5)
+        theirs_lines, theirs_steps = lua_lines(e.logs), steps(e.trace.events)
+    assert ours_lines == theirs_lines
+    assert ours_steps == theirs_steps and ("yield", "wait_for_body") in ours_steps

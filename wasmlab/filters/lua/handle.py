@@ -168,6 +168,13 @@ class StreamHandleWrapper(BaseLuaObject):
     def script_log(self, level: str, message: str) -> None:
         self.filter.script_log(level, message)
 
+    def envoy_log(self, message: str, level: str = "debug") -> None:
+        """The lines Envoy's Lua filter writes at debug/trace level (the bridge reads them back
+        into trace events)."""
+        proxy = self.filter.proxy
+        if proxy.log_enabled(level):
+            proxy.log(level, "lua", message)
+
     def internal_error(self, message: str, error: BaseException) -> None:
         self.filter.proxy.log("error", "lua", message)
 
@@ -195,6 +202,8 @@ class StreamHandleWrapper(BaseLuaObject):
         self._event(self.hook if first else "resume", {"reason": reason}, None, "enter")
         r = self.resume(*args)
         status, msg = (r, None) if not isinstance(r, tuple) else (r[0], r[1] if len(r) > 1 else None)
+        if status in (0, 2):
+            self.envoy_log("coroutine finished" if status == 0 else "coroutine yielded")
         if status == 1:
             self.error = msg.decode("utf-8", "replace") if isinstance(msg, bytes) else "unspecified lua error"
             if self.error == "not enough memory" and self.vm.guards.memory_limit_mb:
@@ -226,16 +235,19 @@ class StreamHandleWrapper(BaseLuaObject):
         self.end_stream = end_stream
         self.saw_body = True
         if self.state is State.WAIT_FOR_BODY_CHUNK:
+            self.envoy_log("resuming for next body chunk", "trace")
             chunk = BufferWrapper(self, self.headers, data)
             self.state = State.RUNNING
             self._run("body_chunk", chunk.ud())
             chunk.mark_dead()
             chunk.release()
         elif self.state is State.WAIT_FOR_BODY and end_stream:
+            self.envoy_log("resuming body due to end stream")
             self.cb.add_data(data)
             self.state = State.RUNNING
             self._run("body", *self._body_result())
         elif self.state is State.WAIT_FOR_TRAILERS and end_stream:
+            self.envoy_log("resuming nil trailers due to end stream")
             self.state = State.RUNNING
             self._run("trailers")
         if self.error is not None:
@@ -243,6 +255,7 @@ class StreamHandleWrapper(BaseLuaObject):
         if self.state is State.HTTP_CALL:
             return FilterDataStatus.StopIterationAndWatermark
         if self.state is State.WAIT_FOR_BODY:
+            self.envoy_log("buffering body", "trace")
             return FilterDataStatus.StopIterationAndBuffer
         if self.state is State.RESPONDED:
             return FilterDataStatus.StopIterationNoBuffer
@@ -253,9 +266,11 @@ class StreamHandleWrapper(BaseLuaObject):
         self.end_stream = True
         self.trailers = trailers
         if self.state is State.WAIT_FOR_BODY_CHUNK:
+            self.envoy_log("resuming nil body chunk due to trailers")
             self.state = State.RUNNING
             self._run("body_chunk")
         elif self.state is State.WAIT_FOR_BODY:
+            self.envoy_log("resuming body due to trailers")
             self.state = State.RUNNING
             self._run("body", *self._body_result())
         if self.error is None and self.state is State.WAIT_FOR_TRAILERS:
@@ -285,6 +300,7 @@ class StreamHandleWrapper(BaseLuaObject):
             return existing
         buffered = self.cb.buffered_body()
         if buffered is None:
+            self.envoy_log("end stream. no body")
             if not always_wrap:
                 return NOTHING
             self.cb.add_data(Buffer())
@@ -336,6 +352,7 @@ class StreamHandleWrapper(BaseLuaObject):
             return self._body(always_wrap)
         if self.saw_body:
             raise LuaApiError("cannot call body() after body streaming has started")
+        self.envoy_log("yielding for full body")
         self.state = State.WAIT_FOR_BODY
         self.buffered_body = True
         return YIELD
@@ -351,9 +368,11 @@ class StreamHandleWrapper(BaseLuaObject):
     def lua_trailers(self, *args: Any) -> Any:
         """@return the trailers (waits for the end of the stream), or nothing if there are none."""
         if self.end_stream and self.trailers is None:
+            self.envoy_log("end stream. no trailers")
             return NOTHING
         if self.trailers is not None:
             return self._trailers_wrapper()
+        self.envoy_log("yielding for trailers")
         self.state = State.WAIT_FOR_TRAILERS
         return YIELD
 
@@ -514,6 +533,9 @@ class StreamHandleWrapper(BaseLuaObject):
         if self.filter.destroyed:
             return
         if response.headers is None:
+            self.envoy_log("async HTTP failure")
+        self.envoy_log("async HTTP response complete")
+        if response.headers is None:
             headers = HeaderMap([(":status", "503")])
             body = b"upstream failure"
         else:
@@ -611,7 +633,9 @@ def _body_iterator(h: StreamHandleWrapper) -> tuple[Any, ...]:
         return 1, b"object used outside of proper scope"
     h.trace_call("handle:bodyChunks<iterator>", (), None, None)
     if h.end_stream:
+        h.envoy_log("body complete. no more body chunks")
         return (3,)
+    h.envoy_log("yielding for next body chunk")
     h.state = State.WAIT_FOR_BODY_CHUNK
     return (2,)
 
