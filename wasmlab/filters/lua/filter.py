@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ...errors import ConfigError
 from ...host.hcm import per_route_config
 from ...http import Buffer, FilterDataStatus, FilterHeadersStatus, FilterTrailersStatus, HeaderMap
 from ..base import HttpFilterFactory, StreamFilter
@@ -68,7 +69,7 @@ class LuaFilterFactory(HttpFilterFactory):
         try:
             self.guards = Guards.from_options(proxy.options)
         except ValueError as e:
-            raise proxy_option_error(str(e)) from None
+            raise ConfigError(str(e)) from None
         for pr in self._per_route_configs(proxy):
             if pr.script is not None and pr.script not in self.scripts:
                 self.scripts.append(pr.script)
@@ -116,7 +117,7 @@ class LuaFilterFactory(HttpFilterFactory):
         if vm is None:
             try:
                 vm = self._create_vm(script, dispatcher.name)
-            except ConfigErrorLike as e:
+            except ConfigError as e:  # top-level code that passed on main failed here
                 assert self.proxy is not None
                 self.proxy.log("error", "lua", f"cannot create the Lua state on {dispatcher.name}: {e}")
                 return None
@@ -185,15 +186,6 @@ class LuaFilterFactory(HttpFilterFactory):
             if pr.script is not None:
                 return pr.script, pr
         return self.config.default, pr if isinstance(pr, LuaPerRoute) else None
-
-
-ConfigErrorLike = Exception
-
-
-def proxy_option_error(message: str) -> Exception:
-    from ...errors import ConfigError
-
-    return ConfigError(message)
 
 
 class LuaCallbacks:
@@ -303,6 +295,10 @@ class LuaFilter(StreamFilter):
         self.response_handle: StreamHandleWrapper | None = None
         self._handles: list[StreamHandleWrapper] = []
         self.destroyed = False
+        #: what the script asked for that wasmlab records but does not model (no HTTP/1 status
+        #: line, one endpoint per cluster): setHttp1ReasonPhrase, setUpstreamOverrideHost
+        self.http1_reason_phrase: str | None = None
+        self.upstream_override_host: tuple[str, bool] | None = None
 
     @property
     def stream_id(self) -> int:

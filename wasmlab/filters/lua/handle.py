@@ -424,7 +424,7 @@ class StreamHandleWrapper(BaseLuaObject):
         strict = False
         if len(args) >= 2:
             strict = bool(check_type(args, 2, "setUpstreamOverrideHost", "boolean"))
-        self.stream_info.filter_state["wasmlab.upstream_override_host"] = (host, strict)
+        self.filter.upstream_override_host = (host, strict)
 
     # ---- local reply ---------------------------------------------------------------------------------
     @export("respond", 0)

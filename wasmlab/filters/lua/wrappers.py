@@ -132,7 +132,7 @@ class HeaderMapWrapper(BaseLuaObject):
         wasmlab models no status line, so this is recorded on the stream info only."""
         phrase = check_string(args, 1, "setHttp1ReasonPhrase")
         self.check_modifiable()
-        self.h.stream_info.filter_state["wasmlab.http1_reason_phrase"] = text(phrase)
+        self.h.filter.http1_reason_phrase = text(phrase)
 
     @export("__pairs", "iter")
     def pairs(self, *args: Any) -> HeaderMapIterator:
