@@ -224,7 +224,8 @@ class ActiveStream:
             self._finish_codec()
 
     def codec_encode_data(self, data: Buffer, end_stream: bool) -> None:
-        if not self.is_head_request():
+        # HTTP/1: a response to HEAD, a 204 and a 304 have no body on the wire, whatever filters added
+        if not self.is_head_request() and self._status not in _NO_BODY_STATUSES:
             self._resp_body += data.to_bytes()
         if end_stream:
             self._finish_codec()
