@@ -777,3 +777,27 @@ def test_debug_lines_and_yield_resume_events_match(envoy_bin):
         theirs_lines, theirs_steps = lua_lines(e.logs), steps(e.trace.events)
     assert ours_lines == theirs_lines
     assert ours_steps == theirs_steps and ("yield", "wait_for_body") in ours_steps
+
+
+def test_response_status_edits_and_bodyless_responses(envoy_bin):
+    code = r"""
+    function envoy_on_response(h)
+      local status = h:headers():get(":status")
+      local b = h:body(true)
+      h:logInfo("status " .. status .. " body " .. b:length())
+      if status == "200" then h:headers():replace(":status", "201") end
+      if b:length() == 30 then h:headers():remove(":status") end
+      if status == "204" then b:setBytes("dropped on the wire") end
+      h:headers():setHttp1ReasonPhrase("Custom Reason")
+    end
+    """
+
+    def app(req):
+        if req.path == "/204":
+            return Response(204, HeaderMap(), b"")
+        return Response(
+            200, HeaderMap([("content-type", "text/plain")]), b"abc" * 10 if req.path == "/big" else b"body"
+        )
+
+    reqs = [Req("GET", "/204"), Req("HEAD", "/x"), Req("GET", "/big"), Req("GET", "/x"), Req("POST", "/x", b"zz")]
+    assert_both(lua_config(code), reqs, apps={"backend": app})
