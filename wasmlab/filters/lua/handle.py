@@ -31,11 +31,14 @@ import base64
 import enum
 from typing import TYPE_CHECKING, Any
 
+import lupa.luajit21 as lupa
+
 from ...host import async_client
 from ...http import Buffer, FilterDataStatus, FilterHeadersStatus, FilterTrailersStatus, HeaderMap
 from . import crypto
 from .luaobject import (
     NOTHING,
+    OBJECTS,
     YIELD,
     BaseLuaObject,
     LuaApiError,
@@ -111,11 +114,14 @@ class StreamHandleWrapper(BaseLuaObject):
         "children",
         "public_keys",
         "public_key_wrapper",
+        "owned",
     )
 
     def __init__(
         self, filt: LuaFilter, cb: LuaCallbacks, vm: LuaVM, hook: str, headers: HeaderMap, end_stream: bool
     ) -> None:
+        #: every object of this handle that got a userdata (released at the end of the stream)
+        self.owned: list[BaseLuaObject] = []
         super().__init__(self)
         self.filter = filt
         self.cb = cb
@@ -154,8 +160,11 @@ class StreamHandleWrapper(BaseLuaObject):
         self.children.clear()
 
     def release(self) -> None:
-        for child in self.children.values():
-            child.release()
+        """The stream is over: drop every reference into Lua this handle's run created."""
+        for obj in self.owned:
+            BaseLuaObject.release(obj)
+        self.owned.clear()
+        self.children.clear()
         self._ud = None
         self.resume = None
 
@@ -200,30 +209,42 @@ class StreamHandleWrapper(BaseLuaObject):
         ``resumeCoroutine``): a Lua error, or a yield the host did not ask for."""
         first = reason == "start"
         self._event(self.hook if first else "resume", {"reason": reason}, None, "enter")
-        r = self.resume(*args)
-        status, msg = (r, None) if not isinstance(r, tuple) else (r[0], r[1] if len(r) > 1 else None)
-        if status in (0, 2):
-            self.envoy_log("coroutine finished" if status == 0 else "coroutine yielded")
-        if status == 1:
-            self.error = msg.decode("utf-8", "replace") if isinstance(msg, bytes) else "unspecified lua error"
+        thread = self.resume
+        finished = False
+        try:
+            thread.send(args if args else None)
+            finished = not thread
+        except StopIteration:
+            finished = True
+        except lupa.LuaError as e:
+            # a dead coroutine's stack would keep its garbage alive: drop it before collecting
+            self.resume = thread = None
+            self.vm.after_error()
+            if isinstance(e, lupa.LuaMemoryError) and not str(e):
+                self.error = "not enough memory"
+            else:
+                self.error = str(e) or "unspecified lua error"  # a non-string error value
             if self.error == "not enough memory" and self.vm.guards.memory_limit_mb:
                 # lupa's allocator refused: say which cap (Envoy has none; its LuaJIT would say the same words)
                 self.error += f" (wasmlab classroom guard: {self.vm.guards.memory_limit_mb} MB per Lua state)"
+        if self.error is not None:
             outcome = f"error: {self.error}"
-        elif status == 2 and self.state is State.RUNNING:
-            self.error = "script performed an unexpected yield"
-            outcome = f"error: {self.error}"
-        elif status == 2:
-            outcome = f"yield: {self.state.value}"
-            self._event("yield", {"waiting_for": self.state.value})
         else:
-            outcome = "finished"
+            self.envoy_log("coroutine finished" if finished else "coroutine yielded")
+            if finished:
+                outcome = "finished"
+            elif self.state is State.RUNNING:
+                self.error = "script performed an unexpected yield"
+                outcome = f"error: {self.error}"
+            else:
+                outcome = f"yield: {self.state.value}"
+                self._event("yield", {"waiting_for": self.state.value})
         self._event(self.hook if first else "resume", {"reason": reason}, outcome, "exit")
 
     def start(self, fn: Any) -> FilterHeadersStatus:
         """Run the hook with this handle (Envoy ``StreamHandleWrapper::start``)."""
-        self.resume = self.vm.coroutine(fn)
-        self._run("start", self.ud())
+        self.resume = self.vm.coroutine(fn, self.ud())
+        self._run("start")
         if self.error is not None:
             return FilterHeadersStatus.Continue
         if self.state.holds_headers:
@@ -362,7 +383,7 @@ class StreamHandleWrapper(BaseLuaObject):
         """@return an iterator: each call waits for the next data frame and returns it, nil at the end."""
         if self.saw_body:
             raise LuaApiError("cannot call bodyChunks after body processing has begun")
-        return self.vm.closure(_body_iterator, self)
+        return self.vm.closure(_body_iterator, self.register())
 
     @export("trailers")
     def lua_trailers(self, *args: Any) -> Any:
@@ -627,9 +648,10 @@ class StreamHandleWrapper(BaseLuaObject):
         return (True, None) if ok else (False, err.encode())
 
 
-def _body_iterator(h: StreamHandleWrapper) -> tuple[Any, ...]:
+def _body_iterator(handle_id: int) -> tuple[Any, ...]:
     """One step of the bodyChunks() iterator (a Lua closure over the handle, as in Envoy)."""
-    if h.dead:
+    h = OBJECTS.get(handle_id)
+    if not isinstance(h, StreamHandleWrapper) or h.dead:
         return 1, b"object used outside of proper scope"
     h.trace_call("handle:bodyChunks<iterator>", (), None, None)
     if h.end_stream:

@@ -14,6 +14,7 @@ A thunk returns a status first (0 done, 1 error at the script's line, 2 the scri
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections.abc import Callable
@@ -25,6 +26,9 @@ if TYPE_CHECKING:
     from .handle import StreamHandleWrapper
 
 DEAD = b"object used outside of proper scope"
+#: live objects by number: what Lua's userdata stand for (see ``BaseLuaObject.register``)
+OBJECTS: dict[int, BaseLuaObject] = {}
+_ids = itertools.count(1)
 #: namespace of the wrappers shared by Envoy's Lua filters (``filters/common/lua``)
 COMMON_LUA = ("Envoy", "Extensions", "Filters", "Common", "Lua")
 #: a method's return value meaning "the script must wait" (the handle set its state)
@@ -192,11 +196,13 @@ class BaseLuaObject:
     trace_name: ClassVar[str] = "object"
     _exports: ClassVar[dict[str, tuple[Callable[..., Any], int | str]] | None] = None
 
-    __slots__ = ("dead", "_ud", "h")
+    __slots__ = ("dead", "_ud", "lua_id", "h")
 
     def __init__(self, h: StreamHandleWrapper) -> None:
         self.dead = False
         self._ud: Any = None
+        #: this object's number in ``OBJECTS`` (0: never handed to Lua)
+        self.lua_id = 0
         #: the stream handle this object came from (for the VM, logging and the trace)
         self.h = h
 
@@ -206,26 +212,49 @@ class BaseLuaObject:
         return "N" + "".join(f"{len(p)}{p}" for p in (*cls.cpp_namespace, cls.lua_class)) + "E"
 
     # ---- identity in Lua ----------------------------------------------------------------------
+    def register(self) -> int:
+        """This object's number for Lua. Lua never holds the Python object itself, only this
+        number (``OBJECTS`` maps it back): lupa's wrappers for Python objects are keyed by
+        ``id()``, which a busy host reuses while Lua still finalizes old wrappers."""
+        if not self.lua_id:
+            self.lua_id = next(_ids)
+            self.h.owned.append(self)
+        if not self.dead:
+            OBJECTS[self.lua_id] = self
+        return self.lua_id
+
     def ud(self) -> Any:
-        """This object's userdata (created once: asking twice gives the same Lua value)."""
+        """This object's userdata (created once: asking twice gives the same Lua value).
+
+        The reference is dropped when the object dies and, for every object the stream handed
+        out, when the stream ends (``release``), so Lua can collect the userdata."""
         if self._ud is None:
-            self._ud = self.h.vm.new(self.lua_class, self)
+            self._ud = self.h.vm.new(self.lua_class, self.register())
         return self._ud
 
     # ---- death (Envoy markDead/markLive) ------------------------------------------------------
     def mark_dead(self) -> None:
+        """Dead: Lua still has the userdata, but its number no longer leads here, so every call
+        answers ``object used outside of proper scope``."""
         self.dead = True
+        self._ud = None
+        if self.lua_id:
+            OBJECTS.pop(self.lua_id, None)
         self.on_mark_dead()
 
     def mark_live(self) -> None:
         self.dead = False
+        if self.lua_id:
+            OBJECTS[self.lua_id] = self
 
     def on_mark_dead(self) -> None:
         """Drop child objects: they do not survive yields (Envoy ``onMarkDead``)."""
 
     def release(self) -> None:
-        """Forget the userdata so Lua can collect it (the stream is over)."""
+        """The stream is over: forget the userdata and the number."""
         self._ud = None
+        if self.lua_id:
+            OBJECTS.pop(self.lua_id, None)
 
     # ---- logging, on every object (Envoy BaseLuaObject) ---------------------------------------
     def _log(self, level: str, name: str, args: tuple[Any, ...]) -> None:
@@ -276,9 +305,9 @@ def _thunk(cls: type[BaseLuaObject], name: str, fn: Callable[..., Any], nret: in
     """The Python half of a Lua method (the Lua half is ``thunk`` in prelude.lua)."""
     trace = f"{cls.trace_name}:{name}"
 
-    def thunk(obj: BaseLuaObject, *args: Any) -> tuple[Any, ...]:
-        if obj.dead:
-            obj.h.trace_call(trace, args, None, DEAD.decode())
+    def thunk(obj_id: int, *args: Any) -> tuple[Any, ...]:
+        obj = OBJECTS.get(obj_id)
+        if obj is None or obj.dead:
             return 1, DEAD
         try:
             result = fn(obj, *args)
@@ -306,8 +335,8 @@ def _thunk(cls: type[BaseLuaObject], name: str, fn: Callable[..., Any], nret: in
             return (0,)
         if nret == 2:
             return (0, *result)
-        if isinstance(result, BaseLuaObject) and nret != "iter":
-            return 0, result.ud()
+        if isinstance(result, BaseLuaObject):
+            return 0, (result.register() if nret == "iter" else result.ud())
         return 0, result
 
     thunk.__name__ = f"lua_{cls.trace_name}_{name}"

@@ -83,6 +83,13 @@ local OBJ = setmetatable({}, { __mode = "k" })
 local PROTO = {}
 
 local getinfo = debug.getinfo
+local arm -- set below, with the guards: a fresh budget for each run
+
+-- The host resumed the script: re-arm the budget, hand the values on.
+local function resumed(...)
+  arm()
+  return ...
+end
 
 -- LuaJIT's own argument error (lj_err_argmsg), raised for the Lua method that called us: the
 -- function name comes from the call site, a method call does not count `self`, and a tail call
@@ -134,7 +141,7 @@ local function thunk(class, name, fn, nret, mt)
       elseif s ~= 2 then
         fail(s, a, b)
       end
-      return co_yield()
+      return resumed(co_yield())
     end
   elseif nret == 1 then
     return function(self, ...)
@@ -148,7 +155,7 @@ local function thunk(class, name, fn, nret, mt)
       elseif s ~= 2 then
         fail(s, a, b)
       end
-      return co_yield()
+      return resumed(co_yield())
     end
   elseif nret == 2 then
     return function(self, ...)
@@ -162,7 +169,7 @@ local function thunk(class, name, fn, nret, mt)
       elseif s ~= 2 then
         fail(s, a, b)
       end
-      return co_yield()
+      return resumed(co_yield())
     end
   end
   -- nret == "iter": the method returns a Python iterator object; the script gets a function
@@ -215,7 +222,7 @@ function driver.closure(fn, arg)
     elseif s == 1 then
       error(a, 2)
     end
-    return co_yield()
+    return resumed(co_yield())
   end
 end
 
@@ -262,7 +269,7 @@ if guarded then
 end
 
 -- A fresh budget for the next run (one start or resume).
-local function arm()
+function arm()
   left = budget
   if tripped then
     tripped = false
@@ -332,27 +339,20 @@ function driver.global(name)
   return nil
 end
 
--- One coroutine per hook call (Envoy: lua_newthread per envoy_on_request/envoy_on_response).
--- Returns a resume function: resume(...) -> 0 (finished) | 1, message (error) | 2 (suspended).
-function driver.coroutine(fn)
-  local co = co_create(fn)
+-- The body of a hook coroutine: arm the budget, then run the hook. The host creates one coroutine
+-- per hook call from it (Envoy: lua_newthread per envoy_on_request/envoy_on_response) and
+-- resumes it from Python (lupa's coroutine API), never from Lua code on the main thread: lupa
+-- resets the main thread's stack whenever Python calls into Lua, which would corrupt a resume
+-- running there.
+function driver.body(fn)
   return function(...)
-    if co == nil then
-      return 1, "resumed a coroutine that failed"
-    end
     arm()
-    local ok, err = co_resume(co, ...)
-    if not ok then
-      co = nil -- the dead coroutine's stack would keep its garbage alive
-      after_error()
-      return 1, message(err)
-    end
-    if co_status(co) == "dead" then
-      return 0
-    end
-    return 2
+    return fn(...)
   end
 end
+
+-- After a failed run: a memory bomb may have left a lot of garbage; free it.
+driver.after_error = after_error
 
 function driver.memory_kb()
   return collectgarbage("count")

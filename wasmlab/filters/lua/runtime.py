@@ -91,12 +91,23 @@ class ScriptLoadError(Exception):
 
 
 def _host_print(text: bytes) -> None:
-    sys.stdout.write(text.decode("utf-8", "replace") + "\n")
-    sys.stdout.flush()
+    try:
+        sys.stdout.write(text.decode("utf-8", "replace") + "\n")
+        sys.stdout.flush()
+    except Exception:  # never raise into Lua
+        pass
 
 
-def _iter_next(it: Any) -> tuple[Any, ...]:
-    return it.lua_next()
+def _iter_next(it_id: int) -> tuple[Any, ...]:
+    from .luaobject import OBJECTS
+
+    it = OBJECTS.get(it_id)
+    if it is None:
+        return 1, b"object used outside of proper scope"
+    try:
+        return it.lua_next()  # type: ignore[attr-defined]
+    except Exception as e:  # never raise into Lua
+        return 1, f"wasmlab internal error in pairs(): {type(e).__name__}: {e}".encode()
 
 
 def _new_runtime(guards: Guards) -> Any:
@@ -164,7 +175,7 @@ class LuaVM:
         d = self.driver
         self._new = d.new
         self._closure = d.closure
-        self.coroutine = d.coroutine
+        self.after_error = d.after_error
         self._header_pairs = d.header_pairs
         self._option_pairs = d.option_pairs
         self._table_from_pairs = d.table_from_pairs
@@ -174,13 +185,22 @@ class LuaVM:
             raise ScriptLoadError(_text(err))
         g = rt.globals()
         g.EnvoyTimestampResolution = rt.table_from({b"MILLISECOND": 0, b"MICROSECOND": 1})
-        self.on_request = self.driver[b"global"](b"envoy_on_request")
-        self.on_response = self.driver[b"global"](b"envoy_on_response")
+        # the hooks, looked up once (Envoy keeps registry refs), wrapped to arm the guards
+        self.on_request = self._hook(b"envoy_on_request")
+        self.on_response = self._hook(b"envoy_on_response")
+
+    def _hook(self, name: bytes) -> Any:
+        fn = self.driver[b"global"](name)
+        return None if fn is None else self.driver.body(fn)
+
+    def coroutine(self, fn: Any, *args: Any) -> Any:
+        """A new coroutine running ``fn(*args)`` (not started): resume it with ``send``."""
+        return fn.coroutine(*args)
 
     # ---- objects ---------------------------------------------------------------------------------
-    def new(self, lua_class: str, obj: Any) -> Any:
-        """A userdata of ``lua_class`` standing for the Python wrapper ``obj``."""
-        return self._new(lua_class.encode(), obj)
+    def new(self, lua_class: str, obj_id: int) -> Any:
+        """A userdata of ``lua_class`` standing for the Python wrapper numbered ``obj_id``."""
+        return self._new(lua_class.encode(), obj_id)
 
     def closure(self, fn: Any, arg: Any) -> Any:
         return self._closure(fn, arg)
