@@ -19,13 +19,14 @@ bomb would take the kernel down. So every Lua state gets:
   the request continues).
   LuaJIT never runs hooks inside JIT-compiled code (a compiled ``while true do end`` ignores the
   hook), so guarded states run with ``jit.off()``: the interpreter, which honours the hook.
-  Measured cost here (``wasmlab bench --only lua``, 2 cores): starting a trivial hook costs
-  1.38 µs guarded vs 1.30 µs unguarded (+0.08 µs: re-arming the budget); requests/s through the
-  add-header script are the same within noise (about 8,000/s either way on one worker, where
-  native Python add-header does about 13,000/s: the Lua cost is the Python<->Lua crossings, not
-  the guards); a 1e6-iteration numeric loop takes 5.5 ms interpreted vs 2.0 ms JIT-compiled
-  (2.75x). After a ``pcall`` caught the guard's error, the hook fires on every instruction until
-  the run ends, so the error reaches the hook's coroutine at once.
+  Measured cost here (``wasmlab bench --only lua``, 2 cores): a hook run (coroutine start to
+  end, trivial hook) costs 0.91 µs guarded vs 0.90 µs unguarded; requests/s through the
+  add-header script are the same within noise (6,700/s guarded vs 6,400/s unguarded on one
+  worker in the same run where the native Python add-header did 9,100/s: the Lua cost is the
+  Python<->Lua crossings, not the guards); a 1e6-iteration numeric loop takes 5.5 ms
+  interpreted vs 2.0 ms JIT-compiled (2.75x). After a ``pcall`` caught the guard's error, the
+  hook fires on every instruction until the run ends, so the error reaches the hook's coroutine
+  at once.
 * a **memory cap per Lua state** — ``lua_memory_limit_mb`` (default 64 MB): the hook raises
   ``memory limit exceeded (...)`` when the state holds more; lupa's allocator refuses anything
   past the cap plus headroom (``not enough memory (wasmlab classroom guard: ...)``), so a single
