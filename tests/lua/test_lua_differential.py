@@ -801,3 +801,37 @@ def test_response_status_edits_and_bodyless_responses(envoy_bin):
 
     reqs = [Req("GET", "/204"), Req("HEAD", "/x"), Req("GET", "/big"), Req("GET", "/x"), Req("POST", "/x", b"zz")]
     assert_both(lua_config(code), reqs, apps={"backend": app})
+
+
+def test_every_object_exports_envoys_methods(envoy_bin):
+    """The method tables (what ``getmetatable(obj)`` lists) match Envoy 1.40's, object by object."""
+    code = r"""
+    local function methods(o)
+      local t = {}
+      for k in pairs(getmetatable(o)) do if k ~= "__gc" then t[#t + 1] = k end end
+      table.sort(t)
+      return table.concat(t, ",")
+    end
+    function envoy_on_request(h)
+      local si = h:streamInfo()
+      local st = h:stats()
+      local objects = {
+        handle = h, headers = h:headers(), requestHeaders = h:requestHeaders(), streamInfo = si,
+        dynamicMetadata = si:dynamicMetadata(), filterState = si:filterState(), connection = h:connection(),
+        connectionStreamInfo = h:connectionStreamInfo(), connectionDynamicMetadata = h:connectionStreamInfo():dynamicMetadata(),
+        metadata = h:metadata(), route = h:route(), virtualHost = h:virtualHost(), filterContext = h:filterContext(),
+        stats = st, counter = st:counter("c"), gauge = st:gauge("g"), histogram = st:histogram("h"),
+        publicKey = h:importPublicKey("x", 1),
+      }
+      local names = {}
+      for name in pairs(objects) do names[#names + 1] = name end
+      table.sort(names)
+      for _, name in ipairs(names) do h:logInfo(name .. ": " .. methods(objects[name])) end
+      h:logInfo("body: " .. methods(h:body(true)))
+      h:logInfo("iterator: " .. type(pairs(h:headers())))
+    end
+    function envoy_on_response(h)
+      h:logInfo("response handle: " .. methods(h))
+    end
+    """
+    assert_both(lua_config(code), [Req("GET", "/")])

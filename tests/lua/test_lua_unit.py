@@ -122,7 +122,8 @@ def test_yields_map_to_filter_statuses(proxy_factory):
         assert _filter_exits(p, "decode_headers") == headers, path
         assert _filter_exits(p, "decode_data") == data, path
     p.recorder.clear()
-    assert p.request("GET", "/respond").body == b"x"
+    r = p.request("GET", "/respond")
+    assert (r.body, r.details) == (b"x", "lua_response")
     p.wait_idle()  # the reply reached us from inside the hook; let the worker finish its task
     resumes = [e for e in p.trace.events if e.kind == "lua" and e.name == "yield"]
     assert resumes and resumes[-1].args == {"waiting_for": "responded"}
