@@ -51,7 +51,6 @@ class LuaFilterFactory(HttpFilterFactory):
         self.config: LuaConfig = parse_lua(config)
         sp = self.config.stat_prefix
         self.stats_scope = f"http.{ctx.stat_prefix}.lua." + (f"{sp}." if sp else "")
-        self.hcm_stat_prefix = ctx.stat_prefix
         self.guards = Guards()
         #: every script this filter may run: its own plus the routes' ``source_code``s
         self.scripts: list[LuaScript] = self.config.scripts()
