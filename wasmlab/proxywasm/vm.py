@@ -14,6 +14,7 @@ two threads); other threads reach it by posting to that dispatcher.
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from .plugin import PluginConfig, VmConfig
 
 _instance_ids = itertools.count(1)
+_monotonic = time.monotonic
 
 
 class Trapped(Exception):
@@ -131,7 +133,11 @@ class WasmVm:
         mem_mb = int(opts.get("wasm_memory_limit_mb", 512))
         self.store.set_limits(memory_size=mem_mb * 1024 * 1024)
         self._set_deadline = self.seam.deadline_setter(self.store)
-        self._set_deadline(self._deadline)
+        # The epoch deadline is re-armed to twice the budget at most once per budget, so every
+        # call still gets at least the full budget while most calls skip the C call.
+        self._deadline_s = float(opts.get("wasm_callback_deadline_s", 1.0))
+        self._deadline_armed_at = -1e18
+        self._set_deadline(2 * self._deadline)
         self._record(
             "vm",
             "create",
@@ -204,44 +210,49 @@ class WasmVm:
             return None
         if self.failed is not None:
             raise Trapped(self.failed)
-        outer = self._depth == 0
-        prev = (self.current, self.effective)
+        depth = self._depth
+        prev_current = self.current
+        prev_effective = self.effective
         self.current = self.effective = ctx
-        self._depth += 1
-        cid = ctx.id if ctx is not None else 0
+        self._depth = depth + 1
         rec = self.rec.enabled
         if rec:
-            data = {"phase": "enter"}
-            stream = self.stream_of(ctx)
-            if stream is not None:
-                data["stream"] = stream
-            self.rec.record("callback", name, list(args), None, data, vm=self.label, context_id=cid)
-        if outer:
-            self._set_deadline(self._deadline)
+            self._trace_call(ctx, name, args, None, "enter")
+        if depth == 0:
+            now = _monotonic()
+            if now - self._deadline_armed_at >= self._deadline_s:
+                self._set_deadline(2 * self._deadline)
+                self._deadline_armed_at = now
         try:
             result = fn(*args)
         except (wasmtime.Trap, wasmtime.WasmtimeError) as e:
-            self._depth -= 1
-            self.current, self.effective = prev
-            if outer:
+            self._depth = depth
+            self.current = prev_current
+            self.effective = prev_effective
+            if depth == 0:
                 self.deferred.clear()
-            self._trapped(name, e, cid)
+            self._trapped(name, e, ctx.id if ctx is not None else 0)
             raise Trapped(self.failed or "trap") from None
-        self._depth -= 1
-        self.current, self.effective = prev
+        self._depth = depth
+        self.current = prev_current
+        self.effective = prev_effective
         if result is not None:
             result &= 0xFFFFFFFF
         if rec:
-            data = {"phase": "exit"}
-            stream = self.stream_of(ctx)
-            if stream is not None:
-                data["stream"] = stream
-            self.rec.record("callback", name, list(args), result, data, vm=self.label, context_id=cid)
-        if outer and self.deferred:
+            self._trace_call(ctx, name, args, result, "exit")
+        if depth == 0 and self.deferred:
             actions, self.deferred = self.deferred, []
             for action in actions:
                 action()
         return result
+
+    def _trace_call(self, ctx: Context | None, name: str, args: tuple[int, ...], result: Any, phase: str) -> None:
+        data: dict[str, Any] = {"phase": phase}
+        stream = self.stream_of(ctx)
+        if stream is not None:
+            data["stream"] = stream
+        cid = ctx.id if ctx is not None else 0
+        self.rec.record("callback", name, list(args), result, data, vm=self.label, context_id=cid)
 
     def defer(self, action: Callable[[], None]) -> None:
         """Run ``action`` after the current top-level guest call returns (Envoy's re-entrancy rule)."""
@@ -318,7 +329,8 @@ class WasmVm:
             return
         ctx.deleted = True
         self.contexts.pop(ctx.id, None)
-        self._record("context", "delete", {"kind": ctx.kind}, None, None, context_id=ctx.id)
+        if self.rec.enabled:
+            self._record("context", "delete", {"kind": ctx.kind}, None, None, context_id=ctx.id)
 
     @property
     def alive(self) -> bool:

@@ -324,6 +324,11 @@ class WasmHttpFilter(StreamFilter):
 
     # ---- what host calls reach ---------------------------------------------------------------------------------
     def header_map(self, map_type: int, write: bool) -> HeaderMap | None:
+        if not self.in_log:
+            if map_type == 0:
+                return self.request_headers
+            if map_type == 2:
+                return self.response_headers
         cb = self.callbacks
         if self.in_log:
             if write:

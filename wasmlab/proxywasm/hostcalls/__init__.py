@@ -134,31 +134,72 @@ def wrap(vm: WasmVm, full: str, fn: Callable[..., Any], params: tuple[str, ...] 
     label = vm.label
     i64 = tuple(i for i, p in enumerate(params) if p == "i64")
 
-    def host(*args: int) -> Any:
-        uargs = (
-            [a if i in i64 else a & 0xFFFFFFFF for i, a in enumerate(args)] if i64 else [a & 0xFFFFFFFF for a in args]
-        )
+    def host_bug(e: Exception) -> WasmResult:
+        frames = traceback.extract_tb(e.__traceback__)
+        where = f" at {frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}" if frames else ""
+        vm.proxy.log("critical", "wasm", f"host function {full} failed: {type(e).__name__}: {e}{where}")
+        return WasmResult.INTERNAL_FAILURE
+
+    def traced(uargs: list[int]) -> Any:
         ctx = vm.effective
         cid = ctx.id if ctx is not None else 0
-        if rec.enabled:
-            rec.record("hostcall", full, uargs, None, {"phase": "enter"}, vm=label, context_id=cid)
+        rec.record("hostcall", full, uargs, None, {"phase": "enter"}, vm=label, context_id=cid)
         detail = None
         try:
             result = fn(vm, *uargs)
         except (Trapped, GuestTrap):
             raise
         except Exception as e:  # a host bug: report it, never raise into wasmtime
-            frames = traceback.extract_tb(e.__traceback__)
-            where = f" at {frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}" if frames else ""
-            vm.proxy.log("critical", "wasm", f"host function {full} failed: {type(e).__name__}: {e}{where}")
-            result = WasmResult.INTERNAL_FAILURE
-        if isinstance(result, tuple):
+            result = host_bug(e)
+        if result.__class__ is tuple:
             result, detail = result
+        data = {"phase": "exit"}
+        if detail is not None:
+            data["detail"] = detail
+        rec.record("hostcall", full, uargs, None if result is None else int(result), data, vm=label, context_id=cid)
+        return result
+
+    if not i64 and len(params) in (3, 5):
+        # the common shapes without a list per call
+        n = len(params)
+
+        def fast(*args: int) -> Any:
+            if rec.enabled:
+                result = traced([a & 0xFFFFFFFF for a in args])
+                return None if result is None else int(result)
+            try:
+                if n == 5:
+                    a, b, c, d, e = args
+                    result = fn(vm, a & 0xFFFFFFFF, b & 0xFFFFFFFF, c & 0xFFFFFFFF, d & 0xFFFFFFFF, e & 0xFFFFFFFF)
+                else:
+                    a, b, c = args
+                    result = fn(vm, a & 0xFFFFFFFF, b & 0xFFFFFFFF, c & 0xFFFFFFFF)
+            except (Trapped, GuestTrap):
+                raise
+            except Exception as e:  # a host bug: report it, never raise into wasmtime
+                result = host_bug(e)
+            if result.__class__ is tuple:
+                result = result[0]
+            return None if result is None else int(result)
+
+        return fast
+
+    def host(*args: int) -> Any:
+        if i64:
+            uargs = [a if i in i64 else a & 0xFFFFFFFF for i, a in enumerate(args)]
+        else:
+            uargs = [a & 0xFFFFFFFF for a in args]
         if rec.enabled:
-            data = {"phase": "exit"}
-            if detail is not None:
-                data["detail"] = detail
-            rec.record("hostcall", full, uargs, None if result is None else int(result), data, vm=label, context_id=cid)
+            result = traced(uargs)
+        else:
+            try:
+                result = fn(vm, *uargs)
+            except (Trapped, GuestTrap):
+                raise
+            except Exception as e:  # a host bug: report it, never raise into wasmtime
+                result = host_bug(e)
+            if result.__class__ is tuple:
+                result = result[0]
         return None if result is None else int(result)
 
     return host

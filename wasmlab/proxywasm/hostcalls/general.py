@@ -41,7 +41,7 @@ def proxy_log(vm: WasmVm, level: int, ptr: int, size: int) -> Any:
     proxy = vm.proxy
     if proxy.log_enabled(name, "wasm"):
         proxy.log(name, "wasm", f"wasm log{log_prefix(vm)}: {msg}")
-    return OK, {"level": name, "message": msg}
+    return (OK, {"level": name, "message": msg}) if vm.rec.enabled else OK
 
 
 @hostcall("proxy_get_log_level", 1, versions=V021)

@@ -46,9 +46,9 @@ def _map(vm: WasmVm, map_type: int, write: bool) -> HeaderMap | None:
             return None
         return g.get(int(map_type))
     f = ctx.filter
-    if f is None or not hasattr(f, "header_map"):
+    if f is None:
         return None
-    return f.header_map(int(map_type), write)
+    return f.header_map(map_type, write)
 
 
 def _key(vm: WasmVm, ptr: int, size: int) -> str | None:
@@ -108,7 +108,8 @@ def proxy_get_header_map_value(vm: WasmVm, map_type: int, kptr: int, klen: int, 
         if vm.info.version == AbiVersion.V0_1_0:
             return vm.copy_out(b"", out_ptr, out_len), {"map": map_type, "key": key, "value": ""}
         return NOT_FOUND, {"map": map_type, "key": key}
-    return vm.copy_out(value.encode("latin-1"), out_ptr, out_len), {"map": map_type, "key": key, "value": value}
+    rc = vm.copy_out(value.encode("latin-1"), out_ptr, out_len)
+    return (rc, {"map": map_type, "key": key, "value": value}) if vm.rec.enabled else rc
 
 
 def _kv(vm: WasmVm, kptr: int, klen: int, vptr: int, vlen: int) -> tuple[str, str] | None:
@@ -130,7 +131,9 @@ def proxy_add_header_map_value(vm: WasmVm, map_type: int, kptr: int, klen: int, 
     if m is None:
         return BAD, {"map": map_type, "key": kv[0]}
     m.add(*kv)
-    return OK, {"map": map_type, "key": kv[0], "value": kv[1]}
+    if vm.rec.enabled:
+        return OK, {"map": map_type, "key": kv[0], "value": kv[1]}
+    return OK
 
 
 @hostcall("proxy_replace_header_map_value", 5)
@@ -144,7 +147,9 @@ def proxy_replace_header_map_value(vm: WasmVm, map_type: int, kptr: int, klen: i
     if m is None:
         return BAD, {"map": map_type, "key": kv[0]}
     m.set(*kv)
-    return OK, {"map": map_type, "key": kv[0], "value": kv[1]}
+    if vm.rec.enabled:
+        return OK, {"map": map_type, "key": kv[0], "value": kv[1]}
+    return OK
 
 
 @hostcall("proxy_remove_header_map_value", 3)
