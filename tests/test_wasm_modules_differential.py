@@ -71,3 +71,25 @@ def test_stats_service_queue_flow_matches_envoy(envoy_bin):
     reqs = [{"method": "GET", "path": f"/r/{i}"} for i in range(6)] + [{"method": "GET", "path": "/direct"}]
     ours, theirs, lines = run_both(WASM / "stats_service.yaml", reqs, compare_threads=("worker_0",), settle=1.5)
     assert_same_run(ours, theirs, lines)
+
+
+def test_route_can_disable_the_wasm_filter_like_envoy(envoy_bin, tmp_path):
+    text = (WASM / "add_header.yaml").read_text()
+    marker = '              - match: {prefix: "/"}'
+    assert marker in text
+    disabled = """              - match: {prefix: "/plain"}
+                route: {cluster: backend}
+                typed_per_filter_config:
+                  envoy.filters.http.wasm:
+                    "@type": type.googleapis.com/envoy.config.route.v3.FilterConfig
+                    disabled: true
+"""
+    path = WASM / "_disabled_test.yaml"
+    path.write_text(text.replace(marker, disabled + marker, 1))
+    try:
+        reqs = [{"method": "GET", "path": "/plain"}, {"method": "GET", "path": "/other"}]
+        ours, theirs, lines = run_both(path, reqs)
+    finally:
+        path.unlink()
+    assert_same_run(ours, theirs, lines)
+    assert "x-b" not in ours[0].headers and "x-b" in ours[1].headers
