@@ -6,9 +6,9 @@ from __future__ import annotations
 import time
 
 import pytest
-from wasm_diff import envoy_lines, wasmlab_lines
 
 from conftest import CONFIGS
+from wasm_diff import envoy_lines, wasmlab_lines
 from wasmlab import Proxy
 from wasmlab import envoy as real
 

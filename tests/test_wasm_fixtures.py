@@ -7,9 +7,9 @@ import threading
 import time
 
 import pytest
-from wasm_diff import assert_same_run, plugin_yaml, run_both
 
 from conftest import FIXTURES
+from wasm_diff import assert_same_run, plugin_yaml, run_both
 from wasmlab import ConfigError, Proxy, StartupError
 from wasmlab import envoy as real
 from wasmlab.errors import EnvoyFailed

@@ -6,9 +6,9 @@ from __future__ import annotations
 import time
 
 import pytest
-from wasm_diff import assert_same_run, run_both
 
 from conftest import CONFIGS
+from wasm_diff import assert_same_run, run_both
 from wasmlab import Response
 
 pytestmark = pytest.mark.envoy

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 import wasmtime
-from wasm_diff import assert_same_run, run_both
 
 from conftest import FIXTURES
+from wasm_diff import assert_same_run, run_both
 
 pytestmark = pytest.mark.envoy
 

@@ -8,9 +8,9 @@ import time
 
 import pytest
 import yaml
-from wasm_diff import envoy_lines, plugin_yaml, wasmlab_lines
 
 from conftest import CONFIGS, FIXTURES
+from wasm_diff import envoy_lines, plugin_yaml, wasmlab_lines
 from wasmlab import Proxy, Response
 from wasmlab import envoy as real
 

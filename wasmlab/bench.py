@@ -478,6 +478,68 @@ def vs_envoy(args: argparse.Namespace) -> Iterator[Result]:
     yield summarize("request.direct.us_per_request.wasmlab", ours["direct"], "us")
 
 
+LUA_ADD_HEADER = """function envoy_on_request(handle)
+  handle:headers():add("x-n0", "v")
+end
+function envoy_on_response(handle)
+  handle:headers():add("x-r0", "v")
+end
+"""
+
+
+@benchmark("request.lua_add_header")
+def bench_lua(args: argparse.Namespace) -> Iterator[Result]:
+    """Requests/s through one add-header filter: native Python vs Lua (with the classroom guards,
+    i.e. interpreter + count hook, and without them, i.e. LuaJIT's JIT on), 1 and 2 workers.
+    A Wasm ``add_header`` module joins this table once Proxy-Wasm has landed."""
+    from .host.proxy import Proxy
+
+    n_many = 1000 if args.quick else 10000
+    variants: list[tuple[str, list[dict[str, Any]], dict[str, Any]]] = [
+        ("native", native_filters(1), {}),
+        ("lua_guarded", [b.lua(LUA_ADD_HEADER)], {}),
+        ("lua_unguarded", [b.lua(LUA_ADD_HEADER)], {"lua_instruction_limit": 0, "lua_memory_limit_mb": 0}),
+    ]
+    for workers in (1, 2):
+        for label, filters, options in variants:
+            with Proxy.from_yaml(direct_config(filters), workers=workers, trace=False, options=options) as proxy:
+                rps_many(proxy, 200)
+                many = [rps_many(proxy, n_many) for _ in range(rounds(args))]
+            tag = f"{workers}worker{'s' if workers > 1 else ''}"
+            yield summarize(f"request.lua_add_header.{label}_rps_{tag}", many, "req/s")
+
+
+@benchmark("lua.guard_cost")
+def bench_lua_guards(args: argparse.Namespace) -> Iterator[Result]:
+    """What the classroom guards cost a script: one hook start (a trivial hook) and a numeric loop
+    of 1e6 iterations, with the guards (interpreter + count hook) and without (JIT)."""
+    from .filters.lua.runtime import Guards, new_state
+
+    for label, guards in (("guarded", Guards()), ("unguarded", Guards(0, 0))):
+        rt, driver = new_state(guards, b"", b"")
+        trivial = driver.body(rt.eval(b"function() local x = 1 end"))
+        loop = driver.body(rt.eval(b"function() local s = 0 for i = 1, 1000000 do s = s + i % 7 end end"))
+        n = 2000 if args.quick else 20000
+        starts, loops = [], []
+        for _ in range(rounds(args)):
+            t0 = time.perf_counter()
+            for _ in range(n):
+                _run_to_end(trivial.coroutine())
+            starts.append((time.perf_counter() - t0) / n * 1e6)
+            t0 = time.perf_counter()
+            _run_to_end(loop.coroutine())
+            loops.append((time.perf_counter() - t0) * 1e3)
+        yield summarize(f"lua.guard_cost.hook_run_{label}", starts, "us")
+        yield summarize(f"lua.guard_cost.loop_1e6_{label}", loops, "ms")
+
+
+def _run_to_end(thread: Any) -> None:
+    try:
+        thread.send(None)
+    except StopIteration:
+        pass
+
+
 def main(args: argparse.Namespace) -> int:
     results: list[Result] = []
     benches = list(BENCHMARKS)

@@ -276,7 +276,9 @@ class EnvoyRun:
         spec = make_request_spec(method, path, headers, body, trailers)
         port = self.listener_ports[listener] if listener else next(iter(self.listener_ports.values()))
         try:
-            return send_request("127.0.0.1", port, spec.method, spec.path, spec.wire_headers(), spec.body, timeout)
+            return send_request(
+                "127.0.0.1", port, spec.method, spec.path, spec.wire_headers(), spec.body, timeout, spec.trailers
+            )
         except WireError as e:
             raise StreamReset(str(e)) from None
 

@@ -10,6 +10,10 @@ Line shapes turned into events:
   ``[host<-vm] proxy_on_request_headers return: 0`` -> ``callback`` (exit);
 * ``[vm->host] env.proxy_log(2, 1024, 30)`` / ``[vm<-host] env.proxy_log return: 0`` -> ``hostcall``;
 * ``wasm log plugin1 r1 vm1: msg`` and Lua ``script log: msg`` -> ``log`` events with the logger;
+* the Lua filter's debug/trace lines (``-l debug`` or ``--component-log-level lua:debug``) ->
+  the ``lua`` events wasmlab records: ``yielding for full body`` -> ``yield``
+  (``waiting_for: wait_for_body``), ``resuming body due to end stream`` -> ``resume``
+  (``reason: body``), ``coroutine finished`` -> ``finished``...;
 * every other line -> a ``log`` event.
 """
 
@@ -37,6 +41,22 @@ class LogLine:
     def short(self) -> str:
         """``[level][logger] message`` — the shape of ``proxy.logs``."""
         return f"[{self.level}][{self.logger}] {self.message}"
+
+
+#: Envoy's Lua filter lines -> (event name, args) of wasmlab's ``lua`` events
+LUA_EVENTS: dict[str, tuple[str, dict[str, str]]] = {
+    "yielding for full body": ("yield", {"waiting_for": "wait_for_body"}),
+    "yielding for next body chunk": ("yield", {"waiting_for": "wait_for_body_chunk"}),
+    "yielding for trailers": ("yield", {"waiting_for": "wait_for_trailers"}),
+    "resuming for next body chunk": ("resume", {"reason": "body_chunk"}),
+    "resuming nil body chunk due to trailers": ("resume", {"reason": "body_chunk"}),
+    "resuming body due to end stream": ("resume", {"reason": "body"}),
+    "resuming body due to trailers": ("resume", {"reason": "body"}),
+    "resuming nil trailers due to end stream": ("resume", {"reason": "trailers"}),
+    "async HTTP response complete": ("resume", {"reason": "http_response"}),
+    "coroutine yielded": ("yielded", {}),
+    "coroutine finished": ("finished", {}),
+}
 
 
 def parse_lines(text: str) -> list[LogLine]:
@@ -94,6 +114,10 @@ def to_trace(lines: list[LogLine], thread_names: dict[int, str]) -> Trace:
                     )
                 )
                 continue
+        if ln.logger == "lua" and msg in LUA_EVENTS:
+            name, args = LUA_EVENTS[msg]
+            events.append(Event(seq, 0, thread, worker, None, None, "lua", name, dict(args), None, {"line": msg}))
+            continue
         events.append(
             Event(
                 seq, 0, thread, worker, None, None, "log", ln.level, {"logger": ln.logger, "message": msg}, None, None

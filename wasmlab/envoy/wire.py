@@ -100,6 +100,13 @@ def _read_body(r: _Reader, headers: HeaderMap, until_close: bool) -> tuple[bytes
     return b"", None
 
 
+def _chunked(body: bytes, trailers: Any) -> bytes:
+    """A body in chunked encoding, ending with ``trailers`` (name, value pairs)."""
+    out = b"%x\r\n%s\r\n" % (len(body), body) if body else b""
+    lines = "".join(f"{k}: {v}\r\n" for k, v in (trailers or []))
+    return out + b"0\r\n" + lines.encode("latin-1") + b"\r\n"
+
+
 def _encode_headers(start_line: str, headers: list[tuple[str, str]]) -> bytes:
     lines = [start_line] + [f"{k}: {v}" for k, v in headers]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
@@ -114,10 +121,13 @@ def send_request(
     headers: list[tuple[str, str]],
     body: bytes,
     timeout: float = 10.0,
+    trailers: list[tuple[str, str]] | None = None,
 ) -> Response:
-    """One request on a fresh connection; headers are sent exactly as given."""
+    """One request on a fresh connection; headers are sent exactly as given. With ``trailers``
+    the body goes chunked (the headers must then say ``transfer-encoding: chunked``)."""
     with socket.create_connection((host, port), timeout=timeout) as sock:
-        sock.sendall(_encode_headers(f"{method} {path} HTTP/1.1", headers) + body)
+        payload = _chunked(body, trailers) if trailers is not None else body
+        sock.sendall(_encode_headers(f"{method} {path} HTTP/1.1", headers) + payload)
         r = _Reader(sock)
         try:
             status_line = r.readline().decode("latin-1")
@@ -210,9 +220,14 @@ class LoopbackServer:
         body = response.body
         no_body = status in (204, 304) or 100 <= status < 200
         names = {k for k, _ in headers}
+        trailers = list(response.trailers) if response.trailers and not no_body else None
         if no_body:
             headers = [(k, v) for k, v in headers if k != "content-length"]
             body = b""
+        elif trailers is not None and "content-length" not in names:
+            if "transfer-encoding" not in names:
+                headers.append(("transfer-encoding", "chunked"))
+            body = _chunked(body, trailers)
         elif "content-length" not in names and "transfer-encoding" not in names:
             headers.append(("content-length", str(len(body))))
         if method == "HEAD":

@@ -16,8 +16,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..http import HeaderMap, Request
-from .upstream import UpstreamResult, to_wire_response
+from .upstream import CONNECTION_TERMINATION, UpstreamResult, to_wire_response
 
+if TYPE_CHECKING:
+    from .dispatcher import Dispatcher, Timer
+    from .proxy import Proxy
+
+
+#: the x-forwarded-for value Envoy 1.40's async client sends (observed on the real binary)
+ASYNC_CLIENT_XFF = "192.0.2.2"
 TIMEOUT_BODY = b"upstream request timeout"
 
 
@@ -30,14 +37,10 @@ def local_reply(status: int, body: bytes) -> tuple[HeaderMap, bytes]:
     return h, body
 
 
-if TYPE_CHECKING:
-    from .dispatcher import Dispatcher, Timer
-    from .proxy import Proxy
-
-
 @dataclass
 class AsyncResponse:
-    """A completed call: ``headers`` include ``:status``; ``failure`` set when there is none."""
+    """A completed call: ``headers`` include ``:status``; ``failure`` set when there is none (a
+    reset of the call itself: Envoy's ``onFailure``)."""
 
     headers: HeaderMap | None
     body: bytes
@@ -86,10 +89,17 @@ def send(
     timeout_s: float | None,
     on_complete: Callable[[AsyncResponse], None],
     trailers: HeaderMap | None = None,
+    send_xff: bool = True,
 ) -> AsyncRequest:
     """Start a call; ``headers`` carry ``:method``, ``:path`` and ``:authority``.
 
-    The caller checks the cluster exists (Lua and Wasm report that error differently).
+    The caller checks the cluster exists (Lua and Wasm report that error differently). As
+    Envoy's async client (its request goes through a router of its own), the upstream also gets
+    ``x-envoy-internal: true``, ``x-forwarded-for: 192.0.2.2`` (unless ``send_xff`` is false;
+    Envoy 1.40 sends that placeholder address) and ``x-envoy-expected-rq-timeout-ms`` when there
+    is a timeout; the answer gets ``x-envoy-upstream-service-time``. A timeout, an unreachable or
+    crashing upstream and a cluster without endpoints come back as that router's local replies
+    (504/503 with a ``text/plain`` body), as in Envoy.
     """
     cluster = proxy.clusters[cluster_name]
     req = AsyncRequest(dispatcher, on_complete)
@@ -100,6 +110,11 @@ def send(
             up.add(k, v)
     if body and "content-length" not in up:
         up.add("content-length", str(len(body)))
+    up.set("x-envoy-internal", "true")
+    if send_xff:
+        up.set("x-forwarded-for", ASYNC_CLIENT_XFF)
+    if timeout_s:
+        up.set("x-envoy-expected-rq-timeout-ms", str(int(timeout_s * 1000)))
     request = Request(headers.get(":method") or "GET", headers.get(":path") or "/", up, body, trailers)
     head = request.method == "HEAD"
     rec = proxy.recorder
@@ -133,7 +148,7 @@ def send(
 
     def deliver(result: UpstreamResult) -> None:
         if result.response is None:
-            h, b = local_reply(503, (result.failure or "reset").encode())
+            h, b = local_reply(503, (result.failure or CONNECTION_TERMINATION).encode())
             resp = AsyncResponse(h, b, None)
         else:
             h, b = to_wire_response(result.response, head)
@@ -152,5 +167,10 @@ def send(
         dispatcher.post(deliver, result)
         activity.end()
 
+    if not cluster.healthy:
+        activity.end()
+        h, b = local_reply(503, b"no healthy upstream")
+        dispatcher.post(req._finish, AsyncResponse(h, b, None))
+        return req
     proxy.upstream_pool.call(cluster, request, done)
     return req

@@ -197,6 +197,11 @@ class ActiveStream:
             headers.set("content-length", str(len(body)))
             if "content-type" not in headers:
                 headers.add("content-type", "text/plain")
+        else:
+            # an empty local reply carries neither (Envoy drops what a modifier set; the codec
+            # then adds content-length: 0)
+            headers.remove("content-length")
+            headers.remove("content-type")
         return headers
 
     def codec_encode_headers(self, headers: HeaderMap, end_stream: bool) -> None:
@@ -211,11 +216,16 @@ class ActiveStream:
         if self.fm is not None and not self.fm.remote_decode_complete:
             headers.set("connection", "close")
             self.proxy.stat_store.inc(self.hcm.stat("downstream_rq_response_before_rq_complete"))
+        elif self.info.should_drain_connection:
+            headers.set("connection", "close")
         try:
             status = int(headers.get(":status") or 0)
         except ValueError:
             status = 0
-        if "content-length" not in headers and "transfer-encoding" not in headers:
+        # the HTTP/1 codec frames the body itself: an upstream's transfer-encoding is replaced
+        if "transfer-encoding" in headers:
+            headers.remove("transfer-encoding")
+        if "content-length" not in headers:
             if end_stream:
                 if status >= 200 and status not in _NO_BODY_STATUSES:
                     headers.add("content-length", "0")
@@ -229,7 +239,8 @@ class ActiveStream:
             self._finish_codec()
 
     def codec_encode_data(self, data: Buffer, end_stream: bool) -> None:
-        if not self.is_head_request():
+        # HTTP/1: a response to HEAD, a 204 and a 304 have no body on the wire, whatever filters added
+        if not self.is_head_request() and self._status not in _NO_BODY_STATUSES:
             self._resp_body += data.to_bytes()
         if end_stream:
             self._finish_codec()

@@ -53,8 +53,12 @@ class RequestSpec:
     trailers: list[tuple[str, str]] | None = None
 
     def wire_headers(self) -> list[tuple[str, str]]:
-        """Header lines an HTTP/1.1 client sends for this request (``Host`` first)."""
-        return [("host", self.authority), *self.headers]
+        """Header lines an HTTP/1.1 client sends for this request (``Host`` first); a request
+        with trailers is sent chunked (Envoy's codec drops that header before the filters)."""
+        out = [("host", self.authority), *self.headers]
+        if self.trailers is not None and not any(k in ("content-length", "transfer-encoding") for k, _ in out):
+            out.append(("transfer-encoding", "chunked"))
+        return out
 
 
 def make_request_spec(
@@ -86,9 +90,14 @@ def make_request_spec(
     if isinstance(body, str):
         body = body.encode()
     body = bytes(body or b"")
-    if body and not any(k == "content-length" for k, _ in out) and not any(k == "transfer-encoding" for k, _ in out):
-        out.append(("content-length", str(len(body))))
     tr = list(HeaderMap(trailers)) if trailers is not None else None
+    if (
+        body
+        and tr is None
+        and not any(k == "content-length" for k, _ in out)
+        and not any(k == "transfer-encoding" for k, _ in out)
+    ):
+        out.append(("content-length", str(len(body))))
     return RequestSpec(method, path, authority or "localhost", out, body, tr)
 
 

@@ -36,6 +36,8 @@ class StreamInfo:
     dynamic_metadata: dict[str, Any] = field(default_factory=dict)
     #: Envoy filter state: key -> value (bytes or str)
     filter_state: dict[str, Any] = field(default_factory=dict)
+    #: a filter asked to close the connection after this stream (HTTP/1: ``connection: close``)
+    should_drain_connection: bool = False
 
     def duration_ms(self) -> int | None:
         if self.end_mono_ns is None:

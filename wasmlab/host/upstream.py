@@ -92,8 +92,8 @@ def to_wire_response(response: Response, head: bool) -> tuple[HeaderMap, bytes]:
     """The response headers Envoy would read from the upstream's HTTP/1.1 bytes.
 
     Names lower-cased (the codec does that), ``content-length`` added when the app gave neither a
-    length nor chunked encoding (our loopback server does the same on the wire), no body for HEAD
-    or 204/304.
+    length nor chunked encoding, ``transfer-encoding: chunked`` when it has trailers (our loopback
+    server does the same on the wire), no body for HEAD or 204/304.
     """
     headers = HeaderMap()
     headers.add(":status", str(response.status))
@@ -103,6 +103,9 @@ def to_wire_response(response: Response, head: bool) -> tuple[HeaderMap, bytes]:
     if response.status in (204, 304) or 100 <= response.status < 200:
         body = b""
         headers.remove("content-length")
+    elif response.trailers and "content-length" not in headers:
+        if "transfer-encoding" not in headers:  # trailers travel only in chunked encoding
+            headers.add("transfer-encoding", "chunked")
     elif "content-length" not in headers and "transfer-encoding" not in headers:
         headers.add("content-length", str(len(body)))
     if head:

@@ -74,6 +74,8 @@ class RouterFilter(StreamFilter):
         self.timer: Timer | None = None
         self.sent_ns = 0
         self.done = False
+        #: the request ended at its headers (no body frame will follow)
+        self.headers_only = False
 
     # ---- decoding ----------------------------------------------------------------------------
     def decode_headers(self, headers: HeaderMap, end_stream: bool) -> FilterHeadersStatus:
@@ -120,6 +122,7 @@ class RouterFilter(StreamFilter):
                 headers.set("x-envoy-original-path", path)
             headers.set(":path", new_path)
         self.headers = headers
+        self.headers_only = end_stream
         if end_stream:
             self._send_upstream()
         return FilterHeadersStatus.StopIteration
@@ -184,7 +187,13 @@ class RouterFilter(StreamFilter):
         for k, v in headers:
             if not k.startswith(":"):
                 up_headers.add(k, v)
-        if body and "content-length" not in up_headers and "transfer-encoding" not in up_headers:
+        # Envoy's HTTP/1 codec: a request whose headers did not end the stream and carry no length
+        # is sent chunked, even if the body turns out empty (a filter may add an empty body)
+        if (
+            (body or not self.headers_only)
+            and "content-length" not in up_headers
+            and "transfer-encoding" not in up_headers
+        ):
             up_headers.add("transfer-encoding", "chunked")
         request = Request(headers.get(":method") or "GET", headers.get(":path") or "/", up_headers, body, self.trailers)
         cluster = self.cluster

@@ -1,0 +1,146 @@
+"""Helpers for the Lua filter tests: configs with a Lua filter, and running one YAML on both sides."""
+
+from __future__ import annotations
+
+import textwrap
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from helpers import assert_same, config
+from wasmlab import Proxy
+
+LUA = "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua"
+LUA_PER_ROUTE = "type.googleapis.com/envoy.extensions.filters.http.lua.v3.LuaPerRoute"
+
+SIDE_CLUSTER = """
+  - name: backend
+    type: STATIC
+    load_assignment:
+      cluster_name: backend
+      endpoints:
+      - lb_endpoints:
+        - endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: 8081}}}
+  - name: auth
+    type: STATIC
+    load_assignment:
+      cluster_name: auth
+      endpoints:
+      - lb_endpoints:
+        - endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: 8082}}}"""
+
+
+def lua_filter(code: str, extra: str = "", name: str = "envoy.filters.http.lua") -> str:
+    """An ``http_filters`` entry running ``code`` as ``default_source_code``; ``extra`` is more
+    YAML for the ``Lua`` message (indented 14 spaces, starting with a newline)."""
+    body = textwrap.indent(textwrap.dedent(code).strip("\n") + "\n", " " * 18)
+    return f"""
+          - name: {name}
+            typed_config:
+              "@type": {LUA}{extra}
+              default_source_code:
+                inline_string: |
+{body}"""
+
+
+def lua_config(code: str, extra: str = "", **kw: Any) -> str:
+    return config(lua_filter(code, extra), **kw)
+
+
+def with_trailers(yaml: str) -> str:
+    """Turn on HTTP/1 trailers for the downstream and the ``backend`` cluster (Envoy drops them
+    by default)."""
+    y = yaml.replace(
+        "          stat_prefix: ingress",
+        "          stat_prefix: ingress\n          http_protocol_options: {enable_trailers: true}",
+    )
+    return y.replace(
+        "  - name: backend\n    type: STATIC",
+        """  - name: backend
+    type: STATIC
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config:
+          http_protocol_options: {enable_trailers: true}""",
+    )
+
+
+def script_log_lines(lines: list[str]) -> list[str]:
+    """The ``[level][lua] script log: ...`` lines of a log."""
+    return [ln for ln in lines if "][lua] script log: " in ln]
+
+
+@dataclass
+class Req:
+    method: str = "GET"
+    path: str = "/"
+    body: bytes = b""
+    headers: Any = None
+    trailers: Any = None
+
+    def kw(self) -> dict[str, Any]:
+        return {"headers": self.headers, "body": self.body, "trailers": self.trailers}
+
+
+@dataclass
+class Outcome:
+    responses: list[Any]
+    script_logs: list[str]
+    stats: dict[str, int] = field(default_factory=dict)
+
+
+def run_wasmlab(yaml: str, requests: list[Req], apps: dict[str, Any] | None = None) -> Outcome:
+    with Proxy.from_yaml(yaml, workers=1) as p:
+        for name, app in (apps or {}).items():
+            p.upstream(name, app)
+        responses = [p.request(r.method, r.path, **r.kw()) for r in requests]
+        p.wait_idle(5)
+        return Outcome(responses, script_log_lines(p.logs), p.stats())
+
+
+def run_envoy(yaml: str, requests: list[Req], apps: dict[str, Any] | None = None) -> Outcome:
+    from wasmlab.envoy import run
+
+    with run(yaml, workers=1, apps=apps) as e:
+        responses = [e.request(r.method, r.path, **r.kw()) for r in requests]
+        expected = len(script_log_lines(e.logs))
+        # Envoy writes its log asynchronously: wait until the count stops growing
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:
+            time.sleep(0.1)
+            n = len(script_log_lines(e.logs))
+            if n == expected:
+                break
+            expected = n
+        return Outcome(responses, script_log_lines(e.logs), e.stats())
+
+
+def lua_stats(stats: dict[str, int]) -> dict[str, int]:
+    return {k: v for k, v in stats.items() if ".lua." in k}
+
+
+def assert_both(
+    yaml: str, requests: list[Req], apps: dict[str, Any] | None = None, stats: bool = True
+) -> tuple[Outcome, Outcome]:
+    """Run ``yaml`` on wasmlab and on real Envoy (one worker each): same responses (status,
+    headers, body, trailers), the same ``[lua] script log:`` lines, the same Lua counters."""
+    ours = run_wasmlab(yaml, requests, apps)
+    theirs = run_envoy(yaml, requests, apps)
+    for i, (a, b) in enumerate(zip(ours.responses, theirs.responses, strict=True)):
+        what = f"request {i} ({requests[i].method} {requests[i].path})"
+        assert_same(a, b, what)
+        ta = list(a.trailers) if a.trailers else None
+        tb = list(b.trailers) if b.trailers else None
+        assert ta == tb, f"{what}: trailers differ: wasmlab {ta} envoy {tb}"
+    assert ours.script_logs == theirs.script_logs, (
+        "script log lines differ:\n  wasmlab " + "\n          ".join(ours.script_logs)
+        + "\n  envoy   " + "\n          ".join(theirs.script_logs)
+    )  # fmt: skip
+    if stats:
+        assert lua_stats(ours.stats) == {k: v for k, v in lua_stats(theirs.stats).items() if k in lua_stats(ours.stats)}
+        for k in ("errors", "executions"):
+            mine = {n: v for n, v in lua_stats(ours.stats).items() if n.endswith("." + k)}
+            env = {n: v for n, v in lua_stats(theirs.stats).items() if n.endswith("." + k)}
+            assert mine == env, f"{k} counters differ: wasmlab {mine} envoy {env}"
+    return ours, theirs

@@ -1,0 +1,134 @@
+"""Classroom guards (a wasmlab addition): a looping or memory-hungry script fails its own hook
+quickly, by Envoy's error rule (logged, counted, the request goes on), and never the worker,
+the other workers or the kernel."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from lua_helpers import lua_config
+from wasmlab import Proxy
+
+LOOP = """
+function envoy_on_request(h)
+  local p = h:headers():get(":path")
+  if p == "/loop" then
+    while true do end
+  elseif p == "/pcall-loop" then
+    while true do pcall(function() while true do end end) end
+  elseif p == "/count" then
+    local i = 0
+    while true do i = i + 1 end
+  end
+  h:headers():add("x-served", "yes")
+end
+"""
+
+BOMB = """
+function envoy_on_request(h)
+  local p = h:headers():get(":path")
+  if p == "/bomb" then
+    local t = {}
+    while true do t[#t + 1] = string.rep("x", 100000) .. #t end
+  elseif p == "/huge" then
+    local s = string.rep("x", 2 ^ 30)
+  elseif p == "/keep" then
+    kept = {}
+    while true do kept[#kept + 1] = string.rep("y", 100000) .. #kept end
+  end
+  h:headers():add("x-served", "yes")
+end
+"""
+
+
+def _errors(p: Proxy) -> int:
+    return p.stats().get("http.ingress.lua.errors", 0)
+
+
+def test_infinite_loop_fails_its_hook_within_a_second(proxy_factory):
+    p = proxy_factory(lua_config(LOOP), workers=1)
+    for path in ("/loop", "/count", "/pcall-loop"):
+        t0 = time.monotonic()
+        r = p.request("GET", path, timeout=10)
+        took = time.monotonic() - t0
+        assert took < 1.0, f"{path} took {took:.2f}s"
+        assert r.status == 200  # fail open: the request continues, without the script's edits
+        assert b"x-served" not in r.body
+    assert _errors(p) == 3
+    assert any("instruction limit exceeded (wasmlab classroom guard" in ln for ln in p.logs)
+    assert p.request("GET", "/fine").body.count(b"x-served") == 1  # the same state serves on
+
+
+def test_a_looping_worker_does_not_stop_the_other_worker(proxy_factory):
+    # a budget of ~2 s of looping on worker 0, while worker 1 serves
+    p = proxy_factory(lua_config(LOOP), workers=2, options={"lua_instruction_limit": 3_000_000_000})
+    done = threading.Event()
+    result: list = []
+
+    def busy() -> None:
+        result.append(p.request("GET", "/loop", worker=0, timeout=30))
+        done.set()
+
+    threading.Thread(target=busy, daemon=True).start()
+    time.sleep(0.1)
+    served = []
+    t0 = time.monotonic()
+    while not done.is_set() and time.monotonic() - t0 < 20:
+        r = p.request("GET", "/other", worker=1, timeout=5)
+        served.append(r.status)
+    assert done.wait(30)
+    assert len(served) >= 5 and set(served) == {200}, served
+    assert result[0].status == 200
+
+
+def test_memory_bomb_fails_its_hook_within_a_second(proxy_factory):
+    p = proxy_factory(lua_config(BOMB), workers=1, options={"lua_memory_limit_mb": 32})
+    for path in ("/bomb", "/huge"):
+        t0 = time.monotonic()
+        r = p.request("GET", path, timeout=10)
+        took = time.monotonic() - t0
+        assert took < 1.0, f"{path} took {took:.2f}s"
+        assert r.status == 200
+    logs = "\n".join(p.logs)
+    assert "(wasmlab classroom guard: 32 MB per Lua state)" in logs
+    assert _errors(p) == 2
+    assert b"x-served" in p.request("GET", "/fine").body
+
+
+def test_a_state_kept_full_by_a_global_is_replaced(proxy_factory):
+    p = proxy_factory(lua_config(BOMB), workers=1, options={"lua_memory_limit_mb": 32})
+    r = p.request("GET", "/keep", timeout=10)
+    assert r.status == 200
+    assert any("is replaced by a fresh state" in ln for ln in p.logs)
+    assert b"x-served" in p.request("GET", "/fine").body
+    creates = [e for e in p.trace.events if e.kind == "vm" and e.name == "create" and e.thread == "worker_0"]
+    assert len(creates) == 2
+
+
+def test_guards_can_be_turned_off(proxy_factory):
+    code = 'function envoy_on_request(h) h:headers():add("x-jit", tostring(jit.status())) end'
+    on = proxy_factory(lua_config(code), workers=1)
+    assert b'"x-jit", "false"' in on.request("GET", "/").body  # guarded: interpreter only
+    off = proxy_factory(lua_config(code), workers=1, options={"lua_instruction_limit": 0, "lua_memory_limit_mb": 0})
+    assert b'"x-jit", "true"' in off.request("GET", "/").body
+
+
+def test_a_bad_guard_option_is_a_config_error():
+    import pytest
+
+    from wasmlab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="lua_instruction_limit"):
+        Proxy.from_yaml(lua_config("x = 1"), workers=1, options={"lua_instruction_limit": -1})
+
+
+def test_a_top_level_loop_rejects_the_config():
+    import pytest
+
+    from wasmlab.errors import ConfigError
+
+    t0 = time.monotonic()
+    with pytest.raises(ConfigError, match=r"script load error: .*instruction limit exceeded"):
+        Proxy.from_yaml(lua_config("while true do end"), workers=1)
+    assert time.monotonic() - t0 < 2.0

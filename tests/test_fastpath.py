@@ -1,0 +1,102 @@
+"""The fast Wasm call path gives exactly what the normal path gives, on every module we ship."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import wasmtime
+
+from conftest import CONFIGS, FIXTURES
+from wasm_diff import plugin_yaml
+from wasmlab import Proxy, Response, cli
+from wasmlab.proxywasm import callseam, fastpath
+
+MODULE_CONFIGS = sorted(p for p in (CONFIGS / "wasm").glob("*.yaml") if p.stem != "tcp_logger")
+REQUESTS = [
+    {"method": "GET", "path": "/hello", "headers": {"authorization": "Bearer good"}},
+    {"method": "POST", "path": "/post", "body": "hello world, hello!"},
+    {"method": "GET", "path": "/direct"},
+    {"method": "GET", "path": "/trap"},
+    {"method": "GET", "path": "/ok"},
+]
+
+
+def auth(req):
+    ok = req.headers.get("authorization") == "Bearer good"
+    return Response(200 if ok else 403, {}, b"")
+
+
+def run(config, path: str) -> tuple[list, dict[str, list[str]]]:
+    with Proxy.from_yaml(config, workers=1, options={"wasm_call_path": path}, component_log_level="wasm:trace") as p:
+        if "auth" in p.clusters:
+            p.upstream("auth", auth)
+        out = []
+        for kw in REQUESTS:
+            r = p.request(**kw)
+            body = r.body
+            try:
+                d = json.loads(body)
+                if isinstance(d, dict) and "headers" in d:
+                    d["headers"] = [h for h in d["headers"] if h[0] != "x-request-id"]
+                body = d
+            except ValueError:
+                pass
+            out.append(
+                (r.status, [h for h in r.headers if h[0] not in ("date", "x-envoy-upstream-service-time")], body)
+            )
+        p.wait_idle()
+    prefixes = ("[host", "[vm", "wasm log")
+    trace = p.trace
+    per_thread = {t: [ln for ln in trace.envoy_lines(t) if ln.startswith(prefixes)] for t in ("main", "worker_0")}
+    return out, per_thread
+
+
+def test_fast_path_is_available_here():
+    ok, why = fastpath.available()
+    assert ok, why
+    seam, _ = callseam.seam("auto")
+    assert seam.name == "fast"
+
+
+@pytest.mark.parametrize(
+    "config",
+    [*MODULE_CONFIGS, "trap", "sdk_go", "sdk_rust", "abi_010"],
+    ids=lambda c: c if isinstance(c, str) else c.stem,
+)
+def test_identical_results_and_traces(config, tmp_path):
+    if isinstance(config, str):
+        path = tmp_path / "p.yaml"
+        name = "trap_in_request_headers" if config == "trap" else config
+        path.write_text(plugin_yaml(FIXTURES / "wasm" / f"{name}.wasm"))
+        config = path
+    fast = run(config, "fast")
+    normal = run(config, "normal")
+    assert fast[0] == normal[0]
+    assert fast[1] == normal[1]
+
+
+def test_fast_path_reports_traps_exactly():
+    eng = wasmtime.Engine()
+    store = wasmtime.Store(eng)
+    mod = wasmtime.Module(
+        eng, '(module (func (export "f") (param i32) (result i32) (i32.div_u (i32.const 1) (local.get 0))))'
+    )
+    f = fastpath.bind_export(store, wasmtime.Instance(store, mod, []).exports(store)["f"])
+    assert f(1) == 1
+    with pytest.raises(wasmtime.Trap) as e:
+        f(0)
+    assert e.value.trap_code == wasmtime.TrapCode.INTEGER_DIVISION_BY_ZERO
+
+
+def test_wrong_path_name_is_a_clear_error():
+    with pytest.raises(ValueError, match="wasm_call_path must be auto, fast or normal"):
+        callseam.seam("turbo")
+
+
+def test_bench_runs_and_prints_named_figures(capsys):
+    assert cli.main(["bench", "--quick", "--only", "call", "--json"]) == 0
+    results = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    for name in ("call.export.normal_ns", "call.export.fast_ns", "call.host.fast_ns"):
+        assert results[name]["value"] > 0 and results[name]["unit"] == "ns"
+        assert set(results[name]) == {"name", "value", "unit", "spread"}

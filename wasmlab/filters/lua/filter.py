@@ -1,0 +1,409 @@
+"""``envoy.filters.http.lua``: the factory (per config) and the filter (per stream).
+
+What Envoy does (``filters/http/lua/lua_filter.cc``, ``config.cc``) and wasmlab copies:
+
+* config load: every script compiles and runs once in a state on the main thread (a syntax or
+  top-level error rejects the config: ``script load error: ...``); a script without a hook is
+  legal (``envoy_on_request() function not found. Lua filter will not hook requests.``);
+* each worker builds its own state per script on its own thread (``lua.lua_vm_count`` grows by
+  workers + 1 per script): globals are never shared between workers or scripts;
+* per request, the script is chosen from the most specific ``LuaPerRoute``: ``disabled`` → none,
+  ``name`` → ``source_codes[name]`` (none if missing), ``source_code`` → the route's own,
+  otherwise the default; the same choice again for the response;
+* each hook call counts ``executions``; a failing hook (Lua error, API misuse, unexpected yield)
+  is logged as ``script log: <message>`` at error level, counts ``errors``, abandons both hook
+  coroutines of the stream and lets the stream go on with the edits made so far (fail open).
+
+Stats live under ``http.<hcm stat_prefix>.lua.[<stat_prefix>.]``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ...errors import ConfigError
+from ...host.hcm import per_route_config
+from ...http import Buffer, FilterDataStatus, FilterHeadersStatus, FilterTrailersStatus, HeaderMap
+from ..base import HttpFilterFactory, StreamFilter
+from ..registry import register_http_filter
+from .config import LUA_PER_ROUTE_TYPE, LUA_TYPE, LuaConfig, LuaPerRoute, LuaScript, parse_lua, parse_lua_per_route
+from .handle import StreamHandleWrapper
+from .luaobject import LuaApiError
+from .runtime import Guards, LuaVM, ScriptLoadError
+
+if TYPE_CHECKING:
+    from ...config.yaml_source import Node
+    from ...host.dispatcher import Dispatcher
+    from ...host.proxy import Proxy
+    from ..base import FactoryContext
+
+
+@register_http_filter
+class LuaFilterFactory(HttpFilterFactory):
+    """The parsed ``Lua`` config and its Lua states (Envoy ``FilterConfig`` + ``PerLuaCodeSetup``)."""
+
+    type_url = LUA_TYPE
+    per_route_type_urls = (LUA_PER_ROUTE_TYPE,)
+    kind = "lua"
+
+    def __init__(self, name: str, config: Node, ctx: FactoryContext) -> None:
+        super().__init__(name, config, ctx)
+        self.config: LuaConfig = parse_lua(config)
+        sp = self.config.stat_prefix
+        self.stats_scope = f"http.{ctx.stat_prefix}.lua." + (f"{sp}." if sp else "")
+        self.guards = Guards()
+        #: every script this filter may run: its own plus the routes' ``source_code``s
+        self.scripts: list[LuaScript] = self.config.scripts()
+        self._main_vms: list[LuaVM] = []
+        self._vm_count = 0
+
+    @classmethod
+    def parse_per_route(cls, node: Node) -> LuaPerRoute:
+        return parse_lua_per_route(node)
+
+    # ---- lifecycle -------------------------------------------------------------------------------
+    def start_main(self, proxy: Proxy) -> None:
+        """Config load: find the routes' scripts, then load every script once on the main thread."""
+        super().start_main(proxy)
+        try:
+            self.guards = Guards.from_options(proxy.options)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+        for pr in self._per_route_configs(proxy):
+            if pr.script is not None and pr.script not in self.scripts:
+                self.scripts.append(pr.script)
+        for script in self.scripts:
+            vm = self._create_vm(script, "main")
+            if vm.on_request is None:
+                proxy.log("info", "lua", "envoy_on_request() function not found. Lua filter will not hook requests.")
+            if vm.on_response is None:
+                proxy.log("info", "lua", "envoy_on_response() function not found. Lua filter will not hook responses.")
+            self._main_vms.append(vm)
+        # Envoy lists its counters from the start, at 0
+        proxy.stat_store.inc(self.stats_scope + "errors", 0)
+        proxy.stat_store.inc(self.stats_scope + "executions", 0)
+        self._vm_count = len(self.scripts) * (len(proxy.workers) + 1)
+        proxy.stat_store.gauge_add("lua.lua_vm_count", self._vm_count)
+
+    def start_worker(self, dispatcher: Dispatcher) -> None:
+        for script in self.scripts:
+            self.vm_for(script, dispatcher)
+
+    def stop_worker(self, dispatcher: Dispatcher) -> None:
+        for script in self.scripts:
+            vm = dispatcher.slots.pop(("lua", script), None)
+            if vm is not None:
+                self._record_vm("destroy", script, dispatcher.name)
+                vm.close()
+
+    def stop_main(self) -> None:
+        for vm in self._main_vms:
+            self._record_vm("destroy", vm.script, "main")
+            vm.close()
+        self._main_vms.clear()
+        if self.proxy is not None and self._vm_count:
+            self.proxy.stat_store.gauge_add("lua.lua_vm_count", -self._vm_count)
+            self._vm_count = 0
+
+    def create_filter(self, dispatcher: Dispatcher) -> LuaFilter:
+        return LuaFilter(self, dispatcher)
+
+    # ---- Lua states ------------------------------------------------------------------------------
+    def vm_for(self, script: LuaScript, dispatcher: Dispatcher) -> LuaVM | None:
+        """This worker's state for ``script`` (created on first use if the route was not seen)."""
+        key = ("lua", script)
+        vm = dispatcher.slots.get(key)
+        if vm is None:
+            try:
+                vm = self._create_vm(script, dispatcher.name)
+            except ConfigError as e:  # top-level code that passed on main failed here
+                assert self.proxy is not None
+                self.proxy.log("error", "lua", f"cannot create the Lua state on {dispatcher.name}: {e}")
+                return None
+            dispatcher.slots[key] = vm
+        return vm
+
+    def replace_vm(self, script: LuaScript, dispatcher: Dispatcher, why: str) -> None:
+        """Classroom guard: a state left over its memory cap gets a fresh one (globals are lost)."""
+        assert self.proxy is not None
+        old = dispatcher.slots.pop(("lua", script), None)
+        self.proxy.log(
+            "warning",
+            "lua",
+            f"wasmlab: the Lua state of {script.label} on {dispatcher.name} {why}; it is replaced by a fresh "
+            "state (its globals are lost)",
+        )
+        if old is not None:
+            self._record_vm("destroy", script, dispatcher.name)
+            old.close()
+        self.vm_for(script, dispatcher)
+
+    def _create_vm(self, script: LuaScript, thread: str) -> LuaVM:
+        try:
+            vm = LuaVM(script, self.guards, thread)
+        except ScriptLoadError as e:
+            raise script.error(f"script load error: {e}") from None
+        self._record_vm("create", script, thread, vm)
+        return vm
+
+    def _record_vm(self, what: str, script: LuaScript, thread: str, vm: LuaVM | None = None) -> None:
+        proxy = self.proxy
+        if proxy is None or not proxy.recorder.enabled:
+            return
+        args: dict[str, Any] = {"filter": self.name, "script": script.label, "runtime": "luajit"}
+        if vm is not None:
+            args["hooks"] = [
+                n for n, f in (("envoy_on_request", vm.on_request), ("envoy_on_response", vm.on_response)) if f
+            ]
+            args["guards"] = {
+                "instruction_limit": self.guards.instruction_limit,
+                "memory_limit_mb": self.guards.memory_limit_mb,
+            }
+        proxy.recorder.record("vm", what, args, None, {"kind": "lua", "filter": self.name}, vm=f"lua:{script.label}")
+
+    def _per_route_configs(self, proxy: Proxy) -> list[LuaPerRoute]:
+        """The ``LuaPerRoute`` entries for this filter in the HCM that owns it."""
+        out: list[LuaPerRoute] = []
+        for hcm in proxy.hcms.values():
+            if not any(fc.factory is self for fc in hcm.config.http_filters):
+                continue
+            for vh in hcm.config.route_config.virtual_hosts:
+                for cfg in (vh.per_filter_config, *(r.per_filter_config for r in vh.routes)):
+                    pr = cfg.get(self.name)
+                    if isinstance(pr, LuaPerRoute):
+                        out.append(pr)
+        return out
+
+    def select(self, route: Any) -> tuple[LuaScript | None, LuaPerRoute | None]:
+        """The script for a route (Envoy's per-route resolution), and the per-route config."""
+        pr = per_route_config(route, self.name)
+        if isinstance(pr, LuaPerRoute):
+            if pr.disabled:
+                return None, pr
+            if pr.name:
+                return self.config.source_codes.get(pr.name), pr
+            if pr.script is not None:
+                return pr.script, pr
+        return self.config.default, pr if isinstance(pr, LuaPerRoute) else None
+
+
+class LuaCallbacks:
+    """What a handle needs from its direction of the chain (Envoy's Lua ``FilterCallbacks``,
+    with ``DecoderCallbacks`` and ``EncoderCallbacks`` as the two implementations)."""
+
+    __slots__ = ("filter", "decoder", "per_route")
+
+    def __init__(self, filt: LuaFilter, decoder: bool, per_route: LuaPerRoute | None) -> None:
+        self.filter = filt
+        self.decoder = decoder
+        self.per_route = per_route
+
+    @property
+    def _cb(self) -> Any:
+        return self.filter.callbacks
+
+    @property
+    def stream_info(self) -> Any:
+        return self._cb.stream_info
+
+    def add_data(self, data: Buffer) -> None:
+        if self.decoder:
+            self._cb.add_decoded_data(data)
+        else:
+            self._cb.add_encoded_data(data)
+
+    def buffered_body(self) -> Buffer | None:
+        return self._cb.decoding_buffer() if self.decoder else self._cb.encoding_buffer()
+
+    def continue_iteration(self) -> None:
+        if self.decoder:
+            self._cb.continue_decoding()
+        else:
+            self._cb.continue_encoding()
+
+    def on_headers_modified(self) -> None:
+        # request path only: an edit clears the route cache unless clear_route_cache is false
+        if self.decoder and self.filter.factory.config.clear_route_cache:
+            self._cb.clear_route_cache()
+
+    def clear_route_cache(self) -> None:
+        if self.decoder:
+            self._cb.clear_route_cache()
+
+    def request_headers(self) -> HeaderMap | None:
+        return self._cb.request_headers
+
+    def respond(self, headers: HeaderMap, body: bytes | None) -> None:
+        if not self.decoder:
+            raise LuaApiError("respond not currently supported in the response path")
+        status = int(headers.get(":status") or 0)
+        extra = [(k, v) for k, v in headers if k != ":status"]
+
+        def modify(h: HeaderMap) -> None:
+            for k, v in extra:
+                h.add(k, v)
+
+        self._cb.send_local_reply(status, body or b"", modify, "lua_response")
+
+    # ---- metadata ---------------------------------------------------------------------------------
+    def _route(self) -> Any:
+        return self._cb.route
+
+    def metadata(self) -> dict[str, Any]:
+        route = self._route()
+        if route is None:
+            return {}
+        md = route.metadata
+        name = self.filter.name
+        if name in md:
+            return md[name] or {}
+        return md.get("envoy.filters.http.lua") or {}
+
+    def route_metadata(self) -> dict[str, Any]:
+        route = self._route()
+        if route is None:
+            return {}
+        return route.metadata.get(self.filter.name) or {}
+
+    def virtual_host_metadata(self) -> dict[str, Any]:
+        route = self._route()
+        vh = route.virtual_host if route is not None else None
+        if vh is None:
+            return {}
+        return vh.metadata.get(self.filter.name) or {}
+
+    def filter_context(self) -> dict[str, Any]:
+        if self.per_route is not None and self.per_route.filter_context is not None:
+            return self.per_route.filter_context
+        return self.filter.factory.config.filter_context
+
+
+class LuaFilter(StreamFilter):
+    """One stream through the Lua filter (Envoy ``Lua::Filter``)."""
+
+    kind = "lua"
+
+    def __init__(self, factory: LuaFilterFactory, dispatcher: Dispatcher) -> None:
+        self.factory = factory
+        self.dispatcher = dispatcher
+        assert factory.proxy is not None
+        self.proxy = factory.proxy
+        self.rec = factory.proxy.recorder
+        self.name = factory.name
+        self.request_handle: StreamHandleWrapper | None = None
+        self.response_handle: StreamHandleWrapper | None = None
+        self._handles: list[StreamHandleWrapper] = []
+        self.destroyed = False
+        #: what the script asked for that wasmlab records but does not model (no HTTP/1 status
+        #: line, one endpoint per cluster): setHttp1ReasonPhrase, setUpstreamOverrideHost
+        self.http1_reason_phrase: str | None = None
+        self.upstream_override_host: tuple[str, bool] | None = None
+
+    @property
+    def stream_id(self) -> int:
+        return self.callbacks.stream_id
+
+    # ---- logging and errors ----------------------------------------------------------------------
+    def script_log(self, level: str, message: str) -> None:
+        self.proxy.log(level, "lua", f"script log: {message}")
+
+    def script_error(self, message: str) -> None:
+        """Envoy ``scriptError``: count, log, and drop both hook coroutines (fail open)."""
+        self.proxy.stat_store.inc(self.factory.stats_scope + "errors")
+        self.script_log("error", message)
+        if self.rec.enabled:
+            self.rec.record("lua", "error", {"message": message}, None, {"stream": self.stream_id, "filter": self.name})
+        for attr in ("request_handle", "response_handle"):
+            h = getattr(self, attr)
+            if h is not None:
+                h.mark_dead()
+                setattr(self, attr, None)
+        self._check_memory()
+
+    def _check_memory(self) -> None:
+        guards = self.factory.guards
+        if not guards.memory_limit_mb:
+            return
+        for h in self._handles:
+            vm = h.vm
+            if vm.runtime is not None and vm.memory_kb() > guards.memory_limit_mb * 1024:
+                cur = self.dispatcher.slots.get(("lua", vm.script))
+                if cur is vm:
+                    self.factory.replace_vm(vm.script, self.dispatcher, "is still over its memory limit after an error")
+
+    # ---- headers: start a hook -------------------------------------------------------------------
+    def _do_headers(self, decoder: bool, headers: HeaderMap, end_stream: bool) -> FilterHeadersStatus:
+        script, per_route = self.factory.select(self.callbacks.route)
+        if script is None:
+            return FilterHeadersStatus.Continue
+        vm = self.factory.vm_for(script, self.dispatcher)
+        if vm is None:
+            return FilterHeadersStatus.Continue
+        fn = vm.on_request if decoder else vm.on_response
+        if fn is None:
+            return FilterHeadersStatus.Continue
+        hook = "envoy_on_request" if decoder else "envoy_on_response"
+        handle = StreamHandleWrapper(self, LuaCallbacks(self, decoder, per_route), vm, hook, headers, end_stream)
+        self._handles.append(handle)
+        if decoder:
+            self.request_handle = handle
+        else:
+            self.response_handle = handle
+        self.proxy.stat_store.inc(self.factory.stats_scope + "executions")
+        status = handle.start(fn)
+        if handle.error is None:
+            handle.mark_dead()
+        else:
+            self.script_error(handle.error)
+        return status
+
+    def decode_headers(self, headers: HeaderMap, end_stream: bool) -> FilterHeadersStatus:
+        return self._do_headers(True, headers, end_stream)
+
+    def encode_headers(self, headers: HeaderMap, end_stream: bool) -> FilterHeadersStatus:
+        return self._do_headers(False, headers, end_stream)
+
+    # ---- body and trailers: resume a waiting hook ------------------------------------------------
+    def _do_data(self, handle: StreamHandleWrapper | None, data: Buffer, end_stream: bool) -> FilterDataStatus:
+        if handle is None:
+            return FilterDataStatus.Continue
+        handle.mark_live()
+        status = handle.on_data(data, end_stream)
+        if handle.error is None:
+            handle.mark_dead()
+        else:
+            self.script_error(handle.error)
+        return status
+
+    def _do_trailers(self, handle: StreamHandleWrapper | None, trailers: HeaderMap) -> FilterTrailersStatus:
+        if handle is None:
+            return FilterTrailersStatus.Continue
+        handle.mark_live()
+        status = handle.on_trailers(trailers)
+        if handle.error is None:
+            handle.mark_dead()
+        else:
+            self.script_error(handle.error)
+        return status
+
+    def decode_data(self, data: Buffer, end_stream: bool) -> FilterDataStatus:
+        return self._do_data(self.request_handle, data, end_stream)
+
+    def encode_data(self, data: Buffer, end_stream: bool) -> FilterDataStatus:
+        return self._do_data(self.response_handle, data, end_stream)
+
+    def decode_trailers(self, trailers: HeaderMap) -> FilterTrailersStatus:
+        return self._do_trailers(self.request_handle, trailers)
+
+    def encode_trailers(self, trailers: HeaderMap) -> FilterTrailersStatus:
+        return self._do_trailers(self.response_handle, trailers)
+
+    # ---- end of stream ---------------------------------------------------------------------------
+    def on_destroy(self) -> None:
+        self.destroyed = True
+        for h in self._handles:
+            h.on_reset()
+            h.mark_dead()
+            h.release()
+        self._handles.clear()
+        self.request_handle = self.response_handle = None

@@ -1,0 +1,343 @@
+"""The base of every object a Lua script gets from Envoy: exported methods, death, argument checks.
+
+Envoy (``filters/common/lua/lua.h``) derives each scriptable C++ class from ``BaseLuaObject<T>``:
+its ``exportedFunctions()`` table *is* the Lua API of that object, every method first checks
+that the object is still alive (``object used outside of proper scope``), and every object also
+has the six ``log*`` methods. We keep that shape: a Python class per wrapper, methods marked with
+:func:`export`, and a generated thunk per method that checks death, converts errors and records
+the call in the trace. The Lua side (``prelude.lua``) gives each class a userdata metatable whose
+methods call these thunks.
+
+A thunk returns a status first (0 done, 1 error at the script's line, 2 the script must wait,
+3 done with no value, 4 error without a position) — see ``prelude.lua``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import lupa.luajit21 as lupa
+
+if TYPE_CHECKING:
+    from .handle import StreamHandleWrapper
+
+DEAD = b"object used outside of proper scope"
+#: live objects by number: what Lua's userdata stand for (see ``BaseLuaObject.register``)
+OBJECTS: dict[int, BaseLuaObject] = {}
+_ids = itertools.count(1)
+#: namespace of the wrappers shared by Envoy's Lua filters (``filters/common/lua``)
+COMMON_LUA = ("Envoy", "Extensions", "Filters", "Common", "Lua")
+#: a method's return value meaning "the script must wait" (the handle set its state)
+YIELD = object()
+#: a method's return value meaning "no value at all" (Envoy's ``return 0``): ``select('#', ...)``
+#: is 0 and ``tostring(x:get("missing"))`` fails, as in Envoy
+NOTHING = object()
+
+
+class LuaApiError(Exception):
+    """An error raised at the script's line (Envoy: ``luaL_error``), e.g. ``header map can no
+    longer be modified``."""
+
+
+class LuaRawError(LuaApiError):
+    """An error LuaJIT itself raises without a position (``invalid key to 'next'``)."""
+
+
+class LuaArgError(LuaApiError):
+    """LuaJIT's argument error (``luaL_argerror``). ``slot`` counts the Lua stack from ``self`` = 1;
+    the Lua side names the function from the call site and, for a ``:`` call, does not count
+    ``self`` — exactly as LuaJIT words it (``bad argument #1 to 'add' (string expected, got nil)``)."""
+
+    def __init__(self, slot: int, detail: str) -> None:
+        super().__init__(f"bad argument (slot {slot}): {detail}")
+        self.slot = slot
+        self.detail = detail
+
+
+def export(name: str, nret: int | str = 1) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Mark a method as part of the object's Lua API under ``name``; ``nret`` is how many values it
+    returns to Lua (0, 1, 2, or ``"iter"`` for an iterator function)."""
+
+    def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+        fn.__lua__ = (name, nret)  # type: ignore[attr-defined]
+        return fn
+
+    return deco
+
+
+# ---- Lua value helpers -------------------------------------------------------------------------
+def lua_type(v: Any) -> str:
+    """The Lua type name of a value lupa handed to Python."""
+    if v is None:
+        return "nil"
+    if isinstance(v, bool):
+        return "boolean"
+    if isinstance(v, int | float):
+        return "number"
+    if isinstance(v, bytes):
+        return "string"
+    return lupa.lua_type(v) or "userdata"
+
+
+def number_to_string(n: float) -> bytes:
+    """Lua's number-to-string coercion (``%.14g``): 10 -> ``10``, 0.1 -> ``0.1``."""
+    if isinstance(n, float):
+        if math.isnan(n):
+            return b"nan" if math.copysign(1, n) > 0 else b"-nan"
+        if math.isinf(n):
+            return b"inf" if n > 0 else b"-inf"
+    return b"%.14g" % n
+
+
+_NUM = re.compile(rb"^\s*[-+]?(?:0[xX][0-9a-fA-F]+|(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
+
+
+def string_to_number(s: bytes) -> float | None:
+    """Lua's string-to-number coercion (``lua_isnumber`` on a string), or None."""
+    if not _NUM.match(s):
+        return None
+    t = s.strip()
+    neg = t.startswith(b"-")
+    body = t.lstrip(b"+-")
+    if body[:2].lower() == b"0x":
+        v = float(int(body, 16))
+        return -v if neg else v
+    return float(t)
+
+
+def bad_argument(index: int, function: str, expected: str, args: tuple[Any, ...]) -> LuaArgError:
+    """LuaJIT's argument error for argument ``index`` (1 = the first after ``self``)."""
+    got = "no value" if index > len(args) else lua_type(args[index - 1])
+    return LuaArgError(index + 1, f"{expected} expected, got {got}")
+
+
+def check_string(args: tuple[Any, ...], index: int, function: str) -> bytes:
+    """``luaL_checkstring``: a string, or a number coerced to one."""
+    if index <= len(args):
+        v = args[index - 1]
+        if isinstance(v, bytes):
+            return v
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            return number_to_string(v)
+    raise bad_argument(index, function, "string", args)
+
+
+def opt_string(args: tuple[Any, ...], index: int, function: str) -> bytes | None:
+    if index > len(args) or args[index - 1] is None:
+        return None
+    return check_string(args, index, function)
+
+
+def check_number(args: tuple[Any, ...], index: int, function: str) -> float:
+    """``luaL_checknumber``: a number, or a string that reads as one."""
+    if index <= len(args):
+        v = args[index - 1]
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            return float(v)
+        if isinstance(v, bytes):
+            n = string_to_number(v)
+            if n is not None:
+                return n
+    raise bad_argument(index, function, "number", args)
+
+
+def check_integer(args: tuple[Any, ...], index: int, function: str) -> int:
+    """``luaL_checkinteger``: the number truncated towards zero."""
+    n = check_number(args, index, function)
+    if math.isnan(n) or math.isinf(n):
+        return 0
+    return int(n)
+
+
+def check_type(args: tuple[Any, ...], index: int, function: str, expected: str) -> Any:
+    if index <= len(args) and lua_type(args[index - 1]) == expected:
+        return args[index - 1]
+    raise bad_argument(index, function, expected, args)
+
+
+def text(b: bytes) -> str:
+    """Header names/values and other wire text: bytes <-> str one-to-one (latin-1)."""
+    return b.decode("latin-1")
+
+
+def wire(s: str) -> bytes:
+    return s.encode("latin-1", "replace")
+
+
+def short(v: Any, limit: int = 200) -> Any:
+    """A trace-friendly copy of a Lua value."""
+    if isinstance(v, bytes):
+        s = v.decode("latin-1")
+        return s if len(s) <= limit else s[:limit] + "…"
+    if v is None or isinstance(v, bool | int | float | str):
+        return v
+    if v is NOTHING:
+        return None
+    if isinstance(v, BaseLuaObject):
+        return f"<{v.lua_class}>"
+    if isinstance(v, tuple):
+        return [short(x, limit) for x in v]
+    t = lupa.lua_type(v)
+    return f"<{t}>" if t else f"<{type(v).__name__}>"
+
+
+# ---- the base class ------------------------------------------------------------------------------
+class BaseLuaObject:
+    """An object handed to Lua: a userdata whose methods are this class's exports."""
+
+    lua_class: ClassVar[str] = "BaseLuaObject"
+    #: the C++ namespace of Envoy's class: its mangled name appears in "bad self" errors
+    cpp_namespace: ClassVar[tuple[str, ...]] = ("Envoy", "Extensions", "HttpFilters", "Lua")
+    #: name used in trace events ("headers:add")
+    trace_name: ClassVar[str] = "object"
+    _exports: ClassVar[dict[str, tuple[Callable[..., Any], int | str]] | None] = None
+
+    __slots__ = ("dead", "_ud", "lua_id", "h")
+
+    def __init__(self, h: StreamHandleWrapper) -> None:
+        self.dead = False
+        self._ud: Any = None
+        #: this object's number in ``OBJECTS`` (0: never handed to Lua)
+        self.lua_id = 0
+        #: the stream handle this object came from (for the VM, logging and the trace)
+        self.h = h
+
+    @classmethod
+    def cpp_name(cls) -> str:
+        """``typeid(T).name()`` of Envoy's class, e.g. ``N5Envoy10Extensions11HttpFilters3Lua16HeaderMapWrapperE``."""
+        return "N" + "".join(f"{len(p)}{p}" for p in (*cls.cpp_namespace, cls.lua_class)) + "E"
+
+    # ---- identity in Lua ----------------------------------------------------------------------
+    def register(self) -> int:
+        """This object's number for Lua. Lua never holds the Python object itself, only this
+        number (``OBJECTS`` maps it back): lupa's wrappers for Python objects are keyed by
+        ``id()``, which a busy host reuses while Lua still finalizes old wrappers."""
+        if not self.lua_id:
+            self.lua_id = next(_ids)
+            self.h.owned.append(self)
+        if not self.dead:
+            OBJECTS[self.lua_id] = self
+        return self.lua_id
+
+    def ud(self) -> Any:
+        """This object's userdata (created once: asking twice gives the same Lua value).
+
+        The reference is dropped when the object dies and, for every object the stream handed
+        out, when the stream ends (``release``), so Lua can collect the userdata."""
+        if self._ud is None:
+            self._ud = self.h.vm.new(self.lua_class, self.register())
+        return self._ud
+
+    # ---- death (Envoy markDead/markLive) ------------------------------------------------------
+    def mark_dead(self) -> None:
+        """Dead: Lua still has the userdata, but its number no longer leads here, so every call
+        answers ``object used outside of proper scope``."""
+        self.dead = True
+        self._ud = None
+        if self.lua_id:
+            OBJECTS.pop(self.lua_id, None)
+        self.on_mark_dead()
+
+    def mark_live(self) -> None:
+        self.dead = False
+        if self.lua_id:
+            OBJECTS[self.lua_id] = self
+
+    def on_mark_dead(self) -> None:
+        """Drop child objects: they do not survive yields (Envoy ``onMarkDead``)."""
+
+    def release(self) -> None:
+        """The stream is over: forget the userdata and the number."""
+        self._ud = None
+        if self.lua_id:
+            OBJECTS.pop(self.lua_id, None)
+
+    # ---- logging, on every object (Envoy BaseLuaObject) ---------------------------------------
+    def _log(self, level: str, name: str, args: tuple[Any, ...]) -> None:
+        msg = check_string(args, 1, name)
+        self.h.script_log(level, msg.decode("utf-8", "replace"))
+
+    @export("logTrace", 0)
+    def log_trace(self, *args: Any) -> None:
+        self._log("trace", "logTrace", args)
+
+    @export("logDebug", 0)
+    def log_debug(self, *args: Any) -> None:
+        self._log("debug", "logDebug", args)
+
+    @export("logInfo", 0)
+    def log_info(self, *args: Any) -> None:
+        self._log("info", "logInfo", args)
+
+    @export("logWarn", 0)
+    def log_warn(self, *args: Any) -> None:
+        self._log("warning", "logWarn", args)
+
+    @export("logErr", 0)
+    def log_err(self, *args: Any) -> None:
+        self._log("error", "logErr", args)
+
+    @export("logCritical", 0)
+    def log_critical(self, *args: Any) -> None:
+        self._log("critical", "logCritical", args)
+
+    # ---- the exported-method table ------------------------------------------------------------
+    @classmethod
+    def lua_exports(cls) -> dict[str, tuple[Callable[..., Any], int | str]]:
+        """``{lua name: (thunk, nret)}`` — the object's Lua API (Envoy ``exportedFunctions()``)."""
+        if cls.__dict__.get("_exports") is None:
+            out: dict[str, tuple[Callable[..., Any], int | str]] = {}
+            for attr_name in dir(cls):
+                attr = getattr(cls, attr_name, None)
+                spec = getattr(attr, "__lua__", None)
+                if spec is not None:
+                    name, nret = spec
+                    out[name] = (_thunk(cls, name, attr, nret), nret)
+            cls._exports = out
+        return cls._exports  # type: ignore[return-value]
+
+
+def _thunk(cls: type[BaseLuaObject], name: str, fn: Callable[..., Any], nret: int | str) -> Callable[..., Any]:
+    """The Python half of a Lua method (the Lua half is ``thunk`` in prelude.lua)."""
+    trace = f"{cls.trace_name}:{name}"
+
+    def thunk(obj_id: int, *args: Any) -> tuple[Any, ...]:
+        obj = OBJECTS.get(obj_id)
+        if obj is None or obj.dead:
+            return 1, DEAD
+        try:
+            result = fn(obj, *args)
+        except LuaArgError as e:
+            obj.h.trace_call(trace, args, None, f"bad argument #{e.slot - 1} to '{name}' ({e.detail})")
+            return 5, e.slot, e.detail.encode()
+        except LuaRawError as e:
+            obj.h.trace_call(trace, args, None, str(e))
+            return 4, str(e).encode()
+        except LuaApiError as e:
+            obj.h.trace_call(trace, args, None, str(e))
+            return 1, str(e).encode()
+        except Exception as e:  # a wasmlab bug: fail the script, never the worker
+            msg = f"wasmlab internal error in {trace}: {type(e).__name__}: {e}"
+            obj.h.internal_error(msg, e)
+            return 1, msg.encode()
+        if result is YIELD:
+            obj.h.trace_call(trace, args, "<yield>", None)
+            return (2,)
+        if result is NOTHING:
+            obj.h.trace_call(trace, args, None, None)
+            return (3,)
+        obj.h.trace_call(trace, args, result, None)
+        if nret == 0:
+            return (0,)
+        if nret == 2:
+            return (0, *result)
+        if isinstance(result, BaseLuaObject):
+            return 0, (result.register() if nret == "iter" else result.ud())
+        return 0, result
+
+    thunk.__name__ = f"lua_{cls.trace_name}_{name}"
+    return thunk

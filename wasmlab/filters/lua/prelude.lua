@@ -1,0 +1,414 @@
+-- wasmlab prelude for envoy.filters.http.lua: runs first in every Lua state, before the script.
+--
+-- It gives the state three things:
+--   1. what Envoy's LuaJIT build has and lupa's lacks: the Lua 5.2 compatibility set
+--      (Envoy builds LuaJIT with -DLUAJIT_ENABLE_LUA52COMPAT);
+--   2. the object system the handle API is built on: one userdata class per Envoy wrapper
+--      (HeaderMapWrapper, BufferWrapper, ...), whose methods call into Python, as Envoy's
+--      methods call into C++;
+--   3. the coroutine driver and the classroom guards (a wasmlab addition).
+-- The host passes a table of settings and Python callables; the chunk returns the driver.
+local HOST = ...
+
+local type, select, error, rawget, next, tostring = type, select, error, rawget, next, tostring
+local getmetatable, setmetatable, newproxy = getmetatable, setmetatable, newproxy
+local co_create, co_resume, co_status, co_yield = coroutine.create, coroutine.resume, coroutine.status, coroutine.yield
+local collectgarbage = collectgarbage
+
+---------------------------------------------------------------------------------------------------
+-- 1. Lua 5.2 compatibility, as in Envoy's LuaJIT
+---------------------------------------------------------------------------------------------------
+do
+  local lua_pairs, lua_ipairs, running = pairs, ipairs, coroutine.running
+  local function meta(t, name)
+    local mt = getmetatable(t)
+    if type(mt) == "table" then
+      return rawget(mt, name)
+    end
+  end
+  -- pairs()/ipairs() honour __pairs/__ipairs (Envoy's `pairs(headers)` depends on it)
+  function pairs(t)
+    local f = meta(t, "__pairs")
+    if f then
+      return f(t)
+    end
+    return lua_pairs(t)
+  end
+  function ipairs(t)
+    local f = meta(t, "__ipairs")
+    if f then
+      return f(t)
+    end
+    return lua_ipairs(t)
+  end
+  table.unpack = table.unpack or unpack
+  table.pack = table.pack or function(...)
+    return { n = select("#", ...), ... }
+  end
+  package.searchers = package.searchers or package.loaders
+  -- 5.2: coroutine.running() also says whether this is the main coroutine
+  function coroutine.running()
+    local co = running()
+    return co, co == nil
+  end
+end
+
+-- print() goes to the notebook's stdout (Envoy: the process's stdout)
+do
+  local concat, host_print = table.concat, HOST.print
+  function print(...)
+    local n = select("#", ...)
+    local parts = {}
+    for i = 1, n do
+      parts[i] = tostring((select(i, ...)))
+    end
+    host_print(concat(parts, "\t"))
+  end
+end
+
+-- os.exit() would stop the whole Python process (Envoy: the whole proxy)
+function os.exit()
+  error("os.exit() is disabled in wasmlab: it would stop the whole process", 2)
+end
+
+-- require(): LuaJIT's search paths with "./" meaning the YAML file's folder, after package_paths
+package.path = HOST.package_path
+package.cpath = HOST.package_cpath
+
+---------------------------------------------------------------------------------------------------
+-- 2. Objects: userdata with a metatable of methods, each calling a Python function
+---------------------------------------------------------------------------------------------------
+-- Every object handed to a script is a userdata (as in Envoy); OBJ maps it to its Python object.
+local OBJ = setmetatable({}, { __mode = "k" })
+local PROTO = {}
+
+local getinfo = debug.getinfo
+local arm -- set below, with the guards: a fresh budget for each run
+
+-- The host resumed the script: re-arm the budget, hand the values on.
+local function resumed(...)
+  arm()
+  return ...
+end
+
+-- LuaJIT's own argument error (lj_err_argmsg), raised for the Lua method that called us: the
+-- function name comes from the call site, a method call does not count `self`, and a tail call
+-- leaves no name ('?'). `narg` counts stack slots from `self` = 1.
+local function argerror(narg, detail)
+  local ar = getinfo(2, "n")
+  local name = ar and ar.name or "?"
+  if ar and ar.namewhat == "method" then
+    narg = narg - 1
+    if narg == 0 then
+      error("calling '" .. name .. "' on bad self (" .. detail .. ")", 3)
+    end
+  end
+  error("bad argument #" .. narg .. " to '" .. name .. "' (" .. detail .. ")", 3)
+end
+
+-- A Python method returns a status first: 0 = done (results follow), 1 = error (message
+-- follows; raised at the script's line, like luaL_error), 2 = wait: the script yields to the
+-- host, which resumes it with the method's results, 3 = done with no value at all (Envoy's
+-- `return 0`), 4 = error without a position (LuaJIT's own errors such as "invalid key to 'next'"),
+-- 5 = argument error (stack slot, "string expected, got nil").
+local function fail(s, a, b)
+  if s == 1 then
+    error(a, 3)
+  elseif s == 4 then
+    error(a, 0)
+  end
+end
+
+local function thunk(class, name, fn, nret, mt)
+  local self_expected = HOST.cpp_names[class] or class
+  local function check_self(self)
+    local o = OBJ[self]
+    if o == nil or getmetatable(self) ~= mt then
+      local t = self == nil and "no value" or type(self)
+      local ar = getinfo(2, "n")
+      local fname = ar and ar.name or "?"
+      error("bad argument #1 to '" .. fname .. "' (" .. self_expected .. " expected, got " .. t .. ")", 3)
+    end
+    return o
+  end
+  if nret == 0 then
+    return function(self, ...)
+      local s, a, b = fn(check_self(self), ...)
+      if s == 0 or s == 3 then
+        return
+      elseif s == 5 then
+        argerror(a, b)
+      elseif s ~= 2 then
+        fail(s, a, b)
+      end
+      return resumed(co_yield())
+    end
+  elseif nret == 1 then
+    return function(self, ...)
+      local s, a, b = fn(check_self(self), ...)
+      if s == 0 then
+        return a
+      elseif s == 3 then
+        return
+      elseif s == 5 then
+        argerror(a, b)
+      elseif s ~= 2 then
+        fail(s, a, b)
+      end
+      return resumed(co_yield())
+    end
+  elseif nret == 2 then
+    return function(self, ...)
+      local s, a, b = fn(check_self(self), ...)
+      if s == 0 then
+        return a, b
+      elseif s == 3 then
+        return
+      elseif s == 5 then
+        argerror(a, b)
+      elseif s ~= 2 then
+        fail(s, a, b)
+      end
+      return resumed(co_yield())
+    end
+  end
+  -- nret == "iter": the method returns a Python iterator object; the script gets a function
+  local step = HOST.iter_next
+  return function(self, ...)
+    local s, it, b = fn(check_self(self), ...)
+    if s == 5 then
+      argerror(it, b)
+    elseif s ~= 0 then
+      fail(s, it, b)
+    end
+    return function()
+      local s2, k, v = step(it)
+      if s2 == 1 then
+        error(k, 2)
+      end
+      return k, v
+    end
+  end
+end
+
+local driver = {}
+
+-- define("HeaderMapWrapper", {add = {fn, 0}, ...}): one metatable per wrapper class; its
+-- __index is itself, so getmetatable(obj) lists the methods, as in Envoy.
+function driver.define(class, methods)
+  local proto = newproxy(true)
+  local mt = getmetatable(proto)
+  mt.__index = mt
+  for name, spec in next, methods do
+    mt[name] = thunk(class, name, spec[1], spec[2], mt)
+  end
+  PROTO[class] = proto
+end
+
+function driver.new(class, pyobj)
+  local u = newproxy(PROTO[class])
+  OBJ[u] = pyobj
+  return u
+end
+
+-- A closure that calls a Python function with a fixed first argument (body chunk iterators).
+function driver.closure(fn, arg)
+  return function()
+    local s, a = fn(arg)
+    if s == 0 then
+      return a
+    elseif s == 3 then
+      return
+    elseif s == 1 then
+      error(a, 2)
+    end
+    return resumed(co_yield())
+  end
+end
+
+---------------------------------------------------------------------------------------------------
+-- 3. Classroom guards (wasmlab addition): an instruction budget per run and a memory cap
+---------------------------------------------------------------------------------------------------
+local budget = HOST.instruction_limit or 0 -- instructions per run (0 = unlimited)
+local every = HOST.hook_every or 10000
+local mem_soft_kb = (HOST.memory_limit_mb or 0) * 1024
+local left = 0 -- hook ticks left in this run
+local limit_msg = HOST.instruction_message
+local memory_msg = HOST.memory_message
+local guarded = budget > 0 or mem_soft_kb > 0
+local sethook = debug.sethook
+local hook
+local tripped = false -- over budget: the hook now fires on every instruction
+
+if guarded then
+  -- LuaJIT never calls hooks inside compiled traces, so a `while true do end` loop that got
+  -- compiled would run forever: run this state in the interpreter.
+  jit.off()
+  jit.flush()
+  budget = budget > 0 and math.max(1, math.floor(budget / every)) or math.huge
+  local running = coroutine.running
+  hook = function()
+    -- scripts run in coroutines; the host's own Lua (this prelude) on the main thread is exempt
+    if running() == nil then
+      return
+    end
+    if tripped then
+      -- after a pcall caught the first error: fail again at once, one frame further out
+      error(limit_msg, 2)
+    end
+    left = left - 1
+    if left < 0 or (mem_soft_kb > 0 and collectgarbage("count") > mem_soft_kb) then
+      local msg = left < 0 and limit_msg or memory_msg
+      limit_msg = msg
+      tripped = true
+      sethook(hook, "", 1)
+      error(msg, 2)
+    end
+  end
+  sethook(hook, "", every)
+end
+
+-- A fresh budget for the next run (one start or resume).
+function arm()
+  left = budget
+  if tripped then
+    tripped = false
+    limit_msg = HOST.instruction_message
+    sethook(hook, "", every)
+  end
+end
+
+---------------------------------------------------------------------------------------------------
+-- 4. Loading the script and driving hook coroutines
+---------------------------------------------------------------------------------------------------
+local function after_error()
+  -- a failed run may leave a lot of garbage (a memory bomb): free it while still protected
+  if tripped then
+    tripped = false
+    limit_msg = HOST.instruction_message
+    sethook(hook, "", every)
+  end
+  if mem_soft_kb > 0 and collectgarbage("count") > mem_soft_kb / 2 then
+    collectgarbage("collect")
+  end
+end
+
+local function message(err)
+  if type(err) == "string" then
+    return err
+  end
+  return nil -- Envoy: "unspecified lua error"
+end
+
+-- Load the script with loadstring(code): the chunk name is the code itself, so messages carry
+-- Envoy's prefixes ([string "..."]:N:). Returns nil or the error message.
+function driver.load(code)
+  local f, err = loadstring(code)
+  if not f then
+    return err
+  end
+  arm()
+  -- in a coroutine, so the guards apply (Envoy: lua_pcall on the state)
+  local co = co_create(f)
+  local ok, e = co_resume(co)
+  if not ok then
+    co = nil
+    after_error()
+    return message(e) or "unspecified lua error"
+  end
+  if co_status(co) ~= "dead" then
+    return "attempt to yield across C-call boundary"
+  end
+  return nil
+end
+
+-- Only check that the script compiles (the config parser uses it).
+function driver.compile(code)
+  local f, err = loadstring(code)
+  if not f then
+    return err
+  end
+  return nil
+end
+
+function driver.global(name)
+  local v = rawget(_G, name)
+  if type(v) == "function" then
+    return v
+  end
+  return nil
+end
+
+-- The body of a hook coroutine: arm the budget, then run the hook. The host creates one coroutine
+-- per hook call from it (Envoy: lua_newthread per envoy_on_request/envoy_on_response) and
+-- resumes it from Python (lupa's coroutine API), never from Lua code on the main thread: lupa
+-- resets the main thread's stack whenever Python calls into Lua, which would corrupt a resume
+-- running there.
+function driver.body(fn)
+  return function(...)
+    arm()
+    return fn(...)
+  end
+end
+
+-- After a failed run: a memory bomb may have left a lot of garbage; free it.
+driver.after_error = after_error
+
+function driver.memory_kb()
+  return collectgarbage("count")
+end
+
+function driver.collect()
+  collectgarbage("collect")
+  return collectgarbage("count")
+end
+
+-- Lua tables from Python lists: {k1, v1, k2, v2, ...} -> {[k1] = v1, ...}
+function driver.table_from_pairs(flat)
+  local t = {}
+  for i = 1, #flat, 2 do
+    t[flat[i]] = flat[i + 1]
+  end
+  return t
+end
+
+-- Header tables given to respond()/httpCall(), flattened in Lua's own iteration order (which is
+-- the order Envoy adds them in). Returns the flat list and its length, or nil, what went wrong
+-- ("number_key", "key", "value", "item") and the offending Lua type.
+function driver.header_pairs(t)
+  local out, n = {}, 0
+  for k, v in next, t do
+    local kt = type(k)
+    if kt == "number" then
+      return nil, "number_key", kt
+    elseif kt ~= "string" then
+      return nil, "key", kt
+    end
+    local vt = type(v)
+    if vt == "table" then
+      for _, item in next, v do
+        local it = type(item)
+        if it ~= "string" and it ~= "number" then
+          return nil, "item", it
+        end
+        out[n + 1], out[n + 2], n = k, tostring(item), n + 2
+      end
+    elseif vt == "string" or vt == "number" then
+      out[n + 1], out[n + 2], n = k, tostring(v), n + 2
+    else
+      return nil, "value", vt
+    end
+  end
+  return out, n
+end
+
+-- Options table of httpCall(): {key, value, ...} in iteration order, or nil and the key's type.
+function driver.option_pairs(t)
+  local out, n = {}, 0
+  for k, v in next, t do
+    out[n + 1], out[n + 2], n = k, v, n + 2
+  end
+  return out, n
+end
+
+return driver

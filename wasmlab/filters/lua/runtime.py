@@ -1,0 +1,262 @@
+"""Lua states: one ``lupa.luajit21`` runtime per script per thread, as Envoy's ``ThreadLocalState``.
+
+Envoy gives every worker its own ``lua_State`` for each script (``luaL_newstate`` +
+``luaL_openlibs``, then the whole chunk runs), plus one more on the main thread at config load
+that only validates the script. :class:`LuaVM` is one such state. Creating one:
+
+1. a LuaJIT 2.1 runtime (lupa) with Lua strings kept as bytes (bodies are binary);
+2. ``prelude.lua``: the Lua 5.2 compatibility set Envoy's LuaJIT build has, the userdata class
+   per wrapper (``HeaderMapWrapper``, ``BufferWrapper``, ...), the coroutine driver and the
+   classroom guards;
+3. the script, loaded with Lua's own ``loadstring(code)`` so the chunk is named after its code and
+   messages carry Envoy's prefixes: ``[string "..."]:3:`` for code starting with a newline,
+   ``[string "function envoy_on_request(handle)..."]:3:`` for code starting on line 1;
+4. ``EnvoyTimestampResolution`` installed and the two hooks looked up once
+   (``envoy_on_request``, ``envoy_on_response``), as Envoy keeps registry refs to them.
+
+A state belongs to the thread that created it: only that thread calls into it (lupa releases
+the GIL while Lua runs, so a busy state never stops other workers).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import lupa.luajit21 as lupa
+
+if TYPE_CHECKING:
+    from .config import LuaScript
+
+#: LuaJIT's default ``package.path``/``package.cpath``; ``./`` is replaced by the YAML file's folder
+DEFAULT_PACKAGE_PATH = (
+    "./?.lua;/usr/local/share/luajit-2.1/?.lua;/usr/local/share/lua/5.1/?.lua;/usr/local/share/lua/5.1/?/init.lua"
+)
+DEFAULT_PACKAGE_CPATH = "./?.so;/usr/local/lib/lua/5.1/?.so;/usr/local/lib/lua/5.1/loadall.so"
+
+
+@dataclass(frozen=True)
+class Guards:
+    """Classroom guards (a wasmlab addition; Envoy has none): see the package docstring.
+
+    ``instruction_limit``: Lua VM instructions per run of Lua code (one hook start or one
+    resume), 0 = unlimited; ``memory_limit_mb``: memory per Lua state, 0 = unlimited;
+    ``hook_every``: instructions between two checks.
+    """
+
+    instruction_limit: int = 100_000_000
+    memory_limit_mb: int = 64
+    hook_every: int = 10_000
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any]) -> Guards:
+        def get(name: str, default: int) -> int:
+            v = options.get(name, default)
+            if isinstance(v, bool) or not isinstance(v, int | float) or v < 0:
+                raise ValueError(f"proxy option {name} must be a number >= 0, got {v!r}")
+            return int(v)
+
+        return cls(
+            get("lua_instruction_limit", cls.instruction_limit),
+            get("lua_memory_limit_mb", cls.memory_limit_mb),
+            max(100, get("lua_hook_every", cls.hook_every)),
+        )
+
+    @property
+    def hard_memory_bytes(self) -> int:
+        """lupa's allocator cap: above the soft cap the hook enforces, so the host itself always
+        has room to report the error (an allocation failure outside Lua's protection would abort
+        the whole process)."""
+        if not self.memory_limit_mb:
+            return 0
+        return (self.memory_limit_mb + max(16, self.memory_limit_mb // 4)) * 1024 * 1024
+
+    def instruction_message(self) -> str:
+        return f"instruction limit exceeded (wasmlab classroom guard: {self.instruction_limit} per run)"
+
+    def memory_message(self) -> str:
+        return f"memory limit exceeded (wasmlab classroom guard: {self.memory_limit_mb} MB per Lua state)"
+
+
+@lru_cache(maxsize=1)
+def prelude_source() -> bytes:
+    return (Path(__file__).with_name("prelude.lua")).read_bytes()
+
+
+class ScriptLoadError(Exception):
+    """The script failed to compile or its top-level code failed (Envoy: ``script load error``)."""
+
+
+def _host_print(text: bytes) -> None:
+    try:
+        sys.stdout.write(text.decode("utf-8", "replace") + "\n")
+        sys.stdout.flush()
+    except Exception:  # never raise into Lua
+        pass
+
+
+def _iter_next(it_id: int) -> tuple[Any, ...]:
+    from .luaobject import OBJECTS
+
+    it = OBJECTS.get(it_id)
+    if it is None:
+        return 1, b"object used outside of proper scope"
+    try:
+        return it.lua_next()  # type: ignore[attr-defined]
+    except Exception as e:  # never raise into Lua
+        return 1, f"wasmlab internal error in pairs(): {type(e).__name__}: {e}".encode()
+
+
+def _new_runtime(guards: Guards) -> Any:
+    kw: dict[str, Any] = {
+        "encoding": None,
+        "unpack_returned_tuples": True,
+        "register_eval": False,
+        "register_builtins": False,
+    }
+    if guards.hard_memory_bytes:
+        kw["max_memory"] = guards.hard_memory_bytes
+    return lupa.LuaRuntime(**kw)
+
+
+def _search_path(base_dir: Path, prefix: str, default: str) -> bytes:
+    """``package_paths`` patterns first (Envoy prepends them), then LuaJIT's defaults."""
+    base = str(base_dir).rstrip("/") + "/"
+    path = default.replace("./", base)
+    return (f"{prefix};{path}" if prefix else path).encode()
+
+
+def new_state(guards: Guards, package_path: bytes, package_cpath: bytes) -> tuple[Any, Any]:
+    """A LuaJIT runtime with ``prelude.lua`` run in it: ``(runtime, driver)``, no script yet."""
+    from .wrappers import all_classes
+
+    rt = _new_runtime(guards)
+    host = rt.table_from(
+        {
+            b"print": _host_print,
+            b"iter_next": _iter_next,
+            b"package_path": package_path,
+            b"package_cpath": package_cpath,
+            b"instruction_limit": guards.instruction_limit,
+            b"memory_limit_mb": guards.memory_limit_mb,
+            b"hook_every": guards.hook_every,
+            b"instruction_message": guards.instruction_message().encode(),
+            b"memory_message": guards.memory_message().encode(),
+            b"cpp_names": rt.table_from({c.lua_class.encode(): c.cpp_name().encode() for c in all_classes()}),
+        }
+    )
+    return rt, rt.execute(prelude_source(), host)
+
+
+class LuaVM:
+    """One Lua state for one script (Envoy: the ``lua_State`` of one ``ThreadLocalState`` slot)."""
+
+    def __init__(self, script: LuaScript, guards: Guards, thread: str) -> None:
+        from .wrappers import all_classes
+
+        self.script = script
+        self.guards = guards
+        self.thread = thread
+        base = script.base_dir
+        rt, self.driver = new_state(
+            guards,
+            _search_path(base, script.package_path_prefix(), DEFAULT_PACKAGE_PATH),
+            _search_path(base, script.package_cpath_prefix(), DEFAULT_PACKAGE_CPATH),
+        )
+        self.runtime = rt
+        for cls in all_classes():
+            spec = {name.encode(): rt.table_from([fn, nret]) for name, (fn, nret) in cls.lua_exports().items()}
+            self.driver.define(cls.lua_class.encode(), rt.table_from(spec))
+        # lupa cannot look up table fields while a Lua coroutine calls into Python (it returns
+        # stack garbage), so every driver function is fetched here, once; calls are fine.
+        d = self.driver
+        self._new = d.new
+        self._closure = d.closure
+        self.after_error = d.after_error
+        self._header_pairs = d.header_pairs
+        self._option_pairs = d.option_pairs
+        self._table_from_pairs = d.table_from_pairs
+        self._memory_kb = d.memory_kb
+        err = self.driver.load(script.code)
+        if err is not None:
+            raise ScriptLoadError(_text(err))
+        g = rt.globals()
+        g.EnvoyTimestampResolution = rt.table_from({b"MILLISECOND": 0, b"MICROSECOND": 1})
+        # the hooks, looked up once (Envoy keeps registry refs), wrapped to arm the guards
+        self.on_request = self._hook(b"envoy_on_request")
+        self.on_response = self._hook(b"envoy_on_response")
+
+    def _hook(self, name: bytes) -> Any:
+        fn = self.driver[b"global"](name)
+        return None if fn is None else self.driver.body(fn)
+
+    def coroutine(self, fn: Any, *args: Any) -> Any:
+        """A new coroutine running ``fn(*args)`` (not started): resume it with ``send``."""
+        return fn.coroutine(*args)
+
+    # ---- objects ---------------------------------------------------------------------------------
+    def new(self, lua_class: str, obj_id: int) -> Any:
+        """A userdata of ``lua_class`` standing for the Python wrapper numbered ``obj_id``."""
+        return self._new(lua_class.encode(), obj_id)
+
+    def closure(self, fn: Any, arg: Any) -> Any:
+        return self._closure(fn, arg)
+
+    def table(self, value: Any) -> Any:
+        """A Lua table (nested) from Python dicts/lists with bytes strings."""
+        return self.runtime.table_from(value, recursive=True)
+
+    def table_from_pairs(self, flat: list[Any]) -> Any:
+        return self._table_from_pairs(self.runtime.table_from(flat))
+
+    def header_pairs(self, table: Any) -> tuple[list[tuple[str, str]], None] | tuple[None, tuple[str, str]]:
+        """A Lua header table as (name, value) pairs in Lua's iteration order, or (None, (what
+        went wrong, Lua type)) — see ``driver.header_pairs``."""
+        r = self._header_pairs(table)
+        if r[0] is None:
+            return None, (_text(r[1]), _text(r[2]))
+        values = _array(r[0], r[1])
+        return [(_latin(values[i]), _latin(values[i + 1])) for i in range(0, len(values), 2)], None
+
+    def option_pairs(self, table: Any) -> list[tuple[Any, Any]]:
+        flat, n = self._option_pairs(table)
+        values = _array(flat, n)
+        return [(values[i], values[i + 1]) for i in range(0, len(values), 2)]
+
+    def memory_kb(self) -> float:
+        return float(self._memory_kb())
+
+    def close(self) -> None:
+        """Drop the state (Envoy: ``lua_close`` when the thread-local slot goes)."""
+        self.on_request = self.on_response = None
+        self.driver = None
+        self.runtime = None
+
+
+def compile_check(code: bytes) -> str | None:
+    """The syntax error of ``code`` (Envoy's message), or None. Runs nothing."""
+    rt = lupa.LuaRuntime(encoding=None, register_eval=False, register_builtins=False)
+    fn = rt.eval(b"function(code) local f, err = loadstring(code) if f then return nil end return err end")
+    err = fn(code)
+    return None if err is None else _text(err)
+
+
+def _array(table: Any, n: int) -> list[Any]:
+    """Items 1..n of a Lua sequence (via ``items()``: safe inside coroutine callbacks)."""
+    items = dict(table.items())
+    return [items.get(i) for i in range(1, n + 1)]
+
+
+def _text(b: Any) -> str:
+    if isinstance(b, bytes):
+        return b.decode("utf-8", "replace")
+    return str(b)
+
+
+def _latin(b: Any) -> str:
+    if isinstance(b, bytes):
+        return b.decode("latin-1")
+    return str(b)
