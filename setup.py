@@ -1,5 +1,6 @@
-"""Packaging hook: ship the course (notebooks/ and modules/) inside the wheel as wasmlab/_course,
-so ``wasmlab lab`` works from a non-editable install too. Everything else is in pyproject.toml."""
+"""Packaging hook: ship the course (notebooks/, modules/ and the test modules the lessons load from
+tests/fixtures/wasm/) inside the wheel as wasmlab/_course, so ``wasmlab lab`` works from a
+non-editable install too. Everything else is in pyproject.toml."""
 
 import shutil
 from pathlib import Path
@@ -13,7 +14,7 @@ class BuildPyWithCourse(build_py):
         super().run()
         root = Path(__file__).resolve().parent
         dest = Path(self.build_lib) / "wasmlab" / "_course"
-        for part in ("notebooks", "modules"):
+        for part in ("notebooks", "modules", "tests/fixtures/wasm"):
             src = root / part
             if src.is_dir():
                 shutil.copytree(

@@ -24,6 +24,7 @@ def test_wheel_ships_the_course_and_lab_copies_it(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "wasmlab/_course/notebooks/00-welcome.ipynb" in names
     assert "wasmlab/_course/notebooks/configs/hello.yaml" in names
+    assert "wasmlab/_course/tests/fixtures/wasm/trap_in_request_headers.wasm" in names  # lessons 04, 06, 07
     assert "wasmlab/cli.py" in names
     site = tmp_path / "site"
     subprocess.run(
@@ -43,3 +44,4 @@ def test_wheel_ships_the_course_and_lab_copies_it(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert (course / "notebooks" / "00-welcome.ipynb").is_file()
     assert (course / "notebooks" / "configs" / "hello.yaml").is_file()
+    assert (course / "tests" / "fixtures" / "wasm" / "pause_then_continue.wasm").is_file()

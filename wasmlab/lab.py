@@ -28,7 +28,8 @@ def course_root(target: str | None = None) -> Path:
         if not (packaged / "notebooks").is_dir():
             raise FileNotFoundError("the course notebooks are not packaged with this install of wasmlab")
         dest.mkdir(parents=True, exist_ok=True)
-        for part in ("notebooks", "modules"):
+        # lessons load some test modules (traps, loops, SDK imitations) from tests/fixtures/wasm
+        for part in ("notebooks", "modules", "tests/fixtures/wasm"):
             src = packaged / part
             if src.is_dir():
                 shutil.copytree(
