@@ -33,16 +33,22 @@ def test_committed_without_outputs(path):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_runs_top_to_bottom(path, tmp_path):
     nb = nbformat.read(str(path), as_version=4)
-    env_before = os.environ.get("WASMLAB_FAST")
+    saved = {k: os.environ.get(k) for k in ("WASMLAB_FAST", "PYTHONPATH")}
     os.environ["WASMLAB_FAST"] = "1"
+    # the kernel starts in notebooks/, so a relative PYTHONPATH (e.g. ".") would not find this
+    # checkout's wasmlab and the kernel would import whatever wasmlab is installed instead
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [saved["PYTHONPATH"]])])
     try:
         client = NotebookClient(
             nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
         )
         client.execute()
     finally:
-        if env_before is None:
-            os.environ.pop("WASMLAB_FAST", None)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert not errors
     (tmp_path / path.name).write_text(nbformat.writes(nb))
