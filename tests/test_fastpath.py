@@ -100,3 +100,15 @@ def test_bench_runs_and_prints_named_figures(capsys):
     for name in ("call.export.normal_ns", "call.export.fast_ns", "call.host.fast_ns"):
         assert results[name]["value"] > 0 and results[name]["unit"] == "ns"
         assert set(results[name]) == {"name", "value", "unit", "spread"}
+
+
+def test_bench_filters_of_each_kind_add_the_same_headers():
+    """``filter_for(kind)`` measures the same work for every kind: native, Lua and Wasm add the
+    same request and response headers."""
+    from wasmlab import bench
+
+    seen = {}
+    for kind in ("native", "lua", "wasm"):
+        with Proxy.from_yaml(bench.direct_config(bench.filter_for(kind)), workers=1) as p:
+            seen[kind] = [(k, v) for k, v in p.request("GET", "/").headers if k.startswith("x-")]
+    assert seen["native"] == seen["lua"] == seen["wasm"] == [("x-b", "2")]

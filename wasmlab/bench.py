@@ -478,7 +478,7 @@ def vs_envoy(args: argparse.Namespace) -> Iterator[Result]:
     yield summarize("request.direct.us_per_request.wasmlab", ours["direct"], "us")
 
 
-LUA_ADD_HEADER = """function envoy_on_request(handle)
+LUA_ADD_HEADER_N0 = """function envoy_on_request(handle)
   handle:headers():add("x-n0", "v")
 end
 function envoy_on_response(handle)
@@ -497,8 +497,8 @@ def bench_lua(args: argparse.Namespace) -> Iterator[Result]:
     n_many = 1000 if args.quick else 10000
     variants: list[tuple[str, list[dict[str, Any]], dict[str, Any]]] = [
         ("native", native_filters(1), {}),
-        ("lua_guarded", [b.lua(LUA_ADD_HEADER)], {}),
-        ("lua_unguarded", [b.lua(LUA_ADD_HEADER)], {"lua_instruction_limit": 0, "lua_memory_limit_mb": 0}),
+        ("lua_guarded", [b.lua(LUA_ADD_HEADER_N0)], {}),
+        ("lua_unguarded", [b.lua(LUA_ADD_HEADER_N0)], {"lua_instruction_limit": 0, "lua_memory_limit_mb": 0}),
     ]
     for workers in (1, 2):
         for label, filters, options in variants:

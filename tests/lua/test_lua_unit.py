@@ -253,3 +253,14 @@ def test_os_exit_is_disabled(proxy_factory):
     assert p.request("GET", "/").status == 200
     p.wait_idle()
     assert any("os.exit() is disabled in wasmlab" in ln for ln in p.logs)
+
+
+def test_component_log_level_lua_debug_shows_the_coroutine_lines():
+    """``--component-log-level lua:debug`` (global level info) enables the Lua filter's own debug
+    lines, as in Envoy; the bridge relies on the same lines from real Envoy."""
+    script = "function envoy_on_request(h)\n  h:body()\nend"
+    with Proxy.from_yaml(lua_config(script), workers=1, component_log_level="lua:debug") as p:
+        p.request("POST", "/", body=b"x")
+        logs = p.logs
+    assert "[debug][lua] yielding for full body" in logs
+    assert "[debug][lua] coroutine finished" in logs

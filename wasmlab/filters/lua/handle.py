@@ -181,7 +181,7 @@ class StreamHandleWrapper(BaseLuaObject):
         """The lines Envoy's Lua filter writes at debug/trace level (the bridge reads them back
         into trace events)."""
         proxy = self.filter.proxy
-        if proxy.log_enabled(level):
+        if proxy.log_enabled(level, "lua"):
             proxy.log(level, "lua", message)
 
     def internal_error(self, message: str, error: BaseException) -> None:
