@@ -2,7 +2,7 @@
  *
  * Same behaviour as hello.wat (the raw-ABI version), so the two logs can be compared line by
  * line. Each callback logs its name, the context id and its numeric arguments at info, e.g.
- *     proxy_on_request_headers ctx=2 num_headers=9 end_of_stream=1 path=/hello
+ *     proxy_on_request_headers ctx=2 num_headers=6 end_of_stream=1 path=/hello
  * Extras that make the host do visible work:
  *   - proxy_on_request_headers reads the :path header back (the host must call our malloc),
  *   - proxy_on_configure starts a 1000 ms timer when the plugin configuration is non-empty,

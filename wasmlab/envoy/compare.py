@@ -1,7 +1,7 @@
 """Compare a wasmlab response with real Envoy's for the same request.
 
 Values that legitimately differ between two runs are compared by presence only: ``date``,
-``date``, ``x-request-id`` and ``x-envoy-upstream-service-time`` (a
+``x-request-id`` and ``x-envoy-upstream-service-time`` (a
 millisecond count), and inside an echoed JSON body the ``x-request-id`` value. Everything else —
 status, header names, values and order, body bytes — must be equal.
 """

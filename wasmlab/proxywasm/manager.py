@@ -65,7 +65,8 @@ class WasmManager:
         self._base: dict[str, WasmVm] = {}
         self._lock = threading.Lock()
         self.seam, why = callseam.seam(proxy.options.get("wasm_call_path"))
-        proxy.log("info", "wasm", f"Wasm call path: {self.seam.name} ({why})")
+        # on wasmlab's own logger at debug: Envoy's log has no such line
+        proxy.log("debug", "wasmlab", f"Wasm call path: {self.seam.name} ({why})")
 
     # ---- building VMs ----------------------------------------------------------------------------
     def _new_vm(self, plugin: PluginConfig, role: str, dispatcher: Dispatcher) -> WasmVm:

@@ -133,11 +133,13 @@ class WasmVm:
         mem_mb = int(opts.get("wasm_memory_limit_mb", 512))
         self.store.set_limits(memory_size=mem_mb * 1024 * 1024)
         self._set_deadline = self.seam.deadline_setter(self.store)
-        # The epoch deadline is re-armed to twice the budget at most once per budget, so every
-        # call still gets at least the full budget while most calls skip the C call.
+        # The epoch deadline is re-armed to 1.5x the budget at most every half budget, so a call
+        # gets between 1x and 1.5x the budget while most calls skip the C call.
         self._deadline_s = float(opts.get("wasm_callback_deadline_s", 1.0))
         self._deadline_armed_at = -1e18
-        self._set_deadline(2 * self._deadline)
+        self._deadline_rearm_s = self._deadline_s / 2
+        self._deadline_ticks = max(2, (3 * self._deadline + 1) // 2)
+        self._set_deadline(self._deadline_ticks)
         self._record(
             "vm",
             "create",
@@ -220,8 +222,8 @@ class WasmVm:
             self._trace_call(ctx, name, args, None, "enter")
         if depth == 0:
             now = _monotonic()
-            if now - self._deadline_armed_at >= self._deadline_s:
-                self._set_deadline(2 * self._deadline)
+            if now - self._deadline_armed_at >= self._deadline_rearm_s:
+                self._set_deadline(self._deadline_ticks)
                 self._deadline_armed_at = now
         try:
             result = fn(*args)
