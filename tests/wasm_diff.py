@@ -4,6 +4,7 @@ responses and on the wasm:trace lines (callbacks, host calls, their arguments an
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from helpers import assert_same
@@ -69,11 +70,30 @@ def assert_same_run(ours: list[Any], theirs: list[Any], lines: dict[str, tuple[l
             continue
         assert_same(a, b, f"request {i}")
     for thread, (mine, env) in lines.items():
+        mine, env = _wall_clock_normalized(mine, env)
         if mine != env:
             import difflib
 
             diff = "\n".join(difflib.unified_diff(env, mine, "envoy", "wasmlab", lineterm="", n=2))
             raise AssertionError(f"wasm trace on {thread} differs:\n{diff}")
+
+
+_WALL_SECONDS = re.compile(r"seconds=(\d{9,})")
+
+
+def _wall_clock_normalized(mine: list[str], env: list[str]) -> tuple[list[str], list[str]]:
+    """Modules that log the wall clock (``seconds=<unix time>``) ran a moment apart on the two
+    proxies: the values must be within two seconds of each other, then compare as equal."""
+    a = [int(x) for ln in mine for x in _WALL_SECONDS.findall(ln)]
+    b = [int(x) for ln in env for x in _WALL_SECONDS.findall(ln)]
+    if len(a) == len(b):
+        for x, y in zip(a, b, strict=True):
+            assert abs(x - y) <= 2, f"wall clock {x} in wasmlab vs {y} in Envoy"
+
+    def norm(lines: list[str]) -> list[str]:
+        return [_WALL_SECONDS.sub("seconds=<wall clock>", ln) for ln in lines]
+
+    return norm(mine), norm(env)
 
 
 def plugin_yaml(
