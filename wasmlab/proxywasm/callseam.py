@@ -58,6 +58,11 @@ class GuestMemory:
             return None
         return bytes(self._mem.read(self._store, ptr, ptr + size))
 
+    def text(self, ptr: int, size: int) -> str | None:
+        """``size`` bytes at ``ptr`` decoded as latin-1 (header names and values), or None."""
+        raw = self.read(ptr, size)
+        return None if raw is None else raw.decode("latin-1")
+
     def write(self, ptr: int, data: bytes) -> bool:
         if not data:
             return True

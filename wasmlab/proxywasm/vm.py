@@ -22,7 +22,7 @@ import wasmtime
 
 from .abi import ModuleInfo, ModuleRejected
 from .module_cache import CompiledCode, deadline_ticks, engine, ensure_epoch_ticker
-from .types import WasmResult
+from .types import AbiVersion, WasmResult
 
 if TYPE_CHECKING:
     from ..host.dispatcher import Dispatcher
@@ -175,6 +175,8 @@ class WasmVm:
             if isinstance(f, wasmtime.Func):
                 self.funcs[name] = self.seam.bind_export(self.store, f, types.get(name))
         self._alloc = self.funcs[info.allocator]
+        #: ABI 0.1.0 header callbacks take no end_of_stream argument
+        self.abi_010 = info.version == AbiVersion.V0_1_0
 
     # ---- ids ----------------------------------------------------------------------------------
     def next_context_id(self) -> int:
@@ -210,9 +212,45 @@ class WasmVm:
         fn = self.funcs.get(name)
         if fn is None:
             return None
+        return self.invoke(fn, ctx, name, args)
+
+    def invoke(self, fn: Callable[..., Any], ctx: Context | None, name: str, args: tuple[int, ...]) -> Any:
+        """:meth:`call` with the export already looked up (``self.funcs[name]``)."""
         if self.failed is not None:
             raise Trapped(self.failed)
         depth = self._depth
+        if depth or self.rec.enabled:
+            return self._invoke_nested_or_traced(fn, ctx, name, args, depth)
+        # the hot path: a top-level call with tracing off
+        now = _monotonic()
+        if now - self._deadline_armed_at >= self._deadline_rearm_s:
+            self._set_deadline(self._deadline_ticks)
+            self._deadline_armed_at = now
+        self.current = self.effective = ctx
+        self._depth = 1
+        try:
+            result = fn(*args)
+        except (wasmtime.Trap, wasmtime.WasmtimeError) as e:
+            self.deferred.clear()
+            self._depth = 0
+            self.current = self.effective = None
+            self._trapped(name, e, ctx.id if ctx is not None else 0)
+            raise Trapped(self.failed or "trap") from None
+        finally:
+            self._depth = 0
+            self.current = self.effective = None
+        if self.deferred:
+            self._run_deferred()
+        return result if result is None else result & 0xFFFFFFFF
+
+    def _run_deferred(self) -> None:
+        actions, self.deferred = self.deferred, []
+        for action in actions:
+            action()
+
+    def _invoke_nested_or_traced(
+        self, fn: Callable[..., Any], ctx: Context | None, name: str, args: tuple[int, ...], depth: int
+    ) -> Any:
         prev_current = self.current
         prev_effective = self.effective
         self.current = self.effective = ctx
@@ -228,24 +266,23 @@ class WasmVm:
         try:
             result = fn(*args)
         except (wasmtime.Trap, wasmtime.WasmtimeError) as e:
+            if depth == 0:
+                self.deferred.clear()
             self._depth = depth
             self.current = prev_current
             self.effective = prev_effective
-            if depth == 0:
-                self.deferred.clear()
             self._trapped(name, e, ctx.id if ctx is not None else 0)
             raise Trapped(self.failed or "trap") from None
-        self._depth = depth
-        self.current = prev_current
-        self.effective = prev_effective
+        finally:
+            self._depth = depth
+            self.current = prev_current
+            self.effective = prev_effective
         if result is not None:
             result &= 0xFFFFFFFF
         if rec:
             self._trace_call(ctx, name, args, result, "exit")
         if depth == 0 and self.deferred:
-            actions, self.deferred = self.deferred, []
-            for action in actions:
-                action()
+            self._run_deferred()
         return result
 
     def _trace_call(self, ctx: Context | None, name: str, args: tuple[int, ...], result: Any, phase: str) -> None:
@@ -317,6 +354,8 @@ class WasmVm:
     # ---- contexts ---------------------------------------------------------------------------------------
     def add_context(self, ctx: Context) -> None:
         self.contexts[ctx.id] = ctx
+        if not self.rec.enabled:
+            return
         self._record(
             "context",
             "create",

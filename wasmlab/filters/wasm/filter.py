@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...http import Buffer, FilterDataStatus, FilterHeadersStatus, FilterTrailersStatus, HeaderMap
 from ...proxywasm.plugin import PluginConfig, parse_plugin_config
-from ...proxywasm.types import AbiVersion, BufferType, FailurePolicy, MapType, StreamType, WasmResult
+from ...proxywasm.types import BufferType, FailurePolicy, MapType, StreamType, WasmResult
 from ...proxywasm.vm import Context, Trapped
 from ..base import HttpFilterFactory, StreamFilter
 from ..registry import register_http_filter
@@ -98,25 +98,27 @@ class WasmFilterFactory(HttpFilterFactory):
 class WasmHttpFilter(StreamFilter):
     kind = "wasm"
 
+    # per-stream state; class-level defaults so a stream pays only for what it changes
+    handle: PluginHandle | None = None
+    ctx: Context | None = None
+    failed = False  # this stream already hit a failed VM
+    in_log = False
+    # maps the plugin may touch right now (Envoy keeps pointers only while they are usable)
+    request_headers: HeaderMap | None = None
+    response_headers: HeaderMap | None = None
+    request_trailers: HeaderMap | None = None
+    response_trailers: HeaderMap | None = None
+    request_body: Buffer | None = None
+    response_body: Buffer | None = None
+    buffering_request = False
+    buffering_response = False
+    local_reply_sent = False
+    fail_replied = False
+
     def __init__(self, factory: WasmFilterFactory, dispatcher: Dispatcher) -> None:
         self.factory = factory
         self.plugin = factory.plugin
         self.dispatcher = dispatcher
-        self.handle: PluginHandle | None = None
-        self.ctx: Context | None = None
-        self.failed = False  # this stream already hit a failed VM
-        self.in_log = False
-        # maps the plugin may touch right now (Envoy keeps pointers only while they are usable)
-        self.request_headers: HeaderMap | None = None
-        self.response_headers: HeaderMap | None = None
-        self.request_trailers: HeaderMap | None = None
-        self.response_trailers: HeaderMap | None = None
-        self.request_body: Buffer | None = None
-        self.response_body: Buffer | None = None
-        self.buffering_request = False
-        self.buffering_response = False
-        self.local_reply_sent = False
-        self.fail_replied = False
 
     # ---- identity for the trace and for properties ---------------------------------------------------
     @property
@@ -180,20 +182,27 @@ class WasmHttpFilter(StreamFilter):
         ctx = self.ctx
         assert ctx is not None
         vm = ctx.vm
-        if name not in vm.funcs:  # Envoy calls nothing the module does not export
+        fn = vm.funcs.get(name)
+        if fn is None:  # Envoy calls nothing the module does not export
             return None
-        return vm.call(ctx, name, *args)
+        return vm.invoke(fn, ctx, name, args)
 
     # ---- decoding ------------------------------------------------------------------------------------------
     def decode_headers(self, headers: HeaderMap, end_stream: bool) -> FilterHeadersStatus:
         if not self._ensure_context():
             return _HS.Continue if self._fail_stream() is None else _HS.StopIteration
         self.request_headers = headers
-        args = (self.ctx.id, len(headers))  # type: ignore[union-attr]
-        if self.ctx.vm.info.version != AbiVersion.V0_1_0:  # type: ignore[union-attr]
-            args += (int(end_stream),)
+        ctx = self.ctx
+        assert ctx is not None
+        vm = ctx.vm
+        fn = vm.funcs.get("proxy_on_request_headers")
         try:
-            r = self._call("proxy_on_request_headers", *args)
+            if fn is None:
+                r = None
+            elif vm.abi_010:
+                r = vm.invoke(fn, ctx, "proxy_on_request_headers", (ctx.id, len(headers)))
+            else:
+                r = vm.invoke(fn, ctx, "proxy_on_request_headers", (ctx.id, len(headers), 1 if end_stream else 0))
         except Trapped:
             self._trapped()
             self.request_headers = None
@@ -206,7 +215,7 @@ class WasmHttpFilter(StreamFilter):
         return status
 
     def decode_data(self, data: Buffer, end_stream: bool) -> FilterDataStatus:
-        if self.ctx is None or self.failed:
+        if self.ctx is None or self.failed or "proxy_on_request_body" not in self.ctx.vm.funcs:
             return _DS.Continue
         cb = self.callbacks
         if self.buffering_request:
@@ -247,11 +256,16 @@ class WasmHttpFilter(StreamFilter):
         if self.ctx is None or self.failed:
             return _HS.Continue
         self.response_headers = headers
-        args = (self.ctx.id, len(headers))
-        if self.ctx.vm.info.version != AbiVersion.V0_1_0:
-            args += (int(end_stream),)
+        ctx = self.ctx
+        vm = ctx.vm
+        fn = vm.funcs.get("proxy_on_response_headers")
         try:
-            r = self._call("proxy_on_response_headers", *args)
+            if fn is None:
+                r = None
+            elif vm.abi_010:
+                r = vm.invoke(fn, ctx, "proxy_on_response_headers", (ctx.id, len(headers)))
+            else:
+                r = vm.invoke(fn, ctx, "proxy_on_response_headers", (ctx.id, len(headers), 1 if end_stream else 0))
         except Trapped:
             self._trapped()
             self.response_headers = None
@@ -262,7 +276,7 @@ class WasmHttpFilter(StreamFilter):
         return status
 
     def encode_data(self, data: Buffer, end_stream: bool) -> FilterDataStatus:
-        if self.ctx is None or self.failed:
+        if self.ctx is None or self.failed or "proxy_on_response_body" not in self.ctx.vm.funcs:
             return _DS.Continue
         cb = self.callbacks
         if self.buffering_response:

@@ -128,81 +128,78 @@ class Linker:
         return out
 
 
-def wrap(vm: WasmVm, full: str, fn: Callable[..., Any], params: tuple[str, ...] = ()) -> Callable[..., Any]:
-    """The host function wasmtime calls: i32 arguments made unsigned (i64 stay signed), traced."""
-    rec = vm.rec
-    label = vm.label
-    i64 = tuple(i for i, p in enumerate(params) if p == "i64")
+class HostBinding:
+    """One host function bound to one VM: what each call seam turns into a wasmtime import.
 
-    def host_bug(e: Exception) -> WasmResult:
+    ``impl(vm, *args)`` gets i32 arguments unsigned (i64 stay signed) and returns an int, None
+    (no result) or ``(int, detail)`` (detail goes to the trace). A Python exception from it is a
+    host bug: reported and answered ``INTERNAL_FAILURE``, never raised into wasmtime — except
+    :class:`Trapped`/:class:`GuestTrap` (``passthrough``), which trap the guest. The fast seam
+    reads these attributes and builds its own crossing; the normal seam calls the object."""
+
+    __slots__ = ("vm", "full", "impl", "params", "rec", "label", "i64")
+    passthrough = (Trapped, GuestTrap)
+
+    def __init__(self, vm: WasmVm, full: str, impl: Callable[..., Any], params: tuple[str, ...]) -> None:
+        self.vm = vm
+        self.full = full
+        self.impl = impl
+        self.params = params
+        self.rec = vm.rec
+        self.label = vm.label
+        self.i64 = tuple(i for i, p in enumerate(params) if p == "i64")
+
+    def host_bug(self, e: BaseException) -> WasmResult:
         frames = traceback.extract_tb(e.__traceback__)
         where = f" at {frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}" if frames else ""
-        vm.proxy.log("critical", "wasm", f"host function {full} failed: {type(e).__name__}: {e}{where}")
+        self.vm.proxy.log("critical", "wasm", f"host function {self.full} failed: {type(e).__name__}: {e}{where}")
         return WasmResult.INTERNAL_FAILURE
 
-    def traced(uargs: list[int]) -> Any:
+    def traced(self, uargs: list[int]) -> int | None:
+        """One call with its enter/exit trace events (unsigned arguments in, result out)."""
+        vm = self.vm
         ctx = vm.effective
         cid = ctx.id if ctx is not None else 0
+        rec, full, label = self.rec, self.full, self.label
         rec.record("hostcall", full, uargs, None, {"phase": "enter"}, vm=label, context_id=cid)
         detail = None
         try:
-            result = fn(vm, *uargs)
-        except (Trapped, GuestTrap):
+            result = self.impl(vm, *uargs)
+        except self.passthrough:
             raise
-        except Exception as e:  # a host bug: report it, never raise into wasmtime
-            result = host_bug(e)
+        except Exception as e:
+            result = self.host_bug(e)
         if result.__class__ is tuple:
             result, detail = result
-        data = {"phase": "exit"}
+        data: dict[str, Any] = {"phase": "exit"}
         if detail is not None:
             data["detail"] = detail
-        rec.record("hostcall", full, uargs, None if result is None else int(result), data, vm=label, context_id=cid)
-        return result
+        out = None if result is None else int(result)
+        rec.record("hostcall", full, uargs, out, data, vm=label, context_id=cid)
+        return out
 
-    if not i64 and len(params) in (3, 5):
-        # the common shapes without a list per call
-        n = len(params)
-
-        def fast(*args: int) -> Any:
-            if rec.enabled:
-                result = traced([a & 0xFFFFFFFF for a in args])
-                return None if result is None else int(result)
-            try:
-                if n == 5:
-                    a, b, c, d, e = args
-                    result = fn(vm, a & 0xFFFFFFFF, b & 0xFFFFFFFF, c & 0xFFFFFFFF, d & 0xFFFFFFFF, e & 0xFFFFFFFF)
-                else:
-                    a, b, c = args
-                    result = fn(vm, a & 0xFFFFFFFF, b & 0xFFFFFFFF, c & 0xFFFFFFFF)
-            except (Trapped, GuestTrap):
-                raise
-            except Exception as e:  # a host bug: report it, never raise into wasmtime
-                result = host_bug(e)
-            if result.__class__ is tuple:
-                result = result[0]
-            return None if result is None else int(result)
-
-        return fast
-
-    def host(*args: int) -> Any:
+    def __call__(self, *args: int) -> int | None:
+        """The call with wasmtime's signed arguments (the normal seam)."""
+        i64 = self.i64
         if i64:
             uargs = [a if i in i64 else a & 0xFFFFFFFF for i, a in enumerate(args)]
         else:
             uargs = [a & 0xFFFFFFFF for a in args]
-        if rec.enabled:
-            result = traced(uargs)
-        else:
-            try:
-                result = fn(vm, *uargs)
-            except (Trapped, GuestTrap):
-                raise
-            except Exception as e:  # a host bug: report it, never raise into wasmtime
-                result = host_bug(e)
-            if result.__class__ is tuple:
-                result = result[0]
+        if self.rec.enabled:
+            return self.traced(uargs)
+        try:
+            result = self.impl(self.vm, *uargs)
+        except self.passthrough:
+            raise
+        except Exception as e:
+            result = self.host_bug(e)
+        if result.__class__ is tuple:
+            result = result[0]
         return None if result is None else int(result)
 
-    return host
+
+def wrap(vm: WasmVm, full: str, fn: Callable[..., Any], params: tuple[str, ...] = ()) -> HostBinding:
+    return HostBinding(vm, full, fn, params)
 
 
 WASI_ENOSYS = 52
@@ -224,7 +221,7 @@ WASI_HOST_TYPES = {
 }
 
 
-def wasi_stub(vm: WasmVm, full: str, t: wasmtime.FuncType) -> Callable[..., Any]:
+def wasi_stub(vm: WasmVm, full: str, t: wasmtime.FuncType) -> HostBinding:
     """A WASI function we do not implement: returns ENOSYS (or nothing) with its own signature."""
     has_result = len(t.results) > 0
 

@@ -35,6 +35,9 @@ def _map(vm: WasmVm, map_type: int, write: bool) -> HeaderMap | None:
     ctx = vm.effective
     if ctx is None:
         return None
+    if map_type < 4:  # the stream's own maps
+        f = ctx.filter
+        return None if f is None else f.header_map(map_type, write)
     if map_type in (MapType.HTTP_CALL_RESPONSE_HEADERS, MapType.HTTP_CALL_RESPONSE_TRAILERS):
         resp = ctx.root_context().callout_response
         if resp is None or write:
@@ -45,15 +48,12 @@ def _map(vm: WasmVm, map_type: int, write: bool) -> HeaderMap | None:
         if g is None or write:
             return None
         return g.get(int(map_type))
-    f = ctx.filter
-    if f is None:
-        return None
-    return f.header_map(map_type, write)
+    return None
 
 
 def _key(vm: WasmVm, ptr: int, size: int) -> str | None:
-    raw = vm.memory.read(ptr, size)
-    return None if raw is None else raw.decode("latin-1").lower()
+    key = vm.memory.text(ptr, size)
+    return None if key is None else key.lower()
 
 
 @hostcall("proxy_get_header_map_pairs", 3)
@@ -113,26 +113,30 @@ def proxy_get_header_map_value(vm: WasmVm, map_type: int, kptr: int, klen: int, 
 
 
 def _kv(vm: WasmVm, kptr: int, klen: int, vptr: int, vlen: int) -> tuple[str, str] | None:
-    k = vm.memory.read(kptr, klen)
-    v = vm.memory.read(vptr, vlen)
+    text = vm.memory.text
+    k = text(kptr, klen)
+    v = text(vptr, vlen)
     if k is None or v is None:
         return None
-    return k.decode("latin-1").lower(), v.decode("latin-1")
+    return k.lower(), v
 
 
 @hostcall("proxy_add_header_map_value", 5)
 def proxy_add_header_map_value(vm: WasmVm, map_type: int, kptr: int, klen: int, vptr: int, vlen: int) -> Any:
     if map_type > 7:
         return BAD
-    kv = _kv(vm, kptr, klen, vptr, vlen)
-    if kv is None:
+    text = vm.memory.text
+    key = text(kptr, klen)
+    value = text(vptr, vlen)
+    if key is None or value is None:
         return MEM
+    key = key.lower()
     m = _map(vm, map_type, True)
     if m is None:
-        return BAD, {"map": map_type, "key": kv[0]}
-    m.add(*kv)
+        return BAD, {"map": map_type, "key": key}
+    m.add(key, value)
     if vm.rec.enabled:
-        return OK, {"map": map_type, "key": kv[0], "value": kv[1]}
+        return OK, {"map": map_type, "key": key, "value": value}
     return OK
 
 
