@@ -237,9 +237,13 @@ class Annotator:
         return self._lane(f"vm:{vm}", label, "wasm", thread_, role)
 
     def _lua_lane(self, ev: Event) -> str:
+        """One lane per Lua filter per thread (Envoy: one state per script per worker; a filter
+        with per-route scripts has several states, which share the lane)."""
         d, a = _data(ev), _args(ev)
-        flt = d.get("filter") or a.get("filter") or "lua"
-        return self._lane(f"lua:{flt}@{ev.thread}", f"Lua {short_filter(str(flt))} · {ev.thread}", "lua", ev.thread)
+        flt = str(d.get("filter") or a.get("filter") or "lua")
+        short = short_filter(flt)
+        label = f"Lua state · {ev.thread}" if short == "lua" else f"Lua {short} · {ev.thread}"
+        return self._lane(f"lua:{flt}@{ev.thread}", label, "lua", ev.thread, "lua")
 
     # ---- the replay -------------------------------------------------------------------------------
     def rows(self, events: Iterable[Event]) -> list[Row]:
@@ -303,13 +307,15 @@ class Annotator:
                     stack.append(_Frame(kind, ev.name, host_side, stream, ev.vm))
         elif kind == "lua":
             lane = self._lua_lane(ev)
-            host_side = next((f.here for f in reversed(stack) if not f.here.startswith(("vm:", "lua:"))), HOST)
+            # a script only ever talks to its own filter (also when resumed from the host)
+            flt = d.get("filter")
+            host_side = self._lane(f"filter:{flt}", short_filter(str(flt)), "filter", None, "lua") if flt else HOST
             if phase == "enter":
-                src, dst = caller, lane
+                src, dst = (caller if top is not None else host_side), lane
                 stack.append(_Frame(kind, ev.name, lane, stream, None))
             elif phase == "exit":
                 depth = self._pop(stack, kind, ev.name)
-                src, dst = lane, stack[-1].here if stack else HOST
+                src, dst = lane, stack[-1].here if stack else host_side
             else:  # a handle call, a yield, an error: the script talks to its filter
                 src, dst = lane, host_side
         elif kind == "vm":

@@ -336,7 +336,12 @@ class LayoutModel:
         lines = []
         for t in self.threads:
             vms = self.on_thread(t)
-            lines.append(f"{'main thread' if t == 'main' else t}: {len(vms) or 'no'} VM{'s' if len(vms) != 1 else ''}")
+            wasm = sum(1 for vm in vms if vm.runtime == "wasm")
+            lua = len(vms) - wasm
+            what = ", ".join(
+                f"{n} {name}{'s' if n != 1 else ''}" for n, name in ((wasm, "Wasm VM"), (lua, "Lua state")) if n
+            )
+            lines.append(f"{'main thread' if t == 'main' else t}: {what or 'no Wasm VMs or Lua states'}")
             for vm in vms:
                 if vm.born > (at if at is not None else self.last_seq):
                     continue

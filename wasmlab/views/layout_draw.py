@@ -242,6 +242,13 @@ class LayoutDrawing:
                     + ";"
                 )
             out.append("  }")
+        # an invisible root pointing at each thread's first node, in order: dot then stacks the
+        # threads top-down (main, worker_0, worker_1...) whatever edges cross between them
+        out.append('  "wl-root" [style=invis, shape=point, width=0.01];')
+        for ti, t in enumerate(m.threads):
+            vms = m.on_thread(t)
+            first = self.vm_ids[vms[0].key] if vms else f"wl-empty-{ti}"
+            out.append(f'  "wl-root" -> {dot_quote(first)} [style=invis];')
         styles = {
             "member": 'style=dashed, arrowhead=none, color="#999999", minlen=3',
             "owns": "arrowhead=none",
