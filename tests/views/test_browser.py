@@ -174,12 +174,27 @@ def test_every_view_renders_in_jupyterlab_and_the_timeline_steps(chromium, tmp_p
         stop_lab(proc, base, token)
 
 
+def accept_kernel_dialog(page, wait_ms: int) -> None:
+    """JupyterLab may still ask which kernel to use while the notebook's own is starting (the
+    notebook names python3): accept its choice."""
+    dialog = page.locator(".jp-Dialog")
+    try:
+        dialog.wait_for(timeout=wait_ms)
+    except Exception:
+        return
+    if "Kernel" in dialog.inner_text():
+        dialog.locator(".jp-Dialog-button.jp-mod-accept").click()
+        dialog.wait_for(state="detached", timeout=10_000)
+
+
 def run_notebook(page, url: str) -> None:
     page.goto(url)
     page.wait_for_selector(".jp-Notebook", timeout=60_000)
+    accept_kernel_dialog(page, 3_000)
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90_000)
     page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
     page.locator("li.lm-Menu-item[data-command='runmenu:run-all']").click()
+    accept_kernel_dialog(page, 1_000)
     page.wait_for_selector("text=ALL CELLS DONE", timeout=240_000)
     page.wait_for_function("document.querySelectorAll('.wl[data-ready]').length >= 7", timeout=60_000)
 
@@ -211,6 +226,13 @@ def check_views(page) -> None:
     after = (current.get_attribute("data-seq"), current.locator(".wl-label").inner_text())
     assert after != before and int(after[0]) > int(before[0])
     assert "decode_headers" in tl.locator(".wl-row[data-seq]").nth(1).inner_text()
+    # play runs in the browser (the kernel stays idle) until paused
+    play = tl.locator("button[data-act=play]")
+    play.click()
+    page.wait_for_timeout(900)
+    play.click()
+    assert play.inner_text() == "▶ play"
+    assert int(current.get_attribute("data-seq")) > int(after[0])
     page.wait_for_function(  # the click's full record came back from the kernel
         "[...document.querySelectorAll('.wl-timeline .wl-details')].some(d => d.textContent.includes('\"seq\"'))",
         timeout=10_000,

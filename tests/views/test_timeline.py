@@ -175,8 +175,9 @@ def test_mermaid_and_envoy_text_of_the_visible_rows(wasm_trace):
     # '#' and ';' are escaped as entity codes: a bare ';' would end a Mermaid statement
     assert ";" not in re.sub(r"#\w+;", "", "".join(messages)) and "#35;" in src
     text = v.envoy_text().splitlines()
-    expected = [f"[worker_0] {ln}" for ln in envoy_lines([r.event for r in v.visible()])]
+    expected = [f"[worker_0] {ln}" for ln in envoy_lines(r.event for r in v.model.select(stream=s))]
     assert text == expected and text[0].startswith("[worker_0] [host->vm] proxy_on_context_create(")
+    assert any("wasm log hello" in ln for ln in text)  # Envoy prints the wasm log lines in between
 
 
 def test_details_give_the_full_record(wasm_trace):

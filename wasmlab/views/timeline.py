@@ -297,7 +297,11 @@ class TimelineView(View):
         display({"text/vnd.mermaid": src, "text/plain": src}, raw=True)
 
     def envoy_text(self) -> str:
-        return self.model.envoy_text(self.visible())
+        """What the "Envoy wasm:trace text" mode shows: the callbacks, host calls and Wasm/Lua
+        log lines of the rows the thread, stream and filter choices select (any kind box)."""
+        stream = None if self.stream < 0 else self.stream
+        rows = self.model.select(self.worker or None, stream, self.filter or None, None)
+        return self.model.envoy_text(rows)
 
     def details(self, index: int) -> dict[str, Any] | None:
         rows = self.model.rows

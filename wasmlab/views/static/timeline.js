@@ -166,7 +166,7 @@ function render({ model, el }) {
     for (let i = 0; i < n; i++) {
       if (wantThread >= 0 && th[i] !== wantThread) continue;
       if (wantStream >= 0 && st[i] !== wantStream) continue;
-      if (!kindOn[kind[i]]) continue;
+      if (!envoy && !kindOn[kind[i]]) continue; // Envoy's text has its own kinds (below)
       if (wantLane >= 0 && lane[i] !== wantLane && src[i] !== wantLane && dst[i] !== wantLane) continue;
       if (envoy && kind[i] !== cb && kind[i] !== hc && !(kind[i] === lg && /^\[\w+\]\[(wasm|lua)\] /.test(label[i]))) continue;
       out.push(i);
