@@ -116,3 +116,12 @@ def test_views_of_a_proxy_and_of_a_saved_trace(proxy_factory, tmp_path):
     with pytest.raises(ValueError, match="engine must be"):
         p.views.vm_layout(engine="neato")
     assert os.environ.get("PATH")
+
+
+def test_a_proxy_without_tracing_says_so(proxy_factory):
+    from conftest import CONFIGS
+
+    p = proxy_factory(CONFIGS / "hello.yaml", workers=1, trace=False)
+    p.request("GET", "/hello")
+    for view in (p.views.timeline(), p.views.vm_layout(), p.views.queue_flow(), p.views.inspector()):
+        assert view.note.startswith("nothing recorded: this proxy was built with trace=False")

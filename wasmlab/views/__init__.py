@@ -92,7 +92,7 @@ class Views:
                 self._feed = LiveFeed(self._recorder, layout_accept())
             feed = self._feed
             feed.drain()  # the views it already feeds catch up before this one's snapshot
-        return VMLayoutView(self.events(), feed=feed, engine=engine)
+        return self._noted(VMLayoutView(self.events(), feed=feed, engine=engine))
 
     def timeline(
         self,
@@ -104,20 +104,25 @@ class Views:
         """Every event on swimlanes, in order. ``stream`` shows one request; ``worker`` one
         thread; ``filter`` what touches one filter (``"wasm"``, ``"envoy.filters.http.lua"``) or
         lane; ``kinds`` which kinds of event (default: all but ``log``)."""
-        return TimelineView(self.events(), worker=worker, stream=stream, filter=filter, kinds=kinds)
+        return self._noted(TimelineView(self.events(), worker=worker, stream=stream, filter=filter, kinds=kinds))
 
     def queue_flow(self) -> QueueFlowView:
         """Shared queues (enqueue on workers, on_queue_ready on main), ticks and shared data."""
-        return QueueFlowView(self.events())
+        return self._noted(QueueFlowView(self.events()))
 
     def inspector(self, stream: int | None = None) -> InspectorView:
         """A table of every event with filters, and per-request summaries."""
-        return InspectorView(self.events(), stream=stream)
+        return self._noted(InspectorView(self.events(), stream=stream))
 
     def compare(self, envoy: Any, thread: str | None = None) -> CompareView:
         """This trace next to real Envoy's (an ``EnvoyRun`` from ``wasmlab.envoy.run(...,
         component_log_level="wasm:trace")``, or its ``.trace``), aligned per thread."""
         return CompareView(self.events(), envoy, thread=thread)
+
+    def _noted(self, view: Any) -> Any:
+        if self._recorder is not None and not self._recorder.enabled:
+            view.note = "nothing recorded: this proxy was built with trace=False · " + view.note
+        return view
 
     def __repr__(self) -> str:
         what = "a running proxy" if self._proxy is not None else "a saved trace"

@@ -3,7 +3,9 @@
 
 function render({ model, el }) {
   const started = performance.now();
-  const ROW_H = 20, COL_W = 84, FIXED_W = 14 + 58 + 70 + 76;
+  // a row: marker | #seq | thread | kind | label (what happened) | the lanes, one column each
+  const ROW_H = 20, FIXED_W = 14 + 58 + 70 + 76, LABEL_W = 470;
+  let COL_W = 84; // narrower when many lanes must fit next to the labels
   const root = wlEl("div", { class: "wl wl-timeline" });
   el.append(root);
   const fetchDetails = wlDetailsFetcher(model);
@@ -180,8 +182,10 @@ function render({ model, el }) {
     nCols = 0;
     for (let j = 0; j < lanes.length; j++) if (used[j]) laneCol[j] = nCols++;
     scrub.max = String(Math.max(0, vis.length - 1));
+    const room = (root.clientWidth || 1100) - FIXED_W - LABEL_W - 40;
+    COL_W = Math.max(44, Math.min(84, Math.floor(room / Math.max(1, nCols))));
     drawHead(envoy);
-    const width = FIXED_W + (envoy ? 0 : nCols * COL_W) + 900;
+    const width = envoy ? FIXED_W + 1200 : FIXED_W + LABEL_W + nCols * COL_W + 20;
     canvas.style.height = `${vis.length * ROW_H}px`;
     canvas.style.width = `${width}px`;
     head.style.width = `${width}px`;
@@ -197,7 +201,7 @@ function render({ model, el }) {
   function drawHead(envoy) {
     head.replaceChildren();
     if (envoy) {
-      head.append(wlEl("div", { class: "wl-tl-lane", style: `left:${FIXED_W}px;width:600px;text-align:left` },
+      head.append(wlEl("div", { class: "wl-tl-lane", style: `left:${FIXED_W}px;width:900px;text-align:left` },
         wlEl("b", {}, "Envoy --component-log-level wasm:trace lines")));
       return;
     }
@@ -207,7 +211,7 @@ function render({ model, el }) {
       const parts = l.label.split(" · ");
       const d = wlEl("div", { class: "wl-tl-lane", "data-lane": l.key, title: `${l.label} (${l.kind})` },
         wlEl("b", {}, parts[0]), parts.slice(1).join(" · ") || l.detail || l.kind);
-      d.style.left = `${FIXED_W + laneCol[j] * COL_W}px`;
+      d.style.left = `${FIXED_W + LABEL_W + laneCol[j] * COL_W}px`;
       d.style.width = `${COL_W}px`;
       d.style.borderTopColor = WL_LANE_COLOURS[l.kind] || "#999";
       head.append(d);
@@ -219,7 +223,7 @@ function render({ model, el }) {
   function paint() {
     const top = Math.max(0, Math.floor(scroll.scrollTop / ROW_H) - 8);
     const count = Math.ceil((scroll.clientHeight || 380) / ROW_H) + 16;
-    const key = `${top}:${count}:${step}:${selected}:${vis.length}:${nCols}:${model.get("mode")}`;
+    const key = `${top}:${count}:${step}:${selected}:${vis.length}:${nCols}:${COL_W}:${model.get("mode")}`;
     const q = cur();
     pos.textContent = vis.length ? `event ${q + 1} of ${vis.length} (#${cols.seq[step]})` : "no events match";
     if (key === painted) return;
@@ -245,13 +249,15 @@ function render({ model, el }) {
         wlEl("span", { class: "wl-thread" }, threads[cols.th[i]]),
         kindEl,
       );
-      if (!envoy) row.append(arrow(i, k));
       let text = cols.label[i];
       if (envoy && k === "log") text = text.replace(/^\[\w+\]\[\w+\] /, "");
       const label = wlEl("span", { class: `wl-label${cols.flag[i] ? " wl-flag" : ""}` },
         (envoy ? "" : "  ".repeat(Math.min(cols.depth[i], 6))) + text);
-      row.append(label);
-      if (!envoy && cols.note[i]) row.append(wlEl("span", { class: "wl-rnote" }, cols.note[i]));
+      const cell = wlEl("span", { class: "wl-labelcell", title: cols.note[i] ? `${text}\n${cols.note[i]}` : text }, label);
+      if (!envoy && cols.note[i]) cell.append(wlEl("span", { class: "wl-rnote" }, cols.note[i]));
+      if (!envoy) cell.style.width = `${LABEL_W}px`;
+      row.append(cell);
+      if (!envoy) row.append(arrow(i, k));
       row.addEventListener("click", () => { selected = i; go(wlLowerBound(vis, i)); });
       frag.append(row);
     }
@@ -283,6 +289,12 @@ function render({ model, el }) {
   }
 
   scroll.addEventListener("scroll", () => paint());
+  if (typeof ResizeObserver !== "undefined") {
+    let width = 0;
+    new ResizeObserver(() => {
+      if (Math.abs(root.clientWidth - width) > 40) { width = root.clientWidth; painted = ""; if (cols) rebuild(); }
+    }).observe(root);
+  }
 
   // ---- details ----------------------------------------------------------------------------------
   let detailsFor = -1;
