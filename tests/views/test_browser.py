@@ -46,6 +46,8 @@ def notebook_cells() -> list[str]:
         first = p.trace.filter(kind="stream", name="request")[0].data["stream"]
         """,
         "layout = p.views.vm_layout()\nlayout",
+        # the layout above is live: this request's stream context reaches it from the worker
+        'p.request("GET", "/r/9", worker=0); p.wait_idle()',
         "tl = p.views.timeline(stream=first)\ntl",
         "p.views.queue_flow()",
         "p.views.inspector()",
@@ -210,6 +212,11 @@ def check_views(page) -> None:
     assert service.locator("svg text", has_text="stats_service").count() >= 1
     lua = layouts.nth(1)
     assert lua.locator("svg text", has_text="Lua state").count() == 3  # main + 2 workers
+    # live: the request sent after the layout was shown reached it (worker_0 had 2 streams)
+    page.wait_for_function(
+        "[...document.querySelectorAll('.wl-layout g.node.streams text')].some(t => t.textContent === '3 created')",
+        timeout=10_000,
+    )
     shot(service, "views-vm-layout.png")
     shot(lua, "views-vm-layout-lua.png")
     # the layout at an earlier moment: step back to the first lifecycle event
@@ -249,7 +256,7 @@ def check_views(page) -> None:
     shot(qf, "views-queue-flow.png")
 
     ins = page.locator(".wl-inspector[data-ready]").first
-    assert ins.locator("tr[data-stream]").count() == 4 and "GET /r/0" in ins.inner_text()
+    assert ins.locator("tr[data-stream]").count() == 5 and "GET /r/9" in ins.inner_text()
     ins.locator("tr[data-stream]").nth(1).click()
     assert "filters run:" in ins.locator(".wl-details").first.inner_text()
     shot(ins, "views-inspector.png")
@@ -270,25 +277,26 @@ def measure_big_view(page) -> None:
     """Re-run the cell that shows the 1,000-request timeline; time the render and a click."""
     big = page.locator(".wl-timeline[data-ready]").last
     n_events = big.locator(".wl-pos").inner_text()
-    cell = page.locator(".jp-CodeCell").nth(9)
+    index = next(i for i, src in enumerate(notebook_cells()) if "big_view" in src)
+    cell = page.locator(".jp-CodeCell").nth(index)
     big.evaluate("w => { w.dataset.old = '1'; }")
     cell.locator(".jp-InputArea-editor").click()
     t0 = time.perf_counter()
     page.keyboard.press("Shift+Enter")
     page.wait_for_function(
-        "() => !![...document.querySelectorAll('.jp-CodeCell')][9]"
+        f"() => !![...document.querySelectorAll('.jp-CodeCell')][{index}]"
         ".querySelector('.wl-timeline[data-ready]:not([data-old])')",
         timeout=120_000,
     )
     total = time.perf_counter() - t0
-    fresh = page.locator(".jp-CodeCell").nth(9).locator(".wl-timeline[data-ready]:not([data-old])")
+    fresh = cell.locator(".wl-timeline[data-ready]:not([data-old])")
     js_ms = float(fresh.get_attribute("data-render-ms"))
     current = fresh.locator(".wl-row.wl-current")
     seq0 = current.get_attribute("data-seq")
     t1 = time.perf_counter()
     fresh.locator("button[data-act=next]").click()
     page.wait_for_function(
-        f"() => {{ const r = [...document.querySelectorAll('.jp-CodeCell')][9]"
+        f"() => {{ const r = [...document.querySelectorAll('.jp-CodeCell')][{index}]"
         f".querySelector('.wl-row.wl-current'); return r && r.dataset.seq !== '{seq0}'; }}",
         timeout=10_000,
     )
@@ -296,7 +304,7 @@ def measure_big_view(page) -> None:
     t2 = time.perf_counter()
     fresh.locator("button[data-act=last]").click()
     page.wait_for_function(
-        "() => { const p = [...document.querySelectorAll('.jp-CodeCell')][9].querySelector('.wl-pos');"
+        f"() => {{ const p = [...document.querySelectorAll('.jp-CodeCell')][{index}].querySelector('.wl-pos');"
         " return p && /^event (\\d+) of \\1 /.test(p.textContent); }",
         timeout=10_000,
     )
