@@ -1,0 +1,316 @@
+"""The views in a real browser: JupyterLab on 127.0.0.1, Debian Chromium driven by Playwright.
+
+One smoke test (teaching-kit §3): open a notebook that shows every view, run all cells from the
+menu, and check each widget rendered (its DOM and text), that no "Error displaying widget"
+appears, that stepping the timeline moves the highlighted event, and how long a view of a
+1,000-request trace takes to render and to answer a click (printed, not asserted). Screenshots go
+to test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from conftest import CONFIGS, ROOT
+from wasmlab.envoy.wire import free_port
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+ARTIFACTS = ROOT / "test-artifacts"
+BIG = 1000  # requests in the big trace
+
+
+def notebook_cells() -> list[str]:
+    return [
+        f"""
+        import time
+        from pathlib import Path
+        from wasmlab import Proxy
+        from wasmlab.views import load_trace
+        CONFIGS = Path({str(CONFIGS)!r})
+        p = Proxy.from_yaml(CONFIGS / "wasm" / "stats_service.yaml", workers=2, clock="virtual")
+        for i in range(4):
+            p.request("GET", f"/r/{{i}}", worker=i % 2)
+        p.wait_idle(); p.advance(1.0)
+        first = p.trace.filter(kind="stream", name="request")[0].data["stream"]
+        """,
+        "layout = p.views.vm_layout()\nlayout",
+        # the layout above is live: this request's stream context reaches it from the worker
+        'p.request("GET", "/r/9", worker=0); p.wait_idle()',
+        "tl = p.views.timeline(stream=first)\ntl",
+        "p.views.queue_flow()",
+        "p.views.inspector()",
+        "p.views.compare(p.trace)",
+        """
+        lua = Proxy.from_yaml(CONFIGS / "lua" / "add_header.yaml", workers=2)
+        lua.request("GET", "/", worker=1)
+        lua.views.vm_layout()
+        """,
+        "tl.show_mermaid(limit=40)",
+        f"""
+        big = Proxy.from_yaml(CONFIGS / "wasm" / "stats_service.yaml", workers=2, clock="virtual")
+        big.request_many([("GET", f"/r/{{i}}") for i in range({BIG})], concurrency=16)
+        big.wait_idle(); big.advance(1.0)
+        big_trace = big.trace
+        print("big trace:", len(big_trace), "events")
+        """,
+        "from wasmlab.views import views\nbig_view = views(big_trace).timeline(kinds=None)\nbig_view",
+        'print("ALL CELLS DONE")',
+    ]
+
+
+def write_notebook(path: Path) -> None:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(__import__("textwrap").dedent(src).strip()) for src in notebook_cells()]
+    for i, c in enumerate(nb.cells):
+        c.id = f"c{i:02d}"
+    nb.metadata = {
+        "kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"},
+        "language_info": {"name": "python"},
+    }
+    path.write_text(nbformat.writes(nb))
+
+
+def start_lab(tmp: Path, port: int, token: str) -> subprocess.Popen:
+    settings = tmp / "settings" / "@jupyterlab" / "apputils-extension"
+    settings.mkdir(parents=True)
+    (settings / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false"}))
+    env = dict(
+        os.environ,
+        JUPYTER_CONFIG_DIR=str(tmp / "cfg"),
+        JUPYTER_RUNTIME_DIR=str(tmp / "rt"),
+        PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+    )
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            "--no-browser",
+            "--ip=127.0.0.1",
+            f"--port={port}",
+            f"--IdentityProvider.token={token}",
+            "--allow-root",
+            f"--ServerApp.root_dir={tmp}",
+            f"--LabApp.workspaces_dir={tmp / 'ws'}",
+            f"--LabApp.user_settings_dir={tmp / 'settings'}",
+        ],
+        cwd=tmp,
+        env=env,
+        stdout=open(tmp / "lab.log", "wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def wait_http(url: str, proc: subprocess.Popen, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise AssertionError(f"JupyterLab did not answer at {url}")
+
+
+def stop_lab(proc: subprocess.Popen, base: str, token: str) -> None:
+    try:  # shut the kernels down first: they are the server's children
+        with urllib.request.urlopen(f"{base}/api/kernels?token={token}", timeout=5) as r:
+            for k in json.loads(r.read()):
+                req = urllib.request.Request(f"{base}/api/kernels/{k['id']}?token={token}", method="DELETE")
+                urllib.request.urlopen(req, timeout=10).close()
+    except OSError:
+        pass
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(5)
+
+
+def shot(locator, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    try:
+        locator.screenshot(path=str(ARTIFACTS / name), timeout=10_000)
+    except Exception as e:  # a screenshot is for humans: never the reason a test fails
+        print(f"screenshot {name} failed: {e}")
+
+
+def test_every_view_renders_in_jupyterlab_and_the_timeline_steps(chromium, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    write_notebook(tmp_path / "views.ipynb")
+    port, token = free_port(), secrets.token_hex(8)
+    base = f"http://127.0.0.1:{port}"
+    proc = start_lab(tmp_path, port, token)
+    try:
+        wait_http(f"{base}/lab?token={token}", proc)
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+            try:
+                page = browser.new_page(viewport={"width": 1600, "height": 1100})
+                errors: list[str] = []
+                page.on("pageerror", lambda e: errors.append(str(e)))
+                run_notebook(page, f"{base}/lab/tree/views.ipynb?token={token}")
+                check_views(page)
+                measure_big_view(page)
+                shot(page, "views-page.png")
+                assert not [e for e in errors if "wl" in e or "anywidget" in e.lower()], errors
+            finally:
+                browser.close()
+    finally:
+        stop_lab(proc, base, token)
+
+
+def accept_kernel_dialog(page, wait_ms: int) -> None:
+    """JupyterLab may still ask which kernel to use while the notebook's own is starting (the
+    notebook names python3): accept its choice."""
+    dialog = page.locator(".jp-Dialog")
+    try:
+        dialog.wait_for(timeout=wait_ms)
+    except Exception:
+        return
+    if "Kernel" in dialog.inner_text():
+        dialog.locator(".jp-Dialog-button.jp-mod-accept").click()
+        dialog.wait_for(state="detached", timeout=10_000)
+
+
+def run_notebook(page, url: str) -> None:
+    page.goto(url)
+    page.wait_for_selector(".jp-Notebook", timeout=60_000)
+    accept_kernel_dialog(page, 3_000)
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90_000)
+    page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+    page.locator("li.lm-Menu-item[data-command='runmenu:run-all']").click()
+    accept_kernel_dialog(page, 1_000)
+    page.wait_for_selector("text=ALL CELLS DONE", timeout=240_000)
+    page.wait_for_function("document.querySelectorAll('.wl[data-ready]').length >= 7", timeout=60_000)
+
+
+def check_views(page) -> None:
+    assert page.locator("text=Error displaying widget").count() == 0
+    layouts = page.locator(".wl-layout[data-ready]")
+    assert layouts.count() == 2
+    service = layouts.nth(0)
+    assert service.locator("svg g.node").count() >= 8
+    text = service.inner_text()
+    assert "service VM" in text and "replica VM" in text and "queue stats" in text
+    assert service.locator("svg text", has_text="stats_service").count() >= 1
+    lua = layouts.nth(1)
+    assert lua.locator("svg text", has_text="Lua state").count() == 3  # main + 2 workers
+    # live: the request sent after the layout was shown reached it (worker_0 had 2 streams)
+    page.wait_for_function(
+        "[...document.querySelectorAll('.wl-layout g.node.streams text')].some(t => t.textContent === '3 created')",
+        timeout=10_000,
+    )
+    shot(service, "views-vm-layout.png")
+    shot(lua, "views-vm-layout-lua.png")
+    # the layout at an earlier moment: step back to the first lifecycle event
+    service.locator("button[data-act=first]").click()
+    assert "not created yet" in service.locator(".wl-layout-pic svg").text_content()
+
+    tl = page.locator(".wl-timeline[data-ready]").first
+    assert tl.locator(".wl-tl-lane").count() >= 5 and "wasm" in tl.locator(".wl-tl-head").inner_text()
+    current = tl.locator(".wl-row.wl-current")
+    before = (current.get_attribute("data-seq"), current.locator(".wl-label").inner_text())
+    assert "request GET /r/0" in before[1]
+    tl.locator("button[data-act=next]").click()
+    tl.locator("button[data-act=next]").click()
+    after = (current.get_attribute("data-seq"), current.locator(".wl-label").inner_text())
+    assert after != before and int(after[0]) > int(before[0])
+    assert "decode_headers" in tl.locator(".wl-row[data-seq]").nth(1).inner_text()
+    # play runs in the browser (the kernel stays idle) until paused
+    play = tl.locator("button[data-act=play]")
+    play.click()
+    page.wait_for_timeout(900)
+    play.click()
+    assert play.inner_text() == "▶ play"
+    assert int(current.get_attribute("data-seq")) > int(after[0])
+    page.wait_for_function(  # the click's full record came back from the kernel
+        "[...document.querySelectorAll('.wl-timeline .wl-details')].some(d => d.textContent.includes('\"seq\"'))",
+        timeout=10_000,
+    )
+    shot(tl, "views-timeline.png")
+
+    qf = page.locator(".wl-queueflow[data-ready]").first
+    assert "queue stats" in qf.inner_text() and "on_queue_ready" in qf.inner_text()
+    banner = qf.locator(".wl-qf-event")
+    qf.locator("button[data-act=first]").click()
+    first = banner.inner_text()
+    qf.locator("button[data-act=next]").click()
+    assert banner.inner_text() != first
+    shot(qf, "views-queue-flow.png")
+
+    ins = page.locator(".wl-inspector[data-ready]").first
+    assert ins.locator("tr[data-stream]").count() == 5 and "GET /r/9" in ins.inner_text()
+    ins.locator("tr[data-stream]").nth(1).click()
+    assert "filters run:" in ins.locator(".wl-details").first.inner_text()
+    shot(ins, "views-inspector.png")
+
+    cmp = page.locator(".wl-compare[data-ready]").first
+    assert "Identical" in cmp.inner_text()
+    shot(cmp, "views-compare.png")
+
+    # JupyterLab draws text/vnd.mermaid itself (an SVG image), offline
+    mermaid = page.locator(".jp-RenderedMermaid figure img").first
+    mermaid.wait_for(timeout=30_000)
+    assert mermaid.get_attribute("src").startswith("data:image/svg+xml")
+    mermaid.scroll_into_view_if_needed()
+    shot(mermaid, "views-mermaid.png")
+
+
+def measure_big_view(page) -> None:
+    """Re-run the cell that shows the 1,000-request timeline; time the render and a click."""
+    big = page.locator(".wl-timeline[data-ready]").last
+    n_events = big.locator(".wl-pos").inner_text()
+    index = next(i for i, src in enumerate(notebook_cells()) if "big_view" in src)
+    cell = page.locator(".jp-CodeCell").nth(index)
+    big.evaluate("w => { w.dataset.old = '1'; }")
+    cell.locator(".jp-InputArea-editor").click()
+    t0 = time.perf_counter()
+    page.keyboard.press("Shift+Enter")
+    page.wait_for_function(
+        f"() => !![...document.querySelectorAll('.jp-CodeCell')][{index}]"
+        ".querySelector('.wl-timeline[data-ready]:not([data-old])')",
+        timeout=120_000,
+    )
+    total = time.perf_counter() - t0
+    fresh = cell.locator(".wl-timeline[data-ready]:not([data-old])")
+    js_ms = float(fresh.get_attribute("data-render-ms"))
+    current = fresh.locator(".wl-row.wl-current")
+    seq0 = current.get_attribute("data-seq")
+    t1 = time.perf_counter()
+    fresh.locator("button[data-act=next]").click()
+    page.wait_for_function(
+        f"() => {{ const r = [...document.querySelectorAll('.jp-CodeCell')][{index}]"
+        f".querySelector('.wl-row.wl-current'); return r && r.dataset.seq !== '{seq0}'; }}",
+        timeout=10_000,
+    )
+    click_ms = (time.perf_counter() - t1) * 1000
+    t2 = time.perf_counter()
+    fresh.locator("button[data-act=last]").click()
+    page.wait_for_function(
+        f"() => {{ const p = [...document.querySelectorAll('.jp-CodeCell')][{index}].querySelector('.wl-pos');"
+        " return p && /^event (\\d+) of \\1 /.test(p.textContent); }",
+        timeout=10_000,
+    )
+    jump_ms = (time.perf_counter() - t2) * 1000
+    shot(fresh, "views-timeline-1000-requests.png")
+    print(
+        f"\n1,000-request timeline ({n_events}): cell run to rendered widget {total:.2f} s "
+        f"(browser render {js_ms:.0f} ms); step click {click_ms:.0f} ms; jump to last {jump_ms:.0f} ms"
+    )

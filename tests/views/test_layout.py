@@ -1,0 +1,237 @@
+"""The VM layout: threads, VMs, contexts and what they share, from real runs and live."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+
+from view_traces import (  # noqa: F401
+    TRAP_WASM,
+    lua_trace,
+    native_trace,
+    reload_trace,
+    service_trace,
+    trap_trace,
+    wasm_trace,
+)
+
+from conftest import CONFIGS
+from wasm_diff import plugin_yaml
+from wasmlab.views import LayoutModel, VMLayoutView
+from wasmlab.views.layout_draw import LayoutDrawing, value_display
+
+
+def by_role(vms):
+    return {vm["role"]: vm for vm in vms}
+
+
+def last_response_seq(trace) -> int:
+    return max(ev.seq for ev in trace.filter(kind="stream", name="response"))
+
+
+def test_wasm_layout_matches_envoys_thread_and_vm_layout(wasm_trace):
+    m = LayoutModel.from_events(wasm_trace)
+    assert m.threads == ["main", "worker_0", "worker_1"]
+    s = m.summary()
+    assert [vm["role"] for vm in s["main"]] == ["base", "canary", "main"]
+    main = by_role(s["main"])
+    assert main["canary"]["roots"] == [(1, "hello")] and main["main"]["roots"] == [(1, "hello")]
+    assert main["base"]["roots"] == []  # the base VM is a template: no contexts
+    for w in ("worker_0", "worker_1"):
+        (replica,) = s[w]
+        assert replica["role"] == "replica" and replica["vm_id"] == "hello_vm"
+        assert replica["roots"] == [(1, "hello")] and replica["streams_total"] == 1
+    assert {vm_id: len(vms) for vm_id, vms in m.vm_ids().items()} == {"hello_vm": 5}
+    # after proxy.close() every VM is destroyed; just after the last response only the canary is
+    at = last_response_seq(wasm_trace)
+    statuses = {vm.role + "@" + vm.thread: vm.status(at) for vm in m.vms.values()}
+    assert statuses == {
+        "base@main": "running",
+        "canary@main": "destroyed",
+        "main@main": "running",
+        "replica@worker_0": "running",
+        "replica@worker_1": "running",
+    }
+    assert {vm.status() for vm in m.vms.values()} == {"destroyed"}
+
+
+def test_stream_contexts_are_live_only_during_their_request(wasm_trace):
+    m = LayoutModel.from_events(wasm_trace)
+    replica = next(vm for vm in m.vms.values() if vm.thread == "worker_0")
+    (ctx,) = replica.streams
+    assert ctx.id == 2 and ctx.kind == "http" and ctx.died is not None
+    assert replica.live_streams(ctx.born) == [ctx]
+    assert replica.live_streams(ctx.died) == [] and replica.live_streams(ctx.born - 1) == []
+
+
+def test_marks_are_the_lifecycle_events_in_order(wasm_trace):
+    m = LayoutModel.from_events(wasm_trace)
+    seqs = [s for s, _ in m.marks]
+    assert seqs == sorted(seqs)
+    expected = [ev.seq for ev in wasm_trace if ev.kind in ("vm", "context", "trap")]
+    assert seqs == expected
+    assert "VM hello_vm#" in m.marks[0][1] and "create (base)" in m.marks[0][1]
+
+
+def test_service_layout_shows_the_queue_across_threads(service_trace):
+    m = LayoutModel.from_events(service_trace)
+    service = [vm for vm in m.vms.values() if vm.role == "service"]
+    assert len(service) == 1 and service[0].thread == "main" and service[0].vm_id == "stats_service"
+    q = m.queues[("stats_service", "stats")]
+    assert q.registrant == service[0].key and q.thread == "main"
+    assert q.enqueued == q.dequeued == 4 and q.depth == 0
+    replicas = {vm.key: vm.thread for vm in m.vms.values() if vm.role == "replica"}
+    assert set(q.producers) == set(replicas) and sum(q.producers.values()) == 4
+    assert set(replicas.values()) == {"worker_0", "worker_1"}
+    assert set(q.consumers) == {service[0].key}
+    d = LayoutDrawing(m)
+    edges = {(a, b, cls) for a, b, cls, _ in d._edges()}
+    for key in replicas:
+        assert (d.vm_ids[key], d.queue_ids[("stats_service", "stats")], "enqueue") in edges
+    assert (d.queue_ids[("stats_service", "stats")], d.vm_ids[service[0].key], "ready") in edges
+
+
+def test_a_trap_fails_only_its_workers_vm(trap_trace):
+    m = LayoutModel.from_events(trap_trace)
+    at = last_response_seq(trap_trace)
+    w0 = m.on_thread("worker_0")[0]
+    w1 = m.on_thread("worker_1")[0]
+    assert w0.status(at) == "failed" and "unreachable" in w0.fail_message
+    assert w1.status(at) == "running"
+    assert m.traps and m.traps[0][1] == w0.key
+    assert "✖ failed" in LayoutDrawing(m).vm_lines(w0, at)
+
+
+def test_fail_reload_replaces_the_failed_vm(reload_trace):
+    m = LayoutModel.from_events(reload_trace)
+    old, new = m.on_thread("worker_0")
+    assert old.failed is not None and old.replaced_by == new.key
+    assert new.reloaded_from == old.key and new.born > old.failed
+    assert "reload of " + old.key in LayoutDrawing(m).vm_lines(new, None)
+
+
+def test_lua_states_one_per_script_per_thread(lua_trace):
+    m = LayoutModel.from_events(lua_trace)
+    lua = [vm for vm in m.vms.values() if vm.runtime == "lua"]
+    assert sorted(vm.thread for vm in lua) == ["main", "worker_0", "worker_1"]
+    assert {vm.info.get("runtime") for vm in lua} == {"luajit"}
+    assert m.vm_ids() == {}  # Lua states share nothing across threads
+    assert "1 Lua state" in m.text()
+
+
+def test_native_config_has_threads_but_no_vms(native_trace):
+    m = LayoutModel.from_events(native_trace)
+    assert m.threads == ["main", "worker_0", "worker_1"] and not m.vms
+    assert "no Wasm VMs or Lua states" in m.text()
+
+
+def test_drawings_name_every_entity(service_trace):
+    m = LayoutModel.from_events(service_trace)
+    d = LayoutDrawing(m)
+    svg = d.builtin_svg()
+    dot = d.dot()
+    for vm_key, vid in d.vm_ids.items():
+        assert f'id="{vid}"' in svg and f'"{vid}"' in dot
+        for c in m.vms[vm_key].contexts.values():
+            assert f'id="{vid}-ctx-{c.id}"' in svg
+    assert 'id="wl-q-0"' in svg and "queue stats" in svg
+    assert dot.count("subgraph cluster_t") == 3
+    ent = d.entities()
+    assert len(ent["vms"]) == len(m.vms) and all(len(e) == 5 for e in ent["vms"])
+
+
+def test_shared_values_read_as_numbers():
+    assert value_display("hello") == "'hello'"
+    assert value_display("\x05" + "\x00" * 7 + "\x9b") == "05 00 00 00 00 00 00 00 … (u64 5)"
+
+
+def test_view_state_is_json_and_the_moment_can_be_chosen(wasm_trace):
+    v = VMLayoutView(wasm_trace)
+    json.dumps(v.get_state())
+    assert v.step == -1 and v.at is None
+    assert "destroyed" in v.text()  # the end of a closed proxy's trace
+    v.step = next(i for i, lab in enumerate(v.marks["label"]) if "replica" in lab and "create" in lab)
+    assert v.at == v.marks["seq"][v.step]
+    assert "replica VM" in v.text()
+    assert v.svg().startswith("<svg")
+
+
+# ---- live -------------------------------------------------------------------------------------------
+def test_live_layout_follows_streams_failures_and_reloads(proxy_factory):
+    p = proxy_factory(plugin_yaml(TRAP_WASM, failure_policy="FAIL_RELOAD"), workers=1, clock="virtual")
+    v = p.views.vm_layout()
+    assert v.live
+    (replica,) = v.model.summary()["worker_0"]
+    assert replica["status"] == "running" and replica["streams_total"] == 0
+    p.request("GET", "/ok")
+    p.wait_idle()
+    assert v.model.summary()["worker_0"][0]["streams_total"] == 1
+    pictures = [v.picture]
+    p.request("GET", "/trap")
+    p.wait_idle()
+    assert v.model.summary()["worker_0"][0]["status"] == "failed"
+    assert v.picture != pictures[-1] and "✖ failed" in v.picture
+    p.advance(2.0)
+    p.request("GET", "/ok")
+    p.wait_idle()
+    vms = v.model.summary()["worker_0"]
+    assert [vm["status"] for vm in vms] == ["failed", "running"]
+    # the live model is exactly what a model built afterwards from the whole trace says
+    assert v.model.summary() == LayoutModel.from_events(p.trace).summary()
+    assert v.entities == VMLayoutView(p.trace).entities
+
+
+def test_several_live_views_share_one_subscription(proxy_factory):
+    p = proxy_factory(CONFIGS / "wasm" / "hello.yaml", workers=1)
+    before = len(p.recorder._subscribers)
+    a, b = p.views.vm_layout(), p.views.vm_layout()
+    assert len(p.recorder._subscribers) == before + 1
+    p.request("GET", "/hello")
+    p.wait_idle()
+    assert a.model.summary() == b.model.summary() == LayoutModel.from_events(p.trace).summary()
+    snapshot = p.views.vm_layout(live=False)
+    assert not snapshot.live
+
+
+def test_live_updates_from_worker_threads_reach_the_view_on_its_own_thread(proxy_factory):
+    """Requests run on 2 workers, driven by 6 client threads, while the owner's asyncio loop (the
+    kernel's, in Jupyter) is running: every traitlet change happens on the owner thread, nothing is
+    lost or applied twice."""
+    p = proxy_factory(CONFIGS / "wasm" / "stats_service.yaml", workers=2, clock="virtual")
+    owner = threading.get_ident()
+    changed_on: set[int] = set()
+    n = 120
+
+    async def main() -> VMLayoutView:
+        v = p.views.vm_layout(engine="builtin")  # created inside the loop: the feed wakes it
+        p.views._feed._interval = 0.01
+        v.observe(lambda change: changed_on.add(threading.get_ident()), names=["entities", "picture"])
+        loop = asyncio.get_running_loop()
+
+        def clients() -> None:
+            reqs = [("GET", f"/r/{i}") for i in range(n)]
+            chunks = [reqs[i::6] for i in range(6)]
+            ts = [threading.Thread(target=p.request_many, args=(c,)) for c in chunks]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join(60)
+            p.wait_idle()
+
+        await loop.run_in_executor(None, clients)
+        for _ in range(200):  # let the loop drain what the workers recorded
+            await asyncio.sleep(0.01)
+            if not p.views._feed._pending:
+                break
+        await asyncio.sleep(0.05)
+        return v
+
+    v = asyncio.run(main())
+    assert changed_on == {owner}
+    assert p.views._feed.delivered > 0
+    m = v._model  # read without draining: the loop did all the work
+    assert m.summary() == LayoutModel.from_events(p.trace).summary()
+    q = m.queues[("stats_service", "stats")]
+    assert q.enqueued == n
+    assert sum(vm.streams.__len__() for vm in m.vms.values()) == n

@@ -1,0 +1,369 @@
+"""The VM layout: which Wasm VMs and Lua states live on which thread, their contexts, and what
+they share across threads (shared data and shared queues, both keyed by ``vm_id``).
+
+Envoy 1.40 (DESIGN "Threads and VMs"): on the main thread a **base** VM per vm key, a short-lived
+**canary** per plugin and a **main** plugin VM (or a WasmService's **service** VM); on each worker
+one **replica** per vm key, with a root context per plugin and a stream context per request. Lua:
+one state per script per worker. The model is built by replaying the trace's ``vm``, ``context``,
+``queue`` and ``shared_data`` events (:meth:`LayoutModel.apply`), so it can follow a running proxy
+event by event as well as rebuild a saved trace; every entity keeps the seq it was born and died
+at, so a view can show the layout at any moment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..trace import Event
+from .annotate import is_lua_vm, label_of, short_filter, text
+
+#: the kinds of event that change the layout (everything else is ignored by :meth:`apply`)
+LAYOUT_KINDS = frozenset(("vm", "context", "queue", "shared_data", "trap"))
+
+
+@dataclass
+class Ctx:
+    """A Proxy-Wasm context: ``root`` (one per plugin per VM) or a stream's (``http``/``tcp``)."""
+
+    id: int
+    kind: str
+    plugin: str
+    born: int
+    died: int | None = None
+    stream: int | None = None
+
+
+@dataclass
+class VMNode:
+    """A Wasm VM (``runtime="wasm"``) or a Lua state (``runtime="lua"``) on one thread."""
+
+    key: str  # unique: the Wasm VM label (hello_vm#4), or lua:<script>@<thread>
+    label: str  # what the views print
+    runtime: str
+    thread: str
+    role: str  # base / canary / main / service / replica, or "lua"
+    vm_id: str  # the sharing key (Wasm) or the filter name (Lua)
+    born: int
+    started: int | None = None
+    failed: int | None = None
+    fail_message: str = ""
+    died: int | None = None
+    reloaded_from: str | None = None  # the failed VM this one replaced (FAIL_RELOAD)
+    replaced_by: str | None = None
+    contexts: dict[int, Ctx] = field(default_factory=dict)  # root and other long-lived contexts
+    streams: list[Ctx] = field(default_factory=list)  # stream contexts, oldest first
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def status(self, at: int | None = None) -> str:
+        """``not created``, ``running``, ``failed`` or ``destroyed`` at seq ``at`` (None: now)."""
+        if at is not None and self.born > at:
+            return "not created"
+        if self.died is not None and (at is None or self.died <= at):
+            return "destroyed"
+        if self.failed is not None and (at is None or self.failed <= at):
+            return "failed"
+        return "running"
+
+    def live_streams(self, at: int | None = None) -> list[Ctx]:
+        return [
+            c
+            for c in self.streams
+            if (at is None or c.born <= at) and (c.died is None or (at is not None and c.died > at))
+        ]
+
+
+@dataclass
+class QueueNode:
+    """A shared queue: process-wide, named by (vm_id, name), drained by its registrant's root."""
+
+    vm_id: str
+    name: str
+    queue_id: int | None
+    born: int
+    registrant: str | None  # the VM whose root context registered it (gets on_queue_ready)
+    thread: str
+    producers: dict[str, int] = field(default_factory=dict)  # VM -> messages enqueued
+    consumers: dict[str, int] = field(default_factory=dict)  # VM -> messages dequeued
+    enqueued: int = 0
+    dequeued: int = 0
+    notified: int = 0
+    depth: int = 0
+    max_depth: int = 0
+
+
+@dataclass
+class SharedKey:
+    """One shared-data key (process-wide, per vm_id), its last value and CAS."""
+
+    vm_id: str
+    key: str
+    born: int
+    value: str = ""
+    cas: int | None = None
+    sets: int = 0
+    writers: dict[str, int] = field(default_factory=dict)  # VM (or thread) -> sets
+
+
+def thread_rank(t: str) -> tuple[int, int, str]:
+    if t == "main":
+        return (0, 0, t)
+    if t.startswith("worker_") and t[7:].isdigit():
+        return (1, int(t[7:]), t)
+    return (2, 0, t)
+
+
+class LayoutModel:
+    """The VM layout, built event by event (:meth:`apply`) — from a saved trace or live."""
+
+    def __init__(self) -> None:
+        self.threads: list[str] = []
+        self.vms: dict[str, VMNode] = {}
+        self.queues: dict[tuple[str, str], QueueNode] = {}
+        self.shared: dict[tuple[str, str], SharedKey] = {}
+        self.traps: list[tuple[int, str, str]] = []  # (seq, vm, message)
+        #: the lifecycle events, in order: (seq, "thread: what happened") — the moments a view
+        #: can show the layout at
+        self.marks: list[tuple[int, str]] = []
+        self.last_seq = 0
+        #: bumps on every change a picture shows (stream contexts excepted: views restyle those)
+        self.version = 0
+        self._qid: dict[int, tuple[str, str]] = {}
+        self._lua_by_thread: dict[tuple[str, str], str] = {}
+
+    @classmethod
+    def from_events(cls, events: Iterable[Event]) -> LayoutModel:
+        m = cls()
+        actor: dict[str, str | None] = {}
+        for ev in events:
+            if ev.kind in ("callback", "hostcall") and ev.vm is not None:
+                actor[ev.thread] = ev.vm
+            m.apply(ev, actor.get(ev.thread))
+        return m
+
+    # ---- replay ---------------------------------------------------------------------------------
+    def see_thread(self, thread: str) -> None:
+        if thread not in self.threads:
+            self.threads.append(thread)
+            self.threads.sort(key=thread_rank)
+            self.version += 1
+
+    def apply(self, ev: Event, actor: str | None = None) -> None:
+        """Apply one event; ``actor`` is the Wasm VM running on the event's thread (the VM that
+        enqueued or wrote shared data: those events do not name it)."""
+        self.last_seq = max(self.last_seq, ev.seq)
+        self.see_thread(ev.thread)
+        kind = ev.kind
+        if kind not in LAYOUT_KINDS:
+            return
+        a = ev.args if isinstance(ev.args, dict) else {}
+        d = ev.data if isinstance(ev.data, dict) else {}
+        if kind in ("vm", "context", "trap") or (kind == "queue" and ev.name == "register"):
+            self.marks.append((ev.seq, f"{ev.thread}: {label_of(ev)[0]}"))
+        if kind == "vm":
+            self._vm_event(ev, a, d)
+        elif kind == "context":
+            vm = self.vms.get(ev.vm or "")
+            if vm is None:
+                return
+            cid = ev.context_id or 0
+            if ev.name == "create":
+                ctx = Ctx(cid, str(a.get("kind", "?")), str(a.get("plugin", "")), ev.seq, None, d.get("stream"))
+                if ctx.kind == "root" or ctx.stream is None:
+                    vm.contexts[cid] = ctx
+                    self.version += 1
+                else:
+                    vm.streams.append(ctx)
+            elif ev.name == "delete":
+                for c in reversed(vm.streams):
+                    if c.id == cid and c.died is None:
+                        c.died = ev.seq
+                        return
+                c = vm.contexts.get(cid)
+                if c is not None and c.died is None:
+                    c.died = ev.seq
+                    self.version += 1
+        elif kind == "queue":
+            self._queue_event(ev, a, actor)
+        elif kind == "shared_data":
+            key = (str(a.get("vm_id", "")), str(a.get("key", "")))
+            sk = self.shared.get(key)
+            if sk is None:
+                sk = self.shared[key] = SharedKey(key[0], key[1], ev.seq)
+                self.version += 1
+            if ev.name == "set" and ev.result in (None, "OK", 0):
+                sk.value = text(a.get("value", ""), 64)
+                sk.cas = d.get("new_cas", sk.cas)
+                sk.sets += 1
+                who = actor or ev.thread
+                sk.writers[who] = sk.writers.get(who, 0) + 1
+                self.version += 1
+        elif kind == "trap":
+            self.traps.append((ev.seq, ev.vm or "", str(a.get("message", ""))))
+
+    def _vm_event(self, ev: Event, a: dict[str, Any], d: dict[str, Any]) -> None:
+        lua = is_lua_vm(ev)
+        if lua:
+            script = str(a.get("script") or (ev.vm or "lua:?").removeprefix("lua:"))
+            key = self._lua_by_thread.get((script, ev.thread), f"lua:{script}@{ev.thread}")
+        else:
+            key = ev.vm or "?"
+        vm = self.vms.get(key)
+        if ev.name == "create" or vm is None:
+            if vm is not None and vm.died is None:
+                return
+            if vm is not None and lua:  # a fresh state for the same script on this thread
+                n = sum(1 for k in self.vms if k.startswith(f"lua:{script}@{ev.thread}"))
+                key = f"lua:{script}@{ev.thread}#{n + 1}"
+            if lua:
+                self._lua_by_thread[(script, ev.thread)] = key
+            flt = str(a.get("filter") or d.get("filter") or "")
+            if lua:
+                label = f"Lua state {script}"
+                role, vm_id = "lua", short_filter(flt) if flt else "lua"
+                info = {k: a[k] for k in ("runtime", "filter", "hooks") if k in a}
+            else:
+                label, role, vm_id = key, str(a.get("role", "")), str(a.get("vm_id", ""))
+                info = {k: a[k] for k in ("abi", "code_sha256", "code_size", "compiled") if k in a}
+            vm = VMNode(key, label, "lua" if lua else "wasm", ev.thread, role, vm_id, ev.seq, info=info)
+            self.vms[key] = vm
+            self.version += 1
+            if ev.name == "create":
+                return
+        if ev.name == "start":
+            vm.started = ev.seq
+        elif ev.name == "fail":
+            vm.failed = ev.seq
+            vm.fail_message = str(a.get("message", ""))
+        elif ev.name == "reload":
+            # the new VM names the reload; it replaces the last failed VM of its vm key here
+            for old in reversed(list(self.vms.values())):
+                if (
+                    old is not vm
+                    and old.thread == vm.thread
+                    and old.vm_id == vm.vm_id
+                    and old.failed is not None
+                    and old.replaced_by is None
+                ):
+                    old.replaced_by, vm.reloaded_from = vm.key, old.key
+                    break
+        elif ev.name == "destroy":
+            vm.died = ev.seq
+            for c in vm.contexts.values():
+                if c.died is None:
+                    c.died = ev.seq
+            for c in vm.streams:
+                if c.died is None:
+                    c.died = ev.seq
+        self.version += 1
+
+    def _queue_event(self, ev: Event, a: dict[str, Any], actor: str | None) -> None:
+        qid = a.get("queue_id")
+        if ev.name == "register":
+            key = (str(a.get("vm_id", "")), str(a.get("name", "")))
+            q = self.queues.get(key)
+            if q is None:
+                q = self.queues[key] = QueueNode(key[0], key[1], qid, ev.seq, ev.vm, ev.thread)
+            else:  # re-registered (the canary did it first): the last registrant gets notified
+                q.registrant, q.thread, q.queue_id = ev.vm, ev.thread, qid
+            if isinstance(qid, int):
+                self._qid[qid] = key
+            self.version += 1
+            return
+        key = (str(a["vm_id"]), str(a["name"])) if "vm_id" in a and "name" in a else self._qid.get(qid)  # type: ignore[arg-type]
+        q = self.queues.get(key) if key else None
+        if q is None:
+            if key is None:
+                return
+            q = self.queues[key] = QueueNode(key[0], key[1], qid, ev.seq, None, ev.thread)
+            self.version += 1
+        if ev.name == "enqueue":
+            q.enqueued += 1
+            who = actor or ev.thread
+            if who not in q.producers:
+                self.version += 1
+            q.producers[who] = q.producers.get(who, 0) + 1
+        elif ev.name == "dequeue":
+            q.dequeued += 1
+            who = actor or ev.thread
+            if who not in q.consumers:
+                self.version += 1
+            q.consumers[who] = q.consumers.get(who, 0) + 1
+        elif ev.name == "notify":
+            q.notified += 1
+        depth = a.get("depth")
+        if isinstance(depth, int):
+            q.depth = depth
+            q.max_depth = max(q.max_depth, depth)
+        self.version += 1
+
+    # ---- queries --------------------------------------------------------------------------------
+    def on_thread(self, thread: str) -> list[VMNode]:
+        return [vm for vm in self.vms.values() if vm.thread == thread]
+
+    def vm_ids(self) -> dict[str, list[VMNode]]:
+        """Wasm VMs grouped by vm_id (what shared data and queues are keyed by)."""
+        out: dict[str, list[VMNode]] = {}
+        for vm in self.vms.values():
+            if vm.runtime == "wasm":
+                out.setdefault(vm.vm_id, []).append(vm)
+        for vm_id, _ in [*self.queues, *self.shared]:
+            out.setdefault(vm_id, [])
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        """A plain dict for tests and the text view: threads -> VMs -> contexts."""
+        return {
+            t: [
+                {
+                    "vm": vm.key,
+                    "runtime": vm.runtime,
+                    "role": vm.role,
+                    "vm_id": vm.vm_id,
+                    "status": vm.status(),
+                    "roots": sorted((c.id, c.plugin) for c in vm.contexts.values() if c.kind == "root"),
+                    "live_streams": [c.id for c in vm.live_streams()],
+                    "streams_total": len(vm.streams),
+                }
+                for vm in self.on_thread(t)
+            ]
+            for t in self.threads
+        }
+
+    def text(self, at: int | None = None) -> str:
+        """The layout as an indented text tree (the view's ``text/plain``)."""
+        lines = []
+        for t in self.threads:
+            vms = self.on_thread(t)
+            wasm = sum(1 for vm in vms if vm.runtime == "wasm")
+            lua = len(vms) - wasm
+            what = ", ".join(
+                f"{n} {name}{'s' if n != 1 else ''}" for n, name in ((wasm, "Wasm VM"), (lua, "Lua state")) if n
+            )
+            lines.append(f"{'main thread' if t == 'main' else t}: {what or 'no Wasm VMs or Lua states'}")
+            for vm in vms:
+                if vm.born > (at if at is not None else self.last_seq):
+                    continue
+                status = vm.status(at)
+                what = "Lua state" if vm.runtime == "lua" else f"{vm.role} VM"
+                extra = f", replaced by {vm.replaced_by}" if vm.replaced_by else ""
+                lines.append(f"  {vm.label}  [{what}, vm_id {vm.vm_id}, {status}{extra}]")
+                for c in vm.contexts.values():
+                    if c.born <= (at if at is not None else self.last_seq):
+                        gone = " (deleted)" if c.died is not None and (at is None or c.died <= at) else ""
+                        lines.append(f"    {c.kind} context {c.id}  plugin {c.plugin}{gone}")
+                if vm.streams:
+                    live = [c.id for c in vm.live_streams(at)]
+                    lines.append(
+                        f"    stream contexts: {len(live)} live {live[:8]}{'…' if len(live) > 8 else ''}, "
+                        f"{len(vm.streams)} created"
+                    )
+        for (vm_id, name), q in self.queues.items():
+            lines.append(
+                f"queue {name} (vm_id {vm_id}, id {q.queue_id}): registered by {q.registrant}, "
+                f"{q.enqueued} enqueued, {q.dequeued} dequeued, depth {q.depth}"
+            )
+        for (vm_id, key), sk in self.shared.items():
+            lines.append(f"shared data {key} (vm_id {vm_id}): {sk.value!r} cas {sk.cas}, {sk.sets} sets")
+        return "\n".join(lines)
