@@ -133,6 +133,13 @@ class HeaderMap:
         else:
             self._entries.append((key, val))
 
+    def add_lowered(self, key: str, value: str) -> None:
+        """:meth:`add` for a name already lower-cased and a str value (host functions)."""
+        if key[:1] == ":":
+            self.add(key, value)
+        else:
+            self._entries.append((key, value))
+
     def set(self, name: str, value: object) -> None:
         """Replace every entry of ``name`` with one (Envoy ``setCopy``)."""
         self.remove(name)

@@ -134,7 +134,7 @@ def proxy_add_header_map_value(vm: WasmVm, map_type: int, kptr: int, klen: int, 
     m = _map(vm, map_type, True)
     if m is None:
         return BAD, {"map": map_type, "key": key}
-    m.add(key, value)
+    m.add_lowered(key, value)
     if vm.rec.enabled:
         return OK, {"map": map_type, "key": key, "value": value}
     return OK
