@@ -419,6 +419,7 @@ class FilterManager:
         self._too_large_sent = False
         #: shared per-stream ``data`` dicts of filter events (events never mutate them)
         self._data: dict[str, dict[str, Any]] = {}
+        self._es_args: dict[tuple[ActiveFilter, bool], dict[str, Any]] = {}
 
     # ---- trace -----------------------------------------------------------------------------------
     def record_filter(
@@ -426,9 +427,15 @@ class FilterManager:
     ) -> None:
         """Filter events: ``phase`` is ``enter`` before a callback, ``exit`` (with the status)
         after it, ``event`` for a single step (continue_decoding...)."""
-        a = {"filter": af.name, "kind": af.kind}
-        if args:
-            a.update(args)
+        if args is None:
+            a = {"filter": af.name, "kind": af.kind}
+        elif len(args) == 1 and "end_stream" in args:
+            # the most common shape: one shared dict per (filter, end_stream) per stream
+            a = self._es_args.get((af, args["end_stream"]))
+            if a is None:
+                a = self._es_args[(af, args["end_stream"])] = {"filter": af.name, "kind": af.kind, **args}
+        else:
+            a = {"filter": af.name, "kind": af.kind, **args}
         data = self._data.get(phase)
         if data is None:
             data = self._data[phase] = {"stream": self.stream.stream_id, "phase": phase}
@@ -880,6 +887,9 @@ def _last(af: ActiveFilter) -> str:
 
 
 def _name(status: Any) -> str:
+    known = _STATUS_NAMES.get(id(status))
+    if known is not None:
+        return known
     if status is None:
         return "Continue"
     if status is _FAILED:
@@ -888,3 +898,7 @@ def _name(status: Any) -> str:
         return status.name
     except AttributeError:
         return repr(status)
+
+
+#: status names by member identity (IntEnum members of different enums compare equal)
+_STATUS_NAMES: dict[int, str] = {id(m): m.name for enum_cls in (_HS, _DS, _TS) for m in enum_cls}

@@ -216,7 +216,7 @@ def host_func(store: wasmtime.Store, functype: wasmtime.FuncType, fn: Callable[.
             try:
                 args = unpack(space, raw)
                 if rec.enabled:
-                    r = traced(list(args))
+                    r = traced(args)
                 else:
                     try:
                         r = impl(vm, *args)

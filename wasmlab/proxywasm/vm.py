@@ -123,6 +123,7 @@ class WasmVm:
         self.effective: Context | None = None  # after proxy_set_effective_context
         self.deferred: list[Callable[[], None]] = []
         self._depth = 0
+        self._trace_data: dict[tuple[str, int | None], dict[str, Any]] = {}
         self.metrics: dict[int, tuple[int, str]] = {}
         self._metric_ids = itertools.count(1)
         opts = proxy.options
@@ -286,12 +287,16 @@ class WasmVm:
         return result
 
     def _trace_call(self, ctx: Context | None, name: str, args: tuple[int, ...], result: Any, phase: str) -> None:
-        data: dict[str, Any] = {"phase": phase}
         stream = self.stream_of(ctx)
-        if stream is not None:
-            data["stream"] = stream
+        # events never mutate their data: share one dict per (phase, stream) while it is current
+        key = (phase, stream)
+        data = self._trace_data.get(key)
+        if data is None:
+            if len(self._trace_data) > 64:
+                self._trace_data.clear()
+            data = self._trace_data[key] = {"phase": phase} if stream is None else {"phase": phase, "stream": stream}
         cid = ctx.id if ctx is not None else 0
-        self.rec.record("callback", name, list(args), result, data, vm=self.label, context_id=cid)
+        self.rec.record("callback", name, args, result, data, vm=self.label, context_id=cid)
 
     def defer(self, action: Callable[[], None]) -> None:
         """Run ``action`` after the current top-level guest call returns (Envoy's re-entrancy rule)."""

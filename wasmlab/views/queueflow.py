@@ -90,7 +90,7 @@ class QueueFlowModel:
             if kind in ("callback", "hostcall") and ev.vm is not None:
                 running[ev.thread] = ev.vm
                 if kind == "callback" and ev.name == "proxy_on_queue_ready" and d.get("phase") == "enter":
-                    args = ev.args if isinstance(ev.args, list) else []
+                    args = ev.args if isinstance(ev.args, list | tuple) else []
                     qi = by_qid.get(args[1], -1) if len(args) > 1 else -1
                     self.steps.append(FlowStep(ev.seq, ev.thread, "ready", ev.vm, qi, event_index=i))
                     self._actor(ev.vm, ev.thread, "consumer")

@@ -128,6 +128,11 @@ class Linker:
         return out
 
 
+#: shared event data (events never mutate their data)
+_ENTER: dict[str, Any] = {"phase": "enter"}
+_EXIT: dict[str, Any] = {"phase": "exit"}
+
+
 class HostBinding:
     """One host function bound to one VM: what each call seam turns into a wasmtime import.
 
@@ -155,13 +160,13 @@ class HostBinding:
         self.vm.proxy.log("critical", "wasm", f"host function {self.full} failed: {type(e).__name__}: {e}{where}")
         return WasmResult.INTERNAL_FAILURE
 
-    def traced(self, uargs: list[int]) -> int | None:
+    def traced(self, uargs: tuple[int, ...]) -> int | None:
         """One call with its enter/exit trace events (unsigned arguments in, result out)."""
         vm = self.vm
         ctx = vm.effective
         cid = ctx.id if ctx is not None else 0
         rec, full, label = self.rec, self.full, self.label
-        rec.record("hostcall", full, uargs, None, {"phase": "enter"}, vm=label, context_id=cid)
+        rec.record("hostcall", full, uargs, None, _ENTER, vm=label, context_id=cid)
         detail = None
         try:
             result = self.impl(vm, *uargs)
@@ -171,9 +176,7 @@ class HostBinding:
             result = self.host_bug(e)
         if result.__class__ is tuple:
             result, detail = result
-        data: dict[str, Any] = {"phase": "exit"}
-        if detail is not None:
-            data["detail"] = detail
+        data = _EXIT if detail is None else {"phase": "exit", "detail": detail}
         out = None if result is None else int(result)
         rec.record("hostcall", full, uargs, out, data, vm=label, context_id=cid)
         return out
@@ -182,9 +185,9 @@ class HostBinding:
         """The call with wasmtime's signed arguments (the normal seam)."""
         i64 = self.i64
         if i64:
-            uargs = [a if i in i64 else a & 0xFFFFFFFF for i, a in enumerate(args)]
+            uargs = tuple(a if i in i64 else a & 0xFFFFFFFF for i, a in enumerate(args))
         else:
-            uargs = [a & 0xFFFFFFFF for a in args]
+            uargs = tuple(a & 0xFFFFFFFF for a in args)
         if self.rec.enabled:
             return self.traced(uargs)
         try:
