@@ -27,9 +27,9 @@ from ...http import Buffer, FilterDataStatus, FilterHeadersStatus, FilterTrailer
 from ..base import HttpFilterFactory, StreamFilter
 from ..registry import register_http_filter
 from .config import LUA_PER_ROUTE_TYPE, LUA_TYPE, LuaConfig, LuaPerRoute, LuaScript, parse_lua, parse_lua_per_route
-from .handle import State, StreamHandleWrapper
+from .handle import RUNNING, State, StreamHandleWrapper
 from .luaobject import LuaApiError
-from .runtime import FINISHED, RUN_REQUEST, RUN_RESPONSE, Guards, LuaVM, ScriptLoadError
+from .runtime import FINISHED, RUN_REQUEST_UNTRACED, RUN_RESPONSE_UNTRACED, Guards, LuaVM, ScriptLoadError
 
 if TYPE_CHECKING:
     from ...config.yaml_source import Node
@@ -355,8 +355,9 @@ class LuaFilter(StreamFilter):
             status = handle.start()
         else:
             # tracing off: the common outcome (the hook returned, no wait) in the fewest steps
-            r = vm.run(RUN_REQUEST if decoder else RUN_RESPONSE, handle.lua_id)
-            if r == FINISHED and handle.state is State.RUNNING:
+            handle.own_headers_id = -handle.lua_id
+            r = vm.run(RUN_REQUEST_UNTRACED if decoder else RUN_RESPONSE_UNTRACED, handle.lua_id)
+            if r == FINISHED and handle.state is RUNNING:
                 if factory.log_enabled("debug"):
                     self.proxy.log("debug", "lua", "coroutine finished")
                 handle.finish()

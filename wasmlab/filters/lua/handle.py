@@ -87,6 +87,8 @@ class State(enum.Enum):
         return self in (State.WAIT_FOR_BODY, State.HTTP_CALL, State.RESPONDED)
 
 
+RUNNING = State.RUNNING  # (a module constant: an enum member lookup costs a call)
+
 _HTTP_CALL_OPTIONS = ("asynchronous", "timeout_ms", "trace_sampled", "return_duplicate_headers", "send_xff")
 
 
@@ -116,6 +118,9 @@ class StreamHandleWrapper(BaseLuaObject):
     return_duplicate_headers = False
     public_keys: dict[bytes, tuple[int, int]] | None = None
     public_key_wrapper: PublicKeyWrapper | None = None
+    #: while the first run of a hook started with tracing off lasts: the number Lua gave the
+    #: handle's own header map (``-lua_id``, see prelude.lua ``own_headers``), else 0
+    own_headers_id = 0
 
     def __init__(
         self,
@@ -172,6 +177,7 @@ class StreamHandleWrapper(BaseLuaObject):
 
     def on_mark_dead(self) -> None:
         # headers/body/trailers wrappers do not survive yields; the script asks again
+        self.own_headers_id = 0
         children = self.children
         if children:
             for child in children.values():
@@ -200,6 +206,7 @@ class StreamHandleWrapper(BaseLuaObject):
         callbacks pass through."""
         objects = OBJECTS
         self.dead = True
+        self.own_headers_id = 0
         for obj in self.owned:  # the handle first, then what it handed out
             obj.dead = True
             obj._ud = None
@@ -413,10 +420,20 @@ class StreamHandleWrapper(BaseLuaObject):
     @export("headers", fast=lambda thunk: _fast_headers(thunk))
     def lua_headers(self, *args: Any) -> HeaderMapWrapper:
         """@return the request (or response) headers; editable until they are forwarded."""
+        return self.own_headers()
+
+    def own_headers(self) -> HeaderMapWrapper:
+        """The wrapper of this hook's own headers (made once per run; numbered by Lua when
+        ``own_headers_id`` is set)."""
         obj = self.children.get("headers")
         if obj is None:
             obj = self.children["headers"] = HeaderMapWrapper(self, self.headers, self)
-        return obj
+            hid = self.own_headers_id
+            if hid:
+                obj.lua_id = hid
+                self.owned.append(obj)
+                OBJECTS[hid] = obj
+        return obj  # type: ignore[return-value]
 
     @export("requestHeaders")
     def lua_request_headers(self, *args: Any) -> Any:
@@ -724,9 +741,7 @@ def _fast_headers(thunk: Any) -> Any:
         h = objects.get(obj_id)
         if h is None or h.dead or h.rec.enabled:
             return thunk(obj_id, *args)
-        obj = h.children.get("headers")
-        if obj is None:
-            obj = h.children["headers"] = HeaderMapWrapper(h, h.headers, h)
+        obj = h.children.get("headers") or h.own_headers()
         return 6, HeaderMapWrapper.lua_number, obj.lua_id or obj.register()
 
     return headers

@@ -315,6 +315,17 @@ class BaseLuaObject:
 _PLAIN = frozenset({bytes, int, float, bool, type(None)})
 
 
+def materialize(obj_id: int) -> BaseLuaObject | None:
+    """The object numbered ``obj_id`` that Lua made before the host did: a handle's own header
+    map (number ``-handle``), handed out by ``handle:headers()`` in Lua (prelude.lua,
+    ``own_headers``) while the handle's first run lasts. None for any other missing number."""
+    if obj_id < 0:
+        h = OBJECTS.get(-obj_id)
+        if h is not None and not h.dead and getattr(h, "own_headers_id", 0) == obj_id:
+            return h.own_headers()  # type: ignore[attr-defined, no-any-return]
+    return None
+
+
 def _thunk(cls: type[BaseLuaObject], name: str, fn: Callable[..., Any], nret: int | str) -> Callable[..., Any]:
     """The Python half of a Lua method (the Lua half is ``thunk`` in prelude.lua).
 
@@ -365,7 +376,11 @@ def _thunk(cls: type[BaseLuaObject], name: str, fn: Callable[..., Any], nret: in
 
         def thunk(obj_id: int, *args: Any) -> Any:
             obj = objects.get(obj_id)
-            if obj is None or obj.dead:
+            if obj is None:
+                obj = materialize(obj_id)
+                if obj is None:
+                    return 1, DEAD
+            if obj.dead:
                 return 1, DEAD
             try:
                 result = fn(obj, *args)
@@ -379,7 +394,11 @@ def _thunk(cls: type[BaseLuaObject], name: str, fn: Callable[..., Any], nret: in
 
         def thunk(obj_id: int, *args: Any) -> Any:
             obj = objects.get(obj_id)
-            if obj is None or obj.dead:
+            if obj is None:
+                obj = materialize(obj_id)
+                if obj is None:
+                    return 1, DEAD
+            if obj.dead:
                 return 1, DEAD
             try:
                 result = fn(obj, *args)
@@ -397,7 +416,11 @@ def _thunk(cls: type[BaseLuaObject], name: str, fn: Callable[..., Any], nret: in
 
         def thunk(obj_id: int, *args: Any) -> Any:
             obj = objects.get(obj_id)
-            if obj is None or obj.dead:
+            if obj is None:
+                obj = materialize(obj_id)
+                if obj is None:
+                    return 1, DEAD
+            if obj.dead:
                 return 1, DEAD
             try:
                 result = fn(obj, *args)

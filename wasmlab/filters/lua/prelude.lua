@@ -209,6 +209,24 @@ local function thunk(class, name, fn, nret, mt)
   end
 end
 
+-- handle:headers() during the first run of a hook started with tracing off: the handle's own
+-- header map is host object number -(handle number), made on the host side when a method of it
+-- is first called. Answered here, without a call into the host; the runner sets the entry at the
+-- start and clears it when the run ends (the map dies with it; later runs ask the host).
+local HANDLE_CLASS = 1 -- StreamHandleWrapper's class number
+local HEADERS_CLASS = HOST.headers_class -- HeaderMapWrapper's
+local OWN_HEADERS = setmetatable({}, { __mode = "k" }) -- handle userdata -> its map's number
+
+local function own_headers(generic)
+  return function(self, ...)
+    local id = OWN_HEADERS[self]
+    if id ~= nil then
+      return wrap(HEADERS_CLASS, id)
+    end
+    return generic(self, ...)
+  end
+end
+
 local driver = {}
 
 -- define("HeaderMapWrapper", 2, {add = {fn, 0}, ...}): one metatable per wrapper class; its
@@ -219,6 +237,9 @@ function driver.define(class, number, methods)
   mt.__index = mt
   for name, spec in next, methods do
     mt[name] = thunk(class, name, spec[1], spec[2], mt)
+  end
+  if number == HANDLE_CLASS then
+    mt.headers = own_headers(mt.headers)
   end
   PROTO[class] = proto
   PROTOS[number] = proto
@@ -370,7 +391,8 @@ end
 -- Hook coroutines (Envoy: lua_newthread per envoy_on_request/envoy_on_response call). The host
 -- drives them through one long-lived runner coroutine per state, one step per host call:
 -- `runner.send((op, id, ...))` with op 1 = start envoy_on_request, 2 = start envoy_on_response
--- (the handle is host object `id`), 0 = resume the hook coroutine of handle `id` with `...`,
+-- (the handle is host object `id`; 4 and 5: the same with tracing off, so that handle:headers()
+-- is answered here during the first run), 0 = resume the hook coroutine of handle `id` with `...`,
 -- 3 = forget it (the stream ended while it waited). A step answers 0 = the hook finished,
 -- 1 = it yielded (kept in COS until resumed), 2 = it failed (then the message, if a string).
 -- The runner is a coroutine, not a function the host calls on the main thread, because lupa
@@ -378,13 +400,15 @@ end
 -- script may do), which would corrupt a resume running there.
 local HOOKS = {}
 local COS = {} -- handle number -> its suspended hook coroutine
-local HANDLE_CLASS = 1 -- StreamHandleWrapper's class number
 
 function driver.set_hooks(on_request, on_response)
-  HOOKS[1], HOOKS[2] = on_request, on_response
+  HOOKS[1], HOOKS[2], HOOKS[4], HOOKS[5] = on_request, on_response, on_request, on_response
 end
 
-local function finish(co, id, ok, e)
+local function finish(co, id, u, ok, e)
+  if u ~= nil then
+    OWN_HEADERS[u] = nil
+  end
   if ok then
     if co_status(co) == "dead" then
       COS[id] = nil
@@ -411,14 +435,19 @@ local function step(op, id, ...)
       return 0 -- it finished already (a script that waited inside its own coroutine)
     end
     arm()
-    return finish(co, id, co_resume(co, ...))
+    return finish(co, id, nil, co_resume(co, ...))
   elseif op == 3 then
     COS[id] = nil
     return 0
   end
   local co = co_create(HOOKS[op])
+  local u = newproxy(PROTOS[HANDLE_CLASS])
+  OBJ[u] = id
+  if op > 3 then
+    OWN_HEADERS[u] = -id
+  end
   arm()
-  return finish(co, id, co_resume(co, wrap(HANDLE_CLASS, id)))
+  return finish(co, id, u, co_resume(co, u))
 end
 
 local function answer(s, m)

@@ -88,6 +88,8 @@ def prelude_source() -> bytes:
 
 #: ``LuaVM.run`` operations and answers (``driver.runner`` in prelude.lua)
 RUN_RESUME, RUN_REQUEST, RUN_RESPONSE, RUN_FORGET = 0, 1, 2, 3
+#: start a hook with tracing off: ``handle:headers()`` is answered in Lua during the first run
+RUN_REQUEST_UNTRACED, RUN_RESPONSE_UNTRACED = 4, 5
 FINISHED, YIELDED, FAILED = 0, 1, 2
 
 
@@ -139,6 +141,7 @@ def new_state(guards: Guards, package_path: bytes, package_cpath: bytes) -> tupl
     from .wrappers import all_classes
 
     rt = _new_runtime(guards)
+    classes = all_classes()
     host = rt.table_from(
         {
             b"print": _host_print,
@@ -150,7 +153,8 @@ def new_state(guards: Guards, package_path: bytes, package_cpath: bytes) -> tupl
             b"hook_every": guards.hook_every,
             b"instruction_message": guards.instruction_message().encode(),
             b"memory_message": guards.memory_message().encode(),
-            b"cpp_names": rt.table_from({c.lua_class.encode(): c.cpp_name().encode() for c in all_classes()}),
+            b"cpp_names": rt.table_from({c.lua_class.encode(): c.cpp_name().encode() for c in classes}),
+            b"headers_class": next(c.lua_number for c in classes if c.lua_class == "HeaderMapWrapper"),
         }
     )
     return rt, rt.execute(prelude_source(), host)
@@ -186,8 +190,9 @@ class LuaVM:
         self._table_from_pairs = d.table_from_pairs
         self._memory_kb = d.memory_kb
         self._runner_fn = d.runner
-        self._runners: list[Any] = []
-        self._depth = 0
+        self._runner: Any = None  # for runs started from the host
+        self._busy = False  # a run is in progress: a nested one takes a spare runner
+        self._spare: list[Any] = []
         err = self.driver.load(script.code)
         if err is not None:
             raise ScriptLoadError(_text(err))
@@ -198,7 +203,7 @@ class LuaVM:
         self.on_request = get(b"envoy_on_request")
         self.on_response = get(b"envoy_on_response")
         d.set_hooks(self.on_request, self.on_response)
-        self._runners.append(self._new_runner())
+        self._runner = self._new_runner()
 
     def _new_runner(self) -> Any:
         runner = self._runner_fn.coroutine(RUN_FORGET, 0)
@@ -212,26 +217,37 @@ class LuaVM:
         Answers :data:`FINISHED`, :data:`YIELDED`, :data:`FAILED` or ``(FAILED, message)``.
 
         A hook may run while another is running (a local reply sent from the request hook runs
-        the response hook): each nesting level has its own runner."""
-        depth = self._depth
-        runners = self._runners
-        if depth < len(runners):
-            runner = runners[depth]
-        else:
-            runner = self._new_runner()
-            runners.append(runner)
-        self._depth = depth + 1
+        the response hook): a nested run takes a runner of its own."""
+        if self._busy:
+            return self._run_nested((op, handle_id, *args))
+        runner = self._runner
+        if runner is None:
+            runner = self._runner = self._new_runner()
+        self._busy = True
         try:
             return runner.send((op, handle_id, *args))
         except lupa.LuaError as e:
-            # the runner itself failed (out of memory between two hook steps): a fresh one next time
-            del runners[depth:]
-            self.after_error()
-            if isinstance(e, lupa.LuaMemoryError) and not str(e):
-                return FAILED, b"not enough memory"
-            return FAILED, str(e).encode("latin-1", "replace")
+            self._runner = None  # a fresh one next time
+            return self._runner_failed(e)
         finally:
-            self._depth = depth
+            self._busy = False
+
+    def _run_nested(self, step: tuple[Any, ...]) -> Any:
+        spare = self._spare
+        runner = spare.pop() if spare else self._new_runner()
+        try:
+            answer = runner.send(step)
+        except lupa.LuaError as e:
+            return self._runner_failed(e)
+        spare.append(runner)
+        return answer
+
+    def _runner_failed(self, e: lupa.LuaError) -> Any:
+        """The runner itself failed (out of memory between two hook steps)."""
+        self.after_error()
+        if isinstance(e, lupa.LuaMemoryError) and not str(e):
+            return FAILED, b"not enough memory"
+        return FAILED, str(e).encode("latin-1", "replace")
 
     # ---- objects ---------------------------------------------------------------------------------
     def new(self, number: int, obj_id: int) -> Any:
@@ -269,8 +285,8 @@ class LuaVM:
     def close(self) -> None:
         """Drop the state (Envoy: ``lua_close`` when the thread-local slot goes)."""
         self.on_request = self.on_response = None
-        self._runners = []
-        self._runner_fn = None
+        self._runner = self._runner_fn = None
+        self._spare = []
         self.driver = None
         self.runtime = None
 

@@ -150,38 +150,57 @@ class HeaderMapWrapper(BaseLuaObject):
 
 # The common calls on a header map in one step each (see ``export``): a live map, string
 # arguments, no iteration in progress, tracing off; anything else goes to the generic thunk.
+# A handle's own map that Lua handed out but the host has not made yet (number -handle, see
+# ``materialize``) is used through its handle, without making it: it cannot be iterating yet.
+def _map_of(obj_id: int) -> tuple[HeaderMap, StreamHandleWrapper | None, StreamHandleWrapper] | None:
+    """``(headers, owner, handle)`` of a live, not iterating map numbered ``obj_id``, or None."""
+    obj = OBJECTS.get(obj_id)
+    if obj is None:
+        if obj_id >= 0:
+            return None
+        h = OBJECTS.get(-obj_id)
+        if h is None or h.own_headers_id != obj_id:  # type: ignore[attr-defined]
+            return None
+        return h.headers, h, h  # type: ignore[attr-defined, return-value]
+    if obj.dead or obj.iterator is not None:  # type: ignore[attr-defined]
+        return None
+    return obj.headers, obj.owner, obj.h  # type: ignore[attr-defined]
+
+
 def _fast_add(thunk: Callable[..., Any]) -> Callable[..., Any]:
     objects = OBJECTS
 
     def add(obj_id: int, *args: Any) -> Any:
         obj = objects.get(obj_id)
-        if (
-            obj is None
-            or obj.dead
-            or len(args) < 2
-            or args[0].__class__ is not bytes
-            or args[1].__class__ is not bytes
-            or obj.iterator is not None
-            or obj.h.rec.enabled
-        ):
+        if obj is not None and not obj.dead and obj.iterator is None:  # type: ignore[attr-defined]
+            headers, owner, h = obj.headers, obj.owner, obj.h  # type: ignore[attr-defined]
+        else:
+            found = _map_of(obj_id)
+            if found is None:
+                return thunk(obj_id, *args)
+            headers, owner, h = found
+        if len(args) < 2 or args[0].__class__ is not bytes or args[1].__class__ is not bytes or h.rec.enabled:
             return thunk(obj_id, *args)
-        owner = obj.owner
-        if owner is not None and not owner.headers_modifiable():
-            return thunk(obj_id, *args)  # the generic thunk raises "can no longer be modified"
-        obj.headers.add(args[0].decode("latin-1"), args[1].decode("latin-1"))  # add() lower-cases
+        if owner is not None:
+            # owner.headers_modifiable(), inlined
+            if owner.headers_continued:
+                return thunk(obj_id, *args)  # the generic thunk raises "can no longer be modified"
+            if owner.decoder:
+                filt = owner.filter
+                if filt.factory.config.clear_route_cache:
+                    filt.callbacks.clear_route_cache()
+        headers.add(args[0].decode("latin-1"), args[1].decode("latin-1"))  # add() lower-cases
         return 0
 
     return add
 
 
 def _fast_get(thunk: Callable[..., Any]) -> Callable[..., Any]:
-    objects = OBJECTS
-
     def get(obj_id: int, *args: Any) -> Any:
-        obj = objects.get(obj_id)
-        if obj is None or obj.dead or not args or args[0].__class__ is not bytes or obj.h.rec.enabled:
+        found = _map_of(obj_id)
+        if found is None or not args or args[0].__class__ is not bytes or found[2].rec.enabled:
             return thunk(obj_id, *args)
-        values = obj.headers.get_all(args[0].decode("latin-1"))  # get_all() lower-cases
+        values = found[0].get_all(args[0].decode("latin-1"))  # get_all() lower-cases
         if values:
             return 0, wire(",".join(values))
         return 3
