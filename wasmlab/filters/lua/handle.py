@@ -89,6 +89,24 @@ class State(enum.Enum):
 
 RUNNING = State.RUNNING  # (a module constant: an enum member lookup costs a call)
 
+_NO_TRACE_DATA: dict[str, dict[str, Any]] = {}  # never filled: a handle makes its own dict first
+
+# the args of hook/resume/yield trace events, one shared dict each (events are never changed)
+_REASONS: dict[str, dict[str, str]] = {}
+_WAITING: dict[State, dict[str, str]] = {s: {"waiting_for": s.value} for s in State}
+
+
+def _reason(reason: str) -> dict[str, str]:
+    args = _REASONS.get(reason)
+    if args is None:
+        args = _REASONS[reason] = {"reason": reason}
+    return args
+
+
+def _waiting_for(state: State) -> dict[str, str]:
+    return _WAITING[state]
+
+
 _HTTP_CALL_OPTIONS = ("asynchronous", "timeout_ms", "trace_sampled", "return_duplicate_headers", "send_xff")
 
 
@@ -118,6 +136,8 @@ class StreamHandleWrapper(BaseLuaObject):
     return_duplicate_headers = False
     public_keys: dict[bytes, tuple[int, int]] | None = None
     public_key_wrapper: PublicKeyWrapper | None = None
+    #: this handle's trace event ``data`` dicts by kind (see ``_data_of``)
+    _trace_data: dict[str, dict[str, Any]] = _NO_TRACE_DATA
     #: while the first run of a hook started with tracing off lasts: the number Lua gave the
     #: handle's own header map (``-lua_id``, see prelude.lua ``own_headers``), else 0
     own_headers_id = 0
@@ -241,21 +261,41 @@ class StreamHandleWrapper(BaseLuaObject):
     def internal_error(self, message: str, error: BaseException) -> None:
         self.filter.proxy.log("error", "lua", message)
 
+    # Trace events of one handle share their ``data`` dicts (as the filter manager's do: events
+    # are never changed once recorded), so tracing allocates less per event.
     def trace_call(self, name: str, args: tuple[Any, ...], result: Any, error: str | None) -> None:
-        rec = self.filter.rec
+        rec = self.rec
         if rec.enabled:
-            data = {"stream": self.filter.stream_id, "hook": self.hook, "filter": self.filter.name}
-            if error is not None:
-                data["error"] = error
+            if error is None:
+                data = self._trace_data.get("call")
+                if data is None:
+                    data = self._data_of("call")
+            else:
+                data = {**self._data_of("call"), "error": error}
             rec.record("lua", name, [short(a) for a in args], short(result), data)
 
     def _event(self, name: str, args: Any, result: Any = None, phase: str | None = None) -> None:
-        rec = self.filter.rec
+        rec = self.rec
         if rec.enabled:
-            data = {"stream": self.filter.stream_id, "filter": self.filter.name, "hook": self.hook}
-            if phase is not None:
-                data["phase"] = phase
+            key = phase or "event"
+            data = self._trace_data.get(key)
+            if data is None:
+                data = self._data_of(key)
             rec.record("lua", name, args, result, data)
+
+    def _data_of(self, kind: str) -> dict[str, Any]:
+        """The ``data`` of this handle's ``kind`` of event ("call", "event" or a phase), made once."""
+        filt = self.filter
+        if kind == "call":
+            data = {"stream": filt.stream_id, "hook": self.hook, "filter": filt.name}
+        else:
+            data = {"stream": filt.stream_id, "filter": filt.name, "hook": self.hook}
+            if kind != "event":
+                data["phase"] = kind
+        if self._trace_data is _NO_TRACE_DATA:
+            self._trace_data = {}
+        self._trace_data[kind] = data
+        return data
 
     # ---- running the coroutine -----------------------------------------------------------------------
     def _run(self, reason: str, *args: Any) -> None:
@@ -263,7 +303,7 @@ class StreamHandleWrapper(BaseLuaObject):
         ``resumeCoroutine``): a Lua error, or a yield the host did not ask for."""
         first = reason == "start"
         if self.rec.enabled:
-            self._event(self.hook if first else "resume", {"reason": reason}, None, "enter")
+            self._event(self.hook if first else "resume", _reason(reason), None, "enter")
         if first:
             r = self.vm.run(RUN_REQUEST if self.decoder else RUN_RESPONSE, self.lua_id)
         else:
@@ -295,9 +335,9 @@ class StreamHandleWrapper(BaseLuaObject):
                 outcome = f"error: {self.error}"
             else:
                 outcome = f"yield: {self.state.value}"
-                self._event("yield", {"waiting_for": self.state.value})
+                self._event("yield", _waiting_for(self.state))
         if self.rec.enabled:
-            self._event(self.hook if reason == "start" else "resume", {"reason": reason}, outcome, "exit")
+            self._event(self.hook if reason == "start" else "resume", _reason(reason), outcome, "exit")
         if self.released:
             # the stream ended during the run (a local reply went out from inside it): release
             # what the rest of the run handed out, and the coroutine if it waits
