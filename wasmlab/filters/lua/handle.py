@@ -774,14 +774,16 @@ class StreamHandleWrapper(BaseLuaObject):
 
 
 def _fast_headers(thunk: Any) -> Any:
-    """``handle:headers()`` in one step (see ``export``): a live handle, tracing off."""
+    """``handle:headers()`` in one step (see ``export``): a live handle."""
     objects = OBJECTS
 
     def headers(obj_id: int, *args: Any) -> Any:
         h = objects.get(obj_id)
-        if h is None or h.dead or h.rec.enabled:
+        if h is None or h.dead:
             return thunk(obj_id, *args)
         obj = h.children.get("headers") or h.own_headers()
+        if h.rec.enabled:
+            h.trace_call("handle:headers", args, obj, None)
         return 6, HeaderMapWrapper.lua_number, obj.lua_id or obj.register()
 
     return headers

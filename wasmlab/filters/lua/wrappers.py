@@ -149,7 +149,8 @@ class HeaderMapWrapper(BaseLuaObject):
 
 
 # The common calls on a header map in one step each (see ``export``): a live map, string
-# arguments, no iteration in progress, tracing off; anything else goes to the generic thunk.
+# arguments, no iteration in progress (recorded like the generic thunk records them); anything
+# else goes to the generic thunk.
 # A handle's own map that Lua handed out but the host has not made yet (number -handle, see
 # ``materialize``) is used through its handle, without making it: it cannot be iterating yet.
 def _map_of(obj_id: int) -> tuple[HeaderMap, StreamHandleWrapper | None, StreamHandleWrapper] | None:
@@ -179,7 +180,7 @@ def _fast_add(thunk: Callable[..., Any]) -> Callable[..., Any]:
             if found is None:
                 return thunk(obj_id, *args)
             headers, owner, h = found
-        if len(args) < 2 or args[0].__class__ is not bytes or args[1].__class__ is not bytes or h.rec.enabled:
+        if len(args) < 2 or args[0].__class__ is not bytes or args[1].__class__ is not bytes:
             return thunk(obj_id, *args)
         if owner is not None:
             # owner.headers_modifiable(), inlined
@@ -190,6 +191,8 @@ def _fast_add(thunk: Callable[..., Any]) -> Callable[..., Any]:
                 if filt.factory.config.clear_route_cache:
                     filt.callbacks.clear_route_cache()
         headers.add(args[0].decode("latin-1"), args[1].decode("latin-1"))  # add() lower-cases
+        if h.rec.enabled:
+            h.trace_call("headers:add", args, None, None)
         return 0
 
     return add
@@ -198,12 +201,14 @@ def _fast_add(thunk: Callable[..., Any]) -> Callable[..., Any]:
 def _fast_get(thunk: Callable[..., Any]) -> Callable[..., Any]:
     def get(obj_id: int, *args: Any) -> Any:
         found = _map_of(obj_id)
-        if found is None or not args or args[0].__class__ is not bytes or found[2].rec.enabled:
+        if found is None or not args or args[0].__class__ is not bytes:
             return thunk(obj_id, *args)
         values = found[0].get_all(args[0].decode("latin-1"))  # get_all() lower-cases
-        if values:
-            return 0, wire(",".join(values))
-        return 3
+        value = wire(",".join(values)) if values else None
+        h = found[2]
+        if h.rec.enabled:
+            h.trace_call("headers:get", args, value, None)
+        return 3 if value is None else (0, value)
 
     return get
 
