@@ -6,6 +6,12 @@ Modules: ``config`` (the ``Lua``/``LuaPerRoute`` messages), ``runtime`` (one Lua
 per thread, ``prelude.lua``), ``luaobject`` (exported methods, death after scope),
 ``wrappers`` and ``handle`` (the objects a script gets), ``filter`` (factory and stream filter).
 
+Per request the host stays out of the script's way: a hook is one call into Lua (a runner
+coroutine per state starts it and makes the handle's userdata there), objects a method returns
+are made in Lua from their number, ``handle:headers()`` in a hook's first run is answered in Lua,
+and the common header calls go straight to the ``HeaderMap``; nothing a stream creates is left
+for Python's cycle collector. Tracing on takes the same path and records the same events.
+
 Classroom guards — a wasmlab addition, Envoy has none
 -----------------------------------------------------
 A learner's ``while true do end`` would hang a worker (and the notebook) for good, and a memory

@@ -27,9 +27,9 @@ from ...http import Buffer, FilterDataStatus, FilterHeadersStatus, FilterTrailer
 from ..base import HttpFilterFactory, StreamFilter
 from ..registry import register_http_filter
 from .config import LUA_PER_ROUTE_TYPE, LUA_TYPE, LuaConfig, LuaPerRoute, LuaScript, parse_lua, parse_lua_per_route
-from .handle import StreamHandleWrapper
+from .handle import RUNNING, State, StreamHandleWrapper
 from .luaobject import LuaApiError
-from .runtime import Guards, LuaVM, ScriptLoadError
+from .runtime import FINISHED, RUN_REQUEST_UNTRACED, RUN_RESPONSE_UNTRACED, Guards, LuaVM, ScriptLoadError
 
 if TYPE_CHECKING:
     from ...config.yaml_source import Node
@@ -51,6 +51,7 @@ class LuaFilterFactory(HttpFilterFactory):
         self.config: LuaConfig = parse_lua(config)
         sp = self.config.stat_prefix
         self.stats_scope = f"http.{ctx.stat_prefix}.lua." + (f"{sp}." if sp else "")
+        self.executions_stat = self.stats_scope + "executions"
         self.guards = Guards()
         #: every script this filter may run: its own plus the routes' ``source_code``s
         self.scripts: list[LuaScript] = self.config.scripts()
@@ -65,6 +66,7 @@ class LuaFilterFactory(HttpFilterFactory):
     def start_main(self, proxy: Proxy) -> None:
         """Config load: find the routes' scripts, then load every script once on the main thread."""
         super().start_main(proxy)
+        self.log_enabled = proxy.log_enabled
         try:
             self.guards = Guards.from_options(proxy.options)
         except ValueError as e:
@@ -282,22 +284,22 @@ class LuaFilter(StreamFilter):
     """One stream through the Lua filter (Envoy ``Lua::Filter``)."""
 
     kind = "lua"
+    # defaults until a stream sets them (one filter per stream: set only what differs)
+    request_handle: StreamHandleWrapper | None = None
+    response_handle: StreamHandleWrapper | None = None
+    destroyed = False
+    #: what the script asked for that wasmlab records but does not model (no HTTP/1 status
+    #: line, one endpoint per cluster): setHttp1ReasonPhrase, setUpstreamOverrideHost
+    http1_reason_phrase: str | None = None
+    upstream_override_host: tuple[str, bool] | None = None
 
     def __init__(self, factory: LuaFilterFactory, dispatcher: Dispatcher) -> None:
         self.factory = factory
         self.dispatcher = dispatcher
-        assert factory.proxy is not None
-        self.proxy = factory.proxy
-        self.rec = factory.proxy.recorder
+        self.proxy = proxy = factory.proxy
+        self.rec = proxy.recorder  # type: ignore[union-attr]
         self.name = factory.name
-        self.request_handle: StreamHandleWrapper | None = None
-        self.response_handle: StreamHandleWrapper | None = None
         self._handles: list[StreamHandleWrapper] = []
-        self.destroyed = False
-        #: what the script asked for that wasmlab records but does not model (no HTTP/1 status
-        #: line, one endpoint per cluster): setHttp1ReasonPhrase, setUpstreamOverrideHost
-        self.http1_reason_phrase: str | None = None
-        self.upstream_override_host: tuple[str, bool] | None = None
 
     @property
     def stream_id(self) -> int:
@@ -333,28 +335,50 @@ class LuaFilter(StreamFilter):
 
     # ---- headers: start a hook -------------------------------------------------------------------
     def _do_headers(self, decoder: bool, headers: HeaderMap, end_stream: bool) -> FilterHeadersStatus:
-        script, per_route = self.factory.select(self.callbacks.route)
+        factory = self.factory
+        script, per_route = factory.select(self.callbacks.route)
         if script is None:
             return FilterHeadersStatus.Continue
-        vm = self.factory.vm_for(script, self.dispatcher)
+        vm = self.dispatcher.slots.get(("lua", script)) or factory.vm_for(script, self.dispatcher)
         if vm is None:
             return FilterHeadersStatus.Continue
-        fn = vm.on_request if decoder else vm.on_response
-        if fn is None:
+        if (vm.on_request if decoder else vm.on_response) is None:
             return FilterHeadersStatus.Continue
-        hook = "envoy_on_request" if decoder else "envoy_on_response"
-        handle = StreamHandleWrapper(self, LuaCallbacks(self, decoder, per_route), vm, hook, headers, end_stream)
+        handle = StreamHandleWrapper(self, decoder, per_route, vm, headers, end_stream)
         self._handles.append(handle)
         if decoder:
             self.request_handle = handle
         else:
             self.response_handle = handle
-        self.proxy.stat_store.inc(self.factory.stats_scope + "executions")
-        status = handle.start(fn)
-        if handle.error is None:
+        self.proxy.stat_store.inc(factory.executions_stat)
+        if self.rec.enabled:
+            status = handle.start()
+        else:
+            # tracing off: the common outcome (the hook returned, no wait) in the fewest steps
+            handle.own_headers_id = -handle.lua_id
+            r = vm.run(RUN_REQUEST_UNTRACED if decoder else RUN_RESPONSE_UNTRACED, handle.lua_id)
+            if r == FINISHED and handle.state is RUNNING:
+                if factory.log_enabled("debug"):
+                    self.proxy.log("debug", "lua", "coroutine finished")
+                handle.finish()
+                if decoder:
+                    self.request_handle = None
+                else:
+                    self.response_handle = None
+                return FilterHeadersStatus.Continue
+            handle._after_run("start", r)
+            status = handle.started()
+        if handle.error is not None:
+            self.script_error(handle.error)
+        elif handle.suspended or handle.state is not State.RUNNING:
             handle.mark_dead()
         else:
-            self.script_error(handle.error)
+            # the hook returned: later body and trailers callbacks have nothing to resume
+            handle.finish()
+            if decoder:
+                self.request_handle = None
+            else:
+                self.response_handle = None
         return status
 
     def decode_headers(self, headers: HeaderMap, end_stream: bool) -> FilterHeadersStatus:
@@ -402,8 +426,9 @@ class LuaFilter(StreamFilter):
     def on_destroy(self) -> None:
         self.destroyed = True
         for h in self._handles:
-            h.on_reset()
-            h.mark_dead()
-            h.release()
+            if not h.finished:
+                h.on_reset()
+                h.mark_dead()
+                h.release()
         self._handles.clear()
         self.request_handle = self.response_handle = None

@@ -31,8 +31,6 @@ import base64
 import enum
 from typing import TYPE_CHECKING, Any
 
-import lupa.luajit21 as lupa
-
 from ...host import async_client
 from ...http import Buffer, FilterDataStatus, FilterHeadersStatus, FilterTrailersStatus, HeaderMap
 from . import crypto
@@ -44,6 +42,7 @@ from .luaobject import (
     LuaApiError,
     LuaArgError,
     LuaRawError,
+    _ids,
     check_integer,
     check_string,
     check_type,
@@ -54,6 +53,7 @@ from .luaobject import (
     text,
     wire,
 )
+from .runtime import FAILED, FINISHED, RUN_FORGET, RUN_REQUEST, RUN_RESPONSE, RUN_RESUME, YIELDED
 from .wrappers import (
     BufferWrapper,
     ConnectionStreamInfoWrapper,
@@ -68,6 +68,7 @@ from .wrappers import (
 )
 
 if TYPE_CHECKING:
+    from .config import LuaPerRoute
     from .filter import LuaCallbacks, LuaFilter
     from .runtime import LuaVM
 
@@ -86,6 +87,26 @@ class State(enum.Enum):
         return self in (State.WAIT_FOR_BODY, State.HTTP_CALL, State.RESPONDED)
 
 
+RUNNING = State.RUNNING  # (a module constant: an enum member lookup costs a call)
+
+_NO_TRACE_DATA: dict[str, dict[str, Any]] = {}  # never filled: a handle makes its own dict first
+
+# the args of hook/resume/yield trace events, one shared dict each (events are never changed)
+_REASONS: dict[str, dict[str, str]] = {}
+_WAITING: dict[State, dict[str, str]] = {s: {"waiting_for": s.value} for s in State}
+
+
+def _reason(reason: str) -> dict[str, str]:
+    args = _REASONS.get(reason)
+    if args is None:
+        args = _REASONS[reason] = {"reason": reason}
+    return args
+
+
+def _waiting_for(state: State) -> dict[str, str]:
+    return _WAITING[state]
+
+
 _HTTP_CALL_OPTIONS = ("asynchronous", "timeout_ms", "trace_sampled", "return_duplicate_headers", "send_xff")
 
 
@@ -95,56 +116,77 @@ class StreamHandleWrapper(BaseLuaObject):
     lua_class = "StreamHandleWrapper"
     trace_name = "handle"
 
-    __slots__ = (
-        "filter",
-        "cb",
-        "vm",
-        "hook",
-        "headers",
-        "end_stream",
-        "state",
-        "headers_continued",
-        "saw_body",
-        "buffered_body",
-        "trailers",
-        "error",
-        "resume",
-        "http_request",
-        "return_duplicate_headers",
-        "children",
-        "public_keys",
-        "public_key_wrapper",
-        "owned",
-    )
+    # No __slots__ here: one handle is made per hook call, so it sets only what differs per call
+    # and reads the rest from these class-level defaults until a call changes them.
+    _cb: LuaCallbacks | None = None
+    state = State.RUNNING
+    headers_continued = False
+    saw_body = False
+    buffered_body = False
+    trailers: HeaderMap | None = None
+    #: the coroutine's failure (Envoy coroutine_status_), reported by the filter
+    error: str | None = None
+    #: the hook's coroutine waits in Lua (the runner keeps it until resumed or forgotten)
+    suspended = False
+    #: the hook returned and everything it handed out is released: nothing can resume it
+    finished = False
+    #: the stream ended (``release``), possibly while the hook was running
+    released = False
+    http_request: async_client.AsyncRequest | None = None
+    return_duplicate_headers = False
+    public_keys: dict[bytes, tuple[int, int]] | None = None
+    public_key_wrapper: PublicKeyWrapper | None = None
+    #: this handle's trace event ``data`` dicts by kind (see ``_data_of``)
+    _trace_data: dict[str, dict[str, Any]] = _NO_TRACE_DATA
+    #: while the first run of a hook started with tracing off lasts: the number Lua gave the
+    #: handle's own header map (``-lua_id``, see prelude.lua ``own_headers``), else 0
+    own_headers_id = 0
 
     def __init__(
-        self, filt: LuaFilter, cb: LuaCallbacks, vm: LuaVM, hook: str, headers: HeaderMap, end_stream: bool
+        self,
+        filt: LuaFilter,
+        decoder: bool,
+        per_route: LuaPerRoute | None,
+        vm: LuaVM,
+        headers: HeaderMap,
+        end_stream: bool,
     ) -> None:
-        #: every object of this handle that got a userdata (released at the end of the stream)
-        self.owned: list[BaseLuaObject] = []
-        super().__init__(self)
-        self.filter = filt
-        self.cb = cb
-        self.vm = vm
-        self.hook = hook  # "envoy_on_request" / "envoy_on_response"
-        self.headers = headers
-        self.end_stream = end_stream
-        self.state = State.RUNNING
-        self.headers_continued = False
-        self.saw_body = False
-        self.buffered_body = False
-        self.trailers: HeaderMap | None = None
-        #: the coroutine's failure (Envoy coroutine_status_), reported by the filter
-        self.error: str | None = None
-        self.resume: Any = None
-        self.http_request: async_client.AsyncRequest | None = None
-        self.return_duplicate_headers = False
+        # BaseLuaObject's fields, set here (the hot path), and the handle's number right away:
+        # a handle is made to be handed to Lua
+        self.dead = False
+        self._ud = None
+        self.lua_id = lua_id = next(_ids)
+        OBJECTS[lua_id] = self
+        #: every object of this handle that got a number for Lua (released at the end of the stream)
+        self.owned: list[BaseLuaObject] = [self]
         #: objects handed out during this run (Envoy's LuaDeathRef members): die at yield
         self.children: dict[str, BaseLuaObject] = {}
-        self.public_keys: dict[bytes, tuple[int, int]] = {}
-        self.public_key_wrapper: PublicKeyWrapper | None = None
+        self.filter = filt
+        self.rec = filt.rec
+        self.decoder = decoder
+        self.hook = "envoy_on_request" if decoder else "envoy_on_response"
+        self.per_route = per_route
+        self.vm = vm
+        self.headers = headers
+        self.end_stream = end_stream
 
     # ---- host side -------------------------------------------------------------------------------
+    @property  # type: ignore[override]
+    def h(self) -> StreamHandleWrapper:
+        """The handle an object came from: for the handle, itself (a property, not a field: a
+        field would be a reference cycle, left for Python's cycle collector after every stream)."""
+        return self
+
+    @property
+    def cb(self) -> LuaCallbacks:
+        """This direction of the chain (made on first use: most hooks never need it)."""
+        cb = self._cb
+        if cb is None:
+            from .filter import LuaCallbacks
+
+            cb = self._cb = LuaCallbacks(self.filter, self.decoder, self.per_route)
+        return cb
+
     @property
     def stream_info(self) -> Any:
         return self.cb.stream_info
@@ -155,18 +197,50 @@ class StreamHandleWrapper(BaseLuaObject):
 
     def on_mark_dead(self) -> None:
         # headers/body/trailers wrappers do not survive yields; the script asks again
-        for child in self.children.values():
-            child.mark_dead()
-        self.children.clear()
+        self.own_headers_id = 0
+        children = self.children
+        if children:
+            for child in children.values():
+                child.mark_dead()
+            children.clear()
 
     def release(self) -> None:
         """The stream is over: drop every reference into Lua this handle's run created."""
+        objects = OBJECTS
         for obj in self.owned:
-            BaseLuaObject.release(obj)
+            obj._ud = None
+            if obj.lua_id:
+                objects.pop(obj.lua_id, None)
         self.owned.clear()
         self.children.clear()
         self._ud = None
-        self.resume = None
+        self.released = True
+        if self.suspended:
+            self.suspended = False
+            if self.vm.runtime is not None:
+                self.vm.run(RUN_FORGET, self.lua_id)
+
+    def finish(self) -> None:
+        """The hook returned (no error, no wait): its handle and everything it handed out die
+        and are released at once (``mark_dead`` + ``release`` in one pass); the stream's later
+        callbacks pass through."""
+        objects = OBJECTS
+        self.dead = True
+        self.own_headers_id = 0
+        for obj in self.owned:  # the handle first, then what it handed out
+            obj.dead = True
+            obj._ud = None
+            objects.pop(obj.lua_id, None)
+            if obj is not self:
+                obj.on_mark_dead()
+        self.owned.clear()
+        children = self.children
+        if children:
+            for child in children.values():
+                if not child.dead:
+                    child.mark_dead()
+            children.clear()
+        self.finished = True
 
     def _child(self, key: str, make: Any) -> Any:
         obj = self.children.get(key)
@@ -187,48 +261,71 @@ class StreamHandleWrapper(BaseLuaObject):
     def internal_error(self, message: str, error: BaseException) -> None:
         self.filter.proxy.log("error", "lua", message)
 
+    # Trace events of one handle share their ``data`` dicts (as the filter manager's do: events
+    # are never changed once recorded), so tracing allocates less per event.
     def trace_call(self, name: str, args: tuple[Any, ...], result: Any, error: str | None) -> None:
-        rec = self.filter.rec
+        rec = self.rec
         if rec.enabled:
-            data = {"stream": self.filter.stream_id, "hook": self.hook, "filter": self.filter.name}
-            if error is not None:
-                data["error"] = error
+            if error is None:
+                data = self._trace_data.get("call")
+                if data is None:
+                    data = self._data_of("call")
+            else:
+                data = {**self._data_of("call"), "error": error}
             rec.record("lua", name, [short(a) for a in args], short(result), data)
 
     def _event(self, name: str, args: Any, result: Any = None, phase: str | None = None) -> None:
-        rec = self.filter.rec
+        rec = self.rec
         if rec.enabled:
-            data = {"stream": self.filter.stream_id, "filter": self.filter.name, "hook": self.hook}
-            if phase is not None:
-                data["phase"] = phase
+            key = phase or "event"
+            data = self._trace_data.get(key)
+            if data is None:
+                data = self._data_of(key)
             rec.record("lua", name, args, result, data)
+
+    def _data_of(self, kind: str) -> dict[str, Any]:
+        """The ``data`` of this handle's ``kind`` of event ("call", "event" or a phase), made once."""
+        filt = self.filter
+        if kind == "call":
+            data = {"stream": filt.stream_id, "hook": self.hook, "filter": filt.name}
+        else:
+            data = {"stream": filt.stream_id, "filter": filt.name, "hook": self.hook}
+            if kind != "event":
+                data["phase"] = kind
+        if self._trace_data is _NO_TRACE_DATA:
+            self._trace_data = {}
+        self._trace_data[kind] = data
+        return data
 
     # ---- running the coroutine -----------------------------------------------------------------------
     def _run(self, reason: str, *args: Any) -> None:
         """Start or resume the coroutine; a failure lands in ``self.error`` (Envoy
         ``resumeCoroutine``): a Lua error, or a yield the host did not ask for."""
         first = reason == "start"
-        self._event(self.hook if first else "resume", {"reason": reason}, None, "enter")
-        thread = self.resume
-        finished = False
-        try:
-            thread.send(args if args else None)
-            finished = not thread
-        except StopIteration:
-            finished = True
-        except lupa.LuaError as e:
-            # a dead coroutine's stack would keep its garbage alive: drop it before collecting
-            self.resume = thread = None
-            self.vm.after_error()
-            if isinstance(e, lupa.LuaMemoryError) and not str(e):
-                self.error = "not enough memory"
-            else:
-                self.error = str(e) or "unspecified lua error"  # a non-string error value
-            if self.error == "not enough memory" and self.vm.guards.memory_limit_mb:
+        if self.rec.enabled:
+            self._event(self.hook if first else "resume", _reason(reason), None, "enter")
+        if first:
+            r = self.vm.run(RUN_REQUEST if self.decoder else RUN_RESPONSE, self.lua_id)
+        else:
+            r = self.vm.run(RUN_RESUME, self.lua_id, *args)
+        self._after_run(reason, r)
+
+    def _after_run(self, reason: str, r: Any) -> None:
+        """What a run's answer (``LuaVM.run``) means for the stream."""
+        if r.__class__ is int:
+            status, msg = r, None
+        else:
+            status, msg = r
+        self.suspended = status == YIELDED
+        finished = status == FINISHED
+        if status == FAILED:
+            vm = self.vm
+            error = msg.decode("latin-1") if msg else "unspecified lua error"  # a non-string error value
+            if error == "not enough memory" and vm.guards.memory_limit_mb:
                 # lupa's allocator refused: say which cap (Envoy has none; its LuaJIT would say the same words)
-                self.error += f" (wasmlab classroom guard: {self.vm.guards.memory_limit_mb} MB per Lua state)"
-        if self.error is not None:
-            outcome = f"error: {self.error}"
+                error += f" (wasmlab classroom guard: {vm.guards.memory_limit_mb} MB per Lua state)"
+            self.error = error
+            outcome = f"error: {error}"
         else:
             self.envoy_log("coroutine finished" if finished else "coroutine yielded")
             if finished:
@@ -238,13 +335,21 @@ class StreamHandleWrapper(BaseLuaObject):
                 outcome = f"error: {self.error}"
             else:
                 outcome = f"yield: {self.state.value}"
-                self._event("yield", {"waiting_for": self.state.value})
-        self._event(self.hook if first else "resume", {"reason": reason}, outcome, "exit")
+                self._event("yield", _waiting_for(self.state))
+        if self.rec.enabled:
+            self._event(self.hook if reason == "start" else "resume", _reason(reason), outcome, "exit")
+        if self.released:
+            # the stream ended during the run (a local reply went out from inside it): release
+            # what the rest of the run handed out, and the coroutine if it waits
+            self.release()
 
-    def start(self, fn: Any) -> FilterHeadersStatus:
+    def start(self) -> FilterHeadersStatus:
         """Run the hook with this handle (Envoy ``StreamHandleWrapper::start``)."""
-        self.resume = self.vm.coroutine(fn, self.ud())
         self._run("start")
+        return self.started()
+
+    def started(self) -> FilterHeadersStatus:
+        """The headers status once the hook's first run is over."""
         if self.error is not None:
             return FilterHeadersStatus.Continue
         if self.state.holds_headers:
@@ -338,19 +443,37 @@ class StreamHandleWrapper(BaseLuaObject):
     def _trailers_wrapper(self) -> HeaderMapWrapper:
         assert self.trailers is not None
         trailers = self.trailers
-        return self._child("trailers", lambda: HeaderMapWrapper(self, trailers, lambda: True))
+        return self._child("trailers", lambda: HeaderMapWrapper(self, trailers, None))
 
-    def _headers_modifiable(self) -> bool:
-        # about to modify: on the request path this clears the route cache (clear_route_cache)
-        if not self.headers_continued:
-            self.cb.on_headers_modified()
-        return not self.headers_continued
+    def headers_modifiable(self) -> bool:
+        """The handle's own headers may change: they were not continued yet. About to modify: on
+        the request path this clears the route cache (unless ``clear_route_cache`` is false)."""
+        if self.headers_continued:
+            return False
+        if self.decoder:
+            filt = self.filter
+            if filt.factory.config.clear_route_cache:
+                filt.callbacks.clear_route_cache()
+        return True
 
     # ---- the Lua API -----------------------------------------------------------------------------------
-    @export("headers")
+    @export("headers", fast=lambda thunk: _fast_headers(thunk))
     def lua_headers(self, *args: Any) -> HeaderMapWrapper:
         """@return the request (or response) headers; editable until they are forwarded."""
-        return self._child("headers", lambda: HeaderMapWrapper(self, self.headers, self._headers_modifiable))
+        return self.own_headers()
+
+    def own_headers(self) -> HeaderMapWrapper:
+        """The wrapper of this hook's own headers (made once per run; numbered by Lua when
+        ``own_headers_id`` is set)."""
+        obj = self.children.get("headers")
+        if obj is None:
+            obj = self.children["headers"] = HeaderMapWrapper(self, self.headers, self)
+            hid = self.own_headers_id
+            if hid:
+                obj.lua_id = hid
+                self.owned.append(obj)
+                OBJECTS[hid] = obj
+        return obj  # type: ignore[return-value]
 
     @export("requestHeaders")
     def lua_request_headers(self, *args: Any) -> Any:
@@ -358,7 +481,7 @@ class StreamHandleWrapper(BaseLuaObject):
         rh = self.cb.request_headers()
         if rh is None:
             return NOTHING
-        return self._child("request_headers", lambda: HeaderMapWrapper(self, rh, lambda: True))
+        return self._child("request_headers", lambda: HeaderMapWrapper(self, rh, None))
 
     @export("body")
     def lua_body(self, *args: Any) -> Any:
@@ -626,6 +749,8 @@ class StreamHandleWrapper(BaseLuaObject):
             if key is None:
                 self.public_key_wrapper = PublicKeyWrapper(self, b"")
             else:
+                if self.public_keys is None:
+                    self.public_keys = {}
                 self.public_keys[der[: max(0, n)]] = key
                 self.public_key_wrapper = PublicKeyWrapper(self, der)
         return self.public_key_wrapper
@@ -637,7 +762,7 @@ class StreamHandleWrapper(BaseLuaObject):
         @param 6 (number): its length. @return true, nil or false, error."""
         hash_name = text(check_string(args, 1, "verifySignature"))
         key_str = check_string(args, 2, "verifySignature")
-        key = self.public_keys.get(key_str)
+        key = self.public_keys.get(key_str) if self.public_keys is not None else None
         if key is None:
             raise LuaApiError("invalid public key")
         sig = check_string(args, 3, "verifySignature")
@@ -646,6 +771,22 @@ class StreamHandleWrapper(BaseLuaObject):
         data_len = check_integer(args, 6, "verifySignature")
         ok, err = crypto.verify(hash_name, key, sig[:sig_len], data[:data_len])
         return (True, None) if ok else (False, err.encode())
+
+
+def _fast_headers(thunk: Any) -> Any:
+    """``handle:headers()`` in one step (see ``export``): a live handle."""
+    objects = OBJECTS
+
+    def headers(obj_id: int, *args: Any) -> Any:
+        h = objects.get(obj_id)
+        if h is None or h.dead:
+            return thunk(obj_id, *args)
+        obj = h.children.get("headers") or h.own_headers()
+        if h.rec.enabled:
+            h.trace_call("handle:headers", args, obj, None)
+        return 6, HeaderMapWrapper.lua_number, obj.lua_id or obj.register()
+
+    return headers
 
 
 def _body_iterator(handle_id: int) -> tuple[Any, ...]:

@@ -58,12 +58,19 @@ class LuaArgError(LuaApiError):
         self.detail = detail
 
 
-def export(name: str, nret: int | str = 1) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def export(
+    name: str, nret: int | str = 1, fast: Callable[[Callable[..., Any]], Callable[..., Any]] | None = None
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Mark a method as part of the object's Lua API under ``name``; ``nret`` is how many values it
-    returns to Lua (0, 1, 2, or ``"iter"`` for an iterator function)."""
+    returns to Lua (0, 1, 2, or ``"iter"`` for an iterator function).
+
+    ``fast(thunk)``, for the hottest methods, makes the thunk Lua calls instead of the generic
+    one: it answers the common case itself in one step (a live object, plain arguments, tracing
+    off) and hands every other call to ``thunk``, so the outcome is always the generic one's."""
 
     def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
         fn.__lua__ = (name, nret)  # type: ignore[attr-defined]
+        fn.__lua_fast__ = fast  # type: ignore[attr-defined]
         return fn
 
     return deco
@@ -195,6 +202,8 @@ class BaseLuaObject:
     #: name used in trace events ("headers:add")
     trace_name: ClassVar[str] = "object"
     _exports: ClassVar[dict[str, tuple[Callable[..., Any], int | str]] | None] = None
+    #: this class's number in every Lua state (its place in ``wrappers.all_classes()``, from 1)
+    lua_number: ClassVar[int] = 0
 
     __slots__ = ("dead", "_ud", "lua_id", "h")
 
@@ -229,7 +238,7 @@ class BaseLuaObject:
         The reference is dropped when the object dies and, for every object the stream handed
         out, when the stream ends (``release``), so Lua can collect the userdata."""
         if self._ud is None:
-            self._ud = self.h.vm.new(self.lua_class, self.register())
+            self._ud = self.h.vm.new(self.lua_number, self.register())
         return self._ud
 
     # ---- death (Envoy markDead/markLive) ------------------------------------------------------
@@ -296,48 +305,128 @@ class BaseLuaObject:
                 spec = getattr(attr, "__lua__", None)
                 if spec is not None:
                     name, nret = spec
-                    out[name] = (_thunk(cls, name, attr, nret), nret)
+                    thunk = _thunk(cls, name, attr, nret)
+                    fast = getattr(attr, "__lua_fast__", None)
+                    out[name] = (thunk if fast is None else fast(thunk), nret)
             cls._exports = out
         return cls._exports  # type: ignore[return-value]
 
 
-def _thunk(cls: type[BaseLuaObject], name: str, fn: Callable[..., Any], nret: int | str) -> Callable[..., Any]:
-    """The Python half of a Lua method (the Lua half is ``thunk`` in prelude.lua)."""
-    trace = f"{cls.trace_name}:{name}"
+_PLAIN = frozenset({bytes, int, float, bool, type(None)})
 
-    def thunk(obj_id: int, *args: Any) -> tuple[Any, ...]:
-        obj = OBJECTS.get(obj_id)
-        if obj is None or obj.dead:
-            return 1, DEAD
-        try:
-            result = fn(obj, *args)
-        except LuaArgError as e:
-            obj.h.trace_call(trace, args, None, f"bad argument #{e.slot - 1} to '{name}' ({e.detail})")
-            return 5, e.slot, e.detail.encode()
-        except LuaRawError as e:
-            obj.h.trace_call(trace, args, None, str(e))
-            return 4, str(e).encode()
-        except LuaApiError as e:
-            obj.h.trace_call(trace, args, None, str(e))
-            return 1, str(e).encode()
-        except Exception as e:  # a wasmlab bug: fail the script, never the worker
-            msg = f"wasmlab internal error in {trace}: {type(e).__name__}: {e}"
-            obj.h.internal_error(msg, e)
-            return 1, msg.encode()
+
+def materialize(obj_id: int) -> BaseLuaObject | None:
+    """The object numbered ``obj_id`` that Lua made before the host did: a handle's own header
+    map (number ``-handle``), handed out by ``handle:headers()`` in Lua (prelude.lua,
+    ``own_headers``) while the handle's first run lasts. None for any other missing number."""
+    if obj_id < 0:
+        h = OBJECTS.get(-obj_id)
+        if h is not None and not h.dead and getattr(h, "own_headers_id", 0) == obj_id:
+            return h.own_headers()  # type: ignore[attr-defined, no-any-return]
+    return None
+
+
+def _thunk(cls: type[BaseLuaObject], name: str, fn: Callable[..., Any], nret: int | str) -> Callable[..., Any]:
+    """The Python half of a Lua method (the Lua half is ``thunk`` in prelude.lua).
+
+    The common case (a live object, no error, tracing off) takes the fewest steps: a status as a
+    bare int when there is no value, an object as ``(6, class number, object number)`` that Lua
+    turns into the userdata itself."""
+    trace = f"{cls.trace_name}:{name}"
+    objects = OBJECTS
+    plain = _PLAIN
+
+    def slow(obj: BaseLuaObject, args: tuple[Any, ...], result: Any) -> Any:
+        """Tracing on, or a result that is not a plain value."""
+        h = obj.h
         if result is YIELD:
-            obj.h.trace_call(trace, args, "<yield>", None)
-            return (2,)
+            h.trace_call(trace, args, "<yield>", None)
+            return 2
         if result is NOTHING:
-            obj.h.trace_call(trace, args, None, None)
-            return (3,)
-        obj.h.trace_call(trace, args, result, None)
+            h.trace_call(trace, args, None, None)
+            return 3
+        h.trace_call(trace, args, result, None)
         if nret == 0:
-            return (0,)
+            return 0
         if nret == 2:
             return (0, *result)
         if isinstance(result, BaseLuaObject):
-            return 0, (result.register() if nret == "iter" else result.ud())
+            if nret == "iter":
+                return 0, result.register()
+            return 6, result.lua_number, result.register()
         return 0, result
+
+    def failed(obj: BaseLuaObject, args: tuple[Any, ...], e: Exception) -> tuple[Any, ...]:
+        h = obj.h
+        if isinstance(e, LuaArgError):
+            h.trace_call(trace, args, None, f"bad argument #{e.slot - 1} to '{name}' ({e.detail})")
+            return 5, e.slot, e.detail.encode()
+        if isinstance(e, LuaRawError):
+            h.trace_call(trace, args, None, str(e))
+            return 4, str(e).encode()
+        if isinstance(e, LuaApiError):
+            h.trace_call(trace, args, None, str(e))
+            return 1, str(e).encode()
+        # a wasmlab bug: fail the script, never the worker
+        msg = f"wasmlab internal error in {trace}: {type(e).__name__}: {e}"
+        h.internal_error(msg, e)
+        return 1, msg.encode()
+
+    if nret == 0:
+
+        def thunk(obj_id: int, *args: Any) -> Any:
+            obj = objects.get(obj_id)
+            if obj is None:
+                obj = materialize(obj_id)
+                if obj is None:
+                    return 1, DEAD
+            if obj.dead:
+                return 1, DEAD
+            try:
+                result = fn(obj, *args)
+            except Exception as e:
+                return failed(obj, args, e)
+            if result is None and not obj.h.rec.enabled:
+                return 0
+            return slow(obj, args, result)
+
+    elif nret == 1:
+
+        def thunk(obj_id: int, *args: Any) -> Any:
+            obj = objects.get(obj_id)
+            if obj is None:
+                obj = materialize(obj_id)
+                if obj is None:
+                    return 1, DEAD
+            if obj.dead:
+                return 1, DEAD
+            try:
+                result = fn(obj, *args)
+            except Exception as e:
+                return failed(obj, args, e)
+            if obj.h.rec.enabled:
+                return slow(obj, args, result)
+            if result.__class__ in plain:
+                return 0, result
+            if isinstance(result, BaseLuaObject):
+                return 6, result.lua_number, result.register()
+            return slow(obj, args, result)
+
+    else:
+
+        def thunk(obj_id: int, *args: Any) -> Any:
+            obj = objects.get(obj_id)
+            if obj is None:
+                obj = materialize(obj_id)
+                if obj is None:
+                    return 1, DEAD
+            if obj.dead:
+                return 1, DEAD
+            try:
+                result = fn(obj, *args)
+            except Exception as e:
+                return failed(obj, args, e)
+            return slow(obj, args, result)
 
     thunk.__name__ = f"lua_{cls.trace_name}_{name}"
     return thunk

@@ -78,9 +78,24 @@ package.cpath = HOST.package_cpath
 ---------------------------------------------------------------------------------------------------
 -- 2. Objects: userdata with a metatable of methods, each calling a Python function
 ---------------------------------------------------------------------------------------------------
--- Every object handed to a script is a userdata (as in Envoy); OBJ maps it to its Python object.
+-- Every object handed to a script is a userdata (as in Envoy); OBJ maps it to the number of its
+-- Python object, UD maps the number back to the userdata (weak: Lua collects userdata the script
+-- dropped; one still held is found again, so asking twice gives the same value).
 local OBJ = setmetatable({}, { __mode = "k" })
-local PROTO = {}
+local UD = setmetatable({}, { __mode = "v" })
+local PROTO = {} -- class name -> prototype userdata
+local PROTOS = {} -- class number (the host's order) -> prototype userdata
+
+-- The userdata of object `id` of class number `cls`, made here (no call back into the host).
+local function wrap(cls, id)
+  local u = UD[id]
+  if u == nil then
+    u = newproxy(PROTOS[cls])
+    OBJ[u] = id
+    UD[id] = u
+  end
+  return u
+end
 
 local getinfo = debug.getinfo
 local arm -- set below, with the guards: a fresh budget for each run
@@ -110,7 +125,8 @@ end
 -- follows; raised at the script's line, like luaL_error), 2 = wait: the script yields to the
 -- host, which resumes it with the method's results, 3 = done with no value at all (Envoy's
 -- `return 0`), 4 = error without a position (LuaJIT's own errors such as "invalid key to 'next'"),
--- 5 = argument error (stack slot, "string expected, got nil").
+-- 5 = argument error (stack slot, "string expected, got nil"), 6 = done, the result is the host
+-- object numbered b of class number a (made into its userdata here).
 local function fail(s, a, b)
   if s == 1 then
     error(a, 3)
@@ -148,6 +164,8 @@ local function thunk(class, name, fn, nret, mt)
       local s, a, b = fn(check_self(self), ...)
       if s == 0 then
         return a
+      elseif s == 6 then
+        return wrap(a, b)
       elseif s == 3 then
         return
       elseif s == 5 then
@@ -191,25 +209,44 @@ local function thunk(class, name, fn, nret, mt)
   end
 end
 
+-- handle:headers() during the first run of a hook started with tracing off: the handle's own
+-- header map is host object number -(handle number), made on the host side when a method of it
+-- is first called. Answered here, without a call into the host; the runner sets the entry at the
+-- start and clears it when the run ends (the map dies with it; later runs ask the host).
+local HANDLE_CLASS = 1 -- StreamHandleWrapper's class number
+local HEADERS_CLASS = HOST.headers_class -- HeaderMapWrapper's
+local OWN_HEADERS = setmetatable({}, { __mode = "k" }) -- handle userdata -> its map's number
+
+local function own_headers(generic)
+  return function(self, ...)
+    local id = OWN_HEADERS[self]
+    if id ~= nil then
+      return wrap(HEADERS_CLASS, id)
+    end
+    return generic(self, ...)
+  end
+end
+
 local driver = {}
 
--- define("HeaderMapWrapper", {add = {fn, 0}, ...}): one metatable per wrapper class; its
+-- define("HeaderMapWrapper", 2, {add = {fn, 0}, ...}): one metatable per wrapper class; its
 -- __index is itself, so getmetatable(obj) lists the methods, as in Envoy.
-function driver.define(class, methods)
+function driver.define(class, number, methods)
   local proto = newproxy(true)
   local mt = getmetatable(proto)
   mt.__index = mt
   for name, spec in next, methods do
     mt[name] = thunk(class, name, spec[1], spec[2], mt)
   end
+  if number == HANDLE_CLASS then
+    mt.headers = own_headers(mt.headers)
+  end
   PROTO[class] = proto
+  PROTOS[number] = proto
 end
 
-function driver.new(class, pyobj)
-  local u = newproxy(PROTO[class])
-  OBJ[u] = pyobj
-  return u
-end
+-- The userdata of host object `id` of class number `cls` (the same one while Lua holds it).
+driver.new = wrap
 
 -- A closure that calls a Python function with a fixed first argument (body chunk iterators).
 function driver.closure(fn, arg)
@@ -238,6 +275,7 @@ local memory_msg = HOST.memory_message
 local guarded = budget > 0 or mem_soft_kb > 0
 local sethook = debug.sethook
 local hook
+local RUNNERS = setmetatable({}, { __mode = "k" }) -- the runner coroutines (section 4): exempt from the guards like the main thread
 local tripped = false -- over budget: the hook now fires on every instruction
 
 if guarded then
@@ -248,8 +286,10 @@ if guarded then
   budget = budget > 0 and math.max(1, math.floor(budget / every)) or math.huge
   local running = coroutine.running
   hook = function()
-    -- scripts run in coroutines; the host's own Lua (this prelude) on the main thread is exempt
-    if running() == nil then
+    -- scripts run in coroutines; the host's own Lua (this prelude, on the main thread or in the
+    -- runner coroutine) is exempt
+    local co = running()
+    if co == nil or RUNNERS[co] then
       return
     end
     if tripped then
@@ -339,15 +379,89 @@ function driver.global(name)
   return nil
 end
 
--- The body of a hook coroutine: arm the budget, then run the hook. The host creates one coroutine
--- per hook call from it (Envoy: lua_newthread per envoy_on_request/envoy_on_response) and
--- resumes it from Python (lupa's coroutine API), never from Lua code on the main thread: lupa
--- resets the main thread's stack whenever Python calls into Lua, which would corrupt a resume
--- running there.
+-- The body of a hook coroutine: arm the budget, then run the hook (for running a function as a
+-- coroutine straight from Python; the filter uses the runner below).
 function driver.body(fn)
   return function(...)
     arm()
     return fn(...)
+  end
+end
+
+-- Hook coroutines (Envoy: lua_newthread per envoy_on_request/envoy_on_response call). The host
+-- drives them through one long-lived runner coroutine per state, one step per host call:
+-- `runner.send((op, id, ...))` with op 1 = start envoy_on_request, 2 = start envoy_on_response
+-- (the handle is host object `id`; 4 and 5: the same with tracing off, so that handle:headers()
+-- is answered here during the first run), 0 = resume the hook coroutine of handle `id` with `...`,
+-- 3 = forget it (the stream ended while it waited). A step answers 0 = the hook finished,
+-- 1 = it yielded (kept in COS until resumed), 2 = it failed (then the message, if a string).
+-- The runner is a coroutine, not a function the host calls on the main thread, because lupa
+-- resets the main thread's stack whenever Python calls into Lua (as a method called from the
+-- script may do), which would corrupt a resume running there.
+local HOOKS = {}
+local COS = {} -- handle number -> its suspended hook coroutine
+
+function driver.set_hooks(on_request, on_response)
+  HOOKS[1], HOOKS[2], HOOKS[4], HOOKS[5] = on_request, on_response, on_request, on_response
+end
+
+local function finish(co, id, u, ok, e)
+  if u ~= nil then
+    OWN_HEADERS[u] = nil
+  end
+  if ok then
+    if co_status(co) == "dead" then
+      COS[id] = nil
+      return 0
+    end
+    COS[id] = co
+    return 1
+  end
+  -- a dead coroutine's stack would keep its garbage alive: drop it before collecting
+  COS[id] = nil
+  co = nil
+  after_error()
+  local t = type(e)
+  if t == "string" or t == "number" then
+    return 2, tostring(e)
+  end
+  return 2 -- not a string: "unspecified lua error"
+end
+
+local function step(op, id, ...)
+  if op == 0 then
+    local co = COS[id]
+    if co == nil then
+      return 0 -- it finished already (a script that waited inside its own coroutine)
+    end
+    arm()
+    return finish(co, id, nil, co_resume(co, ...))
+  elseif op == 3 then
+    COS[id] = nil
+    return 0
+  end
+  local co = co_create(HOOKS[op])
+  local u = newproxy(PROTOS[HANDLE_CLASS])
+  OBJ[u] = id
+  if op > 3 then
+    OWN_HEADERS[u] = -id
+  end
+  arm()
+  return finish(co, id, u, co_resume(co, u))
+end
+
+local function answer(s, m)
+  if m == nil then
+    return co_yield(s)
+  end
+  return co_yield(s, m)
+end
+
+function driver.runner(...)
+  RUNNERS[coroutine.running()] = true
+  local s, m = step(...)
+  while true do
+    s, m = step(answer(s, m))
   end
 end
 

@@ -86,6 +86,13 @@ def prelude_source() -> bytes:
     return (Path(__file__).with_name("prelude.lua")).read_bytes()
 
 
+#: ``LuaVM.run`` operations and answers (``driver.runner`` in prelude.lua)
+RUN_RESUME, RUN_REQUEST, RUN_RESPONSE, RUN_FORGET = 0, 1, 2, 3
+#: start a hook with tracing off: ``handle:headers()`` is answered in Lua during the first run
+RUN_REQUEST_UNTRACED, RUN_RESPONSE_UNTRACED = 4, 5
+FINISHED, YIELDED, FAILED = 0, 1, 2
+
+
 class ScriptLoadError(Exception):
     """The script failed to compile or its top-level code failed (Envoy: ``script load error``)."""
 
@@ -134,6 +141,7 @@ def new_state(guards: Guards, package_path: bytes, package_cpath: bytes) -> tupl
     from .wrappers import all_classes
 
     rt = _new_runtime(guards)
+    classes = all_classes()
     host = rt.table_from(
         {
             b"print": _host_print,
@@ -145,7 +153,8 @@ def new_state(guards: Guards, package_path: bytes, package_cpath: bytes) -> tupl
             b"hook_every": guards.hook_every,
             b"instruction_message": guards.instruction_message().encode(),
             b"memory_message": guards.memory_message().encode(),
-            b"cpp_names": rt.table_from({c.lua_class.encode(): c.cpp_name().encode() for c in all_classes()}),
+            b"cpp_names": rt.table_from({c.lua_class.encode(): c.cpp_name().encode() for c in classes}),
+            b"headers_class": next(c.lua_number for c in classes if c.lua_class == "HeaderMapWrapper"),
         }
     )
     return rt, rt.execute(prelude_source(), host)
@@ -167,9 +176,9 @@ class LuaVM:
             _search_path(base, script.package_cpath_prefix(), DEFAULT_PACKAGE_CPATH),
         )
         self.runtime = rt
-        for cls in all_classes():
+        for number, cls in enumerate(all_classes(), 1):
             spec = {name.encode(): rt.table_from([fn, nret]) for name, (fn, nret) in cls.lua_exports().items()}
-            self.driver.define(cls.lua_class.encode(), rt.table_from(spec))
+            self.driver.define(cls.lua_class.encode(), number, rt.table_from(spec))
         # lupa cannot look up table fields while a Lua coroutine calls into Python (it returns
         # stack garbage), so every driver function is fetched here, once; calls are fine.
         d = self.driver
@@ -180,27 +189,71 @@ class LuaVM:
         self._option_pairs = d.option_pairs
         self._table_from_pairs = d.table_from_pairs
         self._memory_kb = d.memory_kb
+        self._runner_fn = d.runner
+        self._runner: Any = None  # for runs started from the host
+        self._busy = False  # a run is in progress: a nested one takes a spare runner
+        self._spare: list[Any] = []
         err = self.driver.load(script.code)
         if err is not None:
             raise ScriptLoadError(_text(err))
         g = rt.globals()
         g.EnvoyTimestampResolution = rt.table_from({b"MILLISECOND": 0, b"MICROSECOND": 1})
-        # the hooks, looked up once (Envoy keeps registry refs), wrapped to arm the guards
-        self.on_request = self._hook(b"envoy_on_request")
-        self.on_response = self._hook(b"envoy_on_response")
+        # the hooks, looked up once (Envoy keeps registry refs); the runner starts them
+        get = self.driver[b"global"]
+        self.on_request = get(b"envoy_on_request")
+        self.on_response = get(b"envoy_on_response")
+        d.set_hooks(self.on_request, self.on_response)
+        self._runner = self._new_runner()
 
-    def _hook(self, name: bytes) -> Any:
-        fn = self.driver[b"global"](name)
-        return None if fn is None else self.driver.body(fn)
+    def _new_runner(self) -> Any:
+        runner = self._runner_fn.coroutine(RUN_FORGET, 0)
+        runner.send(None)  # runs to its first yield
+        return runner
 
-    def coroutine(self, fn: Any, *args: Any) -> Any:
-        """A new coroutine running ``fn(*args)`` (not started): resume it with ``send``."""
-        return fn.coroutine(*args)
+    def run(self, op: int, handle_id: int, *args: Any) -> Any:
+        """One step of a hook coroutine (``prelude.lua``, ``driver.runner``): ``op`` is
+        :data:`RUN_REQUEST`/:data:`RUN_RESPONSE` (start that hook with the handle numbered
+        ``handle_id``), :data:`RUN_RESUME` (resume it with ``args``) or :data:`RUN_FORGET`.
+        Answers :data:`FINISHED`, :data:`YIELDED`, :data:`FAILED` or ``(FAILED, message)``.
+
+        A hook may run while another is running (a local reply sent from the request hook runs
+        the response hook): a nested run takes a runner of its own."""
+        if self._busy:
+            return self._run_nested((op, handle_id, *args))
+        runner = self._runner
+        if runner is None:
+            runner = self._runner = self._new_runner()
+        self._busy = True
+        try:
+            return runner.send((op, handle_id, *args))
+        except lupa.LuaError as e:
+            self._runner = None  # a fresh one next time
+            return self._runner_failed(e)
+        finally:
+            self._busy = False
+
+    def _run_nested(self, step: tuple[Any, ...]) -> Any:
+        spare = self._spare
+        runner = spare.pop() if spare else self._new_runner()
+        try:
+            answer = runner.send(step)
+        except lupa.LuaError as e:
+            return self._runner_failed(e)
+        spare.append(runner)
+        return answer
+
+    def _runner_failed(self, e: lupa.LuaError) -> Any:
+        """The runner itself failed (out of memory between two hook steps)."""
+        self.after_error()
+        if isinstance(e, lupa.LuaMemoryError) and not str(e):
+            return FAILED, b"not enough memory"
+        return FAILED, str(e).encode("latin-1", "replace")
 
     # ---- objects ---------------------------------------------------------------------------------
-    def new(self, lua_class: str, obj_id: int) -> Any:
-        """A userdata of ``lua_class`` standing for the Python wrapper numbered ``obj_id``."""
-        return self._new(lua_class.encode(), obj_id)
+    def new(self, number: int, obj_id: int) -> Any:
+        """The userdata of class number ``number`` standing for the Python wrapper numbered
+        ``obj_id`` (the same userdata while Lua holds it)."""
+        return self._new(number, obj_id)
 
     def closure(self, fn: Any, arg: Any) -> Any:
         return self._closure(fn, arg)
@@ -232,6 +285,8 @@ class LuaVM:
     def close(self) -> None:
         """Drop the state (Envoy: ``lua_close`` when the thread-local slot goes)."""
         self.on_request = self.on_response = None
+        self._runner = self._runner_fn = None
+        self._spare = []
         self.driver = None
         self.runtime = None
 

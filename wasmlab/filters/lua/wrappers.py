@@ -19,6 +19,7 @@ from ...http import Buffer, HeaderMap
 from .luaobject import (
     COMMON_LUA,
     NOTHING,
+    OBJECTS,
     BaseLuaObject,
     LuaApiError,
     check_integer,
@@ -53,18 +54,22 @@ def set_in_place(headers: HeaderMap, name: str, value: str) -> None:
 class HeaderMapWrapper(BaseLuaObject):
     """Request/response headers or trailers (Envoy ``HeaderMapWrapper``).
 
-    ``modifiable()`` is injected by the handle (Envoy's ``CheckModifiableCb``): it says whether
-    the map may still change and, on the request path, clears the route cache.
+    ``owner`` is the handle whose own headers these are (Envoy's ``CheckModifiableCb``:
+    ``owner.headers_modifiable()`` says whether the map may still change and, on the request
+    path, clears the route cache), or None for a map that stays modifiable.
     """
 
     lua_class = "HeaderMapWrapper"
     trace_name = "headers"
-    __slots__ = ("headers", "modifiable", "iterator")
+    __slots__ = ("headers", "owner", "iterator")
 
-    def __init__(self, h: StreamHandleWrapper, headers: HeaderMap, modifiable: Callable[[], bool]) -> None:
-        super().__init__(h)
+    def __init__(self, h: StreamHandleWrapper, headers: HeaderMap, owner: StreamHandleWrapper | None) -> None:
+        self.dead = False
+        self._ud = None
+        self.lua_id = 0
+        self.h = h
         self.headers = headers
-        self.modifiable = modifiable
+        self.owner = owner
         self.iterator: HeaderMapIterator | None = None
 
     def on_mark_dead(self) -> None:
@@ -75,10 +80,10 @@ class HeaderMapWrapper(BaseLuaObject):
     def check_modifiable(self) -> None:
         if self.iterator is not None:
             raise LuaApiError("header map cannot be modified while iterating")
-        if not self.modifiable():
+        if self.owner is not None and not self.owner.headers_modifiable():
             raise LuaApiError("header map can no longer be modified")
 
-    @export("add", 0)
+    @export("add", 0, fast=lambda thunk: _fast_add(thunk))
     def add(self, *args: Any) -> None:
         """Add a header (another entry if the name exists).
         @param 1 (string): header name. @param 2 (string): value."""
@@ -87,7 +92,7 @@ class HeaderMapWrapper(BaseLuaObject):
         self.check_modifiable()
         self.headers.add(text(key).lower(), text(value))
 
-    @export("get")
+    @export("get", fast=lambda thunk: _fast_get(thunk))
     def get(self, *args: Any) -> Any:
         """@param 1 (string): header name. @return all values joined with ',' or nothing."""
         key = text(check_string(args, 1, "get")).lower()
@@ -141,6 +146,71 @@ class HeaderMapWrapper(BaseLuaObject):
             raise LuaApiError("cannot create a second iterator before completing the first")
         self.iterator = HeaderMapIterator(self.h, self, list(self.headers))
         return self.iterator
+
+
+# The common calls on a header map in one step each (see ``export``): a live map, string
+# arguments, no iteration in progress (recorded like the generic thunk records them); anything
+# else goes to the generic thunk.
+# A handle's own map that Lua handed out but the host has not made yet (number -handle, see
+# ``materialize``) is used through its handle, without making it: it cannot be iterating yet.
+def _map_of(obj_id: int) -> tuple[HeaderMap, StreamHandleWrapper | None, StreamHandleWrapper] | None:
+    """``(headers, owner, handle)`` of a live, not iterating map numbered ``obj_id``, or None."""
+    obj = OBJECTS.get(obj_id)
+    if obj is None:
+        if obj_id >= 0:
+            return None
+        h = OBJECTS.get(-obj_id)
+        if h is None or h.own_headers_id != obj_id:  # type: ignore[attr-defined]
+            return None
+        return h.headers, h, h  # type: ignore[attr-defined, return-value]
+    if obj.dead or obj.iterator is not None:  # type: ignore[attr-defined]
+        return None
+    return obj.headers, obj.owner, obj.h  # type: ignore[attr-defined]
+
+
+def _fast_add(thunk: Callable[..., Any]) -> Callable[..., Any]:
+    objects = OBJECTS
+
+    def add(obj_id: int, *args: Any) -> Any:
+        obj = objects.get(obj_id)
+        if obj is not None and not obj.dead and obj.iterator is None:  # type: ignore[attr-defined]
+            headers, owner, h = obj.headers, obj.owner, obj.h  # type: ignore[attr-defined]
+        else:
+            found = _map_of(obj_id)
+            if found is None:
+                return thunk(obj_id, *args)
+            headers, owner, h = found
+        if len(args) < 2 or args[0].__class__ is not bytes or args[1].__class__ is not bytes:
+            return thunk(obj_id, *args)
+        if owner is not None:
+            # owner.headers_modifiable(), inlined
+            if owner.headers_continued:
+                return thunk(obj_id, *args)  # the generic thunk raises "can no longer be modified"
+            if owner.decoder:
+                filt = owner.filter
+                if filt.factory.config.clear_route_cache:
+                    filt.callbacks.clear_route_cache()
+        headers.add(args[0].decode("latin-1"), args[1].decode("latin-1"))  # add() lower-cases
+        if h.rec.enabled:
+            h.trace_call("headers:add", args, None, None)
+        return 0
+
+    return add
+
+
+def _fast_get(thunk: Callable[..., Any]) -> Callable[..., Any]:
+    def get(obj_id: int, *args: Any) -> Any:
+        found = _map_of(obj_id)
+        if found is None or not args or args[0].__class__ is not bytes:
+            return thunk(obj_id, *args)
+        values = found[0].get_all(args[0].decode("latin-1"))  # get_all() lower-cases
+        value = wire(",".join(values)) if values else None
+        h = found[2]
+        if h.rec.enabled:
+            h.trace_call("headers:get", args, value, None)
+        return 3 if value is None else (0, value)
+
+    return get
 
 
 class _Iterator(BaseLuaObject):
@@ -679,7 +749,20 @@ class PublicKeyWrapper(BaseLuaObject):
 
 
 def all_classes() -> list[type[BaseLuaObject]]:
-    """Every class a Lua state must know (Envoy ``registerType<...>()`` in ``PerLuaCodeSetup``)."""
+    """Every class a Lua state must know (Envoy ``registerType<...>()`` in ``PerLuaCodeSetup``),
+    in the order that numbers them in Lua (``lua_number``; the handle is number 1)."""
+    global _CLASSES
+    if _CLASSES is None:
+        _CLASSES = _all_classes()
+        for number, cls in enumerate(_CLASSES, 1):
+            cls.lua_number = number
+    return _CLASSES
+
+
+_CLASSES: list[type[BaseLuaObject]] | None = None
+
+
+def _all_classes() -> list[type[BaseLuaObject]]:
     from .handle import StreamHandleWrapper
 
     return [
