@@ -126,7 +126,7 @@ def send(
                 "cluster": cluster_name,
                 "method": request.method,
                 "path": request.path,
-                "headers": up.to_list(),
+                "headers": tuple(up),
                 "body_size": len(body),
                 "timeout_ms": int((timeout_s or 0) * 1000),
             },

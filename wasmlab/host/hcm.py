@@ -153,7 +153,7 @@ class ActiveStream:
             rec.record(
                 "stream",
                 "request",
-                {"method": spec.method, "path": spec.path, "headers": headers.to_list(), "body_size": len(spec.body)},
+                {"method": spec.method, "path": spec.path, "headers": tuple(headers), "body_size": len(spec.body)},
                 None,
                 {"stream": self.stream_id, "listener": hcm.listener.name},
             )

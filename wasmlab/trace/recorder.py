@@ -2,7 +2,7 @@
 
 Envoy shows its internals through log lines (``--component-log-level wasm:trace``); wasmlab records
 structured events instead and renders log lines from them. Recording is a counter increment, a
-clock read and one plain tuple appended to a bounded ring (``collections.deque`` appends are atomic
+clock read and one tuple appended to a bounded ring (``collections.deque`` appends are atomic
 under the GIL), so it is cheap enough to leave on in lessons. ``trace=False`` turns it off:
 ``Recorder.enabled`` is then False and hot paths skip building event arguments at all.
 """
@@ -75,20 +75,17 @@ class Recorder:
             thread, worker = _thread_info.ident
         except AttributeError:
             thread, worker = threading.current_thread().name, None
-        # The ring holds plain tuples: CPython stops tracking an exact tuple of untracked values
-        # at its first garbage collection, so a full ring costs the collector (almost) nothing.
-        # Readers get Event objects (snapshot() converts).
-        t = (next(self._seq), self._clock_ns(), thread, worker, vm, context_id, kind, name, args, result, data)
-        self._ring.append(t)
+        ev = _new_event(
+            Event, (next(self._seq), self._clock_ns(), thread, worker, vm, context_id, kind, name, args, result, data)
+        )
+        self._ring.append(ev)
         if self._subscribers:
-            ev = _new_event(Event, t)
             for fn in list(self._subscribers):
                 try:
                     fn(ev)
                 except Exception:  # a broken view must never break the host
                     pass
-            return ev
-        return None
+        return ev
 
     def subscribe(self, fn: Callable[[Event], None]) -> Callable[[], None]:
         """Call ``fn(event)`` for every new event (on the recording thread); returns unsubscribe."""
@@ -104,14 +101,10 @@ class Recorder:
         # list(deque) while another thread appends can raise "deque mutated during iteration"
         for _ in range(100):
             try:
-                raw = list(self._ring)
-                break
+                return list(self._ring)
             except RuntimeError:
                 continue
-        else:
-            raw = list(self._ring.copy())
-        new = _new_event
-        return [new(Event, t) for t in raw]
+        return list(self._ring.copy())
 
     def clear(self) -> None:
         self._ring.clear()

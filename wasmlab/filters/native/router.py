@@ -207,7 +207,7 @@ class RouterFilter(StreamFilter):
                     "cluster": cluster.name,
                     "method": request.method,
                     "path": request.path,
-                    "headers": up_headers.to_list(),
+                    "headers": tuple(up_headers),
                     "body_size": len(body),
                 },
                 None,
@@ -279,7 +279,7 @@ class RouterFilter(StreamFilter):
             rec.record(
                 "upstream",
                 "response",
-                {"cluster": cluster.name, "status": status, "headers": headers.to_list(), "body_size": len(body)},
+                {"cluster": cluster.name, "status": status, "headers": tuple(headers), "body_size": len(body)},
                 None,
                 {"stream": stream.stream_id},
             )
