@@ -16,7 +16,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..http import HeaderMap, Request
-from .upstream import CONNECTION_TERMINATION, UpstreamResult, to_wire_response
+from .upstream import (
+    CONNECTION_TERMINATION,
+    UpstreamResult,
+    charge_upstream_code,
+    charge_upstream_failure,
+    charge_upstream_sent,
+    charge_upstream_timeout,
+    to_wire_response,
+)
 
 if TYPE_CHECKING:
     from .dispatcher import Dispatcher, Timer
@@ -134,6 +142,7 @@ def send(
     if timeout_s:
 
         def on_timeout() -> None:
+            charge_upstream_timeout(proxy.stat_store, cluster_name, True)
             if rec.enabled:
                 rec.record("callout", "http_timeout", {"cluster": cluster_name})
             h, b = local_reply(504, TIMEOUT_BODY)
@@ -143,10 +152,19 @@ def send(
         req.timer.enable(timeout_s)
     activity = proxy.activity
     activity.begin()
-
+    if cluster.healthy:
+        charge_upstream_sent(proxy.stat_store, cluster)
     sent_ns = proxy.clock.monotonic_ns()
 
+    stats = proxy.stat_store
+
     def deliver(result: UpstreamResult) -> None:
+        if req.done:  # timed out or cancelled: Envoy reset the upstream request
+            pass
+        elif result.response is None:
+            charge_upstream_failure(stats, cluster_name, result.failure or CONNECTION_TERMINATION, True)
+        else:
+            charge_upstream_code(stats, cluster_name, result.response.status, True)
         if result.response is None:
             h, b = local_reply(503, (result.failure or CONNECTION_TERMINATION).encode())
             resp = AsyncResponse(h, b, None)
@@ -168,6 +186,7 @@ def send(
         activity.end()
 
     if not cluster.healthy:
+        proxy.stat_store.inc(f"cluster.{cluster_name}.upstream_cx_none_healthy")
         activity.end()
         h, b = local_reply(503, b"no healthy upstream")
         dispatcher.post(req._finish, AsyncResponse(h, b, None))

@@ -36,6 +36,37 @@ CONNECTION_TERMINATION = (
 )
 
 
+def charge_upstream_code(stats: Any, cluster: str, status: int, internal: bool) -> None:
+    """Envoy's router ``chargeUpstreamCode``: per-code, per-class and completed counters, once
+    plain and once under ``internal.`` (the request carried ``x-envoy-internal: true``, as async
+    client calls do) or ``external.``."""
+    side = "internal" if internal else "external"
+    for prefix in (f"cluster.{cluster}.", f"cluster.{cluster}.{side}."):
+        stats.inc(f"{prefix}upstream_rq_{status}")
+        stats.inc(f"{prefix}upstream_rq_{status // 100}xx")
+        stats.inc(f"{prefix}upstream_rq_completed")
+
+
+def charge_upstream_sent(stats: Any, cluster: Cluster) -> None:
+    """``upstream_rq_total`` counts requests that got a connection: not those to an endpoint
+    with nothing listening (Envoy 1.40 counts only ``upstream_cx_connect_fail`` for them)."""
+    if cluster.app is not NO_APP:
+        stats.inc(f"cluster.{cluster.name}.upstream_rq_total")
+
+
+def charge_upstream_failure(stats: Any, cluster: str, failure: str, internal: bool) -> None:
+    """No response: a refused connection counts ``upstream_cx_connect_fail``; either way Envoy's
+    router charges the 503 it answers with (a reset is not ``upstream_rq_rx_reset`` for HTTP/1)."""
+    if failure == CONNECT_FAILURE:
+        stats.inc(f"cluster.{cluster}.upstream_cx_connect_fail")
+    charge_upstream_code(stats, cluster, 503, internal)
+
+
+def charge_upstream_timeout(stats: Any, cluster: str, internal: bool) -> None:
+    stats.inc(f"cluster.{cluster}.upstream_rq_timeout")
+    charge_upstream_code(stats, cluster, 504, internal)
+
+
 def echo_app(request: Request) -> Response:
     """The default upstream: echo the request as JSON ``{method, path, headers, body}``."""
     body = json.dumps(

@@ -23,7 +23,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ...config.route import DirectResponse, Redirect, RouteAction, split_path
-from ...host.upstream import CONNECT_FAILURE, UpstreamResult, to_wire_response
+from ...host.upstream import (
+    CONNECT_FAILURE,
+    UpstreamResult,
+    charge_upstream_code,
+    charge_upstream_failure,
+    charge_upstream_sent,
+    charge_upstream_timeout,
+    to_wire_response,
+)
 from ...http import Buffer, FilterDataStatus, FilterHeadersStatus, FilterTrailersStatus, HeaderMap, Request
 from ..base import HttpFilterFactory, StreamFilter
 from ..registry import register_http_filter
@@ -74,6 +82,7 @@ class RouterFilter(StreamFilter):
         self.timer: Timer | None = None
         self.sent_ns = 0
         self.done = False
+        self.internal = False
         #: the request ended at its headers (no body frame will follow)
         self.headers_only = False
 
@@ -197,7 +206,8 @@ class RouterFilter(StreamFilter):
             up_headers.add("transfer-encoding", "chunked")
         request = Request(headers.get(":method") or "GET", headers.get(":path") or "/", up_headers, body, self.trailers)
         cluster = self.cluster
-        proxy.stat_store.inc(f"cluster.{cluster.name}.upstream_rq_total")
+        self.internal = up_headers.get("x-envoy-internal") == "true"
+        charge_upstream_sent(proxy.stat_store, cluster)
         rec = proxy.recorder
         if rec.enabled:
             rec.record(
@@ -235,7 +245,7 @@ class RouterFilter(StreamFilter):
         self.done = True
         cb = self.callbacks
         proxy = cb.proxy
-        proxy.stat_store.inc(f"cluster.{self.cluster.name}.upstream_rq_timeout")
+        charge_upstream_timeout(proxy.stat_store, self.cluster.name, self.internal)
         cb.stream.info.response_flags = "UT"
         cb.send_local_reply(504, b"upstream request timeout", None, "upstream_response_timeout")
 
@@ -253,11 +263,7 @@ class RouterFilter(StreamFilter):
         if result.response is None:
             failure = result.failure or CONNECT_FAILURE
             reason = "remote_connection_failure" if failure == CONNECT_FAILURE else "connection_termination"
-            proxy.stat_store.inc(
-                f"cluster.{cluster.name}.upstream_cx_connect_fail"
-                if reason.startswith("remote")
-                else f"cluster.{cluster.name}.upstream_rq_rx_reset"
-            )
+            charge_upstream_failure(proxy.stat_store, cluster.name, failure, self.internal)
             stream.info.response_flags = "UF" if reason.startswith("remote") else "UC"
             if rec.enabled:
                 rec.record(
@@ -272,9 +278,7 @@ class RouterFilter(StreamFilter):
         head = stream.is_head_request()
         headers, body = to_wire_response(result.response, head)
         status = result.response.status
-        proxy.stat_store.inc(f"cluster.{cluster.name}.upstream_rq_{status}")
-        proxy.stat_store.inc(f"cluster.{cluster.name}.upstream_rq_{status // 100}xx")
-        proxy.stat_store.inc(f"cluster.{cluster.name}.upstream_rq_completed")
+        charge_upstream_code(proxy.stat_store, cluster.name, status, self.internal)
         if rec.enabled:
             rec.record(
                 "upstream",
