@@ -213,3 +213,12 @@ def test_at_least_twelve_distinct_errors_are_covered():
         if name.startswith("test_") and name != "test_at_least_twelve_distinct_errors_are_covered"
     ]
     assert len(tests) >= 12
+
+
+def test_unknown_proxy_option_is_named_with_the_known_ones():
+    from wasmlab.bench import direct_config
+
+    with pytest.raises(ValueError) as e:
+        Proxy.from_yaml(direct_config(), options={"wasm_callback_deadline": 0.5})
+    msg = str(e.value)
+    assert "'wasm_callback_deadline'" in msg and "wasm_callback_deadline_s" in msg and "lua_memory_limit_mb" in msg

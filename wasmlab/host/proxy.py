@@ -41,6 +41,17 @@ class StreamReset(WasmlabError):
         self.response = response
 
 
+#: ``Proxy(options=...)``: wasmlab's own knobs (Envoy has no such settings)
+PROXY_OPTIONS = {
+    "wasm_call_path": "auto | fast | normal: how the host calls into wasmtime",
+    "wasm_callback_deadline_s": "seconds one Wasm callback may run before the VM is stopped, default 1.0",
+    "wasm_memory_limit_mb": "linear memory cap per Wasm VM, default 512",
+    "lua_instruction_limit": "Lua VM instructions per hook run, default 100000000, 0 = no limit",
+    "lua_memory_limit_mb": "memory cap per Lua state, default 64, 0 = no limit",
+    "lua_hook_every": "instructions between two guard checks, default 10000",
+}
+
+
 @dataclass
 class RequestSpec:
     """A normalised client request: what ``proxy.request`` and the Envoy bridge both send."""
@@ -164,6 +175,10 @@ class Proxy:
         if clock not in ("real", "virtual"):
             raise ValueError(f"clock must be 'real' or 'virtual', got {clock!r}")
         self.config = config
+        unknown = sorted(set(options or {}) - set(PROXY_OPTIONS))
+        if unknown:
+            known = ", ".join(f"{k} ({v})" for k, v in PROXY_OPTIONS.items())
+            raise ValueError(f"unknown proxy option {unknown[0]!r}; the options are: {known}")
         self.options = dict(options or {})
         self.clock = VirtualClock() if clock == "virtual" else RealClock()
         self.recorder = Recorder(self.clock.monotonic_ns, enabled=bool(trace), capacity=trace_capacity)
