@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 _stream_ids = itertools.count(1)
 _connection_ids = itertools.count(1)
-_remote_ports = itertools.cycle(range(40000, 60000))
+_remote_ports = itertools.count()  # client ports 40000-59999, reused round-robin
 _NO_BODY_STATUSES = (204, 304)
 
 
@@ -76,7 +76,7 @@ class ActiveStream:
             next(_connection_ids),
             clock.wall_ns(),
             clock.monotonic_ns(),
-            downstream_remote_address=f"127.0.0.1:{next(_remote_ports)}",
+            downstream_remote_address=f"127.0.0.1:{40000 + next(_remote_ports) % 20000}",
             downstream_local_address=str(hcm.listener.address),
         )
         self.pending = pending
