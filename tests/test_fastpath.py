@@ -120,3 +120,41 @@ def test_bench_filters_of_each_kind_add_the_same_headers():
         with Proxy.from_yaml(bench.direct_config(bench.filter_for(kind)), workers=1) as p:
             seen[kind] = [(k, v) for k, v in p.request("GET", "/").headers if k.startswith("x-")]
     assert seen["native"] == seen["lua"] == seen["wasm"] == [("x-b", "2")]
+
+
+REQUIRED_BENCH_NAMES = [
+    "call.export.normal_ns",
+    "call.export.fast_ns",
+    "call.host.fast_ns",
+    "wasm.added_us_per_request.wasmlab",
+    "wasm.added_us_per_request.envoy",
+    "lua.added_us_per_request.wasmlab",
+    "lua.added_us_per_request.envoy",
+    "request.direct_response.rps_1worker",
+    "start.4workers_3plugins_s",
+    "scaling.cpu_heavy_wasm.2v1",
+    "memory.rss_growth_100k_pct",
+]
+
+
+@pytest.mark.envoy
+@pytest.mark.slow
+def test_bench_vs_envoy_reports_every_named_figure_once(envoy_bin, capsys):
+    """The whole ``wasmlab bench --vs-envoy --json`` (quick rounds): one JSON list, each name
+    once, every figure a finite number, and the names the performance issue asks for."""
+    import math
+    import shutil
+
+    from conftest import need
+
+    need(shutil.which("wrk") is not None, "wrk (apt-get install wrk)")
+    assert cli.main(["bench", "--quick", "--vs-envoy", "--json"]) == 0
+    results = json.loads(capsys.readouterr().out)
+    names = [r["name"] for r in results]
+    assert len(names) == len(set(names)), "a figure is reported twice"
+    assert all(math.isfinite(r["value"]) and math.isfinite(r["spread"]) for r in results)
+    missing = [n for n in REQUIRED_BENCH_NAMES if n not in names]
+    assert not missing
+    by = {r["name"]: r for r in results}
+    assert by["wasm.added_us_per_request.envoy"]["unit"] == "us"
+    assert by["request.direct_response.rps_1worker"]["value"] > 0

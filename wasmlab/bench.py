@@ -253,7 +253,7 @@ def bench_requests(args: argparse.Namespace) -> Iterator[Result]:
             continue
         base = per_request[("direct", 1)]
         added = [max(0.0, x - y) for x, y in zip(per_request[(kind, 1)], base, strict=True)]
-        yield summarize(f"{kind}.added_us_per_request.wasmlab", added, "us")
+        yield summarize(f"request.{kind}.added_wall_us_1worker", added, "us")
     # the issue-2 shape: direct_response with 0 and 3 native filters
     for nf in (0, 3):
         for workers in (1, 2):
