@@ -7,6 +7,8 @@ import re
 
 from view_traces import callout_trace, lua_trace, native_trace, wasm_trace  # noqa: F401
 
+from conftest import CONFIGS
+from wasmlab import Proxy
 from wasmlab.trace import Event, Trace
 from wasmlab.trace.export import envoy_lines
 from wasmlab.views import TimelineModel, TimelineView, load_trace, views
@@ -38,6 +40,18 @@ def test_native_lanes_and_one_request_in_order(native_trace):
     ]
     assert [r.depth for r in rows] == [0, 0, 1, 0, 0, 0]
     assert {r.event.thread for r in m.select(worker=1)} == {"worker_1"}
+
+
+def test_native_filter_lanes_are_named_without_the_wasmlab_native_prefix():
+    """Lane headers have room for about ten characters: two native filters must not both read
+    "wasml…" (lesson 01's tag_a / tag_b chain)."""
+    with Proxy.from_yaml(CONFIGS / "wasmlab-only" / "native_add_header.yaml", workers=1) as p:
+        p.request("GET", "/hello")
+    m = TimelineModel(p.trace)
+    lane = m.lane("filter:wasmlab.native.add_header")
+    assert (lane.label, lane.detail) == ("add_header", "native")
+    assert "add_header.decode_headers(end_stream=True)" in [r.label for r in m.rows]
+    assert m.select(filter="wasmlab.native.add_header")  # still chosen by its full name
 
 
 def test_wasm_lanes_one_vm_lane_per_vm_main_first(wasm_trace):

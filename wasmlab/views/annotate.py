@@ -74,8 +74,14 @@ def is_lua_vm(ev: Event) -> bool:
 
 
 def short_filter(name: str) -> str:
-    """``envoy.filters.http.wasm`` -> ``wasm``; custom names stay as they are."""
-    for prefix in ("envoy.filters.http.", "envoy.filters.network.", "envoy.extensions.filters.http."):
+    """``envoy.filters.http.wasm`` -> ``wasm``, ``wasmlab.native.tag_a`` -> ``tag_a`` (a lane's
+    header has room for about ten characters); other names stay as they are."""
+    for prefix in (
+        "envoy.filters.http.",
+        "envoy.filters.network.",
+        "envoy.extensions.filters.http.",
+        "wasmlab.native.",
+    ):
         if name.startswith(prefix):
             return name[len(prefix) :]
     return name
