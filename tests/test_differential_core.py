@@ -187,3 +187,13 @@ def test_upstream_cluster_stats_match_envoys(envoy_bin, cfg, apps, path, headers
         ours, theirs = _upstream_stats(p.stats()), _upstream_stats(e.stats())
     assert ours == theirs
     assert ours, "no upstream stats at all"
+
+
+def test_an_envoy_run_keeps_its_log_after_the_block(envoy_bin):
+    """A lesson compares after ``with envoy.run(...)`` ended: the trace and logs are still there."""
+    with real.run(CONFIGS / "wasm" / "hello.yaml", component_log_level="wasm:trace") as e:
+        assert e.request("GET", "/").status == 200
+        during = [ev.name for ev in e.trace if ev.kind == "callback"]
+    after = [ev.name for ev in e.trace if ev.kind == "callback"]
+    assert "proxy_on_request_headers" in during and after[: len(during)] == during
+    assert any("wasm log" in line for line in e.logs)

@@ -91,3 +91,10 @@ def test_wasmlab_and_real_envoy_trace_the_same_request_identically(envoy_bin):
         assert sum(1 for r in v.aligned if r.left.name == "proxy_on_request_headers") == 2
     finally:
         e.__exit__(None, None, None)
+
+
+def test_an_envoy_side_without_trace_lines_is_a_clear_error(wasm_trace):
+    from wasmlab.views import views
+
+    with pytest.raises(ValueError, match='component_log_level="wasm:trace"'):
+        views(wasm_trace).compare([])

@@ -43,6 +43,11 @@ def test_local_reply_trap_and_callout_summaries(ratelimit_trace, trap_trace, cal
     lua = InspectorView(lua_trace).summaries[0]
     assert lua.filters[0].kind == "lua" and lua.filters[0].calls[0] == "decode_headers→StopIteration"
     assert "continue_decoding" in lua.filters[0].calls and lua.vm_calls >= 2
+    # handle methods (handle:headers, headers:get, handle:httpCall...) are the Lua side's host calls
+    lua_handle_calls = [
+        e for e in lua_trace if e.kind == "lua" and ":" in e.name and e.data.get("stream") == lua.stream
+    ]
+    assert lua_handle_calls and lua.host_calls == len(lua_handle_calls)
 
 
 def test_event_filters(wasm_trace):

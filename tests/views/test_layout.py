@@ -18,6 +18,7 @@ from view_traces import (  # noqa: F401
 
 from conftest import CONFIGS
 from wasm_diff import plugin_yaml
+from wasmlab import Proxy
 from wasmlab.views import LayoutModel, VMLayoutView
 from wasmlab.views.layout_draw import LayoutDrawing, value_display
 
@@ -235,3 +236,28 @@ def test_live_updates_from_worker_threads_reach_the_view_on_its_own_thread(proxy
     q = m.queues[("stats_service", "stats")]
     assert q.enqueued == n
     assert sum(vm.streams.__len__() for vm in m.vms.values()) == n
+
+
+def test_layout_and_queue_flow_still_know_the_vms_after_trace_clear():
+    """Lessons clear the trace between sections; the VMs and the queue's registrant are state,
+    not history, so the layout and the queue flow keep them."""
+    with Proxy.from_yaml(CONFIGS / "wasm" / "stats_service.yaml", workers=2, clock="virtual") as p:
+        before = p.views.vm_layout(live=False).model
+        p.trace.clear()
+        r = p.request("GET", "/r/1", worker=1)
+        p.wait_idle()
+        assert len(p.trace.filter(kind="vm")) == 0  # the trace itself is cleared
+        after = p.views.vm_layout(live=False).model
+        flow = p.views.queue_flow()
+        tl = p.views.timeline(stream=r.stream_id)
+    assert sorted(after.vms) == sorted(before.vms)
+    assert flow.model.queues[0].registrant is not None
+    assert {row.stream for row in tl.model.rows if row.stream is not None} == {r.stream_id}
+
+
+def test_a_live_layout_stops_following_a_closed_proxy():
+    p = Proxy.from_yaml(CONFIGS / "wasm" / "hello.yaml", workers=1)
+    lay = p.views.vm_layout()
+    assert lay.live
+    p.close()
+    assert not lay.live and "proxy closed" in lay.note

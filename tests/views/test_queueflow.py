@@ -20,13 +20,17 @@ def test_stats_service_flow_in_order(service_trace):
     assert kinds[:2] == ["register", "register"]
     assert kinds.count("enqueue") == kinds.count("dequeue") == 4
     assert kinds[-1] == "tick"
-    # every message: enqueued on a worker, then on main: notify -> on_queue_ready -> dequeue
+    # every enqueue (on a worker) posts one notification, and each becomes one on_queue_ready on
+    # main; a message is dequeued on main after it was enqueued, inside an on_queue_ready. (Which
+    # on_queue_ready drains which message depends on thread timing, in Envoy too.)
+    assert kinds.count("notify") == kinds.count("ready") == 4
     for i, s in enumerate(m.steps):
         if s.kind == "enqueue":
             assert s.thread.startswith("worker_")
-            rest = [x.kind for x in m.steps[i + 1 :]]
-            assert "notify" in rest and "dequeue" in rest
-            assert rest.index("notify") < rest.index("ready") < rest.index("dequeue")
+            assert "notify" in [x.kind for x in m.steps[i + 1 :]]
+            assert any(x.kind == "dequeue" and x.text == s.text for x in m.steps[i + 1 :])
+        if s.kind == "dequeue":
+            assert "ready" in [x.kind for x in m.steps[:i]]
         if s.kind in ("notify", "ready", "dequeue", "tick"):
             assert s.thread == "main"
     enq = [s.text for s in m.steps if s.kind == "enqueue"]

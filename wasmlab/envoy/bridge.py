@@ -156,6 +156,7 @@ class EnvoyRun:
         self.proc = subprocess.Popen(args, cwd=cwd, stdout=self._log_file, stderr=subprocess.STDOUT)
         self._finalizer = weakref.finalize(self, _stop_process, self.proc, list(self.servers.values()))
         self._closed = False
+        self._final_log: str | None = None
         self._thread_names: dict[int, str] = {}
         try:
             self._wait_ready(timeout)
@@ -260,6 +261,8 @@ class EnvoyRun:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+        # the log outlives the run: its trace, logs and a comparison still work after the block
+        self._final_log = self.log_text()
         self._tmpdir.cleanup()
 
     # ---- traffic ------------------------------------------------------------------------------
@@ -299,6 +302,8 @@ class EnvoyRun:
         return out
 
     def log_text(self) -> str:
+        if self._final_log is not None:
+            return self._final_log
         try:
             self._log_file.flush()
         except (OSError, ValueError):

@@ -337,12 +337,15 @@ class ActiveStream:
                 bytes(self._resp_body),
                 self._resp_trailers.without_pseudo() if self._resp_trailers is not None else None,
                 info.response_code_details,
+                self.stream_id,
             )
             self.dispatcher.after_task(pending.set, response)
         else:
             partial = None
             if self._resp_headers is not None:
-                partial = Response(self._status, self._resp_headers.without_pseudo(), bytes(self._resp_body))
+                partial = Response(
+                    self._status, self._resp_headers.without_pseudo(), bytes(self._resp_body), stream_id=self.stream_id
+                )
             self.dispatcher.after_task(pending.set_reset, self._reset_details or "reset", partial)
 
 

@@ -532,6 +532,8 @@ class Proxy:
                     self.log("error", "main", "main thread did not shut down in time")
         finally:
             self._finalizer()
+            if self._views is not None:
+                self._views.source_closed()
 
     def _stop_order(self) -> list[Any]:
         """Filters first (in reverse), bootstrap services last."""

@@ -56,6 +56,9 @@ class Response:
     trailers: HeaderMap | None = None
     #: Envoy's response code details (``via_upstream``, ``direct_response``, ``wasm_fail_stream``...)
     details: str = ""
+    #: the stream that produced it (``proxy.views.timeline(stream=r.stream_id)``); None for a
+    #: response an app or real Envoy made
+    stream_id: int | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.headers, HeaderMap):

@@ -54,6 +54,9 @@ class Recorder:
         self._seq = itertools.count(1)
         self._ring: deque[Event] = deque(maxlen=capacity)
         self._subscribers: list[Callable[[Event], None]] = []
+        #: lifecycle events (VMs, root contexts, queue registrations, traps), kept through
+        #: clear() and ring overflow so views can still tell what exists
+        self._state: deque[Event] = deque(maxlen=20_000)
 
     @property
     def capacity(self) -> int:
@@ -79,6 +82,8 @@ class Recorder:
             Event, (next(self._seq), self._clock_ns(), thread, worker, vm, context_id, kind, name, args, result, data)
         )
         self._ring.append(ev)
+        if kind in _STATE_KINDS and _is_state(ev):
+            self._state.append(ev)
         if self._subscribers:
             for fn in list(self._subscribers):
                 try:
@@ -97,20 +102,42 @@ class Recorder:
 
         return unsubscribe
 
-    def snapshot(self) -> list[Event]:
-        # list(deque) while another thread appends can raise "deque mutated during iteration"
-        for _ in range(100):
-            try:
-                return list(self._ring)
-            except RuntimeError:
-                continue
-        return list(self._ring.copy())
+    def snapshot(self, include_state: bool = False) -> list[Event]:
+        """The events in the ring, oldest first. ``include_state`` puts the lifecycle events the
+        ring no longer holds (cleared or overwritten) in front, so a layout still knows every VM."""
+        events = _copy(self._ring)
+        if not include_state:
+            return events
+        in_ring = {e.seq for e in events}
+        return [e for e in _copy(self._state) if e.seq not in in_ring] + events
 
     def clear(self) -> None:
         self._ring.clear()
 
     def trace(self) -> Trace:
         return Trace(self.snapshot(), recorder=self)
+
+
+def _copy(d: deque[Event]) -> list[Event]:
+    # list(deque) while another thread appends can raise "deque mutated during iteration"
+    for _ in range(100):
+        try:
+            return list(d)
+        except RuntimeError:
+            continue
+    return list(d.copy())
+
+
+_STATE_KINDS = frozenset(("vm", "context", "queue", "trap"))
+
+
+def _is_state(ev: Event) -> bool:
+    kind = ev.kind
+    if kind == "context":
+        return isinstance(ev.args, dict) and ev.args.get("kind") == "root"
+    if kind == "queue":
+        return ev.name == "register"
+    return kind == "vm" or (kind == "trap" and ev.vm is not None)
 
 
 class Trace:

@@ -62,8 +62,12 @@ class Views:
         self._proxy = proxy
         self._feed: LiveFeed | None = None
 
-    def events(self) -> list[Event]:
-        """The events the views are built from (for a proxy: everything recorded so far)."""
+    def events(self, state: bool = False) -> list[Event]:
+        """The events the views are built from (for a proxy: everything recorded so far).
+        ``state`` adds the lifecycle events a cleared or overflowed trace no longer holds (VMs,
+        root contexts, queue registrations), so a layout still shows what exists."""
+        if state and self._recorder is not None:
+            return self._recorder.snapshot(include_state=True)
         src = self._source
         if callable(src):
             return list(src())
@@ -92,7 +96,7 @@ class Views:
                 self._feed = LiveFeed(self._recorder, layout_accept())
             feed = self._feed
             feed.drain()  # the views it already feeds catch up before this one's snapshot
-        return self._noted(VMLayoutView(self.events(), feed=feed, engine=engine))
+        return self._noted(VMLayoutView(self.events(state=True), feed=feed, engine=engine))
 
     def timeline(
         self,
@@ -108,7 +112,7 @@ class Views:
 
     def queue_flow(self) -> QueueFlowView:
         """Shared queues (enqueue on workers, on_queue_ready on main), ticks and shared data."""
-        return self._noted(QueueFlowView(self.events()))
+        return self._noted(QueueFlowView(self.events(state=True)))
 
     def inspector(self, stream: int | None = None) -> InspectorView:
         """A table of every event with filters, and per-request summaries."""
@@ -118,6 +122,12 @@ class Views:
         """This trace next to real Envoy's (an ``EnvoyRun`` from ``wasmlab.envoy.run(...,
         component_log_level="wasm:trace")``, or its ``.trace``), aligned per thread."""
         return CompareView(self.events(), envoy, thread=thread)
+
+    def source_closed(self) -> None:
+        """Called by the proxy when it shuts down: live views stop following it."""
+        if self._feed is not None:
+            self._feed.source_closed()
+            self._feed = None
 
     def _noted(self, view: Any) -> Any:
         if self._recorder is not None and not self._recorder.enabled:

@@ -127,6 +127,12 @@ class CompareView(View):
         title: str = "wasmlab vs real Envoy",
     ) -> None:
         self.left_events, self.right_events = as_events(wasmlab), as_events(envoy)
+        comparable = any(align_key(ev) is not None for ev in self.left_events)
+        if comparable and not any(align_key(ev) is not None for ev in self.right_events):
+            raise ValueError(
+                f"the {titles[1]} side has no Wasm trace lines to compare with: run it with "
+                'wasmlab.envoy.run(config, component_log_level="wasm:trace") and send it the same requests'
+            )
         self.aligned = compare(self.left_events, self.right_events, thread)
         counts = {tag: sum(1 for r in self.aligned if r.tag == tag) for tag in TAG_TEXT}
         cols: dict[str, list[Any]] = {"thread": [], "tag": [], "left": [], "right": [], "why": []}

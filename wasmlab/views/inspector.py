@@ -134,7 +134,7 @@ def summarize(tl: TimelineModel) -> list[RequestSummary]:
             s.upstream.append(f"callout {a.get('cluster')} → {a.get('status', ev.name)}")
         elif (ev.kind == "callback" or ev.kind == "lua") and phase == "enter":
             s.vm_calls += 1
-        elif ev.kind == "hostcall" and phase == "enter":
+        elif (ev.kind == "hostcall" and phase == "enter") or (ev.kind == "lua" and ":" in ev.name):
             s.host_calls += 1
         elif ev.kind == "trap":
             s.traps.append(f"{ev.name}: {a.get('message', '')}")

@@ -75,6 +75,7 @@ class VMLayoutView(View):
         self._engine = engine
         self._drawn = -1
         self._feed = feed
+        self._ended = ""
         super().__init__(title=title, live=feed is not None)
         self._redraw()
         if feed is not None:
@@ -116,8 +117,17 @@ class VMLayoutView(View):
             luas = len(m.vms) - vms
             self.note = (
                 f"{len(m.threads)} threads, {vms} Wasm VMs, {luas} Lua states, {len(m.queues)} queues, "
-                f"{len(m.shared)} shared-data keys · drawn by {self.backend}" + (" · live" if self.live else "")
+                f"{len(m.shared)} shared-data keys · drawn by {self.backend}"
+                + (" · live" if self.live else "")
+                + (f" · {self._ended}" if self._ended else "")
             )
+
+    def stop_live(self, why: str) -> None:
+        """The proxy this view followed is gone: keep the last state, say so."""
+        self._feed = None
+        self.live = False
+        self._ended = why
+        self._redraw()
 
     def close(self) -> None:
         if self._feed is not None:

@@ -98,3 +98,19 @@ class LiveFeed:
         self._unsubscribe()
         self._pending.clear()
         self._views = weakref.WeakSet()
+
+    def source_closed(self) -> None:
+        """The proxy shut down: deliver what it recorded last, then tell each view it is no
+        longer live (on the owner thread; from elsewhere, through its event loop)."""
+        if not self.on_owner_thread:
+            if self._loop is not None:
+                try:
+                    self._loop.call_soon_threadsafe(self.source_closed)
+                except RuntimeError:
+                    pass
+            return
+        self.drain()
+        views = list(self._views)
+        self.close()
+        for view in views:
+            view.stop_live("proxy closed")

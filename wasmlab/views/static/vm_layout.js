@@ -136,6 +136,7 @@ function render({ model, el }) {
   model.on("change:picture", loadPicture);
   model.on("change:entities", restyle);
   model.on("change:marks", restyle);
+  model.on("change:live", restyle);
   model.on("change:step", () => { const s = model.get("step"); if (s !== step) { step = s; restyle(); } });
   loadPicture();
   requestAnimationFrame(() => {
