@@ -194,7 +194,27 @@ class InspectorView(View):
         rows = self.timeline.rows
         return event_dict(rows[index].event) if 0 <= index < len(rows) else None
 
+    def _focus(self) -> RequestSummary | None:
+        return self.request(self.stream) if self.stream >= 0 else None
+
+    def _detail_lines(self, s: RequestSummary) -> list[str]:
+        ms = "" if s.latency_ms is None else f", {s.latency_ms:.3f} ms"
+        lines = [f"stream {s.stream} on {s.thread}: {s.request} → {s.outcome()}{ms}"]
+        lines += [f"  filter {f.text()}" for f in s.filters]
+        lines += [f"  upstream {u}" for u in s.upstream]
+        lines += [f"  trap {t}" for t in s.traps]
+        lines.append(f"  {s.vm_calls} calls into VMs / Lua, {s.host_calls} host calls")
+        rows = [r for r in self.timeline.rows if r.stream == s.stream]
+        lines.append(f"  {len(rows)} events:")
+        lines += [f"    {r.event.thread:<9} {r.label}" for r in rows[:60]]
+        if len(rows) > 60:
+            lines.append(f"    … {len(rows) - 60} more")
+        return lines
+
     def text(self) -> str:
+        focus = self._focus()
+        if focus is not None:
+            return "\n".join(["Trace inspector, one request:", *self._detail_lines(focus)])
         lines = [f"Trace inspector: {len(self.timeline.rows)} events, {len(self.summaries)} requests"]
         lines.append(f"{'stream':>6}  {'thread':<9} {'request':<28} {'outcome':<22} {'ms':>8}  filters")
         for s in self.summaries[:30]:
@@ -202,17 +222,31 @@ class InspectorView(View):
             lines.append(
                 f"{s.stream:>6}  {s.thread:<9} {s.request[:28]:<28} {s.outcome()[:22]:<22} {ms:>8}  "
                 + " → ".join(short_filter(f.name) for f in s.filters)
+                + (f"  ✖ {s.traps[0]}" if s.traps else "")
             )
         if len(self.summaries) > 30:
             lines.append(f"… {len(self.summaries) - 30} more")
         return "\n".join(lines)
 
     def html(self) -> str | None:
-        head = "".join(f"<th>{h}</th>" for h in ("stream", "thread", "request", "outcome", "ms", "filters run"))
+        focus = self._focus()
+        if focus is not None:
+            return "<pre>" + esc("\n".join(["Trace inspector, one request:", *self._detail_lines(focus)])) + "</pre>"
+        head = "".join(
+            f"<th>{h}</th>" for h in ("stream", "thread", "request", "outcome", "ms", "filters run", "traps")
+        )
         body = []
         for s in self.summaries[:100]:
             ms = "" if s.latency_ms is None else f"{s.latency_ms:.3f}"
-            cells = (s.stream, s.thread, s.request, s.outcome(), ms, "; ".join(f.text() for f in s.filters))
+            cells = (
+                s.stream,
+                s.thread,
+                s.request,
+                s.outcome(),
+                ms,
+                "; ".join(f.text() for f in s.filters),
+                "; ".join(s.traps),
+            )
             body.append("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in cells) + "</tr>")
         more = f"<p>… {len(self.summaries) - 100} more requests</p>" if len(self.summaries) > 100 else ""
         return (
