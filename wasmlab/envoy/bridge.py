@@ -150,6 +150,10 @@ class EnvoyRun:
             log_level,
             "--log-format",
             LOG_FORMAT,
+            # written by this Envoy once its admin listens: proof that /ready came from it and
+            # not from another process that took the port first
+            "--admin-address-path",
+            str(Path(self._tmpdir.name) / "admin_address"),
         ]
         if component_log_level:
             args += ["--component-log-level", component_log_level]
@@ -226,13 +230,20 @@ class EnvoyRun:
                 raise EnvoyFailed(f"real Envoy refused {self.name}: {_critical(self.log_text())}")
             try:
                 r = send_request("127.0.0.1", self.admin_port, "GET", "/ready", [("host", "localhost")], b"", 1.0)
-                if r.status == 200:
+                if r.status == 200 and self._admin_is_ours():
                     self._read_thread_names()
                     return
             except (OSError, WireError):
                 pass
             time.sleep(0.02)
         raise EnvoyFailed(f"real Envoy did not become ready within {timeout:g}s")
+
+    def _admin_is_ours(self) -> bool:
+        try:
+            written = (Path(self._tmpdir.name) / "admin_address").read_text().strip()
+        except OSError:
+            return False
+        return written.endswith(f":{self.admin_port}")
 
     def _read_thread_names(self) -> None:
         pid = self.proc.pid
