@@ -256,8 +256,16 @@ class BaseLuaObject:
         if self.lua_id:
             OBJECTS[self.lua_id] = self
 
+    #: slots holding child objects that die with this one (Envoy ``onMarkDead``)
+    dies_with: ClassVar[tuple[str, ...]] = ()
+
     def on_mark_dead(self) -> None:
         """Drop child objects: they do not survive yields (Envoy ``onMarkDead``)."""
+        for name in self.dies_with:
+            child = getattr(self, name)
+            if child is not None:
+                child.mark_dead()
+                setattr(self, name, None)
 
     def release(self) -> None:
         """The stream is over: forget the userdata and the number."""

@@ -62,6 +62,7 @@ class HeaderMapWrapper(BaseLuaObject):
     lua_class = "HeaderMapWrapper"
     trace_name = "headers"
     __slots__ = ("headers", "owner", "iterator")
+    dies_with = ("iterator",)
 
     def __init__(self, h: StreamHandleWrapper, headers: HeaderMap, owner: StreamHandleWrapper | None) -> None:
         self.dead = False
@@ -71,11 +72,6 @@ class HeaderMapWrapper(BaseLuaObject):
         self.headers = headers
         self.owner = owner
         self.iterator: HeaderMapIterator | None = None
-
-    def on_mark_dead(self) -> None:
-        if self.iterator is not None:
-            self.iterator.mark_dead()
-            self.iterator = None
 
     def check_modifiable(self) -> None:
         if self.iterator is not None:
@@ -359,16 +355,12 @@ class MetadataMapWrapper(BaseLuaObject):
     cpp_namespace = COMMON_LUA
     trace_name = "metadata"
     __slots__ = ("fields", "iterator")
+    dies_with = ("iterator",)
 
     def __init__(self, h: StreamHandleWrapper, fields: dict[str, Any]) -> None:
         super().__init__(h)
         self.fields = fields
         self.iterator: _Iterator | None = None
-
-    def on_mark_dead(self) -> None:
-        if self.iterator is not None:
-            self.iterator.mark_dead()
-            self.iterator = None
 
     @export("get")
     def get(self, *args: Any) -> Any:
@@ -394,16 +386,12 @@ class RouteWrapper(BaseLuaObject):
     lua_class = "RouteWrapper"
     trace_name = "route"
     __slots__ = ("fields", "child")
+    dies_with = ("child",)
 
     def __init__(self, h: StreamHandleWrapper, fields: dict[str, Any]) -> None:
         super().__init__(h)
         self.fields = fields
         self.child: MetadataMapWrapper | None = None
-
-    def on_mark_dead(self) -> None:
-        if self.child is not None:
-            self.child.mark_dead()
-            self.child = None
 
     @export("metadata")
     def metadata(self, *args: Any) -> MetadataMapWrapper:
@@ -425,17 +413,13 @@ class DynamicMetadataMapWrapper(BaseLuaObject):
     lua_class = "DynamicMetadataMapWrapper"
     trace_name = "dynamicMetadata"
     __slots__ = ("metadata", "iterator", "writable")
+    dies_with = ("iterator",)
 
     def __init__(self, h: StreamHandleWrapper, metadata: dict[str, Any], writable: bool = True) -> None:
         super().__init__(h)
         self.metadata = metadata
         self.writable = writable
         self.iterator: _Iterator | None = None
-
-    def on_mark_dead(self) -> None:
-        if self.iterator is not None:
-            self.iterator.mark_dead()
-            self.iterator = None
 
     @export("get")
     def get(self, *args: Any) -> Any:
@@ -533,16 +517,12 @@ class ConnectionStreamInfoWrapper(BaseLuaObject):
     lua_class = "ConnectionStreamInfoWrapper"
     trace_name = "connectionStreamInfo"
     __slots__ = ("metadata", "child")
+    dies_with = ("child",)
 
     def __init__(self, h: StreamHandleWrapper, metadata: dict[str, Any]) -> None:
         super().__init__(h)
         self.metadata = metadata
         self.child: ConnectionDynamicMetadataMapWrapper | None = None
-
-    def on_mark_dead(self) -> None:
-        if self.child is not None:
-            self.child.mark_dead()
-            self.child = None
 
     @export("dynamicMetadata")
     def dynamic_metadata(self, *args: Any) -> ConnectionDynamicMetadataMapWrapper:
@@ -562,18 +542,13 @@ class StreamInfoWrapper(BaseLuaObject):
     lua_class = "StreamInfoWrapper"
     trace_name = "streamInfo"
     __slots__ = ("info", "dm", "fs")
+    dies_with = ("dm", "fs")
 
     def __init__(self, h: StreamHandleWrapper, info: Any) -> None:
         super().__init__(h)
         self.info = info
         self.dm: DynamicMetadataMapWrapper | None = None
         self.fs: FilterStateWrapper | None = None
-
-    def on_mark_dead(self) -> None:
-        for child in (self.dm, self.fs):
-            if child is not None:
-                child.mark_dead()
-        self.dm = self.fs = None
 
     @export("protocol")
     def protocol(self, *args: Any) -> bytes:
