@@ -148,15 +148,11 @@ def send_request(
 
 
 # ---- loopback upstream server ----------------------------------------------------------------------
-class LoopbackServer:
-    """Serves one upstream app over HTTP/1.1 keep-alive on 127.0.0.1.
+class _Listener:
+    """A loopback listener for one app: a socket on 127.0.0.1, an accept thread, a thread per
+    connection running ``_handle``, and ``close()`` that drops them all."""
 
-    ``get_app()`` is read per request, so ``bridge.upstream(name, app)`` can swap apps. An app
-    that raises makes the server close the connection without answering (Envoy then reports a
-    connection termination), as a crashing upstream would.
-    """
-
-    def __init__(self, get_app: Callable[[], Any], name: str = "upstream") -> None:
+    def __init__(self, get_app: Callable[[], Any], name: str, thread_name: str) -> None:
         self.get_app = get_app
         self.name = name
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -167,9 +163,7 @@ class LoopbackServer:
         self._stop = threading.Event()
         self._conns: set[socket.socket] = set()
         self._lock = threading.Lock()
-        self.errors: list[str] = []
-        self._thread = threading.Thread(target=self._accept_loop, name=f"loopback-{name}", daemon=True)
-        self._thread.start()
+        threading.Thread(target=self._accept_loop, name=thread_name, daemon=True).start()
 
     def _accept_loop(self) -> None:
         while not self._stop.is_set():
@@ -182,29 +176,10 @@ class LoopbackServer:
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn: socket.socket) -> None:
-        from ..http.message import Response as Resp
-
-        r = _Reader(conn)
         try:
-            while not self._stop.is_set():
-                try:
-                    line = r.readline().decode("latin-1")
-                except WireError:
-                    return
-                if not line:
-                    continue
-                method, path, _version = line.split(" ", 2)
-                headers = HeaderMap(_read_headers(r))
-                body, trailers = _read_body(r, headers, until_close=False)
-                app = self.get_app()
-                try:
-                    response = Resp.coerce(app(Request(method, path, headers, body, trailers)))
-                except Exception as e:
-                    self.errors.append(f"{type(e).__name__}: {e}")
-                    return  # close without answering
-                conn.sendall(self._encode(response, method))
+            self._handle(conn)
         except (OSError, WireError, ValueError):
-            return
+            pass
         finally:
             with self._lock:
                 self._conns.discard(conn)
@@ -212,6 +187,59 @@ class LoopbackServer:
                 conn.close()
             except OSError:
                 pass
+
+    def _handle(self, conn: socket.socket) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self._stop.set()
+        try:
+            self._sock.close()
+        except OSError:
+            pass
+        with self._lock:
+            conns = list(self._conns)
+        for c in conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+                c.close()
+            except OSError:
+                pass
+
+
+class LoopbackServer(_Listener):
+    """Serves one upstream app over HTTP/1.1 keep-alive on 127.0.0.1.
+
+    ``get_app()`` is read per request, so ``bridge.upstream(name, app)`` can swap apps. An app
+    that raises makes the server close the connection without answering (Envoy then reports a
+    connection termination), as a crashing upstream would.
+    """
+
+    def __init__(self, get_app: Callable[[], Any], name: str = "upstream") -> None:
+        self.errors: list[str] = []
+        super().__init__(get_app, name, f"loopback-{name}")
+
+    def _handle(self, conn: socket.socket) -> None:
+        from ..http.message import Response as Resp
+
+        r = _Reader(conn)
+        while not self._stop.is_set():
+            try:
+                line = r.readline().decode("latin-1")
+            except WireError:
+                return
+            if not line:
+                continue
+            method, path, _version = line.split(" ", 2)
+            headers = HeaderMap(_read_headers(r))
+            body, trailers = _read_body(r, headers, until_close=False)
+            app = self.get_app()
+            try:
+                response = Resp.coerce(app(Request(method, path, headers, body, trailers)))
+            except Exception as e:
+                self.errors.append(f"{type(e).__name__}: {e}")
+                return  # close without answering
+            conn.sendall(self._encode(response, method))
 
     @staticmethod
     def _encode(response: Response, method: str) -> bytes:
@@ -234,21 +262,6 @@ class LoopbackServer:
             body = b""
         return _encode_headers(f"HTTP/1.1 {status} {reason_phrase(status)}", headers) + body
 
-    def close(self) -> None:
-        self._stop.set()
-        try:
-            self._sock.close()
-        except OSError:
-            pass
-        with self._lock:
-            conns = list(self._conns)
-        for c in conns:
-            try:
-                c.shutdown(socket.SHUT_RDWR)
-                c.close()
-            except OSError:
-                pass
-
 
 def free_port() -> int:
     """A port nothing listens on right now (127.0.0.1)."""
@@ -257,71 +270,28 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class TcpLoopbackServer:
+class TcpLoopbackServer(_Listener):
     """Serves a TCP app (``app(data) -> bytes``) on 127.0.0.1: one reply per chunk received, and
     its own FIN when the client half-closes (like an echo server). An app that raises drops the
     connection."""
 
     def __init__(self, get_app: Callable[[], Any], name: str = "tcp") -> None:
-        self.get_app = get_app
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind(("127.0.0.1", 0))
-        self._sock.listen(64)
-        self.port = self._sock.getsockname()[1]
-        self._stop = threading.Event()
-        self._conns: set[socket.socket] = set()
-        self._lock = threading.Lock()
-        threading.Thread(target=self._accept, name=f"tcp-loopback-{name}", daemon=True).start()
+        super().__init__(get_app, name, f"tcp-loopback-{name}")
 
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._sock.accept()
-            except OSError:
+    def _handle(self, conn: socket.socket) -> None:
+        while True:
+            data = conn.recv(65536)
+            if not data:
+                conn.shutdown(socket.SHUT_WR)
                 return
-            with self._lock:
-                self._conns.add(conn)
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: socket.socket) -> None:
-        try:
-            while True:
-                data = conn.recv(65536)
-                if not data:
-                    conn.shutdown(socket.SHUT_WR)
-                    return
-                try:
-                    reply = self.get_app()(data)
-                except Exception:
-                    return
-                if isinstance(reply, str):
-                    reply = reply.encode()
-                if reply:
-                    conn.sendall(reply)
-        except OSError:
-            return
-        finally:
-            with self._lock:
-                self._conns.discard(conn)
             try:
-                conn.close()
-            except OSError:
-                pass
-
-    def close(self) -> None:
-        self._stop.set()
-        try:
-            self._sock.close()
-        except OSError:
-            pass
-        with self._lock:
-            conns = list(self._conns)
-        for c in conns:
-            try:
-                c.close()
-            except OSError:
-                pass
+                reply = self.get_app()(data)
+            except Exception:
+                return
+            if isinstance(reply, str):
+                reply = reply.encode()
+            if reply:
+                conn.sendall(reply)
 
 
 class TcpClient:
