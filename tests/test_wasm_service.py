@@ -237,3 +237,18 @@ def test_wasm_access_logger_matches_envoy(envoy_bin, tmp_path):
     e.__exit__(None, None, None)
     assert mine == env
     assert sum(ln == "[host->vm] proxy_on_log(1)" for ln in mine) == 2
+
+
+def test_every_wasm_extension_warns_about_a_runtime_envoy_does_not_have(tmp_path):
+    """A WasmService and an HTTP filter (the same module in two roles) both say that
+    ``envoy.wasm.runtime.wasmtime`` runs on wasmtime here but would be refused by Envoy 1.40."""
+    text = (
+        (CONFIGS / "wasm" / "stats_service.yaml")
+        .read_text()
+        .replace("envoy.wasm.runtime.v8", "envoy.wasm.runtime.wasmtime")
+    )
+    text = text.replace("../../../modules/", str(CONFIGS.parent.parent / "modules") + "/")
+    with Proxy.from_yaml(text, workers=1) as p:
+        warnings = [line for line in p.logs if "runs on wasmtime here" in line]
+    assert len(warnings) == 2
+    assert all(line.startswith("[warning][wasm]") and "real Envoy 1.40 refuses it" in line for line in warnings)

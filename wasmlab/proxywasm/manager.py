@@ -162,14 +162,6 @@ class WasmManager:
         return handle
 
     # ---- plugin lifecycle (called on the right threads by filter factories) ---------------------------
-    def start_plugin_main(self, plugin: PluginConfig) -> None:
-        self.base_vm(plugin)
-        self.canary(plugin)
-        self.thread_handle(plugin, self.proxy.main, "main")
-
-    def start_plugin_worker(self, plugin: PluginConfig, dispatcher: Dispatcher) -> None:
-        self.thread_handle(plugin, dispatcher, "replica")
-
     def stop_plugin(self, plugin: PluginConfig, dispatcher: Dispatcher) -> None:
         handle = dispatcher.slots.pop(plugin.slot, None)
         if handle is None or handle.vm is None or handle.root is None:

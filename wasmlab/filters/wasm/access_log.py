@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 from ...proxywasm.plugin import PluginConfig, parse_plugin_config
 from ...proxywasm.types import MapType
 from ...proxywasm.vm import Trapped
+from .lifecycle import WasmExtension
 
 if TYPE_CHECKING:
     from ...config.yaml_source import Node
-    from ...host.dispatcher import Dispatcher
     from ...host.proxy import Proxy
     from ...http import HeaderMap
 
@@ -44,29 +44,10 @@ class _LogView:
         return None
 
 
-class WasmAccessLogger:
+class WasmAccessLogger(WasmExtension):
     def __init__(self, plugin: PluginConfig) -> None:
         self.plugin = plugin
         self.proxy: Proxy | None = None
-
-    def start_main(self, proxy: Proxy) -> None:
-        self.proxy = proxy
-        proxy.wasm.base_vm(self.plugin)
-        proxy.wasm.canary(self.plugin)
-        proxy.wasm.thread_handle(self.plugin, proxy.main, "main")
-
-    def start_worker(self, dispatcher: Dispatcher) -> None:
-        assert self.proxy is not None
-        self.proxy.wasm.thread_handle(self.plugin, dispatcher, "replica")
-
-    def stop_worker(self, dispatcher: Dispatcher) -> None:
-        assert self.proxy is not None
-        self.proxy.wasm.stop_plugin(self.plugin, dispatcher)
-
-    def stop_main(self) -> None:
-        assert self.proxy is not None
-        self.proxy.wasm.stop_plugin(self.plugin, self.proxy.main)
-        self.proxy.wasm.stop_base_vms()
 
     def log(self, info: Any, stream: Any) -> None:
         proxy = self.proxy

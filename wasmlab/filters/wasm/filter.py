@@ -27,6 +27,7 @@ from ...proxywasm.types import BufferType, FailurePolicy, MapType, StreamType, W
 from ...proxywasm.vm import Context, Trapped
 from ..base import HttpFilterFactory, StreamFilter
 from ..registry import register_http_filter
+from .lifecycle import WasmExtension
 
 if TYPE_CHECKING:
     from ...config.yaml_source import Node
@@ -56,7 +57,7 @@ def convert_data_status(r: int | None) -> FilterDataStatus:
 
 
 @register_http_filter
-class WasmFilterFactory(HttpFilterFactory):
+class WasmFilterFactory(WasmExtension, HttpFilterFactory):
     type_url = WASM_TYPE
     kind = "wasm"
 
@@ -64,32 +65,6 @@ class WasmFilterFactory(HttpFilterFactory):
         super().__init__(name, config, ctx)
         config.check_fields("@type config", required=("config",))
         self.plugin: PluginConfig = parse_plugin_config(config.req("config"))
-        if self.plugin.vm_config.runtime != "envoy.wasm.runtime.v8":
-            self._runtime_warning = (
-                f"{self.plugin.where}: runtime {self.plugin.vm_config.runtime} runs on wasmtime here; "
-                "real Envoy 1.40 refuses it (only envoy.wasm.runtime.v8 is compiled in)"
-            )
-        else:
-            self._runtime_warning = ""
-
-    def start_main(self, proxy: Any) -> None:
-        super().start_main(proxy)
-        if self._runtime_warning:
-            proxy.log("warning", "wasm", self._runtime_warning)
-        proxy.wasm.start_plugin_main(self.plugin)
-
-    def start_worker(self, dispatcher: Dispatcher) -> None:
-        assert self.proxy is not None
-        self.proxy.wasm.start_plugin_worker(self.plugin, dispatcher)
-
-    def stop_worker(self, dispatcher: Dispatcher) -> None:
-        assert self.proxy is not None
-        self.proxy.wasm.stop_plugin(self.plugin, dispatcher)
-
-    def stop_main(self) -> None:
-        assert self.proxy is not None
-        self.proxy.wasm.stop_plugin(self.plugin, self.proxy.main)
-        self.proxy.wasm.stop_base_vms()
 
     def create_filter(self, dispatcher: Dispatcher) -> StreamFilter:
         return WasmHttpFilter(self, dispatcher)

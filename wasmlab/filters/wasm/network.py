@@ -18,36 +18,19 @@ from ...host.tcp import CONTINUE, STOP, NetworkFilter
 from ...proxywasm.plugin import PluginConfig
 from ...proxywasm.types import BufferType, FailurePolicy, PeerType, StreamType, WasmResult
 from ...proxywasm.vm import Context, Trapped
+from .lifecycle import WasmExtension
 
 if TYPE_CHECKING:
-    from ...host.dispatcher import Dispatcher
     from ...host.proxy import Proxy
     from ...http import Buffer
 
 
-class WasmNetworkFilterFactory:
+class WasmNetworkFilterFactory(WasmExtension):
     kind = "wasm"
 
     def __init__(self, plugin: PluginConfig) -> None:
         self.plugin = plugin
         self.proxy: Proxy | None = None
-
-    def start_main(self, proxy: Proxy) -> None:
-        self.proxy = proxy
-        proxy.wasm.start_plugin_main(self.plugin)
-
-    def start_worker(self, dispatcher: Dispatcher) -> None:
-        assert self.proxy is not None
-        self.proxy.wasm.start_plugin_worker(self.plugin, dispatcher)
-
-    def stop_worker(self, dispatcher: Dispatcher) -> None:
-        assert self.proxy is not None
-        self.proxy.wasm.stop_plugin(self.plugin, dispatcher)
-
-    def stop_main(self) -> None:
-        assert self.proxy is not None
-        self.proxy.wasm.stop_plugin(self.plugin, self.proxy.main)
-        self.proxy.wasm.stop_base_vms()
 
     def create_filter(self, conn: Any) -> NetworkFilter:
         return WasmNetworkFilter(self.plugin)

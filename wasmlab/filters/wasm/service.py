@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ...proxywasm.plugin import PluginConfig, parse_plugin_config
+from .lifecycle import WasmExtension
 
 if TYPE_CHECKING:
     from ...config.yaml_source import Node
@@ -32,37 +33,20 @@ def parse_wasm_service(node: Node) -> WasmServiceConfig:
     return WasmServiceConfig(parse_plugin_config(node.req("config")), singleton)
 
 
-class WasmService:
+class WasmService(WasmExtension):
     """The extension object the proxy starts and stops on the right threads."""
 
     #: started after the listeners' filters, stopped after them (Envoy's order)
     bootstrap = True
 
+    main_role = "service"
+
     def __init__(self, config: WasmServiceConfig) -> None:
         self.config = config
+        self.plugin = config.plugin
         self.proxy: Proxy | None = None
-
-    def start_main(self, proxy: Proxy) -> None:
-        self.proxy = proxy
-        plugin = self.config.plugin
-        proxy.wasm.base_vm(plugin)
-        proxy.wasm.canary(plugin)
-        proxy.wasm.thread_handle(plugin, proxy.main, "service")
-
-    def start_worker(self, dispatcher: Dispatcher) -> None:
-        if not self.config.singleton:
-            assert self.proxy is not None
-            self.proxy.wasm.thread_handle(self.config.plugin, dispatcher, "service")
-
-    def stop_worker(self, dispatcher: Dispatcher) -> None:
-        if not self.config.singleton:
-            assert self.proxy is not None
-            self.proxy.wasm.stop_plugin(self.config.plugin, dispatcher)
-
-    def stop_main(self) -> None:
-        assert self.proxy is not None
-        self.proxy.wasm.stop_plugin(self.config.plugin, self.proxy.main)
-        self.proxy.wasm.stop_base_vms()
+        # singleton: one VM on the main thread only; otherwise one more per worker
+        self.worker_role = None if config.singleton else "service"
 
     def handle(self, dispatcher: Dispatcher) -> Any:
         assert self.proxy is not None

@@ -1,0 +1,60 @@
+"""The VMs of one Wasm extension, thread by thread, as Envoy starts and stops them.
+
+Every Wasm extension — HTTP filter, network filter, access logger, WasmService — does the same:
+on the main thread a base VM (the template), a canary that checks the configuration, and the
+main-thread VM; then one VM per worker as each worker starts (none for a singleton service).
+At shutdown each thread's root context gets ``proxy_on_done``/``proxy_on_delete`` and its VM goes
+away, the base VMs last. A runtime other than V8 runs on wasmtime here with a warning: Envoy 1.40
+only has V8 compiled in.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ...proxywasm.plugin import V8
+
+if TYPE_CHECKING:
+    from ...host.dispatcher import Dispatcher
+    from ...host.proxy import Proxy
+    from ...proxywasm.plugin import PluginConfig
+
+
+class WasmExtension:
+    """Mixin: ``plugin`` and ``proxy`` attributes, the VM roles, and the thread lifecycle."""
+
+    plugin: PluginConfig
+    proxy: Proxy | None
+    #: the role of the main-thread VM ("main"; "service" for a WasmService)
+    main_role = "main"
+    #: the role of each worker's VM, or None for no VM on workers (a singleton WasmService)
+    worker_role: str | None = "replica"
+
+    def start_main(self, proxy: Proxy) -> None:
+        self.proxy = proxy
+        plugin = self.plugin
+        if plugin.vm_config.runtime != V8:
+            proxy.log(
+                "warning",
+                "wasm",
+                f"{plugin.where}: runtime {plugin.vm_config.runtime} runs on wasmtime here; "
+                f"real Envoy 1.40 refuses it (only {V8} is compiled in)",
+            )
+        proxy.wasm.base_vm(plugin)
+        proxy.wasm.canary(plugin)
+        proxy.wasm.thread_handle(plugin, proxy.main, self.main_role)
+
+    def start_worker(self, dispatcher: Dispatcher) -> None:
+        if self.worker_role is not None:
+            assert self.proxy is not None
+            self.proxy.wasm.thread_handle(self.plugin, dispatcher, self.worker_role)
+
+    def stop_worker(self, dispatcher: Dispatcher) -> None:
+        if self.worker_role is not None:
+            assert self.proxy is not None
+            self.proxy.wasm.stop_plugin(self.plugin, dispatcher)
+
+    def stop_main(self) -> None:
+        assert self.proxy is not None
+        self.proxy.wasm.stop_plugin(self.plugin, self.proxy.main)
+        self.proxy.wasm.stop_base_vms()
