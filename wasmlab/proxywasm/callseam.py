@@ -32,7 +32,29 @@ def wasmtime_version() -> str:
         return "?"
 
 
-class GuestMemory:
+class MemoryWords:
+    """Little-endian words on top of a memory's ``read``/``write`` (both seams' memories)."""
+
+    __slots__ = ()
+
+    def read(self, ptr: int, size: int) -> bytes | None:
+        raise NotImplementedError
+
+    def write(self, ptr: int, data: bytes) -> bool:
+        raise NotImplementedError
+
+    def read_u32(self, ptr: int) -> int | None:
+        raw = self.read(ptr, 4)
+        return None if raw is None else struct.unpack("<I", raw)[0]
+
+    def write_u32(self, ptr: int, value: int) -> bool:
+        return self.write(ptr, struct.pack("<I", value & 0xFFFFFFFF))
+
+    def write_u64(self, ptr: int, value: int) -> bool:
+        return self.write(ptr, struct.pack("<Q", value & 0xFFFFFFFFFFFFFFFF))
+
+
+class GuestMemory(MemoryWords):
     """Bounds-checked access to a guest's linear memory (re-reads size every time: it may grow)."""
 
     __slots__ = ("_store", "_mem")
@@ -70,16 +92,6 @@ class GuestMemory:
             return False
         self._mem.write(self._store, data, ptr)
         return True
-
-    def read_u32(self, ptr: int) -> int | None:
-        raw = self.read(ptr, 4)
-        return None if raw is None else struct.unpack("<I", raw)[0]
-
-    def write_u32(self, ptr: int, value: int) -> bool:
-        return self.write(ptr, struct.pack("<I", value & 0xFFFFFFFF))
-
-    def write_u64(self, ptr: int, value: int) -> bool:
-        return self.write(ptr, struct.pack("<Q", value & 0xFFFFFFFFFFFFFFFF))
 
 
 class Seam:

@@ -34,6 +34,8 @@ from typing import Any
 
 import wasmtime
 
+from .callseam import MemoryWords
+
 try:
     from wasmtime import _ffi as ffi
 
@@ -250,7 +252,7 @@ def host_func(store: wasmtime.Store, functype: wasmtime.FuncType, fn: Callable[.
     return wasmtime.Func._from_raw(out)  # type: ignore[attr-defined]
 
 
-class FastMemory:
+class FastMemory(MemoryWords):
     """Bounds-checked linear-memory access through a cached memoryview (same API as GuestMemory)."""
 
     __slots__ = ("_ctx", "_maddr", "_keep", "base", "_size", "mv")
@@ -314,16 +316,6 @@ class FastMemory:
                 return False
         self.mv[ptr:end] = data  # type: ignore[index]
         return True
-
-    def read_u32(self, ptr: int) -> int | None:
-        raw = self.read(ptr, 4)
-        return None if raw is None else struct.unpack("<I", raw)[0]
-
-    def write_u32(self, ptr: int, value: int) -> bool:
-        return self.write(ptr, struct.pack("<I", value & 0xFFFFFFFF))
-
-    def write_u64(self, ptr: int, value: int) -> bool:
-        return self.write(ptr, struct.pack("<Q", value & 0xFFFFFFFFFFFFFFFF))
 
 
 def deadline_setter(store: wasmtime.Store) -> Callable[[int], None]:
