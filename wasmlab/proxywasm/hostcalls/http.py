@@ -125,18 +125,15 @@ def _kv(vm: WasmVm, kptr: int, klen: int, vptr: int, vlen: int) -> tuple[str, st
 def proxy_add_header_map_value(vm: WasmVm, map_type: int, kptr: int, klen: int, vptr: int, vlen: int) -> Any:
     if map_type > 7:
         return BAD
-    text = vm.memory.text
-    key = text(kptr, klen)
-    value = text(vptr, vlen)
-    if key is None or value is None:
+    kv = _kv(vm, kptr, klen, vptr, vlen)
+    if kv is None:
         return MEM
-    key = key.lower()
     m = _map(vm, map_type, True)
     if m is None:
-        return BAD, {"map": map_type, "key": key}
-    m.add_lowered(key, value)
+        return BAD, {"map": map_type, "key": kv[0]}
+    m.add_lowered(*kv)
     if vm.rec.enabled:
-        return OK, {"map": map_type, "key": key, "value": value}
+        return OK, {"map": map_type, "key": kv[0], "value": kv[1]}
     return OK
 
 
