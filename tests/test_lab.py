@@ -28,7 +28,6 @@ def test_lab_serves_the_course(tmp_path):
             "--ip=127.0.0.1",
             f"--port={port}",
             f"--IdentityProvider.token={token}",
-            "--allow-root",
             f"--LabApp.workspaces_dir={tmp_path / 'ws'}",
         ],
         cwd=tmp_path,

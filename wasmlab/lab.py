@@ -49,6 +49,9 @@ def lab(target: str | None, extra: list[str]) -> int:
     args = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={root}", *extra]
     if not any(a.startswith("--ServerApp.default_url") or a.startswith("--LabApp.default_url") for a in extra):
         args.append(f"--ServerApp.default_url=/lab/tree/{FIRST_LESSON}")
+    if hasattr(os, "geteuid") and os.geteuid() == 0 and "--allow-root" not in extra:
+        # containers and classroom VMs often run as root, where JupyterLab refuses to start
+        args.append("--allow-root")
     env = dict(os.environ)
     env.setdefault("WASMLAB_COURSE", str(root))
     try:
