@@ -11,16 +11,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ..host.extensions import FactoryContext
 from ..http import Buffer, FilterDataStatus, FilterHeadersStatus, FilterTrailersStatus, HeaderMap
 
 if TYPE_CHECKING:
-    from ..config.yaml_source import Node, Source
+    from ..config.yaml_source import Node
     from ..host.dispatcher import Dispatcher
     from ..host.filter_manager import FilterCallbacks
     from ..host.proxy import Proxy
     from ..host.stream_info import StreamInfo
 
 Continue = FilterHeadersStatus.Continue
+
+__all__ = ["Continue", "FactoryContext", "HttpFilterFactory", "StreamFilter"]
 
 
 class StreamFilter:
@@ -63,15 +66,6 @@ class StreamFilter:
 
     def on_destroy(self) -> None:
         """The stream is gone; release anything held (Envoy ``onDestroy``)."""
-
-
-class FactoryContext:
-    """What a filter factory may look at while parsing its config."""
-
-    def __init__(self, source: Source, stat_prefix: str, cluster_names: set[str]) -> None:
-        self.source = source
-        self.stat_prefix = stat_prefix
-        self.cluster_names = cluster_names
 
 
 class HttpFilterFactory:

@@ -17,13 +17,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ..config.bootstrap import Bootstrap, load_config
+from ..config.bootstrap import Bootstrap
 from ..errors import ConfigError, ProxyClosed, StartupError, StreamTimeout, WasmlabError
 from ..http import HeaderMap, Response
 from ..trace import Recorder, Trace
 from ..trace.recorder import DEFAULT_CAPACITY
 from .access_log import AccessLogWriter
 from .dispatcher import Activity, Dispatcher, RealClock, VirtualClock
+from .extensions import collect_extensions, load_config
 from .hcm import ActiveStream, HttpConnectionManager
 from .logs import ProxyLog
 from .stats import Stats
@@ -228,11 +229,6 @@ class Proxy:
     def _start(self) -> None:
         # Envoy builds the listeners' filters (and their Wasm VMs) before bootstrap extensions
         # such as a WasmService, and tears the service down after the filters
-        for hcm in self.hcms.values():
-            for fc in hcm.config.http_filters:
-                self.extensions.append(fc.factory)
-        from ..filters.setup import collect_extensions
-
         self.extensions.extend(collect_extensions(self))
         try:
             self.main.start()

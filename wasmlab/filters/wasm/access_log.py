@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ...config.bootstrap import WASM_LOG_TYPE
+from ...host.extensions import ACCESS_LOGGERS
 from ...proxywasm.plugin import PluginConfig, parse_plugin_config
 from ...proxywasm.types import MapType
 from ...proxywasm.vm import Trapped
@@ -70,3 +72,6 @@ class WasmAccessLogger(WasmExtension):
 def parse_wasm_access_log(node: Node) -> WasmAccessLogger:
     node.check_fields("@type config", required=("config",))
     return WasmAccessLogger(parse_plugin_config(node.req("config")))
+
+
+ACCESS_LOGGERS[WASM_LOG_TYPE] = parse_wasm_access_log

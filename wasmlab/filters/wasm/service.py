@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ...config.bootstrap import WASM_SERVICE_TYPE
+from ...host.extensions import BOOTSTRAP_EXTENSIONS
 from ...proxywasm.plugin import PluginConfig, parse_plugin_config
 from .lifecycle import WasmExtension
 
@@ -51,3 +53,6 @@ class WasmService(WasmExtension):
     def handle(self, dispatcher: Dispatcher) -> Any:
         assert self.proxy is not None
         return dispatcher.slots.get(self.config.plugin.slot)
+
+
+BOOTSTRAP_EXTENSIONS[WASM_SERVICE_TYPE] = (parse_wasm_service, WasmService)
