@@ -17,7 +17,7 @@ from ..http import Buffer, FilterDataStatus, FilterHeadersStatus, FilterTrailers
 if TYPE_CHECKING:
     from ..config.yaml_source import Node
     from ..host.dispatcher import Dispatcher
-    from ..host.filter_manager import FilterCallbacks
+    from ..host.filter_callbacks import FilterCallbacks
     from ..host.proxy import Proxy
     from ..host.stream_info import StreamInfo
 
