@@ -108,7 +108,7 @@ def lookup(vm: WasmVm, path: list[str]) -> bytes | None:
             "plugin_vm_id": plugin.vm_config.vm_id,
         }[top].encode()
     f = ctx.filter if ctx is not None else None
-    info = getattr(f, "stream_info", None) if f is not None else None
+    info = f.stream_info if f is not None else None
     if info is None:
         return None
     rest = path[1:]
@@ -194,7 +194,7 @@ def lookup(vm: WasmVm, path: list[str]) -> bytes | None:
     if top == "connection_id" and not rest:
         return _u64(info.connection_id)
     if top == "xds" and len(rest) == 1:
-        route = f.callbacks.route if hasattr(f, "callbacks") else None
+        route = f.route()
         vals = {
             "cluster_name": info.upstream_cluster
             or (getattr(getattr(route, "action", None), "cluster", None) if route else None),
@@ -238,7 +238,7 @@ def proxy_set_property(vm: WasmVm, path_ptr: int, path_len: int, val_ptr: int, v
         return MEM
     ctx = vm.effective
     f = ctx.filter if ctx is not None else None
-    info = getattr(f, "stream_info", None) if f is not None else None
+    info = f.stream_info if f is not None else None
     if info is None:
         return WasmResult.NOT_FOUND
     key = "wasm." + raw.decode("latin-1").replace("\0", ".")
