@@ -111,18 +111,7 @@ def send(
     """
     cluster = proxy.clusters[cluster_name]
     req = AsyncRequest(dispatcher, on_complete)
-    up = HeaderMap()
-    up.add("host", headers.get(":authority") or "")
-    for k, v in headers:
-        if not k.startswith(":"):
-            up.add(k, v)
-    if body and "content-length" not in up:
-        up.add("content-length", str(len(body)))
-    up.set("x-envoy-internal", "true")
-    if send_xff:
-        up.set("x-forwarded-for", ASYNC_CLIENT_XFF)
-    if timeout_s:
-        up.set("x-envoy-expected-rq-timeout-ms", str(int(timeout_s * 1000)))
+    up = _upstream_headers(headers, body, timeout_s, send_xff)
     request = Request(headers.get(":method") or "GET", headers.get(":path") or "/", up, body, trailers)
     head = request.method == "HEAD"
     rec = proxy.recorder
@@ -140,16 +129,7 @@ def send(
             },
         )
     if timeout_s:
-
-        def on_timeout() -> None:
-            charge_upstream_timeout(proxy.stat_store, cluster_name, True)
-            if rec.enabled:
-                rec.record("callout", "http_timeout", {"cluster": cluster_name})
-            h, b = local_reply(504, TIMEOUT_BODY)
-            req._finish(AsyncResponse(h, b, None))
-
-        req.timer = dispatcher.create_timer(on_timeout, "async_client_timeout")
-        req.timer.enable(timeout_s)
+        _arm_timeout(proxy, dispatcher, req, cluster_name, timeout_s)
     activity = proxy.activity
     activity.begin()
     if cluster.healthy:
@@ -165,14 +145,7 @@ def send(
             charge_upstream_failure(stats, cluster_name, result.failure or CONNECTION_TERMINATION, True)
         else:
             charge_upstream_code(stats, cluster_name, result.response.status, True)
-        if result.response is None:
-            h, b = local_reply(503, (result.failure or CONNECTION_TERMINATION).encode())
-            resp = AsyncResponse(h, b, None)
-        else:
-            h, b = to_wire_response(result.response, head)
-            h.add("x-envoy-upstream-service-time", str(max(0, (proxy.clock.monotonic_ns() - sent_ns) // 1_000_000)))
-            tr = HeaderMap(result.response.trailers) if result.response.trailers else None
-            resp = AsyncResponse(h, b, tr)
+        resp = _response_of(result, head, (proxy.clock.monotonic_ns() - sent_ns) // 1_000_000)
         if rec.enabled and not req.done:
             rec.record(
                 "callout",
@@ -193,3 +166,49 @@ def send(
         return req
     proxy.upstream_pool.call(cluster, request, done)
     return req
+
+
+def _upstream_headers(headers: HeaderMap, body: bytes, timeout_s: float | None, send_xff: bool) -> HeaderMap:
+    """The headers the upstream receives: ``host`` from ``:authority``, no pseudo-headers, and
+    what the async client's own router adds (``x-envoy-internal``, ``x-forwarded-for``,
+    ``x-envoy-expected-rq-timeout-ms``)."""
+    up = HeaderMap()
+    up.add("host", headers.get(":authority") or "")
+    for k, v in headers:
+        if not k.startswith(":"):
+            up.add(k, v)
+    if body and "content-length" not in up:
+        up.add("content-length", str(len(body)))
+    up.set("x-envoy-internal", "true")
+    if send_xff:
+        up.set("x-forwarded-for", ASYNC_CLIENT_XFF)
+    if timeout_s:
+        up.set("x-envoy-expected-rq-timeout-ms", str(int(timeout_s * 1000)))
+    return up
+
+
+def _arm_timeout(proxy: Proxy, dispatcher: Dispatcher, req: AsyncRequest, cluster_name: str, timeout_s: float) -> None:
+    """The call's timer: when it fires first, the router answers 504 ``upstream request timeout``."""
+    rec = proxy.recorder
+
+    def on_timeout() -> None:
+        charge_upstream_timeout(proxy.stat_store, cluster_name, True)
+        if rec.enabled:
+            rec.record("callout", "http_timeout", {"cluster": cluster_name})
+        h, b = local_reply(504, TIMEOUT_BODY)
+        req._finish(AsyncResponse(h, b, None))
+
+    req.timer = dispatcher.create_timer(on_timeout, "async_client_timeout")
+    req.timer.enable(timeout_s)
+
+
+def _response_of(result: UpstreamResult, head: bool, service_ms: int) -> AsyncResponse:
+    """The upstream's answer as the caller sees it; no response is the router's 503 with the reset
+    reason as its body."""
+    if result.response is None:
+        h, b = local_reply(503, (result.failure or CONNECTION_TERMINATION).encode())
+        return AsyncResponse(h, b, None)
+    h, b = to_wire_response(result.response, head)
+    h.add("x-envoy-upstream-service-time", str(max(0, service_ms)))
+    tr = HeaderMap(result.response.trailers) if result.response.trailers else None
+    return AsyncResponse(h, b, tr)
