@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from ..config.yaml_source import Node
     from ..host.dispatcher import Dispatcher
     from ..host.filter_callbacks import FilterCallbacks
-    from ..host.proxy import Proxy
+    from ..host.services import ServerContext
     from ..host.stream_info import StreamInfo
 
 Continue = FilterHeadersStatus.Continue
@@ -82,7 +82,7 @@ class HttpFilterFactory:
 
     def __init__(self, name: str, config: Node, ctx: FactoryContext) -> None:
         self.name = name
-        self.proxy: Proxy | None = None
+        self.proxy: ServerContext | None = None
 
     @classmethod
     def parse_per_route(cls, node: Node) -> Any:
@@ -90,7 +90,7 @@ class HttpFilterFactory:
         raise node.error(f"the filter type {cls.type_url.rsplit('/', 1)[-1]} has no per-route config")
 
     # lifecycle, called by the proxy on the right threads
-    def start_main(self, proxy: Proxy) -> None:
+    def start_main(self, proxy: ServerContext) -> None:
         """On the main thread before workers start (Envoy: config load, Wasm canary)."""
         self.proxy = proxy
 

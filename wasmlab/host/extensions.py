@@ -29,7 +29,6 @@ from ..errors import ConfigError
 if TYPE_CHECKING:
     from ..config.yaml_source import Node
     from ..filters.base import HttpFilterFactory
-    from .proxy import Proxy
 
 #: ``typed_config["@type"]`` -> HTTP filter factory class
 HTTP_FILTERS: dict[str, type[HttpFilterFactory]] = {}
@@ -157,11 +156,10 @@ def load_config(source: str | os.PathLike[str]) -> Bootstrap:
         raise ConfigError("config is nested too deeply") from None
 
 
-def collect_extensions(proxy: Proxy) -> list[Any]:
+def collect_extensions(config: Bootstrap, hcms: dict[str, Any]) -> list[Any]:
     """Every extension object the proxy starts and stops on its threads, in Envoy's order: the
     HTTP filters, then Wasm access loggers and network filters, then bootstrap extensions."""
-    config = proxy.config
-    out: list[Any] = [fc.factory for hcm in proxy.hcms.values() for fc in hcm.config.http_filters]
+    out: list[Any] = [fc.factory for hcm in hcms.values() for fc in hcm.config.http_filters]
     for lst in config.listeners:
         if lst.hcm is not None:
             out.extend(log.plugin for log in lst.hcm.access_logs if log.plugin is not None)

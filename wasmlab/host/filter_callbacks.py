@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from .active_filter import ActiveFilter
     from .filter_manager import FilterManager
     from .hcm import ActiveStream
+    from .services import ServerContext
 
 
 class FilterCallbacks:
@@ -56,8 +57,13 @@ class FilterCallbacks:
         return self._m.stream.dispatcher.worker
 
     @property
-    def proxy(self) -> Any:
+    def server(self) -> ServerContext:
+        """The server services a filter may use (clock, stats, log, clusters...): Envoy's
+        ``ServerFactoryContext``, not the Proxy a lesson drives."""
         return self._m.stream.proxy
+
+    #: the same :class:`ServerContext` under the name filters have always used
+    proxy = server
 
     @property
     def buffer_limit(self) -> int:

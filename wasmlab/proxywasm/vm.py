@@ -26,7 +26,7 @@ from .types import AbiVersion, FailState, WasmResult
 
 if TYPE_CHECKING:
     from ..host.dispatcher import Dispatcher
-    from ..host.proxy import Proxy
+    from ..host.services import ServerContext
     from .hostcalls import Linker
     from .plugin import PluginConfig, VmConfig
     from .stream_host import StreamHost
@@ -101,7 +101,7 @@ class WasmVm:
 
     def __init__(
         self,
-        proxy: Proxy,
+        proxy: ServerContext,
         code: CompiledCode,
         info: ModuleInfo,
         vm_config: VmConfig,

@@ -20,7 +20,7 @@ from .lifecycle import WasmExtension
 
 if TYPE_CHECKING:
     from ...config.yaml_source import Node
-    from ...host.proxy import Proxy
+    from ...host.services import ServerContext
     from ...http import HeaderMap
 
 
@@ -56,7 +56,7 @@ class _LogView(StreamHost):
 class WasmAccessLogger(WasmExtension):
     def __init__(self, plugin: PluginConfig) -> None:
         self.plugin = plugin
-        self.proxy: Proxy | None = None
+        self.proxy: ServerContext | None = None
 
     def log(self, info: Any, stream: Any) -> None:
         proxy = self.proxy

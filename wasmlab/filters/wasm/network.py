@@ -22,7 +22,7 @@ from ...proxywasm.vm import Context, Trapped
 from .lifecycle import WasmExtension
 
 if TYPE_CHECKING:
-    from ...host.proxy import Proxy
+    from ...host.services import ServerContext
     from ...http import Buffer
 
 
@@ -31,7 +31,7 @@ class WasmNetworkFilterFactory(WasmExtension):
 
     def __init__(self, plugin: PluginConfig) -> None:
         self.plugin = plugin
-        self.proxy: Proxy | None = None
+        self.proxy: ServerContext | None = None
 
     def create_filter(self, conn: Any) -> NetworkFilter:
         return WasmNetworkFilter(self.plugin)

@@ -20,7 +20,7 @@ from .lifecycle import WasmExtension
 if TYPE_CHECKING:
     from ...config.yaml_source import Node
     from ...host.dispatcher import Dispatcher
-    from ...host.proxy import Proxy
+    from ...host.services import ServerContext
 
 
 @dataclass
@@ -46,7 +46,7 @@ class WasmService(WasmExtension):
     def __init__(self, config: WasmServiceConfig) -> None:
         self.config = config
         self.plugin = config.plugin
-        self.proxy: Proxy | None = None
+        self.proxy: ServerContext | None = None
         # singleton: one VM on the main thread only; otherwise one more per worker
         self.worker_role = None if config.singleton else "service"
 
