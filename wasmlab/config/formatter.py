@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ..host.stream_info import StreamInfo
+    from ..http.stream_info import StreamInfo
     from .yaml_source import Node
 
 #: Envoy's default access log format (``DEFAULT_FORMAT`` in substitution_format_string.cc)

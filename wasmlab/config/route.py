@@ -21,7 +21,7 @@ from .formatter import Formatter
 from .yaml_source import Node
 
 if TYPE_CHECKING:
-    from ..host.stream_info import StreamInfo
+    from ..http.stream_info import StreamInfo
 
 APPEND_ACTIONS = (
     "APPEND_IF_EXISTS_OR_ADD",

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from ..host.dispatcher import Dispatcher
     from ..host.filter_manager import FilterCallbacks
     from ..host.proxy import Proxy
-    from ..host.stream_info import StreamInfo
+    from ..http.stream_info import StreamInfo
 
 Continue = FilterHeadersStatus.Continue
 
