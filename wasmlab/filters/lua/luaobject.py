@@ -339,13 +339,47 @@ def _thunk(cls: type[BaseLuaObject], name: str, fn: Callable[..., Any], nret: in
 
     The common case (a live object, no error, tracing off) takes the fewest steps: a status as a
     bare int when there is no value, an object as ``(6, class number, object number)`` that Lua
-    turns into the userdata itself."""
+    turns into the userdata itself; everything else goes through ``_answer``."""
     trace = f"{cls.trace_name}:{name}"
     objects = OBJECTS
     plain = _PLAIN
+    answer = _answer(trace, nret)
+    failed = _failed(trace, name)
+    no_value = nret == 0
+    one_value = nret == 1
 
-    def slow(obj: BaseLuaObject, args: tuple[Any, ...], result: Any) -> Any:
-        """Tracing on, or a result that is not a plain value."""
+    def thunk(obj_id: int, *args: Any) -> Any:
+        obj = objects.get(obj_id)
+        if obj is None:
+            obj = materialize(obj_id)
+            if obj is None:
+                return 1, DEAD
+        if obj.dead:
+            return 1, DEAD
+        try:
+            result = fn(obj, *args)
+        except Exception as e:
+            return failed(obj, args, e)
+        if obj.h.rec.enabled:
+            return answer(obj, args, result)
+        if one_value:
+            if result.__class__ in plain:
+                return 0, result
+            if isinstance(result, BaseLuaObject):
+                return 6, result.lua_number, result.register()
+        elif no_value and result is None:
+            return 0
+        return answer(obj, args, result)
+
+    thunk.__name__ = f"lua_{cls.trace_name}_{name}"
+    return thunk
+
+
+def _answer(trace: str, nret: int | str) -> Callable[[BaseLuaObject, tuple[Any, ...], Any], Any]:
+    """What a method's thunk answers when tracing is on or the result is not a plain value: the
+    call is recorded, then the status (2 wait, 3 no value, 0 done) with the values Lua gets."""
+
+    def answer(obj: BaseLuaObject, args: tuple[Any, ...], result: Any) -> Any:
         h = obj.h
         if result is YIELD:
             h.trace_call(trace, args, "<yield>", None)
@@ -364,6 +398,13 @@ def _thunk(cls: type[BaseLuaObject], name: str, fn: Callable[..., Any], nret: in
             return 6, result.lua_number, result.register()
         return 0, result
 
+    return answer
+
+
+def _failed(trace: str, name: str) -> Callable[[BaseLuaObject, tuple[Any, ...], Exception], tuple[Any, ...]]:
+    """What a method's thunk answers when the method raised: the Lua error it stands for (5 an
+    argument error, 4 an error without a position, 1 an error at the script's line)."""
+
     def failed(obj: BaseLuaObject, args: tuple[Any, ...], e: Exception) -> tuple[Any, ...]:
         h = obj.h
         if isinstance(e, LuaArgError):
@@ -380,61 +421,4 @@ def _thunk(cls: type[BaseLuaObject], name: str, fn: Callable[..., Any], nret: in
         h.internal_error(msg, e)
         return 1, msg.encode()
 
-    if nret == 0:
-
-        def thunk(obj_id: int, *args: Any) -> Any:
-            obj = objects.get(obj_id)
-            if obj is None:
-                obj = materialize(obj_id)
-                if obj is None:
-                    return 1, DEAD
-            if obj.dead:
-                return 1, DEAD
-            try:
-                result = fn(obj, *args)
-            except Exception as e:
-                return failed(obj, args, e)
-            if result is None and not obj.h.rec.enabled:
-                return 0
-            return slow(obj, args, result)
-
-    elif nret == 1:
-
-        def thunk(obj_id: int, *args: Any) -> Any:
-            obj = objects.get(obj_id)
-            if obj is None:
-                obj = materialize(obj_id)
-                if obj is None:
-                    return 1, DEAD
-            if obj.dead:
-                return 1, DEAD
-            try:
-                result = fn(obj, *args)
-            except Exception as e:
-                return failed(obj, args, e)
-            if obj.h.rec.enabled:
-                return slow(obj, args, result)
-            if result.__class__ in plain:
-                return 0, result
-            if isinstance(result, BaseLuaObject):
-                return 6, result.lua_number, result.register()
-            return slow(obj, args, result)
-
-    else:
-
-        def thunk(obj_id: int, *args: Any) -> Any:
-            obj = objects.get(obj_id)
-            if obj is None:
-                obj = materialize(obj_id)
-                if obj is None:
-                    return 1, DEAD
-            if obj.dead:
-                return 1, DEAD
-            try:
-                result = fn(obj, *args)
-            except Exception as e:
-                return failed(obj, args, e)
-            return slow(obj, args, result)
-
-    thunk.__name__ = f"lua_{cls.trace_name}_{name}"
-    return thunk
+    return failed
