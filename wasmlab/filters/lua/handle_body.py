@@ -10,7 +10,7 @@ from typing import Any
 
 from .handle_driver import HandleDriver, State
 from .luaobject import NOTHING, OBJECTS, YIELD, LuaApiError, check_type, export
-from .wrappers import HeaderMapWrapper
+from .wrappers_headers import HeaderMapWrapper
 
 
 class HeadersBodyApi(HandleDriver):

@@ -35,7 +35,7 @@ from ...host import async_client
 from ...http import Buffer, FilterDataStatus, FilterHeadersStatus, FilterTrailersStatus, HeaderMap
 from .luaobject import NOTHING, OBJECTS, BaseLuaObject, _ids, short
 from .runtime import FAILED, FINISHED, RUN_FORGET, RUN_REQUEST, RUN_RESPONSE, RUN_RESUME, YIELDED
-from .wrappers import BufferWrapper, HeaderMapWrapper
+from .wrappers_headers import BufferWrapper, HeaderMapWrapper
 
 if TYPE_CHECKING:
     from .config import LuaPerRoute

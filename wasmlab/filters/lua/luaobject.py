@@ -17,7 +17,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import lupa.luajit21 as lupa
@@ -318,6 +318,32 @@ class BaseLuaObject:
                     out[name] = (thunk if fast is None else fast(thunk), nret)
             cls._exports = out
         return cls._exports  # type: ignore[return-value]
+
+
+class PairsIterator(BaseLuaObject):
+    """A pairs() iterator over a snapshot; it ends its parent's iteration when done (Envoy: one
+    iterator class per map; here one for every map but the headers)."""
+
+    lua_class = "Iterator"
+    trace_name = "iterator"
+    __slots__ = ("parent", "items")
+
+    def __init__(self, h: StreamHandleWrapper, parent: Any, items: Iterator[tuple[Any, Any]]) -> None:
+        super().__init__(h)
+        self.parent = parent
+        self.items = items
+
+    def lua_next(self) -> tuple[Any, ...]:
+        if self.dead:
+            return 1, b"object used outside of proper scope"
+        try:
+            k, v = next(self.items)
+        except StopIteration:
+            self.parent.iterator = None
+            return (3,)
+        except LuaApiError as e:
+            return 1, str(e).encode()
+        return 0, k, v
 
 
 _PLAIN = frozenset({bytes, int, float, bool, type(None)})
