@@ -21,19 +21,6 @@ class HeadersBodyApi(HandleDriver):
         """@return the request (or response) headers; editable until they are forwarded."""
         return self.own_headers()
 
-    def own_headers(self) -> HeaderMapWrapper:
-        """The wrapper of this hook's own headers (made once per run; numbered by Lua when
-        ``own_headers_id`` is set)."""
-        obj = self.children.get("headers")
-        if obj is None:
-            obj = self.children["headers"] = HeaderMapWrapper(self, self.headers, self)
-            hid = self.own_headers_id
-            if hid:
-                obj.lua_id = hid
-                self.owned.append(obj)
-                OBJECTS[hid] = obj
-        return obj  # type: ignore[return-value]
-
     @export("requestHeaders")
     def lua_request_headers(self, *args: Any) -> Any:
         """@return the request headers (on the response path too), or nothing."""
@@ -82,7 +69,7 @@ class HeadersBodyApi(HandleDriver):
 
 def _fast_headers(thunk: Any) -> Any:
     """``handle:headers()`` in one step (see ``export``): a live handle."""
-    objects = OBJECTS
+    objects: dict[int, Any] = OBJECTS  # the number of a handle: its thunk is the handle's
 
     def headers(obj_id: int, *args: Any) -> Any:
         h = objects.get(obj_id)

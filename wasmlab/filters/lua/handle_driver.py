@@ -38,6 +38,7 @@ from .runtime import FAILED, FINISHED, RUN_FORGET, RUN_REQUEST, RUN_RESPONSE, RU
 from .wrappers_headers import BufferWrapper, HeaderMapWrapper
 
 if TYPE_CHECKING:
+    from ...host.proxy import Proxy
     from .config import LuaPerRoute
     from .filter import LuaCallbacks, LuaFilter
     from .runtime import LuaVM
@@ -150,12 +151,19 @@ class HandleDriver(BaseLuaObject):
         return cb
 
     @property
+    def proxy(self) -> Proxy:
+        """The proxy this stream runs in (set: a filter exists only once its factory started)."""
+        proxy = self.filter.proxy
+        assert proxy is not None
+        return proxy
+
+    @property
     def stream_info(self) -> Any:
         return self.cb.stream_info
 
     @property
     def stats(self) -> Any:
-        return self.filter.proxy.stat_store
+        return self.proxy.stat_store
 
     def on_mark_dead(self) -> None:
         # headers/body/trailers wrappers do not survive yields; the script asks again
@@ -216,12 +224,12 @@ class HandleDriver(BaseLuaObject):
     def envoy_log(self, message: str, level: str = "debug") -> None:
         """The lines Envoy's Lua filter writes at debug/trace level (the bridge reads them back
         into trace events)."""
-        proxy = self.filter.proxy
+        proxy = self.proxy
         if proxy.log_enabled(level, "lua"):
             proxy.log(level, "lua", message)
 
     def internal_error(self, message: str, error: BaseException) -> None:
-        self.filter.proxy.log("error", "lua", message)
+        self.proxy.log("error", "lua", message)
 
     # Trace events of one handle share their ``data`` dicts (as the filter manager's do: events
     # are never changed once recorded), so tracing allocates less per event.
@@ -406,6 +414,19 @@ class HandleDriver(BaseLuaObject):
         assert self.trailers is not None
         trailers = self.trailers
         return self._child("trailers", lambda: HeaderMapWrapper(self, trailers, None))
+
+    def own_headers(self) -> HeaderMapWrapper:
+        """The wrapper of this hook's own headers (made once per run; numbered by Lua when
+        ``own_headers_id`` is set)."""
+        obj = self.children.get("headers")
+        if obj is None:
+            obj = self.children["headers"] = HeaderMapWrapper(self, self.headers, self)
+            hid = self.own_headers_id
+            if hid:
+                obj.lua_id = hid
+                self.owned.append(obj)
+                OBJECTS[hid] = obj
+        return obj  # type: ignore[return-value]
 
     def headers_modifiable(self) -> bool:
         """The handle's own headers may change: they were not continued yet. About to modify: on

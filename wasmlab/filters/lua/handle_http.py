@@ -110,7 +110,7 @@ class HttpApi(HandleDriver):
         cluster = text(check_string(args, 1, "httpCall"))
         table = check_type(args, 2, "httpCall", "table")
         body = opt_string(args, 3, "httpCall")
-        proxy = self.filter.proxy
+        proxy = self.proxy
         if cluster not in proxy.clusters:
             raise LuaApiError("http call cluster invalid. Must be configured")
         headers = self._headers_from_table(table, nargs)

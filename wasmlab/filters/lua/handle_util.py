@@ -35,13 +35,13 @@ class UtilityApi(HandleDriver):
         unit = opt_string(args, 1, "timestamp")
         if unit not in (None, b"", b"0"):
             raise LuaApiError("timestamp format must be MILLISECOND.")
-        return float(self.filter.proxy.clock.wall_ns() // 1_000_000)
+        return float(self.proxy.clock.wall_ns() // 1_000_000)
 
     @export("timestampString")
     def lua_timestamp_string(self, *args: Any) -> bytes:
         """@param 1 (EnvoyTimestampResolution, optional): MILLISECOND (default) or MICROSECOND."""
         unit = opt_string(args, 1, "timestampString")
-        now = self.filter.proxy.clock.wall_ns()
+        now = self.proxy.clock.wall_ns()
         if unit in (None, b"", b"0"):
             return str(now // 1_000_000).encode()
         if unit == b"1":

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import lupa.luajit21 as lupa
 
 if TYPE_CHECKING:
-    from .handle import StreamHandleWrapper
+    from .handle_driver import HandleDriver
 
 DEAD = b"object used outside of proper scope"
 #: live objects by number: what Lua's userdata stand for (see ``BaseLuaObject.register``)
@@ -207,7 +207,7 @@ class BaseLuaObject:
 
     __slots__ = ("dead", "_ud", "lua_id", "h")
 
-    def __init__(self, h: StreamHandleWrapper) -> None:
+    def __init__(self, h: HandleDriver) -> None:
         self.dead = False
         self._ud: Any = None
         #: this object's number in ``OBJECTS`` (0: never handed to Lua)
@@ -309,7 +309,7 @@ class BaseLuaObject:
         if cls.__dict__.get("_exports") is None:
             out: dict[str, tuple[Callable[..., Any], int | str]] = {}
             for attr_name in dir(cls):
-                attr = getattr(cls, attr_name, None)
+                attr: Any = getattr(cls, attr_name, None)
                 spec = getattr(attr, "__lua__", None)
                 if spec is not None:
                     name, nret = spec
@@ -328,7 +328,7 @@ class PairsIterator(BaseLuaObject):
     trace_name = "iterator"
     __slots__ = ("parent", "items")
 
-    def __init__(self, h: StreamHandleWrapper, parent: Any, items: Iterator[tuple[Any, Any]]) -> None:
+    def __init__(self, h: HandleDriver, parent: Any, items: Iterator[tuple[Any, Any]]) -> None:
         super().__init__(h)
         self.parent = parent
         self.items = items
@@ -356,7 +356,7 @@ def materialize(obj_id: int) -> BaseLuaObject | None:
     if obj_id < 0:
         h = OBJECTS.get(-obj_id)
         if h is not None and not h.dead and getattr(h, "own_headers_id", 0) == obj_id:
-            return h.own_headers()  # type: ignore[attr-defined, no-any-return]
+            return h.own_headers()  # type: ignore[attr-defined]
     return None
 
 

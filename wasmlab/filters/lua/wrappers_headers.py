@@ -23,7 +23,7 @@ from .luaobject import (
 )
 
 if TYPE_CHECKING:
-    from .handle import StreamHandleWrapper
+    from .handle_driver import HandleDriver
 
 
 def set_in_place(headers: HeaderMap, name: str, value: str) -> None:
@@ -54,7 +54,7 @@ class HeaderMapWrapper(BaseLuaObject):
     __slots__ = ("headers", "owner", "iterator")
     dies_with = ("iterator",)
 
-    def __init__(self, h: StreamHandleWrapper, headers: HeaderMap, owner: StreamHandleWrapper | None) -> None:
+    def __init__(self, h: HandleDriver, headers: HeaderMap, owner: HandleDriver | None) -> None:
         self.dead = False
         self._ud = None
         self.lua_id = 0
@@ -139,7 +139,7 @@ class HeaderMapWrapper(BaseLuaObject):
 # else goes to the generic thunk.
 # A handle's own map that Lua handed out but the host has not made yet (number -handle, see
 # ``materialize``) is used through its handle, without making it: it cannot be iterating yet.
-def _map_of(obj_id: int) -> tuple[HeaderMap, StreamHandleWrapper | None, StreamHandleWrapper] | None:
+def _map_of(obj_id: int) -> tuple[HeaderMap, HandleDriver | None, HandleDriver] | None:
     """``(headers, owner, handle)`` of a live, not iterating map numbered ``obj_id``, or None."""
     obj = OBJECTS.get(obj_id)
     if obj is None:
@@ -203,7 +203,7 @@ class HeaderMapIterator(PairsIterator):
     lua_class = "HeaderMapIterator"
     __slots__ = ()
 
-    def __init__(self, h: StreamHandleWrapper, parent: HeaderMapWrapper, entries: list[tuple[str, str]]) -> None:
+    def __init__(self, h: HandleDriver, parent: HeaderMapWrapper, entries: list[tuple[str, str]]) -> None:
         super().__init__(h, parent, ((wire(k), wire(v)) for k, v in entries))
 
 
@@ -216,7 +216,7 @@ class BufferWrapper(BaseLuaObject):
     trace_name = "buffer"
     __slots__ = ("data", "headers")
 
-    def __init__(self, h: StreamHandleWrapper, headers: HeaderMap, data: Buffer) -> None:
+    def __init__(self, h: HandleDriver, headers: HeaderMap, data: Buffer) -> None:
         super().__init__(h)
         self.data = data
         self.headers = headers

@@ -23,7 +23,7 @@ from .luaobject import (
 )
 
 if TYPE_CHECKING:
-    from .handle import StreamHandleWrapper
+    from .handle_driver import HandleDriver
 
 
 def to_lua_value(value: Any) -> Any:
@@ -44,7 +44,7 @@ def to_lua_value(value: Any) -> Any:
     return str(value).encode()
 
 
-def lua_value(h: StreamHandleWrapper, value: Any) -> Any:
+def lua_value(h: HandleDriver, value: Any) -> Any:
     """A Python Struct value as a Lua value (tables built in the handle's VM)."""
     v = to_lua_value(value)
     if isinstance(v, dict | list):
@@ -102,7 +102,7 @@ class MetadataMapWrapper(BaseLuaObject):
     __slots__ = ("fields", "iterator")
     dies_with = ("iterator",)
 
-    def __init__(self, h: StreamHandleWrapper, fields: dict[str, Any]) -> None:
+    def __init__(self, h: HandleDriver, fields: dict[str, Any]) -> None:
         super().__init__(h)
         self.fields = fields
         self.iterator: PairsIterator | None = None
@@ -133,7 +133,7 @@ class RouteWrapper(BaseLuaObject):
     __slots__ = ("fields", "child")
     dies_with = ("child",)
 
-    def __init__(self, h: StreamHandleWrapper, fields: dict[str, Any]) -> None:
+    def __init__(self, h: HandleDriver, fields: dict[str, Any]) -> None:
         super().__init__(h)
         self.fields = fields
         self.child: MetadataMapWrapper | None = None
@@ -160,7 +160,7 @@ class DynamicMetadataMapWrapper(BaseLuaObject):
     __slots__ = ("metadata", "iterator", "writable")
     dies_with = ("iterator",)
 
-    def __init__(self, h: StreamHandleWrapper, metadata: dict[str, Any], writable: bool = True) -> None:
+    def __init__(self, h: HandleDriver, metadata: dict[str, Any], writable: bool = True) -> None:
         super().__init__(h)
         self.metadata = metadata
         self.writable = writable
@@ -212,7 +212,7 @@ class FilterStateWrapper(BaseLuaObject):
     trace_name = "filterState"
     __slots__ = ("state",)
 
-    def __init__(self, h: StreamHandleWrapper, state: dict[str, Any]) -> None:
+    def __init__(self, h: HandleDriver, state: dict[str, Any]) -> None:
         super().__init__(h)
         self.state = state
 

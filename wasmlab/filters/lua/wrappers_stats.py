@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from .luaobject import BaseLuaObject, check_integer, check_number, check_string, export, opt_string, text
 
 if TYPE_CHECKING:
-    from .handle import StreamHandleWrapper
+    from .handle_driver import HandleDriver
 
 
 class StatsScopeWrapper(BaseLuaObject):
@@ -18,7 +18,7 @@ class StatsScopeWrapper(BaseLuaObject):
     trace_name = "stats"
     __slots__ = ("prefix",)
 
-    def __init__(self, h: StreamHandleWrapper, prefix: str) -> None:
+    def __init__(self, h: HandleDriver, prefix: str) -> None:
         super().__init__(h)
         self.prefix = prefix
 
@@ -42,7 +42,7 @@ class CounterWrapper(BaseLuaObject):
     trace_name = "counter"
     __slots__ = ("name",)
 
-    def __init__(self, h: StreamHandleWrapper, name: str) -> None:
+    def __init__(self, h: HandleDriver, name: str) -> None:
         super().__init__(h)
         self.name = name
 
@@ -96,7 +96,7 @@ class HistogramWrapper(BaseLuaObject):
     trace_name = "histogram"
     __slots__ = ("name", "unit")
 
-    def __init__(self, h: StreamHandleWrapper, name: str, unit: str) -> None:
+    def __init__(self, h: HandleDriver, name: str, unit: str) -> None:
         super().__init__(h)
         self.name = name
         self.unit = unit

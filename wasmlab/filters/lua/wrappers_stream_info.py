@@ -12,7 +12,7 @@ from .luaobject import COMMON_LUA, BaseLuaObject, check_string, export, wire
 from .wrappers_metadata import ConnectionDynamicMetadataMapWrapper, DynamicMetadataMapWrapper, FilterStateWrapper
 
 if TYPE_CHECKING:
-    from .handle import StreamHandleWrapper
+    from .handle_driver import HandleDriver
 
 
 class ConnectionWrapper(BaseLuaObject):
@@ -36,7 +36,7 @@ class ConnectionStreamInfoWrapper(BaseLuaObject):
     __slots__ = ("metadata", "child")
     dies_with = ("child",)
 
-    def __init__(self, h: StreamHandleWrapper, metadata: dict[str, Any]) -> None:
+    def __init__(self, h: HandleDriver, metadata: dict[str, Any]) -> None:
         super().__init__(h)
         self.metadata = metadata
         self.child: ConnectionDynamicMetadataMapWrapper | None = None
@@ -61,7 +61,7 @@ class StreamInfoWrapper(BaseLuaObject):
     __slots__ = ("info", "dm", "fs")
     dies_with = ("dm", "fs")
 
-    def __init__(self, h: StreamHandleWrapper, info: Any) -> None:
+    def __init__(self, h: HandleDriver, info: Any) -> None:
         super().__init__(h)
         self.info = info
         self.dm: DynamicMetadataMapWrapper | None = None
