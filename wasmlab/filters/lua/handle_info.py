@@ -4,10 +4,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from .handle_driver import HandleDriver
-from .luaobject import LuaApiError, check_string, check_type, export, text
+from .luaobject import BaseLuaObject, LuaApiError, check_string, check_type, export, text
 from .wrappers import (
     ConnectionStreamInfoWrapper,
     ConnectionWrapper,
@@ -19,41 +20,34 @@ from .wrappers import (
 )
 
 
+def _child(lua_name: str, make: Callable[[Any], BaseLuaObject], doc: str | None = None) -> Callable[..., Any]:
+    """A handle method that answers one object per run, made by ``make(handle)`` on first use and
+    dying when the script yields (``HandleDriver._child``)."""
+
+    @export(lua_name)
+    def get(self: HandleDriver, *args: Any) -> Any:
+        return self._child(lua_name, lambda: make(self))
+
+    get.__doc__ = doc
+    get.__name__ = f"lua_{lua_name}"
+    return get
+
+
 class StreamInfoApi(HandleDriver):
     """The handle's metadata, stream info, connection and stats objects; each is made once per run."""
 
-    @export("metadata")
-    def lua_metadata(self, *args: Any) -> MetadataMapWrapper:
-        """@return the route's filter_metadata for this filter's name (or envoy.filters.http.lua)."""
-        return self._child("metadata", lambda: MetadataMapWrapper(self, self.cb.metadata()))
-
-    @export("route")
-    def lua_route(self, *args: Any) -> RouteWrapper:
-        return self._child("route", lambda: RouteWrapper(self, self.cb.route_metadata()))
-
-    @export("virtualHost")
-    def lua_virtual_host(self, *args: Any) -> VirtualHostWrapper:
-        return self._child("virtual_host", lambda: VirtualHostWrapper(self, self.cb.virtual_host_metadata()))
-
-    @export("filterContext")
-    def lua_filter_context(self, *args: Any) -> MetadataMapWrapper:
-        return self._child("filter_context", lambda: MetadataMapWrapper(self, self.cb.filter_context()))
-
-    @export("streamInfo")
-    def lua_stream_info(self, *args: Any) -> StreamInfoWrapper:
-        return self._child("stream_info", lambda: StreamInfoWrapper(self, self.stream_info))
-
-    @export("connectionStreamInfo")
-    def lua_connection_stream_info(self, *args: Any) -> ConnectionStreamInfoWrapper:
-        return self._child("connection_stream_info", lambda: ConnectionStreamInfoWrapper(self, {}))
-
-    @export("connection")
-    def lua_connection(self, *args: Any) -> ConnectionWrapper:
-        return self._child("connection", lambda: ConnectionWrapper(self))
-
-    @export("stats")
-    def lua_stats(self, *args: Any) -> StatsScopeWrapper:
-        return self._child("stats", lambda: StatsScopeWrapper(self, self.filter.factory.stats_scope))
+    lua_metadata = _child(
+        "metadata",
+        lambda h: MetadataMapWrapper(h, h.cb.metadata()),
+        "@return the route's filter_metadata for this filter's name (or envoy.filters.http.lua).",
+    )
+    lua_route = _child("route", lambda h: RouteWrapper(h, h.cb.route_metadata()))
+    lua_virtual_host = _child("virtualHost", lambda h: VirtualHostWrapper(h, h.cb.virtual_host_metadata()))
+    lua_filter_context = _child("filterContext", lambda h: MetadataMapWrapper(h, h.cb.filter_context()))
+    lua_stream_info = _child("streamInfo", lambda h: StreamInfoWrapper(h, h.stream_info))
+    lua_connection_stream_info = _child("connectionStreamInfo", lambda h: ConnectionStreamInfoWrapper(h, {}))
+    lua_connection = _child("connection", ConnectionWrapper)
+    lua_stats = _child("stats", lambda h: StatsScopeWrapper(h, h.filter.factory.stats_scope))
 
     @export("clearRouteCache", 0)
     def lua_clear_route_cache(self, *args: Any) -> None:

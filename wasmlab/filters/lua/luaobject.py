@@ -79,15 +79,11 @@ def export(
 # ---- Lua value helpers -------------------------------------------------------------------------
 def lua_type(v: Any) -> str:
     """The Lua type name of a value lupa handed to Python."""
-    if v is None:
-        return "nil"
-    if isinstance(v, bool):
-        return "boolean"
-    if isinstance(v, int | float):
-        return "number"
-    if isinstance(v, bytes):
-        return "string"
-    return lupa.lua_type(v) or "userdata"
+    return _LUA_TYPES.get(v.__class__) or lupa.lua_type(v) or "userdata"
+
+
+#: the Python classes lupa turns Lua's plain values into
+_LUA_TYPES = {type(None): "nil", bool: "boolean", int: "number", float: "number", bytes: "string"}
 
 
 def number_to_string(n: float) -> bytes:
@@ -192,6 +188,48 @@ def short(v: Any, limit: int = 200) -> Any:
     return f"<{t}>" if t else f"<{type(v).__name__}>"
 
 
+# ---- exported methods made from a table ----------------------------------------------------------
+def _log_method(lua_name: str, level: str) -> Callable[..., None]:
+    """One of the six ``log*`` methods every object has. @param 1 (string): the message."""
+
+    @export(lua_name, 0)
+    def log(self: BaseLuaObject, *args: Any) -> None:
+        msg = check_string(args, 1, lua_name)
+        self.h.script_log(level, msg.decode("utf-8", "replace"))
+
+    log.__name__ = f"log_{level}"
+    return log
+
+
+def getter(lua_name: str, read: Callable[[Any], Any], doc: str | None = None) -> Callable[..., Any]:
+    """A Lua method that takes no arguments and answers ``read(self)`` (a row of Envoy's
+    ``exportedFunctions()`` table whose C++ body is one ``return``)."""
+
+    @export(lua_name)
+    def get(self: BaseLuaObject, *args: Any) -> Any:
+        return read(self)
+
+    get.__doc__ = doc
+    get.__name__ = lua_name
+    return get
+
+
+def child_getter(lua_name: str, slot: str, make: Callable[[Any], BaseLuaObject]) -> Callable[..., Any]:
+    """A Lua method that answers the object in ``slot``, made by ``make(self)`` on first use; the
+    slot is one of the class's ``dies_with``, so the child dies with its parent."""
+
+    @export(lua_name)
+    def get(self: BaseLuaObject, *args: Any) -> BaseLuaObject:
+        obj = getattr(self, slot)
+        if obj is None:
+            obj = make(self)
+            setattr(self, slot, obj)
+        return obj
+
+    get.__name__ = lua_name
+    return get
+
+
 # ---- the base class ------------------------------------------------------------------------------
 class BaseLuaObject:
     """An object handed to Lua: a userdata whose methods are this class's exports."""
@@ -274,33 +312,13 @@ class BaseLuaObject:
             OBJECTS.pop(self.lua_id, None)
 
     # ---- logging, on every object (Envoy BaseLuaObject) ---------------------------------------
-    def _log(self, level: str, name: str, args: tuple[Any, ...]) -> None:
-        msg = check_string(args, 1, name)
-        self.h.script_log(level, msg.decode("utf-8", "replace"))
 
-    @export("logTrace", 0)
-    def log_trace(self, *args: Any) -> None:
-        self._log("trace", "logTrace", args)
-
-    @export("logDebug", 0)
-    def log_debug(self, *args: Any) -> None:
-        self._log("debug", "logDebug", args)
-
-    @export("logInfo", 0)
-    def log_info(self, *args: Any) -> None:
-        self._log("info", "logInfo", args)
-
-    @export("logWarn", 0)
-    def log_warn(self, *args: Any) -> None:
-        self._log("warning", "logWarn", args)
-
-    @export("logErr", 0)
-    def log_err(self, *args: Any) -> None:
-        self._log("error", "logErr", args)
-
-    @export("logCritical", 0)
-    def log_critical(self, *args: Any) -> None:
-        self._log("critical", "logCritical", args)
+    log_trace = _log_method("logTrace", "trace")
+    log_debug = _log_method("logDebug", "debug")
+    log_info = _log_method("logInfo", "info")
+    log_warn = _log_method("logWarn", "warning")
+    log_err = _log_method("logErr", "error")
+    log_critical = _log_method("logCritical", "critical")
 
     # ---- the exported-method table ------------------------------------------------------------
     @classmethod
@@ -332,6 +350,15 @@ class PairsIterator(BaseLuaObject):
         super().__init__(h)
         self.parent = parent
         self.items = items
+
+    @classmethod
+    def start(cls, parent: Any, items: Any) -> Any:
+        """``__pairs`` on ``parent``: a new iterator, unless one is still running (Envoy allows one
+        at a time per map)."""
+        if parent.iterator is not None:
+            raise LuaApiError("cannot create a second iterator before completing the first")
+        parent.iterator = iterator = cls(parent.h, parent, items)
+        return iterator
 
     def lua_next(self) -> tuple[Any, ...]:
         if self.dead:

@@ -128,10 +128,7 @@ class HeaderMapWrapper(BaseLuaObject):
     @export("__pairs", "iter")
     def pairs(self, *args: Any) -> HeaderMapIterator:
         """``for k, v in pairs(headers)``: one (name, value) per entry, in map order."""
-        if self.iterator is not None:
-            raise LuaApiError("cannot create a second iterator before completing the first")
-        self.iterator = HeaderMapIterator(self.h, self, list(self.headers))
-        return self.iterator
+        return HeaderMapIterator.start(self, list(self.headers))
 
 
 # The common calls on a header map in one step each (see ``export``): a live map, string

@@ -15,6 +15,7 @@ from .luaobject import (
     LuaApiError,
     PairsIterator,
     check_string,
+    child_getter,
     export,
     lua_type,
     opt_string,
@@ -117,11 +118,8 @@ class MetadataMapWrapper(BaseLuaObject):
 
     @export("__pairs", "iter")
     def pairs(self, *args: Any) -> PairsIterator:
-        if self.iterator is not None:
-            raise LuaApiError("cannot create a second iterator before completing the first")
         h = self.h
-        self.iterator = PairsIterator(h, self, ((wire(k), lua_value(h, v)) for k, v in list(self.fields.items())))
-        return self.iterator
+        return PairsIterator.start(self, ((wire(k), lua_value(h, v)) for k, v in list(self.fields.items())))
 
 
 class RouteWrapper(BaseLuaObject):
@@ -138,11 +136,7 @@ class RouteWrapper(BaseLuaObject):
         self.fields = fields
         self.child: MetadataMapWrapper | None = None
 
-    @export("metadata")
-    def metadata(self, *args: Any) -> MetadataMapWrapper:
-        if self.child is None:
-            self.child = MetadataMapWrapper(self.h, self.fields)
-        return self.child
+    metadata = child_getter("metadata", "child", lambda w: MetadataMapWrapper(w.h, w.fields))
 
 
 class VirtualHostWrapper(RouteWrapper):
@@ -187,12 +181,9 @@ class DynamicMetadataMapWrapper(BaseLuaObject):
 
     @export("__pairs", "iter")
     def pairs(self, *args: Any) -> PairsIterator:
-        if self.iterator is not None:
-            raise LuaApiError("cannot create a second iterator before completing the first")
         h = self.h
         items = [(k.encode("utf-8", "surrogateescape"), v) for k, v in list(self.metadata.items())]
-        self.iterator = PairsIterator(h, self, ((k, lua_value(h, v)) for k, v in items))
-        return self.iterator
+        return PairsIterator.start(self, ((k, lua_value(h, v)) for k, v in items))
 
 
 class ConnectionDynamicMetadataMapWrapper(DynamicMetadataMapWrapper):

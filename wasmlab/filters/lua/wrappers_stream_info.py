@@ -8,11 +8,26 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .luaobject import COMMON_LUA, BaseLuaObject, check_string, export, wire
+from .luaobject import COMMON_LUA, BaseLuaObject, check_string, child_getter, export, getter, wire
 from .wrappers_metadata import ConnectionDynamicMetadataMapWrapper, DynamicMetadataMapWrapper, FilterStateWrapper
 
 if TYPE_CHECKING:
     from .handle_driver import HandleDriver
+
+
+def _nil(_wrapper: Any) -> None:
+    return None
+
+
+def _empty(_wrapper: Any) -> bytes:
+    return b""
+
+
+@export("dynamicTypedMetadata")
+def _dynamic_typed_metadata(self: BaseLuaObject, *args: Any) -> Any:
+    """@param 1 (string): filter name. @return nil (wasmlab has no typed metadata)."""
+    check_string(args, 1, "dynamicTypedMetadata")
+    return None
 
 
 class ConnectionWrapper(BaseLuaObject):
@@ -23,9 +38,7 @@ class ConnectionWrapper(BaseLuaObject):
     trace_name = "connection"
     __slots__ = ()
 
-    @export("ssl")
-    def ssl(self, *args: Any) -> Any:
-        return None
+    ssl = getter("ssl", _nil)
 
 
 class ConnectionStreamInfoWrapper(BaseLuaObject):
@@ -41,20 +54,16 @@ class ConnectionStreamInfoWrapper(BaseLuaObject):
         self.metadata = metadata
         self.child: ConnectionDynamicMetadataMapWrapper | None = None
 
-    @export("dynamicMetadata")
-    def dynamic_metadata(self, *args: Any) -> ConnectionDynamicMetadataMapWrapper:
-        if self.child is None:
-            self.child = ConnectionDynamicMetadataMapWrapper(self.h, self.metadata, writable=False)
-        return self.child
+    dynamic_metadata = child_getter(
+        "dynamicMetadata", "child", lambda w: ConnectionDynamicMetadataMapWrapper(w.h, w.metadata, writable=False)
+    )
 
-    @export("dynamicTypedMetadata")
-    def dynamic_typed_metadata(self, *args: Any) -> Any:
-        check_string(args, 1, "dynamicTypedMetadata")
-        return None
+    dynamic_typed_metadata = _dynamic_typed_metadata
 
 
 class StreamInfoWrapper(BaseLuaObject):
-    """``streamInfo()`` (Envoy ``StreamInfoWrapper``)."""
+    """``streamInfo()`` (Envoy ``StreamInfoWrapper``). Simplification: the direct addresses are the
+    addresses (no PROXY protocol), and there is no SNI, virtual cluster or TLS."""
 
     lua_class = "StreamInfoWrapper"
     trace_name = "streamInfo"
@@ -67,59 +76,24 @@ class StreamInfoWrapper(BaseLuaObject):
         self.dm: DynamicMetadataMapWrapper | None = None
         self.fs: FilterStateWrapper | None = None
 
-    @export("protocol")
-    def protocol(self, *args: Any) -> bytes:
-        return wire(self.info.protocol)
-
-    @export("downstreamLocalAddress")
-    def downstream_local_address(self, *args: Any) -> bytes:
-        return wire(self.info.downstream_local_address)
-
-    @export("downstreamDirectLocalAddress")
-    def downstream_direct_local_address(self, *args: Any) -> bytes:
-        return wire(self.info.downstream_local_address)
-
-    @export("downstreamRemoteAddress")
-    def downstream_remote_address(self, *args: Any) -> bytes:
-        return wire(self.info.downstream_remote_address)
-
-    @export("downstreamDirectRemoteAddress")
-    def downstream_direct_remote_address(self, *args: Any) -> bytes:
-        return wire(self.info.downstream_remote_address)
-
-    @export("requestedServerName")
-    def requested_server_name(self, *args: Any) -> bytes:
-        return b""
-
-    @export("routeName")
-    def route_name(self, *args: Any) -> bytes:
-        return wire(self.info.route_name or "")
-
-    @export("virtualClusterName")
-    def virtual_cluster_name(self, *args: Any) -> bytes:
-        return b""
-
-    @export("downstreamSslConnection")
-    def downstream_ssl_connection(self, *args: Any) -> Any:
-        return None
-
-    @export("dynamicMetadata")
-    def dynamic_metadata(self, *args: Any) -> DynamicMetadataMapWrapper:
-        if self.dm is None:
-            self.dm = DynamicMetadataMapWrapper(self.h, self.info.dynamic_metadata)
-        return self.dm
-
-    @export("dynamicTypedMetadata")
-    def dynamic_typed_metadata(self, *args: Any) -> Any:
-        """@param 1 (string): filter name. @return nil (wasmlab has no typed metadata)."""
-        check_string(args, 1, "dynamicTypedMetadata")
-        return None
-
-    @export("filterState")
-    def filter_state(self, *args: Any) -> FilterStateWrapper:
-        if self.fs is None:
-            self.fs = FilterStateWrapper(self.h, self.info.filter_state)
-        return self.fs
+    protocol = getter("protocol", lambda w: wire(w.info.protocol))
+    downstream_local_address = getter("downstreamLocalAddress", lambda w: wire(w.info.downstream_local_address))
+    downstream_direct_local_address = getter(
+        "downstreamDirectLocalAddress", lambda w: wire(w.info.downstream_local_address)
+    )
+    downstream_remote_address = getter("downstreamRemoteAddress", lambda w: wire(w.info.downstream_remote_address))
+    downstream_direct_remote_address = getter(
+        "downstreamDirectRemoteAddress", lambda w: wire(w.info.downstream_remote_address)
+    )
+    requested_server_name = getter("requestedServerName", _empty)
+    route_name = getter("routeName", lambda w: wire(w.info.route_name or ""))
+    virtual_cluster_name = getter("virtualClusterName", _empty)
+    downstream_ssl_connection = getter("downstreamSslConnection", _nil)
+    dynamic_metadata = child_getter(
+        "dynamicMetadata", "dm", lambda w: DynamicMetadataMapWrapper(w.h, w.info.dynamic_metadata)
+    )
+    dynamic_typed_metadata = _dynamic_typed_metadata
+    filter_state = child_getter("filterState", "fs", lambda w: FilterStateWrapper(w.h, w.info.filter_state))
 
     @export("drainConnectionUponCompletion", 0)
     def drain_connection_upon_completion(self, *args: Any) -> None:
