@@ -147,39 +147,19 @@ local function thunk(class, name, fn, nret, mt)
     end
     return o
   end
-  if nret == 0 then
-    return function(self, ...)
-      local s, a, b = fn(check_self(self), ...)
-      if s == 0 or s == 3 then
-        return
-      elseif s == 5 then
-        argerror(a, b)
-      elseif s ~= 2 then
-        fail(s, a, b)
-      end
-      return resumed(co_yield())
-    end
-  elseif nret == 1 then
+  if nret == 0 or nret == 1 or nret == 2 then
+    -- one body for 0, 1 and 2 results: the Python side only answers 6 for nret 1
     return function(self, ...)
       local s, a, b = fn(check_self(self), ...)
       if s == 0 then
-        return a
+        if nret == 1 then
+          return a
+        elseif nret == 2 then
+          return a, b
+        end
+        return
       elseif s == 6 then
         return wrap(a, b)
-      elseif s == 3 then
-        return
-      elseif s == 5 then
-        argerror(a, b)
-      elseif s ~= 2 then
-        fail(s, a, b)
-      end
-      return resumed(co_yield())
-    end
-  elseif nret == 2 then
-    return function(self, ...)
-      local s, a, b = fn(check_self(self), ...)
-      if s == 0 then
-        return a, b
       elseif s == 3 then
         return
       elseif s == 5 then
