@@ -27,20 +27,17 @@ do
     end
   end
   -- pairs()/ipairs() honour __pairs/__ipairs (Envoy's `pairs(headers)` depends on it)
-  function pairs(t)
-    local f = meta(t, "__pairs")
-    if f then
-      return f(t)
+  local function honouring(event, builtin)
+    return function(t)
+      local f = meta(t, event)
+      if f then
+        return f(t)
+      end
+      return builtin(t)
     end
-    return lua_pairs(t)
   end
-  function ipairs(t)
-    local f = meta(t, "__ipairs")
-    if f then
-      return f(t)
-    end
-    return lua_ipairs(t)
-  end
+  pairs = honouring("__pairs", lua_pairs)
+  ipairs = honouring("__ipairs", lua_ipairs)
   table.unpack = table.unpack or unpack
   table.pack = table.pack or function(...)
     return { n = select("#", ...), ... }
