@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .luaobject import BaseLuaObject, check_integer, check_number, check_string, export, opt_string, text
+from .luaobject import BaseLuaObject, check_integer, check_number, check_string, export, getter, opt_string, text
 
 if TYPE_CHECKING:
     from .handle_driver import HandleDriver
@@ -37,6 +38,18 @@ class StatsScopeWrapper(BaseLuaObject):
         return HistogramWrapper(self.h, name, text(unit) if unit is not None else "unspecified")
 
 
+def _stat_update(lua_name: str, update: Callable[[Any, str, int], Any], argument: bool = True) -> Callable[..., Any]:
+    """A counter/gauge method that changes the stat: ``update(stat store, name, n)``, with ``n`` the
+    method's integer argument (or 1 when it takes none)."""
+
+    @export(lua_name, 0)
+    def method(self: CounterWrapper, *args: Any) -> None:
+        update(self.h.stats, self.name, check_integer(args, 1, lua_name) if argument else 1)
+
+    method.__name__ = lua_name
+    return method
+
+
 class CounterWrapper(BaseLuaObject):
     lua_class = "CounterWrapper"
     trace_name = "counter"
@@ -46,17 +59,9 @@ class CounterWrapper(BaseLuaObject):
         super().__init__(h)
         self.name = name
 
-    @export("inc", 0)
-    def inc(self, *args: Any) -> None:
-        self.h.stats.inc(self.name)
-
-    @export("add", 0)
-    def add(self, *args: Any) -> None:
-        self.h.stats.inc(self.name, check_integer(args, 1, "add"))
-
-    @export("value")
-    def value(self, *args: Any) -> int:
-        return self.h.stats.counter(self.name)
+    inc = _stat_update("inc", lambda stats, name, n: stats.inc(name), argument=False)
+    add = _stat_update("add", lambda stats, name, n: stats.inc(name, n))
+    value = getter("value", lambda w: w.h.stats.counter(w.name))
 
 
 class GaugeWrapper(CounterWrapper):
@@ -64,29 +69,12 @@ class GaugeWrapper(CounterWrapper):
     trace_name = "gauge"
     __slots__ = ()
 
-    @export("inc", 0)
-    def inc(self, *args: Any) -> None:
-        self.h.stats.gauge_add(self.name, 1)
-
-    @export("dec", 0)
-    def dec(self, *args: Any) -> None:
-        self.h.stats.gauge_add(self.name, -1)
-
-    @export("add", 0)
-    def add(self, *args: Any) -> None:
-        self.h.stats.gauge_add(self.name, check_integer(args, 1, "add"))
-
-    @export("sub", 0)
-    def sub(self, *args: Any) -> None:
-        self.h.stats.gauge_add(self.name, -check_integer(args, 1, "sub"))
-
-    @export("set", 0)
-    def set(self, *args: Any) -> None:
-        self.h.stats.gauge_set(self.name, check_integer(args, 1, "set"))
-
-    @export("value")
-    def value(self, *args: Any) -> int:
-        return self.h.stats.gauge(self.name)
+    inc = _stat_update("inc", lambda stats, name, n: stats.gauge_add(name, 1), argument=False)
+    dec = _stat_update("dec", lambda stats, name, n: stats.gauge_add(name, -1), argument=False)
+    add = _stat_update("add", lambda stats, name, n: stats.gauge_add(name, n))
+    sub = _stat_update("sub", lambda stats, name, n: stats.gauge_add(name, -n))
+    set = _stat_update("set", lambda stats, name, n: stats.gauge_set(name, n))
+    value = getter("value", lambda w: w.h.stats.gauge(w.name))
 
 
 class HistogramWrapper(BaseLuaObject):
