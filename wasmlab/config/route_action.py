@@ -40,16 +40,11 @@ class Redirect:
     strip_query: bool = False
 
 
-_ROUTE_ACTION_IGNORED = (
-    "idle_timeout",
-    "retry_policy",
-    "cluster_not_found_response_code",
-    "priority",
-    "hash_policy",
-    "auto_host_rewrite",
-    "max_stream_duration",
-    "upgrade_configs",
-    "metadata_match",
+#: RouteAction fields accepted and ignored: wasmlab models no retries, load balancing, upgrades
+#: or stream limits
+_ROUTE_ACTION_IGNORED = tuple(
+    "idle_timeout retry_policy cluster_not_found_response_code priority hash_policy auto_host_rewrite "
+    "max_stream_duration upgrade_configs metadata_match".split()
 )
 
 
