@@ -341,11 +341,8 @@ end
 
 -- Only check that the script compiles (the config parser uses it).
 function driver.compile(code)
-  local f, err = loadstring(code)
-  if not f then
-    return err
-  end
-  return nil
+  local _, err = loadstring(code) -- nil, message when it does not compile
+  return err
 end
 
 function driver.global(name)
