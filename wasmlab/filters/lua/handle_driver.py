@@ -39,6 +39,8 @@ from .wrappers_headers import BufferWrapper, HeaderMapWrapper
 
 if TYPE_CHECKING:
     from ...host.proxy import Proxy
+    from ...host.stats import Stats
+    from ...http.stream_info import StreamInfo
     from .config import LuaPerRoute
     from .filter import LuaCallbacks, LuaFilter
     from .runtime import LuaVM
@@ -158,11 +160,13 @@ class HandleDriver(BaseLuaObject):
         return proxy
 
     @property
-    def stream_info(self) -> Any:
+    def stream_info(self) -> StreamInfo:
+        """Envoy ``StreamInfo`` of this stream: what ``handle:streamInfo()`` wraps."""
         return self.cb.stream_info
 
     @property
-    def stats(self) -> Any:
+    def stats(self) -> Stats:
+        """The proxy's stats: where ``handle:stats()`` counters and gauges live."""
         return self.proxy.stat_store
 
     def on_mark_dead(self) -> None:
