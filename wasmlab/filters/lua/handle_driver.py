@@ -162,7 +162,7 @@ class HandleDriver(BaseLuaObject):
     @property
     def stream_info(self) -> StreamInfo:
         """Envoy ``StreamInfo`` of this stream: what ``handle:streamInfo()`` wraps."""
-        return self.cb.stream_info
+        return self.filter.callbacks.stream_info
 
     @property
     def stats(self) -> Stats:
