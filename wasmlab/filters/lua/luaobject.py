@@ -245,13 +245,28 @@ class BaseLuaObject:
 
     __slots__ = ("dead", "_ud", "lua_id", "h")
 
-    def __init__(self, h: HandleDriver) -> None:
+    #: the values an object is made from, after its handle: ``Wrapper(h, *values)`` sets these
+    #: slots in order and the ``dies_with`` slots start empty. By default the slots a class adds
+    #: that are not ``dies_with`` (each class annotates their types).
+    init_fields: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        slots = cls.__dict__.get("__slots__")
+        if slots:
+            cls.init_fields = tuple(name for name in slots if name not in cls.dies_with)
+
+    def __init__(self, h: HandleDriver, *values: Any) -> None:
         self.dead = False
         self._ud: Any = None
         #: this object's number in ``OBJECTS`` (0: never handed to Lua)
         self.lua_id = 0
         #: the stream handle this object came from (for the VM, logging and the trace)
         self.h = h
+        for name, value in zip(self.init_fields, values, strict=True):
+            setattr(self, name, value)
+        for name in self.dies_with:
+            setattr(self, name, None)
 
     @classmethod
     def cpp_name(cls) -> str:
@@ -346,10 +361,8 @@ class PairsIterator(BaseLuaObject):
     trace_name = "iterator"
     __slots__ = ("parent", "items")
 
-    def __init__(self, h: HandleDriver, parent: Any, items: Iterator[tuple[Any, Any]]) -> None:
-        super().__init__(h)
-        self.parent = parent
-        self.items = items
+    parent: Any
+    items: Iterator[tuple[Any, Any]]
 
     @classmethod
     def start(cls, parent: Any, items: Any) -> Any:

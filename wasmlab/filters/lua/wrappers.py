@@ -40,7 +40,7 @@ from .wrappers_stats import CounterWrapper, GaugeWrapper, HistogramWrapper, Stat
 from .wrappers_stream_info import ConnectionStreamInfoWrapper, ConnectionWrapper, StreamInfoWrapper
 
 if TYPE_CHECKING:
-    from .handle_driver import HandleDriver
+    pass
 
 __all__ = [
     "BufferWrapper",
@@ -75,9 +75,7 @@ class PublicKeyWrapper(BaseLuaObject):
     trace_name = "publicKey"
     __slots__ = ("key",)
 
-    def __init__(self, h: HandleDriver, key: bytes) -> None:
-        super().__init__(h)
-        self.key = key
+    key: bytes
 
     @export("get")
     def get(self, *args: Any) -> Any:

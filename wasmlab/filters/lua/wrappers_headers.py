@@ -211,12 +211,10 @@ class BufferWrapper(BaseLuaObject):
     lua_class = "BufferWrapper"
     cpp_namespace = COMMON_LUA
     trace_name = "buffer"
-    __slots__ = ("data", "headers")
+    __slots__ = ("headers", "data")
 
-    def __init__(self, h: HandleDriver, headers: HeaderMap, data: Buffer) -> None:
-        super().__init__(h)
-        self.data = data
-        self.headers = headers
+    headers: HeaderMap
+    data: Buffer
 
     @export("length")
     def length(self, *args: Any) -> int:

@@ -103,10 +103,8 @@ class MetadataMapWrapper(BaseLuaObject):
     __slots__ = ("fields", "iterator")
     dies_with = ("iterator",)
 
-    def __init__(self, h: HandleDriver, fields: dict[str, Any]) -> None:
-        super().__init__(h)
-        self.fields = fields
-        self.iterator: PairsIterator | None = None
+    fields: dict[str, Any]
+    iterator: PairsIterator | None
 
     @export("get")
     def get(self, *args: Any) -> Any:
@@ -131,10 +129,8 @@ class RouteWrapper(BaseLuaObject):
     __slots__ = ("fields", "child")
     dies_with = ("child",)
 
-    def __init__(self, h: HandleDriver, fields: dict[str, Any]) -> None:
-        super().__init__(h)
-        self.fields = fields
-        self.child: MetadataMapWrapper | None = None
+    fields: dict[str, Any]
+    child: MetadataMapWrapper | None
 
     metadata = child_getter("metadata", "child", lambda w: MetadataMapWrapper(w.h, w.fields))
 
@@ -151,14 +147,11 @@ class DynamicMetadataMapWrapper(BaseLuaObject):
 
     lua_class = "DynamicMetadataMapWrapper"
     trace_name = "dynamicMetadata"
-    __slots__ = ("metadata", "iterator", "writable")
+    __slots__ = ("metadata", "iterator")
     dies_with = ("iterator",)
 
-    def __init__(self, h: HandleDriver, metadata: dict[str, Any], writable: bool = True) -> None:
-        super().__init__(h)
-        self.metadata = metadata
-        self.writable = writable
-        self.iterator: PairsIterator | None = None
+    metadata: dict[str, Any]
+    iterator: PairsIterator | None
 
     @export("get")
     def get(self, *args: Any) -> Any:
@@ -203,9 +196,7 @@ class FilterStateWrapper(BaseLuaObject):
     trace_name = "filterState"
     __slots__ = ("state",)
 
-    def __init__(self, h: HandleDriver, state: dict[str, Any]) -> None:
-        super().__init__(h)
-        self.state = state
+    state: dict[str, Any]
 
     @export("get")
     def get(self, *args: Any) -> Any:

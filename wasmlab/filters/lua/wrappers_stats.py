@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from .luaobject import BaseLuaObject, check_integer, check_number, check_string, export, getter, opt_string, text
 
 if TYPE_CHECKING:
-    from .handle_driver import HandleDriver
+    pass
 
 
 class StatsScopeWrapper(BaseLuaObject):
@@ -19,9 +19,7 @@ class StatsScopeWrapper(BaseLuaObject):
     trace_name = "stats"
     __slots__ = ("prefix",)
 
-    def __init__(self, h: HandleDriver, prefix: str) -> None:
-        super().__init__(h)
-        self.prefix = prefix
+    prefix: str
 
     @export("counter")
     def counter(self, *args: Any) -> CounterWrapper:
@@ -55,9 +53,7 @@ class CounterWrapper(BaseLuaObject):
     trace_name = "counter"
     __slots__ = ("name",)
 
-    def __init__(self, h: HandleDriver, name: str) -> None:
-        super().__init__(h)
-        self.name = name
+    name: str
 
     inc = _stat_update("inc", lambda stats, name, n: stats.inc(name), argument=False)
     add = _stat_update("add", lambda stats, name, n: stats.inc(name, n))
@@ -84,10 +80,8 @@ class HistogramWrapper(BaseLuaObject):
     trace_name = "histogram"
     __slots__ = ("name", "unit")
 
-    def __init__(self, h: HandleDriver, name: str, unit: str) -> None:
-        super().__init__(h)
-        self.name = name
-        self.unit = unit
+    name: str
+    unit: str
 
     @export("recordValue", 0)
     def record_value(self, *args: Any) -> None:

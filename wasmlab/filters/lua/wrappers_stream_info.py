@@ -12,7 +12,7 @@ from .luaobject import COMMON_LUA, BaseLuaObject, check_string, child_getter, ex
 from .wrappers_metadata import ConnectionDynamicMetadataMapWrapper, DynamicMetadataMapWrapper, FilterStateWrapper
 
 if TYPE_CHECKING:
-    from .handle_driver import HandleDriver
+    pass
 
 
 def _nil(_wrapper: Any) -> None:
@@ -49,13 +49,11 @@ class ConnectionStreamInfoWrapper(BaseLuaObject):
     __slots__ = ("metadata", "child")
     dies_with = ("child",)
 
-    def __init__(self, h: HandleDriver, metadata: dict[str, Any]) -> None:
-        super().__init__(h)
-        self.metadata = metadata
-        self.child: ConnectionDynamicMetadataMapWrapper | None = None
+    metadata: dict[str, Any]
+    child: ConnectionDynamicMetadataMapWrapper | None
 
     dynamic_metadata = child_getter(
-        "dynamicMetadata", "child", lambda w: ConnectionDynamicMetadataMapWrapper(w.h, w.metadata, writable=False)
+        "dynamicMetadata", "child", lambda w: ConnectionDynamicMetadataMapWrapper(w.h, w.metadata)
     )
 
     dynamic_typed_metadata = _dynamic_typed_metadata
@@ -70,11 +68,9 @@ class StreamInfoWrapper(BaseLuaObject):
     __slots__ = ("info", "dm", "fs")
     dies_with = ("dm", "fs")
 
-    def __init__(self, h: HandleDriver, info: Any) -> None:
-        super().__init__(h)
-        self.info = info
-        self.dm: DynamicMetadataMapWrapper | None = None
-        self.fs: FilterStateWrapper | None = None
+    info: Any
+    dm: DynamicMetadataMapWrapper | None
+    fs: FilterStateWrapper | None
 
     protocol = getter("protocol", lambda w: wire(w.info.protocol))
     downstream_local_address = getter("downstreamLocalAddress", lambda w: wire(w.info.downstream_local_address))
