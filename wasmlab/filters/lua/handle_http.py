@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from ...host import async_client
@@ -75,38 +76,10 @@ class HttpApi(HandleDriver):
         """``httpCall(cluster, headers, body, timeout_ms[, asynchronous])`` or
         ``httpCall(cluster, headers, body, options)``. @return headers table and body (sync)."""
         nargs = len(args) + 1
-        has_options = len(args) >= 4 and lua_type(args[3]) == "table"
-        timeout_ms = 0
-        is_async = False
-        send_xff = True
-        if not has_options:
-            if len(args) >= 5 and not isinstance(args[4], bool):
-                raise LuaApiError("http call asynchronous flag must be 'true', 'false', or empty")
-            timeout_ms = check_integer(args, 4, "httpCall")
-            if timeout_ms < 0:
-                raise LuaApiError("http call timeout must be >= 0")
-            is_async = len(args) >= 5 and bool(args[4])
-            duplicates = False
+        if len(args) >= 4 and lua_type(args[3]) == "table":
+            opts = _table_options(self.vm.option_pairs(args[3]), nargs)
         else:
-            duplicates = False
-            for key, value in self.vm.option_pairs(args[3]):
-                if not isinstance(key, bytes):
-                    raise LuaArgError(nargs + 2, f"string expected, got {lua_type(key)}")
-                name = text(key)
-                if name not in _HTTP_CALL_OPTIONS:
-                    raise LuaApiError(f'"{name}" is not valid key for httpCall() options')
-                if name == "asynchronous":
-                    is_async = _truthy(value)
-                elif name == "timeout_ms":
-                    timeout_ms = check_integer((value,), 1, "httpCall") if _is_number(value) else None  # type: ignore[assignment]
-                    if timeout_ms is None:
-                        raise LuaArgError(nargs + 3, f"number expected, got {lua_type(value)}")
-                    if timeout_ms < 0:
-                        raise LuaApiError("http call timeout must be >= 0")
-                elif name == "return_duplicate_headers":
-                    duplicates = _truthy(value)
-                elif name == "send_xff":
-                    send_xff = _truthy(value)
+            opts = _positional_options(args)
         cluster = text(check_string(args, 1, "httpCall"))
         table = check_type(args, 2, "httpCall", "table")
         body = opt_string(args, 3, "httpCall")
@@ -118,18 +91,18 @@ class HttpApi(HandleDriver):
             raise LuaApiError("http call headers must include ':path', ':method', and ':authority'")
         if body is not None:
             headers.set("content-length", str(len(body)))
-        timeout_s = timeout_ms / 1000 if timeout_ms else None
-        if is_async:
+        timeout_s = opts.timeout_ms / 1000 if opts.timeout_ms else None
+        if opts.is_async:
             async_client.send(
-                proxy, self.filter.dispatcher, cluster, headers, body or b"", timeout_s, _ignore, send_xff=send_xff
+                proxy, self.filter.dispatcher, cluster, headers, body or b"", timeout_s, _ignore, send_xff=opts.send_xff
             )
             return NOTHING
         self.http_request = async_client.send(
             proxy, self.filter.dispatcher, cluster, headers, body or b"", timeout_s, self._on_http_complete,
-            send_xff=send_xff,
+            send_xff=opts.send_xff,
         )  # fmt: skip
         self.state = State.HTTP_CALL
-        self.return_duplicate_headers = duplicates
+        self.return_duplicate_headers = opts.return_duplicate_headers
         return YIELD
 
     def _on_http_complete(self, response: async_client.AsyncResponse) -> None:
@@ -169,6 +142,52 @@ class HttpApi(HandleDriver):
         if self.state is State.RUNNING:
             self.headers_continued = True
             self.cb.continue_iteration()
+
+
+@dataclass
+class _CallOptions:
+    """How ``httpCall`` sends (Envoy's ``options`` table keys; ``trace_sampled`` is accepted and
+    ignored: wasmlab has no tracer)."""
+
+    timeout_ms: int = 0
+    is_async: bool = False
+    return_duplicate_headers: bool = False
+    send_xff: bool = True
+
+
+def _positional_options(args: tuple[Any, ...]) -> _CallOptions:
+    """``httpCall(cluster, headers, body, timeout_ms[, asynchronous])``."""
+    if len(args) >= 5 and not isinstance(args[4], bool):
+        raise LuaApiError("http call asynchronous flag must be 'true', 'false', or empty")
+    timeout_ms = check_integer(args, 4, "httpCall")
+    if timeout_ms < 0:
+        raise LuaApiError("http call timeout must be >= 0")
+    return _CallOptions(timeout_ms, len(args) >= 5 and bool(args[4]))
+
+
+def _table_options(pairs: Any, nargs: int) -> _CallOptions:
+    """``httpCall(cluster, headers, body, options)``: the table's keys in Lua's order; a bad key is
+    at stack slot ``nargs + 2``, its value at ``nargs + 3`` (see ``_headers_from_table``)."""
+    opts = _CallOptions()
+    for key, value in pairs:
+        if not isinstance(key, bytes):
+            raise LuaArgError(nargs + 2, f"string expected, got {lua_type(key)}")
+        name = text(key)
+        if name not in _HTTP_CALL_OPTIONS:
+            raise LuaApiError(f'"{name}" is not valid key for httpCall() options')
+        if name == "asynchronous":
+            opts.is_async = _truthy(value)
+        elif name == "timeout_ms":
+            if not _is_number(value):
+                raise LuaArgError(nargs + 3, f"number expected, got {lua_type(value)}")
+            opts.timeout_ms = check_integer((value,), 1, "httpCall")
+            if opts.timeout_ms < 0:
+                raise LuaApiError("http call timeout must be >= 0")
+        elif name == "return_duplicate_headers":
+            opts.return_duplicate_headers = _truthy(value)
+        elif name == "send_xff":
+            opts.send_xff = _truthy(value)
+    return opts
 
 
 def _ignore(_response: Any) -> None:
