@@ -1,16 +1,63 @@
-// The VM layout: the picture Python drew (Graphviz or the built-in grid), restyled in the browser
-// to show any moment of the trace — VMs not created yet are faint, failed ones say "✖ failed",
-// destroyed ones are dashed and say "destroyed"; stream contexts show which are live.
+// The VM layout, drawn in the browser like Envoy's threading diagram: the main thread, the
+// process-wide pieces (shared queues, shared data) and the worker threads side by side, wrapping
+// into rows of what fits the output area (text never shrinks). Any moment of the trace can be
+// shown; nothing that happens after it is drawn. Sizes are in em (they follow the page's font).
+
+const WL_VL_CSS = `
+.wl-layout .wl-vl-stage { position: relative; margin-top: 0.4em; }
+.wl-layout .wl-vl-flow { display: flex; flex-wrap: wrap; gap: 1em 2.2em; align-items: flex-start; }
+.wl-layout .wl-vl-col { flex: 1 1 13em; min-width: 12em; max-width: 26em; border: 1px solid #999; border-radius: 0.4em;
+  background: rgba(240, 240, 240, 0.55); padding: 0.3em 0.5em 0.5em; position: relative; z-index: 1; }
+.wl-layout .wl-vl-col[data-thread="main"] { flex: 2 1 24em; max-width: 40em; }
+.wl-layout .wl-vl-vms { display: grid; grid-template-columns: repeat(auto-fill, minmax(11.5em, 1fr)); gap: 0 0.5em; align-items: start; }
+.wl-layout .wl-vl-col.wl-vl-shared { background: #fff; border-style: dashed; }
+.wl-layout .wl-vl-col h4 { margin: 0 0 0.35em; font-size: 1em; }
+.wl-layout .wl-vl-box { border: 0.15em solid #0072b2; border-radius: 0.45em; background: #d6e8f5; padding: 0.25em 0.45em;
+  margin-bottom: 0.45em; overflow-wrap: anywhere; line-height: 1.3; position: relative; }
+.wl-layout .wl-vl-box.lua { border-color: #cc79a7; background: #f5e1ec; }
+.wl-layout .wl-vl-box.role-base { border-style: dotted; border-width: 0.13em; }
+.wl-layout .wl-vl-box.role-canary { border-style: dashed; border-width: 0.1em; }
+.wl-layout .wl-vl-box.wl-st-failed { border-color: #d55e00; background: #f7d7c2; }
+.wl-layout .wl-vl-box.wl-st-destroyed { border-color: #999; background: #eee; color: #555; }
+.wl-layout .wl-vl-box.queue { border: 0.13em solid #e69f00; background: #faebcc; }
+.wl-layout .wl-vl-box.shared { border: 0.13em solid #8a7f00; background: #fcf9d9; }
+.wl-layout .wl-vl-box.group { border: 0.1em solid #555; background: #fff; }
+.wl-layout .wl-vl-status { font-weight: bold; }
+.wl-layout .wl-vl-sub { color: #444; }
+.wl-layout .wl-vl-ctx { border: 1px solid #999; border-radius: 0.3em; background: #fff; margin: 0.2em 0 0 0.6em;
+  padding: 0.05em 0.35em; font-size: 0.9em; }
+.wl-layout .wl-vl-ctx.wl-st-deleted { border-style: dashed; color: #666; background: #f4f4f4; }
+.wl-layout .wl-vl-traffic { font-size: 0.9em; margin-top: 0.15em; }
+.wl-layout .wl-current { outline: 0.25em solid #b58900 !important; outline-offset: 0.12em;
+  box-shadow: 0 0 0 0.55em rgba(240, 228, 66, 0.55) !important; }
+.wl-layout .wl-vl-tag { display: none; }
+.wl-layout .wl-current > .wl-vl-tag { display: inline-block; background: #b58900; color: #fff; font-weight: bold;
+  border-radius: 0.25em; padding: 0 0.3em; margin-right: 0.3em; }
+.wl-layout .wl-vl-arrows { position: absolute; left: 0; top: 0; pointer-events: none; overflow: visible; z-index: 0; }
+.wl-layout .wl-vl-arrows text { paint-order: stroke; stroke: #fff; stroke-width: 0.3em; fill: #222; }
+.wl-layout .wl-vl-legend { margin-top: 0.5em; display: flex; flex-wrap: wrap; gap: 0.2em 1.2em; }
+.wl-layout .wl-vl-legend span { white-space: nowrap; }
+.wl-layout .wl-vl-empty { color: #666; }
+`;
+
+const WL_VL_EDGE = { e: ["#e69f00", "enqueue"], r: ["#0072b2", "on_queue_ready"], s: ["#8a7f00", "set"], m: ["#999999", ""] };
 
 function render({ model, el }) {
   const started = performance.now();
   const root = wlEl("div", { class: "wl wl-layout" });
+  root.append(wlEl("style", {}, WL_VL_CSS));
   el.append(root);
-  const pic = wlEl("div", { class: "wl-layout-pic" });
   const pos = wlEl("span", { class: "wl-pos", "aria-live": "polite" });
   const slider = wlEl("input", { type: "range", min: 0, max: 0, value: 0, "aria-label": "moment of the trace" });
-  const what = wlEl("div", { class: "wl-qf-event" });
+  const what = wlEl("div", { class: "wl-qf-event", "aria-live": "polite" });
+  const flow = wlEl("div", { class: "wl-vl-flow" });
+  const arrows = wlSvg("svg", { class: "wl-vl-arrows", width: 1, height: 1 });
+  const stage = wlEl("div", { class: "wl-vl-stage" }, flow);
+  stage.append(arrows);
+  const legend = wlEl("div", { class: "wl-vl-legend wl-muted" });
   let step = model.get("step");
+  let at = Infinity; // the seq shown
+  let cursor = -1; // the cursor_seq this view last set or followed
   slider.addEventListener("input", () => setStep(Number(slider.value), false));
   slider.addEventListener("change", () => setStep(Number(slider.value), true));
   const player = wlPlayer(() => {
@@ -18,128 +65,288 @@ function render({ model, el }) {
     if (step < 0 || step >= n - 1) return false;
     setStep(step + 1, false);
     return true;
-  }, () => 4);
+  }, () => 2);
   const playBtn = wlButton("▶ play", "replay the lifecycle", () => {
     if (player.playing) player.stop();
     else { if (step < 0) setStep(0, false); player.start(); }
   }, "play");
   player.onchange = () => {
-    playBtn.textContent = player.playing ? "⏸ pause" : "▶ play";
+    playBtn.textContent = player.playing ? "❚❚ pause" : "▶ play";
     if (!player.playing) save();
   };
+  const groupBox = wlEl("input", { type: "checkbox", "aria-label": "group VMs by vm_id" });
+  groupBox.checked = !!model.get("group");
+  groupBox.addEventListener("change", () => { model.set("group", groupBox.checked); model.save_changes(); draw(); });
   const bar = wlEl(
     "div", { class: "wl-bar" },
     wlButton("|◀ first", "the first lifecycle event", () => setStep(0), "first"),
-    wlButton("◀ step", "previous lifecycle event", () => setStep(Math.max(0, cur() - 1)), "prev"),
+    wlButton("◀ back", "previous lifecycle event", () => setStep(Math.max(0, cur() - 1)), "prev"),
     playBtn,
-    wlButton("step ▶", "next lifecycle event", () => setStep(cur() + 1), "next"),
+    wlButton("step ▶", "next lifecycle event", () => setStep(cur() + 1), "step"),
     wlButton("now ▶|", "the latest moment (follows a live proxy)", () => setStep(-1), "last"),
     slider, pos,
+    wlEl("label", { title: "draw the vm_id groups (what shared data and queues are keyed by)" }, groupBox, " group by vm_id"),
   );
-  const legend = wlEl("div", { class: "wl-muted" },
-    "VM borders: dotted = base, dashed = canary, thick = main / service / replica. ",
-    "Status is written in each box (running, ✖ failed, destroyed). Orange arrows: enqueue; blue: on_queue_ready.");
-  root.append(wlTitle(model), bar, what, pic, legend);
+  root.append(wlTitle(model), bar, what, stage, legend);
+  if (typeof wlProjectorToggle === "function") wlProjectorToggle(root);
   wlKeyNav(root, {
     ArrowRight: () => setStep(cur() + 1), ArrowLeft: () => setStep(Math.max(0, cur() - 1)),
     End: () => setStep(-1), Home: () => setStep(0),
   });
 
-  function marks() { return model.get("marks") || { seq: [], label: [] }; }
+  function marks() { return model.get("marks") || { seq: [], label: [], target: [] }; }
+  function scene() { return model.get("scene") || {}; }
   function cur() { return step < 0 ? marks().seq.length : step; }
   function save() {
     if (model.get("step") !== step) { model.set("step", step); model.save_changes(); }
   }
+  function publish() {
+    const seq = step < 0 ? (scene().last_seq || 0) : marks().seq[step];
+    if (seq === cursor || seq === undefined) return;
+    cursor = seq;
+    model.set("cursor_seq", seq);
+    model.save_changes();
+  }
   function setStep(s, persist = true) {
     const n = marks().seq.length;
     step = s < 0 || s >= n ? -1 : s;
-    restyle();
+    at = step < 0 ? Infinity : marks().seq[step];
+    draw();
+    publish();
     if (persist) save();
   }
-
-  function loadPicture() {
-    pic.innerHTML = model.get("picture") || "";
-    byId.clear();
-    restyle();
-  }
-
-  const byId = new Map();
-  function node(id) {
-    if (!byId.has(id)) byId.set(id, pic.querySelector(`[id="${CSS.escape(id)}"]`));
-    return byId.get(id);
-  }
-
-  function setLines(g, lines) {
-    // the last len(lines) <text> lines of a node are the ones that change
-    const texts = g.querySelectorAll("text");
-    for (let k = 0; k < lines.length; k++) {
-      const t = texts[texts.length - lines.length + k];
-      if (t) t.textContent = lines[k];
-    }
-  }
-
-  function setState(g, state, just) {
-    for (const c of [...g.classList]) if (c.startsWith("wl-st-") || c === "wl-hidden" || c === "wl-just") g.classList.remove(c);
-    g.classList.add(`wl-st-${state}`);
-    if (state === "hidden") g.classList.add("wl-hidden");
-    if (just) g.classList.add("wl-just");
-    g.setAttribute("data-state", state);
-  }
-
-  function restyle() {
+  function follow(seq) {
+    // another view moved the shared cursor: show that moment, on our last step at or before it
+    cursor = seq;
     const m = marks();
-    const n = m.seq.length;
-    const at = step < 0 ? Infinity : m.seq[step];
-    slider.max = String(n);
-    slider.value = String(step < 0 ? n : step);
-    pos.textContent = step < 0 ? `now (${n} lifecycle events)` : `${step + 1} of ${n} (#${m.seq[step]})`;
-    what.textContent = step < 0
-      ? (model.get("live") ? "The latest state of the running proxy." : "The end of the trace.")
-      : `#${m.seq[step]} ${m.label[step]}`;
-    const ent = model.get("entities") || {};
-    for (const [id, born, died, failed] of ent.vms || []) {
-      const g = node(id);
-      if (!g) continue;
-      let state = "running", word = "running";
-      if (at < born) { state = "hidden"; word = "not created yet"; }
-      else if (died !== null && died <= at) { state = "destroyed"; word = "destroyed"; }
-      else if (failed !== null && failed <= at) { state = "failed"; word = "✖ failed"; }
-      setState(g, state, at === born || at === died || at === failed);
-      setLines(g, [word]);
+    const i = wlLowerBound(m.seq, seq + 1) - 1;
+    step = i >= m.seq.length - 1 && seq >= (scene().last_seq || 0) ? -1 : Math.max(0, i);
+    at = step < 0 ? Infinity : seq;
+    draw();
+  }
+
+  // ---- the state at `at` ------------------------------------------------------------------------
+  const seen = (born) => born !== null && born !== undefined && born <= at;
+  function vmState(v) {
+    if (v.died !== null && v.died <= at) return ["destroyed", "destroyed"];
+    if (v.failed !== null && v.failed <= at) return ["failed", "✖ failed"];
+    return ["running", "running"];
+  }
+  function traffic() {
+    const sc = scene();
+    const out = { edges: [], byVm: new Map(), queues: new Map(), shared: new Map() };
+    const note = (vm, line) => { if (vm) { if (!out.byVm.has(vm)) out.byVm.set(vm, []); out.byVm.get(vm).push(line); } };
+    for (const q of sc.queues || []) {
+      if (!seen(q.born)) continue;
+      const enq = new Map(); let deq = 0, ready = 0;
+      for (const [seq, vm, k] of q.log) {
+        if (seq > at) break;
+        if (k === "e") enq.set(vm, (enq.get(vm) || 0) + 1);
+        else if (k === "d") deq++;
+        else if (k === "n") ready++;
+      }
+      let reg = null;
+      for (const [seq, vm] of q.reg) if (seq <= at) reg = vm;
+      let total = 0;
+      for (const [vm, n] of enq) {
+        total += n;
+        if (vm) { out.edges.push([vm, q.id, "e", `enqueue ×${n}`]); note(vm, `→ enqueue ×${n} (queue ${q.name})`); }
+      }
+      if (reg) { out.edges.push([q.id, reg, "r", `on_queue_ready ×${ready}`]); note(reg, `← on_queue_ready ×${ready} (queue ${q.name})`); }
+      out.queues.set(q.id, { total, deq, ready, reg });
     }
-    for (const [id, born, died] of ent.ctxs || []) {
-      const g = node(id);
-      if (!g) continue;
-      let state = "live";
-      if (at < born) state = "hidden";
-      else if (died !== null && died <= at) state = "deleted";
-      setState(g, state, at === born || at === died);
-      setLines(g, [state === "hidden" ? "not created yet" : state]);
+    for (const k of sc.shared || []) {
+      if (!seen(k.born)) continue;
+      const by = new Map(); let last = null;
+      for (const e of k.log) { if (e[0] > at) break; by.set(e[1], (by.get(e[1]) || 0) + 1); last = e; }
+      for (const [vm, n] of by) if (vm) { out.edges.push([vm, k.id, "s", `set ×${n}`]); note(vm, `→ set ×${n} (${k.key})`); }
+      out.shared.set(k.id, { last, sets: last ? [...by.values()].reduce((a, b) => a + b, 0) : 0 });
     }
-    for (const [id, intervals] of ent.streams || []) {
-      const g = node(id);
-      if (!g) continue;
-      let created = 0, just = false;
-      const live = [];
-      for (const [born, died, ctx] of intervals) {
+    return out;
+  }
+
+  // ---- drawing -------------------------------------------------------------------------------------
+  function vmBox(v, tr, ctxs, streams) {
+    const [state, word] = vmState(v);
+    const lines = [wlEl("span", { class: "wl-vl-tag" }, "this step"), wlEl("b", {}, v.label)];
+    const kind = v.runtime === "lua" ? `Lua state · filter ${v.vm_id} · ${v.lua_runtime || "lua"}` : `${v.role} VM · vm_id ${v.vm_id}`;
+    lines.push(wlEl("div", { class: "wl-vl-sub" }, kind));
+    if (v.reloaded_from) lines.push(wlEl("div", {}, `reload of ${v.reloaded_from}`));
+    if (v.replaced_by && seen(v.replaced_at)) lines.push(wlEl("div", {}, `replaced by ${v.replaced_by}`));
+    lines.push(wlEl("div", { class: "wl-vl-status", title: v.fail || "" }, word));
+    for (const c of ctxs) {
+      if (!seen(c.born)) continue;
+      const gone = c.died !== null && c.died <= at;
+      lines.push(wlEl("div", { id: c.id, class: `wl-vl-ctx node ctx wl-st-${gone ? "deleted" : "live"}` },
+        wlEl("span", { class: "wl-vl-tag" }, "this step"),
+        `${c.kind} context ${c.cid} · plugin ${c.plugin} · ${gone ? "deleted" : "live"}`));
+    }
+    if (streams) {
+      let created = 0; const live = [];
+      for (const [born, died, id] of streams) {
         if (born > at) break;
         created++;
-        if (born === at || died === at) just = true;
-        if (died === null || died > at) live.push(ctx);
+        if (died === null || died > at) live.push(id);
       }
-      setState(g, created ? "live" : "hidden", just);
-      const shown = live.slice(0, 6).join(", ") + (live.length > 6 ? " …" : "");
-      setLines(g, [`${created} created`, live.length ? `${live.length} live: ${shown}` : "none live"]);
+      if (created) {
+        const shown = live.slice(0, 6).join(", ") + (live.length > 6 ? " …" : "");
+        lines.push(wlEl("div", { id: `${v.id}-streams`, class: "wl-vl-ctx node streams" },
+          wlEl("span", { class: "wl-vl-tag" }, "this step"), "stream contexts: ",
+          wlEl("span", {}, `${created} created`), live.length ? ` · ${live.length} live: ${shown}` : " · none live"));
+      }
     }
+    for (const t of tr.byVm.get(v.id) || []) lines.push(wlEl("div", { class: "wl-vl-traffic" }, t));
+    const box = wlEl("div", { id: v.id, class: `wl-vl-box node vm ${v.runtime} role-${v.role} wl-st-${state}`, "data-state": state }, ...lines);
+    return box;
   }
 
-  model.on("change:picture", loadPicture);
-  model.on("change:entities", restyle);
-  model.on("change:marks", restyle);
-  model.on("change:live", restyle);
-  model.on("change:step", () => { const s = model.get("step"); if (s !== step) { step = s; restyle(); } });
-  loadPicture();
+  function sharedColumn(tr) {
+    const sc = scene();
+    const col = wlEl("div", { class: "wl-vl-col wl-vl-shared", "data-col": "shared" },
+      wlEl("h4", {}, "process-wide (shared data, queues — by vm_id)"));
+    let n = 0;
+    if (model.get("group")) {
+      const groups = new Map();
+      for (const v of sc.vms || []) if (v.runtime === "wasm" && seen(v.born)) {
+        if (!groups.has(v.vm_id)) groups.set(v.vm_id, []);
+        groups.get(v.vm_id).push(v);
+      }
+      for (const [vmId, vms] of groups) {
+        const threads = new Set(vms.map((v) => v.thread)).size;
+        col.append(wlEl("div", { class: "wl-vl-box node group", "data-vmid": vmId },
+          wlEl("b", {}, `vm_id ${vmId}`), wlEl("div", {}, `${vms.length} VMs on ${threads} thread${threads === 1 ? "" : "s"}`)));
+        for (const v of vms) tr.edges.push([v.id, `[data-vmid="${CSS.escape(vmId)}"]`, "m", ""]);
+        n++;
+      }
+    }
+    for (const q of sc.queues || []) {
+      const s = tr.queues.get(q.id);
+      if (!s) continue;
+      col.append(wlEl("div", { id: q.id, class: "wl-vl-box node queue" }, wlEl("span", { class: "wl-vl-tag" }, "this step"),
+        wlEl("b", {}, `queue ${q.name}`), wlEl("div", { class: "wl-vl-sub" }, `vm_id ${q.vm_id} · id ${q.queue_id}`),
+        wlEl("div", {}, `${s.total} enqueued · ${s.deq} dequeued · depth ${s.total - s.deq}`)));
+      n++;
+    }
+    for (const k of sc.shared || []) {
+      const s = tr.shared.get(k.id);
+      if (!s) continue;
+      col.append(wlEl("div", { id: k.id, class: "wl-vl-box node shared" }, wlEl("b", {}, `shared data ${k.key}`),
+        wlEl("div", { class: "wl-vl-sub" }, `vm_id ${k.vm_id} · cas ${s.last ? s.last[3] : "—"} · ${s.sets} sets`),
+        wlEl("div", {}, `= ${s.last ? s.last[2] : "(not set yet)"}`)));
+      n++;
+    }
+    return n ? col : null;
+  }
+
+  function draw() {
+    const m = marks(), sc = scene();
+    const n = m.seq.length;
+    slider.max = String(n);
+    slider.value = String(step < 0 ? n : step);
+    pos.textContent = step < 0 ? `now (${n} lifecycle events)` : `${step + 1} of ${n} (#${at})`;
+    if (step < 0) what.textContent = model.get("live") ? "The latest state of the running proxy." : "The end of the trace.";
+    else what.textContent = at === m.seq[step] ? `#${m.seq[step]} ${m.label[step]}`
+      : `#${at} (linked cursor) · last lifecycle event: #${m.seq[step]} ${m.label[step]}`;
+    const tr = traffic();
+    const ctxByVm = new Map();
+    for (const c of sc.ctxs || []) { if (!ctxByVm.has(c.vm)) ctxByVm.set(c.vm, []); ctxByVm.get(c.vm).push(c); }
+    const streams = new Map(sc.streams || []);
+    const cols = [];
+    for (const t of sc.threads || []) {
+      const col = wlEl("div", { class: "wl-vl-col wl-vl-thread", "data-thread": t.name }, wlEl("h4", {}, t.title));
+      const vms = (sc.vms || []).filter((v) => v.thread === t.name && seen(v.born));
+      const list = wlEl("div", { class: "wl-vl-vms" });
+      for (const v of vms) list.append(vmBox(v, tr, ctxByVm.get(v.id) || [], streams.get(v.id)));
+      col.append(list);
+      if (!vms.length) col.append(wlEl("div", { class: "wl-vl-empty" }, "no VMs or Lua states (yet)"));
+      cols.push(col);
+    }
+    const shared = sharedColumn(tr);
+    if (shared) cols.splice(Math.min(1, cols.length), 0, shared); // main | shared | workers
+    flow.replaceChildren(...cols);
+    const target = step >= 0 ? (m.target || [])[step] : "";
+    const cur = target ? flow.querySelector(`[id="${CSS.escape(target)}"]`) : null;
+    if (cur) cur.classList.add("wl-current");
+    drawLegend(tr);
+    edges = tr.edges;
+    drawArrows();
+  }
+
+  let edges = [];
+  function drawArrows() {
+    const box = stage.getBoundingClientRect();
+    arrows.setAttribute("width", String(Math.max(1, box.width)));
+    arrows.setAttribute("height", String(Math.max(1, box.height)));
+    arrows.replaceChildren();
+    const em = parseFloat(getComputedStyle(root).fontSize) || 14;
+    const defs = wlSvg("defs", {});
+    for (const [k, [colour]] of Object.entries(WL_VL_EDGE)) {
+      const mk = wlSvg("marker", { id: `wl-vl-ah-${k}`, viewBox: "0 0 10 10", refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: "auto-start-reverse" });
+      mk.append(wlSvg("path", { d: "M0,0 L10,5 L0,10 z", fill: colour }));
+      defs.append(mk);
+    }
+    arrows.append(defs);
+    const find = (sel) => flow.querySelector(sel.startsWith("[") ? sel : `[id="${CSS.escape(sel)}"]`);
+    edges.forEach(([from, to, k, label]) => {
+      const a = find(from), b = find(to);
+      if (!a || !b) return;
+      const ra = a.getBoundingClientRect(), rb = b.getBoundingClientRect();
+      const ax = ra.left - box.left, bx = rb.left - box.left, aT = ra.top - box.top, bT = rb.top - box.top;
+      const off = k === "r" ? 0.5 * em : 0;
+      let d;
+      if (ax + ra.width < bx || bx + rb.width < ax) { // side by side: leave and enter by the facing edges
+        const right = ax + ra.width < bx;
+        const x1 = right ? ax + ra.width : ax, x2 = right ? bx : bx + rb.width;
+        const y1 = aT + Math.min(ra.height / 2, 1.4 * em) + off, y2 = bT + Math.min(rb.height / 2, 1.4 * em) + off;
+        const mx = (x1 + x2) / 2;
+        d = `M${x1},${y1} C${mx},${y1} ${mx},${y2} ${x2},${y2}`;
+      } else { // one above the other (threads wrapped into rows): top / bottom edges
+        const down = aT < bT;
+        const x1 = ax + ra.width / 2 + off, x2 = bx + rb.width / 2 + off;
+        const y1 = down ? aT + ra.height : aT, y2 = down ? bT : bT + rb.height;
+        const my = (y1 + y2) / 2;
+        d = `M${x1},${y1} C${x1},${my} ${x2},${my} ${x2},${y2}`;
+      }
+      const [colour] = WL_VL_EDGE[k];
+      const g = wlSvg("g", { class: `wl-vl-edge ${k}` });
+      g.append(wlSvg("path", { d, fill: "none", stroke: colour, "stroke-width": k === "m" ? 1 : 2,
+        "stroke-dasharray": k === "m" ? "4 3" : "none", "marker-end": k === "m" ? "none" : `url(#wl-vl-ah-${k})` }));
+      if (label) { const t = wlSvg("title", {}); t.textContent = label; g.append(t); }
+      arrows.append(g);
+    });
+  }
+
+  function drawLegend(tr) {
+    const sc = scene();
+    const vms = (sc.vms || []).filter((v) => seen(v.born));
+    const has = (f) => vms.some(f);
+    const items = [];
+    if (has((v) => v.role === "base")) items.push("dotted border = base VM");
+    if (has((v) => v.role === "canary")) items.push("dashed border = canary VM");
+    if (has((v) => ["main", "service", "replica"].includes(v.role))) items.push("solid border = main / service / replica VM");
+    if (has((v) => v.runtime === "lua")) items.push("pink = Lua state");
+    if (has((v) => vmState(v)[0] === "destroyed")) items.push("grey + \"destroyed\" = destroyed (the border keeps its role)");
+    if (has((v) => vmState(v)[0] === "failed")) items.push("red + \"✖ failed\" = failed");
+    const kinds = new Set(tr.edges.map((e) => e[2]));
+    if (kinds.has("e")) items.push("orange arrow = enqueue");
+    if (kinds.has("r")) items.push("blue arrow = on_queue_ready (to the registrant)");
+    if (kinds.has("s")) items.push("olive arrow = shared-data set");
+    if (kinds.has("m")) items.push("grey dashed = member of a vm_id");
+    if (step >= 0) items.push("yellow ring \"this step\" = what the step changed");
+    legend.replaceChildren(...items.map((s) => wlEl("span", {}, s)));
+  }
+
+  model.on("change:scene", draw);
+  model.on("change:marks", () => { if (step >= 0) at = marks().seq[step] ?? Infinity; draw(); });
+  model.on("change:live", draw);
+  model.on("change:group", () => { groupBox.checked = !!model.get("group"); draw(); });
+  model.on("change:step", () => { const s = model.get("step"); if (s !== step) setStep(s, false); });
+  model.on("change:cursor_seq", () => { const c = model.get("cursor_seq"); if (c !== cursor) follow(c); });
+  if (typeof ResizeObserver === "function") new ResizeObserver(() => requestAnimationFrame(drawArrows)).observe(stage);
+  if (model.get("cursor_seq") > 0) follow(model.get("cursor_seq"));
+  else { step = step < 0 || step >= marks().seq.length ? -1 : step; at = step < 0 ? Infinity : marks().seq[step]; draw(); }
   requestAnimationFrame(() => {
+    drawArrows();
     root.dataset.renderMs = (performance.now() - started).toFixed(1);
     root.dataset.ready = "1";
   });
