@@ -118,7 +118,7 @@ class LayoutDrawing:
             status = "deleted"
         else:
             status = "live"
-        return [f"{c.kind} context {c.id} · plugin {c.plugin} · {status}"]
+        return [f"{c.kind} context {c.id} · {status}", f"plugin {c.plugin}"]
 
     @staticmethod
     def streams_lines(vm: VMNode, at: int | None) -> list[str]:
@@ -202,7 +202,7 @@ class LayoutDrawing:
         its contexts and traffic written in it."""
         out = [
             "digraph vm_layout {",
-            '  graph [rankdir=LR, fontname="Helvetica", fontsize=11, nodesep=0.15, ranksep=0.9,'
+            '  graph [rankdir=LR, fontname="Helvetica", fontsize=11, nodesep=0.15, ranksep=0.5,'
             ' newrank=true, bgcolor="white"];',
             '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=10, margin="0.1,0.04"];',
             '  edge [fontname="Helvetica", fontsize=9, color="#555555"];',
@@ -224,9 +224,12 @@ class LayoutDrawing:
             "ready": f'color="{PALETTE["blue"]}", penwidth=1.6',
             "set": 'color="#8A7F00", penwidth=1.4',
         }
-        for a, b, cls, label in self._edges(at):
-            lab = f", label={dot_quote(label)}" if label else ""
-            out.append(f'  {dot_quote(a)} -> {dot_quote(b)} [class="{cls}", constraint=false, {styles[cls]}{lab}];')
+        edges = self._edges(at)
+        for a, b, cls, label in edges:
+            tip = f", tooltip={dot_quote(label)}" if label else ""
+            out.append(f'  {dot_quote(a)} -> {dot_quote(b)} [class="{cls}", constraint=false, {styles[cls]}{tip}];')
+        legend = "\n".join(self.legend(at, {e[2] for e in edges}))
+        out.append(f"  label={dot_quote(legend)}; labelloc=b; labeljust=l; fontsize=10;")
         out.append("}")
         return "\n".join(out)
 
@@ -309,7 +312,7 @@ class LayoutDrawing:
         main = [t for t in self.m.threads if t == "main"]
         workers = [t for t in self.m.threads if t != "main"]
         x = 8.0
-        x = self._svg_threads(svg, main, x, at, pos) + 40 if main else x
+        x = self._svg_threads(svg, main, x, at, pos) + 32 if main else x
         items = self._shared_items(at)
         if items:
             y = 8.0
@@ -321,12 +324,37 @@ class LayoutDrawing:
                 pos[id_] = (x, y, w, h)
                 width = max(width, w)
                 y += h + 10
-            x += width + 40
+            x += width + 32
         self._svg_threads(svg, workers, x, at, pos)
-        for a, b, cls, label in self._edges(at):
+        edges = self._edges(at)
+        for a, b, cls, _label in edges:
             if a in pos and b in pos:
-                self._svg_edge(svg, pos[a], pos[b], cls, label)
+                self._svg_edge(svg, pos[a], pos[b], cls)
+        y = svg.h + 18
+        for line in self.legend(at, {e[2] for e in edges}):
+            svg.text(8, y, line, size=11, fill="#444")
+            y += LINE_H
         return svg.done("VM layout")
+
+    def legend(self, at: int | None, edge_kinds: set[str]) -> list[str]:
+        """What the picture's styles mean — only those it uses at ``at``."""
+        vms = [vm for vm in self.m.vms.values() if before(vm.born, at)]
+        roles = {vm.role for vm in vms}
+        states = {vm.status(at) for vm in vms}
+        items = [
+            ("base" in roles, "dotted border = base VM"),
+            ("canary" in roles, "dashed border = canary VM"),
+            (bool(roles & {"main", "service", "replica"}), "thick border = main / service / replica VM"),
+            ("lua" in roles, "pink = Lua state"),
+            ("destroyed" in states, "grey + 'destroyed' = destroyed (the border keeps its role)"),
+            ("failed" in states, "red + '✖ failed' = failed"),
+            ("enqueue" in edge_kinds, "orange arrow = enqueue"),
+            ("ready" in edge_kinds, "blue arrow = on_queue_ready (to the registrant)"),
+            ("set" in edge_kinds, "olive arrow = shared-data set"),
+            ("member" in edge_kinds, "grey dashed = member of a vm_id"),
+        ]
+        shown = [text for used, text in items if used]
+        return [" · ".join(shown[i : i + 2]) for i in range(0, len(shown), 2)]
 
     def _svg_threads(
         self, svg: Svg, threads: list[str], x: float, at: int | None, pos: dict[str, tuple[float, float, float, float]]
@@ -343,7 +371,7 @@ class LayoutDrawing:
                 if any(before(c.born, at) for c in vm.streams):
                     rows.append((f"{self.vm_ids[vm.key]}-streams", vm, self.streams_lines(vm, at)))
             blocks.append((t, rows))
-        width = max([220.0] + [text_width(s) + 40 for _, rows in blocks for _, _, ls in rows for s in ls])
+        width = max([200.0] + [text_width(s) + 48 for _, rows in blocks for _, _, ls in rows for s in ls])
         y = 8.0
         for t, rows in blocks:
             inner = sum(len(ls) * LINE_H + 14 for _, _, ls in rows) or 20
@@ -369,8 +397,10 @@ class LayoutDrawing:
 
     @staticmethod
     def _svg_edge(
-        svg: Svg, a: tuple[float, float, float, float], b: tuple[float, float, float, float], cls: str, label: str
+        svg: Svg, a: tuple[float, float, float, float], b: tuple[float, float, float, float], cls: str
     ) -> None:
+        """An arrow between two boxes (no label: the counts are written in the boxes, where a
+        label mid-arrow would land on other boxes)."""
         ax, ay, aw, ah = a
         bx, by, bw, bh = b
         if ax + aw < bx:  # left to right
@@ -381,9 +411,7 @@ class LayoutDrawing:
         if cls == "ready":
             y1, y2 = y1 + 6, y2 + 6
         member = cls == "member"
-        svg.edge(
-            x1, y1, x2, y2, cls, "4,3" if member else None, label, EDGE_COLOUR[cls], not member, 1 if member else 1.5
-        )
+        svg.edge(x1, y1, x2, y2, cls, "4,3" if member else None, "", EDGE_COLOUR[cls], not member, 1 if member else 1.5)
 
     # ---- either -------------------------------------------------------------------------------------
     def svg(self, at: int | None = None, engine: str = "auto") -> tuple[str, str]:
