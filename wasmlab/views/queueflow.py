@@ -366,9 +366,8 @@ class QueueFlowView(View):
         self.model = QueueFlowModel(events)
         m = self.model
         actor_index = {vm: i for i, vm in enumerate(m.actors)}
-        cols: dict[str, list[Any]] = {
-            k: [] for k in ("seq", "thread", "kind", "actor", "who", "queue", "key", "depth", "text", "ok", "note", "ev")
-        }
+        names = ("seq", "thread", "kind", "actor", "who", "queue", "key", "depth", "text", "ok", "note", "ev")
+        cols: dict[str, list[Any]] = {k: [] for k in names}
         for s in m.steps:
             cols["seq"].append(s.seq)
             cols["thread"].append(s.thread)
