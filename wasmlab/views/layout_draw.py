@@ -345,7 +345,7 @@ class LayoutDrawing:
             ("base" in roles, "dotted border = base VM"),
             ("canary" in roles, "dashed border = canary VM"),
             (bool(roles & {"main", "service", "replica"}), "thick border = main / service / replica VM"),
-            ("lua" in roles, "pink = Lua state"),
+            (any(vm.runtime == "lua" and vm.status(at) == "running" for vm in vms), "pink = Lua state"),
             ("destroyed" in states, "grey + 'destroyed' = destroyed (the border keeps its role)"),
             ("failed" in states, "red + '✖ failed' = failed"),
             ("enqueue" in edge_kinds, "orange arrow = enqueue"),

@@ -8,12 +8,12 @@ const WL_VL_CSS = `
 .wl-layout .wl-vl-flow { display: flex; flex-wrap: wrap; gap: 1em 2.2em; align-items: flex-start; }
 .wl-layout .wl-vl-col { flex: 1 1 13em; min-width: 12em; max-width: 26em; border: 1px solid #999; border-radius: 0.4em;
   background: rgba(240, 240, 240, 0.55); padding: 0.3em 0.5em 0.5em; position: relative; z-index: 1; }
-.wl-layout .wl-vl-col[data-thread="main"] { flex: 2 1 24em; max-width: 40em; }
-.wl-layout .wl-vl-vms { display: grid; grid-template-columns: repeat(auto-fill, minmax(11.5em, 1fr)); gap: 0 0.5em; align-items: start; }
+.wl-layout .wl-vl-col.wl-vl-wide { flex: 2 1 24em; max-width: 40em; }
+.wl-layout .wl-vl-vms { display: grid; grid-template-columns: repeat(auto-fit, minmax(11.5em, 1fr)); gap: 0 0.5em; align-items: start; }
 .wl-layout .wl-vl-col.wl-vl-shared { background: #fff; border-style: dashed; }
 .wl-layout .wl-vl-col h4 { margin: 0 0 0.35em; font-size: 1em; }
 .wl-layout .wl-vl-box { border: 0.15em solid #0072b2; border-radius: 0.45em; background: #d6e8f5; padding: 0.25em 0.45em;
-  margin-bottom: 0.45em; overflow-wrap: anywhere; line-height: 1.3; position: relative; }
+  margin-bottom: 0.45em; overflow-wrap: break-word; line-height: 1.3; position: relative; }
 .wl-layout .wl-vl-box.lua { border-color: #cc79a7; background: #f5e1ec; }
 .wl-layout .wl-vl-box.role-base { border-style: dotted; border-width: 0.13em; }
 .wl-layout .wl-vl-box.role-canary { border-style: dashed; border-width: 0.1em; }
@@ -169,7 +169,7 @@ function render({ model, el }) {
   function vmBox(v, tr, ctxs, streams) {
     const [state, word] = vmState(v);
     const lines = [wlEl("span", { class: "wl-vl-tag" }, "this step"), wlEl("b", {}, v.label)];
-    const kind = v.runtime === "lua" ? `Lua state · filter ${v.vm_id} · ${v.lua_runtime || "lua"}` : `${v.role} VM · vm_id ${v.vm_id}`;
+    const kind = v.runtime === "lua" ? `filter ${v.vm_id} · ${v.lua_runtime || "lua"}` : `${v.role} VM · vm_id ${v.vm_id}`;
     lines.push(wlEl("div", { class: "wl-vl-sub" }, kind));
     if (v.reloaded_from) lines.push(wlEl("div", {}, `reload of ${v.reloaded_from}`));
     if (v.replaced_by && seen(v.replaced_at)) lines.push(wlEl("div", {}, `replaced by ${v.replaced_by}`));
@@ -258,6 +258,7 @@ function render({ model, el }) {
       const list = wlEl("div", { class: "wl-vl-vms" });
       for (const v of vms) list.append(vmBox(v, tr, ctxByVm.get(v.id) || [], streams.get(v.id)));
       col.append(list);
+      if (vms.length > 2) col.classList.add("wl-vl-wide"); // room for its VMs two abreast
       if (!vms.length) col.append(wlEl("div", { class: "wl-vl-empty" }, "no VMs or Lua states (yet)"));
       cols.push(col);
     }
@@ -324,7 +325,7 @@ function render({ model, el }) {
     if (has((v) => v.role === "base")) items.push("dotted border = base VM");
     if (has((v) => v.role === "canary")) items.push("dashed border = canary VM");
     if (has((v) => ["main", "service", "replica"].includes(v.role))) items.push("solid border = main / service / replica VM");
-    if (has((v) => v.runtime === "lua")) items.push("pink = Lua state");
+    if (has((v) => v.runtime === "lua" && vmState(v)[0] === "running")) items.push("pink = Lua state");
     if (has((v) => vmState(v)[0] === "destroyed")) items.push("grey + \"destroyed\" = destroyed (the border keeps its role)");
     if (has((v) => vmState(v)[0] === "failed")) items.push("red + \"✖ failed\" = failed");
     const kinds = new Set(tr.edges.map((e) => e[2]));
