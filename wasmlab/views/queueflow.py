@@ -27,7 +27,7 @@ import traitlets as t
 from ..trace import Event
 from .annotate import text
 from .layout_draw import value_display
-from .render import FILL, PALETTE, Svg
+from .render import FILL, PALETTE, Svg, text_width
 from .widget import View, event_dict, static
 
 
@@ -288,32 +288,33 @@ class QueueFlowModel:
         st = self.state()
         svg = Svg()
         pos: dict[str, tuple[float, float, float, float]] = {}
-        cols = (10.0, 250.0, 490.0)
-        heads = ("worker threads", "process-wide (by vm_id)", "main thread")
-        for x, head in zip(cols, heads, strict=True):
-            svg.text(x, 16, head, size=12, font_weight="bold")
-        ys = [28.0, 28.0, 28.0]
+        # (column, id, class, lines, fill, stroke) of every box, measured before placing
+        boxes: list[tuple[int, str, str, list[str], str, str]] = []
         for a in self.actors.values():
-            col = 2 if a.thread == "main" else 0
             lines = self.actor_lines(a, st["vms"].get(a.vm, {}))
-            w, h = svg.box(f"a-{a.vm}", "actor", cols[col], ys[col], lines, FILL["wasm"], PALETTE["blue"], min_w=220)
-            pos[a.vm] = (cols[col], ys[col], w, h)
-            ys[col] += h + 8
+            boxes.append((2 if a.thread == "main" else 0, a.vm, "actor", lines, FILL["wasm"], PALETTE["blue"]))
         for i, (q, s) in enumerate(zip(self.queues, st["queues"], strict=True)):
             lines = [f"queue {q.name}", f"vm_id {q.vm_id} · id {q.queue_id}"]
             lines += [f"{s['enqueued']} in · {s['dequeued']} out", f"registrant {q.registrant}"]
-            w, h = svg.box(f"q-{q.name}", "queue", cols[1], ys[1], lines, FILL["queue"], PALETTE["orange"], min_w=220)
-            pos[f"q{i}"] = (cols[1], ys[1], w, h)
-            ys[1] += h + 8
+            boxes.append((1, f"q{i}", "queue", lines, FILL["queue"], PALETTE["orange"]))
         for i, ((vm_id, key), s) in enumerate(zip(self.keys, st["shared"], strict=True)):
-            lines = [f"{key} (vm_id {vm_id})", f"= {value_display(s['value'] or '')}"]
-            lines.append(f"cas {s['cas']} · {s['sets']} sets")
-            lines.append(f"{s['reads']} reads" + (f" · ✖ {s['denied']} denied" if s["denied"] else ""))
-            if s["failed"]:
-                lines.append(f"✖ {s['failed']} CAS mismatches")
-            w, h = svg.box(f"sd-{key}", "shared", cols[1], ys[1], lines, FILL["shared"], "#8A7F00", min_w=220)
-            pos[f"k{i}"] = (cols[1], ys[1], w, h)
-            ys[1] += h + 8
+            lines = [f"shared data {key}", f"vm_id {vm_id}", f"= {value_display(s['value'] or '')}"]
+            lines.append(f"cas {s['cas']} · {s['sets']} sets · {s['reads']} reads")
+            lines += [f"✖ {s['failed']} CAS mismatches"] if s["failed"] else []
+            lines += [f"✖ {s['denied']} requests denied after reading it"] if s["denied"] else []
+            boxes.append((1, f"k{i}", "shared", lines, FILL["shared"], "#8A7F00"))
+        widths = [180.0, 180.0, 180.0]
+        for col, _, _, lines, _, _ in boxes:
+            widths[col] = max(widths[col], max(text_width(x) for x in lines) + 16)
+        xs = [10.0, 10 + widths[0] + 40, 10 + widths[0] + widths[1] + 80]
+        heads = ("worker threads", "process-wide (by vm_id)", "main thread")
+        for x, head in zip(xs, heads, strict=True):
+            svg.text(x, 16, head, size=12, font_weight="bold")
+        ys = [28.0, 28.0, 28.0]
+        for col, id_, cls, lines, fill, stroke in boxes:
+            w, h = svg.box(f"qf-{id_}", cls, xs[col], ys[col], lines, fill, stroke, min_w=widths[col])
+            pos[id_] = (xs[col], ys[col], w, h)
+            ys[col] += h + 8
         for a, b, cls in self.flow_edges():
             if a in pos and b in pos:
                 self._arrow(svg, pos[a], pos[b], cls)
