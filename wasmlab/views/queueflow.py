@@ -402,8 +402,8 @@ class QueueFlowView(View):
         )
 
     def state(self) -> dict[str, Any]:
-        """The state the browser shows at ``step``."""
-        return self.model.state(self.step if self.step >= 0 else None)
+        """The state the browser shows at ``step`` (-1: before the first step)."""
+        return self.model.state(self.step)
 
     def details(self, index: int) -> dict[str, Any] | None:
         if not 0 <= index < len(self.model.steps):

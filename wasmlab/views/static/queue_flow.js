@@ -71,7 +71,7 @@ function render({ model, el }) {
   const bar = wlEl(
     "div", { class: "wl-bar" },
     wlButton("|◀ first", "first step", () => go(0), "first"),
-    wlButton("◀ back", "previous step", () => go(step - 1), "prev"),
+    wlButton("◀ step", "previous step", () => go(step - 1), "prev"),
     playBtn,
     wlButton("step ▶", "next step", () => go(step + 1), "step"),
     wlButton("last ▶|", "last step", () => go(n() - 1), "last"),

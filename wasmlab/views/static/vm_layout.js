@@ -80,7 +80,7 @@ function render({ model, el }) {
   const bar = wlEl(
     "div", { class: "wl-bar" },
     wlButton("|◀ first", "the first lifecycle event", () => setStep(0), "first"),
-    wlButton("◀ back", "previous lifecycle event", () => setStep(Math.max(0, cur() - 1)), "prev"),
+    wlButton("◀ step", "previous lifecycle event", () => setStep(Math.max(0, cur() - 1)), "prev"),
     playBtn,
     wlButton("step ▶", "next lifecycle event", () => setStep(cur() + 1), "step"),
     wlButton("now ▶|", "the latest moment (follows a live proxy)", () => setStep(-1), "last"),
