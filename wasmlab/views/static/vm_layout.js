@@ -7,7 +7,7 @@ const WL_VL_CSS = `
 .wl-layout .wl-vl-stage { position: relative; margin-top: 0.4em; }
 .wl-layout .wl-vl-flow { display: flex; flex-wrap: wrap; gap: 1em 2.2em; align-items: flex-start; }
 .wl-layout .wl-vl-col { flex: 1 1 13em; min-width: 12em; max-width: 26em; border: 1px solid #999; border-radius: 0.4em;
-  background: rgba(240, 240, 240, 0.55); padding: 0.3em 0.5em 0.5em; position: relative; z-index: 1; }
+  background: rgba(240, 240, 240, 0.3); padding: 0.3em 0.5em 0.5em; position: relative; z-index: 1; }
 .wl-layout .wl-vl-col.wl-vl-wide { flex: 2 1 24em; max-width: 40em; }
 .wl-layout .wl-vl-vms { display: grid; grid-template-columns: repeat(auto-fit, minmax(11.5em, 1fr)); gap: 0 0.5em; align-items: start; }
 .wl-layout .wl-vl-col.wl-vl-shared { background: #fff; border-style: dashed; }
@@ -245,8 +245,9 @@ function render({ model, el }) {
     slider.value = String(step < 0 ? n : step);
     pos.textContent = step < 0 ? `now (${n} lifecycle events)` : `${step + 1} of ${n} (#${at})`;
     if (step < 0) what.textContent = model.get("live") ? "The latest state of the running proxy." : "The end of the trace.";
-    else what.textContent = at === m.seq[step] ? `#${m.seq[step]} ${m.label[step]}`
-      : `#${at} (linked cursor) · last lifecycle event: #${m.seq[step]} ${m.label[step]}`;
+    else if (at === m.seq[step]) what.textContent = `#${m.seq[step]} ${m.label[step]}`;
+    else if (at < m.seq[step]) what.textContent = `#${at} (linked cursor) · before the first lifecycle event`;
+    else what.textContent = `#${at} (linked cursor) · last lifecycle event: #${m.seq[step]} ${m.label[step]}`;
     const tr = traffic();
     const ctxByVm = new Map();
     for (const c of sc.ctxs || []) { if (!ctxByVm.has(c.vm)) ctxByVm.set(c.vm, []); ctxByVm.get(c.vm).push(c); }
@@ -265,7 +266,7 @@ function render({ model, el }) {
     const shared = sharedColumn(tr);
     if (shared) cols.splice(Math.min(1, cols.length), 0, shared); // main | shared | workers
     flow.replaceChildren(...cols);
-    const target = step >= 0 ? (m.target || [])[step] : "";
+    const target = step >= 0 && m.seq[step] <= at ? (m.target || [])[step] : "";
     const cur = target ? flow.querySelector(`[id="${CSS.escape(target)}"]`) : null;
     if (cur) cur.classList.add("wl-current");
     drawLegend(tr);
