@@ -99,6 +99,7 @@ def test_a_replaced_registrant_is_not_a_consumer(service_trace):
     )
     svg = m.svg()
     assert svg.count('class="edge enqueue"') == 2 and svg.count('class="edge ready"') == 1
+    assert f"the state after all {len(m.steps)} steps" in svg and "re-run the cell to step through them" in svg
 
 
 def test_rate_limiter_reads_and_the_429s_they_cause_are_steps(rate_limiter_trace):

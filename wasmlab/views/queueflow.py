@@ -18,6 +18,7 @@ under the thread it runs on, whatever it does.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -320,6 +321,11 @@ class QueueFlowModel:
                 self._arrow(svg, pos[a], pos[b], cls)
         if not self.steps:
             svg.text(10, 44, "no shared queues, ticks or shared data in this trace", size=11)
+        else:  # a picture of the end: say what the steps were, and that they are not drawn one by one
+            kinds = ", ".join(f"{k} ×{n}" for k, n in Counter(s.kind for s in self.steps).items())
+            y = max(ys) + 14
+            svg.text(10, y, f"the state after all {len(self.steps)} steps ({kinds})", size=11, fill="#444")
+            svg.text(10, y + 15, "re-run the cell to step through them one by one", size=11, fill="#444")
         return svg.done("queue flow")
 
     def flow_edges(self) -> list[tuple[str, str, str]]:
