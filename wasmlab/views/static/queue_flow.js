@@ -46,56 +46,281 @@ function wlValue(s) {
   return `${hex} (u64 ${v})`;
 }
 
-function render({ model, el }) {
-  const started = performance.now();
-  const root = wlEl("div", { class: "wl wl-queueflow" });
-  root.append(wlEl("style", {}, WL_QF_CSS));
-  el.append(root);
-  const fetchDetails = wlDetailsFetcher(model);
-  let step = model.get("step");
-  let cursor = -1; // the cursor_seq this view last set or followed
+// ---- the state after a step (pure: the steps' columns in, counters and arrows out) ----------------
+function wlQfState(c, queues, keys, actors, step) {
+  const qs = queues.map(() => ({ waiting: [], enq: 0, deq: 0, ready: 0, max: 0, reg: "" }));
+  const as = actors.map(() => ({ enqueue: 0, dequeue: 0, ready: 0, tick: 0, set: 0, get: 0, denied: 0 }));
+  const ks = keys.map(() => ({ value: null, cas: null, sets: 0, failed: 0, reads: 0, denied: 0, writer: -1 }));
+  const edges = new Map(); // "from|to|kind" -> [from, to, kind]
+  const edge = (a, b, k) => { edges.set(`${a}|${b}|${k}`, [a, b, k]); };
+  for (let i = 0; i <= step && i < c.seq.length; i++) {
+    const k = c.kind[i], a = c.actor[i], qi = c.queue[i], ki = c.key[i];
+    if (a >= 0 && k in as[a]) as[a][k]++;
+    if (a >= 0 && k === "reply" && !c.ok[i]) as[a].denied++;
+    if (qi >= 0) {
+      const q = qs[qi];
+      if (k === "enqueue") { q.enq++; q.waiting.push(c.text[i]); if (a >= 0) edge(`a${a}`, `q${qi}`, "enqueue"); }
+      else if (k === "dequeue") { q.deq++; q.waiting.shift(); }
+      else if (k === "ready") q.ready++;
+      else if (k === "register") q.reg = c.who[i];
+      q.max = Math.max(q.max, q.waiting.length);
+    }
+    if (ki >= 0) {
+      const s = ks[ki];
+      if (k === "set" && c.ok[i]) { s.value = c.text[i]; s.cas = c.depth[i]; s.sets++; s.writer = a; }
+      else if (k === "set") s.failed++;
+      else if (k === "get") s.reads++;
+      else if (k === "reply" && !c.ok[i]) s.denied++;
+      if (a >= 0 && k === "set") edge(`a${a}`, `k${ki}`, "set");
+      if (a >= 0 && k === "get") edge(`k${ki}`, `a${a}`, "get");
+    }
+  }
+  qs.forEach((q, qi) => {
+    const r = actors.findIndex((x) => x.vm === q.reg);
+    if (r >= 0) edge(`q${qi}`, `a${r}`, "ready");
+  });
+  return { qs, as, ks, edges: [...edges.values()] };
+}
 
+/** Step i in words (the banner). */
+function wlQfPhrase(c, queues, keys, i) {
+  const who = `${c.who[i] || "?"} (${c.thread[i]})`;
+  const q = c.queue[i] >= 0 ? `queue ${queues[c.queue[i]].name}` : "";
+  const key = c.key[i] >= 0 ? keys[c.key[i]].key : "";
+  return {
+    register: `${who} registers ${q} — the last registrant gets on_queue_ready`,
+    enqueue: `${who} ──enqueue──▶ ${q} (depth ${c.depth[i]}): ${c.text[i]}`,
+    notify: `the host posts on_queue_ready for ${q} to the registrant's thread (${c.thread[i]})`,
+    ready: `on_queue_ready(${q}) delivered to ${who}`,
+    dequeue: `${q} ──dequeue──▶ ${who} (depth ${c.depth[i]}): ${c.text[i]}`,
+    tick: `↻ tick: ${who} (${c.text[i]})`,
+    set: `${who} sets shared data ${key} = ${wlValue(c.text[i])} (${c.note[i]})`,
+    get: `${who} reads shared data ${key} (${c.note[i]})`,
+    reply: c.ok[i] ? `${who} answers the request itself: ${c.note[i]}` : `✖ ${who} denies the request: ${c.note[i]} (after reading ${key})`,
+  }[c.kind[i]] || `${c.kind[i]} ${who}`;
+}
+
+/** The arrow step i moves along: [from box, to box, kind, what travels], or null. */
+function wlQfMoving(c, st, actors, i) {
+  const a = `a${c.actor[i]}`, q = `q${c.queue[i]}`, k = `k${c.key[i]}`;
+  switch (c.kind[i]) {
+    case "enqueue": return [a, q, "enqueue", `✉ ${c.text[i]}`];
+    case "register": return [a, q, "register", "register"];
+    case "notify": {
+      const r = actors.findIndex((x) => x.vm === st.qs[c.queue[i]].reg);
+      return r >= 0 ? [q, `a${r}`, "ready", "on_queue_ready"] : null;
+    }
+    case "ready": return [q, a, "ready", "on_queue_ready"];
+    case "dequeue": return [q, a, "ready", `✉ ${c.text[i]}`];
+    case "set": return [a, k, "set", wlValue(c.text[i])];
+    case "get": return [k, a, "get", c.note[i]];
+    case "reply": return c.ok[i] ? null : [k, a, "get", `✖ ${c.note[i]}`];
+    default: return null;
+  }
+}
+
+// ---- boxes ----------------------------------------------------------------------------------------
+function wlQfBox(id, cls, current, ...children) {
+  return wlEl("div", { id: `wl-qf-${id}`, class: `wl-qf-box ${cls}${current ? " wl-current" : ""}` }, ...children);
+}
+
+function wlQfActorBox(a, j, s, current, denied) {
+  const r = new Set(a.roles);
+  const lines = [wlEl("b", {}, a.vm), wlEl("div", { class: "wl-muted" }, a.thread)];
+  if (r.has("producer")) lines.push(wlEl("div", {}, `enqueued ×${s.enqueue}`));
+  if (r.has("consumer")) lines.push(wlEl("div", {}, `on_queue_ready ×${s.ready} · dequeued ×${s.dequeue}`));
+  else if (r.has("registrant")) lines.push(wlEl("div", {}, "registrant (gets on_queue_ready)"));
+  if (r.has("ticker")) lines.push(wlEl("div", {}, `↻ ticks ×${s.tick}`));
+  if (r.has("writer")) lines.push(wlEl("div", {}, `shared-data sets ×${s.set}`));
+  if (r.has("reader")) lines.push(wlEl("div", {}, `shared-data gets ×${s.get}` + (s.denied ? ` · ✖ ${s.denied} denied` : "")));
+  const b = wlQfBox(`a${j}`, `wasm${denied ? " wl-denied" : ""}`, current, ...lines);
+  b.setAttribute("data-vm", a.vm);
+  return b;
+}
+
+function wlQfQueueBox(q, j, s, most, current) {
+  const depth = wlEl("div", { class: "wl-qf-depth", title: "messages waiting" }, wlEl("div", {}));
+  depth.firstChild.style.width = `${Math.min(100, (100 * s.waiting.length) / most)}%`;
+  const msgs = wlEl("div", { class: "wl-qf-msgs" },
+    ...s.waiting.slice(0, 6).map((m) => wlEl("span", { class: "wl-qf-msg" }, `✉ ${m}`)),
+    s.waiting.length > 6 ? wlEl("span", { class: "wl-muted" }, ` +${s.waiting.length - 6}`) : null);
+  const b = wlQfBox(`q${j}`, "queue", current,
+    wlEl("b", {}, `queue ${q.name}`),
+    wlEl("div", { class: "wl-muted" }, `vm_id ${q.vm_id} · id ${q.queue_id}`),
+    wlEl("div", {}, s.reg ? `registrant ${s.reg}` : "not registered yet"),
+    depth, wlEl("div", {}, `depth ${s.waiting.length} · ${s.enq} in · ${s.deq} out · ${s.ready} on_queue_ready`), msgs);
+  b.setAttribute("data-queue", q.name);
+  return b;
+}
+
+function wlQfKeyBox(k, j, s, current) {
+  return wlQfBox(`k${j}`, "shared", current,
+    wlEl("b", {}, `shared data ${k.key}`), wlEl("div", { class: "wl-muted" }, `vm_id ${k.vm_id}`),
+    wlEl("div", {}, `= ${wlValue(s.value)}`),
+    wlEl("div", {}, `cas ${s.cas === null ? "—" : s.cas} · ${s.sets} sets · ${s.reads} reads`),
+    s.failed ? wlEl("div", { class: "wl-flag" }, `✖ ${s.failed} CAS mismatches`) : null,
+    s.denied ? wlEl("div", { class: "wl-flag" }, `✖ ${s.denied} request${s.denied === 1 ? "" : "s"} denied after reading it`) : null);
+}
+
+function wlQfLegend(kinds, stepping) {
+  return [
+    ["enqueue", "orange arrow = enqueue"], ["ready", "blue arrow = on_queue_ready (to the registrant)"],
+    ["register", "dashed blue = register"], ["set", "olive arrow = shared-data set"], ["get", "dashed olive = shared-data get"],
+  ].filter(([k]) => kinds.has(k)).map(([, t]) => wlEl("span", {}, t))
+    .concat(stepping ? [wlEl("span", {}, "yellow ring = this step")] : []);
+}
+
+// ---- arrows and the travelling message --------------------------------------------------------------
+function wlQfEnds(stage, from, to, em) {
+  const rect = (id) => {
+    const e = stage.querySelector(`#wl-qf-${id}`);
+    if (!e) return null;
+    const s = stage.getBoundingClientRect(), r = e.getBoundingClientRect();
+    return { x: r.left - s.left, y: r.top - s.top, w: r.width, h: r.height };
+  };
+  const a = rect(from), b = rect(to);
+  if (!a || !b) return null;
+  const right = a.x + a.w / 2 < b.x + b.w / 2;
+  const y1 = a.y + Math.min(a.h / 2, 1.5 * em), y2 = b.y + Math.min(b.h / 2, 1.5 * em);
+  if (Math.abs(a.x - b.x) < 1) return [a.x + a.w, y1, b.x + b.w, y2, true]; // same column
+  return [right ? a.x + a.w : a.x, y1, right ? b.x : b.x + b.w, y2, false];
+}
+
+function wlQfDrawArrows(stage, arrows, edges, now, em) {
+  const box = stage.getBoundingClientRect();
+  arrows.setAttribute("width", String(Math.max(1, box.width)));
+  arrows.setAttribute("height", String(Math.max(1, box.height)));
+  const defs = wlSvg("defs", {});
+  for (const [k, colour] of Object.entries(WL_QF_COLOUR)) {
+    const mk = wlSvg("marker", { id: `wl-qf-ah-${k}`, viewBox: "0 0 10 10", refX: 9, refY: 5, markerWidth: 6, markerHeight: 6, orient: "auto-start-reverse" });
+    mk.append(wlSvg("path", { d: "M0,0 L10,5 L0,10 z", fill: colour }));
+    defs.append(mk);
+  }
+  arrows.replaceChildren(defs);
+  const all = edges.map((e) => [...e, false]).concat(now ? [[now[0], now[1], now[2], true]] : []);
+  for (const [from, to, k, current] of all) {
+    const p = wlQfEnds(stage, from, to, em);
+    if (!p) continue;
+    const [x1, y1, x2, y2, same] = p;
+    const dy = k === "ready" || k === "get" ? 0.35 * em : -0.35 * em;
+    const mx = same ? Math.max(x1, x2) + 2.2 * em : (x1 + x2) / 2;
+    const g = wlSvg("g", { class: `wl-qf-edge ${k}${current ? " wl-now" : ""}` });
+    g.append(wlSvg("path", { d: `M${x1},${y1 + dy} C${mx},${y1 + dy} ${mx},${y2 + dy} ${x2},${y2 + dy}`, fill: "none",
+      stroke: WL_QF_COLOUR[k], "stroke-width": 1.6, "stroke-dasharray": k === "get" || k === "register" ? "4 3" : "none",
+      "marker-end": `url(#wl-qf-ah-${k})`, opacity: current ? 1 : 0.7 }));
+    arrows.append(g);
+  }
+}
+
+/** Move the travelling label from one box to the other; returns the running animation. */
+function wlQfFly(stage, travel, now, ms, em, previous) {
+  const p = wlQfEnds(stage, now[0], now[1], em);
+  if (previous) previous.cancel();
+  if (!p) { travel.hidden = true; return null; }
+  const [x1, y1, x2, y2] = p;
+  travel.textContent = now[3];
+  travel.hidden = false;
+  const h = travel.offsetHeight / 2, w = travel.offsetWidth;
+  const from = `translate(${x1 - (x2 < x1 ? w : 0)}px, ${y1 - h}px)`, to = `translate(${x2 - (x2 < x1 ? 0 : w)}px, ${y2 - h}px)`;
+  if (typeof travel.animate !== "function") { travel.style.transform = to; return null; }
+  return travel.animate([{ transform: from }, { transform: to }], { duration: ms, easing: "ease-in-out", fill: "forwards" });
+}
+
+// ---- the widget -----------------------------------------------------------------------------------
+function wlQfToolbar(model, go, player) {
   const pos = wlEl("span", { class: "wl-pos", "aria-live": "polite" });
-  const slider = wlEl("input", { type: "range", min: 0, max: 0, value: 0, "aria-label": "step through the flow" });
-  slider.addEventListener("input", () => go(Number(slider.value), false));
-  slider.addEventListener("change", () => go(Number(slider.value), true));
-  const player = wlPlayer(() => go(step + 1, false), () => model.get("speed") || 4);
+  const slider = wlEl("input", { type: "range", min: -1, max: 0, value: 0, "aria-label": "step through the flow" });
+  slider.addEventListener("input", () => go.to(Number(slider.value), false));
+  slider.addEventListener("change", () => go.to(Number(slider.value), true));
   const playBtn = wlButton("▶ play", "play / pause", () => {
     if (player.playing) player.stop();
-    else { if (step >= n() - 1) go(-1, false); player.start(); }
+    else { if (go.atEnd()) go.to(-1, false); player.start(); }
   }, "play");
-  player.onchange = () => {
-    playBtn.textContent = player.playing ? "❚❚ pause" : "▶ play";
-    if (!player.playing) { save(); showDetails(); }
-  };
-  const bar = wlEl(
-    "div", { class: "wl-bar" },
-    wlButton("|◀ first", "first step", () => go(0), "first"),
-    wlButton("◀ step", "previous step", () => go(step - 1), "prev"),
+  const bar = wlEl("div", { class: "wl-bar" },
+    wlButton("|◀ first", "first step", () => go.to(0), "first"),
+    wlButton("◀ step", "previous step", () => go.by(-1), "prev"),
     playBtn,
-    wlButton("step ▶", "next step", () => go(step + 1), "step"),
-    wlButton("last ▶|", "last step", () => go(n() - 1), "last"),
+    wlButton("step ▶", "next step", () => go.by(1), "step"),
+    wlButton("last ▶|", "last step", () => go.to(Infinity), "last"),
     slider, pos,
     wlSelect([[1, "1 step/s"], [4, "4 steps/s"], [15, "15 steps/s"], [60, "60 steps/s"]], model.get("speed"),
-      (v) => { model.set("speed", Number(v)); model.save_changes(); player.restart(); }, "speed"),
-  );
-  const banner = wlEl("div", { class: "wl-qf-event", "aria-live": "polite" });
-  const colP = wlEl("div", { class: "wl-qf-col", "data-col": "workers" });
-  const colQ = wlEl("div", { class: "wl-qf-col", "data-col": "shared" });
-  const colC = wlEl("div", { class: "wl-qf-col", "data-col": "main" });
-  const grid = wlEl("div", { class: "wl-qf-grid" }, colP, colQ, colC);
-  const arrows = wlSvg("svg", { class: "wl-qf-arrows", width: 1, height: 1 });
-  const travel = wlEl("div", { class: "wl-qf-travel", hidden: true });
-  const stage = wlEl("div", { class: "wl-qf-stage" }, grid, travel);
-  stage.append(arrows);
-  const legend = wlEl("div", { class: "wl-qf-legend wl-muted" });
-  const details = wlEl("div", { class: "wl-details" });
-  root.append(wlTitle(model), bar, banner, stage, legend, details);
-  if (typeof wlProjectorToggle === "function") wlProjectorToggle(root);
-  wlKeyNav(root, { ArrowRight: () => go(step + 1), ArrowLeft: () => go(step - 1), Home: () => go(0), End: () => go(n() - 1) });
+      (v) => { model.set("speed", Number(v)); model.save_changes(); player.restart(); }, "speed"));
+  return { bar, pos, slider, playBtn };
+}
 
-  function cols() { return model.get("steps") || { seq: [] }; }
-  function n() { return cols().seq.length; }
+function wlQfLayout() {
+  const ui = {
+    banner: wlEl("div", { class: "wl-qf-event", "aria-live": "polite" }),
+    colP: wlEl("div", { class: "wl-qf-col", "data-col": "workers" }),
+    colQ: wlEl("div", { class: "wl-qf-col", "data-col": "shared" }),
+    colC: wlEl("div", { class: "wl-qf-col", "data-col": "main" }),
+    arrows: wlSvg("svg", { class: "wl-qf-arrows", width: 1, height: 1 }),
+    travel: wlEl("div", { class: "wl-qf-travel", hidden: true }),
+    legend: wlEl("div", { class: "wl-qf-legend wl-muted" }),
+    details: wlEl("div", { class: "wl-details" }),
+  };
+  ui.stage = wlEl("div", { class: "wl-qf-stage" }, wlEl("div", { class: "wl-qf-grid" }, ui.colP, ui.colQ, ui.colC), ui.travel);
+  ui.stage.append(ui.arrows);
+  return ui;
+}
+
+/** Fill the three columns for the state `st` with step i highlighted. */
+function wlQfColumns(ui, c, queues, keys, actors, st, i) {
+  const has = i >= 0 && i < c.seq.length;
+  const actIdx = has ? c.actor[i] : -1, qIdx = has ? c.queue[i] : -1, kIdx = has ? c.key[i] : -1;
+  const denied = has && c.kind[i] === "reply" && !c.ok[i];
+  ui.colP.replaceChildren(wlEl("h4", {}, "worker threads"));
+  ui.colC.replaceChildren(wlEl("h4", {}, "main thread"));
+  actors.forEach((a, j) => (a.thread === "main" ? ui.colC : ui.colP).append(wlQfActorBox(a, j, st.as[j], j === actIdx, denied && j === actIdx)));
+  if (ui.colP.children.length === 1) ui.colP.append(wlEl("div", { class: "wl-muted" }, "(no worker VMs in this flow)"));
+  ui.colQ.replaceChildren(wlEl("h4", {}, "process-wide (by vm_id)"));
+  const most = Math.max(4, ...st.qs.map((x) => x.max));
+  queues.forEach((q, j) => ui.colQ.append(wlQfQueueBox(q, j, st.qs[j], most, j === qIdx)));
+  keys.forEach((k, j) => ui.colQ.append(wlQfKeyBox(k, j, st.ks[j], j === kIdx && qIdx < 0)));
+  if (!queues.length && !keys.length) ui.colQ.append(wlEl("div", { class: "wl-muted" }, "no shared queues or shared data"));
+}
+
+/** The details panel follows the cursor: what is known at once, the full record when the kernel answers. */
+function wlQfDetails(model, panel, playing) {
+  const fetchDetails = wlDetailsFetcher(model);
+  let timer = null;
+  const show = (idx, current) => {
+    const c = model.get("steps") || { seq: [] };
+    clearTimeout(timer);
+    const known = idx >= 0 && idx < c.seq.length;
+    panel.textContent = known ? `#${c.seq[idx]} ${c.kind[idx]} on ${c.thread[idx]} (full record loading…)` : "";
+    if (!known) return;
+    timer = setTimeout(() => fetchDetails(idx).then((ev) => {
+      if (idx !== current()) return;
+      const words = wlQfPhrase(c, model.get("queues") || [], model.get("shared_keys") || [], idx);
+      panel.textContent = ev ? JSON.stringify(ev, null, 1) : `#${c.seq[idx]} ${words} (the full record needs the kernel)`;
+    }), playing() ? 250 : 0);
+  };
+  show.stop = () => clearTimeout(timer);
+  return show;
+}
+
+function render({ model, el }) {
+  const started = performance.now();
+  const root = wlEl("div", { class: "wl wl-queueflow" }, wlEl("style", {}, WL_QF_CSS));
+  el.append(root);
+  let step = model.get("step"), cursor = -1, flight = null, edges = [], now = null;
+  const cols = () => model.get("steps") || { seq: [] };
+  const n = () => cols().seq.length;
+  const go = { to: (s, persist = true) => move(s, persist), by: (d) => move(step + d), atEnd: () => step >= n() - 1 };
+  const player = wlPlayer(() => move(step + 1, false), () => model.get("speed") || 4);
+  const tb = wlQfToolbar(model, go, player);
+  const ui = wlQfLayout();
+  const details = wlQfDetails(model, ui.details, () => player.playing);
+  player.onchange = () => {
+    tb.playBtn.textContent = player.playing ? "❚❚ pause" : "▶ play";
+    if (!player.playing) { save(); showDetails(); }
+  };
+  root.append(wlTitle(model), tb.bar, ui.banner, ui.stage, ui.legend, ui.details);
+  if (typeof wlProjectorToggle === "function") wlProjectorToggle(root);
+  wlKeyNav(root, { ArrowRight: () => go.by(1), ArrowLeft: () => go.by(-1), Home: () => go.to(0), End: () => go.to(Infinity) });
+  const em = () => parseFloat(getComputedStyle(root).fontSize) || 14;
+
   function save() { if (model.get("step") !== step) { model.set("step", step); model.save_changes(); } }
   function publish() {
     const c = cols();
@@ -105,11 +330,9 @@ function render({ model, el }) {
     model.set("cursor_seq", seq);
     model.save_changes();
   }
-  // go(-1) = before the first step
-  function go(s, persist = true) {
-    const total = n();
-    if (!total) { draw(false); return false; }
-    const q = Math.max(-1, Math.min(total - 1, s));
+  function move(s, persist = true) { // -1 = before the first step
+    if (!n()) { draw(false); return false; }
+    const q = Math.max(-1, Math.min(n() - 1, s));
     const moved = q !== step;
     step = q;
     draw(moved);
@@ -126,243 +349,41 @@ function render({ model, el }) {
     draw(moved);
     showDetails();
   }
-
-  function state() {
-    const c = cols(), queues = model.get("queues") || [], keys = model.get("shared_keys") || [], actors = model.get("actors") || [];
-    const qs = queues.map(() => ({ waiting: [], enq: 0, deq: 0, ready: 0, max: 0, reg: "" }));
-    const as = actors.map(() => ({ enqueue: 0, dequeue: 0, ready: 0, tick: 0, set: 0, get: 0, denied: 0 }));
-    const ks = keys.map(() => ({ value: null, cas: null, sets: 0, failed: 0, reads: 0, denied: 0, writer: -1 }));
-    const edges = new Map(); // "from|to|kind" -> [from, to, kind]
-    const edge = (a, b, k) => { edges.set(`${a}|${b}|${k}`, [a, b, k]); };
-    for (let i = 0; i <= step && i < c.seq.length; i++) {
-      const k = c.kind[i], a = c.actor[i], qi = c.queue[i], ki = c.key[i];
-      if (a >= 0 && k in as[a]) as[a][k]++;
-      if (a >= 0 && k === "reply" && !c.ok[i]) as[a].denied++;
-      if (qi >= 0) {
-        const q = qs[qi];
-        if (k === "enqueue") { q.enq++; q.waiting.push(c.text[i]); if (a >= 0) edge(`a${a}`, `q${qi}`, "enqueue"); }
-        else if (k === "dequeue") { q.deq++; q.waiting.shift(); }
-        else if (k === "ready") q.ready++;
-        else if (k === "register") q.reg = c.who[i];
-        q.max = Math.max(q.max, q.waiting.length);
-      }
-      if (ki >= 0) {
-        const s = ks[ki];
-        if (k === "set" && c.ok[i]) { s.value = c.text[i]; s.cas = c.depth[i]; s.sets++; s.writer = a; }
-        else if (k === "set") s.failed++;
-        else if (k === "get") s.reads++;
-        else if (k === "reply" && !c.ok[i]) s.denied++;
-        if (a >= 0 && (k === "set" || k === "get")) edge(k === "set" ? `a${a}` : `k${ki}`, k === "set" ? `k${ki}` : `a${a}`, k);
-      }
-    }
-    qs.forEach((q, qi) => {
-      const r = actors.findIndex((x) => x.vm === q.reg);
-      if (r >= 0) edge(`q${qi}`, `a${r}`, "ready");
-    });
-    return { qs, as, ks, edges: [...edges.values()] };
-  }
-
-  function box(id, cls, current, ...children) {
-    return wlEl("div", { id: `wl-qf-${id}`, class: `wl-qf-box ${cls}${current ? " wl-current" : ""}` }, ...children);
-  }
-
-  function phrase(i) {
-    const c = cols(), queues = model.get("queues") || [], keys = model.get("shared_keys") || [];
-    const who = `${c.who[i] || "?"} (${c.thread[i]})`;
-    const q = c.queue[i] >= 0 ? `queue ${queues[c.queue[i]].name}` : "";
-    const key = c.key[i] >= 0 ? keys[c.key[i]].key : "";
-    return {
-      register: `${who} registers ${q} — the last registrant gets on_queue_ready`,
-      enqueue: `${who} ──enqueue──▶ ${q} (depth ${c.depth[i]}): ${c.text[i]}`,
-      notify: `the host posts on_queue_ready for ${q} to the registrant's thread (${c.thread[i]})`,
-      ready: `on_queue_ready(${q}) delivered to ${who}`,
-      dequeue: `${q} ──dequeue──▶ ${who} (depth ${c.depth[i]}): ${c.text[i]}`,
-      tick: `↻ tick: ${who} (${c.text[i]})`,
-      set: `${who} sets shared data ${key} = ${wlValue(c.text[i])} (${c.note[i]})`,
-      get: `${who} reads shared data ${key} (${c.note[i]})`,
-      reply: c.ok[i] ? `${who} answers the request itself: ${c.note[i]}` : `✖ ${who} denies the request: ${c.note[i]} (after reading ${key})`,
-    }[c.kind[i]] || `${c.kind[i]} ${who}`;
-  }
-
   function draw(animate) {
     const c = cols(), queues = model.get("queues") || [], keys = model.get("shared_keys") || [], actors = model.get("actors") || [];
-    const total = c.seq.length;
-    slider.min = "-1";
-    slider.max = String(Math.max(0, total - 1));
-    slider.value = String(step);
-    const { qs, as, ks, edges } = state();
-    const i = step;
-    const has = total > 0 && i >= 0;
-    pos.textContent = has ? `step ${i + 1} of ${total} (#${c.seq[i]})` : total ? `before step 1 of ${total}` : "no steps";
-    const actIdx = has ? c.actor[i] : -1, qIdx = has ? c.queue[i] : -1, kIdx = has ? c.key[i] : -1;
-    if (has) {
-      banner.textContent = `#${c.seq[i]}  ${phrase(i)}`;
-      banner.classList.toggle("wl-flag", !c.ok[i]);
-    } else banner.textContent = total ? "Before the first step." : "No shared-queue, timer or shared-data events in this trace.";
-
-    colP.replaceChildren(wlEl("h4", {}, "worker threads"));
-    colC.replaceChildren(wlEl("h4", {}, "main thread"));
-    actors.forEach((a, j) => {
-      const r = new Set(a.roles), s = as[j];
-      const lines = [wlEl("b", {}, a.vm), wlEl("div", { class: "wl-muted" }, a.thread)];
-      if (r.has("producer")) lines.push(wlEl("div", {}, `enqueued ×${s.enqueue}`));
-      if (r.has("consumer")) lines.push(wlEl("div", {}, `on_queue_ready ×${s.ready} · dequeued ×${s.dequeue}`));
-      else if (r.has("registrant")) lines.push(wlEl("div", {}, "registrant (gets on_queue_ready)"));
-      if (r.has("ticker")) lines.push(wlEl("div", {}, `↻ ticks ×${s.tick}`));
-      if (r.has("writer")) lines.push(wlEl("div", {}, `shared-data sets ×${s.set}`));
-      if (r.has("reader")) lines.push(wlEl("div", {}, `shared-data gets ×${s.get}` + (s.denied ? ` · ✖ ${s.denied} denied` : "")));
-      const b = box(`a${j}`, `wasm${has && c.kind[i] === "reply" && !c.ok[i] && j === actIdx ? " wl-denied" : ""}`, j === actIdx, ...lines);
-      b.setAttribute("data-vm", a.vm);
-      (a.thread === "main" ? colC : colP).append(b);
-    });
-    if (colP.children.length === 1) colP.append(wlEl("div", { class: "wl-muted" }, "(no worker VMs in this flow)"));
-    colQ.replaceChildren(wlEl("h4", {}, "process-wide (by vm_id)"));
-    const most = Math.max(4, ...qs.map((x) => x.max));
-    queues.forEach((q, j) => {
-      const s = qs[j];
-      const depth = wlEl("div", { class: "wl-qf-depth", title: "messages waiting" }, wlEl("div", {}));
-      depth.firstChild.style.width = `${Math.min(100, (100 * s.waiting.length) / most)}%`;
-      const msgs = wlEl("div", { class: "wl-qf-msgs" },
-        ...s.waiting.slice(0, 6).map((m) => wlEl("span", { class: "wl-qf-msg" }, `✉ ${m}`)),
-        s.waiting.length > 6 ? wlEl("span", { class: "wl-muted" }, ` +${s.waiting.length - 6}`) : null);
-      const b = box(`q${j}`, "queue", j === qIdx,
-        wlEl("b", {}, `queue ${q.name}`),
-        wlEl("div", { class: "wl-muted" }, `vm_id ${q.vm_id} · id ${q.queue_id}`),
-        wlEl("div", {}, s.reg ? `registrant ${s.reg}` : "not registered yet"),
-        depth, wlEl("div", {}, `depth ${s.waiting.length} · ${s.enq} in · ${s.deq} out · ${s.ready} on_queue_ready`), msgs);
-      b.setAttribute("data-queue", q.name);
-      colQ.append(b);
-    });
-    keys.forEach((k, j) => {
-      const s = ks[j];
-      colQ.append(box(`k${j}`, "shared", j === kIdx && qIdx < 0,
-        wlEl("b", {}, `shared data ${k.key}`), wlEl("div", { class: "wl-muted" }, `vm_id ${k.vm_id}`),
-        wlEl("div", {}, `= ${wlValue(s.value)}`),
-        wlEl("div", {}, `cas ${s.cas === null ? "—" : s.cas} · ${s.sets} sets · ${s.reads} reads`),
-        s.failed ? wlEl("div", { class: "wl-flag" }, `✖ ${s.failed} CAS mismatches`) : null,
-        s.denied ? wlEl("div", { class: "wl-flag" }, `✖ ${s.denied} request${s.denied === 1 ? "" : "s"} denied after reading it`) : null));
-    });
-    if (!queues.length && !keys.length) colQ.append(wlEl("div", { class: "wl-muted" }, "no shared queues or shared data"));
-    const now = has ? moving(i) : null;
-    const kinds = new Set(edges.map((e) => e[2]).concat(now ? [now[2]] : []));
-    legend.replaceChildren(...[
-      ["enqueue", "orange arrow = enqueue"], ["ready", "blue arrow = on_queue_ready (to the registrant)"],
-      ["register", "dashed blue = register"], ["set", "olive arrow = shared-data set"], ["get", "dashed olive = shared-data get"],
-    ].filter(([k]) => kinds.has(k)).map(([, t]) => wlEl("span", {}, t)),
-    ...(has ? [wlEl("span", {}, "yellow ring = this step")] : []));
-    drawArrows(edges, now);
-    if (animate && now) fly(now, i);
-    else travel.hidden = true;
+    const total = c.seq.length, i = step, has = total > 0 && i >= 0;
+    tb.slider.max = String(Math.max(0, total - 1));
+    tb.slider.value = String(step);
+    tb.pos.textContent = has ? `step ${i + 1} of ${total} (#${c.seq[i]})` : total ? `before step 1 of ${total}` : "no steps";
+    ui.banner.textContent = has ? `#${c.seq[i]}  ${wlQfPhrase(c, queues, keys, i)}`
+      : total ? "Before the first step." : "No shared-queue, timer or shared-data events in this trace.";
+    ui.banner.classList.toggle("wl-flag", has && !c.ok[i]);
+    const st = wlQfState(c, queues, keys, actors, step);
+    wlQfColumns(ui, c, queues, keys, actors, st, i);
+    edges = st.edges;
+    now = has ? wlQfMoving(c, st, actors, i) : null;
+    ui.legend.replaceChildren(...wlQfLegend(new Set(edges.map((e) => e[2]).concat(now ? [now[2]] : [])), has));
+    wlQfDrawArrows(ui.stage, ui.arrows, edges, now, em());
+    if (animate && now) {
+      const ms = player.playing ? Math.min(700, 800 / (model.get("speed") || 4)) : 600;
+      flight = wlQfFly(ui.stage, ui.travel, now, ms, em(), flight);
+    } else ui.travel.hidden = true;
   }
-
-  // the arrow the current step moves along: [from box, to box, kind, what travels]
-  function moving(i) {
-    const c = cols(), a = `a${c.actor[i]}`, q = `q${c.queue[i]}`, k = `k${c.key[i]}`;
-    const regOf = () => { const st = state().qs[c.queue[i]]; const r = (model.get("actors") || []).findIndex((x) => x.vm === st.reg); return r >= 0 ? `a${r}` : null; };
-    switch (c.kind[i]) {
-      case "enqueue": return [a, q, "enqueue", `✉ ${c.text[i]}`];
-      case "register": return [a, q, "register", "register"];
-      case "notify": { const r = regOf(); return r ? [q, r, "ready", "on_queue_ready"] : null; }
-      case "ready": return [q, a, "ready", "on_queue_ready"];
-      case "dequeue": return [q, a, "ready", `✉ ${c.text[i]}`];
-      case "set": return [a, k, "set", wlValue(c.text[i])];
-      case "get": return [k, a, "get", c.note[i]];
-      case "reply": return c.ok[i] ? null : [k, a, "get", `✖ ${c.note[i]}`];
-      default: return null;
-    }
-  }
-
-  function rectOf(id) {
-    const e = stage.querySelector(`#wl-qf-${id}`);
-    if (!e) return null;
-    const s = stage.getBoundingClientRect(), r = e.getBoundingClientRect();
-    return { x: r.left - s.left, y: r.top - s.top, w: r.width, h: r.height };
-  }
-  function ends(from, to, em) {
-    const a = rectOf(from), b = rectOf(to);
-    if (!a || !b) return null;
-    const right = a.x + a.w / 2 < b.x + b.w / 2;
-    const y1 = a.y + Math.min(a.h / 2, 1.5 * em), y2 = b.y + Math.min(b.h / 2, 1.5 * em);
-    if (Math.abs(a.x - b.x) < 1) return [a.x + a.w, y1, b.x + b.w, y2, true]; // same column
-    return [right ? a.x + a.w : a.x, y1, right ? b.x : b.x + b.w, y2, false];
-  }
-  let lastEdges = [], lastNow = null;
-  function drawArrows(edges, now) {
-    lastEdges = edges; lastNow = now;
-    const box = stage.getBoundingClientRect();
-    const em = parseFloat(getComputedStyle(root).fontSize) || 14;
-    arrows.setAttribute("width", String(Math.max(1, box.width)));
-    arrows.setAttribute("height", String(Math.max(1, box.height)));
-    arrows.replaceChildren();
-    const defs = wlSvg("defs", {});
-    for (const [k, colour] of Object.entries(WL_QF_COLOUR)) {
-      const mk = wlSvg("marker", { id: `wl-qf-ah-${k}`, viewBox: "0 0 10 10", refX: 9, refY: 5, markerWidth: 6, markerHeight: 6, orient: "auto-start-reverse" });
-      mk.append(wlSvg("path", { d: "M0,0 L10,5 L0,10 z", fill: colour }));
-      defs.append(mk);
-    }
-    arrows.append(defs);
-    const all = [...edges.map((e) => [...e, false])];
-    if (now) all.push([now[0], now[1], now[2], true]);
-    for (const [from, to, k, current] of all) {
-      const p = ends(from, to, em);
-      if (!p) continue;
-      const [x1, y1, x2, y2, same] = p;
-      const dy = k === "ready" || k === "get" ? 0.35 * em : -0.35 * em;
-      const mx = same ? Math.max(x1, x2) + 2.2 * em : (x1 + x2) / 2;
-      const g = wlSvg("g", { class: `wl-qf-edge ${k}${current ? " wl-now" : ""}` });
-      g.append(wlSvg("path", { d: `M${x1},${y1 + dy} C${mx},${y1 + dy} ${mx},${y2 + dy} ${x2},${y2 + dy}`, fill: "none",
-        stroke: WL_QF_COLOUR[k], "stroke-width": 1.6, "stroke-dasharray": k === "get" || k === "register" ? "4 3" : "none",
-        "marker-end": `url(#wl-qf-ah-${k})`, opacity: current ? 1 : 0.7 }));
-      arrows.append(g);
-    }
-  }
-
-  let flight = null;
-  function fly(now, i) {
-    const em = parseFloat(getComputedStyle(root).fontSize) || 14;
-    const p = ends(now[0], now[1], em);
-    if (!p) { travel.hidden = true; return; }
-    const [x1, y1, x2, y2] = p;
-    travel.textContent = now[3];
-    travel.hidden = false;
-    travel.dataset.step = String(i);
-    const h = travel.offsetHeight / 2, w = travel.offsetWidth;
-    const from = `translate(${x1 - (x2 < x1 ? w : 0)}px, ${y1 - h}px)`, to = `translate(${x2 - (x2 < x1 ? 0 : w)}px, ${y2 - h}px)`;
-    if (flight) flight.cancel();
-    const ms = player.playing ? Math.min(700, 800 / (model.get("speed") || 4)) : 600;
-    if (typeof travel.animate === "function") {
-      flight = travel.animate([{ transform: from }, { transform: to }], { duration: ms, easing: "ease-in-out", fill: "forwards" });
-    } else travel.style.transform = to;
-  }
-
-  let detailTimer = null;
-  function showDetails() {
-    // the details follow the cursor: what is known at once, the full record when the kernel answers
-    const idx = step;
-    const c = cols();
-    clearTimeout(detailTimer);
-    details.textContent = idx >= 0 && idx < n() ? `#${c.seq[idx]} ${c.kind[idx]} on ${c.thread[idx]} (full record loading…)` : "";
-    if (idx < 0 || idx >= n()) return;
-    detailTimer = setTimeout(() => {
-      fetchDetails(idx).then((ev) => {
-        if (idx !== step) return;
-        details.textContent = ev ? JSON.stringify(ev, null, 1) : `#${c.seq[idx]} ${phrase(idx)} (the full record needs the kernel)`;
-      });
-    }, player.playing ? 250 : 0);
-  }
+  function showDetails() { details(step, () => step); }
 
   model.on("change:steps", () => draw(false));
-  model.on("change:step", () => { const s = model.get("step"); if (s !== step) go(s, false); });
+  model.on("change:step", () => { const s = model.get("step"); if (s !== step) move(s, false); });
   model.on("change:cursor_seq", () => { const c = model.get("cursor_seq"); if (c !== cursor) follow(c); });
-  if (typeof ResizeObserver === "function") new ResizeObserver(() => requestAnimationFrame(() => drawArrows(lastEdges, lastNow))).observe(stage);
+  const redrawArrows = () => wlQfDrawArrows(ui.stage, ui.arrows, edges, now, em());
+  if (typeof ResizeObserver === "function") new ResizeObserver(() => requestAnimationFrame(redrawArrows)).observe(ui.stage);
   if (model.get("cursor_seq") > 0) follow(model.get("cursor_seq"));
   else { draw(false); showDetails(); }
   requestAnimationFrame(() => {
-    drawArrows(lastEdges, lastNow);
+    redrawArrows();
     root.dataset.renderMs = (performance.now() - started).toFixed(1);
     root.dataset.ready = "1";
   });
-  return () => { player.stop(); clearTimeout(detailTimer); };
+  return () => { player.stop(); details.stop(); };
 }
 
 export default { render };
