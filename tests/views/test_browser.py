@@ -206,22 +206,22 @@ def check_views(page) -> None:
     layouts = page.locator(".wl-layout[data-ready]")
     assert layouts.count() == 2
     service = layouts.nth(0)
-    assert service.locator("svg g.node").count() >= 8
+    assert service.locator(".wl-vl-box.vm").count() >= 8
     text = service.inner_text()
     assert "service VM" in text and "replica VM" in text and "queue stats" in text
-    assert service.locator("svg text", has_text="stats_service").count() >= 1
+    assert service.locator(".wl-vl-box.vm", has_text="stats_service").count() >= 1
     lua = layouts.nth(1)
-    assert lua.locator("svg text", has_text="Lua state").count() == 3  # main + 2 workers
+    assert lua.locator(".wl-vl-box.vm", has_text="Lua state").count() == 3  # main + 2 workers
     # live: the request sent after the layout was shown reached it (worker_0 had 2 streams)
     page.wait_for_function(
-        "[...document.querySelectorAll('.wl-layout g.node.streams text')].some(t => t.textContent === '3 created')",
+        "[...document.querySelectorAll('.wl-layout .streams span')].some(t => t.textContent === '3 created')",
         timeout=10_000,
     )
     shot(service, "views-vm-layout.png")
     shot(lua, "views-vm-layout-lua.png")
     # the layout at an earlier moment: step back to the first lifecycle event
     service.locator("button[data-act=first]").click()
-    assert "not created yet" in service.locator(".wl-layout-pic svg").text_content()
+    assert service.locator(".wl-vl-box.vm").count() == 1  # nothing from the future is drawn
 
     tl = page.locator(".wl-timeline[data-ready]").first
     assert tl.locator(".wl-tl-lane").count() >= 5 and "wasm" in tl.locator(".wl-tl-head").inner_text()
@@ -251,7 +251,7 @@ def check_views(page) -> None:
     banner = qf.locator(".wl-qf-event")
     qf.locator("button[data-act=first]").click()
     first = banner.inner_text()
-    qf.locator("button[data-act=next]").click()
+    qf.locator("button[data-act=step]").click()
     assert banner.inner_text() != first
     shot(qf, "views-queue-flow.png")
 
