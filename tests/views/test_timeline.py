@@ -327,3 +327,74 @@ def test_callout_from_lua_leaves_from_the_lua_state():
     m = TimelineModel(recorded(script))
     call = m.rows[2]
     assert call.src == "lua:envoy.filters.http.lua@worker_0" and call.dst == "upstream" and call.stream == 4
+
+
+# ---- nested calls (the model behind the default "nested calls" mode) ---------------------------------
+def test_nested_items_merge_each_call_with_its_return_and_fold_callbacks(wasm_trace):
+    m = TimelineModel(wasm_trace)
+    s = streams_of(wasm_trace)[0]
+    rows = m.select(stream=s)
+    items = m.items(rows)
+    assert not [r for r in items if r.event.phase == "exit"]  # every return joined its call
+    calls = [r for r in items if r.event.phase == "enter"]
+    assert all(r.end >= 0 and m.rows[r.end].event.phase == "exit" for r in calls)
+    # callbacks are folded: no host call of the stream is an item until its callback is unfolded
+    assert not [r for r in items if r.event.kind == "hostcall"]
+    cb = next(r for r in items if r.event.name == "proxy_on_request_headers")
+    opened = m.items(rows, unfolded=[cb.index])
+    inner = [r for r in opened if r.event.kind == "hostcall"]
+    assert inner and all(m.up(r) == cb.index and r.depth == cb.depth + 1 for r in inner)
+    # the request's whole lifecycle is a handful of rows
+    assert len(items) <= len(rows) // 3
+    names = [r.event.name for r in items if r.event.kind in ("filter", "stream")]
+    assert names[0] == "request" and "response" in names
+
+
+def test_nested_item_label_is_the_call_with_its_result(wasm_trace):
+    m = TimelineModel(wasm_trace)
+    s = streams_of(wasm_trace)[0]
+    item = next(r for r in m.items(m.select(stream=s)) if r.event.name == "decode_headers")
+    cols = m.columns()
+    assert cols["ret"][item.index] == f"{item.label} → {m.rows[item.end].event.result}"
+    assert cols["end"][item.index] == item.end and cols["up"][item.end] == cols["up"][item.index]
+
+
+def test_modes_and_an_unknown_mode_is_refused(native_trace):
+    v = TimelineView(native_trace, mode="events")
+    assert v.mode == "events"
+    try:
+        TimelineView(native_trace, mode="bars")
+    except ValueError as e:
+        assert "nested" not in str(e) and "lanes" in str(e)
+    else:
+        raise AssertionError("an unknown mode must be refused")
+
+
+def test_static_picture_of_a_large_trace_reaches_the_requests_and_says_what_it_left_out():
+    """Lesson-sized runs start with many VM start-up events: the picture used to stop there."""
+    with Proxy.from_yaml(CONFIGS / "wasm" / "hello.yaml", workers=2) as p:
+        for i in range(40):
+            p.request("GET", "/hello", worker=i % 2)
+        p.wait_idle()
+        trace = p.trace
+    v = TimelineView(trace)
+    svg = v.svg()
+    assert "request GET /hello" in svg
+    shown = v.model.items(v.visible())
+    assert len(shown) > 150 and "first 150 of " in svg and "re-run the cell for all" in svg
+    assert "folded calls" in svg
+    text = v.text()
+    assert f"of {len(shown)} rows — re-run the cell for all" in text
+
+
+def test_static_picture_of_a_small_selection_is_complete(native_trace):
+    v = TimelineView(native_trace, stream=streams_of(native_trace)[0])
+    svg = v.svg()
+    assert "re-run" not in svg and "request GET /hello" in svg
+    assert svg.count("decode_headers") == 1  # call and return: one item
+
+
+def test_cursor_seq_starts_on_the_first_visible_event(wasm_trace):
+    s = streams_of(wasm_trace)[1]
+    v = TimelineView(wasm_trace, stream=s)
+    assert v.cursor_seq == v.visible()[0].seq and "cursor_seq" in v.keys

@@ -339,7 +339,8 @@ function render({ model, el }) {
       // ("…o_vm#4", never eight headers reading "stats_…"); the legend line has every full name
       const name = l.label.split(" · ")[0];
       const cap = Math.max(4, 2 * Math.floor((COL_W - 0.3 * EM) / (0.8 * 0.7 * EM)));
-      const shown = name.length > cap ? `…${name.slice(name.length - cap + 1)}` : name;
+      const vmLike = l.kind === "wasm" || l.kind === "lua";
+      const shown = name.length <= cap ? name : vmLike ? `…${name.slice(name.length - cap + 1)}` : `${name.slice(0, cap - 1)}…`;
       const d = wlEl("div", { class: "wl-tl-lane", "data-lane": l.key, title: `${num}: ${l.label} (${l.kind})` },
         wlEl("b", {}, String(num)), wlEl("span", {}, shown));
       d.style.left = `${FIXED_W + LABEL_W + laneCol[j] * COL_W}px`;
@@ -367,7 +368,7 @@ function render({ model, el }) {
     const mode = model.get("mode");
     const key = `${top}:${count}:${step}:${selected}:${vis.length}:${nCols}:${COL_W}:${LABEL_W}:${mode}`;
     const q = cur();
-    pos.textContent = `step ${q + 1} of ${vis.length} (#${cols.seq[vis[q]]})`;
+    pos.textContent = `event ${q + 1} of ${vis.length} (#${cols.seq[vis[q]]})`;
     if (key === painted) return;
     painted = key;
     const frag = document.createDocumentFragment();
