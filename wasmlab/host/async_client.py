@@ -98,6 +98,7 @@ def send(
     on_complete: Callable[[AsyncResponse], None],
     trailers: HeaderMap | None = None,
     send_xff: bool = True,
+    token: int | None = None,
 ) -> AsyncRequest:
     """Start a call; ``headers`` carry ``:method``, ``:path`` and ``:authority``.
 
@@ -107,7 +108,9 @@ def send(
     Envoy 1.40 sends that placeholder address) and ``x-envoy-expected-rq-timeout-ms`` when there
     is a timeout; the answer gets ``x-envoy-upstream-service-time``. A timeout, an unreachable or
     crashing upstream and a cluster without endpoints come back as that router's local replies
-    (504/503 with a ``text/plain`` body), as in Envoy.
+    (504/503 with a ``text/plain`` body), as in Envoy. The trace's callout events carry the
+    caller's stream (None for a root context's call), its ``token`` (Proxy-Wasm) and, on the
+    answer, the ``seq`` of the request event (``data["request"]``).
     """
     cluster = proxy.clusters[cluster_name]
     req = AsyncRequest(dispatcher, on_complete)
@@ -126,8 +129,9 @@ def send(
     request = Request(headers.get(":method") or "GET", headers.get(":path") or "/", up, body, trailers)
     head = request.method == "HEAD"
     rec = proxy.recorder
+    tdata: dict[str, object] = {"stream": rec.current_stream(), "token": token} if rec.enabled else {}
     if rec.enabled:
-        rec.record(
+        sent = rec.record(
             "callout",
             "http_request",
             {
@@ -138,13 +142,15 @@ def send(
                 "body_size": len(body),
                 "timeout_ms": int((timeout_s or 0) * 1000),
             },
+            data=tdata,
         )
+        tdata = {**tdata, "request": sent.seq if sent is not None else None}
     if timeout_s:
 
         def on_timeout() -> None:
             charge_upstream_timeout(proxy.stat_store, cluster_name, True)
             if rec.enabled:
-                rec.record("callout", "http_timeout", {"cluster": cluster_name})
+                rec.record("callout", "http_timeout", {"cluster": cluster_name}, data=tdata)
             h, b = local_reply(504, TIMEOUT_BODY)
             req._finish(AsyncResponse(h, b, None))
 
@@ -178,6 +184,7 @@ def send(
                 "callout",
                 "http_response",
                 {"cluster": cluster_name, "status": resp.status, "failure": resp.failure, "body_size": len(resp.body)},
+                data=tdata,
             )
         req._finish(resp)
 
