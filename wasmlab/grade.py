@@ -77,18 +77,42 @@ def _execute(nb: Any, cwd: Path, timeout: float) -> str | None:
 
     client = NotebookClient(
         nb,
-        timeout=max(1, int(timeout)),
+        timeout=int(timeout) + 30,  # the per-notebook limit below stops it first
         kernel_name="python3",
         allow_errors=True,
         resources={"metadata": {"path": str(cwd)}},
     )
+    t0 = time.monotonic()
     try:
         asyncio.run(asyncio.wait_for(client.async_execute(), timeout))
-    except TimeoutError:
-        return f"stopped after the time limit of {timeout:g} s"
-    except Exception as e:  # a kernel that dies or does not start: report it, grade the rest
+    except Exception as e:  # a kernel that dies, does not start, or is stopped at the limit: report, go on
+        if isinstance(e, TimeoutError) or time.monotonic() - t0 >= timeout:
+            # (cancelling nbclient mid-cell may surface as DeadKernelError rather than TimeoutError)
+            return f"stopped after the time limit of {timeout:g} s"
         return f"{type(e).__name__}: {' '.join(str(e).split())[:200]}"
     return None
+
+
+def records(nb: Any) -> tuple[dict[str, dict[str, str]], list[str]]:
+    """The check records of an executed notebook ("04.2" -> status, message, hint) and its errors
+    other than a check's ``AssertionError`` (a wrong answer is not an error)."""
+    results: dict[str, dict[str, str]] = {}
+    errors: list[str] = []
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        is_check = (cell.get("metadata", {}).get("wasmlab") or {}).get("role") == "check"
+        for o in cell.get("outputs", []):
+            if o.get("output_type") == "error" and not (is_check and o.get("ename") == "AssertionError"):
+                errors.append(f"{o.get('ename')}: {' '.join(str(o.get('evalue', '')).split())[:200]}")
+            rec = o.get("data", {}).get(MIME) if o.get("output_type") in ("display_data", "execute_result") else None
+            if rec:
+                results[f"{rec['lesson']}.{rec['exercise']}"] = {
+                    "status": rec["status"],
+                    "message": rec.get("message", ""),
+                    "hint": rec.get("hint", ""),
+                }
+    return results, errors
 
 
 def grade_one(path: Path, course: Path, timeout: float) -> dict[str, Any]:
@@ -102,18 +126,8 @@ def grade_one(path: Path, course: Path, timeout: float) -> dict[str, Any]:
     t0 = time.monotonic()
     error = _execute(nb, cwd, timeout)
     seconds = time.monotonic() - t0
-    results: dict[str, dict[str, str]] = {}
-    lesson = ""
-    errors = 0
-    for cell in nb.cells:
-        for o in cell.get("outputs", []) if cell.cell_type == "code" else []:
-            if o.get("output_type") == "error" and o.get("ename") != "AssertionError":
-                errors += 1
-            rec = o.get("data", {}).get(MIME) if o.get("output_type") in ("display_data", "execute_result") else None
-            if rec:
-                lesson = lesson or rec["lesson"]
-                key = f"{rec['lesson']}.{rec['exercise']}"
-                results[key] = {"status": rec["status"], "message": rec.get("message", "")}
+    results, errors = records(nb)
+    lesson = next(iter(results), "").split(".")[0]
     for key in expected_exercises(nb):
         results.setdefault(key, {"status": "not run", "message": ""})
         lesson = lesson or key.split(".")[0]
@@ -136,6 +150,7 @@ def table(rows: list[dict[str, Any]]) -> str:
         cells = [f"{k.split('.', 1)[1]}:{v['status']}" for k, v in r["exercises"].items()]
         passed = sum(v["status"] == "passed" for v in r["exercises"].values())
         note = f"  ({r['error']})" if r["error"] else ""
+        note += f"  ({len(r['errors'])} cell errors)" if r["errors"] else ""
         lines.append(
             f"{r['path']:<{width}}  {r['lesson'] or '--':>6}  {'  '.join(cells) or '(no checks)'}"
             f"  [{passed}/{len(r['exercises'])} passed]{note}"
