@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from course_helpers import NOTEBOOKS, ROOT, SOURCES
 
+from course_helpers import NOTEBOOKS, ROOT, SOURCES
 from wasmlab import course
 
 pytestmark = pytest.mark.skipif(not SOURCES, reason="no lesson sources yet")

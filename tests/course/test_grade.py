@@ -11,8 +11,8 @@ import sys
 
 import nbformat
 import pytest
-from course_helpers import NOTEBOOKS, ROOT, SOURCES, kernel_env
 
+from course_helpers import NOTEBOOKS, ROOT, SOURCES, kernel_env
 from wasmlab.grade import expected_exercises, table
 
 

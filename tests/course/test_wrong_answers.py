@@ -14,8 +14,8 @@ from collections import defaultdict
 import nbformat
 import pytest
 import yaml
-from course_helpers import NOTEBOOKS, SOURCES, WRONG, kernel_env
 
+from course_helpers import NOTEBOOKS, SOURCES, WRONG, kernel_env
 from wasmlab import course
 from wasmlab.grade import _execute, records
 
