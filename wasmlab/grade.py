@@ -9,9 +9,10 @@ An exercise whose check cell never reported (the notebook stopped or timed out b
 2 on bad input.
 
 Where a notebook runs: lessons open files relative to the course's ``notebooks/`` folder
-(``configs/hello.yaml``). A notebook whose own folder has ``configs/`` runs there; one collected
-from anywhere else (a class's hand-ins, ``notebooks/solutions/``) runs with the kernel's working
-directory set to the course's ``notebooks/`` (``--course DIR``, default: this checkout, or the
+(``configs/hello.yaml``). A notebook whose own folder has ``configs/`` runs there (as do the
+solution versions in ``notebooks/solutions/``: their first cell moves the kernel up); one collected
+from anywhere else (a class's hand-ins) runs with the kernel's working directory set to the
+course's ``notebooks/`` (``--course DIR``, default: this checkout, or the
 installed course as ``wasmlab lab`` places it). The notebook file itself is only read.
 """
 
@@ -57,9 +58,12 @@ def course_notebooks(course: str | None) -> Path:
         if not (d / "configs").is_dir():
             raise ValueError(f"--course {course}: not the course's notebooks/ folder (no configs/ in it)")
         return d.resolve()
+    from contextlib import redirect_stdout
+
     from .lab import course_root
 
-    return course_root(None) / "notebooks"
+    with redirect_stdout(sys.stderr):  # "copied the course to ..." must not mix with --json on stdout
+        return course_root(None) / "notebooks"
 
 
 def expected_exercises(nb: Any) -> list[str]:
@@ -122,7 +126,10 @@ def grade_one(path: Path, course: Path, timeout: float) -> dict[str, Any]:
         nb = nbformat.read(str(path), as_version=4)
     except Exception as e:
         raise ValueError(f"{path}: not a readable notebook ({type(e).__name__})") from e
-    cwd = path.parent if (path.parent / "configs").is_dir() else course
+    here = path.parent
+    # the solution versions run where JupyterLab starts them; their first cell moves up to notebooks/
+    own = (here / "configs").is_dir() or (here.name == "solutions" and (here.parent / "configs").is_dir())
+    cwd = here if own else course
     t0 = time.monotonic()
     error = _execute(nb, cwd, timeout)
     seconds = time.monotonic() - t0
