@@ -74,7 +74,12 @@ def main(argv: list[str]) -> int:
     ensure_installed(EXTRAS[what])
     if what == "lab":
         subprocess.call([str(BIN / "wasmlab"), "course", "build", "--missing", "--quiet"], cwd=ROOT)
-        return subprocess.call([str(BIN / "wasmlab"), "lab", *extra], cwd=ROOT)
+        lab = subprocess.Popen([str(BIN / "wasmlab"), "lab", *extra], cwd=ROOT)
+        while True:  # Ctrl-C reaches `wasmlab lab` too, which shuts JupyterLab down: wait for it
+            try:
+                return lab.wait()
+            except KeyboardInterrupt:
+                pass
     say("checking that the generated lessons equal a fresh build (wasmlab course build --check)")
     if subprocess.call([str(BIN / "wasmlab"), "course", "build", "--check", "--quiet"], cwd=ROOT) != 0:
         return 1

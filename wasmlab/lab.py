@@ -67,15 +67,21 @@ def lab(target: str | None, extra: list[str]) -> int:
     relay = threading.Thread(target=_relay, args=(proc.stderr, sys.stderr), daemon=True)
     relay.start()
     try:
-        return proc.wait()
-    except KeyboardInterrupt:
-        try:
-            return proc.wait(15)  # JupyterLab got the same Ctrl-C and shuts its kernels down
-        except (KeyboardInterrupt, subprocess.TimeoutExpired):
-            proc.kill()
-            return 130
+        return wait_through_ctrl_c(proc)
     finally:
         relay.join(2)
+
+
+def wait_through_ctrl_c(proc: subprocess.Popen[str]) -> int:
+    """Wait for JupyterLab, which handles Ctrl-C itself (in a terminal it gets the same signal and
+    asks "Shut down this Jupyter server?"; a second Ctrl-C stops it). Without a terminal nobody can
+    answer that question, so Ctrl-C asks it to stop (SIGTERM: it shuts its kernels down)."""
+    while True:
+        try:
+            return proc.wait()
+        except KeyboardInterrupt:
+            if not (sys.stdin and sys.stdin.isatty()):
+                proc.terminate()
 
 
 def lab_args(extra: list[str]) -> list[str]:
