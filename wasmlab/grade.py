@@ -30,6 +30,12 @@ from typing import Any
 from .checks import MIME
 
 STATUSES = ("blank", "failed", "passed")
+# appended to each run and removed after: the kernel's peak memory, for sizing a classroom hub
+_PROBE = (
+    "import resource as _r, sys as _s\n"
+    "_kib = _r.getrusage(_r.RUSAGE_SELF).ru_maxrss // (1024 if _s.platform == 'darwin' else 1)\n"
+    "_s.stdout.write(f'wasmlab-peak-rss-kib {_kib}')"
+)
 
 
 def collect(paths: list[str]) -> list[Path]:
@@ -130,9 +136,14 @@ def grade_one(path: Path, course: Path, timeout: float) -> dict[str, Any]:
     # the solution versions run where JupyterLab starts them; their first cell moves up to notebooks/
     own = (here / "configs").is_dir() or (here.name == "solutions" and (here.parent / "configs").is_dir())
     cwd = here if own else course
+    probe = nbformat.v4.new_code_cell(_PROBE)
+    nb.cells.append(probe)
     t0 = time.monotonic()
     error = _execute(nb, cwd, timeout)
     seconds = time.monotonic() - t0
+    nb.cells.pop()
+    peak = "".join(o.get("text", "") for o in probe.get("outputs", []) if o.get("name") == "stdout")
+    peak_mb = round(int(peak.split()[-1]) / 1024) if peak.startswith("wasmlab-peak-rss-kib ") else None
     results, errors = records(nb)
     lesson = next(iter(results), "").split(".")[0]
     for key in expected_exercises(nb):
@@ -146,6 +157,7 @@ def grade_one(path: Path, course: Path, timeout: float) -> dict[str, Any]:
         "errors": errors,
         "error": error,
         "seconds": round(seconds, 1),
+        "kernel_peak_mb": peak_mb,  # the kernel's peak resident memory (Linux/macOS), None if unknown
     }
 
 
@@ -161,6 +173,7 @@ def table(rows: list[dict[str, Any]]) -> str:
         lines.append(
             f"{r['path']:<{width}}  {r['lesson'] or '--':>6}  {'  '.join(cells) or '(no checks)'}"
             f"  [{passed}/{len(r['exercises'])} passed]{note}"
+            + (f"  {r['seconds']:.0f} s, kernel {r['kernel_peak_mb']} MB" if r.get("kernel_peak_mb") else "")
         )
     return "\n".join([f"{'notebook':<{width}}  {'lesson':>6}  exercise:status", *lines])
 
