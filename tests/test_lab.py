@@ -7,6 +7,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -36,6 +37,19 @@ def _redirect(port: int, token: str) -> tuple[int, str]:
         return r.status, r.getheader("Location") or ""
     finally:
         conn.close()
+
+
+def _served_port(proc: subprocess.Popen, out, seconds: float) -> int:
+    """The port from "wasmlab: the course is open at http://127.0.0.1:PORT/..." (JupyterLab moves to
+    another port when the one asked for got taken meanwhile, so the printed URL is the truth)."""
+    deadline = time.monotonic() + seconds
+    pattern = re.compile(r"^wasmlab: the course is open at http://127\.0\.0\.1:(\d+)/", re.M)
+    while time.monotonic() < deadline and proc.poll() is None:
+        m = pattern.search(out.read_text())
+        if m:
+            return int(m.group(1))
+        time.sleep(0.3)
+    raise AssertionError("wasmlab lab never said where the course is open:\n" + out.read_text()[-3000:])
 
 
 def _stop_group(proc: subprocess.Popen) -> None:
@@ -81,26 +95,14 @@ def test_lab_serves_the_course_and_opens_lesson_00(tmp_path):
         start_new_session=True,  # Ctrl-C in a terminal reaches the whole group: wasmlab and JupyterLab
     )
     try:
-        deadline = time.monotonic() + 90
-        status = location = None
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                status, location = _redirect(port, token)
-                break
-            except OSError:
-                time.sleep(0.3)
-        assert status is not None, "JupyterLab did not answer"
+        port = _served_port(proc, tmp_path / "out.txt", 90)
+        status, location = _redirect(port, token)
         assert status == 302 and location.startswith(f"/lab/tree/{FIRST_LESSON}"), (status, location)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}{location}", timeout=5) as r:
             assert r.status == 200 and "JupyterLab" in r.read().decode()
         url = f"http://127.0.0.1:{port}/api/contents/{FIRST_LESSON}?token={token}&content=0"
         with urllib.request.urlopen(url, timeout=5) as r:
             assert json.loads(r.read())["type"] == "notebook"  # the lesson it opens is there
-        deadline = time.monotonic() + 10
-        while (
-            time.monotonic() < deadline and "wasmlab: the course is open at" not in (tmp_path / "out.txt").read_text()
-        ):
-            time.sleep(0.2)
     finally:
         _stop_group(proc)
     out = (tmp_path / "out.txt").read_text()
@@ -146,16 +148,9 @@ def test_bootstrap_lab_on_a_fresh_clone_opens_lesson_00(tmp_path):
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 600
-        status = location = None
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                status, location = _redirect(port, "t0k")
-                break
-            except OSError:
-                time.sleep(1)
-        out = (tmp_path / "out.txt").read_text()
-        assert status == 302 and location.startswith(f"/lab/tree/{FIRST_LESSON}"), out[-3000:]
+        served = _served_port(proc, tmp_path / "out.txt", 600)
+        status, location = _redirect(served, "t0k")
+        assert status == 302 and location.startswith(f"/lab/tree/{FIRST_LESSON}"), (status, location)
     finally:
         _stop_group(proc)
     site = next((clone / ".venv" / "lib").glob("python3*/site-packages"))
