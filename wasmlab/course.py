@@ -69,14 +69,19 @@ def _title(nb: dict[str, Any], stem: str) -> str:
     return stem
 
 
-def _nav_cell(names: list[str], titles: dict[str, str], i: int, where: str, solution: bool) -> dict[str, Any]:
+def _nav_cell(
+    names: list[str], titles: dict[str, str], i: int, where: str, solution: bool, generated: set[str]
+) -> dict[str, Any]:
+    def link(n: str) -> str:  # a solution links to solutions, or to a lesson that has none (yet) as it is
+        return f"../{n}" if solution and n not in generated else n
+
     parts = []
     if i > 0:
-        parts.append(f"[← {titles[names[i - 1]]}]({names[i - 1]})")
+        parts.append(f"[← {titles[names[i - 1]]}]({link(names[i - 1])})")
     index = f"../{INDEX}" if solution else INDEX
     parts.append(f"[course index]({index})")
     if i + 1 < len(names):
-        parts.append(f"[{titles[names[i + 1]]} →]({names[i + 1]})")
+        parts.append(f"[{titles[names[i + 1]]} →]({link(names[i + 1])})")
     text = " · ".join(parts)
     if solution and where == "top":
         text += "\n\n> **Solution version**: working answers and answer keys. Learners open " + (
@@ -142,7 +147,7 @@ def build_all(root: Path | None = None) -> dict[Path, str]:
         for which, dest in (("student", nbdir / name), ("solution", nbdir / SOLUTIONS / name)):
             v = version(nb, which)
             solution = which == "solution"
-            head = [_nav_cell(names, titles, i, "top", solution)]
+            head = [_nav_cell(names, titles, i, "top", solution, set(loaded))]
             if solution:
                 head.append(
                     {
@@ -154,7 +159,7 @@ def build_all(root: Path | None = None) -> dict[Path, str]:
                         "source": CHDIR_CELL,
                     }
                 )
-            v["cells"] = [*head, *v["cells"], _nav_cell(names, titles, i, "bottom", solution)]
+            v["cells"] = [*head, *v["cells"], _nav_cell(names, titles, i, "bottom", solution, set(loaded))]
             out[dest] = _dump(v)
     return out
 
