@@ -18,7 +18,7 @@ import ipywidgets as widgets
 from .widget import View, display_with_picture
 
 
-def link(*views: View) -> list[widgets.Link]:
+def link(*views: View) -> list[Any]:
     """Link the ``cursor_seq`` of ``views`` (the first with each other one). Keep the returned
     links alive (a closed link stops linking); :class:`LinkedViews` keeps its own."""
     for v in views:
