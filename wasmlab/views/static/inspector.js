@@ -182,10 +182,10 @@ function render({ model, el }) {
     showPosition();
   }
 
-  function timeText(cols, i) {
+  function timeText(cols, i, prev) {
     if (!virtual()) return (cols.t[i] / 1000).toFixed(3);
     // virtual clock: time stands still between advance() calls; say where it moved
-    if (i > 0 && cols.t[i] === cols.t[i - 1]) return "";
+    if (prev >= 0 && cols.t[i] === cols.t[prev]) return "";
     return `${(cols.t[i] / 1e6).toFixed(3)} s`;
   }
 
@@ -212,7 +212,7 @@ function render({ model, el }) {
       kc.style.borderLeftColor = WL_KIND_COLOURS[kind] || "#999";
       const label = "  ".repeat(Math.min(cols.depth[i], 6)) + cols.label[i];
       row.title = `#${cols.seq[i]} ${cols.threads[cols.th[i]]} ${cols.vm[i]} ${label.trim()}${cols.note[i] ? `  [${cols.note[i]}]` : ""}`;
-      row.append(cell("wl-c-seq", `#${cols.seq[i]}`), cell("wl-c-t", timeText(cols, i)), cell("wl-c-thread", cols.threads[cols.th[i]]),
+      row.append(cell("wl-c-seq", `#${cols.seq[i]}`), cell("wl-c-t", timeText(cols, i, p > 0 ? vis[p - 1] : -1)), cell("wl-c-thread", cols.threads[cols.th[i]]),
         cell("wl-c-vm", cols.vm[i]), cell("wl-c-ctx", cols.ctx[i] >= 0 ? String(cols.ctx[i]) : ""), kc,
         cell(`wl-grow${cols.flag[i] ? " wl-flag" : ""}`, label));
       if (cols.note[i]) row.append(cell("wl-c-note", cols.note[i]));
