@@ -36,7 +36,7 @@ from wasmlab.envoy.wire import free_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-ARTIFACTS = ROOT / "test-artifacts"
+ARTIFACTS = browser_checks.ARTIFACTS
 BIG = 1000  # requests in the big trace
 
 
@@ -153,14 +153,6 @@ def stop_lab(proc: subprocess.Popen, base: str, token: str) -> None:
         proc.wait(5)
 
 
-def shot(locator, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    try:
-        locator.screenshot(path=str(ARTIFACTS / name), timeout=10_000)
-    except Exception as e:  # a screenshot is for humans: never the reason a test fails
-        print(f"screenshot {name} failed: {e}")
-
-
 def test_every_view_renders_in_jupyterlab_and_the_timeline_steps(chromium, tmp_path):
     from playwright.sync_api import sync_playwright
 
@@ -179,7 +171,7 @@ def test_every_view_renders_in_jupyterlab_and_the_timeline_steps(chromium, tmp_p
                 run_notebook(page, f"{base}/lab/tree/views.ipynb?token={token}")
                 check_views(page)
                 measure_big_view(page)
-                shot(page, "views-page.png")
+                browser_checks.shot(page, "views-page.png")
                 assert not [e for e in errors if "wl" in e or "anywidget" in e.lower()], errors
             finally:
                 browser.close()
@@ -228,8 +220,8 @@ def check_views(page) -> None:
         "[...document.querySelectorAll('.wl-layout g.node.streams text')].some(t => t.textContent === '3 created')",
         timeout=10_000,
     )
-    shot(service, "views-vm-layout.png")
-    shot(lua, "views-vm-layout-lua.png")
+    browser_checks.shot(service, "views-vm-layout.png")
+    browser_checks.shot(lua, "views-vm-layout-lua.png")
     # the layout at an earlier moment: step back to the first lifecycle event
     service.locator("button[data-act=first]").click()
     assert "not created yet" in service.locator(".wl-layout-pic svg").text_content()
@@ -255,7 +247,7 @@ def check_views(page) -> None:
         "[...document.querySelectorAll('.wl-timeline .wl-details')].some(d => d.textContent.includes('\"seq\"'))",
         timeout=10_000,
     )
-    shot(tl, "views-timeline.png")
+    browser_checks.shot(tl, "views-timeline.png")
 
     qf = page.locator(".wl-queueflow[data-ready]").first
     assert "queue stats" in qf.inner_text() and "on_queue_ready" in qf.inner_text()
@@ -264,24 +256,24 @@ def check_views(page) -> None:
     first = banner.inner_text()
     qf.locator("button[data-act=next]").click()
     assert banner.inner_text() != first
-    shot(qf, "views-queue-flow.png")
+    browser_checks.shot(qf, "views-queue-flow.png")
 
     ins = page.locator(".wl-inspector[data-ready]").first
     assert ins.locator("tr[data-stream]").count() == 5 and "GET /r/9" in ins.inner_text()
     ins.locator("tr[data-stream]").nth(1).click()
     assert "filters run:" in ins.locator(".wl-details").first.inner_text()
-    shot(ins, "views-inspector.png")
+    browser_checks.shot(ins, "views-inspector.png")
 
     cmp = page.locator(".wl-compare[data-ready]").first
     assert "Identical" in cmp.inner_text()
-    shot(cmp, "views-compare.png")
+    browser_checks.shot(cmp, "views-compare.png")
 
     # JupyterLab draws text/vnd.mermaid itself (an SVG image), offline
     mermaid = page.locator(".jp-RenderedMermaid figure img").first
     mermaid.wait_for(timeout=30_000)
     assert mermaid.get_attribute("src").startswith("data:image/svg+xml")
     mermaid.scroll_into_view_if_needed()
-    shot(mermaid, "views-mermaid.png")
+    browser_checks.shot(mermaid, "views-mermaid.png")
 
 
 def measure_big_view(page) -> None:
@@ -320,7 +312,7 @@ def measure_big_view(page) -> None:
         timeout=10_000,
     )
     jump_ms = (time.perf_counter() - t2) * 1000
-    shot(fresh, "views-timeline-1000-requests.png")
+    browser_checks.shot(fresh, "views-timeline-1000-requests.png")
     print(
         f"\n1,000-request timeline ({n_events}): cell run to rendered widget {total:.2f} s "
         f"(browser render {js_ms:.0f} ms); step click {click_ms:.0f} ms; jump to last {jump_ms:.0f} ms"
@@ -364,7 +356,9 @@ class Lab:
             raise
 
     def url(self, rel: str) -> str:
-        return f"{self.base}/lab/tree/{rel}?token={self.token}"
+        """A fresh workspace per page (a shared one would reopen the previous notebooks)."""
+        self._n = getattr(self, "_n", 0) + 1
+        return f"{self.base}/lab/workspaces/w{self._n}/tree/{rel}?reset&token={self.token}"
 
     def page(self, width: int = 1366, height: int = 768):
         page = self.browser.new_page(viewport={"width": width, "height": height})
@@ -417,62 +411,6 @@ def errors_in(page) -> list[str]:
     return page.locator('.jp-RenderedText[data-mime-type="application/vnd.jupyter.error"]').all_inner_texts()
 
 
-def check_fit(page, roots, size: str, name: str) -> list[str]:
-    """Every view at this size: nothing outside its output area (unless it scrolls and says so);
-    at 100 % zoom no text under 11 CSS px."""
-    problems = []
-    for i in range(roots.count()):
-        root = roots.nth(i)
-        root.scroll_into_view_if_needed()
-        kind = root.get_attribute("class")
-        for p in root.evaluate(browser_checks.OUTSIDE):
-            problems.append(f"{name} {size} view {i} ({kind}): {p}")
-        if size == "1366":
-            for p in root.evaluate(browser_checks.SMALL_TEXT):
-                problems.append(f"{name} {size} view {i} ({kind}): text under 11 px: {p}")
-        shot(root, f"{name}-{size}-view{i}.png")
-    return problems
-
-
-def check_steps(roots, name: str) -> list[str]:
-    """Each view's step button moves its highlighted element (.wl-current)."""
-    problems = []
-    for i in range(roots.count()):
-        root = roots.nth(i)
-        kind = root.get_attribute("class")
-        step = root.locator('button[data-act="step"]')
-        if step.count() == 0:
-            problems.append(f"{name} view {i} ({kind}): no step button (button[data-act=step])")
-            continue
-        before = root.evaluate(browser_checks.CURRENT)
-        after = before
-        for _ in range(3):  # a step that lands on an event the view does not draw may not move it
-            step.first.click()
-            after = root.evaluate(browser_checks.CURRENT)
-            if after != before:
-                break
-        if after == before or not after:
-            problems.append(f"{name} view {i} ({kind}): stepping did not move .wl-current ({after!r})")
-    return problems
-
-
-def check_static_hidden(roots, name: str) -> list[str]:
-    """A live view hides the static picture it leaves next to it."""
-    out = []
-    for i in range(roots.count()):
-        state = roots.nth(i).evaluate(
-            """(root) => {
-              const child = root.closest('.jp-OutputArea-child');
-              let next = child && child.nextElementSibling;
-              if (!next || !next.querySelector('.wl-static')) return 'missing';
-              return getComputedStyle(next).display;
-            }"""
-        )
-        if state != "none":
-            out.append(f"{name} view {i}: static picture next to the live view is {state!r}, not hidden")
-    return out
-
-
 @pytest.mark.parametrize("lesson", LESSONS)
 def test_lesson_views_fit_step_and_read(lab, lesson):
     path = lesson_path(lesson)
@@ -486,31 +424,17 @@ def test_lesson_views_fit_step_and_read(lab, lesson):
         for size, w, h in SIZES:
             page.set_viewport_size({"width": w, "height": h})
             page.wait_for_timeout(800)
-            problems += check_fit(page, roots, size, f"lesson-{lesson}")
-            problems += mermaid_too_small(page, size, f"lesson-{lesson}")
-            shot(page, f"lesson-{lesson}-{size}-page.png")
+            problems += browser_checks.check_fit(page, roots, size, f"lesson-{lesson}")
+            problems += browser_checks.mermaid_too_small(page, size, f"lesson-{lesson}")
+            browser_checks.shot(page, f"lesson-{lesson}-{size}-page.png")
         page.set_viewport_size({"width": 1366, "height": 768})
-        problems += check_steps(roots, f"lesson-{lesson}")
-        problems += check_static_hidden(roots, f"lesson-{lesson}")
+        problems += browser_checks.check_steps(roots, f"lesson-{lesson}")
+        problems += browser_checks.check_static_hidden(roots, f"lesson-{lesson}")
         print(f"\n{path.name}: {roots.count()} views, {len(problems)} problems")
         assert not [e for e in page.errors if "wl" in e or "anywidget" in e.lower()], page.errors
         assert not problems, "\n".join(problems)
     finally:
         page.close()
-
-
-def mermaid_too_small(page, size: str, name: str) -> list[str]:
-    """A Mermaid diagram drawn smaller than its natural size (JupyterLab fits it to the output):
-    its 16 px text must stay at 11 px or more."""
-    out = []
-    for i, scale in enumerate(
-        page.eval_on_selector_all(
-            ".jp-RenderedMermaid img", "imgs => imgs.map(i => i.naturalWidth ? i.clientWidth / i.naturalWidth : 1)"
-        )
-    ):
-        if 16 * scale < 10.95:
-            out.append(f"{name} {size} Mermaid diagram {i}: drawn at {scale:.2f}× — its text is {16 * scale:.1f} px")
-    return out
 
 
 def test_linked_views_move_together(lab):
@@ -519,52 +443,30 @@ def test_linked_views_move_together(lab):
         run_all(page, lab.url("notebooks/linked_views.ipynb"))
         page.wait_for_selector("text=ALL CELLS DONE")
         roots = page.locator(".jp-OutputArea-output .wl[data-ready]")
-        assert roots.count() == 5  # timeline, layout, queue flow; then two inspectors
-        kinds = [roots.nth(i).get_attribute("class") for i in range(5)]
+        assert roots.count() == 6  # timeline, layout, queue flow; two inspectors; a comparison
+        kinds = [roots.nth(i).get_attribute("class") for i in range(6)]
         roots.first.scroll_into_view_if_needed()
-        shot(page, "linked-before.png")
+        browser_checks.shot(page, "linked-before.png")
         problems = []
         for group in ((0, 1, 2), (3, 4)):
             for lead in group:
                 others = [i for i in group if i != lead]
-                problems += steps_move_others(roots, lead, others, kinds)
-        for i in range(5):
-            problems += projector_doubles(roots.nth(i), kinds[i])
-        shot(page, "linked-after.png")
+                problems += browser_checks.steps_move_others(roots, lead, others, kinds)
+        for i in range(6):
+            problems += browser_checks.projector_doubles(roots.nth(i), kinds[i])
+        compare = roots.nth(5)
+        assert compare.locator(".wl-line.wl-diff mark").count() >= 1  # the differing part, marked
+        assert ", 12345 on Envoy" in compare.locator(".wl-cmp-why").inner_text()
+        mine = page.locator(".jp-OutputArea-output :is(.wl-inspector, .wl-compare)[data-ready]")
+        for size, w, h in SIZES:  # the views of this branch at both sizes (the lessons check the rest)
+            page.set_viewport_size({"width": w, "height": h})
+            page.wait_for_timeout(800)
+            problems += browser_checks.check_fit(page, mine, size, "linked")
+        page.set_viewport_size({"width": 1366, "height": 768})
+        browser_checks.shot(page, "linked-after.png")
         assert not problems, "\n".join(problems)
     finally:
         page.close()
-
-
-def projector_doubles(root, kind: str) -> list[str]:
-    """The view's projector toggle doubles its size, and toggles back."""
-    button = root.locator('button[data-act="projector"]')
-    if button.count() != 1:
-        return [f"{kind}: {button.count()} projector toggles (button[data-act=projector]), not 1"]
-    size = "r => parseFloat(getComputedStyle(r).fontSize)"
-    px0 = root.evaluate(size)
-    button.click()
-    px1 = root.evaluate(size)
-    button.click()
-    px2 = root.evaluate(size)
-    if abs(px1 - 2 * px0) > 0.01 or px2 != px0:
-        return [f"{kind}: projector toggle went {px0} → {px1} → {px2} px, not ×2 and back"]
-    return []
-
-
-def steps_move_others(roots, lead: int, others: list[int], kinds: list[str]) -> list[str]:
-    """Step view ``lead`` until every view in ``others`` moved its highlight (or 40 steps)."""
-    step = roots.nth(lead).locator('button[data-act="step"]')
-    if step.count() == 0:
-        return [f"{kinds[lead]}: no step button (button[data-act=step])"]
-    before = {i: roots.nth(i).evaluate(browser_checks.CURRENT) for i in others}
-    moved: set[int] = set()
-    for _ in range(40):
-        step.first.click()
-        moved |= {i for i in others if roots.nth(i).evaluate(browser_checks.CURRENT) != before[i]}
-        if moved == set(others):
-            break
-    return [f"stepping {kinds[lead]} 40 times never moved {kinds[i]}" for i in sorted(set(others) - moved)]
 
 
 def test_presentation_mode_projector_and_a_reopened_lesson(lab, tmp_path):
@@ -593,7 +495,6 @@ def test_presentation_mode_projector_and_a_reopened_lesson(lab, tmp_path):
         small = [f"view {i}: {px:.1f} px" for i, px in enumerate(sizes) if px < md_px - 0.05]
         page.evaluate("window.jupyterapp.commands.execute('application:toggle-presentation-mode')")
 
-
         page.evaluate("window.jupyterapp.commands.execute('docmanager:save')")
         saved = lab.root / "notebooks" / path.name
         deadline = time.monotonic() + 20
@@ -609,7 +510,7 @@ def test_presentation_mode_projector_and_a_reopened_lesson(lab, tmp_path):
         visible = [i for i in range(pictures.count()) if pictures.nth(i).is_visible()]
         if visible:
             pictures.nth(visible[0]).scroll_into_view_if_needed()
-        shot(page, "reopened-05.png")
+        browser_checks.shot(page, "reopened-05.png")
         assert len(visible) >= n, f"{len(visible)} static pictures visible for {n} views after reopening"
         for i in visible:
             assert browser_checks.picture_ok(pictures.nth(i)), f"static picture {i} is empty"

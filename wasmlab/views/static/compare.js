@@ -92,8 +92,12 @@ function render({ model, el }) {
     model.set("current", current);
     model.save_changes();
     pos.textContent = `difference ${k + 1} of ${d.length}`;
-    const p = wlLowerBound(vis, current);
-    scroll.scrollTop = Math.max(0, (p - 4) * rowH());
+    reveal();
+  }
+
+  /** Scroll the current line into view (a few lines below the top) and redraw. */
+  function reveal() {
+    if (current >= 0) scroll.scrollTop = Math.max(0, (wlLowerBound(vis, current) - 4) * rowH());
     painted = "";
     paint();
     explain();
@@ -137,8 +141,7 @@ function render({ model, el }) {
   wlProjectorToggle(root);
   wlOnResize(root, () => { painted = ""; paint(); });
   requestAnimationFrame(() => {
-    painted = "";
-    paint();
+    reveal();  // the first difference, in view from the start
     root.dataset.renderMs = (performance.now() - started).toFixed(1);
     root.dataset.ready = "1";
   });
