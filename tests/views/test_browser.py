@@ -37,6 +37,7 @@ from wasmlab.envoy.wire import free_port
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ARTIFACTS = browser_checks.ARTIFACTS
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 BIG = 1000  # requests in the big trace
 
 
@@ -510,6 +511,7 @@ def test_presentation_mode_projector_and_a_reopened_lesson(lab, tmp_path):
         visible = [i for i in range(pictures.count()) if pictures.nth(i).is_visible()]
         if visible:
             pictures.nth(visible[0]).scroll_into_view_if_needed()
+            page.wait_for_timeout(700)
         browser_checks.shot(page, "reopened-05.png")
         assert len(visible) >= n, f"{len(visible)} static pictures visible for {n} views after reopening"
         for i in visible:
@@ -537,3 +539,36 @@ def export_html(notebook: Path, out: Path) -> Path:
         timeout=120,
     )
     return out / (notebook.stem + ".html")
+
+
+def test_an_executed_lesson_opened_in_jupyterlab_shows_every_view(lab):
+    """``nbconvert --execute`` saves the widget state and leaves the notebook untrusted: JupyterLab
+    then draws each view from its saved state, or, where it does not, the static picture — never
+    a blank output."""
+    src = lesson_path("07")
+    notebooks = lab.root / "notebooks"
+    env = dict(os.environ, WASMLAB_FAST="1", PYTHONPATH=str(ROOT))
+    cmd = [sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute", src.name]
+    subprocess.run([*cmd, "--output", "executed-07"], cwd=notebooks, env=env, check=True, capture_output=True)
+    nb = json.loads((notebooks / "executed-07.ipynb").read_text())
+    assert nb["metadata"]["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    n = sum(1 for c in nb["cells"] for o in c.get("outputs", []) if WIDGET_MIME in o.get("data", {}))
+    page = lab.page()
+    try:
+        page.goto(lab.url("notebooks/executed-07.ipynb"))
+        page.wait_for_selector(".jp-Notebook", timeout=60_000)
+        accept_kernel_dialog(page, 3_000)
+        page.wait_for_timeout(4_000)
+        live = page.locator(".jp-OutputArea-output .wl[data-ready]").count()
+        pictures = page.locator(".jp-OutputArea-output .wl-static")
+        visible = [i for i in range(pictures.count()) if pictures.nth(i).is_visible()]
+        for i in visible:
+            assert browser_checks.picture_ok(pictures.nth(i)), f"static picture {i} is empty"
+        if visible:
+            pictures.nth(visible[0]).scroll_into_view_if_needed()
+            page.wait_for_timeout(700)
+        browser_checks.shot(page, "executed-07-in-jupyterlab.png")
+        print(f"\nexecuted lesson 07 in JupyterLab: {n} views, {live} drawn live, {len(visible)} static pictures")
+        assert live + len(visible) >= n and n >= 1
+    finally:
+        page.close()

@@ -75,7 +75,7 @@ def _svg_img(svg: str, alt: str) -> str:
     width = float(m.group(1)) * (4 / 3 if m and 'pt"' in m.group(0) else 1) if m else 0.0
     hint = (
         f'<div class="wl-scroll-hint" style="font-style:italic;color:#555">the picture is {width:.0f} px wide: '
-        "scroll → for the rest</div>"
+        "where it is cut, scroll → for the rest</div>"
         if width > 640
         else ""
     )
