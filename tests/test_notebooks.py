@@ -1,4 +1,8 @@
-"""Every lesson is committed without outputs and runs top to bottom without an error."""
+"""Every lesson is committed without outputs and runs top to bottom without an error.
+
+Lessons generated from ``notebooks/source/`` (student and solution versions) are executed by
+tests/course/test_grade.py, through ``wasmlab grade``, once per version; this file executes only
+the lessons that have no source yet, so no notebook runs twice in CI."""
 
 from __future__ import annotations
 
@@ -12,13 +16,18 @@ from nbclient import NotebookClient
 from conftest import ROOT
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+SOURCES = sorted((ROOT / "notebooks" / "source").glob("*.ipynb"))
+SOLUTIONS = sorted((ROOT / "notebooks" / "solutions").glob("*.ipynb"))
+NOT_GENERATED = [p for p in NOTEBOOKS if not (ROOT / "notebooks" / "source" / p.name).is_file()]
 
 
 def test_there_is_a_course():
     assert (ROOT / "notebooks" / "00-welcome.ipynb") in NOTEBOOKS
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", NOTEBOOKS + SOURCES + SOLUTIONS, ids=lambda p: p.relative_to(ROOT / "notebooks").as_posix()
+)
 def test_committed_without_outputs(path):
     nb = json.loads(path.read_text())
     assert nb["metadata"].get("kernelspec", {}).get("name") == "python3", "lessons must carry a kernelspec"
@@ -30,7 +39,7 @@ def test_committed_without_outputs(path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", NOT_GENERATED, ids=lambda p: p.name)
 def test_runs_top_to_bottom(path, tmp_path):
     nb = nbformat.read(str(path), as_version=4)
     saved = {k: os.environ.get(k) for k in ("WASMLAB_FAST", "PYTHONPATH")}

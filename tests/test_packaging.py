@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -45,3 +46,102 @@ def test_wheel_ships_the_course_and_lab_copies_it(tmp_path):
     assert (course / "notebooks" / "00-welcome.ipynb").is_file()
     assert (course / "notebooks" / "configs" / "hello.yaml").is_file()
     assert (course / "tests" / "fixtures" / "wasm" / "pause_then_continue.wasm").is_file()
+
+
+def _pins() -> tuple[dict[str, str], dict[str, str], dict]:
+    """(pyproject name -> spec for the course's dependencies + envoy extra, environment.yml name -> spec, env)."""
+    import re
+    import tomllib
+
+    import yaml
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    split = re.compile(r"^([A-Za-z0-9_.-]+)\s*(.*)$")
+    py = dict(split.match(d).groups() for d in [*project["dependencies"], *project["optional-dependencies"]["envoy"]])
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    conda: dict[str, str] = {}
+    for dep in env["dependencies"]:
+        items = dep["pip"] if isinstance(dep, dict) else [dep]
+        for item in items:
+            name, spec = split.match(item.replace("=", "==", 1) if re.match(r"^python=\d", item) else item).groups()
+            conda[name] = spec
+    return py, conda, project
+
+
+CONDA_NAMES = {"graphviz": "python-graphviz"}  # conda-forge's "graphviz" is the dot program
+
+
+def test_environment_yml_has_pyprojects_pins():
+    py, conda, project = _pins()
+    for name, spec in py.items():
+        assert conda.get(CONDA_NAMES.get(name, name)) == spec, f"{name}: pyproject {spec!r} vs environment.yml"
+    extras = project["optional-dependencies"]
+    assert not any(n.startswith("ziglang") for n in conda), "ziglang is the build extra, not the course's"
+    assert extras["build"] == ["ziglang==0.17.1"] and not any("ziglang" in d for d in project["dependencies"])
+    assert "graphviz" in conda  # the dot program, from conda-forge
+    assert "." in conda  # the course itself, with the same pins
+    from packaging.specifiers import SpecifierSet
+
+    assert conda["python"].lstrip("=") in SpecifierSet(project["requires-python"])
+
+
+def test_lab_setup_does_not_fetch_ziglang():
+    boot = (ROOT / "bootstrap.py").read_text()
+    assert 'EXTRAS = {"lab": "envoy", ' in boot
+
+
+def test_build_modules_fetches_ziglang_on_first_use(monkeypatch, capsys, tmp_path):
+    from wasmlab import modules
+
+    calls = []
+    monkeypatch.setattr(modules.subprocess, "call", lambda cmd, **kw: calls.append(cmd) or 0)
+    assert modules.fetch_ziglang() == modules.ZIG_VERSION
+    assert calls == [[sys.executable, "-m", "pip", "install", "-q", f"ziglang=={modules.ZIG_VERSION}"]]
+    assert "needs ziglang" in capsys.readouterr().err
+    monkeypatch.setattr(modules.subprocess, "call", lambda cmd, **kw: 1)
+    with pytest.raises(RuntimeError, match=r"pip install 'wasmlab\[build\]'"):
+        modules.fetch_ziglang()
+
+    def missing(name):
+        raise modules.md.PackageNotFoundError(name)
+
+    (tmp_path / "m.c").write_text("int x;\n")
+    monkeypatch.setattr(modules.md, "version", missing)
+    monkeypatch.setattr(modules, "fetch_ziglang", lambda: (_ for _ in ()).throw(RuntimeError("fetched")))
+    with pytest.raises(RuntimeError, match="fetched"):
+        modules.build_modules(check=True, verbose=False, root=tmp_path)
+
+
+def test_readme_binder_badge_opens_lesson_00():
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    m = re.search(r"\(https://mybinder\.org/v2/gh/[^)\s]+\?urlpath=([^)\s]+)\)", readme)
+    assert m, "README needs a launch-Binder badge"
+    from urllib.parse import unquote
+
+    path = unquote(m.group(1))
+    assert path.startswith("lab/tree/notebooks/00-") and (ROOT / path.removeprefix("lab/tree/")).is_file()
+
+
+def test_repo2docker_accepts_the_repository(tmp_path):
+    """Binder's builder reads the repository and writes a Dockerfile (``--no-build``: no docker needed)."""
+    import shutil
+
+    from conftest import need
+
+    exe = shutil.which("jupyter-repo2docker") or str(Path(sys.executable).parent / "jupyter-repo2docker")
+    need(Path(exe).is_file(), "jupyter-repo2docker (pip install 'wasmlab[test]')")
+    proc = subprocess.run(
+        [exe, "--no-build", "--debug", "--user-id", "1000", "--user-name", "jovyan", str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    dockerfile = proc.stdout + proc.stderr
+    assert "FROM " in dockerfile
+    assert 'env update -p ${NB_PYTHON_PREFIX} --file "environment.yml"' in dockerfile  # our environment
+    assert "Building conda environment for python=3.12" in dockerfile  # python=3.12: its base environment
+    assert "COPY --chown=1000:1000 src/ ${REPO_DIR}/" in dockerfile

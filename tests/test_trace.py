@@ -25,6 +25,8 @@ def test_events_follow_the_schema_and_round_trip_through_json(tmp_path):
         "args",
         "result",
         "data",
+        "parent",
+        "phase",
     )
     again = Trace.from_json(trace.to_json())
     assert [e.to_dict() for e in again] == [e.to_dict() for e in Trace.from_json(trace.to_json())]
@@ -69,3 +71,120 @@ def test_mermaid_and_text_exports():
         t = p.trace
     assert t.mermaid().startswith("sequenceDiagram\n")
     assert "stream   request(" in t.text()
+
+
+# ---- parent and phase ------------------------------------------------------------------------------
+def _fake_clock():
+    n = iter(range(1, 10**9))
+    return lambda: next(n)
+
+
+def test_parent_is_the_enclosing_call_on_the_same_thread_and_exit_names_the_call_it_closes():
+    """Two threads interleave their calls: each event's parent is the open call of its own thread."""
+    import threading
+
+    from wasmlab.trace import Recorder, set_thread_identity
+
+    rec = Recorder(_fake_clock())
+    enter, exit_ = {"phase": "enter"}, {"phase": "exit"}
+    step_a, step_b = threading.Event(), threading.Event()
+    out: dict[str, list] = {}
+
+    def worker(name: str, mine: threading.Event, other: threading.Event) -> None:
+        set_thread_identity(name, int(name[-1]))
+        evs = [rec.record("filter", "decode_headers", None, None, enter)]
+        mine.set()
+        other.wait(5)  # the other thread has opened its call too
+        evs.append(rec.record("callback", "proxy_on_request_headers", (2, 1), None, enter))
+        evs.append(rec.record("log", "info", {"message": "hi"}))
+        evs.append(rec.record("callback", "proxy_on_request_headers", (2, 1), 0, exit_))
+        evs.append(rec.record("filter", "decode_headers", None, "Continue", {"phase": "exit", "stream": 1}))
+        evs.append(rec.record("stream", "response", None, None, {"phase": "event", "stream": 1}))
+        out[name] = evs
+
+    threads = [
+        threading.Thread(target=worker, args=("worker_0", step_a, step_b)),
+        threading.Thread(target=worker, args=("worker_1", step_b, step_a)),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(5)
+    for evs in out.values():
+        filt, cb, log, cb_exit, filt_exit, point = evs
+        assert {e.thread for e in evs} == {filt.thread}
+        assert (filt.parent, filt.phase) == (None, "enter")
+        assert (cb.parent, cb.phase) == (filt.seq, "enter")
+        assert (log.parent, log.phase) == (cb.seq, None)
+        assert (cb_exit.parent, cb_exit.phase) == (cb.seq, "exit")
+        assert (filt_exit.parent, filt_exit.phase) == (filt.seq, "exit")
+        assert (point.parent, point.phase) == (None, None)  # "event" is a point event
+    assert out["worker_0"][1].parent != out["worker_1"][1].parent
+
+
+def test_a_trap_closes_the_callback_it_ended():
+    from wasmlab.trace import Recorder
+
+    rec = Recorder(_fake_clock())
+    cb = rec.record("callback", "proxy_on_request_headers", (2, 1), None, {"phase": "enter"})
+    hc = rec.record("hostcall", "env.proxy_log", (1,), None, {"phase": "enter"})
+    trap = rec.record("trap", "proxy_on_request_headers", {"message": "unreachable"}, vm="v")
+    after = rec.record("log", "error", {"message": "failed"})
+    assert trap.parent == hc.seq and cb.seq == hc.parent
+    assert after.parent is None
+
+
+def test_real_requests_nest_callbacks_in_filters_and_host_calls_in_callbacks():
+    from conftest import CONFIGS
+
+    with Proxy.from_yaml(CONFIGS / "wasm" / "hello.yaml", workers=2) as p:
+        p.request("GET", "/hello", worker=0)
+        p.request("GET", "/hello", worker=1)
+        trace = p.trace
+    by_seq = {e.seq: e for e in trace}
+    hostcalls = [e for e in trace if e.kind == "hostcall" and e.phase == "enter" and e.thread != "main"]
+    assert hostcalls
+    for hc in hostcalls:
+        parent = by_seq[hc.parent]
+        assert (parent.kind, parent.phase, parent.thread) == ("callback", "enter", hc.thread)
+        grand = by_seq[parent.parent] if parent.parent else None
+        if parent.name == "proxy_on_request_headers":
+            assert (grand.kind, grand.name, grand.thread) == ("filter", "decode_headers", hc.thread)
+    for e in trace:
+        if e.phase == "exit":
+            opener = by_seq[e.parent]
+            assert (opener.kind, opener.name, opener.phase, opener.thread) == (e.kind, e.name, "enter", e.thread)
+        assert e.phase == (e.data.get("phase") if isinstance(e.data, dict) else None) or e.phase is None
+
+
+def test_callout_events_carry_the_stream_and_the_token():
+    from conftest import CONFIGS
+    from wasmlab import Response
+
+    with Proxy.from_yaml(CONFIGS / "wasm" / "http_auth.yaml", workers=1) as p:
+        p.upstream("auth", lambda req: Response(200, [("x-user", "bob")], b"ok"))
+        p.request("GET", "/hello", headers={"authorization": "Bearer ok"})
+        p.wait_idle()
+        trace = p.trace
+    stream = next(e.data["stream"] for e in trace if e.kind == "stream" and e.name == "request")
+    req = next(e for e in trace if e.kind == "callout" and e.name == "http_request")
+    resp = next(e for e in trace if e.kind == "callout" and e.name == "http_response")
+    call = next(e for e in trace if e.kind == "hostcall" and e.name.endswith("proxy_http_call") and e.phase == "exit")
+    assert req.data["stream"] == resp.data["stream"] == stream
+    assert req.data["token"] == resp.data["token"] == call.data["detail"]["token"]
+    assert resp.data["request"] == req.seq
+    assert req.parent == call.parent  # made inside the proxy_http_call host call
+    answer = next(e for e in trace if e.kind == "callback" and e.name == "proxy_on_http_call_response")
+    assert answer.args[1] == req.data["token"]
+
+
+def test_traces_saved_before_parent_and_phase_still_load_and_get_them():
+    with Proxy.from_yaml(config(), workers=1) as p:
+        p.request("GET", "/direct")
+        trace = p.trace
+    old = [{k: v for k, v in e.to_dict().items() if k not in ("parent", "phase")} for e in trace]
+    import json
+
+    again = Trace.from_json(json.dumps(old, default=str))
+    assert [(e.seq, e.parent, e.phase) for e in again] == [(e.seq, e.parent, e.phase) for e in trace]
+    assert any(e.phase == "enter" for e in again)

@@ -8,6 +8,8 @@
     wasmlab bench [--json] [--quick] [--vs-envoy]
     wasmlab doctor
     wasmlab build-modules [--check]
+    wasmlab course build [--check]   write the student and solution notebooks from notebooks/source/
+    wasmlab grade PATH... [--json] [--csv FILE] [--timeout S]   run notebooks, table of check results
 
 Bad input prints one line on stderr and exits with code 2 — never a traceback.
 """
@@ -136,6 +138,37 @@ def cmd_build_modules(args: argparse.Namespace) -> int:
     return build_modules(check=args.check, verbose=not args.quiet)
 
 
+def cmd_course_build(args: argparse.Namespace) -> int:
+    from .course import build
+
+    return build(check=args.check, missing=args.missing, verbose=not args.quiet)
+
+
+def cmd_grade(args: argparse.Namespace) -> int:
+    from .grade import main as grade_main
+
+    return grade_main(args)
+
+
+def _add_course_parsers(sub: Any) -> None:
+    p = sub.add_parser("course", help="the course's notebooks (authors)")
+    csub = p.add_subparsers(dest="course_command", parser_class=_Parser)
+    csub.required = True
+    cp = csub.add_parser("build", help="write notebooks/NN-*.ipynb and notebooks/solutions/ from notebooks/source/")
+    cp.add_argument("--check", action="store_true", help="write nothing; exit 1 if a committed file differs")
+    cp.add_argument("--missing", action="store_true", help="write only the generated files that do not exist")
+    cp.add_argument("--quiet", action="store_true")
+    cp.set_defaults(func=cmd_course_build)
+
+    p = sub.add_parser("grade", help="run notebooks headless and tabulate their exercise checks")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="notebooks or folders of notebooks")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    p.add_argument("--csv", metavar="FILE", help="also write one CSV row per notebook and exercise")
+    p.add_argument("--timeout", type=float, default=600.0, help="seconds per notebook (default 600)")
+    p.add_argument("--course", metavar="DIR", help="the course's notebooks/ folder (lesson files resolve there)")
+    p.set_defaults(func=cmd_grade)
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="wasmlab", description="Learn how Envoy is extended: native, Lua and Proxy-Wasm filters.")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
@@ -178,6 +211,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true", help="rebuild and fail if a committed .wasm differs")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_build_modules)
+
+    _add_course_parsers(sub)
     return parser
 
 

@@ -62,6 +62,21 @@ def targets(root: Path) -> list[tuple[Path, str]]:
     return out
 
 
+def fetch_ziglang() -> str:
+    """ziglang is the ``build`` extra, not part of the course set-up (101 MB, only this command uses
+    it): on first use, install the pinned version into this Python, saying so."""
+    print(
+        f"wasmlab: building C modules needs ziglang=={ZIG_VERSION} (about 100 MB, only for build-modules); "
+        f"installing it now: {sys.executable} -m pip install ziglang=={ZIG_VERSION}",
+        file=sys.stderr,
+        flush=True,
+    )
+    rc = subprocess.call([sys.executable, "-m", "pip", "install", "-q", f"ziglang=={ZIG_VERSION}"])
+    if rc != 0:
+        raise RuntimeError(f"could not install ziglang; fix: pip install 'wasmlab[build]' (ziglang=={ZIG_VERSION})")
+    return ZIG_VERSION
+
+
 def build_modules(check: bool = False, verbose: bool = True, root: Path | None = None) -> int:
     root = root or modules_dir()
     have = None
@@ -72,7 +87,7 @@ def build_modules(check: bool = False, verbose: bool = True, root: Path | None =
     srcs = targets(root)
     if any(s.suffix == ".c" for s, _ in srcs):
         if have is None:
-            raise RuntimeError(f"ziglang is not installed; fix: pip install 'ziglang=={ZIG_VERSION}'")
+            have = fetch_ziglang()
         if have != ZIG_VERSION:
             raise RuntimeError(
                 f"ziglang {have} is installed but the modules are pinned to {ZIG_VERSION} "

@@ -98,3 +98,43 @@ def test_an_envoy_side_without_trace_lines_is_a_clear_error(wasm_trace):
 
     with pytest.raises(ValueError, match='component_log_level="wasm:trace"'):
         views(wasm_trace).compare([])
+
+
+def test_the_differing_part_of_a_line_is_marked(wasm_trace):
+    from wasmlab.views.compare import diff_spans
+
+    a, b = "[host<-vm] proxy_on_request_headers return: 0", "[host<-vm] proxy_on_request_headers return: 1"
+    (la, lb), (ra, rb) = diff_spans(a, b)
+    assert a[la:lb] == "0" and b[ra:rb] == "1"
+    # whole numbers, not the one digit that differs
+    (la, lb), (ra, rb) = diff_spans("env.proxy_log(2, 2048, 38)", "env.proxy_log(2, 2048, 36)")
+    assert "env.proxy_log(2, 2048, 38)"[la:lb] == "38" and "env.proxy_log(2, 2048, 36)"[ra:rb] == "36"
+    assert diff_spans("same", "same") is None
+    right = as_envoy_sees_it(wasm_trace)
+    i = next(i for i, ev in enumerate(right) if ev.name == "proxy_on_request_headers" and ev.result == 0)
+    right[i] = right[i]._replace(result=1)
+    v = CompareView(wasm_trace, right)
+    k = v.rows["tag"].index("differs")
+    lo, hi = v.rows["lmark"][k]
+    assert v.rows["left"][k][lo:hi] == "0" and v.rows["rmark"][k] == [lo, hi]
+    assert all(m is None for t, m in zip(v.rows["tag"], v.rows["lmark"], strict=True) if t != "differs")
+    svg = v.svg()
+    assert 'font-weight="bold" fill="#8a3b00" text-decoration="underline">0</tspan>' in svg
+
+
+def test_the_static_picture_shows_every_line_or_says_what_it_left_out(wasm_trace):
+    right = as_envoy_sees_it(wasm_trace)
+    v = CompareView(wasm_trace, right)
+    n = len(v.aligned)
+    idx, left_out = v.shown_rows(limit=n)
+    assert idx == list(range(n)) and left_out == ""
+    assert v.svg().count("<text") >= n  # one line per aligned row, none cut
+    idx, left_out = v.shown_rows(limit=20)
+    assert len(idx) == 20 and left_out == f"first 20 of {n} lines, all the same — re-run the cell for all"
+    right[5] = right[5]._replace(name="proxy_on_something_else")
+    v = CompareView(wasm_trace, right)
+    idx, left_out = v.shown_rows(limit=20)
+    assert len(idx) < len(v.aligned) and "re-run the cell for all" in left_out and "differences" in left_out
+    big = CompareView(wasm_trace, right)
+    big.shown_rows = lambda limit=120: v.shown_rows(limit=20)  # type: ignore[method-assign]
+    assert "re-run the cell for all" in big.svg() and "re-run the cell for all" in big.text()

@@ -125,3 +125,53 @@ def test_a_proxy_without_tracing_says_so(proxy_factory):
     p.request("GET", "/hello")
     for view in (p.views.timeline(), p.views.vm_layout(), p.views.queue_flow(), p.views.inspector()):
         assert view.note.startswith("nothing recorded: this proxy was built with trace=False")
+
+
+def displayed(obj) -> list[dict]:
+    """What a notebook keeps when ``obj`` is displayed: one data dict per output."""
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.display import display
+    from IPython.utils.capture import capture_output
+
+    InteractiveShell.instance()
+    with capture_output() as cap:
+        display(obj)
+    return [o.data for o in cap.outputs]
+
+
+def test_a_displayed_view_leaves_its_static_picture_as_an_output_of_its_own(service_trace):
+    """nbconvert picks the widget whenever its state is saved, and JupyterLab shows only "model
+    not found" for a trusted widget output whose model is gone: so the picture is a second output
+    (an <img> data URI that JupyterLab's sanitizer keeps), with the line saying how to get the
+    interactive view back."""
+    import base64
+    import re
+
+    for name, view in every_view(service_trace).items():
+        outs = displayed(view)
+        assert len(outs) == 2, name
+        widget, picture = outs
+        assert set(widget) == {WIDGET_MIME, "text/plain"}, name
+        assert widget[WIDGET_MIME]["model_id"] == view.model_id
+        html = picture["text/html"]
+        assert 'class="wl-static"' in html and "re-run the cell for the interactive view" in html, name
+        assert WIDGET_MIME not in picture and picture["text/plain"].startswith(view.text()[:40]), name
+        if view.svg():
+            src = re.search(r'src="data:image/svg\+xml;base64,([^"]+)"', html).group(1)
+            svg = base64.b64decode(src).decode()
+            assert svg.lstrip().startswith("<svg") and 'xmlns="http://www.w3.org/2000/svg"' in svg[:300], name
+        else:
+            assert "<table>" in html or "<pre>" in html, name
+
+
+def test_a_picture_that_fails_says_so_and_the_widget_still_shows(service_trace):
+    v = views(service_trace).inspector()
+    v.html = lambda: 1 / 0  # type: ignore[method-assign]
+    widget, picture = displayed(v)
+    assert WIDGET_MIME in widget
+    assert "no static picture: ZeroDivisionError" in picture["text/html"]
+
+
+def test_the_hiding_rule_only_hides_a_picture_next_to_a_rendered_view():
+    css = (STATIC / "common.css").read_text()
+    assert ".jp-OutputArea-child:has(.wl[data-ready]) + .jp-OutputArea-child:has(.wl-static) { display: none; }" in css

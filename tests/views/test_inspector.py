@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from view_traces import callout_trace, lua_trace, ratelimit_trace, trap_trace, wasm_trace  # noqa: F401
+from view_traces import callout_trace, lua_trace, ratelimit_trace, service_trace, trap_trace, wasm_trace  # noqa: F401
 
 from wasmlab.views import InspectorView
 
@@ -71,3 +71,27 @@ def test_fallbacks(trap_trace):
     v = InspectorView(trap_trace)
     assert "GET /trap" in v.text() and "503 (local reply)" in v.text()
     assert "<table>" in v.html() and "GET /trap" in v.html()
+
+
+def test_times_under_the_virtual_clock_do_not_read_zero(service_trace, wasm_trace):
+    from wasmlab.views.inspector import clock_of, latency_text
+
+    v = InspectorView(service_trace)  # virtual clock, advanced by 1 s at the end
+    assert v.clock == "virtual" and "virtual clock" in v.note
+    s = v.summaries[0]
+    assert s.latency_ms == 0 and latency_text(s, v.clock) == f"0 s virtual, {s.events} events"
+    assert "0.000" not in v.text() and "virtual" in v.html()
+    assert max(v.columns["t"]) == 1_000_000  # µs: the advance is there for the browser to show
+    real = InspectorView(wasm_trace)
+    assert real.clock == "real" and clock_of(list(wasm_trace)) == "real"
+    assert latency_text(real.summaries[0], "real").endswith(" ms")
+
+
+def test_long_static_pictures_say_what_they_left_out(service_trace):
+    v = InspectorView(service_trace, stream=InspectorView(service_trace).summaries[0].stream)
+    text = v.text()
+    rows = [r for r in v.timeline.rows if r.stream == v.stream]
+    if len(rows) > 60:
+        assert f"first 60 of {len(rows)} events shown — re-run the cell for all" in text
+    else:
+        assert "re-run" not in text

@@ -138,8 +138,13 @@ def test_drawings_name_every_entity(service_trace):
             assert f'id="{vid}-ctx-{c.id}"' in svg
     assert 'id="wl-q-0"' in svg and "queue stats" in svg
     assert dot.count("subgraph cluster_t") == 3
-    ent = d.entities()
-    assert len(ent["vms"]) == len(m.vms) and all(len(e) == 5 for e in ent["vms"])
+    scene = d.scene()
+    assert sorted(v["id"] for v in scene["vms"]) == sorted(d.vm_ids.values())
+    # every lifecycle step names the box it changed, and that box is in the scene
+    ids = {v["id"] for v in scene["vms"]} | {c["id"] for c in scene["ctxs"]} | {q["id"] for q in scene["queues"]}
+    ids |= {f"{vid}-streams" for vid, _ in scene["streams"]}
+    targets = d.mark_ids()
+    assert len(targets) == len(m.marks) and set(targets) <= ids
 
 
 def test_shared_values_read_as_numbers():
@@ -180,7 +185,7 @@ def test_live_layout_follows_streams_failures_and_reloads(proxy_factory):
     assert [vm["status"] for vm in vms] == ["failed", "running"]
     # the live model is exactly what a model built afterwards from the whole trace says
     assert v.model.summary() == LayoutModel.from_events(p.trace).summary()
-    assert v.entities == VMLayoutView(p.trace).entities
+    assert v.scene == VMLayoutView(p.trace).scene
 
 
 def test_several_live_views_share_one_subscription(proxy_factory):
@@ -207,7 +212,7 @@ def test_live_updates_from_worker_threads_reach_the_view_on_its_own_thread(proxy
     async def main() -> VMLayoutView:
         v = p.views.vm_layout(engine="builtin")  # created inside the loop: the feed wakes it
         p.views._feed._interval = 0.01
-        v.observe(lambda change: changed_on.add(threading.get_ident()), names=["entities", "picture"])
+        v.observe(lambda change: changed_on.add(threading.get_ident()), names=["scene"])
         loop = asyncio.get_running_loop()
 
         def clients() -> None:
@@ -261,3 +266,171 @@ def test_a_live_layout_stops_following_a_closed_proxy():
     assert lay.live
     p.close()
     assert not lay.live and "proxy closed" in lay.note
+
+
+# ---- issue 15: order, no future, legend, grouping, the browser ----------------------------------------
+def test_vms_keep_envoys_creation_order_inside_a_thread(service_trace):
+    m = LayoutModel.from_events(service_trace)
+    roles = [vm.role for vm in m.on_thread("main")]
+    assert roles == ["base", "base", "canary", "canary", "main", "service"]
+    d = LayoutDrawing(m)
+    assert [v["role"] for v in d.scene()["vms"] if v["thread"] == "main"] == roles
+
+
+def test_a_past_moment_shows_nothing_from_its_future(reload_trace):
+    m = LayoutModel.from_events(reload_trace)
+    old, new = m.on_thread("worker_0")
+    d = LayoutDrawing(m)
+    at = old.failed  # failed, not yet replaced
+    assert at is not None and old.replaced_at is not None and at < old.replaced_at
+    assert not any("replaced by" in s for s in d.vm_lines(old, at))
+    assert f"replaced by {new.key}" in d.vm_lines(old, old.replaced_at)
+    assert "replaced by" not in m.text(at) and new.key not in m.text(at)
+    for picture in (d.builtin_svg(at), d.dot(at)):
+        assert new.key not in picture and "replaced by" not in picture
+    assert new.key in d.builtin_svg() and "replaced by" in d.dot()
+    # the thread header counts only what exists at that moment
+    assert "worker_0: 1 Wasm VM" in m.text(at)
+
+
+def test_a_closed_proxy_keeps_each_vms_role_border(wasm_trace):
+    """The legend says dotted = base, dashed = canary: a destroyed base VM stays dotted."""
+    m = LayoutModel.from_events(wasm_trace)
+    d = LayoutDrawing(m)
+    svg = d.builtin_svg()
+    dash = {}
+    for vm in m.vms.values():
+        assert vm.status() == "destroyed"
+        g = svg[svg.index(f'id="{d.vm_ids[vm.key]}"') :]
+        rect = g[: g.index("/>")]
+        dash[vm.role] = rect.split('stroke-dasharray="')[1].split('"')[0] if "stroke-dasharray" in rect else None
+    assert dash == {"base": "2,2", "canary": "6,3", "main": None, "replica": None}
+    dot = d.dot()
+    base = dot[dot.index(f'"{d.vm_ids[m.on_thread("main")[0].key]}" [') :].split("\n", 1)[0]
+    assert "dotted" in base and "dashed" not in base
+
+
+def test_on_queue_ready_goes_to_the_registrant_of_that_moment(service_trace):
+    m = LayoutModel.from_events(service_trace)
+    q = m.queues[("stats_service", "stats")]
+    (canary_reg, canary), (service_reg, service) = q.registrants
+    assert m.vms[canary].role == "canary" and m.vms[service].role == "service"
+    d = LayoutDrawing(m)
+    assert d.registrant_at(q, canary_reg) == canary and d.registrant_at(q, service_reg) == service
+    qid = d.queue_ids[("stats_service", "stats")]
+
+    def ready(at):
+        return [(b, label) for a, b, cls, label in d._edges(at) if cls == "ready" and a == qid]
+
+    assert ready(canary_reg) == [(d.vm_ids[canary], "on_queue_ready ×0")]
+    assert ready(None) == [(d.vm_ids[service], "on_queue_ready ×4")]
+    first_enqueue = min(s for s, _, what in q.log if what == "enqueue")
+    assert not [e for e in d._edges(first_enqueue - 1) if e[2] == "enqueue"]
+    assert len([e for e in d._edges(first_enqueue) if e[2] == "enqueue"]) == 1
+    # the count is written in the registrant's own box, not floating near another VM
+    assert "← on_queue_ready ×4 (queue stats)" in d.traffic_lines(m.vms[service], None)
+    assert not any("on_queue_ready" in s for s in d.traffic_lines(m.vms[canary], None))
+
+
+def test_vm_id_grouping_is_off_by_default(service_trace):
+    m = LayoutModel.from_events(service_trace)
+    plain, grouped = LayoutDrawing(m), LayoutDrawing(m, group=True)
+    assert not [e for e in plain._edges() if e[2] == "member"] and "vm_id stats_filter\n" not in plain.dot()
+    members = [e for e in grouped._edges() if e[2] == "member"]
+    assert len(members) == len(m.vms)
+    v = VMLayoutView(service_trace)
+    assert v.group is False and 'class="group"' not in v.svg()
+    v.group = True
+    assert "group" in v.svg()
+
+
+HARNESS = """<!doctype html><html><head><meta charset="utf-8"><style>{css}
+body {{ margin: 0; }} #out {{ width: {width}px; }} .wl {{ font-size: 14px; }}</style></head>
+<body><div id="out"></div><script>
+const state = {state};
+const handlers = {{}};
+window.saved = [];
+const model = {{
+  get: (k) => state[k],
+  set: (k, v) => {{ state[k] = v; (handlers["change:" + k] || []).forEach((f) => f()); }},
+  on: (ev, f) => {{ (handlers[ev] = handlers[ev] || []).push(f); }},
+  save_changes: () => {{ window.saved.push(JSON.stringify(state.cursor_seq)); }},
+  send: () => {{}},
+}};
+window.model = model;
+</script><script>{esm}
+render({{ model, el: document.getElementById("out") }});
+</script></body></html>"""
+
+#: what lies right of the output area, the smallest text, and the highlighted elements
+MEASURE = """() => {
+  const out = document.getElementById("out").getBoundingClientRect();
+  let right = 0, font = 99;
+  for (const e of document.querySelectorAll(".wl *")) {
+    const b = e.getBoundingClientRect();
+    if (b.width && getComputedStyle(e).visibility !== "hidden") right = Math.max(right, b.right);
+    if ([...e.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim()))
+      font = Math.min(font, parseFloat(getComputedStyle(e).fontSize));
+  }
+  return { overflow: right - out.right, font,
+           current: [...document.querySelectorAll(".wl-current")].map((e) => e.id || e.textContent.slice(0, 40)) };
+}"""
+
+
+def harness_page(view, width: int) -> str:
+    """A standalone page running the view's real ESM against a fake anywidget model."""
+    state = {k: v for k, v in view.get_state().items() if not k.startswith("_")}
+    esm = view._esm.replace("export default { render };", "")
+    return HARNESS.format(css=view._css, width=width, state=json.dumps(state), esm=esm)
+
+
+def open_harness(chromium, tmp_path, view, width: int):
+    """(playwright, browser, page) showing ``view`` in a ``width`` px wide output area."""
+    from playwright.sync_api import sync_playwright
+
+    pw = sync_playwright().start()
+    browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+    page = browser.new_page(viewport={"width": width + 40, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    html = tmp_path / f"view-{width}.html"
+    html.write_text(harness_page(view, width))
+    page.goto(html.as_uri())
+    page.wait_for_selector(".wl[data-ready]")
+    page.errors = errors  # type: ignore[attr-defined]
+    return pw, browser, page
+
+
+def test_layout_fits_650_px_steps_and_follows_the_shared_cursor(chromium, tmp_path, service_trace):
+    v = VMLayoutView(service_trace)
+    for width in (650, 900):
+        pw, browser, page = open_harness(chromium, tmp_path, v, width)
+        try:
+            m = page.evaluate(MEASURE)
+            assert m["overflow"] <= 0.5 and m["font"] >= 11, m
+            assert m["current"] == []  # "now": no step is highlighted
+            cols = page.eval_on_selector_all(
+                ".wl-vl-col", "cs => cs.map(c => [c.dataset.thread || c.dataset.col, c.getBoundingClientRect().top])"
+            )
+            assert [c for c, _ in cols] == ["main", "shared", "worker_0", "worker_1"]
+            if width == 900:  # main, the process-wide column and a worker side by side
+                assert cols[0][1] == cols[1][1] == cols[2][1]
+            targets = v.marks["target"]
+            page.click('button[data-act="first"]')
+            assert page.evaluate(MEASURE)["current"] == [targets[0]]
+            # nothing from the future: one VM exists at the first lifecycle event
+            assert page.locator(".wl-vl-box.vm").count() == 1
+            k = next(i for i, t in enumerate(targets) if t != targets[0])
+            for _ in range(k):
+                page.click('button[data-act="step"]')
+            assert page.evaluate(MEASURE)["current"] == [targets[k]]
+            assert json.loads(page.evaluate("window.saved.at(-1)")) == v.marks["seq"][k]
+            # another view moves the cursor past the traffic: the layout follows, arrows appear
+            last_enqueue = max(ev.seq for ev in service_trace.filter(kind="queue", name="enqueue"))
+            page.evaluate(f"model.set('cursor_seq', {last_enqueue})")
+            assert page.locator(".wl-vl-edge.e").count() == 2 and page.locator(".wl-vl-edge.r").count() == 1
+            assert "enqueue" in page.inner_text(".wl-vl-legend")
+            assert page.errors == []
+        finally:
+            browser.close()
+            pw.stop()

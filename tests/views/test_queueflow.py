@@ -82,3 +82,81 @@ def test_view_state_text_and_picture(service_trace, wasm_trace):
     assert "queue stats" in v.svg()
     empty = QueueFlowView(wasm_trace)
     assert empty.model.steps == [] and "no shared queues" in empty.text()
+
+
+# ---- issue 15: live consumers, threads, reads and denials, the browser -------------------------------
+def test_a_replaced_registrant_is_not_a_consumer(service_trace):
+    m = QueueFlowModel(service_trace)
+    regs = [s.vm for s in m.steps if s.kind == "register"]
+    assert len(regs) == 2 and regs[0] != regs[1]
+    canary, service = regs
+    assert canary not in m.actors  # it registered first, was replaced, never got on_queue_ready
+    assert m.queues[0].registrant == service and "consumer" in m.actors[service].roles
+    assert canary not in m.text() and f"registered by {service}" in m.text()
+    # the static picture: producers -> queue -> the registrant, nothing to the canary
+    assert sorted(m.flow_edges()) == sorted(
+        [(vm, "q0", "enqueue") for vm, a in m.actors.items() if "producer" in a.roles] + [("q0", service, "ready")]
+    )
+    svg = m.svg()
+    assert svg.count('class="edge enqueue"') == 2 and svg.count('class="edge ready"') == 1
+    assert f"the state after all {len(m.steps)} steps" in svg and "re-run the cell to step through them" in svg
+
+
+def test_rate_limiter_reads_and_the_429s_they_cause_are_steps(rate_limiter_trace):
+    m = QueueFlowModel(rate_limiter_trace)
+    denied = [ev for ev in rate_limiter_trace.filter(kind="stream", name="response") if ev.args.get("status") == 429]
+    assert denied  # 7 requests, 5 tokens
+    replies = [s for s in m.steps if s.kind == "reply"]
+    assert [s.ok for s in replies] == [False] * len(denied) and all(s.depth == 429 for s in replies)
+    for s in replies:  # each denial follows a read of the bucket by the same VM on its worker
+        i = m.steps.index(s)
+        read = next(x for x in reversed(m.steps[:i]) if x.vm == s.vm)
+        assert read.kind == "get" and read.key == s.key == 0 and s.thread.startswith("worker_")
+    gets = [s for s in m.steps if s.kind == "get"]
+    first_set = next(s.seq for s in m.steps if s.kind == "set")
+    assert len(gets) >= 7 and all(s.ok for s in gets if s.seq > first_set)
+    assert not gets[0].ok and "not found" in gets[0].note  # the main VM reads before it fills the bucket
+    st = m.state()
+    assert st["shared"][0]["denied"] == len(denied) and st["shared"][0]["reads"] == len(gets)
+    # every VM sits under the thread it runs on (workers are not "main thread")
+    threads = {a.vm: a.thread for a in m.actors.values()}
+    assert {threads[s.vm] for s in replies} <= {"worker_0", "worker_1"}
+    assert all(threads[s.vm] == s.thread for s in m.steps if s.vm in threads)
+    assert "requests denied after reading it" in m.text()
+
+
+def test_queue_flow_fits_moves_and_follows_the_shared_cursor(chromium, tmp_path, service_trace):
+    from test_layout import MEASURE, open_harness
+
+    v = QueueFlowView(service_trace)
+    kinds = v.steps["kind"]
+    first_enqueue = kinds.index("enqueue")
+    for width in (650, 900):
+        pw, browser, page = open_harness(chromium, tmp_path, v, width)
+        try:
+            m = page.evaluate(MEASURE)
+            assert m["overflow"] <= 0.5 and m["font"] >= 11, m
+            workers = page.eval_on_selector_all('[data-col="workers"] [data-vm]', "bs => bs.map(b => b.dataset.vm)")
+            main = page.eval_on_selector_all('[data-col="main"] [data-vm]', "bs => bs.map(b => b.dataset.vm)")
+            assert sorted(workers) == sorted(a["vm"] for a in v.actors if a["thread"].startswith("worker_"))
+            assert main == [v.model.queues[0].registrant]
+            # arrows: producers -> queue -> registrant, drawn in the interactive view too
+            assert page.locator(".wl-qf-edge.enqueue").count() == 2 and page.locator(".wl-qf-edge.ready").count() == 1
+            page.click('button[data-act="first"]')
+            for _ in range(first_enqueue):
+                page.click('button[data-act="step"]')
+            assert page.locator(".wl-current").count() == 2  # the producer and the queue
+            travel = page.locator(".wl-qf-travel")
+            assert travel.is_visible() and v.steps["text"][first_enqueue] in travel.inner_text()
+            seq = v.steps["seq"][first_enqueue]
+            assert json.loads(page.evaluate("window.saved.at(-1)")) == seq
+            assert page.inner_text(".wl-details").startswith(f"#{seq} enqueue")
+            # another view moves the shared cursor: this one follows to its last step at or before it
+            last_ready = max(i for i, k in enumerate(kinds) if k == "ready")
+            page.evaluate(f"model.set('cursor_seq', {v.steps['seq'][last_ready] + 1})")
+            assert page.inner_text(".wl-pos").startswith(f"step {last_ready + 1} of")
+            assert page.inner_text(".wl-details").startswith(f"#{v.steps['seq'][last_ready]} ready")
+            assert page.errors == []
+        finally:
+            browser.close()
+            pw.stop()

@@ -219,3 +219,182 @@ def test_static_picture_and_text(wasm_trace):
     assert svg.startswith("<svg") and "proxy_on_request_headers" in svg and "marker-end" in svg
     text = v.text()
     assert text.startswith("Callback timeline:") and "[host->vm] proxy_on_request_headers(2, 6, 1)" in text
+
+
+# ---- the annotator reads parent, phase, stream and token (synthetic traces) -------------------------
+def recorded(script):
+    """Events from a real Recorder (so parent and phase are what recording gives), one thread."""
+    from wasmlab.trace import Recorder, set_thread_identity
+
+    set_thread_identity("worker_0", 0)
+    n = iter(range(1, 10**6))
+    rec = Recorder(lambda: next(n))
+    for kind, name, args, result, data, vm, ctx in script:
+        rec.record(kind, name, args, result, data, vm=vm, context_id=ctx)
+    return rec.snapshot()
+
+
+ENTER, EXIT = {"phase": "enter"}, {"phase": "exit"}
+
+
+def http_call(stream, token, vm="v#1", ctx=2):
+    """decode_headers -> proxy_on_request_headers -> proxy_http_call -> callout request."""
+    f = {"filter": "envoy.filters.http.wasm", "kind": "wasm"}
+    return [
+        ("filter", "decode_headers", f, None, {"stream": stream, "phase": "enter"}, None, None),
+        ("callback", "proxy_on_request_headers", (ctx, 6, 1), None, {"stream": stream, "phase": "enter"}, vm, ctx),
+        ("hostcall", "env.proxy_http_call", (1, 2), None, ENTER, vm, ctx),
+        ("callout", "http_request", {"cluster": "auth"}, None, {"stream": stream, "token": token}, None, None),
+        ("hostcall", "env.proxy_http_call", (1, 2), 0, EXIT, vm, ctx),
+        ("callback", "proxy_on_request_headers", (ctx, 6, 1), 1, {"stream": stream, "phase": "exit"}, vm, ctx),
+        ("filter", "decode_headers", f, "StopIteration", {"stream": stream, "phase": "exit"}, None, None),
+    ]
+
+
+def answer(stream, token, request_seq, vm="v#1", name="http_response"):
+    return [
+        ("callout", name, {"cluster": "auth", "status": 200}, None,
+         {"stream": stream, "token": token, "request": request_seq}, None, None),
+        ("callback", "proxy_on_http_call_response", (1, token, 1, 2, 0), None, ENTER, vm, 1),
+        ("hostcall", "env.proxy_continue_stream", (0,), None, ENTER, vm, 1),
+        ("hostcall", "env.proxy_continue_stream", (0,), 0, EXIT, vm, 1),
+        ("callback", "proxy_on_http_call_response", (1, token, 1, 2, 0), None, EXIT, vm, 1),
+    ]  # fmt: skip
+
+
+def test_annotator_nests_by_parent_filter_callback_hostcall():
+    m = TimelineModel(recorded(http_call(stream=1, token=7)))
+    assert [r.depth for r in m.rows] == [0, 1, 2, 3, 2, 1, 0]
+    assert [(r.src, r.dst) for r in m.rows[:3]] == [
+        ("host", WASM_FILTER),
+        (WASM_FILTER, "vm:v#1"),
+        ("vm:v#1", WASM_FILTER),
+    ]
+    enter, leave = m.rows[1], m.rows[5]
+    assert (enter.call, enter.end, leave.call) == (1, 5, 1)
+
+
+def test_callout_answers_follow_their_request_not_the_order_they_were_sent():
+    """Two streams call the same cluster; the second call is answered first. Guessing by order
+    (first in, first out per thread and cluster) would swap the streams."""
+    first, second = http_call(1, token=3), http_call(2, token=4, ctx=5)
+    events = recorded(first + second)
+    req1, req2 = (e.seq for e in events if e.kind == "callout")
+    events = recorded(first + second + answer(2, 4, req2) + answer(1, 3, req1))
+    m = TimelineModel(events)
+    answers = [r for r in m.rows if r.event.name == "http_response"]
+    assert [r.stream for r in answers] == [2, 1]
+    assert all((r.src, r.dst) == ("upstream", "vm:v#1") for r in answers)
+    delivered = [r for r in m.rows if r.event.name == "proxy_on_http_call_response" and r.event.phase == "enter"]
+    assert [r.stream for r in delivered] == [2, 1]  # found through the token in its arguments
+    inner = [r for r in m.rows if r.event.name == "env.proxy_continue_stream"]
+    assert [r.stream for r in inner] == [2, 2, 1, 1]
+
+
+def test_callout_timeout_goes_back_to_the_caller_on_its_stream():
+    events = recorded(http_call(9, token=1))
+    req = next(e.seq for e in events if e.kind == "callout")
+    m = TimelineModel(recorded(http_call(9, token=1) + answer(9, 1, req, name="http_timeout")[:1]))
+    timeout = m.rows[-1]
+    assert (timeout.src, timeout.dst, timeout.stream) == ("upstream", "vm:v#1", 9)
+
+
+def test_callout_from_a_root_context_has_no_stream_and_does_not_borrow_one():
+    script = [
+        ("callback", "proxy_on_tick", (1,), None, ENTER, "v#1", 1),
+        ("hostcall", "env.proxy_http_call", (1, 2), None, ENTER, "v#1", 1),
+        ("callout", "http_request", {"cluster": "auth"}, None, {"stream": None, "token": 5}, None, None),
+        ("hostcall", "env.proxy_http_call", (1, 2), 0, EXIT, "v#1", 1),
+        ("callback", "proxy_on_tick", (1,), None, EXIT, "v#1", 1),
+    ]
+    req = recorded(script)[2].seq
+    m = TimelineModel(recorded(http_call(3, token=2) + script + answer(None, 5, req + 7)))
+    tick_answer = [r for r in m.rows if r.event.kind == "callout" and r.event.name == "http_response"]
+    assert [r.stream for r in tick_answer] == [None]
+    assert {r.stream for r in m.rows if r.event.name == "proxy_on_http_call_response"} == {None}
+
+
+def test_callout_from_lua_leaves_from_the_lua_state():
+    d = {"stream": 4, "filter": "envoy.filters.http.lua", "hook": "envoy_on_request"}
+    script = [
+        ("filter", "decode_headers", {"filter": "envoy.filters.http.lua", "kind": "lua"}, None,
+         {"stream": 4, "phase": "enter"}, None, None),
+        ("lua", "envoy_on_request", "start", None, {**d, "phase": "enter"}, None, None),
+        ("callout", "http_request", {"cluster": "auth"}, None, {"stream": 4, "token": None}, None, None),
+        ("lua", "yield", "http call", None, d, None, None),
+        ("lua", "envoy_on_request", "start", None, {**d, "phase": "exit"}, None, None),
+    ]  # fmt: skip
+    m = TimelineModel(recorded(script))
+    call = m.rows[2]
+    assert call.src == "lua:envoy.filters.http.lua@worker_0" and call.dst == "upstream" and call.stream == 4
+
+
+# ---- nested calls (the model behind the default "nested calls" mode) ---------------------------------
+def test_nested_items_merge_each_call_with_its_return_and_fold_callbacks(wasm_trace):
+    m = TimelineModel(wasm_trace)
+    s = streams_of(wasm_trace)[0]
+    rows = m.select(stream=s)
+    items = m.items(rows)
+    assert not [r for r in items if r.event.phase == "exit"]  # every return joined its call
+    calls = [r for r in items if r.event.phase == "enter"]
+    assert all(r.end >= 0 and m.rows[r.end].event.phase == "exit" for r in calls)
+    # callbacks are folded: no host call of the stream is an item until its callback is unfolded
+    assert not [r for r in items if r.event.kind == "hostcall"]
+    cb = next(r for r in items if r.event.name == "proxy_on_request_headers")
+    opened = m.items(rows, unfolded=[cb.index])
+    inner = [r for r in opened if r.event.kind == "hostcall"]
+    assert inner and all(m.up(r) == cb.index and r.depth == cb.depth + 1 for r in inner)
+    # the request's whole lifecycle is a handful of rows
+    assert len(items) <= len(rows) // 3
+    names = [r.event.name for r in items if r.event.kind in ("filter", "stream")]
+    assert names[0] == "request" and "response" in names
+
+
+def test_nested_item_label_is_the_call_with_its_result(wasm_trace):
+    m = TimelineModel(wasm_trace)
+    s = streams_of(wasm_trace)[0]
+    item = next(r for r in m.items(m.select(stream=s)) if r.event.name == "decode_headers")
+    cols = m.columns()
+    assert cols["ret"][item.index] == f"{item.label} → {m.rows[item.end].event.result}"
+    assert cols["end"][item.index] == item.end and cols["up"][item.end] == cols["up"][item.index]
+
+
+def test_modes_and_an_unknown_mode_is_refused(native_trace):
+    v = TimelineView(native_trace, mode="events")
+    assert v.mode == "events"
+    try:
+        TimelineView(native_trace, mode="bars")
+    except ValueError as e:
+        assert "nested" not in str(e) and "lanes" in str(e)
+    else:
+        raise AssertionError("an unknown mode must be refused")
+
+
+def test_static_picture_of_a_large_trace_reaches_the_requests_and_says_what_it_left_out():
+    """Lesson-sized runs start with many VM start-up events: the picture used to stop there."""
+    with Proxy.from_yaml(CONFIGS / "wasm" / "hello.yaml", workers=2) as p:
+        for i in range(40):
+            p.request("GET", "/hello", worker=i % 2)
+        p.wait_idle()
+        trace = p.trace
+    v = TimelineView(trace)
+    svg = v.svg()
+    assert "request GET /hello" in svg
+    shown = v.model.items(v.visible())
+    assert len(shown) > 150 and "first 150 of " in svg and "re-run the cell for all" in svg
+    assert "folded calls" in svg
+    text = v.text()
+    assert f"of {len(shown)} rows — re-run the cell for all" in text
+
+
+def test_static_picture_of_a_small_selection_is_complete(native_trace):
+    v = TimelineView(native_trace, stream=streams_of(native_trace)[0])
+    svg = v.svg()
+    assert "re-run" not in svg and "request GET /hello" in svg
+    assert svg.count("decode_headers") == 1  # call and return: one item
+
+
+def test_cursor_seq_starts_on_the_first_visible_event(wasm_trace):
+    s = streams_of(wasm_trace)[1]
+    v = TimelineView(wasm_trace, stream=s)
+    assert v.cursor_seq == v.visible()[0].seq and "cursor_seq" in v.keys

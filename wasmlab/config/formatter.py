@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ..host.stream_info import StreamInfo
+    from ..http.stream_info import StreamInfo
     from .yaml_source import Node
 
 #: Envoy's default access log format (``DEFAULT_FORMAT`` in substitution_format_string.cc)
@@ -47,14 +47,16 @@ def _start_time(info: StreamInfo, arg: str) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{ms:03d}Z"
 
 
+#: the StreamInfo header map each ``%REQ(...)%``-style command reads
+_HEADER_MAPS = {"REQ": "request_headers", "RESP": "response_headers", "TRAILER": "response_trailers"}
+
+
 def _header_op(which: str) -> Callable[[StreamInfo, str], Any]:
+    attr = _HEADER_MAPS[which]
+
     def get(info: StreamInfo, arg: str) -> Any:
         names = arg.split("?")
-        headers = {
-            "REQ": info.request_headers,
-            "RESP": info.response_headers,
-            "TRAILER": info.response_trailers,
-        }[which]
+        headers = getattr(info, attr)
         if headers is None:
             return None
         for n in names:

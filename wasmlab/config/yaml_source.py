@@ -8,6 +8,7 @@ item, and walk the tree with :class:`Node`, which knows its YAML path
 
 from __future__ import annotations
 
+import builtins
 import os
 import re
 from collections.abc import Iterator
@@ -22,10 +23,14 @@ from ..errors import ConfigError
 
 class _LineDict(dict):
     __slots__ = ("line", "key_lines")
+    line: int
+    key_lines: dict[Any, int]
 
 
 class _LineList(list):
     __slots__ = ("line", "item_lines")
+    line: int
+    item_lines: list[int]
 
 
 class _Loader(yaml.SafeLoader):
@@ -246,7 +251,7 @@ class Node:
             return v.lower() == "true"
         raise self.error(f"expected true or false, got {_type_name(v)}")
 
-    def bool_value(self) -> bool:
+    def bool_value(self) -> builtins.bool:
         """``google.protobuf.BoolValue``: a bare bool or ``{value: bool}``."""
         if isinstance(self.value, dict):
             self.check_fields("value")
@@ -254,7 +259,7 @@ class Node:
             return n.bool() if n is not None else False
         return self.bool()
 
-    def enum(self, choices: tuple[str, ...] | list[str]) -> str:
+    def enum(self, choices: tuple[builtins.str, ...] | builtins.list[builtins.str]) -> builtins.str:
         s = self.str()
         if s not in choices:
             raise self.error(f"unknown value '{s}' (expected one of: {', '.join(choices)})")

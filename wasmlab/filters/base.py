@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from ..host.dispatcher import Dispatcher
     from ..host.filter_callbacks import FilterCallbacks
     from ..host.services import ServerContext
-    from ..host.stream_info import StreamInfo
+    from ..http.stream_info import StreamInfo
 
 Continue = FilterHeadersStatus.Continue
 

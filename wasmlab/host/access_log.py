@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ..config.bootstrap import AccessLogConfig
-    from .stream_info import StreamInfo
+    from ..http.stream_info import StreamInfo
 
 
 def _render_json(spec: dict[str, Any], info: StreamInfo) -> dict[str, Any]:

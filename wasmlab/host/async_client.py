@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..http import HeaderMap, Request
 from .upstream import (
@@ -28,7 +28,7 @@ from .upstream import (
 
 if TYPE_CHECKING:
     from .dispatcher import Dispatcher, Timer
-    from .proxy import Proxy
+    from .services import ServerContext
 
 
 #: the x-forwarded-for value Envoy 1.40's async client sends (observed on the real binary)
@@ -89,7 +89,7 @@ class AsyncRequest:
 
 
 def send(
-    proxy: Proxy,
+    proxy: ServerContext,
     dispatcher: Dispatcher,
     cluster_name: str,
     headers: HeaderMap,
@@ -98,6 +98,7 @@ def send(
     on_complete: Callable[[AsyncResponse], None],
     trailers: HeaderMap | None = None,
     send_xff: bool = True,
+    token: int | None = None,
 ) -> AsyncRequest:
     """Start a call; ``headers`` carry ``:method``, ``:path`` and ``:authority``.
 
@@ -107,7 +108,9 @@ def send(
     Envoy 1.40 sends that placeholder address) and ``x-envoy-expected-rq-timeout-ms`` when there
     is a timeout; the answer gets ``x-envoy-upstream-service-time``. A timeout, an unreachable or
     crashing upstream and a cluster without endpoints come back as that router's local replies
-    (504/503 with a ``text/plain`` body), as in Envoy.
+    (504/503 with a ``text/plain`` body), as in Envoy. The trace's callout events carry the
+    caller's stream (None for a root context's call), its ``token`` (Proxy-Wasm) and, on the
+    answer, the ``seq`` of the request event (``data["request"]``).
     """
     cluster = proxy.clusters[cluster_name]
     req = AsyncRequest(dispatcher, on_complete)
@@ -115,8 +118,9 @@ def send(
     request = Request(headers.get(":method") or "GET", headers.get(":path") or "/", up, body, trailers)
     head = request.method == "HEAD"
     rec = proxy.recorder
+    tdata: dict[str, object] = {"stream": rec.current_stream(), "token": token} if rec.enabled else {}
     if rec.enabled:
-        rec.record(
+        sent = rec.record(
             "callout",
             "http_request",
             {
@@ -127,9 +131,11 @@ def send(
                 "body_size": len(body),
                 "timeout_ms": int((timeout_s or 0) * 1000),
             },
+            data=tdata,
         )
+        tdata = {**tdata, "request": sent.seq if sent is not None else None}
     if timeout_s:
-        _arm_timeout(proxy, dispatcher, req, cluster_name, timeout_s)
+        _arm_timeout(proxy, dispatcher, req, cluster_name, timeout_s, tdata)
     activity = proxy.activity
     activity.begin()
     if cluster.healthy:
@@ -139,18 +145,15 @@ def send(
     stats = proxy.stat_store
 
     def deliver(result: UpstreamResult) -> None:
-        if req.done:  # timed out or cancelled: Envoy reset the upstream request
-            pass
-        elif result.response is None:
-            charge_upstream_failure(stats, cluster_name, result.failure or CONNECTION_TERMINATION, True)
-        else:
-            charge_upstream_code(stats, cluster_name, result.response.status, True)
+        if not req.done:  # else timed out or cancelled: Envoy reset the upstream request
+            _charge_result(stats, cluster_name, result)
         resp = _response_of(result, head, (proxy.clock.monotonic_ns() - sent_ns) // 1_000_000)
         if rec.enabled and not req.done:
             rec.record(
                 "callout",
                 "http_response",
                 {"cluster": cluster_name, "status": resp.status, "failure": resp.failure, "body_size": len(resp.body)},
+                data=tdata,
             )
         req._finish(resp)
 
@@ -158,14 +161,21 @@ def send(
         dispatcher.post(deliver, result)
         activity.end()
 
-    if not cluster.healthy:
+    if not cluster.healthy:  # no endpoint: the router answers at once (on the next loop turn)
         proxy.stat_store.inc(f"cluster.{cluster_name}.upstream_cx_none_healthy")
         activity.end()
-        h, b = local_reply(503, b"no healthy upstream")
-        dispatcher.post(req._finish, AsyncResponse(h, b, None))
-        return req
-    proxy.upstream_pool.call(cluster, request, done)
+        dispatcher.post(req._finish, AsyncResponse(*local_reply(503, b"no healthy upstream"), None))
+    else:
+        proxy.upstream_pool.call(cluster, request, done)
     return req
+
+
+def _charge_result(stats: Any, cluster_name: str, result: UpstreamResult) -> None:
+    """The cluster's upstream stats for an answer (or a failure) that reached the caller."""
+    if result.response is None:
+        charge_upstream_failure(stats, cluster_name, result.failure or CONNECTION_TERMINATION, True)
+    else:
+        charge_upstream_code(stats, cluster_name, result.response.status, True)
 
 
 def _upstream_headers(headers: HeaderMap, body: bytes, timeout_s: float | None, send_xff: bool) -> HeaderMap:
@@ -187,14 +197,21 @@ def _upstream_headers(headers: HeaderMap, body: bytes, timeout_s: float | None, 
     return up
 
 
-def _arm_timeout(proxy: Proxy, dispatcher: Dispatcher, req: AsyncRequest, cluster_name: str, timeout_s: float) -> None:
+def _arm_timeout(
+    proxy: ServerContext,
+    dispatcher: Dispatcher,
+    req: AsyncRequest,
+    cluster_name: str,
+    timeout_s: float,
+    tdata: dict[str, object],
+) -> None:
     """The call's timer: when it fires first, the router answers 504 ``upstream request timeout``."""
     rec = proxy.recorder
 
     def on_timeout() -> None:
         charge_upstream_timeout(proxy.stat_store, cluster_name, True)
         if rec.enabled:
-            rec.record("callout", "http_timeout", {"cluster": cluster_name})
+            rec.record("callout", "http_timeout", {"cluster": cluster_name}, data=tdata)
         h, b = local_reply(504, TIMEOUT_BODY)
         req._finish(AsyncResponse(h, b, None))
 

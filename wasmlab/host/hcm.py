@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any
 from ..config.bootstrap import HcmConfig, ListenerConfig, PerRouteDisabled
 from ..config.route import RouteAction
 from ..http import Buffer, HeaderMap, Response
+from ..http.stream_info import StreamInfo
 from .filter_manager import FilterManager
-from .stream_info import StreamInfo
 
 if TYPE_CHECKING:
     from ..config.route import Route

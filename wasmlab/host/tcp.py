@@ -148,7 +148,7 @@ class ActiveTcpConnection:
         self.closed = False
         self.downstream_eos = False
         self.upstream_eos = False
-        from .stream_info import StreamInfo
+        from ..http.stream_info import StreamInfo
 
         clock = proxy.clock
         self.info = StreamInfo(

@@ -1,9 +1,10 @@
-"""HTTP model: header maps, buffers, requests, responses and filter statuses."""
+"""HTTP model: header maps, buffers, requests, responses, filter statuses and stream info."""
 
 from .buffer import Buffer
 from .headers import HeaderMap
 from .message import Request, Response
 from .status import FilterDataStatus, FilterHeadersStatus, FilterTrailersStatus, reason_phrase
+from .stream_info import StreamInfo
 
 __all__ = [
     "Buffer",
@@ -13,5 +14,6 @@ __all__ = [
     "HeaderMap",
     "Request",
     "Response",
+    "StreamInfo",
     "reason_phrase",
 ]

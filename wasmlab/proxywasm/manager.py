@@ -329,7 +329,14 @@ class WasmManager:
             self._grpc_done(vm, root, token, resp)
 
         req = async_client.send(
-            self.proxy, vm.dispatcher, cluster, headers, frame, timeout_ms / 1000.0 if timeout_ms else None, done
+            self.proxy,
+            vm.dispatcher,
+            cluster,
+            headers,
+            frame,
+            timeout_ms / 1000.0 if timeout_ms else None,
+            done,
+            token=token,
         )
         root.grpc_calls[token] = req
         return token

@@ -1,13 +1,21 @@
 """One trace event: every crossing between the host and a filter is one of these.
 
 The schema is DESIGN.md's: ``Event(seq, t_ns, thread, worker, vm, context_id, kind, name, args,
-result, data)``. ``thread`` is the dispatcher's name (``main``, ``worker_0``...), ``worker`` its
-index or None on main, ``vm`` the Wasm VM's id or None, ``kind`` one of :data:`KINDS`.
-Stream-level events carry the stream id in ``data["stream"]``.
+result, data, parent, phase)``. ``thread`` is the dispatcher's name (``main``, ``worker_0``...),
+``worker`` its index or None on main, ``vm`` the Wasm VM's id or None, ``kind`` one of
+:data:`KINDS`. Stream-level events carry the stream id in ``data["stream"]``.
+
+A call (a filter callback, a Wasm callback or host call, a Lua coroutine run) is two events: its
+``enter`` and its ``exit`` (``phase``); everything else is a point event (``phase`` None).
+``parent`` is the ``seq`` of the ``enter`` event of the innermost call open on the same thread
+when the event happened — for an ``exit``, the call it closes — or None at top level. Envoy has no
+such field: its ``wasm:trace`` lines are nested by their order on one thread, which is exactly what
+the recorder replays (:func:`link` does the same for traces saved before these fields existed).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 #: every kind an event may have
@@ -41,6 +49,8 @@ class Event(NamedTuple):
     args: Any = None
     result: Any = None
     data: Any = None
+    parent: int | None = None
+    phase: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return self._asdict()
@@ -53,3 +63,49 @@ class Event(NamedTuple):
         from .export import event_text
 
         return event_text(self)
+
+
+#: the two phases of a call; any other ``data["phase"]`` (``"event"``) is a point event
+PHASES = ("enter", "exit")
+
+
+def close_call(stack: list[Event], kind: str, name: str) -> int | None:
+    """Pop the innermost open ``kind name`` call (and any call left open inside it: a trap
+    unwinds without exits) from a thread's stack of enter events; its ``seq``, or None if it is
+    not open."""
+    for i in range(len(stack) - 1, -1, -1):
+        frame = stack[i]
+        if frame.kind == kind and frame.name == name:
+            del stack[i:]
+            return frame.seq
+    return None
+
+
+def unwind_trap(stack: list[Event], ev: Event) -> None:
+    """A trap ends the Wasm callback (or filter callback) it happened in, which never exits."""
+    for kind in ("callback", "filter"):
+        if close_call(stack, kind, ev.name) is not None:
+            return
+
+
+def link(events: Iterable[Event]) -> list[Event]:
+    """``events`` with ``parent`` and ``phase`` filled in from ``data["phase"]`` and the order of
+    events on each thread, as the recorder fills them when recording (for old saved traces and
+    traces parsed from Envoy's log). Events that already carry a phase keep their fields."""
+    stacks: dict[str, list[Event]] = {}
+    out = []
+    for ev in events:
+        stack = stacks.setdefault(ev.thread, [])
+        phase = ev.phase
+        if phase is None:
+            p = ev.data.get("phase") if isinstance(ev.data, dict) else None
+            phase = p if p in PHASES else None
+        parent = close_call(stack, ev.kind, ev.name) if phase == "exit" else stack[-1].seq if stack else None
+        if ev.phase is None and ev.parent is None and (phase is not None or parent is not None):
+            ev = ev._replace(parent=parent, phase=phase)
+        if phase == "enter":
+            stack.append(ev)
+        elif ev.kind == "trap":
+            unwind_trap(stack, ev)
+        out.append(ev)
+    return out

@@ -3,7 +3,9 @@
 Envoy shows its internals through log lines (``--component-log-level wasm:trace``); wasmlab records
 structured events instead and renders log lines from them. Recording is a counter increment, a
 clock read and one tuple appended to a bounded ring (``collections.deque`` appends are atomic
-under the GIL), so it is cheap enough to leave on in lessons. ``trace=False`` turns it off:
+under the GIL), so it is cheap enough to leave on in lessons. Each thread also keeps the stack of
+its open calls (an ``enter`` pushes, its ``exit`` pops), which gives every event its ``parent``;
+call sites only say ``data["phase"]`` ("enter"/"exit"). ``trace=False`` turns it off:
 ``Recorder.enabled`` is then False and hot paths skip building event arguments at all.
 """
 
@@ -17,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from .events import Event
+from .events import Event, close_call, link, unwind_trap
 
 #: per-thread identity, set by each dispatcher thread when it starts
 _thread_info = threading.local()
@@ -57,6 +59,10 @@ class Recorder:
         #: lifecycle events (VMs, root contexts, queue registrations, traps), kept through
         #: clear() and ring overflow so views can still tell what exists
         self._state: deque[Event] = deque(maxlen=20_000)
+        #: per thread: its identity and the calls open on it (their enter events, innermost
+        #: last) — identity fixed at the thread's first event (a dispatcher names its
+        #: thread before it runs anything)
+        self._calls = threading.local()
 
     @property
     def capacity(self) -> int:
@@ -75,15 +81,33 @@ class Recorder:
         if not self.enabled:
             return None
         try:
-            thread, worker = _thread_info.ident
+            thread, worker, stack = self._calls.here
         except AttributeError:
-            thread, worker = threading.current_thread().name, None
+            thread, worker, stack = self._calls.here = (*thread_identity(), [])
+        phase = data.get("phase") if data.__class__ is dict else None
+        if phase == "exit":
+            top = stack[-1] if stack else None
+            if top is not None and top[7] == name and top[6] == kind:
+                stack.pop()
+                parent = top[0]
+            else:
+                parent = close_call(stack, kind, name)
+        else:
+            parent = stack[-1][0] if stack else None
+            if phase is not None and phase != "enter":
+                phase = None  # a point event that names its phase ("event")
+        seq, t_ns = next(self._seq), self._clock_ns()
         ev = _new_event(
-            Event, (next(self._seq), self._clock_ns(), thread, worker, vm, context_id, kind, name, args, result, data)
+            Event, (seq, t_ns, thread, worker, vm, context_id, kind, name, args, result, data, parent, phase)
         )
+        if phase == "enter":
+            stack.append(ev)
         self._ring.append(ev)
-        if kind in _STATE_KINDS and _is_state(ev):
-            self._state.append(ev)
+        if kind in _STATE_KINDS:
+            if _is_state(ev):
+                self._state.append(ev)
+            if kind == "trap":
+                unwind_trap(stack, ev)
         if self._subscribers:
             for fn in list(self._subscribers):
                 try:
@@ -91,6 +115,15 @@ class Recorder:
                 except Exception:  # a broken view must never break the host
                     pass
         return ev
+
+    def current_stream(self) -> int | None:
+        """The stream the innermost open call on this thread works for (``data["stream"]`` of the
+        nearest call that names one), or None: what a callout started inside it belongs to."""
+        for frame in reversed(getattr(self._calls, "here", ("", None, []))[2]):
+            data = frame[10]
+            if data.__class__ is dict and data.get("stream") is not None:
+                return data["stream"]
+        return None
 
     def subscribe(self, fn: Callable[[Event], None]) -> Callable[[], None]:
         """Call ``fn(event)`` for every new event (on the recording thread); returns unsubscribe."""
@@ -207,7 +240,12 @@ class Trace:
 
     @classmethod
     def from_json(cls, text: str) -> Trace:
-        return cls(Event.from_dict(d) for d in json.loads(text))
+        """A saved trace; one saved before events had ``parent``/``phase`` gets them derived."""
+        dicts = json.loads(text)
+        events = [Event.from_dict(d) for d in dicts]
+        if dicts and "phase" not in dicts[0]:
+            events = link(events)
+        return cls(events)
 
     @classmethod
     def load(cls, path: str | Path) -> Trace:

@@ -6,6 +6,7 @@ inspector, and wasmlab side by side with real Envoy.
     proxy.views.queue_flow()     # shared queues filling and draining, ticks, shared data values
     proxy.views.inspector()      # every event in a table, one summary per request
     proxy.views.compare(envoy)   # wasmlab vs real Envoy's wasm:trace, differences marked
+    proxy.views.linked("timeline", "vm_layout", "queue_flow")   # one cursor: step one, all move
 
     wasmlab.views.load_trace("trace.json").timeline()   # the same views of a saved trace
 
@@ -26,6 +27,7 @@ from .compare import CompareView, compare
 from .inspector import InspectorView
 from .layout import LayoutModel
 from .layout_view import VMLayoutView, layout_accept
+from .link import LinkedViews, link
 from .live import LiveFeed
 from .queueflow import QueueFlowModel, QueueFlowView
 from .render import render_dot
@@ -35,6 +37,7 @@ __all__ = [
     "CompareView",
     "InspectorView",
     "LayoutModel",
+    "LinkedViews",
     "QueueFlowModel",
     "QueueFlowView",
     "TimelineModel",
@@ -42,6 +45,7 @@ __all__ = [
     "VMLayoutView",
     "Views",
     "compare",
+    "link",
     "load_trace",
     "render_dot",
 ]
@@ -123,6 +127,21 @@ class Views:
         component_log_level="wasm:trace")``, or its ``.trace``), aligned per thread."""
         return CompareView(self.events(), envoy, thread=thread)
 
+    def linked(self, *views: Any) -> LinkedViews:
+        """Views that share one cursor: stepping one moves the others to the same moment (the last
+        event of theirs at or before it). ``views`` are widgets or names: ``"timeline"``,
+        ``"vm_layout"``, ``"queue_flow"``, ``"inspector"`` (default: timeline, layout, queue
+        flow). Returns a box of the views, linked in the browser (works without the kernel)."""
+        names = {"timeline", "vm_layout", "queue_flow", "inspector"}
+        widgets = []
+        for v in views or ("timeline", "vm_layout", "queue_flow"):
+            if isinstance(v, str):
+                if v not in names:
+                    raise ValueError(f"linked() takes views or the names {sorted(names)}, got {v!r}")
+                v = getattr(self, v)()
+            widgets.append(v)
+        return LinkedViews(widgets)
+
     def source_closed(self) -> None:
         """Called by the proxy when it shuts down: live views stop following it."""
         if self._feed is not None:
@@ -137,7 +156,8 @@ class Views:
     def __repr__(self) -> str:
         what = "a running proxy" if self._proxy is not None else "a saved trace"
         return (
-            f"<Views of {what}: .vm_layout() .timeline() .queue_flow() .inspector() .compare(envoy); "
+            f"<Views of {what}: .vm_layout() .timeline() .queue_flow() .inspector() .compare(envoy) "
+            ".linked(...); "
             f"{len(self.events())} events>"
         )
 

@@ -1,17 +1,19 @@
 """What every view derives from one trace event: its lane, the arrow it draws, its stream, a label.
 
-The trace is flat: a callback, the host calls it makes and the log lines they write are separate
-events. Envoy's own ``wasm:trace`` output is read the same way — by the order of the lines on one
-thread. :class:`Annotator` replays that order with one call stack per thread, so that it knows
+Every event names the call it happens in (``Event.parent``, the seq of that call's ``enter``; for
+an ``exit``, the call it closes) and whether it opens or closes a call (``Event.phase``): the
+recorder derived both from the order of events on each thread, as one reads Envoy's ``wasm:trace``
+lines. :class:`Annotator` reads those fields — one small function per event kind — to know
 
 * who called whom: ``decode_headers`` enters the Wasm filter, which calls
   ``proxy_on_request_headers`` in VM ``hello_vm#4``, which calls ``env.proxy_log`` back into the
   filter — each step becomes an arrow between two **lanes** (downstream, host, each filter, each
   Wasm VM and Lua state, shared queues, shared data, upstream);
 * which **stream** an event belongs to, also when the event itself does not say (a host call
-  carries its VM and context id; a queue enqueue happens inside a stream's ``proxy_on_log``);
-* which Wasm VM is running on the thread (the producer of an ``enqueue``, the writer of a shared
-  data ``set``: those events carry no VM of their own).
+  carries its VM and context id; a queue enqueue happens inside a stream's ``proxy_on_log``; a
+  callout's answer names its request, and the callback it is delivered to carries its token);
+* which Wasm VM is running (the producer of an ``enqueue``, the writer of a shared data ``set``:
+  those events carry no VM of their own).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ..trace import Event
+from ..trace import Event, link
 
 DOWNSTREAM = "downstream"
 HOST = "host"
@@ -58,6 +60,9 @@ class Row:
     label: str  # one line; Envoy's exact wasm:trace line for callbacks and host calls
     note: str  # extra detail (what a host call read or wrote), may be ""
     actor_vm: str | None  # the Wasm VM running on this thread when the event happened
+    here: str = HOST  # for a call's enter: the lane control is in until it exits
+    call: int = -1  # for an exit: the index of its enter row; for an enter: its own index
+    end: int = -1  # for an enter: the index of its exit row (-1 while open or never closed)
 
     @property
     def seq(self) -> int:
@@ -198,32 +203,58 @@ def label_of(ev: Event) -> tuple[str, str]:
     return f"{kind} {name}({_arglist(ev.args)}){res}", ""
 
 
-class _Frame:
-    __slots__ = ("kind", "name", "here", "stream", "vm")
+#: callbacks that deliver a callout's answer: their second argument is the call's token
+CALLOUT_CALLBACKS = frozenset(
+    (
+        "proxy_on_http_call_response",
+        "proxy_on_grpc_receive_initial_metadata",
+        "proxy_on_grpc_receive",
+        "proxy_on_grpc_receive_trailing_metadata",
+        "proxy_on_grpc_close",
+    )
+)
 
-    def __init__(self, kind: str, name: str, here: str, stream: int | None, vm: str | None) -> None:
-        self.kind = kind
-        self.name = name
-        self.here = here  # the lane control is in while this frame is open
-        self.stream = stream
-        self.vm = vm
+
+@dataclass(slots=True)
+class _At:
+    """Where an event happens, read from its parent: what every kind's function starts from."""
+
+    ev: Event
+    opener: Row | None  # for an exit: the row of the enter it closes
+    outer: Row | None  # the row of the call enclosing the event (for an exit: enclosing its call)
+    caller: str  # the lane control was in when the event (or its call) began
+    stream: int | None
+    actor: str | None  # the Wasm VM running
+    depth: int
 
 
 class Annotator:
-    """Turns events into :class:`Row` s, in order, keeping one call stack per thread."""
+    """Turns events into :class:`Row` s, in order, reading each event's parent and phase."""
 
     def __init__(self) -> None:
         self.lanes: dict[str, Lane] = {}
-        self._stacks: dict[str, list[_Frame]] = {}
+        self._by_seq: dict[int, Row] = {}
         self._ctx_stream: dict[tuple[str, int], int] = {}
         self._vm_info: dict[str, tuple[str, str]] = {}  # vm label -> (thread, role)
-        # a callout's answer belongs to the stream that made the call: (thread, cluster) -> streams
-        self._callouts: dict[tuple[str, str], list[int | None]] = {}
-        # ... and so does the callback it is delivered to (a root context's, right after it)
-        self._carry: dict[str, int | None] = {}
-        self._index = 0
+        self._token_stream: dict[tuple[str | None, int], int | None] = {}  # (vm, callout token) -> stream
+        self._rows: list[Row] = []
         for key, label, kind in ((DOWNSTREAM, "downstream", "downstream"), (HOST, "host (HCM)", "host")):
             self.lanes[key] = Lane(key, label, kind)
+        self._kind_fns = {
+            "stream": self._stream,
+            "filter": self._filter,
+            "callback": self._callback,
+            "hostcall": self._hostcall,
+            "lua": self._lua,
+            "vm": self._vm,
+            "context": self._context,
+            "trap": self._trap,
+            "queue": self._queue,
+            "shared_data": self._shared_data,
+            "timer": self._timer,
+            "callout": self._callout,
+            "upstream": self._upstream,
+        }
 
     # ---- lanes ------------------------------------------------------------------------------------
     def _lane(self, key: str, label: str, kind: str, thread: str | None = None, detail: str = "") -> str:
@@ -251,143 +282,172 @@ class Annotator:
         label = f"Lua state · {ev.thread}" if short == "lua" else f"Lua {short} · {ev.thread}"
         return self._lane(f"lua:{flt}@{ev.thread}", label, "lua", ev.thread, "lua")
 
+    def _host_side(self, row: Row | None) -> str:
+        """The innermost lane outside any VM or Lua state: where a host call is answered."""
+        while row is not None:
+            if not row.here.startswith(("vm:", "lua:")):
+                return row.here
+            row = self._by_seq.get(row.event.parent) if row.event.parent is not None else None
+        return HOST
+
     # ---- the replay -------------------------------------------------------------------------------
     def rows(self, events: Iterable[Event]) -> list[Row]:
-        return [self.row(ev) for ev in events]
+        return [self.row(ev) for ev in link(events)]
 
-    def row(self, ev: Event) -> Row:
-        stack = self._stacks.setdefault(ev.thread, [])
-        top = stack[-1] if stack else None
-        d = _data(ev)
-        phase = d.get("phase")
-        stream = d.get("stream")
+    def _where(self, ev: Event) -> _At:
+        by_seq = self._by_seq
+        near = by_seq.get(ev.parent) if ev.parent is not None else None
+        opener = near if ev.phase == "exit" else None
+        outer = near if opener is None else by_seq.get(opener.event.parent) if opener.event.parent else None
+        stream = _data(ev).get("stream")
         if stream is None and ev.vm is not None and ev.context_id:
             stream = self._ctx_stream.get((ev.vm, ev.context_id))
-        if stream is None and top is not None:
-            stream = top.stream
-        caller = top.here if top is not None else HOST
-        kind = ev.kind
-        carried = self._carry.pop(ev.thread, None)
-        if stream is None and carried is not None and kind == "callback" and phase == "enter":
-            stream = carried
-        actor = next((f.vm for f in reversed(stack) if f.vm is not None), None)
-        lane = src = dst = HOST
-        depth = len(stack)
+        if stream is None and near is not None:
+            stream = near.stream
+        caller = outer.here if outer is not None else HOST
+        actor = near.actor_vm if near is not None else None
+        depth = opener.depth if opener is not None else outer.depth + 1 if outer is not None else 0
+        return _At(ev, opener, outer, caller, stream, actor, depth)
 
-        if kind == "stream":
-            lane = DOWNSTREAM if ev.name != "local_reply" else HOST
-            if ev.name in ("request", "tcp_connect", "tcp_downstream_data"):
-                src, dst = DOWNSTREAM, HOST
-            elif ev.name == "local_reply":
-                src = dst = HOST
-            else:
-                src, dst = HOST, DOWNSTREAM
-        elif kind == "filter":
-            lane = self._filter_lane(ev)
-            if phase == "enter":
-                src, dst = HOST, lane
-                stack.append(_Frame(kind, ev.name, lane, stream, None))
-            elif phase == "exit":
-                depth = self._pop(stack, kind, ev.name)
-                src, dst = lane, HOST
-            else:
-                src, dst = lane, HOST
-        elif kind in ("callback", "hostcall"):
-            lane = self._vm_lane(ev.vm or "?", ev.thread)
-            host_side = next((f.here for f in reversed(stack) if not f.here.startswith(("vm:", "lua:"))), HOST)
-            actor = ev.vm
-            if kind == "callback":
-                if phase == "exit":
-                    depth = self._pop(stack, kind, ev.name)
-                    caller = stack[-1].here if stack else HOST
-                    src, dst = lane, caller
-                else:
-                    src, dst = caller, lane
-                    stack.append(_Frame(kind, ev.name, lane, stream, ev.vm))
-            else:
-                if phase == "exit":
-                    depth = self._pop(stack, kind, ev.name)
-                    src, dst = host_side, lane
-                else:
-                    src, dst = lane, host_side
-                    stack.append(_Frame(kind, ev.name, host_side, stream, ev.vm))
-        elif kind == "lua":
-            lane = self._lua_lane(ev)
-            # a script only ever talks to its own filter (also when resumed from the host)
-            flt = d.get("filter")
-            host_side = self._lane(f"filter:{flt}", short_filter(str(flt)), "filter", None, "lua") if flt else HOST
-            if phase == "enter":
-                src, dst = (caller if top is not None else host_side), lane
-                stack.append(_Frame(kind, ev.name, lane, stream, None))
-            elif phase == "exit":
-                depth = self._pop(stack, kind, ev.name)
-                src, dst = lane, stack[-1].here if stack else host_side
-            else:  # a handle call, a yield, an error: the script talks to its filter
-                src, dst = lane, host_side
-        elif kind == "vm":
-            if is_lua_vm(ev):
-                lane = self._lua_lane(ev)
-            else:
-                if ev.name == "create" and ev.vm is not None:
-                    self._vm_info[ev.vm] = (ev.thread, str(_args(ev).get("role", "")))
-                lane = self._vm_lane(ev.vm or "?", ev.thread)
-            src = dst = lane
-        elif kind == "context":
-            lane = src = dst = self._vm_lane(ev.vm or "?", ev.thread)
-            if ev.name == "create" and d.get("stream") is not None and ev.vm is not None:
-                self._ctx_stream[(ev.vm, ev.context_id or 0)] = d["stream"]
-            elif ev.name == "delete" and ev.vm is not None:
-                self._ctx_stream.pop((ev.vm, ev.context_id or 0), None)
-        elif kind == "trap":
-            lane = src = dst = (
-                self._vm_lane(ev.vm, ev.thread) if ev.vm else self._lua_lane(ev) if "lua" in str(d) else HOST
-            )
-            self._pop(stack, "callback", ev.name)  # a trapped callback never returns
-        elif kind == "queue":
-            lane = self._lane(QUEUES, "shared queues", "queues")
-            # the VM behind the host call (the producer of an enqueue, the consumer of a dequeue)
-            vm_lane = self._vm_lane(ev.vm or actor or "?", ev.thread) if (ev.vm or actor) else caller
-            if ev.name in ("register", "enqueue"):
-                src, dst = vm_lane, lane
-            else:  # notify: to the registrant's root context; dequeue: into the VM draining it
-                src, dst = lane, vm_lane
-        elif kind == "shared_data":
-            lane = self._lane(SHARED_DATA, "shared data", "shared_data")
-            src, dst = (self._vm_lane(actor, ev.thread) if actor else caller), lane
-        elif kind == "timer":
-            lane = self._vm_lane(ev.vm, ev.thread) if ev.vm else caller
-            src, dst = HOST, lane
-        elif kind in ("callout", "upstream"):
-            lane = self._lane(UPSTREAM, "upstream", "upstream")
-            if kind == "callout":
-                if actor is not None:
-                    caller = self._vm_lane(actor, ev.thread)
-                key = (ev.thread, str(_args(ev).get("cluster")))
-                if ev.name == "http_request":
-                    self._callouts.setdefault(key, []).append(stream)
-                elif self._callouts.get(key):
-                    stream = self._callouts[key].pop(0)
-                    self._carry[ev.thread] = stream
-            if ev.name.endswith("request"):
-                src, dst = caller, lane
-            else:
-                src, dst = lane, caller
-        else:  # log and anything new: a note where control is
-            lane = src = dst = caller
+    def row(self, ev: Event) -> Row:
+        at = self._where(ev)
+        fn = self._kind_fns.get(ev.kind, self._note)
+        lane, src, dst, here = fn(at)
         label, note = label_of(ev)
-        r = Row(self._index, ev, lane, src, dst, stream, depth, label, note, actor)
-        self._index += 1
+        index = len(self._rows)
+        r = Row(index, ev, lane, src, dst, at.stream, at.depth, label, note, at.actor, here)
+        if ev.phase == "enter":
+            r.call = index
+            self._by_seq[ev.seq] = r
+        elif at.opener is not None:
+            r.call = at.opener.index
+            at.opener.end = index
+        elif ev.kind == "callout":
+            self._by_seq[ev.seq] = r  # its answer names it
+        self._rows.append(r)
         return r
 
-    @staticmethod
-    def _pop(stack: list[_Frame], kind: str, name: str) -> int:
-        """Close the innermost open ``kind name`` (and anything left open inside it); returns the
-        depth it was opened at. A trace that starts mid-call (a full ring) just has no frame."""
-        for i in range(len(stack) - 1, -1, -1):
-            if stack[i].kind == kind and stack[i].name == name:
-                del stack[i:]
-                return i
-        return len(stack)
+    # ---- one function per kind: each returns (lane, src, dst, here) -------------------------------
+    def _note(self, at: _At) -> tuple[str, str, str, str]:
+        """A log line and anything new: a note where control is."""
+        return at.caller, at.caller, at.caller, at.caller
+
+    def _stream(self, at: _At) -> tuple[str, str, str, str]:
+        name = at.ev.name
+        if name == "local_reply":
+            return HOST, HOST, HOST, HOST
+        if name in ("request", "tcp_connect", "tcp_downstream_data"):
+            return DOWNSTREAM, DOWNSTREAM, HOST, HOST
+        return DOWNSTREAM, HOST, DOWNSTREAM, HOST
+
+    def _filter(self, at: _At) -> tuple[str, str, str, str]:
+        lane = self._filter_lane(at.ev)
+        if at.ev.phase == "enter":
+            return lane, at.caller, lane, lane
+        return lane, lane, at.caller, at.caller
+
+    def _callback(self, at: _At) -> tuple[str, str, str, str]:
+        ev = at.ev
+        lane = self._vm_lane(ev.vm or "?", ev.thread)
+        at.actor = ev.vm
+        if ev.phase == "exit":
+            return lane, lane, at.caller, lane
+        token = ev.args[1] if ev.name in CALLOUT_CALLBACKS and isinstance(ev.args, list | tuple) else None
+        if at.stream is None and token is not None:
+            at.stream = self._token_stream.get((ev.vm, token))
+        return lane, at.caller, lane, lane
+
+    def _hostcall(self, at: _At) -> tuple[str, str, str, str]:
+        ev = at.ev
+        lane = self._vm_lane(ev.vm or "?", ev.thread)
+        at.actor = ev.vm
+        host_side = self._host_side(at.outer)
+        if ev.phase == "exit":
+            return lane, host_side, lane, host_side
+        return lane, lane, host_side, host_side
+
+    def _lua(self, at: _At) -> tuple[str, str, str, str]:
+        """A script only ever talks to its own filter (also when resumed from the host)."""
+        ev = at.ev
+        lane = self._lua_lane(ev)
+        flt = _data(ev).get("filter")
+        host_side = self._lane(f"filter:{flt}", short_filter(str(flt)), "filter", None, "lua") if flt else HOST
+        back = at.caller if at.outer is not None else host_side
+        if ev.phase == "enter":
+            return lane, back, lane, lane
+        if ev.phase == "exit":
+            return lane, lane, back, lane
+        return lane, lane, host_side, lane  # a handle call, a yield, an error
+
+    def _vm(self, at: _At) -> tuple[str, str, str, str]:
+        ev = at.ev
+        if is_lua_vm(ev):
+            lane = self._lua_lane(ev)
+        else:
+            if ev.name == "create" and ev.vm is not None:
+                self._vm_info[ev.vm] = (ev.thread, str(_args(ev).get("role", "")))
+            lane = self._vm_lane(ev.vm or "?", ev.thread)
+        return lane, lane, lane, lane
+
+    def _context(self, at: _At) -> tuple[str, str, str, str]:
+        ev = at.ev
+        lane = self._vm_lane(ev.vm or "?", ev.thread)
+        stream = _data(ev).get("stream")
+        if ev.name == "create" and stream is not None and ev.vm is not None:
+            self._ctx_stream[(ev.vm, ev.context_id or 0)] = stream
+        elif ev.name == "delete" and ev.vm is not None:
+            self._ctx_stream.pop((ev.vm, ev.context_id or 0), None)
+        return lane, lane, lane, lane
+
+    def _trap(self, at: _At) -> tuple[str, str, str, str]:
+        ev = at.ev
+        lane = self._vm_lane(ev.vm, ev.thread) if ev.vm else self._lua_lane(ev) if "lua" in str(ev.data) else HOST
+        return lane, lane, lane, lane
+
+    def _queue(self, at: _At) -> tuple[str, str, str, str]:
+        ev = at.ev
+        lane = self._lane(QUEUES, "shared queues", "queues")
+        # the VM behind the host call (the producer of an enqueue, the consumer of a dequeue)
+        vm = ev.vm or at.actor
+        vm_lane = self._vm_lane(vm, ev.thread) if vm else at.caller
+        if ev.name in ("register", "enqueue"):
+            return lane, vm_lane, lane, at.caller
+        return lane, lane, vm_lane, at.caller  # notify: to the registrant; dequeue: into the VM
+
+    def _shared_data(self, at: _At) -> tuple[str, str, str, str]:
+        lane = self._lane(SHARED_DATA, "shared data", "shared_data")
+        src = self._vm_lane(at.actor, at.ev.thread) if at.actor else at.caller
+        return lane, src, lane, at.caller
+
+    def _timer(self, at: _At) -> tuple[str, str, str, str]:
+        ev = at.ev
+        lane = self._vm_lane(ev.vm, ev.thread) if ev.vm else at.caller
+        return lane, HOST, lane, at.caller
+
+    def _upstream(self, at: _At) -> tuple[str, str, str, str]:
+        lane = self._lane(UPSTREAM, "upstream", "upstream")
+        if at.ev.name.endswith("request"):
+            return lane, at.caller, lane, at.caller
+        return lane, lane, at.caller, at.caller
+
+    def _callout(self, at: _At) -> tuple[str, str, str, str]:
+        """A request leaves from the VM (or Lua state's filter) that made it; its answer (and a
+        timeout) names the request (``data["request"]``) and goes back to the same lane, on the
+        request's stream; the token lets the callback that gets the answer find the stream too."""
+        ev, d = at.ev, _data(at.ev)
+        lane = self._lane(UPSTREAM, "upstream", "upstream")
+        if ev.name.endswith("request"):
+            src = self._vm_lane(at.actor, ev.thread) if at.actor is not None else at.caller
+            if d.get("token") is not None:
+                self._token_stream[(at.actor, d["token"])] = at.stream
+            return lane, src, lane, src
+        request = self._by_seq.get(d["request"]) if d.get("request") is not None else None
+        if request is None:
+            return lane, lane, at.caller, at.caller
+        if at.stream is None:
+            at.stream = request.stream
+        at.actor = request.actor_vm
+        return lane, lane, request.src, request.src
 
     def ordered_lanes(self, used: set[str] | None = None) -> list[Lane]:
         """Lanes left to right: downstream, host, filters, Wasm VMs and Lua states (main thread

@@ -20,12 +20,13 @@ import traitlets as t
 from ..trace import Event
 from ..trace.export import envoy_lines
 from .layout import thread_rank
-from .render import PALETTE, Svg, text_width
+from .render import PALETTE, Svg, esc, text_width
 from .widget import View, static
 
 SAME, DIFFERS, ONLY_LEFT, ONLY_RIGHT = "same", "differs", "only wasmlab", "only envoy"
 #: what each tag is printed as (words and a glyph: never colour alone)
 TAG_TEXT = {SAME: "=", DIFFERS: "≠", ONLY_LEFT: "◀ only wasmlab", ONLY_RIGHT: "only envoy ▶"}
+GLYPH = {SAME: "=", DIFFERS: "≠", ONLY_LEFT: "◀", ONLY_RIGHT: "▶"}
 
 
 def align_key(ev: Event) -> tuple[Any, ...] | None:
@@ -62,6 +63,29 @@ class CompareRow:
     @property
     def right_text(self) -> str:
         return _line(self.right) if self.right is not None else ""
+
+
+def _wordy(c: str) -> bool:
+    return c.isalnum() or c == "_"
+
+
+def diff_spans(a: str, b: str) -> tuple[list[int], list[int]] | None:
+    """Where two lines differ: ``[start, end)`` in each, from the longest common prefix and
+    suffix, widened to whole words/numbers (``38`` vs ``36`` marks both numbers, not one digit).
+    None when the texts are equal."""
+    if a == b:
+        return None
+    p = 0
+    while p < min(len(a), len(b)) and a[p] == b[p]:
+        p += 1
+    s = 0
+    while s < min(len(a), len(b)) - p and a[len(a) - 1 - s] == b[len(b) - 1 - s]:
+        s += 1
+    while p > 0 and _wordy(a[p - 1]):
+        p -= 1
+    while s > 0 and _wordy(a[len(a) - s]):
+        s -= 1
+    return [p, len(a) - s], [p, len(b) - s]
 
 
 def _why(a: tuple[Any, ...], b: tuple[Any, ...]) -> str:
@@ -135,13 +159,16 @@ class CompareView(View):
             )
         self.aligned = compare(self.left_events, self.right_events, thread)
         counts = {tag: sum(1 for r in self.aligned if r.tag == tag) for tag in TAG_TEXT}
-        cols: dict[str, list[Any]] = {"thread": [], "tag": [], "left": [], "right": [], "why": []}
+        cols: dict[str, list[Any]] = {k: [] for k in ("thread", "tag", "left", "right", "why", "lmark", "rmark")}
         for r in self.aligned:
             cols["thread"].append(r.thread)
             cols["tag"].append(r.tag)
             cols["left"].append(r.left_text)
             cols["right"].append(r.right_text)
             cols["why"].append(r.why)
+            spans = diff_spans(r.left_text, r.right_text) if r.tag == DIFFERS else None
+            cols["lmark"].append(spans[0] if spans else None)
+            cols["rmark"].append(spans[1] if spans else None)
         first = next((i for i, r in enumerate(self.aligned) if r.tag != SAME), -1)
         super().__init__(
             title=title,
@@ -167,13 +194,10 @@ class CompareView(View):
         )
         if not self.aligned:
             return head + "\n(no callbacks, host calls or wasm/lua log lines to compare)"
-        lines = [head]
-        diffs = [i for i, r in enumerate(self.aligned) if r.tag != SAME]
-        show = sorted({j for i in diffs[:10] for j in range(max(0, i - 2), min(len(self.aligned), i + 3))})
-        if not diffs:
-            show = list(range(min(12, len(self.aligned))))
+        idx, left_out = self.shown_rows(limit=60)
+        lines = [head] + ([f"({left_out})"] if left_out else [])
         prev = -1
-        for i in show:
+        for i in idx:
             if prev >= 0 and i != prev + 1:
                 lines.append("   …")
             r = self.aligned[i]
@@ -181,25 +205,85 @@ class CompareView(View):
             prev = i
         return "\n".join(lines)
 
-    def svg(self) -> str | None:
-        """The first differences (or the first lines) side by side."""
+    def shown_rows(self, limit: int = 120) -> tuple[list[int], str]:
+        """The rows a static picture shows, and what it left out ("" when it shows all)."""
+        n = len(self.aligned)
+        if n <= limit:
+            return list(range(n)), ""
         diffs = [i for i, r in enumerate(self.aligned) if r.tag != SAME]
-        idx = sorted({j for i in diffs[:8] for j in range(max(0, i - 1), min(len(self.aligned), i + 2))})
         if not diffs:
-            idx = list(range(min(20, len(self.aligned))))
-        svg = Svg()
+            return list(range(limit)), f"first {limit} of {n} lines, all the same — re-run the cell for all"
+        idx = sorted({j for i in diffs[:40] for j in range(max(0, i - 1), min(n, i + 2))})
+        return idx, (
+            f"{len(idx)} of {n} lines: {min(len(diffs), 40)} of {len(diffs)} differences with one line around each"
+            " — re-run the cell for all"
+        )
+
+    def svg(self) -> str | None:
+        """Every aligned line (up to 120; beyond that every difference with a line around it, and
+        the picture says what it left out). Same lines are written once; a differing line is
+        written for both sides with the differing part marked."""
+        idx, left_out = self.shown_rows()
         left, right = self.summary["titles"]
-        col = 480.0
-        svg.text(110, 16, left, size=12, font_weight="bold")
-        svg.text(110 + col, 16, right, size=12, font_weight="bold")
-        y = 24.0
+        svg = Svg()
+        size, line = 11.0, 15.0
+        mono = "DejaVu Sans Mono,Menlo,Consolas,monospace"
+        c = self.summary["counts"]
+        svg.text(6, 14, f"{left} vs {right}", size=13, font_weight="bold")
+        head = f"{len(self.aligned)} lines: {c[SAME]} same, {c[DIFFERS]} differ, {c[ONLY_LEFT]} only {left}, "
+        svg.text(6, 30, head + f"{c[ONLY_RIGHT]} only {right}", size=size)
+        y = 36.0
+        if left_out:
+            svg.text(6, y + 12, "⚠ " + left_out, size=size, fill=PALETTE["vermillion"], font_weight="bold")
+            y += line
+        if not self.aligned:
+            svg.text(6, y + 12, "(no callbacks, host calls or wasm/lua log lines to compare)", size=size)
+            y += line
         fills = {DIFFERS: "#F7D7C2", ONLY_LEFT: "#D6E8F5", ONLY_RIGHT: "#D6E8F5", SAME: "white"}
+        x_text = 6 + 90.0
+        prev = -1
         for i in idx:
             r = self.aligned[i]
-            svg.rect(4, y, 100 + 2 * col, 16, fills[r.tag], "#ddd")
-            svg.text(8, y + 12, TAG_TEXT[r.tag], size=10, fill=PALETTE["black"])
-            svg.text(110, y + 12, r.left_text[:78], size=10, family="monospace")
-            svg.text(110 + col, y + 12, r.right_text[:78], size=10, family="monospace")
-            y += 18
-        svg.grow(110 + 2 * col + text_width("x" * 10), y)
-        return svg.done("wasmlab vs real Envoy")
+            if prev >= 0 and i != prev + 1:
+                svg.text(x_text, y + 11, "…", size=size)
+                y += line
+            prev = i
+            lines: list[tuple[str, str, list[int] | None]]
+            if r.tag == SAME:
+                lines = [("", r.left_text, None)]
+            elif r.tag == DIFFERS:
+                spans = diff_spans(r.left_text, r.right_text) or ([0, 0], [0, 0])
+                lines = [(f"{left}: ", r.left_text, spans[0]), (f"{right}: ", r.right_text, spans[1])]
+                if r.why:
+                    lines.append(("why: ", r.why, None))
+            elif r.tag == ONLY_LEFT:
+                lines = [(f"only {left}: ", r.left_text, None)]
+            else:
+                lines = [(f"only {right}: ", r.right_text, None)]
+            h = line * len(lines) + 2
+            svg.rect(4, y, 92 + max(text_width(p + t, size) for p, t, _ in lines), h, fills[r.tag], "#ddd")
+            svg.text(8, y + 11.5, GLYPH[r.tag], size=size, font_weight="bold")
+            svg.text(22, y + 11.5, r.thread, size=size, fill="#555")
+            for k, (prefix, body, mark) in enumerate(lines):
+                svg.add(_marked_text(x_text, y + 11.5 + k * line, prefix, body, mark, size, mono))
+                svg.grow(x_text + text_width(prefix + body, size) + 8, y + h)
+            y += h + 1
+        svg.grow(420, y + 4)
+        return svg.done(f"{left} vs {right}")
+
+
+def _marked_text(x: float, y: float, prefix: str, body: str, mark: list[int] | None, size: float, family: str) -> str:
+    """One SVG text line; the differing part (``mark``) bold on an orange background."""
+    if mark and mark[1] > mark[0]:
+        a, b = mark
+        parts = (
+            f'{esc(body[:a])}<tspan font-weight="bold" fill="#8a3b00" text-decoration="underline">'
+            f"{esc(body[a:b])}</tspan>{esc(body[b:])}"
+        )
+    else:
+        parts = esc(body)
+    pre = f'<tspan fill="#555">{esc(prefix)}</tspan>' if prefix else ""
+    return (
+        f'<text x="{x:.1f}" y="{y:.1f}" font-size="{size}" font-family="{family}" xml:space="preserve">'
+        f"{pre}{parts}</text>"
+    )

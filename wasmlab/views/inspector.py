@@ -3,8 +3,9 @@ status, latency, which filters ran and what they answered — for explaining one
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
 import traitlets as t
@@ -141,6 +142,27 @@ def summarize(tl: TimelineModel) -> list[RequestSummary]:
     return [out[k] for k in sorted(out)]
 
 
+def clock_of(events: Sequence[Event]) -> str:
+    """ "virtual" when the trace was recorded under the virtual clock (time stands still between
+    ``proxy.advance`` calls, so most neighbouring events share one timestamp; the real monotonic
+    clock in nanoseconds almost never repeats), else "real"."""
+    ts = [e.t_ns for e in events]
+    if len(ts) < 3:
+        return "virtual" if ts and all(x == ts[0] for x in ts) and ts[0] < 10**12 else "real"
+    same = sum(1 for a, b in pairwise(ts) if a == b)
+    return "virtual" if same * 2 >= len(ts) - 1 else "real"
+
+
+def latency_text(s: RequestSummary, clock: str) -> str:
+    """A request's latency as a learner should read it: under the virtual clock a request takes
+    no time at all unless the run advanced the clock, so say so (and how many events it took)."""
+    if s.latency_ms is None:
+        return ""
+    if clock == "virtual":
+        return f"{s.latency_ms:.3f} ms (virtual)" if s.latency_ms > 0 else f"0 s virtual, {s.events} events"
+    return f"{s.latency_ms:.3f} ms"
+
+
 class InspectorView(View):
     """A filterable table of every event, and a table of requests (click one to see its events)."""
 
@@ -153,6 +175,8 @@ class InspectorView(View):
     stream = t.Int(-1).tag(sync=True)
     search = t.Unicode("").tag(sync=True)
     selected = t.Int(-1).tag(sync=True)
+    #: "virtual" or "real": how times and latencies are shown
+    clock = t.Unicode("real").tag(sync=True)
 
     def __init__(self, events: Iterable[Event], stream: int | None = None, title: str = "trace inspector") -> None:
         self.timeline = TimelineModel(events)
@@ -162,12 +186,15 @@ class InspectorView(View):
         cols["ctx"] = [r.event.context_id if r.event.context_id is not None else -1 for r in self.timeline.rows]
         cols["name"] = [r.event.name for r in self.timeline.rows]
         n = len(self.timeline.rows)
+        clock = clock_of([r.event for r in self.timeline.rows])
         super().__init__(
             title=title,
+            clock=clock,
             columns=cols,
             requests=[s.to_dict() for s in self.summaries],
             stream=-1 if stream is None else stream,
-            note=f"{n} events, {len(self.summaries)} requests/connections",
+            note=f"{n} events, {len(self.summaries)} requests/connections"
+            + (" · virtual clock: time moves only with proxy.advance()" if clock == "virtual" else ""),
         )
 
     def rows(self) -> list[Any]:
@@ -198,17 +225,17 @@ class InspectorView(View):
         return self.request(self.stream) if self.stream >= 0 else None
 
     def _detail_lines(self, s: RequestSummary) -> list[str]:
-        ms = "" if s.latency_ms is None else f", {s.latency_ms:.3f} ms"
-        lines = [f"stream {s.stream} on {s.thread}: {s.request} → {s.outcome()}{ms}"]
+        ms = latency_text(s, self.clock)
+        lines = [f"stream {s.stream} on {s.thread}: {s.request} → {s.outcome()}{', ' + ms if ms else ''}"]
         lines += [f"  filter {f.text()}" for f in s.filters]
         lines += [f"  upstream {u}" for u in s.upstream]
         lines += [f"  trap {t}" for t in s.traps]
         lines.append(f"  {s.vm_calls} calls into VMs / Lua, {s.host_calls} host calls")
         rows = [r for r in self.timeline.rows if r.stream == s.stream]
         lines.append(f"  {len(rows)} events:")
-        lines += [f"    {r.event.thread:<9} {r.label}" for r in rows[:60]]
+        lines += [f"    #{r.event.seq:<6} {r.event.thread:<9} {r.label}" for r in rows[:60]]
         if len(rows) > 60:
-            lines.append(f"    … {len(rows) - 60} more")
+            lines.append(f"    … first 60 of {len(rows)} events shown — re-run the cell for all")
         return lines
 
     def text(self) -> str:
@@ -216,16 +243,16 @@ class InspectorView(View):
         if focus is not None:
             return "\n".join(["Trace inspector, one request:", *self._detail_lines(focus)])
         lines = [f"Trace inspector: {len(self.timeline.rows)} events, {len(self.summaries)} requests"]
-        lines.append(f"{'stream':>6}  {'thread':<9} {'request':<28} {'outcome':<22} {'ms':>8}  filters")
+        lines.append(f"{'stream':>6}  {'thread':<9} {'request':<28} {'outcome':<22} {'latency':>12}  filters")
         for s in self.summaries[:30]:
-            ms = "" if s.latency_ms is None else f"{s.latency_ms:.3f}"
+            ms = latency_text(s, self.clock)
             lines.append(
-                f"{s.stream:>6}  {s.thread:<9} {s.request[:28]:<28} {s.outcome()[:22]:<22} {ms:>8}  "
+                f"{s.stream:>6}  {s.thread:<9} {s.request[:28]:<28} {s.outcome()[:22]:<22} {ms:>12}  "
                 + " → ".join(short_filter(f.name) for f in s.filters)
                 + (f"  ✖ {s.traps[0]}" if s.traps else "")
             )
         if len(self.summaries) > 30:
-            lines.append(f"… {len(self.summaries) - 30} more")
+            lines.append(f"… first 30 of {len(self.summaries)} requests shown — re-run the cell for all")
         return "\n".join(lines)
 
     def html(self) -> str | None:
@@ -233,11 +260,11 @@ class InspectorView(View):
         if focus is not None:
             return "<pre>" + esc("\n".join(["Trace inspector, one request:", *self._detail_lines(focus)])) + "</pre>"
         head = "".join(
-            f"<th>{h}</th>" for h in ("stream", "thread", "request", "outcome", "ms", "filters run", "traps")
+            f"<th>{h}</th>" for h in ("stream", "thread", "request", "outcome", "latency", "filters run", "traps")
         )
         body = []
         for s in self.summaries[:100]:
-            ms = "" if s.latency_ms is None else f"{s.latency_ms:.3f}"
+            ms = latency_text(s, self.clock)
             cells = (
                 s.stream,
                 s.thread,
@@ -248,7 +275,11 @@ class InspectorView(View):
                 "; ".join(s.traps),
             )
             body.append("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in cells) + "</tr>")
-        more = f"<p>… {len(self.summaries) - 100} more requests</p>" if len(self.summaries) > 100 else ""
+        more = (
+            f"<p>first 100 of {len(self.summaries)} requests shown — re-run the cell for all</p>"
+            if len(self.summaries) > 100
+            else ""
+        )
         return (
             f"<p><b>Trace inspector</b>: {len(self.timeline.rows)} events, {len(self.summaries)} requests</p>"
             f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>{more}"

@@ -52,6 +52,7 @@ class VMNode:
     died: int | None = None
     reloaded_from: str | None = None  # the failed VM this one replaced (FAIL_RELOAD)
     replaced_by: str | None = None
+    replaced_at: int | None = None  # the seq of the reload that replaced it
     contexts: dict[int, Ctx] = field(default_factory=dict)  # root and other long-lived contexts
     streams: list[Ctx] = field(default_factory=list)  # stream contexts, oldest first
     info: dict[str, Any] = field(default_factory=dict)
@@ -84,6 +85,10 @@ class QueueNode:
     born: int
     registrant: str | None  # the VM whose root context registered it (gets on_queue_ready)
     thread: str
+    #: (seq, VM) of every registration: the last one before a moment is who gets on_queue_ready
+    registrants: list[tuple[int, str | None]] = field(default_factory=list)
+    #: (seq, VM, what) of the traffic (enqueue / dequeue / notify), for showing any past moment
+    log: list[tuple[int, str, str]] = field(default_factory=list)
     producers: dict[str, int] = field(default_factory=dict)  # VM -> messages enqueued
     consumers: dict[str, int] = field(default_factory=dict)  # VM -> messages dequeued
     enqueued: int = 0
@@ -104,6 +109,15 @@ class SharedKey:
     cas: int | None = None
     sets: int = 0
     writers: dict[str, int] = field(default_factory=dict)  # VM (or thread) -> sets
+    log: list[tuple[int, str, str, Any]] = field(default_factory=list)  # (seq, writer, value, cas) per set
+
+
+#: the order of VMs inside a thread: what Envoy creates first on main, then the per-worker copies
+ROLE_ORDER = {"base": 0, "canary": 1, "main": 2, "service": 2, "replica": 3, "lua": 4}
+
+
+def vm_rank(vm: VMNode) -> tuple[int, int]:
+    return (ROLE_ORDER.get(vm.role, 5), vm.born)
 
 
 def thread_rank(t: str) -> tuple[int, int, str]:
@@ -126,6 +140,8 @@ class LayoutModel:
         #: the lifecycle events, in order: (seq, "thread: what happened") — the moments a view
         #: can show the layout at
         self.marks: list[tuple[int, str]] = []
+        #: what each mark changed: ("vm", key), ("ctx", key, context id) or ("queue", vm_id, name)
+        self.mark_targets: list[tuple[Any, ...]] = []
         self.last_seq = 0
         #: bumps on every change a picture shows (stream contexts excepted: views restyle those)
         self.version = 0
@@ -161,6 +177,7 @@ class LayoutModel:
         d = ev.data if isinstance(ev.data, dict) else {}
         if kind in ("vm", "context", "trap") or (kind == "queue" and ev.name == "register"):
             self.marks.append((ev.seq, f"{ev.thread}: {label_of(ev)[0]}"))
+            self.mark_targets.append(self._target(ev, a))
         if kind == "vm":
             self._vm_event(ev, a, d)
         elif kind == "context":
@@ -198,9 +215,22 @@ class LayoutModel:
                 sk.sets += 1
                 who = actor or ev.thread
                 sk.writers[who] = sk.writers.get(who, 0) + 1
+                sk.log.append((ev.seq, who, sk.value, sk.cas))
                 self.version += 1
         elif kind == "trap":
             self.traps.append((ev.seq, ev.vm or "", str(a.get("message", ""))))
+
+    def _target(self, ev: Event, a: dict[str, Any]) -> tuple[Any, ...]:
+        if ev.kind == "queue":
+            return ("queue", str(a.get("vm_id", "")), str(a.get("name", "")))
+        if ev.kind == "context":
+            return ("ctx", ev.vm or "", ev.context_id or 0)
+        if ev.kind == "vm" and is_lua_vm(ev):
+            script = str(a.get("script") or (ev.vm or "lua:?").removeprefix("lua:"))
+            if ev.name == "create" and (script, ev.thread) not in self._lua_by_thread:
+                return ("vm", f"lua:{script}@{ev.thread}")
+            return ("vm", self._lua_by_thread.get((script, ev.thread), f"lua:{script}@{ev.thread}"))
+        return ("vm", ev.vm or "")
 
     def _vm_event(self, ev: Event, a: dict[str, Any], d: dict[str, Any]) -> None:
         lua = is_lua_vm(ev)
@@ -246,7 +276,7 @@ class LayoutModel:
                     and old.failed is not None
                     and old.replaced_by is None
                 ):
-                    old.replaced_by, vm.reloaded_from = vm.key, old.key
+                    old.replaced_by, old.replaced_at, vm.reloaded_from = vm.key, ev.seq, old.key
                     break
         elif ev.name == "destroy":
             vm.died = ev.seq
@@ -267,6 +297,7 @@ class LayoutModel:
                 q = self.queues[key] = QueueNode(key[0], key[1], qid, ev.seq, ev.vm, ev.thread)
             else:  # re-registered (the canary did it first): the last registrant gets notified
                 q.registrant, q.thread, q.queue_id = ev.vm, ev.thread, qid
+            q.registrants.append((ev.seq, ev.vm))
             if isinstance(qid, int):
                 self._qid[qid] = key
             self.version += 1
@@ -278,6 +309,8 @@ class LayoutModel:
                 return
             q = self.queues[key] = QueueNode(key[0], key[1], qid, ev.seq, None, ev.thread)
             self.version += 1
+        if ev.name in ("enqueue", "dequeue", "notify"):
+            q.log.append((ev.seq, actor or ev.thread, ev.name))
         if ev.name == "enqueue":
             q.enqueued += 1
             who = actor or ev.thread
@@ -300,7 +333,8 @@ class LayoutModel:
 
     # ---- queries --------------------------------------------------------------------------------
     def on_thread(self, thread: str) -> list[VMNode]:
-        return [vm for vm in self.vms.values() if vm.thread == thread]
+        """The VMs of a thread in a stable order: base, canary, main/service, replicas, Lua."""
+        return sorted((vm for vm in self.vms.values() if vm.thread == thread), key=vm_rank)
 
     def vm_ids(self) -> dict[str, list[VMNode]]:
         """Wasm VMs grouped by vm_id (what shared data and queues are keyed by)."""
@@ -334,8 +368,9 @@ class LayoutModel:
     def text(self, at: int | None = None) -> str:
         """The layout as an indented text tree (the view's ``text/plain``)."""
         lines = []
+        upto = at if at is not None else self.last_seq
         for t in self.threads:
-            vms = self.on_thread(t)
+            vms = [vm for vm in self.on_thread(t) if vm.born <= upto]
             wasm = sum(1 for vm in vms if vm.runtime == "wasm")
             lua = len(vms) - wasm
             what = ", ".join(
@@ -347,7 +382,8 @@ class LayoutModel:
                     continue
                 status = vm.status(at)
                 what = "Lua state" if vm.runtime == "lua" else f"{vm.role} VM"
-                extra = f", replaced by {vm.replaced_by}" if vm.replaced_by else ""
+                shown = vm.replaced_by and (at is None or (vm.replaced_at or 0) <= at)
+                extra = f", replaced by {vm.replaced_by}" if shown else ""
                 lines.append(f"  {vm.label}  [{what}, vm_id {vm.vm_id}, {status}{extra}]")
                 for c in vm.contexts.values():
                     if c.born <= (at if at is not None else self.last_seq):

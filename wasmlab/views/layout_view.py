@@ -12,6 +12,7 @@ from ..trace import Event
 from .layout import LAYOUT_KINDS, LayoutModel
 from .layout_draw import LayoutDrawing
 from .live import LiveFeed
+from .render import graphviz_binary
 from .widget import View, static
 
 #: stream-context intervals sent to the browser per VM (older ones are counted, not drawn)
@@ -42,21 +43,25 @@ def layout_accept() -> Callable[[Event], Any]:
 
 
 class VMLayoutView(View):
-    """Threads as lanes; in each, its Wasm VMs (base, canary, main, service, replicas) with their
-    root contexts and live stream contexts, and its Lua states; on the right, what VMs share by
-    ``vm_id`` across threads (shared data, shared queues, who enqueues, who gets on_queue_ready).
+    """Envoy's threading diagram, at any moment of the trace: the main thread, the process-wide
+    queues and shared data, and the worker threads side by side; in each thread its Wasm VMs
+    (base, canary, main/service, replicas, in that order) with their root and stream contexts,
+    and its Lua states; arrows for who enqueues, who gets ``on_queue_ready``, who writes shared
+    data. The browser draws it (re-flowing threads into rows of what fits); the static picture
+    (:meth:`svg`) is Graphviz's or the built-in one.
 
     ``step`` picks the moment: an index into :attr:`marks` (the lifecycle events), or -1 for the
-    latest — which, built from ``proxy.views``, follows the proxy live."""
+    latest — which, built from ``proxy.views``, follows the proxy live. ``group=True`` also draws
+    the vm_id groups (what shared data and queues are keyed by) and each VM's line to its group."""
 
     _esm = static("common.js", "vm_layout.js")
 
-    picture = t.Unicode("").tag(sync=True)
-    entities = t.Dict().tag(sync=True)
+    scene = t.Dict().tag(sync=True)
     marks = t.Dict().tag(sync=True)
     step = t.Int(-1).tag(sync=True)
     live = t.Bool(False).tag(sync=True)
-    backend = t.Unicode("").tag(sync=True)
+    group = t.Bool(False).tag(sync=True)
+    cursor_seq = t.Int(0).tag(sync=True)
 
     def __init__(
         self,
@@ -64,6 +69,7 @@ class VMLayoutView(View):
         feed: LiveFeed | None = None,
         engine: str = "auto",
         title: str = "VM layout",
+        group: bool = False,
     ) -> None:
         events = list(events)
         self._model = LayoutModel.from_events(events)
@@ -73,10 +79,10 @@ class VMLayoutView(View):
         self._recent = set(tail)
         self._skip_upto = tail[0] - 1 if len(tail) == 4096 else 0
         self._engine = engine
-        self._drawn = -1
+        self._picture: tuple[int, bool, str, str] | None = None  # (version, group, svg, backend)
         self._feed = feed
         self._ended = ""
-        super().__init__(title=title, live=feed is not None)
+        super().__init__(title=title, live=feed is not None, group=group)
         self._redraw()
         if feed is not None:
             feed.add(self)
@@ -106,21 +112,39 @@ class VMLayoutView(View):
         m = self._model
         d = LayoutDrawing(m)
         with self.hold_sync():
-            if m.version != self._drawn:
-                self.picture, self.backend = d.svg(engine=self._engine)
-                self._drawn = m.version
-            ent = d.entities()
-            ent["streams"] = [[i, iv[-MAX_STREAM_INTERVALS:]] for i, iv in ent["streams"]]
-            self.entities = ent
-            self.marks = {"seq": [s for s, _ in m.marks], "label": [lab for _, lab in m.marks]}
+            scene = d.scene()
+            for entry in scene["streams"]:
+                entry[1] = entry[1][-MAX_STREAM_INTERVALS:]
+            self.scene = scene
+            self.marks = {"seq": [s for s, _ in m.marks], "label": [lab for _, lab in m.marks], "target": d.mark_ids()}
             vms = sum(1 for vm in m.vms.values() if vm.runtime == "wasm")
             luas = len(m.vms) - vms
+            drawer = "Graphviz" if self._engine != "builtin" and graphviz_binary() else "built-in layout"
             self.note = (
                 f"{len(m.threads)} threads, {vms} Wasm VMs, {luas} Lua states, {len(m.queues)} queues, "
-                f"{len(m.shared)} shared-data keys · drawn by {self.backend}"
+                f"{len(m.shared)} shared-data keys"
+                + f" · static picture: {drawer}"
                 + (" · live" if self.live else "")
                 + (f" · {self._ended}" if self._ended else "")
             )
+
+    @property
+    def picture(self) -> str:
+        """The static picture of the latest state (Graphviz's when ``dot`` works, else built-in)."""
+        return self._static()[0]
+
+    @property
+    def backend(self) -> str:
+        """Which program drew :attr:`picture`."""
+        return self._static()[1]
+
+    def _static(self) -> tuple[str, str]:
+        self.sync()
+        key = (self._model.version, self.group)
+        if self._picture is None or self._picture[:2] != key:
+            svg, backend = LayoutDrawing(self._model, self.group).svg(engine=self._engine)
+            self._picture = (*key, svg, backend)
+        return self._picture[2], self._picture[3]
 
     def stop_live(self, why: str) -> None:
         """The proxy this view followed is gone: keep the last state, say so."""
@@ -147,11 +171,11 @@ class VMLayoutView(View):
         return "VM layout\n" + self.model.text(self.at)
 
     def svg(self) -> str | None:
-        self.sync()
+        """The static picture at the moment shown (complete: every thread, VM and context)."""
         if self.at is None:
             return self.picture
-        return LayoutDrawing(self._model).svg(self.at, self._engine)[0]
+        return LayoutDrawing(self.model, self.group).svg(self.at, self._engine)[0]
 
     def dot(self) -> str:
         """The Graphviz source of the picture (paste it anywhere Graphviz runs)."""
-        return LayoutDrawing(self.model).dot(self.at)
+        return LayoutDrawing(self.model, self.group).dot(self.at)

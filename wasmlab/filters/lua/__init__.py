@@ -3,8 +3,10 @@
 Scripts written for Envoy 1.40 run unchanged: same config, same handle API (checked method by
 method against the real binary), same coroutine model, same error texts and fail-open rule.
 Modules: ``config`` (the ``Lua``/``LuaPerRoute`` messages), ``runtime`` (one Lua state per script
-per thread, ``prelude.lua``), ``luaobject`` (exported methods, death after scope),
-``wrappers`` and ``handle`` (the objects a script gets), ``filter`` (factory and stream filter).
+per thread, ``prelude.lua``), ``luaobject`` (exported methods, death after scope), ``handle``
+(the stream handle: ``handle_driver`` runs its coroutine, ``handle_body``/``_info``/``_http``/``_util``
+are its Lua methods by family), ``wrappers`` (the objects it hands out: ``wrappers_headers``,
+``_metadata``, ``_stream_info``, ``_stats``), ``filter`` (factory and stream filter).
 
 Per request the host stays out of the script's way: a hook is one call into Lua (a runner
 coroutine per state starts it and makes the handle's userdata there), objects a method returns

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ...config.route import parse_data_source
+from ...config.data_source import parse_data_source
 from .runtime import compile_check
 
 if TYPE_CHECKING:

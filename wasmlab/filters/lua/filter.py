@@ -204,10 +204,6 @@ class LuaCallbacks:
     def _cb(self) -> Any:
         return self.filter.callbacks
 
-    @property
-    def stream_info(self) -> Any:
-        return self._cb.stream_info
-
     def add_data(self, data: Buffer) -> None:
         if self.decoder:
             self._cb.add_decoded_data(data)

@@ -17,13 +17,13 @@ from __future__ import annotations
 import itertools
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import lupa.luajit21 as lupa
 
 if TYPE_CHECKING:
-    from .handle import StreamHandleWrapper
+    from .handle_driver import HandleDriver
 
 DEAD = b"object used outside of proper scope"
 #: live objects by number: what Lua's userdata stand for (see ``BaseLuaObject.register``)
@@ -79,15 +79,11 @@ def export(
 # ---- Lua value helpers -------------------------------------------------------------------------
 def lua_type(v: Any) -> str:
     """The Lua type name of a value lupa handed to Python."""
-    if v is None:
-        return "nil"
-    if isinstance(v, bool):
-        return "boolean"
-    if isinstance(v, int | float):
-        return "number"
-    if isinstance(v, bytes):
-        return "string"
-    return lupa.lua_type(v) or "userdata"
+    return _LUA_TYPES.get(v.__class__) or lupa.lua_type(v) or "userdata"
+
+
+#: the Python classes lupa turns Lua's plain values into
+_LUA_TYPES = {type(None): "nil", bool: "boolean", int: "number", float: "number", bytes: "string"}
 
 
 def number_to_string(n: float) -> bytes:
@@ -192,6 +188,48 @@ def short(v: Any, limit: int = 200) -> Any:
     return f"<{t}>" if t else f"<{type(v).__name__}>"
 
 
+# ---- exported methods made from a table ----------------------------------------------------------
+def _log_method(lua_name: str, level: str) -> Callable[..., None]:
+    """One of the six ``log*`` methods every object has. @param 1 (string): the message."""
+
+    @export(lua_name, 0)
+    def log(self: BaseLuaObject, *args: Any) -> None:
+        msg = check_string(args, 1, lua_name)
+        self.h.script_log(level, msg.decode("utf-8", "replace"))
+
+    log.__name__ = f"log_{level}"
+    return log
+
+
+def getter(lua_name: str, read: Callable[[Any], Any], doc: str | None = None) -> Callable[..., Any]:
+    """A Lua method that takes no arguments and answers ``read(self)`` (a row of Envoy's
+    ``exportedFunctions()`` table whose C++ body is one ``return``)."""
+
+    @export(lua_name)
+    def get(self: BaseLuaObject, *args: Any) -> Any:
+        return read(self)
+
+    get.__doc__ = doc
+    get.__name__ = lua_name
+    return get
+
+
+def child_getter(lua_name: str, slot: str, make: Callable[[Any], BaseLuaObject]) -> Callable[..., Any]:
+    """A Lua method that answers the object in ``slot``, made by ``make(self)`` on first use; the
+    slot is one of the class's ``dies_with``, so the child dies with its parent."""
+
+    @export(lua_name)
+    def get(self: BaseLuaObject, *args: Any) -> BaseLuaObject:
+        obj = getattr(self, slot)
+        if obj is None:
+            obj = make(self)
+            setattr(self, slot, obj)
+        return obj
+
+    get.__name__ = lua_name
+    return get
+
+
 # ---- the base class ------------------------------------------------------------------------------
 class BaseLuaObject:
     """An object handed to Lua: a userdata whose methods are this class's exports."""
@@ -207,13 +245,28 @@ class BaseLuaObject:
 
     __slots__ = ("dead", "_ud", "lua_id", "h")
 
-    def __init__(self, h: StreamHandleWrapper) -> None:
+    #: the values an object is made from, after its handle: ``Wrapper(h, *values)`` sets these
+    #: slots in order and the ``dies_with`` slots start empty. By default the slots a class adds
+    #: that are not ``dies_with`` (each class annotates their types).
+    init_fields: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        slots = cls.__dict__.get("__slots__")
+        if slots:
+            cls.init_fields = tuple(name for name in slots if name not in cls.dies_with)
+
+    def __init__(self, h: HandleDriver, *values: Any) -> None:
         self.dead = False
         self._ud: Any = None
         #: this object's number in ``OBJECTS`` (0: never handed to Lua)
         self.lua_id = 0
         #: the stream handle this object came from (for the VM, logging and the trace)
         self.h = h
+        for name, value in zip(self.init_fields, values, strict=True):
+            setattr(self, name, value)
+        for name in self.dies_with:
+            setattr(self, name, None)
 
     @classmethod
     def cpp_name(cls) -> str:
@@ -274,33 +327,13 @@ class BaseLuaObject:
             OBJECTS.pop(self.lua_id, None)
 
     # ---- logging, on every object (Envoy BaseLuaObject) ---------------------------------------
-    def _log(self, level: str, name: str, args: tuple[Any, ...]) -> None:
-        msg = check_string(args, 1, name)
-        self.h.script_log(level, msg.decode("utf-8", "replace"))
 
-    @export("logTrace", 0)
-    def log_trace(self, *args: Any) -> None:
-        self._log("trace", "logTrace", args)
-
-    @export("logDebug", 0)
-    def log_debug(self, *args: Any) -> None:
-        self._log("debug", "logDebug", args)
-
-    @export("logInfo", 0)
-    def log_info(self, *args: Any) -> None:
-        self._log("info", "logInfo", args)
-
-    @export("logWarn", 0)
-    def log_warn(self, *args: Any) -> None:
-        self._log("warning", "logWarn", args)
-
-    @export("logErr", 0)
-    def log_err(self, *args: Any) -> None:
-        self._log("error", "logErr", args)
-
-    @export("logCritical", 0)
-    def log_critical(self, *args: Any) -> None:
-        self._log("critical", "logCritical", args)
+    log_trace = _log_method("logTrace", "trace")
+    log_debug = _log_method("logDebug", "debug")
+    log_info = _log_method("logInfo", "info")
+    log_warn = _log_method("logWarn", "warning")
+    log_err = _log_method("logErr", "error")
+    log_critical = _log_method("logCritical", "critical")
 
     # ---- the exported-method table ------------------------------------------------------------
     @classmethod
@@ -309,7 +342,7 @@ class BaseLuaObject:
         if cls.__dict__.get("_exports") is None:
             out: dict[str, tuple[Callable[..., Any], int | str]] = {}
             for attr_name in dir(cls):
-                attr = getattr(cls, attr_name, None)
+                attr: Any = getattr(cls, attr_name, None)
                 spec = getattr(attr, "__lua__", None)
                 if spec is not None:
                     name, nret = spec
@@ -318,6 +351,39 @@ class BaseLuaObject:
                     out[name] = (thunk if fast is None else fast(thunk), nret)
             cls._exports = out
         return cls._exports  # type: ignore[return-value]
+
+
+class PairsIterator(BaseLuaObject):
+    """A pairs() iterator over a snapshot; it ends its parent's iteration when done (Envoy: one
+    iterator class per map; here one for every map but the headers)."""
+
+    lua_class = "Iterator"
+    trace_name = "iterator"
+    __slots__ = ("parent", "items")
+
+    parent: Any
+    items: Iterator[tuple[Any, Any]]
+
+    @classmethod
+    def start(cls, parent: Any, items: Any) -> Any:
+        """``__pairs`` on ``parent``: a new iterator, unless one is still running (Envoy allows one
+        at a time per map)."""
+        if parent.iterator is not None:
+            raise LuaApiError("cannot create a second iterator before completing the first")
+        parent.iterator = iterator = cls(parent.h, parent, items)
+        return iterator
+
+    def lua_next(self) -> tuple[Any, ...]:
+        if self.dead:
+            return 1, b"object used outside of proper scope"
+        try:
+            k, v = next(self.items)
+        except StopIteration:
+            self.parent.iterator = None
+            return (3,)
+        except LuaApiError as e:
+            return 1, str(e).encode()
+        return 0, k, v
 
 
 _PLAIN = frozenset({bytes, int, float, bool, type(None)})
@@ -330,7 +396,7 @@ def materialize(obj_id: int) -> BaseLuaObject | None:
     if obj_id < 0:
         h = OBJECTS.get(-obj_id)
         if h is not None and not h.dead and getattr(h, "own_headers_id", 0) == obj_id:
-            return h.own_headers()  # type: ignore[attr-defined, no-any-return]
+            return h.own_headers()  # type: ignore[attr-defined]
     return None
 
 
@@ -339,13 +405,47 @@ def _thunk(cls: type[BaseLuaObject], name: str, fn: Callable[..., Any], nret: in
 
     The common case (a live object, no error, tracing off) takes the fewest steps: a status as a
     bare int when there is no value, an object as ``(6, class number, object number)`` that Lua
-    turns into the userdata itself."""
+    turns into the userdata itself; everything else goes through ``_answer``."""
     trace = f"{cls.trace_name}:{name}"
     objects = OBJECTS
     plain = _PLAIN
+    answer = _answer(trace, nret)
+    failed = _failed(trace, name)
+    no_value = nret == 0
+    one_value = nret == 1
 
-    def slow(obj: BaseLuaObject, args: tuple[Any, ...], result: Any) -> Any:
-        """Tracing on, or a result that is not a plain value."""
+    def thunk(obj_id: int, *args: Any) -> Any:
+        obj = objects.get(obj_id)
+        if obj is None:
+            obj = materialize(obj_id)
+            if obj is None:
+                return 1, DEAD
+        if obj.dead:
+            return 1, DEAD
+        try:
+            result = fn(obj, *args)
+        except Exception as e:
+            return failed(obj, args, e)
+        if obj.h.rec.enabled:
+            return answer(obj, args, result)
+        if one_value:
+            if result.__class__ in plain:
+                return 0, result
+            if isinstance(result, BaseLuaObject):
+                return 6, result.lua_number, result.register()
+        elif no_value and result is None:
+            return 0
+        return answer(obj, args, result)
+
+    thunk.__name__ = f"lua_{cls.trace_name}_{name}"
+    return thunk
+
+
+def _answer(trace: str, nret: int | str) -> Callable[[BaseLuaObject, tuple[Any, ...], Any], Any]:
+    """What a method's thunk answers when tracing is on or the result is not a plain value: the
+    call is recorded, then the status (2 wait, 3 no value, 0 done) with the values Lua gets."""
+
+    def answer(obj: BaseLuaObject, args: tuple[Any, ...], result: Any) -> Any:
         h = obj.h
         if result is YIELD:
             h.trace_call(trace, args, "<yield>", None)
@@ -364,6 +464,13 @@ def _thunk(cls: type[BaseLuaObject], name: str, fn: Callable[..., Any], nret: in
             return 6, result.lua_number, result.register()
         return 0, result
 
+    return answer
+
+
+def _failed(trace: str, name: str) -> Callable[[BaseLuaObject, tuple[Any, ...], Exception], tuple[Any, ...]]:
+    """What a method's thunk answers when the method raised: the Lua error it stands for (5 an
+    argument error, 4 an error without a position, 1 an error at the script's line)."""
+
     def failed(obj: BaseLuaObject, args: tuple[Any, ...], e: Exception) -> tuple[Any, ...]:
         h = obj.h
         if isinstance(e, LuaArgError):
@@ -380,61 +487,4 @@ def _thunk(cls: type[BaseLuaObject], name: str, fn: Callable[..., Any], nret: in
         h.internal_error(msg, e)
         return 1, msg.encode()
 
-    if nret == 0:
-
-        def thunk(obj_id: int, *args: Any) -> Any:
-            obj = objects.get(obj_id)
-            if obj is None:
-                obj = materialize(obj_id)
-                if obj is None:
-                    return 1, DEAD
-            if obj.dead:
-                return 1, DEAD
-            try:
-                result = fn(obj, *args)
-            except Exception as e:
-                return failed(obj, args, e)
-            if result is None and not obj.h.rec.enabled:
-                return 0
-            return slow(obj, args, result)
-
-    elif nret == 1:
-
-        def thunk(obj_id: int, *args: Any) -> Any:
-            obj = objects.get(obj_id)
-            if obj is None:
-                obj = materialize(obj_id)
-                if obj is None:
-                    return 1, DEAD
-            if obj.dead:
-                return 1, DEAD
-            try:
-                result = fn(obj, *args)
-            except Exception as e:
-                return failed(obj, args, e)
-            if obj.h.rec.enabled:
-                return slow(obj, args, result)
-            if result.__class__ in plain:
-                return 0, result
-            if isinstance(result, BaseLuaObject):
-                return 6, result.lua_number, result.register()
-            return slow(obj, args, result)
-
-    else:
-
-        def thunk(obj_id: int, *args: Any) -> Any:
-            obj = objects.get(obj_id)
-            if obj is None:
-                obj = materialize(obj_id)
-                if obj is None:
-                    return 1, DEAD
-            if obj.dead:
-                return 1, DEAD
-            try:
-                result = fn(obj, *args)
-            except Exception as e:
-                return failed(obj, args, e)
-            return slow(obj, args, result)
-
-    thunk.__name__ = f"lua_{cls.trace_name}_{name}"
-    return thunk
+    return failed

@@ -21,7 +21,7 @@ from ..registry import register_http_filter
 if TYPE_CHECKING:
     from ...config.yaml_source import Node
     from ...host.dispatcher import Dispatcher
-    from ...host.stream_info import StreamInfo
+    from ...http.stream_info import StreamInfo
     from ..base import FactoryContext
 
 TYPE = "type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation"

@@ -361,8 +361,7 @@ def proxy_http_call(
     def on_complete(resp: async_client.AsyncResponse) -> None:
         proxy.wasm.deliver_http_call_response(vm, root, token, resp, stream_ctx)
 
-    req = async_client.send(
-        proxy, vm.dispatcher, cluster, headers, body, timeout_ms / 1000.0 if timeout_ms else None, on_complete, trailers
-    )
+    timeout_s = timeout_ms / 1000.0 if timeout_ms else None
+    req = async_client.send(proxy, vm.dispatcher, cluster, headers, body, timeout_s, on_complete, trailers, token=token)
     root.http_calls[token] = req
     return OK, {"cluster": cluster, "token": token, "path": headers.get(":path")}

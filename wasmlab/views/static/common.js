@@ -113,3 +113,94 @@ function wlKeyNav(target, handlers) {
     if (f) { e.preventDefault(); e.stopPropagation(); f(e); }
   });
 }
+
+// ---- sizing ---------------------------------------------------------------------------------------
+// Sizes come from the root's computed font size (JupyterLab's content font size, ×2 in projector
+// mode): views read it with wlFontPx and redraw on the root's "wl-resize" event.
+
+/** The root's font size in CSS px (14 before the root is in the page). */
+function wlFontPx(root) {
+  const px = root && root.isConnected ? parseFloat(getComputedStyle(root).fontSize) : NaN;
+  return Number.isFinite(px) && px > 0 ? px : 14;
+}
+
+/** Call `f` when the root's size changes: projector toggle, Presentation Mode, font settings, a
+ * narrower output area (sidebar opened, browser zoom). */
+function wlOnResize(root, f) {
+  root.addEventListener("wl-resize", f);
+  if (typeof ResizeObserver === "function") {
+    let last = "";
+    new ResizeObserver(() => {
+      const key = `${root.clientWidth}:${wlFontPx(root)}`;
+      if (key !== last) { last = key; f(); }
+    }).observe(root);
+  }
+}
+
+/** The "projector" toggle: a button in the view's title (or first toolbar) that doubles every size
+ * of this view (class wl-projector). Each view's render() calls it once, after building its DOM. */
+function wlProjectorToggle(root) {
+  if (!root || root.dataset.projectorToggle) return null;
+  root.dataset.projectorToggle = "1";
+  const b = wlEl("button", {
+    type: "button", class: "wl-projector-toggle", "data-act": "projector", "aria-pressed": "false",
+    title: "projector: double the size of this view (again: back to normal)", "aria-label": "projector size",
+  }, "projector ×2");
+  b.addEventListener("click", () => {
+    const on = root.classList.toggle("wl-projector");
+    b.setAttribute("aria-pressed", on ? "true" : "false");
+    b.textContent = on ? "normal size" : "projector ×2";
+    root.dispatchEvent(new CustomEvent("wl-resize"));
+  });
+  const host = root.querySelector(".wl-title") || root.querySelector(".wl-bar");
+  if (host) host.append(b); else root.prepend(b);
+  return b;
+}
+
+/** A visible hint before `scroller` while it scrolls sideways ("scroll → for 3 more columns").
+ * `describe(scroller)` may name what is hidden; the hint hides itself when nothing is. */
+function wlScrollHint(scroller, describe) {
+  const hint = wlEl("div", { class: "wl-scroll-hint", hidden: true, "aria-live": "polite" });
+  scroller.before(hint);
+  function update() {
+    const hidden = scroller.scrollWidth - scroller.clientWidth;
+    if (hidden <= 1) { hint.hidden = true; return; }
+    const atEnd = scroller.scrollLeft + scroller.clientWidth >= scroller.scrollWidth - 1;
+    const what = describe ? describe(scroller) : `${Math.round((100 * hidden) / scroller.scrollWidth)} % of it`;
+    hint.textContent = atEnd ? `scroll ← for the start (${what})` : `scroll → for more (${what})`;
+    hint.hidden = false;
+  }
+  scroller.addEventListener("scroll", update, { passive: true });
+  if (typeof ResizeObserver === "function") new ResizeObserver(update).observe(scroller);
+  requestAnimationFrame(update);
+  return { hint, update };
+}
+
+// ---- one cursor -------------------------------------------------------------------------------------
+// Every view has a synced `cursor_seq` (the trace seq its cursor stands on; 0 = before the first
+// event). Views linked with jslink share it: the one the user steps sets it, the others follow.
+
+/** Follow `cursor_seq` set from elsewhere: `moveTo(seq)` is called unless `here()` already is it. */
+function wlFollowCursor(model, here, moveTo) {
+  model.on("change:cursor_seq", () => {
+    const seq = model.get("cursor_seq");
+    if (seq !== here()) moveTo(seq);
+  });
+}
+
+/** Tell linked views where this view's cursor now stands. */
+function wlSetCursor(model, seq) {
+  if (model.get("cursor_seq") === seq) return;
+  model.set("cursor_seq", seq);
+  model.save_changes();
+}
+
+/** The last index i with arr[i] <= x (-1 when none; arr sorted ascending). */
+function wlLastAtOrBefore(arr, x) {
+  let lo = 0, hi = arr.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (arr[mid] <= x) lo = mid + 1; else hi = mid;
+  }
+  return lo - 1;
+}

@@ -1,14 +1,18 @@
 // wasmlab vs real Envoy, side by side: aligned lines per thread, differences marked with words
-// and glyphs (= same, ≠ differs, ◀ only wasmlab, only envoy ▶), jump from difference to difference.
+// and glyphs (= same, ≠ differs, ◀ only wasmlab, only envoy ▶) and the differing part of a
+// line highlighted; jump from difference to difference. Columns share the width of the output
+// (no sideways scrolling): long lines ellipsize, and the current line is written out in full,
+// with the reason, in the panel above the list.
 
 function render({ model, el }) {
   const started = performance.now();
-  const ROW_H = 19;
   const root = wlEl("div", { class: "wl wl-compare wl-cmp" });
   el.append(root);
-  const TAGS = { same: "=", differs: "≠", "only wasmlab": "◀ only wasmlab", "only envoy": "only envoy ▶" };
+  const TAGS = { same: "=", differs: "≠", "only wasmlab": "◀", "only envoy": "▶" };
+  const TAG_WORDS = { same: "same", differs: "differs", "only wasmlab": "only in wasmlab", "only envoy": "only in Envoy" };
   let vis = new Int32Array(0);
   let current = model.get("current");
+  const rowH = () => Math.round(wlFontPx(root) * 0.92 * 1.5);
 
   const onlyBox = wlEl("input", { type: "checkbox", "aria-label": "only differences" });
   onlyBox.checked = model.get("only_differences");
@@ -19,39 +23,44 @@ function render({ model, el }) {
     wlButton("next difference ▶", "next difference", () => jump(1), "next"),
     wlEl("label", {}, onlyBox, " only differences"), pos);
   const summary = wlEl("div", { class: "wl-muted" });
-  const head = wlEl("div", { class: "wl-row" });
-  head.style.position = "relative";
-  head.style.fontWeight = "bold";
-  const scroll = wlEl("div", { class: "wl-tl-scroll" });
-  const canvas = wlEl("div", { class: "wl-tl-canvas" });
+  const why = wlEl("div", { class: "wl-cmp-why", "aria-live": "polite" });
+  const head = wlEl("div", { class: "wl-line wl-head" });
+  const scroll = wlEl("div", { class: "wl-list" });
+  const canvas = wlEl("div", { class: "wl-list-canvas" });
   scroll.append(canvas);
-  root.append(wlTitle(model), summary, bar, head, scroll);
+  root.append(wlTitle(model), summary, bar, why, head, scroll);
 
-  const W = { tag: 110, thread: 72, side: 470 };
-  function cell(w, text, cls) {
-    const s = wlEl("span", { class: cls || "" }, text);
-    s.style.display = "inline-block"; s.style.width = `${w}px`; s.style.overflow = "hidden";
-    s.style.textOverflow = "ellipsis"; s.style.flex = "none";
+  function cell(cls, text) { return wlEl("span", { class: cls }, text); }
+
+  /** A line with its differing part in <mark> (mark = [start, end) or null). */
+  function marked(cls, text, mark) {
+    const s = wlEl("span", { class: cls });
+    if (mark && mark[1] > mark[0]) s.append(text.slice(0, mark[0]), wlEl("mark", {}, text.slice(mark[0], mark[1])), text.slice(mark[1]));
+    else s.append(text);
     return s;
+  }
+
+  function titles() {
+    const sm = model.get("summary") || {};
+    return sm.titles || ["wasmlab", "envoy"];
   }
 
   function rebuild() {
     const r = model.get("rows") || { tag: [] };
     const sm = model.get("summary") || {};
-    const [lt, rt] = sm.titles || ["wasmlab", "envoy"];
-    head.replaceChildren(cell(W.tag, ""), cell(W.thread, "thread"), cell(W.side, lt), cell(W.side, rt), cell(220, "why"));
+    const [lt, rt] = titles();
+    head.replaceChildren(cell("wl-c-tag", ""), cell("wl-c-thread", "thread"), cell("wl-left", lt), cell("wl-right", rt), cell("wl-c-why", "why"));
     const c = sm.counts || {};
     summary.textContent = sm.identical
       ? `Identical: ${c.same} lines in the same order on every thread.`
-      : `${c.same || 0} same · ${c.differs || 0} ≠ differ · ${c["only wasmlab"] || 0} only in ${lt} · ${c["only envoy"] || 0} only in ${rt}`;
+      : `${c.same || 0} same · ${c.differs || 0} ≠ differ · ${c["only wasmlab"] || 0} ◀ only in ${lt} · ${c["only envoy"] || 0} ▶ only in ${rt}`;
     const only = model.get("only_differences");
     const out = [];
     for (let i = 0; i < r.tag.length; i++) if (!only || r.tag[i] !== "same") out.push(i);
     vis = Int32Array.from(out);
-    canvas.style.height = `${vis.length * ROW_H}px`;
-    canvas.style.width = `${W.tag + W.thread + 2 * W.side + 240}px`;
     painted = "";
     paint();
+    explain();
   }
 
   function diffs() {
@@ -59,6 +68,19 @@ function render({ model, el }) {
     const out = [];
     for (let i = 0; i < r.tag.length; i++) if (r.tag[i] !== "same") out.push(i);
     return out;
+  }
+
+  /** The current line in full, both sides, the differing part marked, and why. */
+  function explain() {
+    const r = model.get("rows");
+    if (current < 0 || !r || current >= r.tag.length) { why.replaceChildren(); return; }
+    const [lt, rt] = titles();
+    const tag = r.tag[current];
+    const parts = [wlEl("b", {}, `${TAGS[tag]} ${TAG_WORDS[tag]} [${r.thread[current]}]`), "\n"];
+    if (r.left[current]) parts.push(`${lt}: `, marked("", r.left[current], r.lmark && r.lmark[current]), "\n");
+    if (r.right[current]) parts.push(`${rt}: `, marked("", r.right[current], r.rmark && r.rmark[current]), "\n");
+    if (r.why[current]) parts.push(`why: ${r.why[current]}`);
+    why.replaceChildren(...parts);
   }
 
   function jump(dir) {
@@ -70,18 +92,25 @@ function render({ model, el }) {
     model.set("current", current);
     model.save_changes();
     pos.textContent = `difference ${k + 1} of ${d.length}`;
-    const p = wlLowerBound(vis, current);
-    scroll.scrollTop = Math.max(0, (p - 4) * ROW_H);
+    reveal();
+  }
+
+  /** Scroll the current line into view (a few lines below the top) and redraw. */
+  function reveal() {
+    if (current >= 0) scroll.scrollTop = Math.max(0, (wlLowerBound(vis, current) - 4) * rowH());
     painted = "";
     paint();
+    explain();
   }
 
   let painted = "";
   function paint() {
     const r = model.get("rows");
-    const top = Math.max(0, Math.floor(scroll.scrollTop / ROW_H) - 6);
-    const count = Math.ceil((scroll.clientHeight || 380) / ROW_H) + 12;
-    const key = `${top}:${count}:${vis.length}:${current}`;
+    const h = rowH();
+    canvas.style.height = `${vis.length * h}px`;
+    const top = Math.max(0, Math.floor(scroll.scrollTop / h) - 6);
+    const count = Math.ceil((scroll.clientHeight || 380) / h) + 12;
+    const key = `${top}:${count}:${vis.length}:${current}:${h}`;
     if (key === painted) return;
     painted = key;
     const frag = document.createDocumentFragment();
@@ -89,12 +118,16 @@ function render({ model, el }) {
       const i = vis[p];
       const tag = r.tag[i];
       const cls = tag === "same" ? "" : tag === "differs" ? " wl-diff" : tag === "only wasmlab" ? " wl-only-left" : " wl-only-right";
-      const row = wlEl("div", { class: `wl-row${cls}${i === current ? " wl-current" : ""}`, "data-tag": tag, "data-index": i });
-      row.style.top = `${p * ROW_H}px`;
-      if (tag !== "same") row.style.background = tag === "differs" ? "#f7d7c2" : "#d6e8f5";
-      row.append(cell(W.tag, TAGS[tag] || tag, "wl-tag"), cell(W.thread, r.thread[i]),
-        cell(W.side, r.left[i], "wl-left"), cell(W.side, r.right[i], "wl-right"), cell(220, r.why[i], "wl-muted"));
-      row.title = `${r.left[i]}\n${r.right[i]}`;
+      const row = wlEl("div", { class: `wl-line${cls}${i === current ? " wl-current" : ""}`, "data-tag": tag, "data-index": i });
+      row.style.top = `${p * h}px`;
+      row.style.height = `${h}px`;
+      row.append(wlEl("span", { class: "wl-c-tag", title: TAG_WORDS[tag] }, TAGS[tag] || tag), cell("wl-c-thread", r.thread[i]),
+        marked("wl-left", r.left[i], r.lmark && r.lmark[i]), marked("wl-right", r.right[i], r.rmark && r.rmark[i]),
+        cell("wl-c-why wl-muted", r.why[i]));
+      row.title = `${TAG_WORDS[tag]}\n${r.left[i]}\n${r.right[i]}${r.why[i] ? `\nwhy: ${r.why[i]}` : ""}`;
+      row.addEventListener("click", () => {
+        current = i; model.set("current", i); model.save_changes(); painted = ""; paint(); explain();
+      });
       frag.append(row);
     }
     canvas.replaceChildren(frag);
@@ -102,9 +135,13 @@ function render({ model, el }) {
 
   scroll.addEventListener("scroll", () => paint());
   model.on("change:rows", rebuild);
+  model.on("change:current", () => { current = model.get("current"); painted = ""; paint(); explain(); });
   model.on("change:only_differences", () => { onlyBox.checked = model.get("only_differences"); rebuild(); });
   rebuild();
+  wlProjectorToggle(root);
+  wlOnResize(root, () => { painted = ""; paint(); });
   requestAnimationFrame(() => {
+    reveal();  // the first difference, in view from the start
     root.dataset.renderMs = (performance.now() - started).toFixed(1);
     root.dataset.ready = "1";
   });

@@ -1,39 +1,44 @@
-// The inspector: a filterable table of every event (only the rows in view are in the DOM) and a
-// table of requests; clicking a request shows its summary and filters the events to it.
+// The inspector: a table of requests (click one to see its summary and only its events) and a list
+// of every event (only the rows in view are in the page). Its cursor follows linked views
+// (cursor_seq) and can be stepped; sizes follow the root's font size (em), narrow outputs fold the
+// less important columns (common.css container queries).
 
 function render({ model, el }) {
   const started = performance.now();
-  const ROW_H = 19;
   const root = wlEl("div", { class: "wl wl-inspector" });
   el.append(root);
   const fetchDetails = wlDetailsFetcher(model);
   let vis = new Int32Array(0);
   let shownRequests = 200;
+  const rowH = () => Math.round(wlFontPx(root) * 0.92 * 1.5);
+  const virtual = () => (model.get("clock") || "real") === "virtual";
 
   const filters = wlEl("div", { class: "wl-bar" });
   const reqWrap = wlEl("div", { class: "wl-table-wrap" });
-  reqWrap.style.maxHeight = "240px";
   const summary = wlEl("div", { class: "wl-details" });
-  const count = wlEl("div", { class: "wl-muted" });
-  const evHead = wlEl("div", { class: "wl-row wl-ihead" });
-  const evScroll = wlEl("div", { class: "wl-tl-scroll" });
-  evScroll.style.height = "320px";
-  const evCanvas = wlEl("div", { class: "wl-tl-canvas" });
+  const count = wlEl("span", { class: "wl-muted wl-pos" });
+  const evHead = wlEl("div", { class: "wl-line wl-head" });
+  const evScroll = wlEl("div", { class: "wl-list" });
+  const evCanvas = wlEl("div", { class: "wl-list-canvas" });
   evScroll.append(evCanvas);
   const details = wlEl("div", { class: "wl-details" });
+  const stepBar = wlEl("div", { class: "wl-bar" },
+    wlButton("◀ step", "previous event (moves linked views too)", () => step(-1), "prev"),
+    wlButton("step ▶", "next event (moves linked views too)", () => step(1), "step"),
+    count);
   root.append(wlTitle(model), filters, wlEl("h4", {}, "requests"), reqWrap, summary,
-    wlEl("h4", {}, "events"), count, evHead, evScroll, details);
+    wlEl("h4", {}, "events"), stepBar, evHead, evScroll, details);
+  wlScrollHint(reqWrap, () => "more request columns");
 
-  const C = { seq: 64, t: 82, thread: 72, vm: 120, ctx: 36, kind: 80 };
-  function cell(w, text, cls) {
-    const s = wlEl("span", { class: cls || "" }, text);
-    if (w) { s.style.display = "inline-block"; s.style.width = `${w}px`; s.style.overflow = "hidden"; s.style.flex = "none"; }
-    return s;
+  function cell(cls, text, title) {
+    return wlEl("span", { class: cls, title: title || null }, text);
   }
-  evHead.style.position = "relative";
-  evHead.style.fontWeight = "bold";
-  evHead.append(cell(C.seq, "seq"), cell(C.t, "t (ms)"), cell(C.thread, "thread"), cell(C.vm, "vm"),
-    cell(C.ctx, "ctx"), cell(C.kind, "kind"), cell(0, "what (label)  [detail]"));
+  function drawHead() {
+    evHead.replaceChildren(cell("wl-c-seq", "seq"), cell("wl-c-t", virtual() ? "virtual t" : "t (ms)",
+      virtual() ? "virtual clock: time moves only with proxy.advance(); shown where it moved" : "milliseconds since the first event"),
+    cell("wl-c-thread", "thread"), cell("wl-c-vm", "vm"), cell("wl-c-ctx", "ctx"), cell("wl-c-kind", "kind"),
+    cell("wl-grow", "what (label)"));
+  }
 
   function set(k, v) { model.set(k, v); model.save_changes(); }
 
@@ -71,18 +76,27 @@ function render({ model, el }) {
     drawRequests();
   }
 
+  function latency(r) {
+    if (r.latency_ms === null) return "";
+    if (virtual()) return r.latency_ms > 0 ? `${r.latency_ms} ms (virtual)` : `${r.events} events, 0 s virtual`;
+    return `${r.latency_ms.toFixed(3)} ms`;
+  }
+
   function drawRequests() {
     const reqs = model.get("requests") || [];
     const cur = model.get("stream");
-    const head = wlEl("tr", {}, ...["stream", "thread", "request", "outcome", "latency ms", "filters run", "VM calls", "events"]
-      .map((h) => wlEl("th", {}, h)));
+    const heads = [["stream", ""], ["thread", "wl-opt"], ["request", ""], ["outcome", ""],
+      [virtual() ? "latency (virtual clock)" : "latency", "wl-opt"], ["filters run", ""], ["VM calls", "wl-opt"], ["events", "wl-opt"]];
+    const head = wlEl("tr", {}, ...heads.map(([h, c]) => wlEl("th", { class: c }, h)));
     const rows = reqs.slice(0, shownRequests).map((r) => {
       const bad = (r.status !== null && r.status >= 500) || r.traps.length || r.outcome === "reset";
       const tr = wlEl("tr", { class: r.stream === cur ? "wl-selected" : "", "data-stream": r.stream },
-        wlEl("td", {}, String(r.stream)), wlEl("td", {}, r.thread), wlEl("td", {}, r.request),
+        wlEl("td", { class: "wl-nowrap" }, String(r.stream)), wlEl("td", { class: "wl-opt wl-nowrap" }, r.thread),
+        wlEl("td", {}, r.request),
         wlEl("td", { class: bad ? "wl-flag" : "" }, (bad ? "✖ " : "") + r.outcome),
-        wlEl("td", {}, r.latency_ms === null ? "" : r.latency_ms.toFixed(3)),
-        wlEl("td", {}, r.filter_names.join(" → ")), wlEl("td", {}, String(r.vm_calls)), wlEl("td", {}, String(r.events)));
+        wlEl("td", { class: "wl-opt" }, latency(r)),
+        wlEl("td", {}, r.filter_names.join(" → ")), wlEl("td", { class: "wl-opt" }, String(r.vm_calls)),
+        wlEl("td", { class: "wl-opt" }, String(r.events)));
       tr.addEventListener("click", () => set("stream", r.stream === cur ? -1 : r.stream));
       return tr;
     });
@@ -94,7 +108,7 @@ function render({ model, el }) {
     const r = reqs.find((x) => x.stream === cur);
     summary.textContent = r
       ? [`stream ${r.stream} on ${r.thread}: ${r.request} → ${r.outcome}${r.details ? ` (${r.details})` : ""}` +
-          (r.latency_ms === null ? "" : `, ${r.latency_ms} ms`),
+          (r.latency_ms === null ? "" : `, ${latency(r)}`),
         "filters run:", ...r.filters.map((f) => `  ${f}`),
         ...(r.upstream.length ? [`upstream: ${r.upstream.join(", ")}`] : []),
         ...(r.traps.length ? [`✖ traps: ${r.traps.join("; ")}`] : []),
@@ -117,34 +131,91 @@ function render({ model, el }) {
       out.push(i);
     }
     vis = Int32Array.from(out);
-    count.textContent = `${vis.length} of ${n} events`;
-    evCanvas.style.height = `${vis.length * ROW_H}px`;
     evScroll.scrollTop = 0;
+    drawHead();
     painted = "";
     paint();
+    showPosition();
+  }
+
+  /** The event index the cursor stands on: the last event at or before cursor_seq (-1: none). */
+  function cursorIndex() {
+    const cols = model.get("columns") || {};
+    return wlLastAtOrBefore(cols.seq || [], model.get("cursor_seq"));
+  }
+
+  function showPosition() {
+    const n = ((model.get("columns") || {}).seq || []).length;
+    const i = cursorIndex();
+    const p = i < 0 ? -1 : wlLowerBound(vis, i);
+    const shown = p >= 0 && p < vis.length && vis[p] === i;
+    count.textContent = `${vis.length} of ${n} events` +
+      (i < 0 ? " · cursor before the first event" : ` · cursor at #${model.get("columns").seq[i]}${shown ? "" : " (filtered out)"}`);
+  }
+
+  function step(dir) {
+    if (!vis.length) return;
+    const i = cursorIndex();
+    let p = wlLowerBound(vis, i < 0 ? -1 : i);
+    if (dir > 0) p = i < 0 ? 0 : (p < vis.length && vis[p] === i ? p + 1 : p);
+    else p = p - 1;
+    p = Math.max(0, Math.min(vis.length - 1, p));
+    moveCursor(vis[p]);
+  }
+
+  function moveCursor(i) {
+    wlSetCursor(model, model.get("columns").seq[i]);
+    reveal(i);
+  }
+
+  /** Scroll the list so event `i` is in view, and repaint the highlight. */
+  function reveal(i) {
+    const p = wlLowerBound(vis, i);
+    if (p < vis.length && vis[p] === i) {
+      const h = rowH(), top = p * h;
+      if (top < evScroll.scrollTop || top + h > evScroll.scrollTop + evScroll.clientHeight) {
+        evScroll.scrollTop = Math.max(0, top - 3 * h);
+      }
+    }
+    painted = "";
+    paint();
+    showPosition();
+  }
+
+  function timeText(cols, i, prev) {
+    if (!virtual()) return (cols.t[i] / 1000).toFixed(3);
+    // virtual clock: time stands still between advance() calls; say where it moved
+    if (prev >= 0 && cols.t[i] === cols.t[prev]) return "";
+    return `${(cols.t[i] / 1e6).toFixed(3)} s`;
   }
 
   let painted = "";
   function paint() {
     const cols = model.get("columns") || {};
-    const top = Math.max(0, Math.floor(evScroll.scrollTop / ROW_H) - 6);
-    const count = Math.ceil((evScroll.clientHeight || 320) / ROW_H) + 12;
-    const sel = model.get("selected");
-    const key = `${top}:${count}:${vis.length}:${sel}`;
+    const h = rowH();
+    evCanvas.style.height = `${vis.length * h}px`;
+    const top = Math.max(0, Math.floor(evScroll.scrollTop / h) - 6);
+    const count = Math.ceil((evScroll.clientHeight || 320) / h) + 12;
+    const sel = model.get("selected"), cur = cursorIndex();
+    const key = `${top}:${count}:${vis.length}:${sel}:${cur}:${h}`;
     if (key === painted) return;
     painted = key;
     const frag = document.createDocumentFragment();
     for (let p = top; p < Math.min(vis.length, top + count); p++) {
       const i = vis[p];
       const kind = cols.kinds[cols.kind[i]];
-      const row = wlEl("div", { class: `wl-row${i === sel ? " wl-selected wl-current" : ""}`, "data-index": i });
-      row.style.top = `${p * ROW_H}px`;
-      const kc = cell(C.kind, kind, "wl-kind");
+      const cls = `wl-line${i === sel ? " wl-selected" : ""}${i === cur ? " wl-current" : ""}`;
+      const row = wlEl("div", { class: cls, "data-index": i, "data-seq": cols.seq[i] });
+      row.style.top = `${p * h}px`;
+      row.style.height = `${h}px`;
+      const kc = cell("wl-c-kind", kind);
       kc.style.borderLeftColor = WL_KIND_COLOURS[kind] || "#999";
-      row.append(cell(C.seq, `#${cols.seq[i]}`), cell(C.t, (cols.t[i] / 1000).toFixed(3)), cell(C.thread, cols.threads[cols.th[i]]),
-        cell(C.vm, cols.vm[i]), cell(C.ctx, cols.ctx[i] >= 0 ? String(cols.ctx[i]) : ""), kc,
-        cell(0, "  ".repeat(Math.min(cols.depth[i], 6)) + cols.label[i], `wl-label${cols.flag[i] ? " wl-flag" : ""}`));
-      if (cols.note[i]) row.append(cell(0, cols.note[i], "wl-rnote"));
+      const label = "  ".repeat(Math.min(cols.depth[i], 6)) + cols.label[i];
+      row.title = `#${cols.seq[i]} ${cols.threads[cols.th[i]]} ${cols.vm[i]} ${label.trim()}${cols.note[i] ? `  [${cols.note[i]}]` : ""}`;
+      row.append(cell("wl-c-seq", `#${cols.seq[i]}`), cell("wl-c-t", timeText(cols, i, p > 0 ? vis[p - 1] : -1)), cell("wl-c-thread", cols.threads[cols.th[i]]),
+        cell("wl-c-vm", cols.vm[i]), cell("wl-c-ctx", cols.ctx[i] >= 0 ? String(cols.ctx[i]) : ""), kc,
+        cell(`wl-grow${cols.flag[i] ? " wl-flag" : ""}`, label));
+      if (cols.note[i]) row.append(cell("wl-c-note", cols.note[i]));
       row.addEventListener("click", () => select(i));
       frag.append(row);
     }
@@ -153,8 +224,7 @@ function render({ model, el }) {
 
   function select(i) {
     set("selected", i);
-    painted = "";
-    paint();
+    moveCursor(i);
     const cols = model.get("columns");
     const head = `#${cols.seq[i]} ${cols.threads[cols.th[i]]} ${cols.kinds[cols.kind[i]]} ${cols.label[i]}`;
     details.textContent = `${head}\n(asking the kernel for the full record…)`;
@@ -167,10 +237,15 @@ function render({ model, el }) {
   model.on("change:columns", () => { buildFilters(); rebuild(); });
   model.on("change:requests", () => { buildFilters(); drawRequests(); });
   for (const k of ["kind", "thread", "stream", "search"]) model.on(`change:${k}`, filtersChanged);
+  // the cursor is where cursor_seq says (set here, from Python, or by a linked view)
+  model.on("change:cursor_seq", () => reveal(cursorIndex()));
   buildFilters();
   drawRequests();
   rebuild();
+  wlProjectorToggle(root);
+  wlOnResize(root, () => { painted = ""; paint(); });
   requestAnimationFrame(() => {
+    painted = "";
     paint();
     root.dataset.renderMs = (performance.now() - started).toFixed(1);
     root.dataset.ready = "1";

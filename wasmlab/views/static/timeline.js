@@ -1,21 +1,65 @@
 // The callback timeline: swimlanes replayed in the browser from the recorded trace.
 // Only the rows in view are in the DOM, so a trace of 100,000 events scrolls as fast as one of 10.
+// Sizes come from the root's font size (em), so the view grows with JupyterLab's font settings,
+// Presentation Mode and the projector toggle. Lanes come first: the label column gives way.
+
+const TL_ICONS = {
+  first: "M2,1 h2 v10 h-2 z M11,1 v10 l-7,-5 z",
+  prev: "M10,1 v10 l-8,-5 z",
+  play: "M2,1 v10 l9,-5 z",
+  pause: "M2,1 h3 v10 h-3 z M7,1 h3 v10 h-3 z",
+  next: "M2,1 v10 l8,-5 z",
+  last: "M1,1 v10 l7,-5 z M8,1 h2 v10 h-2 z",
+};
+
+function tlIcon(name) {
+  const s = wlSvg("svg", { viewBox: "0 0 12 12", "aria-hidden": "true" });
+  s.append(wlSvg("path", { d: TL_ICONS[name], fill: "currentColor" }));
+  return s;
+}
+
+function tlButton(icon, text, title, onclick, act) {
+  const b = wlButton(text, title, onclick, act);
+  b.prepend(tlIcon(icon));
+  return b;
+}
+
+/** Why a selection shows nothing: said in words, not just "no events match". */
+function tlWhyEmpty(model, cols, counts) {
+  const mode = model.get("mode");
+  const parts = [];
+  if (model.get("worker")) parts.push(`thread ${model.get("worker")}`);
+  if (model.get("stream") >= 0) parts.push(`stream ${model.get("stream")}`);
+  if (model.get("filter")) parts.push(`lane ${model.get("filter")}`);
+  const sel = parts.length ? `the selection (${parts.join(", ")})` : "this trace";
+  if (!counts.total) return "The trace is empty: run some requests, then show the timeline again.";
+  if (mode === "envoy") {
+    return `Envoy's wasm:trace text only has Wasm callbacks, host calls and Wasm/Lua log lines, and ${sel} ` +
+      "has none: its filters are native (no Wasm VM or Lua script ran). Choose \"nested calls\" to see its events.";
+  }
+  if (!counts.selected) return `No event of ${sel} matches: choose "every thread" / "every stream" / "every filter".`;
+  const off = (cols.kinds || []).filter((k) => !(model.get("kinds") || []).includes(k));
+  return `${sel} has ${counts.selected} events, but only of kinds that are switched off (${off.join(", ")}). ` +
+    "Tick a kind above to show it.";
+}
 
 function render({ model, el }) {
   const started = performance.now();
-  // a row: marker | #seq | thread | kind | label (what happened) | the lanes, one column each
-  const ROW_H = 20, FIXED_W = 14 + 58 + 70 + 76, LABEL_W = 470;
-  let COL_W = 84; // narrower when many lanes must fit next to the labels
   const root = wlEl("div", { class: "wl wl-timeline" });
   el.append(root);
   const fetchDetails = wlDetailsFetcher(model);
 
   let cols = null, lanes = [], n = 0;
-  let vis = new Int32Array(0); // visible row indices, ascending
+  let vis = new Int32Array(0); // the rows shown (row indices, ascending)
+  let visSeq = new Float64Array(0);
   let laneCol = new Int32Array(0); // lane index -> column (or -1 when no visible row uses it)
-  let nCols = 0;
+  let nCols = 0, callOf = new Int32Array(0);
   let step = model.get("step");
   let selected = -1;
+  const unfolded = new Set(), folded = new Set();
+  let hiddenIn = new Map(); // a folded call's row -> how many events it hides
+  // sizes in px, derived from the root's font size (recomputed when it changes)
+  let EM = 14, ROW_H = 24, COL_W = 60, LABEL_W = 300, FIXED_W = 80, showThread = true;
 
   // ---- controls ------------------------------------------------------------------------------
   const pos = wlEl("span", { class: "wl-pos", "aria-live": "polite" });
@@ -23,40 +67,39 @@ function render({ model, el }) {
   scrub.addEventListener("input", () => go(Number(scrub.value), false));
   scrub.addEventListener("change", () => go(Number(scrub.value), true));
   const player = wlPlayer(() => go(cur() + 1, false), () => model.get("speed") || 6);
-  const playBtn = wlButton("▶ play", "play / pause the replay", () => togglePlay(), "play");
+  const playBtn = tlButton("play", "play", "play / pause the replay", () => togglePlay(), "play");
   player.onchange = () => {
-    playBtn.textContent = player.playing ? "⏸ pause" : "▶ play";
+    playBtn.replaceChildren(tlIcon(player.playing ? "pause" : "play"), player.playing ? "pause" : "play");
     if (!player.playing) save();
   };
   const speed = wlSelect(
-    [[2, "2 events/s"], [6, "6 events/s"], [20, "20 events/s"], [60, "60 events/s"]],
+    [[2, "2 steps/s"], [6, "6 steps/s"], [20, "20 steps/s"], [60, "60 steps/s"]],
     model.get("speed"),
     (v) => { model.set("speed", Number(v)); model.save_changes(); player.restart(); },
     "replay speed",
   );
   const bar = wlEl(
     "div", { class: "wl-bar" },
-    wlButton("|◀ first", "first event", () => go(0), "first"),
-    wlButton("◀ step", "previous event", () => go(cur() - 1), "prev"),
+    tlButton("first", "first", "first event", () => go(0), "first"),
+    tlButton("prev", "back", "previous step", () => go(cur() - 1), "prev"),
     playBtn,
-    wlButton("step ▶", "next event", () => go(cur() + 1), "next"),
-    wlButton("last ▶|", "last event", () => go(vis.length - 1), "last"),
+    tlButton("next", "step", "next step", () => go(cur() + 1), "step"),
+    tlButton("last", "last", "last event", () => go(vis.length - 1), "last"),
     scrub, pos, speed,
   );
+  if (typeof wlProjectorToggle === "function") wlProjectorToggle(root);
   const filters = wlEl("div", { class: "wl-bar wl-filters" });
   const kindsBox = wlEl("span", { class: "wl-kinds" });
+  const legend = wlEl("div", { class: "wl-tl-legend" });
+  const hint = wlEl("div", { class: "wl-scroll-hint", "aria-live": "polite" });
 
   // ---- the lanes -----------------------------------------------------------------------------
   const scroll = wlEl("div", { class: "wl-tl-scroll" });
   const head = wlEl("div", { class: "wl-tl-head" });
-  head.style.position = "sticky";
-  head.style.top = "0";
-  head.style.zIndex = "2";
-  head.style.background = "var(--jp-layout-color0, #fff)";
   const canvas = wlEl("div", { class: "wl-tl-canvas" });
   scroll.append(head, canvas);
   const details = wlEl("div", { class: "wl-details", "aria-live": "polite" });
-  root.append(wlTitle(model), bar, filters, scroll, details);
+  root.append(wlTitle(model), bar, filters, legend, hint, scroll, details);
   wlKeyNav(root, {
     ArrowRight: () => go(cur() + 1), ArrowDown: () => go(cur() + 1),
     ArrowLeft: () => go(cur() - 1), ArrowUp: () => go(cur() - 1),
@@ -68,14 +111,22 @@ function render({ model, el }) {
     else { if (cur() >= vis.length - 1) go(0, false); player.start(); }
   }
 
-  function save() {
-    if (model.get("step") !== step) { model.set("step", step); model.save_changes(); }
+  /** Tell linked views where the cursor is (cursor_seq, always) and Python the step (when asked:
+   * not on every tick of the player). */
+  function save(withStep = true) {
+    let dirty = false;
+    if (withStep && model.get("step") !== step) { model.set("step", step); dirty = true; }
+    const seq = cols && step < n ? cols.seq[step] : 0;
+    if (seq !== undefined && model.get("cursor_seq") !== seq) { model.set("cursor_seq", seq); dirty = true; }
+    if (dirty) model.save_changes();
   }
 
-  /** Position of the current step among the visible rows. */
+  /** Position of the current step among the visible rows (the item holding it when folded). */
   function cur() {
+    if (!vis.length) return -1;
     const p = wlLowerBound(vis, step);
-    return p < vis.length ? p : vis.length - 1;
+    if (p < vis.length && vis[p] === step) return p;
+    return Math.max(0, Math.min(vis.length - 1, p - 1));
   }
 
   /** Move to visible position p; returns false at either end (stops the player). */
@@ -88,13 +139,13 @@ function render({ model, el }) {
     reveal(q);
     paint();
     showDetails(step);
-    if (persist) save();
+    save(persist);
     return moved && q === p;
   }
 
   function reveal(q) {
-    const top = q * ROW_H, view = scroll.clientHeight - 44;
-    if (top < scroll.scrollTop || top > scroll.scrollTop + view - ROW_H) {
+    const top = q * ROW_H, view = scroll.clientHeight - head.offsetHeight;
+    if (top < scroll.scrollTop || top > scroll.scrollTop + view - 2 * ROW_H) {
       scroll.scrollTop = Math.max(0, top - Math.floor(view / 3));
     }
   }
@@ -104,26 +155,29 @@ function render({ model, el }) {
     cols = model.get("columns") || {};
     lanes = model.get("lanes") || [];
     n = (cols.seq || []).length;
+    callOf = new Int32Array(n).fill(-1);
+    for (let i = 0; i < n; i++) if (cols.end && cols.end[i] >= 0) callOf[cols.end[i]] = i;
     buildFilters();
     rebuild();
   }
 
-  let controls = {};
+  const controls = {};
   function buildFilters() {
     const threads = cols.threads || [];
     const kinds = cols.kinds || [];
     const set = (k, v) => { model.set(k, v); model.save_changes(); };
     controls.worker = wlSelect(
       [["", "every thread"], ...threads.map((t) => [t, t])], model.get("worker"), (v) => set("worker", v), "thread");
-    controls.stream = wlSelect(
-      [[-1, "every stream"], ...(model.get("streams") || []).map((s) => [s.id, s.label])],
-      model.get("stream"), (v) => set("stream", Number(v)), "stream (request)");
+    controls.stream = wlSelect([], model.get("stream"), (v) => set("stream", Number(v)), "stream (request)");
+    fillStreams();
     controls.filter = wlSelect(
       [["", "every filter / VM"], ...lanes.filter((l) => !["downstream", "host"].includes(l.kind))
         .map((l) => [l.key, `${l.kind === "filter" ? "filter" : l.kind}: ${l.label}`])],
       model.get("filter"), (v) => set("filter", v), "filter, VM or lane");
-    controls.mode = wlSelect([["lanes", "swimlanes"], ["envoy", "Envoy wasm:trace text"]], model.get("mode"),
-      (v) => set("mode", v), "display");
+    controls.mode = wlSelect([
+      ["lanes", "nested calls"], ["compact", "compact (no return rows)"],
+      ["events", "every event (call + return rows)"], ["envoy", "Envoy wasm:trace text"],
+    ], model.get("mode"), (v) => set("mode", v), "display");
     kindsBox.replaceChildren();
     controls.kinds = [];
     for (const k of kinds) {
@@ -142,6 +196,17 @@ function render({ model, el }) {
     syncControls();
   }
 
+  /** The stream menu lists the streams of the chosen thread only (and the chosen stream). */
+  function fillStreams() {
+    const thread = model.get("worker"), chosen = model.get("stream");
+    const opts = [[-1, thread ? `every stream on ${thread}` : "every stream"]];
+    for (const s of model.get("streams") || []) {
+      if (!thread || s.thread === thread || s.id === chosen) opts.push([s.id, s.label]);
+    }
+    controls.stream.replaceChildren(...opts.map(([v, label]) => wlEl("option", { value: String(v) }, label)));
+    controls.stream.value = String(chosen);
+  }
+
   /** Show the filters' current values (changed here or from Python). */
   function syncControls() {
     for (const k of ["worker", "stream", "filter", "mode"]) {
@@ -152,119 +217,214 @@ function render({ model, el }) {
     for (const box of controls.kinds || []) box.checked = on.has(box.getAttribute("data-kind"));
   }
 
-  function rebuild() {
-    const threads = cols.threads || [];
-    const kinds = cols.kinds || [];
+  /** The rows the filters select (before folding), and how many the kind boxes alone drop. */
+  function selectRows(mode, counts) {
+    const threads = cols.threads || [], kinds = cols.kinds || [];
     const wantThread = threads.indexOf(model.get("worker"));
     const wantStream = model.get("stream");
     const laneKey = model.get("filter");
     const wantLane = laneKey ? lanes.findIndex((l) => l.key === laneKey) : -1;
     const kindOn = new Uint8Array(kinds.length);
     for (const k of model.get("kinds")) { const i = kinds.indexOf(k); if (i >= 0) kindOn[i] = 1; }
-    const envoy = model.get("mode") === "envoy";
-    const out = [];
+    const envoy = mode === "envoy";
     const { th, st, kind, lane, src, dst, label } = cols;
     const cb = kinds.indexOf("callback"), hc = kinds.indexOf("hostcall"), lg = kinds.indexOf("log");
+    const out = [];
     for (let i = 0; i < n; i++) {
       if (wantThread >= 0 && th[i] !== wantThread) continue;
       if (wantStream >= 0 && st[i] !== wantStream) continue;
-      if (!envoy && !kindOn[kind[i]]) continue; // Envoy's text has its own kinds (below)
       if (wantLane >= 0 && lane[i] !== wantLane && src[i] !== wantLane && dst[i] !== wantLane) continue;
-      if (envoy && kind[i] !== cb && kind[i] !== hc && !(kind[i] === lg && /^\[\w+\]\[(wasm|lua)\] /.test(label[i]))) continue;
+      counts.selected++;
+      if (envoy) {
+        if (kind[i] !== cb && kind[i] !== hc && !(kind[i] === lg && /^\[\w+\]\[(wasm|lua)\] /.test(label[i]))) continue;
+      } else if (!kindOn[kind[i]]) continue;
       out.push(i);
     }
-    vis = Int32Array.from(out);
+    return out;
+  }
+
+  /** Nested calls: a return row joins its call; what a folded call does inside is hidden. */
+  function nest(rows) {
+    const kinds = cols.kinds;
+    const chosen = new Set(rows);
+    const hidden = new Map(); // enter row -> the folded call it is hidden in (itself if folded)
+    hiddenIn = new Map();
+    const out = [];
+    for (const i of rows) {
+      const up = cols.up[i];
+      if (up >= 0 && hidden.has(up)) {
+        const holder = hidden.get(up);
+        hiddenIn.set(holder, (hiddenIn.get(holder) || 0) + 1);
+        if (cols.ph[i] === 1) hidden.set(i, holder);
+        continue;
+      }
+      if (cols.ph[i] === 2 && callOf[i] >= 0 && chosen.has(callOf[i])) continue;
+      if (cols.ph[i] === 1) {
+        const k = kinds[cols.kind[i]];
+        const foldIt = folded.has(i) || ((k === "callback" || k === "lua") && !unfolded.has(i));
+        if (foldIt) hidden.set(i, i);
+      }
+      out.push(i);
+    }
+    return out;
+  }
+
+  function rebuild() {
+    const mode = model.get("mode");
+    const counts = { total: n, selected: 0 };
+    let rows = selectRows(mode, counts);
+    hiddenIn = new Map();
+    if (mode === "lanes") rows = nest(rows);
+    else if (mode === "compact") rows = rows.filter((i) => cols.ph[i] !== 2);
+    vis = Int32Array.from(rows);
+    visSeq = Float64Array.from(rows, (i) => cols.seq[i]);
     // columns: only lanes some visible row uses, left to right
     const used = new Uint8Array(lanes.length);
     used[0] = 1; used[1] = 1;
-    for (const i of vis) { used[lane[i]] = 1; used[src[i]] = 1; used[dst[i]] = 1; }
+    for (const i of vis) { used[cols.lane[i]] = 1; used[cols.src[i]] = 1; used[cols.dst[i]] = 1; }
     laneCol = new Int32Array(lanes.length).fill(-1);
     nCols = 0;
     for (let j = 0; j < lanes.length; j++) if (used[j]) laneCol[j] = nCols++;
     scrub.max = String(Math.max(0, vis.length - 1));
-    const room = (root.clientWidth || 1100) - FIXED_W - LABEL_W - 40;
-    COL_W = Math.max(44, Math.min(84, Math.floor(room / Math.max(1, nCols))));
+    const envoy = mode === "envoy";
+    sizes(envoy);
     drawHead(envoy);
-    const width = envoy ? FIXED_W + 1200 : FIXED_W + LABEL_W + nCols * COL_W + 20;
-    canvas.style.height = `${vis.length * ROW_H}px`;
+    const width = envoy ? FIXED_W + LABEL_W : FIXED_W + LABEL_W + nCols * COL_W;
+    canvas.style.height = `${Math.max(1, vis.length) * ROW_H}px`;
     canvas.style.width = `${width}px`;
     head.style.width = `${width}px`;
+    painted = "";
     if (!vis.length) {
-      pos.textContent = "no events match";
-      paint();
+      pos.textContent = "nothing to show";
+      canvas.replaceChildren(wlEl("div", { class: "wl-empty", role: "status" }, tlWhyEmpty(model, cols, counts)));
+      canvas.style.height = "auto";
+      canvas.style.width = "100%";
       details.textContent = "";
       return;
     }
     go(cur(), false);
   }
 
+  /** Column sizes from the root's font size and width: lanes get room first (2.6–4.2 em each),
+   * the label column takes what is left (at least 12 em, or 9 em when many lanes need the room);
+   * past that the lanes scroll, with a hint. */
+  function sizes(envoy) {
+    EM = parseFloat(getComputedStyle(root).fontSize) || 14;
+    ROW_H = Math.round(1.7 * EM);
+    showThread = (cols.threads || []).length > 1 && !model.get("worker");
+    FIXED_W = Math.round((1 + 4.2 + (showThread ? 3.6 : 0)) * EM);
+    const avail = (scroll.clientWidth || root.clientWidth || 900) - FIXED_W - 2;
+    if (envoy) { LABEL_W = avail; hint.textContent = ""; return; }
+    const minLabel = (avail - nCols * 2.6 * EM > 12 * EM ? 12 : 9) * EM;
+    COL_W = Math.floor(Math.max(2.6 * EM, Math.min(4.2 * EM, (avail - minLabel) / Math.max(1, nCols))));
+    LABEL_W = Math.max(minLabel, avail - nCols * COL_W);
+    const fit = Math.floor((avail - minLabel) / COL_W);
+    hint.textContent = nCols > fit ? `scroll → for ${nCols - Math.max(0, fit)} more lanes` : "";
+  }
+
   function drawHead(envoy) {
     head.replaceChildren();
+    legend.replaceChildren();
     if (envoy) {
-      head.append(wlEl("div", { class: "wl-tl-lane", style: `left:${FIXED_W}px;width:900px;text-align:left` },
-        wlEl("b", {}, "Envoy --component-log-level wasm:trace lines")));
+      const d = wlEl("div", { class: "wl-tl-lane" }, wlEl("b", {}, "Envoy --component-log-level wasm:trace lines"));
+      d.style.left = `${FIXED_W}px`; d.style.width = `${LABEL_W}px`; d.style.textAlign = "left";
+      head.append(d);
       return;
     }
+    const names = [];
     for (let j = 0; j < lanes.length; j++) {
       if (laneCol[j] < 0) continue;
-      const l = lanes[j];
-      const parts = l.label.split(" · ");
-      const d = wlEl("div", { class: "wl-tl-lane", "data-lane": l.key, title: `${l.label} (${l.kind})` },
-        wlEl("b", {}, parts[0]), parts.slice(1).join(" · ") || l.detail || l.kind);
+      const l = lanes[j], num = laneCol[j] + 1;
+      // two wrapped lines of the name; a longer one keeps its end, which tells lanes apart
+      // ("…o_vm#4", never eight headers reading "stats_…"); the legend line has every full name
+      const name = l.label.split(" · ")[0];
+      const cap = Math.max(4, 2 * Math.floor((COL_W - 0.3 * EM) / (0.8 * 0.7 * EM)));
+      const vmLike = l.kind === "wasm" || l.kind === "lua";
+      const shown = name.length <= cap ? name : vmLike ? `…${name.slice(name.length - cap + 1)}` : `${name.slice(0, cap - 1)}…`;
+      const d = wlEl("div", { class: "wl-tl-lane", "data-lane": l.key, title: `${num}: ${l.label} (${l.kind})` },
+        wlEl("b", {}, String(num)), wlEl("span", {}, shown));
       d.style.left = `${FIXED_W + LABEL_W + laneCol[j] * COL_W}px`;
       d.style.width = `${COL_W}px`;
       d.style.borderTopColor = WL_LANE_COLOURS[l.kind] || "#999";
       head.append(d);
+      names.push(wlEl("span", {}, wlEl("b", {}, `${num}`), ` ${l.label}${j < lanes.length - 1 ? " · " : ""}`));
     }
+    const what = wlEl("div", { class: "wl-tl-head-text" }, "call → return, one row (",
+      wlEl("b", {}, "+"), " unfolds)");
+    what.style.position = "absolute"; what.style.left = `${FIXED_W}px`; what.style.width = `${LABEL_W}px`;
+    what.style.bottom = "0.2em"; what.style.fontSize = "0.85em"; what.style.whiteSpace = "normal";
+    if (model.get("mode") === "lanes") head.append(what);
+    legend.append(wlEl("b", {}, "lanes: "), ...names);
   }
 
   // ---- painting the rows in view ---------------------------------------------------------------
   let painted = "";
   function paint() {
+    if (!vis.length) return;
+    const em = parseFloat(getComputedStyle(root).fontSize) || 14;
+    if (Math.abs(em - EM) > 0.1) { rebuild(); return; } // Presentation Mode / projector toggled
     const top = Math.max(0, Math.floor(scroll.scrollTop / ROW_H) - 8);
     const count = Math.ceil((scroll.clientHeight || 380) / ROW_H) + 16;
-    const key = `${top}:${count}:${step}:${selected}:${vis.length}:${nCols}:${COL_W}:${model.get("mode")}`;
+    const mode = model.get("mode");
+    const key = `${top}:${count}:${step}:${selected}:${vis.length}:${nCols}:${COL_W}:${LABEL_W}:${mode}`;
     const q = cur();
-    pos.textContent = vis.length ? `event ${q + 1} of ${vis.length} (#${cols.seq[step]})` : "no events match";
+    pos.textContent = `event ${q + 1} of ${vis.length} (#${cols.seq[vis[q]]})`;
     if (key === painted) return;
     painted = key;
-    const envoy = model.get("mode") === "envoy";
     const frag = document.createDocumentFragment();
-    const kinds = cols.kinds;
-    const threads = cols.threads;
-    for (let p = top; p < Math.min(vis.length, top + count); p++) {
-      const i = vis[p];
-      const k = kinds[cols.kind[i]];
-      const row = wlEl("div", {
-        class: `wl-row${i === step ? " wl-current" : ""}${i === selected ? " wl-selected" : ""}`,
-        "data-index": i, "data-seq": cols.seq[i], role: "button",
-        "aria-current": i === step ? "step" : null,
-      });
-      row.style.top = `${p * ROW_H}px`;
-      const kindEl = wlEl("span", { class: "wl-kind" }, k);
-      kindEl.style.borderLeftColor = WL_KIND_COLOURS[k] || "#999";
-      row.append(
-        wlEl("span", { class: "wl-marker" }),
-        wlEl("span", { class: "wl-seq" }, `#${cols.seq[i]}`),
-        wlEl("span", { class: "wl-thread" }, threads[cols.th[i]]),
-        kindEl,
-      );
-      let text = cols.label[i];
-      if (envoy && k === "log") text = text.replace(/^\[\w+\]\[\w+\] /, "");
-      const label = wlEl("span", { class: `wl-label${cols.flag[i] ? " wl-flag" : ""}` },
-        (envoy ? "" : "  ".repeat(Math.min(cols.depth[i], 6))) + text);
-      const cell = wlEl("span", { class: "wl-labelcell", title: cols.note[i] ? `${text}\n${cols.note[i]}` : text }, label);
-      if (!envoy && cols.note[i]) cell.append(wlEl("span", { class: "wl-rnote" }, cols.note[i]));
-      if (!envoy) cell.style.width = `${LABEL_W}px`;
-      row.append(cell);
-      if (!envoy) row.append(arrow(i, k));
-      row.addEventListener("click", () => { selected = i; go(wlLowerBound(vis, i)); });
-      frag.append(row);
-    }
+    for (let p = top; p < Math.min(vis.length, top + count); p++) frag.append(rowEl(vis[p], p, mode));
     canvas.replaceChildren(frag);
   }
 
-  function arrow(i, k) {
+  function rowEl(i, p, mode) {
+    const envoy = mode === "envoy", nested = mode === "lanes";
+    const k = cols.kinds[cols.kind[i]];
+    const row = wlEl("div", {
+      class: `wl-row${i === vis[cur()] ? " wl-current" : ""}${i === selected ? " wl-selected" : ""}`,
+      "data-index": i, "data-seq": cols.seq[i], role: "button",
+      "aria-current": i === vis[cur()] ? "step" : null,
+    });
+    row.style.top = `${p * ROW_H}px`;
+    row.style.height = `${ROW_H}px`;
+    const marker = wlEl("span", { class: "wl-marker" });
+    const tri = wlSvg("svg", { viewBox: "0 0 12 12", "aria-hidden": "true" });
+    tri.append(wlSvg("path", { d: TL_ICONS.play, fill: "#7a5c00" }));
+    marker.append(tri);
+    row.append(marker, wlEl("span", { class: "wl-seq" }, `#${cols.seq[i]}`));
+    if (showThread) row.append(wlEl("span", { class: "wl-thread", title: cols.threads[cols.th[i]] }, shortThread(cols.threads[cols.th[i]])));
+    let text = nested && cols.ph[i] === 1 && cols.ret[i] ? cols.ret[i] : cols.label[i];
+    if (envoy && k === "log") text = text.replace(/^\[\w+\]\[\w+\] /, "");
+    const cell = wlEl("span", { class: "wl-labelcell", title: `${k}: ${text}${cols.note[i] ? `\n${cols.note[i]}` : ""}` });
+    cell.style.borderLeftColor = WL_KIND_COLOURS[k] || "#999";
+    if (!envoy) cell.append("  ".repeat(Math.min(cols.depth[i], 8)));
+    if (nested && cols.ph[i] === 1 && cols.end[i] - i > 1) {
+      const isOpen = !hiddenIn.has(i);
+      const fold = wlEl("button", { type: "button", class: "wl-fold", title: isOpen ? "fold" : "unfold: show what it did inside",
+        "aria-expanded": isOpen ? "true" : "false" }, isOpen ? "−" : "+");
+      fold.addEventListener("click", (e) => { e.stopPropagation(); toggleFold(i, isOpen); });
+      cell.append(fold);
+    }
+    cell.append(wlEl("span", { class: `wl-label${cols.flag[i] ? " wl-flag" : ""}` }, text));
+    if (nested && hiddenIn.has(i)) cell.append(wlEl("span", { class: "wl-inside" }, `(${hiddenIn.get(i)} inside)`));
+    if (!envoy && cols.note[i]) cell.append(wlEl("span", { class: "wl-rnote" }, cols.note[i]));
+    cell.style.width = `${LABEL_W}px`;
+    row.append(cell);
+    if (!envoy) row.append(arrow(i, k, nested && cols.ph[i] === 1 && cols.end[i] >= 0));
+    row.addEventListener("click", () => { selected = i; go(wlLowerBound(vis, i)); });
+    return row;
+  }
+
+  function shortThread(t) { return t.startsWith("worker_") ? `w${t.slice(7)}` : t; }
+
+  function toggleFold(i, isOpen) {
+    if (isOpen) { unfolded.delete(i); folded.add(i); } else { folded.delete(i); unfolded.add(i); }
+    step = i;
+    rebuild();
+  }
+
+  /** The lanes of one row: a dot (a note on one lane), an arrow, or — a call with its return
+   * (nested view) — the call's arrow and, under it, the dashed return. */
+  function arrow(i, k, both) {
     const w = nCols * COL_W;
     const s = wlSvg("svg", { width: w, height: ROW_H, "aria-hidden": "true" });
     for (let c = 0; c < nCols; c++) {
@@ -273,18 +433,24 @@ function render({ model, el }) {
     }
     const colour = WL_KIND_COLOURS[k] || "#333";
     const a = laneCol[cols.src[i]], b = laneCol[cols.dst[i]];
-    const y = ROW_H / 2;
+    const y = ROW_H / 2, head = 0.5 * EM, r = 0.28 * EM;
     if (a === b || a < 0 || b < 0) {
       const x = (a >= 0 ? a : Math.max(b, 0)) * COL_W + COL_W / 2;
-      s.append(wlSvg("circle", { cx: x, cy: y, r: 4, fill: colour, stroke: "#000", "stroke-width": 0.5 }));
+      s.append(wlSvg("circle", { cx: x, cy: y, r, fill: colour, stroke: "#000", "stroke-width": 0.5 }));
       return s;
     }
-    const x1 = a * COL_W + COL_W / 2, x2 = b * COL_W + COL_W / 2;
-    const dir = x2 > x1 ? 1 : -1;
-    const line = wlSvg("line", { x1, y1: y, x2: x2 - dir * 5, y2: y, stroke: colour, "stroke-width": 2 });
-    if (cols.ph[i] === 2) line.setAttribute("stroke-dasharray", "4 2");
-    s.append(line);
-    s.append(wlSvg("path", { d: `M${x2},${y} l${-dir * 7},-4 l0,8 z`, fill: colour }));
+    const line = (from, to, yy, dashed, width) => {
+      const x1 = from * COL_W + COL_W / 2, x2 = to * COL_W + COL_W / 2, dir = x2 > x1 ? 1 : -1;
+      const l = wlSvg("line", { x1, y1: yy, x2: x2 - dir * head * 0.7, y2: yy, stroke: colour, "stroke-width": width });
+      if (dashed) l.setAttribute("stroke-dasharray", "4 2");
+      s.append(l, wlSvg("path", { d: `M${x2},${yy} l${-dir * head},${-head * 0.5} l0,${head} z`, fill: colour }));
+    };
+    if (both) {
+      line(a, b, y - 0.22 * EM, false, 2);
+      line(b, a, y + 0.3 * EM, true, 1.3);
+    } else {
+      line(a, b, y, cols.ph[i] === 2, 2);
+    }
     return s;
   }
 
@@ -292,7 +458,7 @@ function render({ model, el }) {
   if (typeof ResizeObserver !== "undefined") {
     let width = 0;
     new ResizeObserver(() => {
-      if (Math.abs(root.clientWidth - width) > 40) { width = root.clientWidth; painted = ""; if (cols) rebuild(); }
+      if (Math.abs(root.clientWidth - width) > 20) { width = root.clientWidth; painted = ""; if (cols) rebuild(); }
     }).observe(root);
   }
 
@@ -303,8 +469,9 @@ function render({ model, el }) {
     if (detailsFor === i) return;
     detailsFor = i;
     const l = lanes[cols.lane[i]];
+    const text = cols.ph[i] === 1 && cols.ret[i] ? cols.ret[i] : cols.label[i];
     const head = `#${cols.seq[i]}  ${cols.threads[cols.th[i]]}  ${cols.kinds[cols.kind[i]]}  on ${l ? l.label : "?"}` +
-      (cols.st[i] >= 0 ? `  stream ${cols.st[i]}` : "") + `\n${cols.label[i]}` + (cols.note[i] ? `\n${cols.note[i]}` : "");
+      (cols.st[i] >= 0 ? `  stream ${cols.st[i]}` : "") + `\n${text}` + (cols.note[i] ? `\n${cols.note[i]}` : "");
     details.textContent = head + "\n(asking the kernel for the full record…)";
     fetchDetails(i).then((ev) => {
       if (detailsFor !== i) return;
@@ -312,21 +479,34 @@ function render({ model, el }) {
     });
   }
 
-  // ---- changes from Python -------------------------------------------------------------------
+  // ---- changes from Python and from linked views -----------------------------------------------
   model.on("change:columns", () => load());
   model.on("change:lanes", () => load());
-  model.on("change:streams", () => buildFilters());
+  model.on("change:streams", () => { fillStreams(); });
   for (const k of ["worker", "stream", "filter", "kinds", "mode"]) {
-    model.on(`change:${k}`, () => { syncControls(); rebuild(); });
+    model.on(`change:${k}`, () => { if (k === "worker") fillStreams(); syncControls(); rebuild(); });
   }
   model.on("change:step", () => {
     const s = model.get("step");
     if (s !== step) { step = s; go(cur(), false); }
   });
+  model.on("change:cursor_seq", () => {
+    const want = model.get("cursor_seq");
+    if (!vis.length || cols.seq[step] === want) return; // where we are: no echo
+    const p = wlLowerBound(visSeq, want + 1) - 1; // our last step at or before it
+    const q = Math.max(0, p);
+    if (vis[q] === step) return;
+    step = vis[q];
+    scrub.value = String(q);
+    reveal(q);
+    paint();
+    showDetails(step);
+    if (model.get("step") !== step) { model.set("step", step); model.save_changes(); }
+  });
 
   load();
   requestAnimationFrame(() => {
-    paint();
+    if (cols) rebuild();
     root.dataset.renderMs = (performance.now() - started).toFixed(1);
     root.dataset.ready = "1";
   });

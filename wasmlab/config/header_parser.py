@@ -1,0 +1,125 @@
+"""Header mutations of a route, virtual host or route configuration (Envoy ``Router::HeaderParser``:
+``request_headers_to_add``/``_remove``, ``response_headers_to_add``/``_remove``).
+
+Each ``HeaderValueOption`` carries a value that may hold ``%COMMAND%`` formatters (evaluated per
+stream against its ``StreamInfo``) and an ``append_action``; Envoy's ``keep_empty_value`` false
+drops an option whose value formats to the empty string.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from ..http import HeaderMap
+from .formatter import Formatter
+from .yaml_source import Node
+
+if TYPE_CHECKING:
+    from ..http.stream_info import StreamInfo
+
+APPEND_ACTIONS = (
+    "APPEND_IF_EXISTS_OR_ADD",
+    "ADD_IF_ABSENT",
+    "OVERWRITE_IF_EXISTS_OR_ADD",
+    "OVERWRITE_IF_EXISTS",
+)
+
+
+@dataclass
+class HeaderValueOption:
+    key: str
+    value: Formatter
+    append_action: str = "APPEND_IF_EXISTS_OR_ADD"
+    keep_empty_value: bool = False
+
+    def apply(self, headers: HeaderMap, info: StreamInfo | None) -> None:
+        """Apply this one option on its own (header_mutation applies its list one by one)."""
+        apply_header_options([self], headers, info)
+
+
+def apply_header_options(options: list[HeaderValueOption], headers: HeaderMap, info: StreamInfo | None) -> None:
+    """Envoy's ``HeaderParser::evaluateHeaders``: every value is computed against the headers as
+    they were, then all overwrites are applied, then all appends (so an overwrite listed after an
+    append still lands first)."""
+    to_overwrite: list[tuple[str, str]] = []
+    to_add: list[tuple[str, str]] = []
+    for opt in options:
+        value = opt.value.format(info) if info is not None else opt.value.literal()
+        if not value and not opt.keep_empty_value:
+            continue
+        action = opt.append_action
+        if action == "APPEND_IF_EXISTS_OR_ADD":
+            to_add.append((opt.key, value))
+        elif action == "ADD_IF_ABSENT":
+            if opt.key not in headers:
+                to_add.append((opt.key, value))
+        elif action == "OVERWRITE_IF_EXISTS_OR_ADD" or opt.key in headers:
+            to_overwrite.append((opt.key, value))
+    for k, v in to_overwrite:
+        headers.set(k, v)
+    for k, v in to_add:
+        headers.add(k, v)
+
+
+@dataclass
+class HeaderMutations:
+    """One level's ``*_headers_to_add`` and ``*_headers_to_remove``."""
+
+    request_add: list[HeaderValueOption] = field(default_factory=list)
+    request_remove: list[str] = field(default_factory=list)
+    response_add: list[HeaderValueOption] = field(default_factory=list)
+    response_remove: list[str] = field(default_factory=list)
+
+    def apply_request(self, headers: HeaderMap, info: StreamInfo | None) -> None:
+        for name in self.request_remove:
+            headers.remove(name)
+        apply_header_options(self.request_add, headers, info)
+
+    def apply_response(self, headers: HeaderMap, info: StreamInfo | None) -> None:
+        for name in self.response_remove:
+            headers.remove(name)
+        apply_header_options(self.response_add, headers, info)
+
+
+def parse_header_value_option(node: Node) -> HeaderValueOption:
+    node.check_fields("header append append_action keep_empty_value", required=("header",))
+    h = node.req("header").check_fields("key value raw_value", required=("key",))
+    key = h.req("key").str(allow_empty=False)
+    if key.lower() != key and key.startswith(":"):
+        raise h.error("header names must be lower case")
+    value = h.get("value")
+    text = value.str() if value is not None else ""
+    if h.has("raw_value"):
+        text = h.req("raw_value").str()
+    action = "APPEND_IF_EXISTS_OR_ADD"
+    if node.has("append") and node.has("append_action"):
+        raise node.error("'append' and 'append_action' are mutually exclusive")
+    if node.has("append"):
+        action = "APPEND_IF_EXISTS_OR_ADD" if node.req("append").bool_value() else "OVERWRITE_IF_EXISTS_OR_ADD"
+    if node.has("append_action"):
+        action = node.req("append_action").enum(APPEND_ACTIONS)
+    keep = node.req("keep_empty_value").bool() if node.has("keep_empty_value") else False
+    fmt = Formatter.compile(text, h.child("value") if h.has("value") else h)
+    return HeaderValueOption(key.lower(), fmt, action, keep)
+
+
+def parse_mutations(node: Node) -> HeaderMutations:
+    m = HeaderMutations()
+    if (n := node.get("request_headers_to_add")) is not None:
+        m.request_add = [parse_header_value_option(x) for x in n.list()]
+    if (n := node.get("response_headers_to_add")) is not None:
+        m.response_add = [parse_header_value_option(x) for x in n.list()]
+    if (n := node.get("request_headers_to_remove")) is not None:
+        m.request_remove = [x.str(allow_empty=False).lower() for x in n.list()]
+    if (n := node.get("response_headers_to_remove")) is not None:
+        m.response_remove = [x.str(allow_empty=False).lower() for x in n.list()]
+    return m
+
+
+MUTATION_FIELDS = (
+    "request_headers_to_add",
+    "request_headers_to_remove",
+    "response_headers_to_add",
+    "response_headers_to_remove",
+)

@@ -1,0 +1,240 @@
+"""Header maps and body buffers as a script sees them (Envoy ``HeaderMapWrapper``,
+``HeaderMapIterator`` in ``filters/http/lua/wrappers.h``; ``BufferWrapper`` in
+``filters/common/lua/wrappers.h``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ...http import Buffer, HeaderMap
+from .luaobject import (
+    COMMON_LUA,
+    NOTHING,
+    OBJECTS,
+    BaseLuaObject,
+    LuaApiError,
+    PairsIterator,
+    check_integer,
+    check_string,
+    export,
+    text,
+    wire,
+)
+
+if TYPE_CHECKING:
+    from .handle_driver import HandleDriver
+
+
+def set_in_place(headers: HeaderMap, name: str, value: str) -> None:
+    """Envoy's inline-header setters (``setContentLength``): the first entry keeps its place and
+    takes the value, later ones go; absent, it is added."""
+    entries = headers._entries
+    for i, (k, _) in enumerate(entries):
+        if k == name:
+            entries[i] = (name, value)
+            for j in range(len(entries) - 1, i, -1):
+                if entries[j][0] == name:
+                    del entries[j]
+            return
+    headers.add(name, value)
+
+
+# ---- headers -------------------------------------------------------------------------------------
+class HeaderMapWrapper(BaseLuaObject):
+    """Request/response headers or trailers (Envoy ``HeaderMapWrapper``).
+
+    ``owner`` is the handle whose own headers these are (Envoy's ``CheckModifiableCb``:
+    ``owner.headers_modifiable()`` says whether the map may still change and, on the request
+    path, clears the route cache), or None for a map that stays modifiable.
+    """
+
+    lua_class = "HeaderMapWrapper"
+    trace_name = "headers"
+    __slots__ = ("headers", "owner", "iterator")
+    dies_with = ("iterator",)
+
+    def __init__(self, h: HandleDriver, headers: HeaderMap, owner: HandleDriver | None) -> None:
+        self.dead = False
+        self._ud = None
+        self.lua_id = 0
+        self.h = h
+        self.headers = headers
+        self.owner = owner
+        self.iterator: HeaderMapIterator | None = None
+
+    def check_modifiable(self) -> None:
+        if self.iterator is not None:
+            raise LuaApiError("header map cannot be modified while iterating")
+        if self.owner is not None and not self.owner.headers_modifiable():
+            raise LuaApiError("header map can no longer be modified")
+
+    @export("add", 0, fast=lambda thunk: _fast_add(thunk))
+    def add(self, *args: Any) -> None:
+        """Add a header (another entry if the name exists).
+        @param 1 (string): header name. @param 2 (string): value."""
+        key = check_string(args, 1, "add")
+        value = check_string(args, 2, "add")
+        self.check_modifiable()
+        self.headers.add(text(key).lower(), text(value))
+
+    @export("get", fast=lambda thunk: _fast_get(thunk))
+    def get(self, *args: Any) -> Any:
+        """@param 1 (string): header name. @return all values joined with ',' or nothing."""
+        key = text(check_string(args, 1, "get")).lower()
+        values = self.headers.get_all(key)
+        return wire(",".join(values)) if values else NOTHING
+
+    @export("getAtIndex")
+    def get_at_index(self, *args: Any) -> Any:
+        """@param 1 (string): name. @param 2 (number): 0-based index. @return the value or nothing."""
+        key = text(check_string(args, 1, "getAtIndex")).lower()
+        index = check_integer(args, 2, "getAtIndex")
+        values = self.headers.get_all(key)
+        if 0 <= index < len(values):
+            return wire(values[index])
+        return NOTHING
+
+    @export("getNumValues")
+    def get_num_values(self, *args: Any) -> int:
+        """@param 1 (string): name. @return how many entries have that name."""
+        key = text(check_string(args, 1, "getNumValues")).lower()
+        return len(self.headers.get_all(key))
+
+    @export("replace", 0)
+    def replace(self, *args: Any) -> None:
+        """Remove every entry of the name and add one. @param 1 (string): name. @param 2 (string)."""
+        key = check_string(args, 1, "replace")
+        value = check_string(args, 2, "replace")
+        self.check_modifiable()
+        self.headers.set(text(key).lower(), text(value))
+
+    @export("remove", 0)
+    def remove(self, *args: Any) -> None:
+        """Remove every entry of the name. @param 1 (string): name."""
+        key = check_string(args, 1, "remove")
+        self.check_modifiable()
+        self.headers.remove(text(key).lower())
+
+    @export("setHttp1ReasonPhrase", 0)
+    def set_http1_reason_phrase(self, *args: Any) -> None:
+        """Set the HTTP/1 status-line text. @param 1 (string): phrase.
+
+        wasmlab models no status line, so this is recorded on the stream info only."""
+        phrase = check_string(args, 1, "setHttp1ReasonPhrase")
+        self.check_modifiable()
+        self.h.filter.http1_reason_phrase = text(phrase)
+
+    @export("__pairs", "iter")
+    def pairs(self, *args: Any) -> HeaderMapIterator:
+        """``for k, v in pairs(headers)``: one (name, value) per entry, in map order."""
+        return HeaderMapIterator.start(self, list(self.headers))
+
+
+# The common calls on a header map in one step each (see ``export``): a live map, string
+# arguments, no iteration in progress (recorded like the generic thunk records them); anything
+# else goes to the generic thunk.
+# A handle's own map that Lua handed out but the host has not made yet (number -handle, see
+# ``materialize``) is used through its handle, without making it: it cannot be iterating yet.
+def _map_of(obj_id: int) -> tuple[HeaderMap, HandleDriver | None, HandleDriver] | None:
+    """``(headers, owner, handle)`` of a live, not iterating map numbered ``obj_id``, or None."""
+    obj = OBJECTS.get(obj_id)
+    if obj is None:
+        if obj_id >= 0:
+            return None
+        h = OBJECTS.get(-obj_id)
+        if h is None or h.own_headers_id != obj_id:  # type: ignore[attr-defined]
+            return None
+        return h.headers, h, h  # type: ignore[attr-defined, return-value]
+    if obj.dead or obj.iterator is not None:  # type: ignore[attr-defined]
+        return None
+    return obj.headers, obj.owner, obj.h  # type: ignore[attr-defined]
+
+
+def _fast_add(thunk: Callable[..., Any]) -> Callable[..., Any]:
+    objects = OBJECTS
+
+    def add(obj_id: int, *args: Any) -> Any:
+        obj = objects.get(obj_id)
+        if obj is not None and not obj.dead and obj.iterator is None:  # type: ignore[attr-defined]
+            headers, owner, h = obj.headers, obj.owner, obj.h  # type: ignore[attr-defined]
+        else:
+            found = _map_of(obj_id)
+            if found is None:
+                return thunk(obj_id, *args)
+            headers, owner, h = found
+        if len(args) < 2 or args[0].__class__ is not bytes or args[1].__class__ is not bytes:
+            return thunk(obj_id, *args)
+        if owner is not None:
+            # owner.headers_modifiable(), inlined
+            if owner.headers_continued:
+                return thunk(obj_id, *args)  # the generic thunk raises "can no longer be modified"
+            if owner.decoder:
+                filt = owner.filter
+                if filt.factory.config.clear_route_cache:
+                    filt.callbacks.clear_route_cache()
+        headers.add(args[0].decode("latin-1"), args[1].decode("latin-1"))  # add() lower-cases
+        if h.rec.enabled:
+            h.trace_call("headers:add", args, None, None)
+        return 0
+
+    return add
+
+
+def _fast_get(thunk: Callable[..., Any]) -> Callable[..., Any]:
+    def get(obj_id: int, *args: Any) -> Any:
+        found = _map_of(obj_id)
+        if found is None or not args or args[0].__class__ is not bytes:
+            return thunk(obj_id, *args)
+        values = found[0].get_all(args[0].decode("latin-1"))  # get_all() lower-cases
+        value = wire(",".join(values)) if values else None
+        h = found[2]
+        if h.rec.enabled:
+            h.trace_call("headers:get", args, value, None)
+        return 3 if value is None else (0, value)
+
+    return get
+
+
+class HeaderMapIterator(PairsIterator):
+    lua_class = "HeaderMapIterator"
+    __slots__ = ()
+
+    def __init__(self, h: HandleDriver, parent: HeaderMapWrapper, entries: list[tuple[str, str]]) -> None:
+        super().__init__(h, parent, ((wire(k), wire(v)) for k, v in entries))
+
+
+# ---- body ----------------------------------------------------------------------------------------
+class BufferWrapper(BaseLuaObject):
+    """A body buffer or one body chunk (Envoy ``BufferWrapper``)."""
+
+    lua_class = "BufferWrapper"
+    cpp_namespace = COMMON_LUA
+    trace_name = "buffer"
+    __slots__ = ("headers", "data")
+
+    headers: HeaderMap
+    data: Buffer
+
+    @export("length")
+    def length(self, *args: Any) -> int:
+        """@return the size in bytes."""
+        return len(self.data)
+
+    @export("getBytes")
+    def get_bytes(self, *args: Any) -> bytes:
+        """@param 1 (number): 0-based index. @param 2 (number): length. @return the bytes."""
+        index = check_integer(args, 1, "getBytes")
+        length = check_integer(args, 2, "getBytes")
+        if index < 0 or length < 0 or index + length > len(self.data):
+            raise LuaApiError("index/length must be >= 0 and (index + length) must be <= buffer size")
+        return self.data.slice(index, length)
+
+    @export("setBytes")
+    def set_bytes(self, *args: Any) -> int:
+        """Replace the content and set the stream's content-length. @param 1 (string): new bytes.
+        @return the new length."""
+        value = check_string(args, 1, "setBytes")
+        self.data.set(value)
+        set_in_place(self.headers, "content-length", str(len(self.data)))
+        return len(self.data)
