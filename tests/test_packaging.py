@@ -25,7 +25,7 @@ def test_wheel_ships_the_course_and_lab_copies_it(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "wasmlab/_course/notebooks/00-welcome.ipynb" in names
     assert "wasmlab/_course/notebooks/configs/hello.yaml" in names
-    assert "wasmlab/_course/tests/fixtures/wasm/trap_in_request_headers.wasm" in names  # lessons 04, 06, 07
+    assert "wasmlab/_course/tests/fixtures/wasm/trap_in_request_headers.wasm" in names  # lessons 06, 08, 09
     assert "wasmlab/cli.py" in names
     site = tmp_path / "site"
     subprocess.run(

@@ -4,7 +4,7 @@ exercise does what it should — with a hint (that points the way, never the ans
 The course's exercises use :class:`Exercise` (see COURSE-CONTRACT / ``notebooks/README.md``)::
 
     from wasmlab.checks import Exercise
-    ex = Exercise("04", "2")
+    ex = Exercise("06", "2")
     if ex.answered(predicted):                    # blank (`...`/None) -> "not answered yet", False
         ex.check(predicted == seen, fail="…", hint="…")   # wrong -> red "not yet" + AssertionError
         ex.passed("…")                            # right -> green line

@@ -73,7 +73,7 @@ def course_notebooks(course: str | None) -> Path:
 
 
 def expected_exercises(nb: Any) -> list[str]:
-    """Exercise ids ("04.2") of the notebook's check cells, in order (cell metadata only)."""
+    """Exercise ids ("06.2") of the notebook's check cells, in order (cell metadata only)."""
     out = []
     for cell in nb.cells:
         meta = cell.get("metadata", {}).get("wasmlab") or {}
@@ -104,7 +104,7 @@ def _execute(nb: Any, cwd: Path, timeout: float) -> str | None:
 
 
 def records(nb: Any) -> tuple[dict[str, dict[str, str]], list[str]]:
-    """The check records of an executed notebook ("04.2" -> status, message, hint) and its errors
+    """The check records of an executed notebook ("06.2" -> status, message, hint) and its errors
     other than a check's ``AssertionError`` (a wrong answer is not an error)."""
     results: dict[str, dict[str, str]] = {}
     errors: list[str] = []

@@ -5,7 +5,7 @@ menu, and check each widget rendered (its DOM and text), that no "Error displayi
 appears, that stepping the timeline moves the highlighted event, and how long a view of a
 1,000-request trace takes to render and to answer a click (printed, not asserted).
 
-The classroom checks (issue 15), in test_lessons_*: lessons 02, 03, 04, 05 and 07 run in
+The classroom checks (issue 15), in test_lessons_*: lessons 02, 04, 06, 07 and 09 run in
 JupyterLab at 1366×768 with the file browser open, and at 150 % browser zoom (a 911×512 CSS px
 viewport: what Chromium's zoom does to layout). For every view: nothing outside its output area
 unless it scrolls and says so, no text under 11 CSS px, stepping moves the highlight, the static
@@ -321,7 +321,7 @@ def measure_big_view(page) -> None:
 
 
 # ---- the classroom checks (issue 15) ------------------------------------------------------------------
-LESSONS = ("02", "03", "04", "05", "07")
+LESSONS = ("02", "04", "06", "07", "09")  # lua, abi, threads, wasmservice, failures
 #: (name, CSS px viewport): 150 % zoom of a 1366×768 window lays out in 911×512 CSS px
 SIZES = (("1366", 1366, 768), ("zoom150", 911, 512))
 
@@ -471,10 +471,10 @@ def test_linked_views_move_together(lab):
 
 
 def test_presentation_mode_projector_and_a_reopened_lesson(lab, tmp_path):
-    """Lesson 05 in Presentation Mode: view text at least as large as the lesson's text; the
+    """Lesson 07 in Presentation Mode: view text at least as large as the lesson's text; the
     projector toggle doubles a view; saved and reopened with a new kernel, each view leaves a
     static picture (and so does the HTML export of that saved notebook, offline)."""
-    path = lesson_path("05")
+    path = lesson_path("07")
     page = lab.page()
     try:
         run_all(page, lab.url(f"notebooks/{path.name}"))
@@ -545,7 +545,7 @@ def test_an_executed_lesson_opened_in_jupyterlab_shows_every_view(lab):
     """``nbconvert --execute`` saves the widget state and leaves the notebook untrusted: JupyterLab
     then draws each view from its saved state, or, where it does not, the static picture — never
     a blank output."""
-    src = lesson_path("07")
+    src = lesson_path("09")
     notebooks = lab.root / "notebooks"
     env = dict(os.environ, WASMLAB_FAST="1", PYTHONPATH=str(ROOT))
     cmd = [sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute", src.name]
@@ -568,7 +568,7 @@ def test_an_executed_lesson_opened_in_jupyterlab_shows_every_view(lab):
             pictures.nth(visible[0]).scroll_into_view_if_needed()
             page.wait_for_timeout(700)
         browser_checks.shot(page, "executed-07-in-jupyterlab.png")
-        print(f"\nexecuted lesson 07 in JupyterLab: {n} views, {live} drawn live, {len(visible)} static pictures")
+        print(f"\nexecuted lesson 09 in JupyterLab: {n} views, {live} drawn live, {len(visible)} static pictures")
         assert live + len(visible) >= n and n >= 1
     finally:
         page.close()

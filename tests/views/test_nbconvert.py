@@ -25,7 +25,7 @@ from conftest import ROOT, need
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
-LESSONS = ("02", "05", "07")
+LESSONS = ("02", "07", "09")
 
 
 def course_copy(tmp: Path) -> Path:
