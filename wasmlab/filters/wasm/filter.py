@@ -19,22 +19,22 @@ If the VM is failed (a trap), the stream follows the plugin's policy: FAIL_CLOSE
 
 from __future__ import annotations
 
-import enum
 from typing import TYPE_CHECKING, Any
 
 from ...http import Buffer, FilterDataStatus, FilterHeadersStatus, FilterTrailersStatus, HeaderMap
 from ...proxywasm.plugin import PluginConfig, parse_plugin_config
 from ...proxywasm.stream_host import StreamHost
 from ...proxywasm.types import BufferType, FailurePolicy, GrpcStatus, MapType, StreamType, WasmResult
-from ...proxywasm.vm import Context, Trapped
+from ...proxywasm.vm import Context
 from ..base import HttpFilterFactory, StreamFilter
 from ..registry import register_http_filter
+from .guard import FailAction, WasmCallGuard
 from .lifecycle import WasmExtension
 
 if TYPE_CHECKING:
     from ...config.yaml_source import Node
     from ...host.dispatcher import Dispatcher
-    from ...proxywasm.manager import PluginHandle
+    from ...host.services import ServerContext
     from ..base import FactoryContext
 
 WASM_TYPE = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"
@@ -73,28 +73,19 @@ class WasmFilterFactory(WasmExtension, HttpFilterFactory):
         return WasmHttpFilter(self, dispatcher)
 
 
-class FailAction(enum.Enum):
-    """What Envoy's ``failStream`` decided for this stream after its VM failed."""
-
-    CONTINUE = enum.auto()  # FAIL_OPEN (or nothing left to answer): the filter steps aside
-    STOP = enum.auto()  # the stream got (or already had) its 503 wasm_fail_stream
-
-
 _ON_FAIL_HEADERS = {FailAction.CONTINUE: _HS.Continue, FailAction.STOP: _HS.StopIteration}
 _ON_FAIL_DATA = {FailAction.CONTINUE: _DS.Continue, FailAction.STOP: _DS.StopIterationNoBuffer}
 _ON_FAIL_TRAILERS = {FailAction.CONTINUE: _TS.Continue, FailAction.STOP: _TS.StopIteration}
 
 
-class WasmHttpFilter(StreamFilter, StreamHost):
+class WasmHttpFilter(WasmCallGuard, StreamFilter, StreamHost):
     """One stream's Wasm HTTP filter: the filter callbacks on one side, the StreamHost the
     stream context's host calls reach on the other."""
 
     kind = "wasm"
 
     # per-stream state; class-level defaults so a stream pays only for what it changes
-    handle: PluginHandle | None = None
-    ctx: Context | None = None
-    failed = False  # this stream already hit a failed VM
+    # (ctx, handle and failed come from WasmCallGuard)
     in_log = False
     # maps the plugin may touch right now (Envoy keeps pointers only while they are usable)
     request_headers: HeaderMap | None = None
@@ -142,30 +133,9 @@ class WasmHttpFilter(StreamFilter, StreamHost):
         self.ctx = ctx
         return not isinstance(self._guarded("proxy_on_context_create", (ctx.id, root.id)), FailAction)
 
-    # ---- the failure policy, in one place ------------------------------------------------------------
-    def _guarded(self, name: str, args: tuple[int, ...], fail_stream: bool = True) -> int | FailAction | None:
-        """Call ``name`` on this stream's context (nothing if the module does not export it).
-
-        If the guest traps, the VM is already failed (``WasmVm.fail``); here the stream pays:
-        the plugin is marked failed for the next streams and, with ``fail_stream``, Envoy's
-        ``failStream`` answers this stream (:meth:`_fail_stream`). The caller maps the returned
-        :class:`FailAction` to its callback's status with :data:`_ON_FAIL`."""
-        ctx = self.ctx
-        assert ctx is not None
-        vm = ctx.vm
-        fn = vm.funcs.get(name)
-        if fn is None:  # Envoy calls nothing the module does not export
-            return None
-        try:
-            return vm.invoke(fn, ctx, name, args)
-        except Trapped:
-            self._trapped()
-            return self._fail_stream(True) if fail_stream else FailAction.CONTINUE
-
-    def _trapped(self) -> None:
-        self.failed = True
-        if self.handle is not None:
-            self.callbacks.proxy.wasm.mark_failed(self.handle)
+    # ---- the failure policy (WasmCallGuard._guarded calls the guest) -----------------------------
+    def _server(self) -> ServerContext:
+        return self.callbacks.proxy
 
     def _fail_stream(self, trapped_here: bool = False) -> FailAction:
         """Envoy ``failStream``: the stream whose callback trapped always gets 503

@@ -18,12 +18,21 @@ from ...host.tcp import CONTINUE, STOP, NetworkFilter
 from ...proxywasm.plugin import PluginConfig
 from ...proxywasm.stream_host import StreamHost
 from ...proxywasm.types import BufferType, FailurePolicy, PeerType, StreamType, WasmResult
-from ...proxywasm.vm import Context, Trapped
+from ...proxywasm.vm import Context
+from .guard import FailAction, WasmCallGuard
 from .lifecycle import WasmExtension
 
 if TYPE_CHECKING:
     from ...host.services import ServerContext
     from ...http import Buffer
+
+
+_ON_FAIL = {FailAction.CONTINUE: CONTINUE, FailAction.STOP: STOP}
+
+
+def _status(r: int | None) -> int:
+    """A data callback's answer: 0 (or no export) continues, anything else holds the bytes."""
+    return CONTINUE if not r else STOP
 
 
 class WasmNetworkFilterFactory(WasmExtension):
@@ -37,7 +46,7 @@ class WasmNetworkFilterFactory(WasmExtension):
         return WasmNetworkFilter(self.plugin)
 
 
-class WasmNetworkFilter(NetworkFilter, StreamHost):
+class WasmNetworkFilter(WasmCallGuard, NetworkFilter, StreamHost):
     """One connection's Wasm network filter and the StreamHost its context's host calls reach
     (connection data buffers, continue/close; no header maps)."""
 
@@ -45,8 +54,6 @@ class WasmNetworkFilter(NetworkFilter, StreamHost):
 
     def __init__(self, plugin: PluginConfig) -> None:
         self.plugin = plugin
-        self.ctx: Context | None = None
-        self.failed = False
         self.downstream: Buffer | None = None
         self.upstream: Buffer | None = None
         self.in_log = False
@@ -59,80 +66,72 @@ class WasmNetworkFilter(NetworkFilter, StreamHost):
     def stream_info(self) -> Any:
         return self.conn.info
 
-    def _call(self, name: str, *args: int) -> int | None:
-        assert self.ctx is not None
-        try:
-            return self.ctx.vm.call(self.ctx, name, *args)
-        except Trapped:
-            self.failed = True
-            handle = self.conn.proxy.wasm.handle_for_stream(self.plugin, self.conn.dispatcher)
-            if handle is not None:
-                self.conn.proxy.wasm.mark_failed(handle)
-            raise
+    # ---- the failure policy (WasmCallGuard._guarded calls the guest) -----------------------------
+    def _server(self) -> ServerContext:
+        return self.conn.proxy
 
-    def _fail(self) -> int:
+    def _fail_stream(self, trapped_here: bool = False) -> FailAction:
         """The VM failed: FAIL_OPEN passes bytes through, otherwise Envoy closes the connection."""
         if self.plugin.failure_policy == FailurePolicy.FAIL_OPEN:
-            return CONTINUE
+            return FailAction.CONTINUE
         self.conn.close("local")
-        return STOP
+        return FailAction.STOP
 
     def on_new_connection(self) -> int:
         conn = self.conn
         handle = conn.proxy.wasm.handle_for_stream(self.plugin, conn.dispatcher)
         if handle is None or handle.vm is None or handle.root is None:
             self.failed = True
-            return self._fail()
+            return _ON_FAIL[self._fail_stream()]
+        self.handle = handle
         vm, root = handle.vm, handle.root
-        self.ctx = Context(vm.next_context_id(), vm, root, self.plugin, "tcp")
-        self.ctx.filter = self
-        vm.add_context(self.ctx)
-        try:
-            self._call("proxy_on_context_create", self.ctx.id, root.id)
-            r = self._call("proxy_on_new_connection", self.ctx.id)
-        except Trapped:
-            return self._fail()
-        return CONTINUE if not r else STOP
+        ctx = self.ctx = Context(vm.next_context_id(), vm, root, self.plugin, "tcp")
+        ctx.filter = self
+        vm.add_context(ctx)
+        r = self._guarded("proxy_on_context_create", (ctx.id, root.id))
+        if not isinstance(r, FailAction):
+            r = self._guarded("proxy_on_new_connection", (ctx.id,))
+        return _ON_FAIL[r] if isinstance(r, FailAction) else _status(r)
 
     def on_data(self, data: Buffer, end_stream: bool) -> int:
         if self.ctx is None or self.failed:
             return CONTINUE if self.plugin.failure_policy == FailurePolicy.FAIL_OPEN or self.ctx is None else STOP
         self.downstream = data
         try:
-            r = self._call("proxy_on_downstream_data", self.ctx.id, len(data), int(end_stream))
-        except Trapped:
-            return self._fail()
+            r = self._guarded("proxy_on_downstream_data", (self.ctx.id, len(data), int(end_stream)))
         finally:
             self.downstream = None
-        return CONTINUE if not r else STOP
+        return _ON_FAIL[r] if isinstance(r, FailAction) else _status(r)
 
     def on_write(self, data: Buffer, end_stream: bool) -> int:
         if self.ctx is None or self.failed:
             return CONTINUE
         self.upstream = data
         try:
-            r = self._call("proxy_on_upstream_data", self.ctx.id, len(data), int(end_stream))
-            if end_stream:
-                self._call("proxy_on_upstream_connection_close", self.ctx.id, PeerType.UNKNOWN)
-        except Trapped:
-            return self._fail()
+            r = self._guarded("proxy_on_upstream_data", (self.ctx.id, len(data), int(end_stream)))
+            if end_stream and not isinstance(r, FailAction):
+                closed = self._guarded("proxy_on_upstream_connection_close", (self.ctx.id, PeerType.UNKNOWN))
+                r = closed if isinstance(closed, FailAction) else r
         finally:
             self.upstream = None
-        return CONTINUE if not r else STOP
+        return _ON_FAIL[r] if isinstance(r, FailAction) else _status(r)
 
     def on_close(self, event: str) -> None:
         if self.ctx is None or self.failed:
             return
+        ctx_id = self.ctx.id
         peer = PeerType.LOCAL if event == "local" else PeerType.REMOTE
-        try:
-            self._call("proxy_on_downstream_connection_close", self.ctx.id, peer)
-            self._call("proxy_on_done", self.ctx.id)
-            self.in_log = True
-            self._call("proxy_on_log", self.ctx.id)
-            self.in_log = False
-            self._call("proxy_on_delete", self.ctx.id)
-        except Trapped:
-            pass
+        # the connection is closing already: a trap here only stops the calls that follow
+        if isinstance(self._guarded("proxy_on_downstream_connection_close", (ctx_id, peer), False), FailAction):
+            return
+        if isinstance(self._guarded("proxy_on_done", (ctx_id,), False), FailAction):
+            return
+        self.in_log = True
+        logged = self._guarded("proxy_on_log", (ctx_id,), False)
+        if isinstance(logged, FailAction):
+            return
+        self.in_log = False
+        self._guarded("proxy_on_delete", (ctx_id,), False)
 
     def on_destroy(self) -> None:
         if self.ctx is not None:
