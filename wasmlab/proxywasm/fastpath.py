@@ -43,7 +43,7 @@ try:
     _RAW = ffi.wasmtime_val_raw_t
     _RAW_SIZE = ctypes.sizeof(_RAW)
 except Exception:  # pragma: no cover - the internals moved: the normal path will be used
-    ffi = None  # type: ignore[assignment]
+    ffi = None  # type: ignore[assignment]  # the module, or None: available() then says why
 
 PATH = "fast"
 _latin1 = codecs.latin_1_decode
@@ -52,6 +52,15 @@ _lock = threading.Lock()
 _status: tuple[bool, str] | None = None
 #: ctypes callbacks must live as long as the stores that use them
 _KEEP: list[Any] = []
+# resolved by _init() at first use (ctypes function pointers and types: untyped, hence Any)
+_call_unchecked: Any
+_mem_data: Any
+_mem_size: Any
+_set_deadline: Any
+_NULL_FINALIZER: Any
+_CALLBACK: Any
+_func_new_unchecked: Any
+_SPACE: memoryview
 
 
 def _fp(name: str, argtypes: Any, restype: Any = c_void_p) -> Any:
@@ -79,7 +88,9 @@ def _init() -> None:
 
 
 def ctx_addr(store: wasmtime.Store) -> int:
-    return cast(store._context(), c_void_p).value  # type: ignore[attr-defined]
+    addr = cast(store._context(), c_void_p).value
+    assert addr is not None, "a live store has a context"
+    return addr
 
 
 def _slot_type(vt: Any) -> tuple[str, Any]:
@@ -118,7 +129,7 @@ def bind_export(
     ctx, fa, ba, nn, ta = (
         c_void_p(ctx_addr(store)),
         c_void_p(addressof(func._func)),
-        c_void_p(base),  # type: ignore[attr-defined]
+        c_void_p(base),
         c_size_t(n),
         c_void_p(addressof(trap)),
     )
@@ -188,7 +199,7 @@ def bind_export(
 
 def _trap_ptr(message: str) -> int:
     t = wasmtime.Trap(message)._consume()
-    return cast(t, c_void_p).value  # type: ignore[return-value]
+    return cast(t, c_void_p).value or 0  # a NULL trap would mean 'no trap' either way
 
 
 def host_func(store: wasmtime.Store, functype: wasmtime.FuncType, fn: Callable[..., Any]) -> wasmtime.Func:
@@ -212,7 +223,7 @@ def host_func(store: wasmtime.Store, functype: wasmtime.FuncType, fn: Callable[.
     impl = getattr(fn, "impl", None)
 
     if impl is not None:
-        vm, rec, traced, host_bug, passthrough = fn.vm, fn.rec, fn.traced, fn.host_bug, fn.passthrough  # type: ignore[attr-defined]
+        vm, rec, traced, host_bug, passthrough = fn.vm, fn.rec, fn.traced, fn.host_bug, fn.passthrough  # type: ignore[attr-defined]  # fn is a HostBinding (it has impl)
 
         def cb(env: Any, caller: Any, raw: int, count: int) -> int:
             try:
@@ -247,9 +258,9 @@ def host_func(store: wasmtime.Store, functype: wasmtime.FuncType, fn: Callable[.
 
     ccb = _CALLBACK(cb)
     out = ffi.wasmtime_func_t()
-    _func_new_unchecked(store._context(), functype.ptr(), ccb, None, _NULL_FINALIZER, byref(out))  # type: ignore[attr-defined]
+    _func_new_unchecked(store._context(), functype.ptr(), ccb, None, _NULL_FINALIZER, byref(out))
     _KEEP.append((ccb, cb, fn))
-    return wasmtime.Func._from_raw(out)  # type: ignore[attr-defined]
+    return wasmtime.Func._from_raw(out)
 
 
 class FastMemory(MemoryWords):
@@ -260,9 +271,10 @@ class FastMemory(MemoryWords):
     def __init__(self, store: wasmtime.Store, memory: wasmtime.Memory | None) -> None:
         self._keep = (store, memory)
         self._ctx = ctx_addr(store)
-        self._maddr = addressof(memory._memory) if memory is not None else None  # type: ignore[attr-defined]
+        self._maddr = addressof(memory._memory) if memory is not None else None
         self._size = 0
-        self.mv: memoryview | None = None
+        # stays empty without a memory: every access is out of bounds (_size 0) before it is read
+        self.mv = memoryview(bytearray())
         self._refresh()
 
     @property
@@ -291,7 +303,7 @@ class FastMemory(MemoryWords):
             self._refresh()
             if end > self._size:
                 return None
-        return self.mv[ptr:end].tobytes()  # type: ignore[index]
+        return self.mv[ptr:end].tobytes()
 
     def text(self, ptr: int, size: int) -> str | None:
         """``size`` bytes at ``ptr`` decoded as latin-1 (header names and values), or None."""
@@ -302,7 +314,7 @@ class FastMemory(MemoryWords):
             self._refresh()
             if end > self._size:
                 return None
-        return _latin1(self.mv[ptr:end])[0]  # type: ignore[index]
+        return _latin1(self.mv[ptr:end])[0]
 
     def write(self, ptr: int, data: bytes) -> bool:
         if not data:
@@ -314,7 +326,7 @@ class FastMemory(MemoryWords):
             self._refresh()
             if end > self._size:
                 return False
-        self.mv[ptr:end] = data  # type: ignore[index]
+        self.mv[ptr:end] = data
         return True
 
 
@@ -354,14 +366,17 @@ def _selftest() -> None:
         [host_func(store, t_add, lambda a, b, c: a + b + c), host_func(store, t_wide, lambda a, w: a * 100 + w)],
     )
     ex = inst.exports(store)
-    f = bind_export(store, ex["f"])
+    f_, g_, boom_, memory = ex["f"], ex["g"], ex["boom"], ex["memory"]
+    assert isinstance(f_, wasmtime.Func) and isinstance(g_, wasmtime.Func) and isinstance(boom_, wasmtime.Func)
+    assert isinstance(memory, wasmtime.Memory), "exports"
+    f = bind_export(store, f_)
     assert f(1, 2, -3) == 0, "i32 call"
-    assert bind_export(store, ex["g"])(7) == 695, "i64 host argument"
-    mem = FastMemory(store, ex["memory"])
+    assert bind_export(store, g_)(7) == 695, "i64 host argument"
+    mem = FastMemory(store, memory)
     assert mem.read_u32(8) == 0x01020304, "memory view"
     assert mem.read(65536 - 2, 4) is None, "bounds"
     try:
-        bind_export(store, ex["boom"])(1)
+        bind_export(store, boom_)(1)
     except wasmtime.Trap as e:
         assert e.trap_code == wasmtime.TrapCode.UNREACHABLE, "trap code"
     else:
