@@ -164,7 +164,7 @@ class Views:
 
 def load_trace(path: str | os.PathLike[str]) -> Views:
     """The views of a trace saved with ``proxy.trace.save(path)`` (JSON)."""
-    return Views(Trace.load(path))
+    return Views(Trace.load(os.fspath(path)))
 
 
 def views(trace: Trace | Iterable[Event]) -> Views:

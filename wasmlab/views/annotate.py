@@ -177,9 +177,9 @@ def label_of(ev: Event) -> tuple[str, str]:
             return f"notify root {a.get('root')}: queue {a.get('queue_id')} has data", ""
         return f"{name} {_kv(a)}", ""
     if kind == "shared_data":
-        extra = d.get("new_cas")
+        new_cas = d.get("new_cas")
         res = "" if ev.result is None else f" → {ev.result}"
-        cas = f" (cas {a.get('cas')}{'→' + str(extra) if extra is not None else ''})"
+        cas = f" (cas {a.get('cas')}{'→' + str(new_cas) if new_cas is not None else ''})"
         return f"shared data {name} {a.get('key', '?')}{cas}{res}", text(a.get("value", ""), 60)
     if kind == "timer":
         return f"↻ {name} root {a.get('root', '?')}", f"period {a.get('period_ms', '?')} ms"

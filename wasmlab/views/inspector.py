@@ -169,7 +169,7 @@ class InspectorView(View):
     _esm = static("common.js", "inspector.js")
 
     columns = t.Dict().tag(sync=True)
-    requests = t.List().tag(sync=True)
+    requests: t.List[Any] = t.List().tag(sync=True)
     kind = t.Unicode("").tag(sync=True)
     thread = t.Unicode("").tag(sync=True)
     stream = t.Int(-1).tag(sync=True)

@@ -197,9 +197,9 @@ class LayoutModel:
                     if c.id == cid and c.died is None:
                         c.died = ev.seq
                         return
-                c = vm.contexts.get(cid)
-                if c is not None and c.died is None:
-                    c.died = ev.seq
+                root = vm.contexts.get(cid)
+                if root is not None and root.died is None:
+                    root.died = ev.seq
                     self.version += 1
         elif kind == "queue":
             self._queue_event(ev, a, actor)
@@ -249,6 +249,7 @@ class LayoutModel:
             if lua:
                 self._lua_by_thread[(script, ev.thread)] = key
             flt = str(a.get("filter") or d.get("filter") or "")
+            info: dict[str, Any]
             if lua:
                 label = f"Lua state {script}"
                 role, vm_id = "lua", short_filter(flt) if flt else "lua"
@@ -290,6 +291,7 @@ class LayoutModel:
 
     def _queue_event(self, ev: Event, a: dict[str, Any], actor: str | None) -> None:
         qid = a.get("queue_id")
+        key: tuple[str, str] | None
         if ev.name == "register":
             key = (str(a.get("vm_id", "")), str(a.get("name", "")))
             q = self.queues.get(key)
@@ -302,7 +304,10 @@ class LayoutModel:
                 self._qid[qid] = key
             self.version += 1
             return
-        key = (str(a["vm_id"]), str(a["name"])) if "vm_id" in a and "name" in a else self._qid.get(qid)  # type: ignore[arg-type]
+        if "vm_id" in a and "name" in a:
+            key = (str(a["vm_id"]), str(a["name"]))
+        else:
+            key = self._qid.get(qid) if isinstance(qid, int) else None
         q = self.queues.get(key) if key else None
         if q is None:
             if key is None:

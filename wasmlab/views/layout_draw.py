@@ -20,7 +20,7 @@ import struct
 from itertools import pairwise
 from typing import Any
 
-from .layout import LayoutModel, QueueNode, SharedKey, VMNode
+from .layout import Ctx, LayoutModel, QueueNode, SharedKey, VMNode
 from .render import FILL, LINE_H, PALETTE, Svg, dot_attrs, dot_quote, render_dot, text_width
 
 ROLE_DASH = {"base": "dotted", "canary": "dashed"}
@@ -213,9 +213,9 @@ class LayoutDrawing:
             out += self._dot_thread(ti, t, at, columns[col])
         out += self._dot_shared(at, columns[1])
         firsts = [c[0] for c in columns if c]
-        for col in columns:
-            if len(col) > 1:
-                out.append("  { rank=same; " + "; ".join(dot_quote(n) for n in col) + "; }")
+        for ids in columns:
+            if len(ids) > 1:
+                out.append("  { rank=same; " + "; ".join(dot_quote(n) for n in ids) + "; }")
         for a, b in pairwise(firsts):  # order the columns left to right
             out.append(f"  {dot_quote(a)} -> {dot_quote(b)} [style=invis];")
         styles = {
@@ -362,7 +362,7 @@ class LayoutDrawing:
         """Thread blocks stacked at ``x``; returns their right edge."""
         blocks = []
         for t in threads:
-            rows = []
+            rows: list[tuple[str, VMNode | Ctx, list[str]]] = []
             for vm in self.visible_vms(t, at):
                 rows.append((self.vm_ids[vm.key], vm, [*self.vm_lines(vm, at), *self.traffic_lines(vm, at)]))
                 for c in vm.contexts.values():

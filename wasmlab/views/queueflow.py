@@ -129,7 +129,8 @@ class QueueFlowModel:
             return
         if ev.kind != "hostcall" or phase != "exit":
             return
-        detail = d.get("detail") if isinstance(d.get("detail"), dict) else {}
+        raw_detail = d.get("detail")
+        detail: dict[str, Any] = raw_detail if isinstance(raw_detail, dict) else {}
         name = ev.name.rsplit(".", 1)[-1]
         if name == "proxy_get_shared_data" and "key" in detail:
             known = [i for i, (_, k) in enumerate(self.keys) if k == str(detail["key"])]
@@ -316,9 +317,9 @@ class QueueFlowModel:
             w, h = svg.box(f"qf-{id_}", cls, xs[col], ys[col], lines, fill, stroke, min_w=widths[col])
             pos[id_] = (xs[col], ys[col], w, h)
             ys[col] += h + 8
-        for a, b, cls in self.flow_edges():
-            if a in pos and b in pos:
-                self._arrow(svg, pos[a], pos[b], cls)
+        for src, dst, cls in self.flow_edges():
+            if src in pos and dst in pos:
+                self._arrow(svg, pos[src], pos[dst], cls)
         if not self.steps:
             svg.text(10, 44, "no shared queues, ticks or shared data in this trace", size=11)
         else:  # a picture of the end: say what the steps were, and that they are not drawn one by one
@@ -361,9 +362,9 @@ class QueueFlowView(View):
 
     _esm = static("common.js", "queue_flow.js")
 
-    queues = t.List().tag(sync=True)
-    shared_keys = t.List().tag(sync=True)
-    actors = t.List().tag(sync=True)
+    queues: t.List[Any] = t.List().tag(sync=True)
+    shared_keys: t.List[Any] = t.List().tag(sync=True)
+    actors: t.List[Any] = t.List().tag(sync=True)
     steps = t.Dict().tag(sync=True)
     step = t.Int(-1).tag(sync=True)
     speed = t.Float(4.0).tag(sync=True)

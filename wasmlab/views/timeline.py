@@ -321,9 +321,9 @@ class TimelineView(View):
     _esm = static("common.js", "timeline.js")
     _css = static("common.css", "timeline.css")
 
-    lanes = t.List().tag(sync=True)
+    lanes: t.List[Any] = t.List().tag(sync=True)
     columns = t.Dict().tag(sync=True)
-    streams = t.List().tag(sync=True)
+    streams: t.List[Any] = t.List().tag(sync=True)
     step = t.Int(0).tag(sync=True)
     worker = t.Unicode("").tag(sync=True)
     stream = t.Int(-1).tag(sync=True)
