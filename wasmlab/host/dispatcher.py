@@ -91,6 +91,13 @@ class Timer:
         return self.due_ns is not None
 
 
+def _peek(counter: itertools.count[int]) -> int:
+    """The next value of ``counter`` without advancing it (its pickle state is ``(count, (n,))``)."""
+    state = counter.__reduce__()
+    assert isinstance(state, tuple)
+    return int(state[1][0])
+
+
 class Activity:
     """Counts work in flight (posted tasks, upstream calls) so callers can wait for quiet.
 
@@ -105,7 +112,7 @@ class Activity:
 
     @property
     def busy(self) -> int:
-        return self._begun.__reduce__()[1][0] - self._ended.__reduce__()[1][0]
+        return _peek(self._begun) - _peek(self._ended)
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         deadline = None if timeout is None else time.monotonic() + timeout

@@ -125,6 +125,7 @@ class FilterManager:
     ) -> None:
         """Filter events: ``phase`` is ``enter`` before a callback, ``exit`` (with the status)
         after it, ``event`` for a single step (continue_decoding...)."""
+        a: dict[str, Any] | None
         if args is None:
             a = {"filter": af.name, "kind": af.kind}
         elif len(args) == 1 and "end_stream" in args:

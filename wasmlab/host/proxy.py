@@ -9,6 +9,7 @@ worker's dispatcher and waits for the response; it never blocks longer than ``ti
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import threading
@@ -387,8 +388,10 @@ class Proxy:
         spec = make_request_spec(method, path, headers, body, trailers)
         d = self._worker(worker)
         pending = _Pending()
+        event = pending.event
+        assert event is not None  # a _Pending without a callback has its Event
         d.post(hcm.new_stream, d, spec, pending)
-        if not pending.event.wait(timeout):
+        if not event.wait(timeout):
             raise self._timeout(pending, d, f"{method} {path}", timeout)
         return pending.result()
 
@@ -436,7 +439,7 @@ class Proxy:
         def submit(i: int) -> None:
             spec, worker = specs[i]
             d = self._worker(worker)
-            p = _Pending(lambda p, i=i: finished(i, p))
+            p = _Pending(functools.partial(finished, i))
             results[i] = p
             d.post(hcm.new_stream, d, spec, p)
 

@@ -124,7 +124,7 @@ class TcpProxyFilter(NetworkFilter):
         if error is not None:
             conn.proxy.log("error", "upstream", f"tcp app for cluster '{self.cluster}' raised {error}")
             end = True
-        data = reply if isinstance(reply, bytes) else (reply or b"").encode() if isinstance(reply, str) else b""
+        data = reply if isinstance(reply, bytes) else reply.encode() if isinstance(reply, str) else b""
         if data:
             conn.upstream_data(data, False)
         if end and not self.upstream_closed:

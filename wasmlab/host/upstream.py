@@ -96,7 +96,8 @@ class Cluster:
     def __init__(self, config: ClusterConfig) -> None:
         self.config = config
         self.name = config.name
-        self.app: App | _NoApp | None = echo_app if config.endpoints else None
+        #: an HTTP app (Request in) or, for a tcp_proxy cluster, a TCP app (bytes in, host/tcp.py)
+        self.app: Callable[[Any], Any] | _NoApp | None = echo_app if config.endpoints else None
 
     @property
     def healthy(self) -> bool:
