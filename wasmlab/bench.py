@@ -12,6 +12,7 @@ process's CPU time over the requests it served), as paired ratios.
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import json
 import os
@@ -188,8 +189,10 @@ def bench_calls(args: argparse.Namespace) -> Iterator[Result]:
         store = wasmtime.Store(eng)
         inst = wasmtime.Instance(store, module, [seam.host_func(store, ft, lambda x: x + 1)])
         ex = inst.exports(store)
-        inc = seam.bind_export(store, ex["inc"], ex["inc"].type(store))
-        loop = seam.bind_export(store, ex["loop"], ex["loop"].type(store))
+        inc_fn, loop_fn = ex["inc"], ex["loop"]
+        assert isinstance(inc_fn, wasmtime.Func) and isinstance(loop_fn, wasmtime.Func)
+        inc = seam.bind_export(store, inc_fn, inc_fn.type(store))
+        loop = seam.bind_export(store, loop_fn, loop_fn.type(store))
         n = n_fast if seam_name == "fast" else n_slow
 
         def calls(inc: Any = inc, n: int = n) -> None:
@@ -197,7 +200,7 @@ def bench_calls(args: argparse.Namespace) -> Iterator[Result]:
                 inc(i)
 
         exp = [_per_call(calls, n) for _ in range(rounds(args))]
-        host = [_per_call(lambda loop=loop, n=n: loop(n), n) for _ in range(rounds(args))]
+        host = [_per_call(functools.partial(loop, n), n) for _ in range(rounds(args))]
         yield summarize(f"call.export.{seam_name}_ns", exp, "ns")
         yield summarize(f"call.host.{seam_name}_ns", host, "ns")
     try:

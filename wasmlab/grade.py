@@ -54,8 +54,10 @@ def collect(paths: list[str]) -> list[Path]:
             out.append(p)
         else:
             raise ValueError(f"{raw}: no such file or folder")
-    seen: set[Path] = set()
-    return [p for p in out if not (p.resolve() in seen or seen.add(p.resolve()))]
+    unique: dict[Path, Path] = {}  # resolved path -> the first spelling given, in order
+    for p in out:
+        unique.setdefault(p.resolve(), p)
+    return list(unique.values())
 
 
 def course_notebooks(course: str | None) -> Path:

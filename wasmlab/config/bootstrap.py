@@ -479,9 +479,9 @@ def parse_listener(
     address = parse_socket_address(node.req("address"))
     limit = DEFAULT_BUFFER_LIMIT
     if node.has("per_connection_buffer_limit_bytes"):
-        limit = node.req("per_connection_buffer_limit_bytes").value
-        limit = limit.get("value") if isinstance(limit, dict) else limit
-        limit = Node(limit, node.child("per_connection_buffer_limit_bytes").path, source, node.line).int(1)
+        raw = node.req("per_connection_buffer_limit_bytes").value
+        raw = raw.get("value") if isinstance(raw, dict) else raw  # a UInt32Value or a bare number
+        limit = Node(raw, node.child("per_connection_buffer_limit_bytes").path, source, node.line).int(1)
     chains = node.req("filter_chains").list()
     if not chains:
         raise node.child("filter_chains").error("at least one filter chain is required")

@@ -11,6 +11,7 @@ Envoy and the servers it started, by PID.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -186,7 +187,7 @@ class EnvoyRun:
                     tc = f.get("typed_config") or {}
                     if str(tc.get("@type", "")).endswith("tcp_proxy.v3.TcpProxy"):
                         self.tcp_listeners.add(name)
-                        tcp_clusters.add(tc.get("cluster"))
+                        tcp_clusters.add(str(tc.get("cluster", "")))
         for c in sr.get("clusters") or []:
             name = c["name"]
             la = c.get("load_assignment") or {}
@@ -200,7 +201,7 @@ class EnvoyRun:
                 port = free_port()  # nothing listens there: a refused connection
             else:
                 kind = TcpLoopbackServer if name in tcp_clusters else LoopbackServer
-                server = kind(lambda name=name: self._app(name), name)
+                server = kind(functools.partial(self._app, name), name)
                 self.servers[name] = server
                 port = server.port
             c["type"] = "STATIC"

@@ -115,8 +115,8 @@ def to_trace(lines: list[LogLine], thread_names: dict[int, str]) -> Trace:
                 )
                 continue
         if ln.logger == "lua" and msg in LUA_EVENTS:
-            name, args = LUA_EVENTS[msg]
-            events.append(Event(seq, 0, thread, worker, None, None, "lua", name, dict(args), None, {"line": msg}))
+            name, lua_args = LUA_EVENTS[msg]
+            events.append(Event(seq, 0, thread, worker, None, None, "lua", name, dict(lua_args), None, {"line": msg}))
             continue
         events.append(
             Event(

@@ -141,10 +141,10 @@ def send_request(
         if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
             return Response(status, hm, b"")
         try:
-            body_out, trailers = _read_body(r, hm, until_close=True)
+            body_out, resp_trailers = _read_body(r, hm, until_close=True)
         except WireError as e:
             raise WireError(f"response body incomplete: {e}") from None
-        return Response(status, hm, body_out, trailers)
+        return Response(status, hm, body_out, resp_trailers)
 
 
 # ---- loopback upstream server ----------------------------------------------------------------------
