@@ -163,7 +163,7 @@ class WasmManager:
 
     # ---- plugin lifecycle (called on the right threads by filter factories) ---------------------------
     def stop_plugin(self, plugin: PluginConfig, dispatcher: Dispatcher) -> None:
-        handle = dispatcher.slots.pop(plugin.slot, None)
+        handle: PluginHandle | None = dispatcher.slots.pop(plugin.slot, None)
         if handle is None or handle.vm is None or handle.root is None:
             return
         vm, root = handle.vm, handle.root

@@ -89,7 +89,7 @@ class RootContext(Context):
         self.http_calls: dict[int, Any] = {}
         self.callout_response: Any = None  # AsyncResponse during proxy_on_http_call_response
         self.status: tuple[int, bytes] = (0, b"")
-        self.config_phase = False  # plugin configuration readable (context create / configure)
+        self.config_phase: str | bool = False  # plugin configuration readable (context create / configure)
         self.foreign_args: bytes | None = None
         self.grpc_calls: dict[int, Any] = {}
         self.grpc_current: Any = None

@@ -292,8 +292,10 @@ class LuaFilter(StreamFilter):
     def __init__(self, factory: LuaFilterFactory, dispatcher: Dispatcher) -> None:
         self.factory = factory
         self.dispatcher = dispatcher
-        self.proxy = proxy = factory.proxy
-        self.rec = proxy.recorder  # type: ignore[union-attr]
+        proxy = factory.proxy
+        assert proxy is not None, "streams start after the factory's start_main"
+        self.proxy: ServerContext = proxy
+        self.rec = proxy.recorder
         self.name = factory.name
         self._handles: list[StreamHandleWrapper] = []
 

@@ -46,11 +46,12 @@ class _LogView(StreamHost):
         if write:
             return None
         info = self._info
-        return {
+        maps: dict[int, HeaderMap | None] = {
             MapType.HTTP_REQUEST_HEADERS: info.request_headers,
             MapType.HTTP_RESPONSE_HEADERS: info.response_headers,
             MapType.HTTP_RESPONSE_TRAILERS: info.response_trailers,
-        }.get(map_type)
+        }
+        return maps.get(map_type)
 
 
 class WasmAccessLogger(WasmExtension):

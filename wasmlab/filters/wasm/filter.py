@@ -182,8 +182,9 @@ class WasmHttpFilter(WasmCallGuard, StreamFilter, StreamHost):
         cb = self.callbacks
         if self.buffering_request:
             cb.add_decoded_data(data)
-        self.request_body = cb.decoding_buffer() if self.buffering_request and cb.decoding_buffer() else data
-        r = self._guarded("proxy_on_request_body", (self.ctx.id, len(self.request_body), int(end_stream)))
+        buffered = cb.decoding_buffer() if self.buffering_request else None
+        body = self.request_body = buffered if buffered else data
+        r = self._guarded("proxy_on_request_body", (self.ctx.id, len(body), int(end_stream)))
         if isinstance(r, FailAction):
             return _ON_FAIL_DATA[r]
         status = convert_data_status(r)
@@ -226,8 +227,9 @@ class WasmHttpFilter(WasmCallGuard, StreamFilter, StreamHost):
         cb = self.callbacks
         if self.buffering_response:
             cb.add_encoded_data(data)
-        self.response_body = cb.encoding_buffer() if self.buffering_response and cb.encoding_buffer() else data
-        r = self._guarded("proxy_on_response_body", (self.ctx.id, len(self.response_body), int(end_stream)))
+        buffered = cb.encoding_buffer() if self.buffering_response else None
+        body = self.response_body = buffered if buffered else data
+        r = self._guarded("proxy_on_response_body", (self.ctx.id, len(body), int(end_stream)))
         if isinstance(r, FailAction):
             return _ON_FAIL_DATA[r]
         status = convert_data_status(r)

@@ -123,8 +123,10 @@ class Linker:
         for imp in module.imports:
             hc = self._resolve(imp)
             full = f"{imp.module}.{imp.name}"
-            fn = wrap(vm, full, hc.fn, hc.params) if hc is not None else wasi_stub(vm, full, imp.type)
-            out.append(vm.seam.host_func(vm.store, imp.type, fn))
+            ftype = imp.type
+            assert isinstance(ftype, wasmtime.FuncType)  # _resolve rejected every other import
+            fn = wrap(vm, full, hc.fn, hc.params) if hc is not None else wasi_stub(vm, full, ftype)
+            out.append(vm.seam.host_func(vm.store, ftype, fn))
         return out
 
 

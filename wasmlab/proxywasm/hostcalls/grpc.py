@@ -55,7 +55,7 @@ def proxy_grpc_call(
     ]
     if any(r is None for r in raws):
         return MEM
-    upstream, service, method, md, message = raws  # type: ignore[misc]
+    upstream, service, method, md, message = raws
     cluster = cluster_of(upstream)
     if cluster not in vm.proxy.clusters:
         return WasmResult.PARSE_FAILURE, {"cluster": cluster}
