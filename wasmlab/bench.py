@@ -88,26 +88,15 @@ def filter_for(kind: str, n: int = 1) -> list[dict[str, Any]]:
     if kind == "lua":
         return [b.lua(inline=LUA_ADD_HEADER)] * n
     if kind == "wasm":
-        return [
-            b.wasm(
-                str(modules_dir() / "add_header.wasm"),
-                name="add_header",
-                root_id="add_header",
-                vm_id="add_header",
-                configuration=ADD_HEADER_CONFIG,
-            )
-        ] * n
+        return [_course_module("add_header", ADD_HEADER_CONFIG)] * n
     if kind == "cpu_burn":
-        return [
-            b.wasm(
-                str(modules_dir() / "cpu_burn.wasm"),
-                name="cpu_burn",
-                root_id="cpu_burn",
-                vm_id="cpu_burn",
-                configuration='{"iterations": 2000000}',
-            )
-        ]
+        return [_course_module("cpu_burn", '{"iterations": 2000000}')]
     raise ValueError(kind)
+
+
+def _course_module(name: str, configuration: str) -> dict[str, Any]:
+    """The Wasm filter running ``modules/<name>.wasm`` under its own name, root_id and vm_id."""
+    return b.wasm(str(modules_dir() / f"{name}.wasm"), name=name, root_id=name, vm_id=name, configuration=configuration)
 
 
 def direct_config(filters: list[dict[str, Any]] | None = None, port: int = 10000) -> str:

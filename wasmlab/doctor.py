@@ -26,15 +26,21 @@ def _luajit() -> str | None:
         return None
 
 
-def _dot() -> str | None:
-    exe = shutil.which("dot")
+def _run_tool(name: str, flag: str) -> tuple[str, str] | None:
+    """``(path, output)`` of ``name flag`` if ``name`` is on PATH (output "" if it cannot run)."""
+    exe = shutil.which(name)
     if not exe:
         return None
     try:
-        out = subprocess.run([exe, "-V"], capture_output=True, text=True, timeout=10)
-        return (out.stderr or out.stdout).strip().replace("dot - ", "")
+        out = subprocess.run([exe, flag], capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
-        return None
+        return exe, ""
+    return exe, out.stdout or out.stderr
+
+
+def _dot() -> str | None:
+    found = _run_tool("dot", "-V")  # dot prints its version on stderr
+    return (found[1].strip().replace("dot - ", "") or None) if found else None
 
 
 def _envoy() -> str | None:
@@ -53,14 +59,12 @@ def _zig() -> str | None:
 
 
 def _wrk() -> str | None:
-    exe = shutil.which("wrk")
-    if not exe:
+    found = _run_tool("wrk", "--version")
+    if found is None:
         return None
-    try:
-        out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=10)
-        return (out.stdout or out.stderr).splitlines()[0].strip() or exe
-    except (OSError, subprocess.TimeoutExpired, IndexError):
-        return exe
+    exe, output = found
+    first = output.splitlines()[0].strip() if output.strip() else ""
+    return first or exe
 
 
 def _fast_path() -> str | None:

@@ -22,9 +22,9 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..config.bootstrap import Bootstrap, NetworkFilterConfig, parse_bootstrap
+from ..config.bootstrap import Bootstrap, NetworkFilterConfig
+from ..config.bootstrap import load_config as parse_with
 from ..config.yaml_source import Source
-from ..errors import ConfigError
 
 if TYPE_CHECKING:
     from ..config.yaml_source import Node
@@ -148,12 +148,7 @@ EXTENSIONS = HostExtensions()
 def load_config(source: str | os.PathLike[str]) -> Bootstrap:
     """Parse an Envoy bootstrap (path or YAML text) and build its extensions' factories; raises
     ``ConfigError`` with a YAML path (the public ``wasmlab.load_config``)."""
-    try:
-        return parse_bootstrap(Source.from_arg(source), EXTENSIONS)
-    except ConfigError:
-        raise
-    except RecursionError:
-        raise ConfigError("config is nested too deeply") from None
+    return parse_with(source, EXTENSIONS)
 
 
 def collect_extensions(config: Bootstrap, hcms: dict[str, Any]) -> list[Any]:

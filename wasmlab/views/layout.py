@@ -289,6 +289,12 @@ class LayoutModel:
                     c.died = ev.seq
         self.version += 1
 
+    def _count_peer(self, peers: dict[str, int], who: str) -> None:
+        """One more message from (or for) ``who``; a new peer changes the layout."""
+        if who not in peers:
+            self.version += 1
+        peers[who] = peers.get(who, 0) + 1
+
     def _queue_event(self, ev: Event, a: dict[str, Any], actor: str | None) -> None:
         qid = a.get("queue_id")
         key: tuple[str, str] | None
@@ -318,16 +324,10 @@ class LayoutModel:
             q.log.append((ev.seq, actor or ev.thread, ev.name))
         if ev.name == "enqueue":
             q.enqueued += 1
-            who = actor or ev.thread
-            if who not in q.producers:
-                self.version += 1
-            q.producers[who] = q.producers.get(who, 0) + 1
+            self._count_peer(q.producers, actor or ev.thread)
         elif ev.name == "dequeue":
             q.dequeued += 1
-            who = actor or ev.thread
-            if who not in q.consumers:
-                self.version += 1
-            q.consumers[who] = q.consumers.get(who, 0) + 1
+            self._count_peer(q.consumers, actor or ev.thread)
         elif ev.name == "notify":
             q.notified += 1
         depth = a.get("depth")

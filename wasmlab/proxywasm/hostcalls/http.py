@@ -132,8 +132,8 @@ def _kv(vm: WasmVm, kptr: int, klen: int, vptr: int, vlen: int) -> tuple[str, st
     return k.lower(), v
 
 
-@hostcall("proxy_add_header_map_value", 5)
-def proxy_add_header_map_value(vm: WasmVm, map_type: int, kptr: int, klen: int, vptr: int, vlen: int) -> Any:
+def _write_header(vm: WasmVm, map_type: int, kptr: int, klen: int, vptr: int, vlen: int, replace: bool) -> Any:
+    """add (another value) or replace (all values of) one header of a writable map."""
     if map_type > MAX_MAP_TYPE:
         return BAD
     kv = _kv(vm, kptr, klen, vptr, vlen)
@@ -142,26 +142,23 @@ def proxy_add_header_map_value(vm: WasmVm, map_type: int, kptr: int, klen: int, 
     m = _map(vm, map_type, True)
     if m is None:
         return BAD, {"map": map_type, "key": kv[0]}
-    m.add_lowered(*kv)
+    if replace:
+        m.set(*kv)
+    else:
+        m.add_lowered(*kv)
     if vm.rec.enabled:
         return OK, {"map": map_type, "key": kv[0], "value": kv[1]}
     return OK
+
+
+@hostcall("proxy_add_header_map_value", 5)
+def proxy_add_header_map_value(vm: WasmVm, map_type: int, kptr: int, klen: int, vptr: int, vlen: int) -> Any:
+    return _write_header(vm, map_type, kptr, klen, vptr, vlen, replace=False)
 
 
 @hostcall("proxy_replace_header_map_value", 5)
 def proxy_replace_header_map_value(vm: WasmVm, map_type: int, kptr: int, klen: int, vptr: int, vlen: int) -> Any:
-    if map_type > MAX_MAP_TYPE:
-        return BAD
-    kv = _kv(vm, kptr, klen, vptr, vlen)
-    if kv is None:
-        return MEM
-    m = _map(vm, map_type, True)
-    if m is None:
-        return BAD, {"map": map_type, "key": kv[0]}
-    m.set(*kv)
-    if vm.rec.enabled:
-        return OK, {"map": map_type, "key": kv[0], "value": kv[1]}
-    return OK
+    return _write_header(vm, map_type, kptr, klen, vptr, vlen, replace=True)
 
 
 @hostcall("proxy_remove_header_map_value", 3)
