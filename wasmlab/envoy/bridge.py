@@ -350,13 +350,6 @@ class EnvoyRun:
         return to_trace(self.log_lines(), self._thread_names)
 
 
-def run(
-    config: str | os.PathLike[str],
-    workers: int = 1,
-    apps: dict[str, Any] | None = None,
-    log_level: str = "info",
-    component_log_level: str | None = None,
-    timeout: float = 30.0,
-) -> EnvoyRun:
-    """Start real Envoy on ``config`` (use as a context manager)."""
-    return EnvoyRun(config, workers, apps, log_level, component_log_level, timeout)
+#: ``run(config, workers=1, apps=None, ...)``: start real Envoy on ``config`` (use as a context
+#: manager); the same parameters as :class:`EnvoyRun`, which it is
+run = EnvoyRun

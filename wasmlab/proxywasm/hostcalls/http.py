@@ -100,13 +100,20 @@ def proxy_get_header_map_size(vm: WasmVm, map_type: int, out: int) -> Any:
     return OK if vm.memory.write_u32(out, m.byte_size()) else MEM
 
 
-@hostcall("proxy_get_header_map_value", 5)
-def proxy_get_header_map_value(vm: WasmVm, map_type: int, kptr: int, klen: int, out_ptr: int, out_len: int) -> Any:
+def _checked_key(vm: WasmVm, map_type: int, kptr: int, klen: int) -> str | WasmResult:
+    """The header name a map call names, or the error it answers: BAD_ARGUMENT for a map type
+    out of range, INVALID_MEMORY_ACCESS for an unreadable name."""
     if map_type > MAX_MAP_TYPE:
         return BAD
     key = _key(vm, kptr, klen)
-    if key is None:
-        return MEM
+    return MEM if key is None else key
+
+
+@hostcall("proxy_get_header_map_value", 5)
+def proxy_get_header_map_value(vm: WasmVm, map_type: int, kptr: int, klen: int, out_ptr: int, out_len: int) -> Any:
+    key = _checked_key(vm, map_type, kptr, klen)
+    if isinstance(key, WasmResult):
+        return key
     m = _map(vm, map_type, False)
     if m is None:
         ctx = vm.effective
@@ -163,11 +170,9 @@ def proxy_replace_header_map_value(vm: WasmVm, map_type: int, kptr: int, klen: i
 
 @hostcall("proxy_remove_header_map_value", 3)
 def proxy_remove_header_map_value(vm: WasmVm, map_type: int, kptr: int, klen: int) -> Any:
-    if map_type > MAX_MAP_TYPE:
-        return BAD
-    key = _key(vm, kptr, klen)
-    if key is None:
-        return MEM
+    key = _checked_key(vm, map_type, kptr, klen)
+    if isinstance(key, WasmResult):
+        return key
     m = _map(vm, map_type, True)
     if m is None:
         return BAD, {"map": map_type, "key": key}
@@ -255,26 +260,29 @@ def _stream_filter(vm: WasmVm) -> StreamHost | None:
     return ctx.filter if ctx is not None else None
 
 
-@hostcall("proxy_continue_stream", 1, versions=V02)
-def proxy_continue_stream(vm: WasmVm, stream_type: int) -> Any:
+def _continue_or_close(vm: WasmVm, stream_type: int, close: bool) -> Any:
+    """BAD_ARGUMENT for an unknown stream type, NOT_FOUND outside a stream; then the stream's
+    filter answers (continuing the upstream side is UNIMPLEMENTED in Envoy)."""
     if stream_type > MAX_STREAM_TYPE:
         return BAD
     f = _stream_filter(vm)
     if f is None:
         return NOT_FOUND
+    if close:
+        return f.close_stream(int(stream_type))
     if stream_type == StreamType.UPSTREAM:
         return WasmResult.UNIMPLEMENTED
     return f.continue_stream(int(stream_type))
 
 
+@hostcall("proxy_continue_stream", 1, versions=V02)
+def proxy_continue_stream(vm: WasmVm, stream_type: int) -> Any:
+    return _continue_or_close(vm, stream_type, close=False)
+
+
 @hostcall("proxy_close_stream", 1, versions=V02)
 def proxy_close_stream(vm: WasmVm, stream_type: int) -> Any:
-    if stream_type > MAX_STREAM_TYPE:
-        return BAD
-    f = _stream_filter(vm)
-    if f is None:
-        return NOT_FOUND
-    return f.close_stream(int(stream_type))
+    return _continue_or_close(vm, stream_type, close=True)
 
 
 @hostcall("proxy_continue_request", 0, versions=V01)
