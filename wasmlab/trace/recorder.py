@@ -2,11 +2,12 @@
 
 Envoy shows its internals through log lines (``--component-log-level wasm:trace``); wasmlab records
 structured events instead and renders log lines from them. Recording is a counter increment, a
-clock read and one tuple appended to a bounded ring (``collections.deque`` appends are atomic
-under the GIL), so it is cheap enough to leave on in lessons. Each thread also keeps the stack of
-its open calls (an ``enter`` pushes, its ``exit`` pops), which gives every event its ``parent``;
-call sites only say ``data["phase"]`` ("enter"/"exit"). ``trace=False`` turns it off:
-``Recorder.enabled`` is then False and hot paths skip building event arguments at all.
+clock read and one tuple of fields copied into a bounded ring (:mod:`.ring`: the events are kept
+flat, not as objects, so that the garbage collector never walks them); ``Event`` objects are built
+when the trace is read. Each thread also keeps the stack of its open calls (an ``enter`` pushes,
+its ``exit`` pops), which gives every event its ``parent``; call sites only say
+``data["phase"]`` ("enter"/"exit"). ``trace=False`` turns it off: ``Recorder.enabled`` is then
+False and hot paths skip building event arguments at all.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ import json
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from .events import Event, close_call, link, unwind_trap
+from .events import DATA, Event, close_call, link, unwind_trap
+from .ring import EventRing
 
 #: per-thread identity, set by each dispatcher thread when it starts
 _thread_info = threading.local()
@@ -36,7 +39,8 @@ def thread_identity() -> tuple[str, int | None]:
     return ident
 
 
-_new_event = tuple.__new__
+#: a row (a plain tuple of the 13 fields) -> an Event, without Event.__new__'s argument parsing
+as_event: Callable[[tuple[Any, ...]], Event] = partial(tuple.__new__, Event)
 
 
 DEFAULT_CAPACITY = 200_000
@@ -54,19 +58,19 @@ class Recorder:
         self.enabled = enabled
         self._clock_ns = clock_ns
         self._seq = itertools.count(1)
-        self._ring: deque[Event] = deque(maxlen=capacity)
+        self._ring = EventRing(capacity)
         self._subscribers: list[Callable[[Event], None]] = []
         #: lifecycle events (VMs, root contexts, queue registrations, traps), kept through
         #: clear() and ring overflow so views can still tell what exists
         self._state: deque[Event] = deque(maxlen=20_000)
-        #: per thread: its identity and the calls open on it (their enter events, innermost
-        #: last) — identity fixed at the thread's first event (a dispatcher names its
-        #: thread before it runs anything)
+        #: per thread: its identity and the calls open on it (their rows, innermost last) —
+        #: identity fixed at the thread's first event (a dispatcher names its thread before it
+        #: runs anything)
         self._calls = threading.local()
 
     @property
     def capacity(self) -> int:
-        return self._ring.maxlen or 0
+        return self._ring.capacity
 
     def record(
         self,
@@ -78,14 +82,18 @@ class Recorder:
         vm: str | None = None,
         context_id: int | None = None,
     ) -> Event | None:
+        """Record one event; returns it (None when tracing is off). Runs for every host step."""
         if not self.enabled:
             return None
         try:
             thread, worker, stack = self._calls.here
         except AttributeError:
             thread, worker, stack = self._calls.here = (*thread_identity(), [])
+        # parent and phase: the innermost open call on this thread (an exit closes its own)
         phase = data.get("phase") if data.__class__ is dict else None
-        if phase == "exit":
+        if phase is None:
+            parent = stack[-1][0] if stack else None
+        elif phase == "exit":
             top = stack[-1] if stack else None
             if top is not None and top[7] == name and top[6] == kind:
                 stack.pop()
@@ -94,20 +102,24 @@ class Recorder:
                 parent = close_call(stack, kind, name)
         else:
             parent = stack[-1][0] if stack else None
-            if phase is not None and phase != "enter":
+            if phase != "enter":
                 phase = None  # a point event that names its phase ("event")
         seq, t_ns = next(self._seq), self._clock_ns()
-        ev = _new_event(
-            Event, (seq, t_ns, thread, worker, vm, context_id, kind, name, args, result, data, parent, phase)
-        )
+        row = (seq, t_ns, thread, worker, vm, context_id, kind, name, args, result, data, parent, phase)
+        # into the ring: the EventRing hot path, inlined (see ring.py for why it is flat)
+        ring = self._ring
+        chunk = ring.chunk
+        chunk.extend(row)
+        if len(chunk) >= ring.chunk_fields:
+            ring.rotate(chunk)
         if phase == "enter":
-            stack.append(ev)
-        self._ring.append(ev)
+            stack.append(row)
+        ev = as_event(row)
         if kind in _STATE_KINDS:
             if _is_state(ev):
                 self._state.append(ev)
             if kind == "trap":
-                unwind_trap(stack, ev)
+                unwind_trap(stack, name)
         if self._subscribers:
             for fn in list(self._subscribers):
                 try:
@@ -120,7 +132,7 @@ class Recorder:
         """The stream the innermost open call on this thread works for (``data["stream"]`` of the
         nearest call that names one), or None: what a callout started inside it belongs to."""
         for frame in reversed(getattr(self._calls, "here", ("", None, []))[2]):
-            data = frame[10]
+            data = frame[DATA]
             if data.__class__ is dict and data.get("stream") is not None:
                 return data["stream"]
         return None
@@ -135,10 +147,14 @@ class Recorder:
 
         return unsubscribe
 
+    def rows(self) -> list[tuple[Any, ...]]:
+        """The events in the ring as rows (plain tuples in ``Event._fields`` order), oldest first."""
+        return self._ring.rows()
+
     def snapshot(self, include_state: bool = False) -> list[Event]:
         """The events in the ring, oldest first. ``include_state`` puts the lifecycle events the
         ring no longer holds (cleared or overwritten) in front, so a layout still knows every VM."""
-        events = _copy(self._ring)
+        events = list(map(as_event, self._ring.rows()))
         if not include_state:
             return events
         in_ring = {e.seq for e in events}
@@ -148,7 +164,8 @@ class Recorder:
         self._ring.clear()
 
     def trace(self) -> Trace:
-        return Trace(self.snapshot(), recorder=self)
+        """The events in the ring as a :class:`Trace` (its ``Event`` objects are built on first read)."""
+        return Trace.from_rows(self._ring.rows(), recorder=self)
 
 
 def _copy(d: deque[Event]) -> list[Event]:
@@ -174,24 +191,47 @@ def _is_state(ev: Event) -> bool:
 
 
 class Trace:
-    """A list of events with the exports DESIGN promises (JSON, text, Envoy log lines)."""
+    """A list of events with the exports DESIGN promises (JSON, text, Envoy log lines).
+
+    A trace read from the recorder holds rows (plain tuples, as the ring keeps them) and builds
+    its ``Event`` objects the first time they are read: ``len``, ``filter`` and ``names`` work on
+    the rows, so narrowing a large trace before reading it never builds the events it drops."""
 
     def __init__(self, events: Iterable[Event], recorder: Recorder | None = None) -> None:
-        self.events: list[Event] = list(events)
+        self._events: list[Event] | None = list(events)
+        self._rows: list[tuple[Any, ...]] = self._events
         self._recorder = recorder
+
+    @classmethod
+    def from_rows(cls, rows: list[tuple[Any, ...]], recorder: Recorder | None = None) -> Trace:
+        """A trace over rows (tuples in ``Event._fields`` order); events are built when read."""
+        trace = cls((), recorder)
+        trace._rows, trace._events = rows, None
+        return trace
+
+    @property
+    def events(self) -> list[Event]:
+        if self._events is None:
+            self._events = list(map(as_event, self._rows))
+            self._rows = self._events
+        return self._events
+
+    @events.setter
+    def events(self, events: list[Event]) -> None:
+        self._events = self._rows = list(events)
 
     # sequence protocol
     def __iter__(self) -> Iterator[Event]:
         return iter(self.events)
 
     def __len__(self) -> int:
-        return len(self.events)
+        return len(self._rows)
 
     def __getitem__(self, i: int) -> Event:
         return self.events[i]
 
     def __repr__(self) -> str:
-        return f"<Trace {len(self.events)} events>"
+        return f"<Trace {len(self._rows)} events>"
 
     def clear(self) -> None:
         """Forget recorded events (the live recorder too)."""
@@ -209,22 +249,26 @@ class Trace:
     ) -> Trace:
         kinds = {kind} if isinstance(kind, str) else set(kind) if kind is not None else None
         out = []
-        for ev in self.events:
-            if kinds is not None and ev.kind not in kinds:
+        # rows and events index alike: (seq, t_ns, thread, worker, vm, context_id, kind, name,
+        # args, result, data, ...)
+        for row in self._rows:
+            if kinds is not None and row[6] not in kinds:
                 continue
-            if name is not None and ev.name != name:
+            if name is not None and row[7] != name:
                 continue
-            if thread is not None and ev.thread != thread:
+            if thread is not None and row[2] != thread:
                 continue
-            if vm is not None and ev.vm != vm:
+            if vm is not None and row[4] != vm:
                 continue
-            if stream is not None and not (isinstance(ev.data, dict) and ev.data.get("stream") == stream):
-                continue
-            out.append(ev)
-        return Trace(out)
+            if stream is not None:
+                data = row[DATA]
+                if not (isinstance(data, dict) and data.get("stream") == stream):
+                    continue
+            out.append(row)
+        return Trace(out) if self._events is not None else Trace.from_rows(out)
 
     def names(self) -> list[str]:
-        return [ev.name for ev in self.events]
+        return [row[7] for row in self._rows]
 
     # exports
     def to_list(self) -> list[dict[str, Any]]:
