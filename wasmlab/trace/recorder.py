@@ -41,6 +41,11 @@ def thread_identity() -> tuple[str, int | None]:
 
 #: a row (a plain tuple of the 13 fields) -> an Event, without Event.__new__'s argument parsing
 as_event: Callable[[tuple[Any, ...]], Event] = partial(tuple.__new__, Event)
+_new_event = tuple.__new__
+
+#: the bottom of every thread's call stack: a row that is no call (its seq, the parent of a
+#: top-level event, is None), so the hot path never checks for an empty stack
+_NO_CALL: tuple[Any, ...] = (None,) * 13
 
 
 DEFAULT_CAPACITY = 200_000
@@ -88,33 +93,31 @@ class Recorder:
         try:
             thread, worker, stack = self._calls.here
         except AttributeError:
-            thread, worker, stack = self._calls.here = (*thread_identity(), [])
+            thread, worker, stack = self._calls.here = (*thread_identity(), [_NO_CALL])
         # parent and phase: the innermost open call on this thread (an exit closes its own)
         phase = data.get("phase") if data.__class__ is dict else None
         if phase is None:
-            parent = stack[-1][0] if stack else None
+            parent = stack[-1][0]
         elif phase == "exit":
-            top = stack[-1] if stack else None
-            if top is not None and top[7] == name and top[6] == kind:
+            top = stack[-1]
+            if top[7] == name and top[6] == kind:
                 stack.pop()
                 parent = top[0]
             else:
                 parent = close_call(stack, kind, name)
         else:
-            parent = stack[-1][0] if stack else None
+            parent = stack[-1][0]
             if phase != "enter":
                 phase = None  # a point event that names its phase ("event")
-        seq, t_ns = next(self._seq), self._clock_ns()
-        row = (seq, t_ns, thread, worker, vm, context_id, kind, name, args, result, data, parent, phase)
-        # into the ring: the EventRing hot path, inlined (see ring.py for why it is flat)
-        ring = self._ring
-        chunk = ring.chunk
-        chunk.extend(row)
-        if len(chunk) >= ring.chunk_fields:
-            ring.rotate(chunk)
+        seq = next(self._seq)
+        row = (seq, self._clock_ns(), thread, worker, vm, context_id, kind, name, args, result, data, parent, phase)
+        # into the ring (see ring.py: kept flat, so the garbage collector never walks it)
+        self._ring.put(row)
+        if not seq % self._ring.chunk_events:
+            self._ring.rotate()
         if phase == "enter":
             stack.append(row)
-        ev = as_event(row)
+        ev = _new_event(Event, row)
         if kind in _STATE_KINDS:
             if _is_state(ev):
                 self._state.append(ev)
@@ -131,7 +134,7 @@ class Recorder:
     def current_stream(self) -> int | None:
         """The stream the innermost open call on this thread works for (``data["stream"]`` of the
         nearest call that names one), or None: what a callout started inside it belongs to."""
-        for frame in reversed(getattr(self._calls, "here", ("", None, []))[2]):
+        for frame in reversed(getattr(self._calls, "here", ("", None, [_NO_CALL]))[2]):
             data = frame[DATA]
             if data.__class__ is dict and data.get("stream") is not None:
                 return data["stream"]

@@ -11,12 +11,12 @@ speed. The trick, and why:
   sooner. That was a third of what tracing cost a request.
 * So the ring keeps no object per event. It keeps the event's 13 fields, in :data:`FIELDS`
   order, one after the other in plain lists ("chunks"): the recorder hands it a tuple of the
-  fields, ``chunk.extend(fields)`` copies the references and the tuple is freed at once. The
+  fields, the current chunk's ``extend`` copies the references and the tuple is freed at once. The
   garbage collector sees one list per few thousand events.
 * ``list.extend`` of a tuple runs no Python code (it copies references and may grow the list's
   memory), so under the GIL it is atomic: a chunk always holds whole events, whichever threads
-  record. A full chunk moves into a bounded ``deque`` of chunks; the oldest chunk drops off as a
-  whole, so the ring never holds part of an event either.
+  record. Every few thousand events (by ``seq``) the current chunk moves into a bounded ``deque``
+  of chunks; the oldest chunk drops off as a whole, so the ring never holds part of an event.
 * Reading (:meth:`EventRing.rows`) cuts the chunks back into one tuple per event, oldest first
   (sorted by ``seq``: two threads may append in the other order than they drew their ``seq``),
   and keeps the last ``capacity`` of them. :class:`~wasmlab.trace.recorder.Trace` turns rows into
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Callable
 from itertools import chain
 from operator import itemgetter
 from typing import Any
@@ -42,31 +43,37 @@ _by_seq = itemgetter(0)
 class EventRing:
     """The last ``capacity`` events, as flat fields in chunks (see the module docstring).
 
-    The recorder's hot path uses two attributes directly: it extends :attr:`chunk` with one
-    event's fields and calls :meth:`rotate` when the chunk holds :attr:`chunk_fields` fields."""
+    The recorder's hot path calls :attr:`put` with one event's fields (a tuple in ``Event._fields``
+    order) and :meth:`rotate` after every :attr:`chunk_events` events (by ``seq``)."""
 
     def __init__(self, capacity: int) -> None:
         self.capacity = max(0, int(capacity))
-        events = max(1, min(CHUNK_EVENTS, self.capacity // 16))
-        #: when the current chunk holds this many fields it is full
-        self.chunk_fields = events * FIELDS
+        #: events per chunk: a new chunk starts when an event's seq is a multiple of this
+        self.chunk_events = max(1, min(CHUNK_EVENTS, self.capacity // 16))
+        #: full chunks, oldest first; with the current one they hold at least ``capacity`` events
+        #: (one more chunk than that takes, as the first chunk after a clear() is short)
+        self._full: deque[list[Any]] = deque(maxlen=-(-self.capacity // self.chunk_events) + 1)
+        self._lock = threading.Lock()
+        self._start_chunk()
+
+    def _start_chunk(self) -> None:
         #: the chunk being filled
         self.chunk: list[Any] = []
-        #: full chunks, oldest first; together with the current chunk at least ``capacity`` events
-        self._full: deque[list[Any]] = deque(maxlen=-(-self.capacity // events) if self.capacity else 1)
-        self._lock = threading.Lock()
+        #: ``put(fields)`` appends one event: the current chunk's own ``extend`` (a C method, so
+        #: no Python frame per event). A thread that fetched it just before a rotation appends to
+        #: the chunk that was current then, which is still in the ring: nothing is lost.
+        self.put: Callable[[tuple[Any, ...]], None] = self.chunk.extend
 
-    def rotate(self, full: list[Any]) -> None:
-        """``full`` (the chunk the caller just filled) joins the full chunks; a new one starts."""
+    def rotate(self) -> None:
+        """The current chunk joins the full ones (the oldest drops off) and a new one starts."""
         with self._lock:
-            if self.chunk is full:  # another thread may have rotated it already
-                self._full.append(full)
-                self.chunk = []
+            self._full.append(self.chunk)
+            self._start_chunk()
 
     def clear(self) -> None:
         with self._lock:
             self._full.clear()
-            self.chunk = []
+            self._start_chunk()
 
     def rows(self) -> list[tuple[Any, ...]]:
         """One tuple of fields per event, oldest first: the last ``capacity`` events."""
