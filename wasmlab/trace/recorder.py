@@ -40,6 +40,7 @@ def thread_identity() -> tuple[str, int | None]:
 
 
 #: a row (a plain tuple of the 13 fields) -> an Event, without Event.__new__'s argument parsing
+#: (``record`` calls ``tuple.__new__(Event, row)`` itself: the partial costs one more call)
 as_event: Callable[[tuple[Any, ...]], Event] = partial(tuple.__new__, Event)
 _new_event = tuple.__new__
 
@@ -94,7 +95,8 @@ class Recorder:
             thread, worker, stack = self._calls.here
         except AttributeError:
             thread, worker, stack = self._calls.here = (*thread_identity(), [_NO_CALL])
-        # parent and phase: the innermost open call on this thread (an exit closes its own)
+        # parent and phase: the innermost open call on this thread (an exit closes its own);
+        # stack rows index as Event fields: 0 seq, 6 kind, 7 name
         phase = data.get("phase") if data.__class__ is dict else None
         if phase is None:
             parent = stack[-1][0]
@@ -275,7 +277,8 @@ class Trace:
 
     # exports
     def to_list(self) -> list[dict[str, Any]]:
-        return [ev.to_dict() for ev in self.events]
+        fields = Event._fields
+        return [dict(zip(fields, row, strict=True)) for row in self._rows]  # Event.to_dict, from rows
 
     def to_json(self, indent: int | None = None) -> str:
         return json.dumps(self.to_list(), indent=indent, default=_json_default)
