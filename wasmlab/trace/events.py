@@ -57,7 +57,7 @@ class Event(NamedTuple):
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Event:
-        return cls(**{f: d.get(f) for f in cls._fields})
+        return cls._make(d.get(f) for f in cls._fields)
 
     def __str__(self) -> str:
         from .export import event_text

@@ -16,10 +16,10 @@ import itertools
 import json
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from .events import DATA, Event, close_call, link, unwind_trap
 from .ring import EventRing
@@ -204,11 +204,11 @@ class Trace:
 
     def __init__(self, events: Iterable[Event], recorder: Recorder | None = None) -> None:
         self._events: list[Event] | None = list(events)
-        self._rows: list[tuple[Any, ...]] = self._events
+        self._rows: Sequence[tuple[Any, ...]] = self._events
         self._recorder = recorder
 
     @classmethod
-    def from_rows(cls, rows: list[tuple[Any, ...]], recorder: Recorder | None = None) -> Trace:
+    def from_rows(cls, rows: Sequence[tuple[Any, ...]], recorder: Recorder | None = None) -> Trace:
         """A trace over rows (tuples in ``Event._fields`` order); events are built when read."""
         trace = cls((), recorder)
         trace._rows, trace._events = rows, None
@@ -223,7 +223,8 @@ class Trace:
 
     @events.setter
     def events(self, events: list[Event]) -> None:
-        self._events = self._rows = list(events)
+        self._events = list(events)
+        self._rows = self._events
 
     # sequence protocol
     def __iter__(self) -> Iterator[Event]:
@@ -253,7 +254,7 @@ class Trace:
         vm: str | None = None,
     ) -> Trace:
         kinds = {kind} if isinstance(kind, str) else set(kind) if kind is not None else None
-        out = []
+        out: list[tuple[Any, ...]] = []
         # rows and events index alike: (seq, t_ns, thread, worker, vm, context_id, kind, name,
         # args, result, data, ...)
         for row in self._rows:
@@ -270,7 +271,9 @@ class Trace:
                 if not (isinstance(data, dict) and data.get("stream") == stream):
                     continue
             out.append(row)
-        return Trace(out) if self._events is not None else Trace.from_rows(out)
+        if self._events is None:
+            return Trace.from_rows(out)
+        return Trace(cast(list[Event], out))  # already events: keep them
 
     def names(self) -> list[str]:
         return [row[7] for row in self._rows]
