@@ -240,14 +240,18 @@ def test_recording_leaves_no_object_per_event_for_the_garbage_collector():
 
 
 def test_a_trace_filters_rows_and_builds_events_when_read():
+    """Also: ``event=False`` (a call site that ignores the result) records the same event."""
     from wasmlab.trace import Recorder
 
     rec = Recorder(_fake_clock())
     enter, exit_ = {"phase": "enter", "stream": 1}, {"phase": "exit", "stream": 1}
-    rec.record("filter", "decode_headers", {"filter": "f"}, None, enter)
+    seen = []
+    rec.subscribe(seen.append)
+    assert rec.record("filter", "decode_headers", {"filter": "f"}, None, enter, event=False) is None
     rec.record("log", "info", {"message": "m"}, None, {"stream": 2})
-    rec.record("filter", "decode_headers", {"filter": "f"}, "Continue", exit_)
+    rec.record("filter", "decode_headers", {"filter": "f"}, "Continue", exit_, event=False)
     trace = rec.trace()
+    assert seen == trace.events  # event=False skips only the returned Event
     assert len(trace) == 3 and trace.names() == ["decode_headers", "info", "decode_headers"]
     only = trace.filter(kind="filter", stream=1)
     assert [(e.phase, e.parent, e.result) for e in only] == [("enter", None, None), ("exit", 1, "Continue")]

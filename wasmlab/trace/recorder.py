@@ -87,8 +87,14 @@ class Recorder:
         data: Any = None,
         vm: str | None = None,
         context_id: int | None = None,
+        *,
+        event: bool = True,
     ) -> Event | None:
-        """Record one event; returns it (None when tracing is off). Runs for every host step."""
+        """Record one event and return it (None when tracing is off). Runs for every host step.
+
+        ``event=False`` returns None instead: building the returned ``Event`` is the largest part
+        of what recording costs once the ring keeps rows, so a call site that ignores the result
+        can skip it (views and traces still get every event in full)."""
         if not self.enabled:
             return None
         try:
@@ -119,19 +125,27 @@ class Recorder:
             self._ring.rotate()
         if phase == "enter":
             stack.append(row)
-        ev = _new_event(Event, row)
         if kind in _STATE_KINDS:
-            if _is_state(ev):
-                self._state.append(ev)
-            if kind == "trap":
-                unwind_trap(stack, name)
+            self._lifecycle(row, stack)
         if self._subscribers:
-            for fn in list(self._subscribers):
-                try:
-                    fn(ev)
-                except Exception:  # a broken view must never break the host
-                    pass
-        return ev
+            self._publish(_new_event(Event, row))
+        return _new_event(Event, row) if event else None
+
+    def _lifecycle(self, row: tuple[Any, ...], stack: list[tuple[Any, ...]]) -> None:
+        """A VM, context, queue or trap event: keep it through clear() if it tells what exists; a
+        trap ends the callback it happened in."""
+        ev = _new_event(Event, row)
+        if _is_state(ev):
+            self._state.append(ev)
+        if ev.kind == "trap":
+            unwind_trap(stack, ev.name)
+
+    def _publish(self, ev: Event) -> None:
+        for fn in list(self._subscribers):
+            try:
+                fn(ev)
+            except Exception:  # a broken view must never break the host
+                pass
 
     def current_stream(self) -> int | None:
         """The stream the innermost open call on this thread works for (``data["stream"]`` of the
