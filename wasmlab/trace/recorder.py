@@ -134,11 +134,10 @@ class Recorder:
     def _lifecycle(self, row: tuple[Any, ...], stack: list[tuple[Any, ...]]) -> None:
         """A VM, context, queue or trap event: keep it through clear() if it tells what exists; a
         trap ends the callback it happened in."""
-        ev = _new_event(Event, row)
-        if _is_state(ev):
-            self._state.append(ev)
-        if ev.kind == "trap":
-            unwind_trap(stack, ev.name)
+        if _is_state(row):
+            self._state.append(_new_event(Event, row))
+        if row[6] == "trap":
+            unwind_trap(stack, row[7])
 
     def _publish(self, ev: Event) -> None:
         for fn in list(self._subscribers):
@@ -200,13 +199,15 @@ def _copy(d: deque[Event]) -> list[Event]:
 _STATE_KINDS = frozenset(("vm", "context", "queue", "trap"))
 
 
-def _is_state(ev: Event) -> bool:
-    kind = ev.kind
+def _is_state(row: tuple[Any, ...]) -> bool:
+    """Whether a vm/context/queue/trap row tells what exists (rows index as Event fields)."""
+    kind = row[6]
     if kind == "context":
-        return isinstance(ev.args, dict) and ev.args.get("kind") == "root"
+        args = row[8]
+        return isinstance(args, dict) and args.get("kind") == "root"
     if kind == "queue":
-        return ev.name == "register"
-    return kind == "vm" or (kind == "trap" and ev.vm is not None)
+        return row[7] == "register"
+    return kind == "vm" or (kind == "trap" and row[4] is not None)
 
 
 class Trace:
