@@ -8,7 +8,7 @@ speed. The trick, and why:
   cyclic garbage collector tracks every tuple that holds a dict (an event's ``args``/``data``), and
   never stops tracking a tuple *subclass* such as a ``NamedTuple``: with a full ring, every
   collection walked up to 200,000 events again, and each new event made the next collection come
-  sooner. That was a third of what tracing cost a request.
+  sooner. That was about a quarter of what tracing cost a Wasm request.
 * So the ring keeps no object per event. It keeps the event's 13 fields, in :data:`FIELDS`
   order, one after the other in plain lists ("chunks"): the recorder hands it a tuple of the
   fields, the current chunk's ``extend`` copies the references and the tuple is freed at once. The
