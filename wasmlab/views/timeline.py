@@ -331,8 +331,7 @@ class TimelineView(View):
     kinds = t.List(t.Unicode()).tag(sync=True)
     mode = t.Unicode("lanes").tag(sync=True)
     speed = t.Float(6.0).tag(sync=True)
-    #: the seq of the event the cursor stands on, shared with linked views (0 = before the first)
-    cursor_seq = t.Int(0).tag(sync=True)
+    # cursor_seq (the shared cursor of linked views) is the base class's: 0 until a cursor moves
 
     def __init__(
         self,
@@ -367,7 +366,17 @@ class TimelineView(View):
         )
         rows = self.visible()
         self.step = rows[0].index if rows else 0
-        self.cursor_seq = rows[0].seq if rows else 0
+
+    @t.observe("cursor_seq")
+    def _follow_cursor(self, change: dict[str, Any]) -> None:
+        """A linked view moved the shared cursor: stand on the last visible row at or before it
+        (the browser does the same; setting the same step again sends nothing)."""
+        want = int(change["new"])
+        rows = self.visible()
+        if want <= 0 or not rows:
+            return
+        at = [r for r in rows if r.seq <= want]
+        self.step = (at[-1] if at else rows[0]).index
 
     def visible(self) -> list[Row]:
         """The rows the current filters show (what the browser shows, computed the same way)."""
