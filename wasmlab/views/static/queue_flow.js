@@ -307,7 +307,9 @@ function render({ model, el }) {
   let step = model.get("step"), cursor = -1, flight = null, edges = [], now = null;
   const cols = () => model.get("steps") || { seq: [] };
   const n = () => cols().seq.length;
-  const go = { to: (s, persist = true) => move(s, persist), by: (d) => move(step + d), atEnd: () => step >= n() - 1 };
+  // step ▶ on the last step starts again from the first one (as play does): stepping always moves
+  const go = { to: (s, persist = true) => move(s, persist), by: (d) => move(d > 0 && step >= n() - 1 ? 0 : step + d),
+    atEnd: () => step >= n() - 1 };
   const player = wlPlayer(() => move(step + 1, false), () => model.get("speed") || 4);
   const tb = wlQfToolbar(model, go, player);
   const ui = wlQfLayout();

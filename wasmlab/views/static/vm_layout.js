@@ -274,7 +274,8 @@ function render({ model, el }) {
   const marks = () => model.get("marks") || { seq: [], label: [], target: [] };
   const scene = () => model.get("scene") || {};
   const cur = () => (step < 0 ? marks().seq.length : step);
-  const go = { step: () => step, to: setStep, by: (d) => setStep(Math.max(0, cur() + d)) };
+  // step ▶ at "now" (the end) replays from the first lifecycle event, as play does
+  const go = { step: () => step, to: setStep, by: (d) => setStep(step < 0 && d > 0 ? 0 : Math.max(0, cur() + d)) };
   const player = wlPlayer(() => (step >= 0 && step < marks().seq.length - 1 ? (setStep(step + 1, false), true) : false), () => 2);
   const ui = wlVlToolbar(model, go, player);
   player.onchange = () => {
