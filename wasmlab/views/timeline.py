@@ -331,7 +331,9 @@ class TimelineView(View):
     kinds = t.List(t.Unicode()).tag(sync=True)
     mode = t.Unicode("lanes").tag(sync=True)
     speed = t.Float(6.0).tag(sync=True)
-    # cursor_seq (the shared cursor of linked views) is the base class's: 0 until a cursor moves
+    # cursor_seq (the shared cursor of linked views) is the base class's: 0 until a cursor moves;
+    # the browser follows it and sends back ``step`` (the kernel does not compute the step itself:
+    # folding is the browser's, and a different answer would echo back to the linked views)
 
     def __init__(
         self,
@@ -366,17 +368,6 @@ class TimelineView(View):
         )
         rows = self.visible()
         self.step = rows[0].index if rows else 0
-
-    @t.observe("cursor_seq")
-    def _follow_cursor(self, change: dict[str, Any]) -> None:
-        """A linked view moved the shared cursor: stand on the last visible row at or before it
-        (the browser does the same; setting the same step again sends nothing)."""
-        want = int(change["new"])
-        rows = self.visible()
-        if want <= 0 or not rows:
-            return
-        at = [r for r in rows if r.seq <= want]
-        self.step = (at[-1] if at else rows[0]).index
 
     def visible(self) -> list[Row]:
         """The rows the current filters show (what the browser shows, computed the same way)."""

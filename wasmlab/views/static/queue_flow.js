@@ -322,6 +322,7 @@ function render({ model, el }) {
   if (typeof wlProjectorToggle === "function") wlProjectorToggle(root);
   wlKeyNav(root, { ArrowRight: () => go.by(1), ArrowLeft: () => go.by(-1), Home: () => go.to(0), End: () => go.to(Infinity) });
   const em = () => parseFloat(getComputedStyle(root).fontSize) || 14;
+  const guard = typeof wlWidthGuard === "function" ? wlWidthGuard(root, ui.stage, ":is(.wl-qf-arrows, .wl-qf-travel)") : () => {};
 
   function save() { if (model.get("step") !== step) { model.set("step", step); model.save_changes(); } }
   function publish() {
@@ -366,6 +367,7 @@ function render({ model, el }) {
     now = has ? wlQfMoving(c, st, actors, i) : null;
     ui.legend.replaceChildren(...wlQfLegend(new Set(edges.map((e) => e[2]).concat(now ? [now[2]] : [])), has));
     wlQfDrawArrows(ui.stage, ui.arrows, edges, now, em());
+    guard();
     if (animate && now) {
       const ms = player.playing ? Math.min(700, 800 / (model.get("speed") || 4)) : 600;
       flight = wlQfFly(ui.stage, ui.travel, now, ms, em(), flight);
@@ -376,7 +378,7 @@ function render({ model, el }) {
   model.on("change:steps", () => draw(false));
   model.on("change:step", () => { const s = model.get("step"); if (s !== step) move(s, false); });
   model.on("change:cursor_seq", () => { const c = model.get("cursor_seq"); if (c !== cursor) follow(c); });
-  const redrawArrows = () => wlQfDrawArrows(ui.stage, ui.arrows, edges, now, em());
+  const redrawArrows = () => { wlQfDrawArrows(ui.stage, ui.arrows, edges, now, em()); guard(); };
   if (typeof ResizeObserver === "function") new ResizeObserver(() => requestAnimationFrame(redrawArrows)).observe(ui.stage);
   if (model.get("cursor_seq") > 0) follow(model.get("cursor_seq"));
   else { draw(false); showDetails(); }

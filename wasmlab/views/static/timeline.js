@@ -56,6 +56,7 @@ function render({ model, el }) {
   let nCols = 0, callOf = new Int32Array(0);
   let step = model.get("step");
   let followFirst = model.get("cursor_seq") > 0;
+  let cursorStep = -1; // the step the shared cursor was last set from or followed to
   let selected = -1;
   const unfolded = new Set(), folded = new Set();
   let hiddenIn = new Map(); // a folded call's row -> how many events it hides
@@ -122,8 +123,13 @@ function render({ model, el }) {
   function save(withStep = true) {
     let dirty = false;
     if (withStep && model.get("step") !== step) { model.set("step", step); dirty = true; }
+    // publish only when this view moved itself: a redraw (resize, filters) standing where the
+    // linked cursor put it must not pull the other views back to this view's own row
     const seq = cols && step < n ? cols.seq[step] : 0;
-    if (seq !== undefined && model.get("cursor_seq") !== seq) { model.set("cursor_seq", seq); dirty = true; }
+    if (step !== cursorStep && seq !== undefined && model.get("cursor_seq") !== seq) {
+      model.set("cursor_seq", seq); dirty = true;
+    }
+    cursorStep = step;
     if (dirty) model.save_changes();
   }
 
@@ -308,6 +314,7 @@ function render({ model, el }) {
     if (followFirst) { // opened linked to a cursor that already moved: start where it stands
       followFirst = false;
       step = vis[Math.max(0, wlLowerBound(visSeq, model.get("cursor_seq") + 1) - 1)];
+      cursorStep = step;
     }
     go(cur(), false);
   }
@@ -500,11 +507,12 @@ function render({ model, el }) {
   });
   model.on("change:cursor_seq", () => {
     const want = model.get("cursor_seq");
-    if (!vis.length || cols.seq[step] === want) return; // where we are: no echo
+    if (!vis.length || cols.seq[step] === want) { cursorStep = step; return; } // where we are: no echo
     const p = wlLowerBound(visSeq, want + 1) - 1; // our last step at or before it
     const q = Math.max(0, p);
-    if (vis[q] === step) return;
+    if (vis[q] === step) { cursorStep = step; return; }
     step = vis[q];
+    cursorStep = step;
     scrub.value = String(q);
     reveal(q);
     paint();

@@ -324,7 +324,8 @@ function render({ model, el }) {
     edges = tr.edges;
     arrowsNow();
   }
-  function arrowsNow() { wlVlDrawArrows(stage, flow, arrows, edges, parseFloat(getComputedStyle(root).fontSize) || 14); }
+  const guard = typeof wlWidthGuard === "function" ? wlWidthGuard(root, stage, ".wl-vl-arrows") : () => {};
+  function arrowsNow() { wlVlDrawArrows(stage, flow, arrows, edges, parseFloat(getComputedStyle(root).fontSize) || 14); guard(); }
 
   model.on("change:scene", draw);
   model.on("change:marks", () => { if (step >= 0) at = marks().seq[step] ?? Infinity; draw(); });
