@@ -29,8 +29,8 @@ const WL_QF_CSS = `
   border-radius: 0.3em; padding: 0 0.3em; max-width: 14em; overflow: hidden; text-overflow: ellipsis; }
 .wl-queueflow .wl-qf-legend { margin-top: 0.3em; display: flex; flex-wrap: wrap; gap: 0.1em 1.2em; }
 .wl-queueflow .wl-qf-legend span { white-space: nowrap; }
-.wl-queueflow .wl-qf-event { font-size: 0.85em; }
-.wl-queueflow .wl-details { font-size: 0.85em; }
+.wl-queueflow .wl-qf-event { font-size: 1em; } /* the step in words and its record: as large as the lesson's text */
+.wl-queueflow .wl-details { font-size: 1em; }
 `;
 
 const WL_QF_COLOUR = { enqueue: "#e69f00", ready: "#0072b2", set: "#8a7f00", get: "#8a7f00", register: "#0072b2" };

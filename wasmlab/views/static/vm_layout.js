@@ -27,7 +27,8 @@ const WL_VL_CSS = `
 .wl-layout .wl-vl-ctx { border: 1px solid #999; border-radius: 0.3em; background: #fff; margin: 0.2em 0 0 0.6em;
   padding: 0.05em 0.35em; font-size: 0.9em; }
 .wl-layout .wl-vl-ctx.wl-st-deleted { border-style: dashed; color: #666; background: #f4f4f4; }
-.wl-layout .wl-vl-traffic { font-size: 0.9em; margin-top: 0.15em; }
+.wl-layout .wl-vl-traffic { margin-top: 0.15em; }
+.wl-layout .wl-qf-event { font-size: 1em; }
 .wl-layout .wl-current { outline: 0.25em solid #b58900 !important; outline-offset: 0.12em;
   box-shadow: 0 0 0 0.55em rgba(240, 228, 66, 0.55) !important; }
 .wl-layout .wl-vl-tag { display: none; }
