@@ -505,9 +505,23 @@ function render({ model, el }) {
     const s = model.get("step");
     if (s !== step) { step = s; go(cur(), false); }
   });
+  /** A linked cursor on an event folded inside a call (a host call in a Wasm callback): unfold
+   * the calls around it, so the timeline shows that very event. */
+  function unfoldAround(seq) {
+    if (model.get("mode") !== "lanes" || !cols.up) return;
+    const i = wlLowerBound(cols.seq, seq);
+    if (i >= n || cols.seq[i] !== seq || wlLowerBound(vis, i) < vis.length && vis[wlLowerBound(vis, i)] === i) return;
+    let changed = false;
+    for (let u = cols.up[i]; u >= 0; u = cols.up[u]) {
+      if (!unfolded.has(u) || folded.has(u)) { unfolded.add(u); folded.delete(u); changed = true; }
+    }
+    if (changed) { cursorStep = step; rebuild(); } // the redraw stays put: nothing to publish
+  }
+
   model.on("change:cursor_seq", () => {
     const want = model.get("cursor_seq");
     if (!vis.length || cols.seq[step] === want) { cursorStep = step; return; } // where we are: no echo
+    unfoldAround(want);
     const p = wlLowerBound(visSeq, want + 1) - 1; // our last step at or before it
     const q = Math.max(0, p);
     if (vis[q] === step) { cursorStep = step; return; }
