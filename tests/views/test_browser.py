@@ -489,7 +489,11 @@ def test_presentation_mode_projector_and_a_reopened_lesson(lab, tmp_path):
         )
         md_px = sorted(md)[len(md) // 2]
         sizes = [roots.nth(i).evaluate(browser_checks.TEXT_SIZE) for i in range(n)]
-        roots.first.scroll_into_view_if_needed()
+        # JupyterLab lays off-screen cells out only when they come near (content-visibility), and
+        # the cells above then change height: scroll again once they have, so the view is in the shot
+        for _ in range(2):
+            roots.first.evaluate("r => r.scrollIntoView({block: 'start'})")
+            page.wait_for_timeout(500)
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "presentation-mode-05.png"))
         print(f"\nPresentation Mode: lesson text {md_px} px; view text (median) {sizes}")
