@@ -302,6 +302,7 @@ function render({ model, el }) {
     sizes(envoy);
     drawHead(envoy);
     canvas.style.height = `${Math.max(1, vis.length) * ROW_H}px`;
+    canvas.style.width = ""; // the CSS width (--wl-tl-width), after an empty selection's 100 %
     painted = "";
     if (!vis.length) {
       pos.textContent = "nothing to show";
