@@ -394,7 +394,12 @@ def test_static_picture_of_a_small_selection_is_complete(native_trace):
     assert svg.count("decode_headers") == 1  # call and return: one item
 
 
-def test_cursor_seq_starts_on_the_first_visible_event(wasm_trace):
+def test_cursor_seq_is_the_shared_one(wasm_trace):
+    from wasmlab.views.widget import View
+
     s = streams_of(wasm_trace)[1]
     v = TimelineView(wasm_trace, stream=s)
-    assert v.cursor_seq == v.visible()[0].seq and "cursor_seq" in v.keys
+    # the contract's one definition (views/widget.py): 0 = before the first event, until a cursor
+    # moves in the browser (which follows it and sends back ``step``)
+    assert v.cursor_seq == 0 and "cursor_seq" in v.keys and v.step == v.visible()[0].index
+    assert TimelineView.class_traits()["cursor_seq"] is View.class_traits()["cursor_seq"]

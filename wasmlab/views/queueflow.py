@@ -405,7 +405,10 @@ class QueueFlowView(View):
             actors=[{"vm": a.vm, "thread": a.thread, "roles": sorted(a.roles)} for a in m.actors.values()],
             steps=cols,
             step=len(m.steps) - 1,
-            note=f"{len(m.steps)} steps, {len(m.queues)} queues, {len(m.keys)} shared-data keys",
+            note=", ".join(
+                f"{k} {word}{'' if k == 1 else 's'}"
+                for k, word in ((len(m.steps), "step"), (len(m.queues), "queue"), (len(m.keys), "shared-data key"))
+            ),
         )
 
     def state(self) -> dict[str, Any]:

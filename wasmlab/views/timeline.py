@@ -331,8 +331,9 @@ class TimelineView(View):
     kinds = t.List(t.Unicode()).tag(sync=True)
     mode = t.Unicode("lanes").tag(sync=True)
     speed = t.Float(6.0).tag(sync=True)
-    #: the seq of the event the cursor stands on, shared with linked views (0 = before the first)
-    cursor_seq = t.Int(0).tag(sync=True)
+    # cursor_seq (the shared cursor of linked views) is the base class's: 0 until a cursor moves;
+    # the browser follows it and sends back ``step`` (the kernel does not compute the step itself:
+    # folding is the browser's, and a different answer would echo back to the linked views)
 
     def __init__(
         self,
@@ -367,7 +368,6 @@ class TimelineView(View):
         )
         rows = self.visible()
         self.step = rows[0].index if rows else 0
-        self.cursor_seq = rows[0].seq if rows else 0
 
     def visible(self) -> list[Row]:
         """The rows the current filters show (what the browser shows, computed the same way)."""

@@ -204,3 +204,20 @@ function wlLastAtOrBefore(arr, x) {
   }
   return lo - 1;
 }
+
+/** An overlay (arrows between boxes) is drawn in px for one width of `stage`. JupyterLab skips
+ * laying out cells that are off-screen (content-visibility), so after a window resize or zoom the
+ * overlay can be stale until a ResizeObserver runs. A container query hides it the moment the
+ * stage has another width than the one it was drawn for. Returns mark(): call it after drawing. */
+function wlWidthGuard(root, stage, overlaySelector) {
+  const id = `g${Math.random().toString(36).slice(2, 10)}`;
+  root.setAttribute("data-wl-guard", id);
+  stage.style.containerType = "inline-size";
+  const rule = wlEl("style", {});
+  root.prepend(rule);
+  return () => {
+    const w = stage.getBoundingClientRect().width;
+    rule.textContent = `@container (max-width: ${(w - 0.5).toFixed(2)}px) or (min-width: ${(w + 0.5).toFixed(2)}px) {
+  [data-wl-guard="${id}"] ${overlaySelector} { display: none; } }`;
+  };
+}

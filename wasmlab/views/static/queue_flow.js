@@ -29,8 +29,8 @@ const WL_QF_CSS = `
   border-radius: 0.3em; padding: 0 0.3em; max-width: 14em; overflow: hidden; text-overflow: ellipsis; }
 .wl-queueflow .wl-qf-legend { margin-top: 0.3em; display: flex; flex-wrap: wrap; gap: 0.1em 1.2em; }
 .wl-queueflow .wl-qf-legend span { white-space: nowrap; }
-.wl-queueflow .wl-qf-event { font-size: 0.85em; }
-.wl-queueflow .wl-details { font-size: 0.85em; }
+.wl-queueflow .wl-qf-event { font-size: 1em; } /* the step in words and its record: as large as the lesson's text */
+.wl-queueflow .wl-details { font-size: 1em; }
 `;
 
 const WL_QF_COLOUR = { enqueue: "#e69f00", ready: "#0072b2", set: "#8a7f00", get: "#8a7f00", register: "#0072b2" };
@@ -307,7 +307,9 @@ function render({ model, el }) {
   let step = model.get("step"), cursor = -1, flight = null, edges = [], now = null;
   const cols = () => model.get("steps") || { seq: [] };
   const n = () => cols().seq.length;
-  const go = { to: (s, persist = true) => move(s, persist), by: (d) => move(step + d), atEnd: () => step >= n() - 1 };
+  // step ▶ on the last step starts again from the first one (as play does): stepping always moves
+  const go = { to: (s, persist = true) => move(s, persist), by: (d) => move(d > 0 && step >= n() - 1 ? 0 : step + d),
+    atEnd: () => step >= n() - 1 };
   const player = wlPlayer(() => move(step + 1, false), () => model.get("speed") || 4);
   const tb = wlQfToolbar(model, go, player);
   const ui = wlQfLayout();
@@ -320,6 +322,7 @@ function render({ model, el }) {
   if (typeof wlProjectorToggle === "function") wlProjectorToggle(root);
   wlKeyNav(root, { ArrowRight: () => go.by(1), ArrowLeft: () => go.by(-1), Home: () => go.to(0), End: () => go.to(Infinity) });
   const em = () => parseFloat(getComputedStyle(root).fontSize) || 14;
+  const guard = typeof wlWidthGuard === "function" ? wlWidthGuard(root, ui.stage, ":is(.wl-qf-arrows, .wl-qf-travel)") : () => {};
 
   function save() { if (model.get("step") !== step) { model.set("step", step); model.save_changes(); } }
   function publish() {
@@ -364,6 +367,7 @@ function render({ model, el }) {
     now = has ? wlQfMoving(c, st, actors, i) : null;
     ui.legend.replaceChildren(...wlQfLegend(new Set(edges.map((e) => e[2]).concat(now ? [now[2]] : [])), has));
     wlQfDrawArrows(ui.stage, ui.arrows, edges, now, em());
+    guard();
     if (animate && now) {
       const ms = player.playing ? Math.min(700, 800 / (model.get("speed") || 4)) : 600;
       flight = wlQfFly(ui.stage, ui.travel, now, ms, em(), flight);
@@ -374,7 +378,7 @@ function render({ model, el }) {
   model.on("change:steps", () => draw(false));
   model.on("change:step", () => { const s = model.get("step"); if (s !== step) move(s, false); });
   model.on("change:cursor_seq", () => { const c = model.get("cursor_seq"); if (c !== cursor) follow(c); });
-  const redrawArrows = () => wlQfDrawArrows(ui.stage, ui.arrows, edges, now, em());
+  const redrawArrows = () => { wlQfDrawArrows(ui.stage, ui.arrows, edges, now, em()); guard(); };
   if (typeof ResizeObserver === "function") new ResizeObserver(() => requestAnimationFrame(redrawArrows)).observe(ui.stage);
   if (model.get("cursor_seq") > 0) follow(model.get("cursor_seq"));
   else { draw(false); showDetails(); }

@@ -55,11 +55,15 @@ function render({ model, el }) {
   let laneCol = new Int32Array(0); // lane index -> column (or -1 when no visible row uses it)
   let nCols = 0, callOf = new Int32Array(0);
   let step = model.get("step");
+  let followFirst = model.get("cursor_seq") > 0;
+  let cursorStep = -1; // the step the shared cursor was last set from or followed to
   let selected = -1;
   const unfolded = new Set(), folded = new Set();
   let hiddenIn = new Map(); // a folded call's row -> how many events it hides
-  // sizes in px, derived from the root's font size (recomputed when it changes)
-  let EM = 14, ROW_H = 24, COL_W = 60, LABEL_W = 300, FIXED_W = 80, showThread = true;
+  // Sizes. Rows are px (from the root's font size, recomputed when it changes); columns are laid
+  // out by CSS (flex + clamp() in em and %), so the lanes fit whatever width the output area has
+  // now — also when it changed while JupyterLab was not laying the cell out (content-visibility).
+  let EM = 14, ROW_H = 24, FIXED_EM = 5, showThread = true;
 
   // ---- controls ------------------------------------------------------------------------------
   const pos = wlEl("span", { class: "wl-pos", "aria-live": "polite" });
@@ -91,7 +95,10 @@ function render({ model, el }) {
   const filters = wlEl("div", { class: "wl-bar wl-filters" });
   const kindsBox = wlEl("span", { class: "wl-kinds" });
   const legend = wlEl("div", { class: "wl-tl-legend" });
-  const hint = wlEl("div", { class: "wl-scroll-hint", "aria-live": "polite" });
+  const hint = wlEl("div", { class: "wl-scroll-hint wl-tl-hint" });
+  const tlId = `tl${Math.random().toString(36).slice(2, 10)}`;
+  root.dataset.tl = tlId;
+  const hintRule = wlEl("style", {});
 
   // ---- the lanes -----------------------------------------------------------------------------
   const scroll = wlEl("div", { class: "wl-tl-scroll" });
@@ -99,7 +106,7 @@ function render({ model, el }) {
   const canvas = wlEl("div", { class: "wl-tl-canvas" });
   scroll.append(head, canvas);
   const details = wlEl("div", { class: "wl-details", "aria-live": "polite" });
-  root.append(wlTitle(model), bar, filters, legend, hint, scroll, details);
+  root.append(hintRule, wlTitle(model), bar, filters, legend, hint, scroll, details);
   wlKeyNav(root, {
     ArrowRight: () => go(cur() + 1), ArrowDown: () => go(cur() + 1),
     ArrowLeft: () => go(cur() - 1), ArrowUp: () => go(cur() - 1),
@@ -116,8 +123,13 @@ function render({ model, el }) {
   function save(withStep = true) {
     let dirty = false;
     if (withStep && model.get("step") !== step) { model.set("step", step); dirty = true; }
+    // publish only when this view moved itself: a redraw (resize, filters) standing where the
+    // linked cursor put it must not pull the other views back to this view's own row
     const seq = cols && step < n ? cols.seq[step] : 0;
-    if (seq !== undefined && model.get("cursor_seq") !== seq) { model.set("cursor_seq", seq); dirty = true; }
+    if (step !== cursorStep && seq !== undefined && model.get("cursor_seq") !== seq) {
+      model.set("cursor_seq", seq); dirty = true;
+    }
+    cursorStep = step;
     if (dirty) model.save_changes();
   }
 
@@ -289,10 +301,8 @@ function render({ model, el }) {
     const envoy = mode === "envoy";
     sizes(envoy);
     drawHead(envoy);
-    const width = envoy ? FIXED_W + LABEL_W : FIXED_W + LABEL_W + nCols * COL_W;
     canvas.style.height = `${Math.max(1, vis.length) * ROW_H}px`;
-    canvas.style.width = `${width}px`;
-    head.style.width = `${width}px`;
+    canvas.style.width = ""; // the CSS width (--wl-tl-width), after an empty selection's 100 %
     painted = "";
     if (!vis.length) {
       pos.textContent = "nothing to show";
@@ -302,36 +312,46 @@ function render({ model, el }) {
       details.textContent = "";
       return;
     }
+    if (followFirst) { // opened linked to a cursor that already moved: start where it stands
+      followFirst = false;
+      step = vis[Math.max(0, wlLowerBound(visSeq, model.get("cursor_seq") + 1) - 1)];
+      cursorStep = step;
+    }
     go(cur(), false);
   }
 
-  /** Column sizes from the root's font size and width: lanes get room first (2.6–4.2 em each),
-   * the label column takes what is left (at least 12 em, or 9 em when many lanes need the room);
-   * past that the lanes scroll, with a hint. */
+  /** Column sizes, as CSS: the fixed columns (marker, seq, thread) in em; the lanes get room first
+   * (2.6–4.2 em each), the label column takes what is left (at least 12 em, then down to 9 em);
+   * past that the canvas is wider than the output and scrolls — a container query on the root
+   * (its width, not a measurement that can be stale) shows the hint then. */
   function sizes(envoy) {
     EM = parseFloat(getComputedStyle(root).fontSize) || 14;
     ROW_H = Math.round(1.7 * EM);
     showThread = (cols.threads || []).length > 1 && !model.get("worker");
-    FIXED_W = Math.round((1 + 4.2 + (showThread ? 3.6 : 0)) * EM);
-    const avail = (scroll.clientWidth || root.clientWidth || 900) - FIXED_W - 2;
-    if (envoy) { LABEL_W = avail; hint.textContent = ""; return; }
-    const minLabel = (avail - nCols * 2.6 * EM > 12 * EM ? 12 : 9) * EM;
-    COL_W = Math.floor(Math.max(2.6 * EM, Math.min(4.2 * EM, (avail - minLabel) / Math.max(1, nCols))));
-    LABEL_W = Math.max(minLabel, avail - nCols * COL_W);
-    const fit = Math.floor((avail - minLabel) / COL_W);
-    hint.textContent = nCols > fit ? `scroll → for ${nCols - Math.max(0, fit)} more lanes` : "";
+    FIXED_EM = 1 + 4.2 + (showThread ? 3.6 : 0); // .wl-marker, .wl-seq, .wl-thread (timeline.css)
+    const n = envoy ? 0 : nCols;
+    const least = FIXED_EM + 9 + n * 2.6; // em: narrower than this, the lanes scroll
+    root.style.setProperty("--wl-tl-fixed", `${FIXED_EM}em`);
+    root.style.setProperty("--wl-tl-lanes", n ? `clamp(${(n * 2.6).toFixed(2)}em, 100% - ${FIXED_EM + 12}em, ${(n * 4.2).toFixed(2)}em)` : "0px");
+    root.style.setProperty("--wl-tl-width", `max(100%, ${least.toFixed(2)}em)`);
+    hintRule.textContent = n ? `@container wltl (max-width: ${(least + 1.4).toFixed(2)}em) {
+      .wl.wl-timeline[data-tl="${tlId}"] .wl-tl-hint { display: block; } }` : "";
+    hint.textContent = n ? `scroll → for the lanes on the right (${n} lanes; full names in the "lanes:" line above)` : "";
   }
 
   function drawHead(envoy) {
     head.replaceChildren();
     legend.replaceChildren();
     if (envoy) {
-      const d = wlEl("div", { class: "wl-tl-lane" }, wlEl("b", {}, "Envoy --component-log-level wasm:trace lines"));
-      d.style.left = `${FIXED_W}px`; d.style.width = `${LABEL_W}px`; d.style.textAlign = "left";
-      head.append(d);
+      const d = wlEl("div", { class: "wl-tl-head-text" }, wlEl("b", {}, "Envoy --component-log-level wasm:trace lines"));
+      head.append(wlEl("div", { class: "wl-tl-fixed" }), d);
       return;
     }
     const names = [];
+    // how many characters of a lane's name fit its column now (only the text depends on it)
+    const lanesPx = Math.max(0, (scroll.clientWidth || root.clientWidth) - (FIXED_EM + 12) * EM);
+    const COL_W = Math.max(2.6 * EM, Math.min(4.2 * EM, lanesPx / Math.max(1, nCols)));
+    const strip = wlEl("div", { class: "wl-tl-lanes wl-tl-strip" });
     for (let j = 0; j < lanes.length; j++) {
       if (laneCol[j] < 0) continue;
       const l = lanes[j], num = laneCol[j] + 1;
@@ -343,17 +363,14 @@ function render({ model, el }) {
       const shown = name.length <= cap ? name : vmLike ? `…${name.slice(name.length - cap + 1)}` : `${name.slice(0, cap - 1)}…`;
       const d = wlEl("div", { class: "wl-tl-lane", "data-lane": l.key, title: `${num}: ${l.label} (${l.kind})` },
         wlEl("b", {}, String(num)), wlEl("span", {}, shown));
-      d.style.left = `${FIXED_W + LABEL_W + laneCol[j] * COL_W}px`;
-      d.style.width = `${COL_W}px`;
+      d.style.order = String(laneCol[j]);
       d.style.borderTopColor = WL_LANE_COLOURS[l.kind] || "#999";
-      head.append(d);
+      strip.append(d);
       names.push(wlEl("span", {}, wlEl("b", {}, `${num}`), ` ${l.label}${j < lanes.length - 1 ? " · " : ""}`));
     }
-    const what = wlEl("div", { class: "wl-tl-head-text" }, "call → return, one row (",
-      wlEl("b", {}, "+"), " unfolds)");
-    what.style.position = "absolute"; what.style.left = `${FIXED_W}px`; what.style.width = `${LABEL_W}px`;
-    what.style.bottom = "0.2em"; what.style.fontSize = "0.85em"; what.style.whiteSpace = "normal";
-    if (model.get("mode") === "lanes") head.append(what);
+    const what = wlEl("div", { class: "wl-tl-head-text" });
+    if (model.get("mode") === "lanes") what.append("call → return, one row (", wlEl("b", {}, "+"), " unfolds)");
+    head.append(wlEl("div", { class: "wl-tl-fixed" }), what, strip);
     legend.append(wlEl("b", {}, "lanes: "), ...names);
   }
 
@@ -366,7 +383,7 @@ function render({ model, el }) {
     const top = Math.max(0, Math.floor(scroll.scrollTop / ROW_H) - 8);
     const count = Math.ceil((scroll.clientHeight || 380) / ROW_H) + 16;
     const mode = model.get("mode");
-    const key = `${top}:${count}:${step}:${selected}:${vis.length}:${nCols}:${COL_W}:${LABEL_W}:${mode}`;
+    const key = `${top}:${count}:${step}:${selected}:${vis.length}:${nCols}:${ROW_H}:${mode}`;
     const q = cur();
     pos.textContent = `event ${q + 1} of ${vis.length} (#${cols.seq[vis[q]]})`;
     if (key === painted) return;
@@ -407,7 +424,6 @@ function render({ model, el }) {
     cell.append(wlEl("span", { class: `wl-label${cols.flag[i] ? " wl-flag" : ""}` }, text));
     if (nested && hiddenIn.has(i)) cell.append(wlEl("span", { class: "wl-inside" }, `(${hiddenIn.get(i)} inside)`));
     if (!envoy && cols.note[i]) cell.append(wlEl("span", { class: "wl-rnote" }, cols.note[i]));
-    cell.style.width = `${LABEL_W}px`;
     row.append(cell);
     if (!envoy) row.append(arrow(i, k, nested && cols.ph[i] === 1 && cols.end[i] >= 0));
     row.addEventListener("click", () => { selected = i; go(wlLowerBound(vis, i)); });
@@ -423,27 +439,27 @@ function render({ model, el }) {
   }
 
   /** The lanes of one row: a dot (a note on one lane), an arrow, or — a call with its return
-   * (nested view) — the call's arrow and, under it, the dashed return. */
+   * (nested view) — the call's arrow and, under it, the dashed return. x is in % of the lanes'
+   * width (CSS decides it); arrowheads are px shapes placed at a % (a nested svg), so they never
+   * stretch. */
   function arrow(i, k, both) {
-    const w = nCols * COL_W;
-    const s = wlSvg("svg", { width: w, height: ROW_H, "aria-hidden": "true" });
-    for (let c = 0; c < nCols; c++) {
-      const x = c * COL_W + COL_W / 2;
-      s.append(wlSvg("line", { x1: x, y1: 0, x2: x, y2: ROW_H, stroke: "#ddd" }));
-    }
+    const s = wlSvg("svg", { class: "wl-tl-lanes", height: ROW_H, "aria-hidden": "true" });
+    const at = (c) => `${(((c + 0.5) * 100) / nCols).toFixed(3)}%`;
+    for (let c = 0; c < nCols; c++) s.append(wlSvg("line", { x1: at(c), y1: 0, x2: at(c), y2: ROW_H, stroke: "#ddd" }));
     const colour = WL_KIND_COLOURS[k] || "#333";
     const a = laneCol[cols.src[i]], b = laneCol[cols.dst[i]];
     const y = ROW_H / 2, head = 0.5 * EM, r = 0.28 * EM;
     if (a === b || a < 0 || b < 0) {
-      const x = (a >= 0 ? a : Math.max(b, 0)) * COL_W + COL_W / 2;
-      s.append(wlSvg("circle", { cx: x, cy: y, r, fill: colour, stroke: "#000", "stroke-width": 0.5 }));
+      s.append(wlSvg("circle", { cx: at(a >= 0 ? a : Math.max(b, 0)), cy: y, r, fill: colour, stroke: "#000", "stroke-width": 0.5 }));
       return s;
     }
     const line = (from, to, yy, dashed, width) => {
-      const x1 = from * COL_W + COL_W / 2, x2 = to * COL_W + COL_W / 2, dir = x2 > x1 ? 1 : -1;
-      const l = wlSvg("line", { x1, y1: yy, x2: x2 - dir * head * 0.7, y2: yy, stroke: colour, "stroke-width": width });
+      const dir = to > from ? 1 : -1;
+      const l = wlSvg("line", { x1: at(from), y1: yy, x2: at(to), y2: yy, stroke: colour, "stroke-width": width });
       if (dashed) l.setAttribute("stroke-dasharray", "4 2");
-      s.append(l, wlSvg("path", { d: `M${x2},${yy} l${-dir * head},${-head * 0.5} l0,${head} z`, fill: colour }));
+      const tip = wlSvg("svg", { x: at(to), y: 0, width: 1, height: ROW_H, overflow: "visible" });
+      tip.append(wlSvg("path", { d: `M0,${yy} l${-dir * head},${-head * 0.5} l0,${head} z`, fill: colour }));
+      s.append(l, tip);
     };
     if (both) {
       line(a, b, y - 0.22 * EM, false, 2);
@@ -490,13 +506,28 @@ function render({ model, el }) {
     const s = model.get("step");
     if (s !== step) { step = s; go(cur(), false); }
   });
+  /** A linked cursor on an event folded inside a call (a host call in a Wasm callback): unfold
+   * the calls around it, so the timeline shows that very event. */
+  function unfoldAround(seq) {
+    if (model.get("mode") !== "lanes" || !cols.up) return;
+    const i = wlLowerBound(cols.seq, seq);
+    if (i >= n || cols.seq[i] !== seq || wlLowerBound(vis, i) < vis.length && vis[wlLowerBound(vis, i)] === i) return;
+    let changed = false;
+    for (let u = cols.up[i]; u >= 0; u = cols.up[u]) {
+      if (!unfolded.has(u) || folded.has(u)) { unfolded.add(u); folded.delete(u); changed = true; }
+    }
+    if (changed) { cursorStep = step; rebuild(); } // the redraw stays put: nothing to publish
+  }
+
   model.on("change:cursor_seq", () => {
     const want = model.get("cursor_seq");
-    if (!vis.length || cols.seq[step] === want) return; // where we are: no echo
+    if (!vis.length || cols.seq[step] === want) { cursorStep = step; return; } // where we are: no echo
+    unfoldAround(want);
     const p = wlLowerBound(visSeq, want + 1) - 1; // our last step at or before it
     const q = Math.max(0, p);
-    if (vis[q] === step) return;
+    if (vis[q] === step) { cursorStep = step; return; }
     step = vis[q];
+    cursorStep = step;
     scrub.value = String(q);
     reveal(q);
     paint();

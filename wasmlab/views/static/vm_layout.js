@@ -27,7 +27,8 @@ const WL_VL_CSS = `
 .wl-layout .wl-vl-ctx { border: 1px solid #999; border-radius: 0.3em; background: #fff; margin: 0.2em 0 0 0.6em;
   padding: 0.05em 0.35em; font-size: 0.9em; }
 .wl-layout .wl-vl-ctx.wl-st-deleted { border-style: dashed; color: #666; background: #f4f4f4; }
-.wl-layout .wl-vl-traffic { font-size: 0.9em; margin-top: 0.15em; }
+.wl-layout .wl-vl-traffic { margin-top: 0.15em; }
+.wl-layout .wl-qf-event { font-size: 1em; }
 .wl-layout .wl-current { outline: 0.25em solid #b58900 !important; outline-offset: 0.12em;
   box-shadow: 0 0 0 0.55em rgba(240, 228, 66, 0.55) !important; }
 .wl-layout .wl-vl-tag { display: none; }
@@ -274,7 +275,8 @@ function render({ model, el }) {
   const marks = () => model.get("marks") || { seq: [], label: [], target: [] };
   const scene = () => model.get("scene") || {};
   const cur = () => (step < 0 ? marks().seq.length : step);
-  const go = { step: () => step, to: setStep, by: (d) => setStep(Math.max(0, cur() + d)) };
+  // step ▶ at "now" (the end) replays from the first lifecycle event, as play does
+  const go = { step: () => step, to: setStep, by: (d) => setStep(step < 0 && d > 0 ? 0 : Math.max(0, cur() + d)) };
   const player = wlPlayer(() => (step >= 0 && step < marks().seq.length - 1 ? (setStep(step + 1, false), true) : false), () => 2);
   const ui = wlVlToolbar(model, go, player);
   player.onchange = () => {
@@ -323,7 +325,8 @@ function render({ model, el }) {
     edges = tr.edges;
     arrowsNow();
   }
-  function arrowsNow() { wlVlDrawArrows(stage, flow, arrows, edges, parseFloat(getComputedStyle(root).fontSize) || 14); }
+  const guard = typeof wlWidthGuard === "function" ? wlWidthGuard(root, stage, ".wl-vl-arrows") : () => {};
+  function arrowsNow() { wlVlDrawArrows(stage, flow, arrows, edges, parseFloat(getComputedStyle(root).fontSize) || 14); guard(); }
 
   model.on("change:scene", draw);
   model.on("change:marks", () => { if (step >= 0) at = marks().seq[step] ?? Infinity; draw(); });
