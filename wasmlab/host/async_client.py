@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..http import HeaderMap, Request
+from .local_info import local_address
 from .upstream import (
     CONNECTION_TERMINATION,
     UpstreamResult,
@@ -31,8 +32,6 @@ if TYPE_CHECKING:
     from .services import ServerContext
 
 
-#: the x-forwarded-for value Envoy 1.40's async client sends (observed on the real binary)
-ASYNC_CLIENT_XFF = "192.0.2.2"
 TIMEOUT_BODY = b"upstream request timeout"
 
 
@@ -104,8 +103,10 @@ def send(
 
     The caller checks the cluster exists (Lua and Wasm report that error differently). As
     Envoy's async client (its request goes through a router of its own), the upstream also gets
-    ``x-envoy-internal: true``, ``x-forwarded-for: 192.0.2.2`` (unless ``send_xff`` is false;
-    Envoy 1.40 sends that placeholder address) and ``x-envoy-expected-rq-timeout-ms`` when there
+    ``x-envoy-internal: true``, ``x-forwarded-for`` with the machine's own address (Envoy's
+    ``AsyncStreamImpl`` appends ``LocalInfo::address()`` when the caller's ``send_xff`` is on: Lua's
+    ``httpCall`` by default; Proxy-Wasm's ``proxy_http_call`` turns it off; see ``local_info``)
+    and ``x-envoy-expected-rq-timeout-ms`` when there
     is a timeout; the answer gets ``x-envoy-upstream-service-time``. A timeout, an unreachable or
     crashing upstream and a cluster without endpoints come back as that router's local replies
     (504/503 with a ``text/plain`` body), as in Envoy. The trace's callout events carry the
@@ -191,10 +192,16 @@ def _upstream_headers(headers: HeaderMap, body: bytes, timeout_s: float | None, 
         up.add("content-length", str(len(body)))
     up.set("x-envoy-internal", "true")
     if send_xff:
-        up.set("x-forwarded-for", ASYNC_CLIENT_XFF)
+        append_xff(up, local_address())
     if timeout_s:
         up.set("x-envoy-expected-rq-timeout-ms", str(int(timeout_s * 1000)))
     return up
+
+
+def append_xff(headers: HeaderMap, address: str) -> None:
+    """Envoy's ``Utility::appendXff``: add ``address`` to ``x-forwarded-for`` (``,``-joined)."""
+    old = headers.get("x-forwarded-for")
+    headers.set("x-forwarded-for", f"{old},{address}" if old else address)
 
 
 def _arm_timeout(

@@ -463,6 +463,10 @@ class FilterManager:
         stream = self.stream
         if self.call_state & _DECODING or not self.response_started_to_codec:
             self.decoder_aborted = True
+        if status == 400:
+            # Envoy's ActiveStream::onLocalReply: a 400 means a messaging error, and the HTTP/1
+            # codec closes the connection after it (``connection: close``); no other status does
+            stream.info.should_drain_connection = True
         if self.response_started_to_codec:
             # headers already reached the client: all Envoy can do is reset
             stream.reset(details or "local_reply_after_response_started")

@@ -28,6 +28,7 @@ from ..config.bootstrap import HcmConfig, ListenerConfig, PerRouteDisabled
 from ..config.route import RouteAction
 from ..http import Buffer, HeaderMap, Response
 from ..http.stream_info import StreamInfo
+from .conn_manager_utility import add_external_address, mutate_client_address
 from .filter_manager import FilterManager
 
 if TYPE_CHECKING:
@@ -141,8 +142,10 @@ class ActiveStream:
         headers.add(":scheme", "http")
         for k, v in spec.headers:
             headers.add(k, v)
+        client = mutate_client_address(headers, config.client_address, self.info.downstream_remote_address)
         if "x-forwarded-proto" not in headers:
             headers.add("x-forwarded-proto", "http")
+        add_external_address(headers, config.client_address, client)
         if config.generate_request_id and "x-request-id" not in headers:
             headers.add("x-request-id", _request_id())
         self.method = spec.method

@@ -98,7 +98,7 @@ class RouterFilter(StreamFilter):
             return FilterHeadersStatus.StopIteration
         action = route.action
         if isinstance(action, DirectResponse):
-            self._direct(route, action.status, action.body, None)
+            self._direct(route, action.status, action.body, _direct_location(headers, action.status))
             return FilterHeadersStatus.StopIteration
         if isinstance(action, Redirect):
             self._direct(route, action.response_code, b"", self._redirect_uri(headers, action, route))
@@ -325,3 +325,13 @@ def _rewrite_path(path: str, match: Any, action: RouteAction) -> str:
         new = pattern.sub(sub.replace("\\", "\\"), bare)
         return new + (("?" + query) if query else "")
     return path
+
+
+def _direct_location(headers: HeaderMap, status: int) -> str | None:
+    """Envoy's router adds ``location`` to a direct response with status 201 or 3xx (RFC 7231
+    7.1.2): the request's own URL, scheme from ``x-forwarded-proto``, host as sent (with its
+    port), path with its query (``RouteEntryImplBase::newUri`` with no redirect fields)."""
+    if status != 201 and not 300 <= status < 400:
+        return None
+    scheme = headers.get("x-forwarded-proto") or headers.get(":scheme") or "http"
+    return f"{scheme}://{headers.get(':authority') or ''}{headers.get(':path') or '/'}"

@@ -1,0 +1,79 @@
+"""What Envoy's ``ConnectionManagerUtility::mutateRequestHeaders`` does to a request's
+client-address headers before the filter chain sees it.
+
+* ``x-envoy-internal`` from the client is always removed: a request is internal only when its one
+  ``x-forwarded-for`` address is an internal address, and Envoy 1.40 with no
+  ``internal_address_config`` treats no address as internal (measured: a loopback client is
+  external), so wasmlab never sets it.
+* ``use_remote_address: true`` (an edge proxy): the downstream address is appended to
+  ``x-forwarded-for`` — for a client on loopback, the machine's own address (``LocalInfo``)
+  instead — unless ``skip_xff_append``; the client address is the connection's, or with
+  ``xff_num_trusted_hops: N`` the N-th address from the right of the client's
+  ``x-forwarded-for``; ``x-envoy-external-address`` carries it; and the ``x-envoy-*`` headers only
+  Envoy may set are removed (``cleanInternalHeaders``).
+* Without ``use_remote_address`` nothing is appended (Envoy trusts the client's
+  ``x-forwarded-for``).
+"""
+
+from __future__ import annotations
+
+from ..config.node import ClientAddressOptions
+from ..http import HeaderMap
+from .local_info import local_address
+
+#: ``cleanInternalHeaders``: what an external client may not send to an edge Envoy
+INTERNAL_ONLY_HEADERS = (
+    "x-envoy-decorator-operation",
+    "x-envoy-downstream-service-cluster",
+    "x-envoy-downstream-service-node",
+    "x-envoy-expected-rq-timeout-ms",
+    "x-envoy-force-trace",
+    "x-envoy-hedge-on-per-try-timeout",
+    "x-envoy-ip-tags",
+    "x-envoy-max-retries",
+    "x-envoy-original-path",
+    "x-envoy-retriable-header-names",
+    "x-envoy-retriable-status-codes",
+    "x-envoy-retry-grpc-on",
+    "x-envoy-retry-on",
+    "x-envoy-upstream-alt-stat-name",
+    "x-envoy-upstream-rq-per-try-timeout-ms",
+    "x-envoy-upstream-rq-timeout-alt-response",
+    "x-envoy-upstream-rq-timeout-ms",
+)
+
+
+def xff_entries(headers: HeaderMap) -> list[str]:
+    value = headers.get("x-forwarded-for") or ""
+    return [p.strip() for p in value.split(",") if p.strip()]
+
+
+def mutate_client_address(headers: HeaderMap, opts: ClientAddressOptions, remote: str) -> str:
+    """Apply the client-address rules to ``headers`` (``x-forwarded-proto`` not yet added);
+    returns the address Envoy takes as the client's. ``remote`` is ``ip:port``."""
+    remote_ip = remote.rsplit(":", 1)[0]
+    headers.remove("x-envoy-internal")
+    if not opts.use_remote_address:
+        entries = xff_entries(headers)
+        hops = opts.xff_num_trusted_hops
+        return entries[-1 - hops] if len(entries) > hops else remote_ip
+    client = remote_ip
+    hops = opts.xff_num_trusted_hops
+    if hops > 0:
+        entries = xff_entries(headers)
+        if len(entries) >= hops:
+            client = entries[-hops]
+    if not opts.skip_xff_append:
+        appended = local_address() if remote_ip.startswith("127.") else remote_ip
+        old = headers.get("x-forwarded-for")
+        headers.set("x-forwarded-for", f"{old},{appended}" if old else appended)
+    for name in INTERNAL_ONLY_HEADERS:
+        headers.remove(name)
+    return client
+
+
+def add_external_address(headers: HeaderMap, opts: ClientAddressOptions, client: str) -> None:
+    """``x-envoy-external-address`` for an external request at an edge Envoy (after
+    ``x-forwarded-proto``, as Envoy orders them)."""
+    if opts.use_remote_address:
+        headers.set("x-envoy-external-address", client)
