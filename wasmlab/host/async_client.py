@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..http import HeaderMap, Request
+from .conn_manager_utility import append_xff
 from .local_info import local_address
 from .upstream import (
     CONNECTION_TERMINATION,
@@ -196,12 +197,6 @@ def _upstream_headers(headers: HeaderMap, body: bytes, timeout_s: float | None, 
     if timeout_s:
         up.set("x-envoy-expected-rq-timeout-ms", str(int(timeout_s * 1000)))
     return up
-
-
-def append_xff(headers: HeaderMap, address: str) -> None:
-    """Envoy's ``Utility::appendXff``: add ``address`` to ``x-forwarded-for`` (``,``-joined)."""
-    old = headers.get("x-forwarded-for")
-    headers.set("x-forwarded-for", f"{old},{address}" if old else address)
 
 
 def _arm_timeout(

@@ -9,8 +9,9 @@ client-address headers before the filter chain sees it.
   ``x-forwarded-for`` — for a client on loopback, the machine's own address (``LocalInfo``)
   instead — unless ``skip_xff_append``; the client address is the connection's, or with
   ``xff_num_trusted_hops: N`` the N-th address from the right of the client's
-  ``x-forwarded-for``; ``x-envoy-external-address`` carries it; and the ``x-envoy-*`` headers only
-  Envoy may set are removed (``cleanInternalHeaders``).
+  ``x-forwarded-for``; ``x-envoy-external-address`` carries it; ``x-forwarded-proto`` is
+  overwritten with the connection's scheme when no hop is trusted; and the ``x-envoy-*`` headers only Envoy may set are
+  removed (``cleanInternalHeaders``).
 * Without ``use_remote_address`` nothing is appended (Envoy trusts the client's
   ``x-forwarded-for``).
 """
@@ -43,6 +44,31 @@ INTERNAL_ONLY_HEADERS = (
 )
 
 
+def set_inline(headers: HeaderMap, name: str, value: str) -> None:
+    """Set a header Envoy keeps as an inline header: an existing one keeps its place."""
+    if name not in headers:
+        headers.add(name, value)
+        return
+    first = True
+    out = []
+    for k, v in headers:
+        if k == name:
+            if first:
+                out.append((k, value))
+            first = False
+        else:
+            out.append((k, v))
+    headers.clear()
+    for k, v in out:
+        headers.add(k, v)
+
+
+def append_xff(headers: HeaderMap, address: str) -> None:
+    """Envoy's ``Utility::appendXff``: add ``address`` to ``x-forwarded-for`` (``,``-joined)."""
+    old = headers.get("x-forwarded-for")
+    set_inline(headers, "x-forwarded-for", f"{old},{address}" if old else address)
+
+
 def xff_entries(headers: HeaderMap) -> list[str]:
     value = headers.get("x-forwarded-for") or ""
     return [p.strip() for p in value.split(",") if p.strip()]
@@ -65,8 +91,11 @@ def mutate_client_address(headers: HeaderMap, opts: ClientAddressOptions, remote
             client = entries[-hops]
     if not opts.skip_xff_append:
         appended = local_address() if remote_ip.startswith("127.") else remote_ip
-        old = headers.get("x-forwarded-for")
-        headers.set("x-forwarded-for", f"{old},{appended}" if old else appended)
+        append_xff(headers, appended)
+    if hops == 0:
+        # an edge Envoy trusting no hop does not trust the client's scheme either (measured:
+        # with xff_num_trusted_hops > 0 the client's x-forwarded-proto is kept)
+        set_inline(headers, "x-forwarded-proto", "http")
     for name in INTERNAL_ONLY_HEADERS:
         headers.remove(name)
     return client
@@ -76,4 +105,4 @@ def add_external_address(headers: HeaderMap, opts: ClientAddressOptions, client:
     """``x-envoy-external-address`` for an external request at an edge Envoy (after
     ``x-forwarded-proto``, as Envoy orders them)."""
     if opts.use_remote_address:
-        headers.set("x-envoy-external-address", client)
+        set_inline(headers, "x-envoy-external-address", client)

@@ -1,0 +1,140 @@
+"""Issue 11's fidelity items, each compared with real Envoy 1.40: the client's response and what
+every upstream (route and callout) receives."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from conftest import CONFIGS
+from helpers import UpstreamLog, assert_same, assert_same_upstreams, config, recorded_apps
+from wasmlab import Proxy
+from wasmlab import envoy as real
+from wasmlab.host.local_info import local_address
+
+WASM = CONFIGS / "wasm"
+
+
+def diff(cfg: Any, requests: list[dict[str, Any]], apps: dict[str, Any] | None = None) -> tuple[UpstreamLog, list]:
+    """Same requests on both; asserts equal responses and equal upstream requests; returns
+    wasmlab's upstream log and responses."""
+    ours, theirs = UpstreamLog(), UpstreamLog()
+    with Proxy.from_yaml(cfg, workers=1) as p:
+        for name, app in recorded_apps(cfg, apps, ours).items():
+            p.upstream(name, app)
+        mine = [p.request(**kw) for kw in requests]
+        p.wait_idle(5)
+    with real.run(cfg, workers=1, apps=recorded_apps(cfg, apps, theirs)) as e:
+        env = [e.request(**kw) for kw in requests]
+    for i, (a, b) in enumerate(zip(mine, env, strict=True)):
+        assert_same(a, b, f"request {i} {requests[i]}")
+    assert_same_upstreams(ours, theirs)
+    return ours, mine
+
+
+def get(path: str, **headers: str) -> dict[str, Any]:
+    return {"method": "GET", "path": path, "headers": dict(headers)}
+
+
+# ---- 1. location on direct responses ------------------------------------------------------------
+DIRECT_ROUTES = "".join(
+    f"""
+              - match: {{prefix: "/d{code}"}}
+                direct_response: {{status: {code}}}"""
+    for code in (200, 201, 301, 302, 303, 304, 404)
+)
+
+
+def test_direct_response_location_like_envoy(envoy_bin):
+    reqs = [get(f"/d{c}/x?q=1") for c in (200, 201, 301, 302, 303, 304, 404)]
+    reqs += [get("/d301/y", **{"host": "example.com:8080", "x-forwarded-proto": "https"})]
+    _, mine = diff(config(routes=DIRECT_ROUTES), reqs)
+    assert mine[1].headers.get("location") == "http://localhost/d201/x?q=1"
+    assert mine[-1].headers.get("location") == "https://example.com:8080/d301/y"
+    assert mine[0].headers.get("location") is None
+
+
+# ---- 2. connection: close after a local 400 ----------------------------------------------------
+LUA_RESPOND = """
+          - name: envoy.filters.http.lua
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua
+              default_source_code:
+                inline_string: |
+                  function envoy_on_request(h)
+                    local s = h:headers():get("x-status")
+                    if s then h:respond({[":status"]=s}, "") end
+                    if h:headers():get("x-call") then
+                      local hs = {[":method"]="GET", [":path"]="/co", [":authority"]="cb"}
+                      local hh, b = h:httpCall("backend", hs, "", 1000)
+                      h:respond({[":status"]="200"}, b)
+                    end
+                  end"""
+
+
+@pytest.mark.parametrize("status", ["400", "403", "413", "431", "500"])
+def test_local_reply_400_closes_the_connection_like_envoy(envoy_bin, status):
+    reqs = [get("/a", **{"x-status": status}), {**get("/a", **{"x-status": status}), "method": "POST", "body": b"xx"}]
+    _, mine = diff(config(filters=LUA_RESPOND), reqs)
+    assert (mine[0].headers.get("connection") == "close") == (status == "400")
+
+
+# ---- 3. callout request headers -----------------------------------------------------------------
+def test_lua_http_call_sends_the_machines_address_as_envoy_does(envoy_bin):
+    log, _ = diff(config(filters=LUA_RESPOND), [get("/a", **{"x-call": "1"})])
+    (callout,) = log.by_cluster()["backend"]
+    assert ("x-forwarded-for", local_address()) in callout[2]
+
+
+def test_wasm_http_call_sends_no_x_forwarded_for_like_envoy(envoy_bin):
+    def auth(req):
+        return (200, [("content-type", "text/plain")], b"ok")
+
+    log, _ = diff(WASM / "http_auth.yaml", [get("/", authorization="Bearer x")], apps={"auth": auth})
+    calls = log.by_cluster()["auth"]
+    assert calls and all(k != "x-forwarded-for" for k, _ in calls[0][2])
+
+
+# ---- 4. use_remote_address / xff_num_trusted_hops -----------------------------------------------
+@pytest.mark.parametrize(
+    "extra",
+    [
+        "use_remote_address: true",
+        "use_remote_address: true\n          xff_num_trusted_hops: 1",
+        "xff_num_trusted_hops: 1",
+        "use_remote_address: true\n          skip_xff_append: true",
+    ],
+)
+def test_remote_address_headers_like_envoy(envoy_bin, extra):
+    cfg = config().replace("stat_prefix: ingress", "stat_prefix: ingress\n          " + extra)
+    internal = {"x-envoy-internal": "true", "x-envoy-original-path": "/p", "x-envoy-foo": "1"}
+    reqs = [get("/up"), get("/up", **{"x-forwarded-for": "1.2.3.4, 5.6.7.8"}), get("/up", **internal)]
+    reqs.append(get("/up", **{"x-forwarded-for": "10.0.0.1", "x-forwarded-proto": "https"}))
+    log, _ = diff(cfg, reqs)
+    first = dict(log.by_cluster()["backend"][0][2])
+    if "use_remote_address" in extra and "skip" not in extra:
+        assert first["x-forwarded-for"] == local_address()
+        assert first["x-envoy-external-address"] == "127.0.0.1"
+
+
+# ---- 5. config Envoy accepts --------------------------------------------------------------------
+@pytest.mark.parametrize("typed_struct", ["xds.type.v3.TypedStruct", "udpa.type.v1.TypedStruct"])
+def test_typed_struct_wasm_config_and_cluster_metadata_like_envoy(envoy_bin, tmp_path, typed_struct):
+    import yaml
+
+    data = yaml.safe_load((WASM / "hello.yaml").read_text())
+    hcm = data["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    wasm = hcm["http_filters"][0]
+    plugin = wasm["typed_config"]["config"]
+    plugin["vm_config"]["code"]["local"]["filename"] = str((WASM / "../../../modules/hello.wasm").resolve())
+    wasm["typed_config"] = {
+        "@type": f"type.googleapis.com/{typed_struct}",
+        "type_url": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+        "value": {"config": plugin},
+    }
+    data["static_resources"]["clusters"][0]["metadata"] = {"filter_metadata": {"istio": {"version": "1"}}}
+    path = tmp_path / "hello_typed_struct.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert real.validate(path)[0]
+    diff(path, [get("/"), get("/direct")])
