@@ -97,12 +97,13 @@ class UpstreamLog:
         return recording_app
 
     def by_cluster(self) -> dict[str, list[Any]]:
-        """Per cluster, the requests in arrival order (arrival order across clusters is not
-        deterministic: callouts run on upstream threads)."""
+        """Per cluster, the requests received, sorted: the arrival order of concurrent calls
+        (asynchronous callouts, several workers) is not deterministic on either proxy, so the
+        comparison is of the multiset of requests."""
         out: dict[str, list[Any]] = {}
         for cluster, *rest in self.requests:
             out.setdefault(cluster, []).append(tuple(rest))
-        return out
+        return {k: sorted(v, key=repr) for k, v in out.items()}
 
 
 def recorded_apps(config_yaml: Any, apps: dict[str, Any] | None, log: UpstreamLog) -> dict[str, Any]:

@@ -80,6 +80,7 @@ class ActiveStream:
             clock.monotonic_ns(),
             downstream_remote_address=f"127.0.0.1:{40000 + next(_remote_ports) % 20000}",
             downstream_local_address=str(hcm.listener.address),
+            listener_direction=hcm.listener.direction,
         )
         self.pending = pending
         self.fm: FilterManager | None = None

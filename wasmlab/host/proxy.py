@@ -200,6 +200,7 @@ class Proxy:
             main=Dispatcher("main", None, clk, activity, self._task_error),
             workers=[Dispatcher(f"worker_{i}", i, clk, activity, self._task_error) for i in range(workers)],
         )
+        srv.node = config.node
         srv.hcms.update({lst.name: HttpConnectionManager(srv, lst) for lst in config.http_listeners})
         self._tcp_listeners = {lst.name: lst for lst in config.listeners if lst.hcm is None}
         from .tcp import tcp_echo_app

@@ -6,7 +6,7 @@ strings and bytes raw, integers as 8-byte little-endian, booleans as one byte, m
 ``plugin_root_id`` and ``plugin_vm_id`` are always there (C++ and AssemblyScript SDKs read
 ``plugin_root_id`` while creating every root context). ``proxy_set_property`` stores into the
 stream's filter state under ``wasm.<path>``, and unknown top-level names are looked up there.
-Simplifications: no ``node``, no CEL expressions, TLS attributes answer as plaintext.
+``xds.node.*`` reads the bootstrap's ``node``. Simplifications: no CEL expressions, TLS attributes answer as plaintext.
 """
 
 from __future__ import annotations
@@ -204,10 +204,32 @@ def _connection_id(vm: WasmVm, info: Any, rest: list[str]) -> bytes | None:
     return _OTHER if rest else _u64(info.connection_id)
 
 
+def _node(vm: WasmVm, rest: list[str]) -> bytes | None:
+    """``xds.node[.<field>[.<key>...]]``: the bootstrap's ``node`` (Envoy's ``LocalInfo``); a
+    string leaf raw, a message or map as a serialized ``Struct``-like message."""
+    value: Any = vm.proxy.node.as_property()
+    for seg in rest:
+        if not isinstance(value, dict) or seg not in value:
+            return None
+        value = value[seg]
+    if isinstance(value, str):
+        return value.encode()
+    if isinstance(value, bool):
+        return _bool(value)
+    if isinstance(value, int | float):
+        return struct.pack("<d", float(value)) if isinstance(value, float) else _i64(value)
+    return encode_struct(value) if isinstance(value, dict) else None
+
+
 def _xds(vm: WasmVm, info: Any, rest: list[str]) -> bytes | None:
-    """``xds.*``: the route, virtual host and cluster the stream was routed by."""
+    """``xds.*``: the route, virtual host and cluster the stream was routed by, the listener's
+    direction and the bootstrap's node."""
+    if rest and rest[0] == "node":
+        return _node(vm, rest[1:])
     if len(rest) != 1:
         return _OTHER
+    if rest[0] == "listener_direction":
+        return _i64(info.listener_direction)
     ctx = vm.effective
     route = ctx.filter.route() if ctx is not None and ctx.filter is not None else None
     action = route.action if route is not None else None
@@ -215,7 +237,6 @@ def _xds(vm: WasmVm, info: Any, rest: list[str]) -> bytes | None:
         "cluster_name": info.upstream_cluster or getattr(action, "cluster", None),  # a RouteAction has one
         "route_name": route.name if route is not None else None,
         "virtual_host_name": route.virtual_host.name if route is not None and route.virtual_host else None,
-        "listener_direction": None,
     }
     v = vals.get(rest[0])
     return v.encode() if isinstance(v, str) else None
