@@ -138,3 +138,22 @@ def test_typed_struct_wasm_config_and_cluster_metadata_like_envoy(envoy_bin, tmp
     path.write_text(yaml.safe_dump(data))
     assert real.validate(path)[0]
     diff(path, [get("/"), get("/direct")])
+
+
+# ---- 8. node and listener properties ------------------------------------------------------------
+@pytest.mark.parametrize("direction", [None, "OUTBOUND"])
+def test_node_and_listener_direction_properties_like_envoy(envoy_bin, direction):
+    import yaml
+
+    from conftest import FIXTURES
+    from wasm_diff import assert_same_run, plugin_yaml, run_both
+
+    data = yaml.safe_load(plugin_yaml(FIXTURES / "wasm" / "node_properties.wasm"))
+    data["node"] = {"id": "sidecar~10.0.0.1~pod.ns~ns.svc", "cluster": "edge", "metadata": {"team": "lab"}}
+    if direction:
+        data["static_resources"]["listeners"][0]["traffic_direction"] = direction
+    ours, theirs, lines = run_both(yaml.safe_dump(data), [get("/")])
+    assert_same_run(ours, theirs, lines)
+    logged = [ln for ln in lines["worker_0"][0] if "property" in ln]
+    assert any("node.id -> status=0 value=sidecar~10.0.0.1~pod.ns~ns.svc" in ln for ln in logged), logged
+    assert any(f"listener_direction -> status=0 value={2 if direction else 0}" in ln for ln in logged), logged
