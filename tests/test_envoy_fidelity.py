@@ -157,3 +157,37 @@ def test_node_and_listener_direction_properties_like_envoy(envoy_bin, direction)
     logged = [ln for ln in lines["worker_0"][0] if "property" in ln]
     assert any("node.id -> status=0 value=sidecar~10.0.0.1~pod.ns~ns.svc" in ln for ln in logged), logged
     assert any(f"listener_direction -> status=0 value={2 if direction else 0}" in ln for ln in logged), logged
+
+
+# ---- 6. a virtual clock Go's runtime can start on ------------------------------------------------
+@pytest.mark.parametrize("clock", ["virtual", "real"])
+def test_monotonic_clock_go_can_start_on_like_envoy(envoy_bin, clock):
+    from conftest import FIXTURES
+    from wasm_diff import assert_same_run, plugin_yaml, run_both
+
+    cfg = plugin_yaml(FIXTURES / "wasm" / "clock_check.wasm")
+    ours, theirs, lines = run_both(cfg, [get("/")], clock=clock)
+    assert_same_run(ours, theirs, lines)
+    assert any("clock ok" in ln for ln in lines["main"][0]), lines["main"][0]
+
+
+def test_a_failed_start_shows_the_guests_stderr_as_envoy_logs_it(envoy_bin, tmp_path):
+    from conftest import FIXTURES
+    from wasm_diff import plugin_yaml
+    from wasmlab.errors import StartupError
+
+    cfg = plugin_yaml(FIXTURES / "wasm" / "stderr_then_trap.wasm")
+    path = tmp_path / "trap.yaml"
+    path.write_text(cfg)
+    ok, message = real.validate(path)
+    assert not ok and "Unable to create Wasm plugin p" in message
+    import subprocess
+
+    run = subprocess.run(
+        [envoy_bin, "-c", str(path), "--mode", "validate", "-l", "error", "--disable-hot-restart",
+         "--use-dynamic-base-id"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert "wasm log: fatal error: nanotime returning zero" in run.stderr + run.stdout
+    with pytest.raises(StartupError, match="module wrote to stderr: fatal error: nanotime returning zero"):
+        Proxy.from_yaml(cfg)

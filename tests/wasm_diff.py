@@ -34,6 +34,7 @@ def run_both(
     compare_threads: tuple[str, ...] = ("main", "worker_0"),
     settle: float = 0.3,
     compare_upstreams: bool = True,
+    clock: str = "real",
 ) -> tuple[list[Any], list[Any], dict[str, tuple[list[str], list[str]]]]:
     """Run ``requests`` (dicts of proxy.request kwargs) on both; returns the responses and, per
     thread, (wasmlab lines, envoy lines) including shutdown. What every upstream and callout
@@ -41,7 +42,7 @@ def run_both(
     import time
 
     our_log, their_log = UpstreamLog(), UpstreamLog()
-    p = Proxy.from_yaml(config, workers=workers, component_log_level="wasm:trace")
+    p = Proxy.from_yaml(config, workers=workers, component_log_level="wasm:trace", clock=clock)
     for name, app in recorded_apps(config, apps, our_log).items():
         p.upstream(name, app)
     e = real.run(config, workers=workers, apps=recorded_apps(config, apps, their_log), component_log_level="wasm:trace")
