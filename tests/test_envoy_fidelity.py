@@ -191,3 +191,34 @@ def test_a_failed_start_shows_the_guests_stderr_as_envoy_logs_it(envoy_bin, tmp_
     assert "wasm log: fatal error: nanotime returning zero" in run.stderr + run.stdout
     with pytest.raises(StartupError, match="module wrote to stderr: fatal error: nanotime returning zero"):
         Proxy.from_yaml(cfg)
+
+
+# ---- 9. thread-labelled Envoy-format trace -------------------------------------------------------
+def test_envoy_format_trace_names_each_lines_thread_like_envoys_log(envoy_bin):
+    import re
+
+    from wasm_diff import WASM_PREFIXES
+
+    cfg = WASM / "hello.yaml"
+    with Proxy.from_yaml(cfg, workers=1, component_log_level="wasm:trace") as p:
+        p.request("GET", "/")
+    ours = p.trace.envoy_lines()  # after close: shutdown (proxy_on_done, proxy_on_delete) included
+    with real.run(cfg, workers=1, component_log_level="wasm:trace") as e:
+        e.request("GET", "/")
+        time_settle = e.wait_for_log(lambda ln: "proxy_on_log" in ln.message, 5.0)
+        assert time_settle
+    theirs = e.trace.envoy_lines()
+
+    def by_thread(lines: list[str]) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for ln in lines:
+            m = re.match(r"\[(\w+)\] (.*)", ln)
+            assert m, f"line without a thread label: {ln!r}"
+            if m.group(2).startswith(WASM_PREFIXES):
+                out.setdefault(m.group(1), []).append(m.group(2))
+        return out
+
+    a, b = by_thread(ours), by_thread(theirs)
+    assert set(a) == set(b) == {"main", "worker_0"}
+    for thread in a:
+        assert a[thread] == b[thread], thread
