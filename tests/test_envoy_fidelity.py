@@ -3,6 +3,7 @@ every upstream (route and callout) receives."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -30,6 +31,7 @@ def diff(cfg: Any, requests: list[dict[str, Any]], apps: dict[str, Any] | None =
     for i, (a, b) in enumerate(zip(mine, env, strict=True)):
         assert_same(a, b, f"request {i} {requests[i]}")
     assert_same_upstreams(ours, theirs)
+    diff.envoy_responses = env  # type: ignore[attr-defined]  # for checks the normalisation hides
     return ours, mine
 
 
@@ -265,3 +267,25 @@ def test_network_filter_upstream_address_and_byte_counters_like_envoy(envoy_bin,
     e.__exit__(None, None, None)
     assert mine == env
     assert any("upstream.address status=0 value=127.0.0.1:<port>" in ln for ln in mine), mine
+
+
+# ---- audit: via and request-id options ------------------------------------------------------------
+@pytest.mark.parametrize(
+    "extra",
+    [
+        "via: lab-proxy",
+        "always_set_request_id_in_response: true",
+        "via: lab-proxy\n          use_remote_address: true\n          always_set_request_id_in_response: true",
+        "use_remote_address: true\n          preserve_external_request_id: true",
+    ],
+)
+def test_via_and_request_id_options_like_envoy(envoy_bin, extra):
+    cfg = config().replace("stat_prefix: ingress", "stat_prefix: ingress\n          " + extra)
+    reqs = [get("/up"), get("/up", via="1.0 a", **{"x-request-id": "abc"}), get("/direct", via="1.0 a")]
+    _, mine = diff(cfg, reqs)
+    if extra.startswith("via"):
+        assert mine[0].headers.get("via") == "lab-proxy"
+    # x-request-id values are compared by presence; whether the client's id survived is not random
+    for resp in (mine[1], diff.envoy_responses[1]):
+        kept = ["x-request-id", "abc"] in json.loads(resp.body)["headers"]
+        assert kept == ("use_remote_address" not in extra or "preserve" in extra), extra

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from ..errors import ConfigError
 from .anytype import any_type, typed_struct, unwrap_value  # noqa: F401  (re-exported)
 from .formatter import DEFAULT_ACCESS_LOG_FORMAT, Formatter
-from .node import ClientAddressOptions, NodeInfo, parse_client_address_options, parse_node
+from .node import HcmHeaderOptions, NodeInfo, parse_hcm_header_options, parse_node
 from .route import RouteConfiguration, parse_route_configuration
 from .yaml_source import Node, Source
 
@@ -108,7 +108,7 @@ class HcmConfig:
     server_header_transformation: str = "OVERWRITE"
     generate_request_id: bool = True
     buffer_limit: int = DEFAULT_BUFFER_LIMIT
-    client_address: ClientAddressOptions = field(default_factory=ClientAddressOptions)
+    header_options: HcmHeaderOptions = field(default_factory=HcmHeaderOptions)
 
 
 @dataclass
@@ -301,13 +301,10 @@ _HCM_IGNORED = (
     "add_user_agent",
     "internal_address_config",
     "path_with_escaped_slashes_action",
-    "preserve_external_request_id",
-    "always_set_request_id_in_response",
     "strip_matching_host_port",
     "strip_any_host_port",
     "proxy_100_continue",
     "access_log_options",
-    "via",
     "local_reply_config",
 )
 
@@ -383,7 +380,8 @@ def parse_hcm(
 ) -> HcmConfig:
     node.check_fields(
         "@type stat_prefix route_config http_filters access_log server_name server_header_transformation "
-        "generate_request_id use_remote_address xff_num_trusted_hops skip_xff_append",
+        "generate_request_id use_remote_address xff_num_trusted_hops skip_xff_append via "
+        "preserve_external_request_id always_set_request_id_in_response",
         required=("stat_prefix",),
         ignored=_HCM_IGNORED,
         message="rds and scoped_routes (dynamic routes) are not supported",
@@ -421,7 +419,7 @@ def parse_hcm(
     if node.has("server_header_transformation"):
         sht = node.req("server_header_transformation").enum(("OVERWRITE", "APPEND_IF_ABSENT", "PASS_THROUGH"))
     gen = node.req("generate_request_id").bool_value() if node.has("generate_request_id") else True
-    xff = parse_client_address_options(node)
+    xff = parse_hcm_header_options(node)
     return HcmConfig(stat_prefix, route_config, filters, logs, server_name, sht, gen, buffer_limit, xff)
 
 

@@ -2,7 +2,8 @@
 
 Envoy's ``LocalInfo`` carries the bootstrap's ``node`` (``id``, ``cluster``, ``metadata``...);
 Proxy-Wasm modules read it as the ``xds.node.*`` properties (Istio's plugins do). The HCM's
-``use_remote_address``, ``xff_num_trusted_hops`` and ``skip_xff_append`` decide what Envoy's
+``use_remote_address``, ``xff_num_trusted_hops``, ``skip_xff_append``, ``via`` and the request-id
+options decide what Envoy's
 ``ConnectionManagerUtility::mutateRequestHeaders`` does to ``x-forwarded-for`` and
 ``x-envoy-external-address``.
 """
@@ -58,20 +59,30 @@ def parse_node(node: Node | None) -> NodeInfo:
 
 
 @dataclass
-class ClientAddressOptions:
-    """The HCM fields that decide the downstream address headers (defaults: Envoy's)."""
+class HcmHeaderOptions:
+    """The HCM fields that decide the client-address, ``via`` and ``x-request-id`` headers
+    (defaults: Envoy's)."""
 
     use_remote_address: bool = False
     xff_num_trusted_hops: int = 0
     skip_xff_append: bool = False
+    #: appended to ``via`` on requests and responses (empty: none)
+    via: str = ""
+    preserve_external_request_id: bool = False
+    always_set_request_id_in_response: bool = False
 
 
-def parse_client_address_options(node: Node) -> ClientAddressOptions:
-    opts = ClientAddressOptions()
+def parse_hcm_header_options(node: Node) -> HcmHeaderOptions:
+    opts = HcmHeaderOptions()
     if node.has("use_remote_address"):
         opts.use_remote_address = node.req("use_remote_address").bool_value()
     if node.has("xff_num_trusted_hops"):
         opts.xff_num_trusted_hops = node.req("xff_num_trusted_hops").int(0)
     if node.has("skip_xff_append"):
         opts.skip_xff_append = node.req("skip_xff_append").bool()
+    if node.has("via"):
+        opts.via = node.req("via").str()
+    for key in ("preserve_external_request_id", "always_set_request_id_in_response"):
+        if node.has(key):
+            setattr(opts, key, node.req(key).bool())
     return opts

@@ -18,7 +18,7 @@ client-address headers before the filter chain sees it.
 
 from __future__ import annotations
 
-from ..config.node import ClientAddressOptions
+from ..config.node import HcmHeaderOptions
 from ..http import HeaderMap
 from .local_info import local_address
 
@@ -69,12 +69,18 @@ def append_xff(headers: HeaderMap, address: str) -> None:
     set_inline(headers, "x-forwarded-for", f"{old},{address}" if old else address)
 
 
+def append_via(headers: HeaderMap, via: str) -> None:
+    """Envoy's ``Utility::appendVia`` (the HCM's ``via``, on requests and responses): ``, ``-joined."""
+    old = headers.get("via")
+    set_inline(headers, "via", f"{old}, {via}" if old else via)
+
+
 def xff_entries(headers: HeaderMap) -> list[str]:
     value = headers.get("x-forwarded-for") or ""
     return [p.strip() for p in value.split(",") if p.strip()]
 
 
-def mutate_client_address(headers: HeaderMap, opts: ClientAddressOptions, remote: str) -> str:
+def mutate_client_address(headers: HeaderMap, opts: HcmHeaderOptions, remote: str) -> str:
     """Apply the client-address rules to ``headers`` (``x-forwarded-proto`` not yet added);
     returns the address Envoy takes as the client's. ``remote`` is ``ip:port``."""
     remote_ip = remote.rsplit(":", 1)[0]
@@ -101,7 +107,7 @@ def mutate_client_address(headers: HeaderMap, opts: ClientAddressOptions, remote
     return client
 
 
-def add_external_address(headers: HeaderMap, opts: ClientAddressOptions, client: str) -> None:
+def add_external_address(headers: HeaderMap, opts: HcmHeaderOptions, client: str) -> None:
     """``x-envoy-external-address`` for an external request at an edge Envoy (after
     ``x-forwarded-proto``, as Envoy orders them)."""
     if opts.use_remote_address:

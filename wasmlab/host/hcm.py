@@ -28,7 +28,7 @@ from ..config.bootstrap import HcmConfig, ListenerConfig, PerRouteDisabled
 from ..config.route import RouteAction
 from ..http import Buffer, HeaderMap, Response
 from ..http.stream_info import StreamInfo
-from .conn_manager_utility import add_external_address, mutate_client_address
+from .conn_manager_utility import add_external_address, append_via, mutate_client_address, set_inline
 from .filter_manager import FilterManager
 
 if TYPE_CHECKING:
@@ -143,10 +143,15 @@ class ActiveStream:
         headers.add(":scheme", "http")
         for k, v in spec.headers:
             headers.add(k, v)
-        client = mutate_client_address(headers, config.client_address, self.info.downstream_remote_address)
+        client = mutate_client_address(headers, config.header_options, self.info.downstream_remote_address)
+        opts = config.header_options
         if "x-forwarded-proto" not in headers:
             headers.add("x-forwarded-proto", "http")
-        add_external_address(headers, config.client_address, client)
+        if opts.via:
+            append_via(headers, opts.via)
+        add_external_address(headers, opts, client)
+        if opts.use_remote_address and not opts.preserve_external_request_id and "x-request-id" in headers:
+            set_inline(headers, "x-request-id", _request_id())  # an edge Envoy does not trust the client's id
         if config.generate_request_id and "x-request-id" not in headers:
             headers.add("x-request-id", _request_id())
         self.method = spec.method
@@ -218,6 +223,12 @@ class ActiveStream:
             _set_in_place(headers, "server", config.server_name)
         elif sht == "APPEND_IF_ABSENT" and "server" not in headers:
             headers.add("server", config.server_name)
+        opts = config.header_options
+        request_id = self.info.request_headers.get("x-request-id") if self.info.request_headers else None
+        if opts.always_set_request_id_in_response and request_id:
+            set_inline(headers, "x-request-id", request_id)
+        if opts.via:
+            append_via(headers, opts.via)
         if self.fm is not None and not self.fm.remote_decode_complete:
             headers.set("connection", "close")
             self.proxy.stat_store.inc(self.hcm.stat("downstream_rq_response_before_rq_complete"))

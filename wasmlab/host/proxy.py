@@ -185,6 +185,9 @@ class Proxy:
         clk = VirtualClock() if clock == "virtual" else RealClock()
         recorder = Recorder(clk.monotonic_ns, enabled=bool(trace), capacity=trace_capacity)
         self._log = ProxyLog(recorder, log_level, component_levels=component_log_level)
+        for where in config.source.ignored:
+            # Envoy accepts these fields; wasmlab runs without them (docs/envoy-fidelity.md)
+            self._log.log("warning", "config", f"{where}: accepted as Envoy does, but has no effect in wasmlab")
         activity = Activity()
         # the services extensions run on; the Proxy itself is what lessons and tests drive
         self._server = srv = ServerContext(
