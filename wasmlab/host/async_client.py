@@ -104,15 +104,12 @@ def send(
 
     The caller checks the cluster exists (Lua and Wasm report that error differently). As
     Envoy's async client (its request goes through a router of its own), the upstream also gets
-    ``x-envoy-internal: true``, ``x-forwarded-for`` with the machine's own address (Envoy's
-    ``AsyncStreamImpl`` appends ``LocalInfo::address()`` when the caller's ``send_xff`` is on: Lua's
-    ``httpCall`` by default; Proxy-Wasm's ``proxy_http_call`` turns it off; see ``local_info``)
-    and ``x-envoy-expected-rq-timeout-ms`` when there
-    is a timeout; the answer gets ``x-envoy-upstream-service-time``. A timeout, an unreachable or
-    crashing upstream and a cluster without endpoints come back as that router's local replies
-    (504/503 with a ``text/plain`` body), as in Envoy. The trace's callout events carry the
-    caller's stream (None for a root context's call), its ``token`` (Proxy-Wasm) and, on the
-    answer, the ``seq`` of the request event (``data["request"]``).
+    ``x-envoy-internal: true``, ``x-forwarded-for: <LocalInfo::address()>`` if ``send_xff`` (Lua's
+    ``httpCall``; not Wasm's ``proxy_http_call``), ``x-envoy-expected-rq-timeout-ms`` if timed;
+    the answer gets ``x-envoy-upstream-service-time``. A timeout, an unreachable or crashing
+    upstream and a cluster without endpoints come back as that router's local replies (504/503,
+    ``text/plain``), as in Envoy. Callout trace events carry the caller's stream (None for a root
+    context), its ``token`` (Proxy-Wasm) and, on the answer, the request event's ``seq``.
     """
     cluster = proxy.clusters[cluster_name]
     req = AsyncRequest(dispatcher, on_complete)
