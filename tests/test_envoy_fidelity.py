@@ -289,3 +289,31 @@ def test_via_and_request_id_options_like_envoy(envoy_bin, extra):
     for resp in (mine[1], diff.envoy_responses[1]):
         kept = ["x-request-id", "abc"] in json.loads(resp.body)["headers"]
         assert kept == ("use_remote_address" not in extra or "preserve" in extra), extra
+
+
+# ---- audit: headers the codec and the router remove or rewrite -------------------------------------
+def test_hop_by_hop_and_router_consumed_headers_like_envoy(envoy_bin):
+    hop = {"connection": "keep-alive", "keep-alive": "timeout=5", "proxy-connection": "keep-alive", "te": "trailers"}
+    router = {
+        "x-envoy-upstream-rq-timeout-ms": "100",
+        "x-envoy-upstream-rq-per-try-timeout-ms": "50",
+        "x-envoy-max-retries": "2",
+        "x-envoy-retry-on": "5xx",
+        "x-envoy-retry-grpc-on": "cancelled",
+        "x-envoy-hedge-on-per-try-timeout": "true",
+        "x-envoy-upstream-alt-stat-name": "alt",
+        "x-envoy-original-path": "/p",
+        "x-envoy-expected-rq-timeout-ms": "7",
+        "x-envoy-foo": "1",
+    }
+    reqs = [
+        get("/up", **hop),
+        get("/up", **router),
+        get("/up", **{"x-forwarded-host": "h", "forwarded": "for=1.2.3.4"}),
+        get("/up", te="gzip, trailers;q=1"),
+        get("/up", te="gzip, trailers"),
+        get("/up", te="gzip"),
+        get("/up", connection="close"),
+        get("/direct", connection="close"),
+    ]
+    diff(config(), reqs)

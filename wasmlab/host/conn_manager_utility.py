@@ -80,10 +80,25 @@ def xff_entries(headers: HeaderMap) -> list[str]:
     return [p.strip() for p in value.split(",") if p.strip()]
 
 
+def clean_hop_by_hop(headers: HeaderMap) -> None:
+    """The hop-by-hop headers Envoy drops from a request before the filters see it:
+    ``connection``, ``keep-alive``, ``proxy-connection``, ``upgrade`` (a non-upgrade request), and
+    ``te`` unless it names ``trailers`` (then it becomes exactly ``trailers``)."""
+    for name in ("connection", "keep-alive", "proxy-connection", "upgrade"):
+        headers.remove(name)
+    te = headers.get("te")
+    if te is not None:
+        if "trailers" in [t.strip().lower() for t in te.split(",")]:
+            set_inline(headers, "te", "trailers")
+        else:
+            headers.remove("te")
+
+
 def mutate_client_address(headers: HeaderMap, opts: HcmHeaderOptions, remote: str) -> str:
     """Apply the client-address rules to ``headers`` (``x-forwarded-proto`` not yet added);
     returns the address Envoy takes as the client's. ``remote`` is ``ip:port``."""
     remote_ip = remote.rsplit(":", 1)[0]
+    clean_hop_by_hop(headers)
     headers.remove("x-envoy-internal")
     if not opts.use_remote_address:
         entries = xff_entries(headers)

@@ -143,6 +143,8 @@ class ActiveStream:
         headers.add(":scheme", "http")
         for k, v in spec.headers:
             headers.add(k, v)
+        if "close" in [t.strip().lower() for t in (headers.get("connection") or "").split(",")]:
+            self.info.should_drain_connection = True  # Envoy's saw_connection_close: answer with close
         client = mutate_client_address(headers, config.header_options, self.info.downstream_remote_address)
         opts = config.header_options
         if "x-forwarded-proto" not in headers:

@@ -117,6 +117,10 @@ class RouterFilter(StreamFilter):
         info = stream.info
         info.upstream_cluster = cluster.name
         info.upstream_host = cluster.host
+        # the router consumes the client's timeout/retry/hedge/stat headers (measured: Envoy 1.40
+        # removes them and, for an external request, does not honor them)
+        for name in _CONSUMED_HEADERS:
+            headers.remove(name)
         # Envoy's order: expected timeout header, headers_to_add (route, vhost, route config), rewrites
         if action.timeout > 0 and not self.factory.suppress_envoy_headers:
             headers.set("x-envoy-expected-rq-timeout-ms", str(int(action.timeout * 1000)))
@@ -335,3 +339,19 @@ def _direct_location(headers: HeaderMap, status: int) -> str | None:
         return None
     scheme = headers.get("x-forwarded-proto") or headers.get(":scheme") or "http"
     return f"{scheme}://{headers.get(':authority') or ''}{headers.get(':path') or '/'}"
+
+
+#: request headers Envoy's router reads and removes before forwarding (``FilterUtility::finalTimeout``,
+#: ``RetryStateImpl``, hedging, ``x-envoy-upstream-alt-stat-name``)
+_CONSUMED_HEADERS = (
+    "x-envoy-upstream-rq-timeout-ms",
+    "x-envoy-upstream-rq-per-try-timeout-ms",
+    "x-envoy-upstream-rq-timeout-alt-response",
+    "x-envoy-max-retries",
+    "x-envoy-retry-on",
+    "x-envoy-retry-grpc-on",
+    "x-envoy-retriable-status-codes",
+    "x-envoy-retriable-header-names",
+    "x-envoy-hedge-on-per-try-timeout",
+    "x-envoy-upstream-alt-stat-name",
+)
