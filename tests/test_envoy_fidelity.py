@@ -317,3 +317,19 @@ def test_hop_by_hop_and_router_consumed_headers_like_envoy(envoy_bin):
         get("/direct", connection="close"),
     ]
     diff(config(), reqs)
+
+
+# ---- audit: a typical example config is accepted (implemented or warned) ---------------------------
+def test_typical_example_config_is_accepted_with_warnings_like_envoy_accepts_it(envoy_bin):
+    from conftest import FIXTURES
+
+    path = FIXTURES / "typical_envoy_example.yaml"
+    assert real.validate(path)[0]
+    with Proxy.from_yaml(path) as p:
+        warned = [ln for ln in p.logs if ln.startswith("[warning][config]")]
+    for field in ("codec_type", "normalize_path", "stream_idle_timeout", "connect_timeout", "circuit_breakers"):
+        assert any(f".{field}: accepted as Envoy does, but has no effect" in ln for ln in warned), field
+    # implemented, so not warned about
+    for field in ("use_remote_address", "traffic_direction", "node"):
+        assert not any(f".{field}:" in ln or ln.split("] ", 1)[1].startswith(f"{field}:") for ln in warned), field
+    diff(path, [get("/"), get("/x", **{"x-forwarded-for": "1.2.3.4"})])

@@ -16,7 +16,7 @@ from typing import Any
 from .yaml_source import Node
 
 #: Node fields Envoy accepts that wasmlab keeps for ``xds.node.*`` but otherwise does not use
-_NODE_FIELDS = "id cluster metadata locality user_agent_name user_agent_version extensions client_features"
+_NODE_FIELDS = "id cluster metadata locality user_agent_name user_agent_version"
 
 
 @dataclass
@@ -44,7 +44,10 @@ class NodeInfo:
 def parse_node(node: Node | None) -> NodeInfo:
     if node is None:
         return NodeInfo()
-    node.check_fields(_NODE_FIELDS, ignored=("dynamic_parameters", "listening_addresses", "user_agent_build_version"))
+    node.check_fields(
+        _NODE_FIELDS,
+        ignored=("extensions", "client_features", "dynamic_parameters", "listening_addresses", "user_agent_build_version"),
+    )
     info = NodeInfo()
     if node.has("id"):
         info.id = node.req("id").str()
@@ -55,6 +58,8 @@ def parse_node(node: Node | None) -> NodeInfo:
     for key in ("user_agent_name", "user_agent_version"):
         if node.has(key):
             info.extra[key] = node.req(key).str()
+    if node.has("locality"):
+        info.extra["locality"] = dict(node.req("locality").mapping().value)
     return info
 
 
