@@ -17,6 +17,13 @@ from .yaml_source import Node
 
 #: Node fields Envoy accepts that wasmlab keeps for ``xds.node.*`` but otherwise does not use
 _NODE_FIELDS = "id cluster metadata locality user_agent_name user_agent_version"
+_NODE_IGNORED = (
+    "extensions",
+    "client_features",
+    "dynamic_parameters",
+    "listening_addresses",
+    "user_agent_build_version",
+)
 
 
 @dataclass
@@ -46,7 +53,7 @@ def parse_node(node: Node | None) -> NodeInfo:
         return NodeInfo()
     node.check_fields(
         _NODE_FIELDS,
-        ignored=("extensions", "client_features", "dynamic_parameters", "listening_addresses", "user_agent_build_version"),
+        ignored=_NODE_IGNORED,
     )
     info = NodeInfo()
     if node.has("id"):
