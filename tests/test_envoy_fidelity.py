@@ -333,3 +333,24 @@ def test_typical_example_config_is_accepted_with_warnings_like_envoy_accepts_it(
     for field in ("use_remote_address", "traffic_direction", "node"):
         assert not any(f".{field}:" in ln or ln.split("] ", 1)[1].startswith(f"{field}:") for ln in warned), field
     diff(path, [get("/"), get("/x", **{"x-forwarded-for": "1.2.3.4"})])
+
+
+# ---- audit: every attribute the ABI exposes --------------------------------------------------------
+def test_every_property_answers_like_envoy(envoy_bin):
+    """all_properties.wasm reads each attribute at request and response headers; the wasm:trace
+    lines (statuses, values, sizes, and the host's allocations) must be Envoy's."""
+    import yaml
+
+    from conftest import FIXTURES
+    from wasm_diff import assert_same_run, plugin_yaml, run_both
+
+    data = yaml.safe_load(plugin_yaml(FIXTURES / "wasm" / "all_properties.wasm"))
+    data["node"] = {"id": "n1"}
+    data["static_resources"]["listeners"][0]["address"]["socket_address"]["port_value"] = 10000
+    data["static_resources"]["clusters"][0]["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"][
+        "address"
+    ]["socket_address"]["port_value"] = 18081  # five digits, as the bridge's loopback ports
+    headers = {"x-test": "t1", "user-agent": "ua/1", "referer": "http://r/"}
+    reqs = [get("/up/a?q=1", **headers), get("/direct", **headers)]
+    ours, theirs, lines = run_both(yaml.safe_dump(data), reqs)
+    assert_same_run(ours, theirs, lines)

@@ -317,6 +317,13 @@ class FilterManager:
             return
         if af is None:
             self.local_encode_complete_upstream = end_stream
+            # Envoy's router (or sendLocalReply) records the response in the stream info before
+            # the encoder filters run: response.code/headers properties read it from there
+            info = self.stream.info
+            info.response_headers = headers
+            status = headers.get(":status")
+            if status is not None and status.isdigit():
+                info.response_code = int(status)
         i = self._start(af, _ALWAYS_FROM_NEXT)
         encoders = self.encoders
         continue_data_entry: ActiveFilter | None = None
