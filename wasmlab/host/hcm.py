@@ -4,13 +4,15 @@ What Envoy's HCM (``ConnectionManagerImpl::ActiveStream``) and its HTTP/1.1 code
 filter chain, and wasmlab copies (each checked against real Envoy 1.40):
 
 * request headers as filters see them: ``:authority`` (from ``host``), ``:path``, ``:method``,
-  ``:scheme``, the client's headers in order (names lower-cased), then ``x-forwarded-proto`` and
+  ``:scheme``, the client's headers in order (names lower-cased) without the hop-by-hop ones, the
+  client-address rules (``conn_manager_utility``), then ``x-forwarded-proto``, ``via`` and
   ``x-request-id`` when the client did not send them;
 * a body arrives as one data frame plus an empty end-of-stream frame (the HTTP/1 codec's
   message-complete), a bodyless request ends at the headers;
 * the filter chain is built per stream after the route is known, skipping filters a route disables;
 * on the way out, after the encoder filters: ``date`` (if absent) and ``server: envoy``
-  (overwritten in place), ``connection: close`` when the response beat the request, then the codec
+  (overwritten in place), ``x-request-id`` and ``via`` if configured, ``connection: close`` when
+  the response beat the request, the client asked for it, or a local reply was a 400; then the codec
   adds ``content-length: 0`` to a bodyless response (not 1xx/204/304) or
   ``transfer-encoding: chunked`` to a body without a length;
 * when the response is complete: access logs, then each filter's ``log()``, then ``on_destroy``.
