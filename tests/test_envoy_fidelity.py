@@ -200,16 +200,19 @@ def test_envoy_format_trace_names_each_lines_thread_like_envoys_log(envoy_bin):
     import re
 
     from wasm_diff import WASM_PREFIXES
+    from wasmlab.trace.export import envoy_lines
 
     cfg = WASM / "hello.yaml"
     with Proxy.from_yaml(cfg, workers=1, component_log_level="wasm:trace") as p:
         p.request("GET", "/")
-    ours = p.trace.envoy_lines()  # after close: shutdown (proxy_on_done, proxy_on_delete) included
+    ours = envoy_lines(
+        p.trace.events, label_threads=True
+    )  # after close: shutdown (proxy_on_done, proxy_on_delete) included
     with real.run(cfg, workers=1, component_log_level="wasm:trace") as e:
         e.request("GET", "/")
         time_settle = e.wait_for_log(lambda ln: "proxy_on_log" in ln.message, 5.0)
         assert time_settle
-    theirs = e.trace.envoy_lines()
+    theirs = envoy_lines(e.trace.events, label_threads=True)
 
     def by_thread(lines: list[str]) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}

@@ -187,7 +187,10 @@ class Proxy:
         self._log = ProxyLog(recorder, log_level, component_levels=component_log_level)
         for where in config.source.ignored:
             # Envoy accepts these fields; wasmlab runs without them (docs/envoy-fidelity.md)
-            self._log.log("warning", "config", f"{where}: accepted as Envoy does, but has no effect in wasmlab")
+            # (not in the trace: it is about the config, not the run, and no thread of the run logs it)
+            self._log.log(
+                "warning", "config", f"{where}: accepted as Envoy does, but has no effect in wasmlab", record=False
+            )
         activity = Activity()
         # the services extensions run on; the Proxy itself is what lessons and tests drive
         self._server = srv = ServerContext(
