@@ -68,3 +68,87 @@ static_resources:
 def assert_same(wasmlab_resp: Any, envoy_resp: Any, what: str = "") -> None:
     diff = differences(wasmlab_resp, envoy_resp)
     assert not diff, f"{what}: wasmlab and Envoy differ:\n" + "\n".join(diff)
+
+
+# ---- what every upstream receives -------------------------------------------------------------
+#: Upstream request headers whose values legitimately differ between two runs; compared by
+#: presence only. ``x-request-id`` is a fresh random UUID per request on each proxy. This is the
+#: one place such a difference is normalised.
+UPSTREAM_PRESENCE_ONLY = ("x-request-id",)
+
+
+class UpstreamLog:
+    """Wraps each cluster's app so that every request an upstream (route or callout) receives is
+    recorded as ``(cluster, method, path, headers in order, body)``."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.requests: list[tuple[str, str, str, list[tuple[str, str]], bytes]] = []
+        self._lock = threading.Lock()
+
+    def wrap(self, cluster: str, app: Any) -> Any:
+        def recording_app(request: Any) -> Any:
+            headers = [(k, "<present>" if k in UPSTREAM_PRESENCE_ONLY else v) for k, v in request.headers]
+            with self._lock:
+                self.requests.append((cluster, request.method, request.path, headers, bytes(request.body)))
+            return app(request)
+
+        return recording_app
+
+    def by_cluster(self) -> dict[str, list[Any]]:
+        """Per cluster, the requests received, sorted: the arrival order of concurrent calls
+        (asynchronous callouts, several workers) is not deterministic on either proxy, so the
+        comparison is of the multiset of requests."""
+        out: dict[str, list[Any]] = {}
+        for cluster, *rest in self.requests:
+            out.setdefault(cluster, []).append(tuple(rest))
+        return {k: sorted(v, key=repr) for k, v in out.items()}
+
+
+def recorded_apps(config_yaml: Any, apps: dict[str, Any] | None, log: UpstreamLog) -> dict[str, Any]:
+    """The apps for every HTTP cluster of ``config_yaml`` (given ones, else the echo app where the
+    cluster has endpoints), each wrapped to record into ``log``. Clusters served by no app, and
+    TCP clusters, are left as they are."""
+    import pathlib
+
+    import yaml
+
+    from wasmlab.host.upstream import echo_app
+
+    text = str(config_yaml)
+    if isinstance(config_yaml, pathlib.Path) or ("\n" not in text and pathlib.Path(text).is_file()):
+        text = pathlib.Path(config_yaml).read_text()
+    data = yaml.safe_load(str(text)) or {}
+    sr = data.get("static_resources") or {}
+    tcp = {
+        (f.get("typed_config") or {}).get("cluster")
+        for lst in sr.get("listeners") or []
+        for ch in lst.get("filter_chains") or []
+        for f in ch.get("filters") or []
+        if str((f.get("typed_config") or {}).get("@type", "")).endswith("TcpProxy")
+    }
+    out = dict(apps or {})
+    for c in sr.get("clusters") or []:
+        name = c["name"]
+        if name in tcp:
+            continue
+        la = c.get("load_assignment") or {}
+        has_endpoints = any(g.get("lb_endpoints") for g in la.get("endpoints") or [])
+        app = out.get(name, echo_app if has_endpoints else None)
+        if app is not None:
+            out[name] = log.wrap(name, app)
+    return out
+
+
+def assert_same_upstreams(ours: UpstreamLog, theirs: UpstreamLog) -> None:
+    """Every upstream (route and callout clusters) received the same requests: method, path,
+    headers in order, body."""
+    a, b = ours.by_cluster(), theirs.by_cluster()
+    assert set(a) == set(b), f"clusters that received requests: wasmlab {sorted(a)} vs envoy {sorted(b)}"
+    for cluster in a:
+        for i, (x, y) in enumerate(zip(a[cluster], b[cluster], strict=False)):
+            assert x == y, f"cluster {cluster!r} request {i} differs:\n  wasmlab {x}\n  envoy   {y}"
+        assert len(a[cluster]) == len(b[cluster]), (
+            f"cluster {cluster!r}: wasmlab received {len(a[cluster])} requests, envoy {len(b[cluster])}"
+        )

@@ -32,7 +32,7 @@ def test_top_level_must_be_a_mapping():
 def test_unknown_top_level_field_lists_what_is_supported():
     msg = err("static_resource: {}\n")
     assert msg.startswith("<string>:1: static_resource: unknown field 'static_resource'")
-    assert "admin, bootstrap_extensions, static_resources" in msg
+    assert "admin, bootstrap_extensions, node, static_resources" in msg
 
 
 def test_unknown_listener_field_names_the_yaml_path():

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from conftest import CONFIGS
-from helpers import assert_same
+from helpers import UpstreamLog, assert_same, assert_same_upstreams, recorded_apps
 from wasmlab import Proxy, Response, cli
 from wasmlab import envoy as real
 
@@ -58,11 +58,25 @@ def test_cli_json_agrees_with_real_envoy(envoy_bin, capsys, cfg, method, path, e
     assert {e["kind"] for e in ours["trace"]} >= {"stream"}
 
 
+_UPSTREAM_LOGS: list[tuple[UpstreamLog, UpstreamLog]] = []
+
+
+@pytest.fixture(autouse=True)
+def _same_upstream_requests():
+    """After each test: every upstream got the same requests from wasmlab as from Envoy."""
+    _UPSTREAM_LOGS.clear()
+    yield
+    for ours, theirs in _UPSTREAM_LOGS:
+        assert_same_upstreams(ours, theirs)
+
+
 def both(cfg: str, workers: int = 1, apps: dict | None = None):
+    ours, theirs = UpstreamLog(), UpstreamLog()
+    _UPSTREAM_LOGS.append((ours, theirs))
     p = Proxy.from_yaml(CONFIGS / cfg, workers=workers)
-    for name, app in (apps or {}).items():
+    for name, app in recorded_apps(CONFIGS / cfg, apps, ours).items():
         p.upstream(name, app)
-    e = real.run(CONFIGS / cfg, workers=workers, apps=apps)
+    e = real.run(CONFIGS / cfg, workers=workers, apps=recorded_apps(CONFIGS / cfg, apps, theirs))
     return p, e
 
 

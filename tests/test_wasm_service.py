@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from conftest import CONFIGS, FIXTURES
+from helpers import UpstreamLog, assert_same_upstreams, recorded_apps
 from wasm_diff import envoy_lines, plugin_yaml, wasmlab_lines
 from wasmlab import Proxy, Response
 from wasmlab import envoy as real
@@ -33,8 +34,12 @@ def without_ticks(lines: list[str]) -> list[str]:
 @pytest.mark.envoy
 @pytest.mark.parametrize("workers", [1, 2])
 def test_service_start_order_and_queue_flow_on_main_match_envoy(envoy_bin, workers):
-    p = Proxy.from_yaml(WASM / "stats_service.yaml", workers=workers, component_log_level="wasm:trace")
-    e = real.run(WASM / "stats_service.yaml", workers=workers, component_log_level="wasm:trace")
+    cfg = WASM / "stats_service.yaml"
+    our_log, their_log = UpstreamLog(), UpstreamLog()
+    p = Proxy.from_yaml(cfg, workers=workers, component_log_level="wasm:trace")
+    for name, app in recorded_apps(cfg, None, our_log).items():
+        p.upstream(name, app)
+    e = real.run(cfg, workers=workers, apps=recorded_apps(cfg, None, their_log), component_log_level="wasm:trace")
     try:
         for i in range(4):
             p.request("GET", f"/r/{i}")
@@ -47,6 +52,7 @@ def test_service_start_order_and_queue_flow_on_main_match_envoy(envoy_bin, worke
     e.__exit__(None, None, None)
     assert mine == env
     assert sum(ln == "[host->vm] proxy_on_queue_ready(1, 1)" for ln in mine) == 4
+    assert_same_upstreams(our_log, their_log)
 
 
 @pytest.mark.slow

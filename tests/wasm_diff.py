@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from helpers import assert_same
+from helpers import UpstreamLog, assert_same, assert_same_upstreams, recorded_apps
 from wasmlab import Proxy
 from wasmlab import envoy as real
 
@@ -33,15 +33,19 @@ def run_both(
     apps: dict[str, Any] | None = None,
     compare_threads: tuple[str, ...] = ("main", "worker_0"),
     settle: float = 0.3,
+    compare_upstreams: bool = True,
+    clock: str = "real",
 ) -> tuple[list[Any], list[Any], dict[str, tuple[list[str], list[str]]]]:
     """Run ``requests`` (dicts of proxy.request kwargs) on both; returns the responses and, per
-    thread, (wasmlab lines, envoy lines) including shutdown."""
+    thread, (wasmlab lines, envoy lines) including shutdown. What every upstream and callout
+    upstream received is compared here (``assert_same_upstreams``)."""
     import time
 
-    p = Proxy.from_yaml(config, workers=workers, component_log_level="wasm:trace")
-    for name, app in (apps or {}).items():
+    our_log, their_log = UpstreamLog(), UpstreamLog()
+    p = Proxy.from_yaml(config, workers=workers, component_log_level="wasm:trace", clock=clock)
+    for name, app in recorded_apps(config, apps, our_log).items():
         p.upstream(name, app)
-    e = real.run(config, workers=workers, apps=apps, component_log_level="wasm:trace")
+    e = real.run(config, workers=workers, apps=recorded_apps(config, apps, their_log), component_log_level="wasm:trace")
     ours, theirs = [], []
     try:
         for kw in requests:
@@ -53,6 +57,8 @@ def run_both(
         e.close()
     lines = {t: (wasmlab_lines(p, t), envoy_lines(e, t)) for t in compare_threads}
     e.__exit__(None, None, None)
+    if compare_upstreams:
+        assert_same_upstreams(our_log, their_log)
     return ours, theirs, lines
 
 

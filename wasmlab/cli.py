@@ -86,7 +86,9 @@ def cmd_trace(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(trace.to_json(indent=1))
     elif args.format == "envoy":
-        for line in trace.envoy_lines():
+        from .trace.export import envoy_lines
+
+        for line in envoy_lines(trace.events, label_threads=True):  # each line names its thread
             print(line)
     else:
         print(trace.text())

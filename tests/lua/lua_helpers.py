@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from helpers import assert_same, config
+from helpers import UpstreamLog, assert_same, assert_same_upstreams, config, recorded_apps
 from wasmlab import Proxy
 
 LUA = "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua"
@@ -125,8 +125,10 @@ def assert_both(
 ) -> tuple[Outcome, Outcome]:
     """Run ``yaml`` on wasmlab and on real Envoy (one worker each): same responses (status,
     headers, body, trailers), the same ``[lua] script log:`` lines, the same Lua counters."""
-    ours = run_wasmlab(yaml, requests, apps)
-    theirs = run_envoy(yaml, requests, apps)
+    our_log, their_log = UpstreamLog(), UpstreamLog()
+    ours = run_wasmlab(yaml, requests, recorded_apps(yaml, apps, our_log))
+    theirs = run_envoy(yaml, requests, recorded_apps(yaml, apps, their_log))
+    assert_same_upstreams(our_log, their_log)
     for i, (a, b) in enumerate(zip(ours.responses, theirs.responses, strict=True)):
         what = f"request {i} ({requests[i].method} {requests[i].path})"
         assert_same(a, b, what)

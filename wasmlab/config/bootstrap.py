@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..errors import ConfigError
+from .anytype import any_type, typed_struct, unwrap_value  # noqa: F401  (re-exported)
 from .formatter import DEFAULT_ACCESS_LOG_FORMAT, Formatter
+from .node import HcmHeaderOptions, NodeInfo, parse_hcm_header_options, parse_node
 from .route import RouteConfiguration, parse_route_configuration
 from .yaml_source import Node, Source
 
@@ -106,6 +108,7 @@ class HcmConfig:
     server_header_transformation: str = "OVERWRITE"
     generate_request_id: bool = True
     buffer_limit: int = DEFAULT_BUFFER_LIMIT
+    header_options: HcmHeaderOptions = field(default_factory=HcmHeaderOptions)
 
 
 @dataclass
@@ -122,6 +125,8 @@ class ListenerConfig:
     hcm: HcmConfig | None
     network_filters: list[NetworkFilterConfig]
     buffer_limit: int = DEFAULT_BUFFER_LIMIT
+    #: ``traffic_direction`` (the ``xds.listener_direction`` property: 0 unspecified, 1 in, 2 out)
+    direction: int = 0
 
 
 @dataclass
@@ -139,6 +144,7 @@ class Bootstrap:
     clusters: dict[str, ClusterConfig]
     bootstrap_extensions: list[BootstrapExtensionConfig]
     admin_address: SocketAddress | None = None
+    node: NodeInfo = field(default_factory=NodeInfo)
 
     @property
     def http_listeners(self) -> list[ListenerConfig]:
@@ -146,31 +152,6 @@ class Bootstrap:
 
 
 # ---- helpers -----------------------------------------------------------------------------------
-def any_type(node: Node, what: str = "typed_config") -> str:
-    """The ``@type`` of a ``google.protobuf.Any``."""
-    node.mapping(f'a {what} mapping with an "@type"')
-    t = node.req("@type").str(allow_empty=False)
-    if not t.startswith("type.googleapis.com/"):
-        raise node.child("@type").error(f"type URL must start with type.googleapis.com/, got {t!r}")
-    return t
-
-
-def unwrap_value(node: Node) -> Any:
-    """``google.protobuf.StringValue``/``BytesValue``/``Struct`` in an Any -> its value."""
-    t = any_type(node)
-    node.check_fields("@type value")
-    v = node.get("value")
-    if t.endswith("StringValue"):
-        return v.str() if v else ""
-    if t.endswith("BytesValue"):
-        import base64
-
-        return base64.b64decode(v.str()) if v else b""
-    if t.endswith("google.protobuf.Struct"):
-        return v.mapping().value if v else {}
-    raise node.child("@type").error(f"unsupported wrapper type {t!r}")
-
-
 def parse_socket_address(node: Node) -> SocketAddress:
     node.check_fields("socket_address pipe", message="only socket_address is supported")
     sa = node.req("socket_address").check_fields(
@@ -198,6 +179,7 @@ _CLUSTER_IGNORED = (
     "dns_resolvers",
     "typed_dns_resolver_config",
     "protocol_selection",
+    "metadata",
 )
 
 
@@ -301,9 +283,6 @@ def parse_access_log(node: Node, ext: Extensions) -> AccessLogConfig:
 # ---- HTTP connection manager --------------------------------------------------------------------
 _HCM_IGNORED = (
     "codec_type",
-    "use_remote_address",
-    "skip_xff_append",
-    "xff_num_trusted_hops",
     "normalize_path",
     "merge_slashes",
     "common_http_protocol_options",
@@ -322,13 +301,10 @@ _HCM_IGNORED = (
     "add_user_agent",
     "internal_address_config",
     "path_with_escaped_slashes_action",
-    "preserve_external_request_id",
-    "always_set_request_id_in_response",
     "strip_matching_host_port",
     "strip_any_host_port",
     "proxy_100_continue",
     "access_log_options",
-    "via",
     "local_reply_config",
 )
 
@@ -386,7 +362,7 @@ def parse_http_filter(
                 f"missing required field 'typed_config' (Envoy selects the filter by its \"@type\"; "
                 f"supported: {', '.join(u.rsplit('/', 1)[-1] for u in ext.supported_http_filters())})"
             )
-        cfg = node.req("typed_config")
+        cfg = typed_struct(node.req("typed_config"))
         t = any_type(cfg)
     factory = ext.http_filter(name, t, cfg, source, stat_prefix, clusters)
     if factory is None:
@@ -404,7 +380,8 @@ def parse_hcm(
 ) -> HcmConfig:
     node.check_fields(
         "@type stat_prefix route_config http_filters access_log server_name server_header_transformation "
-        "generate_request_id",
+        "generate_request_id use_remote_address xff_num_trusted_hops skip_xff_append via "
+        "preserve_external_request_id always_set_request_id_in_response",
         required=("stat_prefix",),
         ignored=_HCM_IGNORED,
         message="rds and scoped_routes (dynamic routes) are not supported",
@@ -442,7 +419,8 @@ def parse_hcm(
     if node.has("server_header_transformation"):
         sht = node.req("server_header_transformation").enum(("OVERWRITE", "APPEND_IF_ABSENT", "PASS_THROUGH"))
     gen = node.req("generate_request_id").bool_value() if node.has("generate_request_id") else True
-    return HcmConfig(stat_prefix, route_config, filters, logs, server_name, sht, gen, buffer_limit)
+    xff = parse_hcm_header_options(node)
+    return HcmConfig(stat_prefix, route_config, filters, logs, server_name, sht, gen, buffer_limit, xff)
 
 
 def _check_route_clusters(rc_node: Node, rc: RouteConfiguration, clusters: dict[str, ClusterConfig]) -> None:
@@ -461,11 +439,10 @@ def parse_listener(
     node: Node, source: Source, clusters: dict[str, ClusterConfig], index: int, ext: Extensions
 ) -> ListenerConfig:
     node.check_fields(
-        "name address filter_chains per_connection_buffer_limit_bytes",
+        "name address filter_chains per_connection_buffer_limit_bytes traffic_direction",
         required=("address", "filter_chains"),
         ignored=(
             "listener_filters",
-            "traffic_direction",
             "stat_prefix",
             "access_log",
             "enable_reuse_port",
@@ -500,7 +477,7 @@ def parse_listener(
     network: list[NetworkFilterConfig] = []
     for fn in filters:
         fn.check_fields("name typed_config", required=("name", "typed_config"))
-        tc = fn.req("typed_config")
+        tc = typed_struct(fn.req("typed_config"))
         t = any_type(tc)
         if t == HCM_TYPE:
             if len(filters) != 1 or hcm is not None:
@@ -526,16 +503,20 @@ def parse_listener(
             raise fn.error(
                 f"non-terminal filter named {nf.name} of type {kind} is the last filter in a network filter chain."
             )
-    return ListenerConfig(name, address, hcm, network, limit)
+    direction = 0
+    if node.has("traffic_direction"):
+        direction = ("UNSPECIFIED", "INBOUND", "OUTBOUND").index(
+            node.req("traffic_direction").enum(("UNSPECIFIED", "INBOUND", "OUTBOUND"))
+        )
+    return ListenerConfig(name, address, hcm, network, limit, direction)
 
 
 # ---- bootstrap ---------------------------------------------------------------------------------------
 def parse_bootstrap(source: Source, ext: Extensions) -> Bootstrap:
     root = source.load()
     root.check_fields(
-        "static_resources admin bootstrap_extensions",
+        "static_resources admin bootstrap_extensions node",
         ignored=(
-            "node",
             "layered_runtime",
             "stats_config",
             "stats_flush_interval",
@@ -573,7 +554,7 @@ def parse_bootstrap(source: Source, ext: Extensions) -> Bootstrap:
         listeners.append(lst)
     if not listeners and not extensions:
         raise sr.error("no listeners: add static_resources.listeners with an http_connection_manager")
-    return Bootstrap(source, listeners, clusters, extensions, admin)
+    return Bootstrap(source, listeners, clusters, extensions, admin, parse_node(root.get("node")))
 
 
 def _parse_bootstrap_extension(name: str, tc: Node, t: str, ext: Extensions) -> BootstrapExtensionConfig:

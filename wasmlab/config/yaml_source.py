@@ -12,7 +12,7 @@ import builtins
 import os
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +71,9 @@ class Source:
     name: str  # file path as given, or "<string>"
     base_dir: Path  # relative filenames resolve here
     text: str
+    #: fields Envoy accepts that wasmlab parses past without effect (``check_fields(ignored=...)``);
+    #: the proxy logs each as a warning, so a valid config is never refused yet nothing is hidden
+    ignored: list[str] = field(default_factory=list, compare=False)
 
     @classmethod
     def from_arg(cls, source: str | os.PathLike[str]) -> Source:
@@ -191,6 +194,11 @@ class Node:
                 supported = ", ".join(sorted(known))
                 extra = f"; {message}" if message else ""
                 raise self.error(f"unknown field '{key}' (wasmlab supports: {supported}){extra}", key=str(key))
+        for key in self.value:
+            if key in ignored and key not in known:
+                where = f"{self.path}.{key}" if self.path else str(key)
+                if where not in self.source.ignored:
+                    self.source.ignored.append(where)
         for key in required:
             if key not in self.value or self.value[key] is None:
                 raise self.error(f"missing required field '{key}'")

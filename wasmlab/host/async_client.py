@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..http import HeaderMap, Request
+from .conn_manager_utility import append_xff
+from .local_info import local_address
 from .upstream import (
     CONNECTION_TERMINATION,
     UpstreamResult,
@@ -31,8 +33,6 @@ if TYPE_CHECKING:
     from .services import ServerContext
 
 
-#: the x-forwarded-for value Envoy 1.40's async client sends (observed on the real binary)
-ASYNC_CLIENT_XFF = "192.0.2.2"
 TIMEOUT_BODY = b"upstream request timeout"
 
 
@@ -104,13 +104,12 @@ def send(
 
     The caller checks the cluster exists (Lua and Wasm report that error differently). As
     Envoy's async client (its request goes through a router of its own), the upstream also gets
-    ``x-envoy-internal: true``, ``x-forwarded-for: 192.0.2.2`` (unless ``send_xff`` is false;
-    Envoy 1.40 sends that placeholder address) and ``x-envoy-expected-rq-timeout-ms`` when there
-    is a timeout; the answer gets ``x-envoy-upstream-service-time``. A timeout, an unreachable or
-    crashing upstream and a cluster without endpoints come back as that router's local replies
-    (504/503 with a ``text/plain`` body), as in Envoy. The trace's callout events carry the
-    caller's stream (None for a root context's call), its ``token`` (Proxy-Wasm) and, on the
-    answer, the ``seq`` of the request event (``data["request"]``).
+    ``x-envoy-internal: true``, ``x-forwarded-for: <LocalInfo::address()>`` if ``send_xff`` (Lua's
+    ``httpCall``; not Wasm's ``proxy_http_call``), ``x-envoy-expected-rq-timeout-ms`` if timed;
+    the answer gets ``x-envoy-upstream-service-time``. A timeout, an unreachable or crashing
+    upstream and a cluster without endpoints come back as that router's local replies (504/503,
+    ``text/plain``), as in Envoy. Callout trace events carry the caller's stream (None for a root
+    context), its ``token`` (Proxy-Wasm) and, on the answer, the request event's ``seq``.
     """
     cluster = proxy.clusters[cluster_name]
     req = AsyncRequest(dispatcher, on_complete)
@@ -191,7 +190,7 @@ def _upstream_headers(headers: HeaderMap, body: bytes, timeout_s: float | None, 
         up.add("content-length", str(len(body)))
     up.set("x-envoy-internal", "true")
     if send_xff:
-        up.set("x-forwarded-for", ASYNC_CLIENT_XFF)
+        append_xff(up, local_address())
     if timeout_s:
         up.set("x-envoy-expected-rq-timeout-ms", str(int(timeout_s * 1000)))
     return up

@@ -318,6 +318,13 @@ class FilterManager:
             return
         if af is None:
             self.local_encode_complete_upstream = end_stream
+            # Envoy's router (or sendLocalReply) records the response in the stream info before
+            # the encoder filters run: response.code/headers properties read it from there
+            info = self.stream.info
+            info.response_headers = headers
+            status = headers.get(":status")
+            if status is not None and status.isdigit():
+                info.response_code = int(status)
         i = self._start(af, _ALWAYS_FROM_NEXT)
         encoders = self.encoders
         continue_data_entry: ActiveFilter | None = None
@@ -464,6 +471,10 @@ class FilterManager:
         stream = self.stream
         if self.call_state & _DECODING or not self.response_started_to_codec:
             self.decoder_aborted = True
+        if status == 400:
+            # Envoy's ActiveStream::onLocalReply: a 400 means a messaging error, and the HTTP/1
+            # codec closes the connection after it (``connection: close``); no other status does
+            stream.info.should_drain_connection = True
         if self.response_started_to_codec:
             # headers already reached the client: all Envoy can do is reset
             stream.reset(details or "local_reply_after_response_started")

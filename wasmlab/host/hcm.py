@@ -4,13 +4,15 @@ What Envoy's HCM (``ConnectionManagerImpl::ActiveStream``) and its HTTP/1.1 code
 filter chain, and wasmlab copies (each checked against real Envoy 1.40):
 
 * request headers as filters see them: ``:authority`` (from ``host``), ``:path``, ``:method``,
-  ``:scheme``, the client's headers in order (names lower-cased), then ``x-forwarded-proto`` and
+  ``:scheme``, the client's headers in order (names lower-cased) without the hop-by-hop ones, the
+  client-address rules (``conn_manager_utility``), then ``x-forwarded-proto``, ``via`` and
   ``x-request-id`` when the client did not send them;
 * a body arrives as one data frame plus an empty end-of-stream frame (the HTTP/1 codec's
   message-complete), a bodyless request ends at the headers;
 * the filter chain is built per stream after the route is known, skipping filters a route disables;
 * on the way out, after the encoder filters: ``date`` (if absent) and ``server: envoy``
-  (overwritten in place), ``connection: close`` when the response beat the request, then the codec
+  (overwritten in place), ``x-request-id`` and ``via`` if configured, ``connection: close`` when
+  the response beat the request, the client asked for it, or a local reply was a 400; then the codec
   adds ``content-length: 0`` to a bodyless response (not 1xx/204/304) or
   ``transfer-encoding: chunked`` to a body without a length;
 * when the response is complete: access logs, then each filter's ``log()``, then ``on_destroy``.
@@ -28,6 +30,7 @@ from ..config.bootstrap import HcmConfig, ListenerConfig, PerRouteDisabled
 from ..config.route import RouteAction
 from ..http import Buffer, HeaderMap, Response
 from ..http.stream_info import StreamInfo
+from .conn_manager_utility import add_external_address, append_via, mutate_client_address, set_inline
 from .filter_manager import FilterManager
 
 if TYPE_CHECKING:
@@ -79,6 +82,7 @@ class ActiveStream:
             clock.monotonic_ns(),
             downstream_remote_address=f"127.0.0.1:{40000 + next(_remote_ports) % 20000}",
             downstream_local_address=str(hcm.listener.address),
+            listener_direction=hcm.listener.direction,
         )
         self.pending = pending
         self.fm: FilterManager | None = None
@@ -141,8 +145,17 @@ class ActiveStream:
         headers.add(":scheme", "http")
         for k, v in spec.headers:
             headers.add(k, v)
+        if "close" in [t.strip().lower() for t in (headers.get("connection") or "").split(",")]:
+            self.info.should_drain_connection = True  # Envoy's saw_connection_close: answer with close
+        client = mutate_client_address(headers, config.header_options, self.info.downstream_remote_address)
+        opts = config.header_options
         if "x-forwarded-proto" not in headers:
             headers.add("x-forwarded-proto", "http")
+        if opts.via:
+            append_via(headers, opts.via)
+        add_external_address(headers, opts, client)
+        if opts.use_remote_address and not opts.preserve_external_request_id and "x-request-id" in headers:
+            set_inline(headers, "x-request-id", _request_id())  # an edge Envoy does not trust the client's id
         if config.generate_request_id and "x-request-id" not in headers:
             headers.add("x-request-id", _request_id())
         self.method = spec.method
@@ -214,6 +227,12 @@ class ActiveStream:
             _set_in_place(headers, "server", config.server_name)
         elif sht == "APPEND_IF_ABSENT" and "server" not in headers:
             headers.add("server", config.server_name)
+        opts = config.header_options
+        request_id = self.info.request_headers.get("x-request-id") if self.info.request_headers else None
+        if opts.always_set_request_id_in_response and request_id:
+            set_inline(headers, "x-request-id", request_id)
+        if opts.via:
+            append_via(headers, opts.via)
         if self.fm is not None and not self.fm.remote_decode_complete:
             headers.set("connection", "close")
             self.proxy.stat_store.inc(self.hcm.stat("downstream_rq_response_before_rq_complete"))

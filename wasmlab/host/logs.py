@@ -62,7 +62,8 @@ class ProxyLog:
     def rank(self) -> int:
         return self._rank
 
-    def log(self, level: str, logger: str, message: str) -> None:
+    def log(self, level: str, logger: str, message: str, record: bool = True) -> None:
+        """Keep the line (and record it in the trace unless ``record`` is false)."""
         if _RANK.get(level, 2) < self._components.get(logger, self._rank):
             return
         line = f"[{level}][{logger}] {message}"
@@ -70,7 +71,7 @@ class ProxyLog:
             self._lines.append(line)
             if len(self._lines) > self._capacity:
                 del self._lines[: len(self._lines) - self._capacity]
-        if self._recorder.enabled:
+        if record and self._recorder.enabled:
             self._recorder.record("log", level, {"logger": logger, "message": message})
 
     def lines(self) -> list[str]:

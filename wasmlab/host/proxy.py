@@ -186,6 +186,12 @@ class Proxy:
         clk = VirtualClock() if clock == "virtual" else RealClock()
         recorder = Recorder(clk.monotonic_ns, enabled=bool(trace), capacity=trace_capacity)
         self._log = ProxyLog(recorder, log_level, component_levels=component_log_level)
+        for where in config.source.ignored:
+            # Envoy accepts these fields; wasmlab runs without them (docs/envoy-fidelity.md)
+            # (not in the trace: it is about the config, not the run, and no thread of the run logs it)
+            self._log.log(
+                "warning", "config", f"{where}: accepted as Envoy does, but has no effect in wasmlab", record=False
+            )
         activity = Activity()
         # the services extensions run on; the Proxy itself is what lessons and tests drive
         self._server = srv = ServerContext(
@@ -201,6 +207,7 @@ class Proxy:
             main=Dispatcher("main", None, clk, activity, self._task_error),
             workers=[Dispatcher(f"worker_{i}", i, clk, activity, self._task_error) for i in range(workers)],
         )
+        srv.node = config.node
         srv.hcms.update({lst.name: HttpConnectionManager(srv, lst) for lst in config.http_listeners})
         self._tcp_listeners = {lst.name: lst for lst in config.listeners if lst.hcm is None}
         from .tcp import tcp_echo_app

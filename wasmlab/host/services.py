@@ -14,6 +14,8 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any
 
+from ..config.node import NodeInfo
+
 if TYPE_CHECKING:
     from ..trace import Recorder
     from .access_log import AccessLogWriter
@@ -64,6 +66,8 @@ class ServerContext:
         self.workers = workers
         #: the HTTP connection managers by listener name (filled once they are built)
         self.hcms: dict[str, HttpConnectionManager] = {}
+        #: the bootstrap's ``node`` (Envoy's ``LocalInfo``; the ``xds.node`` property)
+        self.node: NodeInfo = NodeInfo()
         self._wasm: Any = None
         self._wasm_lock = threading.Lock()
 

@@ -81,7 +81,19 @@ class TcpProxyFilter(NetworkFilter):
 
     def on_new_connection(self) -> int:
         c = self.conn
-        c.proxy.stat_store.inc(f"tcp.{self.stat_prefix}.downstream_cx_total")
+        stats = c.proxy.stat_store
+        stats.inc(f"tcp.{self.stat_prefix}.downstream_cx_total")
+        # Envoy's tcp_proxy hands its byte counters to the connection, which counts what the
+        # socket reads and writes (``setConnectionStats``): bytes as the client sent and got them
+        c.stats_prefix = f"tcp.{self.stat_prefix}."
+        if c.pending_rx:
+            stats.inc(f"{c.stats_prefix}downstream_cx_rx_bytes_total", c.pending_rx)
+        cluster = c.proxy.clusters.get(self.cluster)
+        if cluster is not None and cluster.healthy:
+            # the upstream connection (one per downstream connection) and its address
+            stats.inc(f"cluster.{self.cluster}.upstream_cx_total")
+            c.info.upstream_cluster = self.cluster
+            c.info.upstream_host = cluster.host
         c.record("upstream_connect", {"cluster": self.cluster})
         return CONTINUE
 
@@ -89,7 +101,6 @@ class TcpProxyFilter(NetworkFilter):
         chunk = data.to_bytes()
         data.drain(len(data))
         if chunk or end_stream:
-            self.conn.proxy.stat_store.inc(f"tcp.{self.stat_prefix}.downstream_cx_rx_bytes_total", len(chunk))
             self.pending.append((chunk, end_stream))
             self._pump()
         return STOP
@@ -148,6 +159,9 @@ class ActiveTcpConnection:
         self.closed = False
         self.downstream_eos = False
         self.upstream_eos = False
+        #: ``tcp.<stat_prefix>.`` once a tcp_proxy set the connection's byte counters
+        self.stats_prefix: str | None = None
+        self.pending_rx = 0  # bytes read before that
         from ..http.stream_info import StreamInfo
 
         clock = proxy.clock
@@ -196,6 +210,10 @@ class ActiveTcpConnection:
         if self.closed or self.downstream_eos:
             return
         self.record("tcp_downstream_data", {"size": len(data), "end_stream": end_stream})
+        if self.stats_prefix is not None:
+            self.proxy.stat_store.inc(f"{self.stats_prefix}downstream_cx_rx_bytes_total", len(data))
+        else:
+            self.pending_rx += len(data)
         self.downstream_eos = end_stream
         self.read_buffer.add(data)
         self._iterate_read(0)
@@ -225,6 +243,8 @@ class ActiveTcpConnection:
                 return
         out = buf.to_bytes()
         if out:
+            if self.stats_prefix is not None:
+                self.proxy.stat_store.inc(f"{self.stats_prefix}downstream_cx_tx_bytes_total", len(out))
             self.client._deliver(out)
         if end_stream:
             self.upstream_eos = True

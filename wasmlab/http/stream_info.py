@@ -38,6 +38,8 @@ class StreamInfo:
     filter_state: dict[str, Any] = field(default_factory=dict)
     #: a filter asked to close the connection after this stream (HTTP/1: ``connection: close``)
     should_drain_connection: bool = False
+    #: the listener's ``traffic_direction`` (0 unspecified, 1 inbound, 2 outbound)
+    listener_direction: int = 0
 
     def duration_ms(self) -> int | None:
         if self.end_mono_ns is None:

@@ -86,9 +86,12 @@ class WasmManager:
         try:
             vm.start()
         except Trapped:
+            # Envoy logs the guest's stderr at error ("wasm log: fatal error: ...") before it
+            # refuses the VM; the error names those lines so a failed start shows them
+            wrote = "; the module wrote to stderr: " + " | ".join(vm.stderr_tail) if vm.stderr_tail else ""
             raise StartupError(
                 f"{plugin.where}: Wasm VM failed Failed to start base Wasm: the module's start function trapped "
-                f"(module {plugin.vm_config.code_name})"
+                f"(module {plugin.vm_config.code_name}){wrote}"
             ) from None
         return vm
 

@@ -122,6 +122,8 @@ class WasmVm:
         self._next_id = itertools.count(1)
         self._next_token = itertools.count(1)
         self.failed: FailState | None = None
+        #: the guest's last WASI stderr lines (a start-up failure names them, as Envoy's log shows them)
+        self.stderr_tail: list[str] = []
         self.current: Context | None = None  # context of the callback being run (None = VM context 0)
         self.effective: Context | None = None  # after proxy_set_effective_context
         self.deferred: list[Callable[[], None]] = []

@@ -39,15 +39,21 @@ def event_text(ev: Event) -> str:
     return line
 
 
-def envoy_lines(events: Iterable[Event], thread: str | None = None) -> list[str]:
+def envoy_lines(events: Iterable[Event], thread: str | None = None, label_threads: bool = False) -> list[str]:
     """Lines in the shape of Envoy's ``--component-log-level wasm:trace`` output and its Lua/Wasm
     log messages: ``[host->vm] proxy_on_request_headers(2, 6, 1)``, ``[host<-vm] ... return: 0``
     (``void`` for callbacks without a result), ``[vm->host] env.proxy_log(2, 1024, 38)``,
-    ``[vm<-host] env.proxy_log return: 0``, ``wasm log plugin1 r1 vm1: msg``, ``script log: msg``."""
+    ``[vm<-host] env.proxy_log return: 0``, ``wasm log plugin1 r1 vm1: msg``, ``script log: msg``.
+
+    With ``label_threads`` (``wasmlab trace --format envoy``) each line starts with its thread,
+    ``[main] ``, ``[worker_0] ``, as Envoy's log names the thread of each line (``%t``, a thread id
+    there; the bridge maps Envoy's ids to the same names): canary, main-thread and worker lines
+    interleave in time, and the label says which is which."""
     out: list[str] = []
     for ev in events:
         if thread is not None and ev.thread != thread:
             continue
+        n = len(out)
         phase = ev.data.get("phase") if isinstance(ev.data, dict) else None
         if ev.kind in ("callback", "hostcall"):
             arrow_in, arrow_out = (
@@ -64,6 +70,8 @@ def envoy_lines(events: Iterable[Event], thread: str | None = None) -> list[str]
             logger = ev.args.get("logger") if isinstance(ev.args, dict) else ""
             if logger in ("wasm", "lua"):
                 out.append(str(msg))
+        if label_threads and len(out) > n:
+            out[-1] = f"[{ev.thread}] {out[-1]}"
     return out
 
 

@@ -98,7 +98,7 @@ class RouterFilter(StreamFilter):
             return FilterHeadersStatus.StopIteration
         action = route.action
         if isinstance(action, DirectResponse):
-            self._direct(route, action.status, action.body, None)
+            self._direct(route, action.status, action.body, _direct_location(headers, action.status))
             return FilterHeadersStatus.StopIteration
         if isinstance(action, Redirect):
             self._direct(route, action.response_code, b"", self._redirect_uri(headers, action, route))
@@ -117,6 +117,10 @@ class RouterFilter(StreamFilter):
         info = stream.info
         info.upstream_cluster = cluster.name
         info.upstream_host = cluster.host
+        # the router consumes the client's timeout/retry/hedge/stat headers (measured: Envoy 1.40
+        # removes them and, for an external request, does not honor them)
+        for name in _CONSUMED_HEADERS:
+            headers.remove(name)
         # Envoy's order: expected timeout header, headers_to_add (route, vhost, route config), rewrites
         if action.timeout > 0 and not self.factory.suppress_envoy_headers:
             headers.set("x-envoy-expected-rq-timeout-ms", str(int(action.timeout * 1000)))
@@ -325,3 +329,29 @@ def _rewrite_path(path: str, match: Any, action: RouteAction) -> str:
         new = pattern.sub(sub.replace("\\", "\\"), bare)
         return new + (("?" + query) if query else "")
     return path
+
+
+def _direct_location(headers: HeaderMap, status: int) -> str | None:
+    """Envoy's router adds ``location`` to a direct response with status 201 or 3xx (RFC 7231
+    7.1.2): the request's own URL, scheme from ``x-forwarded-proto``, host as sent (with its
+    port), path with its query (``RouteEntryImplBase::newUri`` with no redirect fields)."""
+    if status != 201 and not 300 <= status < 400:
+        return None
+    scheme = headers.get("x-forwarded-proto") or headers.get(":scheme") or "http"
+    return f"{scheme}://{headers.get(':authority') or ''}{headers.get(':path') or '/'}"
+
+
+#: request headers Envoy's router reads and removes before forwarding (``FilterUtility::finalTimeout``,
+#: ``RetryStateImpl``, hedging, ``x-envoy-upstream-alt-stat-name``)
+_CONSUMED_HEADERS = (
+    "x-envoy-upstream-rq-timeout-ms",
+    "x-envoy-upstream-rq-per-try-timeout-ms",
+    "x-envoy-upstream-rq-timeout-alt-response",
+    "x-envoy-max-retries",
+    "x-envoy-retry-on",
+    "x-envoy-retry-grpc-on",
+    "x-envoy-retriable-status-codes",
+    "x-envoy-retriable-header-names",
+    "x-envoy-hedge-on-per-try-timeout",
+    "x-envoy-upstream-alt-stat-name",
+)

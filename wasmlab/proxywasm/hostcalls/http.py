@@ -367,6 +367,9 @@ def proxy_http_call(
         proxy.wasm.deliver_http_call_response(vm, root, token, resp, stream_ctx)
 
     timeout_s = timeout_ms / 1000.0 if timeout_ms else None
-    req = async_client.send(proxy, vm.dispatcher, cluster, headers, body, timeout_s, on_complete, trailers, token=token)
+    # Envoy's Wasm context sends the call with send_xff off: no x-forwarded-for
+    req = async_client.send(
+        proxy, vm.dispatcher, cluster, headers, body, timeout_s, on_complete, trailers, send_xff=False, token=token
+    )
     root.http_calls[token] = req
     return OK, {"cluster": cluster, "token": token, "path": headers.get(":path")}

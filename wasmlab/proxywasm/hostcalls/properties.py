@@ -6,7 +6,7 @@ strings and bytes raw, integers as 8-byte little-endian, booleans as one byte, m
 ``plugin_root_id`` and ``plugin_vm_id`` are always there (C++ and AssemblyScript SDKs read
 ``plugin_root_id`` while creating every root context). ``proxy_set_property`` stores into the
 stream's filter state under ``wasm.<path>``, and unknown top-level names are looked up there.
-Simplifications: no ``node``, no CEL expressions, TLS attributes answer as plaintext.
+``xds.node.*`` reads the bootstrap's ``node``. Simplifications: no CEL expressions, TLS attributes answer as plaintext.
 """
 
 from __future__ import annotations
@@ -79,8 +79,9 @@ def encode_struct(d: dict[str, Any]) -> bytes:
 
 # ---- attribute lookup ----------------------------------------------------------------------------
 def _headers_pairs(headers: Any) -> bytes:
-    if headers is None:
-        return b""
+    """A header map as a property: Envoy's pairs encoding, a count of 0 for an absent map."""
+    if headers is None or not len(headers):
+        return struct.pack("<I", 0)
     merged: dict[str, str] = {}
     for k, v in headers:
         merged[k] = f"{merged[k]},{v}" if k in merged else v
@@ -99,19 +100,46 @@ def _addr_port(addr: str) -> tuple[str, int]:
 _OTHER: Any = object()
 
 
+def _byte_size(headers: Any) -> int:
+    """Envoy's ``HeaderMap::byteSize``: the names' and values' lengths, pseudo-headers included."""
+    return sum(len(k) + len(v) for k, v in headers) if headers is not None else 0
+
+
+def _stream_map(vm: WasmVm, map_type: int) -> Any:
+    """A header map as the context sees it now (Envoy's context holds the request headers only
+    until its request-headers callback continues, the response headers likewise)."""
+    ctx = vm.effective
+    f = ctx.filter if ctx is not None else None
+    return f.header_map(map_type, False) if f is not None else None
+
+
 def _request(vm: WasmVm, info: Any, rest: list[str]) -> bytes | None:
-    """``request.*``: Envoy's request attributes, read from the request headers and stream info."""
-    req = info.request_headers
-    if req is None:
+    """``request.*``: from the context's request headers (so not found once its request-headers
+    callback has continued, as in Envoy) and from the stream info (time, protocol, sizes;
+    ``duration`` once the stream completed)."""
+    if info.request_headers is None:
         return _OTHER
     if not rest:
         return None
     key = rest[0]
+    if key == "time":
+        return _i64(info.start_wall_ns)
+    if key == "duration":
+        return _i64(info.end_mono_ns - info.start_mono_ns) if info.end_mono_ns is not None else None
+    if key == "protocol":
+        return info.protocol.encode()
+    req = _stream_map(vm, 0)
+    if key in ("size", "total_size"):
+        cl = req.get("content-length") if req is not None else None
+        size = info.bytes_received if cl is None or not cl.isdigit() else int(cl)
+        return _i64(size if key == "size" else info.bytes_received + _byte_size(req))
     if key == "headers":
         if len(rest) == 2:
-            v = req.get_joined(rest[1])
+            v = req.get_joined(rest[1]) if req is not None else None
             return v.encode("latin-1") if v is not None else None
         return _headers_pairs(req)
+    if req is None:
+        return None
     p = req.get(":path") or ""
     table: dict[str, Any] = {
         "path": p,
@@ -122,25 +150,19 @@ def _request(vm: WasmVm, info: Any, rest: list[str]) -> bytes | None:
         "referer": req.get("referer"),
         "useragent": req.get("user-agent"),
         "id": req.get("x-request-id"),
-        "protocol": info.protocol,
         "query": p.split("?", 1)[1] if "?" in p else "",
     }
-    if key in table:
-        v = table[key]
-        return v.encode("latin-1") if v is not None else None
-    if key == "time":
-        return _i64(info.start_wall_ns)
-    if key == "duration":
-        return _i64(vm.proxy.clock.monotonic_ns() - info.start_mono_ns)
-    if key in ("size", "total_size"):
-        cl = req.get("content-length")
-        size = info.bytes_received if cl is None else int(cl)
-        return _i64(size)
-    return None
+    v = table.get(key)
+    return v.encode("latin-1") if v is not None else None
+
+
+#: Envoy's ``Grpc::Utility::httpToGrpcStatus`` for a response without ``grpc-status``
+_HTTP_TO_GRPC = {400: 13, 401: 16, 403: 7, 404: 12, 429: 14, 502: 14, 503: 14, 504: 14}
 
 
 def _response(vm: WasmVm, info: Any, rest: list[str]) -> bytes | None:
-    """``response.*``: code, details, flags, headers, trailers, sizes."""
+    """``response.*``: code, details, flags, headers, trailers, sizes, gRPC status. The maps are
+    empty (not absent) before the response exists."""
     if not rest:
         return None
     key = rest[0]
@@ -148,20 +170,27 @@ def _response(vm: WasmVm, info: Any, rest: list[str]) -> bytes | None:
     if key == "code":
         return _i64(info.response_code) if info.response_code is not None else None
     if key == "code_details":
-        return info.response_code_details.encode()
+        return info.response_code_details.encode() if info.response_code_details else None
     if key == "flags":
         return _u64(0)
-    if key == "headers":
+    if key in ("headers", "trailers"):
+        m = resp if key == "headers" else info.response_trailers
+        if len(rest) == 2:
+            v = m.get_joined(rest[1]) if m is not None else None
+            return v.encode("latin-1") if v is not None else None
+        return _headers_pairs(m)
+    if key == "grpc_status":
         if resp is None:
             return None
-        if len(rest) == 2:
-            v = resp.get_joined(rest[1])
-            return v.encode("latin-1") if v is not None else None
-        return _headers_pairs(resp)
-    if key == "trailers":
-        return _headers_pairs(info.response_trailers) if info.response_trailers is not None else None
-    if key in ("size", "total_size"):
+        for m in (info.response_trailers, resp):
+            v = m.get("grpc-status") if m is not None else None
+            if v is not None and v.isdigit():
+                return _i64(int(v))
+        return _i64(_HTTP_TO_GRPC.get(info.response_code or 0, 2))
+    if key == "size":
         return _i64(info.bytes_sent)
+    if key == "total_size":
+        return _i64(info.bytes_sent + _byte_size(resp))
     return None
 
 
@@ -204,10 +233,32 @@ def _connection_id(vm: WasmVm, info: Any, rest: list[str]) -> bytes | None:
     return _OTHER if rest else _u64(info.connection_id)
 
 
+def _node(vm: WasmVm, rest: list[str]) -> bytes | None:
+    """``xds.node[.<field>[.<key>...]]``: the bootstrap's ``node`` (Envoy's ``LocalInfo``); a
+    string leaf raw, a message or map as a serialized ``Struct``-like message."""
+    value: Any = vm.proxy.node.as_property()
+    for seg in rest:
+        if not isinstance(value, dict) or seg not in value:
+            return None
+        value = value[seg]
+    if isinstance(value, str):
+        return value.encode()
+    if isinstance(value, bool):
+        return _bool(value)
+    if isinstance(value, int | float):
+        return struct.pack("<d", float(value)) if isinstance(value, float) else _i64(value)
+    return encode_struct(value) if isinstance(value, dict) else None
+
+
 def _xds(vm: WasmVm, info: Any, rest: list[str]) -> bytes | None:
-    """``xds.*``: the route, virtual host and cluster the stream was routed by."""
+    """``xds.*``: the route, virtual host and cluster the stream was routed by, the listener's
+    direction and the bootstrap's node."""
+    if rest and rest[0] == "node":
+        return _node(vm, rest[1:])
     if len(rest) != 1:
         return _OTHER
+    if rest[0] == "listener_direction":
+        return _i64(info.listener_direction)
     ctx = vm.effective
     route = ctx.filter.route() if ctx is not None and ctx.filter is not None else None
     action = route.action if route is not None else None
@@ -215,15 +266,20 @@ def _xds(vm: WasmVm, info: Any, rest: list[str]) -> bytes | None:
         "cluster_name": info.upstream_cluster or getattr(action, "cluster", None),  # a RouteAction has one
         "route_name": route.name if route is not None else None,
         "virtual_host_name": route.virtual_host.name if route is not None and route.virtual_host else None,
-        "listener_direction": None,
     }
     v = vals.get(rest[0])
     return v.encode() if isinstance(v, str) else None
 
 
 def _metadata(vm: WasmVm, info: Any, rest: list[str]) -> bytes | None:
-    """``metadata``: the stream's dynamic metadata as a serialized Struct."""
-    return _OTHER if rest else encode_struct({"filter_metadata": info.dynamic_metadata})
+    """``metadata``: the stream's dynamic metadata as a serialized ``envoy.config.core.v3.Metadata``
+    (``filter_metadata``: namespace -> Struct; empty metadata is zero bytes)."""
+    if rest:
+        return _OTHER
+    return b"".join(
+        _field(1, 2, _field(1, 2, ns.encode()) + _field(2, 2, encode_struct(fields)))
+        for ns, fields in info.dynamic_metadata.items()
+    )
 
 
 def _filter_state(vm: WasmVm, info: Any, rest: list[str]) -> bytes | None:
@@ -290,6 +346,9 @@ def proxy_get_property(vm: WasmVm, path_ptr: int, path_len: int, out_ptr: int, o
     if raw is None:
         return MEM
     path = raw.decode("latin-1").split("\0")
+    if path == ["filter_state"]:
+        # Envoy cannot serialize the whole filter state object
+        return WasmResult.SERIALIZATION_FAILURE, {"path": "filter_state"}
     value = lookup(vm, path)
     if value is None:
         return WasmResult.NOT_FOUND, {"path": ".".join(path)}

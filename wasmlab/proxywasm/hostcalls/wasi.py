@@ -57,6 +57,8 @@ def fd_write(vm: WasmVm, fd: int, iovs: int, iovs_len: int, nwritten_out: int) -
     text = data.decode("utf-8", "replace")
     if text.endswith("\n"):
         text = text[:-1]
+    if fd == 2:
+        vm.stderr_tail = [*vm.stderr_tail[-2:], text]
     _log(vm, "info" if fd == 1 else "error", text)
     return ESUCCESS, {"fd": fd, "text": text}
 
@@ -107,10 +109,17 @@ def fd_fdstat_set_flags(vm: WasmVm, fd: int, flags: int) -> Any:
     return ESUCCESS if fd in (0, 1, 2) else EBADF
 
 
+#: where the guest's monotonic clock starts under ``clock="virtual"``: a machine's monotonic
+#: clock counts from boot and is never 0 (Go's runtime throws "nanotime returning zero" when it
+#: reads 0); the virtual clock's own time starts at 0, so the guest sees it one second after boot
+VIRTUAL_BOOT_NS = 1_000_000_000
+
+
 @hostcall("clock_time_get", "i32 i64 i32", module="wasi")
 def clock_time_get(vm: WasmVm, clock_id: int, precision: int, out: int) -> Any:
     clock = vm.proxy.clock
-    now = clock.wall_ns() if clock_id == 0 else clock.monotonic_ns()
+    boot = VIRTUAL_BOOT_NS if clock.virtual else 0
+    now = clock.wall_ns() if clock_id == 0 else clock.monotonic_ns() + boot
     return ESUCCESS if vm.memory.write_u64(out, now) else EFAULT
 
 

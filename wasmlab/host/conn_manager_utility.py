@@ -1,0 +1,129 @@
+"""What Envoy's ``ConnectionManagerUtility::mutateRequestHeaders`` does to a request's
+client-address headers before the filter chain sees it.
+
+* ``x-envoy-internal`` from the client is always removed: a request is internal only when its one
+  ``x-forwarded-for`` address is an internal address, and Envoy 1.40 with no
+  ``internal_address_config`` treats no address as internal (measured: a loopback client is
+  external), so wasmlab never sets it.
+* ``use_remote_address: true`` (an edge proxy): the downstream address is appended to
+  ``x-forwarded-for`` — for a client on loopback, the machine's own address (``LocalInfo``)
+  instead — unless ``skip_xff_append``; the client address is the connection's, or with
+  ``xff_num_trusted_hops: N`` the N-th address from the right of the client's
+  ``x-forwarded-for``; ``x-envoy-external-address`` carries it; ``x-forwarded-proto`` is
+  overwritten with the connection's scheme when no hop is trusted; and the ``x-envoy-*`` headers only Envoy may set are
+  removed (``cleanInternalHeaders``).
+* Without ``use_remote_address`` nothing is appended (Envoy trusts the client's
+  ``x-forwarded-for``).
+"""
+
+from __future__ import annotations
+
+from ..config.node import HcmHeaderOptions
+from ..http import HeaderMap
+from .local_info import local_address
+
+#: ``cleanInternalHeaders``: what an external client may not send to an edge Envoy
+INTERNAL_ONLY_HEADERS = (
+    "x-envoy-decorator-operation",
+    "x-envoy-downstream-service-cluster",
+    "x-envoy-downstream-service-node",
+    "x-envoy-expected-rq-timeout-ms",
+    "x-envoy-force-trace",
+    "x-envoy-hedge-on-per-try-timeout",
+    "x-envoy-ip-tags",
+    "x-envoy-max-retries",
+    "x-envoy-original-path",
+    "x-envoy-retriable-header-names",
+    "x-envoy-retriable-status-codes",
+    "x-envoy-retry-grpc-on",
+    "x-envoy-retry-on",
+    "x-envoy-upstream-alt-stat-name",
+    "x-envoy-upstream-rq-per-try-timeout-ms",
+    "x-envoy-upstream-rq-timeout-alt-response",
+    "x-envoy-upstream-rq-timeout-ms",
+)
+
+
+def set_inline(headers: HeaderMap, name: str, value: str) -> None:
+    """Set a header Envoy keeps as an inline header: an existing one keeps its place."""
+    if name not in headers:
+        headers.add(name, value)
+        return
+    first = True
+    out = []
+    for k, v in headers:
+        if k == name:
+            if first:
+                out.append((k, value))
+            first = False
+        else:
+            out.append((k, v))
+    headers.clear()
+    for k, v in out:
+        headers.add(k, v)
+
+
+def append_xff(headers: HeaderMap, address: str) -> None:
+    """Envoy's ``Utility::appendXff``: add ``address`` to ``x-forwarded-for`` (``,``-joined)."""
+    old = headers.get("x-forwarded-for")
+    set_inline(headers, "x-forwarded-for", f"{old},{address}" if old else address)
+
+
+def append_via(headers: HeaderMap, via: str) -> None:
+    """Envoy's ``Utility::appendVia`` (the HCM's ``via``, on requests and responses): ``, ``-joined."""
+    old = headers.get("via")
+    set_inline(headers, "via", f"{old}, {via}" if old else via)
+
+
+def xff_entries(headers: HeaderMap) -> list[str]:
+    value = headers.get("x-forwarded-for") or ""
+    return [p.strip() for p in value.split(",") if p.strip()]
+
+
+def clean_hop_by_hop(headers: HeaderMap) -> None:
+    """The hop-by-hop headers Envoy drops from a request before the filters see it:
+    ``connection``, ``keep-alive``, ``proxy-connection``, ``upgrade`` (a non-upgrade request), and
+    ``te`` unless it names ``trailers`` (then it becomes exactly ``trailers``)."""
+    for name in ("connection", "keep-alive", "proxy-connection", "upgrade"):
+        headers.remove(name)
+    te = headers.get("te")
+    if te is not None:
+        if "trailers" in [t.strip().lower() for t in te.split(",")]:
+            set_inline(headers, "te", "trailers")
+        else:
+            headers.remove("te")
+
+
+def mutate_client_address(headers: HeaderMap, opts: HcmHeaderOptions, remote: str) -> str:
+    """Apply the client-address rules to ``headers`` (``x-forwarded-proto`` not yet added);
+    returns the address Envoy takes as the client's. ``remote`` is ``ip:port``."""
+    remote_ip = remote.rsplit(":", 1)[0]
+    clean_hop_by_hop(headers)
+    headers.remove("x-envoy-internal")
+    if not opts.use_remote_address:
+        entries = xff_entries(headers)
+        hops = opts.xff_num_trusted_hops
+        return entries[-1 - hops] if len(entries) > hops else remote_ip
+    client = remote_ip
+    hops = opts.xff_num_trusted_hops
+    if hops > 0:
+        entries = xff_entries(headers)
+        if len(entries) >= hops:
+            client = entries[-hops]
+    if not opts.skip_xff_append:
+        appended = local_address() if remote_ip.startswith("127.") else remote_ip
+        append_xff(headers, appended)
+    if hops == 0:
+        # an edge Envoy trusting no hop does not trust the client's scheme either (measured:
+        # with xff_num_trusted_hops > 0 the client's x-forwarded-proto is kept)
+        set_inline(headers, "x-forwarded-proto", "http")
+    for name in INTERNAL_ONLY_HEADERS:
+        headers.remove(name)
+    return client
+
+
+def add_external_address(headers: HeaderMap, opts: HcmHeaderOptions, client: str) -> None:
+    """``x-envoy-external-address`` for an external request at an edge Envoy (after
+    ``x-forwarded-proto``, as Envoy orders them)."""
+    if opts.use_remote_address:
+        set_inline(headers, "x-envoy-external-address", client)
