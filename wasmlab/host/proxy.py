@@ -171,6 +171,7 @@ class Proxy:
         log_level: str = "info",
         options: dict[str, Any] | None = None,
         component_log_level: str | None = None,
+        upstreams: dict[str, Any] | None = None,
     ) -> None:
         if not isinstance(workers, int) or isinstance(workers, bool) or not 1 <= workers <= 64:
             raise ValueError(f"workers must be an int from 1 to 64, got {workers!r}")
@@ -217,6 +218,9 @@ class Proxy:
         self._close_lock = threading.Lock()
         self._finalizer = weakref.finalize(self, _stop_all, [srv.main, *srv.workers], srv.upstream_pool)
         self._views: Any = None
+        # apps that must serve before start-up (e.g. a cluster serving vm_config.code.remote)
+        for cname, app in (upstreams or {}).items():
+            self.upstream(cname, app)
         self._start()
 
     # ---- construction -------------------------------------------------------------------------
