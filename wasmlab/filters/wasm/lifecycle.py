@@ -66,6 +66,12 @@ class WasmExtension:
             assert self.proxy is not None
             self.proxy.wasm.stop_plugin(self.plugin, dispatcher)
 
+    def stop_main_root(self) -> None:
+        """The main thread's part of retiring this plugin after an update: its root context
+        (base VMs stay; the updater drops those no plugin uses any more)."""
+        if self.proxy is not None and not self.load_failed:
+            self.proxy.wasm.stop_plugin(self.plugin, self.proxy.main)
+
     def stop_main(self) -> None:
         assert self.proxy is not None
         if self.load_failed:
