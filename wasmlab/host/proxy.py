@@ -317,15 +317,17 @@ class Proxy:
             self._views = Views(lambda: self._server.recorder.snapshot(), recorder=self._server.recorder, proxy=self)
         return self._views
 
-    def update(self, source: str | os.PathLike[str]) -> Any:
+    def update(self, source: str | os.PathLike[str], drain_time_s: float = 0.0) -> Any:
         """Apply new listeners as Envoy applies an LDS update (``host/update.py``); returns an
-        ``UpdateResult`` (``accepted``, Envoy's ``reason`` when rejected, ``listeners``)."""
+        ``UpdateResult`` (``accepted``, Envoy's ``reason`` when rejected, ``listeners``). The old
+        listeners retire once their streams ended and ``drain_time_s`` passed (Envoy's
+        ``--drain-time-s``)."""
         self._check_open()
         if self._updater is None:
             from .update import ListenerUpdater  # imported by need: most proxies never update
 
             self._updater = ListenerUpdater(self)
-        return self._updater.update(source)
+        return self._updater.update(source, drain_time_s)
 
     def upstream(self, cluster_name: str, app: Any = _MISSING) -> Any:
         """Serve ``cluster_name`` with ``app`` (``Request -> Response``); ``None`` = nothing listening.

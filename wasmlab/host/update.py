@@ -100,6 +100,9 @@ class Generation:
         self.exts = exts
         #: extensions started by this generation (the others share a running plugin's roots)
         self.owned: list[Any] = []
+        #: the drain time has passed (Envoy's ``--drain-time-s``; 0 = as soon as drained)
+        self.drain_over = True
+        self.timer: Any = None
 
 
 class ListenerUpdater:
@@ -112,7 +115,7 @@ class ListenerUpdater:
         self.draining: list[Generation] = []
 
     # ---- applying an update ------------------------------------------------------------------
-    def update(self, source: str | os.PathLike[str], timeout: float = 120.0) -> UpdateResult:
+    def update(self, source: str | os.PathLike[str], drain_time_s: float = 0.0, timeout: float = 120.0) -> UpdateResult:
         srv = self.srv
         old_raw = _raw_listeners(self.proxy.config.source.text)
         new_raw = _raw_listeners(_source_text(source))
@@ -139,7 +142,7 @@ class ListenerUpdater:
         for w in srv.workers:
             w.run_sync(self._start_worker, gen, w, timeout=timeout)
         result = self._record(UpdateResult(True, "", changed), gen.number)
-        self._swap(config, gen, changed)
+        self._swap(config, gen, changed, drain_time_s)
         return result
 
     def _check_supported(self, config: Bootstrap, changed: tuple[str, ...]) -> None:
@@ -165,7 +168,7 @@ class ListenerUpdater:
         for ext in gen.owned:
             ext.start_worker(dispatcher)
 
-    def _swap(self, config: Bootstrap, gen: Generation, changed: tuple[str, ...]) -> None:
+    def _swap(self, config: Bootstrap, gen: Generation, changed: tuple[str, ...], drain_time_s: float) -> None:
         """New streams use the new listeners from now on; the old ones drain."""
         proxy, srv = self.proxy, self.srv
         old_hcms = {n: srv.hcms[n] for n in changed if n in srv.hcms}
@@ -185,8 +188,20 @@ class ListenerUpdater:
         old.owned = [e for e in old_exts if _plugin_key(e) is None or _plugin_key(e) not in new_keys]
         self.draining.append(old)
         for hcm in old_hcms.values():
+            hcm.draining = True
             hcm.on_drained = lambda: srv.main.post(self._maybe_retire)
+        if drain_time_s > 0:
+            old.drain_over = False
+            srv.main.run_sync(self._arm_drain, old, drain_time_s, timeout=30)
         self._maybe_retire()
+
+    def _arm_drain(self, gen: Generation, seconds: float) -> None:
+        def over() -> None:
+            gen.drain_over = True
+            self._maybe_retire()
+
+        gen.timer = self.srv.main.create_timer(over, "listener_drain")
+        gen.timer.enable(seconds)
 
     def _extensions_of(self, hcms: dict[str, HttpConnectionManager]) -> list[Any]:
         """The running extensions that belong to these HCMs (their filters and access loggers)."""
@@ -196,7 +211,7 @@ class ListenerUpdater:
     # ---- draining and retiring -------------------------------------------------------------------
     def _maybe_retire(self) -> None:
         for gen in list(self.draining):
-            if any(h.streams for h in gen.hcms.values()):
+            if not gen.drain_over or any(h.streams for h in gen.hcms.values()):
                 continue
             self.draining.remove(gen)
             self.srv.main.post(self._retire_main, gen)
