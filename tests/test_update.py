@@ -259,11 +259,19 @@ def test_update_view_shows_generations():
     with Proxy.from_yaml(config(), workers=1) as p:
         p.request("GET", "/")
         before = generations(list(p.trace))
+        text_before = p.views.vm_layout().text()
         assert p.update(config(root_id="r2")).accepted
         p.request("GET", "/")
         p.wait_idle()
         time.sleep(0.1)
         after = generations(list(p.trace))
+        view = p.views.vm_layout()
+        text_after, scene = view.text(), view.scene
+    assert "generation" not in text_before
+    assert "config generation 2 (update at #" in text_after and "config generation 1: retired" in text_after
+    assert "root context 3  plugin plugin  generation 2" in text_after  # worker_0's new root, same VM
+    assert {c["gen"] for c in scene["ctxs"] if c["kind"] == "root"} == {1, 2}
+    assert [g[0] for g in scene["gens"]] == [1, 2] and scene["gens"][0][3] is not None  # gen 1 retired
     assert [g["number"] for g in before] == [1]
     assert [g["number"] for g in after] == [1, 2]
     old, new = after

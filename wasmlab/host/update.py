@@ -111,7 +111,7 @@ class ListenerUpdater:
     def __init__(self, proxy: Proxy) -> None:
         self.proxy = proxy
         self.srv = proxy._server
-        self.generation = 0
+        self.generation = 1  # the start-up config is generation 1
         self.draining: list[Generation] = []
 
     # ---- applying an update ------------------------------------------------------------------
