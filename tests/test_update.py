@@ -110,11 +110,19 @@ def run_update(first: str, second: str, apps: dict[str, Any] | None = None) -> d
         e.wait_for_log(lambda ln: "draining filter chains from listener main complete" in ln.message, DRAIN_S + 5)
         time.sleep(0.3)  # the workers' on_done/on_delete follow the main thread's
         lines = {t: (wasmlab_lines(p, t), envoy_lines(e, t)) for t in ("main", "worker_0")}
+        errors = [ln for ln in e.logs if ln.startswith(("[error][wasm]", "[critical][wasm]"))]
     finally:
         p.close()
         e.close()
     e.__exit__(None, None, None)
-    return {"before": before, "outcome": outcome, "after": after, "lines": lines, "proxy": p}
+    return {
+        "before": before,
+        "outcome": outcome,
+        "after": after,
+        "lines": lines,
+        "proxy": p,
+        "envoy_wasm_errors": errors,
+    }
 
 
 def assert_same_update(out: dict[str, Any]) -> None:
@@ -190,6 +198,8 @@ def test_rejected_update_keeps_the_old_config(envoy_bin):
     assert "[warning][upstream] lds: listener 'main' config rejected: Unable to create Wasm plugin plugin" in (
         out["proxy"].logs
     )
+    wasm_lines = sorted(ln for ln in out["proxy"].logs if ln.startswith(("[error][wasm]", "[critical][wasm]")))
+    assert wasm_lines == sorted(out["envoy_wasm_errors"])
 
 
 def test_stream_in_flight_finishes_on_its_filters(envoy_bin):
@@ -266,11 +276,12 @@ def test_update_view_shows_generations():
         time.sleep(0.1)
         after = generations(list(p.trace))
         view = p.views.vm_layout()
-        text_after, scene = view.text(), view.scene
+        text_after, scene, picture = view.text(), view.scene, view.picture
     assert "generation" not in text_before
     assert "config generation 2 (update at #" in text_after and "config generation 1: retired" in text_after
     assert "root context 3  plugin plugin  generation 2" in text_after  # worker_0's new root, same VM
     assert {c["gen"] for c in scene["ctxs"] if c["kind"] == "root"} == {1, 2}
+    assert "generation 2" in picture  # the static picture (SVG) labels the new roots too
     assert [g[0] for g in scene["gens"]] == [1, 2] and scene["gens"][0][3] is not None  # gen 1 retired
     assert [g["number"] for g in before] == [1]
     assert [g["number"] for g in after] == [1, 2]

@@ -254,12 +254,23 @@ class ListenerUpdater:
 
     # ---- outcome ------------------------------------------------------------------------------------
     def _envoy_reason(self, error: WasmlabError, gen: Generation) -> str:
-        """Envoy's words for a plugin that failed to start: ``Unable to create Wasm plugin NAME``."""
+        """Envoy's words for a plugin that failed to start (``Unable to create Wasm plugin
+        NAME``), after the lines Envoy logs for it: the VM failure, ``Plugin NAME failed to
+        load`` and, under FAIL_CLOSED, one ``Plugin configured to fail closed failed to load``
+        per thread (Envoy's canary posts it to the workers too)."""
         text = str(error)
+        srv = self.srv
         for ext in gen.owned:
             plugin = getattr(ext, "plugin", None)
-            if plugin is not None and plugin.where and plugin.where in text:
-                return f"Unable to create Wasm plugin {plugin.name}"
+            if plugin is None or not plugin.where or plugin.where not in text:
+                continue
+            if "Wasm VM failed " in text:
+                srv.log("error", "wasm", "Wasm VM failed " + text.split("Wasm VM failed ", 1)[1].split(" (", 1)[0])
+            srv.log("critical", "wasm", f"Plugin {plugin.name} failed to load")
+            if not plugin.fail_open:
+                for _ in (srv.main, *srv.workers):
+                    srv.log("critical", "wasm", "Plugin configured to fail closed failed to load")
+            return f"Unable to create Wasm plugin {plugin.name}"
         return text
 
     def _reject(self, changed: tuple[str, ...], why: str) -> UpdateResult:
