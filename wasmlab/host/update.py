@@ -181,11 +181,9 @@ class ListenerUpdater:
         keep = [lst for lst in config.listeners if lst.hcm is not None or lst.name in proxy._tcp_listeners]
         proxy._config = dataclasses.replace(proxy.config, source=config.source, listeners=keep)
         old_exts = self._extensions_of(old_hcms)
-        proxy._extensions = [e for e in proxy._extensions if e not in old_exts]
+        # the old extensions stay listed until retired, so a close() meanwhile still stops them
         proxy._extensions[:0] = gen.exts
         old = Generation(gen.number - 1, old_hcms, old_exts)
-        new_keys = {_plugin_key(e) for e in proxy._extensions} - {None}
-        old.owned = [e for e in old_exts if _plugin_key(e) is None or _plugin_key(e) not in new_keys]
         self.draining.append(old)
         for hcm in old_hcms.values():
             hcm.draining = True
@@ -217,7 +215,15 @@ class ListenerUpdater:
             self.srv.main.post(self._retire_main, gen)
 
     def _retire_main(self, gen: Generation) -> None:
-        """Main thread first (as Envoy), then each worker: old roots get on_done/on_delete."""
+        """Main thread first (as Envoy), then each worker: old roots get on_done/on_delete —
+        except plugins a newer generation shares (same plugin key: Envoy keeps those)."""
+        proxy = self.proxy
+        gone = {id(e) for e in gen.exts}
+        proxy._extensions = [e for e in proxy._extensions if id(e) not in gone]
+        if proxy.closed:
+            return
+        keep = {_plugin_key(e) for e in proxy._extensions} - {None}
+        gen.owned = [e for e in gen.exts if _plugin_key(e) is None or _plugin_key(e) not in keep]
         rec = self.srv.recorder
         if rec.enabled:
             rec.record("config", "drained", {"listeners": sorted(gen.hcms)}, None, data={"generation": gen.number})
