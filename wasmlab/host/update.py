@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -113,9 +114,14 @@ class ListenerUpdater:
         self.srv = proxy._server
         self.generation = 1  # the start-up config is generation 1
         self.draining: list[Generation] = []
+        self._lock = threading.Lock()  # one update at a time (Envoy applies them in order)
 
     # ---- applying an update ------------------------------------------------------------------
     def update(self, source: str | os.PathLike[str], drain_time_s: float = 0.0, timeout: float = 120.0) -> UpdateResult:
+        with self._lock:
+            return self._update(source, drain_time_s, timeout)
+
+    def _update(self, source: str | os.PathLike[str], drain_time_s: float, timeout: float) -> UpdateResult:
         srv = self.srv
         old_raw = _raw_listeners(self.proxy.config.source.text)
         new_raw = _raw_listeners(_source_text(source))
