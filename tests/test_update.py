@@ -198,8 +198,11 @@ def test_rejected_update_keeps_the_old_config(envoy_bin):
     assert "[warning][upstream] lds: listener 'main' config rejected: Unable to create Wasm plugin plugin" in (
         out["proxy"].logs
     )
-    wasm_lines = sorted(ln for ln in out["proxy"].logs if ln.startswith(("[error][wasm]", "[critical][wasm]")))
-    assert wasm_lines == sorted(out["envoy_wasm_errors"])
+    # the same lines (Envoy's per-thread "fail closed" line is posted to the workers from the
+    # canary's failure and does not always make it before the listener is rejected: not counted)
+    wasm_lines = {ln for ln in out["proxy"].logs if ln.startswith(("[error][wasm]", "[critical][wasm]"))}
+    assert wasm_lines == set(out["envoy_wasm_errors"])
+    assert "[critical][wasm] Plugin plugin failed to load" in wasm_lines
 
 
 def test_stream_in_flight_finishes_on_its_filters(envoy_bin):
