@@ -236,7 +236,7 @@ class ActiveStream:
         if self.fm is not None and not self.fm.remote_decode_complete:
             headers.set("connection", "close")
             self.proxy.stat_store.inc(self.hcm.stat("downstream_rq_response_before_rq_complete"))
-        elif self.info.should_drain_connection:
+        elif self.info.should_drain_connection or self.hcm.draining:  # a replaced listener drains
             headers.set("connection", "close")
         try:
             status = int(headers.get(":status") or 0)
@@ -344,6 +344,8 @@ class ActiveStream:
             fm.release()
             self.fm = None
         hcm.streams.discard(self)
+        if not hcm.streams and hcm.on_drained is not None:
+            hcm.on_drained()
         pending = self.pending
         self.pending = None
         if pending is None:
@@ -416,6 +418,10 @@ class HttpConnectionManager:
         self.listener = listener
         self.config: HcmConfig = listener.hcm
         self.streams: set[ActiveStream] = set()
+        #: set once a config update replaced this listener: responses say ``connection: close``
+        self.draining = False
+        #: called (on the stream's worker) when the last stream ends, while this HCM drains
+        self.on_drained: Callable[[], None] | None = None
         self._stat_prefix = f"http.{self.config.stat_prefix}."
 
     def stat(self, name: str) -> str:

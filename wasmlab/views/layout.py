@@ -20,7 +20,19 @@ from ..trace import Event
 from .annotate import is_lua_vm, label_of, short_filter, text
 
 #: the kinds of event that change the layout (everything else is ignored by :meth:`apply`)
-LAYOUT_KINDS = frozenset(("vm", "context", "queue", "shared_data", "trap"))
+LAYOUT_KINDS = frozenset(("vm", "context", "queue", "shared_data", "trap", "config"))
+
+
+@dataclass
+class Generation:
+    """One version of the listeners (``proxy.update``): 1 is the config the proxy started with.
+    ``retired`` is the seq at which its old root contexts were let go (after the drain)."""
+
+    number: int
+    born: int
+    accepted: int | None = None
+    rejected: str | None = None
+    retired: int | None = None
 
 
 @dataclass
@@ -33,6 +45,8 @@ class Ctx:
     born: int
     died: int | None = None
     stream: int | None = None
+    #: the listener generation (config version) whose plugin created this root context
+    generation: int = 1
 
 
 @dataclass
@@ -147,6 +161,9 @@ class LayoutModel:
         self.version = 0
         self._qid: dict[int, tuple[str, str]] = {}
         self._lua_by_thread: dict[tuple[str, str], str] = {}
+        #: the config generations (``proxy.update``), the first one being the start-up config
+        self.generations: list[Generation] = [Generation(1, 0, 0)]
+        self._building = 1  # the generation whose contexts are being created now
 
     @classmethod
     def from_events(cls, events: Iterable[Event]) -> LayoutModel:
@@ -175,6 +192,9 @@ class LayoutModel:
             return
         a = ev.args if isinstance(ev.args, dict) else {}
         d = ev.data if isinstance(ev.data, dict) else {}
+        if kind == "config":
+            self._config_event(ev, d)
+            return
         if kind in ("vm", "context", "trap") or (kind == "queue" and ev.name == "register"):
             self.marks.append((ev.seq, f"{ev.thread}: {label_of(ev)[0]}"))
             self.mark_targets.append(self._target(ev, a))
@@ -187,6 +207,7 @@ class LayoutModel:
             cid = ev.context_id or 0
             if ev.name == "create":
                 ctx = Ctx(cid, str(a.get("kind", "?")), str(a.get("plugin", "")), ev.seq, None, d.get("stream"))
+                ctx.generation = self._building
                 if ctx.kind == "root" or ctx.stream is None:
                     vm.contexts[cid] = ctx
                     self.version += 1
@@ -219,6 +240,42 @@ class LayoutModel:
                 self.version += 1
         elif kind == "trap":
             self.traps.append((ev.seq, ev.vm or "", str(a.get("message", ""))))
+
+    def _config_event(self, ev: Event, d: dict[str, Any]) -> None:
+        """``update`` starts building a generation; ``accepted``/``rejected`` end it;
+        ``drained`` retires the one before it."""
+        n = int(d.get("generation") or 0)
+        if ev.name == "update":
+            self.generations.append(Generation(n, ev.seq))
+            self._building = n
+        elif ev.name in ("accepted", "rejected"):
+            gen = next((g for g in reversed(self.generations) if g.number == n and g.accepted is None), None)
+            if gen is not None and ev.name == "accepted":
+                gen.accepted = ev.seq
+            elif gen is not None:
+                gen.rejected = str(ev.result or "rejected")
+            self._building = max((g.number for g in self.generations if g.rejected is None), default=1)
+        elif ev.name == "drained":
+            for g in self.generations:
+                if g.number == n and g.retired is None and g.rejected is None:
+                    g.retired = ev.seq
+        else:
+            return
+        self.marks.append((ev.seq, f"{ev.thread}: config {ev.name} (generation {n})"))
+        self.mark_targets.append(("config", n))
+        self.version += 1
+
+    def generation_state(self, number: int, at: int | None = None) -> str:
+        """``serving``, ``draining`` (replaced, roots not let go yet), ``retired`` or ``rejected``."""
+        gen = next((g for g in self.generations if g.number == number), None)
+        if gen is None or gen.rejected is not None:
+            return "rejected"
+        if gen.retired is not None and (at is None or gen.retired <= at):
+            return "retired"
+        later = [g for g in self.generations if g.number > number and g.accepted is not None]
+        if any(at is None or g.accepted <= at for g in later if g.accepted is not None):
+            return "draining"
+        return "serving"
 
     def _target(self, ev: Event, a: dict[str, Any]) -> tuple[Any, ...]:
         if ev.kind == "queue":
@@ -393,13 +450,19 @@ class LayoutModel:
                 for c in vm.contexts.values():
                     if c.born <= (at if at is not None else self.last_seq):
                         gone = " (deleted)" if c.died is not None and (at is None or c.died <= at) else ""
-                        lines.append(f"    {c.kind} context {c.id}  plugin {c.plugin}{gone}")
+                        gen = f"  generation {c.generation}" if len(self.generations) > 1 else ""
+                        lines.append(f"    {c.kind} context {c.id}  plugin {c.plugin}{gen}{gone}")
                 if vm.streams:
                     live = [c.id for c in vm.live_streams(at)]
                     lines.append(
                         f"    stream contexts: {len(live)} live {live[:8]}{'…' if len(live) > 8 else ''}, "
                         f"{len(vm.streams)} created"
                     )
+        for g in self.generations[1:]:
+            state = self.generation_state(g.number, at)
+            lines.append(f"config generation {g.number} (update at #{g.born}): {g.rejected or state}")
+            if g.number - 1 >= 1 and g.rejected is None:
+                lines.append(f"config generation {g.number - 1}: {self.generation_state(g.number - 1, at)}")
         for (vm_id, name), q in self.queues.items():
             lines.append(
                 f"queue {name} (vm_id {vm_id}, id {q.queue_id}): registered by {q.registrant}, "
@@ -408,3 +471,29 @@ class LayoutModel:
         for (vm_id, key), sk in self.shared.items():
             lines.append(f"shared data {key} (vm_id {vm_id}): {sk.value!r} cas {sk.cas}, {sk.sets} sets")
         return "\n".join(lines)
+
+
+def generations(events: Iterable[Event]) -> list[dict[str, Any]]:
+    """The config generations of a trace and the root contexts each one created, thread by
+    thread (what the layout shows as old and new after ``proxy.update``)."""
+    m = LayoutModel.from_events(events)
+    out = []
+    for g in m.generations:
+        if g.rejected is not None:
+            continue
+        roots = [
+            {"thread": vm.thread, "vm": vm.key, "id": c.id, "plugin": c.plugin, "deleted": c.died is not None}
+            for vm in m.vms.values()
+            if vm.role != "canary"
+            for c in vm.contexts.values()
+            if c.kind == "root" and c.generation == g.number
+        ]
+        out.append(
+            {
+                "number": g.number,
+                "state": m.generation_state(g.number),
+                "retired": g.retired is not None,
+                "roots": roots,
+            }
+        )
+    return out

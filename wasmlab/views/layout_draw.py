@@ -118,7 +118,8 @@ class LayoutDrawing:
             status = "deleted"
         else:
             status = "live"
-        return [f"{c.kind} context {c.id} · {status}", f"plugin {c.plugin}"]
+        gen = f" · generation {c.generation}" if getattr(c, "generation", 1) > 1 else ""
+        return [f"{c.kind} context {c.id} · {status}", f"plugin {c.plugin}{gen}"]
 
     @staticmethod
     def streams_lines(vm: VMNode, at: int | None) -> list[str]:
@@ -444,7 +445,8 @@ class LayoutDrawing:
                 )  # fmt: skip
                 for c in vm.contexts.values():
                     ctxs.append({"id": f"{vid[vm.key]}-ctx-{c.id}", "vm": vid[vm.key], "kind": c.kind, "cid": c.id,
-                                 "plugin": c.plugin, "born": c.born, "died": c.died})  # fmt: skip
+                                 "plugin": c.plugin, "born": c.born, "died": c.died,
+                                 "gen": c.generation if len(m.generations) > 1 else None})  # fmt: skip
                 if vm.streams:
                     streams.append([vid[vm.key], [[c.born, c.died, c.id] for c in vm.streams]])
         queues = [
@@ -469,6 +471,8 @@ class LayoutDrawing:
             "queues": queues,
             "shared": shared,
             "last_seq": m.last_seq,
+            # config generations (proxy.update): [number, update seq, accepted seq, retired seq]
+            "gens": [[g.number, g.born, g.accepted, g.retired] for g in m.generations if g.rejected is None],
         }
 
     def mark_ids(self) -> list[str]:
@@ -481,6 +485,8 @@ class LayoutDrawing:
                 vm = self.vm_ids.get(target[1], "")
                 c = self.m.vms[target[1]].contexts.get(target[2]) if target[1] in self.m.vms else None
                 out.append(f"{vm}-ctx-{target[2]}" if c is not None else f"{vm}-streams" if vm else "")
+            elif target[0] == "config":
+                out.append("")  # an update changes the whole picture, not one box
             else:
                 out.append(self.queue_ids.get((target[1], target[2]), ""))
         return out

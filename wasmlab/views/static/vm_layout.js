@@ -109,8 +109,9 @@ function wlVlVmBox(v, tr, ctxs, streams, at) {
   for (const c of ctxs) {
     if (!wlVlSeen(c.born, at)) continue;
     const gone = c.died !== null && c.died <= at;
-    lines.push(wlEl("div", { id: c.id, class: `wl-vl-ctx node ctx wl-st-${gone ? "deleted" : "live"}` }, wlVlTag(),
-      `${c.kind} context ${c.cid} · plugin ${c.plugin} · ${gone ? "deleted" : "live"}`));
+    const gen = c.gen ? ` · generation ${c.gen}` : "";
+    lines.push(wlEl("div", { id: c.id, class: `wl-vl-ctx node ctx wl-st-${gone ? "deleted" : "live"}`, "data-gen": c.gen || "" },
+      wlVlTag(), `${c.kind} context ${c.cid} · plugin ${c.plugin}${gen} · ${gone ? "deleted" : "live"}`));
   }
   lines.push(wlVlStreams(v, streams, at));
   for (const t of tr.byVm.get(v.id) || []) lines.push(wlEl("div", { class: "wl-vl-traffic" }, t));
