@@ -196,18 +196,19 @@ def _copy(d: deque[Event]) -> list[Event]:
     return list(d.copy())
 
 
-_STATE_KINDS = frozenset(("vm", "context", "queue", "trap"))
+_STATE_KINDS = frozenset(("vm", "context", "queue", "trap", "config"))
 
 
 def _is_state(row: tuple[Any, ...]) -> bool:
-    """Whether a vm/context/queue/trap row tells what exists (rows index as Event fields)."""
+    """Whether a vm/context/queue/trap/config row tells what exists (rows index as Event fields);
+    configuration updates are kept so the layout still knows its generations after clear()."""
     kind = row[6]
     if kind == "context":
         args = row[8]
         return isinstance(args, dict) and args.get("kind") == "root"
     if kind == "queue":
         return row[7] == "register"
-    return kind == "vm" or (kind == "trap" and row[4] is not None)
+    return kind in ("vm", "config") or (kind == "trap" and row[4] is not None)
 
 
 class Trace:
