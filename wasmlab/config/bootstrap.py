@@ -479,6 +479,7 @@ def parse_listener(
     address = parse_socket_address(node.req("address"))
     limit = DEFAULT_BUFFER_LIMIT
     if node.has("per_connection_buffer_limit_bytes"):
+        node.req("per_connection_buffer_limit_bytes").uint32()  # Envoy: a UInt32Value
         limit = node.req("per_connection_buffer_limit_bytes").value
         limit = limit.get("value") if isinstance(limit, dict) else limit
         limit = Node(limit, node.child("per_connection_buffer_limit_bytes").path, source, node.line).int(1)

@@ -21,6 +21,12 @@ import yaml
 from ..errors import ConfigError
 
 
+#: the largest ``google.protobuf.Duration`` seconds Envoy's bootstrap validation accepts
+MAX_DURATION_SECONDS = 9_223_372_035
+#: ``google.protobuf.UInt32Value``'s bound (buffer limits, header size limits)
+UINT32_MAX = 4_294_967_295
+
+
 class _LineDict(dict):
     __slots__ = ("line", "key_lines")
     line: int
@@ -194,7 +200,37 @@ class Node:
         for key in required:
             if key not in self.value or self.value[key] is None:
                 raise self.error(f"missing required field '{key}'")
+        for key in ignored:
+            if key in self.value and self.value[key] is not None:
+                self.child(key)._check_ignored(key)
         return self
+
+    def _check_ignored(self, key: builtins.str, depth: builtins.int = 0) -> None:
+        """An ignored field is still validated as Envoy validates it where a learner could trip:
+        durations (``*timeout``, ``*_interval``, ``dns_refresh_rate``) within Envoy's bound, and
+        ``*_bytes``/``*_kb`` limits within ``UInt32Value``."""
+        v = self.value
+        if isinstance(v, dict) and depth < 4:
+            if key.endswith(("timeout", "_interval", "_rate")) and set(v) <= {"seconds", "nanos"}:
+                self.duration()
+                return
+            for k in list(v):
+                if isinstance(k, builtins.str):
+                    self.child(k)._check_ignored(k, depth + 1)
+        elif key.endswith(("timeout", "_interval", "_rate")) and isinstance(v, builtins.str):
+            self.duration()
+        elif key.endswith(("_bytes", "_kb")) and isinstance(v, builtins.int | builtins.str):
+            self.uint32()
+
+    def uint32(self) -> builtins.int:
+        """``google.protobuf.UInt32Value``/``uint32``: 0..4294967295 (Envoy: "integer out of range")."""
+        v = self.value
+        if isinstance(v, dict):
+            self.check_fields("value")
+            return self.child("value").uint32() if self.has("value") else 0
+        if isinstance(v, builtins.int) and not isinstance(v, builtins.bool) and v > UINT32_MAX:
+            raise self.error(f"integer out of range: {v} does not fit a uint32 (Envoy's bound: {UINT32_MAX})")
+        return self.int(0, UINT32_MAX)
 
     def has(self, key: str) -> bool:
         return isinstance(self.value, dict) and key in self.value and self.value[key] is not None
@@ -272,9 +308,21 @@ class Node:
             self.check_fields("seconds nanos")
             secs = self.get("seconds")
             nanos = self.get("nanos")
-            return (secs.int(0) if secs else 0) + (nanos.int(0) if nanos else 0) / 1e9
+            seconds = secs.int(0) if secs else 0
+            return self._duration_in_range(seconds, (nanos.int(0, 999_999_999) if nanos else 0) / 1e9)
         if isinstance(v, str):
-            m = re.fullmatch(r"\s*(\d+(?:\.\d{1,9})?)s\s*", v)
+            m = re.fullmatch(r"\s*(\d+)(\.\d{1,9})?s\s*", v)
             if m:
-                return float(m.group(1))
+                return self._duration_in_range(builtins.int(m.group(1)), float(m.group(2) or 0))
         raise self.error(f'expected a duration such as "1.5s", got {v!r}')
+
+    def _duration_in_range(self, seconds: builtins.int, fraction: float) -> float:
+        # Envoy checks every Duration in the bootstrap against a bound that keeps it convertible to
+        # nanoseconds in an int64 (measured with `envoy --mode validate`: 9223372035s passes,
+        # 9223372036s fails); a larger one would overflow the timer it arms
+        if seconds > MAX_DURATION_SECONDS:
+            raise self.error(
+                f"Invalid duration: Duration out-of-range: seconds: {seconds} "
+                f"(Envoy's bound: {MAX_DURATION_SECONDS} s, about 292 years)"
+            )
+        return seconds + fraction
