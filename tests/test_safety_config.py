@@ -42,19 +42,18 @@ def test_nested_quantifier_regex_is_linear_on_a_crafted_path():
     # Python's re needs ~2^n steps for (a+)+b on n "a"s (n=28: 9 s; n=40: hours, GIL held);
     # RE2 answers at once. Run apart: with re this would freeze pytest.
     out = run_isolated(
-        """
+        f"""
         import time, sys
         sys.path.insert(0, "tests")
         from helpers import config
         from wasmlab import Proxy
-        routes = %r
+        routes = {_NESTED_ROUTES!r}
         with Proxy.from_yaml(config(routes=routes), workers=1) as p:
             t0 = time.monotonic()
             r = p.request("GET", "/" + "a" * 5000 + "c", timeout=20)
             print("status", r.status, "took", round(time.monotonic() - t0, 3))
             assert p.request("GET", "/aaab").status == 200
-        """
-        % _NESTED_ROUTES,
+        """,
         timeout=60,
     )
     assert out.returncode == 0, out.explain()

@@ -20,7 +20,6 @@ import yaml
 
 from ..errors import ConfigError
 
-
 #: the largest ``google.protobuf.Duration`` seconds Envoy's bootstrap validation accepts
 MAX_DURATION_SECONDS = 9_223_372_035
 #: ``google.protobuf.UInt32Value``'s bound (buffer limits, header size limits)
