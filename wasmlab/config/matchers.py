@@ -65,7 +65,7 @@ def compile_regex(node: Node) -> Any:
         compiled = re2.compile(pattern, _OPTIONS)
     except re2.error as e:
         reason = e.args[0].decode("utf-8", "replace") if e.args and isinstance(e.args[0], bytes) else str(e)
-        raise node.child("regex").error(f"{reason} (RE2, Envoy's regex engine, refuses {pattern!r})") from None
+        raise node.child("regex").error(f"invalid regex {pattern!r}: {reason} (RE2, Envoy's regex engine)") from None
     size = compiled.programsize
     if size > MAX_PROGRAM_SIZE:
         raise node.child("regex").error(

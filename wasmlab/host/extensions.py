@@ -66,9 +66,10 @@ def register_http_filter(cls: type[HttpFilterFactory]) -> type[HttpFilterFactory
 def load_builtins() -> None:
     """Import the built-in extension modules once; a missing optional dependency (e.g. lupa)
     leaves its extension unregistered, and a config that names it gets Envoy's "Didn't find a
-    registered implementation" error. The registry is marked loaded only once every import finished: a Ctrl-C (``KeyboardInterrupt``) in the middle of
-    the first load leaves the flag down, so the next call imports the rest instead of leaving the
-    registry empty until the kernel restarts."""
+    registered implementation" error. The registry is marked loaded only once every import
+    finished: a Ctrl-C (``KeyboardInterrupt``) in the middle of the first load leaves the flag
+    down, so the next call imports the rest instead of leaving the registry empty until the
+    kernel restarts."""
     global _loaded
     if _loaded:
         return
