@@ -89,7 +89,7 @@ def start_native_ticker(engine: Any, period_s: float) -> bool:
     if timer_create(_CLOCK_MONOTONIC, ctypes.byref(ev), ctypes.byref(timer)) != 0:
         return False
     sec = int(period_s)
-    nsec = int(round((period_s - sec) * 1e9))
+    nsec = round((period_s - sec) * 1e9)
     spec = _Itimerspec(_Timespec(sec, nsec), _Timespec(sec, nsec))
     if timer_settime(timer, 0, ctypes.byref(spec), None) != 0:
         libc.timer_delete(timer)
