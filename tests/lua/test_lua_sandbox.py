@@ -164,3 +164,29 @@ def test_scripts_that_killed_the_kernel_are_lua_errors(body, expect):
     assert out.returncode == 0, out.explain()
     assert "status 200" in out.stdout and "after 200" in out.stdout, out.explain()
     assert expect in out.stdout, out.stdout
+
+
+def test_http_call_with_a_timeout_of_centuries_keeps_the_worker_alive():
+    # 10^13 ms is a valid lua_Integer (Envoy accepts it); the timer it armed overflowed the
+    # dispatcher's sleep (OverflowError), the worker thread ended and every later request on it
+    # timed out. Run apart: a dead worker would leave pytest waiting.
+    code = """
+function envoy_on_request(h)
+  local hd = h:httpCall("backend", {[":method"] = "GET", [":path"] = "/side", [":authority"] = "x"}, nil, 10000000000000)
+  h:headers():add("x-side", hd[":status"])
+end
+"""
+    out = run_isolated(
+        f"""
+        from lua_helpers import lua_config
+        from wasmlab import Proxy
+        with Proxy.from_yaml(lua_config({code!r}), workers=1) as p:
+            p.upstream("backend", lambda req: (200, {{}}, req.headers.get("x-side") or "side"))
+            for i in range(3):
+                print("status", p.request("GET", "/", timeout=10).status)
+            print("unhandled", sum("unhandled" in ln for ln in p.logs))
+        """,
+        timeout=90,
+    )
+    assert out.returncode == 0, out.explain()
+    assert out.stdout.count("status 200") == 3 and "unhandled 0" in out.stdout, out.explain()
