@@ -168,8 +168,8 @@ def test_cr_lf_in_configured_headers_is_refused(header, field):
 
 # ---- a worker never dies silently --------------------------------------------------------------------
 def test_far_route_timeout_keeps_the_worker_serving():
-    # Envoy's largest route timeout used to overflow the dispatcher's sleep (OverflowError) and end
-    # the worker thread: every later request on it timed out
+    # Envoy's largest route timeout arms a timer ~292 years out; a longer one (10^10 s, refused
+    # above) overflowed the dispatcher's sleep and ended the worker. The largest must still serve.
     with Proxy.from_yaml(config(routes=ROUTE % ", timeout: 9223372035s"), workers=1) as p:
         for _ in range(3):
             t0 = time.monotonic()
