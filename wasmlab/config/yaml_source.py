@@ -315,17 +315,17 @@ class Node:
 
     def _check_ignored(self, key: builtins.str, depth: builtins.int = 0) -> None:
         """An ignored field is still validated as Envoy validates it where a learner could trip:
-        durations (``*timeout``, ``*_interval``, ``dns_refresh_rate``) within Envoy's bound, and
+        durations (``*timeout``, ``*_interval``, ``*refresh_rate``) within Envoy's bound, and
         ``*_bytes``/``*_kb`` limits within ``UInt32Value``."""
         v = self.value
         if isinstance(v, dict) and depth < 4:
-            if key.endswith(("timeout", "_interval", "_rate")) and set(v) <= {"seconds", "nanos"}:
+            if key.endswith(("timeout", "_interval", "refresh_rate")) and set(v) <= {"seconds", "nanos"}:
                 self.duration()
                 return
             for k in list(v):
                 if isinstance(k, builtins.str):
                     self.child(k)._check_ignored(k, depth + 1)
-        elif key.endswith(("timeout", "_interval", "_rate")) and isinstance(v, builtins.str):
+        elif key.endswith(("timeout", "_interval", "refresh_rate")) and isinstance(v, builtins.str):
             self.duration()
         elif key.endswith(("_bytes", "_kb")) and isinstance(v, builtins.int | builtins.str):
             self.uint32()
