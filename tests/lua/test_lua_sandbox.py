@@ -29,6 +29,12 @@ CASES = {
     "upvalue": "debug.setupvalue(print, 1, nil)",
     "registry": "debug.getregistry()",
     "cmodule": 'require("socket.core")',
+    "finalizer": "local u = newproxy(true); getmetatable(u).__gc = function() while true do end end",
+    "classgc": "getmetatable(h:headers()).__gc = function() while true do end end",
+    "rawsetgc": "rawset(getmetatable(h:headers()), '__gc', print)",
+    "unguard": "setmetatable(getmetatable(h:headers()), nil)",
+    "bytecode": "assert(loadstring(string.dump(function() end)))",
+    "stdin": "dofile()",
 }
 
 EXPECT = {
@@ -47,18 +53,24 @@ EXPECT = {
     "upvalue": "debug.setupvalue() is disabled in wasmlab",
     "registry": "debug.getregistry() is disabled in wasmlab",
     "cmodule": "module 'socket.core' not found",
+    "finalizer": "setting __gc is disabled in wasmlab",
+    "classgc": "setting __gc is disabled in wasmlab",
+    "rawsetgc": "setting __gc is disabled in wasmlab",
+    "unguard": "cannot change a protected metatable",
+    "bytecode": "attempt to load chunk with wrong mode",
+    "stdin": "reading a chunk from stdin is disabled",
 }
 
 
 def _script(cases: dict[str, str]) -> str:
-    body = "\n".join(f'  ["/{k}"] = function() {v} end,' for k, v in cases.items())
+    body = "\n".join(f'  ["/{k}"] = function(h) {v} end,' for k, v in cases.items())
     return f"""
 local T = {{
 {body}
 }}
 function envoy_on_request(h)
   local f = T[h:headers():get(":path")]
-  if f then f() end
+  if f then f(h) end
   h:headers():add("x-served", "yes")
 end
 """

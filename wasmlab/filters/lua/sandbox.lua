@@ -189,6 +189,65 @@ if HOST.sandbox then
       jit[name] = refuse("jit." .. name .. "()", "it changes how the state runs", OPT)
     end
   end
+  -- __gc finalizers run with hooks off: no new ones (see GC_GUARD in prelude.lua)
+  local raw_newproxy, raw_rawset, getmt, setmt = newproxy, rawset, getmetatable, setmetatable
+  local gc_guard = HOST.gc_guard
+  function newproxy(arg)
+    local u = raw_newproxy(arg)
+    if arg == true then
+      setmt(getmt(u), gc_guard)
+    end
+    return u
+  end
+  function rawset(t, k, v)
+    if k == "__gc" then
+      error("setting __gc is disabled in wasmlab: finalizers run where no guard can stop them"
+        .. LIFT:format(OPT), 2)
+    end
+    return raw_rawset(t, k, v)
+  end
+  -- LuaJIT does not verify bytecode: a crafted binary chunk reads and writes any memory
+  local raw_load, raw_loadfile = load, loadfile
+  local function text_only(mode)
+    if mode ~= nil and mode ~= "t" then
+      error("loading bytecode is disabled in wasmlab: LuaJIT does not check it" .. LIFT:format(OPT), 3)
+    end
+    return "t"
+  end
+  function load(chunk, name, mode, env)
+    return raw_load(chunk, name, text_only(mode), env)
+  end
+  function loadstring(s, name)
+    return raw_load(s, name, "t")
+  end
+  local function named(f)
+    if f == nil then
+      error("reading a chunk from stdin is disabled in wasmlab: it blocks the worker" .. LIFT:format(OPT), 3)
+    end
+    return f
+  end
+  function loadfile(f, mode, env)
+    return raw_loadfile(named(f), text_only(mode), env)
+  end
+  function dofile(f)
+    local fn = assert(raw_loadfile(named(f), "t"))
+    return fn()
+  end
+  -- require of a Lua file: the same search and messages as LuaJIT's searcher, text only
+  if loaders and package.searchpath then
+    local searchpath = package.searchpath
+    loaders[2] = function(name)
+      local path, err = searchpath(name, package.path)
+      if not path then
+        return err
+      end
+      local fn, lerr = raw_loadfile(path, "t")
+      if not fn then
+        error(("error loading module '%s' from file '%s':\n\t%s"):format(name, path, lerr), 2)
+      end
+      return fn
+    end
+  end
   -- collectgarbage("stop") or a huge pause keeps every request's garbage
   local gc = collectgarbage
   local allowed = { collect = true, count = true, step = true, isrunning = true }
