@@ -60,7 +60,10 @@ has no ``ffi`` (``require("ffi")`` is "not found"), no C modules (``package.cpat
 searchers removed), and ``package.loadlib``, ``os.exit``, ``os.execute``, ``os.remove``,
 ``os.rename``, ``io.popen``, ``io.open``, ``io.read``, ``io.lines``, ``io.input``, ``io.output``,
 every ``debug`` function but ``traceback`` and ``getinfo``, every ``jit`` function but
-``status``, and ``collectgarbage`` options other than collect/count/step/isrunning raise
+``status``, ``collectgarbage`` options other than collect/count/step/isrunning, a new ``__gc``
+finalizer (LuaJIT runs finalizers with hooks off, so a loop in one is out of every guard's
+reach), bytecode chunks (LuaJIT does not verify them; ``load`` runs in text mode) and chunks
+read from stdin raise
 ``... is disabled in wasmlab: <why> (wasmlab classroom guard; set the proxy option
 lua_sandbox=False to lift it)``. ``options={"lua_sandbox": False}`` is what Envoy allows: all of
 the above is back, and a script can crash the kernel the way it could crash Envoy.
