@@ -100,11 +100,22 @@ if budget > 0 then
     return best
   end
 
+  local parsed, parsed_n = {}, 0 -- pattern -> {quantified items, anchored}
+
   local function check(s, p, fn)
     if type(s) ~= "string" or type(p) ~= "string" or #s < 8 or not s_find(p, SPECIAL) then
       return
     end
-    local items, anchored = quantified(p)
+    local entry = parsed[p]
+    if entry == nil then
+      if parsed_n >= 256 then -- a bounded cache: scripts use a handful of patterns
+        parsed, parsed_n = {}, 0
+      end
+      local its, anch = quantified(p)
+      entry = { its, anch }
+      parsed[p], parsed_n = entry, parsed_n + 1
+    end
+    local items, anchored = entry[1], entry[2]
     local k = #items
     if k == 0 then
       return
