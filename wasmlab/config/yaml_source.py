@@ -322,6 +322,9 @@ class Node:
             if key.endswith(("timeout", "_interval", "refresh_rate")) and set(v) <= {"seconds", "nanos"}:
                 self.duration()
                 return
+            if key.endswith(("_bytes", "_kb")) and set(v) == {"value"}:
+                self.uint32()
+                return
             for k in list(v):
                 if isinstance(k, builtins.str):
                     self.child(k)._check_ignored(k, depth + 1)
