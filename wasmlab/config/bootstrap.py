@@ -456,6 +456,7 @@ def parse_listener(
     address = parse_socket_address(node.req("address"))
     limit = DEFAULT_BUFFER_LIMIT
     if node.has("per_connection_buffer_limit_bytes"):
+        node.req("per_connection_buffer_limit_bytes").uint32()  # Envoy: a UInt32Value
         raw = node.req("per_connection_buffer_limit_bytes").value
         raw = raw.get("value") if isinstance(raw, dict) else raw  # a UInt32Value or a bare number
         limit = Node(raw, node.child("per_connection_buffer_limit_bytes").path, source, node.line).int(1)

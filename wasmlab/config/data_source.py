@@ -1,9 +1,10 @@
 """Envoy ``config.core.v3.DataSource``: bytes given inline, base64-encoded, by file or by
-environment variable (a direct response body, a Lua script...)."""
+environment variable (a direct response body, a Lua script...). Files are read with
+:func:`~.yaml_source.read_regular_file`: no devices, FIFOs or folders, at most 16 MiB."""
 
 from __future__ import annotations
 
-from .yaml_source import Node
+from .yaml_source import FileRefused, Node, read_regular_file
 
 
 def parse_data_source(node: Node) -> bytes:
@@ -31,6 +32,8 @@ def parse_data_source(node: Node) -> bytes:
         return os.environ[name].encode()
     path = node.source.resolve(node.req("filename").str(allow_empty=False))
     try:
-        return path.read_bytes()
+        return read_regular_file(path)
+    except FileRefused as e:
+        raise node.child("filename").error(str(e)) from None
     except OSError as e:
         raise node.child("filename").error(f"cannot read {path}: {e.strerror}") from None

@@ -82,16 +82,32 @@ class HeaderMutations:
         apply_header_options(self.response_add, headers, info)
 
 
+#: Envoy's ``HTTP_HEADER_NAME``/``HTTP_HEADER_VALUE`` rule with ``strict: false`` (``HeaderValue``)
+_HEADER_TEXT_PATTERN = r"^[^\x00\n\r]*$"
+
+
+def _check_header_text(node: Node, text: str, field: str) -> None:
+    """Envoy refuses NUL, CR and LF in a configured header name or value (they would let a config
+    split one header line into two on the wire); the message is its validator's."""
+    if any(c in text for c in "\x00\r\n"):
+        raise node.error(
+            f'HeaderValueValidationError.{field}: value does not match regex pattern "{_HEADER_TEXT_PATTERN}"'
+        )
+
+
 def parse_header_value_option(node: Node) -> HeaderValueOption:
     node.check_fields("header append append_action keep_empty_value", required=("header",))
     h = node.req("header").check_fields("key value raw_value", required=("key",))
     key = h.req("key").str(allow_empty=False)
+    _check_header_text(h.child("key"), key, "Key")
     if key.lower() != key and key.startswith(":"):
         raise h.error("header names must be lower case")
     value = h.get("value")
     text = value.str() if value is not None else ""
     if h.has("raw_value"):
         text = h.req("raw_value").str()
+    if value is not None:
+        _check_header_text(value, text, "Value")
     action = "APPEND_IF_EXISTS_OR_ADD"
     if node.has("append") and node.has("append_action"):
         raise node.error("'append' and 'append_action' are mutually exclusive")

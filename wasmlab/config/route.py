@@ -17,7 +17,6 @@ matchers), :mod:`.route_action` (forward, direct response, redirect), :mod:`.hea
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,7 +89,7 @@ __all__ = [
 class RouteMatch:
     kind: str  # prefix path safe_regex path_separated_prefix
     value: str
-    regex: re.Pattern[str] | None = None
+    regex: Any = None  # a compiled RE2 pattern
     case_sensitive: bool = True
     headers: list[HeaderMatcher] = field(default_factory=list)
     query: list[QueryParameterMatcher] = field(default_factory=list)

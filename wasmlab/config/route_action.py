@@ -5,8 +5,8 @@ redirect.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
+from typing import Any
 
 from .data_source import parse_data_source
 from .matchers import compile_regex
@@ -17,7 +17,7 @@ from .yaml_source import Node
 class RouteAction:
     cluster: str
     prefix_rewrite: str | None = None
-    regex_rewrite: tuple[re.Pattern[str], str] | None = None
+    regex_rewrite: tuple[Any, str] | None = None  # (compiled RE2 pattern, substitution)
     host_rewrite_literal: str | None = None
     #: seconds; 0 disables the timeout (Envoy default 15 s)
     timeout: float = 15.0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import builtins
 import os
 import re
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,11 @@ from typing import Any
 import yaml
 
 from ..errors import ConfigError
+
+#: the largest ``google.protobuf.Duration`` seconds Envoy's bootstrap validation accepts
+MAX_DURATION_SECONDS = 9_223_372_035
+#: ``google.protobuf.UInt32Value``'s bound (buffer limits, header size limits)
+UINT32_MAX = 4_294_967_295
 
 
 class _LineDict(dict):
@@ -33,8 +39,78 @@ class _LineList(list):
     item_lines: list[int]
 
 
+#: nodes that YAML aliases may add to a document once expanded. Envoy expands aliases while
+#: parsing; a few anchors reused across a config add hundreds, a "billion laughs" bomb (nine
+#: aliases of nine aliases of ...) adds billions and froze the kernel for 40 s in several GB.
+ALIAS_EXPANSION_BUDGET = 10_000
+
+
+class AliasBudgetError(Exception):
+    """The document's aliases expand past :data:`ALIAS_EXPANSION_BUDGET` (or refer to themselves)."""
+
+    def __init__(self, message: str, path: str, line: int) -> None:
+        super().__init__(message)
+        self.message, self.path, self.line = message, path, line
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int], active: set[int], path: str) -> int:
+    """How many nodes ``node`` stands for with every alias below it expanded (memoised: linear)."""
+    key = id(node)
+    if key in memo:
+        return memo[key]
+    if key in active:
+        raise AliasBudgetError("a YAML alias refers to a node that contains it", path, node.start_mark.line + 1)
+    active.add(key)
+    n = 1
+    if isinstance(node, yaml.SequenceNode):
+        for child in node.value:
+            n += _expanded_size(child, memo, active, path)
+    elif isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            n += _expanded_size(k, memo, active, path) + _expanded_size(v, memo, active, path)
+    active.discard(key)
+    memo[key] = n
+    return n
+
+
+def _check_aliases(root: yaml.Node) -> None:
+    """Walk the document once in order; every reuse of a node (an alias) adds its expanded size
+    to the budget, and the first one past it is reported with its YAML path and line."""
+    memo: dict[int, int] = {}
+    seen: set[int] = set()
+    extra = 0
+    stack: list[tuple[yaml.Node, str, int]] = [(root, "", root.start_mark.line + 1)]
+    while stack:
+        node, path, line = stack.pop()
+        if id(node) in seen:
+            extra += _expanded_size(node, memo, set(), path)
+            if extra > ALIAS_EXPANSION_BUDGET:
+                raise AliasBudgetError(
+                    f"YAML aliases expand to more than {ALIAS_EXPANSION_BUDGET} nodes here (an alias bomb?); "
+                    "write the values out, or reuse fewer anchors",
+                    path,
+                    line,
+                )
+            continue
+        seen.add(id(node))
+        children: list[tuple[yaml.Node, str, int]] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = [(c, f"{path}[{i}]", c.start_mark.line + 1) for i, c in enumerate(node.value)]
+        elif isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                name = k.value if isinstance(k, yaml.ScalarNode) else "?"
+                children.append((v, f"{path}.{name}" if path else str(name), k.start_mark.line + 1))
+        stack.extend(reversed(children))
+    _expanded_size(root, memo, set(), "")  # an alias cycle nobody reused twice is still refused
+
+
 class _Loader(yaml.SafeLoader):
-    pass
+    def get_single_data(self) -> Any:
+        node = self.get_single_node()
+        if node is None:
+            return None
+        _check_aliases(node)
+        return self.construct_document(node)
 
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> _LineDict:
@@ -64,6 +140,40 @@ _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _constru
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
 
 
+#: the largest file a config may name (a Lua script, a direct response body) or be
+MAX_FILE_BYTES = 16 * 1024 * 1024
+
+
+class FileRefused(Exception):
+    """A file a config names cannot be read safely; ``str()`` says why, in a learner's words."""
+
+
+def read_regular_file(path: Path, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+    """Read a file a config names, refusing what would freeze the kernel: Envoy's "Invalid path"
+    for ``/dev/``, ``/proc/`` and ``/sys/`` (``/dev/zero`` never ends), anything that is not a
+    regular file (a FIFO blocks until a writer comes: real Envoy hangs on one), and files over
+    ``max_bytes``. ``OSError`` (missing file, no permission) passes through."""
+    resolved = str(path.resolve())
+    if resolved.startswith(("/dev/", "/proc/", "/sys/")):
+        raise FileRefused(f"Invalid path: {path}")
+    # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = "a FIFO" if stat.S_ISFIFO(st.st_mode) else "a folder" if stat.S_ISDIR(st.st_mode) else "a device"
+            raise FileRefused(f"{path} is {kind}, not a regular file")
+        if st.st_size > max_bytes:
+            raise FileRefused(f"{path} is {st.st_size} bytes; wasmlab reads at most {max_bytes} bytes from a file")
+        with os.fdopen(os.dup(fd), "rb") as f:
+            data = f.read(max_bytes + 1)
+        if len(data) > max_bytes:
+            raise FileRefused(f"{path} grew past {max_bytes} bytes while being read")
+        return data
+    finally:
+        os.close(fd)
+
+
 @dataclass(frozen=True)
 class Source:
     """Where a config came from: a file (errors cite it) or text (errors cite ``<string>``)."""
@@ -91,9 +201,11 @@ class Source:
     @classmethod
     def _from_file(cls, path: Path) -> Source:
         try:
-            text = path.read_text()
+            text = read_regular_file(path).decode("utf-8", "replace")
         except FileNotFoundError:
             raise ConfigError(f"{path}: no such config file") from None
+        except FileRefused as e:
+            raise ConfigError(f"{path}: cannot read config file: {e}") from None
         except OSError as e:
             raise ConfigError(f"{path}: cannot read config file: {e.strerror}") from None
         return cls(str(path), path.resolve().parent, text)
@@ -101,6 +213,8 @@ class Source:
     def load(self) -> Node:
         try:
             data = yaml.load(self.text, Loader=_Loader)
+        except AliasBudgetError as e:
+            raise ConfigError(f"{self.name}:{e.line}: {e.path or '(top level)'}: {e.message}") from None
         except yaml.MarkedYAMLError as e:
             mark = e.problem_mark or e.context_mark
             where = f":{mark.line + 1}" if mark is not None else ""
@@ -202,7 +316,40 @@ class Node:
         for key in required:
             if key not in self.value or self.value[key] is None:
                 raise self.error(f"missing required field '{key}'")
+        for key in ignored:
+            if key in self.value and self.value[key] is not None:
+                self.child(key)._check_ignored(key)
         return self
+
+    def _check_ignored(self, key: builtins.str, depth: builtins.int = 0) -> None:
+        """An ignored field is still validated as Envoy validates it where a learner could trip:
+        durations (``*timeout``, ``*_interval``, ``*refresh_rate``) within Envoy's bound, and
+        ``*_bytes``/``*_kb`` limits within ``UInt32Value``."""
+        v = self.value
+        if isinstance(v, dict) and depth < 4:
+            if key.endswith(("timeout", "_interval", "refresh_rate")) and set(v) <= {"seconds", "nanos"}:
+                self.duration()
+                return
+            if key.endswith(("_bytes", "_kb")) and set(v) == {"value"}:
+                self.uint32()
+                return
+            for k in list(v):
+                if isinstance(k, builtins.str):
+                    self.child(k)._check_ignored(k, depth + 1)
+        elif key.endswith(("timeout", "_interval", "refresh_rate")) and isinstance(v, builtins.str):
+            self.duration()
+        elif key.endswith(("_bytes", "_kb")) and isinstance(v, builtins.int | builtins.str):
+            self.uint32()
+
+    def uint32(self) -> builtins.int:
+        """``google.protobuf.UInt32Value``/``uint32``: 0..4294967295 (Envoy: "integer out of range")."""
+        v = self.value
+        if isinstance(v, dict):
+            self.check_fields("value")
+            return self.child("value").uint32() if self.has("value") else 0
+        if isinstance(v, builtins.int) and not isinstance(v, builtins.bool) and v > UINT32_MAX:
+            raise self.error(f"integer out of range: {v} does not fit a uint32 (Envoy's bound: {UINT32_MAX})")
+        return self.int(0, UINT32_MAX)
 
     def has(self, key: str) -> bool:
         return isinstance(self.value, dict) and key in self.value and self.value[key] is not None
@@ -280,9 +427,21 @@ class Node:
             self.check_fields("seconds nanos")
             secs = self.get("seconds")
             nanos = self.get("nanos")
-            return (secs.int(0) if secs else 0) + (nanos.int(0) if nanos else 0) / 1e9
+            seconds = secs.int(0) if secs else 0
+            return self._duration_in_range(seconds, (nanos.int(0, 999_999_999) if nanos else 0) / 1e9)
         if isinstance(v, str):
-            m = re.fullmatch(r"\s*(\d+(?:\.\d{1,9})?)s\s*", v)
+            m = re.fullmatch(r"\s*(\d+)(\.\d{1,9})?s\s*", v)
             if m:
-                return float(m.group(1))
+                return self._duration_in_range(builtins.int(m.group(1)), float(m.group(2) or 0))
         raise self.error(f'expected a duration such as "1.5s", got {v!r}')
+
+    def _duration_in_range(self, seconds: builtins.int, fraction: float) -> float:
+        # Envoy checks every Duration in the bootstrap against a bound that keeps it convertible to
+        # nanoseconds in an int64 (measured with `envoy --mode validate`: 9223372035s passes,
+        # 9223372036s fails); a larger one would overflow the timer it arms
+        if seconds > MAX_DURATION_SECONDS:
+            raise self.error(
+                f"Invalid duration: Duration out-of-range: seconds: {seconds} "
+                f"(Envoy's bound: {MAX_DURATION_SECONDS} s, about 292 years)"
+            )
+        return seconds + fraction

@@ -59,6 +59,9 @@ class VirtualClock:
 Clock = RealClock | VirtualClock
 
 _timer_seq = itertools.count(1)
+#: the farthest a timer may be armed (Envoy's Duration bound, ~292 years): a longer one is as good
+#: as never and must not overflow the loop's arithmetic
+_MAX_TIMER_S = 9_223_372_035.0
 
 
 class Timer:
@@ -76,7 +79,9 @@ class Timer:
     def enable(self, seconds: float) -> None:
         """Fire once after ``seconds`` (on the owning dispatcher's thread)."""
         self._generation += 1
-        self.due_ns = self._dispatcher.clock.monotonic_ns() + int(seconds * 1e9)
+        if not seconds < _MAX_TIMER_S:  # also inf and nan: "never", as far as a run can see
+            seconds = _MAX_TIMER_S
+        self.due_ns = self._dispatcher.clock.monotonic_ns() + int(max(0.0, seconds) * 1e9)
         self._dispatcher._arm(self)
 
     def enable_ms(self, ms: float) -> None:
@@ -126,6 +131,17 @@ class Activity:
 
 
 _STOP = object()
+#: C stack of every dispatcher thread. Lua hooks run here, and LuaJIT recurses on the C stack when
+#: a C function calls back into Lua (``string.gsub`` with a function replacement calling itself):
+#: it stops at its own Lua stack limit ("stack overflow", an ordinary Lua error) only if the C
+#: stack holds out that long. Measured here: 8 (the default), 16, 32, 48 and 64 MiB segfault the
+#: whole process; 96 MiB is the first that gives the clean error. Pages are only used when
+#: touched, so the headroom costs address space, not memory.
+THREAD_STACK_BYTES = 128 * 1024 * 1024
+#: ``threading.stack_size`` is process-wide: set it only around our own ``Thread.start``
+_STACK_SIZE_LOCK = threading.Lock()
+#: the longest the loop sleeps before it looks at its timers again
+_MAX_SLEEP_S = 3600.0
 
 
 class Dispatcher:
@@ -158,7 +174,12 @@ class Dispatcher:
     def start(self) -> None:
         ready = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(ready,), name=self.name, daemon=True)
-        self._thread.start()
+        with _STACK_SIZE_LOCK:
+            previous = threading.stack_size(THREAD_STACK_BYTES)
+            try:
+                self._thread.start()
+            finally:
+                threading.stack_size(previous)
         ready.wait()
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -267,10 +288,15 @@ class Dispatcher:
             if not virtual:
                 nxt = self.next_timer()
                 if nxt is not None:
-                    timeout = max(0.0, (nxt[0] - self.clock.monotonic_ns()) / 1e9)
+                    # a far timer (a route timeout of years) wakes the loop once an hour to look
+                    # again: Queue.get refuses a timeout past threading.TIMEOUT_MAX (OverflowError)
+                    timeout = min(_MAX_SLEEP_S, max(0.0, (nxt[0] - self.clock.monotonic_ns()) / 1e9))
             try:
                 item = q.get(timeout=timeout) if timeout != 0.0 else q.get_nowait()
             except queue.Empty:
+                item = None
+            except Exception as e:  # never let the loop itself end the thread
+                self._report(e)
                 item = None
             if item is _STOP:
                 break
@@ -296,10 +322,19 @@ class Dispatcher:
                 self._activity.end()
 
     def _safely(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        """Run one task or timer callback. An exception from it is reported (Envoy logs
+        "unhandled exception" and would abort; wasmlab keeps the thread serving): the loop must
+        outlive any task, or every later request on this worker would wait for a dead thread."""
         try:
             fn(*args)
         except Exception as e:  # a host bug must not kill the thread
+            self._report(e)
+
+    def _report(self, e: BaseException) -> None:
+        try:
             if self._on_error is not None:
                 self._on_error(self.name, e)
             else:
-                traceback.print_exc()
+                traceback.print_exception(e)
+        except Exception:  # the reporter itself failed: print, never die
+            traceback.print_exc()

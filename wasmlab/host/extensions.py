@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +53,8 @@ _BUILTIN_MODULES = (
     "wasmlab.filters.wasm.service",
 )
 _loaded = False
+#: held while importing; re-entrant so a module that asks the registry while it loads does not deadlock
+_load_lock = threading.RLock()
 
 
 def register_http_filter(cls: type[HttpFilterFactory]) -> type[HttpFilterFactory]:
@@ -63,17 +66,23 @@ def register_http_filter(cls: type[HttpFilterFactory]) -> type[HttpFilterFactory
 def load_builtins() -> None:
     """Import the built-in extension modules once; a missing optional dependency (e.g. lupa)
     leaves its extension unregistered, and a config that names it gets Envoy's "Didn't find a
-    registered implementation" error."""
+    registered implementation" error. The registry is marked loaded only once every import
+    finished: a Ctrl-C (``KeyboardInterrupt``) in the middle of the first load leaves the flag
+    down, so the next call imports the rest instead of leaving the registry empty until the
+    kernel restarts."""
     global _loaded
     if _loaded:
         return
-    _loaded = True
-    for mod in _BUILTIN_MODULES:
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as e:
-            if not (e.name and mod.startswith(e.name)):  # a real import error inside the module
-                raise
+    with _load_lock:
+        if _loaded:
+            return
+        for mod in _BUILTIN_MODULES:
+            try:
+                importlib.import_module(mod)
+            except ModuleNotFoundError as e:
+                if not (e.name and mod.startswith(e.name)):  # a real import error inside the module
+                    raise
+        _loaded = True
 
 
 def http_filter_factory(type_url: str) -> type[HttpFilterFactory] | None:

@@ -52,6 +52,7 @@ PROXY_OPTIONS = {
     "lua_instruction_limit": "Lua VM instructions per hook run, default 100000000, 0 = no limit",
     "lua_memory_limit_mb": "memory cap per Lua state, default 64, 0 = no limit",
     "lua_hook_every": "instructions between two guard checks, default 10000",
+    "lua_sandbox": "True (default): no ffi, loadlib, os.exit/execute, io.popen/open, debug.*; False: what Envoy allows",
 }
 
 

@@ -6,8 +6,10 @@ every VM (base, canary, per-worker replicas) is an ``Instance`` of it in its own
 Compiled code is also kept on disk (``$WASMLAB_CACHE_DIR`` or ``~/.cache/wasmlab``), keyed by the
 code's SHA-256, the wasmtime version and the engine settings, so a second start skips Cranelift.
 
-The engine has epoch interruption on: a ticker thread advances the epoch every 10 ms and every
-guest call gets a deadline (default 1 s), so an infinite loop in a callback becomes a trap.
+The engine has epoch interruption on: a ticker advances the epoch every 10 ms and every guest
+call gets a deadline (default 1 s), so an infinite loop in a callback becomes a trap. The ticker
+is a kernel timer calling wasmtime directly (:mod:`.epoch_timer`), so it needs no GIL and the
+deadline holds while Python threads are busy; a Python thread is the fallback.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 import wasmtime
 
 from .callseam import wasmtime_version
+from .epoch_timer import start_native_ticker
 
 EPOCH_TICK_S = 0.01
 ENGINE_SETTINGS = "epoch_interruption=1"
@@ -51,6 +54,8 @@ def ensure_epoch_ticker() -> None:
             return
         _ticker_started = True
     eng = engine()
+    if start_native_ticker(eng, EPOCH_TICK_S):  # no GIL per tick: the deadline holds under load
+        return
 
     def tick() -> None:
         while True:

@@ -20,10 +20,13 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config.yaml_source import Node
+from ..config.yaml_source import FileRefused, Node, read_regular_file
 from .abi import ModuleInfo, ModuleRejected, inspect_module
 from .module_cache import CompiledCode, compile_code
 from .types import FailurePolicy
+
+#: the largest ``.wasm`` file wasmlab reads (real filters are a few MB; a WAF build ~30 MB)
+MAX_WASM_FILE_BYTES = 256 * 1024 * 1024
 
 V8 = "envoy.wasm.runtime.v8"
 OTHER_RUNTIMES = ("envoy.wasm.runtime.wasmtime", "envoy.wasm.runtime.wamr", "envoy.wasm.runtime.wavm")
@@ -197,7 +200,9 @@ def _local_code(local: Node) -> tuple[bytes, str]:
         fname = local.req("filename").str(allow_empty=False)
         path = local.source.resolve(fname)
         try:
-            code = path.read_bytes()
+            code = read_regular_file(path, MAX_WASM_FILE_BYTES)
+        except FileRefused as e:
+            raise local.child("filename").error(f"cannot read Wasm module {fname}: {e}") from None
         except OSError as e:
             raise local.child("filename").error(f"cannot read Wasm module {fname}: {e.strerror}") from None
         code_name = fname

@@ -45,7 +45,35 @@ bomb would take the kernel down. So every Lua state gets:
 Both are ``Proxy`` options: ``Proxy.from_yaml(cfg, options={"lua_instruction_limit": 0,
 "lua_memory_limit_mb": 0})`` turns them off (and leaves the JIT on). lupa releases the GIL
 while Lua runs, so a looping script only holds its own worker; the others keep serving.
-Other wasmlab differences: ``print`` writes to the notebook's stdout; ``os.exit`` raises an
-error instead of stopping the process; ``require`` and relative ``package_paths`` resolve
-against the YAML file's folder (the bridge runs Envoy there, so both sides find the same files).
+While a guard is on, a script cannot switch it off: ``jit.on()`` and ``debug.sethook()`` raise,
+and a Lua pattern whose backtracking could outrun the budget in C, where no hook fires
+(``("a"):rep(30):find(("a*"):rep(15) .. "b")`` runs for hours), fails before it starts: a
+quantified item can take at most (its longest run in the subject + 1) lengths, so a match tries
+at most n x the product of those; over 10 x ``lua_instruction_limit`` the call raises.
+
+Classroom sandbox — also a wasmlab addition (``sandbox.lua``)
+--------------------------------------------------------------
+Envoy gives a script the whole of LuaJIT: ``ffi`` (raw memory, any C function),
+``package.loadlib``, ``os.exit``, ``io``, ``debug``. In a learner's kernel one null write through
+``ffi`` or ``package.loadlib("libc.so.6", "exit")()`` ends the notebook. So by default a state
+has no ``ffi`` (``require("ffi")`` is "not found"), no C modules (``package.cpath`` empty, the C
+searchers removed), and ``package.loadlib``, ``os.exit``, ``os.execute``, ``os.remove``,
+``os.rename``, ``io.popen``, ``io.open``, ``io.read``, ``io.lines``, ``io.input``, ``io.output``,
+every ``debug`` function but ``traceback`` and ``getinfo``, every ``jit`` function but
+``status``, ``collectgarbage`` options other than collect/count/step/isrunning, a new ``__gc``
+finalizer (LuaJIT runs finalizers with hooks off, so a loop in one is out of every guard's
+reach), bytecode chunks (LuaJIT does not verify them; ``load`` runs in text mode) and chunks
+read from stdin raise
+``... is disabled in wasmlab: <why> (wasmlab classroom guard; set the proxy option
+lua_sandbox=False to lift it)``. ``options={"lua_sandbox": False}`` is what Envoy allows: all of
+the above is back, and a script can crash the kernel the way it could crash Envoy.
+
+Hooks run on dispatcher threads with a 128 MiB C stack (``host.dispatcher.THREAD_STACK_BYTES``):
+LuaJIT recurses on the C stack when C calls back into Lua (``string.gsub`` with a function
+replacement that calls itself), and on a smaller stack the process segfaults before LuaJIT's own
+"stack overflow" error (measured: 64 MiB crashes, 96 MiB is enough).
+
+Other wasmlab differences: ``print`` writes to the notebook's stdout; ``require`` and relative
+``package_paths`` resolve against the YAML file's folder (the bridge runs Envoy there, so both
+sides find the same files).
 """

@@ -10,7 +10,7 @@
 -- The host passes a table of settings and Python callables; the chunk returns the driver.
 local HOST = ...
 
-local type, select, error, rawget, next, tostring = type, select, error, rawget, next, tostring
+local type, select, error, rawget, rawset, next, tostring = type, select, error, rawget, rawset, next, tostring
 local getmetatable, setmetatable, newproxy = getmetatable, setmetatable, newproxy
 local co_create, co_resume, co_status, co_yield = coroutine.create, coroutine.resume, coroutine.status, coroutine.yield
 local collectgarbage = collectgarbage
@@ -63,10 +63,7 @@ do
   end
 end
 
--- os.exit() would stop the whole Python process (Envoy: the whole proxy)
-function os.exit()
-  error("os.exit() is disabled in wasmlab: it would stop the whole process", 2)
-end
+-- os.exit() and the rest of what could stop the process: sandbox.lua, run after this chunk
 
 -- require(): LuaJIT's search paths with "./" meaning the YAML file's folder, after package_paths
 package.path = HOST.package_path
@@ -206,6 +203,21 @@ end
 
 local driver = {}
 
+-- Classroom sandbox: a metatable for metatables that refuses a new __gc. LuaJIT runs finalizers
+-- with hooks off, so a `while true do end` in a __gc set on a wrapper class hung its worker for
+-- good, out of the guards' reach. sandbox.lua uses it for newproxy(true) and rawset.
+local GC_GUARD = {
+  __metatable = "protected by wasmlab's classroom sandbox",
+  __newindex = function(t, k, v)
+    if k == "__gc" then
+      error("setting __gc is disabled in wasmlab: finalizers run where no guard can stop them "
+        .. "(wasmlab classroom guard; set the proxy option lua_sandbox=False to lift it)", 2)
+    end
+    rawset(t, k, v)
+  end,
+}
+HOST.gc_guard = GC_GUARD
+
 -- define("HeaderMapWrapper", 2, {add = {fn, 0}, ...}): one metatable per wrapper class; its
 -- __index is itself, so getmetatable(obj) lists the methods, as in Envoy.
 function driver.define(class, number, methods)
@@ -217,6 +229,9 @@ function driver.define(class, number, methods)
   end
   if number == HANDLE_CLASS then
     mt.headers = own_headers(mt.headers)
+  end
+  if HOST.sandbox then
+    setmetatable(mt, GC_GUARD)
   end
   PROTO[class] = proto
   PROTOS[number] = proto

@@ -7,7 +7,8 @@ that only validates the script. :class:`LuaVM` is one such state. Creating one:
 1. a LuaJIT 2.1 runtime (lupa) with Lua strings kept as bytes (bodies are binary);
 2. ``prelude.lua``: the Lua 5.2 compatibility set Envoy's LuaJIT build has, the userdata class
    per wrapper (``HeaderMapWrapper``, ``BufferWrapper``, ...), the coroutine driver and the
-   classroom guards;
+   classroom guards; then ``sandbox.lua``: what keeps the guards from being switched off, and
+   the classroom sandbox (option ``lua_sandbox``);
 3. the script, loaded with Lua's own ``loadstring(code)`` so the chunk is named after its code and
    messages carry Envoy's prefixes: ``[string "..."]:3:`` for code starting with a newline,
    ``[string "function envoy_on_request(handle)..."]:3:`` for code starting on line 1;
@@ -50,6 +51,8 @@ class Guards:
     instruction_limit: int = 100_000_000
     memory_limit_mb: int = 64
     hook_every: int = 10_000
+    #: the classroom sandbox (``sandbox.lua``); ``False`` is what Envoy allows
+    sandbox: bool = True
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> Guards:
@@ -59,10 +62,14 @@ class Guards:
                 raise ValueError(f"proxy option {name} must be a number >= 0, got {v!r}")
             return int(v)
 
+        sandbox = options.get("lua_sandbox", True)
+        if not isinstance(sandbox, bool):
+            raise ValueError(f"proxy option lua_sandbox must be True or False, got {sandbox!r}")
         return cls(
             get("lua_instruction_limit", cls.instruction_limit),
             get("lua_memory_limit_mb", cls.memory_limit_mb),
             max(100, get("lua_hook_every", cls.hook_every)),
+            sandbox,
         )
 
     @property
@@ -84,6 +91,11 @@ class Guards:
 @lru_cache(maxsize=1)
 def prelude_source() -> bytes:
     return (Path(__file__).with_name("prelude.lua")).read_bytes()
+
+
+@lru_cache(maxsize=1)
+def sandbox_source() -> bytes:
+    return (Path(__file__).with_name("sandbox.lua")).read_bytes()
 
 
 #: ``LuaVM.run`` operations and answers (``driver.runner`` in prelude.lua)
@@ -155,9 +167,12 @@ def new_state(guards: Guards, package_path: bytes, package_cpath: bytes) -> tupl
             b"memory_message": guards.memory_message().encode(),
             b"cpp_names": rt.table_from({c.lua_class.encode(): c.cpp_name().encode() for c in classes}),
             b"headers_class": next(c.lua_number for c in classes if c.lua_class == "HeaderMapWrapper"),
+            b"sandbox": guards.sandbox,
         }
     )
-    return rt, rt.execute(prelude_source(), host)
+    driver = rt.execute(prelude_source(), host)
+    rt.execute(sandbox_source(), host)
+    return rt, driver
 
 
 class LuaVM:
