@@ -154,3 +154,31 @@ def test_lesson_05_runs_with_and_without_node(node, tmp_path, monkeypatch):
         assert "compiled with asc" in text
     else:
         assert "Node.js (with npm) is not on PATH" in text and "committed build" in text
+
+
+TERNARY = """    const greeting = this.root_context.getConfiguration();
+    stream_context.headers.response.add("x-hello", greeting == "" ? "world" : greeting);
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.envoy
+def test_the_ternary_form_traps_on_the_second_response_on_both_hosts(envoy_bin, tmp_path):
+    """Lesson 05 says: the `? :` form compiles, answers once, then traps in proxy_on_response_headers
+    on real Envoy and on wasmlab alike, and Envoy answers 503."""
+    _need_node()
+    src = (PROJECT / "assembly" / "index.ts").read_text()
+    start = src.index("    // Written as in the SDK's README.")
+    end = src.index("    return FilterHeadersStatusValues.Continue;", start)
+    build = assemblyscript.build_or_committed(src[:start] + TERNARY + src[end:], out=tmp_path / "ternary.wasm")
+    config = tmp_path / "ternary.yaml"
+    config.write_text(CONFIG.read_text().replace("../../../modules/add_header_as.wasm", str(build.path)))
+    reqs = [{"method": "GET", "path": "/one"}, {"method": "GET", "path": "/two"}]
+    ours, theirs, lines = run_both(config, reqs)
+    assert [r.status for r in theirs] == [200, 503]
+    assert_same_run(ours, theirs, lines)
+    # the second proxy_on_response_headers is entered and never returns
+    env = lines["worker_0"][1]
+    entered = [i for i, ln in enumerate(env) if ln.startswith("[host->vm] proxy_on_response_headers")]
+    returned = [ln for ln in env if ln.startswith("[host<-vm] proxy_on_response_headers")]
+    assert len(entered) == 2 and len(returned) == 1
