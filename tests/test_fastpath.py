@@ -33,7 +33,7 @@ def run(config, path: str) -> tuple[list, dict[str, list[str]]]:
     with Proxy.from_yaml(
         config, workers=1, clock=clock, options={"wasm_call_path": path}, component_log_level="wasm:trace"
     ) as p:
-        if "auth" in p.clusters:
+        if "auth" in p.config.clusters:
             p.upstream("auth", auth)
         out = []
         for kw in REQUESTS:

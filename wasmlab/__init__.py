@@ -6,9 +6,9 @@ Envoy-like host with real worker threads, real wasmtime VMs and real LuaJIT stat
         r = proxy.request("GET", "/hello")
 """
 
-from .config import load_config
 from .errors import ConfigError, StartupError, StreamTimeout, WasmlabError
 from .filters.native import NativeFilter, native_filter
+from .host.extensions import load_config
 from .host.proxy import Proxy, StreamReset
 from .http import (
     Buffer,

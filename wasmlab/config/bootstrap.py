@@ -12,12 +12,11 @@ unknown fields. Fields that change nothing observable in process (``codec_type``
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from ..errors import ConfigError
-from ..filters.base import FactoryContext, HttpFilterFactory
-from ..filters.registry import http_filter_factory, per_route_factory, supported_http_filters
 from .formatter import DEFAULT_ACCESS_LOG_FORMAT, Formatter
 from .route import RouteConfiguration, parse_route_configuration
 from .yaml_source import Node, Source
@@ -28,7 +27,34 @@ STDOUT_LOG_TYPE = "type.googleapis.com/envoy.extensions.access_loggers.stream.v3
 STDERR_LOG_TYPE = "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StderrAccessLog"
 FILE_LOG_TYPE = "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog"
 WASM_LOG_TYPE = "type.googleapis.com/envoy.extensions.access_loggers.wasm.v3.WasmAccessLog"
+WASM_SERVICE_TYPE = "type.googleapis.com/envoy.extensions.wasm.v3.WasmService"
+#: the type wasmlab gives ``name: wasmlab.native.<name>`` filters (Envoy has no type for them)
+NATIVE_TYPE_URL = "wasmlab.native"
 DEFAULT_BUFFER_LIMIT = 1024 * 1024
+
+
+class Extensions(Protocol):
+    """Turns an extension's ``typed_config`` into its factory (Envoy: the extension registry).
+
+    Config is data: this package parses and checks the bootstrap's own fields and hands every
+    ``typed_config`` of an extension to this object (the host's registry,
+    :class:`wasmlab.host.extensions.HostExtensions`), which returns the parsed factory or
+    ``None`` when no extension is registered for the type URL.
+    """
+
+    def http_filter(
+        self, name: str, type_url: str, config: Node, source: Source, stat_prefix: str, clusters: set[str]
+    ) -> Any: ...
+
+    def supported_http_filters(self) -> list[str]: ...
+
+    def per_route(self, type_url: str, factory: Any) -> Callable[[Node], Any] | None: ...
+
+    def network_filter(self, name: str, tc: Node, type_url: str, source: Source, clusters: set[str]) -> Any: ...
+
+    def access_logger(self, type_url: str, tc: Node) -> Any: ...
+
+    def bootstrap_extension(self, type_url: str, tc: Node) -> Any: ...
 
 
 @dataclass
@@ -65,7 +91,8 @@ class AccessLogConfig:
 class HttpFilterConfig:
     name: str
     type_url: str
-    factory: HttpFilterFactory
+    #: the factory the extension registry built from ``typed_config`` (an ``HttpFilterFactory``)
+    factory: Any
     disabled: bool = False
 
 
@@ -234,7 +261,7 @@ def _compile_json(node: Node) -> dict[str, Any]:
     return out
 
 
-def parse_access_log(node: Node) -> AccessLogConfig:
+def parse_access_log(node: Node, ext: Extensions) -> AccessLogConfig:
     node.check_fields("name typed_config", required=("name",), message="access log filters are not supported")
     name = node.req("name").str(allow_empty=False)
     tc = node.req("typed_config")
@@ -265,11 +292,7 @@ def parse_access_log(node: Node) -> AccessLogConfig:
             path = str(tc.source.resolve(path))
         return AccessLogConfig(name, "file", path, text, js)
     if t == WASM_LOG_TYPE:
-        try:
-            from ..filters.wasm.access_log import parse_wasm_access_log
-        except ImportError:
-            raise tc.child("@type").error("envoy.access_loggers.wasm is not available") from None
-        return AccessLogConfig(name, "wasm", plugin=parse_wasm_access_log(tc))
+        return AccessLogConfig(name, "wasm", plugin=ext.access_logger(t, tc))
     raise tc.child("@type").error(
         f"unsupported access logger {t!r} (wasmlab supports stdout, stderr, file and wasm access loggers)"
     )
@@ -310,7 +333,7 @@ _HCM_IGNORED = (
 )
 
 
-def _per_filter_parser(filters: dict[str, HttpFilterConfig]) -> Any:
+def _per_filter_parser(filters: dict[str, HttpFilterConfig], ext: Extensions) -> Any:
     def parse(node: Node | None) -> dict[str, Any]:
         if node is None:
             return {}
@@ -328,14 +351,12 @@ def _per_filter_parser(filters: dict[str, HttpFilterConfig]) -> Any:
                 inner = child.req("config")
                 t = any_type(inner)
             f = filters.get(key)
-            cls = type(f.factory) if f is not None and t in type(f.factory).per_route_type_urls else None
-            if cls is None:
-                cls = per_route_factory(t)
-            if cls is None:
+            parse_per_route = ext.per_route(t, f.factory if f is not None else None)
+            if parse_per_route is None:
                 raise child.error(
                     f"Didn't find a registered implementation for '{key}' with type URL: '{t.split('/', 1)[-1]}'"
                 )
-            parsed = cls.parse_per_route(inner)
+            parsed = parse_per_route(inner)
             out[key] = PerRouteDisabled() if disabled else parsed
         return out
 
@@ -349,13 +370,13 @@ class PerRouteDisabled:
         return "PerRouteDisabled()"
 
 
-def parse_http_filter(node: Node, ctx: FactoryContext) -> HttpFilterConfig:
+def parse_http_filter(
+    node: Node, ext: Extensions, source: Source, stat_prefix: str, clusters: set[str]
+) -> HttpFilterConfig:
     node.check_fields("name typed_config disabled is_optional", required=("name",))
     name = node.req("name").str(allow_empty=False)
     disabled = node.req("disabled").bool() if node.has("disabled") else False
     if name.startswith("wasmlab.native."):
-        from ..filters.native.custom import NATIVE_TYPE_URL
-
         t = NATIVE_TYPE_URL
         tc = node.get("typed_config")
         cfg = tc if tc is not None else node
@@ -363,22 +384,24 @@ def parse_http_filter(node: Node, ctx: FactoryContext) -> HttpFilterConfig:
         if not node.has("typed_config"):
             raise node.error(
                 f"missing required field 'typed_config' (Envoy selects the filter by its \"@type\"; "
-                f"supported: {', '.join(u.rsplit('/', 1)[-1] for u in supported_http_filters())})"
+                f"supported: {', '.join(u.rsplit('/', 1)[-1] for u in ext.supported_http_filters())})"
             )
         cfg = node.req("typed_config")
         t = any_type(cfg)
-    cls = http_filter_factory(t)
-    if cls is None:
-        known = ", ".join(u.rsplit("/", 1)[-1] for u in supported_http_filters() if u.startswith("type."))
+    factory = ext.http_filter(name, t, cfg, source, stat_prefix, clusters)
+    if factory is None:
+        known = ", ".join(u.rsplit("/", 1)[-1] for u in ext.supported_http_filters() if u.startswith("type."))
         raise cfg.child("@type").error(
             f"Didn't find a registered implementation for '{name}' with type URL: "
             f"'{t.split('/', 1)[-1]}' (wasmlab supports: {known}; custom Python filters use "
             "name: wasmlab.native.<name>)"
         )
-    return HttpFilterConfig(name, t, cls(name, cfg, ctx), disabled)
+    return HttpFilterConfig(name, t, factory, disabled)
 
 
-def parse_hcm(node: Node, source: Source, clusters: dict[str, ClusterConfig], buffer_limit: int) -> HcmConfig:
+def parse_hcm(
+    node: Node, source: Source, clusters: dict[str, ClusterConfig], buffer_limit: int, ext: Extensions
+) -> HcmConfig:
     node.check_fields(
         "@type stat_prefix route_config http_filters access_log server_name server_header_transformation "
         "generate_request_id",
@@ -387,11 +410,10 @@ def parse_hcm(node: Node, source: Source, clusters: dict[str, ClusterConfig], bu
         message="rds and scoped_routes (dynamic routes) are not supported",
     )
     stat_prefix = node.req("stat_prefix").str()
-    ctx = FactoryContext(source, stat_prefix, set(clusters))
     filters_node = node.req("http_filters") if node.has("http_filters") else None
     filters: list[HttpFilterConfig] = []
     for fn in filters_node.list() if filters_node is not None else []:
-        filters.append(parse_http_filter(fn, ctx))
+        filters.append(parse_http_filter(fn, ext, source, stat_prefix, set(clusters)))
     # Envoy: the terminal filter must be last, and the last filter must be terminal
     for i, (f, fn) in enumerate(zip(filters, filters_node.list() if filters_node else [], strict=True)):
         last = i == len(filters) - 1
@@ -412,9 +434,9 @@ def parse_hcm(node: Node, source: Source, clusters: dict[str, ClusterConfig], bu
     if not node.has("route_config"):
         raise node.error("missing required field 'route_config' (rds is not supported)")
     rc_node = node.req("route_config")
-    route_config = parse_route_configuration(rc_node, _per_filter_parser(by_name))
+    route_config = parse_route_configuration(rc_node, _per_filter_parser(by_name, ext))
     _check_route_clusters(rc_node, route_config, clusters)
-    logs = [parse_access_log(a) for a in node.req("access_log").list()] if node.has("access_log") else []
+    logs = [parse_access_log(a, ext) for a in node.req("access_log").list()] if node.has("access_log") else []
     server_name = node.req("server_name").str() if node.has("server_name") else "envoy"
     sht = "OVERWRITE"
     if node.has("server_header_transformation"):
@@ -435,7 +457,9 @@ def _check_route_clusters(rc_node: Node, rc: RouteConfiguration, clusters: dict[
 
 
 # ---- listeners -------------------------------------------------------------------------------------
-def parse_listener(node: Node, source: Source, clusters: dict[str, ClusterConfig], index: int) -> ListenerConfig:
+def parse_listener(
+    node: Node, source: Source, clusters: dict[str, ClusterConfig], index: int, ext: Extensions
+) -> ListenerConfig:
     node.check_fields(
         "name address filter_chains per_connection_buffer_limit_bytes",
         required=("address", "filter_chains"),
@@ -481,9 +505,15 @@ def parse_listener(node: Node, source: Source, clusters: dict[str, ClusterConfig
         if t == HCM_TYPE:
             if len(filters) != 1 or hcm is not None:
                 raise fn.error("the http_connection_manager must be the only network filter of its chain")
-            hcm = parse_hcm(tc, source, clusters, limit)
+            hcm = parse_hcm(tc, source, clusters, limit, ext)
         else:
-            network.append(_parse_network_filter(fn, tc, t, source, clusters))
+            nf = ext.network_filter(fn.req("name").str(), tc, t, source, set(clusters))
+            if nf is None:
+                raise tc.child("@type").error(
+                    f"unsupported network filter {t!r} (wasmlab supports http_connection_manager, "
+                    "envoy.filters.network.wasm and envoy.filters.network.tcp_proxy)"
+                )
+            network.append(nf)
     for i, (nf, fn) in enumerate(zip(network, filters, strict=False)):
         terminal = getattr(nf.config, "terminal", False)
         last = i == len(network) - 1
@@ -499,22 +529,8 @@ def parse_listener(node: Node, source: Source, clusters: dict[str, ClusterConfig
     return ListenerConfig(name, address, hcm, network, limit)
 
 
-def _parse_network_filter(
-    fn: Node, tc: Node, t: str, source: Source, clusters: dict[str, ClusterConfig]
-) -> NetworkFilterConfig:
-    try:
-        from ..filters.network import parse_network_filter
-    except ImportError:
-        parse_network_filter = None
-    if parse_network_filter is None:
-        raise tc.child("@type").error(
-            f"unsupported network filter {t!r} (wasmlab supports envoy.filters.network.http_connection_manager)"
-        )
-    return parse_network_filter(fn.req("name").str(), tc, t, source, set(clusters))
-
-
 # ---- bootstrap ---------------------------------------------------------------------------------------
-def parse_bootstrap(source: Source) -> Bootstrap:
+def parse_bootstrap(source: Source, ext: Extensions) -> Bootstrap:
     root = source.load()
     root.check_fields(
         "static_resources admin bootstrap_extensions",
@@ -546,11 +562,11 @@ def parse_bootstrap(source: Source) -> Bootstrap:
     for en in root.req("bootstrap_extensions").list() if root.has("bootstrap_extensions") else []:
         en.check_fields("name typed_config", required=("name", "typed_config"))
         tc = en.req("typed_config")
-        extensions.append(_parse_bootstrap_extension(en.req("name").str(), tc, any_type(tc), source))
+        extensions.append(_parse_bootstrap_extension(en.req("name").str(), tc, any_type(tc), ext))
     listeners: list[ListenerConfig] = []
     names: set[str] = set()
     for i, ln in enumerate(sr.req("listeners").list() if sr.has("listeners") else []):
-        lst = parse_listener(ln, source, clusters, i)
+        lst = parse_listener(ln, source, clusters, i, ext)
         if lst.name in names:
             raise ln.child("name").error(f"error adding listener: duplicate listener name '{lst.name}'")
         names.add(lst.name)
@@ -560,26 +576,19 @@ def parse_bootstrap(source: Source) -> Bootstrap:
     return Bootstrap(source, listeners, clusters, extensions, admin)
 
 
-def _parse_bootstrap_extension(name: str, tc: Node, t: str, source: Source) -> BootstrapExtensionConfig:
-    wasm_service = "type.googleapis.com/envoy.extensions.wasm.v3.WasmService"
-    if t != wasm_service:
+def _parse_bootstrap_extension(name: str, tc: Node, t: str, ext: Extensions) -> BootstrapExtensionConfig:
+    if t != WASM_SERVICE_TYPE:
         raise tc.child("@type").error(
             f"unsupported bootstrap extension {t!r} (wasmlab supports envoy.extensions.wasm.v3.WasmService)"
         )
-    config = None
-    try:
-        from ..filters.wasm.service import parse_wasm_service
-    except ImportError:
-        parse_wasm_service = None
-    if parse_wasm_service is not None:
-        config = parse_wasm_service(tc)
-    return BootstrapExtensionConfig(name, t, tc, config)
+    return BootstrapExtensionConfig(name, t, tc, ext.bootstrap_extension(t, tc))
 
 
-def load_config(source: str | os.PathLike[str]) -> Bootstrap:
-    """Parse an Envoy bootstrap (path or YAML text); raises ``ConfigError`` with a YAML path."""
+def load_config(source: str | os.PathLike[str], ext: Extensions) -> Bootstrap:
+    """Parse an Envoy bootstrap (path or YAML text) with ``ext`` building the extensions;
+    raises ``ConfigError`` with a YAML path. ``wasmlab.load_config`` passes the host's registry."""
     try:
-        return parse_bootstrap(Source.from_arg(source))
+        return parse_bootstrap(Source.from_arg(source), ext)
     except ConfigError:
         raise
     except RecursionError:

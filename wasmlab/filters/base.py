@@ -11,16 +11,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ..host.extensions import FactoryContext
 from ..http import Buffer, FilterDataStatus, FilterHeadersStatus, FilterTrailersStatus, HeaderMap
 
 if TYPE_CHECKING:
-    from ..config.yaml_source import Node, Source
+    from ..config.yaml_source import Node
     from ..host.dispatcher import Dispatcher
-    from ..host.filter_manager import FilterCallbacks
-    from ..host.proxy import Proxy
+    from ..host.filter_callbacks import FilterCallbacks
+    from ..host.services import ServerContext
     from ..http.stream_info import StreamInfo
 
 Continue = FilterHeadersStatus.Continue
+
+__all__ = ["Continue", "FactoryContext", "HttpFilterFactory", "StreamFilter"]
 
 
 class StreamFilter:
@@ -65,15 +68,6 @@ class StreamFilter:
         """The stream is gone; release anything held (Envoy ``onDestroy``)."""
 
 
-class FactoryContext:
-    """What a filter factory may look at while parsing its config."""
-
-    def __init__(self, source: Source, stat_prefix: str, cluster_names: set[str]) -> None:
-        self.source = source
-        self.stat_prefix = stat_prefix
-        self.cluster_names = cluster_names
-
-
 class HttpFilterFactory:
     """Parsed config of one ``http_filters`` entry; makes a filter per stream."""
 
@@ -88,7 +82,7 @@ class HttpFilterFactory:
 
     def __init__(self, name: str, config: Node, ctx: FactoryContext) -> None:
         self.name = name
-        self.proxy: Proxy | None = None
+        self.proxy: ServerContext | None = None
 
     @classmethod
     def parse_per_route(cls, node: Node) -> Any:
@@ -96,7 +90,7 @@ class HttpFilterFactory:
         raise node.error(f"the filter type {cls.type_url.rsplit('/', 1)[-1]} has no per-route config")
 
     # lifecycle, called by the proxy on the right threads
-    def start_main(self, proxy: Proxy) -> None:
+    def start_main(self, proxy: ServerContext) -> None:
         """On the main thread before workers start (Envoy: config load, Wasm canary)."""
         self.proxy = proxy
 

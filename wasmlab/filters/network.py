@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..config.bootstrap import NetworkFilterConfig
+from ..host.extensions import NETWORK_FILTERS
 
 if TYPE_CHECKING:
     from ..config.yaml_source import Node, Source
@@ -60,3 +61,7 @@ def parse_network_filter(name: str, tc: Node, t: str, source: Source, cluster_na
         f"unsupported network filter {t!r} (wasmlab supports http_connection_manager, "
         "envoy.filters.network.wasm and envoy.filters.network.tcp_proxy)"
     )
+
+
+NETWORK_FILTERS[TCP_PROXY] = parse_network_filter
+NETWORK_FILTERS[WASM_NETWORK] = parse_network_filter

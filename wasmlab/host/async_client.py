@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..http import HeaderMap, Request
 from .upstream import (
@@ -28,7 +28,7 @@ from .upstream import (
 
 if TYPE_CHECKING:
     from .dispatcher import Dispatcher, Timer
-    from .proxy import Proxy
+    from .services import ServerContext
 
 
 #: the x-forwarded-for value Envoy 1.40's async client sends (observed on the real binary)
@@ -89,7 +89,7 @@ class AsyncRequest:
 
 
 def send(
-    proxy: Proxy,
+    proxy: ServerContext,
     dispatcher: Dispatcher,
     cluster_name: str,
     headers: HeaderMap,
@@ -114,18 +114,7 @@ def send(
     """
     cluster = proxy.clusters[cluster_name]
     req = AsyncRequest(dispatcher, on_complete)
-    up = HeaderMap()
-    up.add("host", headers.get(":authority") or "")
-    for k, v in headers:
-        if not k.startswith(":"):
-            up.add(k, v)
-    if body and "content-length" not in up:
-        up.add("content-length", str(len(body)))
-    up.set("x-envoy-internal", "true")
-    if send_xff:
-        up.set("x-forwarded-for", ASYNC_CLIENT_XFF)
-    if timeout_s:
-        up.set("x-envoy-expected-rq-timeout-ms", str(int(timeout_s * 1000)))
+    up = _upstream_headers(headers, body, timeout_s, send_xff)
     request = Request(headers.get(":method") or "GET", headers.get(":path") or "/", up, body, trailers)
     head = request.method == "HEAD"
     rec = proxy.recorder
@@ -146,16 +135,7 @@ def send(
         )
         tdata = {**tdata, "request": sent.seq if sent is not None else None}
     if timeout_s:
-
-        def on_timeout() -> None:
-            charge_upstream_timeout(proxy.stat_store, cluster_name, True)
-            if rec.enabled:
-                rec.record("callout", "http_timeout", {"cluster": cluster_name}, data=tdata)
-            h, b = local_reply(504, TIMEOUT_BODY)
-            req._finish(AsyncResponse(h, b, None))
-
-        req.timer = dispatcher.create_timer(on_timeout, "async_client_timeout")
-        req.timer.enable(timeout_s)
+        _arm_timeout(proxy, dispatcher, req, cluster_name, timeout_s, tdata)
     activity = proxy.activity
     activity.begin()
     if cluster.healthy:
@@ -165,20 +145,9 @@ def send(
     stats = proxy.stat_store
 
     def deliver(result: UpstreamResult) -> None:
-        if req.done:  # timed out or cancelled: Envoy reset the upstream request
-            pass
-        elif result.response is None:
-            charge_upstream_failure(stats, cluster_name, result.failure or CONNECTION_TERMINATION, True)
-        else:
-            charge_upstream_code(stats, cluster_name, result.response.status, True)
-        if result.response is None:
-            h, b = local_reply(503, (result.failure or CONNECTION_TERMINATION).encode())
-            resp = AsyncResponse(h, b, None)
-        else:
-            h, b = to_wire_response(result.response, head)
-            h.add("x-envoy-upstream-service-time", str(max(0, (proxy.clock.monotonic_ns() - sent_ns) // 1_000_000)))
-            tr = HeaderMap(result.response.trailers) if result.response.trailers else None
-            resp = AsyncResponse(h, b, tr)
+        if not req.done:  # else timed out or cancelled: Envoy reset the upstream request
+            _charge_result(stats, cluster_name, result)
+        resp = _response_of(result, head, (proxy.clock.monotonic_ns() - sent_ns) // 1_000_000)
         if rec.enabled and not req.done:
             rec.record(
                 "callout",
@@ -192,11 +161,71 @@ def send(
         dispatcher.post(deliver, result)
         activity.end()
 
-    if not cluster.healthy:
+    if not cluster.healthy:  # no endpoint: the router answers at once (on the next loop turn)
         proxy.stat_store.inc(f"cluster.{cluster_name}.upstream_cx_none_healthy")
         activity.end()
-        h, b = local_reply(503, b"no healthy upstream")
-        dispatcher.post(req._finish, AsyncResponse(h, b, None))
-        return req
-    proxy.upstream_pool.call(cluster, request, done)
+        dispatcher.post(req._finish, AsyncResponse(*local_reply(503, b"no healthy upstream"), None))
+    else:
+        proxy.upstream_pool.call(cluster, request, done)
     return req
+
+
+def _charge_result(stats: Any, cluster_name: str, result: UpstreamResult) -> None:
+    """The cluster's upstream stats for an answer (or a failure) that reached the caller."""
+    if result.response is None:
+        charge_upstream_failure(stats, cluster_name, result.failure or CONNECTION_TERMINATION, True)
+    else:
+        charge_upstream_code(stats, cluster_name, result.response.status, True)
+
+
+def _upstream_headers(headers: HeaderMap, body: bytes, timeout_s: float | None, send_xff: bool) -> HeaderMap:
+    """The headers the upstream receives: ``host`` from ``:authority``, no pseudo-headers, and
+    what the async client's own router adds (``x-envoy-internal``, ``x-forwarded-for``,
+    ``x-envoy-expected-rq-timeout-ms``)."""
+    up = HeaderMap()
+    up.add("host", headers.get(":authority") or "")
+    for k, v in headers:
+        if not k.startswith(":"):
+            up.add(k, v)
+    if body and "content-length" not in up:
+        up.add("content-length", str(len(body)))
+    up.set("x-envoy-internal", "true")
+    if send_xff:
+        up.set("x-forwarded-for", ASYNC_CLIENT_XFF)
+    if timeout_s:
+        up.set("x-envoy-expected-rq-timeout-ms", str(int(timeout_s * 1000)))
+    return up
+
+
+def _arm_timeout(
+    proxy: ServerContext,
+    dispatcher: Dispatcher,
+    req: AsyncRequest,
+    cluster_name: str,
+    timeout_s: float,
+    tdata: dict[str, object],
+) -> None:
+    """The call's timer: when it fires first, the router answers 504 ``upstream request timeout``."""
+    rec = proxy.recorder
+
+    def on_timeout() -> None:
+        charge_upstream_timeout(proxy.stat_store, cluster_name, True)
+        if rec.enabled:
+            rec.record("callout", "http_timeout", {"cluster": cluster_name}, data=tdata)
+        h, b = local_reply(504, TIMEOUT_BODY)
+        req._finish(AsyncResponse(h, b, None))
+
+    req.timer = dispatcher.create_timer(on_timeout, "async_client_timeout")
+    req.timer.enable(timeout_s)
+
+
+def _response_of(result: UpstreamResult, head: bool, service_ms: int) -> AsyncResponse:
+    """The upstream's answer as the caller sees it; no response is the router's 503 with the reset
+    reason as its body."""
+    if result.response is None:
+        h, b = local_reply(503, (result.failure or CONNECTION_TERMINATION).encode())
+        return AsyncResponse(h, b, None)
+    h, b = to_wire_response(result.response, head)
+    h.add("x-envoy-upstream-service-time", str(max(0, service_ms)))
+    tr = HeaderMap(result.response.trailers) if result.response.trailers else None
+    return AsyncResponse(h, b, tr)

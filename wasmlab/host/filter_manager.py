@@ -23,348 +23,25 @@ process there is no socket to pause; watermark buffering simply keeps buffering)
 
 from __future__ import annotations
 
-import enum
 import traceback
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..http import Buffer, FilterDataStatus, FilterHeadersStatus, FilterTrailersStatus, HeaderMap
+from .active_filter import _ALWAYS_FROM_NEXT, _CAN_START_FROM_CURRENT, ActiveFilter, IterationState
+from .filter_callbacks import FilterCallbacks
 
 if TYPE_CHECKING:
-    from ..config.route import Route
     from ..filters.base import StreamFilter
     from .hcm import ActiveStream
+
+__all__ = ["ActiveFilter", "FilterCallbacks", "FilterManager", "IterationState"]
 
 _HS = FilterHeadersStatus
 _DS = FilterDataStatus
 _TS = FilterTrailersStatus
 
-
-class IterationState(enum.Enum):
-    CONTINUE = 0  # iteration may pass this filter
-    STOP_SINGLE = 1  # StopIteration: held here, later frames still reach this filter
-    STOP_ALL_BUFFER = 2  # StopAllIterationAndBuffer: everything held and buffered (with a limit)
-    STOP_ALL_WATERMARK = 3  # StopAllIterationAndWatermark: everything held, flow-controlled
-
-
 _FAILED = object()
-_ALWAYS_FROM_NEXT = 0
-_CAN_START_FROM_CURRENT = 1
-
-
-class ActiveFilter:
-    """One filter's place in one direction of the chain (Envoy ``ActiveStreamFilterBase``)."""
-
-    __slots__ = (
-        "manager",
-        "filter",
-        "name",
-        "index",
-        "decoder",
-        "iteration_state",
-        "headers_continued",
-        "end_stream",
-        "iterate_from_current",
-        "callbacks",
-        "last_status",
-        "kind",
-    )
-
-    def __init__(
-        self, manager: FilterManager, filt: StreamFilter, name: str, index: int, decoder: bool, cb: FilterCallbacks
-    ) -> None:
-        self.manager = manager
-        self.filter = filt
-        self.name = name
-        self.index = index
-        self.decoder = decoder
-        self.iteration_state = IterationState.CONTINUE
-        self.headers_continued = False
-        self.end_stream = False
-        self.iterate_from_current = False
-        self.callbacks = cb
-        self.last_status: tuple[str, Any] | None = None
-        self.kind = getattr(filt, "kind", "native")
-
-    # ---- predicates ----------------------------------------------------------------------------
-    def stopped_all(self) -> bool:
-        return self.iteration_state in (IterationState.STOP_ALL_BUFFER, IterationState.STOP_ALL_WATERMARK)
-
-    def can_iterate(self) -> bool:
-        return self.iteration_state is IterationState.CONTINUE
-
-    def _complete(self) -> bool:
-        m = self.manager
-        return m.remote_decode_complete if self.decoder else m.local_encode_complete_upstream
-
-    def _buffered(self) -> Buffer | None:
-        return self.manager.buffered_request if self.decoder else self.manager.buffered_response
-
-    def _has_trailers(self) -> bool:
-        return (self.manager.request_trailers if self.decoder else self.manager.response_trailers) is not None
-
-    # ---- after-callback handling (Envoy commonHandleAfter*Callback) -------------------------
-    def after_headers(self, status: FilterHeadersStatus) -> bool:
-        """Whether iteration continues past this filter (Envoy commonHandleAfterHeadersCallback)."""
-        if status is _HS.Continue:
-            self.headers_continued = True
-            return True
-        if status == _HS.StopIteration:
-            self.iteration_state = IterationState.STOP_SINGLE
-        elif status == _HS.StopAllIterationAndBuffer:
-            self.iteration_state = IterationState.STOP_ALL_BUFFER
-        elif status == _HS.StopAllIterationAndWatermark:
-            self.iteration_state = IterationState.STOP_ALL_WATERMARK
-        else:  # ContinueAndDontEndStream
-            self.headers_continued = True
-        return not (self.stopped_all() or status == _HS.StopIteration)
-
-    def after_data(self, status: FilterDataStatus, data: Buffer) -> bool:
-        m = self.manager
-        if status == _DS.Continue:
-            if self.iteration_state is IterationState.STOP_SINGLE:
-                self.handle_buffer_data(data)
-                self.common_continue()
-                return False
-            return True
-        self.iteration_state = IterationState.STOP_SINGLE
-        if status in (_DS.StopIterationAndBuffer, _DS.StopIterationAndWatermark):
-            m.set_streaming(self.decoder, status == _DS.StopIterationAndWatermark)
-            self.handle_buffer_data(data)
-        elif self._complete() and not self._has_trailers() and self._buffered() is None and len(data) == 0:
-            # StopIterationNoBuffer on a zero-byte end-of-stream frame: keep an (empty) buffer so
-            # a later continue still delivers end_stream.
-            if self.decoder:
-                m.buffered_request = Buffer()
-            else:
-                m.buffered_response = Buffer()
-        return False
-
-    def after_trailers(self, status: FilterTrailersStatus) -> bool:
-        if status == _TS.Continue:
-            if self.iteration_state is IterationState.STOP_SINGLE:
-                self.common_continue()
-                return False
-            return True
-        if self.can_iterate():
-            self.iteration_state = IterationState.STOP_SINGLE
-        return False
-
-    def handle_buffer_data(self, provided: Buffer) -> None:
-        """Move a data frame into the stream's buffered body (Envoy commonHandleBufferData)."""
-        m = self.manager
-        if self.decoder:
-            if m.buffered_request is not provided:
-                if m.buffered_request is None:
-                    m.buffered_request = Buffer()
-                m.buffered_request.move(provided)
-            m.check_buffer_limit(self)
-        else:
-            if m.buffered_response is not provided:
-                if m.buffered_response is None:
-                    m.buffered_response = Buffer()
-                m.buffered_response.move(provided)
-            m.check_buffer_limit(self)
-
-    # ---- continue (Envoy commonContinue) ---------------------------------------------------
-    def can_continue(self) -> bool:
-        m = self.manager
-        if m.destroyed:
-            return False
-        if self.decoder:
-            return not m.local_complete and not m.decoder_aborted
-        return not m.local_complete
-
-    def common_continue(self) -> None:
-        if not self.can_continue():
-            return
-        m = self.manager
-        if self.stopped_all():
-            self.iterate_from_current = True
-        self.iteration_state = IterationState.CONTINUE
-        if m.rec.enabled:
-            m.record_filter(self, "continue_" + ("decoding" if self.decoder else "encoding"), None, None)
-        if not self.headers_continued:
-            self.headers_continued = True
-            end = self._complete() and self._buffered() is None and not self._has_trailers()
-            if self.decoder:
-                assert m.request_headers is not None
-                m.decode_headers(self, m.request_headers, end)
-            else:
-                assert m.response_headers is not None
-                m.encode_headers(self, m.response_headers, end)
-        had_trailers = self._has_trailers()
-        buffered = self._buffered()
-        if buffered is not None and not m.destroyed:
-            end = self._complete() and not had_trailers
-            if self.decoder:
-                m.decode_data(self, buffered, end, _CAN_START_FROM_CURRENT)
-            else:
-                m.encode_data(self, buffered, end, _CAN_START_FROM_CURRENT)
-        if had_trailers and not m.destroyed:
-            if self.decoder:
-                assert m.request_trailers is not None
-                m.decode_trailers(self, m.request_trailers)
-            else:
-                assert m.response_trailers is not None
-                m.encode_trailers(self, m.response_trailers)
-        self.iterate_from_current = False
-
-
-class FilterCallbacks:
-    """What a filter instance may ask of the host (Envoy's decoder + encoder filter callbacks).
-
-    One object per filter per stream. Lua and Wasm filters are built on these same calls.
-    """
-
-    __slots__ = ("_m", "_dec", "_enc", "name")
-
-    def __init__(self, manager: FilterManager, name: str) -> None:
-        self._m = manager
-        self._dec: ActiveFilter | None = None
-        self._enc: ActiveFilter | None = None
-        self.name = name
-
-    # ---- identity ------------------------------------------------------------------------------
-    @property
-    def stream(self) -> ActiveStream:
-        return self._m.stream
-
-    @property
-    def stream_id(self) -> int:
-        return self._m.stream.stream_id
-
-    @property
-    def stream_info(self) -> Any:
-        return self._m.stream.info
-
-    @property
-    def dispatcher(self) -> Any:
-        return self._m.stream.dispatcher
-
-    @property
-    def worker(self) -> int | None:
-        return self._m.stream.dispatcher.worker
-
-    @property
-    def proxy(self) -> Any:
-        return self._m.stream.proxy
-
-    @property
-    def buffer_limit(self) -> int:
-        return self._m.buffer_limit
-
-    # ---- stream state ---------------------------------------------------------------------------
-    @property
-    def request_headers(self) -> HeaderMap | None:
-        return self._m.request_headers
-
-    @property
-    def request_trailers(self) -> HeaderMap | None:
-        return self._m.request_trailers
-
-    @property
-    def response_headers(self) -> HeaderMap | None:
-        return self._m.response_headers
-
-    @property
-    def response_trailers(self) -> HeaderMap | None:
-        return self._m.response_trailers
-
-    @property
-    def route(self) -> Route | None:
-        return self._m.stream.route()
-
-    def clear_route_cache(self) -> None:
-        self._m.stream.clear_route_cache()
-
-    # ---- iteration ------------------------------------------------------------------------------
-    def continue_decoding(self) -> None:
-        if self._dec is not None:
-            self._dec.common_continue()
-
-    def continue_encoding(self) -> None:
-        if self._enc is not None:
-            self._enc.common_continue()
-
-    def decoding_buffer(self) -> Buffer | None:
-        return self._m.buffered_request
-
-    def encoding_buffer(self) -> Buffer | None:
-        return self._m.buffered_response
-
-    def add_decoded_data(self, data: Buffer | bytes, streaming: bool = False) -> None:
-        buf = data if isinstance(data, Buffer) else Buffer(data)
-        self._m.add_decoded_data(self._dec, buf, streaming)
-
-    def add_encoded_data(self, data: Buffer | bytes, streaming: bool = False) -> None:
-        buf = data if isinstance(data, Buffer) else Buffer(data)
-        self._m.add_encoded_data(self._enc, buf, streaming)
-
-    def add_decoded_trailers(self) -> HeaderMap:
-        m = self._m
-        if m.request_trailers is None:
-            m.request_trailers = HeaderMap()
-        return m.request_trailers
-
-    def add_encoded_trailers(self) -> HeaderMap:
-        m = self._m
-        if m.response_trailers is None:
-            m.response_trailers = HeaderMap()
-        return m.response_trailers
-
-    # ---- answering ------------------------------------------------------------------------------
-    def send_local_reply(
-        self,
-        status: int,
-        body: bytes | str = b"",
-        headers: Any = None,
-        details: str = "",
-        grpc_status: int | None = None,
-    ) -> None:
-        """Answer the client from here (Envoy ``sendLocalReply``); ``headers`` are extra headers
-        (dict / pairs) or a function that edits the reply's header map."""
-        modify: Callable[[HeaderMap], None] | None
-        if callable(headers):
-            modify = headers
-        elif headers:
-            extra = HeaderMap(headers)
-
-            def modify(h: HeaderMap) -> None:
-                for k, v in extra:
-                    h.add(k, v)
-
-        else:
-            modify = None
-        self._m.send_local_reply(status, body.encode() if isinstance(body, str) else body, modify, details, grpc_status)
-
-    def encode_headers(self, headers: HeaderMap, end_stream: bool, details: str = "via_upstream") -> None:
-        """Start the response (used by the terminal filter, e.g. the router)."""
-        m = self._m
-        if m.destroyed:
-            return
-        m.stream.info.response_code_details = details
-        m.response_headers = headers
-        m.encode_headers(None, headers, end_stream)
-
-    def encode_data(self, data: Buffer | bytes, end_stream: bool) -> None:
-        m = self._m
-        if m.destroyed:
-            return
-        m.encode_data(None, data if isinstance(data, Buffer) else Buffer(data), end_stream, _ALWAYS_FROM_NEXT)
-
-    def encode_trailers(self, trailers: HeaderMap) -> None:
-        m = self._m
-        if m.destroyed:
-            return
-        m.response_trailers = trailers
-        m.encode_trailers(None, trailers)
-
-    def reset_stream(self, details: str = "filter_reset") -> None:
-        self._m.stream.reset(details)
-
-    def log(self, level: str, logger: str, message: str) -> None:
-        self._m.stream.proxy.log(level, logger, message)
 
 
 # call-state bits (Envoy FilterCallState)
@@ -376,6 +53,27 @@ _ENCODE_DATA = 16
 _ENCODE_TRAILERS = 32
 _DECODING = _DECODE_HEADERS | _DECODE_DATA | _DECODE_TRAILERS
 _ENCODING = _ENCODE_HEADERS | _ENCODE_DATA | _ENCODE_TRAILERS
+
+
+class _Callback(NamedTuple):
+    """One of the six filter callbacks, as the walker calls it."""
+
+    name: str  # the StreamFilter method and the trace event name
+    bit: int  # its call-state bit (Envoy FilterCallState)
+    status: type  # the status enum it returns
+    frame: str  # "headers", "data" or "trailers": how it is called and recorded
+    #: after the call, stop silently (no exit event) if the stream was destroyed; the encoder
+    #: side checks this (and data also a completed response), as Envoy's encode path does
+    abort_on_destroy: bool
+    abort_on_complete: bool
+
+
+_DECODE_HEADERS_CB = _Callback("decode_headers", _DECODE_HEADERS, _HS, "headers", False, False)
+_DECODE_DATA_CB = _Callback("decode_data", _DECODE_DATA, _DS, "data", False, False)
+_DECODE_TRAILERS_CB = _Callback("decode_trailers", _DECODE_TRAILERS, _TS, "trailers", False, False)
+_ENCODE_HEADERS_CB = _Callback("encode_headers", _ENCODE_HEADERS, _HS, "headers", True, False)
+_ENCODE_DATA_CB = _Callback("encode_data", _ENCODE_DATA, _DS, "data", True, True)
+_ENCODE_TRAILERS_CB = _Callback("encode_trailers", _ENCODE_TRAILERS, _TS, "trailers", True, False)
 
 
 class FilterManager:
@@ -441,6 +139,42 @@ class FilterManager:
             data = self._data[phase] = {"stream": self.stream.stream_id, "phase": phase}
         self.rec.record("filter", name, a, result, data)
 
+    # ---- the one place a filter callback runs -------------------------------------------------
+    def _call(self, e: ActiveFilter, cb: _Callback, fn: Callable[..., Any], frame: Any, end_stream: bool) -> Any:
+        """Call one filter callback: mark the call state, record enter/exit, turn an exception
+        or a non-status into a failed stream, remember the status for diagnostics. Returns the
+        status, or None when the walker must stop here (the stream failed or went away)."""
+        self.call_state |= cb.bit
+        rec = self.rec.enabled
+        kind = cb.frame
+        if rec:
+            if kind == "headers":
+                args: dict[str, Any] = {"end_stream": end_stream}
+            elif kind == "data":
+                args = {"size": len(frame), "end_stream": end_stream}
+            else:
+                args = {"count": len(frame)}
+            self.record_filter(e, cb.name, args, None, "enter")
+        try:
+            status = fn(frame) if kind == "trailers" else fn(frame, end_stream)
+        except Exception as exc:
+            status = self._raised(e, cb.name, exc)
+        self.call_state &= ~cb.bit
+        if cb.abort_on_destroy and (self.destroyed or (cb.abort_on_complete and self.local_complete)):
+            return None
+        if kind == "trailers":
+            e.end_stream = True
+            if rec:
+                args = {"count": len(frame)}
+        if rec:
+            self.record_filter(e, cb.name, args, _name(status), "exit")
+        if status.__class__ is not cb.status:
+            status = self._coerce(cb.status, status, e, cb.name)
+            if status is None:
+                return None
+        e.last_status = (cb.name, status)
+        return status
+
     def _raised(self, af: ActiveFilter, name: str, e: Exception) -> Any:
         """A filter callback raised: fail the stream with a 500 (never the host)."""
         tb = traceback.extract_tb(e.__traceback__)
@@ -482,7 +216,10 @@ class FilterManager:
         self.decode_trailers(None, trailers)
 
     # ---- decoding ----------------------------------------------------------------------------
-    def _decode_start(self, af: ActiveFilter | None, start: int) -> int:
+    @staticmethod
+    def _start(af: ActiveFilter | None, start: int) -> int:
+        """Where iteration begins: the first filter for a frame from the codec (or the terminal
+        filter), the filter itself after it stopped all iteration, else the next one."""
         if af is None:
             return 0
         if start == _CAN_START_FROM_CURRENT and af.iterate_from_current:
@@ -490,28 +227,15 @@ class FilterManager:
         return af.index + 1
 
     def decode_headers(self, af: ActiveFilter | None, headers: HeaderMap, end_stream: bool) -> None:
-        i = self._decode_start(af, _ALWAYS_FROM_NEXT)
+        i = self._start(af, _ALWAYS_FROM_NEXT)
         decoders = self.decoders
         continue_data_entry: ActiveFilter | None = None
-        rec = self.rec.enabled
         while i < len(decoders):
             e = decoders[i]
             e.end_stream = end_stream and continue_data_entry is None
-            self.call_state |= _DECODE_HEADERS
-            if rec:
-                self.record_filter(e, "decode_headers", {"end_stream": e.end_stream}, None, "enter")
-            try:
-                status = e.filter.decode_headers(headers, e.end_stream)
-            except Exception as exc:
-                status = self._raised(e, "decode_headers", exc)
-            self.call_state &= ~_DECODE_HEADERS
-            if rec:
-                self.record_filter(e, "decode_headers", {"end_stream": e.end_stream}, _name(status), "exit")
-            if status.__class__ is not _HS:
-                status = self._coerce(_HS, status, e, "decode_headers")
-                if status is None:
-                    return
-            e.last_status = ("decode_headers", status)
+            status = self._call(e, _DECODE_HEADERS_CB, e.filter.decode_headers, headers, e.end_stream)
+            if status is None:
+                return
             if self.decoder_aborted or self.destroyed:
                 return
             cont = e.after_headers(status)
@@ -533,9 +257,8 @@ class FilterManager:
             return
         trailers_at_start = self.request_trailers is not None
         trailers_added: ActiveFilter | None = None
-        i = self._decode_start(af, start)
+        i = self._start(af, start)
         decoders = self.decoders
-        rec = self.rec.enabled
         while i < len(decoders):
             e = decoders[i]
             if e.stopped_all():
@@ -545,22 +268,9 @@ class FilterManager:
             if e.end_stream:
                 return
             e.end_stream = end_stream and self.request_trailers is None
-            self.call_state |= _DECODE_DATA
-            size = len(data)
-            if rec:
-                self.record_filter(e, "decode_data", {"size": size, "end_stream": e.end_stream}, None, "enter")
-            try:
-                status = e.filter.decode_data(data, e.end_stream)
-            except Exception as exc:
-                status = self._raised(e, "decode_data", exc)
-            self.call_state &= ~_DECODE_DATA
-            if rec:
-                self.record_filter(e, "decode_data", {"size": size, "end_stream": e.end_stream}, _name(status), "exit")
-            if status.__class__ is not _DS:
-                status = self._coerce(_DS, status, e, "decode_data")
-                if status is None:
-                    return
-            e.last_status = ("decode_data", status)
+            status = self._call(e, _DECODE_DATA_CB, e.filter.decode_data, data, e.end_stream)
+            if status is None:
+                return
             if self.decoder_aborted or self.destroyed:
                 return
             if not trailers_at_start and self.request_trailers is not None and trailers_added is None:
@@ -575,29 +285,15 @@ class FilterManager:
     def decode_trailers(self, af: ActiveFilter | None, trailers: HeaderMap) -> None:
         if self.local_complete or self.decoder_aborted or self.destroyed:
             return
-        i = self._decode_start(af, _ALWAYS_FROM_NEXT)
+        i = self._start(af, _ALWAYS_FROM_NEXT)
         decoders = self.decoders
-        rec = self.rec.enabled
         while i < len(decoders):
             e = decoders[i]
             if e.stopped_all():
                 return
-            self.call_state |= _DECODE_TRAILERS
-            if rec:
-                self.record_filter(e, "decode_trailers", {"count": len(trailers)}, None, "enter")
-            try:
-                status = e.filter.decode_trailers(trailers)
-            except Exception as exc:
-                status = self._raised(e, "decode_trailers", exc)
-            self.call_state &= ~_DECODE_TRAILERS
-            e.end_stream = True
-            if rec:
-                self.record_filter(e, "decode_trailers", {"count": len(trailers)}, _name(status), "exit")
-            if status.__class__ is not _TS:
-                status = self._coerce(_TS, status, e, "decode_trailers")
-                if status is None:
-                    return
-            e.last_status = ("decode_trailers", status)
+            status = self._call(e, _DECODE_TRAILERS_CB, e.filter.decode_trailers, trailers, True)
+            if status is None:
+                return
             if self.decoder_aborted or self.destroyed:
                 return
             if not e.after_trailers(status):
@@ -616,42 +312,20 @@ class FilterManager:
         af.handle_buffer_data(data)
 
     # ---- encoding ----------------------------------------------------------------------------
-    def _encode_start(self, af: ActiveFilter | None, start: int) -> int:
-        if af is None:
-            return 0
-        if start == _CAN_START_FROM_CURRENT and af.iterate_from_current:
-            return af.index
-        return af.index + 1
-
     def encode_headers(self, af: ActiveFilter | None, headers: HeaderMap, end_stream: bool) -> None:
         if self.destroyed:
             return
         if af is None:
             self.local_encode_complete_upstream = end_stream
-        i = self._encode_start(af, _ALWAYS_FROM_NEXT)
+        i = self._start(af, _ALWAYS_FROM_NEXT)
         encoders = self.encoders
         continue_data_entry: ActiveFilter | None = None
-        rec = self.rec.enabled
         while i < len(encoders):
             e = encoders[i]
             e.end_stream = end_stream and continue_data_entry is None
-            self.call_state |= _ENCODE_HEADERS
-            if rec:
-                self.record_filter(e, "encode_headers", {"end_stream": e.end_stream}, None, "enter")
-            try:
-                status = e.filter.encode_headers(headers, e.end_stream)
-            except Exception as exc:
-                status = self._raised(e, "encode_headers", exc)
-            self.call_state &= ~_ENCODE_HEADERS
-            if self.destroyed:
+            status = self._call(e, _ENCODE_HEADERS_CB, e.filter.encode_headers, headers, e.end_stream)
+            if status is None:
                 return
-            if rec:
-                self.record_filter(e, "encode_headers", {"end_stream": e.end_stream}, _name(status), "exit")
-            if status.__class__ is not _HS:
-                status = self._coerce(_HS, status, e, "encode_headers")
-                if status is None:
-                    return
-            e.last_status = ("encode_headers", status)
             if self.response_headers is not headers:  # a local reply replaced the response
                 return
             cont = e.after_headers(status)
@@ -689,9 +363,8 @@ class FilterManager:
             self.local_encode_complete_upstream = end_stream
         trailers_at_start = self.response_trailers is not None
         trailers_added: ActiveFilter | None = None
-        i = self._encode_start(af, start)
+        i = self._start(af, start)
         encoders = self.encoders
-        rec = self.rec.enabled
         while i < len(encoders):
             e = encoders[i]
             if e.stopped_all():
@@ -701,24 +374,9 @@ class FilterManager:
             if e.end_stream:
                 return
             e.end_stream = end_stream and self.response_trailers is None
-            self.call_state |= _ENCODE_DATA
-            size = len(data)
-            if rec:
-                self.record_filter(e, "encode_data", {"size": size, "end_stream": e.end_stream}, None, "enter")
-            try:
-                status = e.filter.encode_data(data, e.end_stream)
-            except Exception as exc:
-                status = self._raised(e, "encode_data", exc)
-            self.call_state &= ~_ENCODE_DATA
-            if self.destroyed or self.local_complete:
+            status = self._call(e, _ENCODE_DATA_CB, e.filter.encode_data, data, e.end_stream)
+            if status is None:
                 return
-            if rec:
-                self.record_filter(e, "encode_data", {"size": size, "end_stream": e.end_stream}, _name(status), "exit")
-            if status.__class__ is not _DS:
-                status = self._coerce(_DS, status, e, "encode_data")
-                if status is None:
-                    return
-            e.last_status = ("encode_data", status)
             if not trailers_at_start and self.response_trailers is not None and trailers_added is None:
                 trailers_added = e
             if not e.after_data(status, data):
@@ -736,31 +394,15 @@ class FilterManager:
             return
         if af is None:
             self.local_encode_complete_upstream = True
-        i = self._encode_start(af, _ALWAYS_FROM_NEXT)
+        i = self._start(af, _ALWAYS_FROM_NEXT)
         encoders = self.encoders
-        rec = self.rec.enabled
         while i < len(encoders):
             e = encoders[i]
             if e.stopped_all():
                 return
-            self.call_state |= _ENCODE_TRAILERS
-            if rec:
-                self.record_filter(e, "encode_trailers", {"count": len(trailers)}, None, "enter")
-            try:
-                status = e.filter.encode_trailers(trailers)
-            except Exception as exc:
-                status = self._raised(e, "encode_trailers", exc)
-            self.call_state &= ~_ENCODE_TRAILERS
-            if self.destroyed:
+            status = self._call(e, _ENCODE_TRAILERS_CB, e.filter.encode_trailers, trailers, True)
+            if status is None:
                 return
-            e.end_stream = True
-            if rec:
-                self.record_filter(e, "encode_trailers", {"count": len(trailers)}, _name(status), "exit")
-            if status.__class__ is not _TS:
-                status = self._coerce(_TS, status, e, "encode_trailers")
-                if status is None:
-                    return
-            e.last_status = ("encode_trailers", status)
             if not e.after_trailers(status):
                 return
             i += 1

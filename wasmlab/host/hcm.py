@@ -33,7 +33,8 @@ from .filter_manager import FilterManager
 if TYPE_CHECKING:
     from ..config.route import Route
     from .dispatcher import Dispatcher
-    from .proxy import Proxy, RequestSpec, _Pending
+    from .proxy import RequestSpec, _Pending
+    from .services import ServerContext
 
 _stream_ids = itertools.count(1)
 _connection_ids = itertools.count(1)
@@ -390,7 +391,7 @@ def _http_date(wall_ns: int) -> str:
 class HttpConnectionManager:
     """The HCM of one listener: its config and its live streams (per worker)."""
 
-    def __init__(self, proxy: Proxy, listener: ListenerConfig) -> None:
+    def __init__(self, proxy: ServerContext, listener: ListenerConfig) -> None:
         assert listener.hcm is not None
         self.proxy = proxy
         self.listener = listener

@@ -17,15 +17,17 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ..config.bootstrap import Bootstrap, load_config
+from ..config.bootstrap import Bootstrap
 from ..errors import ConfigError, ProxyClosed, StartupError, StreamTimeout, WasmlabError
 from ..http import HeaderMap, Response
 from ..trace import Recorder, Trace
 from ..trace.recorder import DEFAULT_CAPACITY
 from .access_log import AccessLogWriter
 from .dispatcher import Activity, Dispatcher, RealClock, VirtualClock
+from .extensions import collect_extensions, load_config
 from .hcm import ActiveStream, HttpConnectionManager
 from .logs import ProxyLog
+from .services import ServerContext
 from .stats import Stats
 from .upstream import NO_APP, Cluster, UpstreamPool
 
@@ -174,42 +176,47 @@ class Proxy:
             raise ValueError(f"workers must be an int from 1 to 64, got {workers!r}")
         if clock not in ("real", "virtual"):
             raise ValueError(f"clock must be 'real' or 'virtual', got {clock!r}")
-        self.config = config
+        self._config = config
         unknown = sorted(set(options or {}) - set(PROXY_OPTIONS))
         if unknown:
             known = ", ".join(f"{k} ({v})" for k, v in PROXY_OPTIONS.items())
             raise ValueError(f"unknown proxy option {unknown[0]!r}; the options are: {known}")
-        self.options = dict(options or {})
-        self.clock = VirtualClock() if clock == "virtual" else RealClock()
-        self.recorder = Recorder(self.clock.monotonic_ns, enabled=bool(trace), capacity=trace_capacity)
-        self._log = ProxyLog(self.recorder, log_level, component_levels=component_log_level)
-        self.stat_store = Stats()
-        self.access_log = AccessLogWriter()
-        self.activity = Activity()
-        self.clusters: dict[str, Cluster] = {name: Cluster(c) for name, c in config.clusters.items()}
-        self.upstream_pool = UpstreamPool(self.log)
-        self.main = Dispatcher("main", None, self.clock, self.activity, self._task_error)
-        self.workers = [
-            Dispatcher(f"worker_{i}", i, self.clock, self.activity, self._task_error) for i in range(workers)
-        ]
-        self.hcms = {lst.name: HttpConnectionManager(self, lst) for lst in config.http_listeners}
-        self.tcp_listeners = {lst.name: lst for lst in config.listeners if lst.hcm is None}
-        from .tcp import TcpProxyFilter, tcp_echo_app  # noqa: F401
+        self._options = dict(options or {})
+        clk = VirtualClock() if clock == "virtual" else RealClock()
+        recorder = Recorder(clk.monotonic_ns, enabled=bool(trace), capacity=trace_capacity)
+        self._log = ProxyLog(recorder, log_level, component_levels=component_log_level)
+        activity = Activity()
+        # the services extensions run on; the Proxy itself is what lessons and tests drive
+        self._server = srv = ServerContext(
+            clock=clk,
+            recorder=recorder,
+            log=self._log,
+            stat_store=Stats(),
+            access_log=AccessLogWriter(),
+            activity=activity,
+            clusters={name: Cluster(c) for name, c in config.clusters.items()},
+            upstream_pool=UpstreamPool(self._log.log),
+            options=self._options,
+            main=Dispatcher("main", None, clk, activity, self._task_error),
+            workers=[Dispatcher(f"worker_{i}", i, clk, activity, self._task_error) for i in range(workers)],
+        )
+        srv.hcms.update({lst.name: HttpConnectionManager(srv, lst) for lst in config.http_listeners})
+        self._tcp_listeners = {lst.name: lst for lst in config.listeners if lst.hcm is None}
+        from .tcp import tcp_echo_app
         from .upstream import echo_app
 
-        for lst in self.tcp_listeners.values():
+        for lst in self._tcp_listeners.values():
             for nf in lst.network_filters:
                 cname = getattr(nf.config, "cluster", None)
-                if cname in self.clusters and self.clusters[cname].app is echo_app:
-                    self.clusters[cname].app = tcp_echo_app
+                if cname in srv.clusters and srv.clusters[cname].app is echo_app:
+                    srv.clusters[cname].app = tcp_echo_app
         #: every extension object with start_main/start_worker/stop_worker/stop_main hooks
-        self.extensions: list[Any] = []
+        self._extensions: list[Any] = []
         self._rr = itertools.count()
         self._closed = False
         self._close_lock = threading.Lock()
-        self._finalizer = weakref.finalize(self, _stop_all, [self.main, *self.workers], self.upstream_pool)
+        self._finalizer = weakref.finalize(self, _stop_all, [srv.main, *srv.workers], srv.upstream_pool)
         self._views: Any = None
-        self._wasm: Any = None
         self._start()
 
     # ---- construction -------------------------------------------------------------------------
@@ -228,18 +235,13 @@ class Proxy:
     def _start(self) -> None:
         # Envoy builds the listeners' filters (and their Wasm VMs) before bootstrap extensions
         # such as a WasmService, and tears the service down after the filters
-        for hcm in self.hcms.values():
-            for fc in hcm.config.http_filters:
-                self.extensions.append(fc.factory)
-        from ..filters.setup import collect_extensions
-
-        self.extensions.extend(collect_extensions(self))
+        self._extensions.extend(collect_extensions(self._config, self._server.hcms))
         try:
-            self.main.start()
-            self.main.run_sync(self._start_main, timeout=120)
-            for w in self.workers:
+            self._server.main.start()
+            self._server.main.run_sync(self._start_main, timeout=120)
+            for w in self._server.workers:
                 w.start()
-            for w in self.workers:
+            for w in self._server.workers:
                 w.run_sync(self._start_worker, w, timeout=120)
         except BaseException:
             self._closed = True
@@ -247,13 +249,13 @@ class Proxy:
             raise
 
     def _start_main(self) -> None:
-        self.log("info", "main", "starting main dispatch loop")
-        for ext in self.extensions:
-            ext.start_main(self)
-        self.log("info", "config", "all dependencies initialized. starting workers")
+        self._log.log("info", "main", "starting main dispatch loop")
+        for ext in self._extensions:
+            ext.start_main(self._server)
+        self._log.log("info", "config", "all dependencies initialized. starting workers")
 
     def _start_worker(self, dispatcher: Dispatcher) -> None:
-        for ext in self.extensions:
+        for ext in self._extensions:
             ext.start_worker(dispatcher)
 
     def _task_error(self, thread: str, error: BaseException) -> None:
@@ -262,11 +264,18 @@ class Proxy:
         tb = "".join(traceback.format_exception_only(type(error), error)).strip()
         frames = traceback.extract_tb(error.__traceback__)
         where = f" at {frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}" if frames else ""
-        self.log("critical", "main", f"unhandled error on {thread}: {tb}{where}")
+        self._log.log("critical", "main", f"unhandled error on {thread}: {tb}{where}")
 
     # ---- public API -----------------------------------------------------------------------------
-    def log(self, level: str, logger: str, message: str) -> None:
-        self._log.log(level, logger, message)
+    @property
+    def config(self) -> Bootstrap:
+        """The typed config this proxy runs (data: read it, do not change it)."""
+        return self._config
+
+    @property
+    def recorder(self) -> Recorder:
+        """The live recorder behind :attr:`trace` (views subscribe to it to follow the proxy)."""
+        return self._server.recorder
 
     @property
     def log_level(self) -> str:
@@ -276,13 +285,6 @@ class Proxy:
         """Envoy's ``-l``: lines below this level are dropped (default ``info``)."""
         self._log.set_level(level)
 
-    def log_enabled(self, level: str, logger: str = "") -> bool:
-        return self._log.enabled(level, logger)
-
-    def log_rank(self, logger: str = "") -> int:
-        """The level of ``logger`` as a number (trace 0 ... critical 5, off 6)."""
-        return self._log.rank_of(logger)
-
     @property
     def logs(self) -> list[str]:
         """The proxy log so far: ``[level][logger] message`` lines."""
@@ -291,44 +293,30 @@ class Proxy:
     @property
     def access_logs(self) -> list[str]:
         """Lines written by stdout/stderr access loggers."""
-        return list(self.access_log.lines)
+        return list(self._server.access_log.lines)
 
     @property
     def trace(self) -> Trace:
         """The recorded events (the last ``trace_capacity`` of them)."""
-        return self.recorder.trace()
+        return self._server.recorder.trace()
 
     def stats(self) -> dict[str, int]:
         """Counters and gauges with Envoy's names (only those touched so far)."""
-        return self.stats_store_snapshot()
-
-    def stats_store_snapshot(self) -> dict[str, int]:
-        return self.stat_store.snapshot()
-
-    @property
-    def wasm(self) -> Any:
-        """The Proxy-Wasm side of this proxy: VM layout, shared data, shared queues."""
-        if self._wasm is None:
-            from ..proxywasm.manager import WasmManager
-
-            with self._close_lock:
-                if self._wasm is None:
-                    self._wasm = WasmManager(self)
-        return self._wasm
+        return self._server.stat_store.snapshot()
 
     @property
     def views(self) -> Any:
         if self._views is None:
             from ..views import Views
 
-            self._views = Views(lambda: self.recorder.snapshot(), recorder=self.recorder, proxy=self)
+            self._views = Views(lambda: self._server.recorder.snapshot(), recorder=self._server.recorder, proxy=self)
         return self._views
 
     def upstream(self, cluster_name: str, app: Any = _MISSING) -> Any:
         """Serve ``cluster_name`` with ``app`` (``Request -> Response``); ``None`` = nothing listening.
         Without ``app`` it works as a decorator."""
-        if cluster_name not in self.clusters:
-            known = ", ".join(sorted(self.clusters)) or "none"
+        if cluster_name not in self._server.clusters:
+            known = ", ".join(sorted(self._server.clusters)) or "none"
             raise KeyError(f"no cluster named {cluster_name!r} in the config (clusters: {known})")
         if app is _MISSING:
 
@@ -339,7 +327,7 @@ class Proxy:
             return deco
         if app is not None and not callable(app):
             raise TypeError(f"an upstream app must be callable (Request -> Response), got {type(app).__name__}")
-        self.clusters[cluster_name].app = NO_APP if app is None else app
+        self._server.clusters[cluster_name].app = NO_APP if app is None else app
         return app
 
     def connect(self, listener: str | None = None, worker: int | None = None) -> Any:
@@ -347,38 +335,38 @@ class Proxy:
         self._check_open()
         from .tcp import Connection
 
-        if not self.tcp_listeners:
+        if not self._tcp_listeners:
             raise ConfigError("this config has no TCP listener (network filters ending in tcp_proxy)")
         if listener is None:
-            lst = next(iter(self.tcp_listeners.values()))
-        elif listener in self.tcp_listeners:
-            lst = self.tcp_listeners[listener]
+            lst = next(iter(self._tcp_listeners.values()))
+        elif listener in self._tcp_listeners:
+            lst = self._tcp_listeners[listener]
         else:
-            raise KeyError(f"no TCP listener named {listener!r} (TCP listeners: {', '.join(self.tcp_listeners)})")
-        return Connection(self, lst, self._worker(worker))
+            raise KeyError(f"no TCP listener named {listener!r} (TCP listeners: {', '.join(self._tcp_listeners)})")
+        return Connection(self._server, lst, self._worker(worker))
 
     def _hcm(self, listener: str | None) -> HttpConnectionManager:
-        if not self.hcms:
+        if not self._server.hcms:
             raise ConfigError("this config has no HTTP listener (no http_connection_manager)")
         if listener is None:
-            return next(iter(self.hcms.values()))
+            return next(iter(self._server.hcms.values()))
         try:
-            return self.hcms[listener]
+            return self._server.hcms[listener]
         except KeyError:
-            raise KeyError(f"no HTTP listener named {listener!r} (listeners: {', '.join(self.hcms)})") from None
+            raise KeyError(f"no HTTP listener named {listener!r} (listeners: {', '.join(self._server.hcms)})") from None
 
     def _worker(self, worker: int | None) -> Dispatcher:
         if worker is None:
-            return self.workers[next(self._rr) % len(self.workers)]
-        if not isinstance(worker, int) or not 0 <= worker < len(self.workers):
-            raise ValueError(f"worker must be 0..{len(self.workers) - 1}, got {worker!r}")
-        return self.workers[worker]
+            return self._server.workers[next(self._rr) % len(self._server.workers)]
+        if not isinstance(worker, int) or not 0 <= worker < len(self._server.workers):
+            raise ValueError(f"worker must be 0..{len(self._server.workers) - 1}, got {worker!r}")
+        return self._server.workers[worker]
 
     def _check_open(self) -> None:
         if self._closed:
             raise ProxyClosed("this proxy was closed; create a new one with Proxy.from_yaml(...)")
-        if threading.current_thread().name in {d.name for d in (self.main, *self.workers)} and any(
-            d.is_current() for d in (self.main, *self.workers)
+        if threading.current_thread().name in {d.name for d in (self._server.main, *self._server.workers)} and any(
+            d.is_current() for d in (self._server.main, *self._server.workers)
         ):
             raise RuntimeError("proxy.request cannot be called from the proxy's own threads (it would deadlock)")
 
@@ -473,7 +461,7 @@ class Proxy:
             stuck = [i for i, p in enumerate(results) if p is None or not p.done]
             p = results[stuck[0]]
             spec = specs[stuck[0]][0]
-            d = p.stream.dispatcher if p is not None and p.stream is not None else self.workers[0]
+            d = p.stream.dispatcher if p is not None and p.stream is not None else self._server.workers[0]
             if p is None:
                 raise StreamTimeout(f"{len(stuck)} of {n} requests did not finish in {timeout:g}s")
             err = self._timeout(p, d, f"{spec.method} {spec.path}", timeout)
@@ -482,21 +470,21 @@ class Proxy:
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """Wait until no task is queued and no upstream call is in flight."""
-        return self.activity.wait_idle(timeout)
+        return self._server.activity.wait_idle(timeout)
 
     def advance(self, seconds: float) -> None:
         """Move the virtual clock forward, firing due timers on their own threads in order."""
-        clock = self.clock
+        clock = self._server.clock
         if not isinstance(clock, VirtualClock):
             raise RuntimeError("advance() needs a virtual clock: Proxy.from_yaml(..., clock='virtual')")
         if seconds < 0:
             raise ValueError("advance() cannot move time backwards")
         self._check_open()
         target = clock.monotonic_ns() + int(seconds * 1e9)
-        dispatchers = [self.main, *self.workers]
+        dispatchers = [self._server.main, *self._server.workers]
         while True:
             # let posted work and quick upstream answers land first; a slow app does not block time
-            self.activity.wait_idle(1.0)
+            self._server.activity.wait_idle(1.0)
             best: tuple[tuple[int, int], Dispatcher] | None = None
             for d in dispatchers:
                 nt = d.next_timer()
@@ -507,7 +495,7 @@ class Proxy:
             clock.set(best[0][0])
             best[1].run_sync(best[1].fire_due_timers, timeout=30.0)
         clock.set(target)
-        self.activity.wait_idle(1.0)
+        self._server.activity.wait_idle(1.0)
 
     # ---- shutdown -------------------------------------------------------------------------------
     def close(self) -> None:
@@ -517,19 +505,19 @@ class Proxy:
                 return
             self._closed = True
         try:
-            for w in self.workers:
+            for w in self._server.workers:
                 if w.alive:
                     try:
                         w.run_sync(self._stop_worker, w, timeout=10.0)
                     except TimeoutError:
-                        self.log("error", "main", f"{w.name} did not shut down in time")
-            for w in self.workers:
+                        self._log.log("error", "main", f"{w.name} did not shut down in time")
+            for w in self._server.workers:
                 w.stop(timeout=2.0)
-            if self.main.alive:
+            if self._server.main.alive:
                 try:
-                    self.main.run_sync(self._stop_main, timeout=10.0)
+                    self._server.main.run_sync(self._stop_main, timeout=10.0)
                 except TimeoutError:
-                    self.log("error", "main", "main thread did not shut down in time")
+                    self._log.log("error", "main", "main thread did not shut down in time")
         finally:
             self._finalizer()
             if self._views is not None:
@@ -537,26 +525,26 @@ class Proxy:
 
     def _stop_order(self) -> list[Any]:
         """Filters first (in reverse), bootstrap services last."""
-        exts = list(reversed(self.extensions))
+        exts = list(reversed(self._extensions))
         return [e for e in exts if not getattr(e, "bootstrap", False)] + [
             e for e in exts if getattr(e, "bootstrap", False)
         ]
 
     def _stop_worker(self, dispatcher: Dispatcher) -> None:
-        for hcm in self.hcms.values():
+        for hcm in self._server.hcms.values():
             hcm.reset_streams_on(dispatcher, "shutdown")
         for ext in self._stop_order():
             try:
                 ext.stop_worker(dispatcher)
             except Exception as e:
-                self.log("error", "main", f"shutdown of {type(ext).__name__} on {dispatcher.name} failed: {e}")
+                self._log.log("error", "main", f"shutdown of {type(ext).__name__} on {dispatcher.name} failed: {e}")
 
     def _stop_main(self) -> None:
         for ext in self._stop_order():
             try:
                 ext.stop_main()
             except Exception as e:
-                self.log("error", "main", f"shutdown of {type(ext).__name__} failed: {e}")
+                self._log.log("error", "main", f"shutdown of {type(ext).__name__} failed: {e}")
 
     @property
     def closed(self) -> bool:
@@ -571,8 +559,8 @@ class Proxy:
     def __repr__(self) -> str:
         state = "closed" if self._closed else "running"
         return (
-            f"<wasmlab.Proxy {state}: {len(self.workers)} workers, listeners={list(self.hcms)}, "
-            f"clusters={list(self.clusters)}, clock={'virtual' if self.clock.virtual else 'real'}>"
+            f"<wasmlab.Proxy {state}: {len(self._server.workers)} workers, listeners={list(self._server.hcms)}, "
+            f"clusters={list(self._server.clusters)}, clock={'virtual' if self._server.clock.virtual else 'real'}>"
         )
 
 

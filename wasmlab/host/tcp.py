@@ -30,7 +30,7 @@ from ..http import Buffer
 
 if TYPE_CHECKING:
     from .dispatcher import Dispatcher
-    from .proxy import Proxy
+    from .services import ServerContext
 
 TcpApp = Callable[[bytes], Any]
 CONTINUE = 0
@@ -137,7 +137,7 @@ class TcpProxyFilter(NetworkFilter):
 class ActiveTcpConnection:
     """One downstream connection on one worker."""
 
-    def __init__(self, proxy: Proxy, listener: Any, dispatcher: Dispatcher, client: Connection) -> None:
+    def __init__(self, proxy: ServerContext, listener: Any, dispatcher: Dispatcher, client: Connection) -> None:
         self.proxy = proxy
         self.listener = listener
         self.dispatcher = dispatcher
@@ -253,7 +253,7 @@ class ActiveTcpConnection:
 class Connection:
     """A client connection to a TCP listener: ``send(bytes)``, ``recv()``, ``close()``."""
 
-    def __init__(self, proxy: Proxy, listener: Any, dispatcher: Dispatcher) -> None:
+    def __init__(self, proxy: ServerContext, listener: Any, dispatcher: Dispatcher) -> None:
         self._proxy = proxy
         self._dispatcher = dispatcher
         self._cond = threading.Condition()

@@ -37,7 +37,7 @@ from .vm import RootContext, Trapped, WasmVm
 
 if TYPE_CHECKING:
     from ..host.dispatcher import Dispatcher
-    from ..host.proxy import Proxy
+    from ..host.services import ServerContext
     from .plugin import PluginConfig
 
 
@@ -57,7 +57,7 @@ class PluginHandle:
 
 
 class WasmManager:
-    def __init__(self, proxy: Proxy) -> None:
+    def __init__(self, proxy: ServerContext) -> None:
         self.proxy = proxy
         self.shared_data = SharedData(proxy.recorder)
         self.queues = SharedQueues(proxy)

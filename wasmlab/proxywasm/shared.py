@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from .types import WasmResult
 
 if TYPE_CHECKING:
-    from ..host.proxy import Proxy
+    from ..host.services import ServerContext
     from .vm import RootContext, WasmVm
 
 
@@ -75,7 +75,7 @@ class Queue:
 
 
 class SharedQueues:
-    def __init__(self, proxy: Proxy) -> None:
+    def __init__(self, proxy: ServerContext) -> None:
         self.proxy = proxy
         self._lock = threading.Lock()
         self._by_name: dict[tuple[str, str], Queue] = {}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import IntEnum
+from enum import IntEnum, StrEnum
 
 
 class WasmResult(IntEnum):
@@ -32,6 +32,10 @@ class MapType(IntEnum):
     HTTP_CALL_RESPONSE_TRAILERS = 7
 
 
+#: the highest map type a host call accepts (anything above is BAD_ARGUMENT, as in Envoy)
+MAX_MAP_TYPE = int(max(MapType))
+
+
 class BufferType(IntEnum):
     HTTP_REQUEST_BODY = 0
     HTTP_RESPONSE_BODY = 1
@@ -44,11 +48,19 @@ class BufferType(IntEnum):
     CALL_DATA = 8
 
 
+#: the highest buffer type a host call accepts
+MAX_BUFFER_TYPE = int(max(BufferType))
+
+
 class StreamType(IntEnum):
     HTTP_REQUEST = 0
     HTTP_RESPONSE = 1
     DOWNSTREAM = 2
     UPSTREAM = 3
+
+
+#: the highest stream type ``proxy_continue_stream``/``proxy_close_stream`` accept
+MAX_STREAM_TYPE = int(max(StreamType))
 
 
 class MetricType(IntEnum):
@@ -72,6 +84,46 @@ class FailurePolicy(IntEnum):
     FAIL_RELOAD = 1
     FAIL_CLOSED = 2
     FAIL_OPEN = 3
+
+
+class FailState(StrEnum):
+    """Why a VM stopped for good (proxy-wasm-cpp-host ``FailState``); the value is the name Envoy
+    logs. A failed VM never runs guest code again; the filter applies its failure policy."""
+
+    UNABLE_TO_CREATE_VM = "UnableToCreateVm"  # the runtime could not create the VM
+    UNABLE_TO_CLONE_VM = "UnableToCloneVm"  # a per-thread copy of the base VM failed
+    MISSING_FUNCTION = "MissingFunction"  # a required export is missing
+    UNABLE_TO_INITIALIZE_CODE = "UnableToInitializeCode"  # instantiation or _start failed
+    START_FAILED = "StartFailed"  # proxy_on_vm_start returned false
+    CONFIGURE_FAILED = "ConfigureFailed"  # proxy_on_configure returned false
+    RUNTIME_ERROR = "RuntimeError"  # a trap (or deadline) inside a guest call
+
+
+class GrpcStatus(IntEnum):
+    """gRPC status codes (``grpc/status.h``), as ``proxy_send_local_response`` and gRPC callouts
+    carry them."""
+
+    OK = 0
+    CANCELLED = 1
+    UNKNOWN = 2
+    INVALID_ARGUMENT = 3
+    DEADLINE_EXCEEDED = 4
+    NOT_FOUND = 5
+    ALREADY_EXISTS = 6
+    PERMISSION_DENIED = 7
+    RESOURCE_EXHAUSTED = 8
+    FAILED_PRECONDITION = 9
+    ABORTED = 10
+    OUT_OF_RANGE = 11
+    UNIMPLEMENTED = 12
+    INTERNAL = 13
+    UNAVAILABLE = 14
+    DATA_LOSS = 15
+    UNAUTHENTICATED = 16
+
+
+#: a ``grpc_status`` above this is "no gRPC status" (the SDKs pass -1, i.e. 0xFFFFFFFF)
+MAX_GRPC_STATUS = int(max(GrpcStatus))
 
 
 class AbiVersion(IntEnum):

@@ -22,13 +22,14 @@ import wasmtime
 
 from .abi import ModuleInfo, ModuleRejected
 from .module_cache import CompiledCode, deadline_ticks, engine, ensure_epoch_ticker
-from .types import AbiVersion, WasmResult
+from .types import AbiVersion, FailState, WasmResult
 
 if TYPE_CHECKING:
     from ..host.dispatcher import Dispatcher
-    from ..host.proxy import Proxy
+    from ..host.services import ServerContext
     from .hostcalls import Linker
     from .plugin import PluginConfig, VmConfig
+    from .stream_host import StreamHost
 
 _instance_ids = itertools.count(1)
 _monotonic = time.monotonic
@@ -48,7 +49,8 @@ class Context:
         self.vm = vm
         self.root = root
         self.plugin = plugin
-        self.filter: Any = None
+        #: the filter (or access-log view) this context serves; None for root contexts
+        self.filter: StreamHost | None = None
         self.kind = kind  # "root", "http", "tcp"
         self.deleted = False
 
@@ -99,7 +101,7 @@ class WasmVm:
 
     def __init__(
         self,
-        proxy: Proxy,
+        proxy: ServerContext,
         code: CompiledCode,
         info: ModuleInfo,
         vm_config: VmConfig,
@@ -107,6 +109,7 @@ class WasmVm:
         dispatcher: Dispatcher,
         linker: Linker,
     ) -> None:
+        self._alive = False  # counted in the VM gauges (set once the imports resolved)
         self.proxy = proxy
         self.code = code
         self.info = info
@@ -118,7 +121,7 @@ class WasmVm:
         self.contexts: dict[int, Context] = {}
         self._next_id = itertools.count(1)
         self._next_token = itertools.count(1)
-        self.failed: str | None = None
+        self.failed: FailState | None = None
         self.current: Context | None = None  # context of the callback being run (None = VM context 0)
         self.effective: Context | None = None  # after proxy_set_effective_context
         self.deferred: list[Callable[[], None]] = []
@@ -126,21 +129,7 @@ class WasmVm:
         self._trace_data: dict[tuple[str, int | None], dict[str, Any]] = {}
         self.metrics: dict[int, tuple[int, str]] = {}
         self._metric_ids = itertools.count(1)
-        opts = proxy.options
-        self._deadline = deadline_ticks(float(opts.get("wasm_callback_deadline_s", 1.0)))
-        ensure_epoch_ticker()
-        self.seam = proxy.wasm.seam
-        self.store = wasmtime.Store(engine())
-        mem_mb = int(opts.get("wasm_memory_limit_mb", 512))
-        self.store.set_limits(memory_size=mem_mb * 1024 * 1024)
-        self._set_deadline = self.seam.deadline_setter(self.store)
-        # The epoch deadline is re-armed to 1.5x the budget at most every half budget, so a call
-        # gets between 1x and 1.5x the budget while most calls skip the C call.
-        self._deadline_s = float(opts.get("wasm_callback_deadline_s", 1.0))
-        self._deadline_armed_at = -1e18
-        self._deadline_rearm_s = self._deadline_s / 2
-        self._deadline_ticks = max(2, (3 * self._deadline + 1) // 2)
-        self._set_deadline(self._deadline_ticks)
+        self._make_store(proxy.options)
         self._record(
             "vm",
             "create",
@@ -190,6 +179,23 @@ class WasmVm:
         return name in self.funcs
 
     # ---- trace --------------------------------------------------------------------------------
+    def _make_store(self, opts: dict[str, Any]) -> None:
+        """The VM's Store, with the memory cap and the per-callback deadline (epoch ticks)."""
+        self._deadline = deadline_ticks(float(opts.get("wasm_callback_deadline_s", 1.0)))
+        ensure_epoch_ticker()
+        self.seam = self.proxy.wasm.seam
+        self.store = wasmtime.Store(engine())
+        mem_mb = int(opts.get("wasm_memory_limit_mb", 512))
+        self.store.set_limits(memory_size=mem_mb * 1024 * 1024)
+        self._set_deadline = self.seam.deadline_setter(self.store)
+        # The epoch deadline is re-armed to 1.5x the budget at most every half budget, so a call
+        # gets between 1x and 1.5x the budget while most calls skip the C call.
+        self._deadline_s = float(opts.get("wasm_callback_deadline_s", 1.0))
+        self._deadline_armed_at = -1e18
+        self._deadline_rearm_s = self._deadline_s / 2
+        self._deadline_ticks = max(2, (3 * self._deadline + 1) // 2)
+        self._set_deadline(self._deadline_ticks)
+
     def _record(
         self,
         kind: str,
@@ -204,7 +210,7 @@ class WasmVm:
 
     def stream_of(self, ctx: Context | None) -> int | None:
         f = ctx.filter if ctx is not None else None
-        return getattr(f, "stream_id", None)
+        return f.stream_id if f is not None else None
 
     # ---- calling the guest ----------------------------------------------------------------------
     def call(self, ctx: Context | None, name: str, *args: int) -> Any:
@@ -315,12 +321,12 @@ class WasmVm:
         if frames:
             text += "\nProxy-Wasm plugin in-VM backtrace:\n" + "\n".join(f"  {i}:  {f}" for i, f in enumerate(frames))
         self.proxy.log("error", "wasm", text)
-        self.fail("RuntimeError", f"Function: {name} failed: {msg}")
+        self.fail(FailState.RUNTIME_ERROR, f"Function: {name} failed: {msg}")
 
-    def fail(self, state: str, message: str) -> None:
+    def fail(self, state: FailState, message: str) -> None:
         if self.failed is None:
             self.failed = state
-            self._record("vm", "fail", {"state": state, "message": message})
+            self._record("vm", "fail", {"state": state.value, "message": message})
             for c in list(self.contexts.values()):
                 if isinstance(c, RootContext) and c.tick_timer is not None:
                     c.tick_timer.disable()
@@ -380,14 +386,14 @@ class WasmVm:
 
     @property
     def alive(self) -> bool:
-        return getattr(self, "_alive", False)
+        return self._alive
 
     def destroy(self) -> None:
         """The VM is gone (Envoy destroys it): its timers stop and its contexts are forgotten."""
         for c in list(self.contexts.values()):
             if isinstance(c, RootContext) and c.tick_timer is not None:
                 c.tick_timer.disable()
-        if getattr(self, "_alive", False):
+        if self._alive:
             self._alive = False
             stats = self.proxy.stat_store
             stats.gauge_add(f"wasm.{self.vm_config.runtime}.active", -1)

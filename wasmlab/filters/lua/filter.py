@@ -34,7 +34,7 @@ from .runtime import FINISHED, RUN_REQUEST_UNTRACED, RUN_RESPONSE_UNTRACED, Guar
 if TYPE_CHECKING:
     from ...config.yaml_source import Node
     from ...host.dispatcher import Dispatcher
-    from ...host.proxy import Proxy
+    from ...host.services import ServerContext
     from ..base import FactoryContext
 
 
@@ -63,7 +63,7 @@ class LuaFilterFactory(HttpFilterFactory):
         return parse_lua_per_route(node)
 
     # ---- lifecycle -------------------------------------------------------------------------------
-    def start_main(self, proxy: Proxy) -> None:
+    def start_main(self, proxy: ServerContext) -> None:
         """Config load: find the routes' scripts, then load every script once on the main thread."""
         super().start_main(proxy)
         self.log_enabled = proxy.log_enabled
@@ -163,7 +163,7 @@ class LuaFilterFactory(HttpFilterFactory):
             }
         proxy.recorder.record("vm", what, args, None, {"kind": "lua", "filter": self.name}, vm=f"lua:{script.label}")
 
-    def _per_route_configs(self, proxy: Proxy) -> list[LuaPerRoute]:
+    def _per_route_configs(self, proxy: ServerContext) -> list[LuaPerRoute]:
         """The ``LuaPerRoute`` entries for this filter in the HCM that owns it."""
         out: list[LuaPerRoute] = []
         for hcm in proxy.hcms.values():

@@ -38,7 +38,7 @@ from .runtime import FAILED, FINISHED, RUN_FORGET, RUN_REQUEST, RUN_RESPONSE, RU
 from .wrappers_headers import BufferWrapper, HeaderMapWrapper
 
 if TYPE_CHECKING:
-    from ...host.proxy import Proxy
+    from ...host.services import ServerContext
     from ...host.stats import Stats
     from ...http.stream_info import StreamInfo
     from .config import LuaPerRoute
@@ -153,7 +153,7 @@ class HandleDriver(BaseLuaObject):
         return cb
 
     @property
-    def proxy(self) -> Proxy:
+    def proxy(self) -> ServerContext:
         """The proxy this stream runs in (set: a filter exists only once its factory started)."""
         proxy = self.filter.proxy
         assert proxy is not None

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ...config.bootstrap import NATIVE_TYPE_URL
 from ...http import FilterHeadersStatus, HeaderMap
 from ..base import HttpFilterFactory, StreamFilter
 from ..registry import register_http_filter
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
     from ...host.dispatcher import Dispatcher
     from ..base import FactoryContext
 
-NATIVE_TYPE_URL = "wasmlab.native"
 _NATIVE: dict[str, type[NativeFilter]] = {}
 
 

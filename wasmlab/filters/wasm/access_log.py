@@ -10,44 +10,53 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ...config.bootstrap import WASM_LOG_TYPE
+from ...host.extensions import ACCESS_LOGGERS
 from ...proxywasm.plugin import PluginConfig, parse_plugin_config
+from ...proxywasm.stream_host import StreamHost
 from ...proxywasm.types import MapType
 from ...proxywasm.vm import Trapped
 from .lifecycle import WasmExtension
 
 if TYPE_CHECKING:
     from ...config.yaml_source import Node
-    from ...host.proxy import Proxy
+    from ...host.services import ServerContext
     from ...http import HeaderMap
 
 
-class _LogView:
-    """What host calls see during ``proxy_on_log`` of an access logger: read-only maps."""
+class _LogView(StreamHost):
+    """What host calls see during ``proxy_on_log`` of an access logger: read-only maps, the
+    stream's info for properties; no body, no stream control (StreamHost's defaults)."""
 
+    __slots__ = ("_info",)
     in_log = True
 
     def __init__(self, info: Any) -> None:
-        self.stream_info = info
-        self.stream_id = info.stream_id
+        self._info = info
+
+    @property
+    def stream_id(self) -> int | None:
+        return self._info.stream_id
+
+    @property
+    def stream_info(self) -> Any:
+        return self._info
 
     def header_map(self, map_type: int, write: bool) -> HeaderMap | None:
         if write:
             return None
-        info = self.stream_info
+        info = self._info
         return {
             MapType.HTTP_REQUEST_HEADERS: info.request_headers,
             MapType.HTTP_RESPONSE_HEADERS: info.response_headers,
             MapType.HTTP_RESPONSE_TRAILERS: info.response_trailers,
         }.get(map_type)
 
-    def body_buffer(self, buffer_type: int) -> None:
-        return None
-
 
 class WasmAccessLogger(WasmExtension):
     def __init__(self, plugin: PluginConfig) -> None:
         self.plugin = plugin
-        self.proxy: Proxy | None = None
+        self.proxy: ServerContext | None = None
 
     def log(self, info: Any, stream: Any) -> None:
         proxy = self.proxy
@@ -70,3 +79,6 @@ class WasmAccessLogger(WasmExtension):
 def parse_wasm_access_log(node: Node) -> WasmAccessLogger:
     node.check_fields("@type config", required=("config",))
     return WasmAccessLogger(parse_plugin_config(node.req("config")))
+
+
+ACCESS_LOGGERS[WASM_LOG_TYPE] = parse_wasm_access_log

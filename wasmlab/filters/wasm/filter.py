@@ -19,11 +19,13 @@ If the VM is failed (a trap), the stream follows the plugin's policy: FAIL_CLOSE
 
 from __future__ import annotations
 
+import enum
 from typing import TYPE_CHECKING, Any
 
 from ...http import Buffer, FilterDataStatus, FilterHeadersStatus, FilterTrailersStatus, HeaderMap
 from ...proxywasm.plugin import PluginConfig, parse_plugin_config
-from ...proxywasm.types import BufferType, FailurePolicy, MapType, StreamType, WasmResult
+from ...proxywasm.stream_host import StreamHost
+from ...proxywasm.types import BufferType, FailurePolicy, GrpcStatus, MapType, StreamType, WasmResult
 from ...proxywasm.vm import Context, Trapped
 from ..base import HttpFilterFactory, StreamFilter
 from ..registry import register_http_filter
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
 WASM_TYPE = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"
 _HS = FilterHeadersStatus
 _DS = FilterDataStatus
+_TS = FilterTrailersStatus
 
 
 def convert_headers_status(r: int | None, allow_stop: bool) -> FilterHeadersStatus:
@@ -70,7 +73,22 @@ class WasmFilterFactory(WasmExtension, HttpFilterFactory):
         return WasmHttpFilter(self, dispatcher)
 
 
-class WasmHttpFilter(StreamFilter):
+class FailAction(enum.Enum):
+    """What Envoy's ``failStream`` decided for this stream after its VM failed."""
+
+    CONTINUE = enum.auto()  # FAIL_OPEN (or nothing left to answer): the filter steps aside
+    STOP = enum.auto()  # the stream got (or already had) its 503 wasm_fail_stream
+
+
+_ON_FAIL_HEADERS = {FailAction.CONTINUE: _HS.Continue, FailAction.STOP: _HS.StopIteration}
+_ON_FAIL_DATA = {FailAction.CONTINUE: _DS.Continue, FailAction.STOP: _DS.StopIterationNoBuffer}
+_ON_FAIL_TRAILERS = {FailAction.CONTINUE: _TS.Continue, FailAction.STOP: _TS.StopIteration}
+
+
+class WasmHttpFilter(StreamFilter, StreamHost):
+    """One stream's Wasm HTTP filter: the filter callbacks on one side, the StreamHost the
+    stream context's host calls reach on the other."""
+
     kind = "wasm"
 
     # per-stream state; class-level defaults so a stream pays only for what it changes
@@ -122,66 +140,65 @@ class WasmHttpFilter(StreamFilter):
         ctx.filter = self
         vm.add_context(ctx)
         self.ctx = ctx
-        try:
-            vm.call(ctx, "proxy_on_context_create", ctx.id, root.id)
-        except Trapped:
-            self._trapped()
-            self._fail_stream(True)
-            return False
-        return True
+        return not isinstance(self._guarded("proxy_on_context_create", (ctx.id, root.id)), FailAction)
 
-    def _trapped(self) -> bool:
-        self.failed = True
-        if self.handle is not None:
-            self.callbacks.proxy.wasm.mark_failed(self.handle)
-        return False
+    # ---- the failure policy, in one place ------------------------------------------------------------
+    def _guarded(self, name: str, args: tuple[int, ...], fail_stream: bool = True) -> int | FailAction | None:
+        """Call ``name`` on this stream's context (nothing if the module does not export it).
 
-    def _fail_stream(self, trapped_here: bool = False) -> Any:
-        """Envoy ``failStream``: the stream whose callback trapped always gets 503
-        (``wasm_fail_stream``); later streams on a failed VM follow the policy — FAIL_OPEN skips the
-        filter, FAIL_CLOSED (and FAIL_RELOAD while backing off) answer 503."""
-        if self.fail_replied:
-            return "stop"
-        if not trapped_here and self.plugin.failure_policy == FailurePolicy.FAIL_OPEN:
-            return None
-        self.fail_replied = True
-        self.callbacks.send_local_reply(503, b"", None, "wasm_fail_stream", 14)
-        return "stop"
-
-    def on_vm_trapped_outside(self) -> None:
-        """The VM trapped in a root callback (e.g. an http call response) while this stream waited."""
-        self._trapped()
-        self._fail_stream(trapped_here=True)
-
-    def _call(self, name: str, *args: int) -> int | None:
+        If the guest traps, the VM is already failed (``WasmVm.fail``); here the stream pays:
+        the plugin is marked failed for the next streams and, with ``fail_stream``, Envoy's
+        ``failStream`` answers this stream (:meth:`_fail_stream`). The caller maps the returned
+        :class:`FailAction` to its callback's status with :data:`_ON_FAIL`."""
         ctx = self.ctx
         assert ctx is not None
         vm = ctx.vm
         fn = vm.funcs.get(name)
         if fn is None:  # Envoy calls nothing the module does not export
             return None
-        return vm.invoke(fn, ctx, name, args)
+        try:
+            return vm.invoke(fn, ctx, name, args)
+        except Trapped:
+            self._trapped()
+            return self._fail_stream(True) if fail_stream else FailAction.CONTINUE
+
+    def _trapped(self) -> None:
+        self.failed = True
+        if self.handle is not None:
+            self.callbacks.proxy.wasm.mark_failed(self.handle)
+
+    def _fail_stream(self, trapped_here: bool = False) -> FailAction:
+        """Envoy ``failStream``: the stream whose callback trapped always gets 503
+        (``wasm_fail_stream``); later streams on a failed VM follow the policy — FAIL_OPEN skips the
+        filter, FAIL_CLOSED (and FAIL_RELOAD while backing off) answer 503."""
+        if self.fail_replied:
+            return FailAction.STOP
+        if not trapped_here and self.plugin.failure_policy == FailurePolicy.FAIL_OPEN:
+            return FailAction.CONTINUE
+        self.fail_replied = True
+        self.callbacks.send_local_reply(503, b"", None, "wasm_fail_stream", GrpcStatus.UNAVAILABLE)
+        return FailAction.STOP
+
+    def on_vm_trapped_outside(self) -> None:
+        """The VM trapped in a root callback (e.g. an http call response) while this stream waited."""
+        self._trapped()
+        self._fail_stream(trapped_here=True)
+
+    def _headers_args(self, headers: HeaderMap, end_stream: bool) -> tuple[int, ...]:
+        assert self.ctx is not None
+        if self.ctx.vm.abi_010:  # ABI 0.1.0 has no end_of_stream argument
+            return (self.ctx.id, len(headers))
+        return (self.ctx.id, len(headers), 1 if end_stream else 0)
 
     # ---- decoding ------------------------------------------------------------------------------------------
     def decode_headers(self, headers: HeaderMap, end_stream: bool) -> FilterHeadersStatus:
         if not self._ensure_context():
-            return _HS.Continue if self._fail_stream() is None else _HS.StopIteration
+            return _ON_FAIL_HEADERS[self._fail_stream()]
         self.request_headers = headers
-        ctx = self.ctx
-        assert ctx is not None
-        vm = ctx.vm
-        fn = vm.funcs.get("proxy_on_request_headers")
-        try:
-            if fn is None:
-                r = None
-            elif vm.abi_010:
-                r = vm.invoke(fn, ctx, "proxy_on_request_headers", (ctx.id, len(headers)))
-            else:
-                r = vm.invoke(fn, ctx, "proxy_on_request_headers", (ctx.id, len(headers), 1 if end_stream else 0))
-        except Trapped:
-            self._trapped()
+        r = self._guarded("proxy_on_request_headers", self._headers_args(headers, end_stream))
+        if isinstance(r, FailAction):
             self.request_headers = None
-            return _HS.Continue if self._fail_stream(True) is None else _HS.StopIteration
+            return _ON_FAIL_HEADERS[r]
         status = convert_headers_status(r, self.plugin.allow_on_headers_stop_iteration)
         if self.local_reply_sent:
             return _HS.StopIteration
@@ -196,12 +213,9 @@ class WasmHttpFilter(StreamFilter):
         if self.buffering_request:
             cb.add_decoded_data(data)
         self.request_body = cb.decoding_buffer() if self.buffering_request and cb.decoding_buffer() else data
-        size = len(self.request_body)
-        try:
-            r = self._call("proxy_on_request_body", self.ctx.id, size, int(end_stream))
-        except Trapped:
-            self._trapped()
-            return _DS.Continue if self._fail_stream(True) is None else _DS.StopIterationNoBuffer
+        r = self._guarded("proxy_on_request_body", (self.ctx.id, len(self.request_body), int(end_stream)))
+        if isinstance(r, FailAction):
+            return _ON_FAIL_DATA[r]
         status = convert_data_status(r)
         if self.local_reply_sent:
             return _DS.StopIterationNoBuffer
@@ -212,39 +226,25 @@ class WasmHttpFilter(StreamFilter):
 
     def decode_trailers(self, trailers: HeaderMap) -> FilterTrailersStatus:
         if self.ctx is None or self.failed:
-            return FilterTrailersStatus.Continue
+            return _TS.Continue
         self.request_trailers = trailers
-        try:
-            r = self._call("proxy_on_request_trailers", self.ctx.id, len(trailers))
-        except Trapped:
-            self._trapped()
-            return (
-                FilterTrailersStatus.Continue if self._fail_stream(True) is None else FilterTrailersStatus.StopIteration
-            )
+        r = self._guarded("proxy_on_request_trailers", (self.ctx.id, len(trailers)))
+        if isinstance(r, FailAction):
+            return _ON_FAIL_TRAILERS[r]
         if self.local_reply_sent or (r or 0) >= 1:
-            return FilterTrailersStatus.StopIteration
+            return _TS.StopIteration
         self.request_trailers = None
-        return FilterTrailersStatus.Continue
+        return _TS.Continue
 
     # ---- encoding ----------------------------------------------------------------------------------------------
     def encode_headers(self, headers: HeaderMap, end_stream: bool) -> FilterHeadersStatus:
         if self.ctx is None or self.failed:
             return _HS.Continue
         self.response_headers = headers
-        ctx = self.ctx
-        vm = ctx.vm
-        fn = vm.funcs.get("proxy_on_response_headers")
-        try:
-            if fn is None:
-                r = None
-            elif vm.abi_010:
-                r = vm.invoke(fn, ctx, "proxy_on_response_headers", (ctx.id, len(headers)))
-            else:
-                r = vm.invoke(fn, ctx, "proxy_on_response_headers", (ctx.id, len(headers), 1 if end_stream else 0))
-        except Trapped:
-            self._trapped()
+        r = self._guarded("proxy_on_response_headers", self._headers_args(headers, end_stream))
+        if isinstance(r, FailAction):
             self.response_headers = None
-            return _HS.Continue if self._fail_stream(True) is None else _HS.StopIteration
+            return _ON_FAIL_HEADERS[r]
         status = convert_headers_status(r, self.plugin.allow_on_headers_stop_iteration)
         if status == _HS.Continue:
             self.response_headers = None
@@ -257,11 +257,9 @@ class WasmHttpFilter(StreamFilter):
         if self.buffering_response:
             cb.add_encoded_data(data)
         self.response_body = cb.encoding_buffer() if self.buffering_response and cb.encoding_buffer() else data
-        try:
-            r = self._call("proxy_on_response_body", self.ctx.id, len(self.response_body), int(end_stream))
-        except Trapped:
-            self._trapped()
-            return _DS.Continue if self._fail_stream(True) is None else _DS.StopIterationNoBuffer
+        r = self._guarded("proxy_on_response_body", (self.ctx.id, len(self.response_body), int(end_stream)))
+        if isinstance(r, FailAction):
+            return _ON_FAIL_DATA[r]
         status = convert_data_status(r)
         self.buffering_response = status == _DS.StopIterationAndBuffer
         if status == _DS.Continue:
@@ -270,17 +268,16 @@ class WasmHttpFilter(StreamFilter):
 
     def encode_trailers(self, trailers: HeaderMap) -> FilterTrailersStatus:
         if self.ctx is None or self.failed:
-            return FilterTrailersStatus.Continue
+            return _TS.Continue
         self.response_trailers = trailers
-        try:
-            r = self._call("proxy_on_response_trailers", self.ctx.id, len(trailers))
-        except Trapped:
-            self._trapped()
-            return FilterTrailersStatus.Continue
+        # the response is complete but for its trailers: a trap here does not fail the stream
+        r = self._guarded("proxy_on_response_trailers", (self.ctx.id, len(trailers)), fail_stream=False)
+        if isinstance(r, FailAction):
+            return _TS.Continue
         if (r or 0) >= 1:
-            return FilterTrailersStatus.StopIteration
+            return _TS.StopIteration
         self.response_trailers = None
-        return FilterTrailersStatus.Continue
+        return _TS.Continue
 
     # ---- end of stream -----------------------------------------------------------------------------------------
     def log(self, info: Any) -> None:
@@ -288,11 +285,10 @@ class WasmHttpFilter(StreamFilter):
             return
         if self.ctx is None and not self._ensure_context():
             return
+        assert self.ctx is not None
         self.in_log = True
         try:
-            self._call("proxy_on_log", self.ctx.id)  # type: ignore[union-attr]
-        except Trapped:
-            self._trapped()
+            self._guarded("proxy_on_log", (self.ctx.id,), fail_stream=False)
         finally:
             self.in_log = False
 
@@ -301,17 +297,20 @@ class WasmHttpFilter(StreamFilter):
         if ctx is None:
             return
         vm = ctx.vm
-        if not self.failed and vm.failed is None:
-            try:
-                self._call("proxy_on_done", ctx.id)
-                self._call("proxy_on_delete", ctx.id)
-            except Trapped:
-                self._trapped()
+        live = not self.failed and vm.failed is None
+        if live and not isinstance(self._guarded("proxy_on_done", (ctx.id,), fail_stream=False), FailAction):
+            self._guarded("proxy_on_delete", (ctx.id,), fail_stream=False)
         vm.remove_context(ctx)
         ctx.filter = None  # break the context <-> filter cycle
         self.ctx = None
 
-    # ---- what host calls reach ---------------------------------------------------------------------------------
+    # ---- what host calls reach (StreamHost) ----------------------------------------------------------------
+    def route(self) -> Any:
+        return self.callbacks.route
+
+    def clear_route_cache(self) -> None:
+        self.callbacks.clear_route_cache()
+
     def header_map(self, map_type: int, write: bool) -> HeaderMap | None:
         if not self.in_log:
             if map_type == 0:
@@ -384,10 +383,10 @@ class WasmHttpFilter(StreamFilter):
 
     def send_local_response(
         self, status: int, details: str, body: bytes, headers: list[tuple[str, str]], grpc_status: int | None
-    ) -> None:
+    ) -> WasmResult:
         vm = self.ctx.vm if self.ctx is not None else None
         if vm is None:
-            return
+            return WasmResult.OK
         self.local_reply_sent = True
         cb = self.callbacks
 
@@ -396,3 +395,4 @@ class WasmHttpFilter(StreamFilter):
                 h.add(k.lower(), v)
 
         vm.defer(lambda: cb.send_local_reply(status, body, modify, details, grpc_status))
+        return WasmResult.OK

@@ -16,7 +16,7 @@ from ...proxywasm.plugin import V8
 
 if TYPE_CHECKING:
     from ...host.dispatcher import Dispatcher
-    from ...host.proxy import Proxy
+    from ...host.services import ServerContext
     from ...proxywasm.plugin import PluginConfig
 
 
@@ -24,13 +24,13 @@ class WasmExtension:
     """Mixin: ``plugin`` and ``proxy`` attributes, the VM roles, and the thread lifecycle."""
 
     plugin: PluginConfig
-    proxy: Proxy | None
+    proxy: ServerContext | None
     #: the role of the main-thread VM ("main"; "service" for a WasmService)
     main_role = "main"
     #: the role of each worker's VM, or None for no VM on workers (a singleton WasmService)
     worker_role: str | None = "replica"
 
-    def start_main(self, proxy: Proxy) -> None:
+    def start_main(self, proxy: ServerContext) -> None:
         self.proxy = proxy
         plugin = self.plugin
         if plugin.vm_config.runtime != V8:

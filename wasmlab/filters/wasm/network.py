@@ -16,12 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 from ...host.tcp import CONTINUE, STOP, NetworkFilter
 from ...proxywasm.plugin import PluginConfig
+from ...proxywasm.stream_host import StreamHost
 from ...proxywasm.types import BufferType, FailurePolicy, PeerType, StreamType, WasmResult
 from ...proxywasm.vm import Context, Trapped
 from .lifecycle import WasmExtension
 
 if TYPE_CHECKING:
-    from ...host.proxy import Proxy
+    from ...host.services import ServerContext
     from ...http import Buffer
 
 
@@ -30,13 +31,16 @@ class WasmNetworkFilterFactory(WasmExtension):
 
     def __init__(self, plugin: PluginConfig) -> None:
         self.plugin = plugin
-        self.proxy: Proxy | None = None
+        self.proxy: ServerContext | None = None
 
     def create_filter(self, conn: Any) -> NetworkFilter:
         return WasmNetworkFilter(self.plugin)
 
 
-class WasmNetworkFilter(NetworkFilter):
+class WasmNetworkFilter(NetworkFilter, StreamHost):
+    """One connection's Wasm network filter and the StreamHost its context's host calls reach
+    (connection data buffers, continue/close; no header maps)."""
+
     kind = "wasm"
 
     def __init__(self, plugin: PluginConfig) -> None:
@@ -134,10 +138,7 @@ class WasmNetworkFilter(NetworkFilter):
         if self.ctx is not None:
             self.ctx.vm.remove_context(self.ctx)
 
-    # ---- what host calls reach ------------------------------------------------------------------
-    def header_map(self, map_type: int, write: bool) -> None:
-        return None
-
+    # ---- what host calls reach (StreamHost) -------------------------------------------------------
     def body_buffer(self, buffer_type: int) -> Buffer | None:
         if buffer_type == BufferType.DOWNSTREAM_DATA:
             return self.downstream

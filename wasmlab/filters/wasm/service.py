@@ -12,13 +12,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ...config.bootstrap import WASM_SERVICE_TYPE
+from ...host.extensions import BOOTSTRAP_EXTENSIONS
 from ...proxywasm.plugin import PluginConfig, parse_plugin_config
 from .lifecycle import WasmExtension
 
 if TYPE_CHECKING:
     from ...config.yaml_source import Node
     from ...host.dispatcher import Dispatcher
-    from ...host.proxy import Proxy
+    from ...host.services import ServerContext
 
 
 @dataclass
@@ -44,10 +46,13 @@ class WasmService(WasmExtension):
     def __init__(self, config: WasmServiceConfig) -> None:
         self.config = config
         self.plugin = config.plugin
-        self.proxy: Proxy | None = None
+        self.proxy: ServerContext | None = None
         # singleton: one VM on the main thread only; otherwise one more per worker
         self.worker_role = None if config.singleton else "service"
 
     def handle(self, dispatcher: Dispatcher) -> Any:
         assert self.proxy is not None
         return dispatcher.slots.get(self.config.plugin.slot)
+
+
+BOOTSTRAP_EXTENSIONS[WASM_SERVICE_TYPE] = (parse_wasm_service, WasmService)

@@ -75,13 +75,13 @@ def proxy_set_effective_context(vm: WasmVm, context_id: int) -> Any:
 @hostcall("proxy_done", 0)
 def proxy_done(vm: WasmVm) -> Any:
     ctx = vm.effective
-    if ctx is None or not ctx.is_root or not getattr(ctx, "done_pending", False):
+    if ctx is None or not ctx.is_root or not ctx.root_context().done_pending:
         return WasmResult.NOT_FOUND
     root = ctx.root_context()
     root.done_pending = False
 
     def finish() -> None:
-        if not vm.failed and not root.deleted:
+        if vm.failed is None and not root.deleted:
             vm.call(root, "proxy_on_delete", root.id)
             vm.remove_context(root)
 
@@ -93,8 +93,8 @@ def _foreign(vm: WasmVm, name: str, args: bytes) -> tuple[WasmResult, bytes]:
     ctx = vm.effective
     if name == "clear_route_cache":
         f = ctx.filter if ctx is not None else None
-        if f is not None and hasattr(f, "callbacks"):
-            f.callbacks.clear_route_cache()
+        if f is not None:
+            f.clear_route_cache()
         return OK, b""
     if name == "compress":
         return OK, zlib.compress(args)

@@ -18,10 +18,20 @@ from typing import TYPE_CHECKING, Any
 from ...host import async_client
 from ...http import HeaderMap
 from .. import pairs
-from ..types import BufferType, MapType, StreamType, WasmResult
+from ..types import (
+    MAX_BUFFER_TYPE,
+    MAX_GRPC_STATUS,
+    MAX_MAP_TYPE,
+    MAX_STREAM_TYPE,
+    BufferType,
+    MapType,
+    StreamType,
+    WasmResult,
+)
 from . import V01, V02, hostcall
 
 if TYPE_CHECKING:
+    from ..stream_host import StreamHost
     from ..vm import WasmVm
 
 OK = WasmResult.OK
@@ -58,7 +68,7 @@ def _key(vm: WasmVm, ptr: int, size: int) -> str | None:
 
 @hostcall("proxy_get_header_map_pairs", 3)
 def proxy_get_header_map_pairs(vm: WasmVm, map_type: int, out_ptr: int, out_len: int) -> Any:
-    if map_type > 7:
+    if map_type > MAX_MAP_TYPE:
         return BAD
     m = _map(vm, map_type, False)
     data = pairs.encode(list(m)) if m is not None else b""
@@ -67,7 +77,7 @@ def proxy_get_header_map_pairs(vm: WasmVm, map_type: int, out_ptr: int, out_len:
 
 @hostcall("proxy_set_header_map_pairs", 3)
 def proxy_set_header_map_pairs(vm: WasmVm, map_type: int, ptr: int, size: int) -> Any:
-    if map_type > 7:
+    if map_type > MAX_MAP_TYPE:
         return BAD
     raw = vm.memory.read(ptr, size)
     if raw is None:
@@ -82,7 +92,7 @@ def proxy_set_header_map_pairs(vm: WasmVm, map_type: int, ptr: int, size: int) -
 
 @hostcall("proxy_get_header_map_size", 2)
 def proxy_get_header_map_size(vm: WasmVm, map_type: int, out: int) -> Any:
-    if map_type > 7:
+    if map_type > MAX_MAP_TYPE:
         return BAD
     m = _map(vm, map_type, False)
     if m is None:
@@ -92,14 +102,15 @@ def proxy_get_header_map_size(vm: WasmVm, map_type: int, out: int) -> Any:
 
 @hostcall("proxy_get_header_map_value", 5)
 def proxy_get_header_map_value(vm: WasmVm, map_type: int, kptr: int, klen: int, out_ptr: int, out_len: int) -> Any:
-    if map_type > 7:
+    if map_type > MAX_MAP_TYPE:
         return BAD
     key = _key(vm, kptr, klen)
     if key is None:
         return MEM
     m = _map(vm, map_type, False)
     if m is None:
-        in_log = getattr(getattr(vm.effective, "filter", None), "in_log", False)
+        ctx = vm.effective
+        in_log = ctx is not None and ctx.filter is not None and ctx.filter.in_log
         return (NOT_FOUND if in_log else BAD), {"map": map_type, "key": key}
     value = m.get(key)
     if value is None:
@@ -123,7 +134,7 @@ def _kv(vm: WasmVm, kptr: int, klen: int, vptr: int, vlen: int) -> tuple[str, st
 
 @hostcall("proxy_add_header_map_value", 5)
 def proxy_add_header_map_value(vm: WasmVm, map_type: int, kptr: int, klen: int, vptr: int, vlen: int) -> Any:
-    if map_type > 7:
+    if map_type > MAX_MAP_TYPE:
         return BAD
     kv = _kv(vm, kptr, klen, vptr, vlen)
     if kv is None:
@@ -139,7 +150,7 @@ def proxy_add_header_map_value(vm: WasmVm, map_type: int, kptr: int, klen: int, 
 
 @hostcall("proxy_replace_header_map_value", 5)
 def proxy_replace_header_map_value(vm: WasmVm, map_type: int, kptr: int, klen: int, vptr: int, vlen: int) -> Any:
-    if map_type > 7:
+    if map_type > MAX_MAP_TYPE:
         return BAD
     kv = _kv(vm, kptr, klen, vptr, vlen)
     if kv is None:
@@ -155,7 +166,7 @@ def proxy_replace_header_map_value(vm: WasmVm, map_type: int, kptr: int, klen: i
 
 @hostcall("proxy_remove_header_map_value", 3)
 def proxy_remove_header_map_value(vm: WasmVm, map_type: int, kptr: int, klen: int) -> Any:
-    if map_type > 7:
+    if map_type > MAX_MAP_TYPE:
         return BAD
     key = _key(vm, kptr, klen)
     if key is None:
@@ -189,14 +200,14 @@ def _buffer(vm: WasmVm, buffer_type: int) -> tuple[Any, bool]:
     if buffer_type == BufferType.CALL_DATA:
         return root.foreign_args, False
     f = ctx.filter
-    if f is None or not hasattr(f, "body_buffer"):
+    if f is None:
         return None, False
     return f.body_buffer(int(buffer_type)), True
 
 
 @hostcall("proxy_get_buffer_bytes", 5)
 def proxy_get_buffer_bytes(vm: WasmVm, buffer_type: int, start: int, max_size: int, out_ptr: int, out_len: int) -> Any:
-    if buffer_type > 8:
+    if buffer_type > MAX_BUFFER_TYPE:
         return BAD
     buf, _ = _buffer(vm, buffer_type)
     if buf is None:
@@ -208,7 +219,7 @@ def proxy_get_buffer_bytes(vm: WasmVm, buffer_type: int, start: int, max_size: i
 
 @hostcall("proxy_set_buffer_bytes", 5)
 def proxy_set_buffer_bytes(vm: WasmVm, buffer_type: int, start: int, size: int, ptr: int, length: int) -> Any:
-    if buffer_type > 8:
+    if buffer_type > MAX_BUFFER_TYPE:
         return BAD
     data = vm.memory.read(ptr, length)
     if data is None:
@@ -230,7 +241,7 @@ def proxy_set_buffer_bytes(vm: WasmVm, buffer_type: int, start: int, size: int, 
 
 @hostcall("proxy_get_buffer_status", 3)
 def proxy_get_buffer_status(vm: WasmVm, buffer_type: int, size_out: int, flags_out: int) -> Any:
-    if buffer_type > 8:
+    if buffer_type > MAX_BUFFER_TYPE:
         return BAD
     buf, _ = _buffer(vm, buffer_type)
     if buf is None:
@@ -242,14 +253,14 @@ def proxy_get_buffer_status(vm: WasmVm, buffer_type: int, size_out: int, flags_o
 
 
 # ---- stream control ------------------------------------------------------------------------------------
-def _stream_filter(vm: WasmVm) -> Any:
+def _stream_filter(vm: WasmVm) -> StreamHost | None:
     ctx = vm.effective
     return ctx.filter if ctx is not None else None
 
 
 @hostcall("proxy_continue_stream", 1, versions=V02)
 def proxy_continue_stream(vm: WasmVm, stream_type: int) -> Any:
-    if stream_type > 3:
+    if stream_type > MAX_STREAM_TYPE:
         return BAD
     f = _stream_filter(vm)
     if f is None:
@@ -261,7 +272,7 @@ def proxy_continue_stream(vm: WasmVm, stream_type: int) -> Any:
 
 @hostcall("proxy_close_stream", 1, versions=V02)
 def proxy_close_stream(vm: WasmVm, stream_type: int) -> Any:
-    if stream_type > 3:
+    if stream_type > MAX_STREAM_TYPE:
         return BAD
     f = _stream_filter(vm)
     if f is None:
@@ -284,8 +295,8 @@ def proxy_continue_response(vm: WasmVm) -> Any:
 @hostcall("proxy_clear_route_cache", 0, versions=V01)
 def proxy_clear_route_cache(vm: WasmVm) -> Any:
     f = _stream_filter(vm)
-    if f is not None and hasattr(f, "callbacks"):
-        f.callbacks.clear_route_cache()
+    if f is not None:
+        f.clear_route_cache()
     return OK
 
 
@@ -299,11 +310,13 @@ def proxy_send_local_response(
     if details is None or body is None or raw is None:
         return MEM
     f = _stream_filter(vm)
-    if f is None or not hasattr(f, "send_local_response"):
+    if f is None:
         return NOT_FOUND
     headers = pairs.decode(raw) or []
     d = "_".join(details.decode("latin-1").split()) if details.strip() else details.decode("latin-1")
-    f.send_local_response(status, d, body, headers, grpc_status if grpc_status <= 16 else None)
+    rc = f.send_local_response(status, d, body, headers, grpc_status if grpc_status <= MAX_GRPC_STATUS else None)
+    if rc != OK:
+        return rc
     return OK, {"status": status, "details": d, "body_size": len(body)}
 
 

@@ -1,0 +1,193 @@
+"""ActiveFilter: one filter's place in one direction of a stream's chain (Envoy
+``ActiveStreamFilterBase`` in ``source/common/http/filter_manager.cc``).
+
+It keeps the filter's iteration state and applies a callback's status the way Envoy's
+``commonHandleAfter*Callback`` does; ``common_continue`` is Envoy's ``commonContinue`` (what
+``continue_decoding()``/``continue_encoding()`` run).
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import TYPE_CHECKING, Any
+
+from ..http import Buffer, FilterDataStatus, FilterHeadersStatus, FilterTrailersStatus
+
+if TYPE_CHECKING:
+    from ..filters.base import StreamFilter
+    from .filter_callbacks import FilterCallbacks
+    from .filter_manager import FilterManager
+
+_HS = FilterHeadersStatus
+_DS = FilterDataStatus
+_TS = FilterTrailersStatus
+
+
+class IterationState(enum.Enum):
+    CONTINUE = 0  # iteration may pass this filter
+    STOP_SINGLE = 1  # StopIteration: held here, later frames still reach this filter
+    STOP_ALL_BUFFER = 2  # StopAllIterationAndBuffer: everything held and buffered (with a limit)
+    STOP_ALL_WATERMARK = 3  # StopAllIterationAndWatermark: everything held, flow-controlled
+
+
+_ALWAYS_FROM_NEXT = 0
+_CAN_START_FROM_CURRENT = 1
+
+
+class ActiveFilter:
+    """One filter's place in one direction of the chain (Envoy ``ActiveStreamFilterBase``)."""
+
+    __slots__ = (
+        "manager",
+        "filter",
+        "name",
+        "index",
+        "decoder",
+        "iteration_state",
+        "headers_continued",
+        "end_stream",
+        "iterate_from_current",
+        "callbacks",
+        "last_status",
+        "kind",
+    )
+
+    def __init__(
+        self, manager: FilterManager, filt: StreamFilter, name: str, index: int, decoder: bool, cb: FilterCallbacks
+    ) -> None:
+        self.manager = manager
+        self.filter = filt
+        self.name = name
+        self.index = index
+        self.decoder = decoder
+        self.iteration_state = IterationState.CONTINUE
+        self.headers_continued = False
+        self.end_stream = False
+        self.iterate_from_current = False
+        self.callbacks = cb
+        self.last_status: tuple[str, Any] | None = None
+        self.kind = getattr(filt, "kind", "native")
+
+    # ---- predicates ----------------------------------------------------------------------------
+    def stopped_all(self) -> bool:
+        return self.iteration_state in (IterationState.STOP_ALL_BUFFER, IterationState.STOP_ALL_WATERMARK)
+
+    def can_iterate(self) -> bool:
+        return self.iteration_state is IterationState.CONTINUE
+
+    def _complete(self) -> bool:
+        m = self.manager
+        return m.remote_decode_complete if self.decoder else m.local_encode_complete_upstream
+
+    def _buffered(self) -> Buffer | None:
+        return self.manager.buffered_request if self.decoder else self.manager.buffered_response
+
+    def _has_trailers(self) -> bool:
+        return (self.manager.request_trailers if self.decoder else self.manager.response_trailers) is not None
+
+    # ---- after-callback handling (Envoy commonHandleAfter*Callback) -------------------------
+    def after_headers(self, status: FilterHeadersStatus) -> bool:
+        """Whether iteration continues past this filter (Envoy commonHandleAfterHeadersCallback)."""
+        if status is _HS.Continue:
+            self.headers_continued = True
+            return True
+        if status == _HS.StopIteration:
+            self.iteration_state = IterationState.STOP_SINGLE
+        elif status == _HS.StopAllIterationAndBuffer:
+            self.iteration_state = IterationState.STOP_ALL_BUFFER
+        elif status == _HS.StopAllIterationAndWatermark:
+            self.iteration_state = IterationState.STOP_ALL_WATERMARK
+        else:  # ContinueAndDontEndStream
+            self.headers_continued = True
+        return not (self.stopped_all() or status == _HS.StopIteration)
+
+    def after_data(self, status: FilterDataStatus, data: Buffer) -> bool:
+        m = self.manager
+        if status == _DS.Continue:
+            if self.iteration_state is IterationState.STOP_SINGLE:
+                self.handle_buffer_data(data)
+                self.common_continue()
+                return False
+            return True
+        self.iteration_state = IterationState.STOP_SINGLE
+        if status in (_DS.StopIterationAndBuffer, _DS.StopIterationAndWatermark):
+            m.set_streaming(self.decoder, status == _DS.StopIterationAndWatermark)
+            self.handle_buffer_data(data)
+        elif self._complete() and not self._has_trailers() and self._buffered() is None and len(data) == 0:
+            # StopIterationNoBuffer on a zero-byte end-of-stream frame: keep an (empty) buffer so
+            # a later continue still delivers end_stream.
+            if self.decoder:
+                m.buffered_request = Buffer()
+            else:
+                m.buffered_response = Buffer()
+        return False
+
+    def after_trailers(self, status: FilterTrailersStatus) -> bool:
+        if status == _TS.Continue:
+            if self.iteration_state is IterationState.STOP_SINGLE:
+                self.common_continue()
+                return False
+            return True
+        if self.can_iterate():
+            self.iteration_state = IterationState.STOP_SINGLE
+        return False
+
+    def handle_buffer_data(self, provided: Buffer) -> None:
+        """Move a data frame into the stream's buffered body (Envoy commonHandleBufferData)."""
+        m = self.manager
+        if self.decoder:
+            if m.buffered_request is not provided:
+                if m.buffered_request is None:
+                    m.buffered_request = Buffer()
+                m.buffered_request.move(provided)
+            m.check_buffer_limit(self)
+        else:
+            if m.buffered_response is not provided:
+                if m.buffered_response is None:
+                    m.buffered_response = Buffer()
+                m.buffered_response.move(provided)
+            m.check_buffer_limit(self)
+
+    # ---- continue (Envoy commonContinue) ---------------------------------------------------
+    def can_continue(self) -> bool:
+        m = self.manager
+        if m.destroyed:
+            return False
+        if self.decoder:
+            return not m.local_complete and not m.decoder_aborted
+        return not m.local_complete
+
+    def common_continue(self) -> None:
+        if not self.can_continue():
+            return
+        m = self.manager
+        if self.stopped_all():
+            self.iterate_from_current = True
+        self.iteration_state = IterationState.CONTINUE
+        if m.rec.enabled:
+            m.record_filter(self, "continue_" + ("decoding" if self.decoder else "encoding"), None, None)
+        if not self.headers_continued:
+            self.headers_continued = True
+            end = self._complete() and self._buffered() is None and not self._has_trailers()
+            if self.decoder:
+                assert m.request_headers is not None
+                m.decode_headers(self, m.request_headers, end)
+            else:
+                assert m.response_headers is not None
+                m.encode_headers(self, m.response_headers, end)
+        had_trailers = self._has_trailers()
+        buffered = self._buffered()
+        if buffered is not None and not m.destroyed:
+            end = self._complete() and not had_trailers
+            if self.decoder:
+                m.decode_data(self, buffered, end, _CAN_START_FROM_CURRENT)
+            else:
+                m.encode_data(self, buffered, end, _CAN_START_FROM_CURRENT)
+        if had_trailers and not m.destroyed:
+            if self.decoder:
+                assert m.request_trailers is not None
+                m.decode_trailers(self, m.request_trailers)
+            else:
+                assert m.response_trailers is not None
+                m.encode_trailers(self, m.response_trailers)
+        self.iterate_from_current = False

@@ -1,0 +1,182 @@
+"""FilterCallbacks: what a filter instance may ask of the host (Envoy's
+``StreamDecoderFilterCallbacks`` and ``StreamEncoderFilterCallbacks`` in one object).
+
+One object per filter per stream, handed to the filter by ``set_callbacks`` before its first
+callback. Lua and Wasm filters are built on these same calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ..http import Buffer, HeaderMap
+from .active_filter import _ALWAYS_FROM_NEXT
+
+if TYPE_CHECKING:
+    from ..config.route import Route
+    from .active_filter import ActiveFilter
+    from .filter_manager import FilterManager
+    from .hcm import ActiveStream
+    from .services import ServerContext
+
+
+class FilterCallbacks:
+    """What a filter instance may ask of the host (Envoy's decoder + encoder filter callbacks).
+
+    One object per filter per stream. Lua and Wasm filters are built on these same calls.
+    """
+
+    __slots__ = ("_m", "_dec", "_enc", "name")
+
+    def __init__(self, manager: FilterManager, name: str) -> None:
+        self._m = manager
+        self._dec: ActiveFilter | None = None
+        self._enc: ActiveFilter | None = None
+        self.name = name
+
+    # ---- identity ------------------------------------------------------------------------------
+    @property
+    def stream(self) -> ActiveStream:
+        return self._m.stream
+
+    @property
+    def stream_id(self) -> int:
+        return self._m.stream.stream_id
+
+    @property
+    def stream_info(self) -> Any:
+        return self._m.stream.info
+
+    @property
+    def dispatcher(self) -> Any:
+        return self._m.stream.dispatcher
+
+    @property
+    def worker(self) -> int | None:
+        return self._m.stream.dispatcher.worker
+
+    @property
+    def server(self) -> ServerContext:
+        """The server services a filter may use (clock, stats, log, clusters...): Envoy's
+        ``ServerFactoryContext``, not the Proxy a lesson drives."""
+        return self._m.stream.proxy
+
+    #: the same :class:`ServerContext` under the name filters have always used
+    proxy = server
+
+    @property
+    def buffer_limit(self) -> int:
+        return self._m.buffer_limit
+
+    # ---- stream state ---------------------------------------------------------------------------
+    @property
+    def request_headers(self) -> HeaderMap | None:
+        return self._m.request_headers
+
+    @property
+    def request_trailers(self) -> HeaderMap | None:
+        return self._m.request_trailers
+
+    @property
+    def response_headers(self) -> HeaderMap | None:
+        return self._m.response_headers
+
+    @property
+    def response_trailers(self) -> HeaderMap | None:
+        return self._m.response_trailers
+
+    @property
+    def route(self) -> Route | None:
+        return self._m.stream.route()
+
+    def clear_route_cache(self) -> None:
+        self._m.stream.clear_route_cache()
+
+    # ---- iteration ------------------------------------------------------------------------------
+    def continue_decoding(self) -> None:
+        if self._dec is not None:
+            self._dec.common_continue()
+
+    def continue_encoding(self) -> None:
+        if self._enc is not None:
+            self._enc.common_continue()
+
+    def decoding_buffer(self) -> Buffer | None:
+        return self._m.buffered_request
+
+    def encoding_buffer(self) -> Buffer | None:
+        return self._m.buffered_response
+
+    def add_decoded_data(self, data: Buffer | bytes, streaming: bool = False) -> None:
+        buf = data if isinstance(data, Buffer) else Buffer(data)
+        self._m.add_decoded_data(self._dec, buf, streaming)
+
+    def add_encoded_data(self, data: Buffer | bytes, streaming: bool = False) -> None:
+        buf = data if isinstance(data, Buffer) else Buffer(data)
+        self._m.add_encoded_data(self._enc, buf, streaming)
+
+    def add_decoded_trailers(self) -> HeaderMap:
+        m = self._m
+        if m.request_trailers is None:
+            m.request_trailers = HeaderMap()
+        return m.request_trailers
+
+    def add_encoded_trailers(self) -> HeaderMap:
+        m = self._m
+        if m.response_trailers is None:
+            m.response_trailers = HeaderMap()
+        return m.response_trailers
+
+    # ---- answering ------------------------------------------------------------------------------
+    def send_local_reply(
+        self,
+        status: int,
+        body: bytes | str = b"",
+        headers: Any = None,
+        details: str = "",
+        grpc_status: int | None = None,
+    ) -> None:
+        """Answer the client from here (Envoy ``sendLocalReply``); ``headers`` are extra headers
+        (dict / pairs) or a function that edits the reply's header map."""
+        modify: Callable[[HeaderMap], None] | None
+        if callable(headers):
+            modify = headers
+        elif headers:
+            extra = HeaderMap(headers)
+
+            def modify(h: HeaderMap) -> None:
+                for k, v in extra:
+                    h.add(k, v)
+
+        else:
+            modify = None
+        self._m.send_local_reply(status, body.encode() if isinstance(body, str) else body, modify, details, grpc_status)
+
+    def encode_headers(self, headers: HeaderMap, end_stream: bool, details: str = "via_upstream") -> None:
+        """Start the response (used by the terminal filter, e.g. the router)."""
+        m = self._m
+        if m.destroyed:
+            return
+        m.stream.info.response_code_details = details
+        m.response_headers = headers
+        m.encode_headers(None, headers, end_stream)
+
+    def encode_data(self, data: Buffer | bytes, end_stream: bool) -> None:
+        m = self._m
+        if m.destroyed:
+            return
+        m.encode_data(None, data if isinstance(data, Buffer) else Buffer(data), end_stream, _ALWAYS_FROM_NEXT)
+
+    def encode_trailers(self, trailers: HeaderMap) -> None:
+        m = self._m
+        if m.destroyed:
+            return
+        m.response_trailers = trailers
+        m.encode_trailers(None, trailers)
+
+    def reset_stream(self, details: str = "filter_reset") -> None:
+        self._m.stream.reset(details)
+
+    def log(self, level: str, logger: str, message: str) -> None:
+        self._m.stream.proxy.log(level, logger, message)

@@ -1,0 +1,97 @@
+"""ServerContext: the server services an extension may use, handed to it instead of the Proxy.
+
+Envoy gives a filter factory a ``Server::Configuration::ServerFactoryContext``: the time source,
+the stats store, the cluster manager, the dispatcher of the main thread, the thread-local slots,
+the access-log manager — and nothing of the server's own control surface. wasmlab does the same:
+a filter factory gets this object in ``start_main``, a stream reaches it through its callbacks,
+and the Wasm host (VMs, host calls) reads it as ``vm.proxy``. The :class:`~wasmlab.host.proxy.Proxy`
+is what a lesson or test drives (requests, upstream apps, the trace); this is what the extensions
+run on. Every member names what it stands for in Envoy.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..trace import Recorder
+    from .access_log import AccessLogWriter
+    from .dispatcher import Activity, Dispatcher, RealClock, VirtualClock
+    from .hcm import HttpConnectionManager
+    from .logs import ProxyLog
+    from .stats import Stats
+    from .upstream import Cluster, UpstreamPool
+
+
+class ServerContext:
+    """What extensions and the Wasm host use of the server."""
+
+    def __init__(
+        self,
+        *,
+        clock: RealClock | VirtualClock,
+        recorder: Recorder,
+        log: ProxyLog,
+        stat_store: Stats,
+        access_log: AccessLogWriter,
+        activity: Activity,
+        clusters: dict[str, Cluster],
+        upstream_pool: UpstreamPool,
+        options: dict[str, Any],
+        main: Dispatcher,
+        workers: list[Dispatcher],
+    ) -> None:
+        #: Envoy's TimeSource (real, or virtual for lessons and tests)
+        self.clock = clock
+        #: where every host step is recorded (the trace)
+        self.recorder = recorder
+        self._log = log
+        #: Envoy's stats store (counters, gauges, histograms by Envoy's names)
+        self.stat_store = stat_store
+        #: stdout/stderr/file access-log sinks (Envoy's AccessLogManager)
+        self.access_log = access_log
+        #: queued work and upstream calls in flight (``proxy.wait_idle()`` waits on it)
+        self.activity = activity
+        #: the cluster manager's clusters by name (each with its upstream app)
+        self.clusters = clusters
+        #: the threads upstream apps run on (Envoy: upstream connections)
+        self.upstream_pool = upstream_pool
+        #: wasmlab's own knobs (``Proxy(options=...)``; Envoy has none of them)
+        self.options = options
+        #: the main thread's dispatcher and the workers' (Envoy: main dispatcher, worker threads)
+        self.main = main
+        self.workers = workers
+        #: the HTTP connection managers by listener name (filled once they are built)
+        self.hcms: dict[str, HttpConnectionManager] = {}
+        self._wasm: Any = None
+        self._wasm_lock = threading.Lock()
+
+    # ---- logging (Envoy's loggers and their levels) ----------------------------------------------
+    def log(self, level: str, logger: str, message: str) -> None:
+        self._log.log(level, logger, message)
+
+    def log_enabled(self, level: str, logger: str = "") -> bool:
+        return self._log.enabled(level, logger)
+
+    def log_rank(self, logger: str = "") -> int:
+        """The level of ``logger`` as a number (trace 0 ... critical 5, off 6)."""
+        return self._log.rank_of(logger)
+
+    # ---- the Proxy-Wasm host ------------------------------------------------------------------------
+    @property
+    def wasm(self) -> Any:
+        """The Proxy-Wasm side (``WasmManager``: VM layout, shared data, shared queues), created
+        when the first Wasm extension starts (imported here by need: the host does not depend
+        on the ABI package, which is built on top of it)."""
+        if self._wasm is None:
+            from ..proxywasm.manager import WasmManager
+
+            with self._wasm_lock:
+                if self._wasm is None:
+                    self._wasm = WasmManager(self)
+        return self._wasm
+
+    @property
+    def wasm_started(self) -> bool:
+        return self._wasm is not None
