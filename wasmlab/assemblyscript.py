@@ -112,12 +112,29 @@ class Build:
 def build_or_committed(source: str | None = None, out: Path | None = None) -> Build:
     """Compile ``source`` (default: the committed ``index.ts``) when Node.js is present; otherwise
     return the committed ``modules/add_header_as.wasm`` and say how to get Node.js. Compile errors
-    are raised (a learner's typo should be seen, not hidden behind the committed build)."""
+    are raised (a learner's typo should be seen, not hidden behind the committed build). Without
+    ``out``, builds are kept in the cache folder by a hash of the source, the flags and the package
+    files: the same source is compiled once."""
     if not node_available():
         return Build(committed_wasm(), False, NODE_HELP + f"\nUsing the committed build {committed_wasm().name}.")
-    out = Path(out) if out else Path(tempfile.mkdtemp(prefix="wasmlab-as-")) / OUTPUT
-    compile_source(out, source)
-    return Build(out, True, f"compiled with asc -> {out} ({out.stat().st_size} bytes)")
+    if out is None:  # keyed by everything that decides the bytes, so re-running a cell does not recompile
+        project = project_dir()
+        text = source if source is not None else (project / "assembly" / "index.ts").read_text()
+        parts = [text.encode(), " ".join(ASC_FLAGS).encode()]
+        parts += [(project / name).read_bytes() for name in ("package.json", "package-lock.json")]
+        key = hashlib.sha256(b"\0".join(parts)).hexdigest()[:16]
+        out = _cache_base() / "builds" / key / OUTPUT
+        if out.is_file():
+            return Build(
+                out, True, f"compiled with asc earlier from this same source -> {out} ({out.stat().st_size} bytes)"
+            )
+        out.parent.mkdir(parents=True, exist_ok=True)
+        partial = out.with_suffix(".partial")
+        compile_source(partial, source)
+        partial.replace(out)
+        return Build(out, True, f"compiled with asc -> {out} ({out.stat().st_size} bytes)")
+    compile_source(Path(out), source)
+    return Build(Path(out), True, f"compiled with asc -> {out} ({Path(out).stat().st_size} bytes)")
 
 
 def build(check: bool = False, verbose: bool = True) -> int:
