@@ -8,6 +8,7 @@
     wasmlab bench [--json] [--quick] [--vs-envoy]
     wasmlab doctor
     wasmlab build-modules [--check]
+    wasmlab build assemblyscript [--check]   the lesson-05 AssemblyScript filter (needs Node.js)
     wasmlab course build [--check]   write the student and solution notebooks from notebooks/source/
     wasmlab grade PATH... [--json] [--csv FILE] [--timeout S]   run notebooks, table of check results
 
@@ -140,6 +141,12 @@ def cmd_build_modules(args: argparse.Namespace) -> int:
     return build_modules(check=args.check, verbose=not args.quiet)
 
 
+def cmd_build(args: argparse.Namespace) -> int:
+    from .assemblyscript import build
+
+    return build(check=args.check, verbose=not args.quiet)
+
+
 def cmd_course_build(args: argparse.Namespace) -> int:
     from .course import build
 
@@ -213,6 +220,12 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true", help="rebuild and fail if a committed .wasm differs")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_build_modules)
+
+    p = sub.add_parser("build", help="build a module from a high-level language (needs Node.js)")
+    p.add_argument("target", choices=["assemblyscript"], help="modules/assemblyscript -> modules/add_header_as.wasm")
+    p.add_argument("--check", action="store_true", help="rebuild and fail if the committed .wasm differs")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_build)
 
     _add_course_parsers(sub)
     return parser
