@@ -12,6 +12,7 @@ import pytest
 from conftest import CONFIGS
 from wasmlab import Proxy
 from wasmlab import envoy as real
+from wasmlab.host.grpc_app import GRPC_PERMISSION_DENIED, GrpcError, grpc_unary_app, pb_string, pb_strings
 
 WASM = CONFIGS / "wasm"
 
@@ -74,3 +75,40 @@ def test_two_modules_on_two_workers_create_the_same_vms_as_envoy(envoy_bin):
     assert r.status == 200 and r.headers.get("x-b") == "2"
     # 2 modules x (base + canary + main) on main, + 2 modules x 2 workers; the canaries are gone
     assert mine == env == (10, 8)
+
+
+def _quota(message: bytes) -> bytes:
+    user = pb_strings(message).get(1, "")
+    if user == "broken":
+        raise GrpcError(GRPC_PERMISSION_DENIED, "no quota for you")
+    return pb_string(1, "deny" if user == "mallory" else "allow")
+
+
+QUOTA = grpc_unary_app({"/wasmlab.Quota/Check": _quota})
+
+
+def _grpc_run(run):
+    out = []
+    for user in ("alice", "mallory", "broken"):
+        r = run(user)
+        out.append((r.status, dict(map(tuple, r.json()["headers"])).get("x-quota") if r.status == 200 else None))
+    return out
+
+
+@pytest.mark.envoy
+def test_unary_grpc_callout_to_a_python_service_like_envoy(envoy_bin):
+    cfg = WASM / "grpc_quota.yaml"
+    with Proxy.from_yaml(cfg, workers=1) as p:
+        p.upstream("grpc", QUOTA)
+        mine = _grpc_run(lambda u: p.request("GET", "/q", headers={"x-user": u}))
+        names = [e.name for e in p.trace.filter(kind="callback") if e.data["phase"] == "enter" and "grpc" in e.name]
+        mine_logs = [ln.split("grpc_quota: ", 1)[1] for ln in p.logs if "grpc_quota: " in ln]
+    with real.run(cfg, workers=1, apps={"grpc": QUOTA}) as e:
+        env = _grpc_run(lambda u: e.request("GET", "/q", headers={"x-user": u}))
+        time.sleep(0.3)
+        env_logs = [ln.split("grpc_quota: ", 1)[1] for ln in e.logs if "grpc_quota: " in ln]
+    assert mine == env == [(200, "allow"), (429, None), (503, None)]
+    # success -> proxy_on_grpc_receive only; a non-OK grpc-status -> proxy_on_grpc_close only
+    assert names == ["proxy_on_grpc_receive", "proxy_on_grpc_receive", "proxy_on_grpc_close"]
+    assert mine_logs == env_logs
+    assert env_logs[-1].endswith("failed with grpc-status 7")
