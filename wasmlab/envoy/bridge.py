@@ -26,10 +26,12 @@ import yaml
 from ..errors import EnvoyFailed
 from ..host.proxy import StreamReset, make_request_spec
 from ..host.tcp import tcp_echo_app
+from ..host.update import UpdateResult
 from ..host.upstream import NO_APP, echo_app
 from ..http import Response
 from ..trace import Trace
 from .binary import find_envoy
+from .lds_files import LdsFiles, wait_update
 from .logparse import LOG_FORMAT, LogLine, parse_lines, to_trace
 from .wire import LoopbackServer, TcpClient, TcpLoopbackServer, WireError, free_port, send_request
 
@@ -120,6 +122,8 @@ class EnvoyRun:
         log_level: str = "info",
         component_log_level: str | None = None,
         timeout: float = 30.0,
+        dynamic: bool = False,
+        drain_time_s: int | None = None,
     ) -> None:
         data, cwd, name = _load_source(config)
         if not isinstance(data, dict):
@@ -134,6 +138,16 @@ class EnvoyRun:
         self.admin_port = free_port()
         self._rewrite(data)
         self._tmpdir = tempfile.TemporaryDirectory(prefix="wasmlab-envoy-")
+        #: with ``dynamic``, the listeners come from a watched LDS file that ``update`` replaces
+        self.lds: LdsFiles | None = None
+        if dynamic:
+            self.lds = LdsFiles(Path(self._tmpdir.name))
+            self.lds.write((data.get("static_resources") or {}).pop("listeners", None) or [])
+            data["dynamic_resources"] = self.lds.bootstrap()
+            # Envoy requires a node id and cluster for any xDS source, a file included
+            node = data.setdefault("node", {})
+            node.setdefault("id", "wasmlab")
+            node.setdefault("cluster", "wasmlab")
         cfg_path = Path(self._tmpdir.name) / "envoy.yaml"
         cfg_path.write_text(yaml.safe_dump(data, sort_keys=False))
         self.log_path = Path(self._tmpdir.name) / "envoy.log"
@@ -157,6 +171,8 @@ class EnvoyRun:
         ]
         if component_log_level:
             args += ["--component-log-level", component_log_level]
+        if drain_time_s is not None:
+            args += ["--drain-time-s", str(int(drain_time_s)), "--drain-strategy", "immediate"]
         self.proc = subprocess.Popen(args, cwd=cwd, stdout=self._log_file, stderr=subprocess.STDOUT)
         self._finalizer = weakref.finalize(self, _stop_process, self.proc, list(self.servers.values()))
         self._closed = False
@@ -177,7 +193,7 @@ class EnvoyRun:
         sr = data.get("static_resources") or {}
         tcp_clusters: set[str] = set()
         for i, lst in enumerate(sr.get("listeners") or []):
-            port = free_port()
+            port = self.listener_ports.get(lst.get("name") or f"listener_{i}") or free_port()
             lst["address"] = {"socket_address": {"address": "127.0.0.1", "port_value": port}}
             name = lst.get("name") or f"listener_{i}"
             self.listener_ports[name] = port
@@ -215,6 +231,22 @@ class EnvoyRun:
                     }
                 ],
             }
+
+    def update(self, config: str | os.PathLike[str], timeout: float = 30.0) -> UpdateResult:
+        """Apply the listeners of ``config`` as an LDS update (needs ``dynamic=True``): the file
+        is replaced by an atomic rename; returns once Envoy applied or rejected it. Listeners
+        keep their ports by name; clusters stay those of the first config."""
+        if self.lds is None:
+            raise EnvoyFailed("update() needs run(..., dynamic=True): the listeners must come from LDS")
+        data, _, _ = _load_source(config)
+        listeners = (data.get("static_resources") or {}).get("listeners") or []
+        for i, lst in enumerate(listeners):
+            name = lst.get("name") or f"listener_{i}"
+            self.listener_ports.setdefault(name, free_port())
+            lst["address"] = {"socket_address": {"address": "127.0.0.1", "port_value": self.listener_ports[name]}}
+        before = self.stats()
+        self.lds.write(listeners)
+        return wait_update(self.stats, self.log_text, before, timeout, [str(ls.get("name")) for ls in listeners])
 
     def upstream(self, cluster_name: str, app: Any) -> None:
         """Swap the app behind a cluster's loopback server (apps only; not None)."""
@@ -356,6 +388,10 @@ def run(
     log_level: str = "info",
     component_log_level: str | None = None,
     timeout: float = 30.0,
+    dynamic: bool = False,
+    drain_time_s: int | None = None,
 ) -> EnvoyRun:
-    """Start real Envoy on ``config`` (use as a context manager)."""
-    return EnvoyRun(config, workers, apps, log_level, component_log_level, timeout)
+    """Start real Envoy on ``config`` (use as a context manager). With ``dynamic`` its listeners
+    come from an LDS file that :meth:`EnvoyRun.update` replaces; ``drain_time_s`` is Envoy's
+    ``--drain-time-s`` (how long a replaced listener drains before it is destroyed)."""
+    return EnvoyRun(config, workers, apps, log_level, component_log_level, timeout, dynamic, drain_time_s)

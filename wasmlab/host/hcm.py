@@ -325,6 +325,8 @@ class ActiveStream:
             fm.release()
             self.fm = None
         hcm.streams.discard(self)
+        if not hcm.streams and hcm.on_drained is not None:
+            hcm.on_drained()
         pending = self.pending
         self.pending = None
         if pending is None:
@@ -397,6 +399,8 @@ class HttpConnectionManager:
         self.listener = listener
         self.config: HcmConfig = listener.hcm
         self.streams: set[ActiveStream] = set()
+        #: called (on the stream's worker) when the last stream ends, while this HCM drains
+        self.on_drained: Callable[[], None] | None = None
         self._stat_prefix = f"http.{self.config.stat_prefix}."
 
     def stat(self, name: str) -> str:

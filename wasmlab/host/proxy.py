@@ -171,6 +171,7 @@ class Proxy:
         log_level: str = "info",
         options: dict[str, Any] | None = None,
         component_log_level: str | None = None,
+        upstreams: dict[str, Any] | None = None,
     ) -> None:
         if not isinstance(workers, int) or isinstance(workers, bool) or not 1 <= workers <= 64:
             raise ValueError(f"workers must be an int from 1 to 64, got {workers!r}")
@@ -217,6 +218,10 @@ class Proxy:
         self._close_lock = threading.Lock()
         self._finalizer = weakref.finalize(self, _stop_all, [srv.main, *srv.workers], srv.upstream_pool)
         self._views: Any = None
+        self._updater: Any = None
+        # apps that must serve before start-up (e.g. a cluster serving vm_config.code.remote)
+        for cname, app in (upstreams or {}).items():
+            self.upstream(cname, app)
         self._start()
 
     # ---- construction -------------------------------------------------------------------------
@@ -311,6 +316,16 @@ class Proxy:
 
             self._views = Views(lambda: self._server.recorder.snapshot(), recorder=self._server.recorder, proxy=self)
         return self._views
+
+    def update(self, source: str | os.PathLike[str]) -> Any:
+        """Apply new listeners as Envoy applies an LDS update (``host/update.py``); returns an
+        ``UpdateResult`` (``accepted``, Envoy's ``reason`` when rejected, ``listeners``)."""
+        self._check_open()
+        if self._updater is None:
+            from .update import ListenerUpdater  # imported by need: most proxies never update
+
+            self._updater = ListenerUpdater(self)
+        return self._updater.update(source)
 
     def upstream(self, cluster_name: str, app: Any = _MISSING) -> Any:
         """Serve ``cluster_name`` with ``app`` (``Request -> Response``); ``None`` = nothing listening.

@@ -185,6 +185,14 @@ class WasmManager:
                 del dispatcher.slots[vkey]
                 vm.destroy()
 
+    def drop_base_vms_except(self, vm_keys: set[str]) -> None:
+        """Destroy the base VMs of vm keys no plugin uses any more (after a config update)."""
+        with self._lock:
+            gone = [k for k in self._base if k not in vm_keys]
+            vms = [self._base.pop(k) for k in gone]
+        for vm in vms:
+            vm.destroy()
+
     def stop_base_vms(self) -> None:
         with self._lock:
             bases, self._base = list(self._base.values()), {}

@@ -31,13 +31,26 @@ NULL_RUNTIME = "envoy.wasm.runtime.null"
 
 
 @dataclass
+class RemoteCode:
+    """``vm_config.code.remote``: where Envoy fetches the module at start-up, and its hash."""
+
+    uri: str
+    cluster: str
+    timeout_s: float
+    sha256: str
+    #: ``retry_policy.num_retries`` (Envoy's default for a remote data source: 1)
+    num_retries: int = 1
+
+
+@dataclass
 class VmConfig:
     vm_id: str
     runtime: str
-    code: bytes
-    code_name: str  # the file name as written, or "<inline>"
+    code: bytes  # empty for remote code until it is fetched (``proxywasm.remote_code``)
+    code_name: str  # the file name as written, or "<inline>", or the remote uri
     configuration: bytes = b""
     environment: dict[str, str] = field(default_factory=dict)
+    remote: RemoteCode | None = None
 
     @functools.cached_property
     def vm_key(self) -> str:
@@ -131,11 +144,51 @@ def parse_vm_config(node: Node) -> VmConfig:
     if runtime != V8 and runtime not in OTHER_RUNTIMES:
         raise node.child("runtime").error(f"unknown Wasm runtime {runtime!r} (Envoy 1.40 has {V8})")
     code_node = node.req("code").check_fields("local remote")
+    if code_node.has("remote") and code_node.has("local"):
+        raise code_node.error("only one of local and remote can be set")
     if code_node.has("remote"):
-        raise code_node.child("remote").error(
-            "code.remote is not supported: wasmlab has no network; download the .wasm and use code.local.filename"
-        )
-    local = code_node.req("local").check_fields("filename inline_bytes inline_string")
+        remote = parse_remote(code_node.req("remote"))
+        code, code_name = b"", remote.uri
+    else:
+        code, code_name = _local_code(code_node.req("local"))
+        remote = None
+    configuration = unwrap_any(node.req("configuration")) if node.has("configuration") else b""
+    env: dict[str, str] = {}
+    if node.has("environment_variables"):
+        ev = node.req("environment_variables").check_fields("host_env_keys key_values")
+        for k in ev.req("host_env_keys").list() if ev.has("host_env_keys") else []:
+            name = k.str()
+            if name in os.environ:
+                env[name] = os.environ[name]
+        if ev.has("key_values"):
+            for k, v in ev.req("key_values").items():
+                env[str(k)] = v.str()
+    vm_id = node.req("vm_id").str() if node.has("vm_id") else ""
+    return VmConfig(vm_id, runtime, code, code_name, configuration, env, remote)
+
+
+def parse_remote(node: Node) -> RemoteCode:
+    """``RemoteDataSource``: ``http_uri`` (uri, cluster, timeout — all required, as Envoy's
+    validation says), ``sha256`` (required, non-empty) and ``retry_policy.num_retries``."""
+    node.check_fields("http_uri sha256 retry_policy", required=("http_uri", "sha256"))
+    hu = node.req("http_uri").check_fields("uri cluster timeout", required=("uri", "cluster", "timeout"))
+    retries = 1
+    if node.has("retry_policy"):
+        rp = node.req("retry_policy").check_fields("num_retries retry_back_off")
+        if rp.has("num_retries"):
+            retries = rp.req("num_retries").int(minimum=0)
+    return RemoteCode(
+        uri=hu.req("uri").str(allow_empty=False),
+        cluster=hu.req("cluster").str(allow_empty=False),
+        timeout_s=hu.req("timeout").duration(),
+        sha256=node.req("sha256").str(allow_empty=False).lower(),
+        num_retries=retries,
+    )
+
+
+def _local_code(local: Node) -> tuple[bytes, str]:
+    """The bytes and display name of ``code.local`` (a file, base64 bytes or a string)."""
+    local.check_fields("filename inline_bytes inline_string")
     kinds = [k for k in ("filename", "inline_bytes", "inline_string") if local.has(k)]
     if len(kinds) != 1:
         raise local.error("exactly one of filename, inline_bytes, inline_string must be set")
@@ -157,19 +210,7 @@ def parse_vm_config(node: Node) -> VmConfig:
     else:
         code = local.req("inline_string").str().encode()
         code_name = "<inline_string>"
-    configuration = unwrap_any(node.req("configuration")) if node.has("configuration") else b""
-    env: dict[str, str] = {}
-    if node.has("environment_variables"):
-        ev = node.req("environment_variables").check_fields("host_env_keys key_values")
-        for k in ev.req("host_env_keys").list() if ev.has("host_env_keys") else []:
-            name = k.str()
-            if name in os.environ:
-                env[name] = os.environ[name]
-        if ev.has("key_values"):
-            for k, v in ev.req("key_values").items():
-                env[str(k)] = v.str()
-    vm_id = node.req("vm_id").str() if node.has("vm_id") else ""
-    return VmConfig(vm_id, runtime, code, code_name, configuration, env)
+    return code, code_name
 
 
 _POLICIES = {p.name: p for p in FailurePolicy}
@@ -214,28 +255,37 @@ def parse_plugin_config(node: Node, what: str = "plugin") -> PluginConfig:
         ),
         where=f"{node.source.name}:{node.line}: {node.path}",
     )
-    load_code(plugin, node)
+    if vm.remote is None:  # remote code is fetched when the extension starts (remote_code.py)
+        load_code(plugin, node.child("vm_config").child("code"))
     return plugin
 
 
-def load_code(plugin: PluginConfig, node: Node) -> None:
-    """Compile and inspect the module (cached), turning refusals into config errors."""
+def load_code(plugin: PluginConfig, where: Node) -> None:
+    """Compile and inspect the module (cached), turning refusals into config errors
+    (``where`` is the ``code`` node the error names)."""
+    why = compile_plugin(plugin)
+    if why is not None:
+        raise where.error(why)
+
+
+def compile_plugin(plugin: PluginConfig) -> str | None:
+    """Compile and inspect the plugin's code; None when it loads, else why it does not."""
     from .hostcalls import Linker
 
     vm = plugin.vm_config
-    where = node.child("vm_config").child("code")
     try:
         compiled = compile_code(vm.code)
     except Exception as e:  # wasmtime's own error types
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise where.error(
+        return (
             f"Wasm VM failed Failed to parse corrupted Wasm module (module {vm.code_name}: {first}); "
             f"Unable to create Wasm plugin {plugin.name}"
-        ) from None
+        )
     try:
         info = inspect_module(compiled.module)
         Linker(info.version).check(compiled.module)
     except ModuleRejected as e:
-        raise where.error(f"{e} (module {vm.code_name}); Unable to create Wasm plugin {plugin.name}") from None
+        return f"{e} (module {vm.code_name}); Unable to create Wasm plugin {plugin.name}"
     plugin.compiled = compiled
     plugin.info = info
+    return None

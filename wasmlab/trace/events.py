@@ -34,6 +34,7 @@ KINDS = (
     "trap",  # a Wasm trap or Lua error that failed a VM or hook
     "shared_data",  # shared data get/set (CAS)
     "upstream",  # a request handed to an upstream app and its answer
+    "config",  # a configuration update (proxy.update): accepted or rejected, old listeners drained
 )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ...proxywasm import remote_code
 from ...proxywasm.plugin import V8
 
 if TYPE_CHECKING:
@@ -29,10 +30,18 @@ class WasmExtension:
     main_role = "main"
     #: the role of each worker's VM, or None for no VM on workers (a singleton WasmService)
     worker_role: str | None = "replica"
+    #: the plugin's remote code could not be fetched: no VM anywhere, streams follow the policy
+    load_failed = False
 
     def start_main(self, proxy: ServerContext) -> None:
         self.proxy = proxy
         plugin = self.plugin
+        if plugin.vm_config.remote is not None and plugin.compiled is None:
+            proxy.log("warning", "wasm", remote_code.UNSTABLE_WARNING)
+            if not remote_code.fetch_code(proxy, plugin):
+                self.load_failed = True
+                remote_code.log_failed_on_thread(proxy, plugin)
+                return
         if plugin.vm_config.runtime != V8:
             proxy.log(
                 "warning",
@@ -47,14 +56,25 @@ class WasmExtension:
     def start_worker(self, dispatcher: Dispatcher) -> None:
         if self.worker_role is not None:
             assert self.proxy is not None
+            if self.load_failed:
+                remote_code.log_failed_on_thread(self.proxy, self.plugin)
+                return
             self.proxy.wasm.thread_handle(self.plugin, dispatcher, self.worker_role)
 
     def stop_worker(self, dispatcher: Dispatcher) -> None:
-        if self.worker_role is not None:
+        if self.worker_role is not None and not self.load_failed:
             assert self.proxy is not None
             self.proxy.wasm.stop_plugin(self.plugin, dispatcher)
 
+    def stop_main_root(self) -> None:
+        """The main thread's part of retiring this plugin after an update: its root context
+        (base VMs stay; the updater drops those no plugin uses any more)."""
+        if self.proxy is not None and not self.load_failed:
+            self.proxy.wasm.stop_plugin(self.plugin, self.proxy.main)
+
     def stop_main(self) -> None:
         assert self.proxy is not None
+        if self.load_failed:
+            return
         self.proxy.wasm.stop_plugin(self.plugin, self.proxy.main)
         self.proxy.wasm.stop_base_vms()
