@@ -112,3 +112,24 @@ def test_unary_grpc_callout_to_a_python_service_like_envoy(envoy_bin):
     assert names == ["proxy_on_grpc_receive", "proxy_on_grpc_receive", "proxy_on_grpc_close"]
     assert mine_logs == env_logs
     assert env_logs[-1].endswith("failed with grpc-status 7")
+
+
+@pytest.mark.envoy
+def test_queue_burn_service_consumes_every_message_like_envoy(envoy_bin):
+    """Lesson 07's measured setup: the filter enqueues and continues, the singleton service on
+    the main thread processes every message (its counter), in both hosts."""
+    cfg = WASM / "queue_burn.yaml"
+    with Proxy.from_yaml(cfg, workers=2) as p:
+        mine = [p.request("GET", f"/m/{i}").status for i in range(6)]
+        p.wait_idle()
+        mine_done = p.stats()["wasmcustom.queue_burn.done"]
+        deq_threads = {e.thread for e in p.trace.filter(kind="queue", name="dequeue")}
+    with real.run(cfg, workers=2) as e:
+        env = [e.request("GET", f"/m/{i}").status for i in range(6)]
+        deadline = time.time() + 10
+        while e.stats().get("wasmcustom.queue_burn.done", 0) < 6 and time.time() < deadline:
+            time.sleep(0.1)
+        env_done = e.stats().get("wasmcustom.queue_burn.done")
+    assert mine == env == [200] * 6
+    assert mine_done == env_done == 6
+    assert deq_threads == {"main"}
