@@ -133,3 +133,19 @@ def test_queue_burn_service_consumes_every_message_like_envoy(envoy_bin):
     assert mine == env == [200] * 6
     assert mine_done == env_done == 6
     assert deq_threads == {"main"}
+
+
+@pytest.mark.envoy
+def test_grpc_service_down_is_unavailable_like_envoy(envoy_bin):
+    """Lesson 10, question 2: nothing listens on the gRPC cluster -> proxy_on_grpc_close(..., 14)."""
+    cfg = WASM / "grpc_quota.yaml"
+    with Proxy.from_yaml(cfg, workers=1) as p:
+        p.upstream("grpc", None)
+        mine = p.request("GET", "/q", headers={"x-user": "a"}).status
+        mine_log = [ln for ln in p.logs if "grpc_quota: " in ln][-1]
+    with real.run(cfg, workers=1, apps={"grpc": None}) as e:
+        env = e.request("GET", "/q", headers={"x-user": "a"}).status
+        time.sleep(0.3)
+        env_log = [ln for ln in e.logs if "grpc_quota: " in ln][-1]
+    assert mine == env == 503
+    assert mine_log == env_log and mine_log.endswith("failed with grpc-status 14")
