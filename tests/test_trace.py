@@ -188,3 +188,95 @@ def test_traces_saved_before_parent_and_phase_still_load_and_get_them():
     again = Trace.from_json(json.dumps(old, default=str))
     assert [(e.seq, e.parent, e.phase) for e in again] == [(e.seq, e.parent, e.phase) for e in trace]
     assert any(e.phase == "enter" for e in again)
+
+
+# ---- the ring: flat, bounded, whole events, read lazily ----------------------------------------------
+def test_ring_keeps_the_last_events_whole_while_threads_record_at_once():
+    """Four threads record through several chunk rotations into a small ring: the trace is the
+    last ``capacity`` events, in seq order, each row with its own thread's fields."""
+    import threading
+
+    from wasmlab.trace import Recorder, set_thread_identity
+
+    rec = Recorder(_fake_clock(), capacity=1000)
+    per_thread = 3000
+
+    def worker(i: int) -> None:
+        set_thread_identity(f"worker_{i}", i)
+        for n in range(per_thread):
+            rec.record("log", "info", {"n": n}, None, {"stream": i}, vm=f"vm{i}", context_id=i)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    trace = rec.trace()
+    assert len(trace) == rec.capacity == 1000
+    assert [e.seq for e in trace] == list(range(4 * per_thread - 999, 4 * per_thread + 1))
+    for e in trace:
+        i = e.worker
+        assert (e.thread, e.vm, e.context_id, e.data["stream"]) == (f"worker_{i}", f"vm{i}", i, i)
+        assert isinstance(e, Event) and (e.kind, e.name, e.parent, e.phase) == ("log", "info", None, None)
+
+
+def test_recording_leaves_no_object_per_event_for_the_garbage_collector():
+    """The ring keeps fields, not one tuple per event: 20,000 events add a few chunk lists to
+    what the cyclic GC tracks, not 20,000 objects (an Event per event did)."""
+    import gc
+
+    from wasmlab.trace import Recorder
+
+    rec = Recorder(_fake_clock())
+    data = {"phase": "event", "stream": 1}
+    rec.record("log", "info", "warm", None, data)
+    gc.collect()
+    before = len(gc.get_objects())
+    for n in range(20_000):
+        rec.record("log", "info", n, None, data)
+    gc.collect()
+    assert len(gc.get_objects()) - before < 100
+    assert len(rec.trace()) == 20_001
+
+
+def test_a_trace_filters_rows_and_builds_events_when_read():
+    """Also: ``event=False`` (a call site that ignores the result) records the same event."""
+    from wasmlab.trace import Recorder
+
+    rec = Recorder(_fake_clock())
+    enter, exit_ = {"phase": "enter", "stream": 1}, {"phase": "exit", "stream": 1}
+    seen = []
+    rec.subscribe(seen.append)
+    assert rec.record("filter", "decode_headers", {"filter": "f"}, None, enter, event=False) is None
+    rec.record("log", "info", {"message": "m"}, None, {"stream": 2})
+    rec.record("filter", "decode_headers", {"filter": "f"}, "Continue", exit_, event=False)
+    trace = rec.trace()
+    assert seen == trace.events  # event=False skips only the returned Event
+    assert len(trace) == 3 and trace.names() == ["decode_headers", "info", "decode_headers"]
+    only = trace.filter(kind="filter", stream=1)
+    assert [(e.phase, e.parent, e.result) for e in only] == [("enter", None, None), ("exit", 1, "Continue")]
+    assert all(type(e) is Event for e in only.events) and only[1] == only.events[1]
+    assert trace.filter(stream=2).names() == ["info"]
+    assert [e.to_dict() for e in Trace.from_json(trace.to_json())] == [e.to_dict() for e in trace]
+    assert rec.snapshot() == trace.events
+
+
+def test_clear_forgets_the_ring_but_not_lifecycle_state_and_subscribers_see_every_event():
+    from wasmlab.trace import Recorder
+
+    rec = Recorder(_fake_clock(), capacity=10)
+    seen = []
+    unsubscribe = rec.subscribe(seen.append)
+    rec.record("vm", "create", {"kind": "wasm"}, vm="v")
+    cb = rec.record("callback", "proxy_on_tick", (1,), None, {"phase": "enter"}, vm="v")
+    for n in range(25):
+        rec.record("log", "info", n)
+    rec.clear()
+    assert len(rec.trace()) == 0
+    assert [e.name for e in rec.snapshot(include_state=True)] == ["create"]
+    after = rec.record("log", "info", "after")
+    assert after.parent == cb.seq  # the call is still open on this thread
+    assert rec.trace().events == [after]
+    unsubscribe()
+    rec.record("log", "info", "unseen")
+    assert seen[-1] == after and len(seen) == 28 and seen[1] == cb

@@ -58,7 +58,7 @@ class Event(NamedTuple):
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Event:
-        return cls(**{f: d.get(f) for f in cls._fields})
+        return cls._make(d.get(f) for f in cls._fields)
 
     def __str__(self) -> str:
         from .export import event_text
@@ -70,22 +70,28 @@ class Event(NamedTuple):
 PHASES = ("enter", "exit")
 
 
-def close_call(stack: list[Event], kind: str, name: str) -> int | None:
+#: positions of the fields the call stack reads: the recorder's stack holds raw rows (tuples in
+#: ``Event._fields`` order), ``link`` holds events; both index the same way
+SEQ, KIND, NAME, DATA = 0, 6, 7, 10
+
+
+def close_call(stack: list[Any], kind: str, name: str) -> int | None:
     """Pop the innermost open ``kind name`` call (and any call left open inside it: a trap
     unwinds without exits) from a thread's stack of enter events; its ``seq``, or None if it is
     not open."""
     for i in range(len(stack) - 1, -1, -1):
         frame = stack[i]
-        if frame.kind == kind and frame.name == name:
+        if frame[KIND] == kind and frame[NAME] == name:
             del stack[i:]
-            return frame.seq
+            return frame[SEQ]
     return None
 
 
-def unwind_trap(stack: list[Event], ev: Event) -> None:
-    """A trap ends the Wasm callback (or filter callback) it happened in, which never exits."""
+def unwind_trap(stack: list[Any], name: str) -> None:
+    """A trap ends the Wasm callback (or filter callback) ``name`` it happened in, which never
+    exits."""
     for kind in ("callback", "filter"):
-        if close_call(stack, kind, ev.name) is not None:
+        if close_call(stack, kind, name) is not None:
             return
 
 
@@ -107,6 +113,6 @@ def link(events: Iterable[Event]) -> list[Event]:
         if phase == "enter":
             stack.append(ev)
         elif ev.kind == "trap":
-            unwind_trap(stack, ev)
+            unwind_trap(stack, ev.name)
         out.append(ev)
     return out

@@ -2,11 +2,12 @@
 
 Envoy shows its internals through log lines (``--component-log-level wasm:trace``); wasmlab records
 structured events instead and renders log lines from them. Recording is a counter increment, a
-clock read and one tuple appended to a bounded ring (``collections.deque`` appends are atomic
-under the GIL), so it is cheap enough to leave on in lessons. Each thread also keeps the stack of
-its open calls (an ``enter`` pushes, its ``exit`` pops), which gives every event its ``parent``;
-call sites only say ``data["phase"]`` ("enter"/"exit"). ``trace=False`` turns it off:
-``Recorder.enabled`` is then False and hot paths skip building event arguments at all.
+clock read and one tuple of fields copied into a bounded ring (:mod:`.ring`: the events are kept
+flat, not as objects, so that the garbage collector never walks them); ``Event`` objects are built
+when the trace is read. Each thread also keeps the stack of its open calls (an ``enter`` pushes,
+its ``exit`` pops), which gives every event its ``parent``; call sites only say
+``data["phase"]`` ("enter"/"exit"). ``trace=False`` turns it off: ``Recorder.enabled`` is then
+False and hot paths skip building event arguments at all.
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ import itertools
 import json
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from .events import Event, close_call, link, unwind_trap
+from .events import DATA, Event, close_call, link, unwind_trap
+from .ring import EventRing
 
 #: per-thread identity, set by each dispatcher thread when it starts
 _thread_info = threading.local()
@@ -36,7 +39,14 @@ def thread_identity() -> tuple[str, int | None]:
     return ident
 
 
+#: a row (a plain tuple of the 13 fields) -> an Event, without Event.__new__'s argument parsing
+#: (``record`` calls ``tuple.__new__(Event, row)`` itself: the partial costs one more call)
+as_event: Callable[[tuple[Any, ...]], Event] = partial(tuple.__new__, Event)
 _new_event = tuple.__new__
+
+#: the bottom of every thread's call stack: a row that is no call (its seq, the parent of a
+#: top-level event, is None), so the hot path never checks for an empty stack
+_NO_CALL: tuple[Any, ...] = (None,) * 13
 
 
 DEFAULT_CAPACITY = 200_000
@@ -54,19 +64,19 @@ class Recorder:
         self.enabled = enabled
         self._clock_ns = clock_ns
         self._seq = itertools.count(1)
-        self._ring: deque[Event] = deque(maxlen=capacity)
+        self._ring = EventRing(capacity)
         self._subscribers: list[Callable[[Event], None]] = []
         #: lifecycle events (VMs, root contexts, queue registrations, traps), kept through
         #: clear() and ring overflow so views can still tell what exists
         self._state: deque[Event] = deque(maxlen=20_000)
-        #: per thread: its identity and the calls open on it (their enter events, innermost
-        #: last) — identity fixed at the thread's first event (a dispatcher names its
-        #: thread before it runs anything)
+        #: per thread: its identity and the calls open on it (their rows, innermost last) —
+        #: identity fixed at the thread's first event (a dispatcher names its thread before it
+        #: runs anything)
         self._calls = threading.local()
 
     @property
     def capacity(self) -> int:
-        return self._ring.maxlen or 0
+        return self._ring.capacity
 
     def record(
         self,
@@ -77,50 +87,70 @@ class Recorder:
         data: Any = None,
         vm: str | None = None,
         context_id: int | None = None,
+        *,
+        event: bool = True,
     ) -> Event | None:
+        """Record one event and return it (None when tracing is off). Runs for every host step.
+
+        ``event=False`` returns None instead: building the returned ``Event`` is the largest part
+        of what recording costs once the ring keeps rows, so a call site that ignores the result
+        can skip it (views and traces still get every event in full)."""
         if not self.enabled:
             return None
         try:
             thread, worker, stack = self._calls.here
         except AttributeError:
-            thread, worker, stack = self._calls.here = (*thread_identity(), [])
+            thread, worker, stack = self._calls.here = (*thread_identity(), [_NO_CALL])
+        # parent and phase: the innermost open call on this thread (an exit closes its own);
+        # stack rows index as Event fields: 0 seq, 6 kind, 7 name
         phase = data.get("phase") if data.__class__ is dict else None
-        if phase == "exit":
-            top = stack[-1] if stack else None
-            if top is not None and top[7] == name and top[6] == kind:
+        if phase is None:
+            parent = stack[-1][0]
+        elif phase == "exit":
+            top = stack[-1]
+            if top[7] == name and top[6] == kind:
                 stack.pop()
                 parent = top[0]
             else:
                 parent = close_call(stack, kind, name)
         else:
-            parent = stack[-1][0] if stack else None
-            if phase is not None and phase != "enter":
+            parent = stack[-1][0]
+            if phase != "enter":
                 phase = None  # a point event that names its phase ("event")
-        seq, t_ns = next(self._seq), self._clock_ns()
-        ev = _new_event(
-            Event, (seq, t_ns, thread, worker, vm, context_id, kind, name, args, result, data, parent, phase)
-        )
+        seq = next(self._seq)
+        row = (seq, self._clock_ns(), thread, worker, vm, context_id, kind, name, args, result, data, parent, phase)
+        # into the ring (see ring.py: kept flat, so the garbage collector never walks it)
+        self._ring.put(row)
+        if not seq % self._ring.chunk_events:
+            self._ring.rotate()
         if phase == "enter":
-            stack.append(ev)
-        self._ring.append(ev)
+            stack.append(row)
         if kind in _STATE_KINDS:
-            if _is_state(ev):
-                self._state.append(ev)
-            if kind == "trap":
-                unwind_trap(stack, ev)
+            self._lifecycle(row, stack)
         if self._subscribers:
-            for fn in list(self._subscribers):
-                try:
-                    fn(ev)
-                except Exception:  # a broken view must never break the host
-                    pass
-        return ev
+            self._publish(_new_event(Event, row))
+        return _new_event(Event, row) if event else None
+
+    def _lifecycle(self, row: tuple[Any, ...], stack: list[tuple[Any, ...]]) -> None:
+        """A VM, context, queue or trap event: keep it through clear() if it tells what exists; a
+        trap ends the callback it happened in."""
+        if _is_state(row):
+            self._state.append(_new_event(Event, row))
+        if row[6] == "trap":
+            unwind_trap(stack, row[7])
+
+    def _publish(self, ev: Event) -> None:
+        for fn in list(self._subscribers):
+            try:
+                fn(ev)
+            except Exception:  # a broken view must never break the host
+                pass
 
     def current_stream(self) -> int | None:
         """The stream the innermost open call on this thread works for (``data["stream"]`` of the
         nearest call that names one), or None: what a callout started inside it belongs to."""
-        for frame in reversed(getattr(self._calls, "here", ("", None, []))[2]):
-            data = frame[10]
+        for frame in reversed(getattr(self._calls, "here", ("", None, [_NO_CALL]))[2]):
+            data = frame[DATA]
             if data.__class__ is dict and data.get("stream") is not None:
                 return data["stream"]
         return None
@@ -135,10 +165,14 @@ class Recorder:
 
         return unsubscribe
 
+    def rows(self) -> list[tuple[Any, ...]]:
+        """The events in the ring as rows (plain tuples in ``Event._fields`` order), oldest first."""
+        return self._ring.rows()
+
     def snapshot(self, include_state: bool = False) -> list[Event]:
         """The events in the ring, oldest first. ``include_state`` puts the lifecycle events the
         ring no longer holds (cleared or overwritten) in front, so a layout still knows every VM."""
-        events = _copy(self._ring)
+        events = list(map(as_event, self._ring.rows()))
         if not include_state:
             return events
         in_ring = {e.seq for e in events}
@@ -148,7 +182,8 @@ class Recorder:
         self._ring.clear()
 
     def trace(self) -> Trace:
-        return Trace(self.snapshot(), recorder=self)
+        """The events in the ring as a :class:`Trace` (its ``Event`` objects are built on first read)."""
+        return Trace.from_rows(self._ring.rows(), recorder=self)
 
 
 def _copy(d: deque[Event]) -> list[Event]:
@@ -164,34 +199,60 @@ def _copy(d: deque[Event]) -> list[Event]:
 _STATE_KINDS = frozenset(("vm", "context", "queue", "trap"))
 
 
-def _is_state(ev: Event) -> bool:
-    kind = ev.kind
+def _is_state(row: tuple[Any, ...]) -> bool:
+    """Whether a vm/context/queue/trap row tells what exists (rows index as Event fields)."""
+    kind = row[6]
     if kind == "context":
-        return isinstance(ev.args, dict) and ev.args.get("kind") == "root"
+        args = row[8]
+        return isinstance(args, dict) and args.get("kind") == "root"
     if kind == "queue":
-        return ev.name == "register"
-    return kind == "vm" or (kind == "trap" and ev.vm is not None)
+        return row[7] == "register"
+    return kind == "vm" or (kind == "trap" and row[4] is not None)
 
 
 class Trace:
-    """A list of events with the exports DESIGN promises (JSON, text, Envoy log lines)."""
+    """A list of events with the exports DESIGN promises (JSON, text, Envoy log lines).
+
+    A trace read from the recorder holds rows (plain tuples, as the ring keeps them) and builds
+    its ``Event`` objects the first time they are read: ``len``, ``filter`` and ``names`` work on
+    the rows, so narrowing a large trace before reading it never builds the events it drops."""
 
     def __init__(self, events: Iterable[Event], recorder: Recorder | None = None) -> None:
-        self.events: list[Event] = list(events)
+        self._events: list[Event] | None = list(events)
+        self._rows: Sequence[tuple[Any, ...]] = self._events
         self._recorder = recorder
+
+    @classmethod
+    def from_rows(cls, rows: Sequence[tuple[Any, ...]], recorder: Recorder | None = None) -> Trace:
+        """A trace over rows (tuples in ``Event._fields`` order); events are built when read."""
+        trace = cls((), recorder)
+        trace._rows, trace._events = rows, None
+        return trace
+
+    @property
+    def events(self) -> list[Event]:
+        if self._events is None:
+            self._events = list(map(as_event, self._rows))
+            self._rows = self._events
+        return self._events
+
+    @events.setter
+    def events(self, events: list[Event]) -> None:
+        self._events = list(events)
+        self._rows = self._events
 
     # sequence protocol
     def __iter__(self) -> Iterator[Event]:
         return iter(self.events)
 
     def __len__(self) -> int:
-        return len(self.events)
+        return len(self._rows)
 
     def __getitem__(self, i: int) -> Event:
         return self.events[i]
 
     def __repr__(self) -> str:
-        return f"<Trace {len(self.events)} events>"
+        return f"<Trace {len(self._rows)} events>"
 
     def clear(self) -> None:
         """Forget recorded events (the live recorder too)."""
@@ -208,27 +269,34 @@ class Trace:
         vm: str | None = None,
     ) -> Trace:
         kinds = {kind} if isinstance(kind, str) else set(kind) if kind is not None else None
-        out = []
-        for ev in self.events:
-            if kinds is not None and ev.kind not in kinds:
+        out: list[tuple[Any, ...]] = []
+        # rows and events index alike: (seq, t_ns, thread, worker, vm, context_id, kind, name,
+        # args, result, data, ...)
+        for row in self._rows:
+            if kinds is not None and row[6] not in kinds:
                 continue
-            if name is not None and ev.name != name:
+            if name is not None and row[7] != name:
                 continue
-            if thread is not None and ev.thread != thread:
+            if thread is not None and row[2] != thread:
                 continue
-            if vm is not None and ev.vm != vm:
+            if vm is not None and row[4] != vm:
                 continue
-            if stream is not None and not (isinstance(ev.data, dict) and ev.data.get("stream") == stream):
-                continue
-            out.append(ev)
-        return Trace(out)
+            if stream is not None:
+                data = row[DATA]
+                if not (isinstance(data, dict) and data.get("stream") == stream):
+                    continue
+            out.append(row)
+        if self._events is None:
+            return Trace.from_rows(out)
+        return Trace(cast(list[Event], out))  # already events: keep them
 
     def names(self) -> list[str]:
-        return [ev.name for ev in self.events]
+        return [row[7] for row in self._rows]
 
     # exports
     def to_list(self) -> list[dict[str, Any]]:
-        return [ev.to_dict() for ev in self.events]
+        fields = Event._fields
+        return [dict(zip(fields, row, strict=True)) for row in self._rows]  # Event.to_dict, from rows
 
     def to_json(self, indent: int | None = None) -> str:
         return json.dumps(self.to_list(), indent=indent, default=_json_default)
