@@ -18,13 +18,8 @@ WASM = CONFIGS / "wasm"
 
 
 def _access_lines(logs: list[str]) -> list[str]:
-    """The module's own lines, without the request id (random per request)."""
-    out = []
-    for line in logs:
-        m = re.search(r"access: .*", line)
-        if m:
-            out.append(re.sub(r"x-request-id=[0-9a-f-]+", "x-request-id=*", m.group(0)))
-    return out
+    """The module's own lines."""
+    return [m.group(0) for line in logs if (m := re.search(r"access: .*", line))]
 
 
 @pytest.mark.envoy
@@ -40,7 +35,7 @@ def test_access_logger_sees_every_stream_after_its_response_like_envoy(envoy_bin
         env_lines, env_stats = _access_lines(e.logs), e.stats()
     assert mine == env == [200, 200, 200]
     assert mine_lines == env_lines
-    assert env_lines[1] == "access: GET /direct -> 200 (x-request-id=*, upstream=)"
+    assert env_lines[1].startswith("access: GET /direct -> 200 (upstream=, ")
     assert mine_stats["wasmcustom.access_logger.logged"] == env_stats["wasmcustom.access_logger.logged"] == 3
 
 

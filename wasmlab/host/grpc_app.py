@@ -19,7 +19,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 
-from ..http import Request, Response
+from ..http import HeaderMap, Request, Response
 
 GRPC_OK = 0
 GRPC_NOT_FOUND = 5
@@ -79,7 +79,7 @@ def grpc_unary_app(methods: dict[str, Handler]) -> Callable[[Request], Response]
     """An upstream app serving unary gRPC ``methods`` (path -> handler of one message)."""
 
     def app(request: Request) -> Response:
-        headers = {"content-type": "application/grpc"}
+        headers = HeaderMap([("content-type", "application/grpc")])
         handler = methods.get(request.path)
         if request.method != "POST" or handler is None:
             return _status(headers, GRPC_UNIMPLEMENTED, f"unknown method {request.path}")
@@ -88,10 +88,11 @@ def grpc_unary_app(methods: dict[str, Handler]) -> Callable[[Request], Response]
             reply = handler(messages[0] if messages else b"")
         except GrpcError as e:
             return _status(headers, e.status, e.message)
-        return Response(200, headers, frame(reply), trailers=[("grpc-status", str(GRPC_OK))])
+        return Response(200, headers, frame(reply), trailers=HeaderMap([("grpc-status", str(GRPC_OK))]))
 
     return app
 
 
-def _status(headers: dict[str, str], status: int, message: str) -> Response:
-    return Response(200, headers, b"", trailers=[("grpc-status", str(status)), ("grpc-message", message)])
+def _status(headers: HeaderMap, status: int, message: str) -> Response:
+    trailers = HeaderMap([("grpc-status", str(status)), ("grpc-message", message)])
+    return Response(200, headers, b"", trailers=trailers)
