@@ -9,6 +9,7 @@
     wasmlab doctor
     wasmlab build-modules [--check]
     wasmlab build assemblyscript [--check]   the lesson-05 AssemblyScript filter (needs Node.js)
+    wasmlab package MODULE.wasm --oci DIR [--tag T]
     wasmlab course build [--check]   write the student and solution notebooks from notebooks/source/
     wasmlab grade PATH... [--json] [--csv FILE] [--timeout S]   run notebooks, table of check results
 
@@ -135,6 +136,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return bench_main(args)
 
 
+def cmd_package(args: argparse.Namespace) -> int:
+    from .package import package_oci
+
+    desc = package_oci(args.module, args.oci, tag=args.tag, created=args.created)
+    print(
+        f"{args.oci}: OCI image layout, {args.module} tagged {args.tag!r}, manifest {desc.digest} ({desc.size} bytes)"
+    )
+    return 0
+
+
 def cmd_build_modules(args: argparse.Namespace) -> int:
     from .modules import build_modules
 
@@ -226,6 +237,12 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true", help="rebuild and fail if the committed .wasm differs")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_build)
+    p = sub.add_parser("package", help="write a .wasm as a Wasm OCI artifact in an OCI image layout (no network)")
+    p.add_argument("module", help="the .wasm file")
+    p.add_argument("--oci", required=True, metavar="DIR", help="the image layout's folder (created)")
+    p.add_argument("--tag", default="latest", help="the tag in index.json (default: latest)")
+    p.add_argument("--created", help="the config's created time, RFC 3339 (default: now)")
+    p.set_defaults(func=cmd_package)
 
     _add_course_parsers(sub)
     return parser

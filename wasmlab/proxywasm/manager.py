@@ -353,18 +353,14 @@ class WasmManager:
         return token
 
     def _grpc_done(self, vm: WasmVm, root: RootContext, token: int, resp: async_client.AsyncResponse) -> None:
+        """A unary call's end, as Envoy's ``GrpcCallClientHandler`` reports it: on success
+        (grpc-status 0) only ``proxy_on_grpc_receive`` with the reply; on failure only
+        ``proxy_on_grpc_close`` with the status. Unary calls get no metadata callbacks."""
         if root.grpc_calls.pop(token, None) is None or vm.failed is not None or root.deleted:
             return
         status, msg = 14, b"upstream failure"  # UNAVAILABLE
-        calls: list[tuple[str, tuple[int, ...], dict[Any, Any]]] = []
+        reply: bytes | None = None
         if resp.headers is not None and resp.status == 200:
-            initial = HeaderMap((k, v) for k, v in resp.headers if not k.startswith(":"))
-            calls.append(("proxy_on_grpc_receive_initial_metadata", (root.id, token, len(initial)), {4: initial}))
-            body = resp.body
-            while len(body) >= 5:
-                n = struct.unpack(">I", body[1:5])[0]
-                calls.append(("proxy_on_grpc_receive", (root.id, token, n), {"message": body[5 : 5 + n]}))
-                body = body[5 + n :]
             trailers = resp.trailers or HeaderMap()
             src = trailers if "grpc-status" in trailers else resp.headers
             try:
@@ -372,17 +368,22 @@ class WasmManager:
             except ValueError:
                 status = 2
             msg = (src.get("grpc-message") or "").encode()
-            calls.append(("proxy_on_grpc_receive_trailing_metadata", (root.id, token, len(trailers)), {5: trailers}))
+            body = resp.body
+            if status == 0 and len(body) >= 5:
+                n = struct.unpack(">I", body[1:5])[0]
+                reply = body[5 : 5 + n]
+            elif status == 0:
+                status, msg = 13, b"no response message"  # INTERNAL, as Envoy's unary client says
         elif resp.headers is not None:
             status = {400: 13, 401: 16, 403: 7, 404: 12, 429: 14, 502: 14, 503: 14, 504: 14}.get(resp.status, 2)
             msg = resp.body[:200]
         try:
-            for name, args, data in calls:
-                root.grpc_current = data
-                vm.call(root, name, *args)
-            root.grpc_current = None
-            root.status = (status, msg)
-            vm.call(root, "proxy_on_grpc_close", root.id, token, status)
+            if reply is not None:
+                root.grpc_current = {"message": reply}
+                vm.call(root, "proxy_on_grpc_receive", root.id, token, len(reply))
+            else:
+                root.status = (status, msg)
+                vm.call(root, "proxy_on_grpc_close", root.id, token, status)
         except Trapped:
             pass
         finally:
