@@ -164,8 +164,8 @@ def parse_vm_config(node: Node) -> VmConfig:
             if name in os.environ:
                 env[name] = os.environ[name]
         if ev.has("key_values"):
-            for k, v in ev.req("key_values").items():
-                env[str(k)] = v.str()
+            for key, value in ev.req("key_values").items():
+                env[str(key)] = value.str()
     vm_id = node.req("vm_id").str() if node.has("vm_id") else ""
     return VmConfig(vm_id, runtime, code, code_name, configuration, env, remote)
 
