@@ -67,6 +67,15 @@ def charge_upstream_timeout(stats: Any, cluster: str, internal: bool) -> None:
     charge_upstream_code(stats, cluster, 504, internal)
 
 
+def charge_upstream_result(stats: Any, cluster: str, result: UpstreamResult, internal: bool) -> None:
+    """What came back from the upstream, charged as Envoy's router does: the response's code, or
+    for no response the 503 the router answers with (see :func:`charge_upstream_failure`)."""
+    if result.response is None:
+        charge_upstream_failure(stats, cluster, result.failure or CONNECTION_TERMINATION, internal)
+    else:
+        charge_upstream_code(stats, cluster, result.response.status, internal)
+
+
 def echo_app(request: Request) -> Response:
     """The default upstream: echo the request as JSON ``{method, path, headers, body}``."""
     body = json.dumps(
