@@ -286,18 +286,13 @@ class Proxy:
         """The typed config this proxy runs (data: read it, do not change it)."""
         return self._config
 
-    @property
-    def recorder(self) -> Recorder:
-        """The live recorder behind :attr:`trace` (views subscribe to it to follow the proxy)."""
-        return self._server.recorder
+    def set_log_level(self, level: str) -> None:
+        """Envoy's ``-l``: lines below this level are dropped (default ``info``)."""
+        self._log.set_level(level)
 
     @property
     def log_level(self) -> str:
         return self._log.level
-
-    def set_log_level(self, level: str) -> None:
-        """Envoy's ``-l``: lines below this level are dropped (default ``info``)."""
-        self._log.set_level(level)
 
     @property
     def logs(self) -> list[str]:
@@ -313,6 +308,11 @@ class Proxy:
     def trace(self) -> Trace:
         """The recorded events (the last ``trace_capacity`` of them)."""
         return self._server.recorder.trace()
+
+    @property
+    def recorder(self) -> Recorder:
+        """The live recorder behind :attr:`trace` (views subscribe to it to follow the proxy)."""
+        return self._server.recorder
 
     def stats(self) -> dict[str, int]:
         """Counters and gauges with Envoy's names (only those touched so far)."""

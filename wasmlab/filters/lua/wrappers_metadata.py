@@ -137,8 +137,13 @@ class MetadataMapWrapper(_StructMapWrapper):
     trace_name = "metadata"
     __slots__ = ()
 
-    name_of = staticmethod(text)
-    lua_name = staticmethod(wire)
+    @staticmethod
+    def name_of(key: bytes) -> str:
+        return text(key)
+
+    @staticmethod
+    def lua_name(name: str) -> bytes:
+        return wire(name)
 
 
 class MetadataHolder(BaseLuaObject):
