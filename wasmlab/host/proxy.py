@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..config.bootstrap import Bootstrap
-from ..errors import ConfigError, ProxyClosed, StartupError, StreamTimeout, WasmlabError
+from ..errors import ConfigError, ProxyClosed, StartupError, StreamTimeout, WasmlabError, raised_at
 from ..http import HeaderMap, Response
 from ..trace import Recorder, Trace
 from ..trace.recorder import DEFAULT_CAPACITY
@@ -276,9 +276,7 @@ class Proxy:
         import traceback
 
         tb = "".join(traceback.format_exception_only(type(error), error)).strip()
-        frames = traceback.extract_tb(error.__traceback__)
-        where = f" at {frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}" if frames else ""
-        self._log.log("critical", "main", f"unhandled error on {thread}: {tb}{where}")
+        self._log.log("critical", "main", f"unhandled error on {thread}: {tb}{raised_at(error)}")
 
     # ---- public API -----------------------------------------------------------------------------
     @property

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import json
 import threading
-import traceback
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+from ..errors import raised_at
 from ..http import HeaderMap, Request, Response
 
 if TYPE_CHECKING:
@@ -182,9 +182,9 @@ class UpstreamPool:
         try:
             response = Response.coerce(app(request))
         except Exception as e:
-            tb = traceback.extract_tb(e.__traceback__)
-            where = f" at {tb[-1].filename.rsplit('/', 1)[-1]}:{tb[-1].lineno}" if tb else ""
-            self._log("error", "upstream", f"app for cluster '{cluster.name}' raised {type(e).__name__}: {e}{where}")
+            self._log(
+                "error", "upstream", f"app for cluster '{cluster.name}' raised {type(e).__name__}: {e}{raised_at(e)}"
+            )
             return UpstreamResult(None, CONNECTION_TERMINATION)
         return UpstreamResult(response, None)
 
