@@ -24,6 +24,16 @@ from typing import Any
 from ..trace import set_thread_identity
 
 
+def run_guarded(fn: Callable[..., Any], args: tuple[Any, ...], on_error: Callable[[Exception], None]) -> None:
+    """Run one task of a stream or connection: a Python exception from it (a bug in the host) goes
+    to ``on_error``, which logs it and ends what the task belonged to, instead of unwinding the
+    worker's loop and leaving the stream hanging."""
+    try:
+        fn(*args)
+    except Exception as e:
+        on_error(e)
+
+
 class RealClock:
     virtual = False
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..config.bootstrap import Bootstrap
-from ..errors import ConfigError, ProxyClosed, StartupError, StreamTimeout, WasmlabError
+from ..errors import ConfigError, ProxyClosed, StartupError, StreamTimeout, WasmlabError, raised_at
 from ..http import HeaderMap, Response
 from ..trace import Recorder, Trace
 from ..trace.recorder import DEFAULT_CAPACITY
@@ -276,9 +276,7 @@ class Proxy:
         import traceback
 
         tb = "".join(traceback.format_exception_only(type(error), error)).strip()
-        frames = traceback.extract_tb(error.__traceback__)
-        where = f" at {frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}" if frames else ""
-        self._log.log("critical", "main", f"unhandled error on {thread}: {tb}{where}")
+        self._log.log("critical", "main", f"unhandled error on {thread}: {tb}{raised_at(error)}")
 
     # ---- public API -----------------------------------------------------------------------------
     @property
@@ -286,18 +284,13 @@ class Proxy:
         """The typed config this proxy runs (data: read it, do not change it)."""
         return self._config
 
-    @property
-    def recorder(self) -> Recorder:
-        """The live recorder behind :attr:`trace` (views subscribe to it to follow the proxy)."""
-        return self._server.recorder
+    def set_log_level(self, level: str) -> None:
+        """Envoy's ``-l``: lines below this level are dropped (default ``info``)."""
+        self._log.set_level(level)
 
     @property
     def log_level(self) -> str:
         return self._log.level
-
-    def set_log_level(self, level: str) -> None:
-        """Envoy's ``-l``: lines below this level are dropped (default ``info``)."""
-        self._log.set_level(level)
 
     @property
     def logs(self) -> list[str]:
@@ -313,6 +306,11 @@ class Proxy:
     def trace(self) -> Trace:
         """The recorded events (the last ``trace_capacity`` of them)."""
         return self._server.recorder.trace()
+
+    @property
+    def recorder(self) -> Recorder:
+        """The live recorder behind :attr:`trace` (views subscribe to it to follow the proxy)."""
+        return self._server.recorder
 
     def stats(self) -> dict[str, int]:
         """Counters and gauges with Envoy's names (only those touched so far)."""

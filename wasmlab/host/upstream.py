@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import json
 import threading
-import traceback
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+from ..errors import raised_at
 from ..http import HeaderMap, Request, Response
 
 if TYPE_CHECKING:
@@ -65,6 +65,15 @@ def charge_upstream_failure(stats: Any, cluster: str, failure: str, internal: bo
 def charge_upstream_timeout(stats: Any, cluster: str, internal: bool) -> None:
     stats.inc(f"cluster.{cluster}.upstream_rq_timeout")
     charge_upstream_code(stats, cluster, 504, internal)
+
+
+def charge_upstream_result(stats: Any, cluster: str, result: UpstreamResult, internal: bool) -> None:
+    """What came back from the upstream, charged as Envoy's router does: the response's code, or
+    for no response the 503 the router answers with (see :func:`charge_upstream_failure`)."""
+    if result.response is None:
+        charge_upstream_failure(stats, cluster, result.failure or CONNECTION_TERMINATION, internal)
+    else:
+        charge_upstream_code(stats, cluster, result.response.status, internal)
 
 
 def echo_app(request: Request) -> Response:
@@ -173,9 +182,9 @@ class UpstreamPool:
         try:
             response = Response.coerce(app(request))
         except Exception as e:
-            tb = traceback.extract_tb(e.__traceback__)
-            where = f" at {tb[-1].filename.rsplit('/', 1)[-1]}:{tb[-1].lineno}" if tb else ""
-            self._log("error", "upstream", f"app for cluster '{cluster.name}' raised {type(e).__name__}: {e}{where}")
+            self._log(
+                "error", "upstream", f"app for cluster '{cluster.name}' raised {type(e).__name__}: {e}{raised_at(e)}"
+            )
             return UpstreamResult(None, CONNECTION_TERMINATION)
         return UpstreamResult(response, None)
 
