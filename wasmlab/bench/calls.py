@@ -39,7 +39,7 @@ def bench_calls(args: argparse.Namespace) -> Iterator[Result]:
     eng = wasmtime.Engine()
     module = wasmtime.Module(eng, CALL_WAT)
     ft = wasmtime.FuncType([wasmtime.ValType.i32()], [wasmtime.ValType.i32()])
-    n_fast, n_slow = size(args, 20_000, 200_000), size(args, 2_000, 20_000)
+    n_fast, n_slow = size(args, 10_000, 200_000), size(args, 1_000, 20_000)
     for seam_name in ("normal", "fast"):
         seam = callseam.FAST if seam_name == "fast" else callseam.NORMAL
         if seam_name == "fast":

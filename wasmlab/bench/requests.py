@@ -42,9 +42,9 @@ def _measure(
     """Requests/s with 64 in flight (``rounds`` samples) and one at a time (fewer samples)."""
     from ..host.proxy import Proxy
 
-    n_many, n_serial = size(args, 800, 20000), size(args, 200, 3000)
+    n_many, n_serial = size(args, 400, 20000), size(args, 100, 3000)
     with Proxy.from_yaml(direct_config(filters), workers=workers, trace=False, options=options) as proxy:
-        rps_many(proxy, size(args, 200, 2000))  # warm up: imports, JIT, caches
+        rps_many(proxy, size(args, 100, 2000))  # warm up: imports, JIT, caches
         many = [rps_many(proxy, n_many) for _ in range(rounds(args))]
         serial = [rps_serial(proxy, n_serial) for _ in range(max(2, rounds(args) // 2))]
     return many, serial
@@ -77,14 +77,14 @@ def bench_tracing(args: argparse.Namespace) -> Iterator[Result]:
     """What tracing adds per request (µs of wall time, one worker, 64 in flight), paired round by round."""
     from ..host.proxy import Proxy
 
-    n = size(args, 1000, 10000)
+    n = size(args, 600, 10000)
     for kind in ("native", "wasm"):
         samples = []
         for _ in range(rounds(args)):
             pair = []
             for trace in (False, True):
                 with Proxy.from_yaml(direct_config(filter_for(kind)), workers=1, trace=trace) as proxy:
-                    rps_many(proxy, size(args, 200, 500))
+                    rps_many(proxy, size(args, 100, 500))
                     pair.append(1e6 / rps_many(proxy, n))
             samples.append(pair[1] - pair[0])
         yield summarize(f"tracing.cost_us_per_request.{kind}", samples, "us")
@@ -95,14 +95,14 @@ def bench_scaling(args: argparse.Namespace) -> Iterator[Result]:
     wasmtime runs guest code without the GIL, so this is the figure that can scale."""
     from ..host.proxy import Proxy
 
-    n = size(args, 48, 400)
+    n = size(args, 24, 400)
     ratios = []
     tput: dict[int, list[float]] = {1: [], 2: []}
     for _ in range(rounds(args)):
         pair = {}
         for workers in (1, 2):
             with Proxy.from_yaml(direct_config(filter_for("cpu_burn")), workers=workers, trace=False) as proxy:
-                rps_many(proxy, size(args, 8, 20), concurrency=8)
+                rps_many(proxy, size(args, 4, 20), concurrency=8)
                 pair[workers] = rps_many(proxy, n, concurrency=8)
             tput[workers].append(pair[workers])
         ratios.append(pair[2] / pair[1])
