@@ -16,7 +16,7 @@ import pytest
 
 from conftest import ROOT
 from wasmlab import bench, cli
-from wasmlab.bench import install, requests
+from wasmlab.bench import install, throughput
 from wasmlab.bench.core import Result
 
 
@@ -98,9 +98,9 @@ def test_text_output_heads_each_family(capsys, fake_families):
 def test_request_family_names_each_figure_once(monkeypatch):
     """The request figures, with the measuring stubbed out: one name per (kind, workers, shape);
     the aliases that measured the same config twice are gone."""
-    monkeypatch.setattr(requests, "_measure", lambda *a, **k: ([1000.0, 1100.0, 900.0], [500.0, 600.0]))
+    monkeypatch.setattr(throughput, "_measure", lambda *a, **k: ([1000.0, 1100.0, 900.0], [500.0, 600.0]))
     args = argparse.Namespace(quick=True, only=None, json=True)
-    names = [r.name for r in requests.bench_requests(args)]
+    names = [r.name for r in throughput.bench_requests(args)]
     assert len(names) == len(set(names))
     assert "request.direct.many_rps_1worker" in names
     assert "request.lua_unguarded.many_rps_2workers" in names

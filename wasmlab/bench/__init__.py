@@ -11,7 +11,7 @@ order) and ``ON_REQUEST`` (run only with the flag of the same name: ``--vs-envoy
 ``--quick`` runs the default set with fewer and shorter rounds (a smoke run: noisier figures) and
 reports its own wall time as ``bench.quick_s``. A figure name is reported once per run.
 
-Modules: ``core`` (figures, configs, request loops), ``calls``, ``requests`` (request, tracing,
+Modules: ``core`` (figures, configs, request loops), ``calls``, ``throughput`` (request, tracing,
 scaling), ``startup`` (start, memory), ``lua``, ``vs_envoy`` (real Envoy under wrk), ``install``.
 """
 
@@ -23,7 +23,7 @@ import sys
 import time
 from dataclasses import asdict
 
-from . import calls, install, lua, requests, startup, vs_envoy
+from . import calls, install, lua, startup, throughput, vs_envoy
 from .core import BenchError, BenchFn, Result, direct_config, filter_for, kinds_available, rps_many, rps_serial
 
 __all__ = ["FAMILIES", "ON_REQUEST", "BenchError", "Result", "direct_config", "filter_for", "kinds_available"]
@@ -32,11 +32,11 @@ __all__ += ["main", "rps_many", "rps_serial"]
 #: the default set, in the order it runs: family name -> function
 FAMILIES: dict[str, BenchFn] = {
     "call": calls.bench_calls,
-    "request": requests.bench_requests,
-    "tracing": requests.bench_tracing,
+    "request": throughput.bench_requests,
+    "tracing": throughput.bench_tracing,
     "start": startup.bench_start,
     "memory": startup.bench_memory,
-    "scaling": requests.bench_scaling,
+    "scaling": throughput.bench_scaling,
     "lua.guard_cost": lua.bench_lua_guards,
 }
 
