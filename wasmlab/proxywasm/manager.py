@@ -232,9 +232,10 @@ class WasmManager:
         if handle.failed_at_ns is None:
             handle.failed_at_ns = now
         vkey = ("wasm_vm", plugin.vm_config.vm_key)
-        if handle.vm is not None and dispatcher.slots.get(vkey) is handle.vm:
+        failed = handle.vm
+        if failed is not None and dispatcher.slots.get(vkey) is handle.vm:
             del dispatcher.slots[vkey]  # Envoy forgets the failed thread-local VM
-            handle.vm.release()  # failed: nothing runs in it again, its Store can go now
+            failed.release()  # nothing runs in it again: its Store can go now
         if plugin.failure_policy != FailurePolicy.FAIL_RELOAD:
             return None
         stats = self.proxy.stat_store
