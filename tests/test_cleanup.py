@@ -278,3 +278,25 @@ def test_close_from_an_upstream_app_on_the_proxys_own_thread() -> None:
     p.close()  # waits for the shutdown started from the app
     assert new_threads(threads) == []
     del app
+
+
+@pytest.mark.envoy
+def test_a_closed_envoy_run_frees_its_loopback_servers(envoy_bin: str, clean: None) -> None:
+    """The real-Envoy bridge serves the upstream apps on loopback sockets, each with an accept
+    thread: after the run closes, the threads end, the sockets close and the run is collected."""
+    from wasmlab.envoy import run
+
+    path = CONFIGS / "hello.yaml"
+    with run(path) as warm:
+        warm.request("GET", "/")
+    del warm
+    gc.collect()
+    threads, fds = set(threading.enumerate()), open_fds()
+    with run(path) as e:
+        assert e.request("GET", "/").status == 200
+    ref = weakref.ref(e)
+    del e
+    assert new_threads(threads) == [], "a loopback server thread is still running"
+    gc.collect()
+    assert ref() is None, "the closed run is still referenced"
+    assert open_fds() - fds == set(), "sockets left open"
