@@ -88,3 +88,55 @@ def test_a_proxy_closed_by_the_learner_gets_no_notice(shell: Any, capsys: pytest
 def test_outside_a_cell_nothing_is_closed() -> None:
     with Proxy.from_yaml(CONFIG, workers=1) as a, Proxy.from_yaml(CONFIG, workers=1) as b:
         assert not a.closed and not b.closed
+
+
+def test_in_a_real_kernel_with_jupyterlabs_cell_id_no_thread_is_left_behind() -> None:
+    """The same through ipykernel, with the ``cellId`` JupyterLab puts in each execute request's
+    metadata: re-running the cell three times leaves no thread of the earlier proxies behind (on
+    main each run left its 3 dispatchers and up to 8 upstream threads: 7 per run here)."""
+    import os
+
+    from jupyter_client.manager import start_new_kernel
+
+    from conftest import ROOT
+
+    km, kc = start_new_kernel(kernel_name="python3", cwd=str(ROOT), env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+
+        def run(code: str, cell_id: str) -> str:
+            msg = kc.session.msg(
+                "execute_request",
+                {"code": code, "silent": False, "store_history": True, "user_expressions": {}, "allow_stdin": False},
+                metadata={"cellId": cell_id},
+            )
+            kc.shell_channel.send(msg)
+            out = []
+            while True:
+                m = kc.get_iopub_msg(timeout=60)
+                if m["parent_header"].get("msg_id") != msg["header"]["msg_id"]:
+                    continue
+                if m["msg_type"] == "stream":
+                    out.append(m["content"]["text"])
+                elif m["msg_type"] == "error":
+                    raise AssertionError(m["content"]["evalue"])
+                elif m["msg_type"] == "status" and m["content"]["execution_state"] == "idle":
+                    return "".join(out)
+
+        run(f"import threading, wasmlab\nfrom wasmlab import Proxy\nCONFIG = {CONFIG!r}", "setup")
+        cell = "\n".join(
+            [
+                "proxy = Proxy.from_yaml(CONFIG)",
+                "proxy.request_many([('GET', '/')] * 20)",
+                "srv = proxy._server",
+                "mine = {d._thread for d in (srv.main, *srv.workers)} | set(srv.upstream_pool._threads())",
+                "print(len([t for t in threading.enumerate() if t not in mine]))",
+            ]
+        )
+        outputs = [run(cell, "the-cell") for _ in range(3)]
+        assert NOTICE not in outputs[0] and all(NOTICE in o for o in outputs[1:])
+        others = {o.strip().splitlines()[-1] for o in outputs}  # threads not of the newest proxy
+        assert len(others) == 1, f"threads besides the newest proxy's, per run: {outputs}"
+        assert run("print(wasmlab.__file__)", "where").startswith(str(ROOT / "wasmlab"))
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
