@@ -16,15 +16,17 @@ import threading
 import time
 import weakref
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import wasmtime
 
-from conftest import CONFIGS
+from conftest import CONFIGS, FIXTURES
 from helpers import config
+from wasm_diff import plugin_yaml
 from wasmlab import Proxy
-from wasmlab.errors import ProxyClosed
+from wasmlab.errors import ProxyClosed, WasmlabError
 from wasmlab.filters.lua.runtime import LuaVM
 from wasmlab.host.dispatcher import Dispatcher
 from wasmlab.proxywasm.vm import WasmVm
@@ -149,6 +151,24 @@ def test_a_proxy_dropped_without_close_is_collected_and_stops(clean: None) -> No
     gc.collect()  # collects the proxy and runs its finalizer, which stops the threads and frees the Stores
     gc.collect()  # collects what the finalizer held until it ran
     assert alive(refs) == {}
+    assert new_threads(threads) == []
+
+
+@pytest.mark.parametrize("fixture", ["configure_false", "trap_in_configure", "unknown_import"])
+def test_a_proxy_that_fails_to_start_frees_everything(fixture: str, tmp_path: Path, clean: None) -> None:
+    """A lesson may show a module that Envoy refuses; each try must not leave VMs or threads."""
+    path = tmp_path / "bad.yaml"
+    path.write_text(plugin_yaml(FIXTURES / "wasm" / f"{fixture}.wasm"))
+    with pytest.raises(WasmlabError):
+        Proxy.from_yaml(path)
+    gc.collect()
+    threads = set(threading.enumerate())
+    base = {kind: count(kind) for kind in (Proxy, Dispatcher, WasmVm, wasmtime.Store)}
+    for _ in range(3):
+        with pytest.raises(WasmlabError):
+            Proxy.from_yaml(path)
+    gc.collect()
+    assert {kind: count(kind) for kind in base} == base
     assert new_threads(threads) == []
 
 
