@@ -496,7 +496,7 @@ class Proxy:
             first = min(limit, n)
             state["next"] = first
         if not self._waiters.add(all_done):
-            raise self._closed_during(f"request_many of {n} requests")
+            raise self._closed_during(f"request_many ({n} of {n} requests)")
         try:
             for i in range(first):
                 submit(i)
