@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -188,7 +189,28 @@ class UpstreamPool:
             return UpstreamResult(None, CONNECTION_TERMINATION)
         return UpstreamResult(response, None)
 
-    def close(self) -> None:
+    def _threads(self) -> list[threading.Thread]:
+        return list(getattr(self._executor, "_threads", ()))  # the executor's own set of threads
+
+    def owns_current_thread(self) -> bool:
+        return threading.current_thread() in self._threads()
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Refuse new calls, cancel queued ones, and join the threads (an app still running
+        after ``timeout`` keeps its thread until it returns; that is logged)."""
         with self._lock:
             self._closed = True
         self._executor.shutdown(wait=False, cancel_futures=True)
+        deadline = time.monotonic() + timeout
+        me = threading.current_thread()
+        for t in self._threads():
+            if t is not me:
+                t.join(max(0.0, deadline - time.monotonic()))
+        busy = [t.name for t in self._threads() if t.is_alive() and t is not me]
+        if busy:
+            self._log(
+                "warning",
+                "upstream",
+                f"an upstream app still runs on {', '.join(busy)} after the proxy closed; "
+                "the thread ends when the app returns",
+            )
