@@ -10,6 +10,20 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
+from hypothesis import HealthCheck, settings
+
+
+def fuzz_settings(examples: int) -> settings:
+    """Bounded and reproducible: a fixed seed, no example database, ``examples`` examples."""
+    return settings(
+        max_examples=examples,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        print_blob=True,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+
 
 @dataclass
 class FuzzStats:

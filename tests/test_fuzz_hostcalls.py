@@ -39,8 +39,8 @@ from fuzz_module import (
     hostcall_of,
     wat,
 )
-from fuzz_stats import STATS
-from hypothesis import HealthCheck, given, settings
+from fuzz_stats import STATS, fuzz_settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wasm_diff import plugin_yaml
@@ -51,14 +51,7 @@ from wasmlab.proxywasm.hostcalls import ENV, HostBinding, hostcall
 from wasmlab.proxywasm.types import WasmResult as R
 
 EXAMPLES = int(os.environ.get("WASMLAB_FUZZ_EXAMPLES", "40"))
-FUZZ_SETTINGS = settings(
-    max_examples=EXAMPLES,
-    derandomize=True,
-    database=None,
-    deadline=None,
-    print_blob=True,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+FUZZ_SETTINGS = fuzz_settings(EXAMPLES)
 
 OK, NF, BAD, SER, PARSE = R.OK, R.NOT_FOUND, R.BAD_ARGUMENT, R.SERIALIZATION_FAILURE, R.PARSE_FAILURE
 MEM, EMPTY, CAS, INTERNAL, UNIMPL = (
@@ -289,6 +282,15 @@ def _drive(p: Proxy, phase: str) -> None:
 STREAM_PHASES = ["request_headers", "request_body", "response_headers", "log", "tick"]
 
 
+def _in_every_callback(p: Proxy, batch: Any) -> None:
+    """The same calls in each callback of :data:`STREAM_PHASES`, checked after each."""
+    for phase in STREAM_PHASES:
+        PENDING[PHASES[phase]] = batch
+        with STATS.timed():
+            _drive(p, phase)
+        _check()
+
+
 @pytest.fixture(scope="module")
 def fuzz_proxy(tmp_path_factory: Any) -> Iterator[Proxy]:
     p = _proxy(tmp_path_factory.mktemp("fuzz"), "0.2.1")
@@ -303,11 +305,7 @@ def test_host_function_fuzz(fuzz_proxy: Proxy, name: str) -> None:
     @FUZZ_SETTINGS
     @given(batch=batches([name]))
     def run(batch: Any) -> None:
-        for phase in STREAM_PHASES:  # the same calls in every callback
-            PENDING[PHASES[phase]] = batch
-            with STATS.timed():
-                _drive(fuzz_proxy, phase)
-            _check()
+        _in_every_callback(fuzz_proxy, batch)
 
     run()
 
@@ -320,11 +318,7 @@ ALL_NAMES = fuzzed_names("0.2.1")
 def test_mixed_sequences_fuzz(fuzz_proxy: Proxy, batch: Any) -> None:
     """Calls of different functions in one callback: state one call leaves (an effective context,
     a queue, a metric, a pending callout) meets the next."""
-    for phase in STREAM_PHASES:
-        PENDING[PHASES[phase]] = batch
-        with STATS.timed():
-            _drive(fuzz_proxy, phase)
-        _check()
+    _in_every_callback(fuzz_proxy, batch)
 
 
 @settings(FUZZ_SETTINGS, max_examples=max(5, EXAMPLES // 4))
@@ -359,10 +353,6 @@ def test_abi_010_host_function_fuzz(fuzz_proxy_010: Proxy, name: str) -> None:
     @FUZZ_SETTINGS
     @given(batch=batches([name]))
     def run(batch: Any) -> None:
-        for phase in STREAM_PHASES:
-            PENDING[PHASES[phase]] = batch
-            with STATS.timed():
-                _drive(fuzz_proxy_010, phase)
-            _check()
+        _in_every_callback(fuzz_proxy_010, batch)
 
     run()

@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 import yaml
-from fuzz_stats import STATS
-from hypothesis import HealthCheck, given, settings
+from fuzz_stats import STATS, fuzz_settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from conftest import CONFIGS, ROOT
@@ -29,17 +29,6 @@ from wasmlab.proxywasm import pairs
 
 YAML_EXAMPLES = int(os.environ.get("WASMLAB_FUZZ_YAML", "500"))
 PAIRS_EXAMPLES = int(os.environ.get("WASMLAB_FUZZ_PAIRS", "1000"))
-
-
-def _settings(n: int) -> settings:
-    return settings(
-        max_examples=n,
-        derandomize=True,
-        database=None,
-        deadline=None,
-        print_blob=True,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-    )
 
 
 # ---- YAML ---------------------------------------------------------------------------------------------
@@ -134,7 +123,7 @@ YAML_DOCS = st.one_of(line_mutations(), tree_mutations(), st.text(max_size=200))
 
 
 @pytest.mark.timeout(600)
-@_settings(YAML_EXAMPLES)
+@fuzz_settings(YAML_EXAMPLES)
 @given(text=YAML_DOCS)
 def test_yaml_loader_fuzz(text: str) -> None:
     STATS.yaml_docs += 1
@@ -171,7 +160,7 @@ def blobs(draw: Any) -> bytes:
     return data
 
 
-@_settings(PAIRS_EXAMPLES)
+@fuzz_settings(PAIRS_EXAMPLES)
 @given(blob=blobs())
 def test_pairs_decoder_fuzz(blob: bytes) -> None:
     STATS.pairs_blobs += 1
@@ -186,7 +175,7 @@ def test_pairs_decoder_fuzz(blob: bytes) -> None:
         assert pairs.encode(out) == blob  # what decodes is exactly one encoding
 
 
-@_settings(max(100, PAIRS_EXAMPLES // 5))
+@fuzz_settings(max(100, PAIRS_EXAMPLES // 5))
 @given(items=PAIRS)
 def test_pairs_round_trip(items: list[tuple[bytes, bytes]]) -> None:
     blob = pairs.encode(items)
