@@ -37,6 +37,9 @@ PHASES = {
     "log": 6,
     "http_call_response": 7,
     "queue_ready": 8,
+    "new_connection": 9,
+    "downstream_data": 10,
+    "upstream_data": 11,
 }
 
 #: valid inputs the fuzzer points at (as well as at random places)
@@ -123,6 +126,9 @@ def _callbacks(version: str) -> list[str]:
         cb("proxy_on_log", "(param i32)", "log", None),
         cb("proxy_on_http_call_response", "(param i32 i32 i32 i32 i32)", "http_call_response", None),
         cb("proxy_on_queue_ready", "(param i32 i32)", "queue_ready", None),
+        cb("proxy_on_new_connection", "(param i32)", "new_connection", "0"),
+        cb("proxy_on_downstream_data", "(param i32 i32 i32)", "downstream_data", "0"),
+        cb("proxy_on_upstream_data", "(param i32 i32 i32)", "upstream_data", "0"),
         '(func (export "proxy_on_done") (param i32) (result i32) (i32.const 1))',
         '(func (export "proxy_on_delete") (param i32))',
     ]
@@ -140,8 +146,9 @@ _MALLOC = f"""(global $heap (mut i32) (i32.const {PAGE}))
 
 def wat(version: str) -> str:
     names = fuzzed_names(version)
-    if "proxy_set_tick_period_milliseconds" not in names:
-        names = [*names, "proxy_set_tick_period_milliseconds"]
+    for helper in ("proxy_set_tick_period_milliseconds", "proxy_http_call"):  # the test's own calls
+        if helper not in names:
+            names = [*names, helper]
     lines = ["(module", '  (import "env" "wasmlab_fuzz_hook" (func $hook (param i32 i32) (result i32)))']
     for n in names:
         hc = hostcall_of(n)

@@ -31,6 +31,7 @@ from fuzz_module import (
     BLOB,
     BLOB_MAX,
     FIXTURE_WRITES,
+    FIXTURES,
     MEM_END,
     OUT_SLOTS,
     PHASES,
@@ -43,6 +44,7 @@ from fuzz_stats import STATS, fuzz_settings
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import CONFIGS
 from wasm_diff import plugin_yaml
 from wasmlab import Proxy
 from wasmlab.host.proxy import StreamReset
@@ -241,10 +243,14 @@ def _fuzz_hook() -> Iterator[None]:
         ENV.pop("wasmlab_fuzz_hook", None)
 
 
-def _proxy(tmp: Any, version: str) -> Proxy:
+def _proxy(tmp: Any, version: str, network: bool = False) -> Proxy:
     path = tmp / f"fuzz_{version.replace('.', '_')}.wasm"
     path.write_bytes(wasmtime.wat2wasm(wat(version)))
-    yaml = plugin_yaml(path, configuration="fuzz", vm_configuration="vm")
+    if network:  # the module as a network filter in front of tcp_proxy
+        yaml = (CONFIGS / "wasm" / "tcp_logger.yaml").read_text()
+        yaml = yaml.replace("../../../modules/tcp_logger.wasm", str(path))
+    else:
+        yaml = plugin_yaml(path, configuration="fuzz", vm_configuration="vm")
     return Proxy.from_yaml(yaml, workers=1, clock="virtual", options={"wasm_callback_deadline_s": 30.0})
 
 
@@ -272,6 +278,9 @@ def _drive(p: Proxy, phase: str) -> None:
             p.advance(1.0)
         elif phase == "request_body":
             p.request("POST", "/fuzz", body=b"0123456789")
+        elif phase == "http_call_response":  # a valid callout first; its answer runs the batch
+            PENDING[PHASES["request_headers"]] = (b"", [("proxy_http_call", CALLOUT)])
+            p.request("GET", "/fuzz")
         else:
             p.request("GET", "/fuzz", headers={"x-fuzz": "1"})
     except StreamReset:  # proxy_close_stream did what it says
@@ -279,7 +288,18 @@ def _drive(p: Proxy, phase: str) -> None:
     p.wait_idle(5.0)
 
 
-STREAM_PHASES = ["request_headers", "request_body", "response_headers", "log", "tick"]
+def _drive_connection(p: Proxy) -> None:
+    """One TCP connection: new connection, downstream data, the echo's upstream data, close."""
+    c = p.connect()
+    c.send(b"hello")
+    c.recv(timeout=1.0)
+    c.close(timeout=2.0)
+    p.wait_idle(5.0)
+
+
+STREAM_PHASES = ["request_headers", "request_body", "response_headers", "log", "tick", "http_call_response"]
+#: proxy_http_call to cluster "backend" with :method, :path, :authority; the token to an out-slot
+CALLOUT = (*SPANS[0], FIXTURES["call_headers"][0], len(FIXTURES["call_headers"][1]), 0, 0, 0, 0, 1000, OUT_SLOTS[0])
 
 
 def _in_every_callback(p: Proxy, batch: Any) -> None:
@@ -356,3 +376,24 @@ def test_abi_010_host_function_fuzz(fuzz_proxy_010: Proxy, name: str) -> None:
         _in_every_callback(fuzz_proxy_010, batch)
 
     run()
+
+
+@pytest.fixture(scope="module")
+def fuzz_proxy_tcp(tmp_path_factory: Any) -> Iterator[Proxy]:
+    p = _proxy(tmp_path_factory.mktemp("fuzztcp"), "0.2.1", network=True)
+    try:
+        yield p
+    finally:
+        p.close()
+
+
+@settings(FUZZ_SETTINGS, max_examples=EXAMPLES * 4)
+@given(batch=batches(ALL_NAMES, max_calls=8))
+def test_network_filter_fuzz(fuzz_proxy_tcp: Proxy, batch: Any) -> None:
+    """The same module as a network filter: a connection's context has no header maps and its
+    own stream types (downstream, upstream). The batch runs in each connection callback."""
+    for phase in ("new_connection", "downstream_data", "upstream_data"):
+        PENDING[PHASES[phase]] = batch
+        with STATS.timed():
+            _drive_connection(fuzz_proxy_tcp)
+        _check()
