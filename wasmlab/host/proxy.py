@@ -106,6 +106,9 @@ def make_request_spec(
         out.append((k, v))
     if isinstance(body, str):
         body = body.encode()
+    elif body is not None and not isinstance(body, bytes | bytearray | memoryview):
+        # bytes(5) would be five NUL bytes, not an error
+        raise TypeError(f"body must be bytes or str, got {type(body).__name__}")
     body = bytes(body or b"")
     tr = list(HeaderMap(trailers)) if trailers is not None else None
     if (

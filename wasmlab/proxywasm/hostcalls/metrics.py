@@ -24,11 +24,11 @@ PREFIX = "wasmcustom."
 
 @hostcall("proxy_define_metric", 4)
 def proxy_define_metric(vm: WasmVm, mtype: int, nptr: int, nlen: int, id_out: int) -> Any:
+    name = vm.memory.read(nptr, nlen)
+    if name is None:  # Envoy reads the name before it looks at the type
+        return WasmResult.INVALID_MEMORY_ACCESS
     if mtype > 2:
         return BAD
-    name = vm.memory.read(nptr, nlen)
-    if name is None:
-        return WasmResult.INVALID_MEMORY_ACCESS
     mid = (next(vm._metric_ids) << 2) | mtype
     stat = PREFIX + name.decode("latin-1")
     vm.metrics[mid] = (mtype, stat)
