@@ -145,20 +145,14 @@ class WasmNetworkFilter(WasmCallGuard, NetworkFilter, StreamHost):
             return self.upstream
         return None
 
+    # Envoy's network context answers OK for the HTTP stream types too (it has no decoder or
+    # encoder callbacks, so nothing happens); the host call answered UPSTREAM continue already.
     def continue_stream(self, stream_type: int) -> WasmResult:
-        if self.ctx is None:
-            return WasmResult.NOT_FOUND
-        if stream_type == StreamType.DOWNSTREAM:
+        if self.ctx is not None and stream_type == StreamType.DOWNSTREAM:
             self.ctx.vm.defer(lambda: self.conn.continue_reading(self))
-            return WasmResult.OK
-        if stream_type == StreamType.UPSTREAM:
-            return WasmResult.UNIMPLEMENTED
-        return WasmResult.BAD_ARGUMENT
+        return WasmResult.OK
 
     def close_stream(self, stream_type: int) -> WasmResult:
-        if self.ctx is None:
-            return WasmResult.NOT_FOUND
-        if stream_type in (StreamType.DOWNSTREAM, StreamType.UPSTREAM):
+        if self.ctx is not None and stream_type in (StreamType.DOWNSTREAM, StreamType.UPSTREAM):
             self.ctx.vm.defer(lambda: self.conn.close("local"))
-            return WasmResult.OK
-        return WasmResult.BAD_ARGUMENT
+        return WasmResult.OK
