@@ -44,12 +44,15 @@ def _data(addr: int, raw: bytes) -> str:
     return f'(data (i32.const {addr}) "' + "".join(f"\\{b:02x}" for b in raw) + '")'
 
 
-def plugin_wat(bodies: dict[str, str], abi: str = "0_2_1") -> str:
-    """A module exporting ``malloc``, the ABI marker and the callbacks in ``bodies``."""
+def plugin_wat(bodies: dict[str, str], abi: str = "0_2_1", scan: bool = False) -> str:
+    """A module exporting ``malloc``, the ABI marker and the callbacks in ``bodies``; with
+    ``scan``, also ``$scan``: a function that calls every host function (see :func:`scan_calls`)."""
     lines = ["(module"]
     for short, (name, n) in IMPORTS.items():
         params = " ".join(["i32"] * n)
         lines.append(f'  (import "env" "{name}" (func ${short} (param {params}) (result i32)))')
+    if scan:
+        lines += scan_calls()
     lines += [
         '  (memory (export "memory") 1)',
         "  (global $heap (mut i32) (i32.const 16384))",
@@ -70,6 +73,43 @@ def plugin_wat(bodies: dict[str, str], abi: str = "0_2_1") -> str:
     return "\n".join(lines)
 
 
+#: host calls the scan leaves out: they trap, end the stream, re-arm timers or loop (tested on their own)
+SCAN_SKIPS = frozenset(
+    {
+        "abort",
+        "proxy_done",
+        "proxy_close_stream",
+        "proxy_send_local_response",
+        "proxy_set_tick_period_milliseconds",
+        "proxy_enqueue_shared_queue",  # from proxy_on_queue_ready: a notification loop
+    }
+)
+
+
+def scan_calls() -> list[str]:
+    """Imports of every ABI 0.2.1 host function and ``$scan``, which calls each one with its first
+    argument (a map, buffer, stream, queue or metric id...) from 0 to 8 and in-bounds pointers
+    and sizes for the rest, dropping what they answer."""
+    from wasmlab.proxywasm.hostcalls import ENV
+    from wasmlab.proxywasm.types import AbiVersion
+
+    imports, body = [], []
+    for name, hc in sorted(ENV.items()):
+        if AbiVersion.V0_2_1 not in hc.versions or name in SCAN_SKIPS:
+            continue
+        params = " ".join(hc.params)
+        result = " (result i32)" if hc.results else ""
+        imports.append(f'  (import "env" "{name}" (func $h_{name} (param {params}){result}))')
+        for first in range(9):
+            args = []
+            for i, t in enumerate(hc.params):
+                v = first if i == 0 else (2048 + 64 * i if i % 2 else 8)
+                args.append(f"({t}.const {v})")
+            call = f"(call $h_{name} {' '.join(args)})"
+            body.append(f"    (drop {call})" if hc.results else f"    {call}")
+    return [*imports, '  (data (i32.const 2048) "x-wasm\\00\\00hello world, some bytes")', "  (func $scan", *body, "  )"]
+
+
 # ---- snippets ----------------------------------------------------------------------------------------
 LOCAL_403 = "(drop (call $local (i32.const 403) (i32.const 0) (i32.const 0) (i32.const 1216) (i32.const 6) (i32.const 0) (i32.const 0) (i32.const -1)))"
 CONTINUE_REQ = "(drop (call $continue (i32.const 0)))"
@@ -81,4 +121,5 @@ HTTP_CALL = (
     "(i32.const 5000) (i32.const 512)))"
 )
 TRAP = "unreachable"
+SCAN = "(call $scan)"
 PAUSE = "(return (i32.const 1))"

@@ -165,6 +165,8 @@ class WasmHttpFilter(WasmCallGuard, StreamFilter, StreamHost):
     def decode_headers(self, headers: HeaderMap, end_stream: bool) -> FilterHeadersStatus:
         if not self._ensure_context():
             return _ON_FAIL_HEADERS[self._fail_stream()]
+        if self._stream_over():  # proxy_on_context_create ended the stream (a continue, a reply)
+            return _HS.StopIteration
         self.request_headers = headers
         r = self._guarded("proxy_on_request_headers", self._headers_args(headers, end_stream))
         if isinstance(r, FailAction):
