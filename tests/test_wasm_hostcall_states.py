@@ -19,9 +19,6 @@ import subprocess
 
 import pytest
 import wasmtime
-
-from wasm_diff import assert_same_run, plugin_yaml, run_both
-from wasmlab import ConfigError, Proxy
 from wat_plugin import (
     CLOSE_REQ,
     CONTINUE_REQ,
@@ -32,6 +29,9 @@ from wat_plugin import (
     SCAN,
     plugin_wat,
 )
+
+from wasm_diff import assert_same_run, plugin_yaml, run_both
+from wasmlab import ConfigError, Proxy
 
 SAVE_ID = "(i32.store (i32.const 600) (local.get $a))"
 SAVED_ID_EFFECTIVE = "(drop (call $effective (i32.load (i32.const 600))))"
@@ -199,7 +199,7 @@ def test_envoy_crashes_on_these(envoy_bin, tmp_path, case):
 
     e = real.run(_module(tmp_path, CRASHES[case][0]), workers=1)
     try:
-        with pytest.raises(Exception, match="reset|closed|refused"):
+        with pytest.raises(Exception, match=r"reset|closed|refused"):
             e.request("GET", "/x", timeout=5)
         assert e.wait_for_log(lambda ln: "Caught Segmentation fault" in ln.message, timeout=5)
     finally:
@@ -244,10 +244,14 @@ def test_a_second_ending_action_is_ignored_with_a_warning(tmp_path, key):
 
 # ---- exports of the wrong type ---------------------------------------------------------------------
 BAD_EXPORTS = {
-    "_initialize": ('(func (export "_initialize") (param i32))', "_initialize, want: void -> void, "
-                    "but the module exports: i32 -> void"),
-    "_start": ('(func (export "_start") (result i32) (i32.const 0))', "_start, want: void -> void, "
-               "but the module exports: void -> i32"),
+    "_initialize": (
+        '(func (export "_initialize") (param i32))',
+        "_initialize, want: void -> void, but the module exports: i32 -> void",
+    ),
+    "_start": (
+        '(func (export "_start") (result i32) (i32.const 0))',
+        "_start, want: void -> void, but the module exports: void -> i32",
+    ),
     "main": (
         '(func (export "_initialize")) (func (export "main") (param i64 i64) (result i32) (i32.const 0))',
         "main, want: i32 i32 -> i32, but the module exports: i64 i64 -> i32",

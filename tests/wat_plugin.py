@@ -107,11 +107,20 @@ def scan_calls() -> list[str]:
                 args.append(f"({t}.const {v})")
             call = f"(call $h_{name} {' '.join(args)})"
             body.append(f"    (drop {call})" if hc.results else f"    {call}")
-    return [*imports, '  (data (i32.const 2048) "x-wasm\\00\\00hello world, some bytes")', "  (func $scan", *body, "  )"]
+    return [
+        *imports,
+        '  (data (i32.const 2048) "x-wasm\\00\\00hello world, some bytes")',
+        "  (func $scan",
+        *body,
+        "  )",
+    ]
 
 
 # ---- snippets ----------------------------------------------------------------------------------------
-LOCAL_403 = "(drop (call $local (i32.const 403) (i32.const 0) (i32.const 0) (i32.const 1216) (i32.const 6) (i32.const 0) (i32.const 0) (i32.const -1)))"
+LOCAL_403 = (  # 403 "denied", no details, no headers, no gRPC status
+    "(drop (call $local (i32.const 403) (i32.const 0) (i32.const 0) (i32.const 1216) (i32.const 6) "
+    "(i32.const 0) (i32.const 0) (i32.const -1)))"
+)
 CONTINUE_REQ = "(drop (call $continue (i32.const 0)))"
 CONTINUE_RESP = "(drop (call $continue (i32.const 1)))"
 CLOSE_REQ = "(drop (call $close (i32.const 0)))"

@@ -304,7 +304,7 @@ class WasmManager:
         return 4 * vm.next_token()
 
     def deliver_http_call_response(
-        self, vm: WasmVm, root: RootContext, token: int, resp: async_client.AsyncResponse, stream_ctx: Any
+        self, vm: WasmVm, root: RootContext, token: int, resp: async_client.AsyncResponse
     ) -> None:
         root.http_calls.pop(token, None)
         if vm.failed is not None or root.deleted:
@@ -321,8 +321,9 @@ class WasmManager:
         try:
             vm.call(root, "proxy_on_http_call_response", *args)
         except Trapped:
-            if stream_ctx is not None and stream_ctx.filter is not None:
-                stream_ctx.filter.on_vm_trapped_outside()
+            # Envoy fails the VM and leaves a stream paused for this callout paused: it hangs
+            # until a timeout (wasmlab's StreamTimeout); the next streams follow the policy
+            pass
         finally:
             root.callout_response = None
 

@@ -70,6 +70,3 @@ class StreamHost:
 
     def clear_route_cache(self) -> None:
         """``proxy_clear_route_cache`` / foreign ``clear_route_cache``: nothing to clear by default."""
-
-    def on_vm_trapped_outside(self) -> None:
-        """The VM trapped in a root callback while this stream waited on it."""

@@ -150,11 +150,6 @@ class WasmHttpFilter(WasmCallGuard, StreamFilter, StreamHost):
         self.callbacks.send_local_reply(503, b"", None, "wasm_fail_stream", GrpcStatus.UNAVAILABLE)
         return FailAction.STOP
 
-    def on_vm_trapped_outside(self) -> None:
-        """The VM trapped in a root callback (e.g. an http call response) while this stream waited."""
-        self._trapped()
-        self._fail_stream(trapped_here=True)
-
     def _headers_args(self, headers: HeaderMap, end_stream: bool) -> tuple[int, ...]:
         assert self.ctx is not None
         if self.ctx.vm.abi_010:  # ABI 0.1.0 has no end_of_stream argument
@@ -245,10 +240,11 @@ class WasmHttpFilter(WasmCallGuard, StreamFilter, StreamHost):
         if self.ctx is None or self.failed:
             return _TS.Continue
         self.response_trailers = trailers
-        # the response is complete but for its trailers: a trap here does not fail the stream
-        r = self._guarded("proxy_on_response_trailers", (self.ctx.id, len(trailers)), fail_stream=False)
+        # a trap fails the stream like any other: its 503 comes after the response started, so
+        # the client sees a reset (as on Envoy 1.40)
+        r = self._guarded("proxy_on_response_trailers", (self.ctx.id, len(trailers)))
         if isinstance(r, FailAction):
-            return _TS.Continue
+            return _ON_FAIL_TRAILERS[r]
         if (r or 0) >= 1:
             return _TS.StopIteration
         self.response_trailers = None

@@ -71,8 +71,9 @@ class WasmNetworkFilter(WasmCallGuard, NetworkFilter, StreamHost):
         return self.conn.proxy
 
     def _fail_stream(self, trapped_here: bool = False) -> FailAction:
-        """The VM failed: FAIL_OPEN passes bytes through, otherwise Envoy closes the connection."""
-        if self.plugin.failure_policy == FailurePolicy.FAIL_OPEN:
+        """The VM failed: the connection whose callback trapped is closed whatever the policy (as
+        Envoy's ``failStream``); later ones pass their bytes through under FAIL_OPEN."""
+        if not trapped_here and self.plugin.failure_policy == FailurePolicy.FAIL_OPEN:
             return FailAction.CONTINUE
         self.conn.close("local")
         return FailAction.STOP

@@ -361,10 +361,9 @@ def proxy_http_call(
     token = proxy.wasm.next_http_call_token(vm)
     if not vm.memory.write_u32(token_out, token):
         return MEM
-    stream_ctx = ctx if not ctx.is_root else None
 
     def on_complete(resp: async_client.AsyncResponse) -> None:
-        proxy.wasm.deliver_http_call_response(vm, root, token, resp, stream_ctx)
+        proxy.wasm.deliver_http_call_response(vm, root, token, resp)
 
     timeout_s = timeout_ms / 1000.0 if timeout_ms else None
     # Envoy's Wasm context sends the call with send_xff off: no x-forwarded-for
