@@ -1,0 +1,182 @@
+"""The fault matrix (tests/fault_matrix.py): a trap in every Wasm callback kind × every
+``failure_policy``, on wasmlab and — one Envoy per policy — on real Envoy 1.40.
+
+Each cell's row is ``(first request, did the upstream see it, next request)``; the expected rows
+below are wasmlab's documented behaviour, and where Envoy runs every cell is compared with it
+except the ones listed in ``RACY`` (said why there). The start-up cells (a trap in
+``proxy_on_vm_start``/``proxy_on_configure``) refuse the whole config under every policy, in
+Envoy's words. A one-line summary goes to the pytest log (``conftest.pytest_terminal_summary``).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+import fault_matrix as F
+import pytest
+
+from conftest import CI
+from wasmlab import Proxy, StartupError
+
+OK = (200, b"upstream body\n")
+E503 = (503, b"")
+#: policy -> cell -> (first, upstream saw the first, second). The trapping stream is failed under
+#: every policy (503, or a reset once the response started; a closed connection for TCP); a trap
+#: after the response (log, done, delete) or outside a stream (tick, queue) fails the next one.
+EXPECTED: dict[str, dict[str, tuple[object, bool, object]]] = {
+    "FAIL_CLOSED": {
+        "context_create": (E503, False, E503),
+        "request_headers": (E503, False, E503),
+        "request_body": (E503, False, E503),
+        "request_trailers": (E503, False, E503),
+        "response_headers": (E503, True, E503),
+        "response_body": ("reset", True, E503),
+        "response_trailers": ("reset", True, E503),
+        "log": (OK, True, E503),
+        "done": (OK, True, E503),
+        "delete": (OK, True, E503),
+        "tick": (E503, False, E503),
+        "queue_ready": (OK, True, E503),
+        # the trap leaves the stream paused for the callout: Envoy never answers it
+        "http_call_response": ("timeout", False, E503),
+        "new_connection": ("closed", False, "closed"),
+        "downstream_data": ("closed", False, "closed"),
+        "upstream_data": ("closed", False, "closed"),
+    },
+    "FAIL_OPEN": {
+        "context_create": (E503, False, OK),
+        "request_headers": (E503, False, OK),
+        "request_body": (E503, False, OK),
+        "request_trailers": (E503, False, OK),
+        "response_headers": (E503, True, OK),
+        "response_body": ("reset", True, OK),
+        "response_trailers": ("reset", True, OK),
+        "log": (OK, True, OK),
+        "done": (OK, True, OK),
+        "delete": (OK, True, OK),
+        "tick": (OK, True, OK),
+        "queue_ready": (OK, True, OK),
+        "http_call_response": ("timeout", False, OK),
+        "new_connection": ("closed", False, b"hello"),
+        "downstream_data": ("closed", False, b"hello"),
+        "upstream_data": ("closed", False, b"hello"),
+    },
+    # the second request comes after the 1 s backoff: a fresh VM, which traps again where the
+    # request itself reaches the trap (and not where the first request carried trailers)
+    "FAIL_RELOAD": {
+        "context_create": (E503, False, E503),
+        "request_headers": (E503, False, E503),
+        "request_body": (E503, False, E503),
+        "request_trailers": (E503, False, OK),
+        "response_headers": (E503, True, E503),
+        "response_body": ("reset", True, "reset"),
+        "response_trailers": ("reset", True, "reset"),
+        "log": (OK, True, OK),
+        "done": (OK, True, OK),
+        "delete": (OK, True, OK),
+        "tick": (E503, False, OK),
+        "queue_ready": (OK, True, OK),
+        "http_call_response": ("timeout", False, "timeout"),
+        "new_connection": ("closed", False, "closed"),
+        "downstream_data": ("closed", False, "closed"),
+        "upstream_data": ("closed", False, "closed"),
+    },
+}
+#: (policy, cell) -> the row positions not compared with Envoy, and why
+RACY: dict[tuple[str, str], tuple[set[int], str]] = {
+    **{
+        (p, "queue_ready"): (
+            {0} if p != "FAIL_RELOAD" else {0, 2},
+            "Envoy runs the posted proxy_on_queue_ready while the request waits on its upstream (a "
+            "network round trip), so the trap fails that in-flight stream at its response headers; "
+            "wasmlab's in-process upstream answers first, so its trap fails the next stream",
+        )
+        for p in F.POLICIES
+    },
+    ("FAIL_RELOAD", "tick"): (
+        {0, 1},
+        "the timer traps before the first request; whether Envoy has reloaded by then depends on "
+        "its reload backoff, which varied between runs (503 right after a trap in ENVOY_OBSERVED "
+        "§6.2, a reload 0.3 s after it here); wasmlab waits the full 1 s",
+    ),
+}
+TIMEOUT = 1.5  # for the stream a trapped callout leaves paused
+
+
+def _have_envoy() -> bool:
+    from wasmlab.envoy import have_envoy
+
+    if not have_envoy() and CI:
+        pytest.fail("real Envoy is required under CI=true (.ci/run installs it)")
+    return have_envoy()
+
+
+@pytest.mark.parametrize("policy", F.POLICIES)
+def test_fault_matrix(tmp_path, policy):
+    t0 = time.monotonic()
+    config = F.policy_config(tmp_path, policy)
+    upstream = F.Upstream()
+    with Proxy.from_yaml(config, workers=1) as p:
+        p.upstream("backend", upstream)
+        ours = F.observe(p, upstream, policy, TIMEOUT)
+        problems = [ln for ln in p.logs if ln.startswith(("[error]", "[critical]")) and "Function: " not in ln]
+    rows = {cell: c.row() for cell, c in ours.items()}
+    F.SUMMARY["cells"] += len(rows)
+    try:
+        assert not problems, problems[:3]  # only the traps' own lines, no host error
+        assert rows == EXPECTED[policy]
+        if not _have_envoy():
+            return
+        from wasmlab import envoy as real
+
+        theirs_up = F.Upstream()
+        e = real.run(config, workers=1, apps={"backend": theirs_up})
+        try:
+            theirs = {cell: c.row() for cell, c in F.observe(e, theirs_up, policy, TIMEOUT).items()}
+        finally:
+            e.close()
+        diffs = []
+        for cell, row in rows.items():
+            skip, _why = RACY.get((policy, cell), (set(), ""))
+            keep = [i for i in range(3) if i not in skip]
+            if [row[i] for i in keep] != [theirs[cell][i] for i in keep]:
+                diffs.append(f"{cell}: wasmlab {row} vs envoy {theirs[cell]}")
+            F.SUMMARY["compared"] += 1
+        assert not diffs, "\n".join(diffs)
+    finally:
+        F.SUMMARY["seconds"] += time.monotonic() - t0
+
+
+@pytest.mark.parametrize("policy", F.POLICIES)
+@pytest.mark.parametrize(
+    ("cell", "words"),
+    [("vm_start", "Failed to start base Wasm"), ("configure", "Failed to configure base Wasm plugin")],
+)
+def test_a_trap_at_start_refuses_the_config_under_every_policy(tmp_path, policy, cell, words):
+    t0 = time.monotonic()
+    path = tmp_path / "start.yaml"
+    path.write_text(F.start_config(tmp_path, policy, cell))
+    F.SUMMARY["cells"] += 1
+    try:
+        with pytest.raises(StartupError) as e:
+            Proxy.from_yaml(path, workers=1)
+        assert f"Wasm VM failed {words} (the canary VM trapped; see the log;" in str(e.value)
+        if not _have_envoy():
+            return
+        from wasmlab.envoy import find_envoy
+
+        run = subprocess.run(
+            [find_envoy(), "-c", str(path), "--concurrency", "1", "--use-dynamic-base-id", "-l", "info"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+        )
+        assert run.returncode != 0
+        lines = run.stderr.splitlines()
+        assert any("[error][wasm]" in ln and ln.endswith(f"Wasm VM failed {words}") for ln in lines), run.stderr
+        assert f"Unable to create Wasm plugin {cell}" in run.stderr
+        F.SUMMARY["compared"] += 1
+    finally:
+        F.SUMMARY["seconds"] += time.monotonic() - t0
