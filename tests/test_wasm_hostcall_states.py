@@ -379,3 +379,19 @@ def test_every_host_call_in_every_network_callback_raises_nothing(tmp_path):
         logs = p.logs
     assert not _problems(logs), _problems(logs)[:3]
     assert {"proxy_on_new_connection", "proxy_on_downstream_data", "proxy_on_done"} <= names
+
+
+def test_a_trapped_callout_response_leaves_its_stream_paused_until_the_timeout(tmp_path):
+    """As on Envoy 1.40 (tests/test_fault_matrix.py compares it): the VM fails, nothing continues
+    the paused stream, and the request ends in a StreamTimeout naming the filter that holds it."""
+    from wasmlab import StreamTimeout
+
+    bodies = {"proxy_on_request_headers": HTTP_CALL + PAUSE, "proxy_on_http_call_response": "unreachable"}
+    with Proxy.from_yaml(_module(tmp_path, bodies), workers=1) as p:
+        with pytest.raises(StreamTimeout) as e:
+            p.request("GET", "/x", timeout=1)
+        assert p.request("GET", "/x").status == 503  # FAIL_CLOSED: the next stream
+        logs = p.logs
+    assert "the stream is held by filter 'envoy.filters.http.wasm' (decode_headers returned " in str(e.value)
+    assert "waiting for continue_decoding" in str(e.value)
+    assert any(ln.startswith("[error][wasm] Function: proxy_on_http_call_response failed: ") for ln in logs)
