@@ -2,7 +2,7 @@
 ``failure_policy``, on wasmlab and — one Envoy per policy — on real Envoy 1.40.
 
 Each cell's row is ``(first request, did the upstream see it, next request)``; the expected rows
-below are wasmlab's documented behaviour, and where Envoy runs every cell is compared with it
+(:func:`expected`) are wasmlab's documented behaviour, and where Envoy runs every cell is compared with it
 except the ones listed in ``RACY`` (said why there). The start-up cells (a trap in
 ``proxy_on_vm_start``/``proxy_on_configure``) refuse the whole config under every policy, in
 Envoy's words. A one-line summary goes to the pytest log (``conftest.pytest_terminal_summary``).
@@ -21,68 +21,49 @@ from wasmlab import Proxy, StartupError
 
 OK = (200, b"upstream body\n")
 E503 = (503, b"")
-#: policy -> cell -> (first, upstream saw the first, second). The trapping stream is failed under
-#: every policy (503, or a reset once the response started; a closed connection for TCP); a trap
-#: after the response (log, done, delete) or outside a stream (tick, queue) fails the next one.
-EXPECTED: dict[str, dict[str, tuple[object, bool, object]]] = {
-    "FAIL_CLOSED": {
-        "context_create": (E503, False, E503),
-        "request_headers": (E503, False, E503),
-        "request_body": (E503, False, E503),
-        "request_trailers": (E503, False, E503),
-        "response_headers": (E503, True, E503),
-        "response_body": ("reset", True, E503),
-        "response_trailers": ("reset", True, E503),
-        "log": (OK, True, E503),
-        "done": (OK, True, E503),
-        "delete": (OK, True, E503),
-        "tick": (E503, False, E503),
-        "queue_ready": (OK, True, E503),
-        # the trap leaves the stream paused for the callout: Envoy never answers it
-        "http_call_response": ("timeout", False, E503),
-        "new_connection": ("closed", False, "closed"),
-        "downstream_data": ("closed", False, "closed"),
-        "upstream_data": ("closed", False, "closed"),
-    },
-    "FAIL_OPEN": {
-        "context_create": (E503, False, OK),
-        "request_headers": (E503, False, OK),
-        "request_body": (E503, False, OK),
-        "request_trailers": (E503, False, OK),
-        "response_headers": (E503, True, OK),
-        "response_body": ("reset", True, OK),
-        "response_trailers": ("reset", True, OK),
-        "log": (OK, True, OK),
-        "done": (OK, True, OK),
-        "delete": (OK, True, OK),
-        "tick": (OK, True, OK),
-        "queue_ready": (OK, True, OK),
-        "http_call_response": ("timeout", False, OK),
-        "new_connection": ("closed", False, b"hello"),
-        "downstream_data": ("closed", False, b"hello"),
-        "upstream_data": ("closed", False, b"hello"),
-    },
-    # the second request comes after the 1 s backoff: a fresh VM, which traps again where the
-    # request itself reaches the trap (and not where the first request carried trailers)
-    "FAIL_RELOAD": {
-        "context_create": (E503, False, E503),
-        "request_headers": (E503, False, E503),
-        "request_body": (E503, False, E503),
-        "request_trailers": (E503, False, OK),
-        "response_headers": (E503, True, E503),
-        "response_body": ("reset", True, "reset"),
-        "response_trailers": ("reset", True, "reset"),
-        "log": (OK, True, OK),
-        "done": (OK, True, OK),
-        "delete": (OK, True, OK),
-        "tick": (E503, False, OK),
-        "queue_ready": (OK, True, OK),
-        "http_call_response": ("timeout", False, "timeout"),
-        "new_connection": ("closed", False, "closed"),
-        "downstream_data": ("closed", False, "closed"),
-        "upstream_data": ("closed", False, "closed"),
-    },
+#: cell -> (the first request: the one that traps, did the upstream see it). The trapping stream
+#: is failed under every policy: 503, or a reset once its response started, a closed connection
+#: for TCP; a trap after the response (log, done, delete) or outside a stream (tick before the
+#: first request, queue after it) fails the next stream instead.
+FIRST: dict[str, tuple[object, bool]] = {
+    "context_create": (E503, False),
+    "request_headers": (E503, False),
+    "request_body": (E503, False),
+    "request_trailers": (E503, False),
+    "response_headers": (E503, True),
+    "response_body": ("reset", True),
+    "response_trailers": ("reset", True),
+    "log": (OK, True),
+    "done": (OK, True),
+    "delete": (OK, True),
+    "tick": (E503, False),  # FAIL_OPEN: the filter steps aside (below)
+    "queue_ready": (OK, True),
+    # the trap leaves the stream paused for the callout: Envoy never answers it
+    "http_call_response": ("timeout", False),
+    **{cell: ("closed", False) for cell in F.TCP_CELLS},
 }
+#: the next request: FAIL_CLOSED answers 503 (closes), FAIL_OPEN skips the filter, FAIL_RELOAD
+#: (after the 1 s backoff) runs a fresh VM, which traps again where the request itself reaches
+#: the trap — not in the trailers (only the first request has them) nor after the response
+RELOADED: dict[str, object] = {
+    **dict.fromkeys(["context_create", "request_headers", "request_body", "response_headers"], E503),
+    **dict.fromkeys(["response_body", "response_trailers"], "reset"),
+    **dict.fromkeys(["request_trailers", "log", "done", "delete", "tick", "queue_ready"], OK),
+    "http_call_response": "timeout",
+    **dict.fromkeys(F.TCP_CELLS, "closed"),
+}
+
+
+def expected(policy: str, cell: str) -> tuple[object, bool, object]:
+    first, saw = (OK, True) if (policy, cell) == ("FAIL_OPEN", "tick") else FIRST[cell]
+    tcp = cell in F.TCP_CELLS
+    if policy == "FAIL_CLOSED":
+        return (first, saw, "closed" if tcp else E503)
+    if policy == "FAIL_OPEN":
+        return (first, saw, b"hello" if tcp else OK)
+    return (first, saw, RELOADED[cell])
+
+
 #: (policy, cell) -> the row positions not compared with Envoy, and why
 RACY: dict[tuple[str, str], tuple[set[int], str]] = {
     **{
@@ -125,7 +106,7 @@ def test_fault_matrix(tmp_path, policy):
     F.SUMMARY["cells"] += len(rows)
     try:
         assert not problems, problems[:3]  # only the traps' own lines, no host error
-        assert rows == EXPECTED[policy]
+        assert rows == {cell: expected(policy, cell) for cell in rows}
         if not _have_envoy():
             return
         from wasmlab import envoy as real
