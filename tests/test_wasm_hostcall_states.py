@@ -395,3 +395,28 @@ def test_a_trapped_callout_response_leaves_its_stream_paused_until_the_timeout(t
     assert "the stream is held by filter 'envoy.filters.http.wasm' (decode_headers returned " in str(e.value)
     assert "waiting for continue_decoding" in str(e.value)
     assert any(ln.startswith("[error][wasm] Function: proxy_on_http_call_response failed: ") for ln in logs)
+
+
+@pytest.mark.parametrize("config", ["access_logger.yaml", "stats_service.yaml"])
+def test_every_host_call_from_an_access_logger_and_a_wasm_service_raises_nothing(tmp_path, config):
+    """The same scan as the access logger (``proxy_on_log`` of envoy.access_loggers.wasm) and as a
+    bootstrap WasmService (root callbacks only: start, configure, tick, queue)."""
+    from conftest import CONFIGS, ROOT
+
+    wasm = tmp_path / "scan.wasm"
+    wasm.write_bytes(wasmtime.wat2wasm(plugin_wat(SCAN_ALL, scan=True)))
+    text = (CONFIGS / "wasm" / config).read_text()
+    for module in ("access_logger", "stats_service"):
+        text = text.replace(f"../../../modules/{module}.wasm", str(wasm))
+    text = text.replace("../../../modules/", f"{ROOT}/modules/")  # the other filters' modules
+    with Proxy.from_yaml(text, workers=1, clock="virtual") as p:
+        for kw in (GET, POST):
+            try:
+                p.request(**kw)
+            except Exception as e:
+                assert type(e).__name__ == "StreamReset", e
+        p.advance(0.1)
+        names = {e.name for e in p.trace.filter(kind="callback")}
+        logs = p.logs
+    assert not _problems(logs), _problems(logs)[:3]
+    assert {"proxy_on_vm_start", "proxy_on_configure", "proxy_on_tick"} <= names
