@@ -63,7 +63,9 @@ CASES = {
             "proxy_on_request_headers": SAVE_ID + HTTP_CALL + LOCAL_403,
             "proxy_on_http_call_response": SAVED_ID_EFFECTIVE + CONTINUE_REQ + CLOSE_REQ + LOCAL_403,
         },
-        [GET, GET],
+        # one request: the client has its 403 before the callout answers, so a second request
+        # would race the callout's response on Envoy
+        [GET],
     ),
     # the callout answers a paused stream with a local reply, then continues (or resets) it
     "callout_local_reply_then_continue": (
