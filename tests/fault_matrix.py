@@ -193,14 +193,32 @@ def tcp_round(target: Any, cells: dict[str, Cell], phase: str) -> None:
             setattr(c, phase, f"error {type(e).__name__}")
 
 
+def wait_for_traps(target: Any, callback: str, count: int, timeout: float = 10.0) -> None:
+    """Wait until ``count`` traps of ``callback`` are in the log (timers and queues run on their
+    own time; a loaded machine must not change what the next request finds)."""
+    words = f"Function: {callback} failed"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if hasattr(target, "log_lines"):  # real Envoy
+            seen = sum(words in ln.message for ln in target.log_lines())
+        else:
+            seen = sum(words in ln for ln in target.logs)
+        if seen >= count:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"no {count} x '{words}' in the log after {timeout} s")
+
+
 def observe(target: Any, upstream: Upstream, policy: str, timeout: float) -> dict[str, Cell]:
     """Run every cell of a policy's bootstrap on ``target`` (a wasmlab Proxy or an EnvoyRun)."""
     cells: dict[str, Cell] = {}
-    time.sleep(0.3)  # the tick cell's timers (50 ms) fire and trap before the first requests
+    # the tick cell's timers (50 ms) trap on the main thread's VM and the worker's first
+    wait_for_traps(target, "proxy_on_tick", 2)
     http_round(target, upstream, cells, "first", timeout)
     tcp_round(target, cells, "first")
-    # the queue cell's callback runs after its first request; FAIL_RELOAD: past the 1 s backoff
-    time.sleep(1.1 if policy == "FAIL_RELOAD" else 0.2)
+    wait_for_traps(target, "proxy_on_queue_ready", 1)  # posted by the queue cell's first request
+    if policy == "FAIL_RELOAD":
+        time.sleep(1.1)  # past the 1 s reload backoff
     http_round(target, upstream, cells, "second", timeout)
     tcp_round(target, cells, "second")
     return cells
