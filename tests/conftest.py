@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -67,7 +68,8 @@ def proxy_factory() -> Iterator:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Print what tests measured (``record_property("measured", text)``), with or without ``-s``."""
+    """Print what tests measured (``record_property("measured", text)``), with or without ``-s``,
+    and one line for the fault matrix (tests/test_fault_matrix.py) when it ran."""
     lines = [
         f"{report.nodeid.split('::')[-1]}: {value}"
         for reports in terminalreporter.stats.values()
@@ -80,6 +82,10 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.section("measured")
         for line in lines:
             terminalreporter.write_line(line)
+    matrix = sys.modules.get("fault_matrix")
+    matrix_line = matrix.summary_line() if matrix is not None else None
+    if matrix_line:
+        terminalreporter.write_line(matrix_line)
 
 
 @pytest.hookimpl(specname="pytest_terminal_summary")

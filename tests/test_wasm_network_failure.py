@@ -1,6 +1,6 @@
 """The Wasm network filter follows the plugin's failure policy when its guest traps (the guard it
-shares with the HTTP filter, ``filters/wasm/guard.py``): FAIL_CLOSED closes the connection, and
-the next connection on the failed VM too; FAIL_OPEN lets the bytes through to the upstream."""
+shares with the HTTP filter, ``filters/wasm/guard.py``): the trapping connection is closed;
+FAIL_CLOSED closes the next connection on the failed VM too, FAIL_OPEN lets its bytes through."""
 
 from __future__ import annotations
 
@@ -43,8 +43,13 @@ def test_a_trap_closes_the_connection_and_fails_the_next_one(tmp_path, policy):
     assert [t.name for t in traps] == ["proxy_on_downstream_data"]
 
 
-def test_fail_open_lets_the_bytes_through(tmp_path):
+def test_fail_open_closes_the_trapping_connection_and_lets_the_next_ones_through(tmp_path):
+    """As Envoy 1.40 (tests/test_fault_matrix.py compares it): the connection whose callback
+    trapped is closed under every policy; FAIL_OPEN lets later connections through."""
     with Proxy.from_yaml(_config(tmp_path, "FAIL_OPEN"), workers=1) as p:
+        first = p.connect()
+        first.send(b"hello")
+        assert first.recv(timeout=2) == b"" and first.closed
         c = p.connect()
         c.send(b"hello")
         assert c.recv_exactly(5, timeout=2) == b"hello"

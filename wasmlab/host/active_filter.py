@@ -175,6 +175,8 @@ class ActiveFilter:
             else:
                 assert m.response_headers is not None
                 m.encode_headers(self, m.response_headers, end)
+        if m.destroyed:  # the stream ended inside (a local reply, a reset, the whole response)
+            return
         had_trailers = self._has_trailers()
         buffered = self._buffered()
         if buffered is not None and not m.destroyed:

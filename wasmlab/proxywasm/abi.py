@@ -73,6 +73,15 @@ def _arity(t: wasmtime.FuncType) -> tuple[int, int]:
     return len(t.params), len(t.results)
 
 
+def _bad_signature(name: str, t: wasmtime.FuncType, params: int, results: int) -> str:
+    """Envoy's words for an export of the wrong type (proxy-wasm-cpp-host ``getFunction``)."""
+    want = " ".join(["i32"] * params) + " -> " + (" ".join(["i32"] * results) or "void")
+    got = " ".join(str(p) for p in t.params) + " -> " + (" ".join(str(r) for r in t.results) or "void")
+    want = want.replace(" -> ", "void -> ", 1) if not params else want
+    got = got.replace(" -> ", "void -> ", 1) if not t.params else got
+    return f"Bad function signature for: {name}, want: {want}, but the module exports: {got}"
+
+
 def inspect_module(module: wasmtime.Module) -> ModuleInfo:
     exports: dict[str, wasmtime.FuncType] = {}
     has_memory = False
@@ -90,16 +99,17 @@ def inspect_module(module: wasmtime.Module) -> ModuleInfo:
         expected.update(CALLBACKS_0_1_0)
     callbacks = set()
     bad = []
-    for name, (params, results) in expected.items():
+    # Envoy looks up the start functions like the callbacks (``main``/``__main_void`` only in a
+    # reactor, beside ``_initialize``) and refuses one of another type the same way
+    checked = dict(ENTRY_POINTS) if "_initialize" in exports else {"_start": ENTRY_POINTS["_start"]}
+    for name, (params, results) in {**checked, **expected}.items():
         t = exports.get(name)
         if t is None:
             continue
         if _arity(t) != (params, results) or any(str(p) != "i32" for p in [*t.params, *t.results]):
-            want = " ".join(["i32"] * params) + " -> " + (" ".join(["i32"] * results) or "void")
-            got = " ".join(str(p) for p in t.params) + " -> " + (" ".join(str(r) for r in t.results) or "void")
-            bad.append(f"Bad function signature for: {name}, want: {want}, but the module exports: {got}")
-            continue
-        callbacks.add(name)
+            bad.append(_bad_signature(name, t, params, results))
+        elif name in expected:
+            callbacks.add(name)
     if bad:
         raise ModuleRejected("; ".join(bad) + "; Wasm VM failed Failed to initialize Wasm code")
     if "malloc" in callbacks:
@@ -111,7 +121,7 @@ def inspect_module(module: wasmtime.Module) -> ModuleInfo:
     entry = []
     if "_initialize" in exports:
         entry.append("_initialize")
-        if "main" in exports and _arity(exports["main"]) == ENTRY_POINTS["main"]:
+        if "main" in exports:
             entry.append("main")
         elif "__main_void" in exports:
             entry.append("__main_void")

@@ -106,9 +106,13 @@ class WasmManager:
         root = RootContext(vm.next_context_id(), vm, plugin)
         vm.add_context(root)
         root.config_phase = "create"
-        vm.call(root, "proxy_on_context_create", root.id, 0)
-        root.config_phase = "vm_start"
-        ok = vm.call(root, "proxy_on_vm_start", root.id, len(plugin.vm_config.configuration))
+        try:
+            vm.call(root, "proxy_on_context_create", root.id, 0)
+            root.config_phase = "vm_start"
+            ok = vm.call(root, "proxy_on_vm_start", root.id, len(plugin.vm_config.configuration))
+        except Trapped:  # Envoy: a trap before configure fails the start, not the configure
+            root.config_phase = False
+            raise _Refused("Failed to start base Wasm", "trapped") from None
         if ok == 0:
             root.config_phase = False
             raise _Refused("Failed to start base Wasm", "proxy_on_vm_start returned false")
@@ -123,8 +127,9 @@ class WasmManager:
         try:
             return self.start_root(vm, plugin)
         except _Refused as e:
+            why = f"{what} trapped; see the log" if e.why == "trapped" else e.why
             raise StartupError(
-                f"{plugin.where}: Wasm VM failed {e.words} ({e.why}; module {plugin.vm_config.code_name})"
+                f"{plugin.where}: Wasm VM failed {e.words} ({why}; module {plugin.vm_config.code_name})"
             ) from None
         except Trapped:
             raise StartupError(
@@ -229,8 +234,8 @@ class WasmManager:
         if vm is not None and vm.failed is None and handle.root is not None:
             return handle
         now = self.proxy.clock.monotonic_ns()
-        if handle.failed_at_ns is None:
-            handle.failed_at_ns = now
+        if handle.failed_at_ns is None:  # a root callback (timer, callout, queue) failed the VM
+            handle.failed_at_ns = vm.failed_at_ns if vm is not None and vm.failed_at_ns is not None else now
         vkey = ("wasm_vm", plugin.vm_config.vm_key)
         failed = handle.vm
         if failed is not None and dispatcher.slots.get(vkey) is handle.vm:
@@ -304,7 +309,7 @@ class WasmManager:
         return 4 * vm.next_token()
 
     def deliver_http_call_response(
-        self, vm: WasmVm, root: RootContext, token: int, resp: async_client.AsyncResponse, stream_ctx: Any
+        self, vm: WasmVm, root: RootContext, token: int, resp: async_client.AsyncResponse
     ) -> None:
         root.http_calls.pop(token, None)
         if vm.failed is not None or root.deleted:
@@ -321,8 +326,9 @@ class WasmManager:
         try:
             vm.call(root, "proxy_on_http_call_response", *args)
         except Trapped:
-            if stream_ctx is not None and stream_ctx.filter is not None:
-                stream_ctx.filter.on_vm_trapped_outside()
+            # Envoy fails the VM and leaves a stream paused for this callout paused: it hangs
+            # until a timeout (wasmlab's StreamTimeout); the next streams follow the policy
+            pass
         finally:
             root.callout_response = None
 

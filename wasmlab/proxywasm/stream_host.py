@@ -6,10 +6,10 @@ logger has no body to read, a network filter has no header maps, nothing may con
 that is not paused. wasmlab keeps the ABI context (:class:`wasmlab.proxywasm.vm.Context`) apart
 from the filter that owns it, and this base class is the typed seam between them: the HTTP
 filter, the network filter and the access-log view each override what their role supports, and
-everything else answers the way Envoy's base ``Context`` does — ``NOT_FOUND`` for something that is
-not there; stream control (continue, close, a local response) for a direction the role does not
-have is a no-op that answers ``OK``, as Envoy's ``Context`` does when it holds no callbacks of that
-kind. Host calls never probe a filter with ``getattr``: they call these methods.
+everything else answers the way Envoy's base ``Context`` does — ``NOT_FOUND`` for a map or buffer
+that is not there; stream control (continue, close, local reply) answers OK and does nothing when
+the role has no such side (Envoy checks for its decoder/encoder/network callbacks, finds none, and
+still says OK). Host calls never probe a filter with ``getattr``: they call these methods.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 
 class StreamHost:
-    """Defaults: no stream, no maps, no buffers; stream control does nothing (``OK``)."""
+    """Defaults: no stream, no maps, no buffers; stream control is an accepted no-op."""
 
     __slots__ = ()
 
@@ -70,6 +70,3 @@ class StreamHost:
 
     def clear_route_cache(self) -> None:
         """``proxy_clear_route_cache`` / foreign ``clear_route_cache``: nothing to clear by default."""
-
-    def on_vm_trapped_outside(self) -> None:
-        """The VM trapped in a root callback while this stream waited on it."""

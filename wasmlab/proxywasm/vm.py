@@ -123,6 +123,7 @@ class WasmVm:
         self._next_id = itertools.count(1)
         self._next_token = itertools.count(1)
         self.failed: FailState | None = None
+        self.failed_at_ns: int | None = None
         #: the guest's last WASI stderr lines (a start-up failure names them, as Envoy's log shows them)
         self.stderr_tail: list[str] = []
         self.current: Context | None = None  # context of the callback being run (None = VM context 0)
@@ -337,6 +338,7 @@ class WasmVm:
     def fail(self, state: FailState, message: str) -> None:
         if self.failed is None:
             self.failed = state
+            self.failed_at_ns = self.proxy.clock.monotonic_ns()  # FAIL_RELOAD's backoff starts here
             self._record("vm", "fail", {"state": state.value, "message": message})
             for c in list(self.contexts.values()):
                 if isinstance(c, RootContext) and c.tick_timer is not None:

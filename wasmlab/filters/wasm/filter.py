@@ -98,6 +98,7 @@ class WasmHttpFilter(WasmCallGuard, StreamFilter, StreamHost):
     buffering_response = False
     local_reply_sent = False
     fail_replied = False
+    stream_ended = False  # set when proxy_on_log / proxy_on_done run: the stream is complete
 
     def __init__(self, factory: WasmFilterFactory, dispatcher: Dispatcher) -> None:
         self.factory = factory
@@ -149,11 +150,6 @@ class WasmHttpFilter(WasmCallGuard, StreamFilter, StreamHost):
         self.callbacks.send_local_reply(503, b"", None, "wasm_fail_stream", GrpcStatus.UNAVAILABLE)
         return FailAction.STOP
 
-    def on_vm_trapped_outside(self) -> None:
-        """The VM trapped in a root callback (e.g. an http call response) while this stream waited."""
-        self._trapped()
-        self._fail_stream(trapped_here=True)
-
     def _headers_args(self, headers: HeaderMap, end_stream: bool) -> tuple[int, ...]:
         assert self.ctx is not None
         if self.ctx.vm.abi_010:  # ABI 0.1.0 has no end_of_stream argument
@@ -164,6 +160,8 @@ class WasmHttpFilter(WasmCallGuard, StreamFilter, StreamHost):
     def decode_headers(self, headers: HeaderMap, end_stream: bool) -> FilterHeadersStatus:
         if not self._ensure_context():
             return _ON_FAIL_HEADERS[self._fail_stream()]
+        if self._stream_over():  # proxy_on_context_create ended the stream (a continue, a reply)
+            return _HS.StopIteration
         self.request_headers = headers
         r = self._guarded("proxy_on_request_headers", self._headers_args(headers, end_stream))
         if isinstance(r, FailAction):
@@ -242,10 +240,11 @@ class WasmHttpFilter(WasmCallGuard, StreamFilter, StreamHost):
         if self.ctx is None or self.failed:
             return _TS.Continue
         self.response_trailers = trailers
-        # the response is complete but for its trailers: a trap here does not fail the stream
-        r = self._guarded("proxy_on_response_trailers", (self.ctx.id, len(trailers)), fail_stream=False)
+        # a trap fails the stream like any other: its 503 comes after the response started, so
+        # the client sees a reset (as on Envoy 1.40)
+        r = self._guarded("proxy_on_response_trailers", (self.ctx.id, len(trailers)))
         if isinstance(r, FailAction):
-            return _TS.Continue
+            return _ON_FAIL_TRAILERS[r]
         if (r or 0) >= 1:
             return _TS.StopIteration
         self.response_trailers = None
@@ -253,6 +252,7 @@ class WasmHttpFilter(WasmCallGuard, StreamFilter, StreamHost):
 
     # ---- end of stream -----------------------------------------------------------------------------------------
     def log(self, info: Any) -> None:
+        self.stream_ended = True
         if self.failed:
             return
         if self.ctx is None and not self._ensure_context():
@@ -265,6 +265,7 @@ class WasmHttpFilter(WasmCallGuard, StreamFilter, StreamHost):
             self.in_log = False
 
     def on_destroy(self) -> None:
+        self.stream_ended = True
         ctx = self.ctx
         if ctx is None:
             return
@@ -321,34 +322,64 @@ class WasmHttpFilter(WasmCallGuard, StreamFilter, StreamHost):
             return self.response_body
         return None
 
+    # Stream control follows Envoy's ``Context``: the call answers OK at once and the action runs
+    # after the current callback returns; a continue for a stream that already ended (a local
+    # reply or a reset finished it) does nothing. Where Envoy 1.40 crashes (Segmentation fault)
+    # — a reset or local reply from proxy_on_log/proxy_on_done, continuing the response before it
+    # started, a second reset or local reply after the first one ended the stream — wasmlab
+    # ignores the call and logs a warning that says so.
+    def _stream_over(self) -> bool:
+        return self.ctx is None or self.stream_ended
+
+    def _ignored(self, call: str, why: str, envoy: str = "crashes on it: Segmentation fault") -> WasmResult:
+        self.callbacks.proxy.log("warning", "wasm", f"{call} {why} is ignored (Envoy 1.40 {envoy})")
+        return WasmResult.OK
+
+    def _after_end(self, call: str) -> None:
+        """A reset or local reply queued behind another one that already ended the stream."""
+        self._ignored(call, "after the stream ended", "may reset the connection or crash here")
+
     def continue_stream(self, stream_type: int) -> WasmResult:
         vm = self.ctx.vm if self.ctx is not None else None
-        if vm is None:
-            return WasmResult.OK
+        if vm is None or stream_type not in (StreamType.HTTP_REQUEST, StreamType.HTTP_RESPONSE):
+            return WasmResult.OK  # Envoy: nothing to continue, still OK
         cb = self.callbacks
         if stream_type == StreamType.HTTP_REQUEST:
 
             def go() -> None:
-                self.request_headers = None
-                cb.continue_decoding()
+                if not self._stream_over():
+                    self.request_headers = None
+                    cb.continue_decoding()
 
-        elif stream_type == StreamType.HTTP_RESPONSE:
+        else:
 
             def go() -> None:
+                if self._stream_over():
+                    return
+                if cb.response_headers is None:
+                    self._ignored("proxy_continue_stream(HttpResponse)", "before the response started")
+                    return
                 self.response_headers = None
                 cb.continue_encoding()
 
-        else:  # a connection direction: an HTTP filter has none, so nothing to do (Envoy: Ok)
-            return WasmResult.OK
         vm.defer(go)
         return WasmResult.OK
 
     def close_stream(self, stream_type: int) -> WasmResult:
         vm = self.ctx.vm if self.ctx is not None else None
         if vm is None or stream_type not in (StreamType.HTTP_REQUEST, StreamType.HTTP_RESPONSE):
-            return WasmResult.OK  # nothing of that kind to close (Envoy: Ok)
+            return WasmResult.OK
+        if self.stream_ended:
+            return self._ignored("proxy_close_stream", "after the stream ended")
         cb = self.callbacks
-        vm.defer(lambda: cb.reset_stream("wasm_close_stream"))
+
+        def reset() -> None:
+            if self._stream_over():
+                self._after_end("proxy_close_stream")
+            else:
+                cb.reset_stream("wasm_close_stream")
+
+        vm.defer(reset)
         return WasmResult.OK
 
     def send_local_response(
@@ -357,6 +388,8 @@ class WasmHttpFilter(WasmCallGuard, StreamFilter, StreamHost):
         vm = self.ctx.vm if self.ctx is not None else None
         if vm is None:
             return WasmResult.OK
+        if self.stream_ended:
+            return self._ignored("proxy_send_local_response", "after the stream ended")
         self.local_reply_sent = True
         cb = self.callbacks
 
@@ -364,5 +397,11 @@ class WasmHttpFilter(WasmCallGuard, StreamFilter, StreamHost):
             for k, v in headers:
                 h.add(k.lower(), v)
 
-        vm.defer(lambda: cb.send_local_reply(status, body, modify, details, grpc_status))
+        def reply() -> None:
+            if self._stream_over():
+                self._after_end("proxy_send_local_response")
+            else:
+                cb.send_local_reply(status, body, modify, details, grpc_status)
+
+        vm.defer(reply)
         return WasmResult.OK

@@ -56,6 +56,11 @@ class WasmCallGuard:
         fn = vm.funcs.get(name)
         if fn is None:  # Envoy calls nothing the module does not export
             return None
+        if vm.failed is not None:
+            # the VM failed elsewhere (a root callback, another stream) after this stream began:
+            # Envoy's CHECK_FAIL_HTTP — FAIL_OPEN steps aside, the others fail this stream
+            self._trapped()
+            return self._fail_stream(False) if fail_stream else FailAction.CONTINUE
         try:
             return vm.invoke(fn, ctx, name, args)
         except Trapped:

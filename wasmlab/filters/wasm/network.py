@@ -71,8 +71,9 @@ class WasmNetworkFilter(WasmCallGuard, NetworkFilter, StreamHost):
         return self.conn.proxy
 
     def _fail_stream(self, trapped_here: bool = False) -> FailAction:
-        """The VM failed: FAIL_OPEN passes bytes through, otherwise Envoy closes the connection."""
-        if self.plugin.failure_policy == FailurePolicy.FAIL_OPEN:
+        """The VM failed: the connection whose callback trapped is closed whatever the policy (as
+        Envoy's ``failStream``); later ones pass their bytes through under FAIL_OPEN."""
+        if not trapped_here and self.plugin.failure_policy == FailurePolicy.FAIL_OPEN:
             return FailAction.CONTINUE
         self.conn.close("local")
         return FailAction.STOP
@@ -145,14 +146,14 @@ class WasmNetworkFilter(WasmCallGuard, NetworkFilter, StreamHost):
             return self.upstream
         return None
 
+    # Envoy's network context answers OK for the HTTP stream types too (it has no decoder or
+    # encoder callbacks, so nothing happens); the host call answered UPSTREAM continue already.
     def continue_stream(self, stream_type: int) -> WasmResult:
-        if stream_type == StreamType.UPSTREAM:
-            return WasmResult.UNIMPLEMENTED
         if self.ctx is not None and stream_type == StreamType.DOWNSTREAM:
             self.ctx.vm.defer(lambda: self.conn.continue_reading(self))
-        return WasmResult.OK  # an HTTP direction: a network filter has none (Envoy: Ok)
+        return WasmResult.OK
 
     def close_stream(self, stream_type: int) -> WasmResult:
         if self.ctx is not None and stream_type in (StreamType.DOWNSTREAM, StreamType.UPSTREAM):
             self.ctx.vm.defer(lambda: self.conn.close("local"))
-        return WasmResult.OK  # an HTTP direction: a network filter has none (Envoy: Ok)
+        return WasmResult.OK

@@ -8,8 +8,10 @@ headers, response headers and response trailers are readable, not writable. Maps
 exist only during ``proxy_on_http_call_response``. ``proxy_set_buffer_bytes`` follows Envoy:
 ``start == 0`` drops ``size`` bytes and prepends the data; ``start >= length`` appends; anything
 else is BAD_ARGUMENT. ``continue``/``close``/``send_local_response`` run after the current
-callback returns; a local response also makes that callback stop. Outside a stream (a root
-context) they do nothing and answer OK, as Envoy's context does without stream callbacks.
+callback returns; a local response also makes that callback stop. Envoy answers them OK whatever
+the state (a root context, a stream that already answered or ended) and acts only where it can;
+where Envoy 1.40 crashes instead, the filter ignores the call with a warning
+(:class:`wasmlab.filters.wasm.filter.WasmHttpFilter`).
 """
 
 from __future__ import annotations
@@ -262,9 +264,9 @@ def _stream_filter(vm: WasmVm) -> StreamHost | None:
 
 
 def _continue_or_close(vm: WasmVm, stream_type: int, close: bool) -> Any:
-    """BAD_ARGUMENT for an unknown stream type, UNIMPLEMENTED for continuing the upstream side;
-    otherwise OK, as in Envoy: the stream's filter acts when it has that direction, and outside a
-    stream (a root context) there is nothing to do."""
+    """Envoy's ``continueStream``/``closeStream``: BAD_ARGUMENT for an unknown stream type,
+    UNIMPLEMENTED for continuing the upstream side; otherwise OK, and the context's filter acts if
+    it has that side — a root context (no filter) answers OK and does nothing, as Envoy's does."""
     if stream_type > MAX_STREAM_TYPE:
         return BAD
     if not close and stream_type == StreamType.UPSTREAM:
@@ -272,9 +274,7 @@ def _continue_or_close(vm: WasmVm, stream_type: int, close: bool) -> Any:
     f = _stream_filter(vm)
     if f is None:
         return OK
-    if close:
-        return f.close_stream(int(stream_type))
-    return f.continue_stream(int(stream_type))
+    return f.close_stream(int(stream_type)) if close else f.continue_stream(int(stream_type))
 
 
 @hostcall("proxy_continue_stream", 1, versions=V02)
@@ -289,14 +289,12 @@ def proxy_close_stream(vm: WasmVm, stream_type: int) -> Any:
 
 @hostcall("proxy_continue_request", 0, versions=V01)
 def proxy_continue_request(vm: WasmVm) -> Any:
-    f = _stream_filter(vm)
-    return f.continue_stream(StreamType.HTTP_REQUEST) if f is not None else OK
+    return _continue_or_close(vm, StreamType.HTTP_REQUEST, close=False)
 
 
 @hostcall("proxy_continue_response", 0, versions=V01)
 def proxy_continue_response(vm: WasmVm) -> Any:
-    f = _stream_filter(vm)
-    return f.continue_stream(StreamType.HTTP_RESPONSE) if f is not None else OK
+    return _continue_or_close(vm, StreamType.HTTP_RESPONSE, close=False)
 
 
 @hostcall("proxy_clear_route_cache", 0, versions=V01)
@@ -317,8 +315,8 @@ def proxy_send_local_response(
     if details is None or body is None or raw is None:
         return MEM
     f = _stream_filter(vm)
-    if f is None:
-        return OK  # Envoy: no decoder callbacks (a root context), nothing to answer; still Ok
+    if f is None:  # a root context: Envoy answers OK and sends nothing
+        return OK
     headers = pairs.decode(raw) or []
     d = "_".join(details.decode("latin-1").split()) if details.strip() else details.decode("latin-1")
     rc = f.send_local_response(status, d, body, headers, grpc_status if grpc_status <= MAX_GRPC_STATUS else None)
@@ -363,10 +361,9 @@ def proxy_http_call(
     token = proxy.wasm.next_http_call_token(vm)
     if not vm.memory.write_u32(token_out, token):
         return MEM
-    stream_ctx = ctx if not ctx.is_root else None
 
     def on_complete(resp: async_client.AsyncResponse) -> None:
-        proxy.wasm.deliver_http_call_response(vm, root, token, resp, stream_ctx)
+        proxy.wasm.deliver_http_call_response(vm, root, token, resp)
 
     timeout_s = timeout_ms / 1000.0 if timeout_ms else None
     # Envoy's Wasm context sends the call with send_xff off: no x-forwarded-for
