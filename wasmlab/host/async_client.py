@@ -20,6 +20,7 @@ from .conn_manager_utility import append_xff
 from .local_info import local_address
 from .upstream import (
     CONNECTION_TERMINATION,
+    UpstreamCall,
     UpstreamResult,
     charge_upstream_code,
     charge_upstream_failure,
@@ -73,11 +74,15 @@ class AsyncRequest:
         self.on_complete = on_complete
         self.done = False
         self.timer: Timer | None = None
+        #: the app call in flight: abandoned when the answer no longer matters (frees the pool)
+        self.upstream: UpstreamCall | None = None
 
     def cancel(self) -> None:
         self.done = True
         if self.timer is not None:
             self.timer.disable()
+        if self.upstream is not None:
+            self.upstream.abandon()
 
     def _finish(self, response: AsyncResponse) -> None:
         if self.done:
@@ -85,6 +90,8 @@ class AsyncRequest:
         self.done = True
         if self.timer is not None:
             self.timer.disable()
+        if self.upstream is not None:  # a timeout: Envoy resets the upstream request
+            self.upstream.abandon()
         self.on_complete(response)
 
 
@@ -165,7 +172,7 @@ def send(
         activity.end()
         dispatcher.post(req._finish, AsyncResponse(*local_reply(503, b"no healthy upstream"), None))
     else:
-        proxy.upstream_pool.call(cluster, request, done)
+        req.upstream = proxy.upstream_pool.call(cluster, request, done)
     return req
 
 

@@ -9,7 +9,6 @@ worker's dispatcher and waits for the response; it never blocks longer than ``ti
 
 from __future__ import annotations
 
-import functools
 import itertools
 import os
 import threading
@@ -24,6 +23,7 @@ from ..http import HeaderMap, Response
 from ..trace import Recorder, Trace
 from ..trace.recorder import DEFAULT_CAPACITY
 from .access_log import AccessLogWriter
+from .batch import Batch, in_flight_limit, parse_requests
 from .dispatcher import Activity, Dispatcher, RealClock, VirtualClock
 from .extensions import collect_extensions, load_config
 from .hcm import ActiveStream, HttpConnectionManager
@@ -438,63 +438,16 @@ class Proxy:
         timeout: float = 60.0,
         listener: str | None = None,
     ) -> list[Response]:
-        """Send many requests spread over the workers, ``concurrency`` in flight (default all)."""
+        """Send many requests spread over the workers and return their responses in order.
+
+        At most ``concurrency`` are in flight at once (default 64 per worker, ``host/batch.py``);
+        each finished one starts the next. Ctrl-C or ``timeout`` cancels the rest of the batch."""
         self._check_open()
         hcm = self._hcm(listener)
-        specs: list[tuple[RequestSpec, int | None]] = []
-        for item in requests:
-            if isinstance(item, tuple):
-                specs.append((make_request_spec(*item), None))
-            elif isinstance(item, dict):
-                kw = dict(item)
-                worker = kw.pop("worker", None)
-                kw.pop("timeout", None)
-                specs.append((make_request_spec(**kw), worker))
-            else:
-                raise TypeError(f"each request must be a (method, path) tuple or a dict, got {type(item).__name__}")
-        n = len(specs)
-        if n == 0:
-            return []
-        limit = n if concurrency is None else max(1, int(concurrency))
-        results: list[_Pending | None] = [None] * n
-        lock = threading.Lock()
-        state = {"next": 0, "done": 0}
-        all_done = threading.Event()
-
-        def submit(i: int) -> None:
-            spec, worker = specs[i]
-            d = self._worker(worker)
-            p = _Pending(functools.partial(finished, i))
-            results[i] = p
-            d.post(hcm.new_stream, d, spec, p)
-
-        def finished(i: int, p: _Pending) -> None:
-            nxt = -1
-            with lock:
-                state["done"] += 1
-                if state["next"] < n:
-                    nxt = state["next"]
-                    state["next"] += 1
-                if state["done"] == n:
-                    all_done.set()
-            if nxt >= 0:
-                submit(nxt)
-
-        with lock:
-            first = min(limit, n)
-            state["next"] = first
-        for i in range(first):
-            submit(i)
-        if not all_done.wait(timeout):
-            stuck = [i for i, p in enumerate(results) if p is None or not p.done]
-            p = results[stuck[0]]
-            spec = specs[stuck[0]][0]
-            d = p.stream.dispatcher if p is not None and p.stream is not None else self._server.workers[0]
-            if p is None:
-                raise StreamTimeout(f"{len(stuck)} of {n} requests did not finish in {timeout:g}s")
-            err = self._timeout(p, d, f"{spec.method} {spec.path}", timeout)
-            raise StreamTimeout(f"{len(stuck)} of {n} requests did not finish; first: {err}")
-        return [p.result() for p in results if p is not None]
+        specs = parse_requests(requests, make_request_spec)
+        limit = in_flight_limit(concurrency, len(self._server.workers))
+        batch = Batch(hcm, specs, limit, self._worker, _Pending)
+        return batch.run(timeout, lambda p, d, what: self._timeout(p, d, what, timeout))
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """Wait until no task is queued and no upstream call is in flight."""

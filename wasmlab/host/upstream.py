@@ -19,8 +19,8 @@ from __future__ import annotations
 import json
 import threading
 import traceback
+from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from ..http import HeaderMap, Request, Response
@@ -145,26 +145,138 @@ def to_wire_response(response: Response, head: bool) -> tuple[HeaderMap, bytes]:
     return headers, body
 
 
+class UpstreamCall:
+    """One app call handed to the pool. ``done`` is called exactly once: with the app's result,
+    or — if the caller gives up first (:meth:`abandon`: a route timeout, a reset stream) — at
+    once with a connection termination, and the app's late answer is dropped."""
+
+    __slots__ = ("_pool", "job", "settled", "running", "detached")
+
+    def __init__(self, pool: UpstreamPool, job: Callable[[bool], None]) -> None:
+        self._pool = pool
+        #: ``job(skip)`` runs the app (``skip`` False) or only settles the call (``skip`` True)
+        self.job = job
+        self.settled = False
+        self.running = False
+        self.detached = False
+
+    def abandon(self) -> None:
+        """The caller no longer waits: a queued call never reaches the app, and a thread stuck
+        in the app stops counting against the pool (a new thread takes its place)."""
+        self._pool._abandon(self)
+
+
+#: threads serving upstream apps when no app is stuck (Envoy: connections to the endpoints)
+POOL_THREADS = 8
+#: at most this many threads may be left running apps that never returned; past it an abandoned
+#: call keeps its thread and the pool can run out (the log says so once)
+MAX_DETACHED_THREADS = 256
+
+
 class UpstreamPool:
-    """Threads on which upstream apps run."""
+    """Threads on which upstream apps run: ``threads`` of them, plus one more for every call its
+    caller abandoned while the app was still running (Python cannot stop a thread; Envoy would
+    just close that connection and open another). A stuck app so holds no slot once its route
+    timeout fired or its stream was reset, and its thread ends when the app returns."""
 
-    def __init__(self, log: Callable[[str, str, str], None], threads: int = 8) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="upstream")
+    def __init__(self, log: Callable[[str, str, str], None], threads: int = POOL_THREADS) -> None:
         self._log = log
+        self._size = threads
+        self._cond = threading.Condition(threading.Lock())
+        self._queue: deque[UpstreamCall] = deque()
+        self._threads = 0  # threads counted against ``threads`` (idle or running a live call)
+        self._idle = 0
+        self._detached = 0  # threads left in an abandoned app call
+        self._warned = False
         self._closed = False
-        self._lock = threading.Lock()
 
-    def call(self, cluster: Cluster, request: Request, done: Callable[[UpstreamResult], None]) -> None:
-        """Run the app on an upstream thread; ``done`` is called there with the result."""
+    @property
+    def detached(self) -> int:
+        """Threads still inside an app call whose caller gave up."""
+        return self._detached
 
-        def run() -> None:
-            done(self._invoke(cluster, request))
+    def call(self, cluster: Cluster, request: Request, done: Callable[[UpstreamResult], None]) -> UpstreamCall:
+        """Run the app on an upstream thread; ``done`` is called (there, or on the thread that
+        abandons the call) exactly once with the result."""
 
-        with self._lock:
-            if self._closed:
-                done(UpstreamResult(None, CONNECTION_TERMINATION))
+        def job(skip: bool) -> None:
+            result = UpstreamResult(None, CONNECTION_TERMINATION) if skip else self._invoke(cluster, request)
+            if self._settle(handle):
+                done(result)
+
+        handle = UpstreamCall(self, job)
+        self._submit(handle)
+        return handle
+
+    def submit(self, fn: Callable[[], None]) -> UpstreamCall:
+        """Run ``fn`` on an upstream thread (a TCP app's turn); it is not abandoned."""
+        handle = UpstreamCall(self, lambda skip: None if skip else fn())
+        self._submit(handle)
+        return handle
+
+    def _submit(self, handle: UpstreamCall) -> None:
+        with self._cond:
+            if not self._closed:
+                self._queue.append(handle)
+                if self._idle == 0 and self._threads < self._size:
+                    self._spawn()
+                else:
+                    self._cond.notify()
                 return
-            self._executor.submit(run)
+        handle.job(True)  # closed: the call fails at once as a dropped connection
+
+    def _spawn(self) -> None:
+        self._threads += 1
+        threading.Thread(target=self._loop, name="upstream", daemon=True).start()
+
+    def _settle(self, handle: UpstreamCall) -> bool:
+        with self._cond:
+            if handle.settled:
+                return False
+            handle.settled = True
+            return True
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._closed:
+                    self._idle += 1
+                    self._cond.wait()
+                    self._idle -= 1
+                if not self._queue:  # closed and drained
+                    self._threads -= 1
+                    return
+                handle = self._queue.popleft()
+                skip = handle.settled
+                handle.running = not skip
+            handle.job(skip)
+            with self._cond:
+                handle.running = False
+                if handle.detached:  # a replacement took this thread's place meanwhile
+                    self._detached -= 1
+                    return
+
+    def _abandon(self, handle: UpstreamCall) -> None:
+        with self._cond:
+            if handle.settled:
+                return
+            if handle.running and not handle.detached:
+                if self._detached < MAX_DETACHED_THREADS:
+                    handle.detached = True
+                    self._detached += 1
+                    self._threads -= 1
+                    if self._queue and self._idle == 0 and not self._closed:
+                        self._spawn()
+                elif not self._warned:
+                    self._warned = True
+                    self._log(
+                        "warning",
+                        "upstream",
+                        f"{self._detached} upstream app calls never returned; the pool has no thread left for them",
+                    )
+        # settle it now: the caller sees a dropped connection, the app's late answer is dropped
+        # (a queued call is settled too, so the thread that pops it skips the app)
+        handle.job(True)
 
     def _invoke(self, cluster: Cluster, request: Request) -> UpstreamResult:
         app = cluster.app
@@ -180,6 +292,8 @@ class UpstreamPool:
         return UpstreamResult(response, None)
 
     def close(self) -> None:
-        with self._lock:
+        """Stop: queued calls are dropped unanswered (their workers are gone), threads end."""
+        with self._cond:
             self._closed = True
-        self._executor.shutdown(wait=False, cancel_futures=True)
+            self._queue.clear()
+            self._cond.notify_all()

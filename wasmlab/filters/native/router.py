@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from ...config.route import DirectResponse, Redirect, RouteAction, split_path
 from ...host.upstream import (
     CONNECT_FAILURE,
+    UpstreamCall,
     UpstreamResult,
     charge_upstream_code,
     charge_upstream_failure,
@@ -80,6 +81,8 @@ class RouterFilter(StreamFilter):
         self.body = bytearray()
         self.trailers: HeaderMap | None = None
         self.timer: Timer | None = None
+        #: the app call in flight: abandoned when the stream gives up on it (timeout, reset)
+        self.upstream_call: UpstreamCall | None = None
         self.sent_ns = 0
         self.done = False
         self.internal = False
@@ -241,12 +244,14 @@ class RouterFilter(StreamFilter):
             dispatcher.post(stream.guarded, self._on_upstream, result)
             activity.end()
 
-        proxy.upstream_pool.call(cluster, request, done)
+        self.upstream_call = proxy.upstream_pool.call(cluster, request, done)
 
     def _on_timeout(self) -> None:
         if self.done:
             return
         self.done = True
+        if self.upstream_call is not None:  # Envoy resets the upstream request
+            self.upstream_call.abandon()
         cb = self.callbacks
         proxy = cb.proxy
         charge_upstream_timeout(proxy.stat_store, self.cluster.name, self.internal)
@@ -314,6 +319,8 @@ class RouterFilter(StreamFilter):
         self.done = True
         if self.timer is not None:
             self.timer.disable()
+        if self.upstream_call is not None:  # a reset stream: its app call frees the pool
+            self.upstream_call.abandon()
 
 
 def _rewrite_path(path: str, match: Any, action: RouteAction) -> str:
