@@ -79,7 +79,7 @@ def test_without_a_route_timeout_a_reset_stream_frees_its_thread(proxy_factory):
     p.upstream("backend", _hanging_app(release, entered))
     try:
         for i in range(10):
-            with pytest.raises(StreamTimeout, match="held by filter .envoy.filters.http.router."):
+            with pytest.raises(StreamTimeout, match=r"held by filter .envoy\.filters\.http\.router."):
                 p.request("GET", f"/hang/{i}", timeout=0.2)
         assert [r.status for r in p.request_many([("GET", f"/ok/{i}") for i in range(20)], timeout=10)] == [200] * 20
         pool = p._server.upstream_pool
