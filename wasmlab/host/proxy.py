@@ -28,6 +28,7 @@ from .dispatcher import Activity, Dispatcher, RealClock, VirtualClock
 from .extensions import collect_extensions, load_config
 from .hcm import ActiveStream, HttpConnectionManager
 from .logs import ProxyLog
+from .options import PROXY_OPTIONS, check_options, mib
 from .services import ServerContext
 from .stats import Stats
 from .upstream import NO_APP, Cluster, UpstreamPool
@@ -42,18 +43,6 @@ class StreamReset(WasmlabError):
         super().__init__(f"the proxy reset the stream ({details})")
         self.details = details
         self.response = response
-
-
-#: ``Proxy(options=...)``: wasmlab's own knobs (Envoy has no such settings)
-PROXY_OPTIONS = {
-    "wasm_call_path": "auto | fast | normal: how the host calls into wasmtime",
-    "wasm_callback_deadline_s": "seconds one Wasm callback may run before the VM is stopped, default 1.0",
-    "wasm_memory_limit_mb": "linear memory cap per Wasm VM, default 512",
-    "lua_instruction_limit": "Lua VM instructions per hook run, default 100000000, 0 = no limit",
-    "lua_memory_limit_mb": "memory cap per Lua state, default 64, 0 = no limit",
-    "lua_hook_every": "instructions between two guard checks, default 10000",
-    "lua_sandbox": "True (default): no ffi, loadlib, os.exit/execute, io.popen/open, debug.*; False: what Envoy allows",
-}
 
 
 @dataclass
@@ -180,14 +169,19 @@ class Proxy:
         if clock not in ("real", "virtual"):
             raise ValueError(f"clock must be 'real' or 'virtual', got {clock!r}")
         self._config = config
-        unknown = sorted(set(options or {}) - set(PROXY_OPTIONS))
-        if unknown:
-            known = ", ".join(f"{k} ({v})" for k, v in PROXY_OPTIONS.items())
-            raise ValueError(f"unknown proxy option {unknown[0]!r}; the options are: {known}")
-        self._options = dict(options or {})
+        self._options = check_options(options)
         clk = VirtualClock() if clock == "virtual" else RealClock()
         recorder = Recorder(clk.monotonic_ns, enabled=bool(trace), capacity=trace_capacity)
-        self._log = ProxyLog(recorder, log_level, component_levels=component_log_level)
+        stats = Stats()
+        line_kb = self._options["log_line_limit_kb"]
+        self._log = ProxyLog(
+            recorder,
+            log_level,
+            component_levels=component_log_level,
+            memory_limit=mib(self._options, "log_memory_limit_mb"),
+            line_limit=line_kb * 1024 if line_kb else None,
+            stats=stats,
+        )
         for where in config.source.ignored:
             # Envoy accepts these fields; wasmlab runs without them (docs/envoy-fidelity.md)
             # (not in the trace: it is about the config, not the run, and no thread of the run logs it)
@@ -200,7 +194,7 @@ class Proxy:
             clock=clk,
             recorder=recorder,
             log=self._log,
-            stat_store=Stats(),
+            stat_store=stats,
             access_log=AccessLogWriter(),
             activity=activity,
             clusters={name: Cluster(c) for name, c in config.clusters.items()},
@@ -545,4 +539,4 @@ class Proxy:
         )
 
 
-__all__ = ["Proxy", "RequestSpec", "StartupError", "StreamReset", "make_request_spec"]
+__all__ = ["PROXY_OPTIONS", "Proxy", "RequestSpec", "StartupError", "StreamReset", "make_request_spec"]
