@@ -131,9 +131,8 @@ class Batch:
         with self._lock:
             self._cancelled = True
         for p in self.results:
-            stream = p.stream if p is not None else None
-            if stream is not None and not p.done:
-                stream.dispatcher.post(stream.reset, CANCELLED)
+            if p is not None and p.stream is not None and not p.done:
+                p.stream.dispatcher.post(p.stream.reset, CANCELLED)
 
     def _timed_out(
         self, timeout: float, on_timeout: Callable[[_Pending, Dispatcher, str], StreamTimeout]
