@@ -9,6 +9,7 @@ resets what is in flight, leaving the proxy usable."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import threading
 import time
@@ -67,7 +68,7 @@ def test_concurrency_sets_the_bound(proxy_factory):
 @pytest.mark.parametrize("bad", [0, -1, 2.5, True, "8"])
 def test_concurrency_must_be_a_positive_int(proxy_factory, bad):
     p = proxy_factory(config(), workers=1)
-    with pytest.raises(ValueError, match=r"concurrency must be an int >= 1 \(requests in flight\)"):
+    with pytest.raises(ValueError, match=re.escape("concurrency must be an int >= 1 (requests in flight), got ")):
         p.request_many([("GET", "/")], concurrency=bad)
 
 

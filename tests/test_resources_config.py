@@ -47,6 +47,16 @@ def test_refused_by_both(envoy_bin, what, cfg, words):
     assert words in str(e.value) and words in envoy_says, (str(e.value), envoy_says)
 
 
+def test_max_request_headers_kb_message():
+    with pytest.raises(ConfigError) as e:
+        load_config(_hcm("max_request_headers_kb: 100000"))
+    assert str(e.value).endswith(
+        "typed_config.max_request_headers_kb: "
+        "Proto constraint validation failed (HttpConnectionManagerValidationError.MaxRequestHeadersKb: "
+        "value must be inside range (0, 8192])"
+    )
+
+
 def test_max_request_headers_kb_at_envoys_bound_is_accepted_by_both(envoy_bin):
     cfg = _hcm("max_request_headers_kb: 8192")
     load_config(cfg)

@@ -53,7 +53,11 @@ def big_yaml(tmp_path_factory) -> str:
         ("wasm_memory_limit_mb", 0, "proxy option wasm_memory_limit_mb must be an int from 1 to 4096, got 0"),
         ("wasm_memory_limit_mb", 8192, "must be an int from 1 to 4096, got 8192"),
         ("wasm_memory_limit_mb", "512", "must be an int from 1 to 4096, got '512'"),
-        ("wasm_callback_deadline_s", 0, "wasm_callback_deadline_s must be seconds from 0.01 to 3600, got 0"),
+        (
+            "wasm_callback_deadline_s",
+            0,
+            "proxy option wasm_callback_deadline_s must be seconds from 0.01 to 3600, got 0",
+        ),
         ("wasm_callback_deadline_s", -1.0, "wasm_callback_deadline_s must be seconds from 0.01 to 3600"),
         ("wasm_shared_data_limit_mb", -1, "wasm_shared_data_limit_mb must be an int from 0 to"),
         ("wasm_shared_queue_limit_mb", 1.5, "wasm_shared_queue_limit_mb must be an int from 0 to"),
@@ -80,7 +84,7 @@ def test_shared_data_over_its_cap_is_refused_and_counted(big_yaml):
     assert results == ["OK", "OK", "BAD_ARGUMENT", "BAD_ARGUMENT"]
     assert held == 2 * (3 * 1024 * 1024 + 5) <= 8 * 1024 * 1024
     assert stats["wasmlab.shared_data.refused"] == 2
-    warned = [ln for ln in logs if "shared data is full" in ln]
+    warned = [ln for ln in logs if "shared data is full (" in ln]
     assert len(warned) == 1 and "wasm_shared_data_limit_mb" in warned[0] and "BAD_ARGUMENT" in warned[0]
 
 
@@ -157,7 +161,8 @@ def test_a_queue_whose_consumer_failed_lets_go_of_its_items():
     assert stats["wasmlab.shared_queue.dropped"] == dropped_new + dropped_queued > 0
     assert enq + dropped_new == 3000  # every record pushed once
     assert deq + dropped_queued == enq  # every queued record received or dropped, none twice
-    assert sum("nothing drains it" in ln for ln in logs) == 1
+    said = [ln for ln in logs if "nothing drains it" in ln]
+    assert len(said) == 1 and "shared queue 'work' of vm_id 'queue_burn': its registrant's VM has failed" in said[0]
 
 
 def test_a_full_queue_drops_new_items_and_counts_them():
@@ -174,4 +179,6 @@ def test_a_full_queue_drops_new_items_and_counts_them():
     assert stats["wasmlab.shared_queue.dropped"] == dropped_new > 0 and dropped_queued == 0
     assert enq + dropped_new == 400 and deq == enq  # every item either queued (and drained) or counted
     assert stats["wasmcustom.queue_burn.done"] == deq
-    assert sum("it is full" in ln and "wasm_shared_queue_limit_mb" in ln for ln in logs) == 1
+    said = [ln for ln in logs if "it is full" in ln]
+    assert len(said) == 1 and "shared queue 'work' of vm_id 'queue_burn': it is full (" in said[0]
+    assert "wasm_shared_queue_limit_mb); dropping items (wasmlab's bound, Envoy keeps them" in said[0]

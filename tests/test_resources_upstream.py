@@ -106,3 +106,21 @@ def test_a_slow_app_still_answers_within_its_timeout(proxy_factory):
     out = p.request_many([("GET", f"/s/{i}") for i in range(40)], timeout=30)
     assert [r.body for r in out] == [f"/s/{i}".encode() for i in range(40)]
     assert p._server.upstream_pool.detached == 0
+
+
+def test_past_the_cap_of_stuck_threads_the_log_says_so(proxy_factory, monkeypatch):
+    """At most ``MAX_DETACHED_THREADS`` (256) stuck threads are replaced; past that an abandoned
+    call keeps its thread, and the log says so once."""
+    import wasmlab.host.upstream as upstream
+
+    monkeypatch.setattr(upstream, "MAX_DETACHED_THREADS", 2)
+    release = threading.Event()
+    p = proxy_factory(config(routes=ROUTES % "0.2s"), workers=1)
+    p.upstream("backend", _hanging_app(release, []))
+    try:
+        assert [r.status for r in p.request_many([("GET", f"/hang/{i}") for i in range(4)])] == [504] * 4
+        assert p._server.upstream_pool.detached == 2
+        said = [ln for ln in p.logs if "upstream app calls never returned" in ln]
+        assert said == ["[warning][upstream] 2 upstream app calls never returned; the pool has no thread left for them"]
+    finally:
+        release.set()
