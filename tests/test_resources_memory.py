@@ -148,8 +148,7 @@ def _queue_counts(p: Proxy) -> tuple[int, int, int, int]:
 def test_a_queue_whose_consumer_failed_lets_go_of_its_items():
     """The WasmService drains its queue in one callback; flooded, that callback passes the
     deadline, the VM stops, and nothing would ever drain the queue again."""
-    opts = {"wasm_callback_deadline_s": 0.2}
-    with Proxy.from_yaml(_queue_burn(400_000), workers=2, options=opts) as p:
+    with Proxy.from_yaml(_queue_burn(1_000_000), workers=2) as p:  # deadline 1 s: ~1,000 messages
         out = p.request_many([("GET", f"/{i}") for i in range(3000)], timeout=120)
         assert p.wait_idle(30.0)
         depths = p._server.wasm.queues.depths()

@@ -22,7 +22,8 @@ every queued item for as long as the process lives. wasmlab runs in a notebook k
   item over that is dropped while ``enqueue`` still answers OK, as Envoy's would (counter
   ``wasmlab.shared_queue.dropped``, a ``queue drop`` trace event, one warning per queue);
 - a queue whose registrant's VM has failed (a trap, a callback past its deadline) has no one to
-  drain it: its items are dropped and counted the same way instead of staying in memory for good.
+  drain it: its items are dropped and counted the same way instead of staying in memory for good
+  (a VM that FAIL_RELOAD brings back and that registers again starts from an empty queue).
 """
 
 from __future__ import annotations
@@ -133,6 +134,8 @@ class SharedQueues:
         self._by_name: dict[tuple[str, str], Queue] = {}
         self._by_id: dict[int, Queue] = {}
         self._ids = itertools.count(1)
+        #: bytes one queue may hold (None: no limit)
+        self._limit = mib(proxy.options, "wasm_shared_queue_limit_mb")
 
     def register(self, vm: WasmVm, root: RootContext, name: str) -> int:
         key = (vm.vm_config.vm_id, name)
@@ -153,7 +156,7 @@ class SharedQueues:
 
     def enqueue(self, qid: int, data: bytes) -> WasmResult:
         cost = len(data) + ITEM_OVERHEAD
-        limit = mib(self.proxy.options, "wasm_shared_queue_limit_mb")
+        limit = self._limit
         with self._lock:
             q = self._by_id.get(qid)
             if q is None:
