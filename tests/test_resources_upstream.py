@@ -124,3 +124,35 @@ def test_past_the_cap_of_stuck_threads_the_log_says_so(proxy_factory, monkeypatc
         assert said == ["[warning][upstream] 2 upstream app calls never returned; the pool has no thread left for them"]
     finally:
         release.set()
+
+
+CALLOUT = """
+function envoy_on_request(h)
+  local path = h:headers():get(":path")
+  if path:sub(1, 9) == "/callout/" then
+    local headers, body = h:httpCall("backend", {[":method"] = "GET", [":path"] = "/hang" .. path,
+                                                  [":authority"] = "backend"}, "", 200)
+    h:respond({[":status"] = "200"}, headers[":status"])
+  end
+end
+"""
+
+
+def test_callouts_that_time_out_free_their_threads_too(proxy_factory):
+    """A Lua ``httpCall`` (and a Wasm ``proxy_http_call``: the same async client) that times out
+    abandons its app call: the stuck apps no longer starve the cluster."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent / "lua"))
+    from lua_helpers import lua_config
+
+    release = threading.Event()
+    p = proxy_factory(lua_config(CALLOUT, routes=ROUTES % "1s"), workers=2)
+    p.upstream("backend", _hanging_app(release, []))
+    try:
+        callouts = p.request_many([("GET", f"/callout/{i}") for i in range(10)], timeout=20)
+        assert [r.body for r in callouts] == [b"504"] * 10  # the callout's own timeout, Envoy's 504
+        assert [r.status for r in p.request_many([("GET", f"/ok/{i}") for i in range(20)])] == [200] * 20
+    finally:
+        release.set()
