@@ -7,7 +7,11 @@ upstream would receive) and returning a :class:`~wasmlab.http.Response` or a
 bridge serves the very same app objects over loopback, so both sides talk to the same upstream.
 
 Apps run on a small pool of upstream threads, not on the worker: a slow app must not stop the
-worker's timers (route timeouts fire while the app sleeps, as with a real upstream server).
+worker's timers (route timeouts fire while the app sleeps, as with a real upstream server). When
+the caller gives up on an app call (a route or callout timeout, a reset stream) Envoy resets that
+upstream request and the next request opens another connection; Python cannot stop the app's
+thread, so the pool stops counting it and starts another (:class:`UpstreamPool`): apps that never
+return cannot use up the pool.
 What the client then sees mirrors Envoy: an app that raises is a connection reset (503
 ``upstream connect error or disconnect/reset before headers. reset reason: connection
 termination``); a cluster with no app is a refused connection (``... remote connection failure``);
