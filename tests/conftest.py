@@ -64,3 +64,31 @@ def proxy_factory() -> Iterator:
     yield make
     for p in made:
         p.close()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print what tests measured (``record_property("measured", text)``), with or without ``-s``."""
+    lines = [
+        f"{report.nodeid.split('::')[-1]}: {value}"
+        for reports in terminalreporter.stats.values()
+        for report in reports
+        if getattr(report, "when", None) == "call"
+        for name, value in getattr(report, "user_properties", ())
+        if name == "measured"
+    ]
+    if lines:
+        terminalreporter.section("measured")
+        for line in lines:
+            terminalreporter.write_line(line)
+
+
+@pytest.hookimpl(specname="pytest_terminal_summary")
+def pytest_terminal_summary_fuzz(terminalreporter: pytest.TerminalReporter) -> None:
+    """One line with the fuzz budget this run spent (tests/fuzz_stats.py), when fuzz tests ran.
+    A hook of its own name (``specname``): other summary hooks in this file stay independent."""
+    import sys
+
+    stats = sys.modules.get("fuzz_stats")
+    line = stats.STATS.summary() if stats is not None else None
+    if line:
+        terminalreporter.write_line(line)

@@ -132,10 +132,11 @@ REQUIRED_BENCH_NAMES = [
     "wasm.added_us_per_request.envoy",
     "lua.added_us_per_request.wasmlab",
     "lua.added_us_per_request.envoy",
-    "request.direct_response.rps_1worker",
+    "request.direct.many_rps_1worker",
     "start.4workers_3plugins_s",
     "scaling.cpu_heavy_wasm.2v1",
     "memory.rss_growth_100k_pct",
+    "bench.quick_s",
 ]
 
 
@@ -159,4 +160,4 @@ def test_bench_vs_envoy_reports_every_named_figure_once(envoy_bin, capsys):
     assert not missing
     by = {r["name"]: r for r in results}
     assert by["wasm.added_us_per_request.envoy"]["unit"] == "us"
-    assert by["request.direct_response.rps_1worker"]["value"] > 0
+    assert by["request.direct.many_rps_1worker"]["value"] > 0

@@ -5,7 +5,7 @@
     wasmlab trace CONFIG METHOD PATH --format envoy|json|text
     wasmlab envoy request CONFIG METHOD PATH ...   (the same through real Envoy, same JSON)
     wasmlab envoy validate CONFIG...
-    wasmlab bench [--json] [--quick] [--vs-envoy]
+    wasmlab bench [--json] [--quick] [--vs-envoy] [--install] [--only NAME]
     wasmlab doctor
     wasmlab build-modules [--check]
     wasmlab build assemblyscript [--check]   the lesson-05 AssemblyScript filter (needs Node.js)
@@ -219,8 +219,9 @@ def make_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="benchmarks (numbers and ratios, measured side by side)")
     p.add_argument("--json", action="store_true", help="print one JSON list of {name, value, unit, spread}")
-    p.add_argument("--quick", action="store_true", help="fewer rounds (a smoke run)")
+    p.add_argument("--quick", action="store_true", help="fewer, shorter rounds (a smoke run); reports bench.quick_s")
     p.add_argument("--vs-envoy", action="store_true", help="also measure the same configs through real Envoy")
+    p.add_argument("--install", action="store_true", help="also time `bootstrap.py setup lab` in a fresh clone")
     p.add_argument("--only", help="run only benchmarks whose name contains this text")
     p.set_defaults(func=cmd_bench)
 

@@ -83,7 +83,6 @@ CHECKS: list[tuple[str, bool, Callable[[], str | None], str]] = [
     ("jupyterlab", False, lambda: _pkg("jupyterlab"), f"{PIP} 'jupyterlab>=4.5,<5'"),
     ("ipywidgets", False, lambda: _pkg("ipywidgets"), f"{PIP} 'ipywidgets>=8.1,<9'"),
     ("anywidget", False, lambda: _pkg("anywidget"), f"{PIP} anywidget"),
-    ("graphviz (python)", False, lambda: _pkg("graphviz"), f"{PIP} graphviz"),
     (
         "graphviz dot",
         False,

@@ -2,7 +2,8 @@
 
 Every error a learner can cause carries a one-line message that names where the problem is (the
 file and YAML path, the module import, the script line) in Envoy's words where Envoy has words for
-it. The CLI prints ``str(error)`` on one line and exits with code 2.
+it. The CLI prints ``str(error)`` on one line and exits with code 2. An exception wasmlab did not
+mean to raise is a wasmlab bug: the host logs it with :func:`raised_at`, so the line says where.
 """
 
 from __future__ import annotations
@@ -34,3 +35,12 @@ class EnvoyNotFound(WasmlabError):
 
 class EnvoyFailed(WasmlabError):
     """Real Envoy refused the config or exited."""
+
+
+def raised_at(error: BaseException) -> str:
+    """`` at file.py:12``: the file and line a Python exception was raised at (its innermost
+    frame), for the log line that reports a wasmlab bug; empty when it has no traceback."""
+    import traceback  # only a bug pays for it
+
+    frames = traceback.extract_tb(error.__traceback__)
+    return f" at {frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}" if frames else ""

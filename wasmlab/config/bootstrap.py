@@ -162,6 +162,8 @@ def parse_socket_address(node: Node) -> SocketAddress:
 
 
 # ---- clusters --------------------------------------------------------------------------------
+#: the Cluster fields wasmlab models; the ones below it accepts and ignores
+_CLUSTER_FIELDS = "name type load_assignment http2_protocol_options typed_extension_protocol_options transport_socket"
 _CLUSTER_IGNORED = (
     "connect_timeout",
     "lb_policy",
@@ -185,10 +187,7 @@ _CLUSTER_IGNORED = (
 
 def parse_cluster(node: Node) -> ClusterConfig:
     node.check_fields(
-        "name type load_assignment http2_protocol_options typed_extension_protocol_options transport_socket",
-        required=("name",),
-        ignored=_CLUSTER_IGNORED,
-        message="EDS/cluster discovery is not supported",
+        _CLUSTER_FIELDS, required=("name",), ignored=_CLUSTER_IGNORED, message="EDS/cluster discovery is not supported"
     )
     name = node.req("name").str(allow_empty=False)
     ctype = "STATIC"

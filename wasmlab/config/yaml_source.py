@@ -220,6 +220,13 @@ class Source:
             where = f":{mark.line + 1}" if mark is not None else ""
             problem = e.problem or e.context or "invalid YAML"
             raise ConfigError(f"{self.name}{where}: YAML syntax error: {problem}") from None
+        except yaml.reader.ReaderError as e:  # a control character: PyYAML's own text spans two lines
+            line = self.text.count("\n", 0, e.position) + 1
+            code = e.character if isinstance(e.character, int) else ord(e.character)
+            raise ConfigError(
+                f"{self.name}:{line}: YAML syntax error: unacceptable character #x{code:04x} "
+                "(YAML allows no control characters other than tab, CR and LF)"
+            ) from None
         except yaml.YAMLError as e:
             raise ConfigError(f"{self.name}: YAML syntax error: {e}") from None
         if data is None:

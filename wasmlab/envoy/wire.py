@@ -194,6 +194,12 @@ class _Listener:
     def close(self) -> None:
         self._stop.set()
         try:
+            # close() alone does not wake a thread blocked in accept() on Linux: that thread (and
+            # through get_app, the run that made this server) would stay for good; shutdown does
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        try:
             self._sock.close()
         except OSError:
             pass

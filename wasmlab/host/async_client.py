@@ -13,17 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..http import HeaderMap, Request
 from .conn_manager_utility import append_xff
 from .local_info import local_address
 from .upstream import (
     CONNECTION_TERMINATION,
-    UpstreamCall,
-    UpstreamResult,
-    charge_upstream_code,
-    charge_upstream_failure,
+    charge_upstream_result,
     charge_upstream_sent,
     charge_upstream_timeout,
     to_wire_response,
@@ -32,6 +29,7 @@ from .upstream import (
 if TYPE_CHECKING:
     from .dispatcher import Dispatcher, Timer
     from .services import ServerContext
+    from .upstream import UpstreamCall, UpstreamResult
 
 
 TIMEOUT_BODY = b"upstream request timeout"
@@ -152,7 +150,7 @@ def send(
 
     def deliver(result: UpstreamResult) -> None:
         if not req.done:  # else timed out or cancelled: Envoy reset the upstream request
-            _charge_result(stats, cluster_name, result)
+            charge_upstream_result(stats, cluster_name, result, True)
         resp = _response_of(result, head, (proxy.clock.monotonic_ns() - sent_ns) // 1_000_000)
         if rec.enabled and not req.done:
             rec.record(
@@ -174,14 +172,6 @@ def send(
     else:
         req.upstream = proxy.upstream_pool.call(cluster, request, done)
     return req
-
-
-def _charge_result(stats: Any, cluster_name: str, result: UpstreamResult) -> None:
-    """The cluster's upstream stats for an answer (or a failure) that reached the caller."""
-    if result.response is None:
-        charge_upstream_failure(stats, cluster_name, result.failure or CONNECTION_TERMINATION, True)
-    else:
-        charge_upstream_code(stats, cluster_name, result.response.status, True)
 
 
 def _upstream_headers(headers: HeaderMap, body: bytes, timeout_s: float | None, send_xff: bool) -> HeaderMap:

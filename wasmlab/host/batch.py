@@ -82,9 +82,16 @@ class Batch:
         self._next = 0
         self._done = 0
         self._cancelled = False
-        self._all_done = threading.Event()
+        #: set when every request finished (or by ``Proxy.close``, which wakes every waiter)
+        self.all_done = threading.Event()
 
-    def run(self, timeout: float, on_timeout: Callable[[_Pending, Dispatcher, str], StreamTimeout]) -> list[Response]:
+    def run(
+        self,
+        timeout: float,
+        on_timeout: Callable[[_Pending, Dispatcher, str], StreamTimeout],
+        closed: Callable[[list[_Pending | None]], Exception | None],
+    ) -> list[Response]:
+        """Run the batch; ``closed(results)`` is the error to raise if the proxy closed under it."""
         n = len(self.specs)
         if n == 0:
             return []
@@ -94,12 +101,15 @@ class Batch:
         try:
             for i in range(first):
                 self._submit(i)
-            while not self._all_done.wait(min(_POLL_S, max(0.0, deadline - time.monotonic()))):
+            while not self.all_done.wait(min(_POLL_S, max(0.0, deadline - time.monotonic()))):
                 if time.monotonic() >= deadline:
-                    raise self._timed_out(timeout, on_timeout)
+                    raise closed(self.results) or self._timed_out(timeout, on_timeout)
         except BaseException:
             self.cancel()
             raise
+        error = closed(self.results)
+        if error is not None:
+            raise error
         return [p.result() for p in self.results if p is not None]
 
     def _submit(self, i: int) -> None:
@@ -122,7 +132,7 @@ class Batch:
                 nxt = self._next
                 self._next += 1
             if self._done == len(self.specs):
-                self._all_done.set()
+                self.all_done.set()
         if nxt >= 0:
             self._submit(nxt)
 

@@ -24,6 +24,16 @@ from typing import Any
 from ..trace import set_thread_identity
 
 
+def run_guarded(fn: Callable[..., Any], args: tuple[Any, ...], on_error: Callable[[Exception], None]) -> None:
+    """Run one task of a stream or connection: a Python exception from it (a bug in the host) goes
+    to ``on_error``, which logs it and ends what the task belonged to, instead of unwinding the
+    worker's loop and leaving the stream hanging."""
+    try:
+        fn(*args)
+    except Exception as e:
+        on_error(e)
+
+
 class RealClock:
     virtual = False
 
@@ -194,6 +204,11 @@ class Dispatcher:
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive() and not self._stopped
 
+    @property
+    def ended(self) -> bool:
+        """Its thread never started or has finished (nothing can run on it any more)."""
+        return self._thread is None or not self._thread.is_alive()
+
     def is_current(self) -> bool:
         return threading.get_ident() == self._ident
 
@@ -310,6 +325,9 @@ class Dispatcher:
                             self._safely(afn, aargs)
                 finally:
                     self._activity.end()
+                # while it waits for the next task the loop holds nothing of the last one
+                # (a bound method of the proxy would keep a dropped proxy alive)
+                item = fn = args = None
             if not virtual:
                 self.fire_due_timers()
         # drain what was posted before stop so waiters are released

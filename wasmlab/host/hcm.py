@@ -28,9 +28,11 @@ from typing import TYPE_CHECKING, Any
 
 from ..config.bootstrap import HcmConfig, ListenerConfig, PerRouteDisabled
 from ..config.route import RouteAction
+from ..errors import raised_at
 from ..http import Buffer, HeaderMap, Response
 from ..http.stream_info import StreamInfo
 from .conn_manager_utility import add_external_address, append_via, mutate_client_address, set_inline
+from .dispatcher import run_guarded
 from .filter_manager import FilterManager
 
 if TYPE_CHECKING:
@@ -120,17 +122,8 @@ class ActiveStream:
 
     def guarded(self, fn: Callable[..., Any], *args: Any) -> None:
         """Run a task for this stream; a bug in the host resets the stream instead of hanging it."""
-        if self._done:
-            return
-        try:
-            fn(*args)
-        except Exception as e:
-            import traceback
-
-            frames = traceback.extract_tb(e.__traceback__)
-            where = f" at {frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}" if frames else ""
-            self.proxy.log("critical", "http", f"host error on stream {self.stream_id}: {type(e).__name__}: {e}{where}")
-            self.reset("host_error")
+        if not self._done:
+            run_guarded(fn, args, self._host_error)
 
     # ---- running the request ------------------------------------------------------------------
     def start(self, spec: RequestSpec) -> None:
@@ -286,6 +279,13 @@ class ActiveStream:
         if self.proxy.recorder.enabled:
             self.proxy.recorder.record("stream", "reset", {"details": details}, None, {"stream": self.stream_id})
         self._end("reset")
+
+    def _host_error(self, e: Exception) -> None:
+        """A task of this stream raised (a wasmlab bug): log it, then reset the stream."""
+        self.proxy.log(
+            "critical", "http", f"host error on stream {self.stream_id}: {type(e).__name__}: {e}{raised_at(e)}"
+        )
+        self.reset("host_error")
 
     def fail_filter_exception(self, message: str) -> None:
         fm = self.fm

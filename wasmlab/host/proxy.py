@@ -9,6 +9,7 @@ worker's dispatcher and waits for the response; it never blocks longer than ``ti
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import threading
@@ -22,11 +23,13 @@ from ..errors import ConfigError, ProxyClosed, StartupError, StreamTimeout, Wasm
 from ..http import HeaderMap, Response
 from ..trace import Recorder, Trace
 from ..trace.recorder import DEFAULT_CAPACITY
+from . import cells
 from .access_log import AccessLogWriter
 from .batch import Batch, in_flight_limit, parse_requests
 from .dispatcher import Activity, Dispatcher, RealClock, VirtualClock
 from .extensions import collect_extensions, load_config
 from .hcm import ActiveStream, HttpConnectionManager
+from .lifecycle import Waiters, on_own_thread, report_task_error, shut_down, stop_server
 from .logs import ProxyLog
 from .options import PROXY_OPTIONS, check_options, mib
 from .services import ServerContext
@@ -93,6 +96,9 @@ def make_request_spec(
         out.append((k, v))
     if isinstance(body, str):
         body = body.encode()
+    elif body is not None and not isinstance(body, bytes | bytearray | memoryview):
+        # bytes(5) would be five NUL bytes, not an error
+        raise TypeError(f"body must be bytes or str, got {type(body).__name__}")
     body = bytes(body or b"")
     tr = list(HeaderMap(trailers)) if trailers is not None else None
     if (
@@ -142,10 +148,9 @@ class _Pending:
         return self.response
 
 
-def _stop_all(dispatchers: list[Dispatcher], pool: UpstreamPool) -> None:
-    for d in dispatchers:
-        d.stop(timeout=1.0)
-    pool.close()
+def _shutdown_reset(pending: _Pending | None) -> bool:
+    """The stream was reset because its worker shut down (``Proxy.close``)."""
+    return pending is not None and pending.reset is not None and pending.reset.details == "shutdown"
 
 
 class Proxy:
@@ -189,6 +194,7 @@ class Proxy:
                 "warning", "config", f"{where}: accepted as Envoy does, but has no effect in wasmlab", record=False
             )
         activity = Activity()
+        on_error = functools.partial(report_task_error, self._log)  # holds the log, not the proxy
         # the services extensions run on; the Proxy itself is what lessons and tests drive
         self._server = srv = ServerContext(
             clock=clk,
@@ -200,8 +206,8 @@ class Proxy:
             clusters={name: Cluster(c) for name, c in config.clusters.items()},
             upstream_pool=UpstreamPool(self._log.log),
             options=self._options,
-            main=Dispatcher("main", None, clk, activity, self._task_error),
-            workers=[Dispatcher(f"worker_{i}", i, clk, activity, self._task_error) for i in range(workers)],
+            main=Dispatcher("main", None, clk, activity, on_error),
+            workers=[Dispatcher(f"worker_{i}", i, clk, activity, on_error) for i in range(workers)],
         )
         srv.node = config.node
         srv.hcms.update({lst.name: HttpConnectionManager(srv, lst) for lst in config.http_listeners})
@@ -219,13 +225,17 @@ class Proxy:
         self._rr = itertools.count()
         self._closed = False
         self._close_lock = threading.Lock()
-        self._finalizer = weakref.finalize(self, _stop_all, [srv.main, *srv.workers], srv.upstream_pool)
+        self._shut_down = threading.Event()  # set once close() has finished
+        self._waiters = Waiters()
+        # also runs if the proxy is collected without close(): nothing of its threads holds it
+        self._finalizer = weakref.finalize(self, stop_server, srv)
         self._views: Any = None
         self._updater: Any = None
         # apps that must serve before start-up (e.g. a cluster serving vm_config.code.remote)
         for cname, app in (upstreams or {}).items():
             self.upstream(cname, app)
         self._start()
+        cells.adopt(self)  # a re-run notebook cell closes the proxy its last run built
 
     # ---- construction -------------------------------------------------------------------------
     @classmethod
@@ -266,32 +276,19 @@ class Proxy:
         for ext in self._extensions:
             ext.start_worker(dispatcher)
 
-    def _task_error(self, thread: str, error: BaseException) -> None:
-        import traceback
-
-        tb = "".join(traceback.format_exception_only(type(error), error)).strip()
-        frames = traceback.extract_tb(error.__traceback__)
-        where = f" at {frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}" if frames else ""
-        self._log.log("critical", "main", f"unhandled error on {thread}: {tb}{where}")
-
     # ---- public API -----------------------------------------------------------------------------
     @property
     def config(self) -> Bootstrap:
         """The typed config this proxy runs (data: read it, do not change it)."""
         return self._config
 
-    @property
-    def recorder(self) -> Recorder:
-        """The live recorder behind :attr:`trace` (views subscribe to it to follow the proxy)."""
-        return self._server.recorder
+    def set_log_level(self, level: str) -> None:
+        """Envoy's ``-l``: lines below this level are dropped (default ``info``)."""
+        self._log.set_level(level)
 
     @property
     def log_level(self) -> str:
         return self._log.level
-
-    def set_log_level(self, level: str) -> None:
-        """Envoy's ``-l``: lines below this level are dropped (default ``info``)."""
-        self._log.set_level(level)
 
     @property
     def logs(self) -> list[str]:
@@ -307,6 +304,11 @@ class Proxy:
     def trace(self) -> Trace:
         """The recorded events (the last ``trace_capacity`` of them)."""
         return self._server.recorder.trace()
+
+    @property
+    def recorder(self) -> Recorder:
+        """The live recorder behind :attr:`trace` (views subscribe to it to follow the proxy)."""
+        return self._server.recorder
 
     def stats(self) -> dict[str, int]:
         """Counters and gauges with Envoy's names (only those touched so far)."""
@@ -409,10 +411,24 @@ class Proxy:
         pending = _Pending()
         event = pending.event
         assert event is not None  # a _Pending without a callback has its Event
-        d.post(hcm.new_stream, d, spec, pending)
-        if not event.wait(timeout):
-            raise self._timeout(pending, d, f"{method} {path}", timeout)
+        what = f"{method} {path}"
+        if not self._waiters.add(event):
+            raise self._closed_during(what)
+        try:
+            d.post(hcm.new_stream, d, spec, pending)
+            answered = event.wait(timeout)
+        finally:
+            self._waiters.discard(event)
+        if _shutdown_reset(pending) or (self._waiters.stopped and not pending.done):
+            raise self._closed_during(what)
+        if not answered:
+            raise self._timeout(pending, d, what, timeout)
         return pending.result()
+
+    def _closed_during(self, what: str) -> ProxyClosed:
+        return ProxyClosed(
+            f"the proxy was closed while {what} was in flight; create a new one with Proxy.from_yaml(...)"
+        )
 
     def _timeout(self, pending: _Pending, d: Dispatcher, what: str, timeout: float) -> StreamTimeout:
         stream = pending.stream
@@ -441,7 +457,17 @@ class Proxy:
         specs = parse_requests(requests, make_request_spec)
         limit = in_flight_limit(concurrency, len(self._server.workers))
         batch = Batch(hcm, specs, limit, self._worker, _Pending)
-        return batch.run(timeout, lambda p, d, what: self._timeout(p, d, what, timeout))
+        if specs and not self._waiters.add(batch.all_done):  # close() wakes the batch
+            raise self._closed_during(f"request_many ({len(specs)} of {len(specs)} requests)")
+        try:
+            return batch.run(timeout, lambda p, d, what: self._timeout(p, d, what, timeout), self._batch_closed)
+        finally:
+            self._waiters.discard(batch.all_done)
+
+    def _batch_closed(self, results: list[_Pending | None]) -> ProxyClosed | None:
+        """The error for a batch the proxy was closed under (None if it was not)."""
+        left = sum(_shutdown_reset(p) or (self._waiters.stopped and (p is None or not p.done)) for p in results)
+        return self._closed_during(f"request_many ({left} of {len(results)} requests)") if left else None
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """Wait until no task is queued and no upstream call is in flight."""
@@ -474,52 +500,32 @@ class Proxy:
 
     # ---- shutdown -------------------------------------------------------------------------------
     def close(self) -> None:
-        """Shut down like Envoy: workers tear down their state, then the main thread."""
+        """Shut down like Envoy (workers tear down their state, then the main thread), then give
+        back what a process exit would: threads, wasmtime Stores, Lua states (``lifecycle.py``).
+        Requests still in flight end with ``ProxyClosed``. Safe to call again and from any
+        thread: a second caller waits until the first has finished; on one of the proxy's own
+        threads (a filter, an upstream app) the shutdown runs on a thread of its own once the
+        caller's callback has returned, and this returns at once."""
         with self._close_lock:
-            if self._closed:
-                return
-            self._closed = True
+            first, self._closed = not self._closed, True
+        if on_own_thread(self._server):
+            if first:
+                threading.Thread(target=self._shutdown, name="wasmlab-close", daemon=True).start()
+            return
+        if first:
+            self._shutdown()
+        else:
+            self._shut_down.wait(60.0)
+
+    def _shutdown(self) -> None:
         try:
-            for w in self._server.workers:
-                if w.alive:
-                    try:
-                        w.run_sync(self._stop_worker, w, timeout=10.0)
-                    except TimeoutError:
-                        self._log.log("error", "main", f"{w.name} did not shut down in time")
-            for w in self._server.workers:
-                w.stop(timeout=2.0)
-            if self._server.main.alive:
-                try:
-                    self._server.main.run_sync(self._stop_main, timeout=10.0)
-                except TimeoutError:
-                    self._log.log("error", "main", "main thread did not shut down in time")
+            shut_down(self._server, self._extensions, self._log)
         finally:
             self._finalizer()
+            self._waiters.wake_all()
             if self._views is not None:
                 self._views.source_closed()
-
-    def _stop_order(self) -> list[Any]:
-        """Filters first (in reverse), bootstrap services last."""
-        exts = list(reversed(self._extensions))
-        return [e for e in exts if not getattr(e, "bootstrap", False)] + [
-            e for e in exts if getattr(e, "bootstrap", False)
-        ]
-
-    def _stop_worker(self, dispatcher: Dispatcher) -> None:
-        for hcm in self._server.hcms.values():
-            hcm.reset_streams_on(dispatcher, "shutdown")
-        for ext in self._stop_order():
-            try:
-                ext.stop_worker(dispatcher)
-            except Exception as e:
-                self._log.log("error", "main", f"shutdown of {type(ext).__name__} on {dispatcher.name} failed: {e}")
-
-    def _stop_main(self) -> None:
-        for ext in self._stop_order():
-            try:
-                ext.stop_main()
-            except Exception as e:
-                self._log.log("error", "main", f"shutdown of {type(ext).__name__} failed: {e}")
+            self._shut_down.set()
 
     @property
     def closed(self) -> bool:

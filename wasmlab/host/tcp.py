@@ -27,6 +27,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..http import Buffer
+from .dispatcher import run_guarded
 
 if TYPE_CHECKING:
     from .dispatcher import Dispatcher
@@ -185,13 +186,9 @@ class ActiveTcpConnection:
             rec.record("stream", name, args, None, {"connection": self.id, "stream": self.id})
 
     def guarded(self, fn: Callable[..., Any], *args: Any) -> None:
-        if self.closed:
-            return
-        try:
-            fn(*args)
-        except Exception as e:
-            self.proxy.log("critical", "connection", f"host error on connection {self.id}: {type(e).__name__}: {e}")
-            self.close("local")
+        """Run a task for this connection; a bug in the host closes it instead of hanging it."""
+        if not self.closed:
+            run_guarded(fn, args, self._host_error)
 
     # ---- events from the client ----------------------------------------------------------------
     def start(self) -> None:
@@ -252,6 +249,11 @@ class ActiveTcpConnection:
             self.close("local")
 
     # ---- closing ------------------------------------------------------------------------------------
+    def _host_error(self, e: Exception) -> None:
+        """A task of this connection raised (a wasmlab bug): log it, then close the connection."""
+        self.proxy.log("critical", "connection", f"host error on connection {self.id}: {type(e).__name__}: {e}")
+        self.close("local")
+
     def close(self, event: str) -> None:
         if self.closed:
             return

@@ -20,13 +20,15 @@ a cluster without endpoints has no healthy upstream (503 ``no healthy upstream``
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
-import traceback
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ..errors import raised_at
 from ..http import HeaderMap, Request, Response
 
 if TYPE_CHECKING:
@@ -69,6 +71,15 @@ def charge_upstream_failure(stats: Any, cluster: str, failure: str, internal: bo
 def charge_upstream_timeout(stats: Any, cluster: str, internal: bool) -> None:
     stats.inc(f"cluster.{cluster}.upstream_rq_timeout")
     charge_upstream_code(stats, cluster, 504, internal)
+
+
+def charge_upstream_result(stats: Any, cluster: str, result: UpstreamResult, internal: bool) -> None:
+    """What came back from the upstream, charged as Envoy's router does: the response's code, or
+    for no response the 503 the router answers with (see :func:`charge_upstream_failure`)."""
+    if result.response is None:
+        charge_upstream_failure(stats, cluster, result.failure or CONNECTION_TERMINATION, internal)
+    else:
+        charge_upstream_code(stats, cluster, result.response.status, internal)
 
 
 def echo_app(request: Request) -> Response:
@@ -193,6 +204,9 @@ class UpstreamPool:
         self._detached = 0  # threads left in an abandoned app call
         self._warned = False
         self._closed = False
+        #: every thread of the pool, detached ones included (``owns_current_thread``, ``close``)
+        self._all: set[threading.Thread] = set()
+        self._names = itertools.count()
 
     @property
     def detached(self) -> int:
@@ -231,7 +245,9 @@ class UpstreamPool:
 
     def _spawn(self) -> None:
         self._threads += 1
-        threading.Thread(target=self._loop, name="upstream", daemon=True).start()
+        t = threading.Thread(target=self._loop, name=f"upstream_{next(self._names)}", daemon=True)
+        self._all.add(t)
+        t.start()
 
     def _settle(self, handle: UpstreamCall) -> bool:
         with self._cond:
@@ -249,6 +265,7 @@ class UpstreamPool:
                     self._idle -= 1
                 if not self._queue:  # closed and drained
                     self._threads -= 1
+                    self._all.discard(threading.current_thread())
                     return
                 handle = self._queue.popleft()
                 skip = handle.settled
@@ -258,6 +275,7 @@ class UpstreamPool:
                 handle.running = False
                 if handle.detached:  # a replacement took this thread's place meanwhile
                     self._detached -= 1
+                    self._all.discard(threading.current_thread())
                     return
 
     def _abandon(self, handle: UpstreamCall) -> None:
@@ -289,15 +307,34 @@ class UpstreamPool:
         try:
             response = Response.coerce(app(request))
         except Exception as e:
-            tb = traceback.extract_tb(e.__traceback__)
-            where = f" at {tb[-1].filename.rsplit('/', 1)[-1]}:{tb[-1].lineno}" if tb else ""
-            self._log("error", "upstream", f"app for cluster '{cluster.name}' raised {type(e).__name__}: {e}{where}")
+            self._log(
+                "error", "upstream", f"app for cluster '{cluster.name}' raised {type(e).__name__}: {e}{raised_at(e)}"
+            )
             return UpstreamResult(None, CONNECTION_TERMINATION)
         return UpstreamResult(response, None)
 
-    def close(self) -> None:
-        """Stop: queued calls are dropped unanswered (their workers are gone), threads end."""
+    def owns_current_thread(self) -> bool:
+        return threading.current_thread() in self._all
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Refuse new calls, drop queued ones unanswered (their workers are gone), and join the
+        threads (an app still running after ``timeout`` keeps its thread until it returns; that
+        is logged)."""
         with self._cond:
             self._closed = True
             self._queue.clear()
             self._cond.notify_all()
+            threads = list(self._all)
+        deadline = time.monotonic() + timeout
+        me = threading.current_thread()
+        for t in threads:
+            if t is not me:
+                t.join(max(0.0, deadline - time.monotonic()))
+        busy = [t.name for t in threads if t.is_alive() and t is not me]
+        if busy:
+            self._log(
+                "warning",
+                "upstream",
+                f"an upstream app still runs on {', '.join(busy)} after the proxy closed; "
+                "the thread ends when the app returns",
+            )

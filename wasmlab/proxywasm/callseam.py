@@ -116,6 +116,12 @@ class Seam:
     def deadline_setter(self, store: wasmtime.Store) -> Callable[[int], None]:
         return store.set_epoch_deadline
 
+    def close_store(self, store: wasmtime.Store) -> None:
+        """Free the store now: its instance, its linear memory, its host functions (wasmtime-py
+        keeps those in a process-wide table until their store is deleted, so a store that is
+        never closed keeps its VM alive for good)."""
+        store.close()
+
 
 class FastSeam(Seam):
     name = "fast"
@@ -141,6 +147,11 @@ class FastSeam(Seam):
         from . import fastpath
 
         return fastpath.deadline_setter(store)
+
+    def close_store(self, store: wasmtime.Store) -> None:
+        from . import fastpath
+
+        fastpath.close_store(store)
 
 
 NORMAL = Seam()

@@ -50,8 +50,6 @@ _latin1 = codecs.latin_1_decode
 _SPAN = (1 << 63) - 1
 _lock = threading.Lock()
 _status: tuple[bool, str] | None = None
-#: ctypes callbacks must live as long as the stores that use them
-_KEEP: list[Any] = []
 # resolved by _init() at first use (ctypes function pointers and types: untyped, hence Any)
 _call_unchecked: Any
 _mem_data: Any
@@ -259,8 +257,30 @@ def host_func(store: wasmtime.Store, functype: wasmtime.FuncType, fn: Callable[.
     ccb = _CALLBACK(cb)
     out = ffi.wasmtime_func_t()
     _func_new_unchecked(store._context(), functype.ptr(), ccb, None, _NULL_FINALIZER, byref(out))
-    _KEEP.append((ccb, cb, fn))
+    _owned_by(store).append((ccb, cb, fn))
     return wasmtime.Func._from_raw(out)
+
+
+#: the attribute of a Store holding what its host functions need alive (ctypes thunks and the
+#: Python callables behind them): they belong to the Store and go with it, never to the process
+_OWNED = "_wasmlab_owned"
+
+
+def _owned_by(store: wasmtime.Store) -> list[Any]:
+    owned: list[Any] | None = store.__dict__.get(_OWNED)
+    if owned is None:
+        owned = store.__dict__[_OWNED] = []
+    return owned
+
+
+def close_store(store: wasmtime.Store) -> None:
+    """Free ``store`` now (its instance, linear memory and host functions), then drop the
+    callbacks its host functions used. Call it only when nothing can call into the store again:
+    every export bound by :func:`bind_export` and every :class:`FastMemory` of it points into
+    freed memory afterwards. (A store that is never closed is freed with its owner: the
+    callbacks reference the VM that references the store, a cycle the collector breaks.)"""
+    store.close()  # wasmtime deletes the C store first: no callback can run past this line
+    store.__dict__.pop(_OWNED, None)
 
 
 class FastMemory(MemoryWords):

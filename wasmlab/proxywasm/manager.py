@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import struct
 import threading
+import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -64,6 +65,8 @@ class WasmManager:
         self.queues = SharedQueues(proxy)
         self.histograms: dict[str, list[int]] = {}
         self._base: dict[str, WasmVm] = {}
+        #: every VM made for this proxy that is still referenced (:meth:`close` frees their Stores)
+        self._vms: weakref.WeakSet[WasmVm] = weakref.WeakSet()
         self._lock = threading.Lock()
         self.seam, why = callseam.seam(proxy.options.get("wasm_call_path"))
         # on wasmlab's own logger at debug: Envoy's log has no such line
@@ -84,9 +87,12 @@ class WasmManager:
             )
         except ModuleRejected as e:
             raise StartupError(f"{plugin.where}: Wasm VM failed {e} (module {plugin.vm_config.code_name})") from None
+        with self._lock:
+            self._vms.add(vm)
         try:
             vm.start()
         except Trapped:
+            vm.release()
             # Envoy logs the guest's stderr at error ("wasm log: fatal error: ...") before it
             # refuses the VM; the error names those lines so a failed start shows them
             wrote = "; the module wrote to stderr: " + " | ".join(vm.stderr_tail) if vm.stderr_tail else ""
@@ -203,6 +209,16 @@ class WasmManager:
         for vm in bases:
             vm.destroy()
 
+    def close(self) -> None:
+        """The proxy is closed: free the Store of every VM still standing (a root waiting for
+        ``proxy_done``, a failed VM, one whose start failed). Only VMs whose thread has ended:
+        a thread that did not stop in time may still be inside one of them."""
+        with self._lock:
+            vms, self._base = list(self._vms), {}
+        for vm in vms:
+            if vm.dispatcher.ended:
+                vm.release()
+
     def handle_for_stream(self, plugin: PluginConfig, dispatcher: Dispatcher) -> PluginHandle | None:
         """The plugin's usable handle on this worker, reloading a failed VM under FAIL_RELOAD
         once the backoff since the failure has passed (Envoy counts
@@ -217,8 +233,10 @@ class WasmManager:
         if handle.failed_at_ns is None:
             handle.failed_at_ns = now
         vkey = ("wasm_vm", plugin.vm_config.vm_key)
-        if handle.vm is not None and dispatcher.slots.get(vkey) is handle.vm:
+        failed = handle.vm
+        if failed is not None and dispatcher.slots.get(vkey) is handle.vm:
             del dispatcher.slots[vkey]  # Envoy forgets the failed thread-local VM
+            failed.release()  # nothing runs in it again: its Store can go now
         if plugin.failure_policy != FailurePolicy.FAIL_RELOAD:
             return None
         stats = self.proxy.stat_store

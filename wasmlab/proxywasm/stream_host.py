@@ -7,8 +7,9 @@ that is not paused. wasmlab keeps the ABI context (:class:`wasmlab.proxywasm.vm.
 from the filter that owns it, and this base class is the typed seam between them: the HTTP
 filter, the network filter and the access-log view each override what their role supports, and
 everything else answers the way Envoy's base ``Context`` does — ``NOT_FOUND`` for something that is
-not there, ``UNIMPLEMENTED`` for an operation the role has no notion of. Host calls never probe a
-filter with ``getattr``: they call these methods.
+not there; stream control (continue, close, a local response) for a direction the role does not
+have is a no-op that answers ``OK``, as Envoy's ``Context`` does when it holds no callbacks of that
+kind. Host calls never probe a filter with ``getattr``: they call these methods.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 
 
 class StreamHost:
-    """Defaults: no stream, no maps, no buffers; stream control unimplemented."""
+    """Defaults: no stream, no maps, no buffers; stream control does nothing (``OK``)."""
 
     __slots__ = ()
 
@@ -55,17 +56,17 @@ class StreamHost:
     # ---- stream control ---------------------------------------------------------------------------
     def continue_stream(self, stream_type: int) -> WasmResult:
         """``proxy_continue_stream``: resume the paused direction after the current callback."""
-        return WasmResult.UNIMPLEMENTED
+        return WasmResult.OK
 
     def close_stream(self, stream_type: int) -> WasmResult:
         """``proxy_close_stream``: reset the stream (or close the connection)."""
-        return WasmResult.UNIMPLEMENTED
+        return WasmResult.OK
 
     def send_local_response(
         self, status: int, details: str, body: bytes, headers: list[tuple[str, str]], grpc_status: int | None
     ) -> WasmResult:
         """``proxy_send_local_response``: answer the client after the current callback."""
-        return WasmResult.NOT_FOUND
+        return WasmResult.OK
 
     def clear_route_cache(self) -> None:
         """``proxy_clear_route_cache`` / foreign ``clear_route_cache``: nothing to clear by default."""

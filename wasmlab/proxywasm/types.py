@@ -32,10 +32,6 @@ class MapType(IntEnum):
     HTTP_CALL_RESPONSE_TRAILERS = 7
 
 
-#: the highest map type a host call accepts (anything above is BAD_ARGUMENT, as in Envoy)
-MAX_MAP_TYPE = int(max(MapType))
-
-
 class BufferType(IntEnum):
     HTTP_REQUEST_BODY = 0
     HTTP_RESPONSE_BODY = 1
@@ -48,10 +44,6 @@ class BufferType(IntEnum):
     CALL_DATA = 8
 
 
-#: the highest buffer type a host call accepts
-MAX_BUFFER_TYPE = int(max(BufferType))
-
-
 class StreamType(IntEnum):
     HTTP_REQUEST = 0
     HTTP_RESPONSE = 1
@@ -59,7 +51,10 @@ class StreamType(IntEnum):
     UPSTREAM = 3
 
 
-#: the highest stream type ``proxy_continue_stream``/``proxy_close_stream`` accept
+#: the highest map, buffer and stream type a host call accepts (anything above is BAD_ARGUMENT, as in
+#: Envoy; the stream type is ``proxy_continue_stream``/``proxy_close_stream``'s argument)
+MAX_MAP_TYPE = int(max(MapType))
+MAX_BUFFER_TYPE = int(max(BufferType))
 MAX_STREAM_TYPE = int(max(StreamType))
 
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import wasmtime
 
 from .abi import ModuleInfo, ModuleRejected
+from .callseam import GuestMemory
 from .module_cache import CompiledCode, deadline_ticks, engine, ensure_epoch_ticker
 from .types import AbiVersion, FailState, WasmResult
 
@@ -130,6 +131,8 @@ class WasmVm:
         self._depth = 0
         self._trace_data: dict[tuple[str, int | None], dict[str, Any]] = {}
         self.metrics: dict[int, tuple[int, str]] = {}
+        #: the Store was freed (:meth:`release`); the VM is an empty shell
+        self.released = False
         self._metric_ids = itertools.count(1)
         self._make_store(proxy.options)
         self._record(
@@ -145,7 +148,11 @@ class WasmVm:
                 "compiled": code.source,
             },
         )
-        imports = linker.imports_for(self, code.module)  # raises ModuleRejected for a missing import
+        try:
+            imports = linker.imports_for(self, code.module)  # raises ModuleRejected for a missing import
+        except ModuleRejected:
+            self.release()
+            raise
         stats = proxy.stat_store
         stats.inc(f"wasm.{vm_config.runtime}.created")
         stats.gauge_add(f"wasm.{vm_config.runtime}.active", 1)
@@ -154,8 +161,10 @@ class WasmVm:
         try:
             self.instance = wasmtime.Instance(self.store, code.module, imports)
         except wasmtime.Trap as e:
+            self.release()
             raise ModuleRejected(f"Failed to start base Wasm: the start function trapped: {trap_message(e)}") from None
         except wasmtime.WasmtimeError as e:
+            self.release()
             raise ModuleRejected(f"Failed to instantiate Wasm module: {str(e).splitlines()[0]}") from None
         exports = self.instance.exports(self.store)
         mem = exports.get("memory")
@@ -401,6 +410,24 @@ class WasmVm:
             stats.gauge_add(f"wasm.{self.vm_config.runtime}.active", -1)
             stats.gauge_add("wasm.wasm_vm_count", -1)
         self._record("vm", "destroy", {"role": self.role})
+        self.release()
+
+    def release(self) -> None:
+        """Free the Store now: the instance, its linear memory, the host functions and what
+        they hold (this VM among them). Call it on the VM's own thread, or once that thread has
+        ended: a Store is never used by two threads. Nothing runs in the VM afterwards: its
+        exports are forgotten (every guest call looks its export up in ``funcs`` first, so a
+        call is a no-op instead of a jump into freed memory) and its memory reads as empty.
+        Inside one of its own guest calls it waits until the call returns."""
+        if self.released:
+            return
+        if self._depth:
+            self.deferred.append(self.release)
+            return
+        self.released = True
+        self.funcs = {}
+        self.memory = GuestMemory(self.store, None)
+        self.seam.close_store(self.store)
 
 
 def trap_message(error: Exception) -> str:

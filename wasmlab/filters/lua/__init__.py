@@ -27,8 +27,8 @@ bomb would take the kernel down. So every Lua state gets:
   the request continues).
   LuaJIT never runs hooks inside JIT-compiled code (a compiled ``while true do end`` ignores the
   hook), so guarded states run with ``jit.off()``: the interpreter, which honours the hook.
-  Measured cost here (``wasmlab bench --only lua``, 2 cores): a hook run (coroutine start to
-  end, trivial hook) costs 0.91 µs guarded vs 0.90 µs unguarded; requests/s through the
+  Measured cost here (``wasmlab bench``: ``lua.guard_cost.*``, ``request.lua*``; 2 cores): a hook
+  run (coroutine start to end, trivial hook) costs 0.91 µs guarded vs 0.90 µs unguarded; requests/s through the
   add-header script are the same within noise (6,700/s guarded vs 6,400/s unguarded on one
   worker in the same run where the native Python add-header did 9,100/s: the Lua cost is the
   Python<->Lua crossings, not the guards); a 1e6-iteration numeric loop takes 5.5 ms

@@ -22,9 +22,9 @@ here                           ``PublicKeyWrapper`` (``importPublicKey()``'s res
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from .luaobject import BaseLuaObject, PairsIterator, export
+from .luaobject import BaseLuaObject, PairsIterator, getter
 from .wrappers_headers import BufferWrapper, HeaderMapIterator, HeaderMapWrapper, set_in_place
 from .wrappers_metadata import (
     ConnectionDynamicMetadataMapWrapper,
@@ -77,9 +77,7 @@ class PublicKeyWrapper(BaseLuaObject):
 
     key: bytes
 
-    @export("get")
-    def get(self, *args: Any) -> Any:
-        return self.key if self.key else None
+    get = getter("get", lambda w: w.key or None)
 
 
 def all_classes() -> list[type[BaseLuaObject]]:

@@ -93,44 +93,77 @@ def _list_length(items: list[tuple[Any, Any]]) -> int:
     return int(top)
 
 
-class MetadataMapWrapper(BaseLuaObject):
-    """Read-only metadata: route ``filter_metadata``, ``filterContext()`` (Envoy
-    ``MetadataMapWrapper``)."""
+class _StructMapWrapper(BaseLuaObject):
+    """Named ``Struct`` values a script reads: ``get(name)`` and ``__pairs``, each value a copy
+    converted to Lua. Names cross as UTF-8 (Envoy's keys are the protobuf's UTF-8 strings)."""
 
-    lua_class = "MetadataMapWrapper"
-    cpp_namespace = COMMON_LUA
-    trace_name = "metadata"
     __slots__ = ("fields", "iterator")
     dies_with = ("iterator",)
 
     fields: dict[str, Any]
     iterator: PairsIterator | None
 
+    @staticmethod
+    def name_of(key: bytes) -> str:
+        """A Lua string as a field name."""
+        return key.decode("utf-8", "surrogateescape")
+
+    @staticmethod
+    def lua_name(name: str) -> bytes:
+        """A field name as a Lua string."""
+        return name.encode("utf-8", "surrogateescape")
+
     @export("get")
     def get(self, *args: Any) -> Any:
-        """@param 1 (string): key. @return the value converted to Lua, or nothing."""
-        key = text(check_string(args, 1, "get"))
-        if key not in self.fields:
+        """@param 1 (string): the name. @return its value converted to Lua, or nothing."""
+        name = self.name_of(check_string(args, 1, "get"))
+        if name not in self.fields:
             return NOTHING
-        return lua_value(self.h, self.fields[key])
+        return lua_value(self.h, self.fields[name])
 
     @export("__pairs", "iter")
     def pairs(self, *args: Any) -> PairsIterator:
         h = self.h
-        return PairsIterator.start(self, ((wire(k), lua_value(h, v)) for k, v in list(self.fields.items())))
+        items = [(self.lua_name(k), v) for k, v in list(self.fields.items())]
+        return PairsIterator.start(self, ((k, lua_value(h, v)) for k, v in items))
 
 
-class RouteWrapper(BaseLuaObject):
+class MetadataMapWrapper(_StructMapWrapper):
+    """Read-only metadata: route ``filter_metadata``, ``filterContext()`` (Envoy
+    ``MetadataMapWrapper``). Its names cross as wire text (latin-1), like header names."""
+
+    lua_class = "MetadataMapWrapper"
+    cpp_namespace = COMMON_LUA
+    trace_name = "metadata"
+    __slots__ = ()
+
+    @staticmethod
+    def name_of(key: bytes) -> str:
+        return text(key)
+
+    @staticmethod
+    def lua_name(name: str) -> bytes:
+        return wire(name)
+
+
+class MetadataHolder(BaseLuaObject):
+    """An object that hands out one metadata map over its ``fields``: made on first use, in
+    ``child``, and dying with its holder."""
+
+    __slots__ = ("fields", "child")
+    dies_with = ("child",)
+
+    fields: dict[str, Any]
+    child: _StructMapWrapper | None
+
+
+class RouteWrapper(MetadataHolder):
     """``route()`` / ``virtualHost()``: an object with ``metadata()`` (the filter's own
     ``filter_metadata`` entry, no fallback)."""
 
     lua_class = "RouteWrapper"
     trace_name = "route"
-    __slots__ = ("fields", "child")
-    dies_with = ("child",)
-
-    fields: dict[str, Any]
-    child: MetadataMapWrapper | None
+    __slots__ = ()
 
     metadata = child_getter("metadata", "child", lambda w: MetadataMapWrapper(w.h, w.fields))
 
@@ -142,24 +175,13 @@ class VirtualHostWrapper(RouteWrapper):
 
 
 # ---- stream info -----------------------------------------------------------------------------------
-class DynamicMetadataMapWrapper(BaseLuaObject):
-    """``streamInfo():dynamicMetadata()``: namespaces of the stream's dynamic metadata."""
+class DynamicMetadataMapWrapper(_StructMapWrapper):
+    """``streamInfo():dynamicMetadata()``: namespaces (filter names) of the stream's dynamic
+    metadata; ``get`` answers a copy of one namespace as a table."""
 
     lua_class = "DynamicMetadataMapWrapper"
     trace_name = "dynamicMetadata"
-    __slots__ = ("metadata", "iterator")
-    dies_with = ("iterator",)
-
-    metadata: dict[str, Any]
-    iterator: PairsIterator | None
-
-    @export("get")
-    def get(self, *args: Any) -> Any:
-        """@param 1 (string): namespace (filter name). @return a copy as a table, or nothing."""
-        name = check_string(args, 1, "get").decode("utf-8", "surrogateescape")
-        if name not in self.metadata:
-            return NOTHING
-        return lua_value(self.h, self.metadata[name])
+    __slots__ = ()
 
     @export("set", 0)
     def set(self, *args: Any) -> None:
@@ -167,16 +189,10 @@ class DynamicMetadataMapWrapper(BaseLuaObject):
         @param 3 (any): nil, boolean, number, string or table."""
         if self.iterator is not None:
             raise LuaApiError("dynamic metadata map cannot be modified while iterating")
-        name = check_string(args, 1, "set").decode("utf-8", "surrogateescape")
-        key = check_string(args, 2, "set").decode("utf-8", "surrogateescape")
+        name = self.name_of(check_string(args, 1, "set"))
+        key = self.name_of(check_string(args, 2, "set"))
         value = from_lua_value(args[2] if len(args) > 2 else None)
-        self.metadata.setdefault(name, {})[key] = value
-
-    @export("__pairs", "iter")
-    def pairs(self, *args: Any) -> PairsIterator:
-        h = self.h
-        items = [(k.encode("utf-8", "surrogateescape"), v) for k, v in list(self.metadata.items())]
-        return PairsIterator.start(self, ((k, lua_value(h, v)) for k, v in items))
+        self.fields.setdefault(name, {})[key] = value
 
 
 class ConnectionDynamicMetadataMapWrapper(DynamicMetadataMapWrapper):

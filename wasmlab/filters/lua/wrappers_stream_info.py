@@ -9,7 +9,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .luaobject import COMMON_LUA, BaseLuaObject, check_string, child_getter, export, getter, wire
-from .wrappers_metadata import ConnectionDynamicMetadataMapWrapper, DynamicMetadataMapWrapper, FilterStateWrapper
+from .wrappers_metadata import (
+    ConnectionDynamicMetadataMapWrapper,
+    DynamicMetadataMapWrapper,
+    FilterStateWrapper,
+    MetadataHolder,
+)
 
 if TYPE_CHECKING:
     pass
@@ -41,19 +46,15 @@ class ConnectionWrapper(BaseLuaObject):
     ssl = getter("ssl", _nil)
 
 
-class ConnectionStreamInfoWrapper(BaseLuaObject):
+class ConnectionStreamInfoWrapper(MetadataHolder):
     """``connectionStreamInfo()``: the connection's dynamic metadata (read-only)."""
 
     lua_class = "ConnectionStreamInfoWrapper"
     trace_name = "connectionStreamInfo"
-    __slots__ = ("metadata", "child")
-    dies_with = ("child",)
-
-    metadata: dict[str, Any]
-    child: ConnectionDynamicMetadataMapWrapper | None
+    __slots__ = ()
 
     dynamic_metadata = child_getter(
-        "dynamicMetadata", "child", lambda w: ConnectionDynamicMetadataMapWrapper(w.h, w.metadata)
+        "dynamicMetadata", "child", lambda w: ConnectionDynamicMetadataMapWrapper(w.h, w.fields)
     )
 
     dynamic_typed_metadata = _dynamic_typed_metadata

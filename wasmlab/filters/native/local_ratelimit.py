@@ -18,7 +18,7 @@ from __future__ import annotations
 import random
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ...config.route import HeaderValueOption, apply_header_options, parse_header_value_option
 from ...host.hcm import per_route_config
@@ -145,15 +145,13 @@ def _status_name(node: Node) -> int:
 @register_http_filter
 class LocalRateLimitFactory(HttpFilterFactory):
     type_url = TYPE
+    #: a route's ``typed_per_filter_config`` is a whole LocalRateLimit of its own (its own bucket)
     per_route_type_urls = (TYPE,)
+    parse_per_route = staticmethod(parse_config)
 
     def __init__(self, name: str, config: Node, ctx: FactoryContext) -> None:
         super().__init__(name, config, ctx)
         self.config = parse_config(config)
-
-    @classmethod
-    def parse_per_route(cls, node: Node) -> Any:
-        return parse_config(node)
 
     def create_filter(self, dispatcher: Dispatcher) -> StreamFilter:
         return LocalRateLimitFilter(self)

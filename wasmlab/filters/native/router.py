@@ -25,10 +25,7 @@ from typing import TYPE_CHECKING, Any
 from ...config.route import DirectResponse, Redirect, RouteAction, split_path
 from ...host.upstream import (
     CONNECT_FAILURE,
-    UpstreamCall,
-    UpstreamResult,
-    charge_upstream_code,
-    charge_upstream_failure,
+    charge_upstream_result,
     charge_upstream_sent,
     charge_upstream_timeout,
     to_wire_response,
@@ -40,6 +37,7 @@ from ..registry import register_http_filter
 if TYPE_CHECKING:
     from ...config.yaml_source import Node
     from ...host.dispatcher import Dispatcher, Timer
+    from ...host.upstream import UpstreamCall, UpstreamResult
     from ..base import FactoryContext
 
 ROUTER_TYPE = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
@@ -246,12 +244,20 @@ class RouterFilter(StreamFilter):
 
         self.upstream_call = proxy.upstream_pool.call(cluster, request, done)
 
-    def _on_timeout(self) -> None:
+    def _end(self) -> bool:
+        """The upstream request ends once, by its answer or its timeout (whichever comes first)."""
         if self.done:
-            return
+            return False
         self.done = True
-        if self.upstream_call is not None:  # Envoy resets the upstream request
+        if self.timer is not None:
+            self.timer.disable()
+        if self.upstream_call is not None:  # a timeout: Envoy resets the upstream request
             self.upstream_call.abandon()
+        return True
+
+    def _on_timeout(self) -> None:
+        if not self._end():
+            return
         cb = self.callbacks
         proxy = cb.proxy
         charge_upstream_timeout(proxy.stat_store, self.cluster.name, self.internal)
@@ -259,20 +265,17 @@ class RouterFilter(StreamFilter):
         cb.send_local_reply(504, b"upstream request timeout", None, "upstream_response_timeout")
 
     def _on_upstream(self, result: UpstreamResult) -> None:
-        if self.done:
+        if not self._end():
             return
-        self.done = True
-        if self.timer is not None:
-            self.timer.disable()
         cb = self.callbacks
         stream = cb.stream
         proxy = cb.proxy
         cluster = self.cluster
         rec = proxy.recorder
+        charge_upstream_result(proxy.stat_store, cluster.name, result, self.internal)
         if result.response is None:
             failure = result.failure or CONNECT_FAILURE
             reason = "remote_connection_failure" if failure == CONNECT_FAILURE else "connection_termination"
-            charge_upstream_failure(proxy.stat_store, cluster.name, failure, self.internal)
             stream.info.response_flags = "UF" if reason.startswith("remote") else "UC"
             if rec.enabled:
                 rec.record(
@@ -287,7 +290,6 @@ class RouterFilter(StreamFilter):
         head = stream.is_head_request()
         headers, body = to_wire_response(result.response, head)
         status = result.response.status
-        charge_upstream_code(proxy.stat_store, cluster.name, status, self.internal)
         if rec.enabled:
             rec.record(
                 "upstream",

@@ -324,7 +324,7 @@ class WasmHttpFilter(WasmCallGuard, StreamFilter, StreamHost):
     def continue_stream(self, stream_type: int) -> WasmResult:
         vm = self.ctx.vm if self.ctx is not None else None
         if vm is None:
-            return WasmResult.NOT_FOUND
+            return WasmResult.OK
         cb = self.callbacks
         if stream_type == StreamType.HTTP_REQUEST:
 
@@ -338,17 +338,15 @@ class WasmHttpFilter(WasmCallGuard, StreamFilter, StreamHost):
                 self.response_headers = None
                 cb.continue_encoding()
 
-        else:
-            return WasmResult.BAD_ARGUMENT
+        else:  # a connection direction: an HTTP filter has none, so nothing to do (Envoy: Ok)
+            return WasmResult.OK
         vm.defer(go)
         return WasmResult.OK
 
     def close_stream(self, stream_type: int) -> WasmResult:
         vm = self.ctx.vm if self.ctx is not None else None
-        if vm is None:
-            return WasmResult.NOT_FOUND
-        if stream_type not in (StreamType.HTTP_REQUEST, StreamType.HTTP_RESPONSE):
-            return WasmResult.BAD_ARGUMENT
+        if vm is None or stream_type not in (StreamType.HTTP_REQUEST, StreamType.HTTP_RESPONSE):
+            return WasmResult.OK  # nothing of that kind to close (Envoy: Ok)
         cb = self.callbacks
         vm.defer(lambda: cb.reset_stream("wasm_close_stream"))
         return WasmResult.OK

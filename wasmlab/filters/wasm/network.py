@@ -146,19 +146,13 @@ class WasmNetworkFilter(WasmCallGuard, NetworkFilter, StreamHost):
         return None
 
     def continue_stream(self, stream_type: int) -> WasmResult:
-        if self.ctx is None:
-            return WasmResult.NOT_FOUND
-        if stream_type == StreamType.DOWNSTREAM:
-            self.ctx.vm.defer(lambda: self.conn.continue_reading(self))
-            return WasmResult.OK
         if stream_type == StreamType.UPSTREAM:
             return WasmResult.UNIMPLEMENTED
-        return WasmResult.BAD_ARGUMENT
+        if self.ctx is not None and stream_type == StreamType.DOWNSTREAM:
+            self.ctx.vm.defer(lambda: self.conn.continue_reading(self))
+        return WasmResult.OK  # an HTTP direction: a network filter has none (Envoy: Ok)
 
     def close_stream(self, stream_type: int) -> WasmResult:
-        if self.ctx is None:
-            return WasmResult.NOT_FOUND
-        if stream_type in (StreamType.DOWNSTREAM, StreamType.UPSTREAM):
+        if self.ctx is not None and stream_type in (StreamType.DOWNSTREAM, StreamType.UPSTREAM):
             self.ctx.vm.defer(lambda: self.conn.close("local"))
-            return WasmResult.OK
-        return WasmResult.BAD_ARGUMENT
+        return WasmResult.OK  # an HTTP direction: a network filter has none (Envoy: Ok)

@@ -11,13 +11,13 @@ turned into ``INTERNAL_FAILURE`` (never raised into wasmtime), and the call trac
 
 from __future__ import annotations
 
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import wasmtime
 
+from ...errors import raised_at
 from ..abi import ModuleRejected
 from ..types import AbiVersion, WasmResult
 from ..vm import Trapped
@@ -157,9 +157,9 @@ class HostBinding:
         self.i64 = tuple(i for i, p in enumerate(params) if p == "i64")
 
     def host_bug(self, e: BaseException) -> WasmResult:
-        frames = traceback.extract_tb(e.__traceback__)
-        where = f" at {frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}" if frames else ""
-        self.vm.proxy.log("critical", "wasm", f"host function {self.full} failed: {type(e).__name__}: {e}{where}")
+        self.vm.proxy.log(
+            "critical", "wasm", f"host function {self.full} failed: {type(e).__name__}: {e}{raised_at(e)}"
+        )
         return WasmResult.INTERNAL_FAILURE
 
     def traced(self, uargs: tuple[int, ...]) -> int | None:

@@ -32,11 +32,11 @@ def log_prefix(vm: WasmVm) -> str:
 
 @hostcall("proxy_log", 3)
 def proxy_log(vm: WasmVm, level: int, ptr: int, size: int) -> Any:
+    if level > 5:  # Envoy checks the level before the message's memory
+        return BAD
     raw = vm.memory.read(ptr, size)
     if raw is None:
         return MEM
-    if level > 5:
-        return BAD
     msg = raw.decode("utf-8", "replace")
     name = LOG_LEVELS[level]
     proxy = vm.proxy
@@ -135,15 +135,12 @@ def proxy_get_status(vm: WasmVm, code_out: int, msg_ptr_out: int, msg_len_out: i
 # ---- ABI 0.1.0 only -----------------------------------------------------------------------------
 @hostcall("proxy_get_configuration", 2, versions=V01)
 def proxy_get_configuration(vm: WasmVm, ptr_out: int, len_out: int) -> Any:
+    """The plugin's configuration while it is being configured, else the VM's (Envoy's
+    ``Context::getConfiguration``: always OK)."""
     ctx = vm.effective
-    if ctx is None:
-        return WasmResult.NOT_FOUND
-    root = ctx.root_context()
-    phase = root.config_phase
-    if phase == "vm_start":
-        data = root.plugin.vm_config.configuration
-    elif phase:
+    root = ctx.root_context() if ctx is not None else None
+    if root is not None and root.config_phase and root.config_phase != "vm_start":
         data = root.plugin.configuration
     else:
-        return WasmResult.NOT_FOUND
+        data = vm.vm_config.configuration
     return vm.copy_out(data, ptr_out, len_out)

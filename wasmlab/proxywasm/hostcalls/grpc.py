@@ -62,12 +62,12 @@ def proxy_grpc_call(
     ctx = vm.effective
     if ctx is None:
         return WasmResult.BAD_ARGUMENT
-    token = vm.proxy.wasm.grpc_call(
-        vm, ctx.root_context(), cluster, service.decode(), method.decode(), md, message, timeout_ms
-    )
+    # names are bytes to Envoy: any byte is accepted (latin-1 keeps them one char a byte)
+    svc, meth = service.decode("latin-1"), method.decode("latin-1")
+    token = vm.proxy.wasm.grpc_call(vm, ctx.root_context(), cluster, svc, meth, md, message, timeout_ms)
     if not vm.memory.write_u32(token_out, token):
         return MEM
-    return WasmResult.OK, {"cluster": cluster, "service": service.decode(), "method": method.decode(), "token": token}
+    return WasmResult.OK, {"cluster": cluster, "service": svc, "method": meth, "token": token}
 
 
 @hostcall("proxy_grpc_stream", 9)

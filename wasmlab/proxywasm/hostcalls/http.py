@@ -8,7 +8,8 @@ headers, response headers and response trailers are readable, not writable. Maps
 exist only during ``proxy_on_http_call_response``. ``proxy_set_buffer_bytes`` follows Envoy:
 ``start == 0`` drops ``size`` bytes and prepends the data; ``start >= length`` appends; anything
 else is BAD_ARGUMENT. ``continue``/``close``/``send_local_response`` run after the current
-callback returns; a local response also makes that callback stop.
+callback returns; a local response also makes that callback stop. Outside a stream (a root
+context) they do nothing and answer OK, as Envoy's context does without stream callbacks.
 """
 
 from __future__ import annotations
@@ -261,17 +262,18 @@ def _stream_filter(vm: WasmVm) -> StreamHost | None:
 
 
 def _continue_or_close(vm: WasmVm, stream_type: int, close: bool) -> Any:
-    """BAD_ARGUMENT for an unknown stream type, NOT_FOUND outside a stream; then the stream's
-    filter answers (continuing the upstream side is UNIMPLEMENTED in Envoy)."""
+    """BAD_ARGUMENT for an unknown stream type, UNIMPLEMENTED for continuing the upstream side;
+    otherwise OK, as in Envoy: the stream's filter acts when it has that direction, and outside a
+    stream (a root context) there is nothing to do."""
     if stream_type > MAX_STREAM_TYPE:
         return BAD
+    if not close and stream_type == StreamType.UPSTREAM:
+        return WasmResult.UNIMPLEMENTED
     f = _stream_filter(vm)
     if f is None:
-        return NOT_FOUND
+        return OK
     if close:
         return f.close_stream(int(stream_type))
-    if stream_type == StreamType.UPSTREAM:
-        return WasmResult.UNIMPLEMENTED
     return f.continue_stream(int(stream_type))
 
 
@@ -288,13 +290,13 @@ def proxy_close_stream(vm: WasmVm, stream_type: int) -> Any:
 @hostcall("proxy_continue_request", 0, versions=V01)
 def proxy_continue_request(vm: WasmVm) -> Any:
     f = _stream_filter(vm)
-    return f.continue_stream(StreamType.HTTP_REQUEST) if f is not None else NOT_FOUND
+    return f.continue_stream(StreamType.HTTP_REQUEST) if f is not None else OK
 
 
 @hostcall("proxy_continue_response", 0, versions=V01)
 def proxy_continue_response(vm: WasmVm) -> Any:
     f = _stream_filter(vm)
-    return f.continue_stream(StreamType.HTTP_RESPONSE) if f is not None else NOT_FOUND
+    return f.continue_stream(StreamType.HTTP_RESPONSE) if f is not None else OK
 
 
 @hostcall("proxy_clear_route_cache", 0, versions=V01)
@@ -316,7 +318,7 @@ def proxy_send_local_response(
         return MEM
     f = _stream_filter(vm)
     if f is None:
-        return NOT_FOUND
+        return OK  # Envoy: no decoder callbacks (a root context), nothing to answer; still Ok
     headers = pairs.decode(raw) or []
     d = "_".join(details.decode("latin-1").split()) if details.strip() else details.decode("latin-1")
     rc = f.send_local_response(status, d, body, headers, grpc_status if grpc_status <= MAX_GRPC_STATUS else None)

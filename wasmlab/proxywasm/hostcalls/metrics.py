@@ -8,6 +8,7 @@ histograms take samples and have no readable value.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..types import MetricType, WasmResult
@@ -23,11 +24,11 @@ PREFIX = "wasmcustom."
 
 @hostcall("proxy_define_metric", 4)
 def proxy_define_metric(vm: WasmVm, mtype: int, nptr: int, nlen: int, id_out: int) -> Any:
+    name = vm.memory.read(nptr, nlen)
+    if name is None:  # Envoy reads the name before it looks at the type
+        return WasmResult.INVALID_MEMORY_ACCESS
     if mtype > 2:
         return BAD
-    name = vm.memory.read(nptr, nlen)
-    if name is None:
-        return WasmResult.INVALID_MEMORY_ACCESS
     mid = (next(vm._metric_ids) << 2) | mtype
     stat = PREFIX + name.decode("latin-1")
     vm.metrics[mid] = (mtype, stat)
@@ -40,12 +41,26 @@ def proxy_define_metric(vm: WasmVm, mtype: int, nptr: int, nlen: int, id_out: in
     return OK, {"name": stat, "metric_id": mid, "type": MetricType(mtype).name.lower()}
 
 
-@hostcall("proxy_increment_metric", "i32 i64")
-def proxy_increment_metric(vm: WasmVm, mid: int, delta: int) -> Any:
-    m = vm.metrics.get(mid)
-    if m is None:
-        return WasmResult.NOT_FOUND
-    mtype, stat = m
+def _metric_call(name: str, params: str | int) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register a host call that acts on one metric: its first argument is the metric id, and
+    ``fn(vm, mtype, stat, *rest)`` gets the metric it names (an unknown id is NOT_FOUND)."""
+
+    def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+        @hostcall(name, params)
+        def call(vm: WasmVm, mid: int, *rest: int) -> Any:
+            m = vm.metrics.get(mid)
+            if m is None:
+                return WasmResult.NOT_FOUND
+            return fn(vm, *m, *rest)
+
+        call.__name__ = name
+        return fn
+
+    return deco
+
+
+@_metric_call("proxy_increment_metric", "i32 i64")
+def proxy_increment_metric(vm: WasmVm, mtype: int, stat: str, delta: int) -> Any:
     if mtype == MetricType.COUNTER:
         if delta <= 0:
             return BAD
@@ -57,12 +72,8 @@ def proxy_increment_metric(vm: WasmVm, mid: int, delta: int) -> Any:
     return OK, {"name": stat, "delta": delta}
 
 
-@hostcall("proxy_record_metric", "i32 i64")
-def proxy_record_metric(vm: WasmVm, mid: int, value: int) -> Any:
-    m = vm.metrics.get(mid)
-    if m is None:
-        return WasmResult.NOT_FOUND
-    mtype, stat = m
+@_metric_call("proxy_record_metric", "i32 i64")
+def proxy_record_metric(vm: WasmVm, mtype: int, stat: str, value: int) -> Any:
     value &= 0xFFFFFFFFFFFFFFFF
     if mtype == MetricType.COUNTER:
         vm.proxy.stat_store.inc(stat, value)
@@ -73,12 +84,8 @@ def proxy_record_metric(vm: WasmVm, mid: int, value: int) -> Any:
     return OK, {"name": stat, "value": value}
 
 
-@hostcall("proxy_get_metric", 2)
-def proxy_get_metric(vm: WasmVm, mid: int, out: int) -> Any:
-    m = vm.metrics.get(mid)
-    if m is None:
-        return WasmResult.NOT_FOUND
-    mtype, stat = m
+@_metric_call("proxy_get_metric", 2)
+def proxy_get_metric(vm: WasmVm, mtype: int, stat: str, out: int) -> Any:
     if mtype == MetricType.HISTOGRAM:
         return BAD
     store = vm.proxy.stat_store
