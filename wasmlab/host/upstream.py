@@ -199,7 +199,7 @@ class UpstreamPool:
         self._size = threads
         self._cond = threading.Condition(threading.Lock())
         self._queue: deque[UpstreamCall] = deque()
-        self._threads = 0  # threads counted against ``threads`` (idle or running a live call)
+        self._counted = 0  # threads counted against ``threads`` (idle or running a live call)
         self._idle = 0
         self._detached = 0  # threads left in an abandoned app call
         self._warned = False
@@ -236,7 +236,7 @@ class UpstreamPool:
         with self._cond:
             if not self._closed:
                 self._queue.append(handle)
-                if self._idle == 0 and self._threads < self._size:
+                if self._idle == 0 and self._counted < self._size:
                     self._spawn()
                 else:
                     self._cond.notify()
@@ -244,7 +244,7 @@ class UpstreamPool:
         handle.job(True)  # closed: the call fails at once as a dropped connection
 
     def _spawn(self) -> None:
-        self._threads += 1
+        self._counted += 1
         t = threading.Thread(target=self._loop, name=f"upstream_{next(self._names)}", daemon=True)
         self._all.add(t)
         t.start()
@@ -264,7 +264,7 @@ class UpstreamPool:
                     self._cond.wait()
                     self._idle -= 1
                 if not self._queue:  # closed and drained
-                    self._threads -= 1
+                    self._counted -= 1
                     self._all.discard(threading.current_thread())
                     return
                 handle = self._queue.popleft()
@@ -286,7 +286,7 @@ class UpstreamPool:
                 if self._detached < MAX_DETACHED_THREADS:
                     handle.detached = True
                     self._detached += 1
-                    self._threads -= 1
+                    self._counted -= 1
                     if self._queue and self._idle == 0 and not self._closed:
                         self._spawn()
                 elif not self._warned:
@@ -312,6 +312,11 @@ class UpstreamPool:
             )
             return UpstreamResult(None, CONNECTION_TERMINATION)
         return UpstreamResult(response, None)
+
+    def _threads(self) -> list[threading.Thread]:
+        """Every thread of the pool now, detached ones included."""
+        with self._cond:
+            return list(self._all)
 
     def owns_current_thread(self) -> bool:
         return threading.current_thread() in self._all
