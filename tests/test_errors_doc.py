@@ -77,7 +77,6 @@ ALLOWED: dict[str, str] = {
     "this config has no HTTP listener (no http_connection_manager)": "a TCP-only config asked for HTTP views; "
     "the course's TCP lesson uses connect()",
     "no HTTP listener named ": "proxy.request(listener=...) with a wrong name; no lesson passes listener=",
-    "requests did not finish": "request_many's StreamTimeout, the same cause and fix as request's row",
     "wasmlab updates HTTP listeners only; TCP listener '": "proxy.update() of a TCP listener: lesson 12's "
     "updates change HTTP listeners only",
     "must be str or bytes, got ": "a header name/value of another type: HeaderMap coerces what it can",

@@ -385,6 +385,12 @@ def parse_hcm(
         ignored=_HCM_IGNORED,
         message="rds and scoped_routes (dynamic routes) are not supported",
     )
+    kb = node.get("max_request_headers_kb")  # ignored, but Envoy's range still holds
+    if kb is not None and not 0 < kb.uint32() <= 8192:
+        raise kb.error(
+            "Proto constraint validation failed (HttpConnectionManagerValidationError.MaxRequestHeadersKb: "
+            "value must be inside range (0, 8192])"
+        )
     stat_prefix = node.req("stat_prefix").str()
     filters_node = node.req("http_filters") if node.has("http_filters") else None
     filters: list[HttpFilterConfig] = []

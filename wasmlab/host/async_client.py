@@ -29,7 +29,7 @@ from .upstream import (
 if TYPE_CHECKING:
     from .dispatcher import Dispatcher, Timer
     from .services import ServerContext
-    from .upstream import UpstreamResult
+    from .upstream import UpstreamCall, UpstreamResult
 
 
 TIMEOUT_BODY = b"upstream request timeout"
@@ -72,11 +72,15 @@ class AsyncRequest:
         self.on_complete = on_complete
         self.done = False
         self.timer: Timer | None = None
+        #: the app call in flight: abandoned when the answer no longer matters (frees the pool)
+        self.upstream: UpstreamCall | None = None
 
     def cancel(self) -> None:
         self.done = True
         if self.timer is not None:
             self.timer.disable()
+        if self.upstream is not None:
+            self.upstream.abandon()
 
     def _finish(self, response: AsyncResponse) -> None:
         if self.done:
@@ -84,6 +88,8 @@ class AsyncRequest:
         self.done = True
         if self.timer is not None:
             self.timer.disable()
+        if self.upstream is not None:  # a timeout: Envoy resets the upstream request
+            self.upstream.abandon()
         self.on_complete(response)
 
 
@@ -164,7 +170,7 @@ def send(
         activity.end()
         dispatcher.post(req._finish, AsyncResponse(*local_reply(503, b"no healthy upstream"), None))
     else:
-        proxy.upstream_pool.call(cluster, request, done)
+        req.upstream = proxy.upstream_pool.call(cluster, request, done)
     return req
 
 

@@ -25,11 +25,13 @@ from ..trace import Recorder, Trace
 from ..trace.recorder import DEFAULT_CAPACITY
 from . import cells
 from .access_log import AccessLogWriter
+from .batch import Batch, in_flight_limit, parse_requests
 from .dispatcher import Activity, Dispatcher, RealClock, VirtualClock
 from .extensions import collect_extensions, load_config
 from .hcm import ActiveStream, HttpConnectionManager
 from .lifecycle import Waiters, on_own_thread, report_task_error, shut_down, stop_server
 from .logs import ProxyLog
+from .options import PROXY_OPTIONS, check_options, mib
 from .services import ServerContext
 from .stats import Stats
 from .upstream import NO_APP, Cluster, UpstreamPool
@@ -44,18 +46,6 @@ class StreamReset(WasmlabError):
         super().__init__(f"the proxy reset the stream ({details})")
         self.details = details
         self.response = response
-
-
-#: ``Proxy(options=...)``: wasmlab's own knobs (Envoy has no such settings)
-PROXY_OPTIONS = {
-    "wasm_call_path": "auto | fast | normal: how the host calls into wasmtime",
-    "wasm_callback_deadline_s": "seconds one Wasm callback may run before the VM is stopped, default 1.0",
-    "wasm_memory_limit_mb": "linear memory cap per Wasm VM, default 512",
-    "lua_instruction_limit": "Lua VM instructions per hook run, default 100000000, 0 = no limit",
-    "lua_memory_limit_mb": "memory cap per Lua state, default 64, 0 = no limit",
-    "lua_hook_every": "instructions between two guard checks, default 10000",
-    "lua_sandbox": "True (default): no ffi, loadlib, os.exit/execute, io.popen/open, debug.*; False: what Envoy allows",
-}
 
 
 @dataclass
@@ -184,14 +174,19 @@ class Proxy:
         if clock not in ("real", "virtual"):
             raise ValueError(f"clock must be 'real' or 'virtual', got {clock!r}")
         self._config = config
-        unknown = sorted(set(options or {}) - set(PROXY_OPTIONS))
-        if unknown:
-            known = ", ".join(f"{k} ({v})" for k, v in PROXY_OPTIONS.items())
-            raise ValueError(f"unknown proxy option {unknown[0]!r}; the options are: {known}")
-        self._options = dict(options or {})
+        self._options = check_options(options)
         clk = VirtualClock() if clock == "virtual" else RealClock()
         recorder = Recorder(clk.monotonic_ns, enabled=bool(trace), capacity=trace_capacity)
-        self._log = ProxyLog(recorder, log_level, component_levels=component_log_level)
+        stats = Stats()
+        line_kb = self._options["log_line_limit_kb"]
+        self._log = ProxyLog(
+            recorder,
+            log_level,
+            component_levels=component_log_level,
+            memory_limit=mib(self._options, "log_memory_limit_mb"),
+            line_limit=line_kb * 1024 if line_kb else None,
+            stats=stats,
+        )
         for where in config.source.ignored:
             # Envoy accepts these fields; wasmlab runs without them (docs/envoy-fidelity.md)
             # (not in the trace: it is about the config, not the run, and no thread of the run logs it)
@@ -205,7 +200,7 @@ class Proxy:
             clock=clk,
             recorder=recorder,
             log=self._log,
-            stat_store=Stats(),
+            stat_store=stats,
             access_log=AccessLogWriter(),
             activity=activity,
             clusters={name: Cluster(c) for name, c in config.clusters.items()},
@@ -453,72 +448,26 @@ class Proxy:
         timeout: float = 60.0,
         listener: str | None = None,
     ) -> list[Response]:
-        """Send many requests spread over the workers, ``concurrency`` in flight (default all)."""
+        """Send many requests spread over the workers and return their responses in order.
+
+        At most ``concurrency`` are in flight at once (default 64 per worker, ``host/batch.py``);
+        each finished one starts the next. Ctrl-C or ``timeout`` cancels the rest of the batch."""
         self._check_open()
         hcm = self._hcm(listener)
-        specs: list[tuple[RequestSpec, int | None]] = []
-        for item in requests:
-            if isinstance(item, tuple):
-                specs.append((make_request_spec(*item), None))
-            elif isinstance(item, dict):
-                kw = dict(item)
-                worker = kw.pop("worker", None)
-                kw.pop("timeout", None)
-                specs.append((make_request_spec(**kw), worker))
-            else:
-                raise TypeError(f"each request must be a (method, path) tuple or a dict, got {type(item).__name__}")
-        n = len(specs)
-        if n == 0:
-            return []
-        limit = n if concurrency is None else max(1, int(concurrency))
-        results: list[_Pending | None] = [None] * n
-        lock = threading.Lock()
-        state = {"next": 0, "done": 0}
-        all_done = threading.Event()
-
-        def submit(i: int) -> None:
-            spec, worker = specs[i]
-            d = self._worker(worker)
-            p = _Pending(functools.partial(finished, i))
-            results[i] = p
-            d.post(hcm.new_stream, d, spec, p)
-
-        def finished(i: int, p: _Pending) -> None:
-            nxt = -1
-            with lock:
-                state["done"] += 1
-                if state["next"] < n:
-                    nxt = state["next"]
-                    state["next"] += 1
-                if state["done"] == n:
-                    all_done.set()
-            if nxt >= 0:
-                submit(nxt)
-
-        with lock:
-            first = min(limit, n)
-            state["next"] = first
-        if not self._waiters.add(all_done):
-            raise self._closed_during(f"request_many ({n} of {n} requests)")
+        specs = parse_requests(requests, make_request_spec)
+        limit = in_flight_limit(concurrency, len(self._server.workers))
+        batch = Batch(hcm, specs, limit, self._worker, _Pending)
+        if specs and not self._waiters.add(batch.all_done):  # close() wakes the batch
+            raise self._closed_during(f"request_many ({len(specs)} of {len(specs)} requests)")
         try:
-            for i in range(first):
-                submit(i)
-            answered = all_done.wait(timeout)
+            return batch.run(timeout, lambda p, d, what: self._timeout(p, d, what, timeout), self._batch_closed)
         finally:
-            self._waiters.discard(all_done)
+            self._waiters.discard(batch.all_done)
+
+    def _batch_closed(self, results: list[_Pending | None]) -> ProxyClosed | None:
+        """The error for a batch the proxy was closed under (None if it was not)."""
         left = sum(_shutdown_reset(p) or (self._waiters.stopped and (p is None or not p.done)) for p in results)
-        if left:
-            raise self._closed_during(f"request_many ({left} of {n} requests)")
-        if not answered:
-            stuck = [i for i, p in enumerate(results) if p is None or not p.done]
-            p = results[stuck[0]]
-            spec = specs[stuck[0]][0]
-            d = p.stream.dispatcher if p is not None and p.stream is not None else self._server.workers[0]
-            if p is None:
-                raise StreamTimeout(f"{len(stuck)} of {n} requests did not finish in {timeout:g}s")
-            err = self._timeout(p, d, f"{spec.method} {spec.path}", timeout)
-            raise StreamTimeout(f"{len(stuck)} of {n} requests did not finish; first: {err}")
-        return [p.result() for p in results if p is not None]
+        return self._closed_during(f"request_many ({left} of {len(results)} requests)") if left else None
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """Wait until no task is queued and no upstream call is in flight."""
@@ -596,4 +545,4 @@ class Proxy:
         )
 
 
-__all__ = ["Proxy", "RequestSpec", "StartupError", "StreamReset", "make_request_spec"]
+__all__ = ["PROXY_OPTIONS", "Proxy", "RequestSpec", "StartupError", "StreamReset", "make_request_spec"]

@@ -49,6 +49,8 @@ class ServerContext:
         #: where every host step is recorded (the trace)
         self.recorder = recorder
         self._log = log
+        #: the longest log message kept (``log_line_limit_kb``), None = no limit
+        self.log_line_limit = log.line_limit
         #: Envoy's stats store (counters, gauges, histograms by Envoy's names)
         self.stat_store = stat_store
         #: stdout/stderr/file access-log sinks (Envoy's AccessLogManager)

@@ -128,7 +128,7 @@ class TcpProxyFilter(NetworkFilter):
             dispatcher.post(conn.guarded, self._answered, reply, end, error)
             proxy.activity.end()
 
-        proxy.upstream_pool._executor.submit(run)
+        proxy.upstream_pool.submit(run)
 
     def _answered(self, reply: Any, end: bool, error: str | None) -> None:
         self.busy = False

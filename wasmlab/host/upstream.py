@@ -7,7 +7,11 @@ upstream would receive) and returning a :class:`~wasmlab.http.Response` or a
 bridge serves the very same app objects over loopback, so both sides talk to the same upstream.
 
 Apps run on a small pool of upstream threads, not on the worker: a slow app must not stop the
-worker's timers (route timeouts fire while the app sleeps, as with a real upstream server).
+worker's timers (route timeouts fire while the app sleeps, as with a real upstream server). When
+the caller gives up on an app call (a route or callout timeout, a reset stream) Envoy resets that
+upstream request and the next request opens another connection; Python cannot stop the app's
+thread, so the pool stops counting it and starts another (:class:`UpstreamPool`): apps that never
+return cannot use up the pool.
 What the client then sees mirrors Envoy: an app that raises is a connection reset (503
 ``upstream connect error or disconnect/reset before headers. reset reason: connection
 termination``); a cluster with no app is a refused connection (``... remote connection failure``);
@@ -16,11 +20,12 @@ a cluster without endpoints has no healthy upstream (503 ``no healthy upstream``
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from ..errors import raised_at
@@ -155,26 +160,145 @@ def to_wire_response(response: Response, head: bool) -> tuple[HeaderMap, bytes]:
     return headers, body
 
 
+class UpstreamCall:
+    """One app call handed to the pool. ``done`` is called exactly once: with the app's result,
+    or — if the caller gives up first (:meth:`abandon`: a route timeout, a reset stream) — at
+    once with a connection termination, and the app's late answer is dropped."""
+
+    __slots__ = ("_pool", "job", "settled", "running", "detached")
+
+    def __init__(self, pool: UpstreamPool, job: Callable[[bool], None]) -> None:
+        self._pool = pool
+        #: ``job(skip)`` runs the app (``skip`` False) or only settles the call (``skip`` True)
+        self.job = job
+        self.settled = False
+        self.running = False
+        self.detached = False
+
+    def abandon(self) -> None:
+        """The caller no longer waits: a queued call never reaches the app, and a thread stuck
+        in the app stops counting against the pool (a new thread takes its place)."""
+        self._pool._abandon(self)
+
+
+#: threads serving upstream apps when no app is stuck (Envoy: connections to the endpoints)
+POOL_THREADS = 8
+#: at most this many threads may be left running apps that never returned; past it an abandoned
+#: call keeps its thread and the pool can run out (the log says so once)
+MAX_DETACHED_THREADS = 256
+
+
 class UpstreamPool:
-    """Threads on which upstream apps run."""
+    """Threads on which upstream apps run: ``threads`` of them, plus one more for every call its
+    caller abandoned while the app was still running (Python cannot stop a thread; Envoy would
+    just close that connection and open another). A stuck app so holds no slot once its route
+    timeout fired or its stream was reset, and its thread ends when the app returns."""
 
-    def __init__(self, log: Callable[[str, str, str], None], threads: int = 8) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="upstream")
+    def __init__(self, log: Callable[[str, str, str], None], threads: int = POOL_THREADS) -> None:
         self._log = log
+        self._size = threads
+        self._cond = threading.Condition(threading.Lock())
+        self._queue: deque[UpstreamCall] = deque()
+        self._counted = 0  # threads counted against ``threads`` (idle or running a live call)
+        self._idle = 0
+        self._detached = 0  # threads left in an abandoned app call
+        self._warned = False
         self._closed = False
-        self._lock = threading.Lock()
+        #: every thread of the pool, detached ones included (``owns_current_thread``, ``close``)
+        self._all: set[threading.Thread] = set()
+        self._names = itertools.count()
 
-    def call(self, cluster: Cluster, request: Request, done: Callable[[UpstreamResult], None]) -> None:
-        """Run the app on an upstream thread; ``done`` is called there with the result."""
+    @property
+    def detached(self) -> int:
+        """Threads still inside an app call whose caller gave up."""
+        return self._detached
 
-        def run() -> None:
-            done(self._invoke(cluster, request))
+    def call(self, cluster: Cluster, request: Request, done: Callable[[UpstreamResult], None]) -> UpstreamCall:
+        """Run the app on an upstream thread; ``done`` is called (there, or on the thread that
+        abandons the call) exactly once with the result."""
 
-        with self._lock:
-            if self._closed:
-                done(UpstreamResult(None, CONNECTION_TERMINATION))
+        def job(skip: bool) -> None:
+            result = UpstreamResult(None, CONNECTION_TERMINATION) if skip else self._invoke(cluster, request)
+            if self._settle(handle):
+                done(result)
+
+        handle = UpstreamCall(self, job)
+        self._submit(handle)
+        return handle
+
+    def submit(self, fn: Callable[[], None]) -> UpstreamCall:
+        """Run ``fn`` on an upstream thread (a TCP app's turn); it is not abandoned."""
+        handle = UpstreamCall(self, lambda skip: None if skip else fn())
+        self._submit(handle)
+        return handle
+
+    def _submit(self, handle: UpstreamCall) -> None:
+        with self._cond:
+            if not self._closed:
+                self._queue.append(handle)
+                if self._idle == 0 and self._counted < self._size:
+                    self._spawn()
+                else:
+                    self._cond.notify()
                 return
-            self._executor.submit(run)
+        handle.job(True)  # closed: the call fails at once as a dropped connection
+
+    def _spawn(self) -> None:
+        self._counted += 1
+        t = threading.Thread(target=self._loop, name=f"upstream_{next(self._names)}", daemon=True)
+        self._all.add(t)
+        t.start()
+
+    def _settle(self, handle: UpstreamCall) -> bool:
+        with self._cond:
+            if handle.settled:
+                return False
+            handle.settled = True
+            return True
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._closed:
+                    self._idle += 1
+                    self._cond.wait()
+                    self._idle -= 1
+                if not self._queue:  # closed and drained
+                    self._counted -= 1
+                    self._all.discard(threading.current_thread())
+                    return
+                handle = self._queue.popleft()
+                skip = handle.settled
+                handle.running = not skip
+            handle.job(skip)
+            with self._cond:
+                handle.running = False
+                if handle.detached:  # a replacement took this thread's place meanwhile
+                    self._detached -= 1
+                    self._all.discard(threading.current_thread())
+                    return
+
+    def _abandon(self, handle: UpstreamCall) -> None:
+        with self._cond:
+            if handle.settled:
+                return
+            if handle.running and not handle.detached:
+                if self._detached < MAX_DETACHED_THREADS:
+                    handle.detached = True
+                    self._detached += 1
+                    self._counted -= 1
+                    if self._queue and self._idle == 0 and not self._closed:
+                        self._spawn()
+                elif not self._warned:
+                    self._warned = True
+                    self._log(
+                        "warning",
+                        "upstream",
+                        f"{self._detached} upstream app calls never returned; the pool has no thread left for them",
+                    )
+        # settle it now: the caller sees a dropped connection, the app's late answer is dropped
+        # (a queued call is settled too, so the thread that pops it skips the app)
+        handle.job(True)
 
     def _invoke(self, cluster: Cluster, request: Request) -> UpstreamResult:
         app = cluster.app
@@ -190,23 +314,28 @@ class UpstreamPool:
         return UpstreamResult(response, None)
 
     def _threads(self) -> list[threading.Thread]:
-        return list(getattr(self._executor, "_threads", ()))  # the executor's own set of threads
+        """Every thread of the pool now, detached ones included."""
+        with self._cond:
+            return list(self._all)
 
     def owns_current_thread(self) -> bool:
-        return threading.current_thread() in self._threads()
+        return threading.current_thread() in self._all
 
     def close(self, timeout: float = 2.0) -> None:
-        """Refuse new calls, cancel queued ones, and join the threads (an app still running
-        after ``timeout`` keeps its thread until it returns; that is logged)."""
-        with self._lock:
+        """Refuse new calls, drop queued ones unanswered (their workers are gone), and join the
+        threads (an app still running after ``timeout`` keeps its thread until it returns; that
+        is logged)."""
+        with self._cond:
             self._closed = True
-        self._executor.shutdown(wait=False, cancel_futures=True)
+            self._queue.clear()
+            self._cond.notify_all()
+            threads = list(self._all)
         deadline = time.monotonic() + timeout
         me = threading.current_thread()
-        for t in self._threads():
+        for t in threads:
             if t is not me:
                 t.join(max(0.0, deadline - time.monotonic()))
-        busy = [t.name for t in self._threads() if t.is_alive() and t is not me]
+        busy = [t.name for t in threads if t.is_alive() and t is not me]
         if busy:
             self._log(
                 "warning",

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import StartupError
 from ..host import async_client
+from ..host.options import mib
 from ..http import HeaderMap
 from . import callseam
 from .abi import ModuleRejected
@@ -60,7 +61,7 @@ class PluginHandle:
 class WasmManager:
     def __init__(self, proxy: ServerContext) -> None:
         self.proxy = proxy
-        self.shared_data = SharedData(proxy.recorder)
+        self.shared_data = SharedData(proxy.recorder, mib(proxy.options, "wasm_shared_data_limit_mb"), proxy)
         self.queues = SharedQueues(proxy)
         self.histograms: dict[str, list[int]] = {}
         self._base: dict[str, WasmVm] = {}

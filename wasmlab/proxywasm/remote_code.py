@@ -66,8 +66,9 @@ def _attempt(proxy: ServerContext, remote: RemoteCode) -> bytes | str:
 
     if cluster.app is None:  # no endpoint: the async client's router answers 503 at once
         return "response status code 503"
-    proxy.upstream_pool.call(cluster, request, finished)
+    call = proxy.upstream_pool.call(cluster, request, finished)
     if not done.wait(remote.timeout_s):
+        call.abandon()  # a stuck app no longer holds an upstream thread
         return "response status code 504"
     response = box[0].response
     if response is None:

@@ -37,7 +37,7 @@ from ..registry import register_http_filter
 if TYPE_CHECKING:
     from ...config.yaml_source import Node
     from ...host.dispatcher import Dispatcher, Timer
-    from ...host.upstream import UpstreamResult
+    from ...host.upstream import UpstreamCall, UpstreamResult
     from ..base import FactoryContext
 
 ROUTER_TYPE = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
@@ -79,6 +79,8 @@ class RouterFilter(StreamFilter):
         self.body = bytearray()
         self.trailers: HeaderMap | None = None
         self.timer: Timer | None = None
+        #: the app call in flight: abandoned when the stream gives up on it (timeout, reset)
+        self.upstream_call: UpstreamCall | None = None
         self.sent_ns = 0
         self.done = False
         self.internal = False
@@ -240,7 +242,7 @@ class RouterFilter(StreamFilter):
             dispatcher.post(stream.guarded, self._on_upstream, result)
             activity.end()
 
-        proxy.upstream_pool.call(cluster, request, done)
+        self.upstream_call = proxy.upstream_pool.call(cluster, request, done)
 
     def _end(self) -> bool:
         """The upstream request ends once, by its answer or its timeout (whichever comes first)."""
@@ -249,6 +251,8 @@ class RouterFilter(StreamFilter):
         self.done = True
         if self.timer is not None:
             self.timer.disable()
+        if self.upstream_call is not None:  # a timeout: Envoy resets the upstream request
+            self.upstream_call.abandon()
         return True
 
     def _on_timeout(self) -> None:
@@ -317,6 +321,8 @@ class RouterFilter(StreamFilter):
         self.done = True
         if self.timer is not None:
             self.timer.disable()
+        if self.upstream_call is not None:  # a reset stream: its app call frees the pool
+            self.upstream_call.abandon()
 
 
 def _rewrite_path(path: str, match: Any, action: RouteAction) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import zlib
 from typing import TYPE_CHECKING, Any
 
+from ...host.logs import cut_message
 from ..types import LOG_LEVELS, WasmResult
 from . import V01, V021, hostcall
 
@@ -40,8 +41,8 @@ def proxy_log(vm: WasmVm, level: int, ptr: int, size: int) -> Any:
     name = LOG_LEVELS[level]
     proxy = vm.proxy
     if proxy.log_enabled(name, "wasm"):
-        proxy.log(name, "wasm", f"wasm log{log_prefix(vm)}: {msg}")
-    return (OK, {"level": name, "message": msg}) if vm.rec.enabled else OK
+        proxy.log(name, "wasm", f"wasm log{log_prefix(vm)}: {msg}")  # cut there past log_line_limit_kb
+    return (OK, {"level": name, "message": cut_message(msg, proxy.log_line_limit)}) if vm.rec.enabled else OK
 
 
 @hostcall("proxy_get_log_level", 1, versions=V021)
