@@ -163,6 +163,7 @@ class ActiveStream:
                 {"method": spec.method, "path": spec.path, "headers": tuple(headers), "body_size": len(spec.body)},
                 None,
                 {"stream": self.stream_id, "listener": hcm.listener.name},
+                event=False,
             )
         # Envoy builds the filter chain once the route is known; a route may disable filters
         route = self.route()
@@ -277,7 +278,9 @@ class ActiveStream:
         self._reset_details = details
         self.info.response_code_details = details
         if self.proxy.recorder.enabled:
-            self.proxy.recorder.record("stream", "reset", {"details": details}, None, {"stream": self.stream_id})
+            self.proxy.recorder.record(
+                "stream", "reset", {"details": details}, None, {"stream": self.stream_id}, event=False
+            )
         self._end("reset")
 
     def _host_error(self, e: Exception) -> None:
@@ -325,6 +328,7 @@ class ActiveStream:
                 {"status": status, "details": info.response_code_details, "body_size": len(self._resp_body)},
                 None,
                 {"stream": self.stream_id},
+                event=False,
             )
         # access logs, then the filters' access-log hooks, then destroy (Envoy's order)
         for log in hcm.config.access_logs:
