@@ -65,15 +65,18 @@ ITEMS: list[tuple[str, str]] = [
     (r":(create_filter|set_callbacks|_create_filter)$", "filter chain: create / release"),
     (r"^host/(filter_manager|active_filter|filter_callbacks)\.py:", "filter chain: walk"),
     (r"^host/hcm\.py:(__init__|new_stream|start|route|guarded)$", "stream: setup, request headers"),
-    (r"^http/stream_info\.py:|^host/conn_manager_utility\.py:|^config/(route|matchers)", "stream: setup, request headers"),
+    (r"^http/stream_info\.py:|^host/conn_manager_utility\.py:", "stream: setup, request headers"),
+    (r"^config/(route|matchers)", "stream: setup, request headers"),
     (r"^filters/native/router\.py:", "router / direct_response"),
     (r"^host/hcm\.py:|^http/message\.py:|^host/(stats|access_log)\.py:", "response out: codec, stats, end of stream"),
     (r"^http/headers\.py:|^proxywasm/pairs\.py:", "header maps"),
     (r"^filters/native/", "native filter's own code"),
     (r"^proxywasm/vm\.py:(add_context|remove_context|next_context_id|__init__)$", "Wasm: stream context create/delete"),
     (r"^proxywasm/manager\.py:", "Wasm: stream context create/delete"),
-    (r"^proxywasm/fastpath\.py:(f31|f11|f20|f10|fn)$|^proxywasm/vm\.py:(invoke|call|_invoke_nested_or_traced)$",
-     "Wasm: guest calls (crossing + guest code)"),
+    (
+        r"^proxywasm/fastpath\.py:(f31|f11|f20|f10|fn)$|^proxywasm/vm\.py:(invoke|call|_invoke_nested_or_traced)$",
+        "Wasm: guest calls (crossing + guest code)",
+    ),
     (r"^proxywasm/fastpath\.py:cb$|^proxywasm/hostcalls/|^proxywasm/fastpath\.py:", "Wasm: host calls"),
     (r"^proxywasm/", "Wasm: other ABI host"),
     (r"^filters/wasm/", "Wasm: filter glue (status, maps, policy)"),
@@ -123,8 +126,9 @@ class Breakdown:
             f"# wasmlab bench --profile {self.kind}: CPU per request, 1 worker, 64 in flight",
             f"# measured: {self.total_us:.1f} us/request; without the filter (direct): {self.direct_us:.1f} us;"
             f" added: {added:.1f} us",
-            f"# split by cProfile (own time per function, waits left out), per-call cost removed (python {self.calibration_ns[0]:.0f} ns,"
-            f" builtin {self.calibration_ns[1]:.0f} ns), scaled x{self.scale:.2f} to the measured total",
+            "# split by cProfile (own time per function, waits left out); per-call cost removed"
+            f" (python {self.calibration_ns[0]:.0f} ns, builtin {self.calibration_ns[1]:.0f} ns),"
+            f" then scaled x{self.scale:.2f} to the measured total",
             f"{'item':<44} {'us/req':>8} {'share':>6}  largest parts",
         ]
         for item, us in sorted(self.items.items(), key=lambda kv: -kv[1]):
@@ -233,7 +237,7 @@ def _profiled_run(kind: str, n: int) -> tuple[list[Any], float]:
     stats = []
     for p in profs:
         p.create_stats()
-        stats.append(p.stats)  # type: ignore[attr-defined]  # set by create_stats()
+        stats.append(p.stats)  # set by create_stats()
     return stats, gc_time[0]
 
 

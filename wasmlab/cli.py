@@ -227,7 +227,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--vs-envoy", action="store_true", help="also measure the same configs through real Envoy")
     p.add_argument("--install", action="store_true", help="also time `bootstrap.py setup lab` in a fresh clone")
     p.add_argument("--only", help="run only benchmarks whose name contains this text")
-    p.add_argument("--profile", metavar="KIND", help="where one request's CPU goes (native, noop, lua, wasm, wasm-traced...)")
+    p.add_argument("--profile", metavar="KIND", help="where one request's CPU goes (noop, lua, wasm, wasm-traced...)")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("doctor", help="check what the course needs and how to fix what is missing")

@@ -43,6 +43,8 @@ _DS = FilterDataStatus
 _TS = FilterTrailersStatus
 
 _FAILED = object()
+#: the compact args of filter events that repeat (headers and continue steps), one tuple each
+_SHARED_ARGS: dict[tuple[Any, ...], tuple[Any, ...]] = {}
 
 
 # call-state bits (Envoy FilterCallState)
@@ -120,7 +122,9 @@ class FilterManager:
     # ---- trace -----------------------------------------------------------------------------------
     def record_filter(self, af: ActiveFilter, name: str) -> None:
         """A single step of a filter (``continue_decoding``...): a point event."""
-        self.rec.emit("filter", name, (af.name, af.kind), None, self.stream.stream_id, None, None, None, FILTER_STEP)
+        raw = (af.name, af.kind)
+        raw = _SHARED_ARGS.setdefault(raw, raw)
+        self.rec.emit("filter", name, raw, None, self.stream.stream_id, None, None, None, FILTER_STEP)
 
     # ---- the one place a filter callback runs -------------------------------------------------
     def _call(self, e: ActiveFilter, cb: _Callback, fn: Callable[..., Any], frame: Any, end_stream: bool) -> Any:
@@ -135,6 +139,9 @@ class FilterManager:
             # (filter, kind, size, end_stream) or (filter, kind, count)
             if shape == FILTER_HEADERS:
                 raw: tuple[Any, ...] = (e.name, e.kind, end_stream)
+                # one shared tuple per (filter, kind, end_stream): the ring keeps no new object
+                # for it, so tracing makes the garbage collector run less often
+                raw = _SHARED_ARGS.setdefault(raw, raw)
             elif shape == FILTER_DATA:
                 raw = (e.name, e.kind, len(frame), end_stream)
             else:

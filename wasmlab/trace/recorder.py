@@ -139,7 +139,8 @@ class Recorder:
         else:
             parent = close_call(stack, kind, name)
         seq = next(self._seq)
-        row = (seq, self._clock_ns(), thread, worker, vm, context_id, kind, name, args, result, data, parent, phase, shape)
+        t_ns = self._clock_ns()
+        row = (seq, t_ns, thread, worker, vm, context_id, kind, name, args, result, data, parent, phase, shape)
         # into the ring (see ring.py: kept flat, so the garbage collector never walks it)
         self._ring.put(row)
         if not seq % self._chunk_events:
