@@ -29,7 +29,7 @@ HOSTCALL = 5  # args as given; data None
 HOSTCALL_DETAIL = 6  # args as given; data: the detail dict kept flat (see freeze)
 FROZEN_ARGS = 7  # any event whose args dict is kept flat: keys then values (Recorder.record)
 FROZEN_DATA = 8  # ... whose data dict is
-FROZEN_BOTH = 9  # ... whose args and data dicts are
+FROZEN_BOTH = 9  # ... whose args and data dicts are, in one tuple: (len(args), args flat, data flat)
 
 #: the position of the shape in a ring row (after the 13 ``Event`` fields)
 SHAPE = 13
@@ -78,7 +78,8 @@ def _frozen_data(args: Any, data: Any, phase: Any) -> tuple[Any, Any]:
 
 
 def _frozen_both(args: Any, data: Any, phase: Any) -> tuple[Any, Any]:
-    return thaw(args), thaw(data)
+    n = 1 + 2 * args[0]
+    return thaw(args[1:n]), thaw(args[n:])
 
 
 _BUILD: list[Callable[[Any, Any, Any], tuple[Any, Any]]] = [
@@ -100,8 +101,8 @@ def freeze(args: Any, data: Any) -> tuple[Any, Any, int | None]:
     back (None: neither is a dict). A dict that holds another container stays tracked either way;
     every other one leaves nothing for the collector."""
     if args.__class__ is dict:
-        if data.__class__ is dict:
-            return (*args, *args.values()), (*data, *data.values()), FROZEN_BOTH
+        if data.__class__ is dict:  # one tuple for both: one object less to keep per event
+            return (len(args), *args, *args.values(), *data, *data.values()), None, FROZEN_BOTH
         return (*args, *args.values()), data, FROZEN_ARGS
     if data.__class__ is dict:
         return args, (*data, *data.values()), FROZEN_DATA
