@@ -22,6 +22,12 @@ tool for the question "why does a filter cost what it costs here". How the numbe
    collection is timed with ``gc.callbacks`` and shown as an "of which" line (it runs inside
    whatever allocated).
 
+The table gives per item: µs per request, its share, calls per request (counted, so exact even
+on a loaded machine: the most reliable column to compare two versions by), ``added``: how much
+more the item costs than in the same split of a request without the filter (two profiled runs:
+on a loaded machine their difference is noisy, items the filter does not touch show it), and
+``+calls``: how many more calls (exact).
+
 Profiling shifts costs a little between neighbours (a caller/callee split of the per-call cost)
 but not between items that do different work, which is what the table is for.
 """
@@ -119,6 +125,9 @@ class Breakdown:
     items: dict[str, float] = field(default_factory=dict)  # item -> µs per request
     top: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
     calibration_ns: tuple[float, float] = (0.0, 0.0)
+    calls: dict[str, float] = field(default_factory=dict)  # item -> calls per request (counted)
+    added: dict[str, float] = field(default_factory=dict)  # item -> µs more than without the filter
+    added_calls: dict[str, float] = field(default_factory=dict)  # item -> calls more (counted)
 
     def table(self) -> str:
         added = self.total_us - self.direct_us
@@ -129,11 +138,13 @@ class Breakdown:
             "# split by cProfile (own time per function, waits left out); per-call cost removed"
             f" (python {self.calibration_ns[0]:.0f} ns, builtin {self.calibration_ns[1]:.0f} ns),"
             f" then scaled x{self.scale:.2f} to the measured total",
-            f"{'item':<44} {'us/req':>8} {'share':>6}  largest parts",
+            f"{'item':<44} {'us/req':>8} {'share':>6} {'calls':>6} {'added':>7} {'+calls':>6}  largest parts",
         ]
         for item, us in sorted(self.items.items(), key=lambda kv: -kv[1]):
             tops = ", ".join(f"{w.split('/')[-1]} {v:.2f}" for w, v in self.top.get(item, [])[:3])
-            lines.append(f"{item:<44} {us:>8.2f} {us / self.total_us * 100:>5.0f}%  {tops}")
+            share = us / self.total_us * 100
+            grew = f"{self.added[item]:>+7.2f} {self.added_calls[item]:>+6.1f}" if item in self.added else " " * 14
+            lines.append(f"{item:<44} {us:>8.2f} {share:>5.0f}% {self.calls.get(item, 0):>6.1f} {grew}  {tops}")
         lines.append(f"{'  of which garbage collection':<44} {self.gc_us:>8.2f}")
         return "\n".join(lines)
 
@@ -146,6 +157,9 @@ class Breakdown:
             "scale": self.scale,
             "gc_us": self.gc_us,
             "items": self.items,
+            "calls_per_request": self.calls,
+            "added_by_item": self.added,
+            "added_calls_by_item": self.added_calls,
             "top": {k: v[:5] for k, v in self.top.items()},
         }
 
@@ -242,11 +256,13 @@ def _profiled_run(kind: str, n: int) -> tuple[list[Any], float]:
 
 
 def _split(
-    stats_list: list[Any], n: int, c_py: float, c_c: float
+    stats_list: list[Any], n: int, c_py: float, c_c: float, calls: dict[str, float] | None = None
 ) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
-    """Corrected own time (ns per request) by item, and by function within each item."""
+    """Corrected own time (ns per request) by item, and by function within each item; ``calls``
+    gets the calls per request of each item (exact: counted, not timed)."""
     items: dict[str, float] = defaultdict(float)
     parts: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    counts: dict[str, float] = defaultdict(float) if calls is None else calls
     for stats in stats_list:
         for code, (_cc, ncalls, tottime, _ct, callers) in stats.items():
             builtin = code[0] == "~"
@@ -260,11 +276,13 @@ def _split(
                     ns = max(0.0, tt2 * 1e9 - ncalls2 * cost) / n
                     items[item_of(w)] += ns
                     parts[item_of(w)][w] += ns
+                    counts[item_of(w)] += ncalls2 / n
                 continue
             w = _where(code)
             ns = max(0.0, tottime * 1e9 - ncalls * cost) / n
             items[item_of(w)] += ns
             parts[item_of(w)][w] += ns
+            counts[item_of(w)] += ncalls / n
     return items, parts
 
 
@@ -279,14 +297,26 @@ def profile(kind: str, n: int = 3000, rounds: int = 3) -> Breakdown:
     total = statistics.median(totals)
     c_py, c_c = _calibrate()
     stats, gc_s = _profiled_run(kind, n)
-    items_ns, parts_ns = _split(stats, n, c_py, c_c)
+    calls: dict[str, float] = defaultdict(float)
+    items_ns, parts_ns = _split(stats, n, c_py, c_c, calls)
     scale = total * 1000 / (sum(items_ns.values()) or 1.0)
     items = {name: v / 1000 * scale for name, v in items_ns.items() if v * scale >= 5}
     top = {
         name: sorted(((w, v / 1000 * scale) for w, v in ws.items()), key=lambda t: -t[1])[:5]
         for name, ws in parts_ns.items()
     }
-    return Breakdown(kind, total, statistics.median(directs), scale, gc_s / n * 1e6, items, top, (c_py, c_c))
+    direct_us = statistics.median(directs)
+    result = Breakdown(kind, total, direct_us, scale, gc_s / n * 1e6, items, top, (c_py, c_c))
+    result.calls = {name: calls[name] for name in items}
+    if kind != direct:
+        # the same split without the filter: what each item grows by when the filter is added
+        d_stats, _ = _profiled_run(direct, n)
+        d_calls: dict[str, float] = defaultdict(float)
+        d_items, _ = _split(d_stats, n, c_py, c_c, d_calls)
+        d_scale = direct_us * 1000 / (sum(d_items.values()) or 1.0)
+        result.added = {name: us - d_items.get(name, 0.0) / 1000 * d_scale for name, us in items.items()}
+        result.added_calls = {name: calls[name] - d_calls.get(name, 0.0) for name in items}
+    return result
 
 
 def main(args: argparse.Namespace) -> int:
