@@ -34,7 +34,6 @@ from .lifecycle import WasmExtension
 if TYPE_CHECKING:
     from ...config.yaml_source import Node
     from ...host.dispatcher import Dispatcher
-    from ...host.filter_callbacks import FilterCallbacks
     from ...host.services import ServerContext
     from ..base import FactoryContext
 
@@ -107,12 +106,10 @@ class WasmHttpFilter(WasmCallGuard, StreamFilter, StreamHost):
         self.dispatcher = dispatcher
 
     # ---- identity for the trace and for properties ---------------------------------------------------
-    #: the stream's id (read for every traced guest call), set with the callbacks
-    stream_id: int | None = None
-
-    def set_callbacks(self, callbacks: FilterCallbacks) -> None:
-        self.callbacks = callbacks
-        self.stream_id = callbacks.stream_id
+    @property
+    def stream_id(self) -> int | None:
+        cb = getattr(self, "callbacks", None)
+        return cb.stream_id if cb is not None else None
 
     @property
     def stream_info(self) -> Any:
