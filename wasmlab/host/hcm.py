@@ -24,6 +24,7 @@ import itertools
 import random
 import time
 from collections.abc import Callable
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 from ..config.bootstrap import HcmConfig, ListenerConfig, PerRouteDisabled
@@ -31,6 +32,7 @@ from ..config.route import RouteAction
 from ..errors import raised_at
 from ..http import Buffer, HeaderMap, Response
 from ..http.stream_info import StreamInfo
+from ..trace.shapes import STREAM_REQUEST
 from .conn_manager_utility import add_external_address, append_via, mutate_client_address, set_inline
 from .dispatcher import run_guarded
 from .filter_manager import FilterManager
@@ -157,14 +159,9 @@ class ActiveStream:
         proxy.stat_store.inc(hcm.stat("downstream_rq_total"))
         proxy.stat_store.inc(hcm.stat("downstream_rq_http1_total"))
         if rec.enabled:
-            rec.record(
-                "stream",
-                "request",
-                {"method": spec.method, "path": spec.path, "headers": tuple(headers), "body_size": len(spec.body)},
-                None,
-                {"stream": self.stream_id, "listener": hcm.listener.name},
-                event=False,
-            )
+            # compact (trace.shapes.STREAM_REQUEST): one flat tuple, the header pairs flattened
+            raw = (spec.method, spec.path, len(spec.body), self.stream_id, hcm.listener.name, *chain(*headers))
+            rec.emit("stream", "request", raw, None, None, None, None, None, STREAM_REQUEST)
         # Envoy builds the filter chain once the route is known; a route may disable filters
         route = self.route()
         filters = []

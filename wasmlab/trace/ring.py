@@ -52,7 +52,7 @@ class EventRing:
         self.chunk_events = max(1, min(CHUNK_EVENTS, self.capacity // 16))
         #: full chunks, oldest first; with the current one they hold at least ``capacity`` events
         #: (one more chunk than that takes, as the first chunk after a clear() is short)
-        self._full: deque[list[Any]] = deque(maxlen=-(-self.capacity // self.chunk_events) + 1)
+        self._full: deque[list[Any] | tuple[Any, ...]] = deque(maxlen=-(-self.capacity // self.chunk_events) + 1)
         self._lock = threading.Lock()
         self._start_chunk()
 
@@ -65,9 +65,18 @@ class EventRing:
         self.put: Callable[[tuple[Any, ...]], None] = self.chunk.extend
 
     def rotate(self) -> None:
-        """The current chunk joins the full ones (the oldest drops off) and a new one starts."""
+        """The current chunk joins the full ones (the oldest drops off) and a new one starts.
+
+        The newest full chunk before it becomes a tuple. The collector stops tracking a tuple
+        whose items it does not track (str, int, None, tuples of those: what compact events
+        hold, see :mod:`.shapes`), so a full collection no longer walks the ring's references.
+        That chunk is one rotation old: no thread still appends to it (see ``put``), and its
+        events' own tuples have been through a collection already."""
         with self._lock:
-            self._full.append(self.chunk)
+            full = self._full
+            if full and full[-1].__class__ is list:
+                full[-1] = tuple(full[-1])
+            full.append(self.chunk)
             self._start_chunk()
 
     def clear(self) -> None:

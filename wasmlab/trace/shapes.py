@@ -30,6 +30,7 @@ HOSTCALL_DETAIL = 6  # args as given; data: the detail dict kept flat (see freez
 FROZEN_ARGS = 7  # any event whose args dict is kept flat: keys then values (Recorder.record)
 FROZEN_DATA = 8  # ... whose data dict is
 FROZEN_BOTH = 9  # ... whose args and data dicts are, in one tuple: (len(args), args flat, data flat)
+STREAM_REQUEST = 10  # args (method, path, body_size, stream, listener, name1, value1, name2, ...)
 
 #: the position of the shape in a ring row (after the 13 ``Event`` fields)
 SHAPE = 13
@@ -82,6 +83,14 @@ def _frozen_both(args: Any, data: Any, phase: Any) -> tuple[Any, Any]:
     return thaw(args[1:n]), thaw(args[n:])
 
 
+def _stream_request(args: Any, data: Any, phase: Any) -> tuple[Any, Any]:
+    headers = tuple(zip(args[5::2], args[6::2], strict=True))
+    return (
+        {"method": args[0], "path": args[1], "headers": headers, "body_size": args[2]},
+        {"stream": args[3], "listener": args[4]},
+    )
+
+
 _BUILD: list[Callable[[Any, Any, Any], tuple[Any, Any]]] = [
     _filter("end_stream"),
     _filter("size", "end_stream"),
@@ -93,6 +102,7 @@ _BUILD: list[Callable[[Any, Any, Any], tuple[Any, Any]]] = [
     _frozen_args,
     _frozen_data,
     _frozen_both,
+    _stream_request,
 ]
 
 
