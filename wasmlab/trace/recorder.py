@@ -105,9 +105,14 @@ class Recorder:
         phase = data.get("phase") if data.__class__ is dict else None
         if phase is not None and phase != "enter" and phase != "exit":
             phase = None  # a point event that names its phase ("event")
-        args, data, shape = freeze(args, data)
-        row = self.emit(kind, name, args, result, data, vm, context_id, phase, shape)
-        return _new_event(Event, expand(row)) if event else None
+        kept_args, kept_data, shape = freeze(args, data)
+        row = self.emit(kind, name, kept_args, result, kept_data, vm, context_id, phase, shape)
+        if not event and kind not in _STATE_KINDS:
+            return None
+        ev = _new_event(Event, (*row[:8], args, result, data, row[11], row[12]))
+        if kind in _STATE_KINDS:
+            self._lifecycle(ev, self._calls.here[2])
+        return ev if event else None
 
     def emit(
         self,
@@ -123,7 +128,8 @@ class Recorder:
     ) -> tuple[Any, ...]:
         """The hot path under :meth:`record`: the caller checked ``enabled``, names the phase
         (``"enter"``, ``"exit"`` or None) and may give compact ``args``/``data`` with a
-        :mod:`.shapes` number (built into dicts when read). Returns the ring row (14 fields)."""
+        :mod:`.shapes` number (built into dicts when read). Returns the ring row (14 fields).
+        Lifecycle events (vm, context, queue, trap, config) go through :meth:`record`."""
         try:
             thread, worker, stack = self._calls.here
         except AttributeError:
@@ -147,19 +153,17 @@ class Recorder:
             self._ring.rotate()
         if phase == "enter":
             stack.append(row)
-        if kind in _STATE_KINDS:
-            self._lifecycle(expand(row), stack)
         if self._subscribers:
             self._publish(_new_event(Event, expand(row)))
         return row
 
-    def _lifecycle(self, row: tuple[Any, ...], stack: list[tuple[Any, ...]]) -> None:
+    def _lifecycle(self, ev: Event, stack: list[tuple[Any, ...]]) -> None:
         """A VM, context, queue or trap event: keep it through clear() if it tells what exists; a
         trap ends the callback it happened in."""
-        if _is_state(row):
-            self._state.append(_new_event(Event, row))
-        if row[6] == "trap":
-            unwind_trap(stack, row[7])
+        if _is_state(ev):
+            self._state.append(ev)
+        if ev.kind == "trap":
+            unwind_trap(stack, ev.name)
 
     def _publish(self, ev: Event) -> None:
         for fn in list(self._subscribers):
