@@ -276,7 +276,8 @@ class WasmVm:
         self._depth = depth + 1
         rec = self.rec.enabled
         if rec:
-            self._trace_call(ctx, name, args, None, "enter")
+            stream = self.stream_of(ctx)  # once for both events
+            self._trace_call(ctx, name, args, None, "enter", stream)
         if depth == 0:
             now = _monotonic()
             if now - self._deadline_armed_at >= self._deadline_rearm_s:
@@ -299,15 +300,15 @@ class WasmVm:
         if result is not None:
             result &= 0xFFFFFFFF
         if rec:
-            self._trace_call(ctx, name, args, result, "exit")
+            self._trace_call(ctx, name, args, result, "exit", stream)
         if depth == 0 and self.deferred:
             self._run_deferred()
         return result
 
-    def _trace_call(self, ctx: Context | None, name: str, args: tuple[int, ...], result: Any, phase: str) -> None:
+    def _trace_call(
+        self, ctx: Context | None, name: str, args: tuple[int, ...], result: Any, phase: str, stream: int | None
+    ) -> None:
         # compact data (trace.shapes.CALLBACK): the stream id; {"phase", "stream"} when read
-        f = ctx.filter if ctx is not None else None
-        stream = f.stream_id if f is not None else None
         cid = ctx.id if ctx is not None else 0
         self.rec.emit("callback", name, args, result, stream, self.label, cid, phase, CALLBACK)
 
