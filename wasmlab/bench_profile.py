@@ -62,7 +62,7 @@ KINDS = (
 
 #: (pattern on "relative/module/path.py:function", item); the first match wins
 ITEMS: list[tuple[str, str]] = [
-    (r"^trace/|:(record_filter|_trace_call|traced)$", "trace records"),
+    (r"^trace/|:(record_filter|traced)$", "trace records"),
     (r"^host/proxy\.py:|^threading\.py:|^functools|^queue\.py", "client: submit, wait, hand back"),
     (r"^host/dispatcher\.py:", "dispatcher hand-off (task queue)"),
     (r"^host/filter_manager\.py:(__init__|release|destroy)$", "filter chain: create / release"),

@@ -159,7 +159,8 @@ class FilterManager:
             if traced:
                 raw = (e.name, e.kind, len(frame))
         if traced:
-            self.rec.emit("filter", cb.name, raw, _name(status), self.stream.stream_id, None, None, "exit", shape)
+            result = _STATUS_NAMES.get(id(status)) or _name(status)
+            self.rec.emit("filter", cb.name, raw, result, self.stream.stream_id, None, None, "exit", shape)
         if status.__class__ is not cb.status:
             status = self._coerce(cb.status, status, e, cb.name)
             if status is None:

@@ -276,8 +276,10 @@ class WasmVm:
         self._depth = depth + 1
         rec = self.rec.enabled
         if rec:
-            stream = self.stream_of(ctx)  # once for both events
-            self._trace_call(ctx, name, args, None, "enter", stream)
+            # compact events (trace.shapes.CALLBACK): data is the stream id, {"phase", "stream"}
+            # when read; the stream is looked up once for both
+            stream, cid = self.stream_of(ctx), ctx.id if ctx is not None else 0
+            self.rec.emit("callback", name, args, None, stream, self.label, cid, "enter", CALLBACK)
         if depth == 0:
             now = _monotonic()
             if now - self._deadline_armed_at >= self._deadline_rearm_s:
@@ -300,17 +302,10 @@ class WasmVm:
         if result is not None:
             result &= 0xFFFFFFFF
         if rec:
-            self._trace_call(ctx, name, args, result, "exit", stream)
+            self.rec.emit("callback", name, args, result, stream, self.label, cid, "exit", CALLBACK)
         if depth == 0 and self.deferred:
             self._run_deferred()
         return result
-
-    def _trace_call(
-        self, ctx: Context | None, name: str, args: tuple[int, ...], result: Any, phase: str, stream: int | None
-    ) -> None:
-        # compact data (trace.shapes.CALLBACK): the stream id; {"phase", "stream"} when read
-        cid = ctx.id if ctx is not None else 0
-        self.rec.emit("callback", name, args, result, stream, self.label, cid, phase, CALLBACK)
 
     def defer(self, action: Callable[[], None]) -> None:
         """Run ``action`` after the current top-level guest call returns (Envoy's re-entrancy rule)."""
