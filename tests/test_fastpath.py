@@ -133,6 +133,8 @@ REQUIRED_BENCH_NAMES = [
     "lua.added_us_per_request.wasmlab",
     "lua.added_us_per_request.envoy",
     "request.direct.many_rps_1worker",
+    "request.native.added_cpu_us",
+    "request.wasm.cpu_us_per_request.wasmlab",
     "start.4workers_3plugins_s",
     "scaling.cpu_heavy_wasm.2v1",
     "memory.rss_growth_100k_pct",

@@ -131,6 +131,10 @@ def cmd_lab(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.profile:
+        from .bench_profile import main as profile_main
+
+        return profile_main(args)
     from .bench import main as bench_main
 
     return bench_main(args)
@@ -223,6 +227,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--vs-envoy", action="store_true", help="also measure the same configs through real Envoy")
     p.add_argument("--install", action="store_true", help="also time `bootstrap.py setup lab` in a fresh clone")
     p.add_argument("--only", help="run only benchmarks whose name contains this text")
+    p.add_argument("--profile", metavar="KIND", help="where one request's CPU goes (noop, lua, wasm, wasm-traced...)")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("doctor", help="check what the course needs and how to fix what is missing")

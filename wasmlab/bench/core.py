@@ -72,6 +72,8 @@ def filter_for(kind: str, n: int = 1) -> list[dict[str, Any]]:
         return []
     if kind == "native":
         return [b.native("add_header", request_headers={"x-a": "1"}, response_headers={"x-b": "2"})] * n
+    if kind == "noop":  # a native filter that adds nothing: what the chain itself costs
+        return [b.native("add_header")] * n
     if kind == "lua":
         return [b.lua(inline=LUA_ADD_HEADER)] * n
     if kind == "wasm":

@@ -100,13 +100,14 @@ def vs_envoy(args: argparse.Namespace) -> Iterator[Result]:
     kinds = [k for k in kinds_available() if k in ("direct", "lua", "wasm")]
     seconds = 2.0 if args.quick else 4.0
     n = 3000 if args.quick else 20000
-    ours: dict[str, list[float]] = {k: [] for k in kinds}
+    ours: dict[str, list[float]] = {k: [] for k in [*kinds, "noop"]}
     theirs: dict[str, list[float]] = {k: [] for k in kinds}
     multi = (os.cpu_count() or 1) > 1
     for _ in range(3 if args.quick else 5):
         for kind in kinds:
             ours[kind].append(_wasmlab_cpu_us(kind, n))
             theirs[kind].append(_envoy_cpu_us(envoy, kind, seconds, multi))
+        ours["noop"].append(_wasmlab_cpu_us("noop", n))  # wasmlab only: Envoy runs no Python filter
     for kind in kinds:
         if kind == "direct":
             continue
@@ -119,3 +120,7 @@ def vs_envoy(args: argparse.Namespace) -> Iterator[Result]:
             yield summarize(f"{kind}.added_cost_ratio.wasmlab_over_envoy", ratios, "x")
     yield summarize("request.direct.cpu_us_per_request.envoy", theirs["direct"], "us")
     yield summarize("request.direct.cpu_us_per_request.wasmlab", ours["direct"], "us")
+    if ours.get("wasm"):
+        yield summarize("request.wasm.cpu_us_per_request.wasmlab", ours["wasm"], "us")
+    noop = [x - y for x, y in zip(ours["noop"], ours["direct"], strict=True)]
+    yield summarize("request.native.added_cpu_us", noop, "us")

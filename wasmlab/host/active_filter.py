@@ -165,7 +165,7 @@ class ActiveFilter:
             self.iterate_from_current = True
         self.iteration_state = IterationState.CONTINUE
         if m.rec.enabled:
-            m.record_filter(self, "continue_" + ("decoding" if self.decoder else "encoding"), None, None)
+            m.record_filter(self, "continue_decoding" if self.decoder else "continue_encoding")
         if not self.headers_continued:
             self.headers_continued = True
             end = self._complete() and self._buffered() is None and not self._has_trailers()

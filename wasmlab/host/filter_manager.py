@@ -28,6 +28,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..http import Buffer, FilterDataStatus, FilterHeadersStatus, FilterTrailersStatus, HeaderMap
+from ..trace.shapes import FILTER_DATA, FILTER_HEADERS, FILTER_STEP, FILTER_TRAILERS
 from .active_filter import _ALWAYS_FROM_NEXT, _CAN_START_FROM_CURRENT, ActiveFilter, IterationState
 from .filter_callbacks import FilterCallbacks
 
@@ -42,6 +43,8 @@ _DS = FilterDataStatus
 _TS = FilterTrailersStatus
 
 _FAILED = object()
+#: the compact args of filter events that repeat (headers and continue steps), one tuple each
+_SHARED_ARGS: dict[tuple[Any, ...], tuple[Any, ...]] = {}
 
 
 # call-state bits (Envoy FilterCallState)
@@ -61,19 +64,19 @@ class _Callback(NamedTuple):
     name: str  # the StreamFilter method and the trace event name
     bit: int  # its call-state bit (Envoy FilterCallState)
     status: type  # the status enum it returns
-    frame: str  # "headers", "data" or "trailers": how it is called and recorded
+    shape: int  # how its events are recorded (trace.shapes): headers, data or trailers
     #: after the call, stop silently (no exit event) if the stream was destroyed; the encoder
     #: side checks this (and data also a completed response), as Envoy's encode path does
     abort_on_destroy: bool
     abort_on_complete: bool
 
 
-_DECODE_HEADERS_CB = _Callback("decode_headers", _DECODE_HEADERS, _HS, "headers", False, False)
-_DECODE_DATA_CB = _Callback("decode_data", _DECODE_DATA, _DS, "data", False, False)
-_DECODE_TRAILERS_CB = _Callback("decode_trailers", _DECODE_TRAILERS, _TS, "trailers", False, False)
-_ENCODE_HEADERS_CB = _Callback("encode_headers", _ENCODE_HEADERS, _HS, "headers", True, False)
-_ENCODE_DATA_CB = _Callback("encode_data", _ENCODE_DATA, _DS, "data", True, True)
-_ENCODE_TRAILERS_CB = _Callback("encode_trailers", _ENCODE_TRAILERS, _TS, "trailers", True, False)
+_DECODE_HEADERS_CB = _Callback("decode_headers", _DECODE_HEADERS, _HS, FILTER_HEADERS, False, False)
+_DECODE_DATA_CB = _Callback("decode_data", _DECODE_DATA, _DS, FILTER_DATA, False, False)
+_DECODE_TRAILERS_CB = _Callback("decode_trailers", _DECODE_TRAILERS, _TS, FILTER_TRAILERS, False, False)
+_ENCODE_HEADERS_CB = _Callback("encode_headers", _ENCODE_HEADERS, _HS, FILTER_HEADERS, True, False)
+_ENCODE_DATA_CB = _Callback("encode_data", _ENCODE_DATA, _DS, FILTER_DATA, True, True)
+_ENCODE_TRAILERS_CB = _Callback("encode_trailers", _ENCODE_TRAILERS, _TS, FILTER_TRAILERS, True, False)
 
 
 class FilterManager:
@@ -115,30 +118,13 @@ class FilterManager:
         self.call_state = 0
         self.destroyed = False
         self._too_large_sent = False
-        #: shared per-stream ``data`` dicts of filter events (events never mutate them)
-        self._data: dict[str, dict[str, Any]] = {}
-        self._es_args: dict[tuple[ActiveFilter, bool], dict[str, Any]] = {}
 
     # ---- trace -----------------------------------------------------------------------------------
-    def record_filter(
-        self, af: ActiveFilter, name: str, args: dict[str, Any] | None, result: Any, phase: str = "event"
-    ) -> None:
-        """Filter events: ``phase`` is ``enter`` before a callback, ``exit`` (with the status)
-        after it, ``event`` for a single step (continue_decoding...)."""
-        a: dict[str, Any] | None
-        if args is None:
-            a = {"filter": af.name, "kind": af.kind}
-        elif len(args) == 1 and "end_stream" in args:
-            # the most common shape: one shared dict per (filter, end_stream) per stream
-            a = self._es_args.get((af, args["end_stream"]))
-            if a is None:
-                a = self._es_args[(af, args["end_stream"])] = {"filter": af.name, "kind": af.kind, **args}
-        else:
-            a = {"filter": af.name, "kind": af.kind, **args}
-        data = self._data.get(phase)
-        if data is None:
-            data = self._data[phase] = {"stream": self.stream.stream_id, "phase": phase}
-        self.rec.record("filter", name, a, result, data)
+    def record_filter(self, af: ActiveFilter, name: str) -> None:
+        """A single step of a filter (``continue_decoding``...): a point event."""
+        raw = (af.name, af.kind)
+        raw = _SHARED_ARGS.setdefault(raw, raw)
+        self.rec.emit("filter", name, raw, None, self.stream.stream_id, None, None, None, FILTER_STEP)
 
     # ---- the one place a filter callback runs -------------------------------------------------
     def _call(self, e: ActiveFilter, cb: _Callback, fn: Callable[..., Any], frame: Any, end_stream: bool) -> Any:
@@ -146,29 +132,35 @@ class FilterManager:
         or a non-status into a failed stream, remember the status for diagnostics. Returns the
         status, or None when the walker must stop here (the stream failed or went away)."""
         self.call_state |= cb.bit
-        rec = self.rec.enabled
-        kind = cb.frame
-        if rec:
-            if kind == "headers":
-                args: dict[str, Any] = {"end_stream": end_stream}
-            elif kind == "data":
-                args = {"size": len(frame), "end_stream": end_stream}
+        shape = cb.shape
+        traced = self.rec.enabled
+        if traced:
+            # the event's args as plain values (trace.shapes): (filter, kind, end_stream),
+            # (filter, kind, size, end_stream) or (filter, kind, count)
+            if shape == FILTER_HEADERS:
+                raw: tuple[Any, ...] = (e.name, e.kind, end_stream)
+                # one shared tuple per (filter, kind, end_stream): the ring keeps no new object
+                # for it, so tracing makes the garbage collector run less often
+                raw = _SHARED_ARGS.setdefault(raw, raw)
+            elif shape == FILTER_DATA:
+                raw = (e.name, e.kind, len(frame), end_stream)
             else:
-                args = {"count": len(frame)}
-            self.record_filter(e, cb.name, args, None, "enter")
+                raw = (e.name, e.kind, len(frame))
+            self.rec.emit("filter", cb.name, raw, None, self.stream.stream_id, None, None, "enter", shape)
         try:
-            status = fn(frame) if kind == "trailers" else fn(frame, end_stream)
+            status = fn(frame) if shape == FILTER_TRAILERS else fn(frame, end_stream)
         except Exception as exc:
             status = self._raised(e, cb.name, exc)
         self.call_state &= ~cb.bit
         if cb.abort_on_destroy and (self.destroyed or (cb.abort_on_complete and self.local_complete)):
             return None
-        if kind == "trailers":
+        if shape == FILTER_TRAILERS:
             e.end_stream = True
-            if rec:
-                args = {"count": len(frame)}
-        if rec:
-            self.record_filter(e, cb.name, args, _name(status), "exit")
+            if traced:
+                raw = (e.name, e.kind, len(frame))
+        if traced:
+            result = _STATUS_NAMES.get(id(status)) or _name(status)
+            self.rec.emit("filter", cb.name, raw, result, self.stream.stream_id, None, None, "exit", shape)
         if status.__class__ is not cb.status:
             status = self._coerce(cb.status, status, e, cb.name)
             if status is None:
@@ -488,6 +480,7 @@ class FilterManager:
                 {"status": status, "details": details, "body": body[:200]},
                 None,
                 {"stream": stream.stream_id},
+                event=False,
             )
         head = stream.is_head_request()
         if self.response_headers is None:

@@ -24,6 +24,7 @@ import itertools
 import random
 import time
 from collections.abc import Callable
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 from ..config.bootstrap import HcmConfig, ListenerConfig, PerRouteDisabled
@@ -31,6 +32,7 @@ from ..config.route import RouteAction
 from ..errors import raised_at
 from ..http import Buffer, HeaderMap, Response
 from ..http.stream_info import StreamInfo
+from ..trace.shapes import STREAM_REQUEST
 from .conn_manager_utility import add_external_address, append_via, mutate_client_address, set_inline
 from .dispatcher import run_guarded
 from .filter_manager import FilterManager
@@ -157,13 +159,9 @@ class ActiveStream:
         proxy.stat_store.inc(hcm.stat("downstream_rq_total"))
         proxy.stat_store.inc(hcm.stat("downstream_rq_http1_total"))
         if rec.enabled:
-            rec.record(
-                "stream",
-                "request",
-                {"method": spec.method, "path": spec.path, "headers": tuple(headers), "body_size": len(spec.body)},
-                None,
-                {"stream": self.stream_id, "listener": hcm.listener.name},
-            )
+            # compact (trace.shapes.STREAM_REQUEST): one flat tuple, the header pairs flattened
+            raw = (spec.method, spec.path, len(spec.body), self.stream_id, hcm.listener.name, *chain(*headers))
+            rec.emit("stream", "request", raw, None, None, None, None, None, STREAM_REQUEST)
         # Envoy builds the filter chain once the route is known; a route may disable filters
         route = self.route()
         filters = []
@@ -277,7 +275,9 @@ class ActiveStream:
         self._reset_details = details
         self.info.response_code_details = details
         if self.proxy.recorder.enabled:
-            self.proxy.recorder.record("stream", "reset", {"details": details}, None, {"stream": self.stream_id})
+            self.proxy.recorder.record(
+                "stream", "reset", {"details": details}, None, {"stream": self.stream_id}, event=False
+            )
         self._end("reset")
 
     def _host_error(self, e: Exception) -> None:
@@ -325,6 +325,7 @@ class ActiveStream:
                 {"status": status, "details": info.response_code_details, "body_size": len(self._resp_body)},
                 None,
                 {"stream": self.stream_id},
+                event=False,
             )
         # access logs, then the filters' access-log hooks, then destroy (Envoy's order)
         for log in hcm.config.access_logs:

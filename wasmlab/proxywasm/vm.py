@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import wasmtime
 
+from ..trace.shapes import CALLBACK
 from .abi import ModuleInfo, ModuleRejected
 from .callseam import GuestMemory
 from .module_cache import CompiledCode, deadline_ticks, engine, ensure_epoch_ticker
@@ -130,7 +131,6 @@ class WasmVm:
         self.effective: Context | None = None  # after proxy_set_effective_context
         self.deferred: list[Callable[[], None]] = []
         self._depth = 0
-        self._trace_data: dict[tuple[str, int | None], dict[str, Any]] = {}
         self.metrics: dict[int, tuple[int, str]] = {}
         #: the Store was freed (:meth:`release`); the VM is an empty shell
         self.released = False
@@ -218,7 +218,7 @@ class WasmVm:
         context_id: int | None = None,
     ) -> None:
         if self.rec.enabled:
-            self.rec.record(kind, name, args, result, data, vm=self.label, context_id=context_id)
+            self.rec.record(kind, name, args, result, data, vm=self.label, context_id=context_id, event=False)
 
     def stream_of(self, ctx: Context | None) -> int | None:
         f = ctx.filter if ctx is not None else None
@@ -276,7 +276,10 @@ class WasmVm:
         self._depth = depth + 1
         rec = self.rec.enabled
         if rec:
-            self._trace_call(ctx, name, args, None, "enter")
+            # compact events (trace.shapes.CALLBACK): data is the stream id, {"phase", "stream"}
+            # when read; the stream is looked up once for both
+            stream, cid = self.stream_of(ctx), ctx.id if ctx is not None else 0
+            self.rec.emit("callback", name, args, None, stream, self.label, cid, "enter", CALLBACK)
         if depth == 0:
             now = _monotonic()
             if now - self._deadline_armed_at >= self._deadline_rearm_s:
@@ -299,22 +302,10 @@ class WasmVm:
         if result is not None:
             result &= 0xFFFFFFFF
         if rec:
-            self._trace_call(ctx, name, args, result, "exit")
+            self.rec.emit("callback", name, args, result, stream, self.label, cid, "exit", CALLBACK)
         if depth == 0 and self.deferred:
             self._run_deferred()
         return result
-
-    def _trace_call(self, ctx: Context | None, name: str, args: tuple[int, ...], result: Any, phase: str) -> None:
-        stream = self.stream_of(ctx)
-        # events never mutate their data: share one dict per (phase, stream) while it is current
-        key = (phase, stream)
-        data = self._trace_data.get(key)
-        if data is None:
-            if len(self._trace_data) > 64:
-                self._trace_data.clear()
-            data = self._trace_data[key] = {"phase": phase} if stream is None else {"phase": phase, "stream": stream}
-        cid = ctx.id if ctx is not None else 0
-        self.rec.record("callback", name, args, result, data, vm=self.label, context_id=cid)
 
     def defer(self, action: Callable[[], None]) -> None:
         """Run ``action`` after the current top-level guest call returns (Envoy's re-entrancy rule)."""

@@ -6,8 +6,10 @@ clock read and one tuple of fields copied into a bounded ring (:mod:`.ring`: the
 flat, not as objects, so that the garbage collector never walks them); ``Event`` objects are built
 when the trace is read. Each thread also keeps the stack of its open calls (an ``enter`` pushes,
 its ``exit`` pops), which gives every event its ``parent``; call sites only say
-``data["phase"]`` ("enter"/"exit"). ``trace=False`` turns it off: ``Recorder.enabled`` is then
-False and hot paths skip building event arguments at all.
+``data["phase"]`` ("enter"/"exit"). The hottest call sites (filter callbacks, Wasm callbacks and
+host calls) use :meth:`Recorder.emit` with compact values instead of dicts (:mod:`.shapes`: the
+dicts are built when read). ``trace=False`` turns it off: ``Recorder.enabled`` is then False and
+hot paths skip building event arguments at all.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any, cast
 
 from .events import DATA, Event, close_call, link, unwind_trap
 from .ring import EventRing
+from .shapes import SHAPE, expand, freeze
 
 #: per-thread identity, set by each dispatcher thread when it starts
 _thread_info = threading.local()
@@ -46,7 +49,7 @@ _new_event = tuple.__new__
 
 #: the bottom of every thread's call stack: a row that is no call (its seq, the parent of a
 #: top-level event, is None), so the hot path never checks for an empty stack
-_NO_CALL: tuple[Any, ...] = (None,) * 13
+_NO_CALL: tuple[Any, ...] = (None,) * 14
 
 
 DEFAULT_CAPACITY = 200_000
@@ -65,6 +68,7 @@ class Recorder:
         self._clock_ns = clock_ns
         self._seq = itertools.count(1)
         self._ring = EventRing(capacity)
+        self._chunk_events = self._ring.chunk_events
         self._subscribers: list[Callable[[Event], None]] = []
         #: lifecycle events (VMs, root contexts, queue registrations, traps), kept through
         #: clear() and ring overflow so views can still tell what exists
@@ -90,54 +94,76 @@ class Recorder:
         *,
         event: bool = True,
     ) -> Event | None:
-        """Record one event and return it (None when tracing is off). Runs for every host step.
+        """Record one event and return it (None when tracing is off).
 
-        ``event=False`` returns None instead: building the returned ``Event`` is the largest part
-        of what recording costs once the ring keeps rows, so a call site that ignores the result
-        can skip it (views and traces still get every event in full)."""
+        A call names its phase in ``data["phase"]`` ("enter"/"exit"; anything else is a point
+        event). ``event=False`` returns None instead: building the returned ``Event`` is the
+        largest part of what recording costs once the ring keeps rows, so a call site that ignores
+        the result can skip it (views and traces still get every event in full)."""
         if not self.enabled:
             return None
+        phase = data.get("phase") if data.__class__ is dict else None
+        if phase is not None and phase != "enter" and phase != "exit":
+            phase = None  # a point event that names its phase ("event")
+        kept_args, kept_data, shape = freeze(args, data)
+        row = self.emit(kind, name, kept_args, result, kept_data, vm, context_id, phase, shape)
+        if not event and kind not in _STATE_KINDS:
+            return None
+        ev = _new_event(Event, (*row[:8], args, result, data, row[11], row[12]))
+        if kind in _STATE_KINDS:
+            self._lifecycle(ev, self._calls.here[2])
+        return ev if event else None
+
+    def emit(
+        self,
+        kind: str,
+        name: str,
+        args: Any,
+        result: Any,
+        data: Any,
+        vm: str | None,
+        context_id: int | None,
+        phase: str | None,
+        shape: int | None,
+    ) -> tuple[Any, ...]:
+        """The hot path under :meth:`record`: the caller checked ``enabled``, names the phase
+        (``"enter"``, ``"exit"`` or None) and may give compact ``args``/``data`` with a
+        :mod:`.shapes` number (built into dicts when read). Returns the ring row (14 fields).
+        Lifecycle events (vm, context, queue, trap, config) go through :meth:`record`."""
         try:
             thread, worker, stack = self._calls.here
         except AttributeError:
             thread, worker, stack = self._calls.here = (*thread_identity(), [_NO_CALL])
-        # parent and phase: the innermost open call on this thread (an exit closes its own);
+        # parent: the innermost open call on this thread (an exit closes its own);
         # stack rows index as Event fields: 0 seq, 6 kind, 7 name
-        phase = data.get("phase") if data.__class__ is dict else None
-        if phase is None:
-            parent = stack[-1][0]
-        elif phase == "exit":
-            top = stack[-1]
-            if top[7] == name and top[6] == kind:
-                stack.pop()
-                parent = top[0]
-            else:
-                parent = close_call(stack, kind, name)
+        top = stack[-1]
+        if phase != "exit":
+            parent = top[0]
+        elif top[7] == name and top[6] == kind:
+            stack.pop()
+            parent = top[0]
         else:
-            parent = stack[-1][0]
-            if phase != "enter":
-                phase = None  # a point event that names its phase ("event")
+            parent = close_call(stack, kind, name)
         seq = next(self._seq)
-        row = (seq, self._clock_ns(), thread, worker, vm, context_id, kind, name, args, result, data, parent, phase)
+        t_ns = self._clock_ns()
+        row = (seq, t_ns, thread, worker, vm, context_id, kind, name, args, result, data, parent, phase, shape)
         # into the ring (see ring.py: kept flat, so the garbage collector never walks it)
         self._ring.put(row)
-        if not seq % self._ring.chunk_events:
+        if not seq % self._chunk_events:
             self._ring.rotate()
         if phase == "enter":
             stack.append(row)
-        if kind in _STATE_KINDS:
-            self._lifecycle(row, stack)
         if self._subscribers:
-            self._publish(_new_event(Event, row))
-        return _new_event(Event, row) if event else None
+            self._publish(_new_event(Event, expand(row)))
+        return row
 
-    def _lifecycle(self, row: tuple[Any, ...], stack: list[tuple[Any, ...]]) -> None:
+    def _lifecycle(self, ev: Event, stack: list[tuple[Any, ...]]) -> None:
         """A VM, context, queue or trap event: keep it through clear() if it tells what exists; a
         trap ends the callback it happened in."""
-        if _is_state(row):
-            self._state.append(_new_event(Event, row))
-        if row[6] == "trap":
-            unwind_trap(stack, row[7])
+        if _is_state(ev):
+            self._state.append(ev)
+        if ev.kind == "trap":
+            unwind_trap(stack, ev.name)
 
     def _publish(self, ev: Event) -> None:
         for fn in list(self._subscribers):
@@ -150,7 +176,7 @@ class Recorder:
         """The stream the innermost open call on this thread works for (``data["stream"]`` of the
         nearest call that names one), or None: what a callout started inside it belongs to."""
         for frame in reversed(getattr(self._calls, "here", ("", None, [_NO_CALL]))[2]):
-            data = frame[DATA]
+            data = expand(frame)[DATA]
             if data.__class__ is dict and data.get("stream") is not None:
                 return data["stream"]
         return None
@@ -167,12 +193,12 @@ class Recorder:
 
     def rows(self) -> list[tuple[Any, ...]]:
         """The events in the ring as rows (plain tuples in ``Event._fields`` order), oldest first."""
-        return self._ring.rows()
+        return [r[:SHAPE] if r[SHAPE] is None else expand(r) for r in self._ring.rows()]
 
     def snapshot(self, include_state: bool = False) -> list[Event]:
         """The events in the ring, oldest first. ``include_state`` puts the lifecycle events the
         ring no longer holds (cleared or overwritten) in front, so a layout still knows every VM."""
-        events = list(map(as_event, self._ring.rows()))
+        events = list(map(as_event, self.rows()))
         if not include_state:
             return events
         in_ring = {e.seq for e in events}
@@ -183,7 +209,7 @@ class Recorder:
 
     def trace(self) -> Trace:
         """The events in the ring as a :class:`Trace` (its ``Event`` objects are built on first read)."""
-        return Trace.from_rows(self._ring.rows(), recorder=self)
+        return Trace.from_rows(self.rows(), recorder=self)
 
 
 def _copy(d: deque[Event]) -> list[Event]:

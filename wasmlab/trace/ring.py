@@ -9,10 +9,10 @@ speed. The trick, and why:
   never stops tracking a tuple *subclass* such as a ``NamedTuple``: with a full ring, every
   collection walked up to 200,000 events again, and each new event made the next collection come
   sooner. That was about a quarter of what tracing cost a Wasm request.
-* So the ring keeps no object per event. It keeps the event's 13 fields, in :data:`FIELDS`
-  order, one after the other in plain lists ("chunks"): the recorder hands it a tuple of the
-  fields, the current chunk's ``extend`` copies the references and the tuple is freed at once. The
-  garbage collector sees one list per few thousand events.
+* So the ring keeps no object per event. It keeps the event's 13 fields and its shape number
+  (:mod:`.shapes`), in :data:`FIELDS` order, one after the other in plain lists ("chunks"): the
+  recorder hands it a tuple of the fields, the current chunk's ``extend`` copies the references
+  and the tuple is freed at once. The garbage collector sees one list per few thousand events.
 * ``list.extend`` of a tuple runs no Python code (it copies references and may grow the list's
   memory), so under the GIL it is atomic: a chunk always holds whole events, whichever threads
   record. Every few thousand events (by ``seq``) the current chunk moves into a bounded ``deque``
@@ -32,8 +32,8 @@ from itertools import chain
 from operator import itemgetter
 from typing import Any
 
-#: the number of fields of one event (``Event._fields``)
-FIELDS = 13
+#: the number of fields of one event: ``Event._fields`` and the :mod:`.shapes` number
+FIELDS = 14
 #: events per chunk for the default capacity (a chunk is one list of ``FIELDS`` x this slots)
 CHUNK_EVENTS = 4096
 
@@ -52,7 +52,7 @@ class EventRing:
         self.chunk_events = max(1, min(CHUNK_EVENTS, self.capacity // 16))
         #: full chunks, oldest first; with the current one they hold at least ``capacity`` events
         #: (one more chunk than that takes, as the first chunk after a clear() is short)
-        self._full: deque[list[Any]] = deque(maxlen=-(-self.capacity // self.chunk_events) + 1)
+        self._full: deque[list[Any] | tuple[Any, ...]] = deque(maxlen=-(-self.capacity // self.chunk_events) + 1)
         self._lock = threading.Lock()
         self._start_chunk()
 
@@ -65,9 +65,18 @@ class EventRing:
         self.put: Callable[[tuple[Any, ...]], None] = self.chunk.extend
 
     def rotate(self) -> None:
-        """The current chunk joins the full ones (the oldest drops off) and a new one starts."""
+        """The current chunk joins the full ones (the oldest drops off) and a new one starts.
+
+        The newest full chunk before it becomes a tuple. The collector stops tracking a tuple
+        whose items it does not track (str, int, None, tuples of those: what compact events
+        hold, see :mod:`.shapes`), so a full collection no longer walks the ring's references.
+        That chunk is one rotation old: no thread still appends to it (see ``put``), and its
+        events' own tuples have been through a collection already."""
         with self._lock:
-            self._full.append(self.chunk)
+            full = self._full
+            if full and full[-1].__class__ is list:
+                full[-1] = tuple(full[-1])
+            full.append(self.chunk)
             self._start_chunk()
 
     def clear(self) -> None:

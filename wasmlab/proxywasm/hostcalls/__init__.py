@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import wasmtime
 
 from ...errors import raised_at
+from ...trace.shapes import HOSTCALL, HOSTCALL_DETAIL, flat
 from ..abi import ModuleRejected
 from ..types import AbiVersion, WasmResult
 from ..vm import Trapped
@@ -130,11 +131,6 @@ class Linker:
         return out
 
 
-#: shared event data (events never mutate their data)
-_ENTER: dict[str, Any] = {"phase": "enter"}
-_EXIT: dict[str, Any] = {"phase": "exit"}
-
-
 class HostBinding:
     """One host function bound to one VM: what each call seam turns into a wasmtime import.
 
@@ -168,7 +164,8 @@ class HostBinding:
         ctx = vm.effective
         cid = ctx.id if ctx is not None else 0
         rec, full, label = self.rec, self.full, self.label
-        rec.record("hostcall", full, uargs, None, _ENTER, vm=label, context_id=cid)
+        # compact events (trace.shapes): {"phase"} / {"phase", "detail"} are built when read
+        rec.emit("hostcall", full, uargs, None, None, label, cid, "enter", HOSTCALL)
         detail = None
         try:
             result = self.impl(vm, *uargs)
@@ -178,9 +175,13 @@ class HostBinding:
             result = self.host_bug(e)
         if result.__class__ is tuple:
             result, detail = result
-        data = _EXIT if detail is None else {"phase": "exit", "detail": detail}
         out = None if result is None else int(result)
-        rec.record("hostcall", full, uargs, out, data, vm=label, context_id=cid)
+        if detail is None:
+            rec.emit("hostcall", full, uargs, out, None, label, cid, "exit", HOSTCALL)
+        elif detail.__class__ is dict:
+            rec.emit("hostcall", full, uargs, out, flat(detail), label, cid, "exit", HOSTCALL_DETAIL)
+        else:
+            rec.record("hostcall", full, uargs, out, {"phase": "exit", "detail": detail}, label, cid, event=False)
         return out
 
     def __call__(self, *args: int) -> int | None:
