@@ -121,8 +121,7 @@ class WasmVm:
         self.dispatcher = dispatcher
         self.label = f"{vm_config.vm_id or 'vm'}#{next(_instance_ids)}"
         self.rec = proxy.recorder
-        #: record one of this VM's lifecycle steps: ``Recorder.record`` (a no-op when tracing is
-        #: off) with the VM's label, the result Event not built
+        #: record a lifecycle step of this VM (Recorder.record, a no-op when tracing is off)
         self._record = functools.partial(self.rec.record, vm=self.label, event=False)
         self.contexts: dict[int, Context] = {}
         self._next_id = itertools.count(1)
