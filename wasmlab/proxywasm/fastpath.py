@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import codecs
 import ctypes
+import os
 import struct
 import threading
 from collections.abc import Callable
@@ -178,7 +179,9 @@ def _caller_factory(nparams: int, nresults: int) -> Callable[..., Callable[..., 
             "    return call",
         ]
         namespace: dict[str, Any] = {}
-        exec(compile("\n".join(lines), f"<wasmlab guest call {key}>", "exec"), namespace)
+        # named as if it sat beside this file, so profiles and tracebacks place it in wasmlab
+        where = os.path.join(os.path.dirname(__file__), f"<guest call {key[0]}-{key[1]}>")
+        exec(compile("\n".join(lines), where, "exec"), namespace)
         make = _FACTORIES[key] = namespace["make"]
     return make
 
