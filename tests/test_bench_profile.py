@@ -14,7 +14,7 @@ def test_functions_are_charged_to_the_items_the_table_names():
     assert bench_profile.item_of("host/filter_manager.py:_call") == "filter chain: walk"
     assert bench_profile.item_of("host/filter_manager.py:__init__") == "filter chain: create / release"
     assert bench_profile.item_of("trace/recorder.py:emit") == "trace records"
-    assert bench_profile.item_of("proxywasm/fastpath.py:f31") == "Wasm: guest calls (crossing + guest code)"
+    assert bench_profile.item_of("proxywasm/<guest call 3-1>:call") == "Wasm: guest calls (crossing + guest code)"
     assert bench_profile.item_of("proxywasm/hostcalls/http.py:_write_header") == "Wasm: host calls"
     assert bench_profile.item_of("http/headers.py:add") == "header maps"
     assert bench_profile.item_of("somewhere.py:else") == "other"

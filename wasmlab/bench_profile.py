@@ -80,7 +80,7 @@ ITEMS: list[tuple[str, str]] = [
     (r"^proxywasm/vm\.py:(add_context|remove_context|next_context_id|__init__)$", "Wasm: stream context create/delete"),
     (r"^proxywasm/manager\.py:", "Wasm: stream context create/delete"),
     (
-        r"^proxywasm/fastpath\.py:(f31|f11|f20|f10|fn)$|^proxywasm/vm\.py:(invoke|call|_invoke_nested_or_traced)$",
+        r"^proxywasm/<guest call |^proxywasm/vm\.py:(invoke|call|_invoke_nested_or_traced)$",
         "Wasm: guest calls (crossing + guest code)",
     ),
     (r"^proxywasm/fastpath\.py:cb$|^proxywasm/hostcalls/|^proxywasm/fastpath\.py:", "Wasm: host calls"),

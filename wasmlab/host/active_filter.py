@@ -82,6 +82,12 @@ class ActiveFilter:
     def _buffered(self) -> Buffer | None:
         return self.manager.buffered_request if self.decoder else self.manager.buffered_response
 
+    def _set_buffered(self, buf: Buffer) -> None:
+        if self.decoder:
+            self.manager.buffered_request = buf
+        else:
+            self.manager.buffered_response = buf
+
     def _has_trailers(self) -> bool:
         return (self.manager.request_trailers if self.decoder else self.manager.response_trailers) is not None
 
@@ -116,10 +122,7 @@ class ActiveFilter:
         elif self._complete() and not self._has_trailers() and self._buffered() is None and len(data) == 0:
             # StopIterationNoBuffer on a zero-byte end-of-stream frame: keep an (empty) buffer so
             # a later continue still delivers end_stream.
-            if self.decoder:
-                m.buffered_request = Buffer()
-            else:
-                m.buffered_response = Buffer()
+            self._set_buffered(Buffer())
         return False
 
     def after_trailers(self, status: FilterTrailersStatus) -> bool:
@@ -135,18 +138,19 @@ class ActiveFilter:
     def handle_buffer_data(self, provided: Buffer) -> None:
         """Move a data frame into the stream's buffered body (Envoy commonHandleBufferData)."""
         m = self.manager
-        if self.decoder:
-            if m.buffered_request is not provided:
-                if m.buffered_request is None:
-                    m.buffered_request = Buffer()
-                m.buffered_request.move(provided)
-            m.check_buffer_limit(self)
-        else:
-            if m.buffered_response is not provided:
-                if m.buffered_response is None:
-                    m.buffered_response = Buffer()
-                m.buffered_response.move(provided)
-            m.check_buffer_limit(self)
+        buffered = m.buffered_request if self.decoder else m.buffered_response
+        if buffered is not provided:
+            if buffered is None:
+                buffered = Buffer()
+                self._set_buffered(buffered)
+            buffered.move(provided)
+        m.check_buffer_limit(self)
+
+    def buffer_stopped_all(self, data: Buffer) -> None:
+        """A data frame reached this filter after it stopped all iteration: buffer it here
+        (streaming when it chose the watermark, so the buffer limit does not apply)."""
+        self.manager.set_streaming(self.decoder, self.iteration_state is IterationState.STOP_ALL_WATERMARK)
+        self.handle_buffer_data(data)
 
     # ---- continue (Envoy commonContinue) ---------------------------------------------------
     def can_continue(self) -> bool:

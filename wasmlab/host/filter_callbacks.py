@@ -110,11 +110,11 @@ class FilterCallbacks:
 
     def add_decoded_data(self, data: Buffer | bytes, streaming: bool = False) -> None:
         buf = data if isinstance(data, Buffer) else Buffer(data)
-        self._m.add_decoded_data(self._dec, buf, streaming)
+        self._m.add_data(self._dec, buf, streaming)
 
     def add_encoded_data(self, data: Buffer | bytes, streaming: bool = False) -> None:
         buf = data if isinstance(data, Buffer) else Buffer(data)
-        self._m.add_encoded_data(self._enc, buf, streaming)
+        self._m.add_data(self._enc, buf, streaming)
 
     def add_decoded_trailers(self) -> HeaderMap:
         m = self._m

@@ -78,6 +78,13 @@ _ENCODE_HEADERS_CB = _Callback("encode_headers", _ENCODE_HEADERS, _HS, FILTER_HE
 _ENCODE_DATA_CB = _Callback("encode_data", _ENCODE_DATA, _DS, FILTER_DATA, True, True)
 _ENCODE_TRAILERS_CB = _Callback("encode_trailers", _ENCODE_TRAILERS, _TS, FILTER_TRAILERS, True, False)
 
+#: a body buffered past the limit, by direction (decoder?): the stat, then the local reply's
+#: status, body and details (Envoy: 413 for the request, 500 for the response)
+_TOO_LARGE = {
+    True: ("downstream_rq_too_large", 413, b"Payload Too Large", "request_payload_too_large"),
+    False: ("rs_too_large", 500, b"Internal Server Error", "response_payload_too_large"),
+}
+
 
 class FilterManager:
     """The chain state of one stream."""
@@ -233,14 +240,16 @@ class FilterManager:
                 return
             cont = e.after_headers(status)
             if not cont and i != len(decoders) - 1:
-                self._maybe_continue_decoding(continue_data_entry)
+                self._continue_held(continue_data_entry)
                 return
             if end_stream and self.buffered_request is not None and continue_data_entry is None:
                 continue_data_entry = e
             i += 1
-        self._maybe_continue_decoding(continue_data_entry)
+        self._continue_held(continue_data_entry)
 
-    def _maybe_continue_decoding(self, entry: ActiveFilter | None) -> None:
+    def _continue_held(self, entry: ActiveFilter | None) -> None:
+        """End-of-stream headers reached a filter while a body was buffered (an earlier filter
+        added it): continue from that filter so the body follows the headers (both directions)."""
         if entry is not None:
             entry.iteration_state = IterationState.STOP_SINGLE
             entry.common_continue()
@@ -255,8 +264,7 @@ class FilterManager:
         while i < len(decoders):
             e = decoders[i]
             if e.stopped_all():
-                self.decoder_streaming = e.iteration_state is IterationState.STOP_ALL_WATERMARK
-                e.handle_buffer_data(data)
+                e.buffer_stopped_all(data)
                 return
             if e.end_stream:
                 return
@@ -293,15 +301,20 @@ class FilterManager:
                 return
             i += 1
 
-    def add_decoded_data(self, af: ActiveFilter | None, data: Buffer, streaming: bool) -> None:
+    def add_data(self, af: ActiveFilter | None, data: Buffer, streaming: bool) -> None:
+        """``add_decoded_data``/``add_encoded_data`` from filter ``af`` (its direction): into the
+        stream's buffered body, or, added during the trailers callback (the direction runs only
+        its trailers), sent on inline to the next filters."""
         if af is None:
             return
-        in_trailers = self.call_state & _DECODE_TRAILERS and not (self.call_state & (_DECODE_HEADERS | _DECODE_DATA))
+        decoder = af.decoder
+        in_trailers = (self.call_state & (_DECODING if decoder else _ENCODING)) == (
+            _DECODE_TRAILERS if decoder else _ENCODE_TRAILERS
+        )
         if in_trailers and af.can_iterate():
-            # added during the trailers callback: send it on inline to the next filters
-            self.decode_data(af, data, False, _ALWAYS_FROM_NEXT)
+            (self.decode_data if decoder else self.encode_data)(af, data, False, _ALWAYS_FROM_NEXT)
             return
-        self.decoder_streaming = streaming
+        self.set_streaming(decoder, streaming)
         af.handle_buffer_data(data)
 
     # ---- encoding ----------------------------------------------------------------------------
@@ -331,7 +344,7 @@ class FilterManager:
             cont = e.after_headers(status)
             if not cont:
                 if not e.end_stream:
-                    self._maybe_continue_encoding(continue_data_entry)
+                    self._continue_held(continue_data_entry)
                 return
             if end_stream and self.buffered_response is not None and continue_data_entry is None:
                 continue_data_entry = e
@@ -349,12 +362,7 @@ class FilterManager:
         self.stream.codec_encode_headers(headers, end)
         if end:
             self._end_encode()
-        self._maybe_continue_encoding(continue_data_entry)
-
-    def _maybe_continue_encoding(self, entry: ActiveFilter | None) -> None:
-        if entry is not None:
-            entry.iteration_state = IterationState.STOP_SINGLE
-            entry.common_continue()
+        self._continue_held(continue_data_entry)
 
     def encode_data(self, af: ActiveFilter | None, data: Buffer, end_stream: bool, start: int) -> None:
         if self.destroyed or self.local_complete:
@@ -368,8 +376,7 @@ class FilterManager:
         while i < len(encoders):
             e = encoders[i]
             if e.stopped_all():
-                self.encoder_streaming = e.iteration_state is IterationState.STOP_ALL_WATERMARK
-                e.handle_buffer_data(data)
+                e.buffer_stopped_all(data)
                 return
             if e.end_stream:
                 return
@@ -409,17 +416,6 @@ class FilterManager:
         self.stream.codec_encode_trailers(trailers)
         self._end_encode()
 
-    def add_encoded_data(self, af: ActiveFilter | None, data: Buffer, streaming: bool) -> None:
-        if af is None:
-            return
-        in_trailers = self.call_state & _ENCODE_TRAILERS and not (self.call_state & (_ENCODE_HEADERS | _ENCODE_DATA))
-        if in_trailers and af.can_iterate():
-            # added during the trailers callback: send it on inline to the next filters
-            self.encode_data(af, data, False, _ALWAYS_FROM_NEXT)
-            return
-        self.encoder_streaming = streaming
-        af.handle_buffer_data(data)
-
     def _end_encode(self) -> None:
         if not self.local_complete:
             self.local_complete = True
@@ -433,21 +429,16 @@ class FilterManager:
             self.encoder_streaming = streaming
 
     def check_buffer_limit(self, af: ActiveFilter) -> None:
-        buf = self.buffered_request if af.decoder else self.buffered_response
+        decoder = af.decoder
+        buf = self.buffered_request if decoder else self.buffered_response
         if buf is None or len(buf) <= self.buffer_limit or self._too_large_sent:
             return
-        if af.decoder:
-            if self.decoder_streaming:
-                return  # watermark: Envoy would pause reading the socket
-            self._too_large_sent = True
-            self.stream.stat("downstream_rq_too_large")
-            self.send_local_reply(413, b"Payload Too Large", None, "request_payload_too_large")
-        else:
-            if self.encoder_streaming:
-                return
-            self._too_large_sent = True
-            self.stream.stat("rs_too_large")
-            self.send_local_reply(500, b"Internal Server Error", None, "response_payload_too_large")
+        if self.decoder_streaming if decoder else self.encoder_streaming:
+            return  # watermark: Envoy would pause reading the socket (or the upstream)
+        stat, status, body, details = _TOO_LARGE[decoder]
+        self._too_large_sent = True
+        self.stream.stat(stat)
+        self.send_local_reply(status, body, None, details)
 
     # ---- local replies -------------------------------------------------------------------------
     def send_local_reply(

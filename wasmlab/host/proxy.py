@@ -199,7 +199,7 @@ class Proxy:
         self._server = srv = ServerContext(
             clock=clk,
             recorder=recorder,
-            log=self._log,
+            loggers=self._log,
             stat_store=stats,
             access_log=AccessLogWriter(),
             activity=activity,

@@ -12,6 +12,7 @@ run on. Every member names what it stands for in Envoy.
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..config.node import NodeInfo
@@ -26,63 +27,53 @@ if TYPE_CHECKING:
     from .upstream import Cluster, UpstreamPool
 
 
+@dataclass(eq=False, repr=False, kw_only=True)
 class ServerContext:
     """What extensions and the Wasm host use of the server."""
 
-    def __init__(
-        self,
-        *,
-        clock: RealClock | VirtualClock,
-        recorder: Recorder,
-        log: ProxyLog,
-        stat_store: Stats,
-        access_log: AccessLogWriter,
-        activity: Activity,
-        clusters: dict[str, Cluster],
-        upstream_pool: UpstreamPool,
-        options: dict[str, Any],
-        main: Dispatcher,
-        workers: list[Dispatcher],
-    ) -> None:
-        #: Envoy's TimeSource (real, or virtual for lessons and tests)
-        self.clock = clock
-        #: where every host step is recorded (the trace)
-        self.recorder = recorder
-        self._log = log
-        #: the longest log message kept (``log_line_limit_kb``), None = no limit
-        self.log_line_limit = log.line_limit
-        #: Envoy's stats store (counters, gauges, histograms by Envoy's names)
-        self.stat_store = stat_store
-        #: stdout/stderr/file access-log sinks (Envoy's AccessLogManager)
-        self.access_log = access_log
-        #: queued work and upstream calls in flight (``proxy.wait_idle()`` waits on it)
-        self.activity = activity
-        #: the cluster manager's clusters by name (each with its upstream app)
-        self.clusters = clusters
-        #: the threads upstream apps run on (Envoy: upstream connections)
-        self.upstream_pool = upstream_pool
-        #: wasmlab's own knobs (``Proxy(options=...)``; Envoy has none of them)
-        self.options = options
-        #: the main thread's dispatcher and the workers' (Envoy: main dispatcher, worker threads)
-        self.main = main
-        self.workers = workers
-        #: the HTTP connection managers by listener name (filled once they are built)
-        self.hcms: dict[str, HttpConnectionManager] = {}
-        #: the bootstrap's ``node`` (Envoy's ``LocalInfo``; the ``xds.node`` property)
-        self.node: NodeInfo = NodeInfo()
-        self._wasm: Any = None
-        self._wasm_lock = threading.Lock()
+    #: Envoy's TimeSource (real, or virtual for lessons and tests)
+    clock: RealClock | VirtualClock
+    #: where every host step is recorded (the trace)
+    recorder: Recorder
+    #: Envoy's loggers and their levels (write through :meth:`log`)
+    loggers: ProxyLog
+    #: Envoy's stats store (counters, gauges, histograms by Envoy's names)
+    stat_store: Stats
+    #: stdout/stderr/file access-log sinks (Envoy's AccessLogManager)
+    access_log: AccessLogWriter
+    #: queued work and upstream calls in flight (``proxy.wait_idle()`` waits on it)
+    activity: Activity
+    #: the cluster manager's clusters by name (each with its upstream app)
+    clusters: dict[str, Cluster]
+    #: the threads upstream apps run on (Envoy: upstream connections)
+    upstream_pool: UpstreamPool
+    #: wasmlab's own knobs (``Proxy(options=...)``; Envoy has none of them)
+    options: dict[str, Any]
+    #: the main thread's dispatcher and the workers' (Envoy: main dispatcher, worker threads)
+    main: Dispatcher
+    workers: list[Dispatcher]
+    #: the HTTP connection managers by listener name (filled once they are built)
+    hcms: dict[str, HttpConnectionManager] = field(default_factory=dict)
+    #: the bootstrap's ``node`` (Envoy's ``LocalInfo``; the ``xds.node`` property)
+    node: NodeInfo = field(default_factory=NodeInfo)
+    #: the longest log message kept (``log_line_limit_kb``), None = no limit
+    log_line_limit: int | None = field(init=False)
+    _wasm: Any = field(default=None, init=False)
+    _wasm_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+
+    def __post_init__(self) -> None:
+        self.log_line_limit = self.loggers.line_limit
 
     # ---- logging (Envoy's loggers and their levels) ----------------------------------------------
     def log(self, level: str, logger: str, message: str) -> None:
-        self._log.log(level, logger, message)
+        self.loggers.log(level, logger, message)
 
     def log_enabled(self, level: str, logger: str = "") -> bool:
-        return self._log.enabled(level, logger)
+        return self.loggers.enabled(level, logger)
 
     def log_rank(self, logger: str = "") -> int:
         """The level of ``logger`` as a number (trace 0 ... critical 5, off 6)."""
-        return self._log.rank_of(logger)
+        return self.loggers.rank_of(logger)
 
     # ---- the Proxy-Wasm host ------------------------------------------------------------------------
     @property

@@ -43,6 +43,19 @@ class MemoryWords:
     def write(self, ptr: int, data: bytes) -> bool:
         raise NotImplementedError
 
+    def read_many(self, *spans: int) -> list[bytes] | None:
+        """The bytes of several ``ptr, size`` spans (``read_many(kptr, klen, vptr, vlen)``), or
+        None if any of them is out of bounds: a host call taking several guest strings then
+        answers INVALID_MEMORY_ACCESS, whichever one was bad (as cpp-host's exports do)."""
+        read = self.read
+        out = []
+        for i in range(0, len(spans), 2):
+            raw = read(spans[i], spans[i + 1])
+            if raw is None:
+                return None
+            out.append(raw)
+        return out
+
     def read_u32(self, ptr: int) -> int | None:
         raw = self.read(ptr, 4)
         return None if raw is None else struct.unpack("<I", raw)[0]

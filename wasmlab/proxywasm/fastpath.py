@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import codecs
 import ctypes
+import os
 import struct
 import threading
 from collections.abc import Callable
@@ -131,68 +132,58 @@ def bind_export(
         c_size_t(n),
         c_void_p(addressof(trap)),
     )
-    call = _call_unchecked
     keep = (buf, trap, func, store, ps, rs)
-    np_, nr = len(ps), len(rs)
+    make = _caller_factory(len(ps), len(rs))
+    return make(_call_unchecked, _raise, ctx, fa, ba, nn, ta, trap, keep, *ps, *rs[:1])
 
-    if np_ == 3 and nr == 1:
-        p0, p1, p2 = ps
-        r0 = rs[0]
 
-        def f31(a: int, b: int, c: int, _k: Any = keep) -> int:
-            p0.value = a
-            p1.value = b
-            p2.value = c
-            err = call(ctx, fa, ba, nn, ta)
-            if err or trap.value:
-                _raise(err, trap)
-            return r0.value
+#: one factory per (params, results) count, generated on first use by :func:`_caller_factory`
+_FACTORIES: dict[tuple[int, int], Callable[..., Callable[..., Any]]] = {}
 
-        return f31
-    if np_ == 1 and nr == 1:
-        p0, r0 = ps[0], rs[0]
 
-        def f11(a: int, _k: Any = keep) -> int:
-            p0.value = a
-            err = call(ctx, fa, ba, nn, ta)
-            if err or trap.value:
-                _raise(err, trap)
-            return r0.value
+def _caller_factory(nparams: int, nresults: int) -> Callable[..., Callable[..., Any]]:
+    """A factory building a guest call for one arity.
 
-        return f11
-    if np_ == 2 and nr == 0:
-        p0, p1 = ps
+    The trick (the one ``dataclasses`` and ``namedtuple`` use for ``__init__``): the call is
+    written as source text for this arity and compiled once, so every export gets straight-line
+    code. ``call(a, b, c)`` stores each argument in its preallocated raw slot (``p0.value = a``),
+    makes the C call and reads the result slot ``r0`` (Proxy-Wasm exports return at most one
+    value) — no loop, no ``*args`` tuple, no per-call branch on the arity. Everything the call
+    uses is a closure variable of the factory (as fast as a local), and ``_k`` keeps the buffer,
+    trap slot, function and store alive as long as the call is. For ``(3, 1)`` it reads::
 
-        def f20(a: int, b: int, _k: Any = keep) -> None:
-            p0.value = a
-            p1.value = b
-            err = call(ctx, fa, ba, nn, ta)
-            if err or trap.value:
-                _raise(err, trap)
-
-        return f20
-    if np_ == 1 and nr == 0:
-        p0 = ps[0]
-
-        def f10(a: int, _k: Any = keep) -> None:
-            p0.value = a
-            err = call(ctx, fa, ba, nn, ta)
-            if err or trap.value:
-                _raise(err, trap)
-
-        return f10
-
-    def fn(*args: int, _k: Any = keep) -> Any:
-        for s, a in zip(ps, args, strict=True):
-            s.value = a
-        err = call(ctx, fa, ba, nn, ta)
-        if err or trap.value:
-            _raise(err, trap)
-        if nr == 0:
-            return None
-        return rs[0].value
-
-    return fn
+        def make(c_call, _raise, ctx, fa, ba, nn, ta, trap, keep, p0, p1, p2, r0):
+            def call(a0, a1, a2, _k=keep):
+                p0.value = a0
+                p1.value = a1
+                p2.value = a2
+                err = c_call(ctx, fa, ba, nn, ta)
+                if err or trap.value:
+                    _raise(err, trap)
+                return r0.value
+            return call
+    """
+    key = (nparams, min(nresults, 1))
+    make = _FACTORIES.get(key)
+    if make is None:
+        args = [f"a{i}" for i in range(nparams)]
+        slots = [f"p{i}" for i in range(nparams)] + ["r0"] * key[1]
+        lines = [
+            f"def make(c_call, _raise, ctx, fa, ba, nn, ta, trap, keep, {', '.join(slots)}):",
+            f"    def call({', '.join([*args, '_k=keep'])}):",
+            *(f"        p{i}.value = a{i}" for i in range(nparams)),
+            "        err = c_call(ctx, fa, ba, nn, ta)",
+            "        if err or trap.value:",
+            "            _raise(err, trap)",
+            *(["        return r0.value"] if key[1] else []),
+            "    return call",
+        ]
+        namespace: dict[str, Any] = {}
+        # named as if it sat beside this file, so profiles and tracebacks place it in wasmlab
+        where = os.path.join(os.path.dirname(__file__), f"<guest call {key[0]}-{key[1]}>")
+        exec(compile("\n".join(lines), where, "exec"), namespace)
+        make = _FACTORIES[key] = namespace["make"]
+    return make
 
 
 def _trap_ptr(message: str) -> int:

@@ -14,7 +14,7 @@ still says OK). Host calls never probe a filter with ``getattr``: they call thes
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .types import WasmResult
 
@@ -29,6 +29,11 @@ class StreamHost:
 
     #: True during ``proxy_on_log``: maps are read-only and a missing one is NOT_FOUND
     in_log: bool = False
+
+    #: the buffers a host serves, by ``BufferType``: the attribute holding each (None while the
+    #: stream has no such buffer). The HTTP filter names its bodies, the network filter its
+    #: connection data; any other type has no buffer here.
+    body_buffers: ClassVar[dict[int, str]] = {}
 
     @property
     def stream_id(self) -> int | None:
@@ -51,7 +56,8 @@ class StreamHost:
 
     def body_buffer(self, buffer_type: int) -> Buffer | None:
         """The stream's body (or connection data) buffer ``buffer_type`` if there is one now."""
-        return None
+        attr = self.body_buffers.get(buffer_type)
+        return None if attr is None else getattr(self, attr)
 
     # ---- stream control ---------------------------------------------------------------------------
     def continue_stream(self, stream_type: int) -> WasmResult:

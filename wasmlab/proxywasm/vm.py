@@ -13,6 +13,7 @@ two threads); other threads reach it by posting to that dispatcher.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import time
 from collections.abc import Callable
@@ -120,6 +121,8 @@ class WasmVm:
         self.dispatcher = dispatcher
         self.label = f"{vm_config.vm_id or 'vm'}#{next(_instance_ids)}"
         self.rec = proxy.recorder
+        #: record a lifecycle step of this VM (Recorder.record, a no-op when tracing is off)
+        self._record = functools.partial(self.rec.record, vm=self.label, event=False)
         self.contexts: dict[int, Context] = {}
         self._next_id = itertools.count(1)
         self._next_token = itertools.count(1)
@@ -207,18 +210,6 @@ class WasmVm:
         self._deadline_rearm_s = self._deadline_s / 2
         self._deadline_ticks = max(2, (3 * self._deadline + 1) // 2)
         self._set_deadline(self._deadline_ticks)
-
-    def _record(
-        self,
-        kind: str,
-        name: str,
-        args: Any = None,
-        result: Any = None,
-        data: Any = None,
-        context_id: int | None = None,
-    ) -> None:
-        if self.rec.enabled:
-            self.rec.record(kind, name, args, result, data, vm=self.label, context_id=context_id, event=False)
 
     def stream_of(self, ctx: Context | None) -> int | None:
         f = ctx.filter if ctx is not None else None

@@ -18,7 +18,7 @@ lines. :class:`Annotator` reads those fields — one small function per event ki
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -122,10 +122,38 @@ def _args(ev: Event) -> dict[str, Any]:
     return ev.args if isinstance(ev.args, dict) else {}
 
 
+def _queue(a: dict[str, Any]) -> str:
+    return a.get("name") or f"queue {a.get('queue_id', '?')}"
+
+
+def _request_line(a: dict[str, Any]) -> str:
+    return f"{a.get('cluster', '?')}: {a.get('method', '')} {a.get('path', '')}"
+
+
+def _failure(a: dict[str, Any]) -> str:
+    fail = a.get("failure")
+    return f" {fail}" if fail else ""
+
+
+#: the events whose label is one line made of their args, and no note, by (kind, name)
+_ONE_LINE: dict[tuple[str, str], Callable[[dict[str, Any]], str]] = {
+    ("stream", "local_reply"): lambda a: f"local reply {a.get('status')} ({a.get('details', '')})",
+    ("upstream", "request"): lambda a: f"upstream {_request_line(a)}",
+    ("upstream", "response"): lambda a: f"upstream {a.get('cluster', '?')} answered {a.get('status')}",
+    ("callout", "http_request"): lambda a: f"callout → {_request_line(a)}",
+    ("callout", "http_response"): lambda a: f"callout ← {a.get('cluster', '?')}: {a.get('status')}{_failure(a)}",
+    ("queue", "register"): lambda a: f"register queue {_queue(a)} (id {a.get('queue_id')}) of vm_id {a.get('vm_id')}",
+    ("queue", "notify"): lambda a: f"notify root {a.get('root')}: queue {a.get('queue_id')} has data",
+}
+
+
 def label_of(ev: Event) -> tuple[str, str]:
     """``(label, note)`` for one event. Callbacks and host calls read exactly as Envoy's
     ``--component-log-level wasm:trace`` lines; the note adds what wasmlab knows besides."""
     kind, name, a, d = ev.kind, ev.name, _args(ev), _data(ev)
+    one_line = _ONE_LINE.get((kind, name))
+    if one_line is not None:
+        return one_line(a), ""
     phase = d.get("phase")
     if kind in ("callback", "hostcall"):
         if phase == "exit":
@@ -147,14 +175,8 @@ def label_of(ev: Event) -> tuple[str, str]:
             return f"request {a.get('method', '')} {a.get('path', '')}".rstrip(), f"listener {d.get('listener', '?')}"
         if name == "response":
             return f"response {a.get('status')} ({a.get('details', '')})", f"{a.get('body_size', 0)} body bytes"
-        if name == "local_reply":
-            return f"local reply {a.get('status')} ({a.get('details', '')})", ""
         return f"{name}({_kv(a)})", ""
     if kind == "upstream":
-        if name == "request":
-            return f"upstream {a.get('cluster', '?')}: {a.get('method', '')} {a.get('path', '')}", ""
-        if name == "response":
-            return f"upstream {a.get('cluster', '?')} answered {a.get('status')}", ""
         return f"upstream {name}({_kv(a, skip=('headers',))})", ""
     if kind == "vm":
         role = a.get("role") or d.get("kind") or ""
@@ -168,13 +190,8 @@ def label_of(ev: Event) -> tuple[str, str]:
     if kind == "context":
         return f"context {ev.context_id} {name} ({a.get('kind', '?')})", _kv(a, skip=("kind",))
     if kind == "queue":
-        q = a.get("name") or f"queue {a.get('queue_id', '?')}"
         if name in ("enqueue", "dequeue"):
-            return f"{name} {q} → depth {a.get('depth', '?')}", text(a.get("data", ""), 60)
-        if name == "register":
-            return f"register queue {q} (id {a.get('queue_id')}) of vm_id {a.get('vm_id')}", ""
-        if name == "notify":
-            return f"notify root {a.get('root')}: queue {a.get('queue_id')} has data", ""
+            return f"{name} {_queue(a)} → depth {a.get('depth', '?')}", text(a.get("data", ""), 60)
         return f"{name} {_kv(a)}", ""
     if kind == "shared_data":
         new_cas = d.get("new_cas")
@@ -184,11 +201,6 @@ def label_of(ev: Event) -> tuple[str, str]:
     if kind == "timer":
         return f"↻ {name} root {a.get('root', '?')}", f"period {a.get('period_ms', '?')} ms"
     if kind == "callout":
-        if name == "http_request":
-            return f"callout → {a.get('cluster', '?')}: {a.get('method', '')} {a.get('path', '')}", ""
-        if name == "http_response":
-            fail = a.get("failure")
-            return f"callout ← {a.get('cluster', '?')}: {a.get('status')}{' ' + str(fail) if fail else ''}", ""
         return f"callout {name}({_kv(a, skip=('headers',))})", ""
     if kind == "log":
         return f"[{name}][{a.get('logger', '')}] {text(a.get('message', ''), 100)}", ""

@@ -19,7 +19,7 @@ If the VM is failed (a trap), the stream follows the plugin's policy: FAIL_CLOSE
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ...http import Buffer, FilterDataStatus, FilterHeadersStatus, FilterTrailersStatus, HeaderMap
 from ...proxywasm.plugin import PluginConfig, parse_plugin_config
@@ -99,6 +99,11 @@ class WasmHttpFilter(WasmCallGuard, StreamFilter, StreamHost):
     local_reply_sent = False
     fail_replied = False
     stream_ended = False  # set when proxy_on_log / proxy_on_done run: the stream is complete
+    # the bodies the plugin may read or change right now (StreamHost.body_buffer)
+    body_buffers: ClassVar[dict[int, str]] = {
+        BufferType.HTTP_REQUEST_BODY: "request_body",
+        BufferType.HTTP_RESPONSE_BODY: "response_body",
+    }
 
     def __init__(self, factory: WasmFilterFactory, dispatcher: Dispatcher) -> None:
         self.factory = factory
@@ -313,13 +318,6 @@ class WasmHttpFilter(WasmCallGuard, StreamFilter, StreamHost):
             if self.response_trailers is None and write and self.response_body is not None:
                 self.response_trailers = cb.add_encoded_trailers()
             return self.response_trailers
-        return None
-
-    def body_buffer(self, buffer_type: int) -> Buffer | None:
-        if buffer_type == BufferType.HTTP_REQUEST_BODY:
-            return self.request_body
-        if buffer_type == BufferType.HTTP_RESPONSE_BODY:
-            return self.response_body
         return None
 
     # Stream control follows Envoy's ``Context``: the call answers OK at once and the action runs

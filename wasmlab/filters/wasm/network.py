@@ -12,7 +12,7 @@ callback holds the bytes until ``proxy_continue_stream(DOWNSTREAM)``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ...host.tcp import CONTINUE, STOP, NetworkFilter
 from ...proxywasm.plugin import PluginConfig
@@ -51,6 +51,11 @@ class WasmNetworkFilter(WasmCallGuard, NetworkFilter, StreamHost):
     (connection data buffers, continue/close; no header maps)."""
 
     kind = "wasm"
+    # the connection data the plugin may read or change right now (StreamHost.body_buffer)
+    body_buffers: ClassVar[dict[int, str]] = {
+        BufferType.DOWNSTREAM_DATA: "downstream",
+        BufferType.UPSTREAM_DATA: "upstream",
+    }
 
     def __init__(self, plugin: PluginConfig) -> None:
         self.plugin = plugin
@@ -139,13 +144,6 @@ class WasmNetworkFilter(WasmCallGuard, NetworkFilter, StreamHost):
             self.ctx.vm.remove_context(self.ctx)
 
     # ---- what host calls reach (StreamHost) -------------------------------------------------------
-    def body_buffer(self, buffer_type: int) -> Buffer | None:
-        if buffer_type == BufferType.DOWNSTREAM_DATA:
-            return self.downstream
-        if buffer_type == BufferType.UPSTREAM_DATA:
-            return self.upstream
-        return None
-
     # Envoy's network context answers OK for the HTTP stream types too (it has no decoder or
     # encoder callbacks, so nothing happens); the host call answered UPSTREAM continue already.
     def continue_stream(self, stream_type: int) -> WasmResult:

@@ -111,10 +111,10 @@ def _foreign(vm: WasmVm, name: str, args: bytes) -> tuple[WasmResult, bytes]:
 def proxy_call_foreign_function(
     vm: WasmVm, name_ptr: int, name_len: int, args_ptr: int, args_len: int, out_ptr: int, out_len: int
 ) -> Any:
-    name = vm.memory.read(name_ptr, name_len)
-    args = vm.memory.read(args_ptr, args_len)
-    if name is None or args is None:
+    got = vm.memory.read_many(name_ptr, name_len, args_ptr, args_len)
+    if got is None:
         return MEM
+    name, args = got
     code, result = _foreign(vm, name.decode("latin-1"), args)
     if code != OK:
         return code, {"function": name.decode("latin-1")}

@@ -49,11 +49,8 @@ def proxy_grpc_call(
     timeout_ms: int,
     token_out: int,
 ) -> Any:
-    raws = [
-        vm.memory.read(p, n)
-        for p, n in ((sptr, slen), (svc_ptr, svc_len), (mptr, mlen), (mdptr, mdlen), (msgptr, msglen))
-    ]
-    if any(r is None for r in raws):
+    raws = vm.memory.read_many(sptr, slen, svc_ptr, svc_len, mptr, mlen, mdptr, mdlen, msgptr, msglen)
+    if raws is None:
         return MEM
     upstream, service, method, md, message = raws
     cluster = cluster_of(upstream)

@@ -309,11 +309,10 @@ def proxy_clear_route_cache(vm: WasmVm) -> Any:
 def proxy_send_local_response(
     vm: WasmVm, status: int, dptr: int, dlen: int, bptr: int, blen: int, hptr: int, hlen: int, grpc_status: int
 ) -> Any:
-    details = vm.memory.read(dptr, dlen)
-    body = vm.memory.read(bptr, blen)
-    raw = vm.memory.read(hptr, hlen)
-    if details is None or body is None or raw is None:
+    got = vm.memory.read_many(dptr, dlen, bptr, blen, hptr, hlen)
+    if got is None:
         return MEM
+    details, body, raw = got
     f = _stream_filter(vm)
     if f is None:  # a root context: Envoy answers OK and sends nothing
         return OK
@@ -340,12 +339,10 @@ def proxy_http_call(
     timeout_ms: int,
     token_out: int,
 ) -> Any:
-    upstream = vm.memory.read(uptr, ulen)
-    hraw = vm.memory.read(hptr, hlen)
-    body = vm.memory.read(bptr, blen)
-    traw = vm.memory.read(tptr, tlen)
-    if upstream is None or hraw is None or body is None or traw is None:
+    got = vm.memory.read_many(uptr, ulen, hptr, hlen, bptr, blen, tptr, tlen)
+    if got is None:
         return MEM
+    upstream, hraw, body, traw = got
     ctx = vm.effective
     if ctx is None:
         return BAD

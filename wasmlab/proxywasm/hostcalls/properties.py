@@ -357,10 +357,10 @@ def proxy_get_property(vm: WasmVm, path_ptr: int, path_len: int, out_ptr: int, o
 
 @hostcall("proxy_set_property", 4)
 def proxy_set_property(vm: WasmVm, path_ptr: int, path_len: int, val_ptr: int, val_len: int) -> Any:
-    raw = vm.memory.read(path_ptr, path_len)
-    value = vm.memory.read(val_ptr, val_len)
-    if raw is None or value is None:
+    got = vm.memory.read_many(path_ptr, path_len, val_ptr, val_len)
+    if got is None:
         return MEM
+    raw, value = got
     ctx = vm.effective
     f = ctx.filter if ctx is not None else None
     info = f.stream_info if f is not None else None

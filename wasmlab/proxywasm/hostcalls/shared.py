@@ -36,10 +36,10 @@ def proxy_get_shared_data(vm: WasmVm, kptr: int, klen: int, vptr_out: int, vlen_
 
 @hostcall("proxy_set_shared_data", 5)
 def proxy_set_shared_data(vm: WasmVm, kptr: int, klen: int, vptr: int, vlen: int, cas: int) -> Any:
-    key = vm.memory.read(kptr, klen)
-    value = vm.memory.read(vptr, vlen)
-    if key is None or value is None:
+    got = vm.memory.read_many(kptr, klen, vptr, vlen)
+    if got is None:
         return MEM
+    key, value = got
     k = key.decode("latin-1")
     result, new_cas = vm.proxy.wasm.shared_data.set(vm.vm_config.vm_id, k, value, cas)
     return result, {"key": k, "cas": cas, "new_cas": new_cas, "size": len(value)}
@@ -59,10 +59,10 @@ def proxy_register_shared_queue(vm: WasmVm, nptr: int, nlen: int, id_out: int) -
 
 @hostcall("proxy_resolve_shared_queue", 5)
 def proxy_resolve_shared_queue(vm: WasmVm, vptr: int, vlen: int, nptr: int, nlen: int, id_out: int) -> Any:
-    vm_id = vm.memory.read(vptr, vlen)
-    name = vm.memory.read(nptr, nlen)
-    if vm_id is None or name is None:
+    got = vm.memory.read_many(vptr, vlen, nptr, nlen)
+    if got is None:
         return MEM
+    vm_id, name = got
     target = vm_id.decode("latin-1") or vm.vm_config.vm_id
     qid = vm.proxy.wasm.queues.resolve(target, name.decode("latin-1"))
     detail = {"vm_id": target, "name": name.decode("latin-1"), "queue_id": qid}
