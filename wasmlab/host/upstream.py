@@ -16,6 +16,10 @@ What the client then sees mirrors Envoy: an app that raises is a connection rese
 ``upstream connect error or disconnect/reset before headers. reset reason: connection
 termination``); a cluster with no app is a refused connection (``... remote connection failure``);
 a cluster without endpoints has no healthy upstream (503 ``no healthy upstream``).
+Trailers cross the cluster's codec: HTTP/1 drops them both ways unless the cluster's
+``HttpProtocolOptions`` set ``enable_trailers`` (HTTP/2 clusters keep them;
+``ClusterConfig.keeps_trailers``). Where we simplify: an HTTP/2 cluster's app still sees the
+request as HTTP/1.1 would deliver it.
 """
 
 from __future__ import annotations
@@ -126,21 +130,32 @@ class Cluster:
 
 
 class UpstreamResult:
-    """What came back from an app: a response, or a failure reason."""
+    """What came back from an app: a response, or a failure reason. ``chunked_end``: the app
+    answered trailers the cluster's HTTP/1 codec dropped, so the body still ended chunked (the
+    router ends the stream with an empty data frame, not at the headers)."""
 
-    __slots__ = ("response", "failure")
+    __slots__ = ("response", "failure", "chunked_end")
 
     def __init__(self, response: Response | None, failure: str | None) -> None:
         self.response = response
         self.failure = failure
+        self.chunked_end = False
+
+    def drop_trailers(self) -> None:
+        """What an HTTP/1 cluster without ``enable_trailers`` delivers: the response without them."""
+        r = self.response
+        if r is not None and r.trailers is not None:
+            self.response = Response(r.status, r.headers, r.body, None, r.details)
+            self.chunked_end = bool(r.trailers)
 
 
-def to_wire_response(response: Response, head: bool) -> tuple[HeaderMap, bytes]:
+def to_wire_response(response: Response, head: bool, chunked: bool = False) -> tuple[HeaderMap, bytes]:
     """The response headers Envoy would read from the upstream's HTTP/1.1 bytes.
 
     Names lower-cased (the codec does that), ``content-length`` added when the app gave neither a
     length nor chunked encoding, ``transfer-encoding: chunked`` when it has trailers (our loopback
-    server does the same on the wire), no body for HEAD or 204/304.
+    server does the same on the wire) or had them (``chunked``: the codec dropped them), no body
+    for HEAD or 204/304.
     """
     headers = HeaderMap()
     headers.add(":status", str(response.status))
@@ -150,7 +165,7 @@ def to_wire_response(response: Response, head: bool) -> tuple[HeaderMap, bytes]:
     if response.status in (204, 304) or 100 <= response.status < 200:
         body = b""
         headers.remove("content-length")
-    elif response.trailers and "content-length" not in headers:
+    elif (response.trailers or chunked) and "content-length" not in headers:
         if "transfer-encoding" not in headers:  # trailers travel only in chunked encoding
             headers.add("transfer-encoding", "chunked")
     elif "content-length" not in headers and "transfer-encoding" not in headers:
@@ -217,8 +232,14 @@ class UpstreamPool:
         """Run the app on an upstream thread; ``done`` is called (there, or on the thread that
         abandons the call) exactly once with the result."""
 
+        keep = cluster.config.keeps_trailers
+        if not keep and request.trailers is not None:  # the HTTP/1 codec ends the body without them
+            request = Request(request.method, request.path, request.headers, request.body, None)
+
         def job(skip: bool) -> None:
             result = UpstreamResult(None, CONNECTION_TERMINATION) if skip else self._invoke(cluster, request)
+            if not keep:
+                result.drop_trailers()
             if self._settle(handle):
                 done(result)
 

@@ -288,7 +288,7 @@ class RouterFilter(StreamFilter):
             cb.send_local_reply(503, failure.encode(), None, f"upstream_reset_before_response_started{{{reason}}}")
             return
         head = stream.is_head_request()
-        headers, body = to_wire_response(result.response, head)
+        headers, body = to_wire_response(result.response, head, result.chunked_end)
         status = result.response.status
         if rec.enabled:
             rec.record(
@@ -306,7 +306,7 @@ class RouterFilter(StreamFilter):
         trailers = result.response.trailers
         no_body = head or status in (204, 304) or not body
         stream.set_waiting("")
-        if no_body and not trailers:
+        if no_body and not trailers and not result.chunked_end:
             cb.encode_headers(headers, True)
             return
         cb.encode_headers(headers, False)
