@@ -120,3 +120,24 @@ def test_filter_state_set_from_lua_is_utf8_for_the_access_log(envoy_bin):
             time.sleep(0.1)
         theirs = [ln for ln in e.log_text().splitlines() if ln.startswith("FS=")]
     assert ours == theirs == ["FS=[été]"]
+
+
+def test_header_values_from_the_yaml_are_their_utf8_bytes(envoy_bin):
+    """A route's ``request_headers_to_add``/``response_headers_to_add`` value "é" is two bytes
+    on the wire and in a script (headers are bytes; the YAML's text is UTF-8)."""
+    code = """
+    function envoy_on_response(h)
+      local v = h:headers():get("x-acc")
+      h:logInfo("x-acc bytes " .. tostring(v and #v))
+    end
+    """
+    routes = """
+              - match: {prefix: "/"}
+                route: {cluster: backend}
+                request_headers_to_add:
+                - header: {key: x-up, value: "à %REQ(:METHOD)%"}
+                response_headers_to_add:
+                - header: {key: x-acc, value: "é"}"""
+    ours, _ = assert_both(lua_config(code, routes=routes), [Req("GET", "/")])
+    assert ours.script_logs and ours.script_logs[0].endswith("x-acc bytes 2")
+    assert ours.responses[0].headers.get("x-acc") == "é".encode().decode("latin-1")
