@@ -66,3 +66,22 @@ def test_trailers_follow_enable_trailers(envoy_bin, variant):
     assert all(r.trailers is None for r in ours.responses)
     # the app sees request trailers only when both the HCM reads them and the cluster sends them
     assert [r.headers.get("x-seen-trailers") for r in ours.responses] == ["none"] * 4
+
+
+def test_trailers_need_a_chunked_body(envoy_bin):
+    """HTTP/1 trailers travel only after a chunked body: an upstream that answers with a
+    ``content-length``, a 204 or a response to HEAD has none for Envoy to read, even with
+    trailers enabled."""
+
+    def app(req):
+        trailers = HeaderMap([("x-upstream-trailer", "t1")])
+        if req.path == "/204":
+            return Response(204, HeaderMap(), b"", trailers)
+        if req.path == "/head":
+            return Response(200, HeaderMap(), b"answer", trailers)
+        return Response(200, HeaderMap([("content-length", "6")]), b"answer", trailers)
+
+    reqs = [Req("GET", "/"), Req("GET", "/204"), Req("HEAD", "/head")]
+    ours, _ = assert_both(with_trailers(lua_config(CODE)), reqs, apps={"backend": app})
+    assert any("response body 6 trailers false" in ln for ln in ours.script_logs), ours.script_logs
+    assert all(r.trailers is None for r in ours.responses)

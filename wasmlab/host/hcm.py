@@ -241,11 +241,13 @@ class ActiveStream:
         # the HTTP/1 codec frames the body itself: an upstream's transfer-encoding is replaced
         if "transfer-encoding" in headers:
             headers.remove("transfer-encoding")
+        # (a response to HEAD without a length gets the informational transfer-encoding)
         if "content-length" not in headers:
-            if end_stream:
+            head = self.is_head_request()
+            if end_stream and not head:
                 if status >= 200 and status not in _NO_BODY_STATUSES:
                     headers.add("content-length", "0")
-            elif not self.is_head_request():
+            else:
                 headers.add("transfer-encoding", "chunked")
         self._status = status
         self._resp_headers = headers

@@ -130,23 +130,29 @@ class Cluster:
 
 
 class UpstreamResult:
-    """What came back from an app: a response, or a failure reason. ``chunked_end``: the app
-    answered trailers the cluster's HTTP/1 codec dropped, so the body still ended chunked (the
-    router ends the stream with an empty data frame, not at the headers)."""
+    """What came back from an app: a response, or a failure reason. ``was_chunked``: the app
+    answered trailers the cluster's HTTP/1 codec dropped; the response was still framed chunked
+    (``transfer-encoding: chunked``, and a body that ends with an empty data frame)."""
 
-    __slots__ = ("response", "failure", "chunked_end")
+    __slots__ = ("response", "failure", "was_chunked")
 
     def __init__(self, response: Response | None, failure: str | None) -> None:
         self.response = response
         self.failure = failure
-        self.chunked_end = False
+        self.was_chunked = False
 
-    def drop_trailers(self) -> None:
-        """What an HTTP/1 cluster without ``enable_trailers`` delivers: the response without them."""
+    def http1_framing(self, head: bool, enable_trailers: bool) -> None:
+        """What an HTTP/1 upstream codec delivers (Envoy ``Http1::ClientConnectionImpl``): trailers
+        follow a chunked body only (not a ``content-length`` one, nor a response without a body:
+        HEAD, 204, 304), and only with ``enable_trailers``."""
         r = self.response
-        if r is not None and r.trailers is not None:
-            self.response = Response(r.status, r.headers, r.body, None, r.details)
-            self.chunked_end = bool(r.trailers)
+        if r is None or r.trailers is None:
+            return
+        chunked = bool(r.trailers) and r.status not in (204, 304) and "content-length" not in r.headers
+        if chunked and enable_trailers and not head:
+            return
+        self.response = Response(r.status, r.headers, r.body, None, r.details)
+        self.was_chunked = chunked
 
 
 def to_wire_response(response: Response, head: bool, chunked: bool = False) -> tuple[HeaderMap, bytes]:
@@ -232,14 +238,14 @@ class UpstreamPool:
         """Run the app on an upstream thread; ``done`` is called (there, or on the thread that
         abandons the call) exactly once with the result."""
 
-        keep = cluster.config.keeps_trailers
-        if not keep and request.trailers is not None:  # the HTTP/1 codec ends the body without them
+        config = cluster.config
+        if not config.keeps_trailers and request.trailers is not None:  # the HTTP/1 codec ends the body without them
             request = Request(request.method, request.path, request.headers, request.body, None)
 
         def job(skip: bool) -> None:
             result = UpstreamResult(None, CONNECTION_TERMINATION) if skip else self._invoke(cluster, request)
-            if not keep:
-                result.drop_trailers()
+            if not config.http2:
+                result.http1_framing(request.method == "HEAD", config.http1_trailers)
             if self._settle(handle):
                 done(result)
 
