@@ -103,23 +103,16 @@ def policy_config(tmp_path: Any, policy: str) -> str:
     port = 10100
     for cell, bodies in HTTP_CELLS.items():
         f = _plugin(tmp_path, cell, bodies, policy, "envoy.filters.http.wasm")
-        lst = b.http_listener(cell, port, routes=[b.route("/", cluster="backend")], http_filters=[f, b.router()])
         # Envoy's HTTP/1 codecs drop trailers unless asked: turn them on both ways
-        lst["filter_chains"][0]["filters"][0]["typed_config"]["http_protocol_options"] = {"enable_trailers": True}
-        listeners.append(lst)
+        routes = [b.route("/", cluster="backend")]
+        listeners.append(b.http_listener(cell, port, routes=routes, http_filters=[f, b.router()], trailers=True))
         port += 1
     for cell, bodies in TCP_CELLS.items():
         listeners.append(
             _tcp_listener(cell, port, _plugin(tmp_path, cell, bodies, policy, "envoy.filters.network.wasm"))
         )
         port += 1
-    backend = b.cluster("backend", 8081)
-    backend["typed_extension_protocol_options"] = {
-        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
-            "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-            "explicit_http_config": {"http_protocol_options": {"enable_trailers": True}},
-        }
-    }
+    backend = b.cluster("backend", 8081, trailers=True)
     return b.to_yaml(b.bootstrap(listeners, [backend, b.cluster("echo", 8083)]))
 
 

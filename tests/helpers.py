@@ -65,6 +65,25 @@ static_resources:
     )
 
 
+def with_trailers(yaml: str) -> str:
+    """Turn on HTTP/1 trailers for the downstream and the ``backend`` cluster (Envoy drops them
+    by default)."""
+    y = yaml.replace(
+        "          stat_prefix: ingress",
+        "          stat_prefix: ingress\n          http_protocol_options: {enable_trailers: true}",
+    )
+    return y.replace(
+        "  - name: backend\n    type: STATIC",
+        """  - name: backend
+    type: STATIC
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config:
+          http_protocol_options: {enable_trailers: true}""",
+    )
+
+
 def assert_same(wasmlab_resp: Any, envoy_resp: Any, what: str = "") -> None:
     diff = differences(wasmlab_resp, envoy_resp)
     assert not diff, f"{what}: wasmlab and Envoy differ:\n" + "\n".join(diff)

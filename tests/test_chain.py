@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from helpers import config
+from helpers import config, with_trailers
 from wasmlab import (
     Buffer,
     FilterDataStatus,
@@ -332,12 +332,23 @@ def test_a_filter_returning_a_non_status_fails_its_stream(proxy_factory):
 
 
 def test_request_trailers_reach_filters_and_upstream(proxy_factory):
-    p = proxy_factory(config(native("t_trailers")), workers=1)
+    p = proxy_factory(with_trailers(config(native("t_trailers"))), workers=1)
     seen = []
     p.upstream("backend", lambda req: seen.append(req) or Response(200))
     p.request("POST", "/x", body="b", trailers=[("x-t", "1")])
     assert CALLS == [("decode_trailers", [("x-t", "1")])]
     assert list(seen[0].trailers) == [("x-t", "1"), ("x-trailer-added", "1")]
+
+
+def test_http1_codec_drops_trailers_by_default(proxy_factory):
+    """Without enable_trailers Envoy's HTTP/1 codec drops them: decode_trailers is not called,
+    the body ends with an empty end-of-stream data frame, the upstream gets none."""
+    p = proxy_factory(config(native("t_trailers")), workers=1)
+    seen = []
+    p.upstream("backend", lambda req: seen.append(req) or Response(200, {}, b"r", trailers=[("x-u", "1")]))
+    r = p.request("POST", "/x", body="b", trailers=[("x-t", "1")])
+    assert CALLS == [] and seen[0].trailers is None and r.trailers is None
+    assert seen[0].headers.get("transfer-encoding") == "chunked"  # still a chunked body upstream
 
 
 def test_encoder_stop_and_continue(proxy_factory):

@@ -180,12 +180,36 @@ def grpc_app(req):
     )
 
 
-def test_grpc_unary_call_to_an_in_process_app(tmp_path):
-    text = plugin_yaml(W / "grpc_unary.wasm").replace(
+def _grpc_yaml(trailers: bool) -> str:
+    """The grpc_unary plugin with a ``grpc`` cluster; ``grpc-status`` is a trailer, which an
+    HTTP/1 cluster passes only with ``enable_trailers``."""
+    options = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+    tpo = (
+        f"    typed_extension_protocol_options: {{{options}: {{'@type': type.googleapis.com/{options}, "
+        "explicit_http_config: {http_protocol_options: {enable_trailers: true}}}}\n"
+    )
+    return plugin_yaml(W / "grpc_unary.wasm").replace(
         "  clusters:\n",
-        "  clusters:\n  - name: grpc\n    type: STATIC\n    load_assignment: {cluster_name: grpc, endpoints: "
+        "  clusters:\n  - name: grpc\n    type: STATIC\n"
+        + (tpo if trailers else "")
+        + "    load_assignment: {cluster_name: grpc, endpoints: "
         "[{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: 9000}}}}]}]}\n",
     )
+
+
+def test_grpc_without_trailers_closes_with_unknown(tmp_path):
+    """Without enable_trailers the cluster's HTTP/1 codec drops ``grpc-status``: the call ends
+    in proxy_on_grpc_close (status 2, UNKNOWN, as Envoy's gRPC client reports a missing status)."""
+    with Proxy.from_yaml(_grpc_yaml(False), workers=1) as p:
+        p.upstream("grpc", grpc_app)
+        r = p.request("GET", "/x")
+        names = [e.name for e in p.trace.filter(kind="callback") if e.data["phase"] == "enter"]
+    assert ["x-grpc-reply", "pong:ping"] not in r.json()["headers"]
+    assert [n for n in names if "grpc" in n] == ["proxy_on_grpc_close"]
+
+
+def test_grpc_unary_call_to_an_in_process_app(tmp_path):
+    text = _grpc_yaml(True)
     with Proxy.from_yaml(text, workers=1) as p:
         p.upstream("grpc", grpc_app)
         r = p.request("GET", "/x")

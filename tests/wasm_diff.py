@@ -111,9 +111,10 @@ def plugin_yaml(
     vm_configuration: str | None = None,
     failure_policy: str | None = None,
     extra_plugin: dict[str, Any] | None = None,
+    trailers: bool = False,
 ) -> str:
     """One HCM: the Wasm filter (module at ``wasm``) + router; /direct answers directly, the rest
-    goes to cluster ``backend``."""
+    goes to cluster ``backend``. ``trailers``: HTTP/1 trailers enabled on the HCM and ``backend``."""
     from wasmlab.config import builder as b
 
     f = b.wasm(
@@ -135,8 +136,9 @@ def plugin_yaml(
                 10000,
                 routes=[b.direct_response("/direct", 200, "direct hello\n"), b.route("/", cluster="backend")],
                 http_filters=[f, b.router()],
+                trailers=trailers,
             )
         ],
-        [b.cluster("backend", 8081)],
+        [b.cluster("backend", 8081, trailers=trailers)],
     )
     return b.to_yaml(cfg)

@@ -47,25 +47,6 @@ def lua_config(code: str, extra: str = "", **kw: Any) -> str:
     return config(lua_filter(code, extra), **kw)
 
 
-def with_trailers(yaml: str) -> str:
-    """Turn on HTTP/1 trailers for the downstream and the ``backend`` cluster (Envoy drops them
-    by default)."""
-    y = yaml.replace(
-        "          stat_prefix: ingress",
-        "          stat_prefix: ingress\n          http_protocol_options: {enable_trailers: true}",
-    )
-    return y.replace(
-        "  - name: backend\n    type: STATIC",
-        """  - name: backend
-    type: STATIC
-    typed_extension_protocol_options:
-      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
-        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
-        explicit_http_config:
-          http_protocol_options: {enable_trailers: true}""",
-    )
-
-
 def script_log_lines(lines: list[str]) -> list[str]:
     """The ``[level][lua] script log: ...`` lines of a log."""
     return [ln for ln in lines if "][lua] script log: " in ln]

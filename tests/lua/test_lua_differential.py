@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers import config
-from lua_helpers import LUA_PER_ROUTE, SIDE_CLUSTER, Req, assert_both, lua_config, lua_filter, with_trailers
+from helpers import config, with_trailers
+from lua_helpers import LUA_PER_ROUTE, SIDE_CLUSTER, Req, assert_both, lua_config, lua_filter
 from wasmlab import Proxy
 from wasmlab.errors import ConfigError, EnvoyFailed
 from wasmlab.http import HeaderMap, Response

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from ..errors import ConfigError
 from .anytype import any_type, typed_struct, unwrap_value  # noqa: F401  (re-exported)
 from .formatter import DEFAULT_ACCESS_LOG_FORMAT, Formatter
-from .node import HcmHeaderOptions, NodeInfo, parse_hcm_header_options, parse_node
+from .node import HcmHeaderOptions, NodeInfo, http1_trailers, parse_hcm_header_options, parse_node
 from .route import RouteConfiguration, parse_route_configuration
 from .yaml_source import Node, Source
 
@@ -76,6 +76,13 @@ class ClusterConfig:
     connect_timeout: float = 5.0
     http2: bool = False
     node: Node | None = field(default=None, repr=False)
+    #: HTTP/1 ``enable_trailers`` (HTTP/2 always carries trailers): see :attr:`keeps_trailers`
+    http1_trailers: bool = False
+
+    @property
+    def keeps_trailers(self) -> bool:
+        """Whether the upstream codec carries trailers both ways (Envoy's HTTP/1 drops them)."""
+        return self.http2 or self.http1_trailers
 
 
 @dataclass
@@ -109,6 +116,8 @@ class HcmConfig:
     generate_request_id: bool = True
     buffer_limit: int = DEFAULT_BUFFER_LIMIT
     header_options: HcmHeaderOptions = field(default_factory=HcmHeaderOptions)
+    #: ``http_protocol_options.enable_trailers``: the downstream HTTP/1 codec passes trailers
+    http1_trailers: bool = False
 
 
 @dataclass
@@ -214,7 +223,7 @@ def parse_cluster(node: Node) -> ClusterConfig:
         opts = node.req("typed_extension_protocol_options").mapping().value
         http2 = http2 or "http2_protocol_options" in str(opts)
     timeout = node.req("connect_timeout").duration() if node.has("connect_timeout") else 5.0
-    return ClusterConfig(name, ctype, endpoints, timeout, http2, node)
+    return ClusterConfig(name, ctype, endpoints, timeout, http2, node, http1_trailers(node))
 
 
 # ---- access logs -------------------------------------------------------------------------------
@@ -425,7 +434,9 @@ def parse_hcm(
         sht = node.req("server_header_transformation").enum(("OVERWRITE", "APPEND_IF_ABSENT", "PASS_THROUGH"))
     gen = node.req("generate_request_id").bool_value() if node.has("generate_request_id") else True
     xff = parse_hcm_header_options(node)
-    return HcmConfig(stat_prefix, route_config, filters, logs, server_name, sht, gen, buffer_limit, xff)
+    return HcmConfig(
+        stat_prefix, route_config, filters, logs, server_name, sht, gen, buffer_limit, xff, http1_trailers(node)
+    )
 
 
 def _check_route_clusters(rc_node: Node, rc: RouteConfiguration, clusters: dict[str, ClusterConfig]) -> None:

@@ -100,7 +100,10 @@ def http_listener(
     stat_prefix: str = "ingress",
     access_log: list[dict[str, Any]] | None = None,
     address: str = "127.0.0.1",
+    trailers: bool = False,
 ) -> dict[str, Any]:
+    """An HTTP listener; ``trailers=True`` lets the client's trailers in and the response's out
+    (Envoy's HTTP/1 codec drops them unless ``enable_trailers`` is set)."""
     vhs = virtual_hosts if virtual_hosts is not None else [virtual_host("local", ["*"], routes or [])]
     hcm: dict[str, Any] = {
         "@type": HCM,
@@ -110,6 +113,8 @@ def http_listener(
     }
     if access_log:
         hcm["access_log"] = access_log
+    if trailers:
+        hcm["http_protocol_options"] = {"enable_trailers": True}
     return {
         "name": name,
         "address": _socket(address, port),
@@ -119,8 +124,10 @@ def http_listener(
     }
 
 
-def cluster(name: str, port: int, address: str = "127.0.0.1") -> dict[str, Any]:
-    return {
+def cluster(name: str, port: int, address: str = "127.0.0.1", trailers: bool = False) -> dict[str, Any]:
+    """A static HTTP/1 cluster; ``trailers=True`` sends request trailers to it and reads its
+    response trailers (``enable_trailers`` in its upstream ``HttpProtocolOptions``)."""
+    out: dict[str, Any] = {
         "name": name,
         "type": "STATIC",
         "connect_timeout": "1s",
@@ -129,6 +136,11 @@ def cluster(name: str, port: int, address: str = "127.0.0.1") -> dict[str, Any]:
             "endpoints": [{"lb_endpoints": [{"endpoint": {"address": _socket(address, port)}}]}],
         },
     }
+    if trailers:
+        options = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+        http1 = {"http_protocol_options": {"enable_trailers": True}}
+        out["typed_extension_protocol_options"] = {options: {"@type": T + options, "explicit_http_config": http1}}
+    return out
 
 
 # ---- HTTP filters ------------------------------------------------------------------------------------

@@ -154,6 +154,16 @@ class Formatter:
             pos = m.end()
         return cls([p for p in parts if p != ""], text)
 
+    def header_bytes(self) -> Formatter:
+        """This format for a header value: its literal text as the YAML's UTF-8 bytes, one
+        character per byte, as wasmlab holds header bytes (Envoy copies the UTF-8 bytes into the
+        header). Operators' values are left as they are."""
+
+        def raw(p: str) -> str:
+            return p.encode("utf-8", "surrogateescape").decode("latin-1")
+
+        return Formatter([raw(p) if isinstance(p, str) else p for p in self.parts], self.text)
+
     @property
     def is_literal(self) -> bool:
         return all(isinstance(p, str) for p in self.parts)

@@ -116,7 +116,7 @@ def parse_header_value_option(node: Node) -> HeaderValueOption:
     if node.has("append_action"):
         action = node.req("append_action").enum(APPEND_ACTIONS)
     keep = node.req("keep_empty_value").bool() if node.has("keep_empty_value") else False
-    fmt = Formatter.compile(text, h.child("value") if h.has("value") else h)
+    fmt = Formatter.compile(text, h.child("value") if h.has("value") else h).header_bytes()
     return HeaderValueOption(key.lower(), fmt, action, keep)
 
 

@@ -5,7 +5,8 @@ Proxy-Wasm modules read it as the ``xds.node.*`` properties (Istio's plugins do)
 ``use_remote_address``, ``xff_num_trusted_hops``, ``skip_xff_append``, ``via`` and the request-id
 options decide what Envoy's
 ``ConnectionManagerUtility::mutateRequestHeaders`` does to ``x-forwarded-for`` and
-``x-envoy-external-address``.
+``x-envoy-external-address``. :func:`http1_trailers` reads ``enable_trailers`` from the HCM's and
+a cluster's HTTP/1 protocol options (Envoy's HTTP/1 codec drops trailers without it).
 """
 
 from __future__ import annotations
@@ -98,3 +99,27 @@ def parse_hcm_header_options(node: Node) -> HcmHeaderOptions:
         if node.has(key):
             setattr(opts, key, node.req(key).bool())
     return opts
+
+
+#: the ``HttpProtocolOptions`` choices whose ``http_protocol_options`` configure an HTTP/1 upstream
+_UPSTREAM_HTTP_CONFIGS = ("explicit_http_config", "auto_config", "use_downstream_protocol_config")
+UPSTREAM_HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+
+
+def http1_trailers(node: Node | None) -> bool:
+    """``http_protocol_options.enable_trailers`` of an HCM (``node`` is the HCM) or of a cluster
+    (``node`` is the cluster: read from its ``typed_extension_protocol_options``). Envoy's HTTP/1
+    codec drops trailers unless this is true: decoding, it skips the trailer lines and ends the
+    body with an empty end-of-stream data frame; encoding, it ends the chunked body without them."""
+    if node is None:
+        return False
+    if node.has("typed_extension_protocol_options"):
+        upstream = node.req("typed_extension_protocol_options").get(UPSTREAM_HTTP_OPTIONS)
+        for choice in _UPSTREAM_HTTP_CONFIGS:
+            chosen = upstream.get(choice) if upstream is not None else None
+            if chosen is not None:
+                return http1_trailers(chosen)
+        return False
+    opts = node.get("http_protocol_options")
+    flag = opts.get("enable_trailers") if opts is not None else None
+    return flag.bool() if flag is not None else False

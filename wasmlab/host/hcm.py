@@ -176,14 +176,17 @@ class ActiveStream:
                 filters.append((fc.name, f))
         self.fm = fm = FilterManager(self, filters, config.buffer_limit)
         body = spec.body
-        end_at_headers = not body and spec.trailers is None
-        fm.codec_decode_headers(headers, end_at_headers)
+        # a request with trailers comes chunked; the HTTP/1 codec drops the trailers unless the
+        # HCM enables them, and then ends the body with an empty end-of-stream data frame
+        chunked = spec.trailers is not None
+        trailers = spec.trailers if config.http1_trailers else None
+        fm.codec_decode_headers(headers, not body and not chunked)
         if body and not fm.destroyed:
             fm.codec_decode_data(Buffer(body), False)
-            if not fm.destroyed and spec.trailers is None:
-                fm.codec_decode_data(Buffer(), True)
-        if spec.trailers is not None and not fm.destroyed:
-            fm.codec_decode_trailers(HeaderMap(spec.trailers))
+        if (body or chunked) and trailers is None and not fm.destroyed:
+            fm.codec_decode_data(Buffer(), True)
+        if trailers is not None and not fm.destroyed:
+            fm.codec_decode_trailers(HeaderMap(trailers))
 
     # ---- codec side: the response reaches the client -------------------------------------------
     def local_reply_headers(self, status: int, body: bytes, modify: Any) -> HeaderMap:
@@ -236,11 +239,13 @@ class ActiveStream:
         # the HTTP/1 codec frames the body itself: an upstream's transfer-encoding is replaced
         if "transfer-encoding" in headers:
             headers.remove("transfer-encoding")
+        # (a response to HEAD without a length gets the informational transfer-encoding)
         if "content-length" not in headers:
-            if end_stream:
+            head = self.is_head_request()
+            if end_stream and not head:
                 if status >= 200 and status not in _NO_BODY_STATUSES:
                     headers.add("content-length", "0")
-            elif not self.is_head_request():
+            else:
                 headers.add("transfer-encoding", "chunked")
         self._status = status
         self._resp_headers = headers
@@ -257,7 +262,10 @@ class ActiveStream:
             self._finish_codec()
 
     def codec_encode_trailers(self, trailers: HeaderMap) -> None:
-        self._resp_trailers = trailers
+        # the HTTP/1 codec ends the chunked body without them unless the HCM enables trailers;
+        # the filters' (and access logs') view of the trailers stays
+        if self.hcm.config.http1_trailers:
+            self._resp_trailers = trailers
         self.info.response_trailers = trailers
         self._finish_codec()
 

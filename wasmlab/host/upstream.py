@@ -16,6 +16,10 @@ What the client then sees mirrors Envoy: an app that raises is a connection rese
 ``upstream connect error or disconnect/reset before headers. reset reason: connection
 termination``); a cluster with no app is a refused connection (``... remote connection failure``);
 a cluster without endpoints has no healthy upstream (503 ``no healthy upstream``).
+Trailers cross the cluster's codec: HTTP/1 drops them both ways unless the cluster's
+``HttpProtocolOptions`` set ``enable_trailers`` (HTTP/2 clusters keep them;
+``ClusterConfig.keeps_trailers``). Where we simplify: an HTTP/2 cluster's app still sees the
+request as HTTP/1.1 would deliver it.
 """
 
 from __future__ import annotations
@@ -126,21 +130,38 @@ class Cluster:
 
 
 class UpstreamResult:
-    """What came back from an app: a response, or a failure reason."""
+    """What came back from an app: a response, or a failure reason. ``was_chunked``: the app
+    answered trailers the cluster's HTTP/1 codec dropped; the response was still framed chunked
+    (``transfer-encoding: chunked``, and a body that ends with an empty data frame)."""
 
-    __slots__ = ("response", "failure")
+    __slots__ = ("response", "failure", "was_chunked")
 
     def __init__(self, response: Response | None, failure: str | None) -> None:
         self.response = response
         self.failure = failure
+        self.was_chunked = False
+
+    def http1_framing(self, head: bool, enable_trailers: bool) -> None:
+        """What an HTTP/1 upstream codec delivers (Envoy ``Http1::ClientConnectionImpl``): trailers
+        follow a chunked body only (not a ``content-length`` one, nor a response without a body:
+        HEAD, 204, 304), and only with ``enable_trailers``."""
+        r = self.response
+        if r is None or r.trailers is None:
+            return
+        chunked = bool(r.trailers) and r.status not in (204, 304) and "content-length" not in r.headers
+        if chunked and enable_trailers and not head:
+            return
+        self.response = Response(r.status, r.headers, r.body, None, r.details)
+        self.was_chunked = chunked
 
 
-def to_wire_response(response: Response, head: bool) -> tuple[HeaderMap, bytes]:
+def to_wire_response(response: Response, head: bool, chunked: bool = False) -> tuple[HeaderMap, bytes]:
     """The response headers Envoy would read from the upstream's HTTP/1.1 bytes.
 
     Names lower-cased (the codec does that), ``content-length`` added when the app gave neither a
     length nor chunked encoding, ``transfer-encoding: chunked`` when it has trailers (our loopback
-    server does the same on the wire), no body for HEAD or 204/304.
+    server does the same on the wire) or had them (``chunked``: the codec dropped them), no body
+    for HEAD or 204/304.
     """
     headers = HeaderMap()
     headers.add(":status", str(response.status))
@@ -150,7 +171,7 @@ def to_wire_response(response: Response, head: bool) -> tuple[HeaderMap, bytes]:
     if response.status in (204, 304) or 100 <= response.status < 200:
         body = b""
         headers.remove("content-length")
-    elif response.trailers and "content-length" not in headers:
+    elif (response.trailers or chunked) and "content-length" not in headers:
         if "transfer-encoding" not in headers:  # trailers travel only in chunked encoding
             headers.add("transfer-encoding", "chunked")
     elif "content-length" not in headers and "transfer-encoding" not in headers:
@@ -217,8 +238,14 @@ class UpstreamPool:
         """Run the app on an upstream thread; ``done`` is called (there, or on the thread that
         abandons the call) exactly once with the result."""
 
+        config = cluster.config
+        if not config.keeps_trailers and request.trailers is not None:  # the HTTP/1 codec ends the body without them
+            request = Request(request.method, request.path, request.headers, request.body, None)
+
         def job(skip: bool) -> None:
             result = UpstreamResult(None, CONNECTION_TERMINATION) if skip else self._invoke(cluster, request)
+            if not config.http2:
+                result.http1_framing(request.method == "HEAD", config.http1_trailers)
             if self._settle(handle):
                 done(result)
 

@@ -22,6 +22,7 @@ from .luaobject import (
     lua_type,
     opt_string,
     text,
+    utf8_text,
     wire,
 )
 
@@ -80,7 +81,7 @@ class HttpApi(HandleDriver):
             opts = _table_options(self.vm.option_pairs(args[3]), nargs)
         else:
             opts = _positional_options(args)
-        cluster = text(check_string(args, 1, "httpCall"))
+        cluster = utf8_text(check_string(args, 1, "httpCall"))
         table = check_type(args, 2, "httpCall", "table")
         body = opt_string(args, 3, "httpCall")
         proxy = self.proxy

@@ -171,6 +171,18 @@ def wire(s: str) -> bytes:
     return s.encode("latin-1", "replace")
 
 
+def utf8_text(b: bytes) -> str:
+    """A script's string compared with configuration text (a metadata key, a cluster or stat
+    name): the YAML is UTF-8 and Envoy compares the bytes, so the string is read as UTF-8 (bytes
+    that are not UTF-8 kept as surrogates, so they match nothing and round-trip)."""
+    return b.decode("utf-8", "surrogateescape")
+
+
+def utf8_bytes(s: str) -> bytes:
+    """Configuration text (metadata, a route name) as Envoy hands it to Lua: its UTF-8 bytes."""
+    return s.encode("utf-8", "surrogateescape")
+
+
 def short(v: Any, limit: int = 200) -> Any:
     """A trace-friendly copy of a Lua value."""
     if isinstance(v, bytes):

@@ -19,8 +19,8 @@ from .luaobject import (
     export,
     lua_type,
     opt_string,
-    text,
-    wire,
+    utf8_bytes,
+    utf8_text,
 )
 
 if TYPE_CHECKING:
@@ -35,7 +35,7 @@ def to_lua_value(value: Any) -> Any:
     if isinstance(value, int | float):
         return float(value)
     if isinstance(value, str):
-        return value.encode("utf-8", "surrogateescape")
+        return utf8_bytes(value)
     if isinstance(value, bytes):
         return value
     if isinstance(value, dict):
@@ -63,7 +63,7 @@ def from_lua_value(value: Any) -> Any:
     if t == "boolean":
         return bool(value)
     if t == "string":
-        return value.decode("utf-8", "surrogateescape")
+        return utf8_text(value)
     if t == "table":
         items = list(value.items())
         length = _list_length(items)
@@ -75,7 +75,7 @@ def from_lua_value(value: Any) -> Any:
             kt = lua_type(k)
             if kt != "string":
                 raise LuaApiError(f"unexpected type {kt} in table key (only string keys are supported)")
-            out[k.decode("utf-8", "surrogateescape")] = from_lua_value(v)
+            out[utf8_text(k)] = from_lua_value(v)
         return out
     raise LuaApiError(f"unexpected type '{t}' in dynamicMetadata")
 
@@ -103,20 +103,10 @@ class _StructMapWrapper(BaseLuaObject):
     fields: dict[str, Any]
     iterator: PairsIterator | None
 
-    @staticmethod
-    def name_of(key: bytes) -> str:
-        """A Lua string as a field name."""
-        return key.decode("utf-8", "surrogateescape")
-
-    @staticmethod
-    def lua_name(name: str) -> bytes:
-        """A field name as a Lua string."""
-        return name.encode("utf-8", "surrogateescape")
-
     @export("get")
     def get(self, *args: Any) -> Any:
         """@param 1 (string): the name. @return its value converted to Lua, or nothing."""
-        name = self.name_of(check_string(args, 1, "get"))
+        name = utf8_text(check_string(args, 1, "get"))
         if name not in self.fields:
             return NOTHING
         return lua_value(self.h, self.fields[name])
@@ -124,26 +114,18 @@ class _StructMapWrapper(BaseLuaObject):
     @export("__pairs", "iter")
     def pairs(self, *args: Any) -> PairsIterator:
         h = self.h
-        items = [(self.lua_name(k), v) for k, v in list(self.fields.items())]
+        items = [(utf8_bytes(k), v) for k, v in list(self.fields.items())]
         return PairsIterator.start(self, ((k, lua_value(h, v)) for k, v in items))
 
 
 class MetadataMapWrapper(_StructMapWrapper):
     """Read-only metadata: route ``filter_metadata``, ``filterContext()`` (Envoy
-    ``MetadataMapWrapper``). Its names cross as wire text (latin-1), like header names."""
+    ``MetadataMapWrapper``). Its names are the YAML's UTF-8 text, as the dynamic metadata's are."""
 
     lua_class = "MetadataMapWrapper"
     cpp_namespace = COMMON_LUA
     trace_name = "metadata"
     __slots__ = ()
-
-    @staticmethod
-    def name_of(key: bytes) -> str:
-        return text(key)
-
-    @staticmethod
-    def lua_name(name: str) -> bytes:
-        return wire(name)
 
 
 class MetadataHolder(BaseLuaObject):
@@ -189,8 +171,8 @@ class DynamicMetadataMapWrapper(_StructMapWrapper):
         @param 3 (any): nil, boolean, number, string or table."""
         if self.iterator is not None:
             raise LuaApiError("dynamic metadata map cannot be modified while iterating")
-        name = self.name_of(check_string(args, 1, "set"))
-        key = self.name_of(check_string(args, 2, "set"))
+        name = utf8_text(check_string(args, 1, "set"))
+        key = utf8_text(check_string(args, 2, "set"))
         value = from_lua_value(args[2] if len(args) > 2 else None)
         self.fields.setdefault(name, {})[key] = value
 
@@ -218,24 +200,24 @@ class FilterStateWrapper(BaseLuaObject):
     def get(self, *args: Any) -> Any:
         """@param 1 (string): object name. @param 2 (string, optional): field. @return its string
         form, or nothing."""
-        name = text(check_string(args, 1, "get"))
+        name = utf8_text(check_string(args, 1, "get"))
         field = opt_string(args, 2, "get")
         if name not in self.state:
             return NOTHING
         value = self.state[name]
         if field is not None:
-            if isinstance(value, dict) and text(field) in value:
-                return lua_value(self.h, value[text(field)])
+            if isinstance(value, dict) and utf8_text(field) in value:
+                return lua_value(self.h, value[utf8_text(field)])
             return NOTHING
         if isinstance(value, bytes):
             return value
-        return wire(str(value))
+        return utf8_bytes(str(value))
 
     @export("set", 0)
     def set(self, *args: Any) -> None:
         """@param 1 (string): key. @param 2 (string): object factory (e.g. ``envoy.string``).
         @param 3 (string): serialized value."""
-        key = text(check_string(args, 1, "set"))
+        key = utf8_text(check_string(args, 1, "set"))
         check_string(args, 2, "set")
         value = check_string(args, 3, "set")
-        self.state[key] = text(value)
+        self.state[key] = utf8_text(value)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .luaobject import BaseLuaObject, check_integer, check_number, check_string, export, getter, opt_string, text
+from .luaobject import BaseLuaObject, check_integer, check_number, check_string, export, getter, opt_string, utf8_text
 
 if TYPE_CHECKING:
     pass
@@ -23,17 +23,17 @@ class StatsScopeWrapper(BaseLuaObject):
 
     @export("counter")
     def counter(self, *args: Any) -> CounterWrapper:
-        return CounterWrapper(self.h, self.prefix + text(check_string(args, 1, "counter")))
+        return CounterWrapper(self.h, self.prefix + utf8_text(check_string(args, 1, "counter")))
 
     @export("gauge")
     def gauge(self, *args: Any) -> GaugeWrapper:
-        return GaugeWrapper(self.h, self.prefix + text(check_string(args, 1, "gauge")))
+        return GaugeWrapper(self.h, self.prefix + utf8_text(check_string(args, 1, "gauge")))
 
     @export("histogram")
     def histogram(self, *args: Any) -> HistogramWrapper:
-        name = self.prefix + text(check_string(args, 1, "histogram"))
+        name = self.prefix + utf8_text(check_string(args, 1, "histogram"))
         unit = opt_string(args, 2, "histogram")
-        return HistogramWrapper(self.h, name, text(unit) if unit is not None else "unspecified")
+        return HistogramWrapper(self.h, name, utf8_text(unit) if unit is not None else "unspecified")
 
 
 def _stat_update(lua_name: str, update: Callable[[Any, str, int], Any], argument: bool = True) -> Callable[..., Any]:

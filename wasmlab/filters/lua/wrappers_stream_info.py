@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .luaobject import COMMON_LUA, BaseLuaObject, check_string, child_getter, export, getter, wire
+from .luaobject import COMMON_LUA, BaseLuaObject, check_string, child_getter, export, getter, utf8_bytes, wire
 from .wrappers_metadata import (
     ConnectionDynamicMetadataMapWrapper,
     DynamicMetadataMapWrapper,
@@ -83,7 +83,7 @@ class StreamInfoWrapper(BaseLuaObject):
         "downstreamDirectRemoteAddress", lambda w: wire(w.info.downstream_remote_address)
     )
     requested_server_name = getter("requestedServerName", _empty)
-    route_name = getter("routeName", lambda w: wire(w.info.route_name or ""))
+    route_name = getter("routeName", lambda w: utf8_bytes(w.info.route_name or ""))
     virtual_cluster_name = getter("virtualClusterName", _empty)
     downstream_ssl_connection = getter("downstreamSslConnection", _nil)
     dynamic_metadata = child_getter(

@@ -288,7 +288,7 @@ class RouterFilter(StreamFilter):
             cb.send_local_reply(503, failure.encode(), None, f"upstream_reset_before_response_started{{{reason}}}")
             return
         head = stream.is_head_request()
-        headers, body = to_wire_response(result.response, head)
+        headers, body = to_wire_response(result.response, head, result.was_chunked)
         status = result.response.status
         if rec.enabled:
             rec.record(
@@ -304,9 +304,11 @@ class RouterFilter(StreamFilter):
         for level in stream.hcm.config.route_config.header_levels(self.route):
             level.apply_response(headers, stream.info)
         trailers = result.response.trailers
-        no_body = head or status in (204, 304) or not body
+        # HEAD, 204 and 304 end at the headers; otherwise an empty body ends there unless it came
+        # chunked (then an empty end-of-stream data frame follows, or the trailers)
+        bodiless = head or status in (204, 304)
         stream.set_waiting("")
-        if no_body and not trailers:
+        if bodiless or (not body and not trailers and not result.was_chunked):
             cb.encode_headers(headers, True)
             return
         cb.encode_headers(headers, False)
