@@ -165,9 +165,9 @@ def _fast_add(thunk: Callable[..., Any]) -> Callable[..., Any]:
             # a negative number: the handle's own map during its first run (prelude.lua's
             # OWN_HEADERS), held by the handle itself
             h = objects.get(-obj_id) if obj_id < 0 else None  # type: ignore[assignment]
-            if h is None or h.own_headers_id != obj_id:  # type: ignore[attr-defined]
+            if h is None or h.own_headers_id != obj_id:
                 return thunk(obj_id, *args)
-            headers, owner = h.headers, h  # type: ignore[attr-defined]
+            headers, owner = h.headers, h
         if len(args) < 2 or args[0].__class__ is not bytes or args[1].__class__ is not bytes:
             return thunk(obj_id, *args)
         if owner is not None:
