@@ -77,7 +77,8 @@ def proxy_get_header_map_pairs(vm: WasmVm, map_type: int, out_ptr: int, out_len:
         return BAD
     m = _map(vm, map_type, False)
     data = pairs.encode(list(m)) if m is not None else b""
-    return vm.copy_out(data, out_ptr, out_len), {"map": map_type, "count": len(m) if m is not None else 0}
+    rc = vm.copy_out(data, out_ptr, out_len)
+    return (rc, {"map": map_type, "count": len(m) if m is not None else 0}) if vm.rec.enabled else rc
 
 
 @hostcall("proxy_set_header_map_pairs", 3)
@@ -219,7 +220,8 @@ def proxy_get_buffer_bytes(vm: WasmVm, buffer_type: int, start: int, max_size: i
         return NOT_FOUND, {"buffer": buffer_type}
     data = buf if isinstance(buf, bytes) else buf.to_bytes()
     chunk = data[start : start + max_size] if start < len(data) else b""
-    return vm.copy_out(chunk, out_ptr, out_len), {"buffer": buffer_type, "size": len(chunk)}
+    rc = vm.copy_out(chunk, out_ptr, out_len)
+    return (rc, {"buffer": buffer_type, "size": len(chunk)}) if vm.rec.enabled else rc
 
 
 @hostcall("proxy_set_buffer_bytes", 5)
@@ -241,7 +243,7 @@ def proxy_set_buffer_bytes(vm: WasmVm, buffer_type: int, start: int, size: int, 
         buf.add(data)
     else:
         return BAD
-    return OK, {"buffer": buffer_type, "size": len(buf)}
+    return (OK, {"buffer": buffer_type, "size": len(buf)}) if vm.rec.enabled else OK
 
 
 @hostcall("proxy_get_buffer_status", 3)
