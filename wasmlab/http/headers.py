@@ -155,9 +155,14 @@ class HeaderMap:
     def remove(self, name: str) -> int:
         """Remove every entry of ``name``; returns how many were removed."""
         key = name.lower()
-        before = len(self._entries)
-        self._entries = [e for e in self._entries if e[0] != key]
-        return before - len(self._entries)
+        entries = self._entries
+        for k, _ in entries:
+            if k == key:
+                break
+        else:
+            return 0  # absent (most hop-by-hop names are): no new list to build
+        self._entries = [e for e in entries if e[0] != key]
+        return len(entries) - len(self._entries)
 
     def clear(self) -> None:
         self._entries = []

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import struct
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 
 _instance_ids = itertools.count(1)
 _monotonic = time.monotonic
+_u32 = struct.Struct("<I").pack  # a guest u32 (pointer or size), little-endian
 
 
 class Trapped(Exception):
@@ -353,7 +355,8 @@ class WasmVm:
         p = self.alloc(len(data))
         if p == 0 or not mem.write(p, data):
             return WasmResult.INVALID_MEMORY_ACCESS
-        if not mem.write_u32(ptr_ptr, p) or not mem.write_u32(size_ptr, len(data)):
+        # mem.write_u32, without its frame: this runs for every value a host call hands out
+        if not mem.write(ptr_ptr, _u32(p & 0xFFFFFFFF)) or not mem.write(size_ptr, _u32(len(data))):
             return WasmResult.INVALID_MEMORY_ACCESS
         return WasmResult.OK
 

@@ -408,11 +408,14 @@ class LuaFilter(StreamFilter):
             self.script_error(handle.error)
         return status
 
+    # (the common case, no hook waiting, is answered here: one Python frame less per body chunk)
     def decode_data(self, data: Buffer, end_stream: bool) -> FilterDataStatus:
-        return self._do_data(self.request_handle, data, end_stream)
+        h = self.request_handle
+        return FilterDataStatus.Continue if h is None else self._do_data(h, data, end_stream)
 
     def encode_data(self, data: Buffer, end_stream: bool) -> FilterDataStatus:
-        return self._do_data(self.response_handle, data, end_stream)
+        h = self.response_handle
+        return FilterDataStatus.Continue if h is None else self._do_data(h, data, end_stream)
 
     def decode_trailers(self, trailers: HeaderMap) -> FilterTrailersStatus:
         return self._do_trailers(self.request_handle, trailers)

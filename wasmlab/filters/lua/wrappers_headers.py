@@ -155,14 +155,19 @@ def _fast_add(thunk: Callable[..., Any]) -> Callable[..., Any]:
     objects = OBJECTS
 
     def add(obj_id: int, *args: Any) -> Any:
+        # _map_of(obj_id), unrolled: this is the one handle method almost every script calls
         obj = objects.get(obj_id)
-        if obj is not None and not obj.dead and obj.iterator is None:  # type: ignore[attr-defined]
+        if obj is not None:
+            if obj.dead or obj.iterator is not None:  # type: ignore[attr-defined]
+                return thunk(obj_id, *args)  # the generic thunk raises the right error
             headers, owner, h = obj.headers, obj.owner, obj.h  # type: ignore[attr-defined]
         else:
-            found = _map_of(obj_id)
-            if found is None:
+            # a negative number: the handle's own map during its first run (prelude.lua's
+            # OWN_HEADERS), held by the handle itself
+            h = objects.get(-obj_id) if obj_id < 0 else None  # type: ignore[assignment]
+            if h is None or h.own_headers_id != obj_id:
                 return thunk(obj_id, *args)
-            headers, owner, h = found
+            headers, owner = h.headers, h
         if len(args) < 2 or args[0].__class__ is not bytes or args[1].__class__ is not bytes:
             return thunk(obj_id, *args)
         if owner is not None:

@@ -69,7 +69,7 @@ def proxy_increment_metric(vm: WasmVm, mtype: int, stat: str, delta: int) -> Any
         vm.proxy.stat_store.gauge_add(stat, delta)
     else:
         return BAD
-    return OK, {"name": stat, "delta": delta}
+    return (OK, {"name": stat, "delta": delta}) if vm.rec.enabled else OK
 
 
 @_metric_call("proxy_record_metric", "i32 i64")
@@ -81,7 +81,7 @@ def proxy_record_metric(vm: WasmVm, mtype: int, stat: str, value: int) -> Any:
         vm.proxy.stat_store.gauge_set(stat, value)
     else:
         vm.proxy.wasm.record_histogram(stat, value)
-    return OK, {"name": stat, "value": value}
+    return (OK, {"name": stat, "value": value}) if vm.rec.enabled else OK
 
 
 @_metric_call("proxy_get_metric", 2)

@@ -350,9 +350,11 @@ def proxy_get_property(vm: WasmVm, path_ptr: int, path_len: int, out_ptr: int, o
         # Envoy cannot serialize the whole filter state object
         return WasmResult.SERIALIZATION_FAILURE, {"path": "filter_state"}
     value = lookup(vm, path)
+    traced = vm.rec.enabled  # the trace detail is built only when someone records it
     if value is None:
-        return WasmResult.NOT_FOUND, {"path": ".".join(path)}
-    return vm.copy_out(value, out_ptr, out_len), {"path": ".".join(path), "size": len(value)}
+        return (WasmResult.NOT_FOUND, {"path": ".".join(path)}) if traced else WasmResult.NOT_FOUND
+    rc = vm.copy_out(value, out_ptr, out_len)
+    return (rc, {"path": ".".join(path), "size": len(value)}) if traced else rc
 
 
 @hostcall("proxy_set_property", 4)
