@@ -72,6 +72,17 @@ def test_concurrency_must_be_a_positive_int(proxy_factory, bad):
         p.request_many([("GET", "/")], concurrency=bad)
 
 
+def test_a_bad_worker_anywhere_in_the_batch_is_refused_before_anything_runs(proxy_factory):
+    """Past the in-flight limit a request starts from a worker thread; a bad ``worker`` there used
+    to log an unhandled error and leave the batch waiting for its timeout."""
+    p = proxy_factory(COUNTING, workers=1, trace=False)
+    with pytest.raises(ValueError, match=re.escape("worker must be 0..0, got 5")):
+        p.request_many([("GET", "/"), {"method": "GET", "path": "/", "worker": 5}], concurrency=1, timeout=30)
+    assert IN_FLIGHT["max"] == 0  # nothing started
+    assert not [line for line in p.logs if "unhandled error" in line]
+    assert [r.status for r in p.request_many([("GET", "/")] * 3, concurrency=1)] == [200] * 3
+
+
 def _slow_proxy(proxy_factory, calls):
     p = proxy_factory(COUNTING, workers=2, trace=False)
 

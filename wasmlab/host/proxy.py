@@ -455,6 +455,9 @@ class Proxy:
         self._check_open()
         hcm = self._hcm(listener)
         specs = parse_requests(requests, make_request_spec)
+        for _, worker in specs:  # a bad worker is the caller's error now, not a stalled batch later
+            if worker is not None:
+                self._worker(worker)
         limit = in_flight_limit(concurrency, len(self._server.workers))
         batch = Batch(hcm, specs, limit, self._worker, _Pending)
         if specs and not self._waiters.add(batch.all_done):  # close() wakes the batch
