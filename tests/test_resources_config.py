@@ -33,6 +33,11 @@ REFUSED = [
     ("max_request_headers_kb 0", _hcm("max_request_headers_kb: 0"), "MaxRequestHeadersKb"),
     ("CR/LF in a value", config(routes=ROUTE_ADD % '{key: x-a, value: "a\\r\\nset-cookie: evil"}'), "Value"),
     ("newline in a name", config(routes=ROUTE_ADD % '{key: "x-a\\nb", value: "v"}'), "Key"),
+    (
+        "lone surrogate in a value",
+        config(routes=ROUTE_ADD % '{key: x-a, value: "a\\ud800b"}'),
+        "invalid unicode: 55296",
+    ),
     ("buffer limit past uint32", _listener("per_connection_buffer_limit_bytes: 100000000000"), "out of range"),
     ("idle timeout past Duration", _hcm("stream_idle_timeout: 10000000000s"), "Duration out-of-range"),
 ]

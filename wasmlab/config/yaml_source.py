@@ -136,7 +136,18 @@ def _construct_sequence(loader: _Loader, node: yaml.SequenceNode) -> _LineList:
     return lst
 
 
+def _construct_str(loader: _Loader, node: yaml.ScalarNode) -> str:
+    """A string; a lone surrogate (``"\\ud800"``) is not Unicode text, and Envoy's YAML reader
+    refuses it in the same words (``yaml-cpp: ... invalid unicode: 55296``)."""
+    s = loader.construct_scalar(node)
+    bad = next((c for c in s if "\ud800" <= c <= "\udfff"), None)
+    if bad is not None:
+        raise yaml.constructor.ConstructorError(None, None, f"invalid unicode: {ord(bad)}", node.start_mark)
+    return s
+
+
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_Loader.add_constructor("tag:yaml.org,2002:str", _construct_str)
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
 
 
