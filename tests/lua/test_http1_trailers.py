@@ -85,3 +85,16 @@ def test_trailers_need_a_chunked_body(envoy_bin):
     ours, _ = assert_both(with_trailers(lua_config(CODE)), reqs, apps={"backend": app})
     assert any("response body 6 trailers false" in ln for ln in ours.script_logs), ours.script_logs
     assert all(r.trailers is None for r in ours.responses)
+
+
+def test_a_chunked_body_without_trailer_lines_ends_with_data(envoy_bin):
+    """With trailers enabled, a chunked request whose last chunk carries no trailer lines reaches
+    the filters as body data ending the stream, not as an empty trailers map (Envoy's codec makes
+    the trailers map only when a trailer line arrives)."""
+    ours, _ = assert_both(
+        _only_downstream(lua_config(CODE)),
+        [Req("POST", "/t", b"hello", trailers=[]), Req("POST", "/t", b"", trailers=[])],
+        apps={"backend": _app},
+    )
+    requests = [ln for ln in ours.script_logs if "request body" in ln]
+    assert len(requests) == 2 and all("trailers false" in ln for ln in requests), requests

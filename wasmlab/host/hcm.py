@@ -179,7 +179,7 @@ class ActiveStream:
         # a request with trailers comes chunked; the HTTP/1 codec drops the trailers unless the
         # HCM enables them, and then ends the body with an empty end-of-stream data frame
         chunked = spec.trailers is not None
-        trailers = spec.trailers if config.http1_trailers else None
+        trailers = spec.trailers if config.http1_trailers and spec.trailers else None  # none sent: data ends it
         fm.codec_decode_headers(headers, not body and not chunked)
         if body and not fm.destroyed:
             fm.codec_decode_data(Buffer(body), False)
