@@ -88,8 +88,6 @@ ALLOWED: dict[str, str] = {
     "linked() takes views or the names ": "views.linked(...) with a wrong name: the message lists the names",
     " side has no Wasm trace lines to compare with": "views.compare(envoy_run) of a run without wasm:trace; "
     "lesson 13 always passes it",
-    "proxy option lua_sandbox must be True or False, got ": "catalogued in the Configuration section's row "
-    "(its key starts at the option's name)",
     "@native_filter must decorate a NativeFilter subclass": "a decorator on something else fails at once, "
     "in the cell that defines it",
     " must be a mapping of header name to value": "the built-in wasmlab.native.add_header's own config check",

@@ -122,6 +122,9 @@ def test_a_closed_proxy_says_so() -> None:
             "wasm_call_path must be auto, fast or normal, got ",
         ),
         ("lua/add_header.yaml", {"options": {"lua_instruction_limit": -1}}, " must be a number >= 0, got "),
+        # checked with the other options: also refused where no Lua filter would read it
+        ("hello.yaml", {"options": {"lua_memory_limit_mb": -5}}, "lua_memory_limit_mb must be a number >= 0, got -5"),
+        ("hello.yaml", {"options": {"lua_sandbox": "no"}}, "lua_sandbox must be True or False, got 'no'"),
         ("hello.yaml", {"component_log_level": "wasm"}, "component log level must look like logger:level, got "),
     ],
 )

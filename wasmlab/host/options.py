@@ -27,7 +27,7 @@ PROXY_OPTIONS = {
     "lua_sandbox": "True (default): no ffi, loadlib, os.exit/execute, io.popen/open, debug.*; False: what Envoy allows",
 }
 
-#: the defaults of the caps this module checks (the Lua options are checked by the Lua filter)
+#: the defaults of the caps this module checks (the Lua filter holds the Lua options' defaults)
 DEFAULTS: dict[str, Any] = {
     "wasm_callback_deadline_s": 1.0,
     "wasm_memory_limit_mb": 512,
@@ -60,6 +60,12 @@ def check_options(options: dict[str, Any] | None) -> dict[str, Any]:
             v = given[name]
             if isinstance(v, bool) or not isinstance(v, int) or not low <= v <= high:
                 raise ValueError(f"proxy option {name} must be an int from {low} to {high}, got {v!r}")
+    for name in ("lua_instruction_limit", "lua_memory_limit_mb", "lua_hook_every"):
+        v = given.get(name, 0)
+        if isinstance(v, bool) or not isinstance(v, int | float) or v < 0:
+            raise ValueError(f"proxy option {name} must be a number >= 0, got {v!r}")
+    if not isinstance(given.get("lua_sandbox", True), bool):
+        raise ValueError(f"proxy option lua_sandbox must be True or False, got {given['lua_sandbox']!r}")
     if "wasm_callback_deadline_s" in given:
         v = given["wasm_callback_deadline_s"]
         if isinstance(v, bool) or not isinstance(v, int | float) or not 0.01 <= v <= 3600:
