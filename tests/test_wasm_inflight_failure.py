@@ -19,10 +19,10 @@ from typing import Any
 
 import pytest
 import wasmtime
-from wasm_diff import plugin_yaml
 from wat_plugin import plugin_wat
 
 from helpers import assert_same
+from wasm_diff import plugin_yaml
 from wasmlab import Proxy
 from wasmlab import envoy as real
 from wasmlab.host.upstream import Response
@@ -99,7 +99,9 @@ def test_a_released_vm_still_knows_its_exports_and_refuses_calls(tmp_path):
     what the module exports still comes from its info, and a call raises ``Trapped``."""
     with Proxy.from_yaml(_config(tmp_path, "response_headers"), workers=1) as p:
         assert [p.request("GET", path).status for path in ("/a", "/trap", "/ok")] == [200, 503, 503]
-        vms = [o for o in gc.get_objects() if isinstance(o, WasmVm) and o.proxy is p._server and o.released]
+        vms = [
+            o for o in gc.get_objects() if isinstance(o, WasmVm) and o.proxy is p._server and o.failed and o.released
+        ]
         assert len(vms) == 1, "the failed VM was released when /ok found it"
         vm = vms[0]
         assert vm.funcs == {}

@@ -412,8 +412,10 @@ class WasmVm:
         """Free the Store now: the instance, its linear memory, the host functions and what
         they hold (this VM among them). Call it on the VM's own thread, or once that thread has
         ended: a Store is never used by two threads. Nothing runs in the VM afterwards: its
-        exports are forgotten (every guest call looks its export up in ``funcs`` first, so a
-        call is a no-op instead of a jump into freed memory) and its memory reads as empty.
+        exports are forgotten (every guest call looks its export up in ``funcs``, so a call is
+        a no-op instead of a jump into freed memory; a failed VM's calls raise ``Trapped`` even
+        before that, and what the module exports is still known from ``info``) and its memory
+        reads as empty.
         Inside one of its own guest calls it waits until the call returns."""
         if self.released:
             return
