@@ -23,8 +23,10 @@ OK = (200, b"upstream body\n")
 E503 = (503, b"")
 #: cell -> (the first request: the one that traps, did the upstream see it). The trapping stream
 #: is failed under every policy: 503, or a reset once its response started, a closed connection
-#: for TCP; a trap after the response (log, done, delete) or outside a stream (tick before the
-#: first request, queue after it) fails the next stream instead.
+#: for TCP; a trap after the response (log, done, delete) or outside a stream before the first
+#: request (tick) fails the next stream instead. The queue callback runs while the request waits on
+#: its upstream: its trap fails that stream at its response headers, as Envoy's CHECK_FAIL_HTTP
+#: does whether or not the module exports that callback (FAIL_OPEN: the filter steps aside).
 FIRST: dict[str, tuple[object, bool]] = {
     "context_create": (E503, False),
     "request_headers": (E503, False),
@@ -37,7 +39,7 @@ FIRST: dict[str, tuple[object, bool]] = {
     "done": (OK, True),
     "delete": (OK, True),
     "tick": (E503, False),  # FAIL_OPEN: the filter steps aside (below)
-    "queue_ready": (OK, True),
+    "queue_ready": (E503, True),
     # the trap leaves the stream paused for the callout: Envoy never answers it
     "http_call_response": ("timeout", False),
     **{cell: ("closed", False) for cell in F.TCP_CELLS},
@@ -46,16 +48,16 @@ FIRST: dict[str, tuple[object, bool]] = {
 #: (after the 1 s backoff) runs a fresh VM, which traps again where the request itself reaches
 #: the trap — not in the trailers (only the first request has them) nor after the response
 RELOADED: dict[str, object] = {
-    **dict.fromkeys(["context_create", "request_headers", "request_body", "response_headers"], E503),
+    **dict.fromkeys(["context_create", "request_headers", "request_body", "response_headers", "queue_ready"], E503),
     **dict.fromkeys(["response_body", "response_trailers"], "reset"),
-    **dict.fromkeys(["request_trailers", "log", "done", "delete", "tick", "queue_ready"], OK),
+    **dict.fromkeys(["request_trailers", "log", "done", "delete", "tick"], OK),
     "http_call_response": "timeout",
     **dict.fromkeys(F.TCP_CELLS, "closed"),
 }
 
 
 def expected(policy: str, cell: str) -> tuple[object, bool, object]:
-    first, saw = (OK, True) if (policy, cell) == ("FAIL_OPEN", "tick") else FIRST[cell]
+    first, saw = (OK, True) if policy == "FAIL_OPEN" and cell in ("tick", "queue_ready") else FIRST[cell]
     tcp = cell in F.TCP_CELLS
     if policy == "FAIL_CLOSED":
         return (first, saw, "closed" if tcp else E503)
@@ -66,15 +68,12 @@ def expected(policy: str, cell: str) -> tuple[object, bool, object]:
 
 #: (policy, cell) -> the row positions not compared with Envoy, and why
 RACY: dict[tuple[str, str], tuple[set[int], str]] = {
-    **{
-        (p, "queue_ready"): (
-            {0} if p != "FAIL_RELOAD" else {0, 2},
-            "Envoy runs the posted proxy_on_queue_ready while the request waits on its upstream (a "
-            "network round trip), so the trap fails that in-flight stream at its response headers; "
-            "wasmlab's in-process upstream answers first, so its trap fails the next stream",
-        )
-        for p in F.POLICIES
-    },
+    ("FAIL_OPEN", "queue_ready"): (
+        {0},
+        "not a race but a divergence seen and not yet explained: Envoy 1.40 answers the stream in "
+        "flight when the queue callback traps with 503 under FAIL_OPEN too; wasmlab's FAIL_OPEN "
+        "steps aside (200), as it does for every stream callback of a failed VM",
+    ),
     ("FAIL_RELOAD", "tick"): (
         {0, 1},
         "the timer traps before the first request; whether Envoy has reloaded by then depends on "

@@ -181,7 +181,6 @@ class WasmVm:
             f = exports.get(name)
             if isinstance(f, wasmtime.Func):
                 self.funcs[name] = self.seam.bind_export(self.store, f, types.get(name))
-        self._alloc = self.funcs[info.allocator]
         #: ABI 0.1.0 header callbacks take no end_of_stream argument
         self.abi_010 = info.version == AbiVersion.V0_1_0
 
@@ -192,8 +191,15 @@ class WasmVm:
     def next_token(self) -> int:
         return next(self._next_token)
 
-    def has(self, name: str) -> bool:
-        return name in self.funcs
+    def exports(self, name: str) -> bool:
+        """Whether the module exports callback or entry point ``name`` (from the module's info:
+        still true once the VM is released and its live ``funcs`` are gone)."""
+        return name in self.info.callbacks or name in self.info.entry_points
+
+    def runs(self, name: str) -> bool:
+        """Whether a stream callback ``name`` reaches this VM: the module exports it, or the VM
+        has failed (Envoy's ``CHECK_FAIL_HTTP`` fails the stream before it looks for the export)."""
+        return self.failed is not None or self.exports(name)
 
     # ---- trace --------------------------------------------------------------------------------
     def _make_store(self, opts: dict[str, Any]) -> None:
@@ -220,7 +226,10 @@ class WasmVm:
     # ---- calling the guest ----------------------------------------------------------------------
     def call(self, ctx: Context | None, name: str, *args: int) -> Any:
         """Run a guest export with ``ctx`` as the current context. Returns its result (unsigned),
-        or None if the module does not export it. Raises :class:`Trapped` if it trapped."""
+        or None if the module does not export it. Raises :class:`Trapped` if it trapped, or if
+        the VM failed before (checked first: a failed VM may be released, its ``funcs`` empty)."""
+        if self.failed is not None:
+            raise Trapped(self.failed)
         fn = self.funcs.get(name)
         if fn is None:
             return None
@@ -403,8 +412,10 @@ class WasmVm:
         """Free the Store now: the instance, its linear memory, the host functions and what
         they hold (this VM among them). Call it on the VM's own thread, or once that thread has
         ended: a Store is never used by two threads. Nothing runs in the VM afterwards: its
-        exports are forgotten (every guest call looks its export up in ``funcs`` first, so a
-        call is a no-op instead of a jump into freed memory) and its memory reads as empty.
+        exports are forgotten (every guest call looks its export up in ``funcs``, so a call is
+        a no-op instead of a jump into freed memory; a failed VM's calls raise ``Trapped`` even
+        before that, and what the module exports is still known from ``info``) and its memory
+        reads as empty.
         Inside one of its own guest calls it waits until the call returns."""
         if self.released:
             return

@@ -180,7 +180,7 @@ class WasmHttpFilter(WasmCallGuard, StreamFilter, StreamHost):
         return status
 
     def decode_data(self, data: Buffer, end_stream: bool) -> FilterDataStatus:
-        if self.ctx is None or self.failed or "proxy_on_request_body" not in self.ctx.vm.funcs:
+        if self.ctx is None or self.failed or not self.ctx.vm.runs("proxy_on_request_body"):
             return _DS.Continue
         cb = self.callbacks
         if self.buffering_request:
@@ -225,7 +225,7 @@ class WasmHttpFilter(WasmCallGuard, StreamFilter, StreamHost):
         return status
 
     def encode_data(self, data: Buffer, end_stream: bool) -> FilterDataStatus:
-        if self.ctx is None or self.failed or "proxy_on_response_body" not in self.ctx.vm.funcs:
+        if self.ctx is None or self.failed or not self.ctx.vm.runs("proxy_on_response_body"):
             return _DS.Continue
         cb = self.callbacks
         if self.buffering_response:

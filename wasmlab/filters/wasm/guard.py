@@ -44,7 +44,8 @@ class WasmCallGuard:
         raise NotImplementedError
 
     def _guarded(self, name: str, args: tuple[int, ...], fail_stream: bool = True) -> int | FailAction | None:
-        """Call ``name`` on this stream's context (nothing if the module does not export it).
+        """Call ``name`` on this stream's context (nothing if the module does not export it),
+        or fail the stream if its VM has failed, exported or not.
 
         If the guest traps, the VM is already failed (``WasmVm.fail``); here the stream pays:
         the plugin is marked failed for the next streams and, with ``fail_stream``, Envoy's
@@ -53,14 +54,16 @@ class WasmCallGuard:
         ctx = self.ctx
         assert ctx is not None
         vm = ctx.vm
+        if vm.failed is not None:
+            # the VM failed elsewhere (a root callback, another stream) after this stream began:
+            # Envoy's CHECK_FAIL_HTTP, which comes before the export check — FAIL_OPEN steps
+            # aside, the others fail this stream. (A failed VM may be released already: its
+            # ``funcs`` are empty, so the order matters.)
+            self._trapped()
+            return self._fail_stream(False) if fail_stream else FailAction.CONTINUE
         fn = vm.funcs.get(name)
         if fn is None:  # Envoy calls nothing the module does not export
             return None
-        if vm.failed is not None:
-            # the VM failed elsewhere (a root callback, another stream) after this stream began:
-            # Envoy's CHECK_FAIL_HTTP — FAIL_OPEN steps aside, the others fail this stream
-            self._trapped()
-            return self._fail_stream(False) if fail_stream else FailAction.CONTINUE
         try:
             return vm.invoke(fn, ctx, name, args)
         except Trapped:
