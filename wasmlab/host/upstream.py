@@ -213,7 +213,10 @@ class UpstreamPool:
     """Threads on which upstream apps run: ``threads`` of them, plus one more for every call its
     caller abandoned while the app was still running (Python cannot stop a thread; Envoy would
     just close that connection and open another). A stuck app so holds no slot once its route
-    timeout fired or its stream was reset, and its thread ends when the app returns."""
+    timeout fired or its stream was reset, and its thread ends when the app returns. A call
+    never waits behind another while fewer than ``threads`` are counted (as each request to an
+    Envoy cluster may open its own connection): a queued call no idle thread will take starts a
+    thread."""
 
     def __init__(self, log: Callable[[str, str, str], None], threads: int = POOL_THREADS) -> None:
         self._log = log
@@ -263,7 +266,9 @@ class UpstreamPool:
         with self._cond:
             if not self._closed:
                 self._queue.append(handle)
-                if self._idle == 0 and self._counted < self._size:
+                # ``_idle`` still counts a waiter notified but not yet awake: each one takes one
+                # queued call, and a call beyond them gets a thread of its own while one may start
+                if len(self._queue) > self._idle and self._counted < self._size:
                     self._spawn()
                 else:
                     self._cond.notify()
@@ -314,7 +319,7 @@ class UpstreamPool:
                     handle.detached = True
                     self._detached += 1
                     self._counted -= 1
-                    if self._queue and self._idle == 0 and not self._closed:
+                    if len(self._queue) > self._idle and not self._closed:
                         self._spawn()
                 elif not self._warned:
                     self._warned = True
