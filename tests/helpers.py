@@ -14,6 +14,18 @@ ROUTER = """
               "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"""
 
 
+def static_cluster(name: str, port: int) -> str:
+    """YAML for one STATIC cluster with one loopback endpoint (a ``clusters`` list entry)."""
+    return f"""
+  - name: {name}
+    type: STATIC
+    load_assignment:
+      cluster_name: {name}
+      endpoints:
+      - lb_endpoints:
+        - endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}}}"""
+
+
 def config(filters: str = "", routes: str | None = None, clusters: str | None = None, listener_extra: str = "") -> str:
     """A bootstrap with one HCM; ``filters`` is YAML for http_filters entries before the router
     (indented 10 spaces), ``routes`` YAML for the routes list (indented 14 spaces)."""
@@ -25,17 +37,7 @@ def config(filters: str = "", routes: str | None = None, clusters: str | None = 
               - match: {prefix: "/"}
                 route: {cluster: backend}"""
     )
-    clusters = (
-        clusters
-        or """
-  - name: backend
-    type: STATIC
-    load_assignment:
-      cluster_name: backend
-      endpoints:
-      - lb_endpoints:
-        - endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: 8081}}}"""
-    )
+    clusters = clusters or static_cluster("backend", 8081)
     return (
         textwrap.dedent(
             f"""\

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 import traceback
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import raised_at
@@ -25,11 +26,11 @@ if TYPE_CHECKING:
     from .services import ServerContext
 
 
-def report_task_error(log: ProxyLog, thread: str, error: BaseException) -> None:
-    """A task or timer callback raised on ``thread``: Envoy logs it at critical (and aborts;
-    wasmlab keeps the thread serving)."""
+def report_task_error(log: Callable[[str, str, str], None], thread: str, error: BaseException) -> None:
+    """A task or timer callback (or an upstream call's job) raised on ``thread``: Envoy logs it
+    at critical (and aborts; wasmlab keeps the thread serving). ``log`` is ``ProxyLog.log``."""
     tb = "".join(traceback.format_exception_only(type(error), error)).strip()
-    log.log("critical", "main", f"unhandled error on {thread}: {tb}{raised_at(error)}")
+    log("critical", "main", f"unhandled error on {thread}: {tb}{raised_at(error)}")
 
 
 def shut_down(srv: ServerContext, extensions: list[Any], log: ProxyLog) -> None:

@@ -194,7 +194,7 @@ class Proxy:
                 "warning", "config", f"{where}: accepted as Envoy does, but has no effect in wasmlab", record=False
             )
         activity = Activity()
-        on_error = functools.partial(report_task_error, self._log)  # holds the log, not the proxy
+        on_error = functools.partial(report_task_error, self._log.log)  # holds the log, not the proxy
         # the services extensions run on; the Proxy itself is what lessons and tests drive
         self._server = srv = ServerContext(
             clock=clk,

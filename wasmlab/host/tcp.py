@@ -123,12 +123,13 @@ class TcpProxyFilter(NetworkFilter):
             try:
                 reply = app(chunk) if (chunk and callable(app)) else b""
                 error = None
-            except Exception as e:  # the app crashed: the upstream connection drops
+            except BaseException as e:  # the app crashed (sys.exit() too): the upstream connection drops
                 reply, error = b"", f"{type(e).__name__}: {e}"
             dispatcher.post(conn.guarded, self._answered, reply, end, error)
             proxy.activity.end()
 
-        proxy.upstream_pool.submit(run)
+        # a pool closed meanwhile never runs ``run``: the proxy is going, only the count is left
+        proxy.upstream_pool.submit(run, dropped=proxy.activity.end)
 
     def _answered(self, reply: Any, end: bool, error: str | None) -> None:
         self.busy = False

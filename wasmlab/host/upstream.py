@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import raised_at
 from ..http import HeaderMap, Request, Response
+from .lifecycle import report_task_error
 
 if TYPE_CHECKING:
     from ..config.bootstrap import ClusterConfig
@@ -213,7 +214,10 @@ class UpstreamPool:
     """Threads on which upstream apps run: ``threads`` of them, plus one more for every call its
     caller abandoned while the app was still running (Python cannot stop a thread; Envoy would
     just close that connection and open another). A stuck app so holds no slot once its route
-    timeout fired or its stream was reset, and its thread ends when the app returns."""
+    timeout fired or its stream was reset, and its thread ends when the app returns. A call
+    never waits behind another while fewer than ``threads`` are counted (as each request to an
+    Envoy cluster may open its own connection): a queued call no idle thread will take starts a
+    thread."""
 
     def __init__(self, log: Callable[[str, str, str], None], threads: int = POOL_THREADS) -> None:
         self._log = log
@@ -253,9 +257,18 @@ class UpstreamPool:
         self._submit(handle)
         return handle
 
-    def submit(self, fn: Callable[[], None]) -> UpstreamCall:
-        """Run ``fn`` on an upstream thread (a TCP app's turn); it is not abandoned."""
-        handle = UpstreamCall(self, lambda skip: None if skip else fn())
+    def submit(self, fn: Callable[[], None], dropped: Callable[[], object] | None = None) -> UpstreamCall:
+        """Run ``fn`` on an upstream thread (a TCP app's turn); it is not abandoned. If the pool
+        is closed ``fn`` never runs and ``dropped`` is called instead (the caller's cleanup)."""
+
+        def job(skip: bool) -> None:
+            if self._settle(handle):
+                if not skip:
+                    fn()
+                elif dropped is not None:
+                    dropped()
+
+        handle = UpstreamCall(self, job)
         self._submit(handle)
         return handle
 
@@ -263,7 +276,9 @@ class UpstreamPool:
         with self._cond:
             if not self._closed:
                 self._queue.append(handle)
-                if self._idle == 0 and self._counted < self._size:
+                # ``_idle`` still counts a waiter notified but not yet awake: each one takes one
+                # queued call, and a call beyond them gets a thread of its own while one may start
+                if len(self._queue) > self._idle and self._counted < self._size:
                     self._spawn()
                 else:
                     self._cond.notify()
@@ -284,26 +299,45 @@ class UpstreamPool:
             return True
 
     def _loop(self) -> None:
-        while True:
+        handle: UpstreamCall | None = None
+        try:
+            while True:
+                with self._cond:
+                    if handle is not None:
+                        handle.running = False
+                        if handle.detached:  # a replacement took this thread's place meanwhile
+                            return
+                    while not self._queue and not self._closed:
+                        self._idle += 1
+                        self._cond.wait()
+                        self._idle -= 1
+                    if not self._queue:  # closed and drained
+                        handle = None
+                        return
+                    handle = self._queue.popleft()
+                    skip = handle.settled
+                    handle.running = not skip
+                self._run(handle, skip)
+        finally:  # however the thread ends, it leaves the pool's counts
             with self._cond:
-                while not self._queue and not self._closed:
-                    self._idle += 1
-                    self._cond.wait()
-                    self._idle -= 1
-                if not self._queue:  # closed and drained
-                    self._counted -= 1
-                    self._all.discard(threading.current_thread())
-                    return
-                handle = self._queue.popleft()
-                skip = handle.settled
-                handle.running = not skip
-            handle.job(skip)
-            with self._cond:
-                handle.running = False
-                if handle.detached:  # a replacement took this thread's place meanwhile
+                if handle is not None and handle.detached:
                     self._detached -= 1
-                    self._all.discard(threading.current_thread())
-                    return
+                else:
+                    self._counted -= 1
+                if handle is not None:
+                    handle.running = False
+                self._all.discard(threading.current_thread())
+
+    def _run(self, handle: UpstreamCall, skip: bool) -> None:
+        """Run one call's job. A job that raises is a wasmlab bug (a ``done`` callback; apps'
+        errors are caught in :meth:`_invoke`): logged as the dispatchers log theirs, the call is
+        settled as a dropped connection if it was not yet, and the thread serves on."""
+        try:
+            handle.job(skip)
+        except BaseException as e:
+            report_task_error(self._log, threading.current_thread().name, e)
+            if not skip:
+                self._run(handle, True)
 
     def _abandon(self, handle: UpstreamCall) -> None:
         with self._cond:
@@ -314,7 +348,7 @@ class UpstreamPool:
                     handle.detached = True
                     self._detached += 1
                     self._counted -= 1
-                    if self._queue and self._idle == 0 and not self._closed:
+                    if len(self._queue) > self._idle and not self._closed:
                         self._spawn()
                 elif not self._warned:
                     self._warned = True
@@ -333,7 +367,7 @@ class UpstreamPool:
             return UpstreamResult(None, CONNECT_FAILURE)
         try:
             response = Response.coerce(app(request))
-        except Exception as e:
+        except BaseException as e:  # sys.exit() in an app too: it must not end the pool's thread
             self._log(
                 "error", "upstream", f"app for cluster '{cluster.name}' raised {type(e).__name__}: {e}{raised_at(e)}"
             )
