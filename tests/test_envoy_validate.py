@@ -41,3 +41,29 @@ def test_validate_reports_envoys_reason(envoy_bin):
     ok, msg = validate(bad)
     assert not ok
     assert msg == "route: unknown cluster 'nosuch'"
+
+
+def test_a_port_taken_before_envoy_binds_it_is_tried_again(envoy_bin, monkeypatch):
+    """The bridge picks free ports, then Envoy binds them; another process can take one in
+    between (it happened in a CI run). The run starts again with fresh ports."""
+    import socket
+
+    from helpers import config
+    from wasmlab.envoy import bridge
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    real, calls = bridge.free_port, []
+
+    def first_one_taken() -> int:
+        calls.append(1)
+        return taken.getsockname()[1] if len(calls) == 2 else real()  # the listener's port
+
+    monkeypatch.setattr(bridge, "free_port", first_one_taken)
+    try:
+        with bridge.run(config()) as run:
+            assert run.request("GET", "/").status == 200
+            assert taken.getsockname()[1] not in run.listener_ports.values()
+    finally:
+        taken.close()

@@ -114,12 +114,11 @@ def test_guards_can_be_turned_off(proxy_factory):
     assert b'"x-jit", "true"' in off.request("GET", "/").body
 
 
-def test_a_bad_guard_option_is_a_config_error():
+def test_a_bad_guard_option_is_refused_with_the_other_options():
     import pytest
 
-    from wasmlab.errors import ConfigError
-
-    with pytest.raises(ConfigError, match="lua_instruction_limit"):
+    # checked with every proxy option (host/options.py), before any filter is built
+    with pytest.raises(ValueError, match="proxy option lua_instruction_limit must be a number >= 0, got -1"):
         Proxy.from_yaml(lua_config("x = 1"), workers=1, options={"lua_instruction_limit": -1})
 
 

@@ -112,6 +112,10 @@ def _stop_process(proc: subprocess.Popen[bytes], servers: list[LoopbackServer]) 
         s.close()
 
 
+#: how many times a start whose port was taken meanwhile is tried with fresh ports
+_BIND_TRIES = 3
+
+
 class EnvoyRun:
     """A running real Envoy with its loopback upstreams."""
 
@@ -125,6 +129,27 @@ class EnvoyRun:
         timeout: float = 30.0,
         dynamic: bool = False,
         drain_time_s: int | None = None,
+    ) -> None:
+        # The ports are picked free just before Envoy binds them; another process (a parallel
+        # test run) can take one in between. Envoy then refuses the config: try again with others.
+        for attempt in range(_BIND_TRIES):
+            try:
+                self._start(config, workers, apps, log_level, component_log_level, timeout, dynamic, drain_time_s)
+                return
+            except EnvoyFailed as e:
+                if "Address already in use" not in str(e) or attempt == _BIND_TRIES - 1:
+                    raise
+
+    def _start(
+        self,
+        config: str | os.PathLike[str],
+        workers: int,
+        apps: dict[str, Any] | None,
+        log_level: str,
+        component_log_level: str | None,
+        timeout: float,
+        dynamic: bool,
+        drain_time_s: int | None,
     ) -> None:
         data, cwd, name = _load_source(config)
         if not isinstance(data, dict):
