@@ -1,7 +1,17 @@
 """``--vs-envoy``: the same configs through real Envoy under ``wrk`` (Envoy and wrk pinned to
-different cores with ``taskset``, loopback, bounded runs), alternating rounds of wasmlab and
-Envoy, and each filter kind's added CPU cost per request for both (each process's CPU time over
-the requests it served), as paired ratios."""
+different cores with ``taskset``, loopback, bounded runs), and each filter kind's added CPU cost
+per request for both (each process's CPU time over the requests it served), as paired ratios.
+
+How the noise is kept out of the differences. CPU time per request on a shared 2-core machine
+drifts by ±30 % from one second to the next (caches, the other core, frequency), far more than a
+no-op filter costs. So every configuration runs side by side for the whole measurement — one
+in-process Proxy per kind and one Envoy process per kind, all started first — and the rounds are
+short and interleaved (in a rotated order): a filter's added cost is the difference to the
+``direct`` configuration **measured in the same round**, and the figure is the median of those
+paired differences. Its ``±`` is half the interquartile range of the rounds (a few bad rounds do
+not widen it, as they would half the range). Envoy's CPU time is read in nanoseconds from the
+scheduler (``/proc/PID/task/*/schedstat``), not in 10 ms clock ticks.
+"""
 
 from __future__ import annotations
 
@@ -10,17 +20,20 @@ import gc
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
-from .core import BenchError, Result, direct_config, filter_for, kinds_available, rps_many, summarize
+from .core import BenchError, Result, direct_config, filter_for, kinds_available, rps_many
 
 
-def _wrk(port: int, seconds: float, cpu: str | None) -> tuple[int, float]:
-    """``(requests completed, seconds)`` of one bounded wrk run against 127.0.0.1:port."""
+def _wrk(port: int, seconds: float, cpu: str | None) -> int:
+    """Requests completed by one bounded wrk run against 127.0.0.1:port."""
     secs = max(1, round(seconds))
     cmd = ["wrk", "-t1", "-c8", f"-d{secs}s", f"http://127.0.0.1:{port}/"]
     if cpu is not None and shutil.which("taskset"):
@@ -29,98 +42,140 @@ def _wrk(port: int, seconds: float, cpu: str | None) -> tuple[int, float]:
     m = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s|m)\b", out)
     if not m or "Non-2xx" in out or "Socket errors" in out:
         raise RuntimeError(f"wrk did not get clean answers: {out[-300:]}")
-    scale = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}[m.group(3)]
-    return int(m.group(1)), float(m.group(2)) * scale
+    return int(m.group(1))
 
 
 def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process and all its threads (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU time of a process, all its threads, in seconds with nanosecond resolution (the
+    scheduler's per-thread run time); the 10 ms clock ticks of ``/proc/PID/stat`` if unreadable."""
+    total = 0
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            total += int((task / "schedstat").read_text().split()[0])
+        return total / 1e9
+    except (OSError, ValueError, IndexError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _wasmlab_cpu_us(kind: str, n: int) -> float:
-    """CPU µs per request of this whole process (worker, client and helper threads) with 64
-    requests in flight on one worker, tracing off."""
-    from ..host.proxy import Proxy
+class _Envoy:
+    """One real Envoy (one worker) serving one kind's config on 127.0.0.1 until closed."""
 
-    with Proxy.from_yaml(direct_config(filter_for(kind)), workers=1, trace=False) as proxy:
-        rps_many(proxy, 500)
-        gc.collect()
-        c0 = time.process_time()
-        rps_many(proxy, n)
-        return (time.process_time() - c0) / n * 1e6
+    def __init__(self, envoy: str, kind: str, tmp: Path, multi: bool) -> None:
+        from ..envoy.wire import free_port
 
-
-def _envoy_cpu_us(envoy: str, kind: str, seconds: float, multi: bool) -> float:
-    """CPU µs per request of a real Envoy (one worker) under wrk: Envoy's CPU time over the
-    requests wrk completed. CPU time, not 1/throughput: one wrk thread does not saturate Envoy."""
-    from ..envoy.wire import free_port, send_request
-
-    port, admin = free_port(), free_port()
-    text = direct_config(filter_for(kind), port=port).replace("port_value: 9901", f"port_value: {admin}")
-    with tempfile.TemporaryDirectory() as tmp:
-        cfg = Path(tmp) / "envoy.yaml"
+        self.kind, self.multi = kind, multi
+        self.port, admin = free_port(), free_port()
+        text = direct_config(filter_for(kind), port=self.port).replace("port_value: 9901", f"port_value: {admin}")
+        cfg = tmp / f"envoy-{kind}.yaml"
         cfg.write_text(text)
         cmd = [envoy, "-c", str(cfg), "--concurrency", "1", "--disable-hot-restart", "--use-dynamic-base-id"]
         cmd += ["-l", "warning"]
         if multi and shutil.which("taskset"):
             cmd = ["taskset", "-c", "0", *cmd]
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            for _ in range(200):
-                try:
-                    if send_request("127.0.0.1", port, "GET", "/", [("host", "localhost")], b"", 1).status == 200:
-                        break
-                except OSError:
-                    time.sleep(0.05)
-            else:
-                raise RuntimeError(f"Envoy did not answer on 127.0.0.1:{port} for the {kind} config")
-            _wrk(port, 1.0, "1" if multi else None)  # warm up
-            c0 = _cpu_seconds(proc.pid)
-            count, _ = _wrk(port, seconds, "1" if multi else None)
-            return (_cpu_seconds(proc.pid) - c0) / count * 1e6
-        finally:
-            proc.terminate()
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def ready(self) -> None:
+        from ..envoy.wire import send_request
+
+        for _ in range(200):
             try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+                if send_request("127.0.0.1", self.port, "GET", "/", [("host", "localhost")], b"", 1).status == 200:
+                    break
+            except OSError:
+                time.sleep(0.05)
+        else:
+            raise RuntimeError(f"Envoy did not answer on 127.0.0.1:{self.port} for the {self.kind} config")
+        _wrk(self.port, 1.0, self._wrk_cpu())  # warm up
+
+    def _wrk_cpu(self) -> str | None:
+        return "1" if self.multi else None
+
+    def cpu_us(self, seconds: float) -> float:
+        """CPU µs per request of this Envoy under one wrk run: Envoy's CPU time over the requests
+        wrk completed (CPU time, not 1/throughput: one wrk thread does not saturate Envoy)."""
+        c0 = _cpu_seconds(self.proc.pid)
+        count = _wrk(self.port, seconds, self._wrk_cpu())
+        return (_cpu_seconds(self.proc.pid) - c0) / count * 1e6
+
+    def close(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def _wasmlab_cpu_us(proxy: Any, n: int) -> float:
+    """CPU µs per request of this whole process (worker, client and helper threads) with 64
+    requests in flight on one worker, tracing off."""
+    gc.collect()
+    c0 = time.process_time()
+    rps_many(proxy, n)
+    return (time.process_time() - c0) / n * 1e6
+
+
+def _paired(name: str, samples: list[float], unit: str = "us") -> Result:
+    """Median of per-round samples; ± half their interquartile range (half the range if < 4)."""
+    if len(samples) >= 4:
+        q1, _, q3 = statistics.quantiles(samples, n=4)
+        return Result(name, statistics.median(samples), unit, (q3 - q1) / 2)
+    return Result(name, statistics.median(samples), unit, (max(samples) - min(samples)) / 2)
+
+
+def _minus(a: list[float], b: list[float]) -> list[float]:
+    return [x - y for x, y in zip(a, b, strict=True)]
 
 
 def vs_envoy(args: argparse.Namespace) -> Iterator[Result]:
-    """Alternating rounds, per filter kind: wasmlab in process, then Envoy under wrk. Both sides
-    are charged the CPU time their whole process spent per request, so the added cost of a
-    filter is (CPU µs per request with it) - (without it), paired round by round."""
+    """Interleaved short rounds over every configuration at once (see the module docstring);
+    both sides are charged the CPU time their whole process spent per request, so the added cost
+    of a filter is (CPU µs per request with it) - (without it), paired round by round."""
     from ..envoy.binary import find_envoy
+    from ..host.proxy import Proxy
 
     if not shutil.which("wrk"):
         raise BenchError("--vs-envoy needs wrk, which is not installed (apt-get install wrk)")
     envoy = find_envoy()
     kinds = [k for k in kinds_available() if k in ("direct", "lua", "wasm")]
-    seconds = 2.0 if args.quick else 4.0
-    n = 3000 if args.quick else 20000
-    ours: dict[str, list[float]] = {k: [] for k in [*kinds, "noop"]}
+    ours_kinds = [*kinds, "noop"]  # noop: wasmlab only (Envoy runs no Python filter)
+    seconds = 1.0
+    n = 600 if args.quick else 2000
+    rounds = 3 if args.quick else 12
+    ours: dict[str, list[float]] = {k: [] for k in ours_kinds}
     theirs: dict[str, list[float]] = {k: [] for k in kinds}
     multi = (os.cpu_count() or 1) > 1
-    for _ in range(3 if args.quick else 5):
-        for kind in kinds:
-            ours[kind].append(_wasmlab_cpu_us(kind, n))
-            theirs[kind].append(_envoy_cpu_us(envoy, kind, seconds, multi))
-        ours["noop"].append(_wasmlab_cpu_us("noop", n))  # wasmlab only: Envoy runs no Python filter
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
+        proxies = {
+            k: stack.enter_context(Proxy.from_yaml(direct_config(filter_for(k)), workers=1, trace=False))
+            for k in ours_kinds
+        }
+        envoys = {k: _Envoy(envoy, k, Path(tmp), multi) for k in kinds}
+        for side in envoys.values():
+            stack.callback(side.close)
+        for side in envoys.values():
+            side.ready()
+        for p in proxies.values():
+            rps_many(p, 500)  # warm up
+        for r in range(rounds):
+            for i in range(len(ours_kinds)):
+                k = ours_kinds[(r + i) % len(ours_kinds)]
+                ours[k].append(_wasmlab_cpu_us(proxies[k], n))
+            for i in range(len(kinds)):
+                k = kinds[(r + i) % len(kinds)]
+                theirs[k].append(envoys[k].cpu_us(seconds))
     for kind in kinds:
         if kind == "direct":
             continue
-        a = [x - y for x, y in zip(ours[kind], ours["direct"], strict=True)]
-        e = [x - y for x, y in zip(theirs[kind], theirs["direct"], strict=True)]
-        yield summarize(f"{kind}.added_us_per_request.wasmlab", a, "us")
-        yield summarize(f"{kind}.added_us_per_request.envoy", e, "us")
+        a = _minus(ours[kind], ours["direct"])
+        e = _minus(theirs[kind], theirs["direct"])
+        yield _paired(f"{kind}.added_us_per_request.wasmlab", a)
+        yield _paired(f"{kind}.added_us_per_request.envoy", e)
         ratios = [x / y for x, y in zip(a, e, strict=True) if y > 0]
         if ratios:
-            yield summarize(f"{kind}.added_cost_ratio.wasmlab_over_envoy", ratios, "x")
-    yield summarize("request.direct.cpu_us_per_request.envoy", theirs["direct"], "us")
-    yield summarize("request.direct.cpu_us_per_request.wasmlab", ours["direct"], "us")
+            yield _paired(f"{kind}.added_cost_ratio.wasmlab_over_envoy", ratios, "x")
+    yield _paired("request.direct.cpu_us_per_request.envoy", theirs["direct"])
+    yield _paired("request.direct.cpu_us_per_request.wasmlab", ours["direct"])
     if ours.get("wasm"):
-        yield summarize("request.wasm.cpu_us_per_request.wasmlab", ours["wasm"], "us")
-    noop = [x - y for x, y in zip(ours["noop"], ours["direct"], strict=True)]
-    yield summarize("request.native.added_cpu_us", noop, "us")
+        yield _paired("request.wasm.cpu_us_per_request.wasmlab", ours["wasm"])
+    yield _paired("request.native.added_cpu_us", _minus(ours["noop"], ours["direct"]))
