@@ -9,13 +9,13 @@ It keeps the filter's iteration state and applies a callback's status the way En
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..http import Buffer, FilterDataStatus, FilterHeadersStatus, FilterTrailersStatus
+from ..trace.shapes import FILTER_DATA, FILTER_HEADERS, FILTER_TRAILERS
 
 if TYPE_CHECKING:
     from ..filters.base import StreamFilter
-    from .filter_callbacks import FilterCallbacks
     from .filter_manager import FilterManager
 
 _HS = FilterHeadersStatus
@@ -33,6 +33,86 @@ class IterationState(enum.Enum):
 _ALWAYS_FROM_NEXT = 0
 _CAN_START_FROM_CURRENT = 1
 
+# call-state bits (Envoy FilterCallState), one per filter callback
+_DECODE_HEADERS = 1
+_DECODE_DATA = 2
+_DECODE_TRAILERS = 4
+_ENCODE_HEADERS = 8
+_ENCODE_DATA = 16
+_ENCODE_TRAILERS = 32
+_CALLBACK_BITS = {
+    "decode_headers": _DECODE_HEADERS,
+    "decode_data": _DECODE_DATA,
+    "decode_trailers": _DECODE_TRAILERS,
+    "encode_headers": _ENCODE_HEADERS,
+    "encode_data": _ENCODE_DATA,
+    "encode_trailers": _ENCODE_TRAILERS,
+}
+
+
+class _Callback(NamedTuple):
+    """One of the six filter callbacks, as the walker calls it."""
+
+    name: str  # the StreamFilter method and the trace event name
+    bit: int  # its call-state bit (Envoy FilterCallState)
+    status: type  # the status enum it returns
+    shape: int  # how its events are recorded (trace.shapes): headers, data or trailers
+    #: after the call, stop silently (no exit event) if the stream was destroyed; the encoder
+    #: side checks this (and data also a completed response), as Envoy's encode path does
+    abort_on_destroy: bool
+    abort_on_complete: bool
+    #: what ``last_status`` holds after the callback returned Continue (one shared tuple)
+    continued: tuple[str, Any]
+
+
+def _callback(name: str, bit: int, status: Any, shape: int, on_destroy: bool, on_complete: bool) -> _Callback:
+    return _Callback(name, bit, status, shape, on_destroy, on_complete, (name, status.Continue))
+
+
+_DECODE_HEADERS_CB = _callback("decode_headers", _DECODE_HEADERS, _HS, FILTER_HEADERS, False, False)
+_DECODE_DATA_CB = _callback("decode_data", _DECODE_DATA, _DS, FILTER_DATA, False, False)
+_DECODE_TRAILERS_CB = _callback("decode_trailers", _DECODE_TRAILERS, _TS, FILTER_TRAILERS, False, False)
+_ENCODE_HEADERS_CB = _callback("encode_headers", _ENCODE_HEADERS, _HS, FILTER_HEADERS, True, False)
+_ENCODE_DATA_CB = _callback("encode_data", _ENCODE_DATA, _DS, FILTER_DATA, True, True)
+_ENCODE_TRAILERS_CB = _callback("encode_trailers", _ENCODE_TRAILERS, _TS, FILTER_TRAILERS, True, False)
+
+
+class FilterTraits(NamedTuple):
+    """What the filter manager needs to know about a filter class, worked out once per class
+    (:func:`traits_of`) instead of once per stream."""
+
+    kind: str  # "native", "lua" or "wasm" (traces and views colour filters by it)
+    decoder: bool  # takes part in decoding (the request)
+    encoder: bool  # takes part in encoding (the response)
+    #: call-state bits of the callbacks the class leaves as StreamFilter's pass-through default
+    #: (it returns Continue and does nothing else): untraced, the walker skips calling them
+    passthrough: int
+    #: the class keeps StreamFilter's ``set_callbacks`` (a plain attribute store)
+    plain_set_callbacks: bool
+
+
+_TRAITS: dict[type, FilterTraits] = {}
+
+
+def traits_of(cls: type) -> FilterTraits:
+    """A filter class's :class:`FilterTraits`. StreamFilter marks its own defaults with a
+    ``stream_filter_default`` attribute (filters/base.py): a class that overrides one is seen here."""
+    traits = _TRAITS.get(cls)
+    if traits is None:
+        passthrough = 0
+        for name, bit in _CALLBACK_BITS.items():
+            if getattr(getattr(cls, name, None), "stream_filter_default", False):
+                passthrough |= bit
+        traits = FilterTraits(
+            getattr(cls, "kind", "native"),
+            getattr(cls, "decoder", True),
+            getattr(cls, "encoder", True),
+            passthrough,
+            getattr(getattr(cls, "set_callbacks", None), "stream_filter_default", False),
+        )
+        _TRAITS[cls] = traits
+    return traits
+
 
 class ActiveFilter:
     """One filter's place in one direction of the chain (Envoy ``ActiveStreamFilterBase``)."""
@@ -47,13 +127,13 @@ class ActiveFilter:
         "headers_continued",
         "end_stream",
         "iterate_from_current",
-        "callbacks",
         "last_status",
         "kind",
+        "passthrough",
     )
 
     def __init__(
-        self, manager: FilterManager, filt: StreamFilter, name: str, index: int, decoder: bool, cb: FilterCallbacks
+        self, manager: FilterManager, filt: StreamFilter, name: str, index: int, decoder: bool, traits: FilterTraits
     ) -> None:
         self.manager = manager
         self.filter = filt
@@ -64,9 +144,31 @@ class ActiveFilter:
         self.headers_continued = False
         self.end_stream = False
         self.iterate_from_current = False
-        self.callbacks = cb
+        #: (callback name, status) of the last callback, for StreamTimeout diagnostics
         self.last_status: tuple[str, Any] | None = None
-        self.kind = getattr(filt, "kind", "native")
+        self.kind = traits.kind
+        self.passthrough = traits.passthrough
+
+    def start_index(self, start: int) -> int:
+        """Where iteration resumes after this filter: at the filter itself after it stopped all
+        iteration (``_CAN_START_FROM_CURRENT``), else at the next one. (A frame from the codec,
+        or from the terminal filter, starts at the first filter: there is no ActiveFilter.)"""
+        if start == _CAN_START_FROM_CURRENT and self.iterate_from_current:
+            return self.index
+        return self.index + 1
+
+    def continue_held(self) -> None:
+        """End-of-stream headers reached this filter while a body was buffered (an earlier filter
+        added it): continue from here so the body follows the headers (both directions)."""
+        self.iteration_state = IterationState.STOP_SINGLE
+        self.common_continue()
+
+    def describe_last(self) -> str:
+        """The last callback and its status, for StreamTimeout diagnostics."""
+        if not self.last_status:
+            return "no callback yet"
+        name, status = self.last_status
+        return f"{name} returned {_name(status)}"
 
     # ---- predicates ----------------------------------------------------------------------------
     def stopped_all(self) -> bool:
@@ -197,3 +299,25 @@ class ActiveFilter:
                 assert m.response_trailers is not None
                 m.encode_trailers(self, m.response_trailers)
         self.iterate_from_current = False
+
+
+#: what a callback that raised "returned" (the stream already failed)
+_FAILED = object()
+
+
+def _name(status: Any) -> str:
+    known = _STATUS_NAMES.get(id(status))
+    if known is not None:
+        return known
+    if status is None:
+        return "Continue"
+    if status is _FAILED:
+        return "raised"
+    try:
+        return status.name
+    except AttributeError:
+        return repr(status)
+
+
+#: status names by member identity (IntEnum members of different enums compare equal)
+_STATUS_NAMES: dict[int, str] = {id(m): m.name for enum_cls in (_HS, _DS, _TS) for m in enum_cls}
