@@ -131,17 +131,18 @@ class AddHeader(NativeFilter):
             if not isinstance(v, dict):
                 raise ValueError(f"{key} must be a mapping of header name to value")
 
-    def __init__(self, config: dict[str, Any], worker_state: dict[str, Any]) -> None:
-        super().__init__(config, worker_state)
-        self._req = list(config.get("request_headers", {}).items())
-        self._resp = list(config.get("response_headers", {}).items())
+    # nothing to prepare per stream: the callbacks read the factory's config, shared by every
+    # instance (as an Envoy filter reads its FilterConfig)
 
     def decode_headers(self, headers: HeaderMap, end_stream: bool) -> FilterHeadersStatus:
-        for k, v in self._req:
+        for k, v in self.config.get("request_headers", _NONE).items():
             headers.add(k, v)
         return FilterHeadersStatus.Continue
 
     def encode_headers(self, headers: HeaderMap, end_stream: bool) -> FilterHeadersStatus:
-        for k, v in self._resp:
+        for k, v in self.config.get("response_headers", _NONE).items():
             headers.add(k, v)
         return FilterHeadersStatus.Continue
+
+
+_NONE: dict[str, str] = {}  # no headers configured (read only)
