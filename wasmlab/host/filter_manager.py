@@ -104,13 +104,14 @@ class FilterManager:
                 traits = _TRAITS[f.__class__]
             except KeyError:  # the first stream with this filter class
                 traits = traits_of(f.__class__)
-            cb = FilterCallbacks(self, name)
+            dec = enc = None
             if traits.decoder:
-                cb._dec = e = ActiveFilter(self, f, name, len(decoders), True, traits)
-                decoders.append(e)
+                dec = ActiveFilter(self, f, name, len(decoders), True, traits)
+                decoders.append(dec)
             if traits.encoder:
-                cb._enc = e = ActiveFilter(self, f, name, 0, False, traits)
-                encoders.append(e)
+                enc = ActiveFilter(self, f, name, 0, False, traits)
+                encoders.append(enc)
+            cb = FilterCallbacks(self, name, dec, enc)
             if traits.plain_set_callbacks:
                 f.callbacks = cb  # what StreamFilter.set_callbacks does, without the call
             else:

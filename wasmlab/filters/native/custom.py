@@ -110,8 +110,9 @@ class NativeFilterFactory(HttpFilterFactory):
         dispatcher.slots[self._slot] = {}
 
     def create_filter(self, dispatcher: Dispatcher) -> StreamFilter:
-        state = dispatcher.slots.get(self._slot)
-        if state is None:
+        try:
+            state = dispatcher.slots[self._slot]
+        except KeyError:  # a worker that started before this factory existed
             state = dispatcher.slots[self._slot] = {}
         return self.cls(self.config, state)
 
