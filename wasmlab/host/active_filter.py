@@ -9,7 +9,7 @@ It keeps the filter's iteration state and applies a callback's status the way En
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from ..http import Buffer, FilterDataStatus, FilterHeadersStatus, FilterTrailersStatus
 from ..trace.shapes import FILTER_DATA, FILTER_HEADERS, FILTER_TRAILERS
@@ -50,67 +50,82 @@ _CALLBACK_BITS = {
 }
 
 
-class _Callback(NamedTuple):
-    """One of the six filter callbacks, as the walker calls it."""
+class _Callback:
+    """One of the six filter callbacks, as the walker calls it. (A class with ``__slots__``
+    rather than a NamedTuple: the walker reads these fields on every call, and slot reads are
+    the fastest attribute reads CPython 3.11 has.)"""
 
-    name: str  # the StreamFilter method and the trace event name
-    bit: int  # its call-state bit (Envoy FilterCallState)
-    status: type  # the status enum it returns
-    shape: int  # how its events are recorded (trace.shapes): headers, data or trailers
-    #: after the call, stop silently (no exit event) if the stream was destroyed; the encoder
-    #: side checks this (and data also a completed response), as Envoy's encode path does
-    abort_on_destroy: bool
-    abort_on_complete: bool
-    #: what ``last_status`` holds after the callback returned Continue (one shared tuple)
-    continued: tuple[str, Any]
+    __slots__ = (
+        "name",
+        "bit",
+        "status",
+        "shape",
+        "trailers",
+        "abort_on_destroy",
+        "abort_on_complete",
+        "continued",
+        "continue_status",
+    )
+
+    def __init__(self, name: str, bit: int, status: Any, shape: int, on_destroy: bool, on_complete: bool) -> None:
+        self.name = name  # the StreamFilter method and the trace event name
+        self.bit = bit  # its call-state bit (Envoy FilterCallState)
+        self.status: type = status  # the status enum it returns
+        self.shape = shape  # how its events are recorded (trace.shapes): headers, data or trailers
+        self.trailers = shape == FILTER_TRAILERS  # called with the trailers only (no end_stream)
+        #: after the call, stop silently (no exit event) if the stream was destroyed; the encoder
+        #: side checks this (and data also a completed response), as Envoy's encode path does
+        self.abort_on_destroy = on_destroy
+        self.abort_on_complete = on_complete
+        #: what ``last_status`` holds after the callback returned Continue (one shared tuple)
+        self.continued: tuple[str, Any] = (name, status.Continue)
+        self.continue_status = status.Continue
 
 
-def _callback(name: str, bit: int, status: Any, shape: int, on_destroy: bool, on_complete: bool) -> _Callback:
-    return _Callback(name, bit, status, shape, on_destroy, on_complete, (name, status.Continue))
+_DECODE_HEADERS_CB = _Callback("decode_headers", _DECODE_HEADERS, _HS, FILTER_HEADERS, False, False)
+_DECODE_DATA_CB = _Callback("decode_data", _DECODE_DATA, _DS, FILTER_DATA, False, False)
+_DECODE_TRAILERS_CB = _Callback("decode_trailers", _DECODE_TRAILERS, _TS, FILTER_TRAILERS, False, False)
+_ENCODE_HEADERS_CB = _Callback("encode_headers", _ENCODE_HEADERS, _HS, FILTER_HEADERS, True, False)
+_ENCODE_DATA_CB = _Callback("encode_data", _ENCODE_DATA, _DS, FILTER_DATA, True, True)
+_ENCODE_TRAILERS_CB = _Callback("encode_trailers", _ENCODE_TRAILERS, _TS, FILTER_TRAILERS, True, False)
 
 
-_DECODE_HEADERS_CB = _callback("decode_headers", _DECODE_HEADERS, _HS, FILTER_HEADERS, False, False)
-_DECODE_DATA_CB = _callback("decode_data", _DECODE_DATA, _DS, FILTER_DATA, False, False)
-_DECODE_TRAILERS_CB = _callback("decode_trailers", _DECODE_TRAILERS, _TS, FILTER_TRAILERS, False, False)
-_ENCODE_HEADERS_CB = _callback("encode_headers", _ENCODE_HEADERS, _HS, FILTER_HEADERS, True, False)
-_ENCODE_DATA_CB = _callback("encode_data", _ENCODE_DATA, _DS, FILTER_DATA, True, True)
-_ENCODE_TRAILERS_CB = _callback("encode_trailers", _ENCODE_TRAILERS, _TS, FILTER_TRAILERS, True, False)
-
-
-class FilterTraits(NamedTuple):
+class FilterTraits:
     """What the filter manager needs to know about a filter class, worked out once per class
     (:func:`traits_of`) instead of once per stream."""
 
-    kind: str  # "native", "lua" or "wasm" (traces and views colour filters by it)
-    decoder: bool  # takes part in decoding (the request)
-    encoder: bool  # takes part in encoding (the response)
-    #: call-state bits of the callbacks the class leaves as StreamFilter's pass-through default
-    #: (it returns Continue and does nothing else): untraced, the walker skips calling them
-    passthrough: int
-    #: the class keeps StreamFilter's ``set_callbacks`` (a plain attribute store)
-    plain_set_callbacks: bool
+    __slots__ = ("kind", "decoder", "encoder", "passthrough", "plain_set_callbacks")
+
+    def __init__(self, cls: type) -> None:
+        #: "native", "lua" or "wasm" (traces and views colour filters by it)
+        self.kind: str = getattr(cls, "kind", "native")
+        #: whether it takes part in decoding (the request) / encoding (the response)
+        self.decoder: bool = getattr(cls, "decoder", True)
+        self.encoder: bool = getattr(cls, "encoder", True)
+        #: call-state bits of the callbacks the class leaves as StreamFilter's pass-through
+        #: default (it returns Continue and does nothing else): untraced, the walker skips them
+        self.passthrough = 0
+        for name, bit in _CALLBACK_BITS.items():
+            if _is_default(getattr(cls, name, None)):
+                self.passthrough |= bit
+        #: the class keeps StreamFilter's ``set_callbacks`` (a plain attribute store)
+        self.plain_set_callbacks = _is_default(getattr(cls, "set_callbacks", None))
+
+
+def _is_default(method: Any) -> bool:
+    """StreamFilter marks its own defaults (filters/base.py): a class that overrides one has a
+    method without the mark."""
+    return bool(getattr(method, "stream_filter_default", False))
 
 
 _TRAITS: dict[type, FilterTraits] = {}
 
 
 def traits_of(cls: type) -> FilterTraits:
-    """A filter class's :class:`FilterTraits`. StreamFilter marks its own defaults with a
-    ``stream_filter_default`` attribute (filters/base.py): a class that overrides one is seen here."""
+    """A filter class's :class:`FilterTraits`, made on its first stream."""
     traits = _TRAITS.get(cls)
     if traits is None:
-        passthrough = 0
-        for name, bit in _CALLBACK_BITS.items():
-            if getattr(getattr(cls, name, None), "stream_filter_default", False):
-                passthrough |= bit
-        traits = FilterTraits(
-            getattr(cls, "kind", "native"),
-            getattr(cls, "decoder", True),
-            getattr(cls, "encoder", True),
-            passthrough,
-            getattr(getattr(cls, "set_callbacks", None), "stream_filter_default", False),
-        )
-        _TRAITS[cls] = traits
+        traits = _TRAITS[cls] = FilterTraits(cls)
     return traits
 
 

@@ -159,20 +159,20 @@ class FilterManager:
             return self._call_traced(e, cb, fn, frame, end_stream)
         self.call_state |= cb.bit
         try:
-            status = fn(frame) if cb.shape == FILTER_TRAILERS else fn(frame, end_stream)
+            status = fn(frame) if cb.trailers else fn(frame, end_stream)
         except Exception as exc:
             status = self._raised(e, cb.name, exc)
         self.call_state &= ~cb.bit
         if cb.abort_on_destroy and (self.destroyed or (cb.abort_on_complete and self.local_complete)):
             return None
-        if cb.shape == FILTER_TRAILERS:
+        if cb.trailers:
             e.end_stream = True
         if status.__class__ is not cb.status:
             status = self._coerce(cb.status, status, e, cb.name)
             if status is None:
                 return None
         # a shared tuple for Continue, the usual answer: no new object per call
-        e.last_status = cb.continued if status is cb.continued[1] else (cb.name, status)
+        e.last_status = cb.continued if status is cb.continue_status else (cb.name, status)
         return status
 
     def _call_traced(self, e: ActiveFilter, cb: _Callback, fn: Callable[..., Any], frame: Any, end_stream: bool) -> Any:
