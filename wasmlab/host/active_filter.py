@@ -30,6 +30,10 @@ class IterationState(enum.Enum):
     STOP_ALL_WATERMARK = 3  # StopAllIterationAndWatermark: everything held, flow-controlled
 
 
+#: reading an enum member off its class costs CPython 3.11 about 70 ns more than reading a module
+#: global, so the states every stream sets or tests are kept here too
+_CONTINUE = IterationState.CONTINUE
+
 _ALWAYS_FROM_NEXT = 0
 _CAN_START_FROM_CURRENT = 1
 
@@ -155,7 +159,7 @@ class ActiveFilter:
         self.name = name
         self.index = index
         self.decoder = decoder
-        self.iteration_state = IterationState.CONTINUE
+        self.iteration_state = _CONTINUE
         self.headers_continued = False
         self.end_stream = False
         self.iterate_from_current = False
@@ -190,7 +194,7 @@ class ActiveFilter:
         return self.iteration_state in (IterationState.STOP_ALL_BUFFER, IterationState.STOP_ALL_WATERMARK)
 
     def can_iterate(self) -> bool:
-        return self.iteration_state is IterationState.CONTINUE
+        return self.iteration_state is _CONTINUE
 
     def _complete(self) -> bool:
         m = self.manager
