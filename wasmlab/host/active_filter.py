@@ -4,6 +4,10 @@
 It keeps the filter's iteration state and applies a callback's status the way Envoy's
 ``commonHandleAfter*Callback`` does; ``common_continue`` is Envoy's ``commonContinue`` (what
 ``continue_decoding()``/``continue_encoding()`` run).
+
+Also here, what the filter manager looks up rather than works out per stream: the six callbacks
+(name, call-state bit, status enum, trace shape) and each filter class's traits (its kind, its
+directions, which callbacks it leaves as StreamFilter's pass-through defaults).
 """
 
 from __future__ import annotations
@@ -134,7 +138,9 @@ def traits_of(cls: type) -> FilterTraits:
 
 
 class ActiveFilter:
-    """One filter's place in one direction of the chain (Envoy ``ActiveStreamFilterBase``)."""
+    """One filter's place in one direction of the chain (Envoy ``ActiveStreamFilterBase``;
+    Envoy's two subclasses, ``ActiveStreamDecoderFilter`` and ``ActiveStreamEncoderFilter``, are
+    one class here with a ``decoder`` flag)."""
 
     __slots__ = (
         "manager",
