@@ -9,7 +9,8 @@ Lua state or a Wasm VM per worker), and a *filter instance* created per stream b
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from ..host.extensions import FactoryContext
 from ..http import Buffer, FilterDataStatus, FilterHeadersStatus, FilterTrailersStatus, HeaderMap
@@ -25,6 +26,17 @@ Continue = FilterHeadersStatus.Continue
 
 __all__ = ["Continue", "FactoryContext", "HttpFilterFactory", "StreamFilter"]
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _default(fn: _F) -> _F:
+    """Marks one of StreamFilter's own defaults. The filter manager reads the mark once per
+    filter class (host/active_filter.py ``traits_of``): a callback a class does not override
+    only returns Continue, so an untraced stream skips calling it; a ``set_callbacks`` it does
+    not override is a plain attribute store. A traced stream calls every callback."""
+    fn.stream_filter_default = True  # type: ignore[attr-defined]
+    return fn
+
 
 class StreamFilter:
     """One filter instance on one stream. Defaults pass everything through (Continue)."""
@@ -37,26 +49,33 @@ class StreamFilter:
     decoder: ClassVar[bool] = True
     encoder: ClassVar[bool] = True
 
+    @_default
     def set_callbacks(self, callbacks: FilterCallbacks) -> None:
         self.callbacks = callbacks
 
     # decoder side (request)
+    @_default
     def decode_headers(self, headers: HeaderMap, end_stream: bool) -> FilterHeadersStatus:
         return FilterHeadersStatus.Continue
 
+    @_default
     def decode_data(self, data: Buffer, end_stream: bool) -> FilterDataStatus:
         return FilterDataStatus.Continue
 
+    @_default
     def decode_trailers(self, trailers: HeaderMap) -> FilterTrailersStatus:
         return FilterTrailersStatus.Continue
 
     # encoder side (response)
+    @_default
     def encode_headers(self, headers: HeaderMap, end_stream: bool) -> FilterHeadersStatus:
         return FilterHeadersStatus.Continue
 
+    @_default
     def encode_data(self, data: Buffer, end_stream: bool) -> FilterDataStatus:
         return FilterDataStatus.Continue
 
+    @_default
     def encode_trailers(self, trailers: HeaderMap) -> FilterTrailersStatus:
         return FilterTrailersStatus.Continue
 

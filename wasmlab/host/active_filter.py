@@ -4,6 +4,10 @@
 It keeps the filter's iteration state and applies a callback's status the way Envoy's
 ``commonHandleAfter*Callback`` does; ``common_continue`` is Envoy's ``commonContinue`` (what
 ``continue_decoding()``/``continue_encoding()`` run).
+
+Also here, what the filter manager looks up rather than works out per stream: the six callbacks
+(name, call-state bit, status enum, trace shape) and each filter class's traits (its kind, its
+directions, which callbacks it leaves as StreamFilter's pass-through defaults).
 """
 
 from __future__ import annotations
@@ -12,10 +16,10 @@ import enum
 from typing import TYPE_CHECKING, Any
 
 from ..http import Buffer, FilterDataStatus, FilterHeadersStatus, FilterTrailersStatus
+from ..trace.shapes import FILTER_DATA, FILTER_HEADERS, FILTER_TRAILERS
 
 if TYPE_CHECKING:
     from ..filters.base import StreamFilter
-    from .filter_callbacks import FilterCallbacks
     from .filter_manager import FilterManager
 
 _HS = FilterHeadersStatus
@@ -30,12 +34,113 @@ class IterationState(enum.Enum):
     STOP_ALL_WATERMARK = 3  # StopAllIterationAndWatermark: everything held, flow-controlled
 
 
+#: reading an enum member off its class costs CPython 3.11 about 70 ns more than reading a module
+#: global, so the states every stream sets or tests are kept here too
+_CONTINUE = IterationState.CONTINUE
+
 _ALWAYS_FROM_NEXT = 0
 _CAN_START_FROM_CURRENT = 1
 
+# call-state bits (Envoy FilterCallState), one per filter callback
+_DECODE_HEADERS = 1
+_DECODE_DATA = 2
+_DECODE_TRAILERS = 4
+_ENCODE_HEADERS = 8
+_ENCODE_DATA = 16
+_ENCODE_TRAILERS = 32
+_CALLBACK_BITS = {
+    "decode_headers": _DECODE_HEADERS,
+    "decode_data": _DECODE_DATA,
+    "decode_trailers": _DECODE_TRAILERS,
+    "encode_headers": _ENCODE_HEADERS,
+    "encode_data": _ENCODE_DATA,
+    "encode_trailers": _ENCODE_TRAILERS,
+}
+
+
+class _Callback:
+    """One of the six filter callbacks, as the walker calls it. (A class with ``__slots__``
+    rather than a NamedTuple: the walker reads these fields on every call, and slot reads are
+    the fastest attribute reads CPython 3.11 has.)"""
+
+    __slots__ = (
+        "name",
+        "bit",
+        "status",
+        "shape",
+        "trailers",
+        "abort_on_destroy",
+        "abort_on_complete",
+        "continued",
+        "continue_status",
+    )
+
+    def __init__(self, name: str, bit: int, status: Any, shape: int, on_destroy: bool, on_complete: bool) -> None:
+        self.name = name  # the StreamFilter method and the trace event name
+        self.bit = bit  # its call-state bit (Envoy FilterCallState)
+        self.status: type = status  # the status enum it returns
+        self.shape = shape  # how its events are recorded (trace.shapes): headers, data or trailers
+        self.trailers = shape == FILTER_TRAILERS  # called with the trailers only (no end_stream)
+        #: after the call, stop silently (no exit event) if the stream was destroyed; the encoder
+        #: side checks this (and data also a completed response), as Envoy's encode path does
+        self.abort_on_destroy = on_destroy
+        self.abort_on_complete = on_complete
+        #: what ``last_status`` holds after the callback returned Continue (one shared tuple)
+        self.continued: tuple[str, Any] = (name, status.Continue)
+        self.continue_status = status.Continue
+
+
+_DECODE_HEADERS_CB = _Callback("decode_headers", _DECODE_HEADERS, _HS, FILTER_HEADERS, False, False)
+_DECODE_DATA_CB = _Callback("decode_data", _DECODE_DATA, _DS, FILTER_DATA, False, False)
+_DECODE_TRAILERS_CB = _Callback("decode_trailers", _DECODE_TRAILERS, _TS, FILTER_TRAILERS, False, False)
+_ENCODE_HEADERS_CB = _Callback("encode_headers", _ENCODE_HEADERS, _HS, FILTER_HEADERS, True, False)
+_ENCODE_DATA_CB = _Callback("encode_data", _ENCODE_DATA, _DS, FILTER_DATA, True, True)
+_ENCODE_TRAILERS_CB = _Callback("encode_trailers", _ENCODE_TRAILERS, _TS, FILTER_TRAILERS, True, False)
+
+
+class FilterTraits:
+    """What the filter manager needs to know about a filter class, worked out once per class
+    (:func:`traits_of`) instead of once per stream."""
+
+    __slots__ = ("kind", "decoder", "encoder", "passthrough", "plain_set_callbacks")
+
+    def __init__(self, cls: type) -> None:
+        #: "native", "lua" or "wasm" (traces and views colour filters by it)
+        self.kind: str = getattr(cls, "kind", "native")
+        #: whether it takes part in decoding (the request) / encoding (the response)
+        self.decoder: bool = getattr(cls, "decoder", True)
+        self.encoder: bool = getattr(cls, "encoder", True)
+        #: call-state bits of the callbacks the class leaves as StreamFilter's pass-through
+        #: default (it returns Continue and does nothing else): untraced, the walker skips them
+        self.passthrough = 0
+        for name, bit in _CALLBACK_BITS.items():
+            if _is_default(getattr(cls, name, None)):
+                self.passthrough |= bit
+        #: the class keeps StreamFilter's ``set_callbacks`` (a plain attribute store)
+        self.plain_set_callbacks = _is_default(getattr(cls, "set_callbacks", None))
+
+
+def _is_default(method: Any) -> bool:
+    """StreamFilter marks its own defaults (filters/base.py): a class that overrides one has a
+    method without the mark."""
+    return bool(getattr(method, "stream_filter_default", False))
+
+
+_TRAITS: dict[type, FilterTraits] = {}
+
+
+def traits_of(cls: type) -> FilterTraits:
+    """A filter class's :class:`FilterTraits`, made on its first stream."""
+    traits = _TRAITS.get(cls)
+    if traits is None:
+        traits = _TRAITS[cls] = FilterTraits(cls)
+    return traits
+
 
 class ActiveFilter:
-    """One filter's place in one direction of the chain (Envoy ``ActiveStreamFilterBase``)."""
+    """One filter's place in one direction of the chain (Envoy ``ActiveStreamFilterBase``;
+    Envoy's two subclasses, ``ActiveStreamDecoderFilter`` and ``ActiveStreamEncoderFilter``, are
+    one class here with a ``decoder`` flag)."""
 
     __slots__ = (
         "manager",
@@ -47,33 +152,55 @@ class ActiveFilter:
         "headers_continued",
         "end_stream",
         "iterate_from_current",
-        "callbacks",
         "last_status",
         "kind",
+        "passthrough",
     )
 
     def __init__(
-        self, manager: FilterManager, filt: StreamFilter, name: str, index: int, decoder: bool, cb: FilterCallbacks
+        self, manager: FilterManager, filt: StreamFilter, name: str, index: int, decoder: bool, traits: FilterTraits
     ) -> None:
         self.manager = manager
         self.filter = filt
         self.name = name
         self.index = index
         self.decoder = decoder
-        self.iteration_state = IterationState.CONTINUE
+        self.iteration_state = _CONTINUE
         self.headers_continued = False
         self.end_stream = False
         self.iterate_from_current = False
-        self.callbacks = cb
+        #: (callback name, status) of the last callback, for StreamTimeout diagnostics
         self.last_status: tuple[str, Any] | None = None
-        self.kind = getattr(filt, "kind", "native")
+        self.kind = traits.kind
+        self.passthrough = traits.passthrough
+
+    def start_index(self, start: int) -> int:
+        """Where iteration resumes after this filter: at the filter itself after it stopped all
+        iteration (``_CAN_START_FROM_CURRENT``), else at the next one. (A frame from the codec,
+        or from the terminal filter, starts at the first filter: there is no ActiveFilter.)"""
+        if start == _CAN_START_FROM_CURRENT and self.iterate_from_current:
+            return self.index
+        return self.index + 1
+
+    def continue_held(self) -> None:
+        """End-of-stream headers reached this filter while a body was buffered (an earlier filter
+        added it): continue from here so the body follows the headers (both directions)."""
+        self.iteration_state = IterationState.STOP_SINGLE
+        self.common_continue()
+
+    def describe_last(self) -> str:
+        """The last callback and its status, for StreamTimeout diagnostics."""
+        if not self.last_status:
+            return "no callback yet"
+        name, status = self.last_status
+        return f"{name} returned {_name(status)}"
 
     # ---- predicates ----------------------------------------------------------------------------
     def stopped_all(self) -> bool:
         return self.iteration_state in (IterationState.STOP_ALL_BUFFER, IterationState.STOP_ALL_WATERMARK)
 
     def can_iterate(self) -> bool:
-        return self.iteration_state is IterationState.CONTINUE
+        return self.iteration_state is _CONTINUE
 
     def _complete(self) -> bool:
         m = self.manager
@@ -197,3 +324,25 @@ class ActiveFilter:
                 assert m.response_trailers is not None
                 m.encode_trailers(self, m.response_trailers)
         self.iterate_from_current = False
+
+
+#: what a callback that raised "returned" (the stream already failed)
+_FAILED = object()
+
+
+def _name(status: Any) -> str:
+    known = _STATUS_NAMES.get(id(status))
+    if known is not None:
+        return known
+    if status is None:
+        return "Continue"
+    if status is _FAILED:
+        return "raised"
+    try:
+        return status.name
+    except AttributeError:
+        return repr(status)
+
+
+#: status names by member identity (IntEnum members of different enums compare equal)
+_STATUS_NAMES: dict[int, str] = {id(m): m.name for enum_cls in (_HS, _DS, _TS) for m in enum_cls}

@@ -29,10 +29,11 @@ class FilterCallbacks:
 
     __slots__ = ("_m", "_dec", "_enc", "name")
 
-    def __init__(self, manager: FilterManager, name: str) -> None:
+    def __init__(self, manager: FilterManager, name: str, dec: ActiveFilter | None, enc: ActiveFilter | None) -> None:
         self._m = manager
-        self._dec: ActiveFilter | None = None
-        self._enc: ActiveFilter | None = None
+        #: the filter's place in each direction (None: it takes no part in that one)
+        self._dec = dec
+        self._enc = enc
         self.name = name
 
     # ---- identity ------------------------------------------------------------------------------

@@ -25,11 +25,34 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from ..http import Buffer, FilterDataStatus, FilterHeadersStatus, FilterTrailersStatus, HeaderMap
 from ..trace.shapes import FILTER_DATA, FILTER_HEADERS, FILTER_STEP, FILTER_TRAILERS
-from .active_filter import _ALWAYS_FROM_NEXT, _CAN_START_FROM_CURRENT, ActiveFilter, IterationState
+from .active_filter import (
+    _ALWAYS_FROM_NEXT,
+    _CONTINUE,
+    _DECODE_DATA,
+    _DECODE_DATA_CB,
+    _DECODE_HEADERS,
+    _DECODE_HEADERS_CB,
+    _DECODE_TRAILERS,
+    _DECODE_TRAILERS_CB,
+    _ENCODE_DATA,
+    _ENCODE_DATA_CB,
+    _ENCODE_HEADERS,
+    _ENCODE_HEADERS_CB,
+    _ENCODE_TRAILERS,
+    _ENCODE_TRAILERS_CB,
+    _FAILED,
+    _STATUS_NAMES,
+    _TRAITS,
+    ActiveFilter,
+    IterationState,
+    _Callback,
+    _name,
+    traits_of,
+)
 from .filter_callbacks import FilterCallbacks
 
 if TYPE_CHECKING:
@@ -42,41 +65,18 @@ _HS = FilterHeadersStatus
 _DS = FilterDataStatus
 _TS = FilterTrailersStatus
 
-_FAILED = object()
 #: the compact args of filter events that repeat (headers and continue steps), one tuple each
 _SHARED_ARGS: dict[tuple[Any, ...], tuple[Any, ...]] = {}
 
 
-# call-state bits (Envoy FilterCallState)
-_DECODE_HEADERS = 1
-_DECODE_DATA = 2
-_DECODE_TRAILERS = 4
-_ENCODE_HEADERS = 8
-_ENCODE_DATA = 16
-_ENCODE_TRAILERS = 32
+# call-state bits (Envoy FilterCallState): active_filter.py defines one per callback
 _DECODING = _DECODE_HEADERS | _DECODE_DATA | _DECODE_TRAILERS
 _ENCODING = _ENCODE_HEADERS | _ENCODE_DATA | _ENCODE_TRAILERS
 
 
-class _Callback(NamedTuple):
-    """One of the six filter callbacks, as the walker calls it."""
-
-    name: str  # the StreamFilter method and the trace event name
-    bit: int  # its call-state bit (Envoy FilterCallState)
-    status: type  # the status enum it returns
-    shape: int  # how its events are recorded (trace.shapes): headers, data or trailers
-    #: after the call, stop silently (no exit event) if the stream was destroyed; the encoder
-    #: side checks this (and data also a completed response), as Envoy's encode path does
-    abort_on_destroy: bool
-    abort_on_complete: bool
-
-
-_DECODE_HEADERS_CB = _Callback("decode_headers", _DECODE_HEADERS, _HS, FILTER_HEADERS, False, False)
-_DECODE_DATA_CB = _Callback("decode_data", _DECODE_DATA, _DS, FILTER_DATA, False, False)
-_DECODE_TRAILERS_CB = _Callback("decode_trailers", _DECODE_TRAILERS, _TS, FILTER_TRAILERS, False, False)
-_ENCODE_HEADERS_CB = _Callback("encode_headers", _ENCODE_HEADERS, _HS, FILTER_HEADERS, True, False)
-_ENCODE_DATA_CB = _Callback("encode_data", _ENCODE_DATA, _DS, FILTER_DATA, True, True)
-_ENCODE_TRAILERS_CB = _Callback("encode_trailers", _ENCODE_TRAILERS, _TS, FILTER_TRAILERS, True, False)
+# (module globals: reading an enum member off its class is much slower, active_filter.py)
+_HS_CONTINUE = _HS.Continue
+_DS_CONTINUE = _DS.Continue
 
 #: a body buffered past the limit, by direction (decoder?): the stat, then the local reply's
 #: status, body and details (Envoy: 413 for the request, 500 for the response)
@@ -93,20 +93,35 @@ class FilterManager:
         self.stream = stream
         self.rec = stream.proxy.recorder
         self.buffer_limit = buffer_limit
+        # one pass: each filter gets its callbacks and its place in each direction it takes
+        # part in (Envoy's ActiveStreamDecoderFilter / ActiveStreamEncoderFilter); encoders run
+        # in reverse order, so their list is reversed and numbered at the end
         self.decoders: list[ActiveFilter] = []
         self.encoders: list[ActiveFilter] = []
+        self.all_filters: list[StreamFilter] = []
+        decoders, encoders, all_filters = self.decoders, self.encoders, self.all_filters
         for name, f in filters:
-            cb = FilterCallbacks(self, name)
-            f.set_callbacks(cb)
-            if getattr(f, "decoder", True):
-                cb._dec = ActiveFilter(self, f, name, len(self.decoders), True, cb)
-                self.decoders.append(cb._dec)
-        for name, f in reversed(filters):
-            if getattr(f, "encoder", True):
-                cb = f.callbacks
-                cb._enc = ActiveFilter(self, f, name, len(self.encoders), False, cb)
-                self.encoders.append(cb._enc)
-        self.all_filters = [f for _, f in filters]
+            try:
+                traits = _TRAITS[f.__class__]
+            except KeyError:  # the first stream with this filter class
+                traits = traits_of(f.__class__)
+            dec = enc = None
+            if traits.decoder:
+                dec = ActiveFilter(self, f, name, len(decoders), True, traits)
+                decoders.append(dec)
+            if traits.encoder:
+                enc = ActiveFilter(self, f, name, 0, False, traits)
+                encoders.append(enc)
+            cb = FilterCallbacks(self, name, dec, enc)
+            if traits.plain_set_callbacks:
+                f.callbacks = cb  # what StreamFilter.set_callbacks does, without the call
+            else:
+                f.set_callbacks(cb)
+            all_filters.append(f)
+        if len(encoders) > 1:
+            encoders.reverse()
+            for i, e in enumerate(encoders):
+                e.index = i
         self.request_headers: HeaderMap | None = None
         self.request_trailers: HeaderMap | None = None
         self.response_headers: HeaderMap | None = None
@@ -135,25 +150,48 @@ class FilterManager:
 
     # ---- the one place a filter callback runs -------------------------------------------------
     def _call(self, e: ActiveFilter, cb: _Callback, fn: Callable[..., Any], frame: Any, end_stream: bool) -> Any:
-        """Call one filter callback: mark the call state, record enter/exit, turn an exception
-        or a non-status into a failed stream, remember the status for diagnostics. Returns the
-        status, or None when the walker must stop here (the stream failed or went away)."""
+        """Call one filter callback: mark the call state, turn an exception or a non-status into
+        a failed stream, remember the status for diagnostics. Returns the status, or None when
+        the walker must stop here (the stream failed or went away).
+
+        This is the untraced path, the one every request takes; a traced stream takes
+        :meth:`_call_traced`, which does the same and records the enter/exit events."""
+        if self.rec.enabled:
+            return self._call_traced(e, cb, fn, frame, end_stream)
+        self.call_state |= cb.bit
+        try:
+            status = fn(frame) if cb.trailers else fn(frame, end_stream)
+        except Exception as exc:
+            status = self._raised(e, cb.name, exc)
+        self.call_state &= ~cb.bit
+        if cb.abort_on_destroy and (self.destroyed or (cb.abort_on_complete and self.local_complete)):
+            return None
+        if cb.trailers:
+            e.end_stream = True
+        if status.__class__ is not cb.status:
+            status = self._coerce(cb.status, status, e, cb.name)
+            if status is None:
+                return None
+        # a shared tuple for Continue, the usual answer: no new object per call
+        e.last_status = cb.continued if status is cb.continue_status else (cb.name, status)
+        return status
+
+    def _call_traced(self, e: ActiveFilter, cb: _Callback, fn: Callable[..., Any], frame: Any, end_stream: bool) -> Any:
+        """:meth:`_call` on a traced stream: the callback between an enter and an exit event."""
         self.call_state |= cb.bit
         shape = cb.shape
-        traced = self.rec.enabled
-        if traced:
-            # the event's args as plain values (trace.shapes): (filter, kind, end_stream),
-            # (filter, kind, size, end_stream) or (filter, kind, count)
-            if shape == FILTER_HEADERS:
-                raw: tuple[Any, ...] = (e.name, e.kind, end_stream)
-                # one shared tuple per (filter, kind, end_stream): the ring keeps no new object
-                # for it, so tracing makes the garbage collector run less often
-                raw = _SHARED_ARGS.setdefault(raw, raw)
-            elif shape == FILTER_DATA:
-                raw = (e.name, e.kind, len(frame), end_stream)
-            else:
-                raw = (e.name, e.kind, len(frame))
-            self.rec.emit("filter", cb.name, raw, None, self.stream.stream_id, None, None, "enter", shape)
+        # the event's args as plain values (trace.shapes): (filter, kind, end_stream),
+        # (filter, kind, size, end_stream) or (filter, kind, count)
+        if shape == FILTER_HEADERS:
+            raw: tuple[Any, ...] = (e.name, e.kind, end_stream)
+            # one shared tuple per (filter, kind, end_stream): the ring keeps no new object
+            # for it, so tracing makes the garbage collector run less often
+            raw = _SHARED_ARGS.setdefault(raw, raw)
+        elif shape == FILTER_DATA:
+            raw = (e.name, e.kind, len(frame), end_stream)
+        else:
+            raw = (e.name, e.kind, len(frame))
+        self.rec.emit("filter", cb.name, raw, None, self.stream.stream_id, None, None, "enter", shape)
         try:
             status = fn(frame) if shape == FILTER_TRAILERS else fn(frame, end_stream)
         except Exception as exc:
@@ -163,11 +201,9 @@ class FilterManager:
             return None
         if shape == FILTER_TRAILERS:
             e.end_stream = True
-            if traced:
-                raw = (e.name, e.kind, len(frame))
-        if traced:
-            result = _STATUS_NAMES.get(id(status)) or _name(status)
-            self.rec.emit("filter", cb.name, raw, result, self.stream.stream_id, None, None, "exit", shape)
+            raw = (e.name, e.kind, len(frame))
+        result = _STATUS_NAMES.get(id(status)) or _name(status)
+        self.rec.emit("filter", cb.name, raw, result, self.stream.stream_id, None, None, "exit", shape)
         if status.__class__ is not cb.status:
             status = self._coerce(cb.status, status, e, cb.name)
             if status is None:
@@ -216,68 +252,72 @@ class FilterManager:
         self.decode_trailers(None, trailers)
 
     # ---- decoding ----------------------------------------------------------------------------
-    @staticmethod
-    def _start(af: ActiveFilter | None, start: int) -> int:
-        """Where iteration begins: the first filter for a frame from the codec (or the terminal
-        filter), the filter itself after it stopped all iteration, else the next one."""
-        if af is None:
-            return 0
-        if start == _CAN_START_FROM_CURRENT and af.iterate_from_current:
-            return af.index
-        return af.index + 1
-
+    # The walkers below take two short cuts on the common path, each marked where it is taken:
+    # a callback the filter class left as StreamFilter's default is not called on an untraced
+    # stream (it would only return Continue; the state changes are the same), and the Continue
+    # case of after_headers/after_data is applied inline.
     def decode_headers(self, af: ActiveFilter | None, headers: HeaderMap, end_stream: bool) -> None:
-        i = self._start(af, _ALWAYS_FROM_NEXT)
+        i = 0 if af is None else af.start_index(_ALWAYS_FROM_NEXT)
         decoders = self.decoders
+        last = len(decoders) - 1
+        skip = 0 if self.rec.enabled else _DECODE_HEADERS
         continue_data_entry: ActiveFilter | None = None
-        while i < len(decoders):
+        while i <= last:
             e = decoders[i]
             e.end_stream = end_stream and continue_data_entry is None
-            status = self._call(e, _DECODE_HEADERS_CB, e.filter.decode_headers, headers, e.end_stream)
-            if status is None:
-                return
-            if self.decoder_aborted or self.destroyed:
-                return
-            cont = e.after_headers(status)
-            if not cont and i != len(decoders) - 1:
-                self._continue_held(continue_data_entry)
+            if e.passthrough & skip:  # short cut: StreamFilter's default, nothing to call
+                status = _HS_CONTINUE
+                e.last_status = _DECODE_HEADERS_CB.continued
+            else:
+                status = self._call(e, _DECODE_HEADERS_CB, e.filter.decode_headers, headers, e.end_stream)
+                if status is None:
+                    return
+                if self.decoder_aborted or self.destroyed:
+                    return
+            if status is _HS_CONTINUE:
+                e.headers_continued = True  # short cut: after_headers(Continue)
+            elif not e.after_headers(status) and i != last:
+                if continue_data_entry is not None:
+                    continue_data_entry.continue_held()
                 return
             if end_stream and self.buffered_request is not None and continue_data_entry is None:
                 continue_data_entry = e
             i += 1
-        self._continue_held(continue_data_entry)
-
-    def _continue_held(self, entry: ActiveFilter | None) -> None:
-        """End-of-stream headers reached a filter while a body was buffered (an earlier filter
-        added it): continue from that filter so the body follows the headers (both directions)."""
-        if entry is not None:
-            entry.iteration_state = IterationState.STOP_SINGLE
-            entry.common_continue()
+        if continue_data_entry is not None:
+            continue_data_entry.continue_held()
 
     def decode_data(self, af: ActiveFilter | None, data: Buffer, end_stream: bool, start: int) -> None:
         if self.local_complete or self.decoder_aborted or self.destroyed:
             return
         trailers_at_start = self.request_trailers is not None
         trailers_added: ActiveFilter | None = None
-        i = self._start(af, start)
+        i = 0 if af is None else af.start_index(start)
         decoders = self.decoders
-        while i < len(decoders):
+        last = len(decoders) - 1
+        skip = 0 if self.rec.enabled else _DECODE_DATA
+        while i <= last:
             e = decoders[i]
-            if e.stopped_all():
+            if e.iteration_state is not _CONTINUE and e.stopped_all():
                 e.buffer_stopped_all(data)
                 return
             if e.end_stream:
                 return
             e.end_stream = end_stream and self.request_trailers is None
-            status = self._call(e, _DECODE_DATA_CB, e.filter.decode_data, data, e.end_stream)
-            if status is None:
-                return
-            if self.decoder_aborted or self.destroyed:
-                return
-            if not trailers_at_start and self.request_trailers is not None and trailers_added is None:
-                end_stream = False
-                trailers_added = e
-            if not e.after_data(status, data) and i != len(decoders) - 1:
+            if e.passthrough & skip:  # short cut: StreamFilter's default, nothing to call
+                status = _DS_CONTINUE
+                e.last_status = _DECODE_DATA_CB.continued
+            else:
+                status = self._call(e, _DECODE_DATA_CB, e.filter.decode_data, data, e.end_stream)
+                if status is None:
+                    return
+                if self.decoder_aborted or self.destroyed:
+                    return
+                if not trailers_at_start and self.request_trailers is not None and trailers_added is None:
+                    end_stream = False
+                    trailers_added = e
+            # short cut: after_data(Continue) on a filter that is not held lets iteration go on
+            went_on = status is _DS_CONTINUE and e.iteration_state is _CONTINUE
+            if not went_on and not e.after_data(status, data) and i != last:
                 break
             i += 1
         if trailers_added is not None and self.request_trailers is not None:
@@ -286,17 +326,23 @@ class FilterManager:
     def decode_trailers(self, af: ActiveFilter | None, trailers: HeaderMap) -> None:
         if self.local_complete or self.decoder_aborted or self.destroyed:
             return
-        i = self._start(af, _ALWAYS_FROM_NEXT)
+        i = 0 if af is None else af.start_index(_ALWAYS_FROM_NEXT)
         decoders = self.decoders
+        skip = 0 if self.rec.enabled else _DECODE_TRAILERS
         while i < len(decoders):
             e = decoders[i]
             if e.stopped_all():
                 return
-            status = self._call(e, _DECODE_TRAILERS_CB, e.filter.decode_trailers, trailers, True)
-            if status is None:
-                return
-            if self.decoder_aborted or self.destroyed:
-                return
+            if e.passthrough & skip:  # short cut: StreamFilter's default, nothing to call
+                status = _TS.Continue
+                e.end_stream = True
+                e.last_status = _DECODE_TRAILERS_CB.continued
+            else:
+                status = self._call(e, _DECODE_TRAILERS_CB, e.filter.decode_trailers, trailers, True)
+                if status is None:
+                    return
+                if self.decoder_aborted or self.destroyed:
+                    return
             if not e.after_trailers(status):
                 return
             i += 1
@@ -330,21 +376,28 @@ class FilterManager:
             status = headers.get(":status")
             if status is not None and status.isdigit():
                 info.response_code = int(status)
-        i = self._start(af, _ALWAYS_FROM_NEXT)
+        i = 0 if af is None else af.start_index(_ALWAYS_FROM_NEXT)
         encoders = self.encoders
+        last = len(encoders) - 1
+        skip = 0 if self.rec.enabled else _ENCODE_HEADERS
         continue_data_entry: ActiveFilter | None = None
-        while i < len(encoders):
+        while i <= last:
             e = encoders[i]
             e.end_stream = end_stream and continue_data_entry is None
-            status = self._call(e, _ENCODE_HEADERS_CB, e.filter.encode_headers, headers, e.end_stream)
-            if status is None:
-                return
-            if self.response_headers is not headers:  # a local reply replaced the response
-                return
-            cont = e.after_headers(status)
-            if not cont:
-                if not e.end_stream:
-                    self._continue_held(continue_data_entry)
+            if e.passthrough & skip:  # short cut: StreamFilter's default, nothing to call
+                hs = _HS_CONTINUE
+                e.last_status = _ENCODE_HEADERS_CB.continued
+            else:
+                hs = self._call(e, _ENCODE_HEADERS_CB, e.filter.encode_headers, headers, e.end_stream)
+                if hs is None:
+                    return
+                if self.response_headers is not headers:  # a local reply replaced the response
+                    return
+            if hs is _HS_CONTINUE:
+                e.headers_continued = True  # short cut: after_headers(Continue)
+            elif not e.after_headers(hs):
+                if not e.end_stream and continue_data_entry is not None:
+                    continue_data_entry.continue_held()
                 return
             if end_stream and self.buffered_response is not None and continue_data_entry is None:
                 continue_data_entry = e
@@ -362,7 +415,8 @@ class FilterManager:
         self.stream.codec_encode_headers(headers, end)
         if end:
             self._end_encode()
-        self._continue_held(continue_data_entry)
+        if continue_data_entry is not None:
+            continue_data_entry.continue_held()
 
     def encode_data(self, af: ActiveFilter | None, data: Buffer, end_stream: bool, start: int) -> None:
         if self.destroyed or self.local_complete:
@@ -371,22 +425,30 @@ class FilterManager:
             self.local_encode_complete_upstream = end_stream
         trailers_at_start = self.response_trailers is not None
         trailers_added: ActiveFilter | None = None
-        i = self._start(af, start)
+        i = 0 if af is None else af.start_index(start)
         encoders = self.encoders
-        while i < len(encoders):
+        last = len(encoders) - 1
+        skip = 0 if self.rec.enabled else _ENCODE_DATA
+        while i <= last:
             e = encoders[i]
-            if e.stopped_all():
+            if e.iteration_state is not _CONTINUE and e.stopped_all():
                 e.buffer_stopped_all(data)
                 return
             if e.end_stream:
                 return
             e.end_stream = end_stream and self.response_trailers is None
-            status = self._call(e, _ENCODE_DATA_CB, e.filter.encode_data, data, e.end_stream)
-            if status is None:
-                return
-            if not trailers_at_start and self.response_trailers is not None and trailers_added is None:
-                trailers_added = e
-            if not e.after_data(status, data):
+            if e.passthrough & skip:  # short cut: StreamFilter's default, nothing to call
+                status = _DS_CONTINUE
+                e.last_status = _ENCODE_DATA_CB.continued
+            else:
+                status = self._call(e, _ENCODE_DATA_CB, e.filter.encode_data, data, e.end_stream)
+                if status is None:
+                    return
+                if not trailers_at_start and self.response_trailers is not None and trailers_added is None:
+                    trailers_added = e
+            # short cut: after_data(Continue) on a filter that is not held lets iteration go on
+            went_on = status is _DS_CONTINUE and e.iteration_state is _CONTINUE
+            if not went_on and not e.after_data(status, data):
                 return
             i += 1
         end = end_stream and trailers_added is None
@@ -401,15 +463,21 @@ class FilterManager:
             return
         if af is None:
             self.local_encode_complete_upstream = True
-        i = self._start(af, _ALWAYS_FROM_NEXT)
+        i = 0 if af is None else af.start_index(_ALWAYS_FROM_NEXT)
         encoders = self.encoders
+        skip = 0 if self.rec.enabled else _ENCODE_TRAILERS
         while i < len(encoders):
             e = encoders[i]
             if e.stopped_all():
                 return
-            status = self._call(e, _ENCODE_TRAILERS_CB, e.filter.encode_trailers, trailers, True)
-            if status is None:
-                return
+            if e.passthrough & skip:  # short cut: StreamFilter's default, nothing to call
+                status = _TS.Continue
+                e.end_stream = True
+                e.last_status = _ENCODE_TRAILERS_CB.continued
+            else:
+                status = self._call(e, _ENCODE_TRAILERS_CB, e.filter.encode_trailers, trailers, True)
+                if status is None:
+                    return
             if not e.after_trailers(status):
                 return
             i += 1
@@ -495,11 +563,11 @@ class FilterManager:
         if not self.local_complete:
             for e in self.encoders:
                 if not e.can_iterate():
-                    return f"filter '{e.name}' ({_last(e)}, waiting for continue_encoding)"
+                    return f"filter '{e.name}' ({e.describe_last()}, waiting for continue_encoding)"
             if self.response_headers is None or not self.response_started_to_codec:
                 for e in self.decoders:
                     if not e.can_iterate():
-                        return f"filter '{e.name}' ({_last(e)}, waiting for continue_decoding)"
+                        return f"filter '{e.name}' ({e.describe_last()}, waiting for continue_decoding)"
         return self.stream.waiting_on()
 
     def destroy(self) -> None:
@@ -507,36 +575,13 @@ class FilterManager:
 
     def release(self) -> None:
         """Drop the references that tie filters, callbacks and this manager in cycles, so the
-        stream's objects are freed by reference counting at once (cheaper than cyclic GC)."""
-        for af in (*self.decoders, *self.encoders):
+        stream's objects are freed by reference counting at once (cheaper than cyclic GC): the
+        lists here (manager -> place -> manager) and each place's filter (place -> filter ->
+        callbacks -> place). A late ``continue_decoding()`` still finds the manager, destroyed."""
+        for af in self.decoders:
             af.filter = None  # type: ignore[assignment]
-            af.callbacks = None  # type: ignore[assignment]
-            af.manager = None  # type: ignore[assignment]
+        for af in self.encoders:
+            af.filter = None  # type: ignore[assignment]
         self.decoders = []
         self.encoders = []
         self.all_filters = []
-
-
-def _last(af: ActiveFilter) -> str:
-    if not af.last_status:
-        return "no callback yet"
-    name, status = af.last_status
-    return f"{name} returned {_name(status)}"
-
-
-def _name(status: Any) -> str:
-    known = _STATUS_NAMES.get(id(status))
-    if known is not None:
-        return known
-    if status is None:
-        return "Continue"
-    if status is _FAILED:
-        return "raised"
-    try:
-        return status.name
-    except AttributeError:
-        return repr(status)
-
-
-#: status names by member identity (IntEnum members of different enums compare equal)
-_STATUS_NAMES: dict[int, str] = {id(m): m.name for enum_cls in (_HS, _DS, _TS) for m in enum_cls}

@@ -164,14 +164,20 @@ class ActiveStream:
             rec.emit("stream", "request", raw, None, None, None, None, None, STREAM_REQUEST)
         # Envoy builds the filter chain once the route is known; a route may disable filters
         route = self.route()
+        # most routes configure no filter: look a filter up only when one does
+        per_filter = route is not None and bool(
+            route.per_filter_config or (route.virtual_host is not None and route.virtual_host.per_filter_config)
+        )
+        dispatcher = self.dispatcher
         filters = []
         for fc in config.http_filters:
-            per_route = _per_route(route, fc.name)
-            if fc.disabled and per_route is None:
+            per_route = _per_route(route, fc.name) if per_filter else None
+            if per_route is None:
+                if fc.disabled:
+                    continue
+            elif isinstance(per_route, PerRouteDisabled):
                 continue
-            if isinstance(per_route, PerRouteDisabled):
-                continue
-            f = fc.factory.create_filter(self.dispatcher)
+            f = fc.factory.create_filter(dispatcher)
             if f is not None:
                 filters.append((fc.name, f))
         self.fm = fm = FilterManager(self, filters, config.buffer_limit)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from ...config.bootstrap import NATIVE_TYPE_URL
 from ...http import FilterHeadersStatus, HeaderMap
-from ..base import HttpFilterFactory, StreamFilter
+from ..base import Continue, HttpFilterFactory, StreamFilter
 from ..registry import register_http_filter
 
 if TYPE_CHECKING:
@@ -110,8 +110,9 @@ class NativeFilterFactory(HttpFilterFactory):
         dispatcher.slots[self._slot] = {}
 
     def create_filter(self, dispatcher: Dispatcher) -> StreamFilter:
-        state = dispatcher.slots.get(self._slot)
-        if state is None:
+        try:
+            state = dispatcher.slots[self._slot]
+        except KeyError:  # a worker that started before this factory existed
             state = dispatcher.slots[self._slot] = {}
         return self.cls(self.config, state)
 
@@ -131,17 +132,18 @@ class AddHeader(NativeFilter):
             if not isinstance(v, dict):
                 raise ValueError(f"{key} must be a mapping of header name to value")
 
-    def __init__(self, config: dict[str, Any], worker_state: dict[str, Any]) -> None:
-        super().__init__(config, worker_state)
-        self._req = list(config.get("request_headers", {}).items())
-        self._resp = list(config.get("response_headers", {}).items())
+    # nothing to prepare per stream: the callbacks read the factory's config, shared by every
+    # instance (as an Envoy filter reads its FilterConfig)
 
     def decode_headers(self, headers: HeaderMap, end_stream: bool) -> FilterHeadersStatus:
-        for k, v in self._req:
+        for k, v in self.config.get("request_headers", _NONE).items():
             headers.add(k, v)
-        return FilterHeadersStatus.Continue
+        return Continue  # = FilterHeadersStatus.Continue, kept as a name (faster to read than the enum attribute)
 
     def encode_headers(self, headers: HeaderMap, end_stream: bool) -> FilterHeadersStatus:
-        for k, v in self._resp:
+        for k, v in self.config.get("response_headers", _NONE).items():
             headers.add(k, v)
-        return FilterHeadersStatus.Continue
+        return Continue
+
+
+_NONE: dict[str, str] = {}  # no headers configured (read only)

@@ -1,0 +1,102 @@
+"""The filter manager's short cuts change nothing a filter, a client or a trace can see: a
+callback a filter class leaves as StreamFilter's default is skipped only on untraced streams,
+with the same iteration (held headers, buffered body, continue) as calling it."""
+
+from __future__ import annotations
+
+import pytest
+
+from helpers import config
+from wasmlab import FilterHeadersStatus, NativeFilter, native_filter
+from wasmlab.filters.base import StreamFilter
+from wasmlab.host.active_filter import _DECODE_DATA, _DECODE_HEADERS, _ENCODE_DATA, traits_of
+
+
+@native_filter("t_headers_only")
+class HeadersOnly(NativeFilter):
+    """Overrides decode_headers only: every other callback is StreamFilter's default."""
+
+    def decode_headers(self, headers, end_stream):
+        headers.add("x-seen", "yes")
+        return FilterHeadersStatus.Continue
+
+
+@native_filter("t_hold_no_data")
+class HoldNoData(NativeFilter):
+    """StopIteration in decode_headers, no decode_data of its own: the body that arrives while
+    it holds is buffered (the default decode_data returns Continue, and a held filter buffers
+    then continues, Envoy's rule) and a timer continues the stream."""
+
+    def decode_headers(self, headers, end_stream):
+        self.callbacks.dispatcher.create_timer(self.callbacks.continue_decoding).enable(0.02)
+        return FilterHeadersStatus.StopIteration
+
+
+def _chain(name: str) -> str:
+    return config(f"""
+          - name: wasmlab.native.{name}""")
+
+
+@pytest.mark.parametrize("trace", [False, True])
+def test_a_held_filter_with_the_default_decode_data_gets_its_body_through(proxy_factory, trace):
+    p = proxy_factory(_chain("t_hold_no_data"), workers=1, trace=trace)
+    r = p.request("POST", "/x", body="hello")
+    assert r.status == 200
+    assert r.json()["body"] == "hello"
+
+
+def test_a_traced_stream_still_shows_every_default_callback_of_a_filter():
+    from wasmlab import Proxy
+
+    with Proxy.from_yaml(_chain("t_headers_only"), workers=1) as p:
+        r = p.request("POST", "/x", body="abc")
+        events = p.trace.filter(kind="filter")
+    assert r.status == 200
+    ours = [
+        (e.name, e.data["phase"], e.args.get("end_stream"))
+        for e in events
+        if e.args and e.args.get("filter") == "wasmlab.native.t_headers_only"
+    ]
+    # the body as one frame, then the end of stream (the HTTP/1 codec), both ways
+    calls = [
+        ("decode_headers", False),
+        ("decode_data", False),
+        ("decode_data", True),
+        ("encode_headers", False),
+        ("encode_data", False),
+        ("encode_data", True),
+    ]
+    assert ours == [(name, phase, end) for name, end in calls for phase in ("enter", "exit")]
+
+
+def test_untraced_and_traced_streams_answer_alike(proxy_factory):
+    answers = []
+    for trace in (False, True):
+        p = proxy_factory(_chain("t_headers_only"), workers=1, trace=trace)
+        r = p.request("POST", "/x", body="abc")
+        answers.append((r.status, ["x-seen", "yes"] in r.json()["headers"], r.json()["body"]))
+    assert answers[0] == answers[1] == (200, True, "abc")
+
+
+def test_traits_see_which_callbacks_a_class_overrides_and_inherits():
+    class Base(StreamFilter):
+        def decode_data(self, data, end_stream):
+            return super().decode_data(data, end_stream)
+
+    class Child(Base):
+        encoder = False
+
+    class Mixin:
+        def encode_data(self, data, end_stream):
+            raise AssertionError("not called here")
+
+    class Mixed(Mixin, StreamFilter):
+        kind = "lua"
+
+    assert traits_of(StreamFilter).passthrough & (_DECODE_HEADERS | _DECODE_DATA) == _DECODE_HEADERS | _DECODE_DATA
+    child = traits_of(Child)
+    assert not child.passthrough & _DECODE_DATA  # an override, even inherited, is always called
+    assert child.passthrough & _DECODE_HEADERS
+    assert (child.decoder, child.encoder, child.kind, child.plain_set_callbacks) == (True, False, "native", True)
+    mixed = traits_of(Mixed)
+    assert not mixed.passthrough & _ENCODE_DATA and mixed.kind == "lua"
