@@ -33,7 +33,8 @@ def _default(fn: _F) -> _F:
     """Marks one of StreamFilter's own defaults. The filter manager reads the mark once per
     filter class (host/active_filter.py ``traits_of``): a callback a class does not override
     only returns Continue, so an untraced stream skips calling it; a ``set_callbacks`` it does
-    not override is a plain attribute store. A traced stream calls every callback."""
+    not override is a plain attribute store; a ``log``/``on_destroy`` it does not override is
+    not called (they do nothing). A traced stream calls every filter callback."""
     fn.stream_filter_default = True  # type: ignore[attr-defined]
     return fn
 
@@ -80,9 +81,11 @@ class StreamFilter:
         return FilterTrailersStatus.Continue
 
     # end of stream
+    @_default
     def log(self, info: StreamInfo) -> None:
         """Access-log phase (Envoy calls a filter's ``log()`` before destroying it)."""
 
+    @_default
     def on_destroy(self) -> None:
         """The stream is gone; release anything held (Envoy ``onDestroy``)."""
 

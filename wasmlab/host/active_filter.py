@@ -102,7 +102,7 @@ class FilterTraits:
     """What the filter manager needs to know about a filter class, worked out once per class
     (:func:`traits_of`) instead of once per stream."""
 
-    __slots__ = ("kind", "decoder", "encoder", "passthrough", "plain_set_callbacks")
+    __slots__ = ("kind", "decoder", "encoder", "passthrough", "plain_set_callbacks", "end_hooks")
 
     def __init__(self, cls: type) -> None:
         #: "native", "lua" or "wasm" (traces and views colour filters by it)
@@ -118,6 +118,8 @@ class FilterTraits:
                 self.passthrough |= bit
         #: the class keeps StreamFilter's ``set_callbacks`` (a plain attribute store)
         self.plain_set_callbacks = _is_default(getattr(cls, "set_callbacks", None))
+        #: the class overrides ``log`` or ``on_destroy`` (the stream's end calls only those)
+        self.end_hooks = not (_is_default(getattr(cls, "log", None)) and _is_default(getattr(cls, "on_destroy", None)))
 
 
 def _is_default(method: Any) -> bool:

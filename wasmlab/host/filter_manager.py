@@ -98,8 +98,10 @@ class FilterManager:
         # in reverse order, so their list is reversed and numbered at the end
         self.decoders: list[ActiveFilter] = []
         self.encoders: list[ActiveFilter] = []
-        self.all_filters: list[StreamFilter] = []
-        decoders, encoders, all_filters = self.decoders, self.encoders, self.all_filters
+        #: the filters whose class has its own ``log``/``on_destroy`` (the stream's end calls
+        #: those, in chain order; StreamFilter's defaults do nothing)
+        self.end_filters: list[StreamFilter] = []
+        decoders, encoders, end_filters = self.decoders, self.encoders, self.end_filters
         for name, f in filters:
             try:
                 traits = _TRAITS[f.__class__]
@@ -117,7 +119,8 @@ class FilterManager:
                 f.callbacks = cb  # what StreamFilter.set_callbacks does, without the call
             else:
                 f.set_callbacks(cb)
-            all_filters.append(f)
+            if traits.end_hooks:
+                end_filters.append(f)
         if len(encoders) > 1:
             encoders.reverse()
             for i, e in enumerate(encoders):
@@ -584,4 +587,4 @@ class FilterManager:
             af.filter = None  # type: ignore[assignment]
         self.decoders = []
         self.encoders = []
-        self.all_filters = []
+        self.end_filters = []

@@ -345,13 +345,13 @@ class ActiveStream:
         for log in hcm.config.access_logs:
             proxy.access_log.write(log, info, self)
         if fm is not None:
-            for f in fm.all_filters:
+            for f in fm.end_filters:
                 try:
                     f.log(info)
                 except Exception as e:  # a filter bug must not break the stream end
                     proxy.log("error", "http", f"filter log() raised: {type(e).__name__}: {e}")
             fm.destroy()
-            for f in fm.all_filters:
+            for f in fm.end_filters:
                 try:
                     f.on_destroy()
                 except Exception as e:
