@@ -229,7 +229,7 @@ def host_func(store: wasmtime.Store, functype: wasmtime.FuncType, fn: Callable[.
                     if r.__class__ is tuple:
                         r = r[0]
                 if pack is not None:
-                    pack(space, raw, int(r or 0) & mask)
+                    pack(space, raw, (r or 0) & mask)  # a WasmResult is an int: no int() needed
                 return 0
             except BaseException as e:  # a deliberate trap: trap the guest, never unwind
                 return _trap_ptr(f"{type(e).__name__}: {e}")
@@ -326,6 +326,17 @@ class FastMemory(MemoryWords):
             if end > self._size:
                 return None
         return _latin1(self.mv[ptr:end])[0]
+
+    def text_pair(self, ptr1: int, size1: int, ptr2: int, size2: int) -> tuple[str, str] | None:
+        """:meth:`text` twice in one call; spans past the cached size (or negative) take the
+        checked path, which refreshes the view after a memory growth."""
+        end1 = ptr1 + size1
+        end2 = ptr2 + size2
+        size = self._size
+        if end1 > size or end2 > size or ptr1 < 0 or size1 < 0 or ptr2 < 0 or size2 < 0:
+            return super().text_pair(ptr1, size1, ptr2, size2)
+        mv = self.mv
+        return _latin1(mv[ptr1:end1])[0], _latin1(mv[ptr2:end2])[0]
 
     def write(self, ptr: int, data: bytes) -> bool:
         if not data:

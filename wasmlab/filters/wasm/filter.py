@@ -122,21 +122,22 @@ class WasmHttpFilter(WasmCallGuard, StreamFilter, StreamHost):
 
     # ---- context and failure policy ----------------------------------------------------------------------
     def _ensure_context(self) -> bool:
+        """The stream context, created at the first callback that needs it (Envoy creates it
+        with the filter and calls ``proxy_on_context_create`` before the request headers);
+        False if this stream has no usable VM (the caller applies the failure policy)."""
         if self.ctx is not None:
             return not self.failed
         if self.failed:
             return False
-        proxy = self.callbacks.proxy
-        handle = proxy.wasm.handle_for_stream(self.plugin, self.dispatcher)
+        wasm = self.factory.manager or self._server().wasm  # the first: no property lookups
+        handle = wasm.handle_for_stream(self.plugin, self.dispatcher)
         if handle is None or handle.vm is None or handle.root is None:
             self.failed = True
             return False
         self.handle = handle
         vm, root = handle.vm, handle.root
-        ctx = Context(vm.next_context_id(), vm, root, self.plugin, "http")
-        ctx.filter = self
+        ctx = self.ctx = Context(vm.next_context_id(), vm, root, self.plugin, "http", self)
         vm.add_context(ctx)
-        self.ctx = ctx
         return not isinstance(self._guarded("proxy_on_context_create", (ctx.id, root.id)), FailAction)
 
     # ---- the failure policy (WasmCallGuard._guarded calls the guest) -----------------------------
@@ -156,10 +157,12 @@ class WasmHttpFilter(WasmCallGuard, StreamFilter, StreamHost):
         return FailAction.STOP
 
     def _headers_args(self, headers: HeaderMap, end_stream: bool) -> tuple[int, ...]:
-        assert self.ctx is not None
-        if self.ctx.vm.abi_010:  # ABI 0.1.0 has no end_of_stream argument
-            return (self.ctx.id, len(headers))
-        return (self.ctx.id, len(headers), 1 if end_stream else 0)
+        """``proxy_on_{request,response}_headers(context_id, num_headers, end_of_stream)``."""
+        ctx = self.ctx
+        assert ctx is not None
+        if ctx.vm.abi_010:  # ABI 0.1.0 has no end_of_stream argument
+            return (ctx.id, len(headers))
+        return (ctx.id, len(headers), 1 if end_stream else 0)
 
     # ---- decoding ------------------------------------------------------------------------------------------
     def decode_headers(self, headers: HeaderMap, end_stream: bool) -> FilterHeadersStatus:
@@ -172,7 +175,8 @@ class WasmHttpFilter(WasmCallGuard, StreamFilter, StreamHost):
         if isinstance(r, FailAction):
             self.request_headers = None
             return _ON_FAIL_HEADERS[r]
-        status = convert_headers_status(r, self.plugin.allow_on_headers_stop_iteration)
+        # 0 (or no such export) is Continue, by far the most common answer: no conversion call
+        status = convert_headers_status(r, self.plugin.allow_on_headers_stop_iteration) if r else _HS.Continue
         if self.local_reply_sent:
             return _HS.StopIteration
         if status == _HS.Continue:
@@ -219,7 +223,7 @@ class WasmHttpFilter(WasmCallGuard, StreamFilter, StreamHost):
         if isinstance(r, FailAction):
             self.response_headers = None
             return _ON_FAIL_HEADERS[r]
-        status = convert_headers_status(r, self.plugin.allow_on_headers_stop_iteration)
+        status = convert_headers_status(r, self.plugin.allow_on_headers_stop_iteration) if r else _HS.Continue
         if status == _HS.Continue:
             self.response_headers = None
         return status

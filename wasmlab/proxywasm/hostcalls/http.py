@@ -146,11 +146,10 @@ def _write_header(replace: bool, vm: WasmVm, map_type: int, kptr: int, klen: int
     then the guest strings, then whether the map is writable now."""
     if map_type > MAX_MAP_TYPE:
         return BAD
-    text = vm.memory.text
-    key = text(kptr, klen)
-    value = text(vptr, vlen)
-    if key is None or value is None:
+    pair = vm.memory.text_pair(kptr, klen, vptr, vlen)
+    if pair is None:
         return MEM
+    key, value = pair
     key = key.lower()
     # _map(vm, map_type, True), with a stream's own maps (types 0-3) asked of its filter here:
     # one Python frame less on the hot path
