@@ -125,16 +125,23 @@ def bind_export(
     ps = [ct.from_address(base + i * _RAW_SIZE) for i, ct in enumerate(params)]
     rs = [ct.from_address(base + i * _RAW_SIZE) for i, ct in enumerate(results)]
     trap = c_void_p()
-    ctx, fa, ba, nn, ta = (
-        c_void_p(ctx_addr(store)),
-        c_void_p(addressof(func._func)),
-        c_void_p(base),
-        c_size_t(n),
-        c_void_p(addressof(trap)),
-    )
+    # wasmtime_func_call_unchecked(context, func, args_and_results, count, trap_out)
+    ctx, fa, ba, nn, ta = _word(ctx_addr(store)), byref(func._func), byref(buf), _word(n), byref(trap)
     keep = (buf, trap, func, store, ps, rs)
     make = _caller_factory(len(ps), len(rs))
     return make(_call_unchecked, _raise, ctx, fa, ba, nn, ta, trap, keep, *ps, *rs[:1])
+
+
+def _word(value: int) -> Any:
+    """A prepared ctypes argument passing the pointer-sized ``value`` (an address or a count).
+
+    The trick: ctypes converts every argument again on each call of a function without
+    ``argtypes`` — a ``c_void_p(value)`` becomes a new temporary argument object every time —
+    but an argument object that ``byref`` made is passed through as it is. ``byref(x)`` passes the
+    address of ``x``, so a ctypes object placed *at* ``value`` (never read or written) passes
+    ``value``. A count passes the same way: a ``size_t`` travels like a pointer on every platform
+    wasmtime supports. The guest call builds these once per export instead of five per call."""
+    return byref(ctypes.c_char.from_address(value))
 
 
 #: one factory per (params, results) count, generated on first use by :func:`_caller_factory`
