@@ -99,6 +99,24 @@ def test_fast_path_reports_traps_exactly():
     assert e.value.trap_code == wasmtime.TrapCode.INTEGER_DIVISION_BY_ZERO
 
 
+@pytest.mark.parametrize("seam", [callseam.NORMAL, callseam.FAST], ids=lambda s: s.name)
+def test_text_pair_reads_both_strings_or_none_and_follows_growth(seam):
+    assert fastpath.available()[0]  # resolves the C functions the fast memory uses
+    eng = wasmtime.Engine()
+    store = wasmtime.Store(eng)
+    mod = wasmtime.Module(eng, '(module (memory (export "memory") 1) (data (i32.const 8) "x-a\\001"))')
+    memory = wasmtime.Instance(store, mod, []).exports(store)["memory"]
+    assert isinstance(memory, wasmtime.Memory)
+    mem = seam.memory(store, memory)
+    assert mem.text_pair(8, 3, 12, 1) == ("x-a", "1")
+    assert mem.text_pair(8, 0, 12, 0) == ("", "")
+    assert mem.text_pair(8, 3, 65536 - 1, 2) is None  # the value runs past the end
+    assert mem.text_pair(65536, 1, 8, 3) is None  # the name does
+    memory.grow(store, 1)  # a span in the new page is readable at once (the fast view refreshes)
+    assert mem.write(65536, b"late")
+    assert mem.text_pair(65536, 4, 8, 3) == ("late", "x-a")
+
+
 def test_wrong_path_name_is_a_clear_error():
     with pytest.raises(ValueError, match="wasm_call_path must be auto, fast or normal"):
         callseam.seam("turbo")

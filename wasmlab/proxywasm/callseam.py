@@ -43,6 +43,18 @@ class MemoryWords:
     def write(self, ptr: int, data: bytes) -> bool:
         raise NotImplementedError
 
+    def text(self, ptr: int, size: int) -> str | None:
+        """``size`` bytes at ``ptr`` decoded as latin-1 (header names and values), or None."""
+        raw = self.read(ptr, size)
+        return None if raw is None else raw.decode("latin-1")
+
+    def text_pair(self, ptr1: int, size1: int, ptr2: int, size2: int) -> tuple[str, str] | None:
+        """Two guest strings at once (a header's name and value), or None if either is out of
+        bounds: the header host calls read both with one call."""
+        first = self.text(ptr1, size1)
+        second = self.text(ptr2, size2)
+        return None if first is None or second is None else (first, second)
+
     def read_many(self, *spans: int) -> list[bytes] | None:
         """The bytes of several ``ptr, size`` spans (``read_many(kptr, klen, vptr, vlen)``), or
         None if any of them is out of bounds: a host call taking several guest strings then
@@ -92,11 +104,6 @@ class GuestMemory(MemoryWords):
         if self._mem is None or ptr < 0 or size < 0 or ptr + size > self._mem.data_len(self._store):
             return None
         return bytes(self._mem.read(self._store, ptr, ptr + size))
-
-    def text(self, ptr: int, size: int) -> str | None:
-        """``size`` bytes at ``ptr`` decoded as latin-1 (header names and values), or None."""
-        raw = self.read(ptr, size)
-        return None if raw is None else raw.decode("latin-1")
 
     def write(self, ptr: int, data: bytes) -> bool:
         if not data:

@@ -24,7 +24,6 @@ normal path and says so (``wasmlab doctor`` shows which).
 
 from __future__ import annotations
 
-import codecs
 import ctypes
 import os
 import struct
@@ -47,7 +46,6 @@ except Exception:  # pragma: no cover - the internals moved: the normal path wil
     ffi = None  # type: ignore[assignment]  # the module, or None: available() then says why
 
 PATH = "fast"
-_latin1 = codecs.latin_1_decode
 _SPAN = (1 << 63) - 1
 _lock = threading.Lock()
 _status: tuple[bool, str] | None = None
@@ -125,16 +123,23 @@ def bind_export(
     ps = [ct.from_address(base + i * _RAW_SIZE) for i, ct in enumerate(params)]
     rs = [ct.from_address(base + i * _RAW_SIZE) for i, ct in enumerate(results)]
     trap = c_void_p()
-    ctx, fa, ba, nn, ta = (
-        c_void_p(ctx_addr(store)),
-        c_void_p(addressof(func._func)),
-        c_void_p(base),
-        c_size_t(n),
-        c_void_p(addressof(trap)),
-    )
+    # wasmtime_func_call_unchecked(context, func, args_and_results, count, trap_out)
+    ctx, fa, ba, nn, ta = _word(ctx_addr(store)), byref(func._func), byref(buf), _word(n), byref(trap)
     keep = (buf, trap, func, store, ps, rs)
     make = _caller_factory(len(ps), len(rs))
     return make(_call_unchecked, _raise, ctx, fa, ba, nn, ta, trap, keep, *ps, *rs[:1])
+
+
+def _word(value: int) -> Any:
+    """A prepared ctypes argument passing the pointer-sized ``value`` (an address or a count).
+
+    The trick: ctypes converts every argument again on each call of a function without
+    ``argtypes`` — a ``c_void_p(value)`` becomes a new temporary argument object every time —
+    but an argument object that ``byref`` made is passed through as it is. ``byref(x)`` passes the
+    address of ``x``, so a ctypes object placed *at* ``value`` (never read or written) passes
+    ``value``. A count passes the same way: a ``size_t`` travels like a pointer on every platform
+    wasmtime supports. The guest call builds these once per export instead of five per call."""
+    return byref(ctypes.c_char.from_address(value))
 
 
 #: one factory per (params, results) count, generated on first use by :func:`_caller_factory`
@@ -229,7 +234,7 @@ def host_func(store: wasmtime.Store, functype: wasmtime.FuncType, fn: Callable[.
                     if r.__class__ is tuple:
                         r = r[0]
                 if pack is not None:
-                    pack(space, raw, int(r or 0) & mask)
+                    pack(space, raw, (r or 0) & mask)  # a WasmResult is an int: no int() needed
                 return 0
             except BaseException as e:  # a deliberate trap: trap the guest, never unwind
                 return _trap_ptr(f"{type(e).__name__}: {e}")
@@ -275,9 +280,13 @@ def close_store(store: wasmtime.Store) -> None:
 
 
 class FastMemory(MemoryWords):
-    """Bounds-checked linear-memory access through a cached memoryview (same API as GuestMemory)."""
+    """Bounds-checked linear-memory access through cached views (same API as GuestMemory).
 
-    __slots__ = ("_ctx", "_maddr", "_keep", "base", "_size", "mv")
+    Two views of the same bytes: ``mv``, a memoryview, for writes, and ``chars``, a ctypes
+    ``c_char`` array, for reads — slicing it gives ``bytes`` directly (one object, which the
+    garbage collector does not track), where a memoryview slice is an object of its own."""
+
+    __slots__ = ("_ctx", "_maddr", "_keep", "base", "_size", "mv", "chars")
 
     def __init__(self, store: wasmtime.Store, memory: wasmtime.Memory | None) -> None:
         self._keep = (store, memory)
@@ -286,6 +295,7 @@ class FastMemory(MemoryWords):
         self._size = 0
         # stays empty without a memory: every access is out of bounds (_size 0) before it is read
         self.mv = memoryview(bytearray())
+        self.chars: Any = b""
         self._refresh()
 
     @property
@@ -297,8 +307,11 @@ class FastMemory(MemoryWords):
             return
         self.base = _mem_data(self._ctx, self._maddr)
         self._size = _mem_size(self._ctx, self._maddr)
-        buf = (ctypes.c_ubyte * self._size).from_address(self.base) if self._size else bytearray()
-        self.mv = memoryview(buf).cast("B") if self._size else memoryview(bytearray())
+        if self._size:
+            self.mv = memoryview((ctypes.c_ubyte * self._size).from_address(self.base)).cast("B")
+            self.chars = (ctypes.c_char * self._size).from_address(self.base)
+        else:
+            self.mv, self.chars = memoryview(bytearray()), b""
 
     def size(self) -> int:
         self._refresh()
@@ -314,7 +327,7 @@ class FastMemory(MemoryWords):
             self._refresh()
             if end > self._size:
                 return None
-        return self.mv[ptr:end].tobytes()
+        return self.chars[ptr:end]
 
     def text(self, ptr: int, size: int) -> str | None:
         """``size`` bytes at ``ptr`` decoded as latin-1 (header names and values), or None."""
@@ -325,7 +338,18 @@ class FastMemory(MemoryWords):
             self._refresh()
             if end > self._size:
                 return None
-        return _latin1(self.mv[ptr:end])[0]
+        return self.chars[ptr:end].decode("latin-1")
+
+    def text_pair(self, ptr1: int, size1: int, ptr2: int, size2: int) -> tuple[str, str] | None:
+        """:meth:`text` twice in one call; spans past the cached size (or negative) take the
+        checked path, which refreshes the view after a memory growth."""
+        end1 = ptr1 + size1
+        end2 = ptr2 + size2
+        size = self._size
+        if end1 > size or end2 > size or ptr1 < 0 or size1 < 0 or ptr2 < 0 or size2 < 0:
+            return super().text_pair(ptr1, size1, ptr2, size2)
+        chars = self.chars
+        return chars[ptr1:end1].decode("latin-1"), chars[ptr2:end2].decode("latin-1")
 
     def write(self, ptr: int, data: bytes) -> bool:
         if not data:

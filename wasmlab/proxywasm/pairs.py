@@ -16,18 +16,18 @@ MAX_BYTES = 1024 * 1024
 
 
 def encode(pairs: Iterable[tuple[str, str]] | Iterable[tuple[bytes, bytes]]) -> bytes:
-    items = [
-        (k.encode("latin-1") if isinstance(k, str) else k, v.encode("latin-1") if isinstance(v, str) else v)
-        for k, v in pairs
-    ]
-    if not items:
+    sizes: list[int] = []
+    strings: list[bytes] = []
+    for k, v in pairs:
+        kb = k.encode("latin-1") if isinstance(k, str) else k
+        vb = v.encode("latin-1") if isinstance(v, str) else v
+        sizes += (len(kb), len(vb))
+        strings += (kb, vb)
+    if not strings:
         return b""
-    head = [struct.pack("<I", len(items))]
-    body = []
-    for k, v in items:
-        head.append(struct.pack("<II", len(k), len(v)))
-        body.append(k + b"\0" + v + b"\0")
-    return b"".join(head) + b"".join(body)
+    strings.append(b"")  # so the join ends the last value with its NUL too
+    # the count and every size in one pack, every string in one join: SDKs read a whole map per callback
+    return struct.pack(f"<{len(sizes) + 1}I", len(sizes) // 2, *sizes) + b"\0".join(strings)
 
 
 def decode(data: bytes) -> list[tuple[str, str]] | None:

@@ -49,13 +49,21 @@ class Context:
 
     __slots__ = ("id", "vm", "root", "plugin", "filter", "kind", "deleted")
 
-    def __init__(self, cid: int, vm: WasmVm, root: RootContext | None, plugin: PluginConfig, kind: str) -> None:
+    def __init__(
+        self,
+        cid: int,
+        vm: WasmVm,
+        root: RootContext | None,
+        plugin: PluginConfig,
+        kind: str,
+        filter: StreamHost | None = None,
+    ) -> None:
         self.id = cid
         self.vm = vm
         self.root = root
         self.plugin = plugin
         #: the filter (or access-log view) this context serves; None for root contexts
-        self.filter: StreamHost | None = None
+        self.filter = filter
         self.kind = kind  # "root", "http", "tcp"
         self.deleted = False
 
@@ -199,7 +207,8 @@ class WasmVm:
     def runs(self, name: str) -> bool:
         """Whether a stream callback ``name`` reaches this VM: the module exports it, or the VM
         has failed (Envoy's ``CHECK_FAIL_HTTP`` fails the stream before it looks for the export)."""
-        return self.failed is not None or self.exports(name)
+        # self.exports(name), without its frame: a body callback asks this for every chunk
+        return self.failed is not None or name in self.info.callbacks or name in self.info.entry_points
 
     # ---- trace --------------------------------------------------------------------------------
     def _make_store(self, opts: dict[str, Any]) -> None:

@@ -122,21 +122,24 @@ class WasmHttpFilter(WasmCallGuard, StreamFilter, StreamHost):
 
     # ---- context and failure policy ----------------------------------------------------------------------
     def _ensure_context(self) -> bool:
+        """The stream context, created at the first callback that needs it (Envoy creates it
+        with the filter and calls ``proxy_on_context_create`` before the request headers);
+        False if this stream has no usable VM (the caller applies the failure policy)."""
         if self.ctx is not None:
             return not self.failed
         if self.failed:
             return False
-        proxy = self.callbacks.proxy
-        handle = proxy.wasm.handle_for_stream(self.plugin, self.dispatcher)
+        wasm = self.factory.manager or self._server().wasm  # the first: no property lookups
+        handle = wasm.handle_for_stream(self.plugin, self.dispatcher)
         if handle is None or handle.vm is None or handle.root is None:
             self.failed = True
             return False
         self.handle = handle
         vm, root = handle.vm, handle.root
-        ctx = Context(vm.next_context_id(), vm, root, self.plugin, "http")
-        ctx.filter = self
+        ctx = self.ctx = Context(vm.next_context_id(), vm, root, self.plugin, "http", self)
         vm.add_context(ctx)
-        self.ctx = ctx
+        if vm.failed is None and "proxy_on_context_create" not in vm.funcs:  # see _guarded: no call
+            return True
         return not isinstance(self._guarded("proxy_on_context_create", (ctx.id, root.id)), FailAction)
 
     # ---- the failure policy (WasmCallGuard._guarded calls the guest) -----------------------------
@@ -155,24 +158,23 @@ class WasmHttpFilter(WasmCallGuard, StreamFilter, StreamHost):
         self.callbacks.send_local_reply(503, b"", None, "wasm_fail_stream", GrpcStatus.UNAVAILABLE)
         return FailAction.STOP
 
-    def _headers_args(self, headers: HeaderMap, end_stream: bool) -> tuple[int, ...]:
-        assert self.ctx is not None
-        if self.ctx.vm.abi_010:  # ABI 0.1.0 has no end_of_stream argument
-            return (self.ctx.id, len(headers))
-        return (self.ctx.id, len(headers), 1 if end_stream else 0)
-
     # ---- decoding ------------------------------------------------------------------------------------------
     def decode_headers(self, headers: HeaderMap, end_stream: bool) -> FilterHeadersStatus:
         if not self._ensure_context():
             return _ON_FAIL_HEADERS[self._fail_stream()]
-        if self._stream_over():  # proxy_on_context_create ended the stream (a continue, a reply)
+        ctx = self.ctx
+        if ctx is None or self.stream_ended:  # proxy_on_context_create ended the stream (a continue, a reply)
             return _HS.StopIteration
         self.request_headers = headers
-        r = self._guarded("proxy_on_request_headers", self._headers_args(headers, end_stream))
+        # (context_id, num_headers, end_of_stream); ABI 0.1.0 has no end_of_stream
+        n = len(headers)
+        args = (ctx.id, n) if ctx.vm.abi_010 else (ctx.id, n, 1 if end_stream else 0)
+        r = self._guarded("proxy_on_request_headers", args)
         if isinstance(r, FailAction):
             self.request_headers = None
             return _ON_FAIL_HEADERS[r]
-        status = convert_headers_status(r, self.plugin.allow_on_headers_stop_iteration)
+        # 0 (or no such export) is Continue, by far the most common answer: no conversion call
+        status = convert_headers_status(r, self.plugin.allow_on_headers_stop_iteration) if r else _HS.Continue
         if self.local_reply_sent:
             return _HS.StopIteration
         if status == _HS.Continue:
@@ -212,14 +214,17 @@ class WasmHttpFilter(WasmCallGuard, StreamFilter, StreamHost):
 
     # ---- encoding ----------------------------------------------------------------------------------------------
     def encode_headers(self, headers: HeaderMap, end_stream: bool) -> FilterHeadersStatus:
-        if self.ctx is None or self.failed:
+        ctx = self.ctx
+        if ctx is None or self.failed:
             return _HS.Continue
         self.response_headers = headers
-        r = self._guarded("proxy_on_response_headers", self._headers_args(headers, end_stream))
+        n = len(headers)
+        args = (ctx.id, n) if ctx.vm.abi_010 else (ctx.id, n, 1 if end_stream else 0)
+        r = self._guarded("proxy_on_response_headers", args)
         if isinstance(r, FailAction):
             self.response_headers = None
             return _ON_FAIL_HEADERS[r]
-        status = convert_headers_status(r, self.plugin.allow_on_headers_stop_iteration)
+        status = convert_headers_status(r, self.plugin.allow_on_headers_stop_iteration) if r else _HS.Continue
         if status == _HS.Continue:
             self.response_headers = None
         return status
@@ -262,10 +267,14 @@ class WasmHttpFilter(WasmCallGuard, StreamFilter, StreamHost):
             return
         if self.ctx is None and not self._ensure_context():
             return
-        assert self.ctx is not None
+        ctx = self.ctx
+        assert ctx is not None
+        vm = ctx.vm
+        if vm.failed is None and "proxy_on_log" not in vm.funcs:  # see _guarded: no call
+            return
         self.in_log = True
         try:
-            self._guarded("proxy_on_log", (self.ctx.id,), fail_stream=False)
+            self._guarded("proxy_on_log", (ctx.id,), fail_stream=False)
         finally:
             self.in_log = False
 
@@ -276,7 +285,9 @@ class WasmHttpFilter(WasmCallGuard, StreamFilter, StreamHost):
             return
         vm = ctx.vm
         live = not self.failed and vm.failed is None
-        if live and not isinstance(self._guarded("proxy_on_done", (ctx.id,), fail_stream=False), FailAction):
+        # a live VM runs only what the module exports (see _guarded): most export neither
+        calls = live and ("proxy_on_done" in vm.funcs or "proxy_on_delete" in vm.funcs)
+        if calls and not isinstance(self._guarded("proxy_on_done", (ctx.id,), fail_stream=False), FailAction):
             self._guarded("proxy_on_delete", (ctx.id,), fail_stream=False)
         vm.remove_context(ctx)
         ctx.filter = None  # break the context <-> filter cycle

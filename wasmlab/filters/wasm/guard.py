@@ -50,7 +50,11 @@ class WasmCallGuard:
         If the guest traps, the VM is already failed (``WasmVm.fail``); here the stream pays:
         the plugin is marked failed for the next streams and, with ``fail_stream``, Envoy's
         ``failStream`` answers this stream (:meth:`_fail_stream`). The caller maps the returned
-        :class:`FailAction` to its callback's status."""
+        :class:`FailAction` to its callback's status.
+
+        For callbacks most modules do not export (context create, log, done, delete) the HTTP
+        filter first tests ``vm.failed is None and name not in vm.funcs``: where that holds,
+        this method would do nothing, and the stream skips the call and its argument tuple."""
         ctx = self.ctx
         assert ctx is not None
         vm = ctx.vm

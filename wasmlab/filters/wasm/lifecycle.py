@@ -18,6 +18,7 @@ from ...proxywasm.plugin import V8
 if TYPE_CHECKING:
     from ...host.dispatcher import Dispatcher
     from ...host.services import ServerContext
+    from ...proxywasm.manager import WasmManager
     from ...proxywasm.plugin import PluginConfig
 
 
@@ -26,6 +27,8 @@ class WasmExtension:
 
     plugin: PluginConfig
     proxy: ServerContext | None
+    #: ``proxy.wasm`` once started, kept so a stream reaches it without two property lookups
+    manager: WasmManager | None = None
     #: the role of the main-thread VM ("main"; "service" for a WasmService)
     main_role = "main"
     #: the role of each worker's VM, or None for no VM on workers (a singleton WasmService)
@@ -35,6 +38,7 @@ class WasmExtension:
 
     def start_main(self, proxy: ServerContext) -> None:
         self.proxy = proxy
+        self.manager = proxy.wasm
         plugin = self.plugin
         if plugin.vm_config.remote is not None and plugin.compiled is None:
             proxy.log("warning", "wasm", remote_code.UNSTABLE_WARNING)

@@ -91,8 +91,7 @@ class WasmNetworkFilter(WasmCallGuard, NetworkFilter, StreamHost):
             return _ON_FAIL[self._fail_stream()]
         self.handle = handle
         vm, root = handle.vm, handle.root
-        ctx = self.ctx = Context(vm.next_context_id(), vm, root, self.plugin, "tcp")
-        ctx.filter = self
+        ctx = self.ctx = Context(vm.next_context_id(), vm, root, self.plugin, "tcp", self)
         vm.add_context(ctx)
         r = self._guarded("proxy_on_context_create", (ctx.id, root.id))
         if not isinstance(r, FailAction):

@@ -66,11 +66,6 @@ def _map(vm: WasmVm, map_type: int, write: bool) -> HeaderMap | None:
     return None
 
 
-def _key(vm: WasmVm, ptr: int, size: int) -> str | None:
-    key = vm.memory.text(ptr, size)
-    return None if key is None else key.lower()
-
-
 @hostcall("proxy_get_header_map_pairs", 3)
 def proxy_get_header_map_pairs(vm: WasmVm, map_type: int, out_ptr: int, out_len: int) -> Any:
     if map_type > MAX_MAP_TYPE:
@@ -111,8 +106,8 @@ def _checked_key(vm: WasmVm, map_type: int, kptr: int, klen: int) -> str | WasmR
     out of range, INVALID_MEMORY_ACCESS for an unreadable name."""
     if map_type > MAX_MAP_TYPE:
         return BAD
-    key = _key(vm, kptr, klen)
-    return MEM if key is None else key
+    key = vm.memory.text(kptr, klen)
+    return MEM if key is None else key.lower()
 
 
 @hostcall("proxy_get_header_map_value", 5)
@@ -146,11 +141,10 @@ def _write_header(replace: bool, vm: WasmVm, map_type: int, kptr: int, klen: int
     then the guest strings, then whether the map is writable now."""
     if map_type > MAX_MAP_TYPE:
         return BAD
-    text = vm.memory.text
-    key = text(kptr, klen)
-    value = text(vptr, vlen)
-    if key is None or value is None:
+    pair = vm.memory.text_pair(kptr, klen, vptr, vlen)
+    if pair is None:
         return MEM
+    key, value = pair
     key = key.lower()
     # _map(vm, map_type, True), with a stream's own maps (types 0-3) asked of its filter here:
     # one Python frame less on the hot path
