@@ -180,3 +180,36 @@ def test_a_fast_route_answers_while_a_slow_app_blocks_on_one_worker() -> None:
             release.set()
             t.join(WAIT)
         assert [r.body for r in out] == [b"slow", b"fast"]
+
+
+def test_a_call_abandoned_while_queued_still_reaches_the_app() -> None:
+    """Envoy writes an upstream request when the router sends it; a stream that goes away
+    before the app ran (a router that sent twice ends on the first answer) does not unsend it.
+    The caller is answered at once with a dropped connection, the app still gets the request
+    and its answer is dropped."""
+    pool, _ = _pool(threads=1)
+    release, seen = threading.Event(), threading.Event()
+    answers: list[UpstreamResult] = []
+    slow_path = []
+
+    def app(request: Request) -> Any:
+        if request.path == "/slow":
+            slow_path.append(request.path)
+            release.wait(WAIT)
+        else:
+            seen.set()
+        return SimpleNamespace(status=200, headers=[], body=b"", trailers=None)
+
+    try:
+        pool.call(_cluster(app), Request("GET", "/slow", [], b""), lambda r: None)
+        while not slow_path:  # the one thread is busy in the slow call
+            threading.Event().wait(0.001)
+        queued = pool.call(_cluster(app), Request("GET", "/queued", [], b""), answers.append)
+        queued.abandon()
+        assert [a.failure for a in answers] == [CONNECTION_TERMINATION]  # answered at once
+        release.set()
+        assert seen.wait(WAIT), "the abandoned call never reached the app"
+        assert len(answers) == 1  # the app's late answer was dropped
+    finally:
+        release.set()
+        pool.close()

@@ -187,7 +187,7 @@ class UpstreamCall:
     or — if the caller gives up first (:meth:`abandon`: a route timeout, a reset stream) — at
     once with a connection termination, and the app's late answer is dropped."""
 
-    __slots__ = ("_pool", "job", "settled", "running", "detached")
+    __slots__ = ("_pool", "job", "settled", "running", "detached", "abandoned")
 
     def __init__(self, pool: UpstreamPool, job: Callable[[bool], None]) -> None:
         self._pool = pool
@@ -196,10 +196,14 @@ class UpstreamCall:
         self.settled = False
         self.running = False
         self.detached = False
+        #: the caller gave up on it (:meth:`abandon`)
+        self.abandoned = False
 
     def abandon(self) -> None:
-        """The caller no longer waits: a queued call never reaches the app, and a thread stuck
-        in the app stops counting against the pool (a new thread takes its place)."""
+        """The caller no longer waits: it sees a dropped connection at once, and the app's answer
+        is dropped. A thread stuck in the app stops counting against the pool (a new thread takes
+        its place); a call still queued reaches the app all the same (Envoy wrote the request
+        before the stream went away), on a thread that does not count against the pool either."""
         self._pool._abandon(self)
 
 
@@ -316,6 +320,17 @@ class UpstreamPool:
                         return
                     handle = self._queue.popleft()
                     skip = handle.settled
+                    if skip and handle.abandoned and not self._closed and self._detached < MAX_DETACHED_THREADS:
+                        # Envoy sent this request before its stream went away (a stream whose
+                        # router sent twice ends on the first answer): the app gets it too, and
+                        # this thread leaves the pool's count, as if stuck in it, so an app that
+                        # never returns cannot use up the pool this way either
+                        skip = False
+                        handle.detached = True
+                        self._detached += 1
+                        self._counted -= 1
+                        if len(self._queue) > self._idle:
+                            self._spawn()
                     handle.running = not skip
                 self._run(handle, skip)
         finally:  # however the thread ends, it leaves the pool's counts
@@ -343,6 +358,7 @@ class UpstreamPool:
         with self._cond:
             if handle.settled:
                 return
+            handle.abandoned = True
             if handle.running and not handle.detached:
                 if self._detached < MAX_DETACHED_THREADS:
                     handle.detached = True
@@ -358,7 +374,7 @@ class UpstreamPool:
                         f"{self._detached} upstream app calls never returned; the pool has no thread left for them",
                     )
         # settle it now: the caller sees a dropped connection, the app's late answer is dropped
-        # (a queued call is settled too, so the thread that pops it skips the app)
+        # (a queued call is settled too: the thread that pops it runs the app and drops its answer)
         handle.job(True)
 
     def _invoke(self, cluster: Cluster, request: Request) -> UpstreamResult:
