@@ -355,6 +355,8 @@ class LuaFilter(StreamFilter):
             # tracing off: the common outcome (the hook returned, no wait) in the fewest steps
             handle.own_headers_id = -handle.lua_id
             r = vm.run(RUN_REQUEST_UNTRACED if decoder else RUN_RESPONSE_UNTRACED, handle.lua_id)
+            if r.__class__ is tuple and len(r) > 2:
+                r = handle.add_written(r)
             if r == FINISHED and handle.state is RUNNING:
                 if factory.log_enabled("debug"):
                     self.proxy.log("debug", "lua", "coroutine finished")

@@ -432,6 +432,16 @@ class HandleDriver(BaseLuaObject):
                 OBJECTS[hid] = obj
         return obj  # type: ignore[return-value]
 
+    def add_written(self, answer: tuple[Any, ...]) -> Any:
+        """The adds a first run wrote down (prelude.lua, "Adds written down"), made to this hook's
+        own headers as ``headers:add`` makes them, in order; returns the run's answer without them."""
+        headers = self.headers
+        for i in range(2, len(answer), 2):
+            headers.add(answer[i].decode("latin-1"), answer[i + 1].decode("latin-1"))  # add() lower-cases
+        self.headers_modifiable()  # True in a first run; on the request path: clears the route cache
+        status, msg = answer[0], answer[1]
+        return status if msg is None else (status, msg)
+
     def headers_modifiable(self) -> bool:
         """The handle's own headers may change: they were not continued yet. About to modify: on
         the request path this clears the route cache (unless ``clear_route_cache`` is false)."""
