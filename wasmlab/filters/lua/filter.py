@@ -415,8 +415,10 @@ class LuaFilter(StreamFilter):
         do; else the handle (made now if the run did not) and the run's answer."""
         lua_id = next(_ids)
         UNBORN[lua_id] = (self.adopt, decoder, per_route, vm, headers, end_stream, True)
-        r = vm.run(RUN_REQUEST_UNTRACED if decoder else RUN_RESPONSE_UNTRACED, lua_id)
-        handle = UNBORN.pop(lua_id)
+        try:
+            r = vm.run(RUN_REQUEST_UNTRACED if decoder else RUN_RESPONSE_UNTRACED, lua_id)
+        finally:
+            handle = UNBORN.pop(lua_id)
         if r.__class__ is tuple and len(r) > 2:
             r = add_written(self, decoder, headers, r)
         if handle.__class__ is tuple:  # no call needed the handle
