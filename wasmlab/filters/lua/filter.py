@@ -315,6 +315,7 @@ class LuaFilter(StreamFilter):
         self.proxy: ServerContext = proxy
         self.rec = proxy.recorder
         self.name = factory.name
+        #: the handles made on this stream (most streams make none: see ``_start_untraced``)
         self._handles: list[StreamHandleWrapper] = []
 
     @property
@@ -485,10 +486,11 @@ class LuaFilter(StreamFilter):
     # ---- end of stream ---------------------------------------------------------------------------
     def on_destroy(self) -> None:
         self.destroyed = True
-        for h in self._handles:
-            if not h.finished:
-                h.on_reset()
-                h.mark_dead()
-                h.release()
-        self._handles.clear()
-        self.request_handle = self.response_handle = None
+        if self._handles:  # (else there is nothing to drop)
+            for h in self._handles:
+                if not h.finished:
+                    h.on_reset()
+                    h.mark_dead()
+                    h.release()
+            self._handles.clear()
+            self.request_handle = self.response_handle = None
