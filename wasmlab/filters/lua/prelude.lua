@@ -131,7 +131,7 @@ end
 
 -- Adds written down (a speed-up with tracing off; nothing a script can observe changes). From
 -- the start of a hook's first run until its first call into the host, `add(name, value)` with two
--- strings on the handle's own header map (OWN_HEADERS below) is only written down here, and the
+-- strings on the handle's own header map (`first_run` below) is only written down here, and the
 -- run's answer hands the pairs to the host, which adds them as its add would: one crossing for
 -- all of them instead of one per add. The first call into the host (any method, a pairs() step,
 -- a bodyChunks() step) first replays the pairs through the host's add, in order, and ends the
@@ -256,17 +256,19 @@ end
 
 -- handle:headers() during the first run of a hook started with tracing off: the handle's own
 -- header map is host object number -(handle number), made on the host side when a method of it
--- is first called. Answered here, without a call into the host; the runner sets the entry at the
--- start and clears it when the run ends (the map dies with it; later runs ask the host).
+-- is first called. Answered here, without a call into the host; the runner sets `first_run` to
+-- the handle at the start and puts back what it was when the run ends (the map dies with it;
+-- later runs ask the host). A run started inside another one (from a call into the host) hides
+-- the outer handle while it lasts: the outer's headers() then asks the host, which answers the
+-- same map.
 local HANDLE_CLASS = 1 -- StreamHandleWrapper's class number
 local HEADERS_CLASS = HOST.headers_class -- HeaderMapWrapper's
-local OWN_HEADERS = setmetatable({}, { __mode = "k" }) -- handle userdata -> its map's number
+local first_run = nil -- the handle userdata of the first run in progress, or nil
 
 local function own_headers(generic)
   return function(self, ...)
-    local id = OWN_HEADERS[self]
-    if id ~= nil then
-      return wrap(HEADERS_CLASS, id)
+    if first_run ~= nil and self == first_run then
+      return wrap(HEADERS_CLASS, -OBJ[self])
     end
     return generic(self, ...)
   end
@@ -468,10 +470,7 @@ function driver.set_hooks(on_request, on_response)
   HOOKS[1], HOOKS[2], HOOKS[4], HOOKS[5] = on_request, on_response, on_request, on_response
 end
 
-local function finish(co, id, u, ok, e)
-  if u ~= nil then
-    OWN_HEADERS[u] = nil
-  end
+local function finish(co, id, ok, e)
   if ok then
     if co_status(co) == "dead" then
       COS[id] = nil
@@ -499,7 +498,7 @@ local function step(op, id, ...)
       return 0 -- it finished already (a script that waited inside its own coroutine)
     end
     arm()
-    return finish(co, id, nil, co_resume(co, ...))
+    return finish(co, id, co_resume(co, ...))
   elseif op == 3 then
     COS[id] = nil
     return 0
@@ -507,12 +506,15 @@ local function step(op, id, ...)
   local co = co_create(HOOKS[op])
   local u = newproxy(PROTOS[HANDLE_CLASS])
   OBJ[u] = id
+  local outer = first_run
   if op > 3 then
-    OWN_HEADERS[u] = -id
+    first_run = u
     writing = -id
   end
   arm()
-  return finish(co, id, u, co_resume(co, u))
+  local ok, e = co_resume(co, u)
+  first_run = outer
+  return finish(co, id, ok, e) -- a tail call: nothing here keeps a failed coroutine's garbage alive
 end
 
 -- A step's answer to the host; after a first run that wrote adds down, the pairs follow.
