@@ -71,8 +71,8 @@ class Outcome:
     stats: dict[str, int] = field(default_factory=dict)
 
 
-def run_wasmlab(yaml: str, requests: list[Req], apps: dict[str, Any] | None = None) -> Outcome:
-    with Proxy.from_yaml(yaml, workers=1) as p:
+def run_wasmlab(yaml: str, requests: list[Req], apps: dict[str, Any] | None = None, trace: bool = True) -> Outcome:
+    with Proxy.from_yaml(yaml, workers=1, trace=trace) as p:
         for name, app in (apps or {}).items():
             p.upstream(name, app)
         responses = [p.request(r.method, r.path, **r.kw()) for r in requests]
@@ -105,10 +105,21 @@ def assert_both(
     yaml: str, requests: list[Req], apps: dict[str, Any] | None = None, stats: bool = True
 ) -> tuple[Outcome, Outcome]:
     """Run ``yaml`` on wasmlab and on real Envoy (one worker each): same responses (status,
-    headers, body, trailers), the same ``[lua] script log:`` lines, the same Lua counters."""
-    our_log, their_log = UpstreamLog(), UpstreamLog()
-    ours = run_wasmlab(yaml, requests, recorded_apps(yaml, apps, our_log))
+    headers, body, trailers), the same ``[lua] script log:`` lines, the same Lua counters.
+    wasmlab runs twice, tracing on and off: with tracing off the Lua filter takes its shortcuts
+    (see ``filter.LuaFilter._start_untraced``), which must give the same."""
+    their_log = UpstreamLog()
     theirs = run_envoy(yaml, requests, recorded_apps(yaml, apps, their_log))
+    for trace in (False, True):
+        our_log = UpstreamLog()
+        ours = run_wasmlab(yaml, requests, recorded_apps(yaml, apps, our_log), trace=trace)
+        _assert_same_outcome(ours, theirs, our_log, their_log, requests, stats)
+    return ours, theirs
+
+
+def _assert_same_outcome(
+    ours: Outcome, theirs: Outcome, our_log: UpstreamLog, their_log: UpstreamLog, requests: list[Req], stats: bool
+) -> None:
     assert_same_upstreams(our_log, their_log)
     for i, (a, b) in enumerate(zip(ours.responses, theirs.responses, strict=True)):
         what = f"request {i} ({requests[i].method} {requests[i].path})"
@@ -126,4 +137,3 @@ def assert_both(
             mine = {n: v for n, v in lua_stats(ours.stats).items() if n.endswith("." + k)}
             env = {n: v for n, v in lua_stats(theirs.stats).items() if n.endswith("." + k)}
             assert mine == env, f"{k} counters differ: wasmlab {mine} envoy {env}"
-    return ours, theirs

@@ -164,6 +164,8 @@ class RouteConfiguration:
                     self._exact.setdefault(d, vh)
         self._suffix.sort(key=lambda x: -len(x[0]))
         self._prefix.sort(key=lambda x: -len(x[0]))
+        #: some route reads request headers other than ``:authority`` and ``:path`` (``headers``)
+        self.reads_headers = any(r.match.headers for vh in self.virtual_hosts for r in vh.routes)
 
     def find_virtual_host(self, authority: str) -> VirtualHost | None:
         host = authority.lower()
@@ -180,10 +182,13 @@ class RouteConfiguration:
 
     def route(self, headers: HeaderMap) -> Route | None:
         """The route for a request, or None (Envoy then answers 404 ``route_not_found``)."""
-        vh = self.find_virtual_host(headers.get(":authority") or "")
+        return self.route_for(headers, headers.get(":authority") or "", headers.get(":path") or "")
+
+    def route_for(self, headers: HeaderMap, authority: str, path: str) -> Route | None:
+        """:meth:`route` with the request's ``:authority`` and ``:path`` already read."""
+        vh = self.find_virtual_host(authority)
         if vh is None:
             return None
-        path = headers.get(":path") or ""
         for r in vh.routes:
             if r.match.matches(headers, path):
                 return r

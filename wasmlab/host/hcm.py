@@ -62,6 +62,7 @@ class ActiveStream:
         "fm",
         "_route",
         "_route_cached",
+        "_route_key",
         "_status",
         "_resp_headers",
         "_resp_body",
@@ -92,6 +93,7 @@ class ActiveStream:
         self.fm: FilterManager | None = None
         self._route: Route | None = None
         self._route_cached = False
+        self._route_key: tuple[str, str] | None = None
         self._status = 0
         self._resp_headers: HeaderMap | None = None
         self._resp_body = bytearray()
@@ -103,17 +105,31 @@ class ActiveStream:
 
     # ---- routing ----------------------------------------------------------------------------
     def route(self) -> Route | None:
+        """The route of the request headers (Envoy ``route()``): matched on first use, and again
+        after a filter cleared the cache, on the headers as they are then."""
         if not self._route_cached:
             self._route_cached = True
             headers = self.info.request_headers
-            self._route = self.hcm.config.route_config.route(headers) if headers is not None else None
+            if headers is None:
+                self._route = self._route_key = None
+            else:
+                rc = self.hcm.config.route_config
+                key = (headers.get(":authority") or "", headers.get(":path") or "")
+                # a speed-up (see clear_route_cache): the same inputs find the same route
+                if key != self._route_key or rc.reads_headers:
+                    self._route_key = key
+                    self._route = rc.route_for(headers, key[0], key[1])
             if self._route is not None:
                 self.info.route_name = self._route.name
         return self._route
 
     def clear_route_cache(self) -> None:
+        """Envoy ``clearRouteCache``: the next ``route()`` matches the headers again.
+
+        wasmlab keeps the last match and the ``:authority`` and ``:path`` it was made on: when
+        no route reads other headers and those two did not change, matching again would find the
+        same route, so ``route()`` keeps it (Lua clears the cache on every header edit)."""
         self._route_cached = False
-        self._route = None
 
     def is_head_request(self) -> bool:
         return self.method == "HEAD"

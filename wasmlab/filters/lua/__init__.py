@@ -10,9 +10,13 @@ are its Lua methods by family), ``wrappers`` (the objects it hands out: ``wrappe
 
 Per request the host stays out of the script's way: a hook is one call into Lua (a runner
 coroutine per state starts it and makes the handle's userdata there), objects a method returns
-are made in Lua from their number, ``handle:headers()`` in a hook's first run is answered in Lua,
-and the common header calls go straight to the ``HeaderMap``; nothing a stream creates is left
-for Python's cycle collector. Tracing on takes the same path and records the same events.
+are made in Lua from their number, and the common header calls go straight to the
+``HeaderMap``; nothing a stream creates is left for Python's cycle collector. With tracing off,
+a hook's first run also answers ``handle:headers()`` in Lua and writes its ``add``s down there,
+handing them over with the run's answer (until its first call into the host, which gets them
+first), and the Python handle is only made when a call into the host needs it: a hook that only
+adds headers is one crossing and no handle. Tracing on takes the host's path for every call and
+records the same events.
 
 Classroom guards — a wasmlab addition, Envoy has none
 -----------------------------------------------------

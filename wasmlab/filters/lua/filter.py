@@ -28,7 +28,8 @@ from ..base import HttpFilterFactory, StreamFilter
 from ..registry import register_http_filter
 from .config import LUA_PER_ROUTE_TYPE, LUA_TYPE, LuaConfig, LuaPerRoute, LuaScript, parse_lua, parse_lua_per_route
 from .handle import RUNNING, State, StreamHandleWrapper
-from .luaobject import LuaApiError
+from .handle_driver import add_written
+from .luaobject import UNBORN, LuaApiError, _ids
 from .runtime import FINISHED, RUN_REQUEST_UNTRACED, RUN_RESPONSE_UNTRACED, Guards, LuaVM, ScriptLoadError
 
 if TYPE_CHECKING:
@@ -36,6 +37,12 @@ if TYPE_CHECKING:
     from ...host.dispatcher import Dispatcher
     from ...host.services import ServerContext
     from ..base import FactoryContext
+
+
+# the statuses a stream mostly gets, as module constants (an enum member lookup costs a call)
+_HEADERS_CONTINUE = FilterHeadersStatus.Continue
+_DATA_CONTINUE = FilterDataStatus.Continue
+_TRAILERS_CONTINUE = FilterTrailersStatus.Continue
 
 
 @register_http_filter
@@ -57,6 +64,8 @@ class LuaFilterFactory(HttpFilterFactory):
         self.scripts: list[LuaScript] = self.config.scripts()
         self._main_vms: list[LuaVM] = []
         self._vm_count = 0
+        #: ``select``'s last route and answer (a route never matches the sentinel)
+        self._last_select: tuple[Any, tuple[LuaScript | None, LuaPerRoute | None]] = (object(), (None, None))
 
     @classmethod
     def parse_per_route(cls, node: Node) -> LuaPerRoute:
@@ -67,6 +76,7 @@ class LuaFilterFactory(HttpFilterFactory):
         """Config load: find the routes' scripts, then load every script once on the main thread."""
         super().start_main(proxy)
         self.log_enabled = proxy.log_enabled
+        self.lua_log_enabled = proxy.loggers.enabled
         try:
             self.guards = Guards.from_options(proxy.options)
         except ValueError as e:
@@ -177,7 +187,15 @@ class LuaFilterFactory(HttpFilterFactory):
         return out
 
     def select(self, route: Any) -> tuple[LuaScript | None, LuaPerRoute | None]:
-        """The script for a route (Envoy's per-route resolution), and the per-route config."""
+        """The script for a route (Envoy's per-route resolution), and the per-route config.
+        (The answer for the last route asked is kept: routes are configuration, it never changes.)"""
+        last_route, answer = self._last_select
+        if route is not last_route:
+            answer = self._select(route)
+            self._last_select = (route, answer)
+        return answer
+
+    def _select(self, route: Any) -> tuple[LuaScript | None, LuaPerRoute | None]:
         pr = per_route_config(route, self.name)
         if isinstance(pr, LuaPerRoute):
             if pr.disabled:
@@ -297,6 +315,7 @@ class LuaFilter(StreamFilter):
         self.proxy: ServerContext = proxy
         self.rec = proxy.recorder
         self.name = factory.name
+        #: the handles made on this stream (most streams make none: see ``_start_untraced``)
         self._handles: list[StreamHandleWrapper] = []
 
     @property
@@ -336,34 +355,19 @@ class LuaFilter(StreamFilter):
         factory = self.factory
         script, per_route = factory.select(self.callbacks.route)
         if script is None:
-            return FilterHeadersStatus.Continue
+            return _HEADERS_CONTINUE
         vm = self.dispatcher.slots.get(("lua", script)) or factory.vm_for(script, self.dispatcher)
-        if vm is None:
-            return FilterHeadersStatus.Continue
-        if (vm.on_request if decoder else vm.on_response) is None:
-            return FilterHeadersStatus.Continue
-        handle = StreamHandleWrapper(self, decoder, per_route, vm, headers, end_stream)
-        self._handles.append(handle)
-        if decoder:
-            self.request_handle = handle
-        else:
-            self.response_handle = handle
+        if vm is None or (vm.on_request if decoder else vm.on_response) is None:
+            return _HEADERS_CONTINUE
         self.proxy.stat_store.inc(factory.executions_stat)
         if self.rec.enabled:
+            handle = self.adopt(next(_ids), decoder, per_route, vm, headers, end_stream)
             status = handle.start()
         else:
-            # tracing off: the common outcome (the hook returned, no wait) in the fewest steps
-            handle.own_headers_id = -handle.lua_id
-            r = vm.run(RUN_REQUEST_UNTRACED if decoder else RUN_RESPONSE_UNTRACED, handle.lua_id)
-            if r == FINISHED and handle.state is RUNNING:
-                if factory.log_enabled("debug"):
-                    self.proxy.log("debug", "lua", "coroutine finished")
-                handle.finish()
-                if decoder:
-                    self.request_handle = None
-                else:
-                    self.response_handle = None
-                return FilterHeadersStatus.Continue
+            found = self._start_untraced(decoder, per_route, vm, headers, end_stream)
+            if found is None:
+                return _HEADERS_CONTINUE
+            handle, r = found
             handle._after_run("start", r)
             status = handle.started()
         if handle.error is not None:
@@ -379,6 +383,62 @@ class LuaFilter(StreamFilter):
                 self.response_handle = None
         return status
 
+    def adopt(
+        self,
+        lua_id: int,
+        decoder: bool,
+        per_route: LuaPerRoute | None,
+        vm: LuaVM,
+        headers: HeaderMap,
+        end_stream: bool,
+        untraced_run: bool = False,
+    ) -> StreamHandleWrapper:
+        """The handle of a hook call (Envoy's ``StreamHandleWrapper``), numbered ``lua_id``;
+        ``untraced_run``: made for a hook that started without it (see ``_start_untraced``), its
+        first run answers ``handle:headers()`` in Lua."""
+        handle = StreamHandleWrapper(self, decoder, per_route, vm, headers, end_stream, lua_id)
+        if untraced_run:
+            handle.own_headers_id = -lua_id
+        self._handles.append(handle)
+        if decoder:
+            self.request_handle = handle
+        else:
+            self.response_handle = handle
+        return handle
+
+    def _start_untraced(
+        self, decoder: bool, per_route: LuaPerRoute | None, vm: LuaVM, headers: HeaderMap, end_stream: bool
+    ) -> tuple[StreamHandleWrapper, Any] | None:
+        """Tracing off: the hook's first run, before its handle is made. Most hooks only edit
+        headers, which Lua answers itself (``handle:headers()``, and ``add``s written down: see
+        prelude.lua), so they never call into the host and need no handle at all; the first call
+        that does makes it (``UNBORN``, ``materialize``). None: the hook returned, nothing is left to
+        do; else the handle (made now if the run did not) and the run's answer."""
+        lua_id = next(_ids)
+        UNBORN[lua_id] = (self.adopt, decoder, per_route, vm, headers, end_stream, True)
+        try:
+            r = vm.run(RUN_REQUEST_UNTRACED if decoder else RUN_RESPONSE_UNTRACED, lua_id)
+        finally:
+            handle = UNBORN.pop(lua_id)
+        if r.__class__ is tuple and len(r) > 2:
+            r = add_written(self, decoder, headers, r)
+        if handle.__class__ is tuple:  # no call needed the handle
+            if r == FINISHED:
+                if self.factory.lua_log_enabled("debug", "lua"):
+                    self.proxy.log("debug", "lua", "coroutine finished")
+                return None
+            return self.adopt(lua_id, decoder, per_route, vm, headers, end_stream, True), r
+        if r == FINISHED and handle.state is RUNNING:
+            if self.factory.lua_log_enabled("debug", "lua"):
+                self.proxy.log("debug", "lua", "coroutine finished")
+            handle.finish()
+            if decoder:
+                self.request_handle = None
+            else:
+                self.response_handle = None
+            return None
+        return handle, r
+
     def decode_headers(self, headers: HeaderMap, end_stream: bool) -> FilterHeadersStatus:
         return self._do_headers(True, headers, end_stream)
 
@@ -388,7 +448,7 @@ class LuaFilter(StreamFilter):
     # ---- body and trailers: resume a waiting hook ------------------------------------------------
     def _do_data(self, handle: StreamHandleWrapper | None, data: Buffer, end_stream: bool) -> FilterDataStatus:
         if handle is None:
-            return FilterDataStatus.Continue
+            return _DATA_CONTINUE
         handle.mark_live()
         status = handle.on_data(data, end_stream)
         if handle.error is None:
@@ -399,7 +459,7 @@ class LuaFilter(StreamFilter):
 
     def _do_trailers(self, handle: StreamHandleWrapper | None, trailers: HeaderMap) -> FilterTrailersStatus:
         if handle is None:
-            return FilterTrailersStatus.Continue
+            return _TRAILERS_CONTINUE
         handle.mark_live()
         status = handle.on_trailers(trailers)
         if handle.error is None:
@@ -411,11 +471,11 @@ class LuaFilter(StreamFilter):
     # (the common case, no hook waiting, is answered here: one Python frame less per body chunk)
     def decode_data(self, data: Buffer, end_stream: bool) -> FilterDataStatus:
         h = self.request_handle
-        return FilterDataStatus.Continue if h is None else self._do_data(h, data, end_stream)
+        return _DATA_CONTINUE if h is None else self._do_data(h, data, end_stream)
 
     def encode_data(self, data: Buffer, end_stream: bool) -> FilterDataStatus:
         h = self.response_handle
-        return FilterDataStatus.Continue if h is None else self._do_data(h, data, end_stream)
+        return _DATA_CONTINUE if h is None else self._do_data(h, data, end_stream)
 
     def decode_trailers(self, trailers: HeaderMap) -> FilterTrailersStatus:
         return self._do_trailers(self.request_handle, trailers)
@@ -426,10 +486,11 @@ class LuaFilter(StreamFilter):
     # ---- end of stream ---------------------------------------------------------------------------
     def on_destroy(self) -> None:
         self.destroyed = True
-        for h in self._handles:
-            if not h.finished:
-                h.on_reset()
-                h.mark_dead()
-                h.release()
-        self._handles.clear()
-        self.request_handle = self.response_handle = None
+        if self._handles:  # (else there is nothing to drop)
+            for h in self._handles:
+                if not h.finished:
+                    h.on_reset()
+                    h.mark_dead()
+                    h.release()
+            self._handles.clear()
+            self.request_handle = self.response_handle = None

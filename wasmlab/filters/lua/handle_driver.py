@@ -115,12 +115,13 @@ class HandleDriver(BaseLuaObject):
         vm: LuaVM,
         headers: HeaderMap,
         end_stream: bool,
+        lua_id: int = 0,
     ) -> None:
         # BaseLuaObject's fields, set here (the hot path), and the handle's number right away:
-        # a handle is made to be handed to Lua
+        # a handle is made to be handed to Lua (``lua_id``: the number its hook already runs with)
         self.dead = False
         self._ud = None
-        self.lua_id = lua_id = next(_ids)
+        self.lua_id = lua_id = lua_id or next(_ids)
         OBJECTS[lua_id] = self
         #: every object of this handle that got a number for Lua (released at the end of the stream)
         self.owned: list[BaseLuaObject] = [self]
@@ -442,3 +443,14 @@ class HandleDriver(BaseLuaObject):
             if filt.factory.config.clear_route_cache:
                 filt.callbacks.clear_route_cache()
         return True
+
+
+def add_written(filt: LuaFilter, decoder: bool, headers: HeaderMap, answer: tuple[Any, ...]) -> Any:
+    """The adds a hook's first run wrote down (prelude.lua, "Adds written down"), made to its own
+    headers as ``headers:add`` makes them, in order; returns the run's answer without them."""
+    for i in range(2, len(answer), 2):
+        headers.add(answer[i].decode("latin-1"), answer[i + 1].decode("latin-1"))  # add() lower-cases
+    if decoder and filt.factory.config.clear_route_cache:
+        filt.callbacks.clear_route_cache()  # as headers_modifiable() does
+    status, msg = answer[0], answer[1]
+    return status if msg is None else (status, msg)

@@ -28,6 +28,11 @@ if TYPE_CHECKING:
 DEAD = b"object used outside of proper scope"
 #: live objects by number: what Lua's userdata stand for (see ``BaseLuaObject.register``)
 OBJECTS: dict[int, BaseLuaObject] = {}
+#: handles whose hook runs before the host made them (tracing off: most hooks never call into
+#: the host, so they never need one): number -> ``(make, *args)``, and ``make(number, *args)``
+#: makes the handle when a call needs it (``materialize``), which then takes the entry's place;
+#: the entry goes when the run ends
+UNBORN: dict[int, Any] = {}
 _ids = itertools.count(1)
 #: namespace of the wrappers shared by Envoy's Lua filters (``filters/common/lua``)
 COMMON_LUA = ("Envoy", "Extensions", "Filters", "Common", "Lua")
@@ -402,13 +407,20 @@ _PLAIN = frozenset({bytes, int, float, bool, type(None)})
 
 
 def materialize(obj_id: int) -> BaseLuaObject | None:
-    """The object numbered ``obj_id`` that Lua made before the host did: a handle's own header
-    map (number ``-handle``), handed out by ``handle:headers()`` in Lua (prelude.lua,
-    ``own_headers``) while the handle's first run lasts. None for any other missing number."""
-    if obj_id < 0:
-        h = OBJECTS.get(-obj_id)
-        if h is not None and not h.dead and getattr(h, "own_headers_id", 0) == obj_id:
-            return h.own_headers()  # type: ignore[attr-defined]
+    """The object numbered ``obj_id`` that Lua made before the host did, made now: a handle
+    whose hook started without one (``UNBORN``), or a handle's own header map (number
+    ``-handle``), handed out by ``handle:headers()`` in Lua (prelude.lua, ``own_headers``) while
+    the handle's first run lasts. None for any other missing number."""
+    if obj_id >= 0:
+        unborn = UNBORN.get(obj_id)
+        if unborn.__class__ is not tuple:
+            return None  # no such hook, or its handle was made and has died since
+        handle: BaseLuaObject = unborn[0](obj_id, *unborn[1:])
+        UNBORN[obj_id] = handle
+        return handle
+    h = OBJECTS.get(-obj_id) or materialize(-obj_id)
+    if h is not None and not h.dead and getattr(h, "own_headers_id", 0) == obj_id:
+        return h.own_headers()  # type: ignore[attr-defined]
     return None
 
 

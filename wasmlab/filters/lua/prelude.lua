@@ -11,7 +11,7 @@
 local HOST = ...
 
 local type, select, error, rawget, rawset, next, tostring = type, select, error, rawget, rawset, next, tostring
-local getmetatable, setmetatable, newproxy = getmetatable, setmetatable, newproxy
+local getmetatable, setmetatable, newproxy, unpack = getmetatable, setmetatable, newproxy, unpack
 local co_create, co_resume, co_status, co_yield = coroutine.create, coroutine.resume, coroutine.status, coroutine.yield
 local collectgarbage = collectgarbage
 
@@ -129,6 +129,65 @@ local function fail(s, a, b)
   end
 end
 
+-- Adds written down (a speed-up with tracing off; nothing a script can observe changes). From
+-- the start of a hook's first run until its first call into the host, `add(name, value)` with two
+-- strings on the handle's own header map (`first_run` below) is only written down here, and the
+-- run's answer hands the pairs to the host, which adds them as its add would: one crossing for
+-- all of them instead of one per add. The first call into the host (any method, a pairs() step,
+-- a bodyChunks() step) first replays the pairs through the host's add, in order, and ends the
+-- writing down for this run: the host sees every edit before anything else the script does, and
+-- from then on judges each add itself (e.g. a map being iterated refuses them). Pure Lua in
+-- between cannot read the host's headers, so it cannot tell.
+local WRITE_CAP = 128 -- names + values kept before replaying (adding in a loop stays small)
+local written = {} -- name1, value1, name2, value2, ... (reused; slots past nwritten are stale)
+local nwritten = 0
+local writing = nil -- the number of the own map whose adds are written down, or nil
+local host_add -- HeaderMapWrapper's add in the host (set by thunk)
+
+local function replay()
+  for i = 1, nwritten, 2 do
+    -- cannot fail: the map is live, not iterated, not yet forwarded, and these are strings
+    host_add(writing, written[i], written[i + 1])
+  end
+  nwritten = 0
+end
+
+-- Called before every call into the host while a run writes down.
+local function stop_writing()
+  if nwritten > 0 then
+    replay()
+  end
+  writing = nil
+end
+
+-- HeaderMapWrapper's add: written down while it may be (see above), else the host's.
+local function add_thunk(fn, check_self)
+  host_add = fn
+  return function(self, ...)
+    if writing ~= nil then
+      local k, v = ...
+      if OBJ[self] == writing and type(k) == "string" and type(v) == "string" then
+        if nwritten >= WRITE_CAP then
+          replay()
+        end
+        written[nwritten + 1], written[nwritten + 2] = k, v
+        nwritten = nwritten + 2
+        return
+      end
+      stop_writing()
+    end
+    local s, a, b = fn(check_self(self), ...)
+    if s == 0 or s == 3 then
+      return
+    elseif s == 5 then
+      argerror(a, b)
+    elseif s ~= 2 then
+      fail(s, a, b)
+    end
+    return resumed(co_yield())
+  end
+end
+
 local function thunk(class, name, fn, nret, mt)
   local self_expected = HOST.cpp_names[class] or class
   local function check_self(self)
@@ -141,9 +200,15 @@ local function thunk(class, name, fn, nret, mt)
     end
     return o
   end
+  if class == "HeaderMapWrapper" and name == "add" then
+    return add_thunk(fn, check_self)
+  end
   if nret == 0 or nret == 1 or nret == 2 then
     -- one body for 0, 1 and 2 results: the Python side only answers 6 for nret 1
     return function(self, ...)
+      if writing ~= nil then
+        stop_writing()
+      end
       local s, a, b = fn(check_self(self), ...)
       if s == 0 then
         if nret == 1 then
@@ -167,6 +232,9 @@ local function thunk(class, name, fn, nret, mt)
   -- nret == "iter": the method returns a Python iterator object; the script gets a function
   local step = HOST.iter_next
   return function(self, ...)
+    if writing ~= nil then
+      stop_writing()
+    end
     local s, it, b = fn(check_self(self), ...)
     if s == 5 then
       argerror(it, b)
@@ -174,6 +242,9 @@ local function thunk(class, name, fn, nret, mt)
       fail(s, it, b)
     end
     return function()
+      if writing ~= nil then
+        stop_writing()
+      end
       local s2, k, v = step(it)
       if s2 == 1 then
         error(k, 2)
@@ -185,17 +256,19 @@ end
 
 -- handle:headers() during the first run of a hook started with tracing off: the handle's own
 -- header map is host object number -(handle number), made on the host side when a method of it
--- is first called. Answered here, without a call into the host; the runner sets the entry at the
--- start and clears it when the run ends (the map dies with it; later runs ask the host).
+-- is first called. Answered here, without a call into the host; the runner sets `first_run` to
+-- the handle at the start and puts back what it was when the run ends (the map dies with it;
+-- later runs ask the host). A run started inside another one (from a call into the host) hides
+-- the outer handle while it lasts: the outer's headers() then asks the host, which answers the
+-- same map.
 local HANDLE_CLASS = 1 -- StreamHandleWrapper's class number
 local HEADERS_CLASS = HOST.headers_class -- HeaderMapWrapper's
-local OWN_HEADERS = setmetatable({}, { __mode = "k" }) -- handle userdata -> its map's number
+local first_run = nil -- the handle userdata of the first run in progress, or nil
 
 local function own_headers(generic)
   return function(self, ...)
-    local id = OWN_HEADERS[self]
-    if id ~= nil then
-      return wrap(HEADERS_CLASS, id)
+    if first_run ~= nil and self == first_run then
+      return wrap(HEADERS_CLASS, -OBJ[self])
     end
     return generic(self, ...)
   end
@@ -243,6 +316,9 @@ driver.new = wrap
 -- A closure that calls a Python function with a fixed first argument (body chunk iterators).
 function driver.closure(fn, arg)
   return function()
+    if writing ~= nil then
+      stop_writing()
+    end
     local s, a = fn(arg)
     if s == 0 then
       return a
@@ -394,10 +470,7 @@ function driver.set_hooks(on_request, on_response)
   HOOKS[1], HOOKS[2], HOOKS[4], HOOKS[5] = on_request, on_response, on_request, on_response
 end
 
-local function finish(co, id, u, ok, e)
-  if u ~= nil then
-    OWN_HEADERS[u] = nil
-  end
+local function finish(co, id, ok, e)
   if ok then
     if co_status(co) == "dead" then
       COS[id] = nil
@@ -418,13 +491,14 @@ local function finish(co, id, u, ok, e)
 end
 
 local function step(op, id, ...)
+  writing, nwritten = nil, 0 -- (whatever a failed runner left)
   if op == 0 then
     local co = COS[id]
     if co == nil then
       return 0 -- it finished already (a script that waited inside its own coroutine)
     end
     arm()
-    return finish(co, id, nil, co_resume(co, ...))
+    return finish(co, id, co_resume(co, ...))
   elseif op == 3 then
     COS[id] = nil
     return 0
@@ -432,14 +506,25 @@ local function step(op, id, ...)
   local co = co_create(HOOKS[op])
   local u = newproxy(PROTOS[HANDLE_CLASS])
   OBJ[u] = id
+  local outer = first_run
   if op > 3 then
-    OWN_HEADERS[u] = -id
+    first_run = u
+    writing = -id
   end
   arm()
-  return finish(co, id, u, co_resume(co, u))
+  local ok, e = co_resume(co, u)
+  first_run = outer
+  return finish(co, id, ok, e) -- a tail call: nothing here keeps a failed coroutine's garbage alive
 end
 
+-- A step's answer to the host; after a first run that wrote adds down, the pairs follow.
 local function answer(s, m)
+  writing = nil
+  if nwritten > 0 then
+    local n = nwritten
+    nwritten = 0
+    return co_yield(s, m, unpack(written, 1, n))
+  end
   if m == nil then
     return co_yield(s)
   end

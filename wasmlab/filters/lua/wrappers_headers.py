@@ -163,7 +163,7 @@ def _fast_add(thunk: Callable[..., Any]) -> Callable[..., Any]:
             headers, owner, h = obj.headers, obj.owner, obj.h  # type: ignore[attr-defined]
         else:
             # a negative number: the handle's own map during its first run (prelude.lua's
-            # OWN_HEADERS), held by the handle itself
+            # own_headers), held by the handle itself
             h = objects.get(-obj_id) if obj_id < 0 else None  # type: ignore[assignment]
             if h is None or h.own_headers_id != obj_id:
                 return thunk(obj_id, *args)
