@@ -4,10 +4,12 @@ with the same iteration (held headers, buffered body, continue) as calling it.""
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 
 from helpers import config
-from wasmlab import FilterHeadersStatus, NativeFilter, native_filter
+from wasmlab import FilterHeadersStatus, NativeFilter, Proxy, native_filter
 from wasmlab.filters.base import StreamFilter
 from wasmlab.host.active_filter import _DECODE_DATA, _DECODE_HEADERS, _ENCODE_DATA, traits_of
 
@@ -46,8 +48,6 @@ def test_a_held_filter_with_the_default_decode_data_gets_its_body_through(proxy_
 
 
 def test_a_traced_stream_still_shows_every_default_callback_of_a_filter():
-    from wasmlab import Proxy
-
     with Proxy.from_yaml(_chain("t_headers_only"), workers=1) as p:
         r = p.request("POST", "/x", body="abc")
         events = p.trace.filter(kind="filter")
@@ -100,3 +100,100 @@ def test_traits_see_which_callbacks_a_class_overrides_and_inherits():
     assert (child.decoder, child.encoder, child.kind, child.plain_set_callbacks) == (True, False, "native", True)
     mixed = traits_of(Mixed)
     assert not mixed.passthrough & _ENCODE_DATA and mixed.kind == "lua"
+
+
+# ---- filters whose callbacks are not plain methods of their class ---------------------------------
+_CALLS: list[str] = []
+
+
+def _logged(fn):
+    @functools.wraps(fn)  # copies the function's attributes onto the wrapper
+    def wrapper(self, *args):
+        _CALLS.append(fn.__name__)
+        return fn(self, *args)
+
+    return wrapper
+
+
+@native_filter("t_wrapped")
+class Wrapped(NativeFilter):
+    """A class decorator wraps defaults and overrides alike: every wrapper must run."""
+
+    def decode_headers(self, headers, end_stream):
+        return FilterHeadersStatus.Continue
+
+
+for _name in ("decode_headers", "decode_data", "encode_headers", "encode_data"):
+    setattr(Wrapped, _name, _logged(getattr(Wrapped, _name)))
+
+
+@native_filter("t_instance_level")
+class InstanceLevel(NativeFilter):
+    """Callbacks and flags set on the instance, not the class."""
+
+    def __init__(self, config, worker_state):
+        super().__init__(config, worker_state)
+        self.decode_headers = self._add
+        self.encoder = False
+        self.log = lambda info: _CALLS.append("log")
+        self.on_destroy = lambda: _CALLS.append("on_destroy")
+
+    def _add(self, headers, end_stream):
+        headers.add("x-instance", "1")
+        return FilterHeadersStatus.Continue
+
+    def encode_headers(self, headers, end_stream):  # never called: encoder is False
+        headers.add("x-encoded", "1")
+        return FilterHeadersStatus.Continue
+
+
+@native_filter("t_patched_later")
+class PatchedLater(NativeFilter):
+    """Nothing of its own until a notebook cell patches decode_headers in."""
+
+
+def _echoed(r, name):
+    """The value of request header ``name`` as the echo upstream received it, or None."""
+    return dict(r.json()["headers"]).get(name)
+
+
+def test_wrapped_callbacks_all_run_traced_or_not():
+    """functools.wraps copies the default's mark onto a wrapper: the wrapper is no default."""
+    seen = []
+    for trace in (True, False):
+        _CALLS.clear()
+        with Proxy.from_yaml(_chain("t_wrapped"), workers=1, trace=trace) as p:
+            assert p.request("GET", "/x").status == 200
+        seen.append(list(_CALLS))
+    assert seen[0] == seen[1]
+    assert {"decode_headers", "encode_headers", "encode_data"} <= set(seen[1])
+
+
+@pytest.mark.parametrize("trace", [False, True])
+def test_instance_level_callbacks_and_flags_count(trace):
+    _CALLS.clear()
+    with Proxy.from_yaml(_chain("t_instance_level"), workers=1, trace=trace) as p:
+        r = p.request("GET", "/x")
+        assert p.wait_idle(5.0)
+    assert r.status == 200
+    assert r.headers.get("x-encoded") is None  # the instance said it is no encoder
+    assert _CALLS == ["log", "on_destroy"]
+    assert _echoed(r, "x-instance") == "1"
+
+
+@pytest.mark.parametrize("trace", [False, True])
+def test_a_class_patched_after_its_first_stream_takes_effect(trace):
+    with Proxy.from_yaml(_chain("t_patched_later"), workers=1, trace=trace) as p:
+        first = p.request("GET", "/x")
+
+        def decode_headers(self, headers, end_stream):
+            headers.add("x-patched", "1")
+            return FilterHeadersStatus.Continue
+
+        PatchedLater.decode_headers = decode_headers
+        try:
+            second = p.request("GET", "/x")
+        finally:
+            del PatchedLater.decode_headers
+        third = p.request("GET", "/x")
+    assert [_echoed(r, "x-patched") for r in (first, second, third)] == [None, "1", None]

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
+from ..host.active_filter import forget_filter_traits
 from ..host.extensions import FactoryContext
 from ..http import Buffer, FilterDataStatus, FilterHeadersStatus, FilterTrailersStatus, HeaderMap
 
@@ -35,11 +36,27 @@ def _default(fn: _F) -> _F:
     only returns Continue, so an untraced stream skips calling it; a ``set_callbacks`` it does
     not override is a plain attribute store; a ``log``/``on_destroy`` it does not override is
     not called (they do nothing). A traced stream calls every filter callback."""
-    fn.stream_filter_default = True  # type: ignore[attr-defined]
+    # the mark names the function itself: a wrapper (functools.wraps copies ``__dict__``) is
+    # not the default it wraps
+    fn.stream_filter_default = fn  # type: ignore[attr-defined]
     return fn
 
 
-class StreamFilter:
+class _FilterClass(type):
+    """StreamFilter's metaclass: setting or deleting an attribute of a filter class after it was
+    made (a callback patched in a notebook cell) makes the filter manager work out the traits of
+    every filter class again, so the change takes effect on the next stream, traced or not."""
+
+    def __setattr__(cls, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
+        forget_filter_traits()
+
+    def __delattr__(cls, name: str) -> None:
+        super().__delattr__(name)
+        forget_filter_traits()
+
+
+class StreamFilter(metaclass=_FilterClass):
     """One filter instance on one stream. Defaults pass everything through (Continue)."""
 
     #: set by the filter manager before the first callback

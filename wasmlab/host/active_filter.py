@@ -100,35 +100,49 @@ _ENCODE_TRAILERS_CB = _Callback("encode_trailers", _ENCODE_TRAILERS, _TS, FILTER
 
 class FilterTraits:
     """What the filter manager needs to know about a filter class, worked out once per class
-    (:func:`traits_of`) instead of once per stream."""
+    (:func:`traits_of`) instead of once per stream. A filter that sets one of these on the
+    instance (``self.decode_headers = ...``, ``self.encoder = False``) gets its own, made from
+    what the instance says (``inst``), on every stream."""
 
     __slots__ = ("kind", "decoder", "encoder", "passthrough", "plain_set_callbacks", "end_hooks")
 
-    def __init__(self, cls: type) -> None:
+    def __init__(self, cls: type, inst: dict[str, Any] | None = None) -> None:
+        def read(name: str, default: Any) -> Any:
+            return inst[name] if inst is not None and name in inst else getattr(cls, name, default)
+
         #: "native", "lua" or "wasm" (traces and views colour filters by it)
-        self.kind: str = getattr(cls, "kind", "native")
+        self.kind: str = read("kind", "native")
         #: whether it takes part in decoding (the request) / encoding (the response)
-        self.decoder: bool = getattr(cls, "decoder", True)
-        self.encoder: bool = getattr(cls, "encoder", True)
+        self.decoder: bool = read("decoder", True)
+        self.encoder: bool = read("encoder", True)
         #: call-state bits of the callbacks the class leaves as StreamFilter's pass-through
         #: default (it returns Continue and does nothing else): untraced, the walker skips them
         self.passthrough = 0
         for name, bit in _CALLBACK_BITS.items():
-            if _is_default(getattr(cls, name, None)):
+            if _is_default(read(name, None)):
                 self.passthrough |= bit
         #: the class keeps StreamFilter's ``set_callbacks`` (a plain attribute store)
-        self.plain_set_callbacks = _is_default(getattr(cls, "set_callbacks", None))
+        self.plain_set_callbacks = _is_default(read("set_callbacks", None))
         #: the class overrides ``log`` or ``on_destroy`` (the stream's end calls only those)
-        self.end_hooks = not (_is_default(getattr(cls, "log", None)) and _is_default(getattr(cls, "on_destroy", None)))
+        self.end_hooks = not (_is_default(read("log", None)) and _is_default(read("on_destroy", None)))
 
 
 def _is_default(method: Any) -> bool:
-    """StreamFilter marks its own defaults (filters/base.py): a class that overrides one has a
-    method without the mark."""
-    return bool(getattr(method, "stream_filter_default", False))
+    """StreamFilter marks each of its own defaults with itself (filters/base.py): an override, or
+    a wrapper around a default, is a different function."""
+    return method is not None and getattr(method, "stream_filter_default", None) is method
 
+
+#: instance attributes that change a filter's traits when set on the instance itself
+INSTANCE_TRAITS = frozenset(["kind", "decoder", "encoder", "set_callbacks", "log", "on_destroy", *_CALLBACK_BITS])
 
 _TRAITS: dict[type, FilterTraits] = {}
+
+
+def forget_filter_traits() -> None:
+    """A filter class changed after it was made (filters/base.py's metaclass): work every
+    class's traits out again on its next stream."""
+    _TRAITS.clear()
 
 
 def traits_of(cls: type) -> FilterTraits:

@@ -47,7 +47,9 @@ from .active_filter import (
     _FAILED,
     _STATUS_NAMES,
     _TRAITS,
+    INSTANCE_TRAITS,
     ActiveFilter,
+    FilterTraits,
     IterationState,
     _Callback,
     _name,
@@ -103,10 +105,14 @@ class FilterManager:
         self.end_filters: list[StreamFilter] = []
         decoders, encoders, end_filters = self.decoders, self.encoders, self.end_filters
         for name, f in filters:
-            try:
-                traits = _TRAITS[f.__class__]
-            except KeyError:  # the first stream with this filter class
-                traits = traits_of(f.__class__)
+            inst = getattr(f, "__dict__", None)
+            if inst and not INSTANCE_TRAITS.isdisjoint(inst):  # set on the instance: its own traits
+                traits = FilterTraits(f.__class__, inst)
+            else:
+                try:
+                    traits = _TRAITS[f.__class__]
+                except KeyError:  # the first stream with this filter class
+                    traits = traits_of(f.__class__)
             dec = enc = None
             if traits.decoder:
                 dec = ActiveFilter(self, f, name, len(decoders), True, traits)
