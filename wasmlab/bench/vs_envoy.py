@@ -40,7 +40,7 @@ def _wrk(port: int, seconds: float, cpu: str | None) -> int:
         cmd = ["taskset", "-c", cpu, *cmd]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=secs + 30).stdout
     m = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s|m)\b", out)
-    if not m or "Non-2xx" in out or "Socket errors" in out:
+    if not m or int(m.group(1)) == 0 or "Non-2xx" in out or "Socket errors" in out:
         raise RuntimeError(f"wrk did not get clean answers: {out[-300:]}")
     return int(m.group(1))
 
@@ -150,8 +150,9 @@ def vs_envoy(args: argparse.Namespace) -> Iterator[Result]:
             k: stack.enter_context(Proxy.from_yaml(direct_config(filter_for(k)), workers=1, trace=False))
             for k in ours_kinds
         }
-        envoys = {k: _Envoy(envoy, k, Path(tmp), multi) for k in kinds}
-        for side in envoys.values():
+        envoys: dict[str, _Envoy] = {}
+        for k in kinds:  # each one closed at the end, even if a later one fails to start
+            envoys[k] = side = _Envoy(envoy, k, Path(tmp), multi)
             stack.callback(side.close)
         for side in envoys.values():
             side.ready()
