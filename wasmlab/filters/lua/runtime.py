@@ -231,13 +231,14 @@ class LuaVM:
         A hook may run while another is running (a local reply sent from the request hook runs
         the response hook): a nested run takes a runner of its own."""
         if self._busy:
-            return self._run_nested((op, handle_id) + args)
+            return self._run_nested((op, handle_id, *args))
         runner = self._runner
         if runner is None:
             runner = self._runner = self._new_runner()
         self._busy = True
         try:
-            return runner.send((op, handle_id) + args)  # (no list is made on the way, unlike (op, id, *args))
+            # (concatenated: `(op, handle_id, *args)` would build a list on the way, once per run)
+            return runner.send((op, handle_id) + args)  # noqa: RUF005
         except lupa.LuaError as e:
             self._runner = None  # a fresh one next time
             return self._runner_failed(e)
