@@ -110,6 +110,34 @@ SCRIPTS = {
         end
         function envoy_on_response(h) h:headers():add("x-resp", "1") end
     """,
+    # (wasmlab runs the response hook inside respond(), where the request hook's objects are still
+    # live; Envoy sends the local reply after the request hook yielded, so there they are dead:
+    # these two only check that tracing off gives what tracing on gives)
+    "the outer map seen from the hook run by its local reply": """
+        local outer, outer_hd
+        function envoy_on_request(h)
+          outer, outer_hd = h, h:headers()
+          outer_hd:add("x-a", "1")
+          h:respond({[":status"] = "403"}, "no")
+        end
+        function envoy_on_response(h)
+          local hd = h:headers()
+          hd:add("x-same", tostring(outer:headers() == outer_hd) .. " " .. tostring(hd == outer_hd))
+          hd:add("x-own", tostring(h:headers() == hd))
+        end
+    """,
+    "the outer map first asked for from the hook run by its local reply": """
+        local outer, inner_saw
+        function envoy_on_request(h)
+          outer = h
+          h:respond({[":status"] = "403"}, "no")
+          h:logInfo("after respond")
+        end
+        function envoy_on_response(h)
+          inner_saw = outer:headers()
+          h:headers():add("x-inner", tostring(inner_saw:get(":path")))
+        end
+    """,
     "an add picks the route": """
         function envoy_on_request(h) h:headers():add("x-go", "direct") end
     """,

@@ -66,6 +66,8 @@ class LuaFilterFactory(HttpFilterFactory):
         self._vm_count = 0
         #: ``select``'s last route and answer (a route never matches the sentinel)
         self._last_select: tuple[Any, tuple[LuaScript | None, LuaPerRoute | None]] = (object(), (None, None))
+        #: ``hook_setup``'s last route, worker and answer
+        self._last_setup: tuple[Any, Any, tuple[LuaVM, LuaPerRoute | None] | None] = (object(), None, None)
 
     @classmethod
     def parse_per_route(cls, node: Node) -> LuaPerRoute:
@@ -195,6 +197,26 @@ class LuaFilterFactory(HttpFilterFactory):
             self._last_select = (route, answer)
         return answer
 
+    def hook_setup(self, route: Any, dispatcher: Dispatcher) -> tuple[LuaVM, LuaPerRoute | None] | None:
+        """What a hook call on ``route`` runs with on this worker: the state of the route's
+        script and the per-route config; None when the route runs no script (or its state
+        could not be made). ``select`` + ``vm_for``, with the last answer kept: the script a
+        route chooses is configuration, and a worker's state for it changes only when it is
+        replaced or the worker stops, both of which close it (``runtime`` None)."""
+        last_route, last_dispatcher, answer = self._last_setup
+        if route is last_route and dispatcher is last_dispatcher and (answer is None or answer[0].runtime is not None):
+            return answer
+        script, per_route = self.select(route)
+        if script is None:
+            answer = None
+        else:
+            vm = dispatcher.slots.get(("lua", script)) or self.vm_for(script, dispatcher)
+            if vm is None:
+                return None  # (not kept: the next request tries, and logs, again)
+            answer = (vm, per_route)
+        self._last_setup = (route, dispatcher, answer)
+        return answer
+
     def _select(self, route: Any) -> tuple[LuaScript | None, LuaPerRoute | None]:
         pr = per_route_config(route, self.name)
         if isinstance(pr, LuaPerRoute):
@@ -205,6 +227,14 @@ class LuaFilterFactory(HttpFilterFactory):
             if pr.script is not None:
                 return pr.script, pr
         return self.config.default, pr if isinstance(pr, LuaPerRoute) else None
+
+
+def _adopt_unborn(
+    lua_id: int, filt: LuaFilter, decoder: bool, per_route: LuaPerRoute | None, vm: LuaVM, headers: HeaderMap, end: bool
+) -> StreamHandleWrapper:
+    """``UNBORN``'s maker: ``filt.adopt`` for a hook started untraced (a plain function, so an
+    entry needs no bound method made per hook)."""
+    return filt.adopt(lua_id, decoder, per_route, vm, headers, end, True)
 
 
 class LuaCallbacks:
@@ -306,6 +336,9 @@ class LuaFilter(StreamFilter):
     #: line, one endpoint per cluster): setHttp1ReasonPhrase, setUpstreamOverrideHost
     http1_reason_phrase: str | None = None
     upstream_override_host: tuple[str, bool] | None = None
+    #: the handles made on this stream (a tuple: most streams make none, see ``_start_untraced``,
+    #: and the rest one or two)
+    _handles: tuple[StreamHandleWrapper, ...] = ()
 
     def __init__(self, factory: LuaFilterFactory, dispatcher: Dispatcher) -> None:
         self.factory = factory
@@ -315,8 +348,6 @@ class LuaFilter(StreamFilter):
         self.proxy: ServerContext = proxy
         self.rec = proxy.recorder
         self.name = factory.name
-        #: the handles made on this stream (most streams make none: see ``_start_untraced``)
-        self._handles: list[StreamHandleWrapper] = []
 
     @property
     def stream_id(self) -> int:
@@ -353,11 +384,11 @@ class LuaFilter(StreamFilter):
     # ---- headers: start a hook -------------------------------------------------------------------
     def _do_headers(self, decoder: bool, headers: HeaderMap, end_stream: bool) -> FilterHeadersStatus:
         factory = self.factory
-        script, per_route = factory.select(self.callbacks.route)
-        if script is None:
+        setup = factory.hook_setup(self.callbacks.route, self.dispatcher)
+        if setup is None:
             return _HEADERS_CONTINUE
-        vm = self.dispatcher.slots.get(("lua", script)) or factory.vm_for(script, self.dispatcher)
-        if vm is None or (vm.on_request if decoder else vm.on_response) is None:
+        vm, per_route = setup
+        if (vm.on_request if decoder else vm.on_response) is None:
             return _HEADERS_CONTINUE
         self.proxy.stat_store.inc(factory.executions_stat)
         if self.rec.enabled:
@@ -399,7 +430,7 @@ class LuaFilter(StreamFilter):
         handle = StreamHandleWrapper(self, decoder, per_route, vm, headers, end_stream, lua_id)
         if untraced_run:
             handle.own_headers_id = -lua_id
-        self._handles.append(handle)
+        self._handles += (handle,)
         if decoder:
             self.request_handle = handle
         else:
@@ -415,7 +446,7 @@ class LuaFilter(StreamFilter):
         that does makes it (``UNBORN``, ``materialize``). None: the hook returned, nothing is left to
         do; else the handle (made now if the run did not) and the run's answer."""
         lua_id = next(_ids)
-        UNBORN[lua_id] = (self.adopt, decoder, per_route, vm, headers, end_stream, True)
+        UNBORN[lua_id] = (_adopt_unborn, self, decoder, per_route, vm, headers, end_stream)
         try:
             r = vm.run(RUN_REQUEST_UNTRACED if decoder else RUN_RESPONSE_UNTRACED, lua_id)
         finally:
@@ -492,5 +523,5 @@ class LuaFilter(StreamFilter):
                     h.on_reset()
                     h.mark_dead()
                     h.release()
-            self._handles.clear()
+            self._handles = ()
             self.request_handle = self.response_handle = None

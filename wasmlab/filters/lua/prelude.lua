@@ -80,8 +80,18 @@ local UD = setmetatable({}, { __mode = "v" })
 local PROTO = {} -- class name -> prototype userdata
 local PROTOS = {} -- class number (the host's order) -> prototype userdata
 
+-- The first run of a hook started with tracing off (section 2b below): its handle, the handle's
+-- number, and the userdata of its own header map once asked for (number -first_id).
+local first_run = nil
+local first_id = 0
+local first_headers = nil
+local first_run_headers -- set in section 2b
+
 -- The userdata of object `id` of class number `cls`, made here (no call back into the host).
 local function wrap(cls, id)
+  if id == -first_id and first_run ~= nil then
+    return first_run_headers()
+  end
   local u = UD[id]
   if u == nil then
     u = newproxy(PROTOS[cls])
@@ -254,7 +264,7 @@ local function thunk(class, name, fn, nret, mt)
   end
 end
 
--- handle:headers() during the first run of a hook started with tracing off: the handle's own
+-- 2b. handle:headers() during the first run of a hook started with tracing off: the handle's own
 -- header map is host object number -(handle number), made on the host side when a method of it
 -- is first called. Answered here, without a call into the host; the runner sets `first_run` to
 -- the handle at the start and puts back what it was when the run ends (the map dies with it;
@@ -263,12 +273,24 @@ end
 -- same map.
 local HANDLE_CLASS = 1 -- StreamHandleWrapper's class number
 local HEADERS_CLASS = HOST.headers_class -- HeaderMapWrapper's
-local first_run = nil -- the handle userdata of the first run in progress, or nil
+
+-- The map's userdata is kept in `first_headers`, not in UD (a speed-up: one weak-table entry less
+-- per hook). Only this run can be handed the number -first_id (the host's map of it dies with
+-- the run), so `wrap` answers it from here; a run nested in this one parks it in UD (see step).
+function first_run_headers()
+  local u = first_headers
+  if u == nil then
+    u = newproxy(PROTOS[HEADERS_CLASS])
+    OBJ[u] = -first_id
+    first_headers = u
+  end
+  return u
+end
 
 local function own_headers(generic)
   return function(self, ...)
     if first_run ~= nil and self == first_run then
-      return wrap(HEADERS_CLASS, -OBJ[self])
+      return first_run_headers()
     end
     return generic(self, ...)
   end
@@ -506,14 +528,20 @@ local function step(op, id, ...)
   local co = co_create(HOOKS[op])
   local u = newproxy(PROTOS[HANDLE_CLASS])
   OBJ[u] = id
-  local outer = first_run
+  local outer, outer_id = first_run, first_id
   if op > 3 then
-    first_run = u
+    if outer ~= nil then
+      UD[-outer_id] = first_headers -- nested: the outer's map may now be asked for by number
+    end
+    first_run, first_id, first_headers = u, id, nil
     writing = -id
   end
   arm()
   local ok, e = co_resume(co, u)
-  first_run = outer
+  if op > 3 then
+    first_run, first_id = outer, outer_id
+    first_headers = outer and UD[-outer_id] -- (made during the nested run, or parked above)
+  end
   return finish(co, id, ok, e) -- a tail call: nothing here keeps a failed coroutine's garbage alive
 end
 

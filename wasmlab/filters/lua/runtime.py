@@ -237,7 +237,8 @@ class LuaVM:
             runner = self._runner = self._new_runner()
         self._busy = True
         try:
-            return runner.send((op, handle_id, *args))
+            # (concatenated: `(op, handle_id, *args)` would build a list on the way, once per run)
+            return runner.send((op, handle_id) + args)  # noqa: RUF005
         except lupa.LuaError as e:
             self._runner = None  # a fresh one next time
             return self._runner_failed(e)
