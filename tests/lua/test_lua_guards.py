@@ -136,3 +136,31 @@ def test_a_top_level_loop_rejects_the_config():
     with pytest.raises(ConfigError, match=r"script load error: .*instruction limit exceeded"):
         Proxy.from_yaml(lua_config("while true do end"), workers=1)
     assert time.monotonic() - t0 < 2.0
+
+
+_ADDS_THEN_LOG = """
+function envoy_on_request(h)
+  local hd = h:headers()
+  for i = 1, 60 do hd:add("x-i", tostring(i)) end
+  h:logInfo("after")
+end
+"""
+
+
+@pytest.mark.parametrize("trace", [False, True])
+def test_a_budget_that_runs_out_among_header_adds_adds_each_at_most_once(trace):
+    """With tracing off the adds are gathered in Lua and handed over at the first host call
+    (here logInfo); a budget that runs out while they are handed over ends the run there, and
+    its answer must not hand the same pairs over again. The error names the script's line."""
+    from lua_helpers import script_log_lines
+
+    for limit in range(1500, 3000, 100):
+        opts = {"lua_instruction_limit": limit, "lua_hook_every": 100}
+        with Proxy.from_yaml(lua_config(_ADDS_THEN_LOG), workers=1, trace=trace, options=opts) as p:
+            r = p.request("GET", "/x")
+            values = [v for k, v in r.json()["headers"] if k == "x-i"]
+            logs = script_log_lines(p.logs)
+        assert values == [str(i) for i in range(1, len(values) + 1)], f"limit {limit}: {values}"
+        assert logs, f"limit {limit}"
+        if "instruction limit exceeded" in logs[0]:
+            assert '[string "function envoy_on_request(h)..."]:' in logs[0], logs[0]

@@ -154,12 +154,19 @@ local nwritten = 0
 local writing = nil -- the number of the own map whose adds are written down, or nil
 local host_add -- HeaderMapWrapper's add in the host (set by thunk)
 
+local nstale = 0 -- slots the last answer handed over, cleared when the next step starts
+
 local function replay()
-  for i = 1, nwritten, 2 do
-    -- cannot fail: the map is live, not iterated, not yet forwarded, and these are strings
-    host_add(writing, written[i], written[i + 1])
-  end
+  -- the count goes first: a guard (instruction or memory limit) that trips inside the loop
+  -- ends the run, and its answer must not hand the same pairs over again
+  local n = nwritten
   nwritten = 0
+  for i = 1, n, 2 do
+    local k, v = written[i], written[i + 1]
+    written[i], written[i + 1] = nil, nil -- (a handed-over string is not kept alive here)
+    -- cannot fail otherwise: the map is live, not iterated, not yet forwarded; these are strings
+    host_add(writing, k, v)
+  end
 end
 
 -- Called before every call into the host while a run writes down.
@@ -368,6 +375,24 @@ local hook
 local RUNNERS = setmetatable({}, { __mode = "k" }) -- the runner coroutines (section 4): exempt from the guards like the main thread
 local tripped = false -- over budget: the hook now fires on every instruction
 
+-- The level for error() that names the script's line: the first frame out from the hook that is
+-- not this prelude's own Lua (a thunk, the written-down adds) — where the script called in.
+local PRELUDE_SOURCE = debug.getinfo(1, "S").source
+local getinfo = debug.getinfo
+local function script_level()
+  local level = 3 -- (from inside this function: 2 is the hook, 3 the code it interrupted)
+  while true do
+    local info = getinfo(level, "S")
+    if info == nil then
+      return 2 -- no script frame (should not happen): the interrupted code, as before
+    end
+    if info.source ~= PRELUDE_SOURCE and info.what ~= "C" then
+      return level - 1 -- (as seen from the hook)
+    end
+    level = level + 1
+  end
+end
+
 if guarded then
   -- LuaJIT never calls hooks inside compiled traces, so a `while true do end` loop that got
   -- compiled would run forever: run this state in the interpreter.
@@ -384,7 +409,7 @@ if guarded then
     end
     if tripped then
       -- after a pcall caught the first error: fail again at once, one frame further out
-      error(limit_msg, 2)
+      error(limit_msg, script_level())
     end
     left = left - 1
     if left < 0 or (mem_soft_kb > 0 and collectgarbage("count") > mem_soft_kb) then
@@ -392,7 +417,7 @@ if guarded then
       limit_msg = msg
       tripped = true
       sethook(hook, "", 1)
-      error(msg, 2)
+      error(msg, script_level())
     end
   end
   sethook(hook, "", every)
@@ -514,6 +539,12 @@ end
 
 local function step(op, id, ...)
   writing, nwritten = nil, 0 -- (whatever a failed runner left)
+  if nstale > 0 then -- the strings the last answer handed over: not kept alive past it
+    for i = 1, nstale do
+      written[i] = nil
+    end
+    nstale = 0
+  end
   if op == 0 then
     local co = COS[id]
     if co == nil then
@@ -550,7 +581,7 @@ local function answer(s, m)
   writing = nil
   if nwritten > 0 then
     local n = nwritten
-    nwritten = 0
+    nwritten, nstale = 0, n
     return co_yield(s, m, unpack(written, 1, n))
   end
   if m == nil then
