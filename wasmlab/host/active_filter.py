@@ -104,7 +104,7 @@ class FilterTraits:
     instance (``self.decode_headers = ...``, ``self.encoder = False``) gets its own, made from
     what the instance says (``inst``), on every stream."""
 
-    __slots__ = ("kind", "decoder", "encoder", "passthrough", "plain_set_callbacks", "end_hooks")
+    __slots__ = ("kind", "decoder", "encoder", "passthrough", "plain_set_callbacks", "end_hooks", "per_instance")
 
     def __init__(self, cls: type, inst: dict[str, Any] | None = None) -> None:
         def read(name: str, default: Any) -> Any:
@@ -125,6 +125,8 @@ class FilterTraits:
         self.plain_set_callbacks = _is_default(read("set_callbacks", None))
         #: the class overrides ``log`` or ``on_destroy`` (the stream's end calls only those)
         self.end_hooks = not (_is_default(read("log", None)) and _is_default(read("on_destroy", None)))
+        #: instances of the class set some of these on themselves (:func:`traits_of`)
+        self.per_instance = False
 
 
 def _is_default(method: Any) -> bool:
@@ -145,11 +147,22 @@ def forget_filter_traits() -> None:
     _TRAITS.clear()
 
 
-def traits_of(cls: type) -> FilterTraits:
-    """A filter class's :class:`FilterTraits`, made on its first stream."""
+def traits_of(filt: Any) -> FilterTraits:
+    """The :class:`FilterTraits` of a filter's class, made on the class's first stream from that
+    first instance. If the instance set callbacks or flags on itself (in ``__init__``), the class
+    is marked ``per_instance``: each of its instances then gets traits of its own.
+
+    Why only the first instance is looked at: reading an instance's ``__dict__`` makes CPython
+    3.11 build a real dict for it, after which every attribute read on that object is several
+    times slower; once per class is harmless, once per stream is not. (A class whose instances
+    set such attributes only sometimes, not on its first stream, is not supported.)"""
+    cls = filt.__class__
     traits = _TRAITS.get(cls)
     if traits is None:
-        traits = _TRAITS[cls] = FilterTraits(cls)
+        inst: dict[str, Any] = getattr(filt, "__dict__", None) or {}
+        traits = FilterTraits(cls)
+        traits.per_instance = not INSTANCE_TRAITS.isdisjoint(inst)
+        _TRAITS[cls] = traits
     return traits
 
 

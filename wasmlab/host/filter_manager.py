@@ -47,7 +47,6 @@ from .active_filter import (
     _FAILED,
     _STATUS_NAMES,
     _TRAITS,
-    INSTANCE_TRAITS,
     ActiveFilter,
     FilterTraits,
     IterationState,
@@ -105,14 +104,12 @@ class FilterManager:
         self.end_filters: list[StreamFilter] = []
         decoders, encoders, end_filters = self.decoders, self.encoders, self.end_filters
         for name, f in filters:
-            inst = getattr(f, "__dict__", None)
-            if inst and not INSTANCE_TRAITS.isdisjoint(inst):  # set on the instance: its own traits
-                traits = FilterTraits(f.__class__, inst)
-            else:
-                try:
-                    traits = _TRAITS[f.__class__]
-                except KeyError:  # the first stream with this filter class
-                    traits = traits_of(f.__class__)
+            try:
+                traits = _TRAITS[f.__class__]
+            except KeyError:  # the first stream with this filter class
+                traits = traits_of(f)
+            if traits.per_instance:  # its instances set callbacks or flags on themselves
+                traits = FilterTraits(f.__class__, f.__dict__)
             dec = enc = None
             if traits.decoder:
                 dec = ActiveFilter(self, f, name, len(decoders), True, traits)
