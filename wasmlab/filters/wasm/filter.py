@@ -25,7 +25,6 @@ from ...http import Buffer, FilterDataStatus, FilterHeadersStatus, FilterTrailer
 from ...proxywasm.plugin import PluginConfig, parse_plugin_config
 from ...proxywasm.stream_host import StreamHost
 from ...proxywasm.types import BufferType, FailurePolicy, GrpcStatus, MapType, StreamType, WasmResult
-from ...proxywasm.vm import Context
 from ..base import HttpFilterFactory, StreamFilter
 from ..registry import register_http_filter
 from .guard import FailAction, WasmCallGuard
@@ -109,6 +108,14 @@ class WasmHttpFilter(WasmCallGuard, StreamFilter, StreamHost):
         self.factory = factory
         self.plugin = factory.plugin
         self.dispatcher = dispatcher
+        # the state every callback reads, set here although it equals the class-level defaults:
+        # CPython 3.11 reads an instance attribute with a specialized instruction, a class-level
+        # default through the generic lookup (about four times slower)
+        self.ctx = None
+        self.failed = False
+        self.in_log = False
+        self.stream_ended = False
+        self.local_reply_sent = False
 
     # ---- identity for the trace and for properties ---------------------------------------------------
     @property
@@ -129,15 +136,23 @@ class WasmHttpFilter(WasmCallGuard, StreamFilter, StreamHost):
             return not self.failed
         if self.failed:
             return False
-        wasm = self.factory.manager or self._server().wasm  # the first: no property lookups
-        handle = wasm.handle_for_stream(self.plugin, self.dispatcher)
-        if handle is None or handle.vm is None or handle.root is None:
-            self.failed = True
-            return False
+        plugin = self.plugin
+        # the plugin's handle on this worker: WasmManager.handle_for_stream returns it as it is
+        # when it is usable (PluginHandle.usable, inlined here: every stream asks); otherwise the
+        # manager decides (a reload under FAIL_RELOAD, or None)
+        handle = self.dispatcher.slots.get(plugin.slot)
+        vm = handle.vm if handle is not None else None
+        if handle is None or vm is None or vm.failed is not None or handle.root is None:
+            wasm = self.factory.manager or self._server().wasm  # the first: no property lookups
+            handle = wasm.handle_for_stream(plugin, self.dispatcher)
+            if handle is None or handle.vm is None or handle.root is None:
+                self.failed = True
+                return False
+            vm = handle.vm
         self.handle = handle
-        vm, root = handle.vm, handle.root
-        ctx = self.ctx = Context(vm.next_context_id(), vm, root, self.plugin, "http", self)
-        vm.add_context(ctx)
+        root = handle.root
+        assert root is not None
+        ctx = self.ctx = vm.new_context(root, plugin, "http", self)
         if vm.failed is None and "proxy_on_context_create" not in vm.funcs:  # see _guarded: no call
             return True
         return not isinstance(self._guarded("proxy_on_context_create", (ctx.id, root.id)), FailAction)
@@ -182,14 +197,19 @@ class WasmHttpFilter(WasmCallGuard, StreamFilter, StreamHost):
         return status
 
     def decode_data(self, data: Buffer, end_stream: bool) -> FilterDataStatus:
-        if self.ctx is None or self.failed or not self.ctx.vm.runs("proxy_on_request_body"):
+        ctx = self.ctx
+        if ctx is None or self.failed:
+            return _DS.Continue
+        vm = ctx.vm
+        # not vm.runs("proxy_on_request_body"), without its frame: every body chunk asks
+        if vm.failed is None and "proxy_on_request_body" not in vm.info.callbacks:
             return _DS.Continue
         cb = self.callbacks
         if self.buffering_request:
             cb.add_decoded_data(data)
         buffered = cb.decoding_buffer() if self.buffering_request else None
         body = self.request_body = buffered if buffered else data
-        r = self._guarded("proxy_on_request_body", (self.ctx.id, len(body), int(end_stream)))
+        r = self._guarded("proxy_on_request_body", (ctx.id, len(body), int(end_stream)))
         if isinstance(r, FailAction):
             return _ON_FAIL_DATA[r]
         status = convert_data_status(r)
@@ -230,14 +250,19 @@ class WasmHttpFilter(WasmCallGuard, StreamFilter, StreamHost):
         return status
 
     def encode_data(self, data: Buffer, end_stream: bool) -> FilterDataStatus:
-        if self.ctx is None or self.failed or not self.ctx.vm.runs("proxy_on_response_body"):
+        ctx = self.ctx
+        if ctx is None or self.failed:
+            return _DS.Continue
+        vm = ctx.vm
+        # not vm.runs("proxy_on_response_body"), without its frame: every body chunk asks
+        if vm.failed is None and "proxy_on_response_body" not in vm.info.callbacks:
             return _DS.Continue
         cb = self.callbacks
         if self.buffering_response:
             cb.add_encoded_data(data)
         buffered = cb.encoding_buffer() if self.buffering_response else None
         body = self.response_body = buffered if buffered else data
-        r = self._guarded("proxy_on_response_body", (self.ctx.id, len(body), int(end_stream)))
+        r = self._guarded("proxy_on_response_body", (ctx.id, len(body), int(end_stream)))
         if isinstance(r, FailAction):
             return _ON_FAIL_DATA[r]
         status = convert_data_status(r)
