@@ -40,6 +40,11 @@ WASM_TYPE = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"
 _HS = FilterHeadersStatus
 _DS = FilterDataStatus
 _TS = FilterTrailersStatus
+# What every stream's callbacks answer, read as module globals: reading an enum member off its
+# class costs CPython 3.11 about 70 ns more (as in host/active_filter.py)
+_HS_CONTINUE = _HS.Continue
+_DS_CONTINUE = _DS.Continue
+_TS_CONTINUE = _TS.Continue
 
 
 def convert_headers_status(r: int | None, allow_stop: bool) -> FilterHeadersStatus:
@@ -189,21 +194,21 @@ class WasmHttpFilter(WasmCallGuard, StreamFilter, StreamHost):
             self.request_headers = None
             return _ON_FAIL_HEADERS[r]
         # 0 (or no such export) is Continue, by far the most common answer: no conversion call
-        status = convert_headers_status(r, self.plugin.allow_on_headers_stop_iteration) if r else _HS.Continue
+        status = convert_headers_status(r, self.plugin.allow_on_headers_stop_iteration) if r else _HS_CONTINUE
         if self.local_reply_sent:
             return _HS.StopIteration
-        if status == _HS.Continue:
+        if status is _HS_CONTINUE:
             self.request_headers = None
         return status
 
     def decode_data(self, data: Buffer, end_stream: bool) -> FilterDataStatus:
         ctx = self.ctx
         if ctx is None or self.failed:
-            return _DS.Continue
+            return _DS_CONTINUE
         vm = ctx.vm
         # not vm.runs("proxy_on_request_body"), without its frame: every body chunk asks
         if vm.failed is None and "proxy_on_request_body" not in vm.info.callbacks:
-            return _DS.Continue
+            return _DS_CONTINUE
         cb = self.callbacks
         if self.buffering_request:
             cb.add_decoded_data(data)
@@ -216,13 +221,13 @@ class WasmHttpFilter(WasmCallGuard, StreamFilter, StreamHost):
         if self.local_reply_sent:
             return _DS.StopIterationNoBuffer
         self.buffering_request = status == _DS.StopIterationAndBuffer
-        if status == _DS.Continue:
+        if status is _DS_CONTINUE:
             self.request_body = None
         return status
 
     def decode_trailers(self, trailers: HeaderMap) -> FilterTrailersStatus:
         if self.ctx is None or self.failed:
-            return _TS.Continue
+            return _TS_CONTINUE
         self.request_trailers = trailers
         r = self._guarded("proxy_on_request_trailers", (self.ctx.id, len(trailers)))
         if isinstance(r, FailAction):
@@ -230,13 +235,13 @@ class WasmHttpFilter(WasmCallGuard, StreamFilter, StreamHost):
         if self.local_reply_sent or (r or 0) >= 1:
             return _TS.StopIteration
         self.request_trailers = None
-        return _TS.Continue
+        return _TS_CONTINUE
 
     # ---- encoding ----------------------------------------------------------------------------------------------
     def encode_headers(self, headers: HeaderMap, end_stream: bool) -> FilterHeadersStatus:
         ctx = self.ctx
         if ctx is None or self.failed:
-            return _HS.Continue
+            return _HS_CONTINUE
         self.response_headers = headers
         n = len(headers)
         args = (ctx.id, n) if ctx.vm.abi_010 else (ctx.id, n, 1 if end_stream else 0)
@@ -244,19 +249,19 @@ class WasmHttpFilter(WasmCallGuard, StreamFilter, StreamHost):
         if isinstance(r, FailAction):
             self.response_headers = None
             return _ON_FAIL_HEADERS[r]
-        status = convert_headers_status(r, self.plugin.allow_on_headers_stop_iteration) if r else _HS.Continue
-        if status == _HS.Continue:
+        status = convert_headers_status(r, self.plugin.allow_on_headers_stop_iteration) if r else _HS_CONTINUE
+        if status is _HS_CONTINUE:
             self.response_headers = None
         return status
 
     def encode_data(self, data: Buffer, end_stream: bool) -> FilterDataStatus:
         ctx = self.ctx
         if ctx is None or self.failed:
-            return _DS.Continue
+            return _DS_CONTINUE
         vm = ctx.vm
         # not vm.runs("proxy_on_response_body"), without its frame: every body chunk asks
         if vm.failed is None and "proxy_on_response_body" not in vm.info.callbacks:
-            return _DS.Continue
+            return _DS_CONTINUE
         cb = self.callbacks
         if self.buffering_response:
             cb.add_encoded_data(data)
@@ -267,13 +272,13 @@ class WasmHttpFilter(WasmCallGuard, StreamFilter, StreamHost):
             return _ON_FAIL_DATA[r]
         status = convert_data_status(r)
         self.buffering_response = status == _DS.StopIterationAndBuffer
-        if status == _DS.Continue:
+        if status is _DS_CONTINUE:
             self.response_body = None
         return status
 
     def encode_trailers(self, trailers: HeaderMap) -> FilterTrailersStatus:
         if self.ctx is None or self.failed:
-            return _TS.Continue
+            return _TS_CONTINUE
         self.response_trailers = trailers
         # a trap fails the stream like any other: its 503 comes after the response started, so
         # the client sees a reset (as on Envoy 1.40)
@@ -283,7 +288,7 @@ class WasmHttpFilter(WasmCallGuard, StreamFilter, StreamHost):
         if (r or 0) >= 1:
             return _TS.StopIteration
         self.response_trailers = None
-        return _TS.Continue
+        return _TS_CONTINUE
 
     # ---- end of stream -----------------------------------------------------------------------------------------
     def log(self, info: Any) -> None:
