@@ -88,21 +88,35 @@ class WasmHttpFilter(WasmCallGuard, StreamFilter, StreamHost):
 
     kind = "wasm"
 
-    # per-stream state; class-level defaults so a stream pays only for what it changes
-    # (ctx, handle and failed come from WasmCallGuard)
-    in_log = False
+    # The state every callback reads or sets lives in slots, all set in __init__. The trick:
+    # CPython 3.11 reads a class-level default through the generic lookup, and an instance
+    # attribute is read fast only while the instance dict has not been materialized — which the
+    # filter manager does when it looks at a filter's ``__dict__`` (for traits set on the
+    # instance); a slot is read fast either way. (ctx, handle and failed are WasmCallGuard's.)
+    __slots__ = (
+        "factory",
+        "plugin",
+        "dispatcher",
+        "ctx",
+        "handle",
+        "failed",
+        "in_log",
+        "stream_ended",
+        "local_reply_sent",
+        "request_headers",
+        "response_headers",
+    )
     # maps the plugin may touch right now (Envoy keeps pointers only while they are usable)
-    request_headers: HeaderMap | None = None
-    response_headers: HeaderMap | None = None
+    request_headers: HeaderMap | None
+    response_headers: HeaderMap | None
+    # the rest of the per-stream state: class-level defaults, so a stream pays only for what it changes
     request_trailers: HeaderMap | None = None
     response_trailers: HeaderMap | None = None
     request_body: Buffer | None = None
     response_body: Buffer | None = None
     buffering_request = False
     buffering_response = False
-    local_reply_sent = False
     fail_replied = False
-    stream_ended = False  # set when proxy_on_log / proxy_on_done run: the stream is complete
     # the bodies the plugin may read or change right now (StreamHost.body_buffer)
     body_buffers: ClassVar[dict[int, str]] = {
         BufferType.HTTP_REQUEST_BODY: "request_body",
@@ -113,14 +127,14 @@ class WasmHttpFilter(WasmCallGuard, StreamFilter, StreamHost):
         self.factory = factory
         self.plugin = factory.plugin
         self.dispatcher = dispatcher
-        # the state every callback reads, set here although it equals the class-level defaults:
-        # CPython 3.11 reads an instance attribute with a specialized instruction, a class-level
-        # default through the generic lookup (about four times slower)
         self.ctx = None
-        self.failed = False
-        self.in_log = False
-        self.stream_ended = False
+        self.handle = None
+        self.failed = False  # this stream hit a failed VM
+        self.in_log = False  # proxy_on_log runs: maps are read-only
+        self.stream_ended = False  # set when proxy_on_log / proxy_on_done run: the stream is complete
         self.local_reply_sent = False
+        self.request_headers = None
+        self.response_headers = None
 
     # ---- identity for the trace and for properties ---------------------------------------------------
     @property
