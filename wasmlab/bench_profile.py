@@ -77,7 +77,10 @@ ITEMS: list[tuple[str, str]] = [
     (r"^host/hcm\.py:|^http/message\.py:|^host/(stats|access_log)\.py:", "response out: codec, stats, end of stream"),
     (r"^http/headers\.py:|^proxywasm/pairs\.py:", "header maps"),
     (r"^filters/native/", "native filter's own code"),
-    (r"^proxywasm/vm\.py:(add_context|remove_context|next_context_id|__init__)$", "Wasm: stream context create/delete"),
+    (
+        r"^proxywasm/vm\.py:(new_context|add_context|remove_context|next_context_id|__init__)$",
+        "Wasm: stream context create/delete",
+    ),
     (r"^proxywasm/manager\.py:", "Wasm: stream context create/delete"),
     (
         r"^proxywasm/<guest call |^proxywasm/vm\.py:(invoke|call|_invoke_nested_or_traced)$",

@@ -379,10 +379,22 @@ class WasmVm:
         return WasmResult.OK
 
     # ---- contexts ---------------------------------------------------------------------------------------
+    def new_context(self, root: RootContext, plugin: PluginConfig, kind: str, filter: StreamHost) -> Context:
+        """A stream context with the VM's next id, registered (Envoy creates a ``Context`` per
+        stream, its id from the same counter as root contexts). Every stream makes one: the id,
+        the object and the registration in one call."""
+        ctx = Context(next(self._next_id), self, root, plugin, kind, filter)
+        self.contexts[ctx.id] = ctx
+        if self.rec.enabled:
+            self._record_create(ctx)
+        return ctx
+
     def add_context(self, ctx: Context) -> None:
         self.contexts[ctx.id] = ctx
-        if not self.rec.enabled:
-            return
+        if self.rec.enabled:
+            self._record_create(ctx)
+
+    def _record_create(self, ctx: Context) -> None:
         self._record(
             "context",
             "create",
