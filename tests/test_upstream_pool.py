@@ -213,3 +213,25 @@ def test_a_call_abandoned_while_queued_still_reaches_the_app() -> None:
     finally:
         release.set()
         pool.close()
+
+
+def test_activity_never_calls_a_proxy_idle_while_a_posted_follow_up_is_pending(monkeypatch) -> None:
+    """``wait_idle`` reads two counters; a task that posts follow-up work (begin) and then ends
+    (end) between the two reads must not look idle. Reading ``begun`` first did: a WasmService's
+    tick then ran before the queue_ready tasks the workers had posted (a rare CI failure)."""
+    from wasmlab.host import dispatcher as d
+
+    activity = d.Activity()
+    activity.begin()  # a task is running
+    real, between = d._peek, []
+
+    def peek(counter: Any) -> int:
+        value = real(counter)
+        if not between:  # between the two reads: the task posts a follow-up, then ends
+            between.append(True)
+            activity.begin()
+            activity.end()
+        return value
+
+    monkeypatch.setattr(d, "_peek", peek)
+    assert activity.busy >= 1  # the follow-up has not run

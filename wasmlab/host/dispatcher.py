@@ -123,7 +123,11 @@ class Activity:
 
     @property
     def busy(self) -> int:
-        return _peek(self._begun) - _peek(self._ended)
+        # ``ended`` first: a task posts its follow-up work (begin) before it ends, so reading
+        # ``begun`` first could miss a follow-up posted in between and call a busy proxy idle
+        # (seen: a WasmService tick ran before the queue_ready tasks the workers had posted)
+        ended = _peek(self._ended)
+        return _peek(self._begun) - ended
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         deadline = None if timeout is None else time.monotonic() + timeout
