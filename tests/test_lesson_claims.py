@@ -493,3 +493,56 @@ def test_stop_iteration_from_headers_then_continue_from_data_resumes_at_once(env
         worker = lines["worker_0"][side]
         assert _count(worker, "[host<-vm] proxy_on_request_headers return: 1") == 1
         assert _count(worker, "[host->vm] proxy_on_request_body(2, 10, ") == 1
+
+
+def test_a_lua_script_that_does_not_load_is_rejected_by_an_update_and_the_old_one_stays(envoy_bin):
+    """Lesson 02 §8: a script load error in a dynamic (LDS) update rejects the update with
+    ``script load error: ...``, and the old config goes on serving."""
+    good = config(lua_filter('function envoy_on_response(h) h:headers():add("x-gen", "1") end'))
+    bad = config(lua_filter("function envoy_on_response(h)\n  local x = = 1\nend"))
+    p = Proxy.from_yaml(good, workers=1)
+    e = real.run(good, workers=1, dynamic=True, drain_time_s=1)
+    try:
+        ours, theirs = p.update(bad), e.update(bad)
+        after = p.request("GET", "/direct"), e.request("GET", "/direct")
+    finally:
+        p.close()
+        e.close()
+    assert not ours.accepted and not theirs.accepted
+    # Envoy's words; wasmlab puts the YAML path in front of Lua's message (lesson 02 §8)
+    words = theirs.reason.split("script load error: ", 1)
+    assert len(words) == 2 and ours.reason.startswith(words[0])
+    assert ours.reason.endswith("script load error: " + words[1])
+    assert after[0].headers.get("x-gen") == after[1].headers.get("x-gen") == "1"
+
+
+def test_without_singleton_every_thread_registers_the_queue_and_the_last_one_gets_it(envoy_bin, tmp_path):
+    """Lesson 07 question 3 (and §2): with ``singleton: false`` the WasmService gets a VM on the
+    main thread and on every worker; each registers ``(stats_service, stats)`` and gets the same
+    id, and the *last* registrant -- a worker here -- gets every ``proxy_on_queue_ready``."""
+    text = (WASM / "stats_service.yaml").read_text().replace("singleton: true", "singleton: false")
+    path = tmp_path / "per_worker.yaml"
+    path.write_text(text.replace("../../../modules/", f"{MODULES}/"))
+
+    def check(registrants: list[str], ready: set[str]) -> None:
+        assert sorted(registrants) == ["main", "main", "worker_0", "worker_1"]  # canary, main, workers
+        assert ready == {registrants[-1]} and registrants[-1] != "main"
+
+    with Proxy.from_yaml(path, workers=2) as p:
+        for i in range(6):
+            p.request("GET", f"/r/{i}")
+        p.wait_idle()
+        check(
+            [e.thread for e in p.trace.filter(kind="queue", name="register")],
+            {e.thread for e in p.trace.filter(kind="queue", name="dequeue")},
+        )
+    with real.run(path, workers=2, component_log_level="wasm:trace") as e:
+        for i in range(6):
+            e.request("GET", f"/r/{i}")
+        _wait_for(lambda: sum("proxy_on_queue_ready(" in ln for ln in e.logs) >= 1)
+        time.sleep(0.3)
+        lines = [(e.thread_name(ln.tid), ln.message) for ln in e.log_lines() if ln.logger == "wasm"]
+    check(
+        [t for t, m in lines if "registered queue" in m],
+        {t for t, m in lines if m.startswith("[host->vm] proxy_on_queue_ready(")},
+    )
