@@ -546,3 +546,37 @@ def test_without_singleton_every_thread_registers_the_queue_and_the_last_one_get
         [t for t, m in lines if "registered queue" in m],
         {t for t, m in lines if m.startswith("[host->vm] proxy_on_queue_ready(")},
     )
+
+
+class FlakyModuleServer:
+    """Serves modules/add_header.wasm once ``up`` is set; a 503 before. Counts the fetches."""
+
+    def __init__(self) -> None:
+        self.up = False
+        self.fetches = 0
+
+    def __call__(self, request: Any) -> Response:
+        self.fetches += 1
+        if not self.up:
+            return Response(503, HeaderMap(), b"down")
+        return Response(
+            200, HeaderMap([("content-type", "application/wasm")]), (MODULES / "add_header.wasm").read_bytes()
+        )
+
+
+def test_a_remote_module_that_failed_at_start_is_not_fetched_again(envoy_bin):
+    """Lesson 12 question 2 (and §1): the fetch is retried once at start-up, then the plugin
+    fails to load and its listener answers 503 (fail closed); when the server comes back nothing
+    fetches again -- only a config push or a restart would."""
+    cfg = WASM / "remote_add_header.yaml"
+    ours_app, theirs_app = FlakyModuleServer(), FlakyModuleServer()
+    with Proxy.from_yaml(cfg, workers=1, upstreams={"module_server": ours_app}) as p:
+        ours_app.up = True
+        time.sleep(0.5)
+        mine = p.request("GET", "/x").status
+    with real.run(cfg, workers=1, apps={"module_server": theirs_app}) as e:
+        theirs_app.up = True
+        time.sleep(0.5)
+        env = e.request("GET", "/x").status
+    assert mine == env == 503
+    assert ours_app.fetches == theirs_app.fetches == 2
