@@ -166,15 +166,16 @@ def test_decode_in_order_encode_in_reverse_and_the_headers_envoy_adds_around_fil
         ]
 
 
-def test_the_local_ratelimit_bucket_is_shared_by_all_workers(envoy_bin):
-    """Lesson 01 §5: one ``local_ratelimit`` bucket for the whole process, whatever worker a
-    request lands on (3 tokens: 3 of 5 pass with 2 workers too)."""
-    cfg = CONFIGS / "local_ratelimit.yaml"
-    with Proxy.from_yaml(cfg, workers=2) as p:
-        mine = sorted(p.request("GET", "/a", worker=i % 2).status for i in range(5))
-    with real.run(cfg, workers=2) as e:
-        env = sorted(e.request("GET", "/a").status for _ in range(5))  # a connection each
-    assert mine == env == [200, 200, 200, 429, 429]
+@pytest.mark.parametrize(("cfg", "tokens"), [("local_ratelimit.yaml", 3), ("wasm/rate_limiter.yaml", 5)])
+def test_one_bucket_for_the_process_whatever_the_worker(envoy_bin, cfg, tokens):
+    """Lesson 01 §5: one ``local_ratelimit`` bucket is shared by all workers (3 tokens); lessons
+    06 §4 and 07 §5: rate_limiter.wasm's bucket in shared data (5 tokens, CAS) likewise -- with 2
+    workers as with 1."""
+    with Proxy.from_yaml(CONFIGS / cfg, workers=2) as p:
+        mine = sorted(p.request("GET", "/a", worker=i % 2).status for i in range(8))
+    with real.run(CONFIGS / cfg, workers=2) as e:
+        env = sorted(e.request("GET", "/a").status for _ in range(8))  # a connection each
+    assert mine == env == [200] * tokens + [429] * (8 - tokens)
 
 
 # ---- lessons 06 and 11: VMs and Lua states --------------------------------------------------------
