@@ -340,7 +340,7 @@ class WasmVm:
     def fail(self, state: FailState, message: str) -> None:
         if self.failed is None:
             self.failed = state
-            self.failed_at_ns = self.proxy.clock.monotonic_ns()  # FAIL_RELOAD's backoff starts here
+            self.failed_at_ns = self.proxy.clock.monotonic_ns()
             self._record("vm", "fail", {"state": state.value, "message": message})
             for c in list(self.contexts.values()):
                 if isinstance(c, RootContext) and c.tick_timer is not None:
