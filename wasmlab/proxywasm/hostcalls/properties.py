@@ -325,8 +325,8 @@ def _xds(vm: WasmVm, info: Any, rest: list[str]) -> bytes | None:
         return _i64(info.listener_direction)
     if key in ("listener_metadata", "filter_chain_name"):
         return b""
-    if key == "upstream_host_metadata":
-        return b"" if info.upstream_host is not None else None
+    if key == "upstream_host_metadata":  # Envoy 1.40 cannot serialize a host's (empty) metadata
+        return UNSERIALIZABLE if info.upstream_host is not None else None
     ctx = vm.effective
     route = ctx.filter.route() if ctx is not None and ctx.filter is not None else None
     action = route.action if route is not None else None
