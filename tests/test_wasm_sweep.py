@@ -21,21 +21,33 @@ import pytest
 import wasmtime
 import yaml
 from wasm_probe import (
+    PAUSE,
     Param,
     Saved,
     buf,
     buf_status,
+    call,
+    define,
     dequeue,
     enqueue,
+    get_metric,
+    get_shared,
     hadd,
     hdr,
+    hpairs,
     hreplace,
     hsize,
+    http_call,
+    incr,
+    local,
     probe_wat,
     prop,
+    record,
     register_queue,
     resolve_queue,
     set_buf,
+    set_shared,
+    status,
 )
 
 from wasm_diff import assert_same_run, plugin_yaml, run_both
@@ -189,3 +201,94 @@ def test_trap_in_queue_ready_like_envoy(envoy_bin, tmp_path, policy):
     ours, theirs, lines = run_both(_config(tmp_path, QUEUE_TRAP, **plugin), THREE, settle=0.5)
     assert_same_run(ours, theirs, lines)
     assert [r.status for r in theirs] == statuses
+
+
+# ---- local replies ----------------------------------------------------------------------------------
+LOCAL_REPLY = {
+    "proxy_on_request_headers": [
+        local(
+            418,
+            "my details here",
+            "teapot body",
+            [("x-a", "1"), ("x-a", "2"), ("content-type", "text/x"), (":status", "200")],
+        )
+    ],
+    "proxy_on_response_headers": [hdr(2, ":status"), hdr(2, "x-a"), hdr(2, "content-type"), hsize(2)],
+    "proxy_on_response_body": [buf(1, 0, 100)],
+    "proxy_on_log": [prop("response.code_details"), prop("response.code"), hsize(0), hsize(2)],
+}
+
+
+@pytest.mark.envoy
+def test_local_reply_extra_headers_like_envoy(envoy_bin, tmp_path):
+    """Extra headers are added after the reply's own; a module's ``:status`` does not survive
+    (wasmlab sent it as a second ``:status`` entry); details have their spaces made ``_``. In
+    ``proxy_on_log`` the map sizes are BAD_ARGUMENT (Envoy sizes the writable maps; wasmlab
+    answered the access-log maps' sizes)."""
+    ours, theirs, lines = run_both(_config(tmp_path, LOCAL_REPLY), [{"method": "GET", "path": "/x", "timeout": 5}])
+    assert_same_run(ours, theirs, lines)
+
+
+# ---- http callouts ----------------------------------------------------------------------------------
+CALLOUT = [(":method", "POST"), (":path", "/cb?x=1"), (":authority", "cb.local"), ("X-Case", "C")]
+HTTP_CALLS = {
+    "proxy_on_request_headers": [
+        "(i32.store (i32.const 132) (local.get $a))",  # Saved(1): this stream's context id
+        http_call("nosuch", CALLOUT),  # unknown cluster
+        http_call("backend", [(":path", "/a"), (":authority", "a")]),  # no :method
+        http_call("backend", [(":method", "GET"), (":authority", "a")]),  # no :path
+        http_call("backend", [(":method", "GET"), (":path", "/a")]),  # no :authority
+        http_call("backend", b""),
+        http_call("backend", CALLOUT, body=b"callout-body", trailers=[("t1", "v")], timeout=0),
+        PAUSE,
+    ],
+    "proxy_on_http_call_response": [
+        *(hsize(6), hdr(6, ":status"), hdr(6, "content-type"), hpairs(7), hsize(7)),
+        *(buf(4, 0, 5), buf(4, 5, 3), buf(4, 100000, 1), buf_status(4), set_buf(4, 0, 0, b"x")),
+        *(hadd(6, "x", "1"), status(), hdr(0, ":path")),
+        call("proxy_set_effective_context", Saved(1)),
+        *(hdr(0, ":path"), hsize(0), call("proxy_continue_stream", 0)),
+    ],
+}
+
+
+@pytest.mark.envoy
+def test_http_calls_like_envoy(envoy_bin, tmp_path):
+    """Bad clusters and missing pseudo-headers are BAD_ARGUMENT; the callout's response maps are
+    read-only and, for ``proxy_get_header_map_size``, BAD_ARGUMENT (Envoy sizes only writable
+    maps; wasmlab answered their size); body slices past the end are empty."""
+    ours, theirs, lines = run_both(_config(tmp_path, HTTP_CALLS), [{"method": "GET", "path": "/x", "timeout": 5}])
+    assert_same_run(ours, theirs, lines)
+
+
+# ---- metrics, shared data, shared queues ------------------------------------------------------------
+METRICS = [
+    *(define(0, "c1", save=2), define(1, "g1", save=3), define(2, "h1", save=4), define(3, "bad")),
+    *(define(0, "c1"), define(0, ""), define(0, "tagged_c.tag1=v1")),
+    *(incr(Saved(2), 1), incr(Saved(2), 0), incr(Saved(2), -1), incr(Saved(3), 5), incr(Saved(3), -7)),
+    *(incr(Saved(4), 1), incr(99, 1), incr(96, 1)),
+    *(record(Saved(2), 10), record(Saved(3), 3), record(Saved(4), 42), record(99, 1)),
+    *(get_metric(Saved(2)), get_metric(Saved(3)), get_metric(Saved(4)), get_metric(99), get_metric(0)),
+]
+SHARED = [
+    *(get_shared("k"), set_shared("k", b"v1"), get_shared("k"), set_shared("k", b"v2", cas=12345)),
+    *(set_shared("new", b"x", cas=777), get_shared("new"), set_shared("k", b""), get_shared("k"), get_shared("")),
+]
+QUEUES = [
+    *(register_queue("q1", save=6), register_queue("q1"), resolve_queue("", "q1"), resolve_queue("p", "q1")),
+    *(resolve_queue("other", "q1"), resolve_queue("p", "nosuch")),
+    *(enqueue(Saved(6), b"a"), enqueue(12345, b"b"), dequeue(Saved(6)), dequeue(Saved(6)), dequeue(12345)),
+]
+
+
+@pytest.mark.envoy
+def test_metrics_shared_data_and_queues_like_envoy(envoy_bin, tmp_path):
+    """Metric ids are numbered per type (gauges 5, 9...; wasmlab numbered all types in one
+    sequence: gauge 9, histogram 14); increment and get answer BAD_ARGUMENT for an id whose type
+    bits are a histogram or no type, defined or not (wasmlab: NOT_FOUND)."""
+    callbacks = {
+        "proxy_on_vm_start": METRICS + SHARED + QUEUES,
+        "proxy_on_request_headers": [get_metric(Saved(2)), incr(Saved(2), 1), get_shared("k"), get_shared("new")],
+    }
+    ours, theirs, lines = run_both(_config(tmp_path, callbacks), [{"method": "GET", "path": "/x", "timeout": 5}])
+    assert_same_run(ours, theirs, lines)

@@ -95,7 +95,7 @@ def proxy_set_header_map_pairs(vm: WasmVm, map_type: int, ptr: int, size: int) -
 def proxy_get_header_map_size(vm: WasmVm, map_type: int, out: int) -> Any:
     if map_type > MAX_MAP_TYPE:
         return BAD
-    m = _map(vm, map_type, False)
+    m = _map(vm, map_type, True)
     if m is None:
         return BAD
     return OK if vm.memory.write_u32(out, m.byte_size()) else MEM
