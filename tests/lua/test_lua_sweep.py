@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 
+from helpers import with_trailers
 from lua_helpers import LUA_PER_ROUTE, SIDE_CLUSTER, Req, assert_both, lua_config
 from wasmlab.http import HeaderMap, Response
 
@@ -192,3 +193,34 @@ def test_inline_adds_through_the_untraced_first_run(envoy_bin):
     end
     """
     assert_both(lua_config(code), [Req("GET", "/", headers=[("user-agent", "curl")])])
+
+
+# ---- respond() -----------------------------------------------------------------------------------
+def test_the_response_hook_of_a_respond_finds_the_request_handle_dead(envoy_bin):
+    """Envoy's filter manager sends a local reply asked for inside a decoder callback only once the
+    callback returned, after the Lua filter marked the request handle dead: the
+    ``envoy_on_response`` it runs cannot use a request handle (or its headers) kept in a global.
+    (From a synchronous ``httpCall``'s answer the reply goes out at once and Envoy's handle is still
+    live, with its objects pushed on the wrong coroutine: not probed.)"""
+    code = TRY + r"""
+    saved, saved_headers = nil, nil
+    function envoy_on_request(h)
+      saved = h
+      local p = h:headers():get(":path")
+      if p == "/body" then h:body() end
+      if p == "/trailers" then h:body(); h:trailers() end
+      saved_headers = h:headers()
+      h:respond({[":status"] = "403", ["x-from"] = p}, "no")
+    end
+    function envoy_on_response(h)
+      try(h, "handle", function() return saved:headers():get(":path") end)
+      try(h, "headers (tail call)", function() return saved_headers:get(":path") end)
+      try(h, "headers", function() local v = saved_headers:get(":path") return v end)
+      try(h, "add", function() saved:headers():add("x-late", "1") end)
+      try(h, "respond again", function() saved:respond({[":status"] = "500"}) end)
+      try(h, "stream info", function() return saved:streamInfo():protocol() end)
+      h:headers():add("x-response-hook", h:headers():get(":status"))
+    end
+    """
+    reqs = [Req("GET", "/r"), Req("POST", "/body", b"abc"), Req("POST", "/trailers", b"abc", trailers=[("x-t", "1")])]
+    assert_both(with_trailers(lua_config(code)), reqs)

@@ -135,7 +135,12 @@ class HttpApi(HandleDriver):
             return
         self.state = State.RUNNING
         self.mark_live()
-        self._run("http_response", table, body if body else None)
+        filt = self.filter
+        filt.in_http_callback = True  # a respond() now goes out at once (LuaCallbacks.respond)
+        try:
+            self._run("http_response", table, body if body else None)
+        finally:
+            filt.in_http_callback = False
         if self.error is None:
             self.mark_dead()
         else:
