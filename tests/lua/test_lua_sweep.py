@@ -224,3 +224,164 @@ def test_the_response_hook_of_a_respond_finds_the_request_handle_dead(envoy_bin)
     """
     reqs = [Req("GET", "/r"), Req("POST", "/body", b"abc"), Req("POST", "/trailers", b"abc", trailers=[("x-t", "1")])]
     assert_both(with_trailers(lua_config(code)), reqs)
+
+
+def test_respond_status_and_header_values_edge_cases(envoy_bin):
+    code = TRY + r"""
+    function envoy_on_request(h)
+      local p = h:headers():get(":path")
+      local statuses = {["/sp"] = " 404 ", ["/plus"] = "+404", ["/float"] = 404.0, ["/frac"] = 404.5,
+        ["/hex"] = "0x194", ["/600"] = "600", ["/200"] = 200, ["/599"] = "599", ["/lead0"] = "0404"}
+      local s = statuses[p]
+      if s ~= nil then
+        try(h, "status " .. tostring(s), function() h:respond({[":status"] = s}, "body " .. p) end)
+        return
+      end
+      -- (one name besides :status per table: LuaJIT's string hash seed orders several at random)
+      if p == "/upper" then h:respond({[":status"] = "200", ["CONTENT-TYPE"] = "a/b"}, "u") end
+      if p == "/number" then h:respond({[":status"] = "200", ["x-n"] = 1.5}, 12345) end
+      if p == "/list" then h:respond({[":status"] = "200", ["x-list"] = {1, "two", 3}}, "l") end
+      if p == "/empty-list" then h:respond({[":status"] = "200", ["x-none"] = {}}, "e") end
+      if p == "/cl" then h:respond({[":status"] = "200", ["content-length"] = "99"}, "five!") end
+      if p == "/cl-nobody" then h:respond({[":status"] = "200", ["content-length"] = "3"}) end
+      if p == "/304" then h:respond({[":status"] = "304"}, "not modified body") end
+      if p == "/204" then h:respond({[":status"] = "204"}, "no content body") end
+      if p == "/location" then h:respond({[":status"] = "302", ["location"] = "/elsewhere"}) end
+      if p == "/server" then h:respond({[":status"] = "200", ["server"] = "lua"}, "s") end
+      if p == "/date" then h:respond({[":status"] = "200", ["date"] = "then"}, "d") end
+    end
+    """
+    paths = ["/sp", "/plus", "/float", "/frac", "/hex", "/600", "/200", "/599", "/lead0", "/upper", "/number", "/list",
+             "/empty-list", "/cl", "/cl-nobody", "/304", "/204", "/location", "/server", "/date"]  # fmt: skip
+    assert_both(lua_config(code), [Req("GET", p) for p in paths])
+
+
+def test_respond_with_a_body_still_coming_and_response_hook_edits(envoy_bin):
+    code = r"""
+    function envoy_on_request(h)
+      local p = h:headers():get(":path")
+      if p == "/early" then h:respond({[":status"] = "401"}, "early") end
+      if p == "/chunks" then
+        for c in h:bodyChunks() do h:logInfo("chunk " .. c:length()) end
+        h:logInfo("after chunks")
+      end
+      if p == "/body-respond" then
+        local b = h:body()
+        h:respond({[":status"] = "200", ["x-len"] = b:length()}, b:getBytes(0, b:length()):upper())
+      end
+    end
+    function envoy_on_response(h)
+      local b = h:body()
+      h:logInfo("response " .. h:headers():get(":status") .. " body " .. tostring(b and b:getBytes(0, b:length())))
+      if b then b:setBytes("[" .. b:getBytes(0, b:length()) .. "]") end
+      h:headers():replace(":status", "202")
+    end
+    """
+    def app(req):
+        return Response(200, HeaderMap([("content-type", "text/plain")]), b"upstream got " + req.body)
+
+    reqs = [Req("POST", "/early", b"x" * 1000), Req("POST", "/body-respond", b"hello"), Req("POST", "/chunks", b"abc")]
+    assert_both(lua_config(code), reqs, apps={"backend": app})
+
+
+# ---- bodies --------------------------------------------------------------------------------------
+def test_buffer_methods_edge_cases(envoy_bin):
+    code = TRY + r"""
+    function envoy_on_request(h)
+      local p = h:headers():get(":path")
+      local b = h:body(p == "/wrap")
+      if b == nil then h:logInfo("no body"); return end
+      try(h, "length", function() return b:length() end)
+      try(h, "0,0", function() return "[" .. b:getBytes(0, 0) .. "]" end)
+      try(h, "len,0", function() return "[" .. b:getBytes(b:length(), 0) .. "]" end)
+      try(h, "-1,1", function() return b:getBytes(-1, 1) end)
+      try(h, "1,-1", function() return b:getBytes(1, -1) end)
+      try(h, "float", function() return b:getBytes(0.9, 2.9) end)
+      try(h, "string args", function() return b:getBytes("1", "2") end)
+      try(h, "missing arg", function() return b:getBytes(0) end)
+      try(h, "nil arg", function() return b:getBytes(nil, 1) end)
+      try(h, "setBytes number", function() return b:setBytes(12345) end)
+      try(h, "after number", function() return b:getBytes(0, b:length()) end)
+      try(h, "setBytes nil", function() return b:setBytes(nil) end)
+      try(h, "setBytes binary", function() return b:setBytes("a\0b") end)
+      try(h, "binary back", function() return #b:getBytes(0, 3) end)
+      try(h, "same object", function() return rawequal(b, h:body()) end)
+      try(h, "content-length", function() return h:headers():get("content-length") end)
+      if p == "/empty" then try(h, "setBytes empty", function() return b:setBytes("") end) end
+      try(h, "body(1)", function() return h:body(1) end)
+      try(h, "body(nil)", function() return h:body(nil) end)
+    end
+    """
+    reqs = [Req("POST", "/p", b"hello world"), Req("POST", "/empty", b"xyz"), Req("GET", "/wrap"), Req("GET", "/none")]
+    assert_both(lua_config(code), reqs)
+
+
+def test_response_body_and_chunks_on_local_and_direct_responses(envoy_bin):
+    code = r"""
+    function envoy_on_response(h)
+      local p = h:headers():get("x-p") or "direct"
+      if p == "chunks" then
+        local n = 0
+        for c in h:bodyChunks() do
+          n = n + 1
+          c:setBytes(c:getBytes(0, c:length()):upper())
+        end
+        h:logInfo("chunks " .. n)
+      else
+        local b = h:body(true)
+        h:logInfo(p .. " body " .. b:length() .. " cl=" .. tostring(h:headers():get("content-length")))
+        b:setBytes(b:getBytes(0, b:length()) .. "+lua")
+      end
+      local ok, e = pcall(function() return h:trailers() end)
+      h:logInfo("trailers " .. tostring(ok) .. " " .. tostring(e))
+    end
+    """
+    routes = """
+              - match: {prefix: "/direct"}
+                direct_response: {status: 200, body: {inline_string: "direct hello"}}
+              - match: {prefix: "/nobody"}
+                direct_response: {status: 204}
+              - match: {prefix: "/notmodified"}
+                direct_response: {status: 304}
+              - match: {prefix: "/"}
+                route: {cluster: backend}"""
+
+    def app(req):
+        tag = req.path.strip("/")
+        body = b"" if tag == "empty" else b"upstream " + tag.encode()
+        return Response(200, HeaderMap([("x-p", tag)]), body)
+
+    paths = ("/direct", "/nobody", "/notmodified", "/chunks", "/body", "/empty", "/missing-route")
+    reqs = [Req("GET", p) for p in paths]
+    assert_both(lua_config(code, routes=routes), reqs, apps={"backend": app})
+
+
+def test_trailers_without_trailers_and_before_the_body(envoy_bin):
+    code = TRY + r"""
+    function envoy_on_request(h)
+      local p = h:headers():get(":path")
+      if p == "/first" then
+        local t = h:trailers()
+        h:logInfo("trailers first: " .. tostring(t and t:get("x-t")))
+        try(h, "body after trailers", function() return h:body() end)
+        try(h, "chunks after trailers", function() return h:bodyChunks() end)
+      else
+        local b = h:body()
+        local t = h:trailers()
+        h:logInfo(p .. " body " .. tostring(b and b:length()) .. " trailers " .. type(t))
+        if t then
+          t:add("x-lua", "1")
+          t:replace("x-t", "changed")
+          try(h, "trailers again same", function() return rawequal(t, h:trailers()) end)
+          for k, v in pairs(t) do h:logInfo("trailer " .. k .. "=" .. v) end
+        end
+      end
+    end
+    """
+    reqs = [
+        Req("POST", "/first", b"abc", trailers=[("x-t", "1")]),
+        Req("POST", "/with", b"abc", trailers=[("x-t", "1"), ("x-u", "2")]),
+        Req("POST", "/without", b"abc"),
+        Req("GET", "/get"),
+    ]
+    assert_both(with_trailers(lua_config(code)), reqs)

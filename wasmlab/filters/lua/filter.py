@@ -289,7 +289,7 @@ class LuaCallbacks:
         the reply goes out at once, the request handle still live, as in Envoy."""
         if not self.decoder:
             raise LuaApiError("respond not currently supported in the response path")
-        status = int(headers.get(":status") or 0)
+        status = int((headers.get(":status") or "0").strip(" \t\n\v\f\r"))  # (checked by lua_respond)
         extra = [(k, v) for k, v in headers if k != ":status"]
 
         def modify(h: HeaderMap) -> None:

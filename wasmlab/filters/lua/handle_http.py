@@ -43,8 +43,8 @@ class HttpApi(HandleDriver):
         table = check_type(args, 1, "respond", "table")
         body = opt_string(args, 2, "respond")
         headers = self._headers_from_table(table, len(args) + 1)
-        status = headers.get(":status") or ""
-        if not (status.isdigit() and 200 <= int(status) < 600):
+        status = simple_atoi(headers.get(":status") or "")
+        if status is None or not 200 <= status < 600:
             raise LuaApiError(":status must be between 200-599")
         if body is not None:
             headers.set("content-length", str(len(body)))
@@ -194,6 +194,16 @@ def _table_options(pairs: Any, nargs: int) -> _CallOptions:
         elif name == "send_xff":
             opts.send_xff = _truthy(value)
     return opts
+
+
+def simple_atoi(value: str) -> int | None:
+    """``absl::SimpleAtoi`` into a uint64, as Envoy reads ``:status``: ASCII whitespace around, an
+    optional ``+``, decimal digits (`` 404 `` and ``+404`` are 404; ``404.0``, ``0x194`` are not)."""
+    v = value.strip(" \t\n\v\f\r").removeprefix("+")
+    if not (v.isascii() and v.isdecimal()):
+        return None
+    n = int(v)
+    return n if n < 1 << 64 else None
 
 
 def _ignore(_response: Any) -> None:

@@ -311,8 +311,14 @@ class BufferWrapper(BaseLuaObject):
     @export("setBytes")
     def set_bytes(self, *args: Any) -> int:
         """Replace the content and set the stream's content-length. @param 1 (string): new bytes.
-        @return the new length."""
+        @return the new length.
+
+        Envoy sets ``content-length`` on the map even when the headers already went out (a body
+        chunk): the wire keeps the old value. wasmlab's codec reads the map it was handed later,
+        so the length is set only while the headers are held (a simplification: a script that
+        reads ``content-length`` back after streaming sees the old value here)."""
         value = check_string(args, 1, "setBytes")
         self.data.set(value)
-        set_in_place(self.headers, "content-length", str(len(self.data)))
+        if not self.h.headers_continued:
+            set_in_place(self.headers, "content-length", str(len(self.data)))
         return len(self.data)
