@@ -385,3 +385,101 @@ def test_trailers_without_trailers_and_before_the_body(envoy_bin):
         Req("GET", "/get"),
     ]
     assert_both(with_trailers(lua_config(code)), reqs)
+
+
+# ---- httpCall ------------------------------------------------------------------------------------
+def _side_app(req) -> Response:
+    """The ``auth`` cluster: says what it got, in one header each (one key per table read)."""
+    if req.path == "/empty":
+        return Response(204, HeaderMap(), b"")
+    if req.path == "/dup":
+        return Response(200, HeaderMap([("x-d", "1"), ("x-d", "2"), ("x-d", "3")]), b"dup")
+    got = f"{req.method} {req.path} cl={req.headers.get('content-length')} body={req.body.decode()}"
+    hs = [("x-got", got), ("x-list", ",".join(v for k, v in req.headers if k == "x-list"))]
+    hs.append(("x-xff", str(req.headers.get("x-forwarded-for"))))
+    return Response(200, HeaderMap(hs), b"side:" + req.body)
+
+
+def test_http_call_arguments_results_and_failures(envoy_bin):
+    code = TRY + r"""
+    local function call(h, path, body, timeout, extra)
+      -- (a POST without a body gets content-length: 0 from Envoy's HTTP/1 codec, not from wasmlab)
+      local t = {[":method"] = body and "POST" or "GET", [":path"] = path, [":authority"] = "auth"}
+      if extra then for k, v in pairs(extra) do t[k] = v end end
+      return h:httpCall("auth", t, body, timeout)
+    end
+    function envoy_on_request(h)
+      local hd, body = call(h, "/one", "payload", 1000)
+      h:logInfo("one: " .. hd["x-got"] .. " | " .. body .. " | status type " .. type(hd[":status"]))
+      hd, body = call(h, "/two", nil, "500")
+      h:logInfo("string timeout: " .. hd["x-got"] .. " | " .. body)
+      hd, body = call(h, "/num", 42, 500.9)
+      h:logInfo("number body: " .. hd["x-got"])
+      hd, body = call(h, "/list", "", 1000, {["x-list"] = {"a", "b"}})
+      h:logInfo("list header: " .. hd["x-list"] .. " empty body: " .. hd["x-got"])
+      hd, body = call(h, "/empty", nil, 1000)
+      h:logInfo("empty answer: " .. hd[":status"] .. " body " .. tostring(body) .. " cl " .. tostring(hd["content-length"]))
+      hd, body = call(h, "/dup", nil, 1000)
+      h:logInfo("dup last: " .. hd["x-d"])
+      hd, body = h:httpCall("auth", {[":method"] = "GET", [":path"] = "/dup", [":authority"] = "a"}, nil,
+        {return_duplicate_headers = true})
+      h:logInfo("dup all: " .. table.concat(hd["x-d"], "|") .. " status " .. hd[":status"])
+      hd = h:httpCall("auth", {[":method"] = "GET", [":path"] = "/xff", [":authority"] = "a"}, nil, {send_xff = false})
+      h:logInfo("send_xff false: " .. hd["x-xff"])
+      hd = h:httpCall("auth", {[":method"] = "GET", [":path"] = "/xff", [":authority"] = "a"}, nil, {timeout_ms = 1000})
+      h:logInfo("send_xff default: " .. hd["x-xff"])
+      try(h, "timeout table", function() call(h, "/x", nil, {timeout_ms = "soon"}) end)
+      try(h, "bool timeout", function() call(h, "/x", nil, true) end)
+      try(h, "nil headers", function() h:httpCall("auth", nil, nil, 10) end)
+      try(h, "body table", function() h:httpCall("auth", {}, {}, 10) end)
+      try(h, "cluster nil", function() h:httpCall(nil, {}, nil, 10) end)
+      try(h, "cluster number", function() h:httpCall(5, {}, nil, 10) end)
+      try(h, "no authority", function() h:httpCall("auth", {[":method"] = "GET", [":path"] = "/"}, nil, 10) end)
+      try(h, "header number value", function() call(h, "/n", nil, 1000, {["x-n"] = 7}) end)
+      try(h, "header bool value", function() call(h, "/n", nil, 1000, {["x-n"] = true}) end)
+      try(h, "async flag nil", function() return select("#", call(h, "/async-nil", nil, 1000, nil)) end)
+      -- which check Envoy 1.40 makes first: the timeout, the cluster, the headers, then the body
+      local H = {[":method"] = "GET", [":path"] = "/", [":authority"] = "a"}
+      try(h, "body table, bad cluster", function() h:httpCall("nope", H, {}, 10) end)
+      try(h, "body table, bad timeout", function() h:httpCall("auth", H, {}, -1) end)
+      try(h, "body bool, good call", function() h:httpCall("auth", H, true, 10) end)
+      try(h, "bad header value, bad cluster", function() h:httpCall("nope", {["x"] = true}, nil, 10) end)
+      try(h, "bad header value, no timeout", function() h:httpCall("auth", {["x"] = true}, nil) end)
+      try(h, "body table, bad option", function() h:httpCall("auth", H, {}, {foo = 10}) end)
+    end
+    """
+    assert_both(lua_config(code, clusters=SIDE_CLUSTER), [Req("GET", "/")], apps={"auth": _side_app})
+
+
+def test_http_call_timeouts_and_dead_clusters_answer_503(envoy_bin):
+    code = r"""
+    function envoy_on_request(h)
+      local p = h:headers():get(":path")
+      local cluster = p == "/dead" and "dead" or "auth"
+      local hd, body = h:httpCall(cluster, {[":method"] = "GET", [":path"] = p, [":authority"] = "a"}, nil,
+        p == "/slow" and 50 or 0)
+      h:logInfo(p .. ": " .. hd[":status"] .. " " .. tostring(body) .. " keys " .. (next(hd, next(hd)) == nil and 1 or 2))
+      h:headers():add("x-call", hd[":status"])
+    end
+    function envoy_on_response(h)
+      local hd, body = h:httpCall("auth", {[":method"] = "GET", [":path"] = "/resp", [":authority"] = "a"}, "b", 1000)
+      h:headers():add("x-resp-call", body)
+    end
+    """
+    import time
+
+    def slow(req):
+        if req.path == "/slow":
+            time.sleep(0.4)
+        return Response(200, HeaderMap(), b"ok " + req.path.encode())
+
+    dead = """
+  - name: dead
+    type: STATIC
+    load_assignment:
+      cluster_name: dead
+      endpoints:
+      - lb_endpoints:
+        - endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: 8083}}}"""
+    yaml = lua_config(code, clusters=SIDE_CLUSTER + dead)
+    assert_both(yaml, [Req("GET", "/slow"), Req("GET", "/dead"), Req("GET", "/fast")], apps={"auth": slow, "dead": None})

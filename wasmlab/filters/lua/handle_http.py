@@ -83,13 +83,14 @@ class HttpApi(HandleDriver):
             opts = _positional_options(args)
         cluster = utf8_text(check_string(args, 1, "httpCall"))
         table = check_type(args, 2, "httpCall", "table")
-        body = opt_string(args, 3, "httpCall")
         proxy = self.proxy
         if cluster not in proxy.clusters:
             raise LuaApiError("http call cluster invalid. Must be configured")
         headers = self._headers_from_table(table, nargs)
         if headers.get(":path") is None or headers.get(":method") is None or headers.get(":authority") is None:
             raise LuaApiError("http call headers must include ':path', ':method', and ':authority'")
+        # (Envoy 1.40 reads the body last: a missing cluster or ':path' is reported before a bad body)
+        body = opt_string(args, 3, "httpCall")
         if body is not None:
             headers.set("content-length", str(len(body)))
         timeout_s = opts.timeout_ms / 1000 if opts.timeout_ms else None
