@@ -7,6 +7,8 @@ Scripts avoid what is random in both Envoy and wasmlab (LuaJIT's string hash see
 
 from __future__ import annotations
 
+import textwrap
+
 import pytest
 
 from helpers import with_trailers
@@ -23,9 +25,14 @@ end
 """
 
 
+def tried(code: str) -> str:
+    """``code`` with ``try(h, what, f)``: logs ``what: <ok> <result or error>``."""
+    return TRY + code
+
+
 # ---- headers ---------------------------------------------------------------------------------------
 def test_header_reads_multi_values_case_and_index_arguments(envoy_bin):
-    code = TRY + r"""
+    code = tried(r"""
     function envoy_on_request(h)
       local hd = h:headers()
       try(h, "get joined", function() return hd:get("X-Multi") end)
@@ -51,13 +58,13 @@ def test_header_reads_multi_values_case_and_index_arguments(envoy_bin):
       try(h, "index syntax", function() return hd["x-multi"] end)
       try(h, "length op", function() return #hd end)
     end
-    """
+    """)
     hs = [("x-multi", "a"), ("X-Multi", "b"), ("x-multi", "c,d"), ("x-empty", "")]
     assert_both(lua_config(code), [Req("GET", "/r?q=1", headers=hs)])
 
 
 def test_header_writes_on_request_pseudo_headers_and_empty_values(envoy_bin):
-    code = TRY + r"""
+    code = tried(r"""
     function envoy_on_request(h)
       local hd = h:headers()
       hd:add("x-empty", "")
@@ -79,13 +86,13 @@ def test_header_writes_on_request_pseudo_headers_and_empty_values(envoy_bin):
       end
       h:logInfo(table.concat(out, " | "))
     end
-    """
+    """)
     hs = [("x-multi", "a"), ("x-multi", "b")]
     assert_both(lua_config(code), [Req("GET", "/w", headers=hs)])
 
 
 def test_response_header_writes_status_and_iteration(envoy_bin):
-    code = TRY + r"""
+    code = tried(r"""
     function envoy_on_response(h)
       local hd = h:headers()
       local p = hd:get("x-path")
@@ -106,7 +113,7 @@ def test_response_header_writes_status_and_iteration(envoy_bin):
       end
       h:logInfo(p .. ": " .. table.concat(out, " | "))
     end
-    """
+    """)
 
     def app(req):
         return Response(200, HeaderMap([("x-path", req.path), ("content-type", "text/plain")]), b"hello")
@@ -116,7 +123,7 @@ def test_response_header_writes_status_and_iteration(envoy_bin):
 
 
 def test_header_iteration_break_and_mutation(envoy_bin):
-    code = TRY + r"""
+    code = tried(r"""
     function envoy_on_request(h)
       local hd = h:headers()
       for k, v in pairs(hd) do
@@ -137,7 +144,7 @@ def test_header_iteration_break_and_mutation(envoy_bin):
       for k, v in pairs(hd) do end
       try(h, "third loop ok", function() return select("#", pairs(hd)) end)
     end
-    """
+    """)
     assert_both(lua_config(code), [Req("GET", "/it")])
 
 
@@ -202,7 +209,7 @@ def test_the_response_hook_of_a_respond_finds_the_request_handle_dead(envoy_bin)
     ``envoy_on_response`` it runs cannot use a request handle (or its headers) kept in a global.
     (From a synchronous ``httpCall``'s answer the reply goes out at once and Envoy's handle is still
     live, with its objects pushed on the wrong coroutine: not probed.)"""
-    code = TRY + r"""
+    code = tried(r"""
     saved, saved_headers = nil, nil
     function envoy_on_request(h)
       saved = h
@@ -221,13 +228,13 @@ def test_the_response_hook_of_a_respond_finds_the_request_handle_dead(envoy_bin)
       try(h, "stream info", function() return saved:streamInfo():protocol() end)
       h:headers():add("x-response-hook", h:headers():get(":status"))
     end
-    """
+    """)
     reqs = [Req("GET", "/r"), Req("POST", "/body", b"abc"), Req("POST", "/trailers", b"abc", trailers=[("x-t", "1")])]
     assert_both(with_trailers(lua_config(code)), reqs)
 
 
 def test_respond_status_and_header_values_edge_cases(envoy_bin):
-    code = TRY + r"""
+    code = tried(r"""
     function envoy_on_request(h)
       local p = h:headers():get(":path")
       local statuses = {["/sp"] = " 404 ", ["/plus"] = "+404", ["/float"] = 404.0, ["/frac"] = 404.5,
@@ -250,7 +257,7 @@ def test_respond_status_and_header_values_edge_cases(envoy_bin):
       if p == "/server" then h:respond({[":status"] = "200", ["server"] = "lua"}, "s") end
       if p == "/date" then h:respond({[":status"] = "200", ["date"] = "then"}, "d") end
     end
-    """
+    """)
     paths = ["/sp", "/plus", "/float", "/frac", "/hex", "/600", "/200", "/599", "/lead0", "/upper", "/number", "/list",
              "/empty-list", "/cl", "/cl-nobody", "/304", "/204", "/location", "/server", "/date"]  # fmt: skip
     assert_both(lua_config(code), [Req("GET", p) for p in paths])
@@ -277,6 +284,7 @@ def test_respond_with_a_body_still_coming_and_response_hook_edits(envoy_bin):
       h:headers():replace(":status", "202")
     end
     """
+
     def app(req):
         return Response(200, HeaderMap([("content-type", "text/plain")]), b"upstream got " + req.body)
 
@@ -286,7 +294,7 @@ def test_respond_with_a_body_still_coming_and_response_hook_edits(envoy_bin):
 
 # ---- bodies --------------------------------------------------------------------------------------
 def test_buffer_methods_edge_cases(envoy_bin):
-    code = TRY + r"""
+    code = tried(r"""
     function envoy_on_request(h)
       local p = h:headers():get(":path")
       local b = h:body(p == "/wrap")
@@ -311,7 +319,7 @@ def test_buffer_methods_edge_cases(envoy_bin):
       try(h, "body(1)", function() return h:body(1) end)
       try(h, "body(nil)", function() return h:body(nil) end)
     end
-    """
+    """)
     reqs = [Req("POST", "/p", b"hello world"), Req("POST", "/empty", b"xyz"), Req("GET", "/wrap"), Req("GET", "/none")]
     assert_both(lua_config(code), reqs)
 
@@ -357,7 +365,7 @@ def test_response_body_and_chunks_on_local_and_direct_responses(envoy_bin):
 
 
 def test_trailers_without_trailers_and_before_the_body(envoy_bin):
-    code = TRY + r"""
+    code = tried(r"""
     function envoy_on_request(h)
       local p = h:headers():get(":path")
       if p == "/first" then
@@ -377,7 +385,7 @@ def test_trailers_without_trailers_and_before_the_body(envoy_bin):
         end
       end
     end
-    """
+    """)
     reqs = [
         Req("POST", "/first", b"abc", trailers=[("x-t", "1")]),
         Req("POST", "/with", b"abc", trailers=[("x-t", "1"), ("x-u", "2")]),
@@ -401,7 +409,7 @@ def _side_app(req) -> Response:
 
 
 def test_http_call_arguments_results_and_failures(envoy_bin):
-    code = TRY + r"""
+    code = tried(r"""
     local function call(h, path, body, timeout, extra)
       -- (a POST without a body gets content-length: 0 from Envoy's HTTP/1 codec, not from wasmlab)
       local t = {[":method"] = body and "POST" or "GET", [":path"] = path, [":authority"] = "auth"}
@@ -447,7 +455,7 @@ def test_http_call_arguments_results_and_failures(envoy_bin):
       try(h, "bad header value, no timeout", function() h:httpCall("auth", {["x"] = true}, nil) end)
       try(h, "body table, bad option", function() h:httpCall("auth", H, {}, {foo = 10}) end)
     end
-    """
+    """)
     assert_both(lua_config(code, clusters=SIDE_CLUSTER), [Req("GET", "/")], apps={"auth": _side_app})
 
 
@@ -482,4 +490,155 @@ def test_http_call_timeouts_and_dead_clusters_answer_503(envoy_bin):
       - lb_endpoints:
         - endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: 8083}}}"""
     yaml = lua_config(code, clusters=SIDE_CLUSTER + dead)
-    assert_both(yaml, [Req("GET", "/slow"), Req("GET", "/dead"), Req("GET", "/fast")], apps={"auth": slow, "dead": None})
+    assert_both(
+        yaml, [Req("GET", "/slow"), Req("GET", "/dead"), Req("GET", "/fast")], apps={"auth": slow, "dead": None}
+    )
+
+
+# ---- streamInfo, metadata, connection --------------------------------------------------------------
+def test_stream_info_fields_and_dynamic_metadata_edge_cases(envoy_bin):
+    code = tried(r"""
+    function envoy_on_request(h)
+      local si = h:streamInfo()
+      h:logInfo("protocol " .. si:protocol())
+      -- (ports differ: the harness gives Envoy its own listener port)
+      h:logInfo("local " .. si:downstreamLocalAddress():match("^[^:]+") .. " direct local "
+        .. si:downstreamDirectLocalAddress():match("^[^:]+"))
+      h:logInfo("remote ip " .. si:downstreamRemoteAddress():match("^[^:]+")
+        .. " direct " .. si:downstreamDirectRemoteAddress():match("^[^:]+"))
+      h:logInfo("sni [" .. si:requestedServerName() .. "] route [" .. si:routeName() .. "] vcluster ["
+        .. si:virtualClusterName() .. "]")
+      try(h, "ssl", function() return si:downstreamSslConnection() end)
+      try(h, "connection ssl", function() return h:connection():ssl() end)
+      try(h, "ssl == nil", function() return h:connection():ssl() == nil end)
+      local dm = si:dynamicMetadata()
+      try(h, "get missing", function() return dm:get("nope") end)
+      try(h, "get number", function() return dm:get(5) end)
+      try(h, "set number ns", function() dm:set(5, "k", "v") end)
+      try(h, "set number key", function() dm:set("ns", 5, "v") end)
+      try(h, "set missing value", function() dm:set("ns", "k") end)
+      dm:set("ns", "float", 1.5)
+      dm:set("ns", "int", 3)
+      dm:set("ns", "neg", -0.25)
+      dm:set("ns", "big", 2^53)
+      dm:set("ns", "bool", false)
+      dm:set("ns", "empty", {})
+      dm:set("ns", "sparse", {[1] = "a", [3] = "c"})
+      dm:set("ns", "str", "s")
+      dm:set("ns", "str", "replaced")
+      dm:set("other", "x", {y = {z = {1, 2}}})
+      try(h, "set nested bad key", function() dm:set("ns", "bad", {[true] = 1}) end)
+      try(h, "set nested function", function() dm:set("ns", "bad", {f = print}) end)
+      local ns = dm:get("ns")
+      h:logInfo("float " .. ns.float .. " int " .. ns.int .. " " .. tostring(ns.int == math.floor(ns.int)) .. " neg " .. ns.neg
+        .. " big " .. string.format("%.0f", ns.big) .. " bool " .. tostring(ns.bool) .. " empty " .. type(ns.empty)
+        .. " sparse " .. #ns.sparse .. ":" .. tostring(ns.sparse[2]) .. ":" .. ns.sparse[3] .. " str " .. ns.str)
+      h:logInfo("other " .. dm:get("other").x.y.z[2])
+      local n = 0
+      for k, v in pairs(dm) do n = n + 1 end
+      h:logInfo("namespaces " .. n)
+      for k, v in pairs(dm) do
+        try(h, "set while iterating", function() dm:set("ns", "late", 1) end)
+        break
+      end
+    end
+    function envoy_on_response(h)
+      local ns = h:streamInfo():dynamicMetadata():get("ns")
+      h:logInfo("response sees str=" .. ns.str .. " int=" .. ns.int)
+      h:logInfo("response route [" .. h:streamInfo():routeName() .. "]")
+    end
+    """)
+    routes = """
+              - match: {prefix: "/"}
+                name: the-route
+                route: {cluster: backend}"""
+    assert_both(lua_config(code, routes=routes), [Req("GET", "/si")])
+
+
+def test_route_metadata_values_and_missing_route(envoy_bin):
+    code = tried(r"""
+    function envoy_on_request(h)
+      local md = h:metadata()
+      try(h, "str", function() return md:get("str") end)
+      try(h, "num", function() return md:get("num") end)
+      try(h, "bool", function() return md:get("flag") end)
+      try(h, "null", function() return md:get("nothing") end)
+      try(h, "missing", function() return md:get("missing") end)
+      try(h, "list", function() local l = md:get("list") return #l .. ":" .. l[1] .. ":" .. l[2].k end)
+      try(h, "nested", function() return md:get("nested").a.b end)
+      try(h, "number key", function() return md:get(1) end)
+      local keys = {}
+      for k, v in pairs(md) do keys[#keys + 1] = k .. "=" .. type(v) end
+      table.sort(keys)
+      h:logInfo("pairs " .. table.concat(keys, " "))
+      try(h, "route md", function() return h:route():metadata():get("str") end)
+      try(h, "vh md", function() return h:virtualHost():metadata():get("str") end)
+    end
+    """)
+    routes = """
+              - match: {prefix: "/md"}
+                route: {cluster: backend}
+                metadata:
+                  filter_metadata:
+                    envoy.filters.http.lua:
+                      str: text
+                      num: 2.5
+                      flag: true
+                      nothing: null
+                      list: [one, {k: v}]
+                      nested: {a: {b: deep}}
+              - match: {prefix: "/plain"}
+                route: {cluster: backend}"""
+    assert_both(lua_config(code, routes=routes), [Req("GET", "/md"), Req("GET", "/plain"), Req("GET", "/none")])
+
+
+def test_yaml_numbers_in_metadata_and_filter_context_are_envoys_struct_values(envoy_bin):
+    """Envoy 1.40 keeps a YAML integer as a number only in the int32 range and a YAML float as a
+    string (``2.50`` is ``"2.5"``); a list with a null keeps its slots (``#`` counts them)."""
+    code = r"""
+    local KEYS = {"a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m", "n", "o"}
+    function envoy_on_request(h)
+      for _, pair in ipairs({{"metadata", h:metadata()}, {"context", h:filterContext()}}) do
+        local what, md = pair[1], pair[2]
+        local out = {}
+        for _, k in ipairs(KEYS) do
+          local v = md:get(k)
+          out[#out + 1] = k .. "=" .. type(v) .. ":" .. tostring(v)
+        end
+        h:logInfo(what .. " " .. table.concat(out, " "))
+        local p = md:get("p")
+        h:logInfo(what .. " list " .. #p .. " " .. type(p[1]) .. " " .. type(p[2]) .. " " .. tostring(p[3]) .. " " .. p[4])
+      end
+    end
+    """
+    values = """
+                      a: 3000000000
+                      b: -5
+                      c: 2147483647
+                      d: 2147483648
+                      e: 007
+                      f: +5
+                      g: 1.0
+                      h: 2.50
+                      i: yes
+                      j: 0x10
+                      k: 1e3
+                      l: .inf
+                      m: -0
+                      n: 1_000
+                      o: "12"
+                      p: [1, 1.5, null, last]"""
+    script = textwrap.indent(textwrap.dedent(code).strip() + "\n", " " * 24)
+    routes = f"""
+              - match: {{prefix: "/"}}
+                route: {{cluster: backend}}
+                typed_per_filter_config:
+                  envoy.filters.http.lua:
+                    "@type": {LUA_PER_ROUTE}
+                    source_code:
+                      inline_string: |
+{script}                    filter_context:{values}
+                metadata:
+                  filter_metadata:
+                    envoy.filters.http.lua:{values}"""
+    assert_both(lua_config("-- the route's script runs", routes=routes), [Req("GET", "/")])
