@@ -11,8 +11,8 @@ import textwrap
 
 import pytest
 
-from helpers import with_trailers
-from lua_helpers import LUA_PER_ROUTE, SIDE_CLUSTER, Req, assert_both, lua_config
+from helpers import config, with_trailers
+from lua_helpers import LUA_PER_ROUTE, SIDE_CLUSTER, Req, assert_both, lua_config, lua_filter
 from wasmlab.http import HeaderMap, Response
 
 pytestmark = pytest.mark.envoy
@@ -642,3 +642,235 @@ def test_yaml_numbers_in_metadata_and_filter_context_are_envoys_struct_values(en
                   filter_metadata:
                     envoy.filters.http.lua:{values}"""
     assert_both(lua_config("-- the route's script runs", routes=routes), [Req("GET", "/")])
+
+
+# ---- logging and errors ------------------------------------------------------------------------------
+def test_log_arguments_and_every_level(envoy_bin):
+    code = tried(r"""
+    function envoy_on_request(h)
+      h:logTrace("trace line")
+      h:logDebug("debug line")
+      h:logInfo("info line")
+      h:logWarn("warn line")
+      h:logErr("err line")
+      h:logCritical("critical line")
+      try(h, "number", function() h:logInfo(12.5) end)
+      try(h, "nil", function() h:logInfo(nil) end)
+      try(h, "bool", function() h:logInfo(true) end)
+      try(h, "none", function() h:logInfo() end)
+      try(h, "extra args", function() h:logInfo("a", "b") end)
+      h:logInfo("")
+      h:logInfo("tab\there")
+      h:logInfo("utf8 \u{e9}t\u{e9}")
+      h:headers():logWarn("from the headers object")
+      h:streamInfo():dynamicMetadata():logErr("from dynamic metadata")
+    end
+    """)
+    assert_both(lua_config(code), [Req("GET", "/")])
+
+
+def test_error_values_and_where_the_script_fails(envoy_bin):
+    code = r"""
+    function envoy_on_request(h)
+      local p = h:headers():get(":path")
+      h:headers():add("x-before-error", "kept")
+      if p == "/table" then error({code = 1}) end
+      if p == "/nil" then error() end
+      if p == "/number" then error(42) end
+      if p == "/level0" then error("no position", 0) end
+      if p == "/level2" then local function f() error("caller's line", 2) end f() end
+      if p == "/tostring" then error(setmetatable({}, {__tostring = function() return "custom" end})) end
+      if p == "/after-body" then h:body(); h:headers():add("x-late", "no"); error("after body") end
+      if p == "/in-chunks" then for c in h:bodyChunks() do error("in chunk " .. c:length()) end end
+      if p == "/pcall" then
+        local ok, e = pcall(error, {code = 2})
+        h:logInfo("caught " .. type(e) .. " " .. tostring(e.code))
+        ok, e = pcall(error)
+        h:logInfo("caught nil " .. tostring(e))
+      end
+      if p == "/assert" then assert(false, "assert message") end
+      if p == "/assert-plain" then assert(nil) end
+      if p == "/nil-call" then local t = nil; t.x = 1 end
+      if p == "/string-arith" then local x = "a" + 1 end
+    end
+    function envoy_on_response(h)
+      h:headers():add("x-response-hook", "ran")
+      if h:headers():get("x-fail-response") then error("response failed") end
+    end
+    """
+    paths = ["/table", "/nil", "/number", "/level0", "/level2", "/tostring", "/pcall", "/assert", "/assert-plain",
+             "/nil-call", "/string-arith"]  # fmt: skip
+    reqs = [Req("GET", p) for p in paths]
+    reqs += [Req("POST", "/after-body", b"abc"), Req("POST", "/in-chunks", b"abc")]
+    assert_both(lua_config(code), reqs)
+
+
+def test_hooks_that_are_not_functions_and_scripts_with_one_hook(envoy_bin):
+    code = r"""
+    envoy_on_request = "not a function"
+    function envoy_on_response(h) h:headers():add("x-response-only", "1") end
+    """
+    assert_both(lua_config(code), [Req("GET", "/")])
+    code = r"""
+    function envoy_on_request(h) h:headers():add("x-request-only", "1") end
+    envoy_on_response = {}
+    """
+    assert_both(lua_config(code), [Req("GET", "/"), Req("GET", "/direct")])
+    assert_both(lua_config("local x = 1 -- no hooks"), [Req("GET", "/")])
+
+
+def test_a_hook_replaced_at_runtime_is_not_seen(envoy_bin):
+    """Envoy looks the hooks up once, after the chunk ran: a script that redefines its global hook
+    during a request still gets the first one."""
+    code = r"""
+    n = 0
+    function envoy_on_request(h)
+      n = n + 1
+      h:logInfo("first hook " .. n)
+      envoy_on_request = function(h2) h2:logInfo("second hook") end
+      envoy_on_response = function(h2) h2:logInfo("late response hook") end
+    end
+    """
+    assert_both(lua_config(code), [Req("GET", "/"), Req("GET", "/")])
+
+
+# ---- per-route configuration -----------------------------------------------------------------------
+def test_per_route_most_specific_config_wins_and_stat_prefix(envoy_bin):
+    filt = lua_filter(
+        """
+        function envoy_on_request(h) h:headers():add("x-script", "default") end
+        function envoy_on_response(h) h:headers():add("x-resp", "default") end
+        """,
+        extra="""
+              stat_prefix: mine
+              source_codes:
+                resp_only:
+                  inline_string: |
+                    function envoy_on_response(h) h:headers():add("x-resp", "named") end
+                failing:
+                  inline_string: |
+                    function envoy_on_request(h) error("named script fails") end""",
+    )
+    routes = f"""
+              - match: {{prefix: "/on"}}
+                route: {{cluster: backend}}
+                typed_per_filter_config:
+                  envoy.filters.http.lua: {{"@type": {LUA_PER_ROUTE}, name: resp_only}}
+              - match: {{prefix: "/fail"}}
+                route: {{cluster: backend}}
+                typed_per_filter_config:
+                  envoy.filters.http.lua: {{"@type": {LUA_PER_ROUTE}, name: failing}}
+              - match: {{prefix: "/direct"}}
+                direct_response: {{status: 200, body: {{inline_string: "direct"}}}}
+                typed_per_filter_config:
+                  envoy.filters.http.lua: {{"@type": {LUA_PER_ROUTE}, name: resp_only}}
+              - match: {{prefix: "/"}}
+                route: {{cluster: backend}}"""
+    yaml = config(filt, routes=routes).replace(
+        '            - name: vh\n              domains: ["*"]',
+        '            - name: vh\n              domains: ["*"]\n              typed_per_filter_config:\n'
+        f'                envoy.filters.http.lua: {{"@type": {LUA_PER_ROUTE}, disabled: true}}',
+    )
+    reqs = [Req("GET", p) for p in ("/on", "/fail", "/direct", "/vh-disabled", "/no-route-matches")]
+    assert_both(yaml, reqs)
+
+
+# ---- routing helpers and the rest of stream info ------------------------------------------------------
+def test_upstream_override_host_route_cache_and_drain(envoy_bin):
+    """(A *strict* override to a host the cluster lacks is Envoy's 503 ``no healthy upstream``;
+    wasmlab's router does not read the override: not probed here.)"""
+    code = tried(r"""
+    function envoy_on_request(h)
+      local p = h:headers():get(":path")
+      try(h, "not an ip", function() h:setUpstreamOverrideHost("example.com") end)
+      try(h, "ip:port", function() h:setUpstreamOverrideHost("127.0.0.1:8081") end)
+      try(h, "strict string", function() h:setUpstreamOverrideHost("127.0.0.1", "yes") end)
+      try(h, "nil host", function() h:setUpstreamOverrideHost(nil) end)
+      try(h, "ipv6", function() h:setUpstreamOverrideHost("[::1]") end)
+      if p == "/loose-other" then h:setUpstreamOverrideHost("127.0.0.9", false) end
+      if p == "/reroute" then
+        h:headers():replace(":path", "/direct-target")
+        h:logInfo("route before clear: " .. h:streamInfo():routeName())
+      end
+      try(h, "clearRouteCache", function() return h:clearRouteCache() end)
+      if p == "/drain" then h:streamInfo():drainConnectionUponCompletion() end
+    end
+    function envoy_on_response(h)
+      h:logInfo("response route " .. h:streamInfo():routeName())
+      try(h, "clear on response", function() return h:clearRouteCache() end)
+      try(h, "override on response", function() return h:setUpstreamOverrideHost("127.0.0.1") end)
+    end
+    """)
+    routes = """
+              - match: {prefix: "/direct-target"}
+                name: target
+                direct_response: {status: 200, body: {inline_string: "target"}}
+              - match: {prefix: "/"}
+                name: default
+                route: {cluster: backend}"""
+    paths = ("/loose-other", "/reroute", "/drain")
+    assert_both(lua_config(code, routes=routes), [Req("GET", p) for p in paths])
+
+
+def test_filter_state_timestamps_and_typed_metadata(envoy_bin):
+    code = tried(r"""
+    function envoy_on_request(h)
+      local fs = h:streamInfo():filterState()
+      try(h, "missing", function() return fs:get("nope") end)
+      try(h, "set string", function() fs:set("lua.key", "envoy.string", "value") end)
+      try(h, "get back", function() return fs:get("lua.key") end)
+      try(h, "get field", function() return fs:get("lua.key", "field") end)
+      try(h, "set number value", function() fs:set("lua.n", "envoy.string", 5) end)
+      try(h, "get n", function() return fs:get("lua.n") end)
+      try(h, "timestamp type", function() return type(h:timestamp()) end)
+      try(h, "timestamp ms", function() return type(h:timestamp(EnvoyTimestampResolution.MILLISECOND)) end)
+      try(h, "timestamp us", function() return h:timestamp(EnvoyTimestampResolution.MICROSECOND) end)
+      try(h, "timestampString us", function() return #h:timestampString(EnvoyTimestampResolution.MICROSECOND) end)
+      try(h, "timestampString bad", function() return h:timestampString(7) end)
+      try(h, "timestampString str", function() return #h:timestampString("0") end)
+      try(h, "typed md missing", function() return h:streamInfo():dynamicTypedMetadata("nope") end)
+      try(h, "conn dm", function() return h:connectionStreamInfo():dynamicMetadata():get("nope") end)
+      try(h, "conn dm set", function() return h:connectionStreamInfo():dynamicMetadata():set("a", "b", "c") end)
+      try(h, "base64Decode bad", function() return h:base64Decode("!!!") end)
+      try(h, "base64Escape number", function() return h:base64Escape(123) end)
+    end
+    function envoy_on_response(h)
+      try(h, "response sees filter state", function() return h:streamInfo():filterState():get("lua.key") end)
+    end
+    """)
+    assert_both(lua_config(code), [Req("GET", "/")])
+
+
+def test_filter_state_set_reads_the_value_with_envoys_object_factories(envoy_bin):
+    """``filterState():set(key, factory, value)``: a factory Envoy does not have is an error, and
+    each factory reads the value its own way (a port, an IP, ``ip:port``, ``true``), failing with
+    ``failed to create an object``; ``application_protocols`` objects have no string form."""
+    factories = [
+        "envoy.string", "envoy.upstream.dynamic_port", "envoy.tcp_proxy.per_connection_idle_timeout_ms",
+        "envoy.ratelimit.hits_addend", "envoy.network.ip", "envoy.network.transport_socket.original_dst_address",
+        "envoy.filters.listener.original_dst.local_ip", "envoy.network.application_protocols",
+        "envoy.tcp_proxy.disable_tunneling", "envoy.network.upstream_subject_alt_names", "no.such.factory",
+    ]  # fmt: skip
+    values = ["8080", "abc", "-1", "70000", " 80", "1.2.3.4", "::1", "[::1]:80", "1.2.3.4:80", "true", ""]
+    lists = "local F = {" + ",".join(f'"{f}"' for f in factories) + "}\n"
+    lists += "local V = {" + ",".join(f'"{v}"' for v in values) + "}\n"
+    code = (
+        lists
+        + r"""
+    function envoy_on_request(h)
+      local fs = h:streamInfo():filterState()
+      local i = 0
+      for _, f in ipairs(F) do
+        local out = {}
+        for _, v in ipairs(V) do
+          i = i + 1
+          local ok, e = pcall(function() fs:set("k" .. i, f, v) end)
+          local n = select("#", fs:get("k" .. i))
+          out[#out + 1] = "[" .. v .. "]" .. (ok and (n == 1 and ("=" .. fs:get("k" .. i)) or "=none") or e)
+        end
+        h:logInfo(f .. " " .. table.concat(out, " "))
+      end
+    end
+    """
+    )
+    assert_both(lua_config(code), [Req("GET", "/")])
