@@ -874,3 +874,40 @@ def test_filter_state_set_reads_the_value_with_envoys_object_factories(envoy_bin
     """
     )
     assert_both(lua_config(code), [Req("GET", "/")])
+
+
+def test_strings_with_a_nul_byte_end_there_where_envoy_reads_a_c_string(envoy_bin):
+    """Envoy 1.40 reads names and values for ``add``/``replace``/``remove``, ``respond`` and
+    ``httpCall`` header tables, the cluster name and dynamic metadata strings as C strings (up to
+    the first NUL); ``get``, bodies and ``base64Escape`` keep every byte."""
+    code = tried(r"""
+    function envoy_on_request(h)
+      local p = h:headers():get(":path")
+      local hd = h:headers()
+      if p == "/a" then
+        hd:add("x-v", "a\0b")
+        hd:add("x-k\0junk", "v")
+        hd:replace("x-r\0x", "r\0r")
+        try(h, "get with a NUL", function() return hd:get("x-k\0zzz") end)
+        try(h, "get", function() return hd:get("x-v") end)
+        try(h, "num", function() return hd:getNumValues("x-k") end)
+        hd:add("x-rm", "1")
+        hd:remove("x-rm\0tail")
+        try(h, "removed", function() return hd:getNumValues("x-rm") end)
+        h:streamInfo():dynamicMetadata():set("n\0s", "k\0k", {["i\0j"] = "v\0v", list = {"l\0l"}})
+        for k, v in pairs(h:streamInfo():dynamicMetadata()) do
+          for k2, v2 in pairs(v) do h:logInfo("dm " .. #k .. " " .. #k2 .. " " .. #v2["i"] .. " " .. #v2.list[1]) end
+        end
+        try(h, "base64", function() return h:base64Escape("a\0b") end)
+        local hh = h:httpCall("auth\0x", {[":method"] = "POST", [":path"] = "/c\0x", [":authority"] = "a",
+          ["x-h"] = "h\0h"}, "b\0b", 1000)
+        h:logInfo("call " .. hh["x-got"])
+      end
+      if p == "/respond" then h:respond({[":status"] = "200", ["x-r"] = "r\0r"}, "b\0b") end
+    end
+    """)
+
+    def app(req):
+        return Response(200, HeaderMap([("x-got", f"{req.path} {req.headers.get('x-h')!r} {req.body!r}")]), b"")
+
+    assert_both(lua_config(code, clusters=SIDE_CLUSTER), [Req("GET", "/a"), Req("GET", "/respond")], {"auth": app})

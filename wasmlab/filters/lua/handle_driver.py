@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...host import async_client
 from ...http import Buffer, FilterDataStatus, FilterHeadersStatus, FilterTrailersStatus, HeaderMap
-from .luaobject import NOTHING, OBJECTS, BaseLuaObject, _ids, short
+from .luaobject import NOTHING, OBJECTS, BaseLuaObject, _ids, c_string, short
 from .runtime import FAILED, FINISHED, RUN_FORGET, RUN_REQUEST, RUN_RESPONSE, RUN_RESUME, YIELDED
 from .wrappers_headers import (
     NO_INLINE,
@@ -460,11 +460,12 @@ def add_written(filt: LuaFilter, decoder: bool, headers: HeaderMap, answer: tupl
     headers as ``headers:add`` makes them, in order; returns the run's answer without them."""
     inline = REQUEST_INLINE if decoder else RESPONSE_INLINE
     for i in range(2, len(answer), 2):
-        key = answer[i].decode("latin-1").lower()
+        key = c_string(answer[i]).decode("latin-1").lower()
+        value = c_string(answer[i + 1]).decode("latin-1")
         if key in inline:
-            envoy_add(headers, inline, key, answer[i + 1].decode("latin-1"))
+            envoy_add(headers, inline, key, value)
         else:
-            headers.add(key, answer[i + 1].decode("latin-1"))
+            headers.add(key, value)
     if decoder and filt.factory.config.clear_route_cache:
         filt.callbacks.clear_route_cache()  # as headers_modifiable() does
     status, msg = answer[0], answer[1]

@@ -15,6 +15,7 @@ from .luaobject import (
     LuaApiError,
     LuaArgError,
     LuaRawError,
+    c_string,
     check_integer,
     check_string,
     check_type,
@@ -68,7 +69,7 @@ class HttpApi(HandleDriver):
             raise LuaArgError(slot, f"string expected, got {tname}")
         headers = HeaderMap()
         for k, v in pairs:
-            headers.add(k.lower(), v)
+            headers.add(_c_text(k).lower(), _c_text(v))
         return headers
 
     # ---- outbound HTTP ---------------------------------------------------------------------------------
@@ -81,7 +82,7 @@ class HttpApi(HandleDriver):
             opts = _table_options(self.vm.option_pairs(args[3]), nargs)
         else:
             opts = _positional_options(args)
-        cluster = utf8_text(check_string(args, 1, "httpCall"))
+        cluster = utf8_text(c_string(check_string(args, 1, "httpCall")))
         table = check_type(args, 2, "httpCall", "table")
         proxy = self.proxy
         if cluster not in proxy.clusters:
@@ -195,6 +196,12 @@ def _table_options(pairs: Any, nargs: int) -> _CallOptions:
         elif name == "send_xff":
             opts.send_xff = _truthy(value)
     return opts
+
+
+def _c_text(s: str) -> str:
+    """A header table's name or value as Envoy reads it (``luaL_checkstring``: up to a NUL)."""
+    i = s.find("\0")
+    return s if i < 0 else s[:i]
 
 
 def simple_atoi(value: str) -> int | None:

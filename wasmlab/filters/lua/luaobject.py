@@ -134,6 +134,15 @@ def check_string(args: tuple[Any, ...], index: int, function: str) -> bytes:
     raise bad_argument(index, function, "string", args)
 
 
+def c_string(b: bytes) -> bytes:
+    """A Lua string as C++ reads it through ``const char*`` (``luaL_checkstring``): up to the
+    first NUL byte. Envoy 1.40 reads header names and values given to ``add``/``replace``/
+    ``remove``, ``respond``/``httpCall`` header tables, the cluster name and dynamic metadata
+    strings this way; ``get``, bodies and ``base64Escape`` keep every byte."""
+    i = b.find(b"\0")
+    return b if i < 0 else b[:i]
+
+
 def opt_string(args: tuple[Any, ...], index: int, function: str) -> bytes | None:
     if index > len(args) or args[index - 1] is None:
         return None

@@ -15,6 +15,7 @@ from .luaobject import (
     BaseLuaObject,
     LuaApiError,
     PairsIterator,
+    c_string,
     check_integer,
     check_string,
     export,
@@ -137,8 +138,8 @@ class HeaderMapWrapper(BaseLuaObject):
         """Add a header: another entry if the name exists, or for an inline name (see
         ``envoy_add``) ``,value`` on the present one.
         @param 1 (string): header name. @param 2 (string): value."""
-        key = check_string(args, 1, "add")
-        value = check_string(args, 2, "add")
+        key = c_string(check_string(args, 1, "add"))
+        value = c_string(check_string(args, 2, "add"))
         self.check_modifiable()
         envoy_add(self.headers, self.inline, text(key).lower(), text(value))
 
@@ -171,15 +172,15 @@ class HeaderMapWrapper(BaseLuaObject):
     def replace(self, *args: Any) -> None:
         """Remove every entry of the name and add one (Envoy ``setCopy``).
         @param 1 (string): name. @param 2 (string)."""
-        key = self._name(args, "replace")
-        value = check_string(args, 2, "replace")
+        key = slot_name(self.inline, text(c_string(check_string(args, 1, "replace"))).lower())
+        value = c_string(check_string(args, 2, "replace"))
         self.check_modifiable()
         self.headers.set(key, text(value))
 
     @export("remove", 0)
     def remove(self, *args: Any) -> None:
         """Remove every entry of the name. @param 1 (string): name."""
-        key = self._name(args, "remove")
+        key = slot_name(self.inline, text(c_string(check_string(args, 1, "remove"))).lower())
         self.check_modifiable()
         self.headers.remove(key)
 
@@ -239,6 +240,8 @@ def _fast_add(thunk: Callable[..., Any]) -> Callable[..., Any]:
             inline = REQUEST_INLINE if h.decoder else RESPONSE_INLINE
         if len(args) < 2 or args[0].__class__ is not bytes or args[1].__class__ is not bytes:
             return thunk(obj_id, *args)
+        if b"\0" in args[0] or b"\0" in args[1]:
+            return thunk(obj_id, *args)  # (the generic add reads them up to the NUL)
         if owner is not None:
             # owner.headers_modifiable(), inlined
             if owner.headers_continued:

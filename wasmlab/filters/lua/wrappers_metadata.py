@@ -14,6 +14,7 @@ from .luaobject import (
     BaseLuaObject,
     LuaApiError,
     PairsIterator,
+    c_string,
     check_string,
     child_getter,
     export,
@@ -129,7 +130,7 @@ def from_lua_value(value: Any) -> Any:
     if t == "boolean":
         return bool(value)
     if t == "string":
-        return utf8_text(value)
+        return utf8_text(c_string(value))  # (lua_tostring: up to a NUL)
     if t == "table":
         items = list(value.items())
         length = _list_length(items)
@@ -141,7 +142,7 @@ def from_lua_value(value: Any) -> Any:
             kt = lua_type(k)
             if kt != "string":
                 raise LuaApiError(f"unexpected type {kt} in table key (only string keys are supported)")
-            out[utf8_text(k)] = from_lua_value(v)
+            out[utf8_text(c_string(k))] = from_lua_value(v)
         return out
     raise LuaApiError(f"unexpected type '{t}' in dynamicMetadata")
 
@@ -237,8 +238,8 @@ class DynamicMetadataMapWrapper(_StructMapWrapper):
         @param 3 (any): nil, boolean, number, string or table."""
         if self.iterator is not None:
             raise LuaApiError("dynamic metadata map cannot be modified while iterating")
-        name = utf8_text(check_string(args, 1, "set"))
-        key = utf8_text(check_string(args, 2, "set"))
+        name = utf8_text(c_string(check_string(args, 1, "set")))
+        key = utf8_text(c_string(check_string(args, 2, "set")))
         value = from_lua_value(args[2] if len(args) > 2 else None)
         self.fields.setdefault(name, {})[key] = value
 
