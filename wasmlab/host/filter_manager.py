@@ -76,8 +76,7 @@ _ENCODING = _ENCODE_HEADERS | _ENCODE_DATA | _ENCODE_TRAILERS
 
 
 def _status_parses(value: str | None) -> bool:
-    """Envoy ``Utility::getResponseStatusOrNullopt``: ``:status`` present and ``absl::SimpleAtoi``
-    reads it as a uint64 (ASCII spaces around, an optional ``+``, digits)."""
+    """Envoy ``getResponseStatusOrNullopt``: ``SimpleAtoi`` reads ``:status`` (`` +404 `` too)."""
     v = (value or "").strip(" \t\n\v\f\r").removeprefix("+")
     return v.isascii() and v.isdecimal() and int(v) < 1 << 64
 
