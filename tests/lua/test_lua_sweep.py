@@ -911,3 +911,110 @@ def test_strings_with_a_nul_byte_end_there_where_envoy_reads_a_c_string(envoy_bi
         return Response(200, HeaderMap([("x-got", f"{req.path} {req.headers.get('x-h')!r} {req.body!r}")]), b"")
 
     assert_both(lua_config(code, clusters=SIDE_CLUSTER), [Req("GET", "/a"), Req("GET", "/respond")], {"auth": app})
+
+
+# ---- coroutines, HEAD, calls while streaming -------------------------------------------------------
+def test_user_coroutines_inside_a_hook(envoy_bin):
+    """A script's own coroutines are not Envoy's: yielding inside one is fine; only a yield out of
+    the hook's own coroutine is ``script performed an unexpected yield``."""
+    code = tried(r"""
+    function envoy_on_request(h)
+      local gen = coroutine.wrap(function() for i = 1, 3 do coroutine.yield(i) end end)
+      h:logInfo("gen " .. gen() .. gen() .. gen())
+      local co = coroutine.create(function(a) local b = coroutine.yield(a + 1) return b * 2 end)
+      local _, x = coroutine.resume(co, 1)
+      local _, y = coroutine.resume(co, 10)
+      h:logInfo("co " .. x .. " " .. y .. " " .. coroutine.status(co))
+      try(h, "headers inside a coroutine", function()
+        return coroutine.wrap(function() return h:headers():get(":path") end)()
+      end)
+      try(h, "running", function() return select(2, coroutine.running()) end)
+    end
+    """)
+    assert_both(lua_config(code), [Req("GET", "/co")])
+
+
+def test_head_responses_and_response_trailers(envoy_bin):
+    code = tried(r"""
+    function envoy_on_response(h)
+      local b = h:body()
+      h:logInfo("body " .. tostring(b and b:length()))
+      local t = h:trailers()
+      if t then
+        t:add("grpc-status", "0")
+        t:add("grpc-status", "1")
+        t:add("x-t", "1")
+        t:add("x-t", "2")
+        h:logInfo("trailers grpc-status#" .. t:getNumValues("grpc-status") .. "=" .. t:get("grpc-status")
+          .. " x-t#" .. t:getNumValues("x-t"))
+      else
+        h:logInfo("no trailers")
+      end
+    end
+    """)
+
+    def app(req):
+        trailers = HeaderMap([("grpc-message", "ok")]) if req.path == "/trailers" else None
+        return Response(200, HeaderMap([("content-type", "text/plain")]), b"hello", trailers=trailers)
+
+    reqs = [Req("HEAD", "/head"), Req("GET", "/trailers"), Req("GET", "/plain")]
+    assert_both(with_trailers(lua_config(code)), reqs, apps={"backend": app})
+
+
+def test_http_call_from_inside_a_body_chunk_loop(envoy_bin):
+    code = r"""
+    function envoy_on_request(h)
+      for chunk in h:bodyChunks() do
+        local hd, body = h:httpCall("auth", {[":method"] = "POST", [":path"] = "/chunk", [":authority"] = "a"},
+          chunk:getBytes(0, chunk:length()), 1000)
+        h:logInfo("call answered " .. hd[":status"] .. " " .. tostring(body))
+      end
+      h:logInfo("loop done")
+    end
+    function envoy_on_response(h)
+      for chunk in h:bodyChunks() do
+        local hd = h:httpCall("auth", {[":method"] = "GET", [":path"] = "/resp", [":authority"] = "a"}, nil, 1000)
+        h:logInfo("response call " .. hd[":status"] .. " chunk " .. chunk:length())
+      end
+      h:logInfo("response loop done")
+    end
+    """
+
+    def app(req):
+        return Response(200, HeaderMap(), b"side " + req.body)
+
+    reqs = [Req("POST", "/p", b"abc"), Req("GET", "/g")]
+    assert_both(lua_config(code, clusters=SIDE_CLUSTER), reqs, apps={"auth": app})
+
+
+def test_two_lua_filters_and_a_respond_in_either(envoy_bin):
+    """A local reply from the first filter still runs the second filter's ``envoy_on_response``
+    (Envoy encodes a local reply through the whole encoder chain)."""
+    first = lua_filter(
+        """
+        function envoy_on_request(h)
+          h:logInfo("first request")
+          h:headers():add("x-order", "first")
+          if h:headers():get(":path") == "/first" then h:respond({[":status"] = "401"}, "first says no") end
+        end
+        function envoy_on_response(h)
+          h:logInfo("first response " .. h:headers():get(":status") .. " " .. tostring(h:headers():get("x-second")))
+        end
+        """,
+        name="first.lua",
+    )
+    second = lua_filter(
+        """
+        function envoy_on_request(h)
+          h:logInfo("second request " .. h:headers():get("x-order"))
+          if h:headers():get(":path") == "/second" then h:respond({[":status"] = "402"}, "second says no") end
+        end
+        function envoy_on_response(h)
+          h:headers():add("x-second", "seen")
+          h:logInfo("second response " .. h:headers():get(":status"))
+        end
+        """,
+        name="second.lua",
+    )
+    reqs = [Req("GET", p) for p in ("/first", "/second", "/through")]
+    assert_both(config(first + second), reqs)
