@@ -465,7 +465,7 @@ def add_written(filt: LuaFilter, decoder: bool, headers: HeaderMap, answer: tupl
         if key in inline:
             envoy_add(headers, inline, key, value)
         else:
-            headers.add(key, value)
+            headers.add_lowered(key, value)
     if decoder and filt.factory.config.clear_route_cache:
         filt.callbacks.clear_route_cache()  # as headers_modifiable() does
     status, msg = answer[0], answer[1]

@@ -254,7 +254,7 @@ def _fast_add(thunk: Callable[..., Any]) -> Callable[..., Any]:
         if key in inline:
             envoy_add(headers, inline, key, args[1].decode("latin-1"))
         else:
-            headers.add(key, args[1].decode("latin-1"))
+            headers.add_lowered(key, args[1].decode("latin-1"))
         if h.rec.enabled:
             h.trace_call("headers:add", args, None, None)
         return 0
