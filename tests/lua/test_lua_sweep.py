@@ -1018,3 +1018,50 @@ def test_two_lua_filters_and_a_respond_in_either(envoy_bin):
     )
     reqs = [Req("GET", p) for p in ("/first", "/second", "/through")]
     assert_both(config(first + second), reqs)
+
+
+# ---- objects as Lua values, and numbers as C++ reads them ---------------------------------------------
+def test_objects_as_lua_values_and_number_arguments(envoy_bin):
+    """Userdata semantics (equality, no fields, no ipairs), and numbers cast the C++ way:
+    ``getAtIndex`` casts a double to ``int`` (NaN, infinities -> INT_MIN: nothing found),
+    ``getBytes`` uses ``luaL_checkint`` (int64 truncation, low 32 bits: 2^32 + 1 is 1, NaN is 0)."""
+    code = tried(r"""
+    function envoy_on_request(h)
+      local hd = h:headers()
+      try(h, "same object", function() return hd == h:headers() end)
+      try(h, "rawequal", function() return rawequal(hd, h:headers()) end)
+      try(h, "ipairs", function() for i, v in ipairs(hd) do end return "ok" end)
+      try(h, "newindex", function() hd.x = 1 end)
+      try(h, "handle newindex", function() h.x = 1 end)
+      try(h, "missing method", function() return h.nope end)
+      try(h, "call missing", function() h:nope() end)
+      try(h, "dot call", function() return h.headers(h):get(":path") end)
+      try(h, "type", function() return type(hd) end)
+      try(h, "mt type", function() return type(getmetatable(hd)) end)
+      try(h, "concat", function() return "x" .. hd end)
+      try(h, "arith", function() return hd + 1 end)
+      try(h, "compare", function() return hd < hd end)
+      try(h, "call object", function() return hd() end)
+      try(h, "status on request", function() return hd:get(":status") end)
+      try(h, "huge index", function() return hd:getAtIndex(":path", 2^40) end)
+      try(h, "nan index", function() return hd:getAtIndex(":path", 0/0) end)
+      try(h, "inf index", function() return hd:getAtIndex(":path", 1/0) end)
+      try(h, "neg zero", function() return hd:getAtIndex(":path", -0.5) end)
+      try(h, "select#", function() return select("#", hd:get("nope")) end)
+      try(h, "next on ud", function() return next(hd) end)
+      local b = h:body(true)
+      b:setBytes("abcdef")
+      try(h, "getBytes nan", function() return b:getBytes(0/0, 1) end)
+      try(h, "getBytes inf len", function() return b:getBytes(0, 1/0) end)
+      try(h, "getBytes -inf", function() return b:getBytes(-1/0, 1) end)
+      try(h, "getBytes 2^32", function() return b:getBytes(2^32, 1) end)
+      try(h, "getBytes 2^32+1", function() return b:getBytes(2^32 + 1, 1) end)
+      try(h, "getBytes 1.9", function() return b:getBytes(1.9, 1.9) end)
+      try(h, "getBytes -0.9", function() return b:getBytes(-0.9, 1) end)
+      try(h, "timeout nan", function() return h:httpCall("nope", {}, nil, 0/0) end)
+      try(h, "timeout 2^40", function() return h:httpCall("nope", {}, nil, 2^40) end)
+      try(h, "tostring type", function() return (tostring(hd):gsub("0x%x+", "ADDR")) end)
+      try(h, "handle tostring", function() return (tostring(h):gsub("0x%x+", "ADDR")) end)
+    end
+    """)
+    assert_both(lua_config(code), [Req("GET", "/")])

@@ -170,6 +170,15 @@ def check_integer(args: tuple[Any, ...], index: int, function: str) -> int:
     return int(n)
 
 
+def check_int32(args: tuple[Any, ...], index: int, function: str) -> int:
+    """``luaL_checkint`` in Envoy's LuaJIT (x64): the number truncated to an int64 (NaN, the
+    infinities and numbers past 2^63 give INT64_MIN), then cast to a C ``int``: its low 32 bits
+    (``2^32 + 1`` is 1, NaN is 0)."""
+    n = check_number(args, index, function)
+    i = int(n) if -(2.0**63) < n < 2.0**63 else -(2**63)
+    return (i + 2**31) % 2**32 - 2**31
+
+
 def check_type(args: tuple[Any, ...], index: int, function: str, expected: str) -> Any:
     if index <= len(args) and lua_type(args[index - 1]) == expected:
         return args[index - 1]

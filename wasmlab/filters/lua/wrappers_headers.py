@@ -16,7 +16,8 @@ from .luaobject import (
     LuaApiError,
     PairsIterator,
     c_string,
-    check_integer,
+    check_int32,
+    check_number,
     check_string,
     export,
     text,
@@ -157,7 +158,10 @@ class HeaderMapWrapper(BaseLuaObject):
     def get_at_index(self, *args: Any) -> Any:
         """@param 1 (string): name. @param 2 (number): 0-based index. @return the value or nothing."""
         key = self._name(args, "getAtIndex")
-        index = check_integer(args, 2, "getAtIndex")
+        # Envoy: `const int index = luaL_checknumber(...)`, a double cast to int: NaN, infinities
+        # and numbers outside int32 become INT_MIN on x86 (so nothing is found)
+        n = check_number(args, 2, "getAtIndex")
+        index = int(n) if -(2**31) < n < 2**31 else -(2**31)
         values = self.headers.get_all(key)
         if 0 <= index < len(values):
             return wire(values[index])
@@ -305,8 +309,8 @@ class BufferWrapper(BaseLuaObject):
     @export("getBytes")
     def get_bytes(self, *args: Any) -> bytes:
         """@param 1 (number): 0-based index. @param 2 (number): length. @return the bytes."""
-        index = check_integer(args, 1, "getBytes")
-        length = check_integer(args, 2, "getBytes")
+        index = check_int32(args, 1, "getBytes")
+        length = check_int32(args, 2, "getBytes")
         if index < 0 or length < 0 or index + length > len(self.data):
             raise LuaApiError("index/length must be >= 0 and (index + length) must be <= buffer size")
         return self.data.slice(index, length)
