@@ -1065,3 +1065,34 @@ def test_objects_as_lua_values_and_number_arguments(envoy_bin):
     end
     """)
     assert_both(lua_config(code), [Req("GET", "/")])
+
+
+# ---- stats() -------------------------------------------------------------------------------------------
+def test_stats_arguments_and_uint64_gauges(envoy_bin):
+    """A negative (or NaN) amount is an error (``counter add amount must be non-negative``, and the
+    same for gauge add/sub/set and histogram values); gauges are uint64 (``dec()`` at 0 wraps);
+    a histogram unit must be one Envoy knows."""
+    code = tried(r"""
+    function envoy_on_request(h)
+      local s = h:stats()
+      try(h, "empty name", function() return s:counter(""):value() end)
+      try(h, "number name", function() return s:counter(5):value() end)
+      try(h, "dots", function() local c = s:counter("a.b.c") c:inc() return c:value() end)
+      try(h, "add neg", function() local c = s:counter("c1") c:add(-1) return c:value() end)
+      try(h, "add frac", function() local c = s:counter("c2") c:add(1.7) return c:value() end)
+      try(h, "add nan", function() local c = s:counter("c3") c:add(0/0) return c:value() end)
+      try(h, "add string", function() local c = s:counter("c4") c:add("3") return c:value() end)
+      try(h, "add nothing", function() local c = s:counter("c5") c:add() return c:value() end)
+      try(h, "gauge sub", function() local g = s:gauge("g1") g:sub(5) return g:value() end)
+      try(h, "gauge set neg", function() local g = s:gauge("g2") g:set(-3) return g:value() end)
+      try(h, "gauge set frac", function() local g = s:gauge("g3") g:set(2.9) return g:value() end)
+      try(h, "gauge dec", function() local g = s:gauge("g4") g:dec() return g:value() end)
+      try(h, "hist bad unit", function() return s:histogram("h1", "bogus") end)
+      try(h, "hist ms", function() local x = s:histogram("h2", "ms") x:recordValue(5) return "ok" end)
+      try(h, "hist neg", function() local x = s:histogram("h3") x:recordValue(-5) return "ok" end)
+      try(h, "same counter", function() return rawequal(s:counter("same"), s:counter("same")) end)
+      try(h, "counter upper", function() local c = s:counter("UP.Case") c:inc() return c:value() end)
+      try(h, "weird chars", function() local c = s:counter("a:b=c d") c:inc() return c:value() end)
+    end
+    """)
+    assert_both(lua_config(code), [Req("GET", "/")])
