@@ -1096,3 +1096,81 @@ def test_stats_arguments_and_uint64_gauges(envoy_bin):
     end
     """)
     assert_both(lua_config(code), [Req("GET", "/")])
+
+
+# ---- load errors --------------------------------------------------------------------------------------
+def _load_error(yaml: str) -> tuple[str, str]:
+    """(wasmlab's ConfigError text, Envoy's refusal text) for a config both must refuse."""
+    from wasmlab import Proxy
+    from wasmlab.envoy import run
+    from wasmlab.errors import ConfigError, EnvoyFailed
+
+    with pytest.raises(ConfigError) as ours:
+        Proxy.from_yaml(yaml, workers=1)
+    with pytest.raises(EnvoyFailed) as theirs:
+        run(yaml, workers=1)
+    return str(ours.value), str(theirs.value)
+
+
+def _envoy_load_message(theirs: str) -> str:
+    import re
+
+    msg = re.search(r"script load error: .*?(?=`| initializing|$)", theirs)
+    assert msg is not None, theirs
+    return msg.group(0).strip()
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "error('no position', 0)\n",
+        "local t = nil\nreturn t.x\n",
+        "function envoy_on_request(h) h:logInfo('x') end\nenvoy_on_request()\n",
+        "coroutine.yield()\n",
+        "local function f()\n  coroutine.yield(1)\nend\nf()\n",
+        "local s = 'unfinished\n",
+        "goto nowhere\n",
+    ],
+    ids=["level0", "index-nil", "hook-without-handle", "yield", "nested-yield", "unfinished", "goto"],
+)
+def test_more_script_load_errors(envoy_bin, code):
+    ours, theirs = _load_error(lua_config(code))
+    assert _envoy_load_message(theirs) in ours
+
+
+def test_a_missing_module_is_a_load_error(envoy_bin):
+    """(The search paths listed after ``not found:`` differ: wasmlab's ``./`` is the YAML's folder.)"""
+    ours, theirs = _load_error(lua_config("require('no_such_module_for_wasmlab')\n"))
+    assert _envoy_load_message(theirs).split("not found:")[0] in ours
+
+
+@pytest.mark.parametrize("code", ["error({code = 1})\n", "error()\n"], ids=["table", "nil"])
+def test_a_load_error_without_a_message(envoy_bin, code):
+    """Envoy 1.40 *crashes* on a top-level error whose value is not a string (it builds its
+    exception from a null message); wasmlab refuses the config with Envoy's runtime wording."""
+    ours, theirs = _load_error(lua_config(code))
+    assert "script load error: unspecified lua error" in ours
+    assert "script load error" not in theirs  # (a backtrace, not a refusal)
+
+
+def test_load_errors_in_named_and_route_scripts_name_their_yaml_path(envoy_bin):
+    filt = lua_filter(
+        "function envoy_on_request(h) end",
+        extra="""
+              source_codes:
+                broken:
+                  inline_string: "error('named boom')\"""",
+    )
+    ours, theirs = _load_error(config(filt))
+    assert _envoy_load_message(theirs) in ours
+    assert "source_codes" in ours
+    routes = f"""
+              - match: {{prefix: "/"}}
+                route: {{cluster: backend}}
+                typed_per_filter_config:
+                  envoy.filters.http.lua:
+                    "@type": {LUA_PER_ROUTE}
+                    source_code: {{inline_string: "error('route boom')"}}"""
+    ours, theirs = _load_error(lua_config("function envoy_on_request(h) end", routes=routes))
+    assert _envoy_load_message(theirs) in ours
+    assert "source_code" in ours
