@@ -1174,3 +1174,34 @@ def test_load_errors_in_named_and_route_scripts_name_their_yaml_path(envoy_bin):
     ours, theirs = _load_error(lua_config("function envoy_on_request(h) end", routes=routes))
     assert _envoy_load_message(theirs) in ours
     assert "source_code" in ours
+
+
+def test_respond_and_http_call_header_tables_join_inline_names(envoy_bin):
+    """A ``respond``/``httpCall`` header table builds an Envoy header map: a list for an inline
+    name is one ``a,b`` entry (``:status`` too, so ``{"200", "201"}`` is not a status), and in an
+    ``httpCall`` table ``host`` is ``:authority``."""
+    code = tried(r"""
+    function envoy_on_request(h)
+      local p = h:headers():get(":path")
+      if p == "/status-list" then try(h, "status list", function() h:respond({[":status"] = {"200", "201"}}, "x") end) end
+      if p == "/ct-list" then h:respond({[":status"] = "200", ["content-type"] = {"a/b", "c/d"}}, "x") end
+      if p == "/cache-list" then h:respond({[":status"] = "200", ["cache-control"] = {"a", "b"}}, "x") end
+      if p == "/call-host" then
+        try(h, "host instead of authority", function()
+          local hd = h:httpCall("auth", {[":method"] = "GET", [":path"] = "/x", host = "via-host"}, nil, 1000)
+          return hd["x-host"]
+        end)
+        try(h, "ua list", function()
+          local hd = h:httpCall("auth", {[":method"] = "GET", [":path"] = "/x", [":authority"] = "a", ["user-agent"] = {"u1", "u2"}}, nil, 1000)
+          return hd["x-ua"]
+        end)
+      end
+    end
+    """)
+
+    def app(req):
+        ua = "|".join(v for k, v in req.headers if k == "user-agent")
+        return Response(200, HeaderMap([("x-host", str(req.headers.get("host"))), ("x-ua", ua)]), b"")
+
+    reqs = [Req("GET", p) for p in ("/status-list", "/ct-list", "/cache-list", "/call-host")]
+    assert_both(lua_config(code, clusters=SIDE_CLUSTER), reqs, apps={"auth": app})

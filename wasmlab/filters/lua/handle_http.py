@@ -26,6 +26,7 @@ from .luaobject import (
     utf8_text,
     wire,
 )
+from .wrappers_headers import REQUEST_INLINE, RESPONSE_INLINE, envoy_add
 
 _HTTP_CALL_OPTIONS = ("asynchronous", "timeout_ms", "trace_sampled", "return_duplicate_headers", "send_xff")
 
@@ -43,7 +44,7 @@ class HttpApi(HandleDriver):
             raise LuaApiError("respond() cannot be called if headers have been continued")
         table = check_type(args, 1, "respond", "table")
         body = opt_string(args, 2, "respond")
-        headers = self._headers_from_table(table, len(args) + 1)
+        headers = self._headers_from_table(table, len(args) + 1, RESPONSE_INLINE)
         status = simple_atoi(headers.get(":status") or "")
         if status is None or not 200 <= status < 600:
             raise LuaApiError(":status must be between 200-599")
@@ -53,12 +54,15 @@ class HttpApi(HandleDriver):
         self.state = State.RESPONDED
         return YIELD
 
-    def _headers_from_table(self, table: Any, nargs: int) -> HeaderMap:
+    def _headers_from_table(self, table: Any, nargs: int, inline: frozenset[str]) -> HeaderMap:
         """Envoy ``buildHeadersFromTable``: keys lower-cased, values strings (numbers coerced) or
-        lists of them, in Lua's iteration order. ``nargs`` counts the call's stack slots; Envoy
-        walks a copy of the table pushed on top, so a bad key is at ``nargs + 2``, its value at
-        ``nargs + 3``, an item of a value list at ``nargs + 5`` (LuaJIT numbers errors by slot).
-        A number key is coerced in place, which breaks ``lua_next``."""
+        lists of them, in Lua's iteration order, each added as Envoy's ``addCopy`` adds to a
+        request (``httpCall``) or response (``respond``) map: ``inline`` names join (see
+        ``envoy_add``: ``{["content-type"] = {"a", "b"}}`` is one ``a,b``; ``host`` is
+        ``:authority``). ``nargs`` counts the call's stack slots; Envoy walks a copy of the table
+        pushed on top, so a bad key is at ``nargs + 2``, its value at ``nargs + 3``, an item of a
+        value list at ``nargs + 5`` (LuaJIT numbers errors by slot). A number key is coerced in
+        place, which breaks ``lua_next``."""
         pairs, problem = self.vm.header_pairs(table)
         if pairs is None:
             assert problem is not None
@@ -69,7 +73,7 @@ class HttpApi(HandleDriver):
             raise LuaArgError(slot, f"string expected, got {tname}")
         headers = HeaderMap()
         for k, v in pairs:
-            headers.add(_c_text(k).lower(), _c_text(v))
+            envoy_add(headers, inline, _c_text(k).lower(), _c_text(v))
         return headers
 
     # ---- outbound HTTP ---------------------------------------------------------------------------------
@@ -87,7 +91,7 @@ class HttpApi(HandleDriver):
         proxy = self.proxy
         if cluster not in proxy.clusters:
             raise LuaApiError("http call cluster invalid. Must be configured")
-        headers = self._headers_from_table(table, nargs)
+        headers = self._headers_from_table(table, nargs, REQUEST_INLINE)
         if headers.get(":path") is None or headers.get(":method") is None or headers.get(":authority") is None:
             raise LuaApiError("http call headers must include ':path', ':method', and ':authority'")
         # (Envoy 1.40 reads the body last: a missing cluster or ':path' is reported before a bad body)
