@@ -1205,3 +1205,21 @@ def test_respond_and_http_call_header_tables_join_inline_names(envoy_bin):
 
     reqs = [Req("GET", p) for p in ("/status-list", "/ct-list", "/cache-list", "/call-host")]
     assert_both(lua_config(code, clusters=SIDE_CLUSTER), reqs, apps={"auth": app})
+
+
+def test_an_asynchronous_http_call_outlives_its_stream(envoy_bin):
+    """A fire-and-forget ``httpCall`` is not cancelled when the stream ends: the side cluster gets
+    it even though the client's response went out first."""
+    code = r"""
+    function envoy_on_request(h)
+      h:httpCall("auth", {[":method"] = "POST", [":path"] = "/audit", [":authority"] = "a"}, "event", 2000, true)
+      h:respond({[":status"] = "202"}, "accepted")
+    end
+    """
+    import time
+
+    def slow(req):
+        time.sleep(0.3)
+        return Response(200, HeaderMap(), b"late")
+
+    assert_both(lua_config(code, clusters=SIDE_CLUSTER), [Req("GET", "/")], apps={"auth": slow})
