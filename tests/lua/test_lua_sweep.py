@@ -1223,3 +1223,23 @@ def test_an_asynchronous_http_call_outlives_its_stream(envoy_bin):
         return Response(200, HeaderMap(), b"late")
 
     assert_both(lua_config(code, clusters=SIDE_CLUSTER), [Req("GET", "/")], apps={"auth": slow})
+
+
+def test_replacing_host_picks_another_virtual_host(envoy_bin):
+    """``host`` is ``:authority`` in a request map: replacing it re-routes (the route cache is cleared)."""
+    code = r"""
+    function envoy_on_request(h)
+      if h:headers():get(":path") == "/move" then h:headers():replace("host", "b.example") end
+      h:logInfo("authority " .. h:headers():get(":authority") .. " host#" .. h:headers():getNumValues("host"))
+    end
+    """
+    yaml = lua_config(code).replace(
+        '            - name: vh\n              domains: ["*"]',
+        "            - name: b\n"
+        '              domains: ["b.example"]\n'
+        "              routes:\n"
+        '              - match: {prefix: "/"}\n'
+        '                direct_response: {status: 200, body: {inline_string: "vhost b"}}\n'
+        '            - name: vh\n              domains: ["*"]',
+    )
+    assert_both(yaml, [Req("GET", "/move"), Req("GET", "/stay")])
