@@ -267,7 +267,7 @@ class ActiveStream:
             if end_stream and not head:
                 if status >= 200 and status not in _NO_BODY_STATUSES:
                     headers.add("content-length", "0")
-            else:
+            elif status not in _NO_BODY_STATUSES:  # (Envoy 1.40 frames no body for a 204 or a 304)
                 headers.add("transfer-encoding", "chunked")
         self._status = status
         self._resp_headers = headers
