@@ -446,8 +446,12 @@ def _check_route_clusters(rc_node: Node, rc: RouteConfiguration, clusters: dict[
     for vh, vn in zip(rc.virtual_hosts, vh_nodes, strict=True):
         r_nodes = vn.req("routes").list() if vn.has("routes") else []
         for r, rn in zip(vh.routes, r_nodes, strict=True):
-            if isinstance(r.action, RouteAction) and r.action.cluster not in clusters:
-                raise rn.child("route").child("cluster").error(f"route: unknown cluster '{r.action.cluster}'")
+            if not isinstance(r.action, RouteAction):
+                continue
+            for name in r.action.clusters():
+                if name not in clusters:
+                    where = "cluster" if r.action.weighted is None else "weighted_clusters"
+                    raise rn.child("route").child(where).error(f"route: unknown cluster '{name}'")
 
 
 # ---- listeners -------------------------------------------------------------------------------------

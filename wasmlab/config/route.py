@@ -34,7 +34,10 @@ from .header_parser import (
 from .matchers import (
     HeaderMatcher,
     QueryParameterMatcher,
+    Regex,
     StringMatcher,
+    as_wire_text,
+    ascii_lower,
     compile_regex,
     parse_header_matcher,
     parse_query,
@@ -89,25 +92,27 @@ __all__ = [
 class RouteMatch:
     kind: str  # prefix path safe_regex path_separated_prefix
     value: str
-    regex: Any = None  # a compiled RE2 pattern
+    regex: Regex | None = None
     case_sensitive: bool = True
     headers: list[HeaderMatcher] = field(default_factory=list)
     query: list[QueryParameterMatcher] = field(default_factory=list)
 
     def matches(self, headers: HeaderMap, path: str) -> bool:
+        # Envoy's PathMatcher: every kind matches the path without its query and fragment
         bare, query = split_path(path)
         kind = self.kind
-        if kind == "prefix":
-            ok = path.startswith(self.value) if self.case_sensitive else path.lower().startswith(self.value.lower())
-        elif kind == "path":
-            ok = bare == self.value if self.case_sensitive else bare.lower() == self.value.lower()
-        elif kind == "safe_regex":
+        if kind == "safe_regex":
             assert self.regex is not None
-            ok = self.regex.fullmatch(bare) is not None
-        else:  # path_separated_prefix
-            p = bare if self.case_sensitive else bare.lower()
-            v = self.value if self.case_sensitive else self.value.lower()
-            ok = p == v or p.startswith(v + "/")
+            ok = self.regex.fullmatch(bare)
+        else:
+            p = bare if self.case_sensitive else ascii_lower(bare)
+            v = self.value if self.case_sensitive else ascii_lower(self.value)
+            if kind == "prefix":
+                ok = p.startswith(v)
+            elif kind == "path":
+                ok = p == v
+            else:  # path_separated_prefix
+                ok = p == v or p.startswith(v + "/")
         if not ok:
             return False
         for hm in self.headers:
@@ -227,7 +232,7 @@ def parse_route_match(node: Node) -> RouteMatch:
     if kind == "safe_regex":
         regex = compile_regex(node.req("safe_regex"))
     else:
-        value = node.req(kind).str()
+        value = as_wire_text(node.req(kind).str())
         if kind != "prefix" and not value.startswith("/"):
             raise node.child(kind).error(f"{kind} must start with '/'")
     cs = node.req("case_sensitive").bool_value() if node.has("case_sensitive") else True
