@@ -8,6 +8,7 @@ is a config error naming the YAML path, as Envoy rejects it at load time.
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import time
@@ -97,7 +98,25 @@ _OPERATORS: dict[str, Callable[[StreamInfo, str], Any]] = {
     "STREAM_ID": lambda i, a: i.stream_id,
     "DYNAMIC_METADATA": lambda i, a: _metadata(i, a),
     "FILTER_STATE": lambda i, a: i.filter_state.get(a.split(":")[0]),
+    # a local reply's body, only while ``local_reply_config`` formats it (local_reply.FormatContext)
+    "LOCAL_REPLY_BODY": lambda i, a: getattr(i, "local_reply_body", ""),
 }
+
+#: operators whose empty value renders as empty text, not ``-``
+_VERBATIM = {"LOCAL_REPLY_BODY"}
+#: operators that read header bytes (held one character per byte): a log line shows them as the
+#: UTF-8 text they are, as Envoy writes the bytes
+_WIRE_OPS = {"REQ", "RESP", "TRAILER"}
+
+
+def wire_to_text(s: str) -> str:
+    """Header bytes (one character per byte) as text: decoded as UTF-8, undecodable bytes kept
+    as surrogates (written back out as the same bytes)."""
+    try:
+        return s.encode("latin-1").decode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # already text (a Python filter set wider characters)
+        return s
+
 
 #: operators whose value is a number (rendered without quotes in JSON logs)
 _NUMERIC = {"RESPONSE_CODE", "BYTES_RECEIVED", "BYTES_SENT", "DURATION", "REQUEST_DURATION"}
@@ -171,7 +190,10 @@ class Formatter:
     def literal(self) -> str:
         return "".join(p for p in self.parts if isinstance(p, str))
 
-    def format(self, info: StreamInfo, for_header: bool = True) -> str:
+    def format(self, info: StreamInfo, for_header: bool = True, omit_empty: bool = False) -> str:
+        """Render for a header value (absent values are empty, header bytes stay bytes) or, with
+        ``for_header=False``, for a log line or body (absent values are ``-``, or empty with
+        ``omit_empty``; header bytes become UTF-8 text)."""
         if self.is_literal:
             return self.literal()
         out = []
@@ -181,9 +203,12 @@ class Formatter:
                 continue
             op, arg, limit = p
             value = _OPERATORS[op](info, arg)
-            s = ("" if value is None else str(value)) if for_header else _dash(value)
+            plain = for_header or omit_empty or op in _VERBATIM
+            s = ("" if value is None else str(value)) if plain else _dash(value)
             if limit is not None:
                 s = s[:limit]
+            if not for_header and op in _WIRE_OPS:
+                s = wire_to_text(s)
             out.append(s)
         return "".join(out)
 
@@ -194,8 +219,72 @@ class Formatter:
             v = _OPERATORS[op](info, arg)
             if op in _NUMERIC and v is not None:
                 return v
+            if op in _VERBATIM:
+                return str(v or "")
             if v is None or v == "":
                 return None
-            s = str(v)
-            return s[:limit] if limit else s
+            s = str(v)[:limit] if limit else str(v)
+            return wire_to_text(s) if op in _WIRE_OPS else s
         return self.format(info, for_header=False)
+
+
+@dataclass(frozen=True)
+class LogFormat:
+    """A ``SubstitutionFormatString``: text or JSON, and ``omit_empty_values``.
+
+    Envoy renders ``json_format`` as one line with its keys sorted (it is a protobuf
+    ``Struct``), numbers as numbers, absent values as ``null`` (left out with
+    ``omit_empty_values``), text as UTF-8 (not escaped), and a newline at the end."""
+
+    text: Formatter | None = None
+    json: dict[str, Any] | None = None
+    omit_empty: bool = False
+
+    def render(self, info: Any) -> str:
+        if self.json is not None:
+            doc = _render_json(self.json, info, self.omit_empty)
+            return json.dumps(doc, separators=(",", ":"), sort_keys=True, ensure_ascii=False) + "\n"
+        assert self.text is not None
+        return self.text.format(info, for_header=False, omit_empty=self.omit_empty)
+
+
+def _render_json(spec: dict[str, Any], info: Any, omit_empty: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in spec.items():
+        value = _render_json(v, info, omit_empty) if isinstance(v, dict) else v.value(info)
+        if value is None and omit_empty:
+            continue
+        out[k] = value
+    return out
+
+
+# ---- SubstitutionFormatString ------------------------------------------------------------------
+def parse_log_format(node: Node) -> LogFormat:
+    """``SubstitutionFormatString`` (an access log's ``log_format``, a local reply's body format)."""
+    node.check_fields(
+        "text_format_source text_format json_format omit_empty_values content_type",
+        ignored=("formatters", "json_format_options"),
+    )
+    omit = node.req("omit_empty_values").bool() if node.has("omit_empty_values") else False
+    if node.has("json_format"):
+        return LogFormat(None, compile_json(node.req("json_format")), omit)
+    if node.has("text_format_source"):
+        src = node.req("text_format_source").check_fields("inline_string", required=("inline_string",))
+        return LogFormat(Formatter.compile(src.req("inline_string").str(), src.child("inline_string")), None, omit)
+    if node.has("text_format"):
+        return LogFormat(Formatter.compile(node.req("text_format").str(), node.child("text_format")), None, omit)
+    return LogFormat(Formatter.compile(DEFAULT_ACCESS_LOG_FORMAT), None, omit)
+
+
+def compile_json(node: Node) -> dict[str, Any]:
+    """A ``json_format`` struct: each string leaf compiled as a format (a number or bool leaf is
+    a constant string format of its text)."""
+    out: dict[str, Any] = {}
+    for key, child in node.items():
+        if isinstance(child.value, dict):
+            out[key] = compile_json(child)
+        elif isinstance(child.value, bool | int | float):
+            out[key] = Formatter([str(child.value).lower() if isinstance(child.value, bool) else str(child.value)], "")
+        else:
+            out[key] = Formatter.compile(child.str(), child)
+    return out

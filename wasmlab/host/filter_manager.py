@@ -536,7 +536,7 @@ class FilterManager:
             # headers already reached the client: all Envoy can do is reset
             stream.reset(details or "local_reply_after_response_started")
             return
-        headers = stream.local_reply_headers(status, body, modify)
+        headers, body = stream.local_reply_headers(status, body, modify)  # local_reply_config may rewrite
         stream.info.response_code_details = details
         if self.rec.enabled:
             self.rec.record(

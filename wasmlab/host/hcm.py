@@ -211,8 +211,11 @@ class ActiveStream:
             fm.codec_decode_trailers(HeaderMap(trailers))
 
     # ---- codec side: the response reaches the client -------------------------------------------
-    def local_reply_headers(self, status: int, body: bytes, modify: Any) -> HeaderMap:
-        """Headers of a local reply (Envoy ``Utility::prepareLocalReply``)."""
+    def local_reply_headers(self, status: int, body: bytes, modify: Any) -> tuple[HeaderMap, bytes]:
+        """Headers and body of a local reply (Envoy ``Utility::prepareLocalReply``): the route's
+        response headers, the caller's ``modify``, then the HCM's ``local_reply_config``; a
+        body gets ``content-length`` and, unless the caller set one (or the rewrite changed the
+        body and the caller set none), the rewrite's ``content-type``."""
         headers = HeaderMap()
         headers.add(":status", str(status))
         route = self.route()
@@ -223,16 +226,23 @@ class ActiveStream:
                 level.apply_response(headers, self.info)
         if modify is not None:
             modify(headers)
+        custom_type = "content-type" in headers
+        content_type = "text/plain"
+        rewrite = self.hcm.config.local_reply
+        if rewrite is not None:
+            original = body
+            status, body, content_type = rewrite.rewrite(self.info, self.info.request_headers, headers, status, body)
+            custom_type = custom_type and body == original
         if body:
             headers.set("content-length", str(len(body)))
-            if "content-type" not in headers:
-                headers.add("content-type", "text/plain")
+            if "content-type" not in headers or not custom_type:
+                _set_in_place(headers, "content-type", content_type)
         else:
             # an empty local reply carries neither (Envoy drops what a modifier set; the codec
             # then adds content-length: 0)
             headers.remove("content-length")
             headers.remove("content-type")
-        return headers
+        return headers, body
 
     def codec_encode_headers(self, headers: HeaderMap, end_stream: bool) -> None:
         config = self.hcm.config

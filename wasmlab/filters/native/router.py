@@ -96,6 +96,7 @@ class RouterFilter(StreamFilter):
         proxy = cb.proxy
         if route is None:
             proxy.stat_store.inc(stream.hcm.stat("no_route"))
+            stream.info.response_flags = "NR"
             cb.send_local_reply(404, b"", None, "route_not_found")
             return FilterHeadersStatus.StopIteration
         action = route.action
@@ -108,10 +109,12 @@ class RouterFilter(StreamFilter):
         assert isinstance(action, RouteAction)
         cluster = proxy.clusters.get(action.cluster_name(headers))
         if cluster is None:
+            stream.info.response_flags = "NC"
             cb.send_local_reply(action.cluster_not_found_code, b"", None, "cluster_not_found")
             return FilterHeadersStatus.StopIteration
         if not cluster.healthy:
             proxy.stat_store.inc(f"cluster.{cluster.name}.upstream_cx_none_healthy")
+            stream.info.response_flags = "UH"
             cb.send_local_reply(503, b"no healthy upstream", None, "no_healthy_upstream")
             return FilterHeadersStatus.StopIteration
         self.route = route
