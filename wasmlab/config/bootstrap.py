@@ -274,8 +274,6 @@ def _parse_access_log_sink(node: Node, ext: Extensions) -> AccessLogConfig:
 # ---- HTTP connection manager --------------------------------------------------------------------
 _HCM_IGNORED = (
     "codec_type",
-    "normalize_path",
-    "merge_slashes",
     "common_http_protocol_options",
     "http_protocol_options",
     "http2_protocol_options",
@@ -289,11 +287,7 @@ _HCM_IGNORED = (
     "forward_client_cert_details",
     "set_current_client_cert_details",
     "tracing",
-    "add_user_agent",
     "internal_address_config",
-    "path_with_escaped_slashes_action",
-    "strip_matching_host_port",
-    "strip_any_host_port",
     "proxy_100_continue",
     "access_log_options",
 )
@@ -371,7 +365,8 @@ def parse_hcm(
     node.check_fields(
         "@type stat_prefix route_config http_filters access_log server_name server_header_transformation "
         "generate_request_id use_remote_address xff_num_trusted_hops skip_xff_append via "
-        "preserve_external_request_id always_set_request_id_in_response local_reply_config",
+        "preserve_external_request_id always_set_request_id_in_response local_reply_config add_user_agent "
+        "normalize_path merge_slashes path_with_escaped_slashes_action strip_matching_host_port strip_any_host_port",
         required=("stat_prefix",),
         ignored=_HCM_IGNORED,
         message="rds and scoped_routes (dynamic routes) are not supported",
@@ -443,8 +438,11 @@ def _check_route_clusters(rc_node: Node, rc: RouteConfiguration, clusters: dict[
                 continue
             for name in r.action.clusters():
                 if name not in clusters:
-                    where = "cluster" if r.action.weighted is None else "weighted_clusters"
-                    raise rn.child("route").child(where).error(f"route: unknown cluster '{name}'")
+                    if r.action.weighted is None:
+                        raise rn.child("route").child("cluster").error(f"route: unknown cluster '{name}'")
+                    raise (
+                        rn.child("route").child("weighted_clusters").error(f"route: unknown weighted cluster '{name}'")
+                    )
 
 
 # ---- listeners -------------------------------------------------------------------------------------

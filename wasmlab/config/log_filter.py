@@ -38,8 +38,7 @@ def _comparison(node: Node, what: str) -> Callable[[int], bool]:
     node.check_fields("comparison", required=("comparison",))
     c = node.req("comparison").check_fields("op value", required=("value",))
     op = c.req("op").enum(("EQ", "GE", "LE", "NE")) if c.has("op") else "EQ"
-    v = c.req("value").check_fields("default_value runtime_key", required=("runtime_key",))
-    v.req("runtime_key").str(allow_empty=False)
+    v = c.req("value").check_fields("default_value runtime_key")
     limit = v.req("default_value").uint32() if v.has("default_value") else 0
     ops: dict[str, Callable[[int], bool]] = {
         "EQ": lambda x: x == limit,

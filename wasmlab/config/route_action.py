@@ -117,7 +117,7 @@ def parse_route_action(node: Node) -> RouteAction:
         action.cluster_not_found_code = _NOT_FOUND_CODES[code]
     rewrites = [k for k in ("prefix_rewrite", "regex_rewrite") if node.has(k)]
     if len(rewrites) > 1:
-        raise node.error("only one of prefix_rewrite and regex_rewrite may be set")
+        raise node.error("Specify only one of prefix_rewrite, regex_rewrite or path_rewrite_policy")
     if node.has("prefix_rewrite"):
         action.prefix_rewrite = as_wire_text(node.req("prefix_rewrite").str())
     if node.has("regex_rewrite"):
@@ -169,7 +169,7 @@ def _parse_weighted(node: Node) -> list[tuple[str, int]]:
         weight = c.req("weight").uint32() if c.has("weight") else 0
         out.append((c.req("name").str(allow_empty=False), weight))
     if not out:
-        raise node.child("clusters").error("at least one weighted cluster is required")
+        raise node.child("clusters").error("value must contain at least 1 item(s)")
     if sum(w for _, w in out) == 0:
         raise node.error("Sum of weights in the weighted_cluster must be greater than 0.")
     return out

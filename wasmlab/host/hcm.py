@@ -33,7 +33,15 @@ from ..errors import raised_at
 from ..http import Buffer, HeaderMap, Response
 from ..http.stream_info import StreamInfo
 from ..trace.shapes import STREAM_REQUEST
-from .conn_manager_utility import add_external_address, append_via, mutate_client_address, set_inline
+from .conn_manager_utility import (
+    add_external_address,
+    add_user_agent,
+    append_via,
+    mutate_client_address,
+    normalize_path,
+    set_inline,
+    strip_host_port,
+)
 from .dispatcher import run_guarded
 from .filter_manager import FilterManager
 
@@ -144,11 +152,12 @@ class ActiveStream:
             run_guarded(fn, args, self._host_error)
 
     # ---- running the request ------------------------------------------------------------------
-    def start(self, spec: RequestSpec) -> None:
-        proxy = self.proxy
-        rec = proxy.recorder
-        hcm = self.hcm
-        config = hcm.config
+    def _request_headers(self, spec: RequestSpec) -> tuple[HeaderMap, str]:
+        """The request headers as the filters see them (Envoy's decodeHeaders up to the filter
+        chain), and the path verdict: "continue", or "reject"/"redirect" when the path must be
+        answered before any filter runs (then the client-address rules are not applied)."""
+        config = self.hcm.config
+        opts = config.header_options
         headers = HeaderMap()
         headers.add(":authority", spec.authority)
         headers.add(":path", spec.path)
@@ -158,17 +167,54 @@ class ActiveStream:
             headers.add(k, v)
         if "close" in [t.strip().lower() for t in (headers.get("connection") or "").split(",")]:
             self.info.should_drain_connection = True  # Envoy's saw_connection_close: answer with close
-        client = mutate_client_address(headers, config.header_options, self.info.downstream_remote_address)
-        opts = config.header_options
+        path = spec.path
+        if not (path.isascii() and path.isprintable()) or " " in path:
+            return headers, "codec_error"  # Envoy's HTTP/1 parser refuses such a request line
+        if "#" in path:
+            return headers, "reject"  # Envoy 1.40 refuses a #fragment in the path (RFC 3986 3.5)
+        if opts.normalize_path or opts.merge_slashes or opts.escaped_slashes_action != "KEEP_UNCHANGED":
+            verdict = normalize_path(headers, opts)
+            if verdict != "continue":
+                return headers, verdict
+        if opts.strip_host_port:
+            strip_host_port(headers, opts.strip_host_port, self.hcm.listener.address.port)
+        client = mutate_client_address(headers, opts, self.info.downstream_remote_address)
         if "x-forwarded-proto" not in headers:
             headers.add("x-forwarded-proto", "http")
         if opts.via:
             append_via(headers, opts.via)
+        if opts.add_user_agent:
+            add_user_agent(headers, self.proxy.node.cluster)
         add_external_address(headers, opts, client)
         if opts.use_remote_address and not opts.preserve_external_request_id and "x-request-id" in headers:
             set_inline(headers, "x-request-id", _request_id())  # an edge Envoy does not trust the client's id
         if config.generate_request_id and "x-request-id" not in headers:
             headers.add("x-request-id", _request_id())
+        return headers, "continue"
+
+    def _answer_path(self, verdict: str, headers: HeaderMap, ends_at_headers: bool) -> None:
+        """Envoy's answer to a path it will not route (no filter runs): 400 for a rejected path,
+        307 to the unescaped path for ``UNESCAPE_AND_REDIRECT``, and the HTTP/1 codec's
+        ``Bad Request`` for a request line with bytes outside printable ASCII."""
+        self.fm = fm = FilterManager(self, [], self.hcm.config.buffer_limit)
+        fm.request_headers = headers
+        fm.remote_decode_complete = ends_at_headers
+        if verdict == "codec_error":
+            fm.send_local_reply(400, b"Bad Request", None, "http1.codec_error")
+        elif verdict == "redirect":
+            self.stat("downstream_rq_redirected_with_normalized_path")
+            location = headers.get(":path") or "/"
+            fm.send_local_reply(307, b"", lambda h: h.add("location", location), "path_normalization_failed")
+        else:
+            self.stat("downstream_rq_failed_path_normalization")
+            fm.send_local_reply(400, b"", None, "path_normalization_failed")
+
+    def start(self, spec: RequestSpec) -> None:
+        proxy = self.proxy
+        rec = proxy.recorder
+        hcm = self.hcm
+        config = hcm.config
+        headers, verdict = self._request_headers(spec)
         self.method = spec.method
         self.info.request_headers = headers
         self.info.bytes_received = len(spec.body)
@@ -178,6 +224,9 @@ class ActiveStream:
             # compact (trace.shapes.STREAM_REQUEST): one flat tuple, the header pairs flattened
             raw = (spec.method, spec.path, len(spec.body), self.stream_id, hcm.listener.name, *chain(*headers))
             rec.emit("stream", "request", raw, None, None, None, None, None, STREAM_REQUEST)
+        if verdict != "continue":
+            self._answer_path(verdict, headers, not spec.body and spec.trailers is None)
+            return
         # Envoy builds the filter chain once the route is known; a route may disable filters
         route = self.route()
         # most routes configure no filter: look a filter up only when one does
