@@ -181,10 +181,10 @@ class ActiveStream:
         client = mutate_client_address(headers, opts, self.info.downstream_remote_address)
         if "x-forwarded-proto" not in headers:
             headers.add("x-forwarded-proto", "http")
-        if opts.via:
-            append_via(headers, opts.via)
         if opts.add_user_agent:
             add_user_agent(headers, self.proxy.node.cluster)
+        if opts.via:
+            append_via(headers, opts.via)
         add_external_address(headers, opts, client)
         if opts.use_remote_address and not opts.preserve_external_request_id and "x-request-id" in headers:
             set_inline(headers, "x-request-id", _request_id())  # an edge Envoy does not trust the client's id
@@ -343,9 +343,11 @@ class ActiveStream:
             self._finish_codec()
 
     def codec_encode_trailers(self, trailers: HeaderMap) -> None:
-        # the HTTP/1 codec ends the chunked body without them unless the HCM enables trailers;
-        # the filters' (and access logs') view of the trailers stays
-        if self.hcm.config.http1_trailers:
+        # the HTTP/1 codec ends the chunked body without them unless the HCM enables trailers,
+        # and a response framed by content-length (a filter added trailers to it) has no place
+        # for them: Envoy drops them; the filters' (and access logs') view of the trailers stays
+        headers = self._resp_headers
+        if self.hcm.config.http1_trailers and headers is not None and "content-length" not in headers:
             self._resp_trailers = trailers
         self.info.response_trailers = trailers
         self._finish_codec()
