@@ -712,3 +712,147 @@ def test_a_status_code_filter_without_runtime_key_is_accepted_like_envoy(envoy_b
     assert real.validate(path)[0]
     with Proxy.from_yaml(path) as p:
         assert p.request("GET", "/nothing").status == 410
+
+
+# ---- substitution commands -------------------------------------------------------------------------
+#: commands whose values do not depend on ports, clocks or random ids
+COMMANDS = [
+    "REQUEST_HEADERS_BYTES",
+    "RESPONSE_TRAILERS_BYTES",
+    "UPSTREAM_TRANSPORT_FAILURE_REASON",
+    "UPSTREAM_REQUEST_ATTEMPT_COUNT",
+    "METADATA(ROUTE:a)",
+    "METADATA(ROUTE:a:b)",
+    "METADATA(DYNAMIC:x)",
+    "CONNECTION_TERMINATION_DETAILS",
+    "DOWNSTREAM_PEER_URI_SAN",
+    "VIRTUAL_CLUSTER_NAME",
+    "UPSTREAM_CLUSTER_RAW",
+    "ROUNDTRIP_DURATION",
+    "DOWNSTREAM_TLS_VERSION",
+    "BYTES_RETRANSMITTED",
+    "STREAM_INFO_REQ(x-a)",
+    "TRACE_ID",
+    "ENVIRONMENT(HOME)",
+    "CLUSTER_METADATA(a:b)",
+    "UPSTREAM_METADATA(a:b)",
+    "FILTER_CHAIN_NAME",
+    "DOWNSTREAM_DIRECT_REMOTE_ADDRESS_WITHOUT_PORT",
+    "DOWNSTREAM_TRANSPORT_FAILURE_REASON",
+    "CUSTOM_FLAGS",
+    "QUERY_PARAM(a)",
+    "QUERY_PARAM(b)",
+    "QUERY_PARAM(c)",
+    "PATH",
+    "PATH(NQ)",
+    "PATH(WQ:PATH)",
+    "PATH(NQ:ORIG)",
+    "ACCESS_LOG_TYPE",
+    "UPSTREAM_PROTOCOL",
+    "DOWNSTREAM_HANDSHAKE_DURATION",
+    "GRPC_STATUS",
+    "GRPC_STATUS_NUMBER",
+    "RESPONSE_FLAGS_LONG",
+    "REQ(:path):3",
+    "RESP(content-length)",
+    "RESP(transfer-encoding)",
+    "ROUTE_NAME",
+]
+COMMAND_ROUTES = """
+              - match: {prefix: "/direct"}
+                name: dr
+                direct_response: {status: 200, body: {inline_string: "direct hello\\n"}}
+              - match: {prefix: "/rw"}
+                name: rw
+                route: {cluster: backend, prefix_rewrite: "/new"}
+              - match: {prefix: "/up"}
+                name: up
+                metadata: {filter_metadata: {a: {b: "c", n: 1}}}
+                route: {cluster: backend}"""
+
+
+def _chunked_or_not(req: Any) -> Response:
+    if req.path.endswith("chunk"):  # trailers: the loopback server answers chunked
+        return Response(200, HeaderMap(), b"abc", HeaderMap([("x-t", "1")]))
+    return Response(200, HeaderMap(), b"abc")
+
+
+def test_substitution_commands_like_envoy(envoy_bin, tmp_path):
+    """Commands Envoy 1.40 accepts (old code refused all of these but ``ROUTE_NAME``, ``REQ``,
+    ``RESP``): route metadata nests in JSON, ``%PATH%`` defaults to the original path, a
+    codec's framing header (``content-length: 0``, ``transfer-encoding: chunked``) is not in the
+    logged headers, and commands about TLS, tracing or gRPC are absent."""
+    import json
+
+    fields = ", ".join(f'"{c}": "%{c}%"' for c in COMMANDS)
+    text = '"%ROUTE_NAME% %METADATA(ROUTE:a)% %QUERY_PARAM(c)% %PATH(NQ)% %RESPONSE_HEADERS_BYTES%"'
+    template = hcm_option(
+        f"""access_log:
+          - name: envoy.access_loggers.file
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
+              path: LOG_PATH
+              log_format: {{json_format: {{{fields}, "direct_only": {text}}}}}""",
+        routes=COMMAND_ROUTES,
+    )
+    reqs = [get("/direct?a=1"), get("/up/x?a=%41&b=2&c=caf%C3%A9", **{"x-a": "1"}), get("/rw/z?q"), get("/none")]
+    reqs += [get("/up/chunk")]
+    env_cfg = tmp_path / "envoy.yaml"
+    env_cfg.write_text(template.replace("LOG_PATH", str(tmp_path / "envoy.log")))
+    with Proxy.from_yaml(template.replace("LOG_PATH", str(tmp_path / "ours.log")), workers=1) as p:
+        p.upstream("backend", _chunked_or_not)
+        for kw in reqs:
+            p.request(**kw)
+        p.wait_idle(5)
+    with real.run(env_cfg, workers=1, apps={"backend": _chunked_or_not}) as e:
+        for kw in reqs:
+            e.request(**kw)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and _lines(tmp_path / "envoy.log") < len(reqs):
+            time.sleep(0.05)
+    ours = [json.loads(line) for line in (tmp_path / "ours.log").read_text().splitlines()]
+    theirs = [json.loads(line) for line in (tmp_path / "envoy.log").read_text().splitlines()]
+    for line in ours + theirs:  # the upstream's service time (a wall-clock count) is in its headers
+        if line["ROUTE_NAME"] != "dr":
+            line["direct_only"] = line["direct_only"].rsplit(" ", 1)[0]
+    assert ours == theirs
+    assert ours[1]["METADATA(ROUTE:a)"] == {"b": "c", "n": 1} and ours[1]["QUERY_PARAM(c)"] == "café"
+    assert ours[2]["PATH"] == "/rw/z?q"
+
+
+@pytest.mark.parametrize(
+    ("fmt", "message"),
+    [
+        ("%PATH(XQ)%", "Invalid PATH option: 'XQ', only 'WQ'/'NQ' are allowed"),
+        ("%PATH(WQ:BOTH)%", "Invalid PATH option: 'BOTH', only 'ORIG'/'PATH'/'ORIG_OR_PATH' are allowed"),
+        ("%SYSTEM_TIME%", "Not supported field in StreamInfo: SYSTEM_TIME"),
+    ],
+)
+def test_commands_envoy_refuses_are_refused(envoy_bin, tmp_path, fmt, message):
+    cfg = config(
+        routes=f"""
+              - match: {{prefix: "/"}}
+                direct_response: {{status: 200}}
+                response_headers_to_add:
+                - header: {{key: x-f, value: "{fmt}"}}"""
+    )
+    path = tmp_path / "bad.yaml"
+    path.write_text(cfg)
+    ok, envoy_message = real.validate(path)
+    assert not ok and message in envoy_message
+    with pytest.raises(ConfigError, match="response_headers_to_add") as err:
+        Proxy.from_yaml(path)
+    assert message in str(err.value)
+
+
+def test_commands_wasmlab_cannot_know_are_accepted_with_a_warning(envoy_bin):
+    cfg = config(
+        routes="""
+              - match: {prefix: "/"}
+                direct_response: {status: 200}
+                response_headers_to_add:
+                - header: {key: x-f, value: "[%UPSTREAM_WIRE_BYTES_SENT%]"}"""
+    )
+    with Proxy.from_yaml(cfg) as p:
+        assert p.request("GET", "/").headers["x-f"] == "[]"
+        assert any("%UPSTREAM_WIRE_BYTES_SENT%: accepted as Envoy does, but has no effect" in ln for ln in p.logs)

@@ -18,9 +18,22 @@ if TYPE_CHECKING:
     from ..http.stream_info import StreamInfo
 
 
+class _DownstreamEnd:
+    """A stream's info as an HCM access log sees it (``%ACCESS_LOG_TYPE%`` is
+    ``DownstreamEnd``)."""
+
+    access_log_type = "DownstreamEnd"
+
+    def __init__(self, info: StreamInfo) -> None:
+        self._info = info
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._info, name)
+
+
 def render(log: AccessLogConfig, info: StreamInfo) -> str:
     assert log.format is not None
-    return log.format.render(info)
+    return log.format.render(_DownstreamEnd(info))
 
 
 class AccessLogWriter:

@@ -129,6 +129,7 @@ class ActiveStream:
                     self._route = rc.route_for(headers, key[0], key[1])
             if self._route is not None:
                 self.info.route_name = self._route.name
+                self.info.route_metadata = self._route.metadata
         return self._route
 
     def clear_route_cache(self) -> None:
@@ -320,16 +321,21 @@ class ActiveStream:
         # the HTTP/1 codec frames the body itself: an upstream's transfer-encoding is replaced
         if "transfer-encoding" in headers:
             headers.remove("transfer-encoding")
-        # (a response to HEAD without a length gets the informational transfer-encoding)
+        # (a response to HEAD without a length gets the informational transfer-encoding); the
+        # framing header exists on the wire only: the access log's %RESP()% and
+        # %RESPONSE_HEADERS_BYTES% see the headers without it, as in Envoy
+        wire = headers
         if "content-length" not in headers:
-            head = self.is_head_request()
-            if end_stream and not head:
-                if status >= 200 and status not in _NO_BODY_STATUSES:
-                    headers.add("content-length", "0")
-            else:
-                headers.add("transfer-encoding", "chunked")
+            framing = None
+            if not end_stream or self.is_head_request():
+                framing = ("transfer-encoding", "chunked")
+            elif status >= 200 and status not in _NO_BODY_STATUSES:
+                framing = ("content-length", "0")
+            if framing is not None:
+                wire = headers.copy()
+                wire.add(*framing)
         self._status = status
-        self._resp_headers = headers
+        self._resp_headers = wire
         self.info.response_code = status
         self.info.response_headers = headers
         if end_stream:
