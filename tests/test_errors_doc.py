@@ -109,6 +109,7 @@ ALLOWED: dict[str, str] = {
     "route: unknown weighted cluster ": "Envoy's words, like the unknown-cluster row",
     "value must contain at least ": "Envoy's validator words for an empty list, at its YAML path",
     "exactly one filter kind must be set, got ": "an access-log filter with none or two kinds",
+    "Invalid PATH option: ": "Envoy's words for a %PATH(...)% option: they list the allowed ones",
     "LuaPerRouteValidationError.Disabled": "Envoy's words for `disabled: false` in a LuaPerRoute",
     "exactly one of filename, inline_bytes, inline_string must be set": "a Wasm code DataSource: the same "
     "cause and fix as the DataSource row",
