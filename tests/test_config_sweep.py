@@ -17,6 +17,7 @@ import pytest
 from helpers import UpstreamLog, assert_same, assert_same_upstreams, config, recorded_apps, static_cluster
 from wasmlab import Proxy, Response
 from wasmlab import envoy as real
+from wasmlab.config.uri_template import REWRITE_TYPE
 from wasmlab.errors import ConfigError
 from wasmlab.http import HeaderMap
 
@@ -856,3 +857,81 @@ def test_commands_wasmlab_cannot_know_are_accepted_with_a_warning(envoy_bin):
     with Proxy.from_yaml(cfg) as p:
         assert p.request("GET", "/").headers["x-f"] == "[]"
         assert any("%UPSTREAM_WIRE_BYTES_SENT%: accepted as Envoy does, but has no effect" in ln for ln in p.logs)
+
+
+# ---- path_match_policy / path_rewrite_policy (URI templates) -------------------------------------------
+def _template_route(template: str, rewrite: str | None = None) -> str:
+    policy = (
+        f"""
+                  path_rewrite_policy:
+                    name: envoy.path.rewrite.uri_template.uri_template_rewriter
+                    typed_config:
+                      "@type": {REWRITE_TYPE}
+                      path_template_rewrite: "{rewrite}\""""
+        if rewrite
+        else ""
+    )
+    return f"""
+              - match:
+                  path_match_policy:
+                    name: envoy.path.match.uri_template.uri_template_matcher
+                    typed_config:
+                      "@type": type.googleapis.com/envoy.extensions.path.match.uri_template.v3.UriTemplateMatchConfig
+                      path_template: "{template}"
+                route:
+                  cluster: backend{policy}"""
+
+
+TEMPLATE_ROUTES = (
+    _template_route("/one/{a}/{b}", "/{b}/x/{a}")
+    + _template_route("/glob/*/end")
+    + _template_route("/deep/{rest=**}", "/d/{rest}")
+    + _template_route("/v/{id=items/*}/z", "/{id}")
+    + _template_route("/media/{f}.mpd", "/m/{f}")
+    + _template_route("/star/**")
+    + _template_route("/mid/**/end")
+    + _direct('{prefix: "/"}', "none", 404)
+)
+
+
+def test_uri_template_matching_and_rewriting_like_envoy(envoy_bin):
+    """``path_match_policy``/``path_rewrite_policy`` (old code: refused as unknown fields)."""
+    paths = ["/one/x/y", "/one/x/y?q=1", "/one/x", "/one/x/y/z", "/glob/a/end", "/glob/a/b/end", "/glob//end"]
+    paths += ["/deep/", "/deep", "/deep/a/b/c?k", "/v/items/3/z", "/v/items/3/4/z", "/media/video.mpd"]
+    paths += ["/media/video.mp4", "/star/", "/star", "/star/a/b", "/one/a!b/c:d", "/one/a*b/c", "/one/a|b/c"]
+    paths += ["/mid/end", "/mid//end", "/mid/a/b/end", "/one/a%2Fb/c"]
+    mine, _ = both(config(routes=TEMPLATE_ROUTES), [get(p) for p in paths])
+    assert mine[0].json()["path"] == "/y/x/x"
+
+
+BAD_TEMPLATES = {
+    "repeated": (
+        _template_route("/{a}/{a}"),
+        'path_match_policy.path_template /{a}/{a} is invalid: Repeated variable name: "a"',
+    ),
+    "unknown_variable": (_template_route("/{a}", "/{b}"), "mismatch between variables in path_match_policy /{a}"),
+    "relative": (_template_route("a/{b}"), 'is invalid: Invalid pattern: "a/{b}"'),
+    "six_variables": (_template_route("/{a}/{b}/{c}/{d}/{e}/{f}"), "Exceeded variable count limit (5)"),
+    "space": (_template_route("/a b"), 'is invalid: Invalid pattern: "/a b"'),
+    "empty_segment": (_template_route("/a//b"), 'is invalid: Invalid literal: ""'),
+    "rewrite_without_match": ("", ""),  # built in the test: a prefix route with a template rewrite
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_TEMPLATES))
+def test_uri_templates_envoy_refuses_are_refused(envoy_bin, tmp_path, case):
+    routes, message = BAD_TEMPLATES[case]
+    if case == "rewrite_without_match":  # a prefix route with a template rewrite
+        routes = _template_route("/x", "/y")
+        head, _, tail = routes.partition("                  path_match_policy:")
+        routes = (
+            head + '                  prefix: "/"\n                route:' + tail.split("                route:", 1)[1]
+        )
+        message = "unable to use envoy.path.rewrite.uri_template.uri_template_rewriter extension without"
+    path = tmp_path / "bad.yaml"
+    path.write_text(config(routes=routes))
+    ok, envoy_message = real.validate(path)
+    assert not ok and message in envoy_message
+    with pytest.raises(ConfigError) as err:
+        Proxy.from_yaml(path)
+    assert message in str(err.value)

@@ -110,6 +110,13 @@ ALLOWED: dict[str, str] = {
     "value must contain at least ": "Envoy's validator words for an empty list, at its YAML path",
     "exactly one filter kind must be set, got ": "an access-log filter with none or two kinds",
     "Invalid PATH option: ": "Envoy's words for a %PATH(...)% option: they list the allowed ones",
+    "path_match_policy.path_template ": "Envoy's words for a URI template it refuses, with the reason",
+    "mismatch between variables in path_match_policy ": "Envoy's words: the rewrite names a variable "
+    "the match does not define",
+    "unable to use envoy.path.rewrite.uri_template.uri_template_rewriter": "Envoy's words: a template "
+    "rewrite needs a template match",
+    "unsupported path matcher (wasmlab supports ": "the message names the one path matcher Envoy has",
+    "unsupported path rewriter (wasmlab supports ": "the message names the one path rewriter Envoy has",
     "LuaPerRouteValidationError.Disabled": "Envoy's words for `disabled: false` in a LuaPerRoute",
     "exactly one of filename, inline_bytes, inline_string must be set": "a Wasm code DataSource: the same "
     "cause and fix as the DataSource row",

@@ -53,7 +53,10 @@ from .route_action import (
     parse_redirect,
     parse_route_action,
 )
+from .uri_template import UriTemplate, parse_path_match_policy
 from .yaml_source import Node
+
+_PATH_SPECIFIERS = ("prefix", "path", "safe_regex", "path_separated_prefix", "path_match_policy")
 
 __all__ = [
     "APPEND_ACTIONS",
@@ -90,12 +93,13 @@ __all__ = [
 
 @dataclass
 class RouteMatch:
-    kind: str  # prefix path safe_regex path_separated_prefix
+    kind: str  # prefix path safe_regex path_separated_prefix path_match_policy
     value: str
     regex: Regex | None = None
     case_sensitive: bool = True
     headers: list[HeaderMatcher] = field(default_factory=list)
     query: list[QueryParameterMatcher] = field(default_factory=list)
+    template: UriTemplate | None = None  # path_match_policy
 
     def matches(self, headers: HeaderMap, path: str) -> bool:
         # Envoy's PathMatcher: every kind matches the path without its query and fragment
@@ -104,6 +108,9 @@ class RouteMatch:
         if kind == "safe_regex":
             assert self.regex is not None
             ok = self.regex.fullmatch(bare)
+        elif kind == "path_match_policy":
+            assert self.template is not None
+            ok = self.template.matches(bare)
         else:
             p = bare if self.case_sensitive else ascii_lower(bare)
             v = self.value if self.case_sensitive else ascii_lower(self.value)
@@ -220,17 +227,20 @@ def parse_metadata(node: Node | None) -> dict[str, Any]:
 
 def parse_route_match(node: Node) -> RouteMatch:
     node.check_fields(
-        "prefix path safe_regex path_separated_prefix case_sensitive headers query_parameters grpc",
-        ignored=("runtime_fraction",),
+        "prefix path safe_regex path_separated_prefix path_match_policy case_sensitive headers query_parameters grpc",
+        ignored=("runtime_fraction", "dynamic_metadata", "filter_state", "tls_context"),
     )
-    kinds = [k for k in ("prefix", "path", "safe_regex", "path_separated_prefix") if k in node.value]
+    kinds = [k for k in _PATH_SPECIFIERS if k in node.value]
     if len(kinds) != 1:
         raise node.error("exactly one of prefix, path, safe_regex, path_separated_prefix must be set")
     kind = kinds[0]
     regex = None
+    template = None
     value = ""
     if kind == "safe_regex":
         regex = compile_regex(node.req("safe_regex"))
+    elif kind == "path_match_policy":
+        template = parse_path_match_policy(node.req(kind))
     else:
         value = as_wire_text(node.req(kind).str())
         if kind != "prefix" and not value.startswith("/"):
@@ -242,7 +252,7 @@ def parse_route_match(node: Node) -> RouteMatch:
     query = (
         [parse_query_matcher(q) for q in node.req("query_parameters").list()] if node.has("query_parameters") else []
     )
-    return RouteMatch(kind, value, regex, cs, headers, query)
+    return RouteMatch(kind, value, regex, cs, headers, query, template)
 
 
 def parse_route(node: Node, index: int, per_filter: Any) -> Route:
@@ -258,7 +268,7 @@ def parse_route(node: Node, index: int, per_filter: Any) -> Route:
     kind = actions[0]
     action: RouteAction | DirectResponse | Redirect
     if kind == "route":
-        action = parse_route_action(node.req("route"))
+        action = parse_route_action(node.req("route"), match.template)
     elif kind == "direct_response":
         action = parse_direct_response(node.req("direct_response"))
     else:

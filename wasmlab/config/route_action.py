@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from ..http import HeaderMap
 from .data_source import parse_data_source
 from .matchers import Regex, as_wire_text, compile_regex
+from .uri_template import UriTemplate, parse_path_rewrite_policy
 from .yaml_source import Node
 
 
@@ -37,6 +38,8 @@ class RouteAction:
     host_rewrite_path_regex: tuple[Regex, str] | None = None
     #: a host rewrite appends the old host to ``x-forwarded-host``
     append_x_forwarded_host: bool = False
+    #: ``path_rewrite_policy``: (the route's path template, the rewrite template)
+    path_template_rewrite: tuple[UriTemplate, str] | None = None
 
     def cluster_name(self, headers: HeaderMap) -> str:
         """The cluster this request goes to ("" when ``cluster_header`` is absent). Envoy draws a
@@ -97,9 +100,12 @@ def _rewrite_spec(node: Node) -> tuple[Regex, str]:
     return compile_regex(node.req("pattern")), sub
 
 
-def parse_route_action(node: Node) -> RouteAction:
+def parse_route_action(node: Node, template: UriTemplate | None = None) -> RouteAction:
+    """A ``route:`` action; ``template`` is the route's ``path_match_policy`` (for a
+    ``path_rewrite_policy``)."""
     node.check_fields(
         "cluster cluster_header weighted_clusters cluster_not_found_response_code prefix_rewrite regex_rewrite "
+        "path_rewrite_policy "
         "host_rewrite_literal host_rewrite_header host_rewrite_path_regex auto_host_rewrite timeout "
         "append_x_forwarded_host",
         ignored=_ROUTE_ACTION_IGNORED,
@@ -115,13 +121,17 @@ def parse_route_action(node: Node) -> RouteAction:
     if node.has("cluster_not_found_response_code"):
         code = node.req("cluster_not_found_response_code").enum(tuple(_NOT_FOUND_CODES))
         action.cluster_not_found_code = _NOT_FOUND_CODES[code]
-    rewrites = [k for k in ("prefix_rewrite", "regex_rewrite") if node.has(k)]
+    rewrites = [k for k in ("prefix_rewrite", "regex_rewrite", "path_rewrite_policy") if node.has(k)]
     if len(rewrites) > 1:
         raise node.error("Specify only one of prefix_rewrite, regex_rewrite or path_rewrite_policy")
     if node.has("prefix_rewrite"):
         action.prefix_rewrite = as_wire_text(node.req("prefix_rewrite").str())
     if node.has("regex_rewrite"):
         action.regex_rewrite = _rewrite_spec(node.req("regex_rewrite"))
+    if node.has("path_rewrite_policy"):
+        rewrite = parse_path_rewrite_policy(node.req("path_rewrite_policy"), template)
+        assert template is not None
+        action.path_template_rewrite = (template, rewrite)
     hosts = [
         k
         for k in ("host_rewrite_literal", "host_rewrite_header", "host_rewrite_path_regex", "auto_host_rewrite")

@@ -353,6 +353,11 @@ def _redirect_uri(headers: HeaderMap, r: Redirect, match: Any) -> str:
 
 
 def _rewrite_path(path: str, match: Any, action: RouteAction | Redirect) -> str:
+    if isinstance(action, RouteAction) and action.path_template_rewrite is not None:
+        template, rewrite = action.path_template_rewrite
+        bare, query = split_path(path)
+        new = template.rewrite(bare, rewrite)
+        return path if new is None else new + (("?" + query) if query else "")
     if action.prefix_rewrite is not None and match.kind in ("prefix", "path", "path_separated_prefix"):
         if match.kind == "prefix":
             return action.prefix_rewrite + path[len(match.value) :]
