@@ -935,3 +935,25 @@ def test_uri_templates_envoy_refuses_are_refused(envoy_bin, tmp_path, case):
     with pytest.raises(ConfigError) as err:
         Proxy.from_yaml(path)
     assert message in str(err.value)
+
+
+@pytest.mark.parametrize("limit", [None, 6000])
+def test_direct_response_body_size_limit_like_envoy(envoy_bin, tmp_path, limit):
+    """Envoy refuses a direct response body over ``max_direct_response_body_size_bytes``
+    (default 4096; old code accepted any size)."""
+    cfg = config(routes=_direct('{prefix: "/"}', "x" * 5000))
+    if limit is not None:
+        cfg = cfg.replace(
+            "            virtual_hosts:",
+            f"            max_direct_response_body_size_bytes: {limit}\n            virtual_hosts:",
+        )
+    path = tmp_path / "big.yaml"
+    path.write_text(cfg)
+    assert real.validate(path)[0] == (limit is not None)
+    if limit is None:
+        with pytest.raises(
+            ConfigError, match=r"direct_response.body: response body size is 5000 bytes; maximum is 4096"
+        ):
+            Proxy.from_yaml(path)
+    else:
+        both(str(path), [get("/")])

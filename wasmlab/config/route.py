@@ -312,8 +312,8 @@ def parse_virtual_host(node: Node, per_filter: Any) -> VirtualHost:
 
 def parse_route_configuration(node: Node, per_filter: Any) -> RouteConfiguration:
     node.check_fields(
-        "name virtual_hosts " + " ".join(MUTATION_FIELDS),
-        ignored=("validate_clusters", "most_specific_header_mutations_wins", "max_direct_response_body_size_bytes"),
+        "name virtual_hosts max_direct_response_body_size_bytes " + " ".join(MUTATION_FIELDS),
+        ignored=("validate_clusters", "most_specific_header_mutations_wins"),
     )
     vhs = (
         [parse_virtual_host(v, per_filter) for v in node.req("virtual_hosts").list()]
@@ -328,5 +328,21 @@ def parse_route_configuration(node: Node, per_filter: Any) -> RouteConfiguration
                     f"only unique values for domains are permitted. Duplicate entry of domain {d.lower()}"
                 )
             seen[d.lower()] = vn
+    _check_direct_bodies(node, vhs)
     name = node.req("name").str() if node.has("name") else ""
     return RouteConfiguration(name, vhs, parse_mutations(node))
+
+
+def _check_direct_bodies(node: Node, vhs: list[VirtualHost]) -> None:
+    """Envoy refuses a ``direct_response`` body larger than the route configuration's
+    ``max_direct_response_body_size_bytes`` (default 4096)."""
+    limit_node = node.get("max_direct_response_body_size_bytes")
+    limit = limit_node.uint32() if limit_node is not None else 4096
+    vh_nodes = node.req("virtual_hosts").list() if node.has("virtual_hosts") else []
+    for vh, vn in zip(vhs, vh_nodes, strict=True):
+        r_nodes = vn.req("routes").list() if vn.has("routes") else []
+        for r, rn in zip(vh.routes, r_nodes, strict=True):
+            if isinstance(r.action, DirectResponse) and len(r.action.body) > limit:
+                raise rn.child("direct_response").child("body").error(
+                    f"response body size is {len(r.action.body)} bytes; maximum is {limit}"
+                )
