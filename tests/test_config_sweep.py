@@ -957,3 +957,29 @@ def test_direct_response_body_size_limit_like_envoy(envoy_bin, tmp_path, limit):
             Proxy.from_yaml(path)
     else:
         both(str(path), [get("/")])
+
+
+LOCAL_REPLY_UTF8 = """local_reply_config:
+            mappers:
+            - filter: {header_filter: {header: {name: x-json, present_match: true}}}
+              headers_to_add:
+              - header: {key: x-m, value: "h\\u00e9-%REQ(x-u)%"}
+              body_format_override:
+                json_format: {"cl\\u00e9": "v\\u00e9 %REQ(x-u)%", body: "%LOCAL_REPLY_BODY%", n: 5, b: true}
+            - filter: {header_filter: {header: {name: x-text, present_match: true}}}
+              body: {inline_string: "b\\u00f6dy"}
+              body_format_override:
+                text_format_source:
+                  inline_string: "t\\u00e9xt %LOCAL_REPLY_BODY% %REQ(x-u)% %START_TIME(%Y)% %RESPONSE_CODE_DETAILS%\""""
+
+
+def test_local_reply_text_is_utf8_and_json_constants_keep_their_type_like_envoy(envoy_bin):
+    """Non-ASCII config text and header bytes in local-reply formats come out as UTF-8, a
+    number or bool in ``json_format`` stays one, and ``%RESPONSE_CODE_DETAILS%`` is already set
+    when the body is formatted (old code: local_reply_config ignored)."""
+    cfg = hcm_option(LOCAL_REPLY_UTF8, routes=_direct('{prefix: "/d"}', "n\\u00f6pe", 404))
+    reqs = [get("/d", **{"x-json": "1", "x-u": CAFE}), get("/d", **{"x-text": "1", "x-u": CAFE})]
+    reqs += [get("/x", **{"x-text": "1"}), get("/d")]
+    mine, _ = both(cfg, reqs)
+    assert mine[0].body == '{"b":true,"body":"nöpe","cl\u00e9":"vé café","n":5}\n'.encode()
+    assert mine[2].body.endswith(b" route_not_found")

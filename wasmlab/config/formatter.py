@@ -439,6 +439,16 @@ class Formatter:
 
 
 @dataclass(frozen=True)
+class Constant:
+    """A number or bool in a ``json_format``: logged as itself (Envoy keeps the JSON type)."""
+
+    constant: bool | int | float
+
+    def value(self, info: Any) -> bool | int | float:
+        return self.constant
+
+
+@dataclass(frozen=True)
 class LogFormat:
     """A ``SubstitutionFormatString``: text or JSON, and ``omit_empty_values``.
 
@@ -494,7 +504,7 @@ def compile_json(node: Node) -> dict[str, Any]:
         if isinstance(child.value, dict):
             out[key] = compile_json(child)
         elif isinstance(child.value, bool | int | float):
-            out[key] = Formatter([str(child.value).lower() if isinstance(child.value, bool) else str(child.value)], "")
+            out[key] = Constant(child.value)
         else:
             out[key] = Formatter.compile(child.str(), child)
     return out
