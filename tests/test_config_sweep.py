@@ -983,3 +983,32 @@ def test_local_reply_text_is_utf8_and_json_constants_keep_their_type_like_envoy(
     mine, _ = both(cfg, reqs)
     assert mine[0].body == '{"b":true,"body":"nöpe","cl\u00e9":"vé café","n":5}\n'.encode()
     assert mine[2].body.endswith(b" route_not_found")
+
+
+TIME_FORMATS = ["%s", "%s.%3f", "%6f", "%9f", "%1f", "%Y-%m-%dT%H:%M:%S.%3fZ", "%E3S", "%Ez", "%z", "%Z"]
+TIME_FORMATS += ["%a %b %e", "%%", "%s%f", "%D", "%F %T", "%E6f"]
+
+
+def test_start_time_formats_have_envoys_shape(envoy_bin):
+    """``%START_TIME(...)%`` with absl's and Envoy's extensions (``%f`` is 9 digits, ``%E3S``,
+    ``%Ez``, ``%Z`` = ``UTC``; old code: 6 digits, the rest left as written). The two runs
+    happen at different times, so the values are compared with every digit masked."""
+    import re
+
+    values = "".join(
+        f'\n                - header: {{key: x-t{i}, value: "%START_TIME({f})%"}}' for i, f in enumerate(TIME_FORMATS)
+    )
+    routes = f"""
+              - match: {{prefix: "/"}}
+                direct_response: {{status: 200}}
+                response_headers_to_add:{values}"""
+    cfg = config(routes=routes)
+    with Proxy.from_yaml(cfg, workers=1) as p:
+        ours = p.request("GET", "/")
+    with real.run(cfg, workers=1) as e:
+        theirs = e.request("GET", "/")
+    shape = [
+        (f, re.sub(r"\d", "0", ours.headers[f"x-t{i}"]), re.sub(r"\d", "0", theirs.headers[f"x-t{i}"]))
+        for i, f in enumerate(TIME_FORMATS)
+    ]
+    assert [(f, a) for f, a, _ in shape] == [(f, b) for f, _, b in shape]

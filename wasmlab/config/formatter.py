@@ -38,16 +38,41 @@ def _dash(v: Any) -> str:
     return str(v)
 
 
+_TIME_TOKEN = re.compile(r"%%|%([1-9])f|%f|%E([0-9*]?)([Sfz])|%Z")
+
+
 def _format_time(wall_ns: int, arg: str, zone: Callable[[float], time.struct_time] = time.gmtime) -> str:
-    """A time as ``%START_TIME%`` shows it: ISO 8601 UTC with milliseconds, or ``strftime``
-    with Envoy's ``%f``/``%3f`` (fraction digits) extensions."""
+    """A time as ``%START_TIME%`` shows it: ISO 8601 UTC with milliseconds, or ``strftime`` with
+    Envoy's (absl's) extensions: ``%f`` nanoseconds (9 digits), ``%1f``..``%9f`` the first
+    digits of them, ``%E3S`` seconds with 3 decimals (``%E*S`` as many as needed), ``%Ez``
+    ``+00:00``, ``%Z`` ``UTC``. Envoy's start time has microsecond resolution."""
     t = wall_ns / 1e9
-    ms = wall_ns // 1_000_000 % 1000
-    if arg:
-        us = wall_ns // 1000 % 1_000_000
-        fmt = arg.replace("%f", f"{us:06d}").replace("%3f", f"{ms:03d}")
-        return time.strftime(fmt, zone(t))
-    return time.strftime("%Y-%m-%dT%H:%M:%S", zone(t)) + f".{ms:03d}Z"
+    # Envoy's stream start time has microsecond resolution: the last three digits are 0
+    ns = f"{wall_ns // 1000 % 1_000_000:06d}000"
+    if not arg:
+        return time.strftime("%Y-%m-%dT%H:%M:%S", zone(t)) + f".{ns[:3]}Z"
+    st = zone(t)
+
+    def token(m: re.Match[str]) -> str:
+        whole = m.group(0)
+        if whole == "%%":
+            return "%%"
+        if whole == "%Z":
+            return time.strftime("%Z", st) if zone is not time.gmtime else "UTC"
+        if m.group(1):
+            return ns[: int(m.group(1))]
+        if whole == "%f":
+            return ns
+        digits, kind = m.group(2), m.group(3)
+        frac = ns.rstrip("0") if digits == "*" else ns[: int(digits or 0)]
+        if kind == "S":
+            return f"{st.tm_sec:02d}" + (f".{frac}" if frac else "")
+        if kind == "f":
+            return frac
+        offset = time.strftime("%z", st)  # +hhmm
+        return offset[:3] + ":" + offset[3:] + (":00" if digits == "*" else "")
+
+    return time.strftime(_TIME_TOKEN.sub(token, arg), st)
 
 
 def _start_time(info: StreamInfo, arg: str) -> str:
