@@ -1012,3 +1012,42 @@ def test_start_time_formats_have_envoys_shape(envoy_bin):
         for i, f in enumerate(TIME_FORMATS)
     ]
     assert [(f, a) for f, a, _ in shape] == [(f, b) for f, _, b in shape]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "verb"),
+    [
+        ("request_headers_to_remove", "[':path']", "removed"),
+        ("request_headers_to_remove", "['Host']", "removed"),
+        ("response_headers_to_remove", "[':status']", "removed"),
+        ("request_headers_to_add", "[{header: {key: ':authority', value: x}}]", "modified"),
+        ("request_headers_to_add", "[{header: {key: host, value: x}}]", "modified"),
+        ("response_headers_to_add", "[{header: {key: ':status', value: '201'}}]", "modified"),
+    ],
+)
+def test_route_header_mutations_may_not_touch_pseudo_headers_or_host(envoy_bin, tmp_path, field, value, verb):
+    """Envoy refuses these at load (old code accepted them)."""
+    path = tmp_path / "bad.yaml"
+    route = '\n              - match: {prefix: "/"}\n                route: {cluster: backend}'
+    path.write_text(config(routes=f"{route}\n                {field}: {value}"))
+    message = f":-prefixed or host headers may not be {verb}"
+    ok, envoy_message = real.validate(path)
+    assert not ok and message in envoy_message
+    with pytest.raises(ConfigError, match=f"{field}\\[0\\]: {message}"):
+        Proxy.from_yaml(path)
+
+
+def test_header_value_comes_from_value_not_raw_value_like_envoy(envoy_bin):
+    """Envoy's header parser reads ``value``: a ``raw_value`` alone adds nothing, ``value``
+    wins over it; names are lower-cased, any name characters kept (old code used raw_value)."""
+    routes = """
+              - match: {prefix: "/"}
+                direct_response: {status: 200}
+                response_headers_to_add:
+                - header: {key: x-raw, raw_value: 'eHl6'}
+                - header: {key: x-raw-kept, raw_value: 'eHl6'}
+                  keep_empty_value: true
+                - header: {key: x-both, value: 'a', raw_value: 'eHl6'}
+                - header: {key: X-Upper, value: 'u'}"""
+    mine, _ = both(config(routes=routes), [get("/")])
+    assert "x-raw" not in mine[0].headers and mine[0].headers["x-both"] == "a"

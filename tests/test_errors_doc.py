@@ -110,6 +110,7 @@ ALLOWED: dict[str, str] = {
     "value must contain at least ": "Envoy's validator words for an empty list, at its YAML path",
     "exactly one filter kind must be set, got ": "an access-log filter with none or two kinds",
     "Invalid PATH option: ": "Envoy's words for a %PATH(...)% option: they list the allowed ones",
+    ":-prefixed or host headers may not be ": "Envoy's words: the message names what may not be changed",
     "response body size is ": "Envoy's words: names the size and max_direct_response_body_size_bytes",
     "path_match_policy.path_template ": "Envoy's words for a URI template it refuses, with the reason",
     "mismatch between variables in path_match_policy ": "Envoy's words: the rewrite names a variable "
