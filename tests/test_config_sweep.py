@@ -1051,3 +1051,25 @@ def test_header_value_comes_from_value_not_raw_value_like_envoy(envoy_bin):
                 - header: {key: X-Upper, value: 'u'}"""
     mine, _ = both(config(routes=routes), [get("/")])
     assert "x-raw" not in mine[0].headers and mine[0].headers["x-both"] == "a"
+
+
+def test_local_reply_config_rewrites_path_rejections_and_keeps_the_original_close(envoy_bin):
+    """A path rejection (400) rewritten to 404 still closes the connection, a 404 rewritten to
+    400 does not: the close follows the original status; the codec's and the normalizer's
+    rejections go through the mappers too."""
+    option = """normalize_path: true
+          local_reply_config:
+            mappers:
+            - filter: {status_code_filter: {comparison: {op: EQ, value: {default_value: 404}}}}
+              status_code: 400
+            - filter: {status_code_filter: {comparison: {op: EQ, value: {default_value: 400}}}}
+              status_code: 404
+              body: {inline_string: "was 400"}"""
+    routes = (
+        _direct('{prefix: "/d"}', "d", 404)
+        + '\n              - match: {prefix: "/"}\n                route: {cluster: backend}'
+    )
+    mine, _ = both(
+        hcm_option(option, routes=routes), [get("/d"), get("/a%00b"), get("/x#f"), get("/" + CAFE), get("/ok")]
+    )
+    assert [(r.status, r.headers.get("connection")) for r in mine[:2]] == [(400, None), (404, "close")]
