@@ -343,6 +343,5 @@ def _check_direct_bodies(node: Node, vhs: list[VirtualHost]) -> None:
         r_nodes = vn.req("routes").list() if vn.has("routes") else []
         for r, rn in zip(vh.routes, r_nodes, strict=True):
             if isinstance(r.action, DirectResponse) and len(r.action.body) > limit:
-                raise rn.child("direct_response").child("body").error(
-                    f"response body size is {len(r.action.body)} bytes; maximum is {limit}"
-                )
+                body = rn.child("direct_response").child("body")
+                raise body.error(f"response body size is {len(r.action.body)} bytes; maximum is {limit}")
