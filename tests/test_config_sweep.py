@@ -1073,3 +1073,29 @@ def test_local_reply_config_rewrites_path_rejections_and_keeps_the_original_clos
         hcm_option(option, routes=routes), [get("/d"), get("/a%00b"), get("/x#f"), get("/" + CAFE), get("/ok")]
     )
     assert [(r.status, r.headers.get("connection")) for r in mine[:2]] == [(400, None), (404, "close")]
+
+
+MISC_MATCH_ROUTES = (
+    _direct('{prefix: "/rf0", runtime_fraction: {default_value: {numerator: 0}, runtime_key: k0}}', "rf0")
+    + _direct('{prefix: "/rf100", runtime_fraction: {default_value: {numerator: 100}, runtime_key: k1}}', "rf100")
+    + _direct('{prefix: "/rfm", runtime_fraction: {default_value: {numerator: 1000000, denominator: MILLION}}}', "rfm")
+    + _direct('{prefix: "/q1", query_parameters: [{name: a, string_match: {exact: "X", ignore_case: true}}]}', "q-ic")
+    + _direct('{prefix: "/q2", query_parameters: [{name: a, present_match: false}]}', "q-absent")
+    + _direct('{prefix: "/q3", query_parameters: [{name: a}]}', "q-bare")
+    + _direct('{prefix: "/q4", query_parameters: [{name: a, string_match: {exact: "x y"}}]}', "q-decoded")
+    + _direct('{prefix: "/h1", headers: [{name: x-e, string_match: {exact: ""}}]}', "h-empty")
+    + _direct('{prefix: "/h2", headers: [{name: x-e}]}', "h-bare")
+    + _direct('{prefix: "/h3", headers: [{name: x-e, exact_match: ""}]}', "h-legacy-empty")
+    + _direct('{prefix: "/"}', "none", 404)
+)
+
+
+def test_runtime_fraction_query_and_empty_matchers_like_envoy(envoy_bin):
+    """``runtime_fraction`` 0% never matches (old code: warned, always matched); a query
+    ``present_match: false`` matches an absent parameter, and a legacy ``exact_match: ""`` any
+    value (old code: neither)."""
+    reqs = [get("/rf0"), get("/rf100"), get("/rfm"), get("/q1?a=x"), get("/q2"), get("/q2?a=1"), get("/q2?b")]
+    reqs += [get("/q3?a"), get("/q3?a="), get("/q3?a=1"), get("/q3"), get("/q4?a=x%20y"), get("/q4?a=x+y")]
+    reqs += [get("/h1", **{"x-e": ""}), get("/h1"), get("/h2", **{"x-e": ""}), get("/h2"), get("/h3", **{"x-e": "v"})]
+    mine, _ = both(config(routes=MISC_MATCH_ROUTES), reqs)
+    assert mine[0].body == b"none" and mine[4].body == b"q-absent"

@@ -202,8 +202,10 @@ def parse_header_matcher(node: Node) -> HeaderMatcher:
         return HeaderMatcher(name, parse_string_matcher(node.req("string_match")), True, invert, missing_empty)
     for key, kind in legacy.items():
         if node.has(key):
-            m = StringMatcher(kind, as_wire_text(node.req(key).str()))
-            return HeaderMatcher(name, m, True, invert, missing_empty)
+            value = node.req(key).str()
+            if kind == "exact" and not value:  # Envoy: an empty exact_match is a presence match
+                return HeaderMatcher(name, None, True, invert, missing_empty)
+            return HeaderMatcher(name, StringMatcher(kind, as_wire_text(value)), True, invert, missing_empty)
     if node.has("safe_regex_match"):
         m = StringMatcher("regex", "", False, compile_regex(node.req("safe_regex_match")))
         return HeaderMatcher(name, m, True, invert, missing_empty)
@@ -224,7 +226,7 @@ class QueryParameterMatcher:
 
     def matches(self, query: dict[str, str]) -> bool:
         if self.name not in query:
-            return False
+            return self.matcher is None and not self.present  # present_match: false
         if self.matcher is None:
             return self.present
         return self.matcher.matches(query[self.name])

@@ -17,6 +17,7 @@ matchers), :mod:`.route_action` (forward, direct response, redirect), :mod:`.hea
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,8 +101,13 @@ class RouteMatch:
     headers: list[HeaderMatcher] = field(default_factory=list)
     query: list[QueryParameterMatcher] = field(default_factory=list)
     template: UriTemplate | None = None  # path_match_policy
+    #: ``runtime_fraction.default_value`` as a share of streams (Envoy draws the stream's
+    #: random value; wasmlab draws from Python's ``random``; no runtime overrides)
+    fraction: float = 1.0
 
     def matches(self, headers: HeaderMap, path: str) -> bool:
+        if self.fraction < 1.0 and not (self.fraction > 0.0 and random.random() < self.fraction):
+            return False  # runtime_fraction: this stream is not in the sampled share
         # Envoy's PathMatcher: every kind matches the path without its query and fragment
         bare, query = split_path(path)
         kind = self.kind
@@ -227,8 +233,9 @@ def parse_metadata(node: Node | None) -> dict[str, Any]:
 
 def parse_route_match(node: Node) -> RouteMatch:
     node.check_fields(
-        "prefix path safe_regex path_separated_prefix path_match_policy case_sensitive headers query_parameters grpc",
-        ignored=("runtime_fraction", "dynamic_metadata", "filter_state", "tls_context"),
+        "prefix path safe_regex path_separated_prefix path_match_policy case_sensitive headers query_parameters grpc "
+        "runtime_fraction",
+        ignored=("dynamic_metadata", "filter_state", "tls_context"),
     )
     kinds = [k for k in _PATH_SPECIFIERS if k in node.value]
     if len(kinds) != 1:
@@ -252,7 +259,19 @@ def parse_route_match(node: Node) -> RouteMatch:
     query = (
         [parse_query_matcher(q) for q in node.req("query_parameters").list()] if node.has("query_parameters") else []
     )
-    return RouteMatch(kind, value, regex, cs, headers, query, template)
+    fraction = _runtime_fraction(node.get("runtime_fraction"))
+    return RouteMatch(kind, value, regex, cs, headers, query, template, fraction)
+
+
+def _runtime_fraction(node: Node | None) -> float:
+    """``runtime_fraction: {default_value: {numerator, denominator}, runtime_key}``."""
+    if node is None:
+        return 1.0
+    node.check_fields("default_value runtime_key", required=("default_value",))
+    dv = node.req("default_value").check_fields("numerator denominator")
+    num = dv.req("numerator").uint32() if dv.has("numerator") else 0
+    den = dv.req("denominator").enum(("HUNDRED", "TEN_THOUSAND", "MILLION")) if dv.has("denominator") else "HUNDRED"
+    return min(1.0, num / {"HUNDRED": 100, "TEN_THOUSAND": 10_000, "MILLION": 1_000_000}[den])
 
 
 def parse_route(node: Node, index: int, per_filter: Any) -> Route:
