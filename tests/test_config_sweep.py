@@ -1099,3 +1099,26 @@ def test_runtime_fraction_query_and_empty_matchers_like_envoy(envoy_bin):
     reqs += [get("/h1", **{"x-e": ""}), get("/h1"), get("/h2", **{"x-e": ""}), get("/h2"), get("/h3", **{"x-e": "v"})]
     mine, _ = both(config(routes=MISC_MATCH_ROUTES), reqs)
     assert mine[0].body == b"none" and mine[4].body == b"q-absent"
+
+
+def test_a_weighted_clusters_header_mutations_come_first_like_envoy(envoy_bin):
+    """A weighted cluster's own ``*_headers_to_add``/``_remove`` are applied before the route's
+    and the virtual host's (old code: accepted with a warning, no effect)."""
+    routes = """
+              - match: {prefix: "/wc"}
+                route:
+                  weighted_clusters:
+                    clusters:
+                    - name: backend
+                      weight: 1
+                      request_headers_to_add:
+                      - header: {key: x-lvl, value: wc}
+                      - header: {key: x-only, value: "%UPSTREAM_CLUSTER%"}
+                      response_headers_to_add: [{header: {key: x-r, value: wc}}]
+                      request_headers_to_remove: [x-rm]
+                request_headers_to_add: [{header: {key: x-lvl, value: route}}]
+                response_headers_to_add: [{header: {key: x-r, value: route}}]"""
+    vh = "              request_headers_to_add: [{header: {key: x-lvl, value: vh}}]\n              routes:"
+    cfg = config(routes=routes).replace("              routes:", vh, 1)
+    mine, _ = both(cfg, [get("/wc", **{"x-rm": "1"})])
+    assert mine[0].headers.get_all("x-r") == ["wc", "route"]

@@ -10,9 +10,20 @@ from dataclasses import dataclass
 
 from ..http import HeaderMap
 from .data_source import parse_data_source
+from .header_parser import MUTATION_FIELDS, HeaderMutations, parse_mutations
 from .matchers import Regex, as_wire_text, compile_regex
 from .uri_template import UriTemplate, parse_path_rewrite_policy
 from .yaml_source import Node
+
+
+@dataclass
+class WeightedCluster:
+    """One entry of ``weighted_clusters``: Envoy applies its header mutations before the
+    route's, virtual host's and route configuration's."""
+
+    name: str
+    weight: int
+    mutations: HeaderMutations | None = None
 
 
 @dataclass
@@ -28,8 +39,8 @@ class RouteAction:
     timeout: float = 15.0
     #: the request header naming the cluster (``cluster_header``)
     cluster_header: str | None = None
-    #: ``weighted_clusters``: (cluster name, weight) pairs
-    weighted: list[tuple[str, int]] | None = None
+    #: ``weighted_clusters``: the clusters and their weights
+    weighted: list[WeightedCluster] | None = None
     #: status when the cluster does not exist (``cluster_not_found_response_code``)
     cluster_not_found_code: int = 503
     #: ``host_rewrite_header``: the request header whose value becomes ``:authority``
@@ -41,25 +52,26 @@ class RouteAction:
     #: ``path_rewrite_policy``: (the route's path template, the rewrite template)
     path_template_rewrite: tuple[UriTemplate, str] | None = None
 
-    def cluster_name(self, headers: HeaderMap) -> str:
-        """The cluster this request goes to ("" when ``cluster_header`` is absent). Envoy draws a
-        weighted cluster from the stream's random value; wasmlab draws from Python's ``random``."""
+    def pick(self, headers: HeaderMap) -> tuple[str, HeaderMutations | None]:
+        """The cluster this request goes to ("" when ``cluster_header`` is absent) and, for a
+        weighted cluster, its own header mutations. Envoy draws a weighted cluster from the
+        stream's random value; wasmlab draws from Python's ``random``."""
         if self.cluster_header is not None:
-            return headers.get(self.cluster_header) or ""
+            return headers.get(self.cluster_header) or "", None
         if self.weighted is not None:
-            total = sum(w for _, w in self.weighted)
-            pick = random.randrange(total) if total else 0
-            for name, weight in self.weighted:
-                if pick < weight:
-                    return name
-                pick -= weight
-            return self.weighted[-1][0]
-        return self.cluster
+            total = sum(c.weight for c in self.weighted)
+            draw = random.randrange(total) if total else 0
+            for c in self.weighted:
+                if draw < c.weight:
+                    return c.name, c.mutations
+                draw -= c.weight
+            return self.weighted[-1].name, self.weighted[-1].mutations
+        return self.cluster, None
 
     def clusters(self) -> list[str]:
         """The cluster names the config itself names (checked at load, as Envoy checks them)."""
         if self.weighted is not None:
-            return [name for name, _ in self.weighted]
+            return [c.name for c in self.weighted]
         return [self.cluster] if self.cluster_header is None else []
 
 
@@ -156,9 +168,9 @@ def parse_route_action(node: Node, template: UriTemplate | None = None) -> Route
     return action
 
 
-def _parse_weighted(node: Node) -> list[tuple[str, int]]:
-    """``weighted_clusters.clusters``: each entry's ``name`` and ``weight``. Per-cluster header
-    mutations, metadata and filter configs are accepted without effect (warned)."""
+def _parse_weighted(node: Node) -> list[WeightedCluster]:
+    """``weighted_clusters.clusters``: each entry's ``name``, ``weight`` and header mutations;
+    its metadata, filter configs and host rewrite are accepted without effect (warned)."""
     node.check_fields(
         "clusters",
         required=("clusters",),
@@ -167,20 +179,16 @@ def _parse_weighted(node: Node) -> list[tuple[str, int]]:
     out = []
     for c in node.req("clusters").list():
         c.check_fields(
-            "name weight",
+            "name weight " + " ".join(MUTATION_FIELDS),
             required=("name",),
-            ignored=tuple(
-                (
-                    "cluster_header request_headers_to_add request_headers_to_remove response_headers_to_add "
-                    "response_headers_to_remove metadata_match typed_per_filter_config host_rewrite_literal"
-                ).split()
-            ),
+            ignored=("cluster_header", "metadata_match", "typed_per_filter_config", "host_rewrite_literal"),
         )
         weight = c.req("weight").uint32() if c.has("weight") else 0
-        out.append((c.req("name").str(allow_empty=False), weight))
+        mutations = parse_mutations(c) if any(c.has(f) for f in MUTATION_FIELDS) else None
+        out.append(WeightedCluster(c.req("name").str(allow_empty=False), weight, mutations))
     if not out:
         raise node.child("clusters").error("value must contain at least 1 item(s)")
-    if sum(w for _, w in out) == 0:
+    if sum(c.weight for c in out) == 0:
         raise node.error("Sum of weights in the weighted_cluster must be greater than 0.")
     return out
 

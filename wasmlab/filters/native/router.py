@@ -76,6 +76,8 @@ class RouterFilter(StreamFilter):
         self.factory = factory
         self.route: Any = None
         self.cluster: Any = None
+        #: header mutation levels in Envoy's order (a weighted cluster's first)
+        self.levels: list[Any] = []
         self.headers: HeaderMap | None = None
         self.body = bytearray()
         self.trailers: HeaderMap | None = None
@@ -107,7 +109,8 @@ class RouterFilter(StreamFilter):
             self._direct(route, action.response_code, b"", _redirect_uri(headers, action, route.match))
             return FilterHeadersStatus.StopIteration
         assert isinstance(action, RouteAction)
-        cluster = proxy.clusters.get(action.cluster_name(headers))
+        name, weighted_mutations = action.pick(headers)
+        cluster = proxy.clusters.get(name)
         if cluster is None:
             stream.info.response_flags = "NC"
             cb.send_local_reply(action.cluster_not_found_code, b"", None, "cluster_not_found")
@@ -129,7 +132,10 @@ class RouterFilter(StreamFilter):
         # Envoy's order: expected timeout header, headers_to_add (route, vhost, route config), rewrites
         if action.timeout > 0 and not self.factory.suppress_envoy_headers:
             headers.set("x-envoy-expected-rq-timeout-ms", str(int(action.timeout * 1000)))
-        for level in stream.hcm.config.route_config.header_levels(route):
+        self.levels = stream.hcm.config.route_config.header_levels(route)
+        if weighted_mutations is not None:
+            self.levels = [weighted_mutations, *self.levels]
+        for level in self.levels:
             level.apply_request(headers, info)
         _rewrite_host(headers, action, not self.factory.suppress_envoy_headers)
         path = headers.get(":path") or "/"
@@ -289,7 +295,7 @@ class RouterFilter(StreamFilter):
         # formats against the headers being mutated (%RESPONSE_CODE%, %RESP(...)%)
         stream.info.response_code = status
         stream.info.response_headers = headers
-        for level in stream.hcm.config.route_config.header_levels(self.route):
+        for level in self.levels:
             level.apply_response(headers, stream.info)
         trailers = result.response.trailers
         # HEAD, 204 and 304 end at the headers; otherwise an empty body ends there unless it came
