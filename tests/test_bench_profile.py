@@ -35,3 +35,36 @@ def test_the_profile_of_a_wasm_request_adds_up_to_its_measured_cpu(capsys):
     assert "Wasm: guest calls (crossing + guest code)" in items and "filter chain: walk" in items
     assert sum(items.values()) == pytest.approx(out["total_us"], rel=0.05)
     assert out["added_us"] == pytest.approx(out["total_us"] - out["direct_us"])
+    # the floor of this design: the add_header module makes 2 guest calls (request and response
+    # headers) and 2 host calls (one add each) per request, counted exactly
+    floor = out["floor"]
+    assert floor["target_figure"] == "wasm.added_us_per_request.wasmlab" and floor["target_us"] == 10.0
+    parts = floor["parts_us"]
+    assert any(k.startswith("2 guest calls x ") for k in parts), parts
+    assert any(k.startswith("2 host calls x ") for k in parts), parts
+    assert all(v > 0 for v in parts.values())
+    assert floor["floor_us"] == pytest.approx(sum(parts.values()))
+
+
+def test_floor_counts_calls_of_the_named_functions_only():
+    from wasmlab.bench import floor
+
+    stats = [
+        {
+            ("/x/wasmlab/proxywasm/vm.py", 1, "invoke"): (6, 6, 0.0, 0.0, {}),
+            ("/x/wasmlab/proxywasm/vm.py", 2, "call"): (9, 9, 0.0, 0.0, {}),
+            ("/x/other/proxywasm/vm2.py", 3, "invoke"): (9, 9, 0.0, 0.0, {}),
+        },
+        {("/x/wasmlab/proxywasm/vm.py", 1, "invoke"): (2, 2, 0.0, 0.0, {})},
+    ]
+    assert floor.count_calls(stats, 2, "proxywasm/vm.py", ("invoke",)) == 4.0
+
+
+def test_floor_verdict_says_whether_the_target_is_out_of_reach():
+    from wasmlab.bench.floor import Floor
+
+    over = Floor("noop", [("a", 1.0), ("b", 1.0)], 1.5, 4.0).lines()
+    assert "out of reach" in over[-1] and "2.00 us > the target 1.5 us" in over[-1]
+    under = Floor("lua", [("a", 3.0)], 8.0, 20.0).lines()
+    assert "under the target 8 us" in under[-1] and "17.00 us is glue" in under[-1]
+    assert Floor("wasm", [], 10.0, 1.0).to_dict()["target_figure"] == "wasm.added_us_per_request.wasmlab"

@@ -46,6 +46,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from .bench.floor import TARGETS_US, Floor
+from .bench.floor import measure as measure_floor
+
 #: the kinds --profile takes: a filter kind, ``-traced`` for tracing on
 KINDS = (
     "direct",
@@ -131,6 +134,7 @@ class Breakdown:
     calls: dict[str, float] = field(default_factory=dict)  # item -> calls per request (counted)
     added: dict[str, float] = field(default_factory=dict)  # item -> µs more than without the filter
     added_calls: dict[str, float] = field(default_factory=dict)  # item -> calls more (counted)
+    floor: Floor | None = None  # noop, lua, wasm: the floor of this design (bench/floor.py)
 
     def table(self) -> str:
         added = self.total_us - self.direct_us
@@ -149,6 +153,8 @@ class Breakdown:
             grew = f"{self.added[item]:>+7.2f} {self.added_calls[item]:>+6.1f}" if item in self.added else " " * 14
             lines.append(f"{item:<44} {us:>8.2f} {share:>5.0f}% {self.calls.get(item, 0):>6.1f} {grew}  {tops}")
         lines.append(f"{'  of which garbage collection':<44} {self.gc_us:>8.2f}")
+        if self.floor is not None:
+            lines += self.floor.lines()
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
@@ -164,6 +170,7 @@ class Breakdown:
             "added_by_item": self.added,
             "added_calls_by_item": self.added_calls,
             "top": {k: v[:5] for k, v in self.top.items()},
+            "floor": self.floor.to_dict() if self.floor is not None else None,
         }
 
 
@@ -319,7 +326,19 @@ def profile(kind: str, n: int = 3000, rounds: int = 3) -> Breakdown:
         d_scale = direct_us * 1000 / (sum(d_items.values()) or 1.0)
         result.added = {name: us - d_items.get(name, 0.0) / 1000 * d_scale for name, us in items.items()}
         result.added_calls = {name: calls[name] - d_calls.get(name, 0.0) for name in items}
+    result.floor = _floor(kind, stats, n, total - direct_us)
     return result
+
+
+def _floor(kind: str, stats: list[Any], n: int, added_us: float) -> Floor | None:
+    """The floor of this design for the kinds issue 16 sets a target for (bench/floor.py)."""
+    from .host.proxy import Proxy
+
+    if kind not in TARGETS_US:
+        return None
+    text, traced = _config(kind)
+    with Proxy.from_yaml(text, workers=1, trace=traced) as proxy:
+        return measure_floor(kind, proxy, stats, n, added_us)
 
 
 def main(args: argparse.Namespace) -> int:

@@ -75,6 +75,12 @@ _DECODING = _DECODE_HEADERS | _DECODE_DATA | _DECODE_TRAILERS
 _ENCODING = _ENCODE_HEADERS | _ENCODE_DATA | _ENCODE_TRAILERS
 
 
+def _status_parses(value: str | None) -> bool:
+    """Envoy ``getResponseStatusOrNullopt``: ``SimpleAtoi`` reads ``:status`` (`` +404 `` too)."""
+    v = (value or "").strip(" \t\n\v\f\r").removeprefix("+")
+    return v.isascii() and v.isdecimal() and int(v) < 1 << 64
+
+
 # (module globals: reading an enum member off its class is much slower, active_filter.py)
 _HS_CONTINUE = _HS.Continue
 _DS_CONTINUE = _DS.Continue
@@ -408,7 +414,8 @@ class FilterManager:
             if end_stream and self.buffered_response is not None and continue_data_entry is None:
                 continue_data_entry = e
             i += 1
-        if ":status" not in headers:
+        status = headers.get(":status")  # (the common "200" is checked without a call)
+        if not (status is not None and status.isdecimal() and len(status) < 4) and not _status_parses(status):
             self.send_local_reply(
                 502,
                 b"missing required header: :status",

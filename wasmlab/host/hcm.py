@@ -327,10 +327,11 @@ class ActiveStream:
         wire = headers
         if "content-length" not in headers:
             framing = None
-            if not end_stream or self.is_head_request():
+            if end_stream and not self.is_head_request():
+                if status >= 200 and status not in _NO_BODY_STATUSES:
+                    framing = ("content-length", "0")
+            elif status not in _NO_BODY_STATUSES:  # (Envoy 1.40 frames no body for a 204 or a 304)
                 framing = ("transfer-encoding", "chunked")
-            elif status >= 200 and status not in _NO_BODY_STATUSES:
-                framing = ("content-length", "0")
             if framing is not None:
                 wire = headers.copy()
                 wire.add(*framing)

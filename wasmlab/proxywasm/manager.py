@@ -52,6 +52,8 @@ class PluginHandle:
     root: RootContext | None
     failed_at_ns: int | None = None
     reloads: int = 0
+    #: when this handle was (re)loaded: Envoy's ``last_load``, from which FAIL_RELOAD's backoff counts
+    loaded_at_ns: int = 0
 
     @property
     def usable(self) -> bool:
@@ -172,7 +174,7 @@ class WasmManager:
             vm = self._new_vm(plugin, role, dispatcher)
             slots[vkey] = vm
         root = self._started_root(vm, plugin, "proxy_on_configure")
-        handle = PluginHandle(plugin, vm, root)
+        handle = PluginHandle(plugin, vm, root, loaded_at_ns=self.proxy.clock.monotonic_ns())
         slots[plugin.slot] = handle
         return handle
 
@@ -226,8 +228,12 @@ class WasmManager:
 
     def handle_for_stream(self, plugin: PluginConfig, dispatcher: Dispatcher) -> PluginHandle | None:
         """The plugin's usable handle on this worker, reloading a failed VM under FAIL_RELOAD
-        once the backoff since the failure has passed (Envoy counts
-        ``wasm.<plugin>.vm_reload_backoff`` / ``_success`` / ``_failure``)."""
+        once the backoff has passed since the handle was last (re)loaded -- not since the failure:
+        Envoy's ``maybeReloadHandleIfNeeded`` compares with ``last_load``, so a VM that served
+        longer than the backoff is replaced by the next stream after its trap. Envoy draws each
+        interval between ``base_interval`` and 1.5 times it; wasmlab uses ``base_interval``, the
+        earliest Envoy may reload (Envoy counts ``wasm.<plugin>.vm_reload_backoff`` /
+        ``_success`` / ``_failure``)."""
         handle = dispatcher.slots.get(plugin.slot)
         if handle is None:
             return None
@@ -247,7 +253,7 @@ class WasmManager:
         stats = self.proxy.stat_store
         prefix = f"wasm.{plugin.name}."
         backoff_ns = int(plugin.reload_backoff_s * 1e9)
-        if now - handle.failed_at_ns < backoff_ns:
+        if now - handle.loaded_at_ns < backoff_ns:
             stats.inc(prefix + "vm_reload_backoff")
             self._record(handle.vm, "reload_backoff", {"plugin": plugin.name})
             return None
@@ -256,7 +262,7 @@ class WasmManager:
         except StartupError as e:
             stats.inc(prefix + "vm_reload_failure")
             self.proxy.log("error", "wasm", f"Wasm VM reload failed: {e}")
-            handle.failed_at_ns = now
+            handle.loaded_at_ns = now  # Envoy sets last_load before the attempt, whatever its outcome
             return None
         stats.inc(prefix + "vm_reload_success")
         new.reloads = handle.reloads + 1

@@ -10,7 +10,7 @@ from typing import Any
 
 from .handle_driver import HandleDriver, State
 from .luaobject import NOTHING, OBJECTS, YIELD, LuaApiError, check_type, export
-from .wrappers_headers import HeaderMapWrapper
+from .wrappers_headers import REQUEST_INLINE, HeaderMapWrapper
 
 
 class HeadersBodyApi(HandleDriver):
@@ -27,7 +27,7 @@ class HeadersBodyApi(HandleDriver):
         rh = self.cb.request_headers()
         if rh is None:
             return NOTHING
-        return self._child("request_headers", lambda: HeaderMapWrapper(self, rh, None))
+        return self._child("request_headers", lambda: HeaderMapWrapper(self, rh, None, REQUEST_INLINE))
 
     @export("body")
     def lua_body(self, *args: Any) -> Any:

@@ -472,7 +472,11 @@ function driver.load(code)
     return message(e) or "unspecified lua error"
   end
   if co_status(co) ~= "dead" then
-    return "attempt to yield across C-call boundary"
+    -- top-level code yielded: Envoy runs the chunk with lua_pcall, where LuaJIT refuses the
+    -- yield at the line that called it
+    local ar = getinfo(co, 1, "Sl")
+    local where = ar and ar.currentline and ar.currentline > 0 and (ar.short_src .. ":" .. ar.currentline .. ": ")
+    return (where or "") .. "attempt to yield across C-call boundary"
   end
   return nil
 end

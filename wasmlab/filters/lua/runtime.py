@@ -275,6 +275,21 @@ class LuaVM:
         """A Lua table (nested) from Python dicts/lists with bytes strings."""
         return self.runtime.table_from(value, recursive=True)
 
+    def list_table(self, items: list[Any]) -> Any:
+        """A Lua array of ``len(items)`` slots (``lua_createtable(n, 0)``, as Envoy builds a
+        Struct list), filled where the item is not None: ``#`` counts the holes too, as in Envoy
+        (a table lupa builds from a list with holes would not). Items are Lua values already."""
+        new_array = self._new_array
+        if new_array is None:
+            new_array = self._new_array = self.runtime.eval('require("table.new")')
+        t = new_array(len(items), 0)
+        for i, v in enumerate(items, 1):
+            if v is not None:
+                t[i] = v
+        return t
+
+    _new_array: Any = None
+
     def table_from_pairs(self, flat: list[Any]) -> Any:
         return self._table_from_pairs(self.runtime.table_from(flat))
 

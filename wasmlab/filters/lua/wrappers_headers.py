@@ -15,7 +15,9 @@ from .luaobject import (
     BaseLuaObject,
     LuaApiError,
     PairsIterator,
-    check_integer,
+    c_string,
+    check_int32,
+    check_number,
     check_string,
     export,
     text,
@@ -24,6 +26,65 @@ from .luaobject import (
 
 if TYPE_CHECKING:
     from .handle_driver import HandleDriver
+
+
+# ---- Envoy's inline headers ------------------------------------------------------------------------
+# Envoy's header maps keep some names in fixed ("inline", O(1)) slots: the request map's are the
+# INLINE_REQ_HEADERS of ``http/header_map_impl.h`` plus those extensions register
+# (``RegisterCustomInlineHeader``). An ``addCopy`` of such a name that is present does not add an
+# entry: it appends to the value, after a ``,`` (``HeaderMapImpl::insertByKey`` /
+# ``appendToHeader``; an empty value appends nothing). The request map also answers the legacy
+# name ``host`` with its ``:authority`` slot (``StaticLookupTable``). The sets below are what
+# Envoy 1.40 (the release binary, every extension linked in) does: each of ~250 known header
+# names added twice from Lua, ``getNumValues`` 1 means inline. A name outside that probe is
+# treated as an ordinary one. wasmlab's HeaderMap has no slots, so the Lua wrapper applies the
+# rule itself; the codecs, the router and the Wasm host do not (they add entries).
+REQUEST_INLINE = frozenset(
+    """:authority :method :path :protocol :scheme host accept accept-encoding
+    access-control-request-headers access-control-request-method access-control-request-private-network
+    authorization cache-control connection content-encoding content-length content-type expect if-match
+    if-modified-since if-none-match if-range if-unmodified-since keep-alive origin pragma proxy-connection
+    referer te transfer-encoding upgrade user-agent via x-client-trace-id x-envoy-attempt-count
+    x-envoy-decorator-operation x-envoy-downstream-service-cluster x-envoy-downstream-service-node
+    x-envoy-expected-rq-timeout-ms x-envoy-external-address x-envoy-force-trace x-envoy-hedge-on-per-try-timeout
+    x-envoy-internal x-envoy-ip-tags x-envoy-is-timeout-retry x-envoy-max-retries x-envoy-original-host
+    x-envoy-original-path x-envoy-original-url x-envoy-retriable-header-names x-envoy-retriable-status-codes
+    x-envoy-retry-grpc-on x-envoy-retry-on x-envoy-upstream-alt-stat-name x-envoy-upstream-rq-per-try-timeout-ms
+    x-envoy-upstream-rq-timeout-alt-response x-envoy-upstream-rq-timeout-ms x-envoy-upstream-stream-duration-ms
+    x-forwarded-client-cert x-forwarded-for x-forwarded-host x-forwarded-port x-forwarded-proto x-request-id
+    grpc-accept-encoding grpc-timeout""".split()
+)
+RESPONSE_INLINE = frozenset(
+    """:status access-control-allow-credentials access-control-allow-headers access-control-allow-methods
+    access-control-allow-origin access-control-allow-private-network access-control-expose-headers
+    access-control-max-age age cache-control connection content-encoding content-length content-type date etag
+    expires keep-alive last-modified location proxy-connection server transfer-encoding upgrade vary via
+    x-envoy-attempt-count x-envoy-decorator-operation x-envoy-degraded x-envoy-immediate-health-check-fail
+    x-envoy-ratelimited x-envoy-upstream-canary x-envoy-upstream-healthchecked-cluster
+    x-envoy-upstream-service-time x-request-id grpc-message grpc-status""".split()
+)
+RESPONSE_TRAILERS_INLINE = frozenset(("grpc-message", "grpc-status"))
+NO_INLINE: frozenset[str] = frozenset()  # request trailers: none
+
+
+def slot_name(inline: frozenset[str], key: str) -> str:
+    """The name Envoy looks ``key`` (lower-cased) up by: ``host`` is ``:authority`` in a request map."""
+    return ":authority" if key == "host" and key in inline else key
+
+
+def envoy_add(headers: HeaderMap, inline: frozenset[str], key: str, value: str) -> None:
+    """Envoy ``HeaderMapImpl::addCopy`` of a lower-cased name: an inline name that is present
+    takes ``,value`` on its first entry; anything else is a new entry."""
+    if key in inline:
+        if key == "host":
+            key = ":authority"
+        entries = headers._entries
+        for i, (k, v) in enumerate(entries):
+            if k == key:
+                if value:
+                    entries[i] = (k, f"{v},{value}" if v else value)
+                return
+    headers.add(key, value)
 
 
 def set_in_place(headers: HeaderMap, name: str, value: str) -> None:
@@ -46,15 +107,18 @@ class HeaderMapWrapper(BaseLuaObject):
 
     ``owner`` is the handle whose own headers these are (Envoy's ``CheckModifiableCb``:
     ``owner.headers_modifiable()`` says whether the map may still change and, on the request
-    path, clears the route cache), or None for a map that stays modifiable.
+    path, clears the route cache), or None for a map that stays modifiable. ``inline``: the
+    inline names of this kind of map (``REQUEST_INLINE``, ...).
     """
 
     lua_class = "HeaderMapWrapper"
     trace_name = "headers"
-    __slots__ = ("headers", "owner", "iterator")
+    __slots__ = ("headers", "owner", "iterator", "inline")
     dies_with = ("iterator",)
 
-    def __init__(self, h: HandleDriver, headers: HeaderMap, owner: HandleDriver | None) -> None:
+    def __init__(
+        self, h: HandleDriver, headers: HeaderMap, owner: HandleDriver | None, inline: frozenset[str] = NO_INLINE
+    ) -> None:
         self.dead = False
         self._ud = None
         self.lua_id = 0
@@ -62,6 +126,7 @@ class HeaderMapWrapper(BaseLuaObject):
         self.headers = headers
         self.owner = owner
         self.iterator: HeaderMapIterator | None = None
+        self.inline = inline
 
     def check_modifiable(self) -> None:
         if self.iterator is not None:
@@ -71,25 +136,32 @@ class HeaderMapWrapper(BaseLuaObject):
 
     @export("add", 0, fast=lambda thunk: _fast_add(thunk))
     def add(self, *args: Any) -> None:
-        """Add a header (another entry if the name exists).
+        """Add a header: another entry if the name exists, or for an inline name (see
+        ``envoy_add``) ``,value`` on the present one.
         @param 1 (string): header name. @param 2 (string): value."""
-        key = check_string(args, 1, "add")
-        value = check_string(args, 2, "add")
+        key = c_string(check_string(args, 1, "add"))
+        value = c_string(check_string(args, 2, "add"))
         self.check_modifiable()
-        self.headers.add(text(key).lower(), text(value))
+        envoy_add(self.headers, self.inline, text(key).lower(), text(value))
+
+    def _name(self, args: tuple[Any, ...], function: str) -> str:
+        """Argument 1 as the name Envoy looks up (lower-cased; ``host`` → ``:authority`` in a request map)."""
+        return slot_name(self.inline, text(check_string(args, 1, function)).lower())
 
     @export("get", fast=lambda thunk: _fast_get(thunk))
     def get(self, *args: Any) -> Any:
         """@param 1 (string): header name. @return all values joined with ',' or nothing."""
-        key = text(check_string(args, 1, "get")).lower()
-        values = self.headers.get_all(key)
+        values = self.headers.get_all(self._name(args, "get"))
         return wire(",".join(values)) if values else NOTHING
 
     @export("getAtIndex")
     def get_at_index(self, *args: Any) -> Any:
         """@param 1 (string): name. @param 2 (number): 0-based index. @return the value or nothing."""
-        key = text(check_string(args, 1, "getAtIndex")).lower()
-        index = check_integer(args, 2, "getAtIndex")
+        key = self._name(args, "getAtIndex")
+        # Envoy: `const int index = luaL_checknumber(...)`, a double cast to int: NaN, infinities
+        # and numbers outside int32 become INT_MIN on x86 (so nothing is found)
+        n = check_number(args, 2, "getAtIndex")
+        index = int(n) if -(2**31) < n < 2**31 else -(2**31)
         values = self.headers.get_all(key)
         if 0 <= index < len(values):
             return wire(values[index])
@@ -98,23 +170,23 @@ class HeaderMapWrapper(BaseLuaObject):
     @export("getNumValues")
     def get_num_values(self, *args: Any) -> int:
         """@param 1 (string): name. @return how many entries have that name."""
-        key = text(check_string(args, 1, "getNumValues")).lower()
-        return len(self.headers.get_all(key))
+        return len(self.headers.get_all(self._name(args, "getNumValues")))
 
     @export("replace", 0)
     def replace(self, *args: Any) -> None:
-        """Remove every entry of the name and add one. @param 1 (string): name. @param 2 (string)."""
-        key = check_string(args, 1, "replace")
-        value = check_string(args, 2, "replace")
+        """Remove every entry of the name and add one (Envoy ``setCopy``).
+        @param 1 (string): name. @param 2 (string)."""
+        key = slot_name(self.inline, text(c_string(check_string(args, 1, "replace"))).lower())
+        value = c_string(check_string(args, 2, "replace"))
         self.check_modifiable()
-        self.headers.set(text(key).lower(), text(value))
+        self.headers.set(key, text(value))
 
     @export("remove", 0)
     def remove(self, *args: Any) -> None:
         """Remove every entry of the name. @param 1 (string): name."""
-        key = check_string(args, 1, "remove")
+        key = slot_name(self.inline, text(c_string(check_string(args, 1, "remove"))).lower())
         self.check_modifiable()
-        self.headers.remove(text(key).lower())
+        self.headers.remove(key)
 
     @export("setHttp1ReasonPhrase", 0)
     def set_http1_reason_phrase(self, *args: Any) -> None:
@@ -136,8 +208,8 @@ class HeaderMapWrapper(BaseLuaObject):
 # else goes to the generic thunk.
 # A handle's own map that Lua handed out but the host has not made yet (number -handle, see
 # ``materialize``) is used through its handle, without making it: it cannot be iterating yet.
-def _map_of(obj_id: int) -> tuple[HeaderMap, HandleDriver | None, HandleDriver] | None:
-    """``(headers, owner, handle)`` of a live, not iterating map numbered ``obj_id``, or None."""
+def _map_of(obj_id: int) -> tuple[HeaderMap, frozenset[str], HandleDriver] | None:
+    """``(headers, inline names, handle)`` of a live, not iterating map numbered ``obj_id``, or None."""
     obj = OBJECTS.get(obj_id)
     if obj is None:
         if obj_id >= 0:
@@ -145,10 +217,10 @@ def _map_of(obj_id: int) -> tuple[HeaderMap, HandleDriver | None, HandleDriver] 
         h = OBJECTS.get(-obj_id)
         if h is None or h.own_headers_id != obj_id:  # type: ignore[attr-defined]
             return None
-        return h.headers, h, h  # type: ignore[attr-defined, return-value]
+        return h.headers, REQUEST_INLINE if h.decoder else RESPONSE_INLINE, h  # type: ignore[attr-defined, return-value]
     if obj.dead or obj.iterator is not None:  # type: ignore[attr-defined]
         return None
-    return obj.headers, obj.owner, obj.h  # type: ignore[attr-defined]
+    return obj.headers, obj.inline, obj.h  # type: ignore[attr-defined]
 
 
 def _fast_add(thunk: Callable[..., Any]) -> Callable[..., Any]:
@@ -161,6 +233,7 @@ def _fast_add(thunk: Callable[..., Any]) -> Callable[..., Any]:
             if obj.dead or obj.iterator is not None:  # type: ignore[attr-defined]
                 return thunk(obj_id, *args)  # the generic thunk raises the right error
             headers, owner, h = obj.headers, obj.owner, obj.h  # type: ignore[attr-defined]
+            inline = obj.inline  # type: ignore[attr-defined]
         else:
             # a negative number: the handle's own map during its first run (prelude.lua's
             # own_headers), held by the handle itself
@@ -168,8 +241,11 @@ def _fast_add(thunk: Callable[..., Any]) -> Callable[..., Any]:
             if h is None or h.own_headers_id != obj_id:
                 return thunk(obj_id, *args)
             headers, owner = h.headers, h
+            inline = REQUEST_INLINE if h.decoder else RESPONSE_INLINE
         if len(args) < 2 or args[0].__class__ is not bytes or args[1].__class__ is not bytes:
             return thunk(obj_id, *args)
+        if b"\0" in args[0] or b"\0" in args[1]:
+            return thunk(obj_id, *args)  # (the generic add reads them up to the NUL)
         if owner is not None:
             # owner.headers_modifiable(), inlined
             if owner.headers_continued:
@@ -178,7 +254,11 @@ def _fast_add(thunk: Callable[..., Any]) -> Callable[..., Any]:
                 filt = owner.filter
                 if filt.factory.config.clear_route_cache:
                     filt.callbacks.clear_route_cache()
-        headers.add(args[0].decode("latin-1"), args[1].decode("latin-1"))  # add() lower-cases
+        key = args[0].decode("latin-1").lower()
+        if key in inline:
+            envoy_add(headers, inline, key, args[1].decode("latin-1"))
+        else:
+            headers.add_lowered(key, args[1].decode("latin-1"))
         if h.rec.enabled:
             h.trace_call("headers:add", args, None, None)
         return 0
@@ -191,7 +271,7 @@ def _fast_get(thunk: Callable[..., Any]) -> Callable[..., Any]:
         found = _map_of(obj_id)
         if found is None or not args or args[0].__class__ is not bytes:
             return thunk(obj_id, *args)
-        values = found[0].get_all(args[0].decode("latin-1"))  # get_all() lower-cases
+        values = found[0].get_all(slot_name(found[1], args[0].decode("latin-1").lower()))
         value = wire(",".join(values)) if values else None
         h = found[2]
         if h.rec.enabled:
@@ -229,8 +309,8 @@ class BufferWrapper(BaseLuaObject):
     @export("getBytes")
     def get_bytes(self, *args: Any) -> bytes:
         """@param 1 (number): 0-based index. @param 2 (number): length. @return the bytes."""
-        index = check_integer(args, 1, "getBytes")
-        length = check_integer(args, 2, "getBytes")
+        index = check_int32(args, 1, "getBytes")
+        length = check_int32(args, 2, "getBytes")
         if index < 0 or length < 0 or index + length > len(self.data):
             raise LuaApiError("index/length must be >= 0 and (index + length) must be <= buffer size")
         return self.data.slice(index, length)
@@ -238,8 +318,14 @@ class BufferWrapper(BaseLuaObject):
     @export("setBytes")
     def set_bytes(self, *args: Any) -> int:
         """Replace the content and set the stream's content-length. @param 1 (string): new bytes.
-        @return the new length."""
+        @return the new length.
+
+        Envoy sets ``content-length`` on the map even when the headers already went out (a body
+        chunk): the wire keeps the old value. wasmlab's codec reads the map it was handed later,
+        so the length is set only while the headers are held (a simplification: a script that
+        reads ``content-length`` back after streaming sees the old value here)."""
         value = check_string(args, 1, "setBytes")
         self.data.set(value)
-        set_in_place(self.headers, "content-length", str(len(self.data)))
+        if not self.h.headers_continued:
+            set_in_place(self.headers, "content-length", str(len(self.data)))
         return len(self.data)

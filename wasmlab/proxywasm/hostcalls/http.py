@@ -95,7 +95,7 @@ def proxy_set_header_map_pairs(vm: WasmVm, map_type: int, ptr: int, size: int) -
 def proxy_get_header_map_size(vm: WasmVm, map_type: int, out: int) -> Any:
     if map_type > MAX_MAP_TYPE:
         return BAD
-    m = _map(vm, map_type, False)
+    m = _map(vm, map_type, True)
     if m is None:
         return BAD
     return OK if vm.memory.write_u32(out, m.byte_size()) else MEM
@@ -155,11 +155,23 @@ def _write_header(replace: bool, vm: WasmVm, map_type: int, kptr: int, klen: int
         return BAD, {"map": map_type, "key": key}
     if replace:
         m.set(key, value)
+    elif key[:1] == ":" and key in m:
+        _append_inline(m, key, value)
     else:
         m.add_lowered(key, value)
     if vm.rec.enabled:  # the trace detail is built only when someone records it
         return OK, {"map": map_type, "key": key, "value": value}
     return OK
+
+
+def _append_inline(m: HeaderMap, key: str, value: str) -> None:
+    """Envoy keeps pseudo-headers inline (one entry each): ``addCopy`` of one that exists appends
+    ``,value`` to it (nothing for an empty value, no comma after an empty one). Simplified: Envoy
+    does the same for its other inline headers (``content-type``, ``user-agent``,
+    ``x-forwarded-for``...), which wasmlab adds as separate entries."""
+    if value:
+        old = m.get(key) or ""
+        m.set(key, f"{old},{value}" if old else value)
 
 
 hostcall("proxy_add_header_map_value", 5)(partial(_write_header, False))
@@ -179,8 +191,20 @@ def proxy_remove_header_map_value(vm: WasmVm, map_type: int, kptr: int, klen: in
 
 
 # ---- buffers ---------------------------------------------------------------------------------------
+#: buffers Envoy's ``getBuffer`` always answers, empty when the context has none now (a root
+#: context, a header callback, the other direction): reads get OK and nothing, writes BAD_ARGUMENT
+_ALWAYS_THERE = frozenset({0, 1, 2, 3, int(BufferType.GRPC_RECEIVE_BUFFER)})
+
+
 def _buffer(vm: WasmVm, buffer_type: int) -> tuple[Any, bool]:
     """(buffer object or bytes or None, mutable)."""
+    buf, mutable = _buffer_now(vm, buffer_type)
+    if buf is None and buffer_type in _ALWAYS_THERE:
+        return b"", False
+    return buf, mutable
+
+
+def _buffer_now(vm: WasmVm, buffer_type: int) -> tuple[Any, bool]:
     ctx = vm.effective
     if ctx is None:
         if buffer_type == BufferType.VM_CONFIGURATION:
