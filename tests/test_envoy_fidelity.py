@@ -330,10 +330,10 @@ def test_typical_example_config_is_accepted_with_warnings_like_envoy_accepts_it(
     assert real.validate(path)[0]
     with Proxy.from_yaml(path) as p:
         warned = [ln for ln in p.logs if ln.startswith("[warning][config]")]
-    for field in ("codec_type", "normalize_path", "stream_idle_timeout", "connect_timeout", "circuit_breakers"):
+    for field in ("codec_type", "stream_idle_timeout", "connect_timeout", "circuit_breakers"):
         assert any(f".{field}: accepted as Envoy does, but has no effect" in ln for ln in warned), field
     # implemented, so not warned about
-    for field in ("use_remote_address", "traffic_direction", "node"):
+    for field in ("use_remote_address", "traffic_direction", "node", "normalize_path"):
         assert not any(f".{field}:" in ln or ln.split("] ", 1)[1].startswith(f"{field}:") for ln in warned), field
     diff(path, [get("/"), get("/x", **{"x-forwarded-for": "1.2.3.4"})])
 

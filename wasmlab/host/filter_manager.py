@@ -543,8 +543,8 @@ class FilterManager:
             # headers already reached the client: all Envoy can do is reset
             stream.reset(details or "local_reply_after_response_started")
             return
-        headers = stream.local_reply_headers(status, body, modify)
-        stream.info.response_code_details = details
+        stream.info.response_code_details = details  # before: local_reply_config may format it
+        headers, body = stream.local_reply_headers(status, body, modify)  # and may rewrite both
         if self.rec.enabled:
             self.rec.record(
                 "stream",

@@ -33,7 +33,15 @@ from ..errors import raised_at
 from ..http import Buffer, HeaderMap, Response
 from ..http.stream_info import StreamInfo
 from ..trace.shapes import STREAM_REQUEST
-from .conn_manager_utility import add_external_address, append_via, mutate_client_address, set_inline
+from .conn_manager_utility import (
+    add_external_address,
+    add_user_agent,
+    append_via,
+    mutate_client_address,
+    normalize_path,
+    set_inline,
+    strip_host_port,
+)
 from .dispatcher import run_guarded
 from .filter_manager import FilterManager
 
@@ -121,6 +129,7 @@ class ActiveStream:
                     self._route = rc.route_for(headers, key[0], key[1])
             if self._route is not None:
                 self.info.route_name = self._route.name
+                self.info.route_metadata = self._route.metadata
         return self._route
 
     def clear_route_cache(self) -> None:
@@ -144,11 +153,12 @@ class ActiveStream:
             run_guarded(fn, args, self._host_error)
 
     # ---- running the request ------------------------------------------------------------------
-    def start(self, spec: RequestSpec) -> None:
-        proxy = self.proxy
-        rec = proxy.recorder
-        hcm = self.hcm
-        config = hcm.config
+    def _request_headers(self, spec: RequestSpec) -> tuple[HeaderMap, str]:
+        """The request headers as the filters see them (Envoy's decodeHeaders up to the filter
+        chain), and the path verdict: "continue", or "reject"/"redirect" when the path must be
+        answered before any filter runs (then the client-address rules are not applied)."""
+        config = self.hcm.config
+        opts = config.header_options
         headers = HeaderMap()
         headers.add(":authority", spec.authority)
         headers.add(":path", spec.path)
@@ -158,10 +168,22 @@ class ActiveStream:
             headers.add(k, v)
         if "close" in [t.strip().lower() for t in (headers.get("connection") or "").split(",")]:
             self.info.should_drain_connection = True  # Envoy's saw_connection_close: answer with close
-        client = mutate_client_address(headers, config.header_options, self.info.downstream_remote_address)
-        opts = config.header_options
+        path = spec.path
+        if not (path.isascii() and path.isprintable()) or " " in path:
+            return headers, "codec_error"  # Envoy's HTTP/1 parser refuses such a request line
+        if "#" in path:
+            return headers, "reject"  # Envoy 1.40 refuses a #fragment in the path (RFC 3986 3.5)
+        if opts.normalize_path or opts.merge_slashes or opts.escaped_slashes_action != "KEEP_UNCHANGED":
+            verdict = normalize_path(headers, opts)
+            if verdict != "continue":
+                return headers, verdict
+        if opts.strip_host_port:
+            strip_host_port(headers, opts.strip_host_port, self.hcm.listener.address.port)
+        client = mutate_client_address(headers, opts, self.info.downstream_remote_address)
         if "x-forwarded-proto" not in headers:
             headers.add("x-forwarded-proto", "http")
+        if opts.add_user_agent:
+            add_user_agent(headers, self.proxy.node.cluster)
         if opts.via:
             append_via(headers, opts.via)
         add_external_address(headers, opts, client)
@@ -169,6 +191,31 @@ class ActiveStream:
             set_inline(headers, "x-request-id", _request_id())  # an edge Envoy does not trust the client's id
         if config.generate_request_id and "x-request-id" not in headers:
             headers.add("x-request-id", _request_id())
+        return headers, "continue"
+
+    def _answer_path(self, verdict: str, headers: HeaderMap, ends_at_headers: bool) -> None:
+        """Envoy's answer to a path it will not route (no filter runs): 400 for a rejected path,
+        307 to the unescaped path for ``UNESCAPE_AND_REDIRECT``, and the HTTP/1 codec's
+        ``Bad Request`` for a request line with bytes outside printable ASCII."""
+        self.fm = fm = FilterManager(self, [], self.hcm.config.buffer_limit)
+        fm.request_headers = headers
+        fm.remote_decode_complete = ends_at_headers
+        if verdict == "codec_error":
+            fm.send_local_reply(400, b"Bad Request", None, "http1.codec_error")
+        elif verdict == "redirect":
+            self.stat("downstream_rq_redirected_with_normalized_path")
+            location = headers.get(":path") or "/"
+            fm.send_local_reply(307, b"", lambda h: h.add("location", location), "path_normalization_failed")
+        else:
+            self.stat("downstream_rq_failed_path_normalization")
+            fm.send_local_reply(400, b"", None, "path_normalization_failed")
+
+    def start(self, spec: RequestSpec) -> None:
+        proxy = self.proxy
+        rec = proxy.recorder
+        hcm = self.hcm
+        config = hcm.config
+        headers, verdict = self._request_headers(spec)
         self.method = spec.method
         self.info.request_headers = headers
         self.info.bytes_received = len(spec.body)
@@ -178,6 +225,9 @@ class ActiveStream:
             # compact (trace.shapes.STREAM_REQUEST): one flat tuple, the header pairs flattened
             raw = (spec.method, spec.path, len(spec.body), self.stream_id, hcm.listener.name, *chain(*headers))
             rec.emit("stream", "request", raw, None, None, None, None, None, STREAM_REQUEST)
+        if verdict != "continue":
+            self._answer_path(verdict, headers, not spec.body and spec.trailers is None)
+            return
         # Envoy builds the filter chain once the route is known; a route may disable filters
         route = self.route()
         # most routes configure no filter: look a filter up only when one does
@@ -211,8 +261,11 @@ class ActiveStream:
             fm.codec_decode_trailers(HeaderMap(trailers))
 
     # ---- codec side: the response reaches the client -------------------------------------------
-    def local_reply_headers(self, status: int, body: bytes, modify: Any) -> HeaderMap:
-        """Headers of a local reply (Envoy ``Utility::prepareLocalReply``)."""
+    def local_reply_headers(self, status: int, body: bytes, modify: Any) -> tuple[HeaderMap, bytes]:
+        """Headers and body of a local reply (Envoy ``Utility::prepareLocalReply``): the route's
+        response headers, the caller's ``modify``, then the HCM's ``local_reply_config``; a
+        body gets ``content-length`` and, unless the caller set one (or the rewrite changed the
+        body and the caller set none), the rewrite's ``content-type``."""
         headers = HeaderMap()
         headers.add(":status", str(status))
         route = self.route()
@@ -223,16 +276,23 @@ class ActiveStream:
                 level.apply_response(headers, self.info)
         if modify is not None:
             modify(headers)
+        custom_type = "content-type" in headers
+        content_type = "text/plain"
+        rewrite = self.hcm.config.local_reply
+        if rewrite is not None:
+            original = body
+            status, body, content_type = rewrite.rewrite(self.info, self.info.request_headers, headers, status, body)
+            custom_type = custom_type and body == original
         if body:
             headers.set("content-length", str(len(body)))
-            if "content-type" not in headers:
-                headers.add("content-type", "text/plain")
+            if "content-type" not in headers or not custom_type:
+                _set_in_place(headers, "content-type", content_type)
         else:
             # an empty local reply carries neither (Envoy drops what a modifier set; the codec
             # then adds content-length: 0)
             headers.remove("content-length")
             headers.remove("content-type")
-        return headers
+        return headers, body
 
     def codec_encode_headers(self, headers: HeaderMap, end_stream: bool) -> None:
         config = self.hcm.config
@@ -261,16 +321,22 @@ class ActiveStream:
         # the HTTP/1 codec frames the body itself: an upstream's transfer-encoding is replaced
         if "transfer-encoding" in headers:
             headers.remove("transfer-encoding")
-        # (a response to HEAD without a length gets the informational transfer-encoding)
+        # (a response to HEAD without a length gets the informational transfer-encoding); the
+        # framing header exists on the wire only: the access log's %RESP()% and
+        # %RESPONSE_HEADERS_BYTES% see the headers without it, as in Envoy
+        wire = headers
         if "content-length" not in headers:
-            head = self.is_head_request()
-            if end_stream and not head:
+            framing = None
+            if end_stream and not self.is_head_request():
                 if status >= 200 and status not in _NO_BODY_STATUSES:
-                    headers.add("content-length", "0")
+                    framing = ("content-length", "0")
             elif status not in _NO_BODY_STATUSES:  # (Envoy 1.40 frames no body for a 204 or a 304)
-                headers.add("transfer-encoding", "chunked")
+                framing = ("transfer-encoding", "chunked")
+            if framing is not None:
+                wire = headers.copy()
+                wire.add(*framing)
         self._status = status
-        self._resp_headers = headers
+        self._resp_headers = wire
         self.info.response_code = status
         self.info.response_headers = headers
         if end_stream:
@@ -284,9 +350,11 @@ class ActiveStream:
             self._finish_codec()
 
     def codec_encode_trailers(self, trailers: HeaderMap) -> None:
-        # the HTTP/1 codec ends the chunked body without them unless the HCM enables trailers;
-        # the filters' (and access logs') view of the trailers stays
-        if self.hcm.config.http1_trailers:
+        # the HTTP/1 codec ends the chunked body without them unless the HCM enables trailers,
+        # and a response framed by content-length (a filter added trailers to it) has no place
+        # for them: Envoy drops them; the filters' (and access logs') view of the trailers stays
+        headers = self._resp_headers
+        if self.hcm.config.http1_trailers and headers is not None and "content-length" not in headers:
             self._resp_trailers = trailers
         self.info.response_trailers = trailers
         self._finish_codec()

@@ -31,6 +31,8 @@ class StreamInfo:
     upstream_host: str | None = None
     upstream_cluster: str | None = None
     route_name: str = ""
+    #: the matched route's ``metadata.filter_metadata`` (``%METADATA(ROUTE:...)%``)
+    route_metadata: dict[str, Any] | None = None
     end_mono_ns: int | None = None
     #: Envoy dynamic metadata: namespace -> dict
     dynamic_metadata: dict[str, Any] = field(default_factory=dict)
