@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..http import HeaderMap, Request
+from ..http.codec import frame_headers_only_request
 from .conn_manager_utility import append_xff
 from .local_info import local_address
 from .upstream import (
@@ -190,6 +191,8 @@ def _upstream_headers(headers: HeaderMap, body: bytes, timeout_s: float | None, 
         append_xff(up, local_address())
     if timeout_s:
         up.set("x-envoy-expected-rq-timeout-ms", str(int(timeout_s * 1000)))
+    if not body:
+        frame_headers_only_request(headers.get(":method") or "GET", up)
     return up
 
 

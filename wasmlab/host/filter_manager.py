@@ -544,7 +544,7 @@ class FilterManager:
             stream.reset(details or "local_reply_after_response_started")
             return
         stream.info.response_code_details = details  # before: local_reply_config may format it
-        headers, body = stream.local_reply_headers(status, body, modify)  # and may rewrite both
+        headers, body = stream.local_reply_headers(status, body, modify, grpc_status)  # may rewrite both
         if self.rec.enabled:
             self.rec.record(
                 "stream",

@@ -31,6 +31,8 @@ from ..config.bootstrap import HcmConfig, ListenerConfig, PerRouteDisabled
 from ..config.route import RouteAction
 from ..errors import raised_at
 from ..http import Buffer, HeaderMap, Response
+from ..http.codec import HTTP1_METHODS
+from ..http.grpc import GRPC_CONTENT_TYPE, http_to_grpc_status, is_grpc_request, percent_encode_message
 from ..http.stream_info import StreamInfo
 from ..trace.shapes import STREAM_REQUEST
 from .conn_manager_utility import (
@@ -169,8 +171,8 @@ class ActiveStream:
         if "close" in [t.strip().lower() for t in (headers.get("connection") or "").split(",")]:
             self.info.should_drain_connection = True  # Envoy's saw_connection_close: answer with close
         path = spec.path
-        if not (path.isascii() and path.isprintable()) or " " in path:
-            return headers, "codec_error"  # Envoy's HTTP/1 parser refuses such a request line
+        if spec.method not in HTTP1_METHODS or not (path.isascii() and path.isprintable()) or " " in path:
+            return headers, "codec_error"  # Envoy's HTTP/1 parser refuses such a request line (http/codec.py)
         if "#" in path:
             return headers, "reject"  # Envoy 1.40 refuses a #fragment in the path (RFC 3986 3.5)
         if opts.normalize_path or opts.merge_slashes or opts.escaped_slashes_action != "KEEP_UNCHANGED":
@@ -196,7 +198,8 @@ class ActiveStream:
     def _answer_path(self, verdict: str, headers: HeaderMap, ends_at_headers: bool) -> None:
         """Envoy's answer to a path it will not route (no filter runs): 400 for a rejected path,
         307 to the unescaped path for ``UNESCAPE_AND_REDIRECT``, and the HTTP/1 codec's
-        ``Bad Request`` for a request line with bytes outside printable ASCII."""
+        ``Bad Request`` for a request line with bytes outside printable ASCII or a method it
+        does not know."""
         self.fm = fm = FilterManager(self, [], self.hcm.config.buffer_limit)
         fm.request_headers = headers
         fm.remote_decode_complete = ends_at_headers
@@ -261,11 +264,14 @@ class ActiveStream:
             fm.codec_decode_trailers(HeaderMap(trailers))
 
     # ---- codec side: the response reaches the client -------------------------------------------
-    def local_reply_headers(self, status: int, body: bytes, modify: Any) -> tuple[HeaderMap, bytes]:
+    def local_reply_headers(
+        self, status: int, body: bytes, modify: Any, grpc_status: int | None = None
+    ) -> tuple[HeaderMap, bytes]:
         """Headers and body of a local reply (Envoy ``Utility::prepareLocalReply``): the route's
         response headers, the caller's ``modify``, then the HCM's ``local_reply_config``; a
         body gets ``content-length`` and, unless the caller set one (or the rewrite changed the
-        body and the caller set none), the rewrite's ``content-type``."""
+        body and the caller set none), the rewrite's ``content-type``. A gRPC request gets a
+        trailers-only gRPC answer instead (:func:`_grpc_local_reply`)."""
         headers = HeaderMap()
         headers.add(":status", str(status))
         route = self.route()
@@ -283,6 +289,8 @@ class ActiveStream:
             original = body
             status, body, content_type = rewrite.rewrite(self.info, self.info.request_headers, headers, status, body)
             custom_type = custom_type and body == original
+        if is_grpc_request(self.info.request_headers):
+            return _grpc_local_reply(headers, status, body, grpc_status, self.is_head_request()), b""
         if body:
             headers.set("content-length", str(len(body)))
             if "content-type" not in headers or not custom_type:
@@ -490,6 +498,25 @@ def _per_route(route: Route | None, name: str) -> Any:
 def per_route_config(route: Route | None, name: str) -> Any:
     """The most specific ``typed_per_filter_config`` for filter ``name`` (route, then vhost)."""
     return _per_route(route, name)
+
+
+def _grpc_local_reply(headers: HeaderMap, status: int, body: bytes, grpc_status: int | None, head: bool) -> HeaderMap:
+    """A local reply to a gRPC request, as Envoy sends it: a trailers-only gRPC response
+    (``:status`` 200, ``content-type: application/grpc``, ``grpc-status`` -- the caller's, or
+    mapped from the HTTP status -- unless a filter set one, the body as a percent-encoded
+    ``grpc-message`` (a last newline too: ``%0A``), no body). wasmlab reads the request's headers
+    when it replies; Envoy reads them once before the first filter (the same unless a filter
+    changed ``content-type``)."""
+    _set_in_place(headers, ":status", "200")
+    _set_in_place(headers, "content-type", GRPC_CONTENT_TYPE)
+    if not headers.get("grpc-status"):
+        _set_in_place(
+            headers, "grpc-status", str(grpc_status if grpc_status is not None else http_to_grpc_status(status))
+        )
+    if body and not head:
+        _set_in_place(headers, "grpc-message", percent_encode_message(body))
+    headers.remove("content-length")
+    return headers
 
 
 def _set_in_place(headers: HeaderMap, name: str, value: str) -> None:

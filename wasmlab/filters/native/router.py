@@ -32,6 +32,7 @@ from ...host.upstream import (
     to_wire_response,
 )
 from ...http import Buffer, FilterDataStatus, FilterHeadersStatus, FilterTrailersStatus, HeaderMap, Request
+from ...http.codec import frame_headers_only_request
 from ..base import HttpFilterFactory, StreamFilter
 from ..registry import register_http_filter
 
@@ -199,6 +200,8 @@ class RouterFilter(StreamFilter):
             and "transfer-encoding" not in up_headers
         ):
             up_headers.add("transfer-encoding", "chunked")
+        elif not body:
+            frame_headers_only_request(headers.get(":method") or "GET", up_headers)
         request = Request(headers.get(":method") or "GET", headers.get(":path") or "/", up_headers, body, self.trailers)
         cluster = self.cluster
         self.internal = up_headers.get("x-envoy-internal") == "true"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import struct
 from typing import TYPE_CHECKING, Any
 
+from ...http.grpc import http_to_grpc_status
 from .. import pairs
 from ..types import WasmResult
 from . import hostcall
@@ -158,10 +159,6 @@ def _request(vm: WasmVm, info: Any, rest: list[str]) -> bytes | None:
     return v.encode("latin-1") if v is not None else None
 
 
-#: Envoy's ``Grpc::Utility::httpToGrpcStatus`` for a response without ``grpc-status``
-_HTTP_TO_GRPC = {400: 13, 401: 16, 403: 7, 404: 12, 429: 14, 502: 14, 503: 14, 504: 14}
-
-
 def _response(vm: WasmVm, info: Any, rest: list[str]) -> bytes | None:
     """``response.*``: code, details, flags, headers, trailers, sizes, gRPC status. The maps are
     empty (not absent) before the response exists."""
@@ -188,7 +185,7 @@ def _response(vm: WasmVm, info: Any, rest: list[str]) -> bytes | None:
             v = m.get("grpc-status") if m is not None else None
             if v is not None and v.isdigit():
                 return _i64(int(v))
-        return _i64(_HTTP_TO_GRPC.get(info.response_code or 0, 2))
+        return _i64(http_to_grpc_status(info.response_code or 0))  # a response without grpc-status
     if key == "size":
         return _i64(info.bytes_sent)
     if key == "headers_bytes":
