@@ -21,7 +21,14 @@ from .anytype import any_type, typed_struct, unwrap_value  # noqa: F401  (re-exp
 from .formatter import DEFAULT_ACCESS_LOG_FORMAT, Formatter, LogFormat, compile_json, parse_log_format
 from .local_reply import LocalReplyConfig, parse_local_reply_config
 from .log_filter import parse_log_filter
-from .node import HcmHeaderOptions, NodeInfo, http1_trailers, parse_hcm_header_options, parse_node
+from .node import (
+    UPSTREAM_HTTP_OPTIONS,
+    HcmHeaderOptions,
+    NodeInfo,
+    http1_trailers,
+    parse_hcm_header_options,
+    parse_node,
+)
 from .route import RouteConfiguration, parse_route_configuration
 from .yaml_source import Node, Source
 
@@ -225,8 +232,14 @@ def parse_cluster(node: Node) -> ClusterConfig:
                 endpoints.append(parse_socket_address(ep.req("address")))
     http2 = node.has("http2_protocol_options")
     if node.has("typed_extension_protocol_options"):
-        opts = node.req("typed_extension_protocol_options").mapping().value
-        http2 = http2 or "http2_protocol_options" in str(opts)
+        opts_node = node.req("typed_extension_protocol_options")
+        http2 = http2 or "http2_protocol_options" in str(opts_node.mapping().value)
+        upstream = opts_node.get(UPSTREAM_HTTP_OPTIONS)
+        if upstream is not None and upstream.has("http_filters"):
+            # upstream HTTP filters (Envoy runs them per upstream request): accepted, warned, not run
+            where = f"{upstream.path}.http_filters"
+            if where not in node.source.ignored:
+                node.source.ignored.append(where)
     timeout = node.req("connect_timeout").duration() if node.has("connect_timeout") else 5.0
     return ClusterConfig(name, ctype, endpoints, timeout, http2, node, http1_trailers(node))
 
