@@ -235,11 +235,8 @@ def parse_cluster(node: Node) -> ClusterConfig:
         opts_node = node.req("typed_extension_protocol_options")
         http2 = http2 or "http2_protocol_options" in str(opts_node.mapping().value)
         upstream = opts_node.get(UPSTREAM_HTTP_OPTIONS)
-        if upstream is not None and upstream.has("http_filters"):
-            # upstream HTTP filters (Envoy runs them per upstream request): accepted, warned, not run
-            where = f"{upstream.path}.http_filters"
-            if where not in node.source.ignored:
-                node.source.ignored.append(where)
+        if upstream is not None and upstream.has("http_filters"):  # upstream HTTP filters: warned, not run
+            node.source.ignored.append(f"{upstream.path}.http_filters")
     timeout = node.req("connect_timeout").duration() if node.has("connect_timeout") else 5.0
     return ClusterConfig(name, ctype, endpoints, timeout, http2, node, http1_trailers(node))
 
