@@ -26,13 +26,14 @@ from ...config.route import DirectResponse, Redirect, RouteAction, split_path
 from ...host.conn_manager_utility import set_inline
 from ...host.upstream import (
     CONNECT_FAILURE,
+    NO_APP,
     charge_upstream_result,
     charge_upstream_sent,
     charge_upstream_timeout,
     to_wire_response,
 )
 from ...http import Buffer, FilterDataStatus, FilterHeadersStatus, FilterTrailersStatus, HeaderMap, Request
-from ...http.codec import frame_headers_only_request
+from ...http.codec import frame_headers_only_request, request_error
 from ..base import HttpFilterFactory, StreamFilter
 from ..registry import register_http_filter
 
@@ -186,12 +187,25 @@ class RouterFilter(StreamFilter):
         proxy = cb.proxy
         headers = self.headers
         assert headers is not None and self.cluster is not None
+        broken = request_error(headers)
+        if broken is not None and self.cluster.app is not NO_APP:
+            # a filter removed or broke what the HTTP/1 codec needs: Envoy finds out when it
+            # writes the headers on the new connection (so the request counts as sent)
+            charge_upstream_sent(proxy.stat_store, self.cluster)
+            stream.info.response_flags = "DPE"
+            details = "filter_removed_required_request_headers{" + broken.replace(" ", "_") + "}"
+            cb.send_local_reply(503, broken.encode(), None, details)
+            return
         body = bytes(self.body)
         up_headers = HeaderMap()
-        up_headers.add("host", headers.get(":authority") or "")
+        authority = headers.get(":authority")
+        if authority is not None:  # (a filter may have removed it: then there is no host line)
+            up_headers.add("host", authority)
         for k, v in headers:
             if not k.startswith(":"):
-                up_headers.add(k, v)
+                # the app gets each value as a server parses it off the wire: without the
+                # spaces and tabs around it (RFC 7230 OWS)
+                up_headers.add(k, v.strip(" \t"))
         # Envoy's HTTP/1 codec: a request whose headers did not end the stream and carry no length
         # is sent chunked, even if the body turns out empty (a filter may add an empty body)
         if (
