@@ -30,6 +30,7 @@ from ...host.upstream import (
     charge_upstream_sent,
     charge_upstream_timeout,
     to_wire_response,
+    to_wire_trailers,
 )
 from ...http import Buffer, FilterDataStatus, FilterHeadersStatus, FilterTrailersStatus, HeaderMap, Request
 from ...http.codec import frame_headers_only_request
@@ -312,7 +313,7 @@ class RouterFilter(StreamFilter):
         if body:
             cb.encode_data(Buffer(body), False)
         if trailers:
-            cb.encode_trailers(HeaderMap(trailers))
+            cb.encode_trailers(to_wire_trailers(trailers))
         else:
             cb.encode_data(Buffer(), True)
 
