@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 import wasmtime
-from lua.lua_helpers import Req, assert_both, lua_filter
-from wasm_probe import hadd, hdr, hpairs, hremove, hreplace, hset, probe_wat
+from lua.lua_helpers import SIDE_CLUSTER, Req, assert_both, lua_filter
+from wasm_probe import hadd, hdr, hpairs, hremove, hreplace, hset, local, probe_wat
 
-from helpers import config
+from helpers import config, with_trailers
 from wasm_diff import assert_same_run, plugin_yaml, run_both
 from wasmlab.http import HeaderMap, Response
 from wasmlab.http.inline_headers import (
@@ -294,3 +294,60 @@ def _with_vhost_adds() -> str:
     """``config`` with HEADERS_TO_ADD as routes and VHOST_ADDS on the virtual host."""
     yaml = config(routes=HEADERS_TO_ADD)
     return yaml.replace('              domains: ["*"]\n', '              domains: ["*"]' + VHOST_ADDS + "\n", 1)
+
+
+# ---- trailers, local replies, callout answers ----------------------------------------------------------
+def trailers_app(request: Any) -> Response:
+    trailers = HeaderMap(
+        [("grpc-status", "0"), ("grpc-status", "1"), ("grpc-message", "a"), ("x-t", "1"), ("x-t", "2")]
+    )
+    return Response(200, HeaderMap([("content-type", "application/grpc")]), b"data", trailers=HeaderMap(trailers))
+
+
+@pytest.mark.envoy
+def test_upstream_repeated_trailers_join_like_envoy(envoy_bin):
+    """A response-trailer map has two inline names, ``grpc-status`` and ``grpc-message``: an
+    upstream's two ``grpc-status`` trailer lines are one entry (a ``x-t`` stays two); Lua adds
+    to the trailers the same way."""
+    code = """
+        function envoy_on_response(h)
+          local t = h:trailers()
+          t:add("grpc-message", "b")
+          t:add("x-t", "3")
+          for _, n in ipairs({"grpc-status", "grpc-message", "x-t"}) do
+            h:logInfo(n .. " " .. t:getNumValues(n) .. " " .. tostring(t:get(n)))
+          end
+        end
+        """
+    assert_both(with_trailers(config(lua_filter(code))), [Req()], apps={"backend": trailers_app})
+
+
+@pytest.mark.envoy
+def test_wasm_local_reply_headers_join_like_envoy(envoy_bin, tmp_path):
+    """``proxy_send_local_response``'s header pairs are ``addCopy``'d onto the reply's response
+    map: a repeated ``cache-control`` is one entry, a repeated ``x-custom`` two."""
+    reply = [("cache-control", "a"), ("cache-control", "b"), ("x-custom", "1"), ("x-custom", "2"), ("vary", "v")]
+    callbacks = {
+        "proxy_on_request_headers": [local(403, "denied", "no", reply)],
+        "proxy_on_response_headers": [hremove(2, "date"), hpairs(2)],
+    }
+    ours, theirs, lines = run_both(_wasm_config(tmp_path, callbacks), [{"method": "GET", "path": "/", "timeout": 5}])
+    assert_same_run(ours, theirs, lines)
+
+
+@pytest.mark.envoy
+def test_lua_http_call_answer_with_repeated_headers_like_envoy(envoy_bin):
+    """A callout's answer is a response map too: the upstream's two ``cache-control`` lines are
+    one ``a,b`` header, two ``set-cookie`` lines stay two (``return_duplicate_headers`` shows
+    them)."""
+    code = """
+        function envoy_on_request(h)
+          local hd = h:httpCall("auth", {[":method"] = "GET", [":path"] = "/", [":authority"] = "a"}, nil,
+            {return_duplicate_headers = true})
+          for _, n in ipairs({"cache-control", "vary", "set-cookie", "accept", "x-custom"}) do
+            local v = hd[n]
+            h:logInfo(n .. " " .. (type(v) == "table" and table.concat(v, "|") or tostring(v)))
+          end
+        end
+        """
+    assert_both(config(lua_filter(code), clusters=SIDE_CLUSTER), [Req()], apps={"auth": twice_app})
