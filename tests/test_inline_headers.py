@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import wasmtime
 from lua.lua_helpers import SIDE_CLUSTER, Req, assert_both, lua_filter
-from wasm_probe import hadd, hdr, hpairs, hremove, hreplace, hset, local, probe_wat
+from wasm_probe import PAUSE, Saved, call, hadd, hdr, hpairs, hremove, hreplace, hset, http_call, local, probe_wat
 
 from helpers import config, with_trailers
 from wasm_diff import assert_same_run, plugin_yaml, run_both
@@ -351,3 +351,50 @@ def test_lua_http_call_answer_with_repeated_headers_like_envoy(envoy_bin):
         end
         """
     assert_both(config(lua_filter(code), clusters=SIDE_CLUSTER), [Req()], apps={"auth": twice_app})
+
+
+WASM_CALLOUT_AND_TRAILERS = {
+    "proxy_on_request_headers": [
+        "(i32.store (i32.const 132) (local.get $a))",  # Saved(1): this stream's context id
+        http_call("backend", [(":method", "GET"), (":path", "/cb"), (":authority", "cb")]),
+        PAUSE,
+    ],
+    "proxy_on_http_call_response": [
+        *(hdr(6, n) for n in ("cache-control", "vary", "etag", "set-cookie", "content-type", "x-custom")),
+        hpairs(7),
+        call("proxy_set_effective_context", Saved(1)),
+        call("proxy_continue_stream", 0),
+    ],
+    "proxy_on_response_trailers": [
+        hpairs(3),
+        hadd(3, "grpc-status", "2"),
+        hadd(3, "grpc-message", ""),
+        hadd(3, "x-t", "3"),
+        hpairs(3),
+    ],
+}
+
+
+@pytest.mark.envoy
+def test_wasm_callout_answer_and_response_trailers_join_like_envoy(envoy_bin, tmp_path):
+    """A callout's answer (map 6) is a response map and the response trailers (map 3) a
+    response-trailer map: repeated inline names are one entry there, for what the upstream sent
+    and for ``proxy_add_header_map_value``."""
+
+    def app(request: Any) -> Response:
+        return twice_app(request) if request.path == "/cb" else trailers_app(request)
+
+    config_yaml = _wasm_config(tmp_path, WASM_CALLOUT_AND_TRAILERS, trailers=True)
+    get = {"method": "GET", "path": "/", "timeout": 5}
+    ours, theirs, lines = run_both(config_yaml, [get], apps={"backend": app})
+    assert_same_run(ours, theirs, lines)
+
+
+@pytest.mark.envoy
+def test_edge_envoy_appends_to_the_joined_forwarded_for_like_envoy(envoy_bin):
+    """With ``use_remote_address`` the HCM appends the client address to ``x-forwarded-for``:
+    a client's two lines were joined first, so the upstream gets one ``a,b, client`` line."""
+    yaml = config(lua_filter(_lua_counts("envoy_on_request", "headers"))).replace(
+        "          stat_prefix: ingress", "          stat_prefix: ingress\n          use_remote_address: true"
+    )
+    assert_both(yaml, [Req(headers=REQUEST_TWICE)])
