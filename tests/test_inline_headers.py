@@ -353,10 +353,21 @@ def test_lua_http_call_answer_with_repeated_headers_like_envoy(envoy_bin):
     assert_both(config(lua_filter(code), clusters=SIDE_CLUSTER), [Req()], apps={"auth": twice_app})
 
 
+#: a callout's request is a request map: ``host`` is its ``:authority``, ``accept`` joins
+CALLOUT_HEADERS = [
+    (":method", "GET"),
+    (":path", "/cb"),
+    (":authority", "cb"),
+    ("host", "h2"),
+    ("accept", "a"),
+    ("accept", "b"),
+    ("x-custom", "1"),
+    ("x-custom", "2"),
+]
 WASM_CALLOUT_AND_TRAILERS = {
     "proxy_on_request_headers": [
         "(i32.store (i32.const 132) (local.get $a))",  # Saved(1): this stream's context id
-        http_call("backend", [(":method", "GET"), (":path", "/cb"), (":authority", "cb")]),
+        http_call("backend", CALLOUT_HEADERS),
         PAUSE,
     ],
     "proxy_on_http_call_response": [

@@ -72,7 +72,7 @@ class HttpApi(HandleDriver):
                 raise LuaRawError("invalid key to 'next'")
             slot = {"key": nargs + 2, "value": nargs + 3, "item": nargs + 5}[what]
             raise LuaArgError(slot, f"string expected, got {tname}")
-        headers = HeaderMap()
+        headers = HeaderMap(None, inline)
         for k, v in pairs:
             envoy_add(headers, inline, _c_text(k).lower(), _c_text(v))
         return headers

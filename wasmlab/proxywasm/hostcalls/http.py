@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...host import async_client
 from ...http import HeaderMap
-from ...http.inline_headers import INLINE_BY_WASM_MAP, NO_INLINE, slot_name
+from ...http.inline_headers import INLINE_BY_WASM_MAP, NO_INLINE, REQUEST_HEADERS_INLINE, slot_name
 from .. import pairs
 from ..types import (
     MAX_BUFFER_TYPE,
@@ -378,7 +378,8 @@ def proxy_http_call(
     proxy = vm.proxy
     if cluster not in proxy.clusters:
         return BAD, {"cluster": cluster, "error": "unknown cluster"}
-    headers = HeaderMap((k.lower(), v) for k, v in (pairs.decode(hraw) or []))
+    # a request map, each pair addCopy'd: repeated inline names join, ``host`` is ``:authority``
+    headers = HeaderMap(((k.lower(), v) for k, v in (pairs.decode(hraw) or [])), REQUEST_HEADERS_INLINE)
     if not all(h in headers for h in (":method", ":path", ":authority")):
         return BAD, {"cluster": cluster, "error": "missing :method, :path or :authority"}
     trailers = HeaderMap(pairs.decode(traw) or []) if traw else None
