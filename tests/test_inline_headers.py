@@ -409,3 +409,27 @@ def test_edge_envoy_appends_to_the_joined_forwarded_for_like_envoy(envoy_bin):
         "          stat_prefix: ingress", "          stat_prefix: ingress\n          use_remote_address: true"
     )
     assert_both(yaml, [Req(headers=REQUEST_TWICE)])
+
+
+def envoy_headers_app(request: Any) -> Response:
+    twice = [("x-envoy-upstream-service-time", "999"), ("x-envoy-upstream-service-time", "998")]
+    more = [("server", "s1"), ("server", "s2"), ("date", "d1"), ("date", "d2"), ("x-request-id", "r1")]
+    return Response(200, HeaderMap([*twice, *more, ("x-request-id", "r2")]), b"hello")
+
+
+@pytest.mark.envoy
+def test_router_sets_the_upstream_service_time_in_place_like_envoy(envoy_bin):
+    """The router's ``x-envoy-upstream-service-time`` is an inline setter
+    (``setEnvoyUpstreamServiceTime``): it replaces what the upstream sent, in its place. wasmlab
+    added another entry (the old code) or, once the codec joined the upstream's two lines,
+    appended to them."""
+    code = """
+        function envoy_on_response(h)
+          local m = h:headers()
+          h:logInfo("service time " .. m:getNumValues("x-envoy-upstream-service-time"))
+          for _, n in ipairs({"server", "date", "x-request-id"}) do
+            h:logInfo(n .. " " .. m:getNumValues(n) .. " " .. tostring(m:get(n)))
+          end
+        end
+        """
+    assert_both(config(lua_filter(code)), [Req()], apps={"backend": envoy_headers_app})

@@ -208,6 +208,20 @@ class HeaderMap:
 
     replace = set
 
+    def set_in_place(self, name: str, value: str) -> None:
+        """Envoy's inline-header setters (``setContentLength``, ``setEnvoyUpstreamServiceTime``...)
+        for a lower-cased ``name``: the first entry keeps its place and takes the value, later
+        ones go; absent, it is added."""
+        entries = self._entries
+        for i, (k, _) in enumerate(entries):
+            if k == name:
+                entries[i] = (name, value)
+                for j in range(len(entries) - 1, i, -1):
+                    if entries[j][0] == name:
+                        del entries[j]
+                return
+        self.add(name, value)
+
     def set_default(self, name: str, value: object) -> None:
         """Add only when absent."""
         if name not in self:

@@ -44,20 +44,6 @@ def envoy_add(headers: HeaderMap, inline: frozenset[str], key: str, value: str) 
         headers.add_lowered(key, value)
 
 
-def set_in_place(headers: HeaderMap, name: str, value: str) -> None:
-    """Envoy's inline-header setters (``setContentLength``): the first entry keeps its place and
-    takes the value, later ones go; absent, it is added."""
-    entries = headers._entries
-    for i, (k, _) in enumerate(entries):
-        if k == name:
-            entries[i] = (name, value)
-            for j in range(len(entries) - 1, i, -1):
-                if entries[j][0] == name:
-                    del entries[j]
-            return
-    headers.add(name, value)
-
-
 # ---- headers -------------------------------------------------------------------------------------
 class HeaderMapWrapper(BaseLuaObject):
     """Request/response headers or trailers (Envoy ``HeaderMapWrapper``).
@@ -284,5 +270,5 @@ class BufferWrapper(BaseLuaObject):
         value = check_string(args, 1, "setBytes")
         self.data.set(value)
         if not self.h.headers_continued:
-            set_in_place(self.headers, "content-length", str(len(self.data)))
+            self.headers.set_in_place("content-length", str(len(self.data)))  # Envoy's setContentLength
         return len(self.data)

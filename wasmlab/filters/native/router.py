@@ -294,7 +294,7 @@ class RouterFilter(StreamFilter):
             )
         if not self.factory.suppress_envoy_headers:
             ms = (proxy.clock.monotonic_ns() - self.sent_ns) // 1_000_000
-            headers.add("x-envoy-upstream-service-time", str(max(0, ms)))
+            headers.set_in_place("x-envoy-upstream-service-time", str(max(0, ms)))  # Envoy's inline setter
         # Envoy's onUpstreamHeaders records the status first, and response_headers_to_add
         # formats against the headers being mutated (%RESPONSE_CODE%, %RESP(...)%)
         stream.info.response_code = status
