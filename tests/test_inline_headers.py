@@ -433,3 +433,15 @@ def test_router_sets_the_upstream_service_time_in_place_like_envoy(envoy_bin):
         end
         """
     assert_both(config(lua_filter(code)), [Req()], apps={"backend": envoy_headers_app})
+
+
+def via_app(request: Any) -> Response:
+    return Response(200, HeaderMap([("via", "u1"), ("via", "u2"), ("content-length", "2")]), b"hi")
+
+
+@pytest.mark.envoy
+def test_hcm_via_appends_to_the_joined_via_like_envoy(envoy_bin):
+    """The HCM's ``via`` is appended after ``, `` to the one ``via`` entry, which holds both of a
+    client's (or an upstream's) lines; wasmlab kept only the first line's value."""
+    yaml = config().replace("          stat_prefix: ingress", "          stat_prefix: ingress\n          via: envoyvia")
+    assert_both(yaml, [Req(headers=[("via", "c1"), ("x-a", "1"), ("via", "c2")])], apps={"backend": via_app})
