@@ -445,3 +445,61 @@ def test_hcm_via_appends_to_the_joined_via_like_envoy(envoy_bin):
     client's (or an upstream's) lines; wasmlab kept only the first line's value."""
     yaml = config().replace("          stat_prefix: ingress", "          stat_prefix: ingress\n          via: envoyvia")
     assert_both(yaml, [Req(headers=[("via", "c1"), ("x-a", "1"), ("via", "c2")])], apps={"backend": via_app})
+
+
+#: names the HCM acts on once they are in a map (framing, hop-by-hop, request id, forced trace)
+ACTED_ON = "host content-length transfer-encoding connection upgrade keep-alive proxy-connection x-request-id"
+#: every name of the sets but the pseudo-headers and ACTED_ON, and some that are in none
+ALL_NAMES = sorted(
+    n
+    for n in REQUEST_HEADERS_INLINE | RESPONSE_HEADERS_INLINE | {"cookie", "set-cookie", "x-custom", "trailer"}
+    if n[0] != ":" and n not in (*ACTED_ON.split(), "x-envoy-force-trace")
+)
+
+
+def _add_twice(var: str) -> str:
+    """Lua adding every name of ALL_NAMES twice to ``h:<var>()`` and logging the inline ones."""
+    names = ", ".join(f'"{n}"' for n in ALL_NAMES)
+    return f"""
+          local m = h:{var}()
+          local one = {{}}
+          for _, n in ipairs({{{names}}}) do
+            m:add(n, "1")
+            m:add(n, "2")
+            if m:getNumValues(n) == 1 then one[#one + 1] = n end
+          end
+          h:logInfo("{var} inline: " .. table.concat(one, " "))"""
+
+
+def _hooks(var: str, respond: bool) -> str:
+    reply = 'h:respond({[":status"] = "200"}, "")' if respond else ""
+    return f"""
+        function envoy_on_request(h)
+          {_add_twice(var)}
+          {reply}
+        end
+        function envoy_on_response(h)
+          {_add_twice(var)}
+        end
+        """
+
+
+def _inline_line(var: str, inline: frozenset[str]) -> str:
+    return f"[info][lua] script log: {var} inline: " + " ".join(n for n in ALL_NAMES if n in inline)
+
+
+@pytest.mark.envoy
+def test_the_inline_sets_are_envoys(envoy_bin):
+    """Each name added twice from Lua to each kind of map: ``getNumValues`` 1 means an inline
+    slot. wasmlab's answer comes from the sets in ``wasmlab.http.inline_headers``, Envoy's from
+    its maps: request headers, response headers (of a local reply), request trailers, response
+    trailers."""
+    ours, _ = assert_both(with_trailers(config(lua_filter(_hooks("headers", respond=True)))), [Req()])
+    assert ours.script_logs == [
+        _inline_line("headers", REQUEST_HEADERS_INLINE),
+        _inline_line("headers", RESPONSE_HEADERS_INLINE),
+    ]
+    post = Req("POST", "/", body=b"x", trailers=[("x-rt", "1")])
+    yaml = with_trailers(config(lua_filter(_hooks("trailers", respond=False))))
+    ours, _ = assert_both(yaml, [post], apps={"backend": trailers_app})
+    assert ours.script_logs == [_inline_line("trailers", NO_INLINE), _inline_line("trailers", RESPONSE_TRAILERS_INLINE)]
