@@ -38,8 +38,8 @@ class HeaderMap:
     """Ordered multi-map of lower-cased header names to string values.
 
     ``inline``: the names that have a slot in this kind of Envoy map (``REQUEST_HEADERS_INLINE``,
-    ...); adding one of them joins the value to the present entry. A copy of a map keeps its set
-    unless ``inline`` is given."""
+    ...); adding one of them joins the value to the present entry. Made from another HeaderMap,
+    the entries are copied as they are, and the set too unless ``inline`` is given."""
 
     __slots__ = ("_entries", "inline")
 
