@@ -25,6 +25,7 @@ from .upstream import (
     charge_upstream_sent,
     charge_upstream_timeout,
     to_wire_response,
+    to_wire_trailers,
 )
 
 if TYPE_CHECKING:
@@ -225,6 +226,6 @@ def _response_of(result: UpstreamResult, head: bool, service_ms: int) -> AsyncRe
         h, b = local_reply(503, (result.failure or CONNECTION_TERMINATION).encode())
         return AsyncResponse(h, b, None)
     h, b = to_wire_response(result.response, head, result.was_chunked)
-    h.add("x-envoy-upstream-service-time", str(max(0, service_ms)))
-    tr = HeaderMap(result.response.trailers) if result.response.trailers else None
+    h.set_in_place("x-envoy-upstream-service-time", str(max(0, service_ms)))
+    tr = to_wire_trailers(result.response.trailers) if result.response.trailers else None
     return AsyncResponse(h, b, tr)

@@ -33,6 +33,7 @@ from ..errors import raised_at
 from ..http import Buffer, HeaderMap, Response
 from ..http.codec import HTTP1_METHODS
 from ..http.grpc import GRPC_CONTENT_TYPE, http_to_grpc_status, is_grpc_request, percent_encode_message
+from ..http.inline_headers import REQUEST_HEADERS_INLINE, RESPONSE_HEADERS_INLINE
 from ..http.stream_info import StreamInfo
 from ..trace.shapes import STREAM_REQUEST
 from .conn_manager_utility import (
@@ -161,7 +162,7 @@ class ActiveStream:
         answered before any filter runs (then the client-address rules are not applied)."""
         config = self.hcm.config
         opts = config.header_options
-        headers = HeaderMap()
+        headers = HeaderMap(None, REQUEST_HEADERS_INLINE)  # a repeated inline header joins, as in Envoy's codec
         headers.add(":authority", spec.authority)
         headers.add(":path", spec.path)
         headers.add(":method", spec.method)
@@ -272,7 +273,7 @@ class ActiveStream:
         body gets ``content-length`` and, unless the caller set one (or the rewrite changed the
         body and the caller set none), the rewrite's ``content-type``. A gRPC request gets a
         trailers-only gRPC answer instead (:func:`_grpc_local_reply`)."""
-        headers = HeaderMap()
+        headers = HeaderMap(None, RESPONSE_HEADERS_INLINE)
         headers.add(":status", str(status))
         route = self.route()
         # Envoy finalizes route headers on local replies only for cluster routes; the router

@@ -33,17 +33,15 @@ from typing import TYPE_CHECKING, Any
 
 from ...host import async_client
 from ...http import Buffer, FilterDataStatus, FilterHeadersStatus, FilterTrailersStatus, HeaderMap
+from ...http.inline_headers import (
+    NO_INLINE,
+    REQUEST_HEADERS_INLINE,
+    RESPONSE_HEADERS_INLINE,
+    RESPONSE_TRAILERS_INLINE,
+)
 from .luaobject import NOTHING, OBJECTS, BaseLuaObject, _ids, c_string, short
 from .runtime import FAILED, FINISHED, RUN_FORGET, RUN_REQUEST, RUN_RESPONSE, RUN_RESUME, YIELDED
-from .wrappers_headers import (
-    NO_INLINE,
-    REQUEST_INLINE,
-    RESPONSE_INLINE,
-    RESPONSE_TRAILERS_INLINE,
-    BufferWrapper,
-    HeaderMapWrapper,
-    envoy_add,
-)
+from .wrappers_headers import BufferWrapper, HeaderMapWrapper, envoy_add
 
 if TYPE_CHECKING:
     from ...host.services import ServerContext
@@ -434,7 +432,7 @@ class HandleDriver(BaseLuaObject):
         ``own_headers_id`` is set)."""
         obj = self.children.get("headers")
         if obj is None:
-            inline = REQUEST_INLINE if self.decoder else RESPONSE_INLINE
+            inline = REQUEST_HEADERS_INLINE if self.decoder else RESPONSE_HEADERS_INLINE
             obj = self.children["headers"] = HeaderMapWrapper(self, self.headers, self, inline)
             hid = self.own_headers_id
             if hid:
@@ -458,7 +456,7 @@ class HandleDriver(BaseLuaObject):
 def add_written(filt: LuaFilter, decoder: bool, headers: HeaderMap, answer: tuple[Any, ...]) -> Any:
     """The adds a hook's first run wrote down (prelude.lua, "Adds written down"), made to its own
     headers as ``headers:add`` makes them, in order; returns the run's answer without them."""
-    inline = REQUEST_INLINE if decoder else RESPONSE_INLINE
+    inline = REQUEST_HEADERS_INLINE if decoder else RESPONSE_HEADERS_INLINE
     for i in range(2, len(answer), 2):
         key = c_string(answer[i]).decode("latin-1").lower()
         value = c_string(answer[i + 1]).decode("latin-1")

@@ -8,6 +8,7 @@ from typing import Any
 
 from ...host import async_client
 from ...http import HeaderMap
+from ...http.inline_headers import REQUEST_HEADERS_INLINE, RESPONSE_HEADERS_INLINE
 from .handle_driver import HandleDriver, State
 from .luaobject import (
     NOTHING,
@@ -26,7 +27,7 @@ from .luaobject import (
     utf8_text,
     wire,
 )
-from .wrappers_headers import REQUEST_INLINE, RESPONSE_INLINE, envoy_add
+from .wrappers_headers import envoy_add
 
 _HTTP_CALL_OPTIONS = ("asynchronous", "timeout_ms", "trace_sampled", "return_duplicate_headers", "send_xff")
 
@@ -44,7 +45,7 @@ class HttpApi(HandleDriver):
             raise LuaApiError("respond() cannot be called if headers have been continued")
         table = check_type(args, 1, "respond", "table")
         body = opt_string(args, 2, "respond")
-        headers = self._headers_from_table(table, len(args) + 1, RESPONSE_INLINE)
+        headers = self._headers_from_table(table, len(args) + 1, RESPONSE_HEADERS_INLINE)
         status = simple_atoi(headers.get(":status") or "")
         if status is None or not 200 <= status < 600:
             raise LuaApiError(":status must be between 200-599")
@@ -71,7 +72,7 @@ class HttpApi(HandleDriver):
                 raise LuaRawError("invalid key to 'next'")
             slot = {"key": nargs + 2, "value": nargs + 3, "item": nargs + 5}[what]
             raise LuaArgError(slot, f"string expected, got {tname}")
-        headers = HeaderMap()
+        headers = HeaderMap(None, inline)
         for k, v in pairs:
             envoy_add(headers, inline, _c_text(k).lower(), _c_text(v))
         return headers
@@ -91,7 +92,7 @@ class HttpApi(HandleDriver):
         proxy = self.proxy
         if cluster not in proxy.clusters:
             raise LuaApiError("http call cluster invalid. Must be configured")
-        headers = self._headers_from_table(table, nargs, REQUEST_INLINE)
+        headers = self._headers_from_table(table, nargs, REQUEST_HEADERS_INLINE)
         if headers.get(":path") is None or headers.get(":method") is None or headers.get(":authority") is None:
             raise LuaApiError("http call headers must include ':path', ':method', and ':authority'")
         # (Envoy 1.40 reads the body last: a missing cluster or ':path' is reported before a bad body)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ...http import Buffer, HeaderMap
+from ...http.inline_headers import NO_INLINE, REQUEST_HEADERS_INLINE, RESPONSE_HEADERS_INLINE, slot_name
 from .luaobject import (
     COMMON_LUA,
     NOTHING,
@@ -29,76 +30,18 @@ if TYPE_CHECKING:
 
 
 # ---- Envoy's inline headers ------------------------------------------------------------------------
-# Envoy's header maps keep some names in fixed ("inline", O(1)) slots: the request map's are the
-# INLINE_REQ_HEADERS of ``http/header_map_impl.h`` plus those extensions register
-# (``RegisterCustomInlineHeader``). An ``addCopy`` of such a name that is present does not add an
-# entry: it appends to the value, after a ``,`` (``HeaderMapImpl::insertByKey`` /
-# ``appendToHeader``; an empty value appends nothing). The request map also answers the legacy
-# name ``host`` with its ``:authority`` slot (``StaticLookupTable``). The sets below are what
-# Envoy 1.40 (the release binary, every extension linked in) does: each of ~250 known header
-# names added twice from Lua, ``getNumValues`` 1 means inline. A name outside that probe is
-# treated as an ordinary one. wasmlab's HeaderMap has no slots, so the Lua wrapper applies the
-# rule itself; the codecs, the router and the Wasm host do not (they add entries).
-REQUEST_INLINE = frozenset(
-    """:authority :method :path :protocol :scheme host accept accept-encoding
-    access-control-request-headers access-control-request-method access-control-request-private-network
-    authorization cache-control connection content-encoding content-length content-type expect if-match
-    if-modified-since if-none-match if-range if-unmodified-since keep-alive origin pragma proxy-connection
-    referer te transfer-encoding upgrade user-agent via x-client-trace-id x-envoy-attempt-count
-    x-envoy-decorator-operation x-envoy-downstream-service-cluster x-envoy-downstream-service-node
-    x-envoy-expected-rq-timeout-ms x-envoy-external-address x-envoy-force-trace x-envoy-hedge-on-per-try-timeout
-    x-envoy-internal x-envoy-ip-tags x-envoy-is-timeout-retry x-envoy-max-retries x-envoy-original-host
-    x-envoy-original-path x-envoy-original-url x-envoy-retriable-header-names x-envoy-retriable-status-codes
-    x-envoy-retry-grpc-on x-envoy-retry-on x-envoy-upstream-alt-stat-name x-envoy-upstream-rq-per-try-timeout-ms
-    x-envoy-upstream-rq-timeout-alt-response x-envoy-upstream-rq-timeout-ms x-envoy-upstream-stream-duration-ms
-    x-forwarded-client-cert x-forwarded-for x-forwarded-host x-forwarded-port x-forwarded-proto x-request-id
-    grpc-accept-encoding grpc-timeout""".split()
-)
-RESPONSE_INLINE = frozenset(
-    """:status access-control-allow-credentials access-control-allow-headers access-control-allow-methods
-    access-control-allow-origin access-control-allow-private-network access-control-expose-headers
-    access-control-max-age age cache-control connection content-encoding content-length content-type date etag
-    expires keep-alive last-modified location proxy-connection server transfer-encoding upgrade vary via
-    x-envoy-attempt-count x-envoy-decorator-operation x-envoy-degraded x-envoy-immediate-health-check-fail
-    x-envoy-ratelimited x-envoy-upstream-canary x-envoy-upstream-healthchecked-cluster
-    x-envoy-upstream-service-time x-request-id grpc-message grpc-status""".split()
-)
-RESPONSE_TRAILERS_INLINE = frozenset(("grpc-message", "grpc-status"))
-NO_INLINE: frozenset[str] = frozenset()  # request trailers: none
-
-
-def slot_name(inline: frozenset[str], key: str) -> str:
-    """The name Envoy looks ``key`` (lower-cased) up by: ``host`` is ``:authority`` in a request map."""
-    return ":authority" if key == "host" and key in inline else key
+# The names with a slot in each kind of Envoy map, and what adding one does, are in
+# ``wasmlab.http.inline_headers``: a wrapper carries the set of the map it wraps (the map may be
+# one wasmlab made without it) and adds through ``HeaderMap.add_inline``.
 
 
 def envoy_add(headers: HeaderMap, inline: frozenset[str], key: str, value: str) -> None:
     """Envoy ``HeaderMapImpl::addCopy`` of a lower-cased name: an inline name that is present
     takes ``,value`` on its first entry; anything else is a new entry."""
     if key in inline:
-        if key == "host":
-            key = ":authority"
-        entries = headers._entries
-        for i, (k, v) in enumerate(entries):
-            if k == key:
-                if value:
-                    entries[i] = (k, f"{v},{value}" if v else value)
-                return
-    headers.add(key, value)
-
-
-def set_in_place(headers: HeaderMap, name: str, value: str) -> None:
-    """Envoy's inline-header setters (``setContentLength``): the first entry keeps its place and
-    takes the value, later ones go; absent, it is added."""
-    entries = headers._entries
-    for i, (k, _) in enumerate(entries):
-        if k == name:
-            entries[i] = (name, value)
-            for j in range(len(entries) - 1, i, -1):
-                if entries[j][0] == name:
-                    del entries[j]
-            return
-    headers.add(name, value)
+        headers.add_inline(key, value)
+    else:
+        headers.add_lowered(key, value)
 
 
 # ---- headers -------------------------------------------------------------------------------------
@@ -108,7 +51,7 @@ class HeaderMapWrapper(BaseLuaObject):
     ``owner`` is the handle whose own headers these are (Envoy's ``CheckModifiableCb``:
     ``owner.headers_modifiable()`` says whether the map may still change and, on the request
     path, clears the route cache), or None for a map that stays modifiable. ``inline``: the
-    inline names of this kind of map (``REQUEST_INLINE``, ...).
+    inline names of this kind of map (``REQUEST_HEADERS_INLINE``, ...).
     """
 
     lua_class = "HeaderMapWrapper"
@@ -217,7 +160,7 @@ def _map_of(obj_id: int) -> tuple[HeaderMap, frozenset[str], HandleDriver] | Non
         h = OBJECTS.get(-obj_id)
         if h is None or h.own_headers_id != obj_id:  # type: ignore[attr-defined]
             return None
-        return h.headers, REQUEST_INLINE if h.decoder else RESPONSE_INLINE, h  # type: ignore[attr-defined, return-value]
+        return h.headers, REQUEST_HEADERS_INLINE if h.decoder else RESPONSE_HEADERS_INLINE, h  # type: ignore[attr-defined, return-value]
     if obj.dead or obj.iterator is not None:  # type: ignore[attr-defined]
         return None
     return obj.headers, obj.inline, obj.h  # type: ignore[attr-defined]
@@ -241,7 +184,7 @@ def _fast_add(thunk: Callable[..., Any]) -> Callable[..., Any]:
             if h is None or h.own_headers_id != obj_id:
                 return thunk(obj_id, *args)
             headers, owner = h.headers, h
-            inline = REQUEST_INLINE if h.decoder else RESPONSE_INLINE
+            inline = REQUEST_HEADERS_INLINE if h.decoder else RESPONSE_HEADERS_INLINE
         if len(args) < 2 or args[0].__class__ is not bytes or args[1].__class__ is not bytes:
             return thunk(obj_id, *args)
         if b"\0" in args[0] or b"\0" in args[1]:
@@ -256,7 +199,7 @@ def _fast_add(thunk: Callable[..., Any]) -> Callable[..., Any]:
                     filt.callbacks.clear_route_cache()
         key = args[0].decode("latin-1").lower()
         if key in inline:
-            envoy_add(headers, inline, key, args[1].decode("latin-1"))
+            headers.add_inline(key, args[1].decode("latin-1"))
         else:
             headers.add_lowered(key, args[1].decode("latin-1"))
         if h.rec.enabled:
@@ -327,5 +270,5 @@ class BufferWrapper(BaseLuaObject):
         value = check_string(args, 1, "setBytes")
         self.data.set(value)
         if not self.h.headers_continued:
-            set_in_place(self.headers, "content-length", str(len(self.data)))
+            self.headers.set_in_place("content-length", str(len(self.data)))  # Envoy's setContentLength
         return len(self.data)

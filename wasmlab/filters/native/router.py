@@ -31,6 +31,7 @@ from ...host.upstream import (
     charge_upstream_sent,
     charge_upstream_timeout,
     to_wire_response,
+    to_wire_trailers,
 )
 from ...http import Buffer, FilterDataStatus, FilterHeadersStatus, FilterTrailersStatus, HeaderMap, Request
 from ...http.codec import frame_headers_only_request, request_error
@@ -307,7 +308,7 @@ class RouterFilter(StreamFilter):
             )
         if not self.factory.suppress_envoy_headers:
             ms = (proxy.clock.monotonic_ns() - self.sent_ns) // 1_000_000
-            headers.add("x-envoy-upstream-service-time", str(max(0, ms)))
+            headers.set_in_place("x-envoy-upstream-service-time", str(max(0, ms)))  # Envoy's inline setter
         # Envoy's onUpstreamHeaders records the status first, and response_headers_to_add
         # formats against the headers being mutated (%RESPONSE_CODE%, %RESP(...)%)
         stream.info.response_code = status
@@ -326,7 +327,7 @@ class RouterFilter(StreamFilter):
         if body:
             cb.encode_data(Buffer(body), False)
         if trailers:
-            cb.encode_trailers(HeaderMap(trailers))
+            cb.encode_trailers(to_wire_trailers(trailers))
         else:
             cb.encode_data(Buffer(), True)
 
