@@ -18,8 +18,11 @@ client-address headers before the filter chain sees it.
 
 from __future__ import annotations
 
+import ipaddress
+
 from ..config.node import HcmHeaderOptions
 from ..http import HeaderMap
+from ..http.stream_info import StreamInfo
 from .local_info import local_address
 
 #: ``cleanInternalHeaders``: what an external client may not send to an edge Envoy
@@ -94,16 +97,25 @@ def clean_hop_by_hop(headers: HeaderMap) -> None:
             headers.remove("te")
 
 
-def mutate_client_address(headers: HeaderMap, opts: HcmHeaderOptions, remote: str) -> str:
+def mutate_client_address(headers: HeaderMap, opts: HcmHeaderOptions, info: StreamInfo) -> str:
     """Apply the client-address rules to ``headers`` (``x-forwarded-proto`` not yet added);
-    returns the address Envoy takes as the client's. ``remote`` is ``ip:port``."""
-    remote_ip = remote.rsplit(":", 1)[0]
+    returns the address Envoy takes as the client's. Without ``use_remote_address``, Envoy's
+    original-IP detection takes the client from ``x-forwarded-for`` (the entry
+    ``xff_num_trusted_hops`` from the right, if it is an IP address): the stream's
+    ``downstream_remote_address`` becomes that IP with port 0; the connection's peer stays the
+    *direct* remote address."""
+    remote_ip = info.downstream_direct_remote_address.rsplit(":", 1)[0]
     clean_hop_by_hop(headers)
     headers.remove("x-envoy-internal")
     if not opts.use_remote_address:
         entries = xff_entries(headers)
         hops = opts.xff_num_trusted_hops
-        return entries[-1 - hops] if len(entries) > hops else remote_ip
+        if len(entries) <= hops:
+            return remote_ip
+        detected = _ip_port_0(entries[-1 - hops])
+        if detected is not None:
+            info.downstream_remote_address = detected
+        return entries[-1 - hops]
     client = remote_ip
     hops = opts.xff_num_trusted_hops
     if hops > 0:
@@ -120,6 +132,15 @@ def mutate_client_address(headers: HeaderMap, opts: HcmHeaderOptions, remote: st
     for name in INTERNAL_ONLY_HEADERS:
         headers.remove(name)
     return client
+
+
+def _ip_port_0(text: str) -> str | None:
+    """``ip:0`` (``[ip]:0`` for IPv6) if ``text`` is an IP address, else None."""
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    return f"[{ip}]:0" if ip.version == 6 else f"{ip}:0"
 
 
 def add_external_address(headers: HeaderMap, opts: HcmHeaderOptions, client: str) -> None:

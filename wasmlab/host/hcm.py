@@ -91,12 +91,14 @@ class ActiveStream:
         self.dispatcher = dispatcher
         self.stream_id = next(_stream_ids)
         clock = proxy.clock
+        peer = f"127.0.0.1:{40000 + next(_remote_ports) % 20000}"
         self.info = StreamInfo(
             self.stream_id,
             next(_connection_ids),
             clock.wall_ns(),
             clock.monotonic_ns(),
-            downstream_remote_address=f"127.0.0.1:{40000 + next(_remote_ports) % 20000}",
+            downstream_remote_address=peer,
+            downstream_direct_remote_address=peer,
             downstream_local_address=str(hcm.listener.address),
             listener_direction=hcm.listener.direction,
         )
@@ -182,7 +184,7 @@ class ActiveStream:
                 return headers, verdict
         if opts.strip_host_port:
             strip_host_port(headers, opts.strip_host_port, self.hcm.listener.address.port)
-        client = mutate_client_address(headers, opts, self.info.downstream_remote_address)
+        client = mutate_client_address(headers, opts, self.info)
         if "x-forwarded-proto" not in headers:
             headers.add("x-forwarded-proto", "http")
         if opts.add_user_agent:

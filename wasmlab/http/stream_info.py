@@ -18,7 +18,11 @@ class StreamInfo:
     start_wall_ns: int
     start_mono_ns: int
     protocol: str = "HTTP/1.1"
+    #: the client's address: the connection's peer, or (``use_remote_address: false``) the one
+    #: taken from ``x-forwarded-for`` (Envoy's original-IP detection: ``ip:0``)
     downstream_remote_address: str = "127.0.0.1:0"
+    #: the connection's peer, always (``%DOWNSTREAM_DIRECT_REMOTE_ADDRESS%``)
+    downstream_direct_remote_address: str = "127.0.0.1:0"
     downstream_local_address: str = "127.0.0.1:10000"
     request_headers: HeaderMap | None = None
     response_headers: HeaderMap | None = None
