@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..http import HeaderMap, Request
-from ..http.codec import frame_headers_only_request
+from ..http.codec import copy_for_upstream, frame_headers_only_request
 from .conn_manager_utility import append_xff
 from .local_info import local_address
 from .upstream import (
@@ -120,7 +120,7 @@ def send(
     """
     cluster = proxy.clusters[cluster_name]
     req = AsyncRequest(dispatcher, on_complete)
-    up = _upstream_headers(headers, body, timeout_s, send_xff)
+    up, broken = _upstream_headers(headers, body, timeout_s, send_xff)
     request = Request(headers.get(":method") or "GET", headers.get(":path") or "/", up, body, trailers)
     head = request.method == "HEAD"
     rec = proxy.recorder
@@ -171,20 +171,23 @@ def send(
         proxy.stat_store.inc(f"cluster.{cluster_name}.upstream_cx_none_healthy")
         activity.end()
         dispatcher.post(req._finish, AsyncResponse(*local_reply(503, b"no healthy upstream"), None))
+    elif broken is not None:  # the HTTP/1 codec refuses the headers (http/codec.py): the router's 503
+        activity.end()
+        dispatcher.post(req._finish, AsyncResponse(*local_reply(503, broken.encode()), None))
     else:
         req.upstream = proxy.upstream_pool.call(cluster, request, done)
     return req
 
 
-def _upstream_headers(headers: HeaderMap, body: bytes, timeout_s: float | None, send_xff: bool) -> HeaderMap:
+def _upstream_headers(
+    headers: HeaderMap, body: bytes, timeout_s: float | None, send_xff: bool
+) -> tuple[HeaderMap, str | None]:
     """The headers the upstream receives: ``host`` from ``:authority``, no pseudo-headers, and
     what the async client's own router adds (``x-envoy-internal``, ``x-forwarded-for``,
-    ``x-envoy-expected-rq-timeout-ms``)."""
+    ``x-envoy-expected-rq-timeout-ms``); and the HTTP/1 codec's refusal of them, if any."""
     up = HeaderMap()
     up.add("host", headers.get(":authority") or "")
-    for k, v in headers:
-        if not k.startswith(":"):
-            up.add(k, v)
+    broken = copy_for_upstream(headers, up)
     if body and "content-length" not in up:
         up.add("content-length", str(len(body)))
     up.set("x-envoy-internal", "true")
@@ -194,7 +197,7 @@ def _upstream_headers(headers: HeaderMap, body: bytes, timeout_s: float | None, 
         up.set("x-envoy-expected-rq-timeout-ms", str(int(timeout_s * 1000)))
     if not body:
         frame_headers_only_request(headers.get(":method") or "GET", up)
-    return up
+    return up, broken
 
 
 def _arm_timeout(

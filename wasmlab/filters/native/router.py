@@ -34,7 +34,7 @@ from ...host.upstream import (
     to_wire_trailers,
 )
 from ...http import Buffer, FilterDataStatus, FilterHeadersStatus, FilterTrailersStatus, HeaderMap, Request
-from ...http.codec import frame_headers_only_request, request_error
+from ...http.codec import copy_for_upstream, frame_headers_only_request
 from ..base import HttpFilterFactory, StreamFilter
 from ..registry import register_http_filter
 
@@ -188,7 +188,11 @@ class RouterFilter(StreamFilter):
         proxy = cb.proxy
         headers = self.headers
         assert headers is not None and self.cluster is not None
-        broken = request_error(headers)
+        up_headers = HeaderMap()
+        authority = headers.get(":authority")
+        if authority is not None:  # (a filter may have removed it: then there is no host line)
+            up_headers.add("host", authority)
+        broken = copy_for_upstream(headers, up_headers)
         if broken is not None and self.cluster.app is not NO_APP:
             # a filter removed or broke what the HTTP/1 codec needs: Envoy finds out when it
             # writes the headers on the new connection (so the request counts as sent)
@@ -198,15 +202,6 @@ class RouterFilter(StreamFilter):
             cb.send_local_reply(503, broken.encode(), None, details)
             return
         body = bytes(self.body)
-        up_headers = HeaderMap()
-        authority = headers.get(":authority")
-        if authority is not None:  # (a filter may have removed it: then there is no host line)
-            up_headers.add("host", authority)
-        for k, v in headers:
-            if not k.startswith(":"):
-                # the app gets each value as a server parses it off the wire: without the
-                # spaces and tabs around it (RFC 7230 OWS)
-                up_headers.add(k, v.strip(" \t"))
         # Envoy's HTTP/1 codec: a request whose headers did not end the stream and carry no length
         # is sent chunked, even if the body turns out empty (a filter may add an empty body)
         if (
