@@ -1122,3 +1122,34 @@ def test_a_weighted_clusters_header_mutations_come_first_like_envoy(envoy_bin):
     cfg = config(routes=routes).replace("              routes:", vh, 1)
     mine, _ = both(cfg, [get("/wc", **{"x-rm": "1"})])
     assert mine[0].headers.get_all("x-r") == ["wc", "route"]
+
+
+# ---- RE2 rewrite strings --------------------------------------------------------------------------
+RE2_ROUTES = r"""
+              - match: {prefix: "/q"}
+                route: {cluster: backend, regex_rewrite: {pattern: {regex: "^/q/(.*)$"}, substitution: "/x\\q\\1"}}
+              - match: {prefix: "/two"}
+                route: {cluster: backend, regex_rewrite: {pattern: {regex: "^/two/(.*)$"}, substitution: "/y/\\2"}}
+              - match: {prefix: "/zero"}
+                route: {cluster: backend, regex_rewrite: {pattern: {regex: "o"}, substitution: "[\\0]"}}
+              - match: {prefix: "/amp"}
+                route: {cluster: backend, regex_rewrite: {pattern: {regex: "a"}, substitution: "\\g<0>&$"}}
+              - match: {prefix: "/same"}
+                route: {cluster: backend, regex_rewrite: {pattern: {regex: "nomatch"}, substitution: "x"}}
+              - match: {prefix: "/hp"}
+                route:
+                  cluster: backend
+                  host_rewrite_path_regex: {pattern: {regex: "^/hp/(.*)$"}, substitution: "\\2"}
+              - match: {prefix: "/rd"}
+                redirect: {regex_rewrite: {pattern: {regex: "^/rd/(.*)$"}, substitution: "/x/\\2"}}"""
+
+
+def test_regex_rewrites_follow_re2s_rewrite_rules_like_envoy(envoy_bin):
+    """Substitutions are RE2 rewrite strings, not Python's: ``\\0`` is the whole match, a
+    rewrite naming a missing group changes nothing (old code: a 500 from Python's IndexError),
+    an unknown escape ends the replacement (``\\q``, ``\\g<0>``); and a configured rewrite adds
+    ``x-envoy-original-path`` even when the path stays the same."""
+    paths = ["/q/abc", "/two/abc", "/zero/foo", "/amp/a", "/same/a", "/hp/a", "/rd/a"]
+    mine, env = both(config(routes=RE2_ROUTES), [get(p) for p in paths])
+    assert [r.status for r in env] == [200, 200, 200, 200, 200, 200, 301]
+    assert b'"/zer[o]/f[o][o]"' in env[2].body and b'"/mp/"' in env[3].body

@@ -143,7 +143,7 @@ class RouterFilter(StreamFilter):
         _rewrite_host(headers, action, not self.factory.suppress_envoy_headers)
         path = headers.get(":path") or "/"
         new_path = _rewrite_path(path, route.match, action)
-        if new_path != path:
+        if new_path is not None:  # a rewrite is configured: Envoy keeps the original, even if equal
             if not self.factory.suppress_envoy_headers:
                 headers.set("x-envoy-original-path", path)
             headers.set(":path", new_path)
@@ -363,7 +363,7 @@ def _redirect_uri(headers: HeaderMap, r: Redirect, match: Any) -> str:
         query = path.find("?")
         new = r.path if own_query or query < 0 else r.path + path[query:]
     else:
-        new = _rewrite_path(path, match, r)
+        new = _rewrite_path(path, match, r) or path
     if not new.startswith("/"):
         new = "/" + new
     if r.strip_query and not own_query:
@@ -371,7 +371,10 @@ def _redirect_uri(headers: HeaderMap, r: Redirect, match: Any) -> str:
     return f"{scheme}://{host}{port}{new}"
 
 
-def _rewrite_path(path: str, match: Any, action: RouteAction | Redirect) -> str:
+def _rewrite_path(path: str, match: Any, action: RouteAction | Redirect) -> str | None:
+    """The path after the route's rewrite, or None if it configures none (Envoy's
+    ``currentUrlPathAfterRewrite``: a configured rewrite gives a path even when it changes
+    nothing, and then ``x-envoy-original-path`` is added all the same)."""
     if isinstance(action, RouteAction) and action.path_template_rewrite is not None:
         template, rewrite = action.path_template_rewrite
         bare, query = split_path(path)
@@ -388,7 +391,7 @@ def _rewrite_path(path: str, match: Any, action: RouteAction | Redirect) -> str:
         bare, query = split_path(path)
         new = pattern.sub(sub, bare)
         return new + (("?" + query) if query else "")
-    return path
+    return None
 
 
 def _rewrite_host(headers: HeaderMap, action: RouteAction, keep_original: bool) -> None:
