@@ -1153,3 +1153,11 @@ def test_regex_rewrites_follow_re2s_rewrite_rules_like_envoy(envoy_bin):
     mine, env = both(config(routes=RE2_ROUTES), [get(p) for p in paths])
     assert [r.status for r in env] == [200, 200, 200, 200, 200, 200, 301]
     assert b'"/zer[o]/f[o][o]"' in env[2].body and b'"/mp/"' in env[3].body
+
+
+@pytest.mark.parametrize("node", ["node: {id: n1, cluster: c1}\n", "node: {id: n1}\n", ""])
+def test_add_user_agent_names_the_node_like_envoy(envoy_bin, node):
+    """``add_user_agent`` also sets ``x-envoy-downstream-service-node`` to the node's id when
+    the bootstrap names one (old code: never)."""
+    cfg = node + hcm_option("add_user_agent: true")
+    both(cfg, [get("/x"), get("/x", **{"user-agent": "me"})])
