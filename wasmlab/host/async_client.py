@@ -31,7 +31,7 @@ from .upstream import (
 if TYPE_CHECKING:
     from .dispatcher import Dispatcher, Timer
     from .services import ServerContext
-    from .upstream import UpstreamCall, UpstreamResult
+    from .upstream import Cluster, UpstreamCall, UpstreamResult
 
 
 TIMEOUT_BODY = b"upstream request timeout"
@@ -167,16 +167,22 @@ def send(
         dispatcher.post(deliver, result)
         activity.end()
 
-    if not cluster.healthy:  # no endpoint: the router answers at once (on the next loop turn)
-        proxy.stat_store.inc(f"cluster.{cluster_name}.upstream_cx_none_healthy")
+    refusal = _refusal(proxy, cluster, broken)
+    if refusal is not None:  # the router answers at once (on the next loop turn)
         activity.end()
-        dispatcher.post(req._finish, AsyncResponse(*local_reply(503, b"no healthy upstream"), None))
-    elif broken is not None:  # the HTTP/1 codec refuses the headers (http/codec.py): the router's 503
-        activity.end()
-        dispatcher.post(req._finish, AsyncResponse(*local_reply(503, broken.encode()), None))
+        dispatcher.post(req._finish, AsyncResponse(*local_reply(503, refusal), None))
     else:
         req.upstream = proxy.upstream_pool.call(cluster, request, done)
     return req
+
+
+def _refusal(proxy: ServerContext, cluster: Cluster, broken: str | None) -> bytes | None:
+    """The body of the router's 503 when the call cannot be sent: a cluster without endpoints
+    (``upstream_cx_none_healthy``), or headers the HTTP/1 codec refuses (http/codec.py)."""
+    if not cluster.healthy:
+        proxy.stat_store.inc(f"cluster.{cluster.name}.upstream_cx_none_healthy")
+        return b"no healthy upstream"
+    return broken.encode() if broken is not None else None
 
 
 def _upstream_headers(
