@@ -1122,3 +1122,84 @@ def test_a_weighted_clusters_header_mutations_come_first_like_envoy(envoy_bin):
     cfg = config(routes=routes).replace("              routes:", vh, 1)
     mine, _ = both(cfg, [get("/wc", **{"x-rm": "1"})])
     assert mine[0].headers.get_all("x-r") == ["wc", "route"]
+
+
+# ---- RE2 rewrite strings --------------------------------------------------------------------------
+RE2_ROUTES = r"""
+              - match: {prefix: "/q"}
+                route: {cluster: backend, regex_rewrite: {pattern: {regex: "^/q/(.*)$"}, substitution: "/x\\q\\1"}}
+              - match: {prefix: "/two"}
+                route: {cluster: backend, regex_rewrite: {pattern: {regex: "^/two/(.*)$"}, substitution: "/y/\\2"}}
+              - match: {prefix: "/zero"}
+                route: {cluster: backend, regex_rewrite: {pattern: {regex: "o"}, substitution: "[\\0]"}}
+              - match: {prefix: "/amp"}
+                route: {cluster: backend, regex_rewrite: {pattern: {regex: "a"}, substitution: "\\g<0>&$"}}
+              - match: {prefix: "/same"}
+                route: {cluster: backend, regex_rewrite: {pattern: {regex: "nomatch"}, substitution: "x"}}
+              - match: {prefix: "/hp"}
+                route:
+                  cluster: backend
+                  host_rewrite_path_regex: {pattern: {regex: "^/hp/(.*)$"}, substitution: "\\2"}
+              - match: {prefix: "/rd"}
+                redirect: {regex_rewrite: {pattern: {regex: "^/rd/(.*)$"}, substitution: "/x/\\2"}}"""
+
+
+def test_regex_rewrites_follow_re2s_rewrite_rules_like_envoy(envoy_bin):
+    """Substitutions are RE2 rewrite strings, not Python's: ``\\0`` is the whole match, a
+    rewrite naming a missing group changes nothing (old code: a 500 from Python's IndexError),
+    an unknown escape ends the replacement (``\\q``, ``\\g<0>``); and a configured rewrite adds
+    ``x-envoy-original-path`` even when the path stays the same."""
+    paths = ["/q/abc", "/two/abc", "/zero/foo", "/amp/a", "/same/a", "/hp/a", "/rd/a"]
+    mine, env = both(config(routes=RE2_ROUTES), [get(p) for p in paths])
+    assert [r.status for r in env] == [200, 200, 200, 200, 200, 200, 301]
+    assert b'"/zer[o]/f[o][o]"' in env[2].body and b'"/mp/"' in env[3].body
+
+
+@pytest.mark.parametrize("node", ["node: {id: n1, cluster: c1}\n", "node: {id: n1}\n", ""])
+def test_add_user_agent_names_the_node_like_envoy(envoy_bin, node):
+    """``add_user_agent`` also sets ``x-envoy-downstream-service-node`` to the node's id when
+    the bootstrap names one (old code: never)."""
+    cfg = node + hcm_option("add_user_agent: true")
+    both(cfg, [get("/x"), get("/x", **{"user-agent": "me"})])
+
+
+# ---- configs Envoy refuses at load --------------------------------------------------------------
+def _with_header_format(fmt: str) -> str:
+    routes = f"""
+              - match: {{prefix: "/"}}
+                direct_response: {{status: 200, body: {{inline_string: "hi"}}}}
+                response_headers_to_add: [{{header: {{key: x-f, value: "{fmt}"}}}}]"""
+    return config(routes=routes)
+
+
+def _with_log_filter(flt: str) -> str:
+    log = f"""
+          access_log:
+          - name: envoy.access_loggers.stdout
+            filter: {flt}
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog"""
+    return config().replace("          stat_prefix: ingress", "          stat_prefix: ingress" + log)
+
+
+REFUSED = {
+    "REQ()": (_with_header_format("%REQ()%"), "REQ requires parameters"),
+    "REQ(a?b?c)": (_with_header_format("%REQ(a?b?c)%"), "More than 1 alternative header specified in token: a?b?c"),
+    "QUERY_PARAM()": (_with_header_format("%QUERY_PARAM()%"), "QUERY_PARAM requires parameters"),
+    "ENVIRONMENT()": (_with_header_format("%ENVIRONMENT()%"), "ENVIRONMENT requires parameters"),
+    "FILTER_STATE()": (_with_header_format("%FILTER_STATE()%"), "key cannot be empty"),
+    "flag": (_with_log_filter('{response_flag_filter: {flags: ["BOGUS"]}}'), "Flags[0]: value must be in list"),
+    "runtime_key": (_with_log_filter('{runtime_filter: {runtime_key: ""}}'), "value length must be at least 1"),
+    "grpc_status": (_with_log_filter("{grpc_status_filter: {statuses: [BOGUS]}}"), "unknown value 'BOGUS'"),
+}
+
+
+@pytest.mark.parametrize("case", list(REFUSED))
+def test_configs_envoy_refuses_are_refused_by_name(envoy_bin, case):
+    """Formatter commands without their argument, a typo'd response flag, an empty runtime key
+    and an unknown gRPC status name: Envoy refuses each at load; so does wasmlab, naming the
+    YAML path (old code accepted them, and a typo'd flag then never matched)."""
+    cfg, words = REFUSED[case]
+    assert not real.validate(cfg)[0]
+    with pytest.raises(ConfigError, match=words.replace("?", r"\?").replace("[", r"\[")):
+        Proxy.from_yaml(cfg, workers=1)

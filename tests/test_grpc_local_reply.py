@@ -147,3 +147,56 @@ def test_a_method_envoys_http1_parser_does_not_know_gets_its_400(envoy_bin):
         assert_same(a, b, f"request {i} {reqs[i]}")
     assert_same_upstreams(ours, theirs)
     assert [r.status for r in env] == [400, 400, 400, 400, 200, 200, 200]
+
+
+REWRITES = """
+          path_with_escaped_slashes_action: UNESCAPE_AND_REDIRECT
+          local_reply_config:
+            mappers:
+            - filter: {status_code_filter: {comparison: {op: EQ, value: {default_value: 404, runtime_key: k1}}}}
+              headers_to_add: [{header: {key: content-type, value: text/html}}]
+            - filter: {status_code_filter: {comparison: {op: EQ, value: {default_value: 403, runtime_key: k2}}}}
+              body: {inline_string: "changed"}
+              headers_to_add: [{header: {key: content-type, value: text/html}}]
+            - filter: {status_code_filter: {comparison: {op: EQ, value: {default_value: 409, runtime_key: k3}}}}
+              body_format_override: {json_format: {m: "%LOCAL_REPLY_BODY%"}}"""
+REWRITE_ROUTES = """
+              - match: {prefix: "/nf"}
+                direct_response: {status: 404, body: {inline_string: "not here"}}
+              - match: {prefix: "/forbid"}
+                direct_response: {status: 403, body: {inline_string: "forbidden"}}
+              - match: {prefix: "/conflict"}
+                direct_response: {status: 409, body: {inline_string: "conflict"}}
+              - match: {prefix: "/"}
+                route: {cluster: backend}"""
+
+
+def test_local_reply_rewrites_content_types_and_grpc_like_envoy(envoy_bin):
+    """A ``local_reply_config`` mapper's own ``content-type`` stays (Envoy keeps it when the
+    rewrite changed the header, body changed or not); a JSON body format's newline is not part of
+    a gRPC ``grpc-message``; a gRPC request whose path would be redirected
+    (``UNESCAPE_AND_REDIRECT``) is rejected instead (400: ``grpc-status`` 13)."""
+    cfg = config(routes=REWRITE_ROUTES).replace(
+        "          stat_prefix: ingress", "          stat_prefix: ingress" + REWRITES
+    )
+    grpc = {"content-type": "application/grpc"}
+    reqs = [
+        {"method": "POST", "path": "/a%2Fb", "headers": grpc},
+        {"method": "GET", "path": "/a%2Fb"},
+        {"method": "GET", "path": "/nf"},
+        {"method": "GET", "path": "/forbid"},
+        {"method": "GET", "path": "/conflict"},
+        {"method": "POST", "path": "/conflict", "headers": grpc},
+    ]
+    ours, theirs = UpstreamLog(), UpstreamLog()
+    with Proxy.from_yaml(cfg, workers=1) as p:
+        for name, app in recorded_apps(cfg, None, ours).items():
+            p.upstream(name, app)
+        mine = [p.request(**kw) for kw in reqs]
+    with real.run(cfg, workers=1, apps=recorded_apps(cfg, None, theirs)) as e:
+        env = [e.request(**kw) for kw in reqs]
+    for i, (a, b) in enumerate(zip(mine, env, strict=True)):
+        assert_same(a, b, f"request {i} {reqs[i]}")
+    assert env[0].headers.get("grpc-status") == "13" and env[1].status == 307
+    assert env[2].headers.get("content-type") == env[3].headers.get("content-type") == "text/html"
+    assert env[5].headers.get("grpc-message") == '{"m":"conflict"}'

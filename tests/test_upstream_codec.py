@@ -57,3 +57,48 @@ def test_requests_a_filter_broke_are_refused_by_the_upstream_codec_like_envoy(en
     assert [r.status for r in env] == [503, 503, 503, 200, 200, 200]
     assert env[0].body == b"missing required header: :method"
     assert my_stats == env_stats
+
+
+CHARS = """
+          - name: envoy.filters.http.lua
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua
+              default_source_code:
+                inline_string: |
+                  function envoy_on_request(h)
+                    local c = h:headers():get("x-c")
+                    local n = h:headers():get("x-n")
+                    if c then h:headers():add("x-v", "a" .. string.char(tonumber(c)) .. "b") end
+                    if n == "empty" then h:headers():add("", "v") end
+                    if n == "tab" then h:headers():add("x\\ty", "v") end
+                    local call = h:headers():get("x-call")
+                    if call then
+                      local hs, body = h:httpCall("backend", {[":method"] = "GET", [":path"] = "/call",
+                        [":authority"] = "b", ["x-w"] = call == "bad" and "a\\127b" or "  a b \\t"}, nil, 1000)
+                      h:respond({[":status"] = "200", ["x-call-status"] = hs[":status"]}, body)
+                    end
+                  end"""
+
+
+def test_header_characters_the_upstream_codec_refuses_like_envoy(envoy_bin):
+    """Values: every control character but tab is refused (1, 8, 11, 31, 127), tab and bytes
+    from 128 up go through; an empty name is written as it is, a tab in a name is refused (the
+    message escapes it: ``x\\ty``). A Lua ``httpCall`` is held to the same codec: a bad value
+    gets the router's 503 with the message, spaces around a value are gone upstream."""
+    cfg = config(filters=CHARS)
+    reqs = [{"method": "GET", "path": "/x", "headers": {"x-c": str(c)}} for c in (1, 8, 9, 11, 31, 127, 128, 255)]
+    reqs += [{"method": "GET", "path": "/x", "headers": {"x-n": n}} for n in ("empty", "tab")]
+    reqs += [{"method": "GET", "path": "/x", "headers": {"x-call": c}} for c in ("bad", "spaces")]
+    ours, theirs = UpstreamLog(), UpstreamLog()
+    with Proxy.from_yaml(cfg, workers=1) as p:
+        for name, app in recorded_apps(cfg, None, ours).items():
+            p.upstream(name, app)
+        mine = [p.request(**kw) for kw in reqs]
+    with real.run(cfg, workers=1, apps=recorded_apps(cfg, None, theirs)) as e:
+        env = [e.request(**kw) for kw in reqs]
+    for i, (a, b) in enumerate(zip(mine, env, strict=True)):
+        assert_same(a, b, f"request {i} {reqs[i]}")
+    assert_same_upstreams(ours, theirs)
+    assert [r.status for r in env[:8]] == [503, 503, 200, 503, 503, 503, 200, 200]
+    assert env[9].body == b"invalid header name: x\\ty"
+    assert env[10].headers.get("x-call-status") == "503" and env[10].body == b"invalid header value for: x-w"

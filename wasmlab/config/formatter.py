@@ -155,6 +155,21 @@ def _path(info: StreamInfo, arg: str) -> Any:
     return path.split("?", 1)[0] if opts[:1] == ["NQ"] else path
 
 
+#: commands Envoy refuses at load without an argument (``%REQ()%``), in its words
+_NEEDS_ARGUMENT = frozenset({"REQ", "RESP", "TRAILER", "QUERY_PARAM", "ENVIRONMENT", "FILTER_STATE"})
+
+
+def _check_argument(op: str, arg: str, node: Node) -> None:
+    if op == "FILTER_STATE":
+        if not arg.split(":", 1)[0]:
+            raise node.error("Invalid filter state configuration, key cannot be empty.")
+        return
+    if not arg:
+        raise node.error(f"{op} requires parameters")
+    if op in ("REQ", "RESP", "TRAILER") and arg.count("?") > 1:
+        raise node.error(f"More than 1 alternative header specified in token: {arg}")
+
+
 def _check_path_option(arg: str, node: Node) -> None:
     """Envoy refuses other ``%PATH(...)%`` options at load, in these words."""
     opts = arg.split(":") if arg else []
@@ -395,6 +410,8 @@ class Formatter:
             parts.append(text[pos:i])
             if m.group(1) == "PATH" and node is not None:
                 _check_path_option(m.group(2) or "", node)
+            elif m.group(1) in _NEEDS_ARGUMENT and node is not None:
+                _check_argument(m.group(1), m.group(2) or "", node)
             if m.group(1) in UNMODELLED and node is not None:
                 where = f"{node.path} %{m.group(1)}%"
                 if where not in node.source.ignored:

@@ -26,6 +26,16 @@ if TYPE_CHECKING:
 LogFilter = Callable[["StreamInfo", HeaderMap], bool]
 
 _UNMODELLED = ("grpc_status_filter", "metadata_filter", "log_type_filter", "extension_filter")
+#: what ``response_flag_filter.flags`` may name (Envoy 1.40's list, in its order)
+_RESPONSE_FLAGS = (
+    "LH UH UT LR UR UF UC UO NR DI FI RL UAEX RLSE DC URX SI IH DPE UMSDR RFCF NFCF DT UPE NC OM DF DO DR UDO".split()
+)
+#: ``grpc_status_filter.statuses`` names (or their numbers)
+_GRPC_STATUSES = (
+    "OK CANCELED UNKNOWN INVALID_ARGUMENT DEADLINE_EXCEEDED NOT_FOUND ALREADY_EXISTS PERMISSION_DENIED "
+    "RESOURCE_EXHAUSTED FAILED_PRECONDITION ABORTED OUT_OF_RANGE UNIMPLEMENTED INTERNAL UNAVAILABLE DATA_LOSS "
+    "UNAUTHENTICATED"
+).split()
 _KINDS = (
     "status_code_filter duration_filter header_filter response_flag_filter not_health_check_filter "
     "traceable_filter runtime_filter and_filter or_filter"
@@ -66,6 +76,10 @@ def parse_log_filter(node: Node) -> LogFilter:
         raise node.error(f"exactly one filter kind must be set, got {', '.join(kinds) or 'none'}")
     kind = kinds[0]
     child = node.req(kind)
+    if kind == "grpc_status_filter" and child.has("statuses"):  # not run, but checked as Envoy does
+        for s in child.req("statuses").list():
+            if not isinstance(s.value, int):
+                s.enum(_GRPC_STATUSES)
     if kind == "status_code_filter":
         cmp = _comparison(child, kind)
         return lambda info, req: cmp(info.response_code or 0)
@@ -78,7 +92,13 @@ def parse_log_filter(node: Node) -> LogFilter:
         return lambda info, req: hm.matches(req)
     if kind == "response_flag_filter":
         child.check_fields("flags")
-        flags = {f.str(allow_empty=False) for f in child.req("flags").list()} if child.has("flags") else set()
+        flags = set()
+        for i, f in enumerate(child.req("flags").list() if child.has("flags") else []):
+            if f.str() not in _RESPONSE_FLAGS:
+                raise f.error(
+                    f"ResponseFlagFilterValidationError.Flags[{i}]: value must be in list [{' '.join(_RESPONSE_FLAGS)}]"
+                )
+            flags.add(f.str())
         return lambda info, req: _has_flag(info.response_flags, flags)
     if kind in ("and_filter", "or_filter"):
         child.check_fields("filters", required=("filters",))
@@ -90,6 +110,8 @@ def parse_log_filter(node: Node) -> LogFilter:
         return lambda info, req: any(f(info, req) for f in subs)
     if kind == "runtime_filter":
         child.check_fields("runtime_key percent_sampled use_independent_randomness", required=("runtime_key",))
+        if not child.req("runtime_key").str():
+            raise child.child("runtime_key").error("value length must be at least 1 characters")
         share = _fraction(child.get("percent_sampled"))
         return lambda info, req: random.random() < share
     if kind == "traceable_filter":

@@ -60,8 +60,66 @@ class Regex:
         return self.compiled.fullmatch(wire(s)) is not None
 
     def sub(self, substitution: str, s: str) -> str:
-        """RE2 ``GlobalReplace`` (``\\1`` refers to a group), on bytes, back to wasmlab's text."""
-        return self.compiled.sub(substitution.encode("utf-8", "surrogateescape"), wire(s)).decode("latin-1")
+        """RE2 ``GlobalReplace`` on the bytes, back to wasmlab's text. RE2's rewrite rules, not
+        Python's: ``\\0``-``\\9`` are the groups (an unmatched one is empty), ``\\\\`` a
+        backslash; a rewrite naming a group the pattern lacks changes nothing, and any other
+        escape (``\\q``, ``\\g<1>``) ends that match's replacement where it stands. Empty
+        matches right after a match are skipped, one byte on."""
+        data = wire(s)
+        rewrite = substitution.encode("utf-8", "surrogateescape")
+        if _max_group(rewrite) > self.compiled.groups:
+            return s
+        out = bytearray()
+        p, last_end, count, n = 0, -1, 0, len(data)
+        while p <= n:
+            m = self.compiled.search(data, p)
+            if m is None:
+                break
+            start, end = m.span()
+            out += data[p:start]
+            if start == end and start == last_end:  # no empty match where the last one ended
+                out += data[start : start + 1]
+                p = start + 1
+                continue
+            _rewrite(out, rewrite, m)
+            p = last_end = end
+            count += 1
+        if not count:
+            return s
+        out += data[p:]
+        return bytes(out).decode("latin-1")
+
+
+def _max_group(rewrite: bytes) -> int:
+    """The highest ``\\N`` a rewrite names (RE2 ``MaxSubmatch``)."""
+    top, i = 0, 0
+    while i < len(rewrite) - 1:
+        if rewrite[i] == 0x5C:
+            if 0x30 <= rewrite[i + 1] <= 0x39:
+                top = max(top, rewrite[i + 1] - 0x30)
+            i += 2
+        else:
+            i += 1
+    return top
+
+
+def _rewrite(out: bytearray, rewrite: bytes, m: Any) -> None:
+    """One match's replacement (RE2 ``Rewrite``): stops at an escape RE2 does not know."""
+    i, n = 0, len(rewrite)
+    while i < n:
+        c = rewrite[i]
+        if c != 0x5C:
+            out.append(c)
+            i += 1
+            continue
+        nxt = rewrite[i + 1] if i + 1 < n else -1
+        if 0x30 <= nxt <= 0x39:
+            out += m.group(nxt - 0x30) or b""
+        elif nxt == 0x5C:
+            out.append(0x5C)
+        else:
+            return
+        i += 2
 
 
 @dataclass

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..http import HeaderMap, Request
-from ..http.codec import frame_headers_only_request
+from ..http.codec import copy_for_upstream, frame_headers_only_request
 from .conn_manager_utility import append_xff
 from .local_info import local_address
 from .upstream import (
@@ -31,7 +31,7 @@ from .upstream import (
 if TYPE_CHECKING:
     from .dispatcher import Dispatcher, Timer
     from .services import ServerContext
-    from .upstream import UpstreamCall, UpstreamResult
+    from .upstream import Cluster, UpstreamCall, UpstreamResult
 
 
 TIMEOUT_BODY = b"upstream request timeout"
@@ -120,7 +120,7 @@ def send(
     """
     cluster = proxy.clusters[cluster_name]
     req = AsyncRequest(dispatcher, on_complete)
-    up = _upstream_headers(headers, body, timeout_s, send_xff)
+    up, broken = _upstream_headers(headers, body, timeout_s, send_xff)
     request = Request(headers.get(":method") or "GET", headers.get(":path") or "/", up, body, trailers)
     head = request.method == "HEAD"
     rec = proxy.recorder
@@ -167,24 +167,33 @@ def send(
         dispatcher.post(deliver, result)
         activity.end()
 
-    if not cluster.healthy:  # no endpoint: the router answers at once (on the next loop turn)
-        proxy.stat_store.inc(f"cluster.{cluster_name}.upstream_cx_none_healthy")
+    refusal = _refusal(proxy, cluster, broken)
+    if refusal is not None:  # the router answers at once (on the next loop turn)
         activity.end()
-        dispatcher.post(req._finish, AsyncResponse(*local_reply(503, b"no healthy upstream"), None))
+        dispatcher.post(req._finish, AsyncResponse(*local_reply(503, refusal), None))
     else:
         req.upstream = proxy.upstream_pool.call(cluster, request, done)
     return req
 
 
-def _upstream_headers(headers: HeaderMap, body: bytes, timeout_s: float | None, send_xff: bool) -> HeaderMap:
+def _refusal(proxy: ServerContext, cluster: Cluster, broken: str | None) -> bytes | None:
+    """The body of the router's 503 when the call cannot be sent: a cluster without endpoints
+    (``upstream_cx_none_healthy``), or headers the HTTP/1 codec refuses (http/codec.py)."""
+    if not cluster.healthy:
+        proxy.stat_store.inc(f"cluster.{cluster.name}.upstream_cx_none_healthy")
+        return b"no healthy upstream"
+    return broken.encode() if broken is not None else None
+
+
+def _upstream_headers(
+    headers: HeaderMap, body: bytes, timeout_s: float | None, send_xff: bool
+) -> tuple[HeaderMap, str | None]:
     """The headers the upstream receives: ``host`` from ``:authority``, no pseudo-headers, and
     what the async client's own router adds (``x-envoy-internal``, ``x-forwarded-for``,
-    ``x-envoy-expected-rq-timeout-ms``)."""
+    ``x-envoy-expected-rq-timeout-ms``); and the HTTP/1 codec's refusal of them, if any."""
     up = HeaderMap()
     up.add("host", headers.get(":authority") or "")
-    for k, v in headers:
-        if not k.startswith(":"):
-            up.add(k, v)
+    broken = copy_for_upstream(headers, up)
     if body and "content-length" not in up:
         up.add("content-length", str(len(body)))
     up.set("x-envoy-internal", "true")
@@ -194,7 +203,7 @@ def _upstream_headers(headers: HeaderMap, body: bytes, timeout_s: float | None, 
         up.set("x-envoy-expected-rq-timeout-ms", str(int(timeout_s * 1000)))
     if not body:
         frame_headers_only_request(headers.get(":method") or "GET", up)
-    return up
+    return up, broken
 
 
 def _arm_timeout(

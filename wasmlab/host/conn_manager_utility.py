@@ -150,12 +150,15 @@ def add_external_address(headers: HeaderMap, opts: HcmHeaderOptions, client: str
         set_inline(headers, "x-envoy-external-address", client)
 
 
-def add_user_agent(headers: HeaderMap, cluster: str) -> None:
+def add_user_agent(headers: HeaderMap, cluster: str, node_id: str = "") -> None:
     """``add_user_agent``: ``x-envoy-downstream-service-cluster`` is the node's cluster, and so
-    is ``user-agent`` when the client sent none (or an empty one)."""
+    is ``user-agent`` when the client sent none (or an empty one); then
+    ``x-envoy-downstream-service-node`` is the node's id, when the bootstrap names one."""
     set_inline(headers, "x-envoy-downstream-service-cluster", cluster)
     if not headers.get("user-agent"):
         set_inline(headers, "user-agent", cluster)
+    if node_id:
+        set_inline(headers, "x-envoy-downstream-service-node", node_id)
 
 
 # ---- host and path (ConnectionManagerUtility::maybeNormalizeHost / maybeNormalizePath) -----------

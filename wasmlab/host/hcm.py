@@ -188,7 +188,7 @@ class ActiveStream:
         if "x-forwarded-proto" not in headers:
             headers.add("x-forwarded-proto", "http")
         if opts.add_user_agent:
-            add_user_agent(headers, self.proxy.node.cluster)
+            add_user_agent(headers, self.proxy.node.cluster, self.proxy.node.id)
         if opts.via:
             append_via(headers, opts.via)
         add_external_address(headers, opts, client)
@@ -208,7 +208,7 @@ class ActiveStream:
         fm.remote_decode_complete = ends_at_headers
         if verdict == "codec_error":
             fm.send_local_reply(400, b"Bad Request", None, "http1.codec_error")
-        elif verdict == "redirect":
+        elif verdict == "redirect" and not is_grpc_request(headers):  # (gRPC: rejected instead)
             self.stat("downstream_rq_redirected_with_normalized_path")
             location = headers.get(":path") or "/"
             fm.send_local_reply(307, b"", lambda h: h.add("location", location), "path_normalization_failed")
@@ -272,9 +272,9 @@ class ActiveStream:
     ) -> tuple[HeaderMap, bytes]:
         """Headers and body of a local reply (Envoy ``Utility::prepareLocalReply``): the route's
         response headers, the caller's ``modify``, then the HCM's ``local_reply_config``; a
-        body gets ``content-length`` and, unless the caller set one (or the rewrite changed the
-        body and the caller set none), the rewrite's ``content-type``. A gRPC request gets a
-        trailers-only gRPC answer instead (:func:`_grpc_local_reply`)."""
+        body gets ``content-length``, and the body format's ``content-type`` when there is none
+        yet, or when the rewrite changed the body but not the ``content-type`` header. A gRPC
+        request gets a trailers-only gRPC answer instead (:func:`_grpc_local_reply`)."""
         headers = HeaderMap(None, RESPONSE_HEADERS_INLINE)
         headers.add(":status", str(status))
         route = self.route()
@@ -285,18 +285,21 @@ class ActiveStream:
                 level.apply_response(headers, self.info)
         if modify is not None:
             modify(headers)
-        custom_type = "content-type" in headers
         content_type = "text/plain"
+        original = body
+        custom_type = False  # the rewrite set a content-type header of its own
         rewrite = self.hcm.config.local_reply
         if rewrite is not None:
-            original = body
+            before = headers.get("content-type")
             status, body, content_type = rewrite.rewrite(self.info, self.info.request_headers, headers, status, body)
-            custom_type = custom_type and body == original
+            custom_type = headers.get("content-type") != before
         if is_grpc_request(self.info.request_headers):
+            if content_type == "application/json" and body.endswith(b"\n"):
+                body = body[:-1]  # the JSON formatter's newline is not part of a grpc-message
             return _grpc_local_reply(headers, status, body, grpc_status, self.is_head_request()), b""
         if body:
             headers.set("content-length", str(len(body)))
-            if "content-type" not in headers or not custom_type:
+            if "content-type" not in headers or (body != original and not custom_type):
                 _set_in_place(headers, "content-type", content_type)
         else:
             # an empty local reply carries neither (Envoy drops what a modifier set; the codec
@@ -507,9 +510,9 @@ def _grpc_local_reply(headers: HeaderMap, status: int, body: bytes, grpc_status:
     """A local reply to a gRPC request, as Envoy sends it: a trailers-only gRPC response
     (``:status`` 200, ``content-type: application/grpc``, ``grpc-status`` -- the caller's, or
     mapped from the HTTP status -- unless a filter set one, the body as a percent-encoded
-    ``grpc-message`` (a last newline too: ``%0A``), no body). wasmlab reads the request's headers
-    when it replies; Envoy reads them once before the first filter (the same unless a filter
-    changed ``content-type``)."""
+    ``grpc-message`` (a last newline too, ``%0A``, unless the body format is JSON), no body).
+    wasmlab reads the request's headers when it replies; Envoy reads them once before the
+    first filter (the same unless a filter changed ``content-type``)."""
     _set_in_place(headers, ":status", "200")
     _set_in_place(headers, "content-type", GRPC_CONTENT_TYPE)
     if not headers.get("grpc-status"):

@@ -7,14 +7,17 @@ measured on Envoy 1.40:
   accepts it only in authority form (``host:port``), which wasmlab does not route (a CONNECT
   with a path gets the same 400 as on Envoy);
 * upstream, it refuses to write a request a filter broke -- no ``:method`` (or ``:path``), a
-  header name that is not an RFC 7230 token, a value with CR, LF or NUL -- and the router
-  answers 503 with the codec's message (:func:`request_error`);
+  header name that is not an RFC 7230 token, a value with a control character other than tab
+  -- and the router (or the async client of a callout) answers 503 with the codec's message
+  (:func:`copy_for_upstream`);
 * upstream, a request whose headers end the stream and carry no length gets
   ``content-length: 0`` at the end of its header block, unless its method is one that should
   not have a body (RFC 7230 section 3.3.2): GET, HEAD, DELETE, TRACE, CONNECT. (A request that
   may still get a body is sent chunked: the router does that.)"""
 
 from __future__ import annotations
+
+import re
 
 from .headers import HeaderMap
 
@@ -35,22 +38,53 @@ def frame_headers_only_request(method: str, headers: HeaderMap) -> None:
         headers.add("content-length", "0")
 
 
-#: RFC 7230 ``tchar``: what a header name may be made of
+#: RFC 7230 ``tchar``: what a header name may be made of (Envoy writes an empty name as it is)
 _TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+#: what a header value may not hold: control characters other than tab (nghttp2's rule)
+_BAD_VALUE = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
+#: names already checked (they repeat from request to request): name -> valid
+_NAME_OK: dict[str, bool] = {}
 
 
-def request_error(headers: HeaderMap) -> str | None:
-    """Why Envoy's HTTP/1 codec would refuse to write these request headers upstream, in its
-    words (``missing required header: :method``, ``invalid header name: <name>``, ``invalid
-    header value for: <name>``), or None."""
-    method = headers.get(":method")
-    if method is None:
-        return "missing required header: :method"
-    if method != "CONNECT" and headers.get(":path") is None:
-        return "missing required header: :path"
+def _name_ok(name: str) -> bool:
+    ok = _NAME_OK.get(name)
+    if ok is None:
+        ok = not name or _TOKEN.issuperset(name)
+        if len(_NAME_OK) < 4096:
+            _NAME_OK[name] = ok
+    return ok
+
+
+def _c_escape(text: str) -> str:
+    """A name as Envoy's messages show it (``absl::CEscape``: ``\\t``, ``\\n``, octal)."""
+    named = {"\t": "\\t", "\n": "\\n", "\r": "\\r", '"': '\\"', "'": "\\'", "\\": "\\\\"}
+    return "".join(named.get(c) or (c if " " <= c < "\x7f" else f"\\{ord(c) & 0xFF:03o}") for c in text)
+
+
+def copy_for_upstream(headers: HeaderMap, out: HeaderMap) -> str | None:
+    """Add ``headers``' regular headers to ``out`` as the app reads them off the wire (values
+    without the spaces and tabs around them, RFC 7230 OWS), checking what Envoy's HTTP/1
+    codec checks before it writes a request (``checkRequiredRequestHeaders``, then
+    ``checkValidRequestHeaders``). Returns its refusal, in its words, or None: ``missing
+    required header: :method`` (or ``:path``), ``invalid header name: <name>``, ``invalid
+    header value for: <name>``. One pass over the headers: this runs for every request."""
+    method = path = False
+    invalid = None
     for name, value in headers:
-        if name[:1] != ":" and not (name and _TOKEN.issuperset(name)):
-            return f"invalid header name: {name}"
-        if "\r" in value or "\n" in value or "\0" in value:
-            return f"invalid header value for: {name}"
-    return None
+        if name[:1] == ":":
+            if name == ":method":
+                method = True
+            elif name == ":path":
+                path = True
+            continue
+        if invalid is None:
+            if not _name_ok(name):
+                invalid = f"invalid header name: {_c_escape(name)}"
+            elif not value.isprintable() and _BAD_VALUE.search(value) is not None:
+                invalid = f"invalid header value for: {_c_escape(name)}"
+        out.add(name, value.strip(" \t"))
+    if not method:
+        return "missing required header: :method"
+    if not path and headers.get(":method") != "CONNECT":
+        return "missing required header: :path"
+    return invalid

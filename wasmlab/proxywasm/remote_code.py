@@ -56,7 +56,7 @@ def _attempt(proxy: ServerContext, remote: RemoteCode) -> bytes | str:
     parts = urlsplit(uri)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     headers = HeaderMap([(":method", "GET"), (":path", path), (":authority", parts.netloc)])
-    request = Request("GET", path, _upstream_headers(headers, b"", remote.timeout_s, True), b"")
+    request = Request("GET", path, _upstream_headers(headers, b"", remote.timeout_s, True)[0], b"")
     done = threading.Event()
     box: list[UpstreamResult] = []
 

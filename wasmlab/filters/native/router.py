@@ -34,7 +34,7 @@ from ...host.upstream import (
     to_wire_trailers,
 )
 from ...http import Buffer, FilterDataStatus, FilterHeadersStatus, FilterTrailersStatus, HeaderMap, Request
-from ...http.codec import frame_headers_only_request, request_error
+from ...http.codec import copy_for_upstream, frame_headers_only_request
 from ..base import HttpFilterFactory, StreamFilter
 from ..registry import register_http_filter
 
@@ -143,7 +143,7 @@ class RouterFilter(StreamFilter):
         _rewrite_host(headers, action, not self.factory.suppress_envoy_headers)
         path = headers.get(":path") or "/"
         new_path = _rewrite_path(path, route.match, action)
-        if new_path != path:
+        if new_path is not None:  # a rewrite is configured: Envoy keeps the original, even if equal
             if not self.factory.suppress_envoy_headers:
                 headers.set("x-envoy-original-path", path)
             headers.set(":path", new_path)
@@ -188,7 +188,11 @@ class RouterFilter(StreamFilter):
         proxy = cb.proxy
         headers = self.headers
         assert headers is not None and self.cluster is not None
-        broken = request_error(headers)
+        up_headers = HeaderMap()
+        authority = headers.get(":authority")
+        if authority is not None:  # (a filter may have removed it: then there is no host line)
+            up_headers.add("host", authority)
+        broken = copy_for_upstream(headers, up_headers)
         if broken is not None and self.cluster.app is not NO_APP:
             # a filter removed or broke what the HTTP/1 codec needs: Envoy finds out when it
             # writes the headers on the new connection (so the request counts as sent)
@@ -198,15 +202,6 @@ class RouterFilter(StreamFilter):
             cb.send_local_reply(503, broken.encode(), None, details)
             return
         body = bytes(self.body)
-        up_headers = HeaderMap()
-        authority = headers.get(":authority")
-        if authority is not None:  # (a filter may have removed it: then there is no host line)
-            up_headers.add("host", authority)
-        for k, v in headers:
-            if not k.startswith(":"):
-                # the app gets each value as a server parses it off the wire: without the
-                # spaces and tabs around it (RFC 7230 OWS)
-                up_headers.add(k, v.strip(" \t"))
         # Envoy's HTTP/1 codec: a request whose headers did not end the stream and carry no length
         # is sent chunked, even if the body turns out empty (a filter may add an empty body)
         if (
@@ -368,7 +363,7 @@ def _redirect_uri(headers: HeaderMap, r: Redirect, match: Any) -> str:
         query = path.find("?")
         new = r.path if own_query or query < 0 else r.path + path[query:]
     else:
-        new = _rewrite_path(path, match, r)
+        new = _rewrite_path(path, match, r) or path
     if not new.startswith("/"):
         new = "/" + new
     if r.strip_query and not own_query:
@@ -376,7 +371,10 @@ def _redirect_uri(headers: HeaderMap, r: Redirect, match: Any) -> str:
     return f"{scheme}://{host}{port}{new}"
 
 
-def _rewrite_path(path: str, match: Any, action: RouteAction | Redirect) -> str:
+def _rewrite_path(path: str, match: Any, action: RouteAction | Redirect) -> str | None:
+    """The path after the route's rewrite, or None if it configures none (Envoy's
+    ``currentUrlPathAfterRewrite``: a configured rewrite gives a path even when it changes
+    nothing, and then ``x-envoy-original-path`` is added all the same)."""
     if isinstance(action, RouteAction) and action.path_template_rewrite is not None:
         template, rewrite = action.path_template_rewrite
         bare, query = split_path(path)
@@ -393,7 +391,7 @@ def _rewrite_path(path: str, match: Any, action: RouteAction | Redirect) -> str:
         bare, query = split_path(path)
         new = pattern.sub(sub, bare)
         return new + (("?" + query) if query else "")
-    return path
+    return None
 
 
 def _rewrite_host(headers: HeaderMap, action: RouteAction, keep_original: bool) -> None:
