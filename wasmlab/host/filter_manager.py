@@ -23,7 +23,6 @@ process there is no socket to pause; watermark buffering simply keeps buffering)
 
 from __future__ import annotations
 
-import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +51,7 @@ from .active_filter import (
     IterationState,
     _Callback,
     _name,
+    filter_raised_message,
     traits_of,
 )
 from .filter_callbacks import FilterCallbacks
@@ -121,7 +121,13 @@ class FilterManager:
             if traits.plain_set_callbacks:
                 f.callbacks = cb  # what StreamFilter.set_callbacks does, without the call
             else:
-                f.set_callbacks(cb)
+                try:
+                    f.set_callbacks(cb)
+                except BaseException as exc:  # it leaves the chain, with every filter after it
+                    self.setup_error = filter_raised_message(name, "set_callbacks", exc)
+                    for places in (decoders, encoders):
+                        places[-1:] = [p for p in places[-1:] if p.filter is not f]
+                    break
             if traits.end_hooks:
                 end_filters.append(f)
         if len(encoders) > 1:
@@ -147,6 +153,9 @@ class FilterManager:
         self.destroyed = False
         self._too_large_sent = False
 
+    #: a filter raised in ``set_callbacks``: the stream answers 500 (``ActiveStream.start``)
+    setup_error: str | None = None
+
     # ---- trace -----------------------------------------------------------------------------------
     def record_filter(self, af: ActiveFilter, name: str) -> None:
         """A single step of a filter (``continue_decoding``...): a point event."""
@@ -167,7 +176,7 @@ class FilterManager:
         self.call_state |= cb.bit
         try:
             status = fn(frame) if cb.trailers else fn(frame, end_stream)
-        except Exception as exc:
+        except BaseException as exc:  # even SystemExit: it must not end the worker thread
             status = self._raised(e, cb.name, exc)
         self.call_state &= ~cb.bit
         if cb.abort_on_destroy and (self.destroyed or (cb.abort_on_complete and self.local_complete)):
@@ -200,7 +209,7 @@ class FilterManager:
         self.rec.emit("filter", cb.name, raw, None, self.stream.stream_id, None, None, "enter", shape)
         try:
             status = fn(frame) if shape == FILTER_TRAILERS else fn(frame, end_stream)
-        except Exception as exc:
+        except BaseException as exc:  # even SystemExit: it must not end the worker thread
             status = self._raised(e, cb.name, exc)
         self.call_state &= ~cb.bit
         if cb.abort_on_destroy and (self.destroyed or (cb.abort_on_complete and self.local_complete)):
@@ -217,11 +226,9 @@ class FilterManager:
         e.last_status = (cb.name, status)
         return status
 
-    def _raised(self, af: ActiveFilter, name: str, e: Exception) -> Any:
+    def _raised(self, af: ActiveFilter, name: str, e: BaseException) -> Any:
         """A filter callback raised: fail the stream with a 500 (never the host)."""
-        tb = traceback.extract_tb(e.__traceback__)
-        where = f" ({tb[-1].filename.rsplit('/', 1)[-1]}:{tb[-1].lineno})" if tb else ""
-        msg = f"filter '{af.name}' raised in {name}: {type(e).__name__}: {e}{where}"
+        msg = filter_raised_message(af.name, name, e)
         self.stream.proxy.log("error", "http", msg)
         self.rec.record("trap", name, {"filter": af.name}, msg, {"stream": self.stream.stream_id})
         self.stream.fail_filter_exception(msg)

@@ -29,10 +29,11 @@ from typing import TYPE_CHECKING, Any
 
 from ..config.bootstrap import HcmConfig, ListenerConfig, PerRouteDisabled
 from ..config.route import RouteAction
-from ..errors import raised_at
+from ..errors import describe, raised_at
 from ..http import Buffer, HeaderMap, Response
 from ..http.stream_info import StreamInfo
 from ..trace.shapes import STREAM_REQUEST
+from .active_filter import filter_raised_message
 from .conn_manager_utility import add_external_address, append_via, mutate_client_address, set_inline
 from .dispatcher import run_guarded
 from .filter_manager import FilterManager
@@ -186,6 +187,7 @@ class ActiveStream:
         )
         dispatcher = self.dispatcher
         filters = []
+        failed = None
         for fc in config.http_filters:
             per_route = _per_route(route, fc.name) if per_filter else None
             if per_route is None:
@@ -193,10 +195,18 @@ class ActiveStream:
                     continue
             elif isinstance(per_route, PerRouteDisabled):
                 continue
-            f = fc.factory.create_filter(dispatcher)
+            try:
+                f = fc.factory.create_filter(dispatcher)
+            except BaseException as e:  # a native filter's __init__ raised (even SystemExit)
+                failed = filter_raised_message(fc.name, "__init__", e)
+                break
             if f is not None:
                 filters.append((fc.name, f))
         self.fm = fm = FilterManager(self, filters, config.buffer_limit)
+        failed = failed or fm.setup_error
+        if failed is not None:
+            self._chain_failed(fm, headers, not spec.body and spec.trailers is None, failed)
+            return
         body = spec.body
         # a request with trailers comes chunked; the HTTP/1 codec drops the trailers unless the
         # HCM enables them, and then ends the body with an empty end-of-stream data frame
@@ -209,6 +219,18 @@ class ActiveStream:
             fm.codec_decode_data(Buffer(), True)
         if trailers is not None and not fm.destroyed:
             fm.codec_decode_trailers(HeaderMap(trailers))
+
+    def _chain_failed(self, fm: FilterManager, headers: HeaderMap, end_stream: bool, message: str) -> None:
+        """A filter raised while the stream's chain was made (its ``__init__`` or
+        ``set_callbacks``): the stream answers 500 as for a filter that raised in a callback,
+        through the filters set up before it. (Envoy has no such case: a C++ filter that throws
+        while it is made takes the process down.)"""
+        self.proxy.log("error", "http", message)
+        if self.proxy.recorder.enabled:
+            self.proxy.recorder.record("trap", "create_filter", {}, message, {"stream": self.stream_id})
+        fm.request_headers = headers
+        fm.remote_decode_complete = end_stream
+        self.fail_filter_exception(message)
 
     # ---- codec side: the response reaches the client -------------------------------------------
     def local_reply_headers(self, status: int, body: bytes, modify: Any) -> HeaderMap:
@@ -310,11 +332,9 @@ class ActiveStream:
             )
         self._end("reset")
 
-    def _host_error(self, e: Exception) -> None:
+    def _host_error(self, e: BaseException) -> None:
         """A task of this stream raised (a wasmlab bug): log it, then reset the stream."""
-        self.proxy.log(
-            "critical", "http", f"host error on stream {self.stream_id}: {type(e).__name__}: {e}{raised_at(e)}"
-        )
+        self.proxy.log("critical", "http", f"host error on stream {self.stream_id}: {describe(e)}{raised_at(e)}")
         self.reset("host_error")
 
     def fail_filter_exception(self, message: str) -> None:
@@ -364,14 +384,14 @@ class ActiveStream:
             for f in fm.end_filters:
                 try:
                     f.log(info)
-                except Exception as e:  # a filter bug must not break the stream end
-                    proxy.log("error", "http", f"filter log() raised: {type(e).__name__}: {e}")
+                except BaseException as e:  # a filter bug must not break the stream end
+                    proxy.log("error", "http", filter_raised_message(_filter_name(f), "log", e))
             fm.destroy()
             for f in fm.end_filters:
                 try:
                     f.on_destroy()
-                except Exception as e:
-                    proxy.log("error", "http", f"filter on_destroy() raised: {type(e).__name__}: {e}")
+                except BaseException as e:
+                    proxy.log("error", "http", filter_raised_message(_filter_name(f), "on_destroy", e))
             fm.release()
             self.fm = None
         hcm.streams.discard(self)
@@ -400,6 +420,12 @@ class ActiveStream:
                     self._status, self._resp_headers.without_pseudo(), bytes(self._resp_body), stream_id=self.stream_id
                 )
             self.dispatcher.after_task(pending.set_reset, self._reset_details or "reset", partial)
+
+
+def _filter_name(f: Any) -> str:
+    """The config name of a filter at the stream's end (its callbacks carry it)."""
+    callbacks = getattr(f, "callbacks", None)
+    return getattr(callbacks, "name", None) or type(f).__name__
 
 
 def _request_id() -> str:

@@ -26,6 +26,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ..errors import describe
 from ..http import Buffer
 from .dispatcher import run_guarded
 
@@ -250,9 +251,9 @@ class ActiveTcpConnection:
             self.close("local")
 
     # ---- closing ------------------------------------------------------------------------------------
-    def _host_error(self, e: Exception) -> None:
+    def _host_error(self, e: BaseException) -> None:
         """A task of this connection raised (a wasmlab bug): log it, then close the connection."""
-        self.proxy.log("critical", "connection", f"host error on connection {self.id}: {type(e).__name__}: {e}")
+        self.proxy.log("critical", "connection", f"host error on connection {self.id}: {describe(e)}")
         self.close("local")
 
     def close(self, event: str) -> None:

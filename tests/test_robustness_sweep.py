@@ -1,0 +1,251 @@
+"""A kernel that never dies, whatever the learner types: an adversarial learner's native filters,
+callbacks used from the wrong thread, and misuse of the stream's callbacks.
+
+Envoy has no counterpart for most of these: a C++ filter that throws while it is made, calls
+``exit`` or uses its callbacks from another thread takes the process down or is undefined
+behaviour. wasmlab's rule (docs/errors.md) is the one it applies to a filter callback that
+raises: the stream answers 500 (``filter_raised_exception``), the log names the filter, the step
+and the line, and the worker keeps serving. Anything that could end or freeze the process runs
+in a subprocess (``run_isolated``)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+from helpers import config
+from safety_helpers import run_isolated
+from wasmlab import NativeFilter, Proxy, native_filter
+from wasmlab.errors import StreamTimeout
+from wasmlab.http import FilterDataStatus, FilterHeadersStatus
+
+
+def _chain(name: str) -> str:
+    return config(f"""
+          - name: wasmlab.native.{name}""")
+
+
+def _errors(p: Proxy) -> list[str]:
+    return [ln for ln in p.logs if ln.startswith(("[error]", "[critical]"))]
+
+
+def _serves(p: Proxy) -> None:
+    """The worker still answers (a direct response needs no upstream)."""
+    assert p.request("GET", "/direct", timeout=5).status in (200, 500)
+
+
+# ---- a filter that raises anything, anywhere ----------------------------------------------------------
+class _Custom(BaseException):
+    pass
+
+
+@native_filter("t_rs_raise_base")
+class RaiseBase(NativeFilter):
+    """Raises what the path names from decode_headers."""
+
+    def decode_headers(self, headers: Any, end_stream: bool) -> FilterHeadersStatus:
+        what = headers.get(":path")
+        if what == "/exit":
+            raise SystemExit(3)
+        if what == "/interrupt":
+            raise KeyboardInterrupt
+        if what == "/custom":
+            raise _Custom("custom base")
+        return FilterHeadersStatus.Continue
+
+
+@pytest.mark.parametrize(
+    ("path", "words"),
+    [("/exit", "SystemExit: 3"), ("/interrupt", "KeyboardInterrupt"), ("/custom", "_Custom: custom base")],
+)
+def test_a_base_exception_from_a_callback_fails_the_stream_not_the_worker(proxy_factory, path, words):
+    # before: SystemExit/KeyboardInterrupt unwound the worker's loop and ended its thread; this
+    # request and every later one on the worker waited for their timeout
+    p = proxy_factory(_chain("t_rs_raise_base"), workers=1)
+    r = p.request("GET", path, timeout=5)
+    assert (r.status, r.details) == (500, "filter_raised_exception")
+    assert any(f"filter 'wasmlab.native.t_rs_raise_base' raised in decode_headers: {words}" in ln for ln in _errors(p))
+    assert p.request("GET", "/fine", timeout=5).status == 200
+
+
+@native_filter("t_rs_exit_on_destroy")
+class ExitOnDestroy(NativeFilter):
+    def on_destroy(self) -> None:
+        raise SystemExit(1)
+
+
+def test_a_system_exit_at_the_streams_end_is_logged_with_the_filters_name(proxy_factory):
+    p = proxy_factory(_chain("t_rs_exit_on_destroy"), workers=1)
+    for _ in range(2):  # before: the second request found the worker's thread ended
+        assert p.request("GET", "/x", timeout=5).status == 200
+    assert "filter 'wasmlab.native.t_rs_exit_on_destroy' raised in on_destroy: SystemExit: 1" in _errors(p)[0]
+
+
+class _Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("str() itself fails")
+
+
+@native_filter("t_rs_unprintable")
+class RaiseUnprintable(NativeFilter):
+    def decode_headers(self, headers: Any, end_stream: bool) -> FilterHeadersStatus:
+        raise _Unprintable()
+
+
+def test_an_exception_whose_str_raises_is_still_the_filters_error(proxy_factory):
+    # before: formatting the message raised again, and the stream was reset as a host bug
+    # ("host error on stream 1: RuntimeError: str() itself fails")
+    p = proxy_factory(_chain("t_rs_unprintable"), workers=1)
+    r = p.request("GET", "/x", timeout=5)
+    assert (r.status, r.details) == (500, "filter_raised_exception")
+    (line,) = _errors(p)
+    assert "raised in decode_headers: _Unprintable: <str() of the exception failed>" in line
+    assert "filter 'wasmlab.native.t_rs_unprintable'" in line
+    assert "test_robustness_sweep.py:" in line
+
+
+# ---- a filter that cannot be made ---------------------------------------------------------------------
+@native_filter("t_rs_bad_init")
+class BadInit(NativeFilter):
+    def __init__(self, config: dict[str, Any], worker_state: dict[str, Any]) -> None:
+        raise ValueError("no such setting")
+
+
+@native_filter("t_rs_bad_set_callbacks")
+class BadSetCallbacks(NativeFilter):
+    def set_callbacks(self, callbacks: Any) -> None:
+        raise AttributeError("typo in set_callbacks")
+
+
+@native_filter("t_rs_tag_response")
+class TagResponse(NativeFilter):
+    """Marks every response it sees, so a test can tell which filters a reply went through."""
+
+    def encode_headers(self, headers: Any, end_stream: bool) -> FilterHeadersStatus:
+        headers.add("x-tagged", "yes")
+        return FilterHeadersStatus.Continue
+
+
+@pytest.mark.parametrize(
+    ("name", "step", "words"),
+    [
+        ("t_rs_bad_init", "__init__", "ValueError: no such setting"),
+        ("t_rs_bad_set_callbacks", "set_callbacks", "AttributeError: typo in set_callbacks"),
+    ],
+)
+def test_a_filter_that_raises_while_it_is_made_answers_500_naming_it(proxy_factory, name, step, words):
+    # before: "[critical][http] host error on stream 1: ..." and a reset stream (StreamReset),
+    # as if wasmlab itself had a bug
+    yaml = config(f"""
+          - name: wasmlab.native.t_rs_tag_response
+          - name: wasmlab.native.{name}""")
+    p = proxy_factory(yaml, workers=1)
+    for _ in range(2):
+        r = p.request("GET", "/x", timeout=5)
+        assert (r.status, r.body, r.details) == (500, b"Internal Server Error", "filter_raised_exception")
+        assert r.headers.get("x-tagged") == "yes"  # through the filters made before it
+    errors = _errors(p)
+    assert len(errors) == 2 and not any("[critical]" in ln for ln in errors)
+    assert (
+        f"[error][http] filter 'wasmlab.native.{name}' raised in {step}: {words} (test_robustness_sweep.py:"
+        in errors[0]
+    )
+
+
+# ---- the stream's callbacks used wrongly ------------------------------------------------------------------
+@native_filter("t_rs_continue_from_timer")
+class ContinueFromTimer(NativeFilter):
+    """Continues from a ``threading.Timer`` instead of the worker (a natural first try)."""
+
+    def decode_headers(self, headers: Any, end_stream: bool) -> FilterHeadersStatus:
+        if headers.get(":path") == "/posted":
+            cb = self.callbacks
+            threading.Timer(0.01, lambda: cb.dispatcher.post(cb.continue_decoding)).start()
+        else:
+            threading.Timer(0.01, self.callbacks.continue_decoding).start()
+        return FilterHeadersStatus.StopIteration
+
+
+def test_callbacks_from_another_thread_are_refused_and_the_worker_keeps_serving(proxy_factory, monkeypatch):
+    # before: the Timer's thread ran the rest of the chain beside the worker's loop; the response
+    # came back, but the worker's next response was left queued and never handed over
+    seen: list[BaseException] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: seen.append(args.exc_value))
+    p = proxy_factory(_chain("t_rs_continue_from_timer"), workers=1)
+    with pytest.raises(StreamTimeout):
+        p.request("GET", "/x", timeout=1)
+    assert len(seen) == 1 and isinstance(seen[0], RuntimeError)
+    assert "called continue_decoding() on thread " in str(seen[0])
+    assert "a filter's callbacks may only be used on its worker; hand the call over with " in str(seen[0])
+    assert "self.callbacks.dispatcher.post(...)" in str(seen[0])
+    assert str(seen[0]) in _errors(p)[0]
+    # the documented way works, and so does the worker
+    assert p.request("GET", "/posted", timeout=5).status == 200
+    assert p.request("GET", "/posted", timeout=5).status == 200
+
+
+@native_filter("t_rs_keep_callbacks")
+class KeepCallbacks(NativeFilter):
+    kept: list[Any] = []
+
+    def decode_headers(self, headers: Any, end_stream: bool) -> FilterHeadersStatus:
+        KeepCallbacks.kept.append(self.callbacks)
+        return FilterHeadersStatus.Continue
+
+
+def test_callbacks_kept_past_the_stream_and_used_from_the_notebook_are_refused(proxy_factory):
+    p = proxy_factory(_chain("t_rs_keep_callbacks"), workers=1)
+    assert p.request("GET", "/x").status == 200
+    cb = KeepCallbacks.kept[-1]
+    for call in (
+        cb.continue_decoding,
+        lambda: cb.send_local_reply(403, "late"),
+        lambda: cb.add_decoded_data(b"x"),
+        cb.reset_stream,
+    ):
+        with pytest.raises(RuntimeError, match="not on its worker worker_0"):
+            call()
+    # on the worker, after the stream ended, they do nothing
+    p._server.workers[0].run_sync(lambda: (cb.continue_decoding(), cb.send_local_reply(403, "late"), cb.reset_stream()))
+    assert p.request("GET", "/x").status == 200
+
+
+@native_filter("t_rs_add_int")
+class AddInt(NativeFilter):
+    def decode_data(self, data: Any, end_stream: bool) -> FilterDataStatus:
+        if end_stream:
+            self.callbacks.add_decoded_data(123)
+        return FilterDataStatus.Continue
+
+
+def test_added_body_data_must_be_bytes_not_an_int(proxy_factory):
+    # before: Buffer(123) was 123 NUL bytes appended to the body
+    seen: list[bytes] = []
+    p = proxy_factory(_chain("t_rs_add_int"), workers=1)
+    p.upstream("backend", lambda req: (seen.append(bytes(req.body)), (200, {}, b"ok"))[1])
+    r = p.request("POST", "/x", body=b"abc", timeout=5)
+    assert (r.status, seen) == (500, [])
+    assert "TypeError: add_decoded_data() takes bytes, str or a Buffer, got int" in _errors(p)[0]
+
+
+# ---- the worker's loop itself ----------------------------------------------------------------------------
+def test_the_dispatcher_outlives_a_base_exception_from_a_task():
+    out = run_isolated(
+        """
+        from wasmlab.host.dispatcher import Dispatcher, RealClock
+        errors = []
+        d = Dispatcher("worker_9", 9, RealClock(), on_error=lambda thread, e: errors.append(type(e).__name__))
+        d.start()
+        def leave():
+            raise SystemExit(2)
+        d.post(leave)
+        d.post(lambda: (_ for _ in ()).throw(KeyboardInterrupt()))
+        print("answer", d.run_sync(lambda: 42, timeout=5), d.alive, errors)
+        d.stop()
+        """,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.explain()
+    assert "answer 42 True ['SystemExit', 'KeyboardInterrupt']" in out.stdout, out.explain()
