@@ -249,3 +249,41 @@ def test_the_dispatcher_outlives_a_base_exception_from_a_task():
     )
     assert out.returncode == 0, out.explain()
     assert "answer 42 True ['SystemExit', 'KeyboardInterrupt']" in out.stdout, out.explain()
+
+
+# ---- what the notebook passes to request() -----------------------------------------------------------------
+@pytest.mark.parametrize("timeout", [0, -1, float("nan"), "5", True])
+def test_a_timeout_that_is_not_seconds_is_refused(proxy_factory, timeout):
+    # before: 0, -1 and nan gave a StreamTimeout "no response after nans", "5" a bare TypeError
+    # from a comparison inside threading
+    p = proxy_factory(config(), workers=1)
+    for call in (
+        lambda: p.request("GET", "/direct", timeout=timeout),
+        lambda: p.request_many([("GET", "/direct")], timeout=timeout),
+    ):
+        with pytest.raises(ValueError, match=r"^timeout must be a number of seconds > 0, got "):
+            call()
+
+
+@pytest.mark.parametrize("timeout", [float("inf"), 1e30, None])
+def test_an_unbounded_timeout_waits_without_a_limit(proxy_factory, timeout):
+    # before: OverflowError: timestamp out of range for platform time_t
+    p = proxy_factory(config(), workers=1)
+    assert p.request("GET", "/direct", timeout=timeout).status == 200
+    assert [r.status for r in p.request_many([("GET", "/direct")] * 3, timeout=timeout)] == [200] * 3
+
+
+def test_a_bool_is_not_a_worker_number(proxy_factory):
+    p = proxy_factory(config(), workers=2)
+    with pytest.raises(ValueError, match=r"worker must be 0\.\.1, got True"):
+        p.request("GET", "/direct", worker=True)  # before: worker 1
+
+
+@pytest.mark.parametrize("what", ["headers", "trailers"])
+def test_headers_that_are_not_pairs_are_named(proxy_factory, what):
+    # before: TypeError: 'int' object is not iterable
+    p = proxy_factory(config(), workers=1)
+    with pytest.raises(TypeError, match=rf"^{what} must be a dict or a list of \(name, value\) pairs, got int$"):
+        p.request("GET", "/direct", **{what: 5})
+    with pytest.raises(TypeError, match=rf"^{what} must be a dict or a list of \(name, value\) pairs, got str$"):
+        p.request("GET", "/direct", **{what: "x-a: 1"})

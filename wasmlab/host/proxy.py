@@ -68,6 +68,15 @@ class RequestSpec:
         return out
 
 
+def _header_map(value: Any, what: str) -> HeaderMap:
+    """A caller's ``headers``/``trailers`` (a dict, a HeaderMap or (name, value) pairs)."""
+    if value is None:
+        return HeaderMap()
+    if isinstance(value, str | bytes) or not hasattr(value, "__iter__"):
+        raise TypeError(f"{what} must be a dict or a list of (name, value) pairs, got {type(value).__name__}")
+    return HeaderMap(value)
+
+
 def make_request_spec(
     method: str,
     path: str,
@@ -81,7 +90,7 @@ def make_request_spec(
         raise ValueError(f"path must start with '/', got {path!r}")
     if any(c in path for c in " \r\n"):
         raise ValueError(f"path must not contain spaces or line breaks, got {path!r}")
-    pairs = HeaderMap(headers) if headers is not None else HeaderMap()
+    pairs = _header_map(headers, "headers")
     authority = None
     out: list[tuple[str, str]] = []
     for k, v in pairs:
@@ -100,7 +109,7 @@ def make_request_spec(
         # bytes(5) would be five NUL bytes, not an error
         raise TypeError(f"body must be bytes or str, got {type(body).__name__}")
     body = bytes(body or b"")
-    tr = list(HeaderMap(trailers)) if trailers is not None else None
+    tr = list(_header_map(trailers, "trailers")) if trailers is not None else None
     if (
         body
         and tr is None
@@ -109,6 +118,16 @@ def make_request_spec(
     ):
         out.append(("content-length", str(len(body))))
     return RequestSpec(method, path, authority or "localhost", out, body, tr)
+
+
+def check_timeout(timeout: Any) -> float:
+    """A caller's ``timeout``: seconds > 0; ``None`` or ``float('inf')`` waits without a limit
+    (capped at the longest wait the platform allows, as ``threading`` refuses longer ones)."""
+    if timeout is None:
+        return threading.TIMEOUT_MAX
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
+        raise ValueError(f"timeout must be a number of seconds > 0, got {timeout!r}")
+    return min(float(timeout), threading.TIMEOUT_MAX)
 
 
 class _Pending:
@@ -380,7 +399,7 @@ class Proxy:
     def _worker(self, worker: int | None) -> Dispatcher:
         if worker is None:
             return self._server.workers[next(self._rr) % len(self._server.workers)]
-        if not isinstance(worker, int) or not 0 <= worker < len(self._server.workers):
+        if not isinstance(worker, int) or isinstance(worker, bool) or not 0 <= worker < len(self._server.workers):
             raise ValueError(f"worker must be 0..{len(self._server.workers) - 1}, got {worker!r}")
         return self._server.workers[worker]
 
@@ -399,12 +418,13 @@ class Proxy:
         headers: Any = None,
         body: bytes | str = b"",
         worker: int | None = None,
-        timeout: float = 10.0,
+        timeout: float | None = 10.0,
         listener: str | None = None,
         trailers: Any = None,
     ) -> Response:
         """Send one request through the proxy and wait for its response."""
         self._check_open()
+        timeout = check_timeout(timeout)
         hcm = self._hcm(listener)
         spec = make_request_spec(method, path, headers, body, trailers)
         d = self._worker(worker)
@@ -445,7 +465,7 @@ class Proxy:
         self,
         requests: Iterable[Any],
         concurrency: int | None = None,
-        timeout: float = 60.0,
+        timeout: float | None = 60.0,
         listener: str | None = None,
     ) -> list[Response]:
         """Send many requests spread over the workers and return their responses in order.
@@ -453,6 +473,7 @@ class Proxy:
         At most ``concurrency`` are in flight at once (default 64 per worker, ``host/batch.py``);
         each finished one starts the next. Ctrl-C or ``timeout`` cancels the rest of the batch."""
         self._check_open()
+        timeout = check_timeout(timeout)
         hcm = self._hcm(listener)
         specs = parse_requests(requests, make_request_spec)
         for _, worker in specs:  # a bad worker is the caller's error now, not a stalled batch later
