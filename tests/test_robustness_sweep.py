@@ -17,7 +17,7 @@ import pytest
 
 from helpers import config
 from safety_helpers import run_isolated
-from wasmlab import NativeFilter, Proxy, native_filter
+from wasmlab import ConfigError, NativeFilter, Proxy, load_config, native_filter
 from wasmlab.errors import StreamTimeout
 from wasmlab.http import FilterDataStatus, FilterHeadersStatus
 
@@ -287,3 +287,61 @@ def test_headers_that_are_not_pairs_are_named(proxy_factory, what):
         p.request("GET", "/direct", **{what: 5})
     with pytest.raises(TypeError, match=rf"^{what} must be a dict or a list of \(name, value\) pairs, got str$"):
         p.request("GET", "/direct", **{what: "x-a: 1"})
+
+
+def test_check_status_with_a_str_says_which_is_which(proxy_factory, capsys):
+    # before: "status is 200, expected 200" for check_status(r, "200")
+    from wasmlab.checks import check_status
+
+    r = proxy_factory(config(), workers=1).request("GET", "/direct")
+    with pytest.raises(AssertionError, match=r"^status is 200, expected '200'$"):
+        check_status(r, "200")
+    assert check_status(r, 200).ok
+
+
+# ---- a native filter's registration and config ------------------------------------------------------------
+@native_filter("t_rs_buggy_validate")
+class BuggyValidate(NativeFilter):
+    @classmethod
+    def validate_config(cls, config: dict[str, Any]) -> None:
+        config.nope  # noqa: B018 - the learner's bug: AttributeError
+
+
+@native_filter("t_rs_exiting_validate")
+class ExitingValidate(NativeFilter):
+    @classmethod
+    def validate_config(cls, config: dict[str, Any]) -> None:
+        raise SystemExit(2)
+
+
+@pytest.mark.parametrize(
+    ("name", "words"),
+    [
+        ("t_rs_buggy_validate", "validate_config raised AttributeError: 'dict' object has no attribute 'nope' at "),
+        ("t_rs_exiting_validate", "validate_config raised SystemExit: 2 at "),
+    ],
+)
+def test_a_bug_in_validate_config_is_a_config_error_naming_the_filter(name, words):
+    # before: the AttributeError (or SystemExit) escaped load_config with no YAML path
+    with pytest.raises(ConfigError) as e:
+        load_config(_chain(name))
+    msg = str(e.value)
+    assert f"typed_config.http_filters[0]: invalid config for wasmlab.native.{name}: {words}" in msg
+    assert "test_robustness_sweep.py:" in msg
+
+
+def test_a_native_filter_name_must_be_a_str_and_does_not_poison_the_registry():
+    # before: @native_filter(5) registered 5, and every later "unknown native filter" error was
+    # "TypeError: '<' not supported between instances of 'int' and 'str'" (sorting the names)
+    with pytest.raises(TypeError, match=r"^@native_filter\(name\) takes the filter's name as a non-empty str, got 5$"):
+        native_filter(5)
+    with pytest.raises(ConfigError, match=r"unknown native filter 'wasmlab\.native\.t_rs_nope' \(registered: "):
+        load_config(_chain("t_rs_nope"))
+
+
+def test_a_native_filters_typed_config_must_be_a_mapping():
+    yaml = _chain("add_header").replace(
+        "- name: wasmlab.native.add_header", "- name: wasmlab.native.add_header\n            typed_config: 5"
+    )
+    with pytest.raises(ConfigError, match=r"http_filters\[0\]\.typed_config: expected a mapping, got a number$"):
+        load_config(yaml)  # before: loaded, as if no config was given
