@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from helpers import config
-from safety_helpers import run_isolated
+from safety_helpers import ROOT, run_isolated
 from wasmlab import ConfigError, NativeFilter, Proxy, load_config, native_filter
 from wasmlab.errors import StreamTimeout
 from wasmlab.http import FilterDataStatus, FilterHeadersStatus
@@ -345,3 +345,80 @@ def test_a_native_filters_typed_config_must_be_a_mapping():
     )
     with pytest.raises(ConfigError, match=r"http_filters\[0\]\.typed_config: expected a mapping, got a number$"):
         load_config(yaml)  # before: loaded, as if no config was given
+
+
+# ---- an upstream app that answers a status no HTTP/1 peer would send -----------------------------------
+_LOGGED = config().replace(
+    "          stat_prefix: ingress",
+    """          stat_prefix: ingress
+          access_log:
+          - name: envoy.access_loggers.stdout
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog
+              log_format:
+                text_format_source: {inline_string: "%RESPONSE_CODE% %RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS%\\n"}""",
+)
+_ODD_STATUSES = [0, 99, 600, 1000, 65536, 100000]
+
+
+def _status_app(request: Any) -> tuple[int, dict[str, str], bytes]:
+    return int(request.path[1:]), {"x-a": "1"}, b"body"
+
+
+def _counters(stats: dict[str, int]) -> dict[str, int]:
+    keep = ("cluster.backend.upstream_rq_", "cluster.backend.upstream_cx_protocol_error", "http.ingress.downstream_rq_")
+    return {k: v for k, v in stats.items() if k.startswith(keep) and v and not k.endswith(("_total", "_active"))}
+
+
+def test_an_app_status_below_100_is_envoys_protocol_error_and_codes_keep_16_bits(envoy_bin):
+    # before: wasmlab handed status 0 (or 99, 65536) to the client and counted upstream_rq_0 /
+    # upstream_rq_0xx; Envoy's codec refuses it: 502 "protocol error", flag UPE. A code past
+    # 65535 arrives cut to 16 bits (100000 -> 34464), and one outside 100..599 counts
+    # upstream_rq_unknown
+    import time
+
+    from helpers import assert_same
+    from wasmlab import envoy as real
+
+    with real.run(_LOGGED, workers=1, apps={"backend": _status_app}) as e:
+        theirs = [e.request("GET", f"/{s}", timeout=5) for s in _ODD_STATUSES]
+        # Envoy writes its access log asynchronously; stdout shares Envoy's log file, so its
+        # lines continue other log lines
+        deadline = time.monotonic() + 10
+        while True:
+            their_log = [ln for ln in "\n".join(e.logs).split("\n") if ln[:1].isdigit()]
+            if len(their_log) >= len(_ODD_STATUSES) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        their_stats = _counters(e.stats())
+    with Proxy.from_yaml(_LOGGED, workers=1) as p:
+        p.upstream("backend", _status_app)
+        ours = [p.request("GET", f"/{s}", timeout=5) for s in _ODD_STATUSES]
+        our_stats, our_log = _counters(p.stats()), p.access_logs
+    for s, a, b in zip(_ODD_STATUSES, ours, theirs, strict=True):
+        assert_same(a, b, f"status {s}")
+    assert [r.status for r in ours] == [502, 502, 600, 1000, 502, 34464]
+    assert our_stats == their_stats
+    assert [ln.strip() for ln in our_log] == [ln.strip() for ln in their_log]
+
+
+def test_a_callouts_protocol_error_is_502_as_envoys_async_client_answers(envoy_bin):
+    import sys
+
+    sys.path.insert(0, str(ROOT / "tests" / "lua"))
+    from lua_helpers import Req, lua_config, run_envoy, run_wasmlab
+
+    script = """
+function envoy_on_request(h)
+  local path = h:headers():get(":path")
+  local hd, b = h:httpCall("backend", {[":method"]="GET", [":path"]=path, [":authority"]="x"}, "", 1000)
+  h:respond({[":status"]="200", ["x-st"]=hd[":status"], ["x-b"]=b}, "")
+end"""
+    yaml = lua_config(script)
+    requests = [Req("GET", "/0"), Req("GET", "/100000"), Req("GET", "/1000")]
+    theirs = run_envoy(yaml, requests, {"backend": _status_app})
+    ours = run_wasmlab(yaml, requests, {"backend": _status_app})
+    got = [(r.headers.get("x-st"), r.headers.get("x-b")) for r in ours.responses]
+    assert got == [(r.headers.get("x-st"), r.headers.get("x-b")) for r in theirs.responses]
+    assert got[0] == ("502", "upstream connect error or disconnect/reset before headers. reset reason: protocol error")
+    assert _counters(ours.stats) == _counters(theirs.stats)

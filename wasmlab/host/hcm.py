@@ -364,7 +364,8 @@ class ActiveStream:
         status = self._status if how == "complete" else 0
         stats = proxy.stat_store
         if how == "complete" and status:
-            stats.inc(hcm.stat(f"downstream_rq_{status // 100}xx"))
+            if status < 600:  # Envoy counts the five classes only (not 600 and up)
+                stats.inc(hcm.stat(f"downstream_rq_{status // 100}xx"))
             stats.inc(hcm.stat("downstream_rq_completed"))
         else:
             stats.inc(hcm.stat("downstream_rq_tx_reset"))
