@@ -451,3 +451,19 @@ def test_a_script_whose_instructions_are_slow_still_meets_the_classroom_guard(pr
     assert r.status == 200
     assert p.stats().get("http.ingress.lua.errors", 0) == 1  # the hook failed, by Envoy's error rule
     assert any("wasmlab classroom guard" in ln for ln in p.logs)
+
+
+# ---- a TCP connection -----------------------------------------------------------------------------------------
+def test_a_tcp_send_of_an_int_is_refused_and_a_send_after_close_says_closed():
+    from conftest import CONFIGS
+    from wasmlab.errors import ProxyClosed
+
+    with Proxy.from_yaml(CONFIGS / "wasm" / "tcp_logger.yaml", workers=1) as p:
+        c = p.connect()
+        with pytest.raises(TypeError, match=r"^send\(\) takes bytes or str, got int$"):
+            c.send(5)  # before: five NUL bytes went to the upstream
+        c.send(b"hi")
+        assert c.close() == b"hi"
+        late = p.connect()
+    with pytest.raises(ProxyClosed, match=r"^this proxy was closed; create a new one"):
+        late.send(b"x")  # before: accepted and dropped without a word
