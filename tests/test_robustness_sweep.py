@@ -467,3 +467,54 @@ def test_a_tcp_send_of_an_int_is_refused_and_a_send_after_close_says_closed():
         late = p.connect()
     with pytest.raises(ProxyClosed, match=r"^this proxy was closed; create a new one"):
         late.send(b"x")  # before: accepted and dropped without a word
+
+
+# ---- Proxy.from_yaml's other arguments, advance() and the config source ---------------------------------------
+def test_a_config_on_one_long_line_is_yaml_text_not_a_file_name():
+    # before: OSError: [Errno 36] File name too long (json.dumps(config) is one line, and JSON is YAML)
+    import json
+
+    import yaml
+
+    one_line = json.dumps(yaml.safe_load(config()))
+    assert "\n" not in one_line and len(one_line) > 255
+    with Proxy.from_yaml(one_line, workers=1) as p:
+        assert p.request("GET", "/direct").status == 200
+
+
+def test_a_folder_is_not_a_config_file(tmp_path):
+    # before: the folder's name was read as YAML text: "the top level must be a mapping ..., got a string"
+    with pytest.raises(ConfigError, match=r": is a folder, not a config file$"):
+        load_config(str(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("kw", "exc", "words"),
+    [
+        ({"trace_capacity": -1}, ValueError, "trace_capacity must be an int >= 0 (events kept), got -1"),
+        ({"trace_capacity": "5"}, ValueError, "trace_capacity must be an int >= 0 (events kept), got '5'"),
+        ({"options": [1]}, TypeError, "options must be a dict of proxy options, got list"),
+        ({"upstreams": [1]}, TypeError, "upstreams must be a dict of cluster name to app, got list"),
+        ({"options": {"lua_instruction_limit": float("inf")}}, ValueError, "must be a number >= 0, got inf"),
+        ({"options": {"lua_memory_limit_mb": float("nan")}}, ValueError, "must be a number >= 0, got nan"),
+        ({"options": {"lua_hook_every": 1e300}}, ValueError, "must be a number >= 0, got 1e+300"),
+    ],
+)
+def test_proxy_arguments_of_the_wrong_kind_are_named(kw, exc, words):
+    # before: -1 kept no trace and "5" five events, silently; a list of options or upstreams was
+    # a bare "cannot convert dictionary update sequence" / AttributeError; an infinite Lua limit
+    # an OverflowError at start-up
+    with pytest.raises(exc) as e:
+        Proxy.from_yaml(config(), workers=1, **kw).close()
+    assert words in str(e.value)
+
+
+@pytest.mark.parametrize("seconds", [float("inf"), float("nan"), 1e300, "1", None, True])
+def test_advance_takes_a_finite_number_of_seconds(seconds):
+    # before: OverflowError / ValueError "cannot convert float NaN to integer" / a TypeError
+    # from a comparison
+    with Proxy.from_yaml(config(), workers=1, clock="virtual") as p:
+        with pytest.raises(ValueError, match=r"^advance\(\) takes a finite number of seconds, got "):
+            p.advance(seconds)
+        p.advance(1.5)
+        assert p.request("GET", "/direct").status == 200

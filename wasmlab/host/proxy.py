@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import math
 import os
 import threading
 import weakref
@@ -172,6 +173,18 @@ def _shutdown_reset(pending: _Pending | None) -> bool:
     return pending is not None and pending.reset is not None and pending.reset.details == "shutdown"
 
 
+def _check_arguments(workers: Any, clock: Any, trace_capacity: Any, upstreams: Any) -> None:
+    """Refuse a ``Proxy`` argument of the wrong kind by name (before anything starts)."""
+    if not isinstance(workers, int) or isinstance(workers, bool) or not 1 <= workers <= 64:
+        raise ValueError(f"workers must be an int from 1 to 64, got {workers!r}")
+    if clock not in ("real", "virtual"):
+        raise ValueError(f"clock must be 'real' or 'virtual', got {clock!r}")
+    if isinstance(trace_capacity, bool) or not isinstance(trace_capacity, int) or trace_capacity < 0:
+        raise ValueError(f"trace_capacity must be an int >= 0 (events kept), got {trace_capacity!r}")
+    if upstreams is not None and not isinstance(upstreams, dict):
+        raise TypeError(f"upstreams must be a dict of cluster name to app, got {type(upstreams).__name__}")
+
+
 class Proxy:
     """An Envoy-like proxy running in this process. Use :meth:`from_yaml`; close it (or use
     ``with``) to run every shutdown callback."""
@@ -188,10 +201,7 @@ class Proxy:
         component_log_level: str | None = None,
         upstreams: dict[str, Any] | None = None,
     ) -> None:
-        if not isinstance(workers, int) or isinstance(workers, bool) or not 1 <= workers <= 64:
-            raise ValueError(f"workers must be an int from 1 to 64, got {workers!r}")
-        if clock not in ("real", "virtual"):
-            raise ValueError(f"clock must be 'real' or 'virtual', got {clock!r}")
+        _check_arguments(workers, clock, trace_capacity, upstreams)
         self._config = config
         self._options = check_options(options)
         clk = VirtualClock() if clock == "virtual" else RealClock()
@@ -502,6 +512,8 @@ class Proxy:
         clock = self._server.clock
         if not isinstance(clock, VirtualClock):
             raise RuntimeError("advance() needs a virtual clock: Proxy.from_yaml(..., clock='virtual')")
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not math.isfinite(seconds * 1e9):
+            raise ValueError(f"advance() takes a finite number of seconds, got {seconds!r}")
         if seconds < 0:
             raise ValueError("advance() cannot move time backwards")
         self._check_open()
