@@ -403,16 +403,17 @@ class UpstreamPool:
         except BaseException as e:  # sys.exit() in an app too: it must not end the pool's thread
             self._log("error", "upstream", f"app for cluster '{cluster.name}' raised {describe(e)}{raised_at(e)}")
             return UpstreamResult(None, CONNECTION_TERMINATION)
-        code = wire_status(response.status)
-        if code is None:
-            self._log(
-                "error",
-                "upstream",
-                f"app for cluster '{cluster.name}' answered status {response.status}: "
-                "Envoy's HTTP/1 codec refuses a status below 100 (a protocol error)",
-            )
-            return UpstreamResult(None, PROTOCOL_ERROR)
-        response.status = code
+        if not 100 <= response.status < 65536:  # not a status line Envoy's codec reads as it is
+            code = wire_status(response.status)
+            if code is None:
+                self._log(
+                    "error",
+                    "upstream",
+                    f"app for cluster '{cluster.name}' answered status {response.status}: "
+                    "Envoy's HTTP/1 codec refuses a status below 100 (a protocol error)",
+                )
+                return UpstreamResult(None, PROTOCOL_ERROR)
+            response.status = code
         return UpstreamResult(response, None)
 
     def _threads(self) -> list[threading.Thread]:
