@@ -518,3 +518,11 @@ def test_advance_takes_a_finite_number_of_seconds(seconds):
             p.advance(seconds)
         p.advance(1.5)
         assert p.request("GET", "/direct").status == 200
+
+
+def test_a_config_error_stays_on_one_line_when_a_key_holds_a_line_break():
+    # found by tests/test_fuzz_inputs.py with more examples: a quoted key with "\n" in it split
+    # the message over three lines
+    with pytest.raises(ConfigError) as e:
+        load_config('admin:\n  ? "a\\nb"\n  : null\n')
+    assert str(e.value) == "<string>:2: admin.a\\nb: unknown field 'a\\nb' (wasmlab supports: address)"

@@ -303,7 +303,9 @@ class Node:
             if kl and key in kl:
                 line = kl[key]
         where = f"{self.source.name}:{line}" if line else self.source.name
-        return ConfigError(f"{where}: {path or '(top level)'}: {message}")
+        text = f"{where}: {path or '(top level)'}: {message}"
+        # one line, even when a key or value quoted in it holds a line break
+        return ConfigError(text.replace("\r", "\\r").replace("\n", "\\n"))
 
     # ---- navigation ----------------------------------------------------------------------
     def child(self, key: str | int) -> Node:
