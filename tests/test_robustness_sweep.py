@@ -526,3 +526,36 @@ def test_a_config_error_stays_on_one_line_when_a_key_holds_a_line_break():
     with pytest.raises(ConfigError) as e:
         load_config('admin:\n  ? "a\\nb"\n  : null\n')
     assert str(e.value) == "<string>:2: admin.a\\nb: unknown field 'a\\nb' (wasmlab supports: address)"
+
+
+# ---- access-log operators Envoy accepts and wasmlab does not keep -------------------------------------------
+def test_an_envoy_operator_wasmlab_does_not_keep_is_accepted_with_a_warning(envoy_bin):
+    # before: "Not supported field in StreamInfo: UPSTREAM_TRANSPORT_FAILURE_REASON" refused a
+    # config Envoy 1.40 accepts (``envoy --mode validate``); now it loads, warns, and logs "-"
+    import subprocess
+
+    fmt = "%RESPONSE_CODE% %UPSTREAM_TRANSPORT_FAILURE_REASON% %CEL(request.path)% %REQ(:path)%\\n"
+    yaml = _LOGGED.replace("%RESPONSE_CODE% %RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS%\\n", fmt)
+    path = ROOT / "tests" / ".robustness_operator.yaml"
+    path.write_text(yaml)
+    try:
+        checked = subprocess.run([envoy_bin, "--mode", "validate", "-c", str(path)], capture_output=True, timeout=60)
+    finally:
+        path.unlink()
+    assert checked.returncode == 0, checked.stdout[-500:]
+    with Proxy.from_yaml(yaml, workers=1) as p:
+        assert p.request("GET", "/direct").status == 200
+        assert p.access_logs == ["200 - - /direct"]
+        warned = [ln for ln in p.logs if ln.startswith("[warning][config]")]
+    assert len(warned) == 2
+    assert (
+        "log_format.text_format_source.inline_string: %UPSTREAM_TRANSPORT_FAILURE_REASON%: accepted as Envoy does"
+        in warned[0]
+    )
+    assert "%CEL%: accepted as Envoy does, but has no effect in wasmlab" in warned[1]
+
+
+def test_an_operator_envoy_does_not_know_is_still_refused():
+    yaml = _LOGGED.replace("%RESPONSE_FLAGS%", "%NOT_AN_OPERATOR%")
+    with pytest.raises(ConfigError, match=r"Not supported field in StreamInfo: NOT_AN_OPERATOR \(wasmlab supports "):
+        load_config(yaml)
