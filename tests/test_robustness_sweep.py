@@ -559,3 +559,63 @@ def test_an_operator_envoy_does_not_know_is_still_refused():
     yaml = _LOGGED.replace("%RESPONSE_FLAGS%", "%NOT_AN_OPERATOR%")
     with pytest.raises(ConfigError, match=r"Not supported field in StreamInfo: NOT_AN_OPERATOR \(wasmlab supports "):
         load_config(yaml)
+
+
+# ---- a request head past the HTTP/1 codec's limits -----------------------------------------------------------
+def _limited(kb: int | None = None, count: int | None = None) -> str:
+    extra = ""
+    if kb is not None:
+        extra += f"\n          max_request_headers_kb: {kb}"
+    if count is not None:
+        extra += f"\n          common_http_protocol_options: {{max_headers_count: {count}}}"
+    return _LOGGED.replace("          stat_prefix: ingress", "          stat_prefix: ingress" + extra).replace(
+        "%RESPONSE_CODE% %RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS%",
+        "%RESPONSE_CODE% %RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS% %REQ(:PATH)%",
+    )
+
+
+# (config, [(path, headers)]): each on the limit, then one byte or one header past it. The head
+# is "GET /direct HTTP/1.1\r\nhost: localhost\r\n" + "x-big: <n>\r\n" + "\r\n": 50 bytes + n
+_HEAD_CASES = [
+    (_limited(), [("/direct", {"x-big": "a" * 61390}), ("/direct", {"x-big": "a" * 61391})]),
+    (
+        _limited(),
+        [("/direct", [(f"x-{i}", "v") for i in range(99)]), ("/direct", [(f"x-{i}", "v") for i in range(100)])],
+    ),
+    (_limited(), [("/" + "p" * 61400, {}), ("/" + "p" * 61420, {})]),
+    (_limited(kb=1), [("/direct", {"x-big": "a" * 974}), ("/direct", {"x-big": "a" * 975})]),
+    (
+        _limited(count=5),
+        [("/direct", [(f"x-{i}", "v") for i in range(4)]), ("/direct", [(f"x-{i}", "v") for i in range(5)])],
+    ),
+]
+
+
+@pytest.mark.parametrize(("yaml", "requests"), _HEAD_CASES, ids=["bytes", "count", "path", "kb=1", "count=5"])
+def test_a_request_head_past_the_codecs_limits_is_431_as_envoy_answers(envoy_bin, yaml, requests):
+    # before: wasmlab took any head (a 1 MiB header, 500 headers) and answered 200; Envoy's
+    # HTTP/1 codec answers 431 (DPE, http1.headers_too_large / http1.too_many_headers) and
+    # closes the connection, before any filter or route sees the request
+    import time
+
+    from helpers import assert_same
+    from wasmlab import envoy as real
+
+    with real.run(yaml, workers=1) as e:
+        theirs = [e.request("GET", path, headers=h, timeout=5) for path, h in requests]
+        deadline = time.monotonic() + 15
+        while True:
+            their_log = [ln for ln in "\n".join(e.logs).split("\n") if ln[:3].isdigit()]
+            if len(their_log) >= len(requests) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        their_stats = _counters(e.stats())
+    with Proxy.from_yaml(yaml, workers=1) as p:
+        ours = [p.request("GET", path, headers=h) for path, h in requests]
+        our_stats, our_log = _counters(p.stats()), p.access_logs
+    for (path, _), a, b in zip(requests, ours, theirs, strict=True):
+        assert_same(a, b, path[:20])
+    assert [r.status for r in ours] == [200, 431]
+    assert ours[1].body == b"Request Header Fields Too Large" and ours[1].headers.get("connection") == "close"
+    assert [ln.strip() for ln in our_log] == [ln.strip() for ln in their_log]
+    assert our_stats == their_stats

@@ -19,7 +19,14 @@ from typing import Any, Protocol
 from ..errors import ConfigError
 from .anytype import any_type, typed_struct, unwrap_value  # noqa: F401  (re-exported)
 from .formatter import DEFAULT_ACCESS_LOG_FORMAT, Formatter
-from .node import HcmHeaderOptions, NodeInfo, http1_trailers, parse_hcm_header_options, parse_node
+from .node import (
+    HcmHeaderOptions,
+    NodeInfo,
+    http1_trailers,
+    parse_hcm_header_options,
+    parse_node,
+    request_header_limits,
+)
 from .route import RouteConfiguration, parse_route_configuration
 from .yaml_source import Node, Source
 
@@ -118,6 +125,8 @@ class HcmConfig:
     header_options: HcmHeaderOptions = field(default_factory=HcmHeaderOptions)
     #: ``http_protocol_options.enable_trailers``: the downstream HTTP/1 codec passes trailers
     http1_trailers: bool = False
+    #: what the downstream HTTP/1 codec allows in a request's head (bytes, header count)
+    header_limits: tuple[int, int] = (60 * 1024, 100)
 
 
 @dataclass
@@ -301,7 +310,6 @@ _HCM_IGNORED = (
     "request_headers_timeout",
     "drain_timeout",
     "delayed_close_timeout",
-    "max_request_headers_kb",
     "upgrade_configs",
     "forward_client_cert_details",
     "set_current_client_cert_details",
@@ -389,12 +397,12 @@ def parse_hcm(
     node.check_fields(
         "@type stat_prefix route_config http_filters access_log server_name server_header_transformation "
         "generate_request_id use_remote_address xff_num_trusted_hops skip_xff_append via "
-        "preserve_external_request_id always_set_request_id_in_response",
+        "preserve_external_request_id always_set_request_id_in_response max_request_headers_kb",
         required=("stat_prefix",),
         ignored=_HCM_IGNORED,
         message="rds and scoped_routes (dynamic routes) are not supported",
     )
-    kb = node.get("max_request_headers_kb")  # ignored, but Envoy's range still holds
+    kb = node.get("max_request_headers_kb")
     if kb is not None and not 0 < kb.uint32() <= 8192:
         raise kb.error(
             "Proto constraint validation failed (HttpConnectionManagerValidationError.MaxRequestHeadersKb: "
@@ -434,9 +442,8 @@ def parse_hcm(
         sht = node.req("server_header_transformation").enum(("OVERWRITE", "APPEND_IF_ABSENT", "PASS_THROUGH"))
     gen = node.req("generate_request_id").bool_value() if node.has("generate_request_id") else True
     xff = parse_hcm_header_options(node)
-    return HcmConfig(
-        stat_prefix, route_config, filters, logs, server_name, sht, gen, buffer_limit, xff, http1_trailers(node)
-    )
+    codec = (http1_trailers(node), request_header_limits(node))
+    return HcmConfig(stat_prefix, route_config, filters, logs, server_name, sht, gen, buffer_limit, xff, *codec)
 
 
 def _check_route_clusters(rc_node: Node, rc: RouteConfiguration, clusters: dict[str, ClusterConfig]) -> None:
