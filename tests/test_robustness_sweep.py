@@ -619,3 +619,25 @@ def test_a_request_head_past_the_codecs_limits_is_431_as_envoy_answers(envoy_bin
     assert ours[1].body == b"Request Header Fields Too Large" and ours[1].headers.get("connection") == "close"
     assert [ln.strip() for ln in our_log] == [ln.strip() for ln in their_log]
     assert our_stats == their_stats
+
+
+@pytest.mark.parametrize(("status", "seen"), [(99, 99), (1000, 1000), (70000, 4464), (-5, 65531)])
+def test_a_local_reply_status_reaches_the_client_in_16_bits_as_envoy_sends_it(envoy_bin, tmp_path, status, seen):
+    # before: wasmlab answered 70000 and 4294967291 (proxy_send_local_response(-5) read as u32)
+    import wasmtime
+    from wat_plugin import plugin_wat
+
+    from wasm_diff import plugin_yaml
+    from wasmlab import envoy as real
+
+    reply = (
+        f"(drop (call $local (i32.const {status}) (i32.const 0) (i32.const 0) (i32.const 1216) (i32.const 6) "
+        "(i32.const 0) (i32.const 0) (i32.const -1))) (return (i32.const 1))"
+    )
+    (tmp_path / "reply.wasm").write_bytes(wasmtime.wat2wasm(plugin_wat({"proxy_on_request_headers": reply})))
+    yaml = plugin_yaml(tmp_path / "reply.wasm")
+    with real.run(yaml, workers=1) as e:
+        theirs = e.request("GET", "/x", timeout=5)
+    with Proxy.from_yaml(yaml, workers=1) as p:
+        ours = p.request("GET", "/x", timeout=5)
+    assert (ours.status, ours.body) == (theirs.status, theirs.body) == (seen, b"denied")

@@ -425,7 +425,7 @@ class ActiveStream:
         # hand the outcome over after this task finishes, so the caller sees a complete trace
         if how == "complete" and self._resp_headers is not None:
             response = Response(
-                status,
+                status & 0xFFFF,  # the status line holds 16 bits (Envoy 1.40 sends 70000 as 4464)
                 self._resp_headers.without_pseudo(),
                 bytes(self._resp_body),
                 self._resp_trailers.without_pseudo() if self._resp_trailers is not None else None,
