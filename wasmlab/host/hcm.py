@@ -447,20 +447,10 @@ def _codec_refusal(spec: RequestSpec, limits: tuple[int, int]) -> str | None:
     1.40 (tests/test_robustness_sweep.py): it counts the head's bytes as sent (request line,
     every ``name: value`` line and the blank line, CRLFs included) against
     ``max_request_headers_kb``, and its header lines, ``host`` included, against
-    ``max_headers_count``."""
-    max_bytes, max_count = limits
-    headers = spec.headers
-    count = len(headers) + 1  # the host line comes first
-    # "GET /p HTTP/1.1\r\n" + "host: <authority>\r\n" + the blank line's "\r\n"
-    size = len(spec.method) + len(spec.path) + len(spec.authority) + 22
-    for k, v in headers:
-        size += len(k) + len(v) + 4
-    if spec.trailers is not None and len(spec.wire_headers()) > count:  # a chunked body's header
-        count += 1
-        size += len("transfer-encoding: chunked\r\n")
-    if count > max_count:
+    ``max_headers_count`` (``RequestSpec.head_bytes``/``head_lines``)."""
+    if spec.head_lines > limits[1]:
         return "http1.too_many_headers"
-    return "http1.headers_too_large" if size > max_bytes else None
+    return "http1.headers_too_large" if spec.head_bytes > limits[0] else None
 
 
 def _filter_name(f: Any) -> str:

@@ -59,6 +59,11 @@ class RequestSpec:
     headers: list[tuple[str, str]]  # lower-cased names, no host, in order (+content-length)
     body: bytes
     trailers: list[tuple[str, str]] | None = None
+    #: the request head as an HTTP/1.1 client sends it: its bytes (request line, header lines and
+    #: the blank line, CRLFs included) and its header lines (``host`` included); what Envoy's
+    #: codec holds against ``max_request_headers_kb`` and ``max_headers_count``
+    head_bytes: int = 0
+    head_lines: int = 0
 
     def wire_headers(self) -> list[tuple[str, str]]:
         """Header lines an HTTP/1.1 client sends for this request (``Host`` first); a request
@@ -94,6 +99,7 @@ def make_request_spec(
     pairs = _header_map(headers, "headers")
     authority = None
     out: list[tuple[str, str]] = []
+    size = 0  # the header names' and values' characters
     for k, v in pairs:
         if k == "host":
             if authority is None:
@@ -104,6 +110,7 @@ def make_request_spec(
         if "\r" in v or "\n" in v:
             raise ValueError(f"header {k!r} has a line break in its value")
         out.append((k, v))
+        size += len(k) + len(v)
     if isinstance(body, str):
         body = body.encode()
     elif body is not None and not isinstance(body, bytes | bytearray | memoryview):
@@ -118,7 +125,16 @@ def make_request_spec(
         and not any(k == "transfer-encoding" for k, _ in out)
     ):
         out.append(("content-length", str(len(body))))
-    return RequestSpec(method, path, authority or "localhost", out, body, tr)
+        size += len("content-length") + len(out[-1][1])
+    spec = RequestSpec(method, path, authority or "localhost", out, body, tr)
+    lines = len(out) + 1  # the host line comes first
+    if tr is not None and not any(k in ("content-length", "transfer-encoding") for k, _ in out):
+        lines += 1  # a body with trailers goes chunked
+        size += len("transfer-encoding") + len("chunked")
+    # "GET /p HTTP/1.1\r\n", "host: <authority>\r\n", ": " and "\r\n" per header, "\r\n"
+    spec.head_bytes = len(method) + len(path) + len(spec.authority) + 18 + size + 4 * lines
+    spec.head_lines = lines
+    return spec
 
 
 def check_timeout(timeout: Any) -> float:
