@@ -641,3 +641,13 @@ def test_a_local_reply_status_reaches_the_client_in_16_bits_as_envoy_sends_it(en
     with Proxy.from_yaml(yaml, workers=1) as p:
         ours = p.request("GET", "/x", timeout=5)
     assert (ours.status, ours.body) == (theirs.status, theirs.body) == (seen, b"denied")
+
+
+def test_max_headers_count_alone_is_not_warned_about():
+    yaml = config().replace(
+        "stat_prefix: ingress", "stat_prefix: ingress\n          common_http_protocol_options: {max_headers_count: 5}"
+    )
+    with Proxy.from_yaml(yaml, workers=1) as p:
+        assert not [ln for ln in p.logs if ln.startswith("[warning][config]")]
+        assert p.request("GET", "/direct", headers=[(f"x-{i}", "v") for i in range(4)]).status == 200
+        assert p.request("GET", "/direct", headers=[(f"x-{i}", "v") for i in range(5)]).status == 431

@@ -137,6 +137,10 @@ def request_header_limits(hcm: Node) -> tuple[int, int]:
     kb = hcm.get("max_request_headers_kb")
     common = hcm.get("common_http_protocol_options")
     count = common.get("max_headers_count") if common is not None and isinstance(common.value, dict) else None
+    # its one field holds: no "has no effect" warning for it
+    only_count = common is not None and count is not None and set(common.value) == {"max_headers_count"}
+    if only_count and common is not None and common.path in hcm.source.ignored:
+        hcm.source.ignored.remove(common.path)
     return (
         (kb.uint32() if kb is not None else DEFAULT_MAX_REQUEST_HEADERS_KB) * 1024,
         (count.uint32() if count is not None else 0) or DEFAULT_MAX_HEADERS_COUNT,
