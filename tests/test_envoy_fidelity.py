@@ -330,10 +330,10 @@ def test_typical_example_config_is_accepted_with_warnings_like_envoy_accepts_it(
     assert real.validate(path)[0]
     with Proxy.from_yaml(path) as p:
         warned = [ln for ln in p.logs if ln.startswith("[warning][config]")]
-    for field in ("codec_type", "normalize_path", "stream_idle_timeout", "connect_timeout", "circuit_breakers"):
+    for field in ("codec_type", "stream_idle_timeout", "connect_timeout", "circuit_breakers"):
         assert any(f".{field}: accepted as Envoy does, but has no effect" in ln for ln in warned), field
     # implemented, so not warned about
-    for field in ("use_remote_address", "traffic_direction", "node"):
+    for field in ("use_remote_address", "traffic_direction", "node", "normalize_path"):
         assert not any(f".{field}:" in ln or ln.split("] ", 1)[1].startswith(f"{field}:") for ln in warned), field
     diff(path, [get("/"), get("/x", **{"x-forwarded-for": "1.2.3.4"})])
 
@@ -357,3 +357,28 @@ def test_every_property_answers_like_envoy(envoy_bin):
     reqs = [get("/up/a?q=1", **headers), get("/direct", **headers)]
     ours, theirs, lines = run_both(yaml.safe_dump(data), reqs)
     assert_same_run(ours, theirs, lines)
+
+
+def test_upstream_http_filters_on_a_cluster_are_accepted_and_warned_about(envoy_bin, tmp_path):
+    """A cluster's ``HttpProtocolOptions.http_filters`` (upstream HTTP filters, which Envoy runs
+    per upstream request) is a config Envoy accepts: wasmlab accepts it too and says it does not
+    run them, rather than silently dropping them."""
+    opts = """
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config: {http_protocol_options: {}}
+        http_filters:
+        - name: envoy.filters.http.upstream_codec
+          typed_config:
+            "@type": type.googleapis.com/envoy.extensions.filters.http.upstream_codec.v3.UpstreamCodec"""
+    cfg = config().replace("  - name: backend\n    type: STATIC", "  - name: backend\n    type: STATIC" + opts)
+    assert "http_filters" in cfg
+    path = tmp_path / "upstream_filters.yaml"
+    path.write_text(cfg)
+    ok, why = real.validate(path)
+    assert ok, why
+    with Proxy.from_yaml(path) as p:
+        assert p.request("GET", "/x").status == 200
+        warned = [ln for ln in p.logs if ln.startswith("[warning][config]")]
+    assert any(".http_filters: accepted as Envoy does, but has no effect" in ln for ln in warned), warned

@@ -164,3 +164,32 @@ def test_a_budget_that_runs_out_among_header_adds_adds_each_at_most_once(trace):
         assert logs, f"limit {limit}"
         if "instruction limit exceeded" in logs[0]:
             assert '[string "function envoy_on_request(h)..."]:' in logs[0], logs[0]
+
+
+SLOW = """
+function envoy_on_request(h)
+  local n = tonumber(h:headers():get("x-n"))
+  local s = ""
+  for i = 1, n do s = s .. "x" end  -- each step copies all of s: few instructions, much work
+  h:headers():add("x-len", tostring(#s))
+end
+"""
+
+
+def test_slow_instructions_meet_the_time_limit(proxy_factory):
+    """250,000 concatenations are ~1M Lua instructions (1% of the budget) but copy ~31 GB: the
+    instruction budget alone would let them run for minutes. The guard's hook also reads the
+    clock, so the run fails by Envoy's error rule once it is over ``lua_time_limit_s``."""
+    p = proxy_factory(lua_config(SLOW), workers=1, options={"lua_time_limit_s": 0.5})
+    r = p.request("GET", "/", headers={"x-n": "250000"}, timeout=60)
+    assert r.status == 200 and b"x-len" not in r.body  # failed open, without the script's edit (echoed)
+    assert _errors(p) == 1
+    assert any("time limit exceeded (wasmlab classroom guard: 0.5 s per run)" in ln for ln in p.logs)
+    # a short run never meets it, and the same state serves the next request
+    r = p.request("GET", "/", headers={"x-n": "1000"}, timeout=60)
+    assert b"x-len" in r.body and _errors(p) == 1
+
+
+def test_the_time_limit_is_an_option_checked_like_the_others(proxy_factory):
+    with pytest.raises(ValueError, match="lua_time_limit_s must be a number >= 0"):
+        Proxy.from_yaml(lua_config(SLOW), options={"lua_time_limit_s": -1})

@@ -18,8 +18,11 @@ from typing import Any, Protocol
 
 from ..errors import ConfigError
 from .anytype import any_type, typed_struct, unwrap_value  # noqa: F401  (re-exported)
-from .formatter import DEFAULT_ACCESS_LOG_FORMAT, Formatter
+from .formatter import DEFAULT_ACCESS_LOG_FORMAT, Formatter, LogFormat, compile_json, parse_log_format
+from .local_reply import LocalReplyConfig, parse_local_reply_config
+from .log_filter import parse_log_filter
 from .node import (
+    UPSTREAM_HTTP_OPTIONS,
     HcmHeaderOptions,
     NodeInfo,
     http1_trailers,
@@ -97,10 +100,11 @@ class AccessLogConfig:
     name: str
     sink: str  # stdout stderr file wasm
     path: str | None = None
-    text: Formatter | None = None
-    json: dict[str, Any] | None = None
+    format: LogFormat | None = None
     #: for envoy.access_loggers.wasm: the parsed plugin config (Proxy-Wasm part 2)
     plugin: Any = None
+    #: the log's ``filter`` (log_filter.LogFilter): only streams it passes are logged
+    filter: Any = None
 
 
 @dataclass
@@ -125,6 +129,8 @@ class HcmConfig:
     header_options: HcmHeaderOptions = field(default_factory=HcmHeaderOptions)
     #: ``http_protocol_options.enable_trailers``: the downstream HTTP/1 codec passes trailers
     http1_trailers: bool = False
+    #: ``local_reply_config``: how local replies are rewritten (None: sent as they are)
+    local_reply: LocalReplyConfig | None = None
     #: what the downstream HTTP/1 codec allows in a request's head (bytes, header count)
     header_limits: tuple[int, int] = (60 * 1024, 100)
 
@@ -229,67 +235,48 @@ def parse_cluster(node: Node) -> ClusterConfig:
                 endpoints.append(parse_socket_address(ep.req("address")))
     http2 = node.has("http2_protocol_options")
     if node.has("typed_extension_protocol_options"):
-        opts = node.req("typed_extension_protocol_options").mapping().value
-        http2 = http2 or "http2_protocol_options" in str(opts)
+        opts_node = node.req("typed_extension_protocol_options")
+        http2 = http2 or "http2_protocol_options" in str(opts_node.mapping().value)
+        upstream = opts_node.get(UPSTREAM_HTTP_OPTIONS)
+        if upstream is not None and upstream.has("http_filters"):  # upstream HTTP filters: warned, not run
+            node.source.ignored.append(f"{upstream.path}.http_filters")
     timeout = node.req("connect_timeout").duration() if node.has("connect_timeout") else 5.0
     return ClusterConfig(name, ctype, endpoints, timeout, http2, node, http1_trailers(node))
 
 
 # ---- access logs -------------------------------------------------------------------------------
-def parse_log_format(node: Node) -> tuple[Formatter | None, dict[str, Any] | None]:
-    node.check_fields(
-        "text_format_source text_format json_format omit_empty_values content_type formatters json_format_options",
-    )
-    if node.has("json_format"):
-        return None, _compile_json(node.req("json_format"))
-    if node.has("text_format_source"):
-        src = node.req("text_format_source").check_fields("inline_string", required=("inline_string",))
-        return Formatter.compile(src.req("inline_string").str(), src.child("inline_string")), None
-    if node.has("text_format"):
-        return Formatter.compile(node.req("text_format").str(), node.child("text_format")), None
-    return Formatter.compile(DEFAULT_ACCESS_LOG_FORMAT), None
-
-
-def _compile_json(node: Node) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, child in node.items():
-        if isinstance(child.value, dict):
-            out[key] = _compile_json(child)
-        else:
-            out[key] = Formatter.compile(child.str(), child)
-    return out
-
-
 def parse_access_log(node: Node, ext: Extensions) -> AccessLogConfig:
-    node.check_fields("name typed_config", required=("name",), message="access log filters are not supported")
+    log = _parse_access_log_sink(node, ext)
+    if node.has("filter"):
+        log.filter = parse_log_filter(node.req("filter"))
+    return log
+
+
+def _parse_access_log_sink(node: Node, ext: Extensions) -> AccessLogConfig:
+    node.check_fields("name typed_config filter", required=("name",))
     name = node.req("name").str(allow_empty=False)
     tc = node.req("typed_config")
     t = any_type(tc)
+    default = LogFormat(Formatter.compile(DEFAULT_ACCESS_LOG_FORMAT))
     if t in (STDOUT_LOG_TYPE, STDERR_LOG_TYPE):
         tc.check_fields("@type log_format")
-        text, js = (
-            parse_log_format(tc.req("log_format"))
-            if tc.has("log_format")
-            else (
-                Formatter.compile(DEFAULT_ACCESS_LOG_FORMAT),
-                None,
-            )
-        )
-        return AccessLogConfig(name, "stdout" if t == STDOUT_LOG_TYPE else "stderr", None, text, js)
+        fmt = parse_log_format(tc.req("log_format")) if tc.has("log_format") else default
+        return AccessLogConfig(name, "stdout" if t == STDOUT_LOG_TYPE else "stderr", None, fmt)
     if t == FILE_LOG_TYPE:
-        tc.check_fields("@type path log_format format json_format", required=("path",))
+        tc.check_fields("@type path log_format format json_format typed_json_format", required=("path",))
         if tc.has("log_format"):
-            text, js = parse_log_format(tc.req("log_format"))
+            fmt = parse_log_format(tc.req("log_format"))
         elif tc.has("format"):
-            text, js = Formatter.compile(tc.req("format").str(), tc.child("format")), None
-        elif tc.has("json_format"):
-            text, js = None, _compile_json(tc.req("json_format"))
+            fmt = LogFormat(Formatter.compile(tc.req("format").str(), tc.child("format")))
+        elif tc.has("json_format") or tc.has("typed_json_format"):
+            key = "json_format" if tc.has("json_format") else "typed_json_format"
+            fmt = LogFormat(None, compile_json(tc.req(key)))
         else:
-            text, js = Formatter.compile(DEFAULT_ACCESS_LOG_FORMAT), None
+            fmt = default
         path = tc.req("path").str(allow_empty=False)
         if path != "/dev/stdout" and path != "/dev/stderr":
             path = str(tc.source.resolve(path))
-        return AccessLogConfig(name, "file", path, text, js)
+        return AccessLogConfig(name, "file", path, fmt)
     if t == WASM_LOG_TYPE:
         return AccessLogConfig(name, "wasm", plugin=ext.access_logger(t, tc))
     raise tc.child("@type").error(
@@ -300,8 +287,6 @@ def parse_access_log(node: Node, ext: Extensions) -> AccessLogConfig:
 # ---- HTTP connection manager --------------------------------------------------------------------
 _HCM_IGNORED = (
     "codec_type",
-    "normalize_path",
-    "merge_slashes",
     "common_http_protocol_options",
     "http_protocol_options",
     "http2_protocol_options",
@@ -314,14 +299,9 @@ _HCM_IGNORED = (
     "forward_client_cert_details",
     "set_current_client_cert_details",
     "tracing",
-    "add_user_agent",
     "internal_address_config",
-    "path_with_escaped_slashes_action",
-    "strip_matching_host_port",
-    "strip_any_host_port",
     "proxy_100_continue",
     "access_log_options",
-    "local_reply_config",
 )
 
 
@@ -397,7 +377,9 @@ def parse_hcm(
     node.check_fields(
         "@type stat_prefix route_config http_filters access_log server_name server_header_transformation "
         "generate_request_id use_remote_address xff_num_trusted_hops skip_xff_append via "
-        "preserve_external_request_id always_set_request_id_in_response max_request_headers_kb",
+        "preserve_external_request_id always_set_request_id_in_response local_reply_config add_user_agent "
+        "normalize_path merge_slashes path_with_escaped_slashes_action strip_matching_host_port strip_any_host_port "
+        "max_request_headers_kb",
         required=("stat_prefix",),
         ignored=_HCM_IGNORED,
         message="rds and scoped_routes (dynamic routes) are not supported",
@@ -442,7 +424,8 @@ def parse_hcm(
         sht = node.req("server_header_transformation").enum(("OVERWRITE", "APPEND_IF_ABSENT", "PASS_THROUGH"))
     gen = node.req("generate_request_id").bool_value() if node.has("generate_request_id") else True
     xff = parse_hcm_header_options(node)
-    codec = (http1_trailers(node), request_header_limits(node))
+    local_reply = parse_local_reply_config(node.req("local_reply_config")) if node.has("local_reply_config") else None
+    codec = (http1_trailers(node), local_reply, request_header_limits(node))
     return HcmConfig(stat_prefix, route_config, filters, logs, server_name, sht, gen, buffer_limit, xff, *codec)
 
 
@@ -453,8 +436,15 @@ def _check_route_clusters(rc_node: Node, rc: RouteConfiguration, clusters: dict[
     for vh, vn in zip(rc.virtual_hosts, vh_nodes, strict=True):
         r_nodes = vn.req("routes").list() if vn.has("routes") else []
         for r, rn in zip(vh.routes, r_nodes, strict=True):
-            if isinstance(r.action, RouteAction) and r.action.cluster not in clusters:
-                raise rn.child("route").child("cluster").error(f"route: unknown cluster '{r.action.cluster}'")
+            if not isinstance(r.action, RouteAction):
+                continue
+            for name in r.action.clusters():
+                if name not in clusters:
+                    if r.action.weighted is None:
+                        raise rn.child("route").child("cluster").error(f"route: unknown cluster '{name}'")
+                    raise (
+                        rn.child("route").child("weighted_clusters").error(f"route: unknown weighted cluster '{name}'")
+                    )
 
 
 # ---- listeners -------------------------------------------------------------------------------------

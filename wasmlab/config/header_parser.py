@@ -103,9 +103,8 @@ def parse_header_value_option(node: Node) -> HeaderValueOption:
     if key.lower() != key and key.startswith(":"):
         raise h.error("header names must be lower case")
     value = h.get("value")
+    # measured: Envoy's header parser reads ``value`` only; a ``raw_value`` alone adds nothing
     text = value.str() if value is not None else ""
-    if h.has("raw_value"):
-        text = h.req("raw_value").str()
     if value is not None:
         _check_header_text(value, text, "Value")
     action = "APPEND_IF_EXISTS_OR_ADD"
@@ -120,16 +119,43 @@ def parse_header_value_option(node: Node) -> HeaderValueOption:
     return HeaderValueOption(key.lower(), fmt, action, keep)
 
 
+def _protected(name: str) -> bool:
+    """Pseudo-headers and ``host``, which a route's header mutations may not touch."""
+    return name.startswith(":") or name.lower() == "host"
+
+
+def _options(node: Node) -> list[HeaderValueOption]:
+    out = []
+    for x in node.list():
+        opt = parse_header_value_option(x)
+        if _protected(opt.key):
+            raise x.error(":-prefixed or host headers may not be modified")
+        out.append(opt)
+    return out
+
+
+def _removals(node: Node) -> list[str]:
+    out = []
+    for x in node.list():
+        name = x.str(allow_empty=False)
+        if _protected(name):
+            raise x.error(":-prefixed or host headers may not be removed")
+        out.append(name.lower())
+    return out
+
+
 def parse_mutations(node: Node) -> HeaderMutations:
+    """A route's, virtual host's or route configuration's header mutations; like Envoy, they may
+    not add, set or remove pseudo-headers or ``host``."""
     m = HeaderMutations()
     if (n := node.get("request_headers_to_add")) is not None:
-        m.request_add = [parse_header_value_option(x) for x in n.list()]
+        m.request_add = _options(n)
     if (n := node.get("response_headers_to_add")) is not None:
-        m.response_add = [parse_header_value_option(x) for x in n.list()]
+        m.response_add = _options(n)
     if (n := node.get("request_headers_to_remove")) is not None:
-        m.request_remove = [x.str(allow_empty=False).lower() for x in n.list()]
+        m.request_remove = _removals(n)
     if (n := node.get("response_headers_to_remove")) is not None:
-        m.response_remove = [x.str(allow_empty=False).lower() for x in n.list()]
+        m.response_remove = _removals(n)
     return m
 
 

@@ -19,20 +19,68 @@ from ..http import HeaderMap
 from .yaml_source import Node
 
 
+def wire(s: str) -> bytes:
+    """A header value or path as the bytes on the wire: wasmlab holds them as one character per
+    byte (latin-1); text a Python filter set with wider characters is taken as UTF-8."""
+    try:
+        return s.encode("latin-1")
+    except UnicodeEncodeError:
+        return s.encode("utf-8", "surrogateescape")
+
+
+def as_wire_text(s: str) -> str:
+    """Text from the YAML (Unicode) as wasmlab holds header bytes: its UTF-8 bytes, one
+    character per byte. Envoy compares the config's UTF-8 bytes with the request's bytes."""
+    return s.encode("utf-8", "surrogateescape").decode("latin-1")
+
+
+def ascii_lower(s: str) -> str:
+    """Envoy's ``ignore_case`` (``absl::AsciiStrToLower``): only A-Z are folded."""
+    return s.translate(_ASCII_LOWER)
+
+
+_ASCII_LOWER = {c: c + 32 for c in range(ord("A"), ord("Z") + 1)}
+
+
+class Regex:
+    """An RE2 pattern compiled from the config's UTF-8 bytes and run on the request's bytes, as
+    Envoy runs it: byte by byte (``.`` is one byte, so a UTF-8 "é" takes two)."""
+
+    __slots__ = ("compiled", "pattern")
+
+    def __init__(self, compiled: Any, pattern: str) -> None:
+        self.compiled = compiled
+        self.pattern = pattern
+
+    @property
+    def programsize(self) -> int:
+        return int(self.compiled.programsize)
+
+    def fullmatch(self, s: str) -> bool:
+        return self.compiled.fullmatch(wire(s)) is not None
+
+    def sub(self, substitution: str, s: str) -> str:
+        """RE2 ``GlobalReplace`` (``\\1`` refers to a group), on bytes, back to wasmlab's text."""
+        return self.compiled.sub(substitution.encode("utf-8", "surrogateescape"), wire(s)).decode("latin-1")
+
+
 @dataclass
 class StringMatcher:
+    """``envoy.type.matcher.v3.StringMatcher``. ``value`` is held as wire text (see
+    :func:`as_wire_text`) so non-ASCII config text compares byte for byte, as in Envoy."""
+
     kind: str  # exact prefix suffix contains regex
     value: str
     ignore_case: bool = False
-    regex: Any = None  # a compiled RE2 pattern
+    regex: Regex | None = None
 
     def matches(self, s: str) -> bool:
         if self.kind == "regex":
             assert self.regex is not None
-            return self.regex.fullmatch(s) is not None
+            return self.regex.fullmatch(s)
         if self.ignore_case:
-            s = s.lower()
-            v = self.value.lower()
+            s = ascii_lower(s)
+            v = ascii_lower(self.value)
         else:
             v = self.value
         if self.kind == "exact":
@@ -51,18 +99,21 @@ MAX_PROGRAM_SIZE = 100
 def _re2_options() -> Any:
     options = re2.Options()
     options.log_errors = False  # RE2 would print every refused pattern on stderr
+    # measured on Envoy 1.40: a regex runs on bytes (``caf.`` does not match the UTF-8 "café",
+    # ``caf..`` does), so patterns are compiled from the config's UTF-8 bytes in Latin-1 mode
+    options.encoding = re2.Options.Encoding.LATIN1
     return options
 
 
 _OPTIONS = _re2_options()
 
 
-def compile_regex(node: Node) -> Any:
+def compile_regex(node: Node) -> Regex:
     """``envoy.type.matcher.v3.RegexMatcher``: ``{regex, google_re2: {}}``, compiled with RE2."""
     node.check_fields("regex google_re2", required=("regex",))
     pattern = node.req("regex").str()
     try:
-        compiled = re2.compile(pattern, _OPTIONS)
+        compiled = re2.compile(pattern.encode("utf-8", "surrogateescape"), _OPTIONS)
     except re2.error as e:
         reason = e.args[0].decode("utf-8", "replace") if e.args and isinstance(e.args[0], bytes) else str(e)
         raise node.child("regex").error(f"invalid regex {pattern!r}: {reason} (RE2, Envoy's regex engine)") from None
@@ -72,7 +123,7 @@ def compile_regex(node: Node) -> Any:
             f"regex '{pattern}' RE2 program size of {size} > max program size of {MAX_PROGRAM_SIZE} set for "
             "the error level threshold. Increase configured max program size if necessary."
         )
-    return compiled
+    return Regex(compiled, pattern)
 
 
 def parse_string_matcher(node: Node) -> StringMatcher:
@@ -84,35 +135,56 @@ def parse_string_matcher(node: Node) -> StringMatcher:
     kind = kinds[0]
     if kind == "safe_regex":
         return StringMatcher("regex", "", ignore, compile_regex(node.req("safe_regex")))
-    return StringMatcher(kind, node.req(kind).str(), ignore)
+    return StringMatcher(kind, as_wire_text(node.req(kind).str()), ignore)
+
+
+@dataclass
+class RangeMatcher:
+    """``range_match`` (``Int64Range``): the value, read as a base-10 integer, lies in
+    ``[start, end)``; a value that is not an integer does not match."""
+
+    start: int
+    end: int
+
+    def matches(self, s: str) -> bool:
+        # Envoy parses with absl::SimpleAtoi: surrounding whitespace and a leading sign are allowed
+        t = s.strip(" \t\n\v\f\r")
+        digits = t[1:] if t[:1] in "+-" else t
+        if not digits or not (digits.isascii() and digits.isdigit()):
+            return False
+        v = int(t)
+        return -(2**63) <= v < 2**63 and self.start <= v < self.end
 
 
 @dataclass
 class HeaderMatcher:
     name: str
-    matcher: StringMatcher | None  # None: present_match
+    matcher: StringMatcher | RangeMatcher | None  # None: present_match
     present: bool = True
     invert: bool = False
     treat_missing_as_empty: bool = False
 
     def matches(self, headers: HeaderMap) -> bool:
+        """Envoy 1.40 (``HeaderUtility::HeaderData``, checked against it): a value matcher matches
+        when ANY of the header's values matches (values are not joined); an absent header
+        matches nothing, whatever ``invert_match`` says, unless ``treat_missing_header_as_empty``
+        (then the value is ``""``). ``present_match`` matches presence (absence when false) and
+        is the only matcher ``invert_match`` can turn an absent header into a match for."""
         values = headers.get_all(self.name)
+        matcher = self.matcher
+        if matcher is None:
+            return (bool(values) == self.present) != self.invert
         if not values:
-            if self.treat_missing_as_empty and self.matcher is not None:
-                result = self.matcher.matches("")
-            else:
-                result = self.matcher is None and not self.present
-        elif self.matcher is None:
-            result = self.present
-        else:
-            result = self.matcher.matches(",".join(values))
-        return result != self.invert
+            if not self.treat_missing_as_empty:
+                return False
+            values = [""]
+        return any(matcher.matches(v) for v in values) != self.invert
 
 
 def parse_header_matcher(node: Node) -> HeaderMatcher:
     node.check_fields(
         "name string_match present_match invert_match exact_match prefix_match suffix_match "
-        "contains_match safe_regex_match treat_missing_header_as_empty",
+        "contains_match safe_regex_match range_match treat_missing_header_as_empty",
         required=("name",),
     )
     name = node.req("name").str(allow_empty=False).lower()
@@ -130,10 +202,18 @@ def parse_header_matcher(node: Node) -> HeaderMatcher:
         return HeaderMatcher(name, parse_string_matcher(node.req("string_match")), True, invert, missing_empty)
     for key, kind in legacy.items():
         if node.has(key):
-            return HeaderMatcher(name, StringMatcher(kind, node.req(key).str()), True, invert, missing_empty)
+            value = node.req(key).str()
+            if kind == "exact" and not value:  # Envoy: an empty exact_match is a presence match
+                return HeaderMatcher(name, None, True, invert, missing_empty)
+            return HeaderMatcher(name, StringMatcher(kind, as_wire_text(value)), True, invert, missing_empty)
     if node.has("safe_regex_match"):
         m = StringMatcher("regex", "", False, compile_regex(node.req("safe_regex_match")))
         return HeaderMatcher(name, m, True, invert, missing_empty)
+    if node.has("range_match"):
+        rn = node.req("range_match").check_fields("start end")
+        start = rn.req("start").int(-(2**63), 2**63 - 1) if rn.has("start") else 0
+        end = rn.req("end").int(-(2**63), 2**63 - 1) if rn.has("end") else 0
+        return HeaderMatcher(name, RangeMatcher(start, end), True, invert, missing_empty)
     present = node.req("present_match").bool() if node.has("present_match") else True
     return HeaderMatcher(name, None, present, invert, missing_empty)
 
@@ -146,7 +226,7 @@ class QueryParameterMatcher:
 
     def matches(self, query: dict[str, str]) -> bool:
         if self.name not in query:
-            return False
+            return self.matcher is None and not self.present  # present_match: false
         if self.matcher is None:
             return self.present
         return self.matcher.matches(query[self.name])

@@ -83,10 +83,42 @@ class HcmHeaderOptions:
     via: str = ""
     preserve_external_request_id: bool = False
     always_set_request_id_in_response: bool = False
+    #: ``add_user_agent``: ``x-envoy-downstream-service-cluster`` and a missing ``user-agent``
+    #: are set to the node's cluster
+    add_user_agent: bool = False
+    #: ``strip_matching_host_port`` / ``strip_any_host_port``: "matching", "any" or ""
+    strip_host_port: str = ""
+    #: the path options (``normalize_path``, ``merge_slashes``, ``path_with_escaped_slashes_action``)
+    normalize_path: bool = False
+    merge_slashes: bool = False
+    escaped_slashes_action: str = "KEEP_UNCHANGED"
+
+
+_ESCAPED_SLASHES_ACTIONS = (
+    "IMPLEMENTATION_SPECIFIC_DEFAULT",
+    "KEEP_UNCHANGED",
+    "REJECT_REQUEST",
+    "UNESCAPE_AND_REDIRECT",
+    "UNESCAPE_AND_FORWARD",
+)
 
 
 def parse_hcm_header_options(node: Node) -> HcmHeaderOptions:
     opts = HcmHeaderOptions()
+    for key in ("add_user_agent", "normalize_path"):
+        if node.has(key):
+            setattr(opts, key, node.req(key).bool_value())
+    if node.has("merge_slashes"):
+        opts.merge_slashes = node.req("merge_slashes").bool()
+    if node.has("path_with_escaped_slashes_action"):
+        action = node.req("path_with_escaped_slashes_action").enum(_ESCAPED_SLASHES_ACTIONS)
+        # Envoy's implementation-specific default is to keep the path unchanged
+        opts.escaped_slashes_action = "KEEP_UNCHANGED" if action == _ESCAPED_SLASHES_ACTIONS[0] else action
+    strip = [k for k in ("strip_matching_host_port", "strip_any_host_port") if node.has(k) and node.req(k).bool()]
+    if len(strip) == 2:
+        raise node.error("only one of strip_matching_host_port and strip_any_host_port may be set")
+    if strip:
+        opts.strip_host_port = "matching" if strip[0] == "strip_matching_host_port" else "any"
     if node.has("use_remote_address"):
         opts.use_remote_address = node.req("use_remote_address").bool_value()
     if node.has("xff_num_trusted_hops"):

@@ -17,6 +17,7 @@ matchers), :mod:`.route_action` (forward, direct response, redirect), :mod:`.hea
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,7 +35,10 @@ from .header_parser import (
 from .matchers import (
     HeaderMatcher,
     QueryParameterMatcher,
+    Regex,
     StringMatcher,
+    as_wire_text,
+    ascii_lower,
     compile_regex,
     parse_header_matcher,
     parse_query,
@@ -50,7 +54,10 @@ from .route_action import (
     parse_redirect,
     parse_route_action,
 )
+from .uri_template import UriTemplate, parse_path_match_policy
 from .yaml_source import Node
+
+_PATH_SPECIFIERS = ("prefix", "path", "safe_regex", "path_separated_prefix", "path_match_policy")
 
 __all__ = [
     "APPEND_ACTIONS",
@@ -87,27 +94,38 @@ __all__ = [
 
 @dataclass
 class RouteMatch:
-    kind: str  # prefix path safe_regex path_separated_prefix
+    kind: str  # prefix path safe_regex path_separated_prefix path_match_policy
     value: str
-    regex: Any = None  # a compiled RE2 pattern
+    regex: Regex | None = None
     case_sensitive: bool = True
     headers: list[HeaderMatcher] = field(default_factory=list)
     query: list[QueryParameterMatcher] = field(default_factory=list)
+    template: UriTemplate | None = None  # path_match_policy
+    #: ``runtime_fraction.default_value`` as a share of streams (Envoy draws the stream's
+    #: random value; wasmlab draws from Python's ``random``; no runtime overrides)
+    fraction: float = 1.0
 
     def matches(self, headers: HeaderMap, path: str) -> bool:
+        if self.fraction < 1.0 and not (self.fraction > 0.0 and random.random() < self.fraction):
+            return False  # runtime_fraction: this stream is not in the sampled share
+        # Envoy's PathMatcher: every kind matches the path without its query and fragment
         bare, query = split_path(path)
         kind = self.kind
-        if kind == "prefix":
-            ok = path.startswith(self.value) if self.case_sensitive else path.lower().startswith(self.value.lower())
-        elif kind == "path":
-            ok = bare == self.value if self.case_sensitive else bare.lower() == self.value.lower()
-        elif kind == "safe_regex":
+        if kind == "safe_regex":
             assert self.regex is not None
-            ok = self.regex.fullmatch(bare) is not None
-        else:  # path_separated_prefix
-            p = bare if self.case_sensitive else bare.lower()
-            v = self.value if self.case_sensitive else self.value.lower()
-            ok = p == v or p.startswith(v + "/")
+            ok = self.regex.fullmatch(bare)
+        elif kind == "path_match_policy":
+            assert self.template is not None
+            ok = self.template.matches(bare)
+        else:
+            p = bare if self.case_sensitive else ascii_lower(bare)
+            v = self.value if self.case_sensitive else ascii_lower(self.value)
+            if kind == "prefix":
+                ok = p.startswith(v)
+            elif kind == "path":
+                ok = p == v
+            else:  # path_separated_prefix
+                ok = p == v or p.startswith(v + "/")
         if not ok:
             return False
         for hm in self.headers:
@@ -215,19 +233,23 @@ def parse_metadata(node: Node | None) -> dict[str, Any]:
 
 def parse_route_match(node: Node) -> RouteMatch:
     node.check_fields(
-        "prefix path safe_regex path_separated_prefix case_sensitive headers query_parameters grpc",
-        ignored=("runtime_fraction",),
+        "prefix path safe_regex path_separated_prefix path_match_policy case_sensitive headers query_parameters grpc "
+        "runtime_fraction",
+        ignored=("dynamic_metadata", "filter_state", "tls_context"),
     )
-    kinds = [k for k in ("prefix", "path", "safe_regex", "path_separated_prefix") if k in node.value]
+    kinds = [k for k in _PATH_SPECIFIERS if k in node.value]
     if len(kinds) != 1:
         raise node.error("exactly one of prefix, path, safe_regex, path_separated_prefix must be set")
     kind = kinds[0]
     regex = None
+    template = None
     value = ""
     if kind == "safe_regex":
         regex = compile_regex(node.req("safe_regex"))
+    elif kind == "path_match_policy":
+        template = parse_path_match_policy(node.req(kind))
     else:
-        value = node.req(kind).str()
+        value = as_wire_text(node.req(kind).str())
         if kind != "prefix" and not value.startswith("/"):
             raise node.child(kind).error(f"{kind} must start with '/'")
     cs = node.req("case_sensitive").bool_value() if node.has("case_sensitive") else True
@@ -237,7 +259,19 @@ def parse_route_match(node: Node) -> RouteMatch:
     query = (
         [parse_query_matcher(q) for q in node.req("query_parameters").list()] if node.has("query_parameters") else []
     )
-    return RouteMatch(kind, value, regex, cs, headers, query)
+    fraction = _runtime_fraction(node.get("runtime_fraction"))
+    return RouteMatch(kind, value, regex, cs, headers, query, template, fraction)
+
+
+def _runtime_fraction(node: Node | None) -> float:
+    """``runtime_fraction: {default_value: {numerator, denominator}, runtime_key}``."""
+    if node is None:
+        return 1.0
+    node.check_fields("default_value runtime_key", required=("default_value",))
+    dv = node.req("default_value").check_fields("numerator denominator")
+    num = dv.req("numerator").uint32() if dv.has("numerator") else 0
+    den = dv.req("denominator").enum(("HUNDRED", "TEN_THOUSAND", "MILLION")) if dv.has("denominator") else "HUNDRED"
+    return min(1.0, num / {"HUNDRED": 100, "TEN_THOUSAND": 10_000, "MILLION": 1_000_000}[den])
 
 
 def parse_route(node: Node, index: int, per_filter: Any) -> Route:
@@ -253,7 +287,7 @@ def parse_route(node: Node, index: int, per_filter: Any) -> Route:
     kind = actions[0]
     action: RouteAction | DirectResponse | Redirect
     if kind == "route":
-        action = parse_route_action(node.req("route"))
+        action = parse_route_action(node.req("route"), match.template)
     elif kind == "direct_response":
         action = parse_direct_response(node.req("direct_response"))
     else:
@@ -297,8 +331,8 @@ def parse_virtual_host(node: Node, per_filter: Any) -> VirtualHost:
 
 def parse_route_configuration(node: Node, per_filter: Any) -> RouteConfiguration:
     node.check_fields(
-        "name virtual_hosts " + " ".join(MUTATION_FIELDS),
-        ignored=("validate_clusters", "most_specific_header_mutations_wins", "max_direct_response_body_size_bytes"),
+        "name virtual_hosts max_direct_response_body_size_bytes " + " ".join(MUTATION_FIELDS),
+        ignored=("validate_clusters", "most_specific_header_mutations_wins"),
     )
     vhs = (
         [parse_virtual_host(v, per_filter) for v in node.req("virtual_hosts").list()]
@@ -313,5 +347,20 @@ def parse_route_configuration(node: Node, per_filter: Any) -> RouteConfiguration
                     f"only unique values for domains are permitted. Duplicate entry of domain {d.lower()}"
                 )
             seen[d.lower()] = vn
+    _check_direct_bodies(node, vhs)
     name = node.req("name").str() if node.has("name") else ""
     return RouteConfiguration(name, vhs, parse_mutations(node))
+
+
+def _check_direct_bodies(node: Node, vhs: list[VirtualHost]) -> None:
+    """Envoy refuses a ``direct_response`` body larger than the route configuration's
+    ``max_direct_response_body_size_bytes`` (default 4096)."""
+    limit_node = node.get("max_direct_response_body_size_bytes")
+    limit = limit_node.uint32() if limit_node is not None else 4096
+    vh_nodes = node.req("virtual_hosts").list() if node.has("virtual_hosts") else []
+    for vh, vn in zip(vhs, vh_nodes, strict=True):
+        r_nodes = vn.req("routes").list() if vn.has("routes") else []
+        for r, rn in zip(vh.routes, r_nodes, strict=True):
+            if isinstance(r.action, DirectResponse) and len(r.action.body) > limit:
+                body = rn.child("direct_response").child("body")
+                raise body.error(f"response body size is {len(r.action.body)} bytes; maximum is {limit}")

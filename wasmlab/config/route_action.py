@@ -5,22 +5,74 @@ redirect.
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
-from typing import Any
 
+from ..http import HeaderMap
 from .data_source import parse_data_source
-from .matchers import compile_regex
+from .header_parser import MUTATION_FIELDS, HeaderMutations, parse_mutations
+from .matchers import Regex, as_wire_text, compile_regex
+from .uri_template import UriTemplate, parse_path_rewrite_policy
 from .yaml_source import Node
 
 
 @dataclass
+class WeightedCluster:
+    """One entry of ``weighted_clusters``: Envoy applies its header mutations before the
+    route's, virtual host's and route configuration's."""
+
+    name: str
+    weight: int
+    mutations: HeaderMutations | None = None
+
+
+@dataclass
 class RouteAction:
+    """Forward to a cluster: named (``cluster``), read from a request header
+    (``cluster_header``) or drawn by weight (``weighted_clusters``)."""
+
     cluster: str
     prefix_rewrite: str | None = None
-    regex_rewrite: tuple[Any, str] | None = None  # (compiled RE2 pattern, substitution)
+    regex_rewrite: tuple[Regex, str] | None = None  # (compiled RE2 pattern, substitution)
     host_rewrite_literal: str | None = None
     #: seconds; 0 disables the timeout (Envoy default 15 s)
     timeout: float = 15.0
+    #: the request header naming the cluster (``cluster_header``)
+    cluster_header: str | None = None
+    #: ``weighted_clusters``: the clusters and their weights
+    weighted: list[WeightedCluster] | None = None
+    #: status when the cluster does not exist (``cluster_not_found_response_code``)
+    cluster_not_found_code: int = 503
+    #: ``host_rewrite_header``: the request header whose value becomes ``:authority``
+    host_rewrite_header: str | None = None
+    #: ``host_rewrite_path_regex``: ``:authority`` from the path, rewritten by the pattern
+    host_rewrite_path_regex: tuple[Regex, str] | None = None
+    #: a host rewrite appends the old host to ``x-forwarded-host``
+    append_x_forwarded_host: bool = False
+    #: ``path_rewrite_policy``: (the route's path template, the rewrite template)
+    path_template_rewrite: tuple[UriTemplate, str] | None = None
+
+    def pick(self, headers: HeaderMap) -> tuple[str, HeaderMutations | None]:
+        """The cluster this request goes to ("" when ``cluster_header`` is absent) and, for a
+        weighted cluster, its own header mutations. Envoy draws a weighted cluster from the
+        stream's random value; wasmlab draws from Python's ``random``."""
+        if self.cluster_header is not None:
+            return headers.get(self.cluster_header) or "", None
+        if self.weighted is not None:
+            total = sum(c.weight for c in self.weighted)
+            draw = random.randrange(total) if total else 0
+            for c in self.weighted:
+                if draw < c.weight:
+                    return c.name, c.mutations
+                draw -= c.weight
+            return self.weighted[-1].name, self.weighted[-1].mutations
+        return self.cluster, None
+
+    def clusters(self) -> list[str]:
+        """The cluster names the config itself names (checked at load, as Envoy checks them)."""
+        if self.weighted is not None:
+            return [c.name for c in self.weighted]
+        return [self.cluster] if self.cluster_header is None else []
 
 
 @dataclass
@@ -37,39 +89,108 @@ class Redirect:
     port: int | None = None
     path: str | None = None
     prefix_rewrite: str | None = None
+    regex_rewrite: tuple[Regex, str] | None = None
     strip_query: bool = False
 
 
 #: RouteAction fields accepted and ignored: wasmlab models no retries, load balancing, upgrades
 #: or stream limits
 _ROUTE_ACTION_IGNORED = tuple(
-    "idle_timeout retry_policy cluster_not_found_response_code priority hash_policy auto_host_rewrite "
-    "max_stream_duration upgrade_configs metadata_match".split()
+    "idle_timeout retry_policy priority hash_policy max_stream_duration upgrade_configs metadata_match "
+    "request_mirror_policies rate_limits include_vh_rate_limits cors max_grpc_timeout grpc_timeout_offset "
+    "internal_redirect_policy max_internal_redirects hedge_policy "
+    "early_data_policy inline_cluster_specifier_plugin cluster_specifier_plugin".split()
 )
 
+_NOT_FOUND_CODES = {"SERVICE_UNAVAILABLE": 503, "NOT_FOUND": 404, "INTERNAL_SERVER_ERROR": 500}
 
-def parse_route_action(node: Node) -> RouteAction:
+
+def _rewrite_spec(node: Node) -> tuple[Regex, str]:
+    """``RegexMatchAndSubstitute``: ``{pattern, substitution}``."""
+    node.check_fields("pattern substitution", required=("pattern",))
+    sub = node.req("substitution").str() if node.has("substitution") else ""
+    return compile_regex(node.req("pattern")), sub
+
+
+def parse_route_action(node: Node, template: UriTemplate | None = None) -> RouteAction:
+    """A ``route:`` action; ``template`` is the route's ``path_match_policy`` (for a
+    ``path_rewrite_policy``)."""
     node.check_fields(
-        "cluster prefix_rewrite regex_rewrite host_rewrite_literal timeout",
-        required=("cluster",),
+        "cluster cluster_header weighted_clusters cluster_not_found_response_code prefix_rewrite regex_rewrite "
+        "path_rewrite_policy "
+        "host_rewrite_literal host_rewrite_header host_rewrite_path_regex auto_host_rewrite timeout "
+        "append_x_forwarded_host",
         ignored=_ROUTE_ACTION_IGNORED,
-        message="weighted_clusters and cluster_header are not supported",
     )
-    action = RouteAction(node.req("cluster").str(allow_empty=False))
+    specifiers = [k for k in ("cluster", "cluster_header", "weighted_clusters") if node.has(k)]
+    if len(specifiers) != 1:
+        raise node.error("exactly one of cluster, cluster_header, weighted_clusters must be set")
+    action = RouteAction(node.req("cluster").str(allow_empty=False) if node.has("cluster") else "")
+    if node.has("cluster_header"):
+        action.cluster_header = node.req("cluster_header").str(allow_empty=False).lower()
+    if node.has("weighted_clusters"):
+        action.weighted = _parse_weighted(node.req("weighted_clusters"))
+    if node.has("cluster_not_found_response_code"):
+        code = node.req("cluster_not_found_response_code").enum(tuple(_NOT_FOUND_CODES))
+        action.cluster_not_found_code = _NOT_FOUND_CODES[code]
+    rewrites = [k for k in ("prefix_rewrite", "regex_rewrite", "path_rewrite_policy") if node.has(k)]
+    if len(rewrites) > 1:
+        raise node.error("Specify only one of prefix_rewrite, regex_rewrite or path_rewrite_policy")
     if node.has("prefix_rewrite"):
-        action.prefix_rewrite = node.req("prefix_rewrite").str()
+        action.prefix_rewrite = as_wire_text(node.req("prefix_rewrite").str())
     if node.has("regex_rewrite"):
-        rr = node.req("regex_rewrite").check_fields("pattern substitution", required=("pattern",))
-        sub = rr.req("substitution").str() if rr.has("substitution") else ""
-        # RE2 substitutions use \1; Python accepts the same
-        action.regex_rewrite = (compile_regex(rr.req("pattern")), sub)
-    if node.has("prefix_rewrite") and node.has("regex_rewrite"):
-        raise node.error("only one of prefix_rewrite and regex_rewrite may be set")
+        action.regex_rewrite = _rewrite_spec(node.req("regex_rewrite"))
+    if node.has("path_rewrite_policy"):
+        rewrite = parse_path_rewrite_policy(node.req("path_rewrite_policy"), template)
+        assert template is not None
+        action.path_template_rewrite = (template, rewrite)
+    hosts = [
+        k
+        for k in ("host_rewrite_literal", "host_rewrite_header", "host_rewrite_path_regex", "auto_host_rewrite")
+        if node.has(k)
+    ]
+    if len(hosts) > 1:
+        raise node.error(f"only one host rewrite may be set, got {', '.join(hosts)}")
     if node.has("host_rewrite_literal"):
-        action.host_rewrite_literal = node.req("host_rewrite_literal").str()
+        action.host_rewrite_literal = as_wire_text(node.req("host_rewrite_literal").str())
+    if node.has("host_rewrite_header"):
+        action.host_rewrite_header = node.req("host_rewrite_header").str(allow_empty=False).lower()
+    if node.has("host_rewrite_path_regex"):
+        action.host_rewrite_path_regex = _rewrite_spec(node.req("host_rewrite_path_regex"))
+    if node.has("auto_host_rewrite"):
+        # Envoy rewrites to the chosen endpoint's hostname: a STATIC endpoint without a
+        # ``hostname`` has none, so nothing changes (the only cluster kind wasmlab runs)
+        node.req("auto_host_rewrite").bool_value()
+    if node.has("append_x_forwarded_host"):
+        action.append_x_forwarded_host = node.req("append_x_forwarded_host").bool()
     if node.has("timeout"):
         action.timeout = node.req("timeout").duration()
     return action
+
+
+def _parse_weighted(node: Node) -> list[WeightedCluster]:
+    """``weighted_clusters.clusters``: each entry's ``name``, ``weight`` and header mutations;
+    its metadata, filter configs and host rewrite are accepted without effect (warned)."""
+    node.check_fields(
+        "clusters",
+        required=("clusters",),
+        ignored=("total_weight", "runtime_key_prefix", "header_name", "random_value_specifier"),
+    )
+    out = []
+    for c in node.req("clusters").list():
+        c.check_fields(
+            "name weight " + " ".join(MUTATION_FIELDS),
+            required=("name",),
+            ignored=("cluster_header", "metadata_match", "typed_per_filter_config", "host_rewrite_literal"),
+        )
+        weight = c.req("weight").uint32() if c.has("weight") else 0
+        mutations = parse_mutations(c) if any(c.has(f) for f in MUTATION_FIELDS) else None
+        out.append(WeightedCluster(c.req("name").str(allow_empty=False), weight, mutations))
+    if not out:
+        raise node.child("clusters").error("value must contain at least 1 item(s)")
+    if sum(c.weight for c in out) == 0:
+        raise node.error("Sum of weights in the weighted_cluster must be greater than 0.")
+    return out
 
 
 def parse_direct_response(node: Node) -> DirectResponse:
@@ -91,8 +212,11 @@ _REDIRECT_CODES = {
 def parse_redirect(node: Node) -> Redirect:
     node.check_fields(
         "https_redirect scheme_redirect host_redirect port_redirect path_redirect prefix_rewrite "
-        "response_code strip_query"
+        "regex_rewrite response_code strip_query"
     )
+    paths = [k for k in ("path_redirect", "prefix_rewrite", "regex_rewrite") if node.has(k)]
+    if len(paths) > 1:
+        raise node.error(f"only one of path_redirect, prefix_rewrite, regex_rewrite may be set, got {', '.join(paths)}")
     r = Redirect()
     if node.has("https_redirect") and node.req("https_redirect").bool():
         r.scheme = "https"
@@ -106,6 +230,8 @@ def parse_redirect(node: Node) -> Redirect:
         r.path = node.req("path_redirect").str()
     if node.has("prefix_rewrite"):
         r.prefix_rewrite = node.req("prefix_rewrite").str()
+    if node.has("regex_rewrite"):
+        r.regex_rewrite = _rewrite_spec(node.req("regex_rewrite"))
     if node.has("response_code"):
         r.response_code = _REDIRECT_CODES[node.req("response_code").enum(tuple(_REDIRECT_CODES))]
     if node.has("strip_query"):

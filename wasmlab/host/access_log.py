@@ -8,30 +8,32 @@ folder the Envoy bridge starts real Envoy in).
 
 from __future__ import annotations
 
-import json
 import threading
 from typing import TYPE_CHECKING, Any
+
+from ..http import HeaderMap
 
 if TYPE_CHECKING:
     from ..config.bootstrap import AccessLogConfig
     from ..http.stream_info import StreamInfo
 
 
-def _render_json(spec: dict[str, Any], info: StreamInfo) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in spec.items():
-        if isinstance(v, dict):
-            out[k] = _render_json(v, info)
-        else:
-            out[k] = v.value(info)
-    return out
+class _DownstreamEnd:
+    """A stream's info as an HCM access log sees it (``%ACCESS_LOG_TYPE%`` is
+    ``DownstreamEnd``)."""
+
+    access_log_type = "DownstreamEnd"
+
+    def __init__(self, info: StreamInfo) -> None:
+        self._info = info
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._info, name)
 
 
 def render(log: AccessLogConfig, info: StreamInfo) -> str:
-    if log.json is not None:
-        return json.dumps(_render_json(log.json, info), separators=(",", ":")) + "\n"
-    assert log.text is not None
-    return log.text.format(info, for_header=False)
+    assert log.format is not None
+    return log.format.render(_DownstreamEnd(info))
 
 
 class AccessLogWriter:
@@ -40,6 +42,8 @@ class AccessLogWriter:
         self._lock = threading.Lock()
 
     def write(self, log: AccessLogConfig, info: StreamInfo, stream: Any) -> None:
+        if log.filter is not None and not log.filter(info, info.request_headers or HeaderMap()):
+            return
         if log.sink == "wasm":
             if log.plugin is not None:
                 log.plugin.log(info, stream)
@@ -47,7 +51,7 @@ class AccessLogWriter:
         line = render(log, info)
         if log.sink == "file" and log.path not in ("/dev/stdout", "/dev/stderr"):
             assert log.path is not None
-            with self._lock, open(log.path, "a") as f:
+            with self._lock, open(log.path, "a", encoding="utf-8", errors="surrogateescape") as f:
                 f.write(line)
             return
         with self._lock:

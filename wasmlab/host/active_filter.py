@@ -365,6 +365,20 @@ def filter_raised_message(filter_name: str, step: str, e: BaseException) -> str:
     return f"filter '{filter_name}' raised in {step}: {describe(e)}{where}"
 
 
+def set_callbacks_of(manager: FilterManager, f: StreamFilter, cb: Any, name: str) -> bool:
+    """``f.set_callbacks(cb)`` while the manager builds the chain. A filter whose own
+    ``set_callbacks`` raises leaves the chain with every filter after it; the manager keeps why
+    (``setup_error``) and the stream answers 500 (``ActiveStream.start``)."""
+    try:
+        f.set_callbacks(cb)
+        return True
+    except BaseException as exc:  # even SystemExit: it must not end the worker thread
+        manager.setup_error = filter_raised_message(name, "set_callbacks", exc)
+        for places in (manager.decoders, manager.encoders):
+            places[-1:] = [p for p in places[-1:] if p.filter is not f]
+        return False
+
+
 #: what a callback that raised "returned" (the stream already failed)
 _FAILED = object()
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..http import HeaderMap, Request
+from ..http.codec import frame_headers_only_request
 from .conn_manager_utility import append_xff
 from .local_info import local_address
 from .upstream import (
@@ -25,6 +26,7 @@ from .upstream import (
     charge_upstream_sent,
     charge_upstream_timeout,
     to_wire_response,
+    to_wire_trailers,
 )
 
 if TYPE_CHECKING:
@@ -191,6 +193,8 @@ def _upstream_headers(headers: HeaderMap, body: bytes, timeout_s: float | None, 
         append_xff(up, local_address())
     if timeout_s:
         up.set("x-envoy-expected-rq-timeout-ms", str(int(timeout_s * 1000)))
+    if not body:
+        frame_headers_only_request(headers.get(":method") or "GET", up)
     return up
 
 
@@ -224,6 +228,6 @@ def _response_of(result: UpstreamResult, head: bool, service_ms: int) -> AsyncRe
         h, b = local_reply(502 if failure == PROTOCOL_ERROR else 503, failure.encode())
         return AsyncResponse(h, b, None)
     h, b = to_wire_response(result.response, head, result.was_chunked)
-    h.add("x-envoy-upstream-service-time", str(max(0, service_ms)))
-    tr = HeaderMap(result.response.trailers) if result.response.trailers else None
+    h.set_in_place("x-envoy-upstream-service-time", str(max(0, service_ms)))
+    tr = to_wire_trailers(result.response.trailers) if result.response.trailers else None
     return AsyncResponse(h, b, tr)

@@ -18,8 +18,11 @@ client-address headers before the filter chain sees it.
 
 from __future__ import annotations
 
+import ipaddress
+
 from ..config.node import HcmHeaderOptions
 from ..http import HeaderMap
+from ..http.stream_info import StreamInfo
 from .local_info import local_address
 
 #: ``cleanInternalHeaders``: what an external client may not send to an edge Envoy
@@ -94,16 +97,25 @@ def clean_hop_by_hop(headers: HeaderMap) -> None:
             headers.remove("te")
 
 
-def mutate_client_address(headers: HeaderMap, opts: HcmHeaderOptions, remote: str) -> str:
+def mutate_client_address(headers: HeaderMap, opts: HcmHeaderOptions, info: StreamInfo) -> str:
     """Apply the client-address rules to ``headers`` (``x-forwarded-proto`` not yet added);
-    returns the address Envoy takes as the client's. ``remote`` is ``ip:port``."""
-    remote_ip = remote.rsplit(":", 1)[0]
+    returns the address Envoy takes as the client's. Without ``use_remote_address``, Envoy's
+    original-IP detection takes the client from ``x-forwarded-for`` (the entry
+    ``xff_num_trusted_hops`` from the right, if it is an IP address): the stream's
+    ``downstream_remote_address`` becomes that IP with port 0; the connection's peer stays the
+    *direct* remote address."""
+    remote_ip = info.downstream_direct_remote_address.rsplit(":", 1)[0]
     clean_hop_by_hop(headers)
     headers.remove("x-envoy-internal")
     if not opts.use_remote_address:
         entries = xff_entries(headers)
         hops = opts.xff_num_trusted_hops
-        return entries[-1 - hops] if len(entries) > hops else remote_ip
+        if len(entries) <= hops:
+            return remote_ip
+        detected = _ip_port_0(entries[-1 - hops])
+        if detected is not None:
+            info.downstream_remote_address = detected
+        return entries[-1 - hops]
     client = remote_ip
     hops = opts.xff_num_trusted_hops
     if hops > 0:
@@ -122,8 +134,129 @@ def mutate_client_address(headers: HeaderMap, opts: HcmHeaderOptions, remote: st
     return client
 
 
+def _ip_port_0(text: str) -> str | None:
+    """``ip:0`` (``[ip]:0`` for IPv6) if ``text`` is an IP address, else None."""
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    return f"[{ip}]:0" if ip.version == 6 else f"{ip}:0"
+
+
 def add_external_address(headers: HeaderMap, opts: HcmHeaderOptions, client: str) -> None:
     """``x-envoy-external-address`` for an external request at an edge Envoy (after
     ``x-forwarded-proto``, as Envoy orders them)."""
     if opts.use_remote_address:
         set_inline(headers, "x-envoy-external-address", client)
+
+
+def add_user_agent(headers: HeaderMap, cluster: str) -> None:
+    """``add_user_agent``: ``x-envoy-downstream-service-cluster`` is the node's cluster, and so
+    is ``user-agent`` when the client sent none (or an empty one)."""
+    set_inline(headers, "x-envoy-downstream-service-cluster", cluster)
+    if not headers.get("user-agent"):
+        set_inline(headers, "user-agent", cluster)
+
+
+# ---- host and path (ConnectionManagerUtility::maybeNormalizeHost / maybeNormalizePath) -----------
+def strip_host_port(headers: HeaderMap, mode: str, listener_port: int) -> None:
+    """``strip_any_host_port`` drops any port from ``:authority``; ``strip_matching_host_port``
+    only the listener's own port (an IPv6 literal keeps its brackets)."""
+    host = headers.get(":authority") or ""
+    colon = host.rfind("]:") + 1 if host.startswith("[") else host.rfind(":")
+    if colon <= 0 or not host[colon + 1 :].isdigit():
+        return
+    if mode == "any" or (mode == "matching" and int(host[colon + 1 :]) == listener_port):
+        set_inline(headers, ":authority", host[:colon])
+
+
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+def canonical_path(path: str) -> str | None:
+    """Envoy's ``PathUtil::canonicalPath`` (Chromium's URL path canonicalizer) on the path
+    before the query: ``%XX`` escapes of unreserved characters are decoded, other escapes kept
+    as written, a backslash becomes ``/``, bytes outside printable ASCII and a few unsafe
+    characters are escaped, and ``.``/``..`` segments are resolved (``..`` never climbs above
+    ``/``). The query is kept as it is. None: the path cannot be canonicalized (``%00``)."""
+    bare, sep, query = path.partition("?")
+    chars: list[str] = []
+    i = 0
+    while i < len(bare):
+        c = bare[i]
+        if c == "%" and i + 2 < len(bare) and bare[i + 1] in _HEX and bare[i + 2] in _HEX:
+            decoded = chr(int(bare[i + 1 : i + 3], 16))
+            if decoded == "\0":
+                return None  # Chromium refuses an escaped NUL: Envoy answers 400
+            chars.append(decoded if decoded in _UNRESERVED else bare[i : i + 3])
+            i += 3
+            continue
+        if c == "\\":
+            c = "/"
+        elif ord(c) <= 0x20 or ord(c) >= 0x7F or c in '"<>`{}|^':
+            c = "".join(f"%{b:02X}" for b in c.encode("latin-1", "replace"))
+        chars.append(c)
+        i += 1
+    segments: list[str] = []
+    parts = "".join(chars).split("/")
+    for n, seg in enumerate(parts[1:], 1):
+        last = n == len(parts) - 1
+        if seg == ".":
+            if last:
+                segments.append("")
+        elif seg == "..":
+            if segments:
+                segments.pop()
+            if last:
+                segments.append("")
+        else:
+            segments.append(seg)
+    prefix = parts[0]
+    return prefix + "/" + "/".join(segments) + sep + query
+
+
+def merge_slashes(path: str) -> str:
+    """``merge_slashes``: runs of ``/`` in the path (not the query) become one."""
+    bare, sep, query = path.partition("?")
+    while "//" in bare:
+        bare = bare.replace("//", "/")
+    return bare + sep + query
+
+
+def unescape_slashes(path: str) -> str:
+    """``%2F``/``%5C`` (any case) in the path before the query become ``/`` and ``\\``."""
+    bare, sep, query = path.partition("?")
+    for esc, c in (("%2F", "/"), ("%2f", "/"), ("%5C", "\\"), ("%5c", "\\")):
+        bare = bare.replace(esc, c)
+    return bare + sep + query
+
+
+def normalize_path(headers: HeaderMap, opts: HcmHeaderOptions) -> str:
+    """Envoy's ``maybeNormalizePath``, before routing: escaped slashes first (``REJECT_REQUEST``
+    answers 400, ``UNESCAPE_AND_REDIRECT`` a 307 to the unescaped path, ``UNESCAPE_AND_FORWARD``
+    goes on with it), then ``normalize_path``, then ``merge_slashes``. Returns "continue",
+    "reject" or "redirect"."""
+    path = headers.get(":path")
+    if path is None:
+        return "continue"
+    action = "continue"
+    new = path
+    if opts.escaped_slashes_action != "KEEP_UNCHANGED":
+        unescaped = unescape_slashes(path)
+        if unescaped != path:
+            if opts.escaped_slashes_action == "REJECT_REQUEST":
+                return "reject"
+            if opts.escaped_slashes_action == "UNESCAPE_AND_REDIRECT":
+                action = "redirect"
+            new = unescaped
+    if opts.normalize_path:
+        canonical = canonical_path(new)
+        if canonical is None:
+            return "reject"
+        new = canonical
+    if opts.merge_slashes:
+        new = merge_slashes(new)
+    if new != path:
+        set_inline(headers, ":path", new)
+    return action

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..http import Buffer, HeaderMap
+from ..http.inline_headers import RESPONSE_TRAILERS_INLINE
 from .active_filter import _ALWAYS_FROM_NEXT
 
 if TYPE_CHECKING:
@@ -144,7 +145,7 @@ class FilterCallbacks:
     def add_encoded_trailers(self) -> HeaderMap:
         m = self._m
         if m.response_trailers is None:
-            m.response_trailers = HeaderMap()
+            m.response_trailers = HeaderMap(None, RESPONSE_TRAILERS_INLINE)
         return m.response_trailers
 
     # ---- answering ------------------------------------------------------------------------------

@@ -52,6 +52,7 @@ from .active_filter import (
     _Callback,
     _name,
     filter_raised_message,
+    set_callbacks_of,
     traits_of,
 )
 from .filter_callbacks import FilterCallbacks
@@ -73,6 +74,12 @@ _SHARED_ARGS: dict[tuple[Any, ...], tuple[Any, ...]] = {}
 # call-state bits (Envoy FilterCallState): active_filter.py defines one per callback
 _DECODING = _DECODE_HEADERS | _DECODE_DATA | _DECODE_TRAILERS
 _ENCODING = _ENCODE_HEADERS | _ENCODE_DATA | _ENCODE_TRAILERS
+
+
+def _status_parses(value: str | None) -> bool:
+    """Envoy ``getResponseStatusOrNullopt``: ``SimpleAtoi`` reads ``:status`` (`` +404 `` too)."""
+    v = (value or "").strip(" \t\n\v\f\r").removeprefix("+")
+    return v.isascii() and v.isdecimal() and int(v) < 1 << 64
 
 
 # (module globals: reading an enum member off its class is much slower, active_filter.py)
@@ -103,6 +110,7 @@ class FilterManager:
         #: those, in chain order; StreamFilter's defaults do nothing)
         self.end_filters: list[StreamFilter] = []
         decoders, encoders, end_filters = self.decoders, self.encoders, self.end_filters
+        self.setup_error: str | None = None  # a filter raised in set_callbacks (set_callbacks_of)
         for name, f in filters:
             try:
                 traits = _TRAITS[f.__class__]
@@ -120,14 +128,8 @@ class FilterManager:
             cb = FilterCallbacks(self, name, dec, enc)
             if traits.plain_set_callbacks:
                 f.callbacks = cb  # what StreamFilter.set_callbacks does, without the call
-            else:
-                try:
-                    f.set_callbacks(cb)
-                except BaseException as exc:  # it leaves the chain, with every filter after it
-                    self.setup_error = filter_raised_message(name, "set_callbacks", exc)
-                    for places in (decoders, encoders):
-                        places[-1:] = [p for p in places[-1:] if p.filter is not f]
-                    break
+            elif not set_callbacks_of(self, f, cb, name):  # it raised: the chain ends before it
+                break
             if traits.end_hooks:
                 end_filters.append(f)
         if len(encoders) > 1:
@@ -152,9 +154,6 @@ class FilterManager:
         self.call_state = 0
         self.destroyed = False
         self._too_large_sent = False
-
-    #: a filter raised in ``set_callbacks``: the stream answers 500 (``ActiveStream.start``)
-    setup_error: str | None = None
 
     # ---- trace -----------------------------------------------------------------------------------
     def record_filter(self, af: ActiveFilter, name: str) -> None:
@@ -415,7 +414,8 @@ class FilterManager:
             if end_stream and self.buffered_response is not None and continue_data_entry is None:
                 continue_data_entry = e
             i += 1
-        if ":status" not in headers:
+        status = headers.get(":status")  # (the common "200" is checked without a call)
+        if not (status is not None and status.isdecimal() and len(status) < 4) and not _status_parses(status):
             self.send_local_reply(
                 502,
                 b"missing required header: :status",
@@ -543,8 +543,8 @@ class FilterManager:
             # headers already reached the client: all Envoy can do is reset
             stream.reset(details or "local_reply_after_response_started")
             return
-        headers = stream.local_reply_headers(status, body, modify)
-        stream.info.response_code_details = details
+        stream.info.response_code_details = details  # before: local_reply_config may format it
+        headers, body = stream.local_reply_headers(status, body, modify, grpc_status)  # may rewrite both
         if self.rec.enabled:
             self.rec.record(
                 "stream",

@@ -31,12 +31,24 @@ from ..config.bootstrap import HcmConfig, ListenerConfig, PerRouteDisabled
 from ..config.route import RouteAction
 from ..errors import describe, raised_at
 from ..http import Buffer, HeaderMap, Response
+from ..http.codec import HTTP1_METHODS
+from ..http.grpc import GRPC_CONTENT_TYPE, http_to_grpc_status, is_grpc_request, percent_encode_message
+from ..http.inline_headers import REQUEST_HEADERS_INLINE, RESPONSE_HEADERS_INLINE
 from ..http.stream_info import StreamInfo
 from ..trace.shapes import STREAM_REQUEST
 from .active_filter import filter_raised_message
-from .conn_manager_utility import add_external_address, append_via, mutate_client_address, set_inline
+from .conn_manager_utility import (
+    add_external_address,
+    add_user_agent,
+    append_via,
+    mutate_client_address,
+    normalize_path,
+    set_inline,
+    strip_host_port,
+)
 from .dispatcher import run_guarded
 from .filter_manager import FilterManager
+from .stream_refusals import chain_failed, codec_refusal, filter_name, refuse_head
 
 if TYPE_CHECKING:
     from ..config.route import Route
@@ -81,12 +93,14 @@ class ActiveStream:
         self.dispatcher = dispatcher
         self.stream_id = next(_stream_ids)
         clock = proxy.clock
+        peer = f"127.0.0.1:{40000 + next(_remote_ports) % 20000}"
         self.info = StreamInfo(
             self.stream_id,
             next(_connection_ids),
             clock.wall_ns(),
             clock.monotonic_ns(),
-            downstream_remote_address=f"127.0.0.1:{40000 + next(_remote_ports) % 20000}",
+            downstream_remote_address=peer,
+            downstream_direct_remote_address=peer,
             downstream_local_address=str(hcm.listener.address),
             listener_direction=hcm.listener.direction,
         )
@@ -122,6 +136,7 @@ class ActiveStream:
                     self._route = rc.route_for(headers, key[0], key[1])
             if self._route is not None:
                 self.info.route_name = self._route.name
+                self.info.route_metadata = self._route.metadata
         return self._route
 
     def clear_route_cache(self) -> None:
@@ -145,16 +160,13 @@ class ActiveStream:
             run_guarded(fn, args, self._host_error)
 
     # ---- running the request ------------------------------------------------------------------
-    def start(self, spec: RequestSpec) -> None:
-        proxy = self.proxy
-        rec = proxy.recorder
-        hcm = self.hcm
-        config = hcm.config
-        refused = _codec_refusal(spec, config.header_limits)
-        if refused is not None:
-            self._refuse_head(spec, refused)
-            return
-        headers = HeaderMap()
+    def _request_headers(self, spec: RequestSpec) -> tuple[HeaderMap, str]:
+        """The request headers as the filters see them (Envoy's decodeHeaders up to the filter
+        chain), and the path verdict: "continue", or "reject"/"redirect" when the path must be
+        answered before any filter runs (then the client-address rules are not applied)."""
+        config = self.hcm.config
+        opts = config.header_options
+        headers = HeaderMap(None, REQUEST_HEADERS_INLINE)  # a repeated inline header joins, as in Envoy's codec
         headers.add(":authority", spec.authority)
         headers.add(":path", spec.path)
         headers.add(":method", spec.method)
@@ -163,10 +175,22 @@ class ActiveStream:
             headers.add(k, v)
         if "close" in [t.strip().lower() for t in (headers.get("connection") or "").split(",")]:
             self.info.should_drain_connection = True  # Envoy's saw_connection_close: answer with close
-        client = mutate_client_address(headers, config.header_options, self.info.downstream_remote_address)
-        opts = config.header_options
+        path = spec.path
+        if spec.method not in HTTP1_METHODS or not (path.isascii() and path.isprintable()) or " " in path:
+            return headers, "codec_error"  # Envoy's HTTP/1 parser refuses such a request line (http/codec.py)
+        if "#" in path:
+            return headers, "reject"  # Envoy 1.40 refuses a #fragment in the path (RFC 3986 3.5)
+        if opts.normalize_path or opts.merge_slashes or opts.escaped_slashes_action != "KEEP_UNCHANGED":
+            verdict = normalize_path(headers, opts)
+            if verdict != "continue":
+                return headers, verdict
+        if opts.strip_host_port:
+            strip_host_port(headers, opts.strip_host_port, self.hcm.listener.address.port)
+        client = mutate_client_address(headers, opts, self.info)
         if "x-forwarded-proto" not in headers:
             headers.add("x-forwarded-proto", "http")
+        if opts.add_user_agent:
+            add_user_agent(headers, self.proxy.node.cluster)
         if opts.via:
             append_via(headers, opts.via)
         add_external_address(headers, opts, client)
@@ -174,6 +198,36 @@ class ActiveStream:
             set_inline(headers, "x-request-id", _request_id())  # an edge Envoy does not trust the client's id
         if config.generate_request_id and "x-request-id" not in headers:
             headers.add("x-request-id", _request_id())
+        return headers, "continue"
+
+    def _answer_path(self, verdict: str, headers: HeaderMap, ends_at_headers: bool) -> None:
+        """Envoy's answer to a path it will not route (no filter runs): 400 for a rejected path,
+        307 to the unescaped path for ``UNESCAPE_AND_REDIRECT``, and the HTTP/1 codec's
+        ``Bad Request`` for a request line with bytes outside printable ASCII or a method it
+        does not know."""
+        self.fm = fm = FilterManager(self, [], self.hcm.config.buffer_limit)
+        fm.request_headers = headers
+        fm.remote_decode_complete = ends_at_headers
+        if verdict == "codec_error":
+            fm.send_local_reply(400, b"Bad Request", None, "http1.codec_error")
+        elif verdict == "redirect":
+            self.stat("downstream_rq_redirected_with_normalized_path")
+            location = headers.get(":path") or "/"
+            fm.send_local_reply(307, b"", lambda h: h.add("location", location), "path_normalization_failed")
+        else:
+            self.stat("downstream_rq_failed_path_normalization")
+            fm.send_local_reply(400, b"", None, "path_normalization_failed")
+
+    def start(self, spec: RequestSpec) -> None:
+        proxy = self.proxy
+        rec = proxy.recorder
+        hcm = self.hcm
+        config = hcm.config
+        refused = codec_refusal(spec, config.header_limits)
+        if refused is not None:
+            refuse_head(self, spec, refused)
+            return
+        headers, verdict = self._request_headers(spec)
         self.method = spec.method
         self.info.request_headers = headers
         self.info.bytes_received = len(spec.body)
@@ -183,6 +237,9 @@ class ActiveStream:
             # compact (trace.shapes.STREAM_REQUEST): one flat tuple, the header pairs flattened
             raw = (spec.method, spec.path, len(spec.body), self.stream_id, hcm.listener.name, *chain(*headers))
             rec.emit("stream", "request", raw, None, None, None, None, None, STREAM_REQUEST)
+        if verdict != "continue":
+            self._answer_path(verdict, headers, not spec.body and spec.trailers is None)
+            return
         # Envoy builds the filter chain once the route is known; a route may disable filters
         route = self.route()
         # most routes configure no filter: look a filter up only when one does
@@ -209,7 +266,7 @@ class ActiveStream:
         self.fm = fm = FilterManager(self, filters, config.buffer_limit)
         failed = failed or fm.setup_error
         if failed is not None:
-            self._chain_failed(fm, headers, not spec.body and spec.trailers is None, failed)
+            chain_failed(self, fm, headers, not spec.body and spec.trailers is None, failed)
             return
         body = spec.body
         # a request with trailers comes chunked; the HTTP/1 codec drops the trailers unless the
@@ -224,37 +281,16 @@ class ActiveStream:
         if trailers is not None and not fm.destroyed:
             fm.codec_decode_trailers(HeaderMap(trailers))
 
-    def _refuse_head(self, spec: RequestSpec, details: str) -> None:
-        """The HTTP/1 codec refused the request's head (too big, too many headers): Envoy answers
-        431 from the codec, before any filter or route sees the request, and closes the
-        connection (``DPE``, ``downstream_cx_protocol_error``)."""
-        self.method = spec.method
-        self.stat("downstream_rq_total")
-        self.stat("downstream_rq_http1_total")
-        self.stat("downstream_cx_protocol_error")
-        self.stat("downstream_rq_rx_reset")  # the connection closes under the unfinished request
-        self.info.response_flags = "DPE"
-        # the request never completed: the reply says ``connection: close`` and counts
-        # downstream_rq_response_before_rq_complete (codec_encode_headers)
-        self.fm = fm = FilterManager(self, [], self.hcm.config.buffer_limit)
-        fm.send_local_reply(431, b"Request Header Fields Too Large", None, details)
-
-    def _chain_failed(self, fm: FilterManager, headers: HeaderMap, end_stream: bool, message: str) -> None:
-        """A filter raised while the stream's chain was made (its ``__init__`` or
-        ``set_callbacks``): the stream answers 500 as for a filter that raised in a callback,
-        through the filters set up before it. (Envoy has no such case: a C++ filter that throws
-        while it is made takes the process down.)"""
-        self.proxy.log("error", "http", message)
-        if self.proxy.recorder.enabled:
-            self.proxy.recorder.record("trap", "create_filter", {}, message, {"stream": self.stream_id})
-        fm.request_headers = headers
-        fm.remote_decode_complete = end_stream
-        self.fail_filter_exception(message)
-
     # ---- codec side: the response reaches the client -------------------------------------------
-    def local_reply_headers(self, status: int, body: bytes, modify: Any) -> HeaderMap:
-        """Headers of a local reply (Envoy ``Utility::prepareLocalReply``)."""
-        headers = HeaderMap()
+    def local_reply_headers(
+        self, status: int, body: bytes, modify: Any, grpc_status: int | None = None
+    ) -> tuple[HeaderMap, bytes]:
+        """Headers and body of a local reply (Envoy ``Utility::prepareLocalReply``): the route's
+        response headers, the caller's ``modify``, then the HCM's ``local_reply_config``; a
+        body gets ``content-length`` and, unless the caller set one (or the rewrite changed the
+        body and the caller set none), the rewrite's ``content-type``. A gRPC request gets a
+        trailers-only gRPC answer instead (:func:`_grpc_local_reply`)."""
+        headers = HeaderMap(None, RESPONSE_HEADERS_INLINE)
         headers.add(":status", str(status))
         route = self.route()
         # Envoy finalizes route headers on local replies only for cluster routes; the router
@@ -264,16 +300,25 @@ class ActiveStream:
                 level.apply_response(headers, self.info)
         if modify is not None:
             modify(headers)
+        custom_type = "content-type" in headers
+        content_type = "text/plain"
+        rewrite = self.hcm.config.local_reply
+        if rewrite is not None:
+            original = body
+            status, body, content_type = rewrite.rewrite(self.info, self.info.request_headers, headers, status, body)
+            custom_type = custom_type and body == original
+        if is_grpc_request(self.info.request_headers):
+            return _grpc_local_reply(headers, status, body, grpc_status, self.is_head_request()), b""
         if body:
             headers.set("content-length", str(len(body)))
-            if "content-type" not in headers:
-                headers.add("content-type", "text/plain")
+            if "content-type" not in headers or not custom_type:
+                _set_in_place(headers, "content-type", content_type)
         else:
             # an empty local reply carries neither (Envoy drops what a modifier set; the codec
             # then adds content-length: 0)
             headers.remove("content-length")
             headers.remove("content-type")
-        return headers
+        return headers, body
 
     def codec_encode_headers(self, headers: HeaderMap, end_stream: bool) -> None:
         config = self.hcm.config
@@ -302,16 +347,22 @@ class ActiveStream:
         # the HTTP/1 codec frames the body itself: an upstream's transfer-encoding is replaced
         if "transfer-encoding" in headers:
             headers.remove("transfer-encoding")
-        # (a response to HEAD without a length gets the informational transfer-encoding)
+        # (a response to HEAD without a length gets the informational transfer-encoding); the
+        # framing header exists on the wire only: the access log's %RESP()% and
+        # %RESPONSE_HEADERS_BYTES% see the headers without it, as in Envoy
+        wire = headers
         if "content-length" not in headers:
-            head = self.is_head_request()
-            if end_stream and not head:
+            framing = None
+            if end_stream and not self.is_head_request():
                 if status >= 200 and status not in _NO_BODY_STATUSES:
-                    headers.add("content-length", "0")
-            else:
-                headers.add("transfer-encoding", "chunked")
+                    framing = ("content-length", "0")
+            elif status not in _NO_BODY_STATUSES:  # (Envoy 1.40 frames no body for a 204 or a 304)
+                framing = ("transfer-encoding", "chunked")
+            if framing is not None:
+                wire = headers.copy()
+                wire.add(*framing)
         self._status = status
-        self._resp_headers = headers
+        self._resp_headers = wire
         self.info.response_code = status
         self.info.response_headers = headers
         if end_stream:
@@ -325,9 +376,11 @@ class ActiveStream:
             self._finish_codec()
 
     def codec_encode_trailers(self, trailers: HeaderMap) -> None:
-        # the HTTP/1 codec ends the chunked body without them unless the HCM enables trailers;
-        # the filters' (and access logs') view of the trailers stays
-        if self.hcm.config.http1_trailers:
+        # the HTTP/1 codec ends the chunked body without them unless the HCM enables trailers,
+        # and a response framed by content-length (a filter added trailers to it) has no place
+        # for them: Envoy drops them; the filters' (and access logs') view of the trailers stays
+        headers = self._resp_headers
+        if self.hcm.config.http1_trailers and headers is not None and "content-length" not in headers:
             self._resp_trailers = trailers
         self.info.response_trailers = trailers
         self._finish_codec()
@@ -405,13 +458,13 @@ class ActiveStream:
                 try:
                     f.log(info)
                 except BaseException as e:  # a filter bug must not break the stream end
-                    proxy.log("error", "http", filter_raised_message(_filter_name(f), "log", e))
+                    proxy.log("error", "http", filter_raised_message(filter_name(f), "log", e))
             fm.destroy()
             for f in fm.end_filters:
                 try:
                     f.on_destroy()
                 except BaseException as e:
-                    proxy.log("error", "http", filter_raised_message(_filter_name(f), "on_destroy", e))
+                    proxy.log("error", "http", filter_raised_message(filter_name(f), "on_destroy", e))
             fm.release()
             self.fm = None
         hcm.streams.discard(self)
@@ -442,23 +495,6 @@ class ActiveStream:
             self.dispatcher.after_task(pending.set_reset, self._reset_details or "reset", partial)
 
 
-def _codec_refusal(spec: RequestSpec, limits: tuple[int, int]) -> str | None:
-    """Why Envoy's HTTP/1 codec would refuse this request's head, or None. Measured on Envoy
-    1.40 (tests/test_robustness_sweep.py): it counts the head's bytes as sent (request line,
-    every ``name: value`` line and the blank line, CRLFs included) against
-    ``max_request_headers_kb``, and its header lines, ``host`` included, against
-    ``max_headers_count`` (``RequestSpec.head_bytes``/``head_lines``)."""
-    if spec.head_lines > limits[1]:
-        return "http1.too_many_headers"
-    return "http1.headers_too_large" if spec.head_bytes > limits[0] else None
-
-
-def _filter_name(f: Any) -> str:
-    """The config name of a filter at the stream's end (its callbacks carry it)."""
-    callbacks = getattr(f, "callbacks", None)
-    return getattr(callbacks, "name", None) or type(f).__name__
-
-
 def _request_id() -> str:
     """A random (version 4) UUID string, as Envoy generates for x-request-id."""
     h = "%032x" % ((random.getrandbits(128) & ~(0xF << 76) & ~(0x3 << 62)) | (0x4 << 76) | (0x2 << 62))
@@ -479,6 +515,25 @@ def _per_route(route: Route | None, name: str) -> Any:
 def per_route_config(route: Route | None, name: str) -> Any:
     """The most specific ``typed_per_filter_config`` for filter ``name`` (route, then vhost)."""
     return _per_route(route, name)
+
+
+def _grpc_local_reply(headers: HeaderMap, status: int, body: bytes, grpc_status: int | None, head: bool) -> HeaderMap:
+    """A local reply to a gRPC request, as Envoy sends it: a trailers-only gRPC response
+    (``:status`` 200, ``content-type: application/grpc``, ``grpc-status`` -- the caller's, or
+    mapped from the HTTP status -- unless a filter set one, the body as a percent-encoded
+    ``grpc-message`` (a last newline too: ``%0A``), no body). wasmlab reads the request's headers
+    when it replies; Envoy reads them once before the first filter (the same unless a filter
+    changed ``content-type``)."""
+    _set_in_place(headers, ":status", "200")
+    _set_in_place(headers, "content-type", GRPC_CONTENT_TYPE)
+    if not headers.get("grpc-status"):
+        _set_in_place(
+            headers, "grpc-status", str(grpc_status if grpc_status is not None else http_to_grpc_status(status))
+        )
+    if body and not head:
+        _set_in_place(headers, "grpc-message", percent_encode_message(body))
+    headers.remove("content-length")
+    return headers
 
 
 def _set_in_place(headers: HeaderMap, name: str, value: str) -> None:

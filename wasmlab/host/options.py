@@ -24,6 +24,7 @@ PROXY_OPTIONS = {
     "lua_instruction_limit": "Lua VM instructions per hook run, default 100000000, 0 = no limit",
     "lua_memory_limit_mb": "memory cap per Lua state, default 64, 0 = no limit",
     "lua_hook_every": "instructions between two guard checks, default 10000",
+    "lua_time_limit_s": "wall-clock seconds per Lua hook run (with the instruction guard), default 10, 0 = no limit",
     "lua_sandbox": "True (default): no ffi, loadlib, os.exit/execute, io.popen/open, debug.*; False: what Envoy allows",
 }
 
@@ -62,7 +63,7 @@ def check_options(options: dict[str, Any] | None) -> dict[str, Any]:
             v = given[name]
             if isinstance(v, bool) or not isinstance(v, int) or not low <= v <= high:
                 raise ValueError(f"proxy option {name} must be an int from {low} to {high}, got {v!r}")
-    for name in ("lua_instruction_limit", "lua_memory_limit_mb", "lua_hook_every"):
+    for name in ("lua_instruction_limit", "lua_memory_limit_mb", "lua_hook_every", "lua_time_limit_s"):
         v = given.get(name, 0)
         # at most 2**53: the largest integer a Lua number holds exactly (and no inf or nan)
         if isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v <= 2**53:

@@ -175,6 +175,7 @@ class ActiveTcpConnection:
             clock.monotonic_ns(),
             protocol="",
             downstream_remote_address=f"127.0.0.1:{40000 + self.id % 20000}",
+            downstream_direct_remote_address=f"127.0.0.1:{40000 + self.id % 20000}",
             downstream_local_address=str(listener.address),
         )
 

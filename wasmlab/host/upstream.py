@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import describe, raised_at
 from ..http import HeaderMap, Request, Response
+from ..http.inline_headers import RESPONSE_HEADERS_INLINE, RESPONSE_TRAILERS_INLINE
 from .lifecycle import report_task_error
 
 if TYPE_CHECKING:
@@ -176,12 +177,14 @@ class UpstreamResult:
 def to_wire_response(response: Response, head: bool, chunked: bool = False) -> tuple[HeaderMap, bytes]:
     """The response headers Envoy would read from the upstream's HTTP/1.1 bytes.
 
-    Names lower-cased (the codec does that), ``content-length`` added when the app gave neither a
+    Names lower-cased (the codec does that), a repeated inline header (``cache-control``,
+    ``content-type``, ``via``...) joined into one ``a,b`` entry (the codec adds each line to a
+    response header map, :mod:`wasmlab.http.inline_headers`), ``content-length`` added when the app gave neither a
     length nor chunked encoding, ``transfer-encoding: chunked`` when it has trailers (our loopback
     server does the same on the wire) or had them (``chunked``: the codec dropped them), no body
     for HEAD or 204/304.
     """
-    headers = HeaderMap()
+    headers = HeaderMap(None, RESPONSE_HEADERS_INLINE)
     headers.add(":status", str(response.status))
     for k, v in response.headers:
         headers.add(k, v)
@@ -197,6 +200,15 @@ def to_wire_response(response: Response, head: bool, chunked: bool = False) -> t
     if head:
         body = b""
     return headers, body
+
+
+def to_wire_trailers(trailers: HeaderMap) -> HeaderMap:
+    """The response trailers Envoy's HTTP/1 codec reads after a chunked body: a response-trailer
+    map, where a repeated ``grpc-status`` or ``grpc-message`` is one ``a,b`` entry."""
+    out = HeaderMap(None, RESPONSE_TRAILERS_INLINE)
+    for k, v in trailers:
+        out.add(k, v)
+    return out
 
 
 class UpstreamCall:

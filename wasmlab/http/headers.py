@@ -5,6 +5,11 @@ name as its own entry, and keeps pseudo-headers (``:method``, ``:path``, ``:stat
 of ordinary headers: adding a pseudo-header inserts it after the last pseudo-header. Replacing a
 header (``setCopy``) removes every entry of that name and adds one at the end of its group.
 
+Some names have a fixed slot in Envoy's maps ("inline headers", see :mod:`.inline_headers`):
+adding one that is present appends ``,value`` to it instead of making a second entry. A map made
+with ``inline=`` (the set of its kind: request headers, response headers...) does the same in
+:meth:`HeaderMap.add`; a map without one (the default) adds every value as its own entry.
+
 We store a plain list of ``(name, value)`` tuples: header maps hold a dozen entries, so a linear
 scan beats any index, and iteration order is exactly Envoy's.
 """
@@ -13,6 +18,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from typing import Any
+
+from .inline_headers import NO_INLINE
 
 HeaderItems = Any  # Iterable[tuple[str, str]] | dict[str, str] | HeaderMap | None
 
@@ -28,16 +35,23 @@ def _text(value: object, what: str) -> str:
 
 
 class HeaderMap:
-    """Ordered multi-map of lower-cased header names to string values."""
+    """Ordered multi-map of lower-cased header names to string values.
 
-    __slots__ = ("_entries",)
+    ``inline``: the names that have a slot in this kind of Envoy map (``REQUEST_HEADERS_INLINE``,
+    ...); adding one of them joins the value to the present entry. Made from another HeaderMap,
+    the entries are copied as they are, and the set too unless ``inline`` is given."""
 
-    def __init__(self, items: HeaderItems = None) -> None:
+    __slots__ = ("_entries", "inline")
+
+    def __init__(self, items: HeaderItems = None, inline: frozenset[str] | None = None) -> None:
         self._entries: list[tuple[str, str]] = []
+        self.inline = NO_INLINE if inline is None else inline
         if items is None:
             return
         if isinstance(items, HeaderMap):
             self._entries = list(items._entries)
+            if inline is None:
+                self.inline = items.inline
             return
         pairs = items.items() if isinstance(items, dict) else items
         for pair in pairs:
@@ -110,42 +124,103 @@ class HeaderMap:
         return sum(len(k) + len(v) for k, v in self._entries)
 
     def copy(self) -> HeaderMap:
-        new = HeaderMap()
+        new = HeaderMap(None, self.inline)
         new._entries = list(self._entries)
         return new
 
     def without_pseudo(self) -> HeaderMap:
-        new = HeaderMap()
+        new = HeaderMap(None, self.inline)
         new._entries = [e for e in self._entries if not e[0].startswith(":")]
         return new
 
     # ---- writing -------------------------------------------------------------------------
     def add(self, name: str, value: object) -> None:
-        """Append one entry; a pseudo-header goes after the last pseudo-header."""
+        """Append one entry; a pseudo-header goes after the last pseudo-header. A name with an
+        inline slot in this map (``self.inline``) that is present joins it (:meth:`add_inline`)."""
         key = name.lower() if type(name) is str else _text(name, "name").lower()
         val = value if type(value) is str else _text(value, "value")
+        entries = self._entries
+        if key in self.inline:
+            # add_inline(key, val), unrolled for its common case (absent): this is the hottest
+            # method of a request, and most of a request map's names are inline
+            if key == "host":
+                key = ":authority"
+            if key[:1] != ":":
+                for k, _ in entries:
+                    if k == key:
+                        self._append_to_first(key, val)
+                        return
+                entries.append((key, val))
+                return
         if key[:1] == ":":
-            entries = self._entries
             i = 0
-            while i < len(entries) and entries[i][0].startswith(":"):
+            for k, _ in entries:
+                if k[:1] != ":":
+                    break
+                if k == key and key in self.inline:  # pseudo-headers are inline in Envoy's maps
+                    self._append_to_first(key, val)
+                    return
                 i += 1
             entries.insert(i, (key, val))
         else:
-            self._entries.append((key, val))
+            entries.append((key, val))
 
     def add_lowered(self, key: str, value: str) -> None:
         """:meth:`add` for a name already lower-cased and a str value (host functions)."""
-        if key[:1] == ":":
+        if key[:1] == ":" or key in self.inline:
             self.add(key, value)
         else:
             self._entries.append((key, value))
 
+    def add_inline(self, key: str, value: str) -> None:
+        """Add ``value`` to the inline header ``key`` (lower-cased) as Envoy's
+        ``HeaderMapImpl::insertByKey`` does: absent, it becomes an entry (``host`` in a request
+        map is its ``:authority``); present, the first entry takes it (:meth:`_append_to_first`).
+        Lua and the Wasm host call this with the set of the map they write to, whatever
+        ``self.inline`` says."""
+        if key == "host":
+            key = ":authority"
+        if key in self:
+            self._append_to_first(key, value)
+        elif key[:1] == ":":
+            self.add(key, value)  # (absent: inserted after the other pseudo-headers)
+        else:
+            self._entries.append((key, value))
+
+    def _append_to_first(self, key: str, value: str) -> None:
+        """Envoy's ``appendToHeader``: ``,value`` after the first entry's value (``; value`` for
+        ``cookie``), nothing for an empty value, no delimiter after an empty old value."""
+        if not value:
+            return
+        entries = self._entries
+        for i, (k, old) in enumerate(entries):
+            if k == key:
+                entries[i] = (k, old + ("; " if key == "cookie" else ",") + value if old else value)
+                return
+
     def set(self, name: str, value: object) -> None:
-        """Replace every entry of ``name`` with one (Envoy ``setCopy``)."""
+        """Replace every entry of ``name`` with one (Envoy ``setCopy``; ``host`` in a request map
+        is its ``:authority``)."""
+        if name == "host" and name in self.inline:
+            name = ":authority"
         self.remove(name)
         self.add(name, value)
 
     replace = set
+
+    def set_in_place(self, name: str, value: str) -> None:
+        """Envoy's inline-header setters (``setContentLength``, ``setEnvoyUpstreamServiceTime``...)
+        for a lower-cased ``name``: the first entry keeps its place and takes the value, later
+        ones go; absent, it is added."""
+        entries = self._entries
+        for i, (k, _) in enumerate(entries):
+            if k == name:
+                entries[i] = (name, value)
+                for j in range(len(entries) - 1, i, -1):
+                    if entries[j][0] == name:
+                        del entries[j]
+                return
+        self.add(name, value)
 
     def set_default(self, name: str, value: object) -> None:
         """Add only when absent."""

@@ -18,7 +18,11 @@ class StreamInfo:
     start_wall_ns: int
     start_mono_ns: int
     protocol: str = "HTTP/1.1"
+    #: the client's address: the connection's peer, or (``use_remote_address: false``) the one
+    #: taken from ``x-forwarded-for`` (Envoy's original-IP detection: ``ip:0``)
     downstream_remote_address: str = "127.0.0.1:0"
+    #: the connection's peer, always (``%DOWNSTREAM_DIRECT_REMOTE_ADDRESS%``)
+    downstream_direct_remote_address: str = "127.0.0.1:0"
     downstream_local_address: str = "127.0.0.1:10000"
     request_headers: HeaderMap | None = None
     response_headers: HeaderMap | None = None
@@ -31,6 +35,8 @@ class StreamInfo:
     upstream_host: str | None = None
     upstream_cluster: str | None = None
     route_name: str = ""
+    #: the matched route's ``metadata.filter_metadata`` (``%METADATA(ROUTE:...)%``)
+    route_metadata: dict[str, Any] | None = None
     end_mono_ns: int | None = None
     #: Envoy dynamic metadata: namespace -> dict
     dynamic_metadata: dict[str, Any] = field(default_factory=dict)

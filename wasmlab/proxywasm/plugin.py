@@ -73,6 +73,10 @@ class PluginConfig:
     failure_policy: FailurePolicy = FailurePolicy.FAIL_CLOSED
     reload_backoff_s: float = 1.0
     allow_on_headers_stop_iteration: bool = False
+    #: the deprecated ``fail_open: true`` (Envoy's ``PluginBase::fail_open_``): only it lets a
+    #: stream that was already in flight when its VM failed go on; ``failure_policy: FAIL_OPEN``
+    #: skips the filter for new streams but fails the in-flight ones (503), as Envoy 1.40 does
+    in_flight_fail_open: bool = False
     #: where in the YAML this plugin was configured (for error messages)
     where: str = ""
     compiled: CompiledCode | None = field(default=None, repr=False)
@@ -252,6 +256,7 @@ def parse_plugin_config(node: Node, what: str = "plugin") -> PluginConfig:
         configuration=configuration,
         vm_config=vm,
         failure_policy=policy,
+        in_flight_fail_open=node.has("fail_open") and node.req("fail_open").bool(),
         reload_backoff_s=backoff,
         allow_on_headers_stop_iteration=(
             node.req("allow_on_headers_stop_iteration").bool_value()

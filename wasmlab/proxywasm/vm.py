@@ -147,7 +147,8 @@ class WasmVm:
         self.metrics: dict[int, tuple[int, str]] = {}
         #: the Store was freed (:meth:`release`); the VM is an empty shell
         self.released = False
-        self._metric_ids = itertools.count(1)
+        #: one id sequence per metric type, as Envoy's (counters 4, 8...; gauges 5, 9...)
+        self._metric_ids = [itertools.count(1) for _ in range(3)]
         self._make_store(proxy.options)
         self._record(
             "vm",

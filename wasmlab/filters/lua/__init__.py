@@ -31,6 +31,10 @@ bomb would take the kernel down. So every Lua state gets:
   the request continues).
   LuaJIT never runs hooks inside JIT-compiled code (a compiled ``while true do end`` ignores the
   hook), so guarded states run with ``jit.off()``: the interpreter, which honours the hook.
+  The same hook reads the clock (from a run's second check on: a short run never does), and a
+  run over ``lua_time_limit_s`` (10 s) of wall-clock time fails with ``time limit exceeded
+  (...)``: instructions can each do much work (``s = s .. "x"`` in a long loop copies all of
+  ``s`` every time; 250,000 steps are 1% of the budget and ~31 GB of copying).
   Measured cost here (``wasmlab bench``: ``lua.guard_cost.*``, ``request.lua*``; 2 cores): a hook
   run (coroutine start to end, trivial hook) costs 0.91 µs guarded vs 0.90 µs unguarded; requests/s through the
   add-header script are the same within noise (6,700/s guarded vs 6,400/s unguarded on one

@@ -280,16 +280,26 @@ class LuaCallbacks:
         return self._cb.request_headers
 
     def respond(self, headers: HeaderMap, body: bytes | None) -> None:
+        """Envoy ``DecoderCallbacks::respond``: ``sendLocalReply``. Envoy's filter manager only
+        *prepares* a local reply asked for while a decoder callback runs and sends it once that
+        callback returned (``executeLocalReplyIfPrepared``), after the Lua filter marked the
+        request handle dead: so the ``envoy_on_response`` that the reply runs finds a request
+        handle kept in a global dead. Here the filter sends it itself when its callback ends
+        (``send_deferred_reply``). From a synchronous ``httpCall``'s answer (no callback running)
+        the reply goes out at once, the request handle still live, as in Envoy."""
         if not self.decoder:
             raise LuaApiError("respond not currently supported in the response path")
-        status = int(headers.get(":status") or 0)
+        status = int((headers.get(":status") or "0").strip(" \t\n\v\f\r"))  # (checked by lua_respond)
         extra = [(k, v) for k, v in headers if k != ":status"]
 
         def modify(h: HeaderMap) -> None:
             for k, v in extra:
                 h.add(k, v)
 
-        self._cb.send_local_reply(status, body or b"", modify, "lua_response")
+        if self.filter.in_http_callback:
+            self._cb.send_local_reply(status, body or b"", modify, "lua_response")
+        else:
+            self.filter.deferred_reply = (status, body or b"", modify)
 
     # ---- metadata ---------------------------------------------------------------------------------
     def _route(self) -> Any:
@@ -339,6 +349,10 @@ class LuaFilter(StreamFilter):
     #: the handles made on this stream (a tuple: most streams make none, see ``_start_untraced``,
     #: and the rest one or two)
     _handles: tuple[StreamHandleWrapper, ...] = ()
+    #: a ``respond()`` made during one of this filter's decoder callbacks, sent when it returns
+    deferred_reply: tuple[int, bytes, Any] | None = None
+    #: a synchronous ``httpCall``'s answer resumes the request hook (no filter callback runs)
+    in_http_callback = False
 
     def __init__(self, factory: LuaFilterFactory, dispatcher: Dispatcher) -> None:
         self.factory = factory
@@ -412,7 +426,18 @@ class LuaFilter(StreamFilter):
                 self.request_handle = None
             else:
                 self.response_handle = None
+        if self.deferred_reply is not None:
+            self.send_deferred_reply()
         return status
+
+    def send_deferred_reply(self) -> None:
+        """Send the local reply ``respond()`` asked for during the callback that just ended (see
+        ``LuaCallbacks.respond``)."""
+        reply = self.deferred_reply
+        assert reply is not None
+        self.deferred_reply = None
+        if not self.destroyed:
+            self.callbacks.send_local_reply(*reply, "lua_response")
 
     def adopt(
         self,
@@ -486,6 +511,8 @@ class LuaFilter(StreamFilter):
             handle.mark_dead()
         else:
             self.script_error(handle.error)
+        if self.deferred_reply is not None:
+            self.send_deferred_reply()
         return status
 
     def _do_trailers(self, handle: StreamHandleWrapper | None, trailers: HeaderMap) -> FilterTrailersStatus:
@@ -497,6 +524,8 @@ class LuaFilter(StreamFilter):
             handle.mark_dead()
         else:
             self.script_error(handle.error)
+        if self.deferred_reply is not None:
+            self.send_deferred_reply()
         return status
 
     # (the common case, no hook waiting, is answered here: one Python frame less per body chunk)

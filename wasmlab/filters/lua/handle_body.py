@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ...http.inline_headers import REQUEST_HEADERS_INLINE
 from .handle_driver import HandleDriver, State
 from .luaobject import NOTHING, OBJECTS, YIELD, LuaApiError, check_type, export
 from .wrappers_headers import HeaderMapWrapper
@@ -27,7 +28,7 @@ class HeadersBodyApi(HandleDriver):
         rh = self.cb.request_headers()
         if rh is None:
             return NOTHING
-        return self._child("request_headers", lambda: HeaderMapWrapper(self, rh, None))
+        return self._child("request_headers", lambda: HeaderMapWrapper(self, rh, None, REQUEST_HEADERS_INLINE))
 
     @export("body")
     def lua_body(self, *args: Any) -> Any:

@@ -33,9 +33,15 @@ from typing import TYPE_CHECKING, Any
 
 from ...host import async_client
 from ...http import Buffer, FilterDataStatus, FilterHeadersStatus, FilterTrailersStatus, HeaderMap
-from .luaobject import NOTHING, OBJECTS, BaseLuaObject, _ids, short
+from ...http.inline_headers import (
+    NO_INLINE,
+    REQUEST_HEADERS_INLINE,
+    RESPONSE_HEADERS_INLINE,
+    RESPONSE_TRAILERS_INLINE,
+)
+from .luaobject import NOTHING, OBJECTS, BaseLuaObject, _ids, c_string, short
 from .runtime import FAILED, FINISHED, RUN_FORGET, RUN_REQUEST, RUN_RESPONSE, RUN_RESUME, YIELDED
-from .wrappers_headers import BufferWrapper, HeaderMapWrapper
+from .wrappers_headers import BufferWrapper, HeaderMapWrapper, envoy_add
 
 if TYPE_CHECKING:
     from ...host.services import ServerContext
@@ -418,14 +424,16 @@ class HandleDriver(BaseLuaObject):
     def _trailers_wrapper(self) -> HeaderMapWrapper:
         assert self.trailers is not None
         trailers = self.trailers
-        return self._child("trailers", lambda: HeaderMapWrapper(self, trailers, None))
+        inline = NO_INLINE if self.decoder else RESPONSE_TRAILERS_INLINE
+        return self._child("trailers", lambda: HeaderMapWrapper(self, trailers, None, inline))
 
     def own_headers(self) -> HeaderMapWrapper:
         """The wrapper of this hook's own headers (made once per run; numbered by Lua when
         ``own_headers_id`` is set)."""
         obj = self.children.get("headers")
         if obj is None:
-            obj = self.children["headers"] = HeaderMapWrapper(self, self.headers, self)
+            inline = REQUEST_HEADERS_INLINE if self.decoder else RESPONSE_HEADERS_INLINE
+            obj = self.children["headers"] = HeaderMapWrapper(self, self.headers, self, inline)
             hid = self.own_headers_id
             if hid:
                 obj.lua_id = hid
@@ -448,8 +456,14 @@ class HandleDriver(BaseLuaObject):
 def add_written(filt: LuaFilter, decoder: bool, headers: HeaderMap, answer: tuple[Any, ...]) -> Any:
     """The adds a hook's first run wrote down (prelude.lua, "Adds written down"), made to its own
     headers as ``headers:add`` makes them, in order; returns the run's answer without them."""
+    inline = REQUEST_HEADERS_INLINE if decoder else RESPONSE_HEADERS_INLINE
     for i in range(2, len(answer), 2):
-        headers.add(answer[i].decode("latin-1"), answer[i + 1].decode("latin-1"))  # add() lower-cases
+        key = c_string(answer[i]).decode("latin-1").lower()
+        value = c_string(answer[i + 1]).decode("latin-1")
+        if key in inline:
+            envoy_add(headers, inline, key, value)
+        else:
+            headers.add_lowered(key, value)
     if decoder and filt.factory.config.clear_route_cache:
         filt.callbacks.clear_route_cache()  # as headers_modifiable() does
     status, msg = answer[0], answer[1]

@@ -8,6 +8,7 @@ from typing import Any
 
 from ...host import async_client
 from ...http import HeaderMap
+from ...http.inline_headers import REQUEST_HEADERS_INLINE, RESPONSE_HEADERS_INLINE
 from .handle_driver import HandleDriver, State
 from .luaobject import (
     NOTHING,
@@ -15,6 +16,7 @@ from .luaobject import (
     LuaApiError,
     LuaArgError,
     LuaRawError,
+    c_string,
     check_integer,
     check_string,
     check_type,
@@ -25,6 +27,7 @@ from .luaobject import (
     utf8_text,
     wire,
 )
+from .wrappers_headers import envoy_add
 
 _HTTP_CALL_OPTIONS = ("asynchronous", "timeout_ms", "trace_sampled", "return_duplicate_headers", "send_xff")
 
@@ -42,9 +45,9 @@ class HttpApi(HandleDriver):
             raise LuaApiError("respond() cannot be called if headers have been continued")
         table = check_type(args, 1, "respond", "table")
         body = opt_string(args, 2, "respond")
-        headers = self._headers_from_table(table, len(args) + 1)
-        status = headers.get(":status") or ""
-        if not (status.isdigit() and 200 <= int(status) < 600):
+        headers = self._headers_from_table(table, len(args) + 1, RESPONSE_HEADERS_INLINE)
+        status = simple_atoi(headers.get(":status") or "")
+        if status is None or not 200 <= status < 600:
             raise LuaApiError(":status must be between 200-599")
         if body is not None:
             headers.set("content-length", str(len(body)))
@@ -52,12 +55,15 @@ class HttpApi(HandleDriver):
         self.state = State.RESPONDED
         return YIELD
 
-    def _headers_from_table(self, table: Any, nargs: int) -> HeaderMap:
+    def _headers_from_table(self, table: Any, nargs: int, inline: frozenset[str]) -> HeaderMap:
         """Envoy ``buildHeadersFromTable``: keys lower-cased, values strings (numbers coerced) or
-        lists of them, in Lua's iteration order. ``nargs`` counts the call's stack slots; Envoy
-        walks a copy of the table pushed on top, so a bad key is at ``nargs + 2``, its value at
-        ``nargs + 3``, an item of a value list at ``nargs + 5`` (LuaJIT numbers errors by slot).
-        A number key is coerced in place, which breaks ``lua_next``."""
+        lists of them, in Lua's iteration order, each added as Envoy's ``addCopy`` adds to a
+        request (``httpCall``) or response (``respond``) map: ``inline`` names join (see
+        ``envoy_add``: ``{["content-type"] = {"a", "b"}}`` is one ``a,b``; ``host`` is
+        ``:authority``). ``nargs`` counts the call's stack slots; Envoy walks a copy of the table
+        pushed on top, so a bad key is at ``nargs + 2``, its value at ``nargs + 3``, an item of a
+        value list at ``nargs + 5`` (LuaJIT numbers errors by slot). A number key is coerced in
+        place, which breaks ``lua_next``."""
         pairs, problem = self.vm.header_pairs(table)
         if pairs is None:
             assert problem is not None
@@ -66,9 +72,9 @@ class HttpApi(HandleDriver):
                 raise LuaRawError("invalid key to 'next'")
             slot = {"key": nargs + 2, "value": nargs + 3, "item": nargs + 5}[what]
             raise LuaArgError(slot, f"string expected, got {tname}")
-        headers = HeaderMap()
+        headers = HeaderMap(None, inline)
         for k, v in pairs:
-            headers.add(k.lower(), v)
+            envoy_add(headers, inline, _c_text(k).lower(), _c_text(v))
         return headers
 
     # ---- outbound HTTP ---------------------------------------------------------------------------------
@@ -81,15 +87,16 @@ class HttpApi(HandleDriver):
             opts = _table_options(self.vm.option_pairs(args[3]), nargs)
         else:
             opts = _positional_options(args)
-        cluster = utf8_text(check_string(args, 1, "httpCall"))
+        cluster = utf8_text(c_string(check_string(args, 1, "httpCall")))
         table = check_type(args, 2, "httpCall", "table")
-        body = opt_string(args, 3, "httpCall")
         proxy = self.proxy
         if cluster not in proxy.clusters:
             raise LuaApiError("http call cluster invalid. Must be configured")
-        headers = self._headers_from_table(table, nargs)
+        headers = self._headers_from_table(table, nargs, REQUEST_HEADERS_INLINE)
         if headers.get(":path") is None or headers.get(":method") is None or headers.get(":authority") is None:
             raise LuaApiError("http call headers must include ':path', ':method', and ':authority'")
+        # (Envoy 1.40 reads the body last: a missing cluster or ':path' is reported before a bad body)
+        body = opt_string(args, 3, "httpCall")
         if body is not None:
             headers.set("content-length", str(len(body)))
         timeout_s = opts.timeout_ms / 1000 if opts.timeout_ms else None
@@ -135,7 +142,12 @@ class HttpApi(HandleDriver):
             return
         self.state = State.RUNNING
         self.mark_live()
-        self._run("http_response", table, body if body else None)
+        filt = self.filter
+        filt.in_http_callback = True  # a respond() now goes out at once (LuaCallbacks.respond)
+        try:
+            self._run("http_response", table, body if body else None)
+        finally:
+            filt.in_http_callback = False
         if self.error is None:
             self.mark_dead()
         else:
@@ -189,6 +201,22 @@ def _table_options(pairs: Any, nargs: int) -> _CallOptions:
         elif name == "send_xff":
             opts.send_xff = _truthy(value)
     return opts
+
+
+def _c_text(s: str) -> str:
+    """A header table's name or value as Envoy reads it (``luaL_checkstring``: up to a NUL)."""
+    i = s.find("\0")
+    return s if i < 0 else s[:i]
+
+
+def simple_atoi(value: str) -> int | None:
+    """``absl::SimpleAtoi`` into a uint64, as Envoy reads ``:status``: ASCII whitespace around, an
+    optional ``+``, decimal digits (`` 404 `` and ``+404`` are 404; ``404.0``, ``0x194`` are not)."""
+    v = value.strip(" \t\n\v\f\r").removeprefix("+")
+    if not (v.isascii() and v.isdecimal()):
+        return None
+    n = int(v)
+    return n if n < 1 << 64 else None
 
 
 def _ignore(_response: Any) -> None:

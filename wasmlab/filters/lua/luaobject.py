@@ -134,6 +134,15 @@ def check_string(args: tuple[Any, ...], index: int, function: str) -> bytes:
     raise bad_argument(index, function, "string", args)
 
 
+def c_string(b: bytes) -> bytes:
+    """A Lua string as C++ reads it through ``const char*`` (``luaL_checkstring``): up to the
+    first NUL byte. Envoy 1.40 reads header names and values given to ``add``/``replace``/
+    ``remove``, ``respond``/``httpCall`` header tables, the cluster name and dynamic metadata
+    strings this way; ``get``, bodies and ``base64Escape`` keep every byte."""
+    i = b.find(b"\0")
+    return b if i < 0 else b[:i]
+
+
 def opt_string(args: tuple[Any, ...], index: int, function: str) -> bytes | None:
     if index > len(args) or args[index - 1] is None:
         return None
@@ -159,6 +168,15 @@ def check_integer(args: tuple[Any, ...], index: int, function: str) -> int:
     if math.isnan(n) or math.isinf(n):
         return 0
     return int(n)
+
+
+def check_int32(args: tuple[Any, ...], index: int, function: str) -> int:
+    """``luaL_checkint`` in Envoy's LuaJIT (x64): the number truncated to an int64 (NaN, the
+    infinities and numbers past 2^63 give INT64_MIN), then cast to a C ``int``: its low 32 bits
+    (``2^32 + 1`` is 1, NaN is 0)."""
+    n = check_number(args, index, function)
+    i = int(n) if -(2.0**63) < n < 2.0**63 else -(2**63)
+    return (i + 2**31) % 2**32 - 2**31
 
 
 def check_type(args: tuple[Any, ...], index: int, function: str, expected: str) -> Any:

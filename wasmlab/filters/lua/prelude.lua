@@ -369,6 +369,12 @@ local mem_soft_kb = (HOST.memory_limit_mb or 0) * 1024
 local left = 0 -- hook ticks left in this run
 local limit_msg = HOST.instruction_message
 local memory_msg = HOST.memory_message
+-- wall-clock seconds per run, read only by the instruction guard's hook (a run shorter than one
+-- hook interval never reads the clock): instructions can be slow, `s = s .. "x"` copies all of s
+local time_limit = budget > 0 and (HOST.time_limit_s or 0) or 0
+local time_msg = HOST.time_message
+local monotonic = HOST.monotonic
+local started = nil -- the clock at this run's first check
 local guarded = budget > 0 or mem_soft_kb > 0
 local sethook = debug.sethook
 local hook
@@ -412,8 +418,17 @@ if guarded then
       error(limit_msg, script_level())
     end
     left = left - 1
-    if left < 0 or (mem_soft_kb > 0 and collectgarbage("count") > mem_soft_kb) then
-      local msg = left < 0 and limit_msg or memory_msg
+    local late = false
+    if time_limit > 0 then
+      local now = monotonic()
+      if started == nil then
+        started = now
+      else
+        late = now - started > time_limit
+      end
+    end
+    if left < 0 or late or (mem_soft_kb > 0 and collectgarbage("count") > mem_soft_kb) then
+      local msg = left < 0 and limit_msg or (late and time_msg) or memory_msg
       limit_msg = msg
       tripped = true
       sethook(hook, "", 1)
@@ -426,6 +441,7 @@ end
 -- A fresh budget for the next run (one start or resume).
 function arm()
   left = budget
+  started = nil
   if tripped then
     tripped = false
     limit_msg = HOST.instruction_message
@@ -472,7 +488,11 @@ function driver.load(code)
     return message(e) or "unspecified lua error"
   end
   if co_status(co) ~= "dead" then
-    return "attempt to yield across C-call boundary"
+    -- top-level code yielded: Envoy runs the chunk with lua_pcall, where LuaJIT refuses the
+    -- yield at the line that called it
+    local ar = getinfo(co, 1, "Sl")
+    local where = ar and ar.currentline and ar.currentline > 0 and (ar.short_src .. ":" .. ar.currentline .. ": ")
+    return (where or "") .. "attempt to yield across C-call boundary"
   end
   return nil
 end

@@ -22,6 +22,7 @@ the GIL while Lua runs, so a busy state never stops other workers).
 from __future__ import annotations
 
 import sys
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -45,7 +46,10 @@ class Guards:
 
     ``instruction_limit``: Lua VM instructions per run of Lua code (one hook start or one
     resume), 0 = unlimited; ``memory_limit_mb``: memory per Lua state, 0 = unlimited;
-    ``hook_every``: instructions between two checks.
+    ``hook_every``: instructions between two checks; ``time_limit_s``: wall-clock seconds per
+    run, checked by the instruction guard's hook (so only while that guard is on), 0 = unlimited:
+    the instruction budget alone misses instructions that are slow (``s = s .. "x"`` copies the
+    whole string each time).
     """
 
     instruction_limit: int = 100_000_000
@@ -53,6 +57,7 @@ class Guards:
     hook_every: int = 10_000
     #: the classroom sandbox (``sandbox.lua``); ``False`` is what Envoy allows
     sandbox: bool = True
+    time_limit_s: float = 10.0
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> Guards:
@@ -67,6 +72,7 @@ class Guards:
             get("lua_memory_limit_mb", cls.memory_limit_mb),
             max(100, get("lua_hook_every", cls.hook_every)),
             sandbox,
+            float(options.get("lua_time_limit_s", cls.time_limit_s)),
         )
 
     @property
@@ -80,6 +86,9 @@ class Guards:
 
     def instruction_message(self) -> str:
         return f"instruction limit exceeded (wasmlab classroom guard: {self.instruction_limit} per run)"
+
+    def time_message(self) -> str:
+        return f"time limit exceeded (wasmlab classroom guard: {self.time_limit_s:g} s per run)"
 
     def memory_message(self) -> str:
         return f"memory limit exceeded (wasmlab classroom guard: {self.memory_limit_mb} MB per Lua state)"
@@ -162,6 +171,9 @@ def new_state(guards: Guards, package_path: bytes, package_cpath: bytes) -> tupl
             b"hook_every": guards.hook_every,
             b"instruction_message": guards.instruction_message().encode(),
             b"memory_message": guards.memory_message().encode(),
+            b"time_limit_s": guards.time_limit_s,
+            b"time_message": guards.time_message().encode(),
+            b"monotonic": time.monotonic,
             b"cpp_names": rt.table_from({c.lua_class.encode(): c.cpp_name().encode() for c in classes}),
             b"headers_class": next(c.lua_number for c in classes if c.lua_class == "HeaderMapWrapper"),
             b"sandbox": guards.sandbox,
@@ -274,6 +286,21 @@ class LuaVM:
     def table(self, value: Any) -> Any:
         """A Lua table (nested) from Python dicts/lists with bytes strings."""
         return self.runtime.table_from(value, recursive=True)
+
+    def list_table(self, items: list[Any]) -> Any:
+        """A Lua array of ``len(items)`` slots (``lua_createtable(n, 0)``, as Envoy builds a
+        Struct list), filled where the item is not None: ``#`` counts the holes too, as in Envoy
+        (a table lupa builds from a list with holes would not). Items are Lua values already."""
+        new_array = self._new_array
+        if new_array is None:
+            new_array = self._new_array = self.runtime.eval('require("table.new")')
+        t = new_array(len(items), 0)
+        for i, v in enumerate(items, 1):
+            if v is not None:
+                t[i] = v
+        return t
+
+    _new_array: Any = None
 
     def table_from_pairs(self, flat: list[Any]) -> Any:
         return self._table_from_pairs(self.runtime.table_from(flat))

@@ -25,7 +25,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .luaobject import BaseLuaObject, PairsIterator, getter
-from .wrappers_headers import BufferWrapper, HeaderMapIterator, HeaderMapWrapper, set_in_place
+from .wrappers_headers import BufferWrapper, HeaderMapIterator, HeaderMapWrapper
 from .wrappers_metadata import (
     ConnectionDynamicMetadataMapWrapper,
     DynamicMetadataMapWrapper,
@@ -62,7 +62,6 @@ __all__ = [
     "VirtualHostWrapper",
     "all_classes",
     "from_lua_value",
-    "set_in_place",
     "to_lua_value",
 ]
 

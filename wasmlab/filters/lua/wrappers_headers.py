@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ...http import Buffer, HeaderMap
+from ...http.inline_headers import NO_INLINE, REQUEST_HEADERS_INLINE, RESPONSE_HEADERS_INLINE, slot_name
 from .luaobject import (
     COMMON_LUA,
     NOTHING,
@@ -15,7 +16,9 @@ from .luaobject import (
     BaseLuaObject,
     LuaApiError,
     PairsIterator,
-    check_integer,
+    c_string,
+    check_int32,
+    check_number,
     check_string,
     export,
     text,
@@ -26,18 +29,19 @@ if TYPE_CHECKING:
     from .handle_driver import HandleDriver
 
 
-def set_in_place(headers: HeaderMap, name: str, value: str) -> None:
-    """Envoy's inline-header setters (``setContentLength``): the first entry keeps its place and
-    takes the value, later ones go; absent, it is added."""
-    entries = headers._entries
-    for i, (k, _) in enumerate(entries):
-        if k == name:
-            entries[i] = (name, value)
-            for j in range(len(entries) - 1, i, -1):
-                if entries[j][0] == name:
-                    del entries[j]
-            return
-    headers.add(name, value)
+# ---- Envoy's inline headers ------------------------------------------------------------------------
+# The names with a slot in each kind of Envoy map, and what adding one does, are in
+# ``wasmlab.http.inline_headers``: a wrapper carries the set of the map it wraps (the map may be
+# one wasmlab made without it) and adds through ``HeaderMap.add_inline``.
+
+
+def envoy_add(headers: HeaderMap, inline: frozenset[str], key: str, value: str) -> None:
+    """Envoy ``HeaderMapImpl::addCopy`` of a lower-cased name: an inline name that is present
+    takes ``,value`` on its first entry; anything else is a new entry."""
+    if key in inline:
+        headers.add_inline(key, value)
+    else:
+        headers.add_lowered(key, value)
 
 
 # ---- headers -------------------------------------------------------------------------------------
@@ -46,15 +50,18 @@ class HeaderMapWrapper(BaseLuaObject):
 
     ``owner`` is the handle whose own headers these are (Envoy's ``CheckModifiableCb``:
     ``owner.headers_modifiable()`` says whether the map may still change and, on the request
-    path, clears the route cache), or None for a map that stays modifiable.
+    path, clears the route cache), or None for a map that stays modifiable. ``inline``: the
+    inline names of this kind of map (``REQUEST_HEADERS_INLINE``, ...).
     """
 
     lua_class = "HeaderMapWrapper"
     trace_name = "headers"
-    __slots__ = ("headers", "owner", "iterator")
+    __slots__ = ("headers", "owner", "iterator", "inline")
     dies_with = ("iterator",)
 
-    def __init__(self, h: HandleDriver, headers: HeaderMap, owner: HandleDriver | None) -> None:
+    def __init__(
+        self, h: HandleDriver, headers: HeaderMap, owner: HandleDriver | None, inline: frozenset[str] = NO_INLINE
+    ) -> None:
         self.dead = False
         self._ud = None
         self.lua_id = 0
@@ -62,6 +69,7 @@ class HeaderMapWrapper(BaseLuaObject):
         self.headers = headers
         self.owner = owner
         self.iterator: HeaderMapIterator | None = None
+        self.inline = inline
 
     def check_modifiable(self) -> None:
         if self.iterator is not None:
@@ -71,25 +79,32 @@ class HeaderMapWrapper(BaseLuaObject):
 
     @export("add", 0, fast=lambda thunk: _fast_add(thunk))
     def add(self, *args: Any) -> None:
-        """Add a header (another entry if the name exists).
+        """Add a header: another entry if the name exists, or for an inline name (see
+        ``envoy_add``) ``,value`` on the present one.
         @param 1 (string): header name. @param 2 (string): value."""
-        key = check_string(args, 1, "add")
-        value = check_string(args, 2, "add")
+        key = c_string(check_string(args, 1, "add"))
+        value = c_string(check_string(args, 2, "add"))
         self.check_modifiable()
-        self.headers.add(text(key).lower(), text(value))
+        envoy_add(self.headers, self.inline, text(key).lower(), text(value))
+
+    def _name(self, args: tuple[Any, ...], function: str) -> str:
+        """Argument 1 as the name Envoy looks up (lower-cased; ``host`` → ``:authority`` in a request map)."""
+        return slot_name(self.inline, text(check_string(args, 1, function)).lower())
 
     @export("get", fast=lambda thunk: _fast_get(thunk))
     def get(self, *args: Any) -> Any:
         """@param 1 (string): header name. @return all values joined with ',' or nothing."""
-        key = text(check_string(args, 1, "get")).lower()
-        values = self.headers.get_all(key)
+        values = self.headers.get_all(self._name(args, "get"))
         return wire(",".join(values)) if values else NOTHING
 
     @export("getAtIndex")
     def get_at_index(self, *args: Any) -> Any:
         """@param 1 (string): name. @param 2 (number): 0-based index. @return the value or nothing."""
-        key = text(check_string(args, 1, "getAtIndex")).lower()
-        index = check_integer(args, 2, "getAtIndex")
+        key = self._name(args, "getAtIndex")
+        # Envoy: `const int index = luaL_checknumber(...)`, a double cast to int: NaN, infinities
+        # and numbers outside int32 become INT_MIN on x86 (so nothing is found)
+        n = check_number(args, 2, "getAtIndex")
+        index = int(n) if -(2**31) < n < 2**31 else -(2**31)
         values = self.headers.get_all(key)
         if 0 <= index < len(values):
             return wire(values[index])
@@ -98,23 +113,23 @@ class HeaderMapWrapper(BaseLuaObject):
     @export("getNumValues")
     def get_num_values(self, *args: Any) -> int:
         """@param 1 (string): name. @return how many entries have that name."""
-        key = text(check_string(args, 1, "getNumValues")).lower()
-        return len(self.headers.get_all(key))
+        return len(self.headers.get_all(self._name(args, "getNumValues")))
 
     @export("replace", 0)
     def replace(self, *args: Any) -> None:
-        """Remove every entry of the name and add one. @param 1 (string): name. @param 2 (string)."""
-        key = check_string(args, 1, "replace")
-        value = check_string(args, 2, "replace")
+        """Remove every entry of the name and add one (Envoy ``setCopy``).
+        @param 1 (string): name. @param 2 (string)."""
+        key = slot_name(self.inline, text(c_string(check_string(args, 1, "replace"))).lower())
+        value = c_string(check_string(args, 2, "replace"))
         self.check_modifiable()
-        self.headers.set(text(key).lower(), text(value))
+        self.headers.set(key, text(value))
 
     @export("remove", 0)
     def remove(self, *args: Any) -> None:
         """Remove every entry of the name. @param 1 (string): name."""
-        key = check_string(args, 1, "remove")
+        key = slot_name(self.inline, text(c_string(check_string(args, 1, "remove"))).lower())
         self.check_modifiable()
-        self.headers.remove(text(key).lower())
+        self.headers.remove(key)
 
     @export("setHttp1ReasonPhrase", 0)
     def set_http1_reason_phrase(self, *args: Any) -> None:
@@ -136,8 +151,8 @@ class HeaderMapWrapper(BaseLuaObject):
 # else goes to the generic thunk.
 # A handle's own map that Lua handed out but the host has not made yet (number -handle, see
 # ``materialize``) is used through its handle, without making it: it cannot be iterating yet.
-def _map_of(obj_id: int) -> tuple[HeaderMap, HandleDriver | None, HandleDriver] | None:
-    """``(headers, owner, handle)`` of a live, not iterating map numbered ``obj_id``, or None."""
+def _map_of(obj_id: int) -> tuple[HeaderMap, frozenset[str], HandleDriver] | None:
+    """``(headers, inline names, handle)`` of a live, not iterating map numbered ``obj_id``, or None."""
     obj = OBJECTS.get(obj_id)
     if obj is None:
         if obj_id >= 0:
@@ -145,10 +160,10 @@ def _map_of(obj_id: int) -> tuple[HeaderMap, HandleDriver | None, HandleDriver] 
         h = OBJECTS.get(-obj_id)
         if h is None or h.own_headers_id != obj_id:  # type: ignore[attr-defined]
             return None
-        return h.headers, h, h  # type: ignore[attr-defined, return-value]
+        return h.headers, REQUEST_HEADERS_INLINE if h.decoder else RESPONSE_HEADERS_INLINE, h  # type: ignore[attr-defined, return-value]
     if obj.dead or obj.iterator is not None:  # type: ignore[attr-defined]
         return None
-    return obj.headers, obj.owner, obj.h  # type: ignore[attr-defined]
+    return obj.headers, obj.inline, obj.h  # type: ignore[attr-defined]
 
 
 def _fast_add(thunk: Callable[..., Any]) -> Callable[..., Any]:
@@ -161,6 +176,7 @@ def _fast_add(thunk: Callable[..., Any]) -> Callable[..., Any]:
             if obj.dead or obj.iterator is not None:  # type: ignore[attr-defined]
                 return thunk(obj_id, *args)  # the generic thunk raises the right error
             headers, owner, h = obj.headers, obj.owner, obj.h  # type: ignore[attr-defined]
+            inline = obj.inline  # type: ignore[attr-defined]
         else:
             # a negative number: the handle's own map during its first run (prelude.lua's
             # own_headers), held by the handle itself
@@ -168,8 +184,11 @@ def _fast_add(thunk: Callable[..., Any]) -> Callable[..., Any]:
             if h is None or h.own_headers_id != obj_id:
                 return thunk(obj_id, *args)
             headers, owner = h.headers, h
+            inline = REQUEST_HEADERS_INLINE if h.decoder else RESPONSE_HEADERS_INLINE
         if len(args) < 2 or args[0].__class__ is not bytes or args[1].__class__ is not bytes:
             return thunk(obj_id, *args)
+        if b"\0" in args[0] or b"\0" in args[1]:
+            return thunk(obj_id, *args)  # (the generic add reads them up to the NUL)
         if owner is not None:
             # owner.headers_modifiable(), inlined
             if owner.headers_continued:
@@ -178,7 +197,11 @@ def _fast_add(thunk: Callable[..., Any]) -> Callable[..., Any]:
                 filt = owner.filter
                 if filt.factory.config.clear_route_cache:
                     filt.callbacks.clear_route_cache()
-        headers.add(args[0].decode("latin-1"), args[1].decode("latin-1"))  # add() lower-cases
+        key = args[0].decode("latin-1").lower()
+        if key in inline:
+            headers.add_inline(key, args[1].decode("latin-1"))
+        else:
+            headers.add_lowered(key, args[1].decode("latin-1"))
         if h.rec.enabled:
             h.trace_call("headers:add", args, None, None)
         return 0
@@ -191,7 +214,7 @@ def _fast_get(thunk: Callable[..., Any]) -> Callable[..., Any]:
         found = _map_of(obj_id)
         if found is None or not args or args[0].__class__ is not bytes:
             return thunk(obj_id, *args)
-        values = found[0].get_all(args[0].decode("latin-1"))  # get_all() lower-cases
+        values = found[0].get_all(slot_name(found[1], args[0].decode("latin-1").lower()))
         value = wire(",".join(values)) if values else None
         h = found[2]
         if h.rec.enabled:
@@ -229,8 +252,8 @@ class BufferWrapper(BaseLuaObject):
     @export("getBytes")
     def get_bytes(self, *args: Any) -> bytes:
         """@param 1 (number): 0-based index. @param 2 (number): length. @return the bytes."""
-        index = check_integer(args, 1, "getBytes")
-        length = check_integer(args, 2, "getBytes")
+        index = check_int32(args, 1, "getBytes")
+        length = check_int32(args, 2, "getBytes")
         if index < 0 or length < 0 or index + length > len(self.data):
             raise LuaApiError("index/length must be >= 0 and (index + length) must be <= buffer size")
         return self.data.slice(index, length)
@@ -238,8 +261,14 @@ class BufferWrapper(BaseLuaObject):
     @export("setBytes")
     def set_bytes(self, *args: Any) -> int:
         """Replace the content and set the stream's content-length. @param 1 (string): new bytes.
-        @return the new length."""
+        @return the new length.
+
+        Envoy sets ``content-length`` on the map even when the headers already went out (a body
+        chunk): the wire keeps the old value. wasmlab's codec reads the map it was handed later,
+        so the length is set only while the headers are held (a simplification: a script that
+        reads ``content-length`` back after streaming sees the old value here)."""
         value = check_string(args, 1, "setBytes")
         self.data.set(value)
-        set_in_place(self.headers, "content-length", str(len(self.data)))
+        if not self.h.headers_continued:
+            self.headers.set_in_place("content-length", str(len(self.data)))  # Envoy's setContentLength
         return len(self.data)

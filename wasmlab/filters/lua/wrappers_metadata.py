@@ -14,6 +14,7 @@ from .luaobject import (
     BaseLuaObject,
     LuaApiError,
     PairsIterator,
+    c_string,
     check_string,
     child_getter,
     export,
@@ -49,8 +50,74 @@ def lua_value(h: HandleDriver, value: Any) -> Any:
     """A Python Struct value as a Lua value (tables built in the handle's VM)."""
     v = to_lua_value(value)
     if isinstance(v, dict | list):
+        if _has_null_item(v):
+            return _table_with_holes(h, v)
         return h.vm.table(v)
     return v
+
+
+def _has_null_item(v: Any) -> bool:
+    """A list with a null somewhere inside ``v`` (Envoy's array then has a hole)."""
+    if isinstance(v, list):
+        return any(x is None or _has_null_item(x) for x in v)
+    if isinstance(v, dict):
+        return any(_has_null_item(x) for x in v.values())
+    return False
+
+
+def _table_with_holes(h: HandleDriver, v: Any) -> Any:
+    """``lua_value`` for a value holding a list with nulls: lists made with all their slots."""
+    if isinstance(v, list):
+        return h.vm.list_table([_table_with_holes(h, x) for x in v])
+    if isinstance(v, dict):
+        t = h.vm.table({})
+        for k, x in v.items():
+            if x is not None:
+                t[k] = _table_with_holes(h, x)
+        return t
+    return v
+
+
+_INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
+
+
+def yaml_struct(value: Any) -> Any:
+    """A ``Struct`` written in the YAML (route metadata, ``filter_context``) as Envoy 1.40 holds
+    it, measured: an integer is a number only in the int32 range (``3000000000`` is the string
+    ``"3000000000"``); a float is a *string* (``2.50`` -> ``"2.5"``, ``1.0`` -> ``"1.0"``,
+    ``.inf`` -> ``".inf"``; Python's ``repr``, which may word a rare literal differently);
+    booleans, strings and null as they are."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return value if _INT32_MIN <= value <= _INT32_MAX else str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return ".nan"
+        if math.isinf(value):
+            return ".inf" if value > 0 else "-.inf"
+        return repr(value)
+    if isinstance(value, dict):
+        return {k: yaml_struct(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [yaml_struct(v) for v in value]
+    return value
+
+
+#: ``yaml_struct`` of the config's metadata dicts, by id (the dict is kept so its id stays its own)
+_YAML_STRUCTS: dict[int, tuple[Any, dict[str, Any]]] = {}
+
+
+def config_struct(fields: dict[str, Any]) -> dict[str, Any]:
+    """``yaml_struct`` of a metadata dict from the configuration, made once per dict."""
+    if not fields:
+        return fields
+    found = _YAML_STRUCTS.get(id(fields))
+    if found is None or found[0] is not fields:
+        if len(_YAML_STRUCTS) > 1024:  # (configurations come and go in a notebook)
+            _YAML_STRUCTS.clear()
+        found = _YAML_STRUCTS[id(fields)] = (fields, yaml_struct(fields))
+    return found[1]
 
 
 def from_lua_value(value: Any) -> Any:
@@ -63,7 +130,7 @@ def from_lua_value(value: Any) -> Any:
     if t == "boolean":
         return bool(value)
     if t == "string":
-        return utf8_text(value)
+        return utf8_text(c_string(value))  # (lua_tostring: up to a NUL)
     if t == "table":
         items = list(value.items())
         length = _list_length(items)
@@ -75,7 +142,7 @@ def from_lua_value(value: Any) -> Any:
             kt = lua_type(k)
             if kt != "string":
                 raise LuaApiError(f"unexpected type {kt} in table key (only string keys are supported)")
-            out[utf8_text(k)] = from_lua_value(v)
+            out[utf8_text(c_string(k))] = from_lua_value(v)
         return out
     raise LuaApiError(f"unexpected type '{t}' in dynamicMetadata")
 
@@ -171,8 +238,8 @@ class DynamicMetadataMapWrapper(_StructMapWrapper):
         @param 3 (any): nil, boolean, number, string or table."""
         if self.iterator is not None:
             raise LuaApiError("dynamic metadata map cannot be modified while iterating")
-        name = utf8_text(check_string(args, 1, "set"))
-        key = utf8_text(check_string(args, 2, "set"))
+        name = utf8_text(c_string(check_string(args, 1, "set")))
+        key = utf8_text(c_string(check_string(args, 2, "set")))
         value = from_lua_value(args[2] if len(args) > 2 else None)
         self.fields.setdefault(name, {})[key] = value
 
@@ -211,13 +278,83 @@ class FilterStateWrapper(BaseLuaObject):
             return NOTHING
         if isinstance(value, bytes):
             return value
+        if isinstance(value, _Unserializable):
+            return NOTHING
         return utf8_bytes(str(value))
 
     @export("set", 0)
     def set(self, *args: Any) -> None:
         """@param 1 (string): key. @param 2 (string): object factory (e.g. ``envoy.string``).
-        @param 3 (string): serialized value."""
+        @param 3 (string): serialized value, read by the factory (see ``FILTER_STATE_FACTORIES``)."""
         key = utf8_text(check_string(args, 1, "set"))
-        check_string(args, 2, "set")
-        value = check_string(args, 3, "set")
-        self.state[key] = utf8_text(value)
+        factory = utf8_text(check_string(args, 2, "set"))
+        value = utf8_text(check_string(args, 3, "set"))
+        read = FILTER_STATE_FACTORIES.get(factory)
+        if read is None:
+            raise LuaApiError(f"'{factory}' does not have an object factory")
+        obj = read(value)
+        if obj is None:
+            raise LuaApiError(f"failed to create an object '{key}' from value '{value}'")
+        self.state[key] = obj
+
+
+class _Unserializable(str):
+    """A filter-state object without a string form (``get`` answers nothing)."""
+
+
+def _uint32(v: str) -> str | None:
+    """``absl::SimpleAtoi`` into a uint32 (spaces around allowed): the number's text."""
+    t = v.strip(" \t\n\v\f\r").removeprefix("+")
+    return str(int(t)) if t.isascii() and t.isdecimal() and int(t) < 1 << 32 else None
+
+
+def _ip(v: str) -> str | None:
+    """An IP address without a port, serialized as an address with port 0."""
+    import ipaddress
+
+    try:
+        a = ipaddress.ip_address(v)
+    except ValueError:
+        return None
+    return f"[{a}]:0" if a.version == 6 else f"{a}:0"
+
+
+def _ip_port(v: str) -> str | None:
+    """``ip:port`` (``[v6]:port``)."""
+    import ipaddress
+
+    host, sep, port = v.rpartition(":")
+    if not sep or not port.isdecimal() or int(port) > 65535:
+        return None
+    bracketed = host.startswith("[") and host.endswith("]")
+    try:
+        a = ipaddress.ip_address(host[1:-1] if bracketed else host)
+    except ValueError:
+        return None
+    if (a.version == 6) != bracketed:
+        return None
+    return f"[{a}]:{int(port)}" if a.version == 6 else f"{a}:{int(port)}"
+
+
+#: the filter-state object factories of Envoy 1.40 a script can name in ``filterState():set``,
+#: as measured from Lua (name -> reads the value: its string form, or None when Envoy fails to
+#: create the object). Another name is refused as Envoy refuses a name with no factory; a
+#: factory missing here that Envoy has would be refused too (wasmlab does not know its objects).
+FILTER_STATE_FACTORIES: dict[str, Any] = {
+    "envoy.string": str,
+    "envoy.hashable_string": str,
+    "envoy.network.upstream_server_name": str,
+    "envoy.network.upstream_subject_alt_names": str,
+    "envoy.network.network_namespace": str,
+    "envoy.tcp_proxy.cluster": str,
+    "envoy.upstream.dynamic_host": str,
+    "envoy.network.application_protocols": _Unserializable,
+    "envoy.tcp_proxy.disable_tunneling": lambda v: "true" if v == "true" else "false",
+    "envoy.upstream.dynamic_port": _uint32,
+    "envoy.tcp_proxy.per_connection_idle_timeout_ms": _uint32,
+    "envoy.ratelimit.hits_addend": _uint32,
+    "envoy.network.ip": _ip,
+    "envoy.network.transport_socket.original_dst_address": _ip_port,
+    "envoy.filters.listener.original_dst.local_ip": _ip_port,
+    "envoy.filters.listener.original_dst.remote_ip": _ip_port,
+}

@@ -80,7 +80,7 @@ class StreamInfoWrapper(BaseLuaObject):
     )
     downstream_remote_address = getter("downstreamRemoteAddress", lambda w: wire(w.info.downstream_remote_address))
     downstream_direct_remote_address = getter(
-        "downstreamDirectRemoteAddress", lambda w: wire(w.info.downstream_remote_address)
+        "downstreamDirectRemoteAddress", lambda w: wire(w.info.downstream_direct_remote_address)
     )
     requested_server_name = getter("requestedServerName", _empty)
     route_name = getter("routeName", lambda w: utf8_bytes(w.info.route_name or ""))

@@ -23,15 +23,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ...config.route import DirectResponse, Redirect, RouteAction, split_path
+from ...host.conn_manager_utility import set_inline
 from ...host.upstream import (
     CONNECT_FAILURE,
+    NO_APP,
     PROTOCOL_ERROR,
     charge_upstream_result,
     charge_upstream_sent,
     charge_upstream_timeout,
     to_wire_response,
+    to_wire_trailers,
 )
 from ...http import Buffer, FilterDataStatus, FilterHeadersStatus, FilterTrailersStatus, HeaderMap, Request
+from ...http.codec import frame_headers_only_request, request_error
 from ..base import HttpFilterFactory, StreamFilter
 from ..registry import register_http_filter
 
@@ -85,6 +89,8 @@ class RouterFilter(StreamFilter):
         self.factory = factory
         self.route: Any = None
         self.cluster: Any = None
+        #: header mutation levels in Envoy's order (a weighted cluster's first)
+        self.levels: list[Any] = []
         self.headers: HeaderMap | None = None
         self.body = bytearray()
         self.trailers: HeaderMap | None = None
@@ -105,6 +111,7 @@ class RouterFilter(StreamFilter):
         proxy = cb.proxy
         if route is None:
             proxy.stat_store.inc(stream.hcm.stat("no_route"))
+            stream.info.response_flags = "NR"
             cb.send_local_reply(404, b"", None, "route_not_found")
             return FilterHeadersStatus.StopIteration
         action = route.action
@@ -112,15 +119,18 @@ class RouterFilter(StreamFilter):
             self._direct(route, action.status, action.body, _direct_location(headers, action.status))
             return FilterHeadersStatus.StopIteration
         if isinstance(action, Redirect):
-            self._direct(route, action.response_code, b"", self._redirect_uri(headers, action, route))
+            self._direct(route, action.response_code, b"", _redirect_uri(headers, action, route.match))
             return FilterHeadersStatus.StopIteration
         assert isinstance(action, RouteAction)
-        cluster = proxy.clusters.get(action.cluster)
+        name, weighted_mutations = action.pick(headers)
+        cluster = proxy.clusters.get(name)
         if cluster is None:
-            cb.send_local_reply(503, b"", None, "cluster_not_found")
+            stream.info.response_flags = "NC"
+            cb.send_local_reply(action.cluster_not_found_code, b"", None, "cluster_not_found")
             return FilterHeadersStatus.StopIteration
         if not cluster.healthy:
             proxy.stat_store.inc(f"cluster.{cluster.name}.upstream_cx_none_healthy")
+            stream.info.response_flags = "UH"
             cb.send_local_reply(503, b"no healthy upstream", None, "no_healthy_upstream")
             return FilterHeadersStatus.StopIteration
         self.route = route
@@ -135,10 +145,12 @@ class RouterFilter(StreamFilter):
         # Envoy's order: expected timeout header, headers_to_add (route, vhost, route config), rewrites
         if action.timeout > 0 and not self.factory.suppress_envoy_headers:
             headers.set("x-envoy-expected-rq-timeout-ms", str(int(action.timeout * 1000)))
-        for level in stream.hcm.config.route_config.header_levels(route):
+        self.levels = stream.hcm.config.route_config.header_levels(route)
+        if weighted_mutations is not None:
+            self.levels = [weighted_mutations, *self.levels]
+        for level in self.levels:
             level.apply_request(headers, info)
-        if action.host_rewrite_literal:
-            headers.set(":authority", action.host_rewrite_literal)
+        _rewrite_host(headers, action, not self.factory.suppress_envoy_headers)
         path = headers.get(":path") or "/"
         new_path = _rewrite_path(path, route.match, action)
         if new_path != path:
@@ -179,25 +191,6 @@ class RouterFilter(StreamFilter):
 
         cb._m.send_local_reply(status, body, modify, "direct_response")
 
-    def _redirect_uri(self, headers: HeaderMap, r: Redirect, route: Any) -> str:
-        scheme = r.scheme or headers.get(":scheme") or "http"
-        host = r.host or headers.get(":authority") or ""
-        if r.port is not None:
-            host = host.rsplit(":", 1)[0] + (f":{r.port}" if r.port else "")
-        path = headers.get(":path") or "/"
-        bare, query = split_path(path)
-        if r.path is not None:
-            new = r.path
-            if "?" not in new and query and not r.strip_query:
-                new += "?" + query
-        elif r.prefix_rewrite is not None and route.match.kind == "prefix":
-            new = r.prefix_rewrite + path[len(route.match.value) :]
-        else:
-            new = bare if r.strip_query else path
-        if r.strip_query:
-            new = split_path(new)[0]
-        return f"{scheme}://{host}{new}"
-
     # ---- upstream ----------------------------------------------------------------------------
     def _send_upstream(self) -> None:
         cb = self.callbacks
@@ -205,12 +198,25 @@ class RouterFilter(StreamFilter):
         proxy = cb.proxy
         headers = self.headers
         assert headers is not None and self.cluster is not None
+        broken = request_error(headers)
+        if broken is not None and self.cluster.app is not NO_APP:
+            # a filter removed or broke what the HTTP/1 codec needs: Envoy finds out when it
+            # writes the headers on the new connection (so the request counts as sent)
+            charge_upstream_sent(proxy.stat_store, self.cluster)
+            stream.info.response_flags = "DPE"
+            details = "filter_removed_required_request_headers{" + broken.replace(" ", "_") + "}"
+            cb.send_local_reply(503, broken.encode(), None, details)
+            return
         body = bytes(self.body)
         up_headers = HeaderMap()
-        up_headers.add("host", headers.get(":authority") or "")
+        authority = headers.get(":authority")
+        if authority is not None:  # (a filter may have removed it: then there is no host line)
+            up_headers.add("host", authority)
         for k, v in headers:
             if not k.startswith(":"):
-                up_headers.add(k, v)
+                # the app gets each value as a server parses it off the wire: without the
+                # spaces and tabs around it (RFC 7230 OWS)
+                up_headers.add(k, v.strip(" \t"))
         # Envoy's HTTP/1 codec: a request whose headers did not end the stream and carry no length
         # is sent chunked, even if the body turns out empty (a filter may add an empty body)
         if (
@@ -219,6 +225,8 @@ class RouterFilter(StreamFilter):
             and "transfer-encoding" not in up_headers
         ):
             up_headers.add("transfer-encoding", "chunked")
+        elif not body:
+            frame_headers_only_request(headers.get(":method") or "GET", up_headers)
         request = Request(headers.get(":method") or "GET", headers.get(":path") or "/", up_headers, body, self.trailers)
         cluster = self.cluster
         self.internal = up_headers.get("x-envoy-internal") == "true"
@@ -310,8 +318,12 @@ class RouterFilter(StreamFilter):
             )
         if not self.factory.suppress_envoy_headers:
             ms = (proxy.clock.monotonic_ns() - self.sent_ns) // 1_000_000
-            headers.add("x-envoy-upstream-service-time", str(max(0, ms)))
-        for level in stream.hcm.config.route_config.header_levels(self.route):
+            headers.set_in_place("x-envoy-upstream-service-time", str(max(0, ms)))  # Envoy's inline setter
+        # Envoy's onUpstreamHeaders records the status first, and response_headers_to_add
+        # formats against the headers being mutated (%RESPONSE_CODE%, %RESP(...)%)
+        stream.info.response_code = status
+        stream.info.response_headers = headers
+        for level in self.levels:
             level.apply_response(headers, stream.info)
         trailers = result.response.trailers
         # HEAD, 204 and 304 end at the headers; otherwise an empty body ends there unless it came
@@ -325,7 +337,7 @@ class RouterFilter(StreamFilter):
         if body:
             cb.encode_data(Buffer(body), False)
         if trailers:
-            cb.encode_trailers(HeaderMap(trailers))
+            cb.encode_trailers(to_wire_trailers(trailers))
         else:
             cb.encode_data(Buffer(), True)
 
@@ -337,7 +349,49 @@ class RouterFilter(StreamFilter):
             self.upstream_call.abandon()
 
 
-def _rewrite_path(path: str, match: Any, action: RouteAction) -> str:
+def _redirect_uri(headers: HeaderMap, r: Redirect, match: Any) -> str:
+    """The ``location`` of a redirect (Envoy ``Http::Utility::newUri``). The scheme is the
+    redirect's, else the request's (``x-forwarded-proto``); the request's host loses its port when
+    a ``port_redirect`` replaces it or the scheme changes away from that port's default; the path
+    is ``path_redirect`` (the request's query appended unless it has its own), else the request's
+    path after the redirect's ``prefix_rewrite``/``regex_rewrite``; ``strip_query`` drops the
+    query unless ``path_redirect`` carries one."""
+    proto = headers.get("x-forwarded-proto") or headers.get(":scheme") or "http"
+    scheme = r.scheme or proto
+    port = f":{r.port}" if r.port else ""
+    if r.host is not None:
+        host = r.host
+    else:
+        host = headers.get(":authority") or ""
+        colon = host.rfind("]:") + 1 if host.startswith("[") else host.rfind(":")
+        if colon > 0:
+            req_port = host[colon:]
+            remove = bool(port) or (
+                scheme != proto
+                and ((proto == "https" and req_port == ":443") or (proto == "http" and req_port == ":80"))
+            )
+            if remove:
+                host = host[:colon]
+    path = headers.get(":path") or "/"
+    own_query = r.path is not None and "?" in r.path
+    if r.path is not None:
+        query = path.find("?")
+        new = r.path if own_query or query < 0 else r.path + path[query:]
+    else:
+        new = _rewrite_path(path, match, r)
+    if not new.startswith("/"):
+        new = "/" + new
+    if r.strip_query and not own_query:
+        new = new.split("?", 1)[0]
+    return f"{scheme}://{host}{port}{new}"
+
+
+def _rewrite_path(path: str, match: Any, action: RouteAction | Redirect) -> str:
+    if isinstance(action, RouteAction) and action.path_template_rewrite is not None:
+        template, rewrite = action.path_template_rewrite
+        bare, query = split_path(path)
+        new = template.rewrite(bare, rewrite)
+        return path if new is None else new + (("?" + query) if query else "")
     if action.prefix_rewrite is not None and match.kind in ("prefix", "path", "path_separated_prefix"):
         if match.kind == "prefix":
             return action.prefix_rewrite + path[len(match.value) :]
@@ -347,9 +401,34 @@ def _rewrite_path(path: str, match: Any, action: RouteAction) -> str:
     if action.regex_rewrite is not None:
         pattern, sub = action.regex_rewrite
         bare, query = split_path(path)
-        new = pattern.sub(sub.replace("\\", "\\"), bare)
+        new = pattern.sub(sub, bare)
         return new + (("?" + query) if query else "")
     return path
+
+
+def _rewrite_host(headers: HeaderMap, action: RouteAction, keep_original: bool) -> None:
+    """``host_rewrite_literal``, ``host_rewrite_header`` (only when the header is present and
+    not empty) and ``host_rewrite_path_regex`` (on the path without its query) set
+    ``:authority``; Envoy's ``auto_host_rewrite`` would use the endpoint's hostname, which a
+    STATIC endpoint does not have. Like Envoy's ``Utility::updateAuthority``, the old host is
+    appended to ``x-forwarded-host`` when ``append_x_forwarded_host`` is set and kept in
+    ``x-envoy-original-host`` unless the router suppresses Envoy headers."""
+    host = action.host_rewrite_literal
+    if action.host_rewrite_header is not None:
+        host = headers.get(action.host_rewrite_header)
+    elif action.host_rewrite_path_regex is not None:
+        pattern, sub = action.host_rewrite_path_regex
+        host = pattern.sub(sub, split_path(headers.get(":path") or "")[0])
+    if not host:
+        return
+    old = headers.get(":authority") or ""
+    if old:
+        if keep_original:
+            headers.set("x-envoy-original-host", old)
+        if action.append_x_forwarded_host:
+            xfh = headers.get("x-forwarded-host")
+            set_inline(headers, "x-forwarded-host", f"{xfh},{old}" if xfh else old)
+    headers.set(":authority", host)
 
 
 def _direct_location(headers: HeaderMap, status: int) -> str | None:

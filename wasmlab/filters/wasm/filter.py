@@ -353,7 +353,11 @@ class WasmHttpFilter(WasmCallGuard, StreamFilter, StreamHost):
         cb = self.callbacks
         if self.in_log:
             if write:
-                return None
+                # Envoy's getMap (writes, and proxy_get_header_map_size): the maps the context
+                # still holds — headers whose callback never continued (a local reply), trailers
+                # it added — not the access log's
+                held = (self.request_headers, self.request_trailers, self.response_headers, self.response_trailers)
+                return held[map_type] if map_type < 4 else None
             if map_type == MapType.HTTP_REQUEST_HEADERS:
                 return cb.request_headers
             if map_type == MapType.HTTP_RESPONSE_HEADERS:
@@ -448,7 +452,9 @@ class WasmHttpFilter(WasmCallGuard, StreamFilter, StreamHost):
 
         def modify(h: HeaderMap) -> None:
             for k, v in headers:
-                h.add(k.lower(), v)
+                key = k.lower()
+                if key != ":status":  # Envoy sets the reply's own status over a module's ":status"
+                    h.add(key, v)
 
         def reply() -> None:
             if self._stream_over():

@@ -18,6 +18,7 @@ from ...proxywasm.vm import Context, Trapped
 if TYPE_CHECKING:
     from ...host.services import ServerContext
     from ...proxywasm.manager import PluginHandle
+    from ...proxywasm.plugin import PluginConfig
 
 
 class FailAction(enum.Enum):
@@ -30,6 +31,7 @@ class FailAction(enum.Enum):
 class WasmCallGuard:
     """Mixin for a filter that runs one Proxy-Wasm stream context: :meth:`_guarded` calls it."""
 
+    plugin: PluginConfig
     # class-level defaults so a stream pays only for what it changes
     ctx: Context | None = None
     handle: PluginHandle | None = None
@@ -60,11 +62,14 @@ class WasmCallGuard:
         vm = ctx.vm
         if vm.failed is not None:
             # the VM failed elsewhere (a root callback, another stream) after this stream began:
-            # Envoy's CHECK_FAIL_HTTP, which comes before the export check — FAIL_OPEN steps
-            # aside, the others fail this stream. (A failed VM may be released already: its
+            # Envoy's CHECK_FAIL_HTTP, which comes before the export check — only the deprecated
+            # ``fail_open: true`` (PluginBase::fail_open_) steps aside; under any failure_policy,
+            # FAIL_OPEN included, this stream fails. (A failed VM may be released already: its
             # ``funcs`` are empty, so the order matters.)
             self._trapped()
-            return self._fail_stream(False) if fail_stream else FailAction.CONTINUE
+            if not fail_stream:
+                return FailAction.CONTINUE
+            return self._fail_stream(not self.plugin.in_flight_fail_open)
         fn = vm.funcs.get(name)
         if fn is None:  # Envoy calls nothing the module does not export
             return None

@@ -164,11 +164,14 @@ class HostBinding:
         ctx = vm.effective
         cid = ctx.id if ctx is not None else 0
         rec, full, label = self.rec, self.full, self.label
+        impl_args = uargs
+        if self.i64:  # Envoy traces i64 arguments unsigned too (a delta of -7 as 2**64 - 7)
+            uargs = tuple(a & 0xFFFFFFFFFFFFFFFF for a in uargs)
         # compact events (trace.shapes): {"phase"} / {"phase", "detail"} are built when read
         rec.emit("hostcall", full, uargs, None, None, label, cid, "enter", HOSTCALL)
         detail = None
         try:
-            result = self.impl(vm, *uargs)
+            result = self.impl(vm, *impl_args)
         except self.passthrough:
             raise
         except Exception as e:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...host import async_client
 from ...http import HeaderMap
+from ...http.inline_headers import INLINE_BY_WASM_MAP, NO_INLINE, REQUEST_HEADERS_INLINE, slot_name
 from .. import pairs
 from ..types import (
     MAX_BUFFER_TYPE,
@@ -87,7 +88,14 @@ def proxy_set_header_map_pairs(vm: WasmVm, map_type: int, ptr: int, size: int) -
     if m is None:
         return BAD
     items = pairs.decode(raw) or []
-    m.replace_all((k.lower(), v) for k, v in items)
+    inline = _inline_of(map_type)  # Envoy removes every entry, then addCopy's each pair
+    m.clear()
+    for k, v in items:
+        key = k.lower()
+        if key in inline:
+            m.add_inline(key, v)
+        else:
+            m.add_lowered(key, v)
     return OK, {"map": map_type, "count": len(items)}
 
 
@@ -95,7 +103,7 @@ def proxy_set_header_map_pairs(vm: WasmVm, map_type: int, ptr: int, size: int) -
 def proxy_get_header_map_size(vm: WasmVm, map_type: int, out: int) -> Any:
     if map_type > MAX_MAP_TYPE:
         return BAD
-    m = _map(vm, map_type, False)
+    m = _map(vm, map_type, True)
     if m is None:
         return BAD
     return OK if vm.memory.write_u32(out, m.byte_size()) else MEM
@@ -122,7 +130,7 @@ def proxy_get_header_map_value(vm: WasmVm, map_type: int, kptr: int, klen: int, 
         in_log = ctx is not None and ctx.filter is not None and ctx.filter.in_log
         rc = NOT_FOUND if in_log else BAD
         return (rc, {"map": map_type, "key": key}) if traced else rc
-    value = m.get(key)
+    value = m.get(_slot_name(map_type, key))
     if value is None:
         if vm.info.version == AbiVersion.V0_1_0:
             rc = vm.copy_out(b"", out_ptr, out_len)
@@ -154,12 +162,24 @@ def _write_header(replace: bool, vm: WasmVm, map_type: int, kptr: int, klen: int
     if m is None:
         return BAD, {"map": map_type, "key": key}
     if replace:
-        m.set(key, value)
+        m.set(_slot_name(map_type, key), value)
+    elif map_type < 4 and key in INLINE_BY_WASM_MAP[map_type]:
+        m.add_inline(key, value)  # Envoy's addCopy: a present inline header takes ",value"
     else:
         m.add_lowered(key, value)
     if vm.rec.enabled:  # the trace detail is built only when someone records it
         return OK, {"map": map_type, "key": key, "value": value}
     return OK
+
+
+def _slot_name(map_type: int, key: str) -> str:
+    """The name Envoy's map of ``map_type`` looks ``key`` up by (``host`` is ``:authority`` in the
+    request headers, :mod:`wasmlab.http.inline_headers`)."""
+    return slot_name(INLINE_BY_WASM_MAP[map_type], key) if map_type < 4 else key
+
+
+def _inline_of(map_type: int) -> frozenset[str]:
+    return INLINE_BY_WASM_MAP[map_type] if map_type < 4 else NO_INLINE
 
 
 hostcall("proxy_add_header_map_value", 5)(partial(_write_header, False))
@@ -174,13 +194,25 @@ def proxy_remove_header_map_value(vm: WasmVm, map_type: int, kptr: int, klen: in
     m = _map(vm, map_type, True)
     if m is None:
         return BAD, {"map": map_type, "key": key}
-    m.remove(key)
+    m.remove(_slot_name(map_type, key))
     return (OK, {"map": map_type, "key": key}) if vm.rec.enabled else OK
 
 
 # ---- buffers ---------------------------------------------------------------------------------------
+#: buffers Envoy's ``getBuffer`` always answers, empty when the context has none now (a root
+#: context, a header callback, the other direction): reads get OK and nothing, writes BAD_ARGUMENT
+_ALWAYS_THERE = frozenset({0, 1, 2, 3, int(BufferType.GRPC_RECEIVE_BUFFER)})
+
+
 def _buffer(vm: WasmVm, buffer_type: int) -> tuple[Any, bool]:
     """(buffer object or bytes or None, mutable)."""
+    buf, mutable = _buffer_now(vm, buffer_type)
+    if buf is None and buffer_type in _ALWAYS_THERE:
+        return b"", False
+    return buf, mutable
+
+
+def _buffer_now(vm: WasmVm, buffer_type: int) -> tuple[Any, bool]:
     ctx = vm.effective
     if ctx is None:
         if buffer_type == BufferType.VM_CONFIGURATION:
@@ -346,7 +378,8 @@ def proxy_http_call(
     proxy = vm.proxy
     if cluster not in proxy.clusters:
         return BAD, {"cluster": cluster, "error": "unknown cluster"}
-    headers = HeaderMap((k.lower(), v) for k, v in (pairs.decode(hraw) or []))
+    # a request map, each pair addCopy'd: repeated inline names join, ``host`` is ``:authority``
+    headers = HeaderMap(((k.lower(), v) for k, v in (pairs.decode(hraw) or [])), REQUEST_HEADERS_INLINE)
     if not all(h in headers for h in (":method", ":path", ":authority")):
         return BAD, {"cluster": cluster, "error": "missing :method, :path or :authority"}
     trailers = HeaderMap(pairs.decode(traw) or []) if traw else None

@@ -14,6 +14,7 @@ from __future__ import annotations
 import struct
 from typing import TYPE_CHECKING, Any
 
+from ...http.grpc import http_to_grpc_status
 from .. import pairs
 from ..types import WasmResult
 from . import hostcall
@@ -129,6 +130,8 @@ def _request(vm: WasmVm, info: Any, rest: list[str]) -> bytes | None:
     if key == "protocol":
         return info.protocol.encode()
     req = _stream_map(vm, 0)
+    if key == "headers_bytes":
+        return _i64(_byte_size(req))
     if key in ("size", "total_size"):
         cl = req.get("content-length") if req is not None else None
         size = info.bytes_received if cl is None or not cl.isdigit() else int(cl)
@@ -154,10 +157,6 @@ def _request(vm: WasmVm, info: Any, rest: list[str]) -> bytes | None:
     }
     v = table.get(key)
     return v.encode("latin-1") if v is not None else None
-
-
-#: Envoy's ``Grpc::Utility::httpToGrpcStatus`` for a response without ``grpc-status``
-_HTTP_TO_GRPC = {400: 13, 401: 16, 403: 7, 404: 12, 429: 14, 502: 14, 503: 14, 504: 14}
 
 
 def _response(vm: WasmVm, info: Any, rest: list[str]) -> bytes | None:
@@ -186,9 +185,11 @@ def _response(vm: WasmVm, info: Any, rest: list[str]) -> bytes | None:
             v = m.get("grpc-status") if m is not None else None
             if v is not None and v.isdigit():
                 return _i64(int(v))
-        return _i64(_HTTP_TO_GRPC.get(info.response_code or 0, 2))
+        return _i64(http_to_grpc_status(info.response_code or 0))  # a response without grpc-status
     if key == "size":
         return _i64(info.bytes_sent)
+    if key == "headers_bytes":
+        return _i64(_byte_size(resp))
     if key == "total_size":
         return _i64(info.bytes_sent + _byte_size(resp))
     return None
@@ -205,6 +206,10 @@ def _address_of(top: str) -> Any:
             "destination": info.downstream_local_address,
             "upstream": info.upstream_host,
         }[top]
+        if top == "upstream" and info.upstream_host is not None and rest[0] == "transport_failure_reason":
+            return b""
+        if top == "upstream" and rest[0] == "request_attempt_count":
+            return _u64(1 if info.upstream_host is not None else 0)
         if addr is None:
             return None
         _host, port = _addr_port(addr)
@@ -233,42 +238,125 @@ def _connection_id(vm: WasmVm, info: Any, rest: list[str]) -> bytes | None:
     return _OTHER if rest else _u64(info.connection_id)
 
 
-def _node(vm: WasmVm, rest: list[str]) -> bytes | None:
-    """``xds.node[.<field>[.<key>...]]``: the bootstrap's ``node`` (Envoy's ``LocalInfo``); a
-    string leaf raw, a message or map as a serialized ``Struct``-like message."""
-    value: Any = vm.proxy.node.as_property()
+def _cel_pairs(items: list[tuple[bytes, bytes]]) -> bytes:
+    """A CEL map or list in the pairs format; Envoy writes an empty one as a count of 0."""
+    return pairs.encode(items) or struct.pack("<I", 0)
+
+
+def cel_bytes(v: Any) -> Any:
+    """A ``google.protobuf.Struct`` value as Envoy serializes it once CEL has unwrapped it: a
+    struct is a map (pairs of key and serialized value), a list is pairs with the elements in
+    the key slots, numbers are doubles, booleans one byte; null cannot be serialized."""
+    if v is None:
+        return UNSERIALIZABLE
+    if isinstance(v, bool):
+        return _bool(v)
+    if isinstance(v, int | float):
+        return struct.pack("<d", float(v))
+    if isinstance(v, dict):
+        items = [(str(k).encode(), cel_bytes(x)) for k, x in v.items()]
+        return UNSERIALIZABLE if any(x is UNSERIALIZABLE for _, x in items) else _cel_pairs(items)
+    if isinstance(v, list | tuple):
+        elems = [cel_bytes(x) for x in v]
+        return UNSERIALIZABLE if UNSERIALIZABLE in elems else _cel_pairs([(e, b"") for e in elems])
+    return str(v).encode()
+
+
+def _struct_path(value: Any, rest: list[str]) -> Any:
+    """Walk ``rest`` into a Struct (as a dict) and serialize what is there (:func:`cel_bytes`)."""
     for seg in rest:
         if not isinstance(value, dict) or seg not in value:
             return None
         value = value[seg]
-    if isinstance(value, str):
-        return value.encode()
-    if isinstance(value, bool):
-        return _bool(value)
-    if isinstance(value, int | float):
-        return struct.pack("<d", float(value)) if isinstance(value, float) else _i64(value)
-    return encode_struct(value) if isinstance(value, dict) else None
+    return cel_bytes(value)
+
+
+#: ``Node`` fields read as strings (unset ones are empty, as protobuf's defaults); Envoy sets
+#: ``user_agent_name`` to "envoy"
+_NODE_STRINGS = {"id": "", "cluster": "", "user_agent_name": "envoy", "user_agent_version": ""}
+_LOCALITY = ("region", "zone", "sub_zone")
+
+
+def _node(vm: WasmVm, rest: list[str]) -> Any:
+    """``xds.node[.<field>...]``: the bootstrap's ``node`` (Envoy's ``LocalInfo``), a protobuf
+    ``Node``: string fields raw (empty when unset), ``metadata`` a Struct (:func:`cel_bytes`),
+    ``locality`` a message, ``dynamic_parameters``/``client_features`` empty. Simplified: the whole
+    node is encoded from the configured fields only (Envoy's also carries its build version and
+    the list of every extension it was built with, ~60 KB), and ``extensions`` is not found."""
+    node = vm.proxy.node
+    if not rest:
+        return encode_struct(node.as_property())
+    key, sub = rest[0], rest[1:]
+    if key in _NODE_STRINGS and not sub:
+        v = node.as_property().get(key)
+        return (v if isinstance(v, str) else _NODE_STRINGS[key]).encode()
+    if key == "metadata":
+        return _struct_path(node.metadata, sub)
+    if key == "locality":
+        loc = node.extra.get("locality") or {}
+        if not sub:
+            return b"".join(_field(i + 1, 2, str(loc[f]).encode()) for i, f in enumerate(_LOCALITY) if loc.get(f))
+        return str(loc.get(sub[0], "")).encode() if len(sub) == 1 and sub[0] in _LOCALITY else None
+    if key in ("dynamic_parameters", "client_features", "listening_addresses") and not sub:
+        return struct.pack("<I", 0)
+    return None
 
 
 def _xds(vm: WasmVm, info: Any, rest: list[str]) -> bytes | None:
     """``xds.*``: the route, virtual host and cluster the stream was routed by, the listener's
-    direction and the bootstrap's node."""
+    direction and metadata, the filter chain's name and the bootstrap's node. Only ``node`` is
+    there without a stream (a root context). The ``*_metadata`` values are serialized
+    ``envoy.config.core.v3.Metadata`` messages: Envoy answers them (empty) wherever the route,
+    cluster, listener or upstream host exists; wasmlab keeps route metadata only."""
     if rest and rest[0] == "node":
         return _node(vm, rest[1:])
+    if info is None:
+        return None
+    key = rest[0]
+    if key == "route_metadata" and len(rest) > 1:
+        route = vm.effective.filter.route() if vm.effective is not None and vm.effective.filter else None
+        return _metadata_path(getattr(route, "metadata", None) or {}, rest[1:]) if route is not None else None
     if len(rest) != 1:
-        return _OTHER
-    if rest[0] == "listener_direction":
+        return None
+    if key == "listener_direction":
         return _i64(info.listener_direction)
+    if key in ("listener_metadata", "filter_chain_name"):
+        return b""
+    if key == "upstream_host_metadata":  # Envoy 1.40 cannot serialize a host's (empty) metadata
+        return UNSERIALIZABLE if info.upstream_host is not None else None
     ctx = vm.effective
     route = ctx.filter.route() if ctx is not None and ctx.filter is not None else None
     action = route.action if route is not None else None
+    cluster = info.upstream_cluster or getattr(action, "cluster", None)  # a RouteAction has one
+    if key == "route_metadata":
+        return _metadata_message(getattr(route, "metadata", None) or {}) if route is not None else None
+    if key == "cluster_metadata":
+        return b"" if isinstance(cluster, str) else None
     vals = {
-        "cluster_name": info.upstream_cluster or getattr(action, "cluster", None),  # a RouteAction has one
+        "cluster_name": cluster,
         "route_name": route.name if route is not None else None,
         "virtual_host_name": route.virtual_host.name if route is not None and route.virtual_host else None,
     }
-    v = vals.get(rest[0])
+    v = vals.get(key)
     return v.encode() if isinstance(v, str) else None
+
+
+def _metadata_path(namespaces: dict[str, Any], rest: list[str]) -> Any:
+    """Into a ``Metadata`` message: ``filter_metadata`` is a map of namespace -> Struct,
+    ``typed_filter_metadata`` (not kept by wasmlab) an empty map."""
+    if rest[0] == "filter_metadata":
+        return _struct_path(namespaces, rest[1:])
+    if rest[0] == "typed_filter_metadata" and len(rest) == 1:
+        return struct.pack("<I", 0)
+    return None
+
+
+def _metadata_message(namespaces: dict[str, Any]) -> bytes:
+    """An ``envoy.config.core.v3.Metadata``: ``filter_metadata`` entries, namespace -> Struct."""
+    return b"".join(
+        _field(1, 2, _field(1, 2, ns.encode()) + _field(2, 2, encode_struct(fields)))
+        for ns, fields in namespaces.items()
+    )
 
 
 def _metadata(vm: WasmVm, info: Any, rest: list[str]) -> bytes | None:
@@ -276,10 +364,7 @@ def _metadata(vm: WasmVm, info: Any, rest: list[str]) -> bytes | None:
     (``filter_metadata``: namespace -> Struct; empty metadata is zero bytes)."""
     if rest:
         return _OTHER
-    return b"".join(
-        _field(1, 2, _field(1, 2, ns.encode()) + _field(2, 2, encode_struct(fields)))
-        for ns, fields in info.dynamic_metadata.items()
-    )
+    return _metadata_message(info.dynamic_metadata)
 
 
 def _filter_state(vm: WasmVm, info: Any, rest: list[str]) -> bytes | None:
@@ -299,7 +384,6 @@ _FAMILIES = {
     "upstream": _address_of("upstream"),
     "connection": _connection,
     "connection_id": _connection_id,
-    "xds": _xds,
     "metadata": _metadata,
     "filter_state": _filter_state,
 }
@@ -318,16 +402,28 @@ def _plugin(vm: WasmVm, top: str) -> bytes | None:
     }[top].encode()
 
 
-def lookup(vm: WasmVm, path: list[str]) -> bytes | None:
-    """The value of attribute ``path`` in the effective context, Envoy-encoded; None if absent."""
+#: families that are maps: Envoy finds them but cannot serialize one whole (its CEL wrappers do
+#: not list their keys), and answers SERIALIZATION_FAILURE; ``xds`` is there without a stream too
+_MAP_FAMILIES = frozenset({"request", "response", "connection", "upstream", "source", "destination", "filter_state"})
+#: a value Envoy finds but cannot serialize (:data:`_MAP_FAMILIES`, the empty path)
+UNSERIALIZABLE: Any = object()
+
+
+def lookup(vm: WasmVm, path: list[str]) -> Any:
+    """The value of attribute ``path`` in the effective context, Envoy-encoded; None if absent,
+    :data:`UNSERIALIZABLE` if Envoy finds it but cannot serialize it."""
     top = path[0]
     if top in ("plugin_name", "plugin_root_id", "plugin_vm_id") and len(path) == 1:
         return _plugin(vm, top)
     ctx = vm.effective
     f = ctx.filter if ctx is not None else None
     info = f.stream_info if f is not None else None
+    if top == "xds":
+        return UNSERIALIZABLE if len(path) == 1 else _xds(vm, info, path[1:])
     if info is None:
         return None
+    if len(path) == 1 and top in _MAP_FAMILIES:
+        return UNSERIALIZABLE
     family = _FAMILIES.get(top)
     if family is not None:
         v = family(vm, info, path[1:])
@@ -345,12 +441,13 @@ def proxy_get_property(vm: WasmVm, path_ptr: int, path_len: int, out_ptr: int, o
     raw = vm.memory.read(path_ptr, path_len)
     if raw is None:
         return MEM
-    path = raw.decode("latin-1").split("\0")
-    if path == ["filter_state"]:
-        # Envoy cannot serialize the whole filter state object
-        return WasmResult.SERIALIZATION_FAILURE, {"path": "filter_state"}
-    value = lookup(vm, path)
+    # Envoy walks the segments up to the end: one trailing NUL adds no segment, and the empty
+    # path finds nothing to serialize
+    path = raw.decode("latin-1").removesuffix("\0").split("\0")
+    value = lookup(vm, path) if raw else UNSERIALIZABLE
     traced = vm.rec.enabled  # the trace detail is built only when someone records it
+    if value is UNSERIALIZABLE:
+        return WasmResult.SERIALIZATION_FAILURE, {"path": ".".join(path)}
     if value is None:
         return (WasmResult.NOT_FOUND, {"path": ".".join(path)}) if traced else WasmResult.NOT_FOUND
     rc = vm.copy_out(value, out_ptr, out_len)
