@@ -79,7 +79,7 @@ def check_status(response: Response, expected: int, hint: str | None = None) -> 
     return check(
         response.status == expected,
         f"status is {expected}",
-        f"status is {response.status}, expected {expected}",
+        f"status is {response.status}, expected {expected!r}",  # !r: '200' (a str) is not 200
         hint,
     )
 

@@ -37,6 +37,16 @@ class EnvoyFailed(WasmlabError):
     """Real Envoy refused the config or exited."""
 
 
+def describe(error: BaseException) -> str:
+    """``Type: message`` of an exception for a log line, even when the exception's own
+    ``__str__`` raises (a learner's exception class may be as broken as the code raising it)."""
+    try:
+        text = str(error)
+    except Exception:  # whatever __str__ raised, the report must not fail
+        text = "<str() of the exception failed>"
+    return f"{type(error).__name__}: {text}"
+
+
 def raised_at(error: BaseException) -> str:
     """`` at file.py:12``: the file and line a Python exception was raised at (its innermost
     frame), for the log line that reports a wasmlab bug; empty when it has no traceback."""

@@ -28,6 +28,7 @@ from .node import (
     http1_trailers,
     parse_hcm_header_options,
     parse_node,
+    request_header_limits,
 )
 from .route import RouteConfiguration, parse_route_configuration
 from .yaml_source import Node, Source
@@ -130,6 +131,8 @@ class HcmConfig:
     http1_trailers: bool = False
     #: ``local_reply_config``: how local replies are rewritten (None: sent as they are)
     local_reply: LocalReplyConfig | None = None
+    #: what the downstream HTTP/1 codec allows in a request's head (bytes, header count)
+    header_limits: tuple[int, int] = (60 * 1024, 100)
 
 
 @dataclass
@@ -292,7 +295,6 @@ _HCM_IGNORED = (
     "request_headers_timeout",
     "drain_timeout",
     "delayed_close_timeout",
-    "max_request_headers_kb",
     "upgrade_configs",
     "forward_client_cert_details",
     "set_current_client_cert_details",
@@ -376,12 +378,13 @@ def parse_hcm(
         "@type stat_prefix route_config http_filters access_log server_name server_header_transformation "
         "generate_request_id use_remote_address xff_num_trusted_hops skip_xff_append via "
         "preserve_external_request_id always_set_request_id_in_response local_reply_config add_user_agent "
-        "normalize_path merge_slashes path_with_escaped_slashes_action strip_matching_host_port strip_any_host_port",
+        "normalize_path merge_slashes path_with_escaped_slashes_action strip_matching_host_port strip_any_host_port "
+        "max_request_headers_kb",
         required=("stat_prefix",),
         ignored=_HCM_IGNORED,
         message="rds and scoped_routes (dynamic routes) are not supported",
     )
-    kb = node.get("max_request_headers_kb")  # ignored, but Envoy's range still holds
+    kb = node.get("max_request_headers_kb")
     if kb is not None and not 0 < kb.uint32() <= 8192:
         raise kb.error(
             "Proto constraint validation failed (HttpConnectionManagerValidationError.MaxRequestHeadersKb: "
@@ -422,19 +425,8 @@ def parse_hcm(
     gen = node.req("generate_request_id").bool_value() if node.has("generate_request_id") else True
     xff = parse_hcm_header_options(node)
     local_reply = parse_local_reply_config(node.req("local_reply_config")) if node.has("local_reply_config") else None
-    return HcmConfig(
-        stat_prefix,
-        route_config,
-        filters,
-        logs,
-        server_name,
-        sht,
-        gen,
-        buffer_limit,
-        xff,
-        http1_trailers(node),
-        local_reply,
-    )
+    codec = (http1_trailers(node), local_reply, request_header_limits(node))
+    return HcmConfig(stat_prefix, route_config, filters, logs, server_name, sht, gen, buffer_limit, xff, *codec)
 
 
 def _check_route_clusters(rc_node: Node, rc: RouteConfiguration, clusters: dict[str, ClusterConfig]) -> None:

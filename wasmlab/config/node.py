@@ -155,3 +155,25 @@ def http1_trailers(node: Node | None) -> bool:
     opts = node.get("http_protocol_options")
     flag = opts.get("enable_trailers") if opts is not None else None
     return flag.bool() if flag is not None else False
+
+
+#: Envoy's defaults: ``max_request_headers_kb`` 60, ``common_http_protocol_options.max_headers_count`` 100
+DEFAULT_MAX_REQUEST_HEADERS_KB = 60
+DEFAULT_MAX_HEADERS_COUNT = 100
+
+
+def request_header_limits(hcm: Node) -> tuple[int, int]:
+    """(bytes, count) the downstream HTTP/1 codec allows in a request's head: Envoy answers 431
+    past either (``host/hcm.py``). The range of ``max_request_headers_kb`` is checked with the
+    HCM's other fields; a ``max_headers_count`` of 0 counts as the default."""
+    kb = hcm.get("max_request_headers_kb")
+    common = hcm.get("common_http_protocol_options")
+    count = common.get("max_headers_count") if common is not None and isinstance(common.value, dict) else None
+    # its one field holds: no "has no effect" warning for it
+    only_count = common is not None and count is not None and set(common.value) == {"max_headers_count"}
+    if only_count and common is not None and common.path in hcm.source.ignored:
+        hcm.source.ignored.remove(common.path)
+    return (
+        (kb.uint32() if kb is not None else DEFAULT_MAX_REQUEST_HEADERS_KB) * 1024,
+        (count.uint32() if count is not None else 0) or DEFAULT_MAX_HEADERS_COUNT,
+    )

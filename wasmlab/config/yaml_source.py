@@ -203,9 +203,12 @@ class Source:
             return cls._from_file(path)
         if not isinstance(source, str):
             raise TypeError(f"config source must be a path or YAML text, got {type(source).__name__}")
-        if "\n" not in source and source.strip() and Path(source).is_file():
+        one_line = "\n" not in source and source.strip() != ""
+        if one_line and _names(source, Path.is_file):
             return cls._from_file(Path(source))
-        if "\n" not in source and re.search(r"\.(ya?ml|json)$", source.strip()):
+        if one_line and _names(source, Path.is_dir):
+            raise ConfigError(f"{source}: is a folder, not a config file")
+        if one_line and re.search(r"\.(ya?ml|json)$", source.strip()):
             raise ConfigError(f"{source}: no such config file")
         return cls("<string>", Path.cwd(), source)
 
@@ -253,6 +256,15 @@ class Source:
         return p if p.is_absolute() else self.base_dir / p
 
 
+def _names(text: str, test: Any) -> bool:
+    """Whether one line of text names a file (``test`` is ``Path.is_file`` or ``Path.is_dir``). A
+    line that cannot be a path (one-line YAML or JSON longer than a file name may be) is not one."""
+    try:
+        return bool(test(Path(text)))
+    except (OSError, ValueError):
+        return False
+
+
 def _type_name(v: Any) -> str:
     if isinstance(v, dict):
         return "a mapping"
@@ -291,7 +303,9 @@ class Node:
             if kl and key in kl:
                 line = kl[key]
         where = f"{self.source.name}:{line}" if line else self.source.name
-        return ConfigError(f"{where}: {path or '(top level)'}: {message}")
+        text = f"{where}: {path or '(top level)'}: {message}"
+        # one line, even when a key or value quoted in it holds a line break
+        return ConfigError(text.replace("\r", "\\r").replace("\n", "\\n"))
 
     # ---- navigation ----------------------------------------------------------------------
     def child(self, key: str | int) -> Node:

@@ -13,8 +13,10 @@ directions, which callbacks it leaves as StreamFilter's pass-through defaults).
 from __future__ import annotations
 
 import enum
+import traceback
 from typing import TYPE_CHECKING, Any
 
+from ..errors import describe
 from ..http import Buffer, FilterDataStatus, FilterHeadersStatus, FilterTrailersStatus
 from ..trace.shapes import FILTER_DATA, FILTER_HEADERS, FILTER_TRAILERS
 
@@ -353,6 +355,28 @@ class ActiveFilter:
                 assert m.response_trailers is not None
                 m.encode_trailers(self, m.response_trailers)
         self.iterate_from_current = False
+
+
+def filter_raised_message(filter_name: str, step: str, e: BaseException) -> str:
+    """The log line for a filter that raised: the filter, the callback, the exception and the
+    line of the filter's code it came from (``file.py:12``)."""
+    tb = traceback.extract_tb(e.__traceback__)
+    where = f" ({tb[-1].filename.rsplit('/', 1)[-1]}:{tb[-1].lineno})" if tb else ""
+    return f"filter '{filter_name}' raised in {step}: {describe(e)}{where}"
+
+
+def set_callbacks_of(manager: FilterManager, f: StreamFilter, cb: Any, name: str) -> bool:
+    """``f.set_callbacks(cb)`` while the manager builds the chain. A filter whose own
+    ``set_callbacks`` raises leaves the chain with every filter after it; the manager keeps why
+    (``setup_error``) and the stream answers 500 (``ActiveStream.start``)."""
+    try:
+        f.set_callbacks(cb)
+        return True
+    except BaseException as exc:  # even SystemExit: it must not end the worker thread
+        manager.setup_error = filter_raised_message(name, "set_callbacks", exc)
+        for places in (manager.decoders, manager.encoders):
+            places[-1:] = [p for p in places[-1:] if p.filter is not f]
+        return False
 
 
 #: what a callback that raised "returned" (the stream already failed)

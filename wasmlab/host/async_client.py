@@ -21,6 +21,7 @@ from .conn_manager_utility import append_xff
 from .local_info import local_address
 from .upstream import (
     CONNECTION_TERMINATION,
+    PROTOCOL_ERROR,
     charge_upstream_result,
     charge_upstream_sent,
     charge_upstream_timeout,
@@ -229,10 +230,11 @@ def _arm_timeout(
 
 
 def _response_of(result: UpstreamResult, head: bool, service_ms: int) -> AsyncResponse:
-    """The upstream's answer as the caller sees it; no response is the router's 503 with the reset
-    reason as its body."""
+    """The upstream's answer as the caller sees it; no response is the router's 503 (502 for a
+    protocol error) with the reset reason as its body."""
     if result.response is None:
-        h, b = local_reply(503, (result.failure or CONNECTION_TERMINATION).encode())
+        failure = result.failure or CONNECTION_TERMINATION
+        h, b = local_reply(502 if failure == PROTOCOL_ERROR else 503, failure.encode())
         return AsyncResponse(h, b, None)
     h, b = to_wire_response(result.response, head, result.was_chunked)
     h.set_in_place("x-envoy-upstream-service-time", str(max(0, service_ms)))

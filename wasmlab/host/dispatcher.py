@@ -24,13 +24,13 @@ from typing import Any
 from ..trace import set_thread_identity
 
 
-def run_guarded(fn: Callable[..., Any], args: tuple[Any, ...], on_error: Callable[[Exception], None]) -> None:
+def run_guarded(fn: Callable[..., Any], args: tuple[Any, ...], on_error: Callable[[BaseException], None]) -> None:
     """Run one task of a stream or connection: a Python exception from it (a bug in the host) goes
     to ``on_error``, which logs it and ends what the task belonged to, instead of unwinding the
     worker's loop and leaving the stream hanging."""
     try:
         fn(*args)
-    except Exception as e:
+    except BaseException as e:  # SystemExit from a filter or an app must not end the thread either
         on_error(e)
 
 
@@ -345,7 +345,7 @@ class Dispatcher:
         outlive any task, or every later request on this worker would wait for a dead thread."""
         try:
             fn(*args)
-        except Exception as e:  # a host bug must not kill the thread
+        except BaseException as e:  # a host bug (or a SystemExit in a filter) must not kill the thread
             self._report(e)
 
     def _report(self, e: BaseException) -> None:

@@ -7,6 +7,7 @@ callback. Lua and Wasm filters are built on these same calls.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +37,21 @@ class FilterCallbacks:
         self._dec = dec
         self._enc = enc
         self.name = name
+
+    def _on_worker(self, what: str) -> None:
+        """Refuse a call from another thread than the stream's worker (a ``threading.Timer``, an
+        upstream app): it would run the chain on that thread, beside the worker's own loop.
+        Envoy requires the same (a filter's callbacks are used on its worker thread only) but
+        does not check it in a release build."""
+        dispatcher = self._m.stream.dispatcher
+        if not dispatcher.is_current():
+            message = (
+                f"filter '{self.name}' called {what}() on thread {threading.current_thread().name!r}, not on "
+                f"its worker {dispatcher.name}: a filter's callbacks may only be used on its worker; hand the "
+                f"call over with self.callbacks.dispatcher.post(...)"
+            )
+            self._m.stream.proxy.log("error", "http", message)
+            raise RuntimeError(message)
 
     # ---- identity ------------------------------------------------------------------------------
     @property
@@ -97,10 +113,12 @@ class FilterCallbacks:
 
     # ---- iteration ------------------------------------------------------------------------------
     def continue_decoding(self) -> None:
+        self._on_worker("continue_decoding")
         if self._dec is not None:
             self._dec.common_continue()
 
     def continue_encoding(self) -> None:
+        self._on_worker("continue_encoding")
         if self._enc is not None:
             self._enc.common_continue()
 
@@ -111,12 +129,12 @@ class FilterCallbacks:
         return self._m.buffered_response
 
     def add_decoded_data(self, data: Buffer | bytes, streaming: bool = False) -> None:
-        buf = data if isinstance(data, Buffer) else Buffer(data)
-        self._m.add_data(self._dec, buf, streaming)
+        self._on_worker("add_decoded_data")
+        self._m.add_data(self._dec, _as_buffer(data, "add_decoded_data"), streaming)
 
     def add_encoded_data(self, data: Buffer | bytes, streaming: bool = False) -> None:
-        buf = data if isinstance(data, Buffer) else Buffer(data)
-        self._m.add_data(self._enc, buf, streaming)
+        self._on_worker("add_encoded_data")
+        self._m.add_data(self._enc, _as_buffer(data, "add_encoded_data"), streaming)
 
     def add_decoded_trailers(self) -> HeaderMap:
         m = self._m
@@ -141,6 +159,7 @@ class FilterCallbacks:
     ) -> None:
         """Answer the client from here (Envoy ``sendLocalReply``); ``headers`` are extra headers
         (dict / pairs) or a function that edits the reply's header map."""
+        self._on_worker("send_local_reply")
         modify: Callable[[HeaderMap], None] | None
         if callable(headers):
             modify = headers
@@ -178,7 +197,17 @@ class FilterCallbacks:
         m.encode_trailers(None, trailers)
 
     def reset_stream(self, details: str = "filter_reset") -> None:
+        self._on_worker("reset_stream")
         self._m.stream.reset(details)
 
     def log(self, level: str, logger: str, message: str) -> None:
         self._m.stream.proxy.log(level, logger, message)
+
+
+def _as_buffer(data: Any, what: str) -> Buffer:
+    """``data`` as a Buffer; an int is refused (``bytes(5)`` would be five NUL bytes)."""
+    if isinstance(data, Buffer):
+        return data
+    if not isinstance(data, bytes | bytearray | memoryview | str):
+        raise TypeError(f"{what}() takes bytes, str or a Buffer, got {type(data).__name__}")
+    return Buffer(bytes(data) if isinstance(data, memoryview) else data)

@@ -23,7 +23,6 @@ process there is no socket to pause; watermark buffering simply keeps buffering)
 
 from __future__ import annotations
 
-import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +51,8 @@ from .active_filter import (
     IterationState,
     _Callback,
     _name,
+    filter_raised_message,
+    set_callbacks_of,
     traits_of,
 )
 from .filter_callbacks import FilterCallbacks
@@ -109,6 +110,7 @@ class FilterManager:
         #: those, in chain order; StreamFilter's defaults do nothing)
         self.end_filters: list[StreamFilter] = []
         decoders, encoders, end_filters = self.decoders, self.encoders, self.end_filters
+        self.setup_error: str | None = None  # a filter raised in set_callbacks (set_callbacks_of)
         for name, f in filters:
             try:
                 traits = _TRAITS[f.__class__]
@@ -126,8 +128,8 @@ class FilterManager:
             cb = FilterCallbacks(self, name, dec, enc)
             if traits.plain_set_callbacks:
                 f.callbacks = cb  # what StreamFilter.set_callbacks does, without the call
-            else:
-                f.set_callbacks(cb)
+            elif not set_callbacks_of(self, f, cb, name):  # it raised: the chain ends before it
+                break
             if traits.end_hooks:
                 end_filters.append(f)
         if len(encoders) > 1:
@@ -173,7 +175,7 @@ class FilterManager:
         self.call_state |= cb.bit
         try:
             status = fn(frame) if cb.trailers else fn(frame, end_stream)
-        except Exception as exc:
+        except BaseException as exc:  # even SystemExit: it must not end the worker thread
             status = self._raised(e, cb.name, exc)
         self.call_state &= ~cb.bit
         if cb.abort_on_destroy and (self.destroyed or (cb.abort_on_complete and self.local_complete)):
@@ -206,7 +208,7 @@ class FilterManager:
         self.rec.emit("filter", cb.name, raw, None, self.stream.stream_id, None, None, "enter", shape)
         try:
             status = fn(frame) if shape == FILTER_TRAILERS else fn(frame, end_stream)
-        except Exception as exc:
+        except BaseException as exc:  # even SystemExit: it must not end the worker thread
             status = self._raised(e, cb.name, exc)
         self.call_state &= ~cb.bit
         if cb.abort_on_destroy and (self.destroyed or (cb.abort_on_complete and self.local_complete)):
@@ -223,11 +225,9 @@ class FilterManager:
         e.last_status = (cb.name, status)
         return status
 
-    def _raised(self, af: ActiveFilter, name: str, e: Exception) -> Any:
+    def _raised(self, af: ActiveFilter, name: str, e: BaseException) -> Any:
         """A filter callback raised: fail the stream with a 500 (never the host)."""
-        tb = traceback.extract_tb(e.__traceback__)
-        where = f" ({tb[-1].filename.rsplit('/', 1)[-1]}:{tb[-1].lineno})" if tb else ""
-        msg = f"filter '{af.name}' raised in {name}: {type(e).__name__}: {e}{where}"
+        msg = filter_raised_message(af.name, name, e)
         self.stream.proxy.log("error", "http", msg)
         self.rec.record("trap", name, {"filter": af.name}, msg, {"stream": self.stream.stream_id})
         self.stream.fail_filter_exception(msg)

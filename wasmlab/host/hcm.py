@@ -29,13 +29,14 @@ from typing import TYPE_CHECKING, Any
 
 from ..config.bootstrap import HcmConfig, ListenerConfig, PerRouteDisabled
 from ..config.route import RouteAction
-from ..errors import raised_at
+from ..errors import describe, raised_at
 from ..http import Buffer, HeaderMap, Response
 from ..http.codec import HTTP1_METHODS
 from ..http.grpc import GRPC_CONTENT_TYPE, http_to_grpc_status, is_grpc_request, percent_encode_message
 from ..http.inline_headers import REQUEST_HEADERS_INLINE, RESPONSE_HEADERS_INLINE
 from ..http.stream_info import StreamInfo
 from ..trace.shapes import STREAM_REQUEST
+from .active_filter import filter_raised_message
 from .conn_manager_utility import (
     add_external_address,
     add_user_agent,
@@ -47,6 +48,7 @@ from .conn_manager_utility import (
 )
 from .dispatcher import run_guarded
 from .filter_manager import FilterManager
+from .stream_refusals import chain_failed, codec_refusal, filter_name, refuse_head
 
 if TYPE_CHECKING:
     from ..config.route import Route
@@ -221,6 +223,10 @@ class ActiveStream:
         rec = proxy.recorder
         hcm = self.hcm
         config = hcm.config
+        refused = codec_refusal(spec, config.header_limits)
+        if refused is not None:
+            refuse_head(self, spec, refused)
+            return
         headers, verdict = self._request_headers(spec)
         self.method = spec.method
         self.info.request_headers = headers
@@ -242,6 +248,7 @@ class ActiveStream:
         )
         dispatcher = self.dispatcher
         filters = []
+        failed = None
         for fc in config.http_filters:
             per_route = _per_route(route, fc.name) if per_filter else None
             if per_route is None:
@@ -249,10 +256,18 @@ class ActiveStream:
                     continue
             elif isinstance(per_route, PerRouteDisabled):
                 continue
-            f = fc.factory.create_filter(dispatcher)
+            try:
+                f = fc.factory.create_filter(dispatcher)
+            except BaseException as e:  # a native filter's __init__ raised (even SystemExit)
+                failed = filter_raised_message(fc.name, "__init__", e)
+                break
             if f is not None:
                 filters.append((fc.name, f))
         self.fm = fm = FilterManager(self, filters, config.buffer_limit)
+        failed = failed or fm.setup_error
+        if failed is not None:
+            chain_failed(self, fm, headers, not spec.body and spec.trailers is None, failed)
+            return
         body = spec.body
         # a request with trailers comes chunked; the HTTP/1 codec drops the trailers unless the
         # HCM enables them, and then ends the body with an empty end-of-stream data frame
@@ -392,11 +407,9 @@ class ActiveStream:
             )
         self._end("reset")
 
-    def _host_error(self, e: Exception) -> None:
+    def _host_error(self, e: BaseException) -> None:
         """A task of this stream raised (a wasmlab bug): log it, then reset the stream."""
-        self.proxy.log(
-            "critical", "http", f"host error on stream {self.stream_id}: {type(e).__name__}: {e}{raised_at(e)}"
-        )
+        self.proxy.log("critical", "http", f"host error on stream {self.stream_id}: {describe(e)}{raised_at(e)}")
         self.reset("host_error")
 
     def fail_filter_exception(self, message: str) -> None:
@@ -426,7 +439,8 @@ class ActiveStream:
         status = self._status if how == "complete" else 0
         stats = proxy.stat_store
         if how == "complete" and status:
-            stats.inc(hcm.stat(f"downstream_rq_{status // 100}xx"))
+            if status < 600:  # Envoy counts the five classes only (not 600 and up)
+                stats.inc(hcm.stat(f"downstream_rq_{status // 100}xx"))
             stats.inc(hcm.stat("downstream_rq_completed"))
         else:
             stats.inc(hcm.stat("downstream_rq_tx_reset"))
@@ -446,14 +460,14 @@ class ActiveStream:
             for f in fm.end_filters:
                 try:
                     f.log(info)
-                except Exception as e:  # a filter bug must not break the stream end
-                    proxy.log("error", "http", f"filter log() raised: {type(e).__name__}: {e}")
+                except BaseException as e:  # a filter bug must not break the stream end
+                    proxy.log("error", "http", filter_raised_message(filter_name(f), "log", e))
             fm.destroy()
             for f in fm.end_filters:
                 try:
                     f.on_destroy()
-                except Exception as e:
-                    proxy.log("error", "http", f"filter on_destroy() raised: {type(e).__name__}: {e}")
+                except BaseException as e:
+                    proxy.log("error", "http", filter_raised_message(filter_name(f), "on_destroy", e))
             fm.release()
             self.fm = None
         hcm.streams.discard(self)
@@ -467,7 +481,7 @@ class ActiveStream:
         # hand the outcome over after this task finishes, so the caller sees a complete trace
         if how == "complete" and self._resp_headers is not None:
             response = Response(
-                status,
+                status & 0xFFFF,  # the status line holds 16 bits (Envoy 1.40 sends 70000 as 4464)
                 self._resp_headers.without_pseudo(),
                 bytes(self._resp_body),
                 self._resp_trailers.without_pseudo() if self._resp_trailers is not None else None,

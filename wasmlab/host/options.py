@@ -51,6 +51,8 @@ _INT_RANGES = {
 def check_options(options: dict[str, Any] | None) -> dict[str, Any]:
     """The options with wasmlab's defaults filled in; a ``ValueError`` names a misspelt option
     or a value out of range (``wasm_memory_limit_mb: -1`` used to lift the cap silently)."""
+    if options is not None and not isinstance(options, dict):
+        raise TypeError(f"options must be a dict of proxy options, got {type(options).__name__}")
     given = dict(options or {})
     unknown = sorted(set(given) - set(PROXY_OPTIONS))
     if unknown:
@@ -63,7 +65,8 @@ def check_options(options: dict[str, Any] | None) -> dict[str, Any]:
                 raise ValueError(f"proxy option {name} must be an int from {low} to {high}, got {v!r}")
     for name in ("lua_instruction_limit", "lua_memory_limit_mb", "lua_hook_every", "lua_time_limit_s"):
         v = given.get(name, 0)
-        if isinstance(v, bool) or not isinstance(v, int | float) or v < 0:
+        # at most 2**53: the largest integer a Lua number holds exactly (and no inf or nan)
+        if isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v <= 2**53:
             raise ValueError(f"proxy option {name} must be a number >= 0, got {v!r}")
     if not isinstance(given.get("lua_sandbox", True), bool):
         raise ValueError(f"proxy option lua_sandbox must be True or False, got {given['lua_sandbox']!r}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import math
 import os
 import threading
 import weakref
@@ -58,6 +59,11 @@ class RequestSpec:
     headers: list[tuple[str, str]]  # lower-cased names, no host, in order (+content-length)
     body: bytes
     trailers: list[tuple[str, str]] | None = None
+    #: the request head as an HTTP/1.1 client sends it: its bytes (request line, header lines and
+    #: the blank line, CRLFs included) and its header lines (``host`` included); what Envoy's
+    #: codec holds against ``max_request_headers_kb`` and ``max_headers_count``
+    head_bytes: int = 0
+    head_lines: int = 0
 
     def wire_headers(self) -> list[tuple[str, str]]:
         """Header lines an HTTP/1.1 client sends for this request (``Host`` first); a request
@@ -66,6 +72,15 @@ class RequestSpec:
         if self.trailers is not None and not any(k in ("content-length", "transfer-encoding") for k, _ in out):
             out.append(("transfer-encoding", "chunked"))
         return out
+
+
+def _header_map(value: Any, what: str) -> HeaderMap:
+    """A caller's ``headers``/``trailers`` (a dict, a HeaderMap or (name, value) pairs)."""
+    if value is None:
+        return HeaderMap()
+    if isinstance(value, str | bytes) or not hasattr(value, "__iter__"):
+        raise TypeError(f"{what} must be a dict or a list of (name, value) pairs, got {type(value).__name__}")
+    return HeaderMap(value)
 
 
 def make_request_spec(
@@ -81,9 +96,10 @@ def make_request_spec(
         raise ValueError(f"path must start with '/', got {path!r}")
     if any(c in path for c in " \r\n"):
         raise ValueError(f"path must not contain spaces or line breaks, got {path!r}")
-    pairs = HeaderMap(headers) if headers is not None else HeaderMap()
+    pairs = _header_map(headers, "headers")
     authority = None
     out: list[tuple[str, str]] = []
+    size = 0  # the header names' and values' characters
     for k, v in pairs:
         if k == "host":
             if authority is None:
@@ -94,13 +110,14 @@ def make_request_spec(
         if "\r" in v or "\n" in v:
             raise ValueError(f"header {k!r} has a line break in its value")
         out.append((k, v))
+        size += len(k) + len(v)
     if isinstance(body, str):
         body = body.encode()
     elif body is not None and not isinstance(body, bytes | bytearray | memoryview):
         # bytes(5) would be five NUL bytes, not an error
         raise TypeError(f"body must be bytes or str, got {type(body).__name__}")
     body = bytes(body or b"")
-    tr = list(HeaderMap(trailers)) if trailers is not None else None
+    tr = list(_header_map(trailers, "trailers")) if trailers is not None else None
     if (
         body
         and tr is None
@@ -108,7 +125,26 @@ def make_request_spec(
         and not any(k == "transfer-encoding" for k, _ in out)
     ):
         out.append(("content-length", str(len(body))))
-    return RequestSpec(method, path, authority or "localhost", out, body, tr)
+        size += len("content-length") + len(out[-1][1])
+    spec = RequestSpec(method, path, authority or "localhost", out, body, tr)
+    lines = len(out) + 1  # the host line comes first
+    if tr is not None and not any(k in ("content-length", "transfer-encoding") for k, _ in out):
+        lines += 1  # a body with trailers goes chunked
+        size += len("transfer-encoding") + len("chunked")
+    # "GET /p HTTP/1.1\r\n", "host: <authority>\r\n", ": " and "\r\n" per header, "\r\n"
+    spec.head_bytes = len(method) + len(path) + len(spec.authority) + 18 + size + 4 * lines
+    spec.head_lines = lines
+    return spec
+
+
+def check_timeout(timeout: Any) -> float:
+    """A caller's ``timeout``: seconds > 0; ``None`` or ``float('inf')`` waits without a limit
+    (capped at the longest wait the platform allows, as ``threading`` refuses longer ones)."""
+    if timeout is None:
+        return threading.TIMEOUT_MAX
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
+        raise ValueError(f"timeout must be a number of seconds > 0, got {timeout!r}")
+    return min(float(timeout), threading.TIMEOUT_MAX)
 
 
 class _Pending:
@@ -153,6 +189,18 @@ def _shutdown_reset(pending: _Pending | None) -> bool:
     return pending is not None and pending.reset is not None and pending.reset.details == "shutdown"
 
 
+def _check_arguments(workers: Any, clock: Any, trace_capacity: Any, upstreams: Any) -> None:
+    """Refuse a ``Proxy`` argument of the wrong kind by name (before anything starts)."""
+    if not isinstance(workers, int) or isinstance(workers, bool) or not 1 <= workers <= 64:
+        raise ValueError(f"workers must be an int from 1 to 64, got {workers!r}")
+    if clock not in ("real", "virtual"):
+        raise ValueError(f"clock must be 'real' or 'virtual', got {clock!r}")
+    if isinstance(trace_capacity, bool) or not isinstance(trace_capacity, int) or trace_capacity < 0:
+        raise ValueError(f"trace_capacity must be an int >= 0 (events kept), got {trace_capacity!r}")
+    if upstreams is not None and not isinstance(upstreams, dict):
+        raise TypeError(f"upstreams must be a dict of cluster name to app, got {type(upstreams).__name__}")
+
+
 class Proxy:
     """An Envoy-like proxy running in this process. Use :meth:`from_yaml`; close it (or use
     ``with``) to run every shutdown callback."""
@@ -169,10 +217,7 @@ class Proxy:
         component_log_level: str | None = None,
         upstreams: dict[str, Any] | None = None,
     ) -> None:
-        if not isinstance(workers, int) or isinstance(workers, bool) or not 1 <= workers <= 64:
-            raise ValueError(f"workers must be an int from 1 to 64, got {workers!r}")
-        if clock not in ("real", "virtual"):
-            raise ValueError(f"clock must be 'real' or 'virtual', got {clock!r}")
+        _check_arguments(workers, clock, trace_capacity, upstreams)
         self._config = config
         self._options = check_options(options)
         clk = VirtualClock() if clock == "virtual" else RealClock()
@@ -380,7 +425,7 @@ class Proxy:
     def _worker(self, worker: int | None) -> Dispatcher:
         if worker is None:
             return self._server.workers[next(self._rr) % len(self._server.workers)]
-        if not isinstance(worker, int) or not 0 <= worker < len(self._server.workers):
+        if not isinstance(worker, int) or isinstance(worker, bool) or not 0 <= worker < len(self._server.workers):
             raise ValueError(f"worker must be 0..{len(self._server.workers) - 1}, got {worker!r}")
         return self._server.workers[worker]
 
@@ -399,12 +444,13 @@ class Proxy:
         headers: Any = None,
         body: bytes | str = b"",
         worker: int | None = None,
-        timeout: float = 10.0,
+        timeout: float | None = 10.0,
         listener: str | None = None,
         trailers: Any = None,
     ) -> Response:
         """Send one request through the proxy and wait for its response."""
         self._check_open()
+        timeout = check_timeout(timeout)
         hcm = self._hcm(listener)
         spec = make_request_spec(method, path, headers, body, trailers)
         d = self._worker(worker)
@@ -445,7 +491,7 @@ class Proxy:
         self,
         requests: Iterable[Any],
         concurrency: int | None = None,
-        timeout: float = 60.0,
+        timeout: float | None = 60.0,
         listener: str | None = None,
     ) -> list[Response]:
         """Send many requests spread over the workers and return their responses in order.
@@ -453,6 +499,7 @@ class Proxy:
         At most ``concurrency`` are in flight at once (default 64 per worker, ``host/batch.py``);
         each finished one starts the next. Ctrl-C or ``timeout`` cancels the rest of the batch."""
         self._check_open()
+        timeout = check_timeout(timeout)
         hcm = self._hcm(listener)
         specs = parse_requests(requests, make_request_spec)
         for _, worker in specs:  # a bad worker is the caller's error now, not a stalled batch later
@@ -481,6 +528,8 @@ class Proxy:
         clock = self._server.clock
         if not isinstance(clock, VirtualClock):
             raise RuntimeError("advance() needs a virtual clock: Proxy.from_yaml(..., clock='virtual')")
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not math.isfinite(seconds * 1e9):
+            raise ValueError(f"advance() takes a finite number of seconds, got {seconds!r}")
         if seconds < 0:
             raise ValueError("advance() cannot move time backwards")
         self._check_open()

@@ -26,6 +26,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ..errors import ProxyClosed, describe
 from ..http import Buffer
 from .dispatcher import run_guarded
 
@@ -251,9 +252,9 @@ class ActiveTcpConnection:
             self.close("local")
 
     # ---- closing ------------------------------------------------------------------------------------
-    def _host_error(self, e: Exception) -> None:
+    def _host_error(self, e: BaseException) -> None:
         """A task of this connection raised (a wasmlab bug): log it, then close the connection."""
-        self.proxy.log("critical", "connection", f"host error on connection {self.id}: {type(e).__name__}: {e}")
+        self.proxy.log("critical", "connection", f"host error on connection {self.id}: {describe(e)}")
         self.close("local")
 
     def close(self, event: str) -> None:
@@ -291,8 +292,12 @@ class Connection:
         """Send bytes to the proxy (never blocks)."""
         if self._sent_fin:
             raise OSError("send() after close()")
+        if not self._dispatcher.alive:  # its worker stopped: nothing would read the bytes
+            raise ProxyClosed("this proxy was closed; create a new one with Proxy.from_yaml(...)")
         if isinstance(data, str):
             data = data.encode()
+        elif not isinstance(data, bytes | bytearray | memoryview):  # bytes(5) would be five NUL bytes
+            raise TypeError(f"send() takes bytes or str, got {type(data).__name__}")
         self._dispatcher.post(self.active.guarded, self.active.downstream_data, bytes(data), False)
 
     def recv(self, size: int | None = None, timeout: float = 5.0) -> bytes:

@@ -32,7 +32,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..errors import raised_at
+from ..errors import describe, raised_at
 from ..http import HeaderMap, Request, Response
 from ..http.inline_headers import RESPONSE_HEADERS_INLINE, RESPONSE_TRAILERS_INLINE
 from .lifecycle import report_task_error
@@ -46,6 +46,16 @@ CONNECT_FAILURE = "upstream connect error or disconnect/reset before headers. re
 CONNECTION_TERMINATION = (
     "upstream connect error or disconnect/reset before headers. reset reason: connection termination"
 )
+PROTOCOL_ERROR = "upstream connect error or disconnect/reset before headers. reset reason: protocol error"
+
+
+def wire_status(status: int) -> int | None:
+    """The status Envoy's HTTP/1 codec reads from an app's status line, or None when it refuses
+    the response as a protocol error. Measured on Envoy 1.40 (tests/test_robustness_sweep.py):
+    the code is kept in 16 bits (100000 arrives as 34464), and below 100 (0, 99, 65536) the
+    codec resets the upstream stream; the router answers 502 ``protocol_error``."""
+    code = status % 65536
+    return code if code >= 100 else None
 
 
 def charge_upstream_code(stats: Any, cluster: str, status: int, internal: bool) -> None:
@@ -54,8 +64,11 @@ def charge_upstream_code(stats: Any, cluster: str, status: int, internal: bool) 
     client calls do) or ``external.``."""
     side = "internal" if internal else "external"
     for prefix in (f"cluster.{cluster}.", f"cluster.{cluster}.{side}."):
-        stats.inc(f"{prefix}upstream_rq_{status}")
-        stats.inc(f"{prefix}upstream_rq_{status // 100}xx")
+        if 100 <= status < 600:
+            stats.inc(f"{prefix}upstream_rq_{status}")
+            stats.inc(f"{prefix}upstream_rq_{status // 100}xx")
+        else:  # a code outside HTTP's classes: Envoy charges it as unknown
+            stats.inc(f"{prefix}upstream_rq_unknown")
         stats.inc(f"{prefix}upstream_rq_completed")
 
 
@@ -71,6 +84,10 @@ def charge_upstream_failure(stats: Any, cluster: str, failure: str, internal: bo
     router charges the 503 it answers with (a reset is not ``upstream_rq_rx_reset`` for HTTP/1)."""
     if failure == CONNECT_FAILURE:
         stats.inc(f"cluster.{cluster}.upstream_cx_connect_fail")
+    elif failure == PROTOCOL_ERROR:
+        stats.inc(f"cluster.{cluster}.upstream_cx_protocol_error")
+        charge_upstream_code(stats, cluster, 502, internal)
+        return
     charge_upstream_code(stats, cluster, 503, internal)
 
 
@@ -396,10 +413,19 @@ class UpstreamPool:
         try:
             response = Response.coerce(app(request))
         except BaseException as e:  # sys.exit() in an app too: it must not end the pool's thread
-            self._log(
-                "error", "upstream", f"app for cluster '{cluster.name}' raised {type(e).__name__}: {e}{raised_at(e)}"
-            )
+            self._log("error", "upstream", f"app for cluster '{cluster.name}' raised {describe(e)}{raised_at(e)}")
             return UpstreamResult(None, CONNECTION_TERMINATION)
+        if not 100 <= response.status < 65536:  # not a status line Envoy's codec reads as it is
+            code = wire_status(response.status)
+            if code is None:
+                self._log(
+                    "error",
+                    "upstream",
+                    f"app for cluster '{cluster.name}' answered status {response.status}: "
+                    "Envoy's HTTP/1 codec refuses a status below 100 (a protocol error)",
+                )
+                return UpstreamResult(None, PROTOCOL_ERROR)
+            response.status = code
         return UpstreamResult(response, None)
 
     def _threads(self) -> list[threading.Thread]:

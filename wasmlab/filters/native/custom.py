@@ -22,6 +22,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ...config.bootstrap import NATIVE_TYPE_URL
+from ...errors import describe, raised_at
 from ...http import FilterHeadersStatus, HeaderMap
 from ..base import Continue, HttpFilterFactory, StreamFilter
 from ..registry import register_http_filter
@@ -52,6 +53,9 @@ class NativeFilter(StreamFilter):
 def native_filter(name: str) -> Any:
     """Class decorator: register a :class:`NativeFilter` as ``wasmlab.native.<name>``."""
 
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"@native_filter(name) takes the filter's name as a non-empty str, got {name!r}")
+
     def register(cls: type[NativeFilter]) -> type[NativeFilter]:
         if not (isinstance(cls, type) and issubclass(cls, NativeFilter)):
             raise TypeError("@native_filter must decorate a NativeFilter subclass")
@@ -68,7 +72,7 @@ def registered_native_filters() -> dict[str, type[NativeFilter]]:
 
 def _struct_config(node: Node) -> dict[str, Any]:
     """The config dict from a Struct/TypedStruct typed_config (or an empty one)."""
-    if not node.has("@type"):
+    if not node.mapping().has("@type"):
         return {}
     t = node.req("@type").str()
     if t.endswith("google.protobuf.Struct"):
@@ -102,8 +106,12 @@ class NativeFilterFactory(HttpFilterFactory):
         self.config = _struct_config(config) if config is not None and config.path.endswith("typed_config") else {}
         try:
             cls.validate_config(self.config)
-        except (ValueError, TypeError, KeyError) as e:
+        except (ValueError, TypeError, KeyError) as e:  # the documented way to refuse a config
             raise config.error(f"invalid config for wasmlab.native.{short}: {e}") from None
+        except (Exception, SystemExit) as e:  # a bug in validate_config: say where it is
+            raise config.error(
+                f"invalid config for wasmlab.native.{short}: validate_config raised {describe(e)}{raised_at(e)}"
+            ) from None
         self._slot = ("native", id(self))
 
     def start_worker(self, dispatcher: Dispatcher) -> None:

@@ -27,6 +27,7 @@ from ...host.conn_manager_utility import set_inline
 from ...host.upstream import (
     CONNECT_FAILURE,
     NO_APP,
+    PROTOCOL_ERROR,
     charge_upstream_result,
     charge_upstream_sent,
     charge_upstream_timeout,
@@ -45,6 +46,15 @@ if TYPE_CHECKING:
     from ..base import FactoryContext
 
 ROUTER_TYPE = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+
+
+#: no response from the upstream: the router's local reply status, the reset reason in its
+#: details, and the response flag (Envoy's UF / UPE / UC)
+_TERMINATED = (503, "connection_termination", "UC")
+_FAILURES = {
+    CONNECT_FAILURE: (503, "remote_connection_failure", "UF"),
+    PROTOCOL_ERROR: (502, "protocol_error", "UPE"),
+}
 
 
 @register_http_filter
@@ -278,8 +288,8 @@ class RouterFilter(StreamFilter):
         charge_upstream_result(proxy.stat_store, cluster.name, result, self.internal)
         if result.response is None:
             failure = result.failure or CONNECT_FAILURE
-            reason = "remote_connection_failure" if failure == CONNECT_FAILURE else "connection_termination"
-            stream.info.response_flags = "UF" if reason.startswith("remote") else "UC"
+            status, reason, flag = _FAILURES.get(failure, _TERMINATED)
+            stream.info.response_flags = flag
             if rec.enabled:
                 rec.record(
                     "upstream",
@@ -288,7 +298,7 @@ class RouterFilter(StreamFilter):
                     None,
                     {"stream": stream.stream_id},
                 )
-            cb.send_local_reply(503, failure.encode(), None, f"upstream_reset_before_response_started{{{reason}}}")
+            cb.send_local_reply(status, failure.encode(), None, f"upstream_reset_before_response_started{{{reason}}}")
             return
         head = stream.is_head_request()
         headers, body = to_wire_response(result.response, head, result.was_chunked)

@@ -1,0 +1,61 @@
+"""A stream that ends before its filter chain runs: the HTTP/1 codec refused the request's head
+(Envoy answers 431 from the codec), or a filter raised while the chain was made (wasmlab answers
+500, as for a filter that raised in a callback); and the name a failing filter's log line gives.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .filter_manager import FilterManager
+
+if TYPE_CHECKING:
+    from ..http import HeaderMap
+    from .hcm import ActiveStream
+    from .proxy import RequestSpec
+
+
+def codec_refusal(spec: RequestSpec, limits: tuple[int, int]) -> str | None:
+    """Why Envoy's HTTP/1 codec would refuse this request's head, or None. Measured on Envoy
+    1.40 (tests/test_robustness_sweep.py): it counts the head's bytes as sent (request line,
+    every ``name: value`` line and the blank line, CRLFs included) against
+    ``max_request_headers_kb``, and its header lines, ``host`` included, against
+    ``max_headers_count`` (``RequestSpec.head_bytes``/``head_lines``)."""
+    if spec.head_lines > limits[1]:
+        return "http1.too_many_headers"
+    return "http1.headers_too_large" if spec.head_bytes > limits[0] else None
+
+
+def filter_name(f: Any) -> str:
+    """The config name of a filter at the stream's end (its callbacks carry it)."""
+    callbacks = getattr(f, "callbacks", None)
+    return getattr(callbacks, "name", None) or type(f).__name__
+
+
+def refuse_head(stream: ActiveStream, spec: RequestSpec, details: str) -> None:
+    """The HTTP/1 codec refused the request's head (too big, too many headers): Envoy answers
+    431 from the codec, before any filter or route sees the request, and closes the
+    connection (``DPE``, ``downstream_cx_protocol_error``)."""
+    stream.method = spec.method
+    stream.stat("downstream_rq_total")
+    stream.stat("downstream_rq_http1_total")
+    stream.stat("downstream_cx_protocol_error")
+    stream.stat("downstream_rq_rx_reset")  # the connection closes under the unfinished request
+    stream.info.response_flags = "DPE"
+    # the request never completed: the reply says ``connection: close`` and counts
+    # downstream_rq_response_before_rq_complete (codec_encode_headers)
+    stream.fm = fm = FilterManager(stream, [], stream.hcm.config.buffer_limit)
+    fm.send_local_reply(431, b"Request Header Fields Too Large", None, details)
+
+
+def chain_failed(stream: ActiveStream, fm: FilterManager, headers: HeaderMap, end_stream: bool, message: str) -> None:
+    """A filter raised while the stream's chain was made (its ``__init__`` or
+    ``set_callbacks``): the stream answers 500 as for a filter that raised in a callback,
+    through the filters set up before it. (Envoy has no such case: a C++ filter that throws
+    while it is made takes the process down.)"""
+    stream.proxy.log("error", "http", message)
+    if stream.proxy.recorder.enabled:
+        stream.proxy.recorder.record("trap", "create_filter", {}, message, {"stream": stream.stream_id})
+    fm.request_headers = headers
+    fm.remote_decode_complete = end_stream
+    stream.fail_filter_exception(message)
