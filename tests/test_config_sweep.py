@@ -1203,3 +1203,43 @@ def test_configs_envoy_refuses_are_refused_by_name(envoy_bin, case):
     assert not real.validate(cfg)[0]
     with pytest.raises(ConfigError, match=words.replace("?", r"\?").replace("[", r"\[")):
         Proxy.from_yaml(cfg, workers=1)
+
+
+UPSTREAM_ADDRESS_OPS = [
+    "UPSTREAM_HOST_NAME_WITHOUT_PORT",
+    "UPSTREAM_REMOTE_ADDRESS_WITHOUT_PORT",
+    "UPSTREAM_REMOTE_PORT",
+]
+WARNED_OPS = [
+    "CEL(request.path)",
+    "UPSTREAM_FILTER_STATE(k)",
+    "DOWNSTREAM_LOCAL_DNS_SAN",
+    "UPSTREAM_DETECTED_CLOSE_TYPE",
+]
+
+
+def test_upstream_address_commands_like_envoy_and_unkept_ones_load_with_a_warning(envoy_bin):
+    """The upstream host's address without its port, and its port, as Envoy renders them; the
+    commands Envoy accepts that wasmlab does not keep (``%CEL(...)%``, upstream filter state,
+    TLS SANs, close types) load with a warning and render absent (old code: refused the config)."""
+    adds = ", ".join(f'{{header: {{key: x-{i}, value: "%{op}%"}}}}' for i, op in enumerate(UPSTREAM_ADDRESS_OPS))
+    routes = f"""
+              - match: {{prefix: "/"}}
+                route: {{cluster: backend}}
+                response_headers_to_add: [{adds}]"""
+    cfg = config(routes=routes)
+    with Proxy.from_yaml(cfg, workers=1) as p:
+        mine = p.request("GET", "/x").headers
+    with real.run(cfg, workers=1) as e:
+        env = e.request("GET", "/x").headers
+    # (the Envoy bridge serves the cluster's app on a port of its own: the port is compared by form)
+    assert [mine.get(f"x-{i}") for i in (0, 1)] == [env.get(f"x-{i}") for i in (0, 1)] == ["127.0.0.1"] * 2
+    assert mine.get("x-2") == "8081" and (env.get("x-2") or "").isdigit()
+    warned = ", ".join(f'{{header: {{key: x-w{i}, value: "%{op}%"}}}}' for i, op in enumerate(WARNED_OPS))
+    cfg = config(routes=routes.replace(adds, warned))
+    assert real.validate(cfg)[0]
+    with Proxy.from_yaml(cfg, workers=1) as p:
+        r = p.request("GET", "/x")
+        warnings = [ln for ln in p.logs if "accepted as Envoy does, but has no effect" in ln]
+    assert r.status == 200 and not any(k.startswith("x-w") for k, _ in r.headers)
+    assert len(warnings) == len(WARNED_OPS), warnings

@@ -32,6 +32,10 @@ DEFAULT_ACCESS_LOG_FORMAT = (
 _OP = re.compile(r"%([A-Z_0-9]+)(?:\(([^)]*)\))?(?::(\d+))?%")
 
 
+def _without_port(address: str | None) -> str | None:
+    return address.rsplit(":", 1)[0] if address else None
+
+
 def _dash(v: Any) -> str:
     if v is None or v == "":
         return "-"
@@ -247,6 +251,14 @@ UNMODELLED = {
     "DOWNSTREAM_WIRE_BYTES_RECEIVED",
     "DOWNSTREAM_HEADER_BYTES_SENT",
     "DOWNSTREAM_HEADER_BYTES_RECEIVED",
+    # accepted by Envoy 1.40 (envoy --mode validate), not kept by wasmlab
+    "CEL",
+    "UPSTREAM_FILTER_STATE",
+    "DOWNSTREAM_LOCAL_DNS_SAN",
+    "DOWNSTREAM_LOCAL_ADDRESS_ENDPOINT_ID",
+    "UPSTREAM_LOCAL_CLOSE_REASON",
+    "UPSTREAM_DETECTED_CLOSE_TYPE",
+    "DOWNSTREAM_DETECTED_CLOSE_TYPE",
 }
 #: commands whose value is absent for a plaintext, untraced, non-gRPC HTTP/1 stream in wasmlab
 #: (as in Envoy for such a stream)
@@ -323,6 +335,9 @@ _OPERATORS: dict[str, Callable[[StreamInfo, str], Any]] = {
     "UPSTREAM_CLUSTER_RAW": lambda i, a: i.upstream_cluster,
     "UPSTREAM_REMOTE_ADDRESS": lambda i, a: i.upstream_host,
     "UPSTREAM_HOST_NAME": lambda i, a: i.upstream_host,
+    "UPSTREAM_HOST_NAME_WITHOUT_PORT": lambda i, a: _without_port(i.upstream_host),
+    "UPSTREAM_REMOTE_ADDRESS_WITHOUT_PORT": lambda i, a: _without_port(i.upstream_host),
+    "UPSTREAM_REMOTE_PORT": lambda i, a: i.upstream_host.rsplit(":", 1)[1] if i.upstream_host else None,
     "UPSTREAM_PROTOCOL": _upstream(lambda i: "HTTP/1.1"),
     "UPSTREAM_REQUEST_ATTEMPT_COUNT": _upstream(lambda i: 1, 0),
     # timings after the request reached the upstream (wasmlab does not time the wire: the
