@@ -173,3 +173,36 @@ def assert_same_upstreams(ours: UpstreamLog, theirs: UpstreamLog) -> None:
         assert len(a[cluster]) == len(b[cluster]), (
             f"cluster {cluster!r}: wasmlab received {len(a[cluster])} requests, envoy {len(b[cluster])}"
         )
+
+
+# ---- one config, the same requests, on both proxies ---------------------------------------------
+def both(
+    cfg: Any,
+    requests: list[dict[str, Any]],
+    apps: dict[str, Any] | None = None,
+    stats: tuple[str, ...] = (),
+    envoy_upstreams: UpstreamLog | None = None,
+) -> tuple[list[Any], list[Any]]:
+    """The requests on wasmlab and on real Envoy (one worker each): asserts equal responses
+    (and trailers), equal upstream requests and, for the names in ``stats``, equal counters;
+    returns (wasmlab responses, Envoy responses). ``envoy_upstreams`` receives what Envoy's
+    upstreams got, for a test to look into."""
+    from wasmlab import Proxy
+    from wasmlab import envoy as real
+
+    ours, theirs = UpstreamLog(), envoy_upstreams if envoy_upstreams is not None else UpstreamLog()
+    with Proxy.from_yaml(cfg, workers=1) as p:
+        for name, app in recorded_apps(cfg, apps, ours).items():
+            p.upstream(name, app)
+        mine = [p.request(**kw) for kw in requests]
+        p.wait_idle(5)
+        my_stats = {k: p.stats().get(k, 0) for k in stats}
+    with real.run(cfg, workers=1, apps=recorded_apps(cfg, apps, theirs)) as e:
+        env = [e.request(**kw) for kw in requests]
+        env_stats = {k: e.stats().get(k, 0) for k in stats}
+    for i, (a, b) in enumerate(zip(mine, env, strict=True)):
+        assert_same(a, b, f"request {i} {requests[i]}")
+        assert a.trailers == b.trailers, f"request {i} trailers: wasmlab {a.trailers} vs envoy {b.trailers}"
+    assert_same_upstreams(ours, theirs)
+    assert my_stats == env_stats, f"stats: wasmlab {my_stats} vs envoy {env_stats}"
+    return mine, env

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from helpers import UpstreamLog, assert_same, assert_same_upstreams, config, recorded_apps, static_cluster
+from helpers import both, config, static_cluster
 from wasmlab import Proxy, Response
 from wasmlab import envoy as real
 from wasmlab.config.uri_template import REWRITE_TYPE
@@ -28,24 +28,6 @@ CAFE = "caf\u00e9".encode().decode("latin-1")  # a UTF-8 header value as the cli
 
 def get(path: str, **headers: str) -> dict[str, Any]:
     return {"method": "GET", "path": path, "headers": dict(headers)}
-
-
-def both(cfg: str, requests: list[dict[str, Any]], apps: dict[str, Any] | None = None) -> tuple[list, list]:
-    """The requests on wasmlab and on Envoy; asserts equal responses (and trailers) and equal
-    upstream requests; returns (wasmlab responses, Envoy responses)."""
-    ours, theirs = UpstreamLog(), UpstreamLog()
-    with Proxy.from_yaml(cfg, workers=1) as p:
-        for name, app in recorded_apps(cfg, apps, ours).items():
-            p.upstream(name, app)
-        mine = [p.request(**kw) for kw in requests]
-        p.wait_idle(5)
-    with real.run(cfg, workers=1, apps=recorded_apps(cfg, apps, theirs)) as e:
-        env = [e.request(**kw) for kw in requests]
-    for i, (a, b) in enumerate(zip(mine, env, strict=True)):
-        assert_same(a, b, f"request {i} {requests[i]}")
-        assert a.trailers == b.trailers, f"request {i} trailers: wasmlab {a.trailers} vs envoy {b.trailers}"
-    assert_same_upstreams(ours, theirs)
-    return mine, env
 
 
 def hcm_option(option: str, routes: str | None = None, clusters: str | None = None) -> str:

@@ -15,9 +15,7 @@ from typing import Any
 
 import pytest
 
-from helpers import UpstreamLog, assert_same, assert_same_upstreams, config, recorded_apps, static_cluster
-from wasmlab import Proxy
-from wasmlab import envoy as real
+from helpers import UpstreamLog, both, config, static_cluster
 
 pytestmark = pytest.mark.envoy
 
@@ -77,16 +75,7 @@ REQUESTS = [
 
 def test_local_replies_to_grpc_requests_are_trailers_only_grpc_answers(envoy_bin):
     cfg = config(filters=LUA, routes=ROUTES, clusters=CLUSTERS)
-    ours, theirs = UpstreamLog(), UpstreamLog()
-    with Proxy.from_yaml(cfg, workers=1) as p:
-        for name, app in recorded_apps(cfg, DOWN, ours).items():
-            p.upstream(name, app)
-        mine = [p.request(**kw) for kw in REQUESTS]
-    with real.run(cfg, workers=1, apps=recorded_apps(cfg, DOWN, theirs)) as e:
-        env = [e.request(**kw) for kw in REQUESTS]
-    for i, (a, b) in enumerate(zip(mine, env, strict=True)):
-        assert_same(a, b, f"request {i} {REQUESTS[i]}")
-    assert_same_upstreams(ours, theirs)
+    mine, env = both(cfg, REQUESTS, DOWN)
     grpc = [(r.status, r.headers.get("grpc-status"), r.headers.get("grpc-message"), r.body) for r in env]
     assert grpc[0] == (200, "12", None, b"")
     assert grpc[1] == (200, "14", "no such thing%0A", b"")  # Envoy 1.40 keeps the newline
@@ -116,16 +105,8 @@ def test_a_headers_only_request_upstream_gets_content_length_0_unless_its_method
     cfg = config(filters=HTTP_CALL)
     reqs = [{"method": m, "path": "/r"} for m in METHODS]
     reqs += [{"method": "GET", "path": "/c", "headers": {"x-call": m}} for m in ("POST", "DELETE")]
-    ours, theirs = UpstreamLog(), UpstreamLog()
-    with Proxy.from_yaml(cfg, workers=1) as p:
-        for name, app in recorded_apps(cfg, None, ours).items():
-            p.upstream(name, app)
-        mine = [p.request(**kw) for kw in reqs]
-    with real.run(cfg, workers=1, apps=recorded_apps(cfg, None, theirs)) as e:
-        env = [e.request(**kw) for kw in reqs]
-    for i, (a, b) in enumerate(zip(mine, env, strict=True)):
-        assert_same(a, b, f"request {i} {reqs[i]}")
-    assert_same_upstreams(ours, theirs)
+    theirs = UpstreamLog()
+    both(cfg, reqs, envoy_upstreams=theirs)
     framed = {(m, path) for _c, m, path, headers, _b in theirs.requests if ("content-length", "0") in headers}
     assert framed == {(m, "/r") for m in ("POST", "PUT", "PATCH", "OPTIONS", "PROPFIND")} | {("POST", "/call")}
 
@@ -136,16 +117,7 @@ def test_a_method_envoys_http1_parser_does_not_know_gets_its_400(envoy_bin):
     and never reach the upstream; ``PURGE`` or ``NOTIFY`` go through."""
     cfg = config()
     reqs = [{"method": m, "path": "/m"} for m in ("FOO", "get", "UPDATE", "M-SEARCH", "PURGE", "NOTIFY", "MKCOL")]
-    ours, theirs = UpstreamLog(), UpstreamLog()
-    with Proxy.from_yaml(cfg, workers=1) as p:
-        for name, app in recorded_apps(cfg, None, ours).items():
-            p.upstream(name, app)
-        mine = [p.request(**kw) for kw in reqs]
-    with real.run(cfg, workers=1, apps=recorded_apps(cfg, None, theirs)) as e:
-        env = [e.request(**kw) for kw in reqs]
-    for i, (a, b) in enumerate(zip(mine, env, strict=True)):
-        assert_same(a, b, f"request {i} {reqs[i]}")
-    assert_same_upstreams(ours, theirs)
+    mine, env = both(cfg, reqs)
     assert [r.status for r in env] == [400, 400, 400, 400, 200, 200, 200]
 
 
@@ -188,15 +160,7 @@ def test_local_reply_rewrites_content_types_and_grpc_like_envoy(envoy_bin):
         {"method": "GET", "path": "/conflict"},
         {"method": "POST", "path": "/conflict", "headers": grpc},
     ]
-    ours, theirs = UpstreamLog(), UpstreamLog()
-    with Proxy.from_yaml(cfg, workers=1) as p:
-        for name, app in recorded_apps(cfg, None, ours).items():
-            p.upstream(name, app)
-        mine = [p.request(**kw) for kw in reqs]
-    with real.run(cfg, workers=1, apps=recorded_apps(cfg, None, theirs)) as e:
-        env = [e.request(**kw) for kw in reqs]
-    for i, (a, b) in enumerate(zip(mine, env, strict=True)):
-        assert_same(a, b, f"request {i} {reqs[i]}")
+    _, env = both(cfg, reqs)
     assert env[0].headers.get("grpc-status") == "13" and env[1].status == 307
     assert env[2].headers.get("content-type") == env[3].headers.get("content-type") == "text/html"
     assert env[5].headers.get("grpc-message") == '{"m":"conflict"}'

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import UpstreamLog, assert_same, assert_same_upstreams, config, recorded_apps
-from wasmlab import Proxy
-from wasmlab import envoy as real
+from helpers import both, config
 
 pytestmark = pytest.mark.envoy
 
@@ -41,22 +39,9 @@ STATS = (
 def test_requests_a_filter_broke_are_refused_by_the_upstream_codec_like_envoy(envoy_bin):
     cfg = config(filters=LUA)
     reqs = [{"method": "GET", "path": "/x", "headers": {"x-do": d}} for d in CASES]
-    ours, theirs = UpstreamLog(), UpstreamLog()
-    with Proxy.from_yaml(cfg, workers=1) as p:
-        for name, app in recorded_apps(cfg, None, ours).items():
-            p.upstream(name, app)
-        mine = [p.request(**kw) for kw in reqs]
-        p.wait_idle(5)
-        my_stats = {k: p.stats().get(k, 0) for k in STATS}
-    with real.run(cfg, workers=1, apps=recorded_apps(cfg, None, theirs)) as e:
-        env = [e.request(**kw) for kw in reqs]
-        env_stats = {k: e.stats().get(k, 0) for k in STATS}
-    for i, (a, b) in enumerate(zip(mine, env, strict=True)):
-        assert_same(a, b, f"request {i} {reqs[i]}")
-    assert_same_upstreams(ours, theirs)
+    mine, env = both(cfg, reqs, stats=STATS)
     assert [r.status for r in env] == [503, 503, 503, 200, 200, 200]
     assert env[0].body == b"missing required header: :method"
-    assert my_stats == env_stats
 
 
 CHARS = """
@@ -89,16 +74,7 @@ def test_header_characters_the_upstream_codec_refuses_like_envoy(envoy_bin):
     reqs = [{"method": "GET", "path": "/x", "headers": {"x-c": str(c)}} for c in (1, 8, 9, 11, 31, 127, 128, 255)]
     reqs += [{"method": "GET", "path": "/x", "headers": {"x-n": n}} for n in ("empty", "tab")]
     reqs += [{"method": "GET", "path": "/x", "headers": {"x-call": c}} for c in ("bad", "spaces")]
-    ours, theirs = UpstreamLog(), UpstreamLog()
-    with Proxy.from_yaml(cfg, workers=1) as p:
-        for name, app in recorded_apps(cfg, None, ours).items():
-            p.upstream(name, app)
-        mine = [p.request(**kw) for kw in reqs]
-    with real.run(cfg, workers=1, apps=recorded_apps(cfg, None, theirs)) as e:
-        env = [e.request(**kw) for kw in reqs]
-    for i, (a, b) in enumerate(zip(mine, env, strict=True)):
-        assert_same(a, b, f"request {i} {reqs[i]}")
-    assert_same_upstreams(ours, theirs)
+    mine, env = both(cfg, reqs)
     assert [r.status for r in env[:8]] == [503, 503, 200, 503, 503, 503, 200, 200]
     assert env[9].body == b"invalid header name: x\\ty"
     assert env[10].headers.get("x-call-status") == "503" and env[10].body == b"invalid header value for: x-w"
