@@ -5,9 +5,13 @@ CR/LF makes the router answer 503 with the codec's message (the upstream gets no
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from helpers import both, config
+from wasmlab import Response
+from wasmlab.http import HeaderMap
 
 pytestmark = pytest.mark.envoy
 
@@ -78,3 +82,33 @@ def test_header_characters_the_upstream_codec_refuses_like_envoy(envoy_bin):
     assert [r.status for r in env[:8]] == [503, 503, 200, 503, 503, 503, 200, 200]
     assert env[9].body == b"invalid header name: x\\ty"
     assert env[10].headers.get("x-call-status") == "503" and env[10].body == b"invalid header value for: x-w"
+
+
+HOP_LUA = """
+          - name: envoy.filters.http.lua
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua
+              default_source_code:
+                inline_string: |
+                  function envoy_on_response(h)
+                    for _, n in ipairs({"connection", "keep-alive", "proxy-connection", "upgrade"}) do
+                      h:headers():add("x-seen-" .. n, h:headers():get(n) or "none")
+                    end
+                    h:headers():add("proxy-connection", "added")
+                    h:headers():add("keep-alive", "timeout=9")
+                  end"""
+
+
+def _hop_app(request: Any) -> Response:
+    hop = [("connection", "keep-alive"), ("keep-alive", "timeout=5"), ("proxy-connection", "x"), ("upgrade", "h2c")]
+    return Response(200, HeaderMap([("content-type", "text/plain"), *hop, ("x-ok", "1")]), b"hi")
+
+
+def test_hop_by_hop_response_headers_like_envoy(envoy_bin):
+    """An upstream's ``keep-alive`` is consumed by the HTTP/1 codec (filters never see it); its
+    ``connection``, ``proxy-connection`` and ``upgrade`` reach the filters but not the client,
+    nor do a filter's own (``mutateResponseHeaders``); a filter's ``keep-alive`` goes through."""
+    mine, env = both(config(filters=HOP_LUA), [{"method": "GET", "path": "/x"}], apps={"backend": _hop_app})
+    names = [k for k, _ in env[0].headers]
+    assert "connection" not in names and "upgrade" not in names and "proxy-connection" not in names
+    assert env[0].headers.get("x-seen-keep-alive") == "none" and env[0].headers.get("keep-alive") == "timeout=9"

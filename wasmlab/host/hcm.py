@@ -25,6 +25,7 @@ import random
 import time
 from collections.abc import Callable
 from itertools import chain
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from ..config.bootstrap import HcmConfig, ListenerConfig, PerRouteDisabled
@@ -325,6 +326,12 @@ class ActiveStream:
 
     def codec_encode_headers(self, headers: HeaderMap, end_stream: bool) -> None:
         config = self.hcm.config
+        if not _HOP_BY_HOP.isdisjoint(map(_name_of, headers._entries)):
+            # Envoy's mutateResponseHeaders: these hop-by-hop headers, from the upstream or a
+            # filter, are not passed on (filters see them; the upstream's keep-alive never
+            # reaches them: upstream.to_wire_response); wasmlab has no upgrade responses
+            for name in _HOP_BY_HOP:
+                headers.remove(name)
         if "date" not in headers:
             headers.add("date", _http_date(self.proxy.clock.wall_ns()))
         sht = config.server_header_transformation
@@ -537,6 +544,11 @@ def _grpc_local_reply(headers: HeaderMap, status: int, body: bytes, grpc_status:
         _set_in_place(headers, "grpc-message", percent_encode_message(body))
     headers.remove("content-length")
     return headers
+
+
+#: what Envoy's ``ConnectionManagerUtility::mutateResponseHeaders`` removes from every response
+_HOP_BY_HOP = frozenset({"connection", "upgrade", "proxy-connection"})
+_name_of = itemgetter(0)
 
 
 def _set_in_place(headers: HeaderMap, name: str, value: str) -> None:

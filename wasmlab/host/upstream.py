@@ -182,12 +182,14 @@ def to_wire_response(response: Response, head: bool, chunked: bool = False) -> t
     response header map, :mod:`wasmlab.http.inline_headers`), ``content-length`` added when the app gave neither a
     length nor chunked encoding, ``transfer-encoding: chunked`` when it has trailers (our loopback
     server does the same on the wire) or had them (``chunked``: the codec dropped them), no body
-    for HEAD or 204/304.
+    for HEAD or 204/304, no ``keep-alive``.
     """
     headers = HeaderMap(None, RESPONSE_HEADERS_INLINE)
     headers.add(":status", str(response.status))
     for k, v in response.headers:
         headers.add(k, v)
+    if "keep-alive" in headers:  # the codec consumes it (measured: filters never see it)
+        headers.remove("keep-alive")
     body = response.body
     if response.status in (204, 304) or 100 <= response.status < 200:
         body = b""
