@@ -30,13 +30,22 @@ def test_default_url_goes_to_labapp():
 
 
 def _redirect(port: int, token: str) -> tuple[int, str]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    try:
-        conn.request("GET", f"/?token={token}")
-        r = conn.getresponse()
-        return r.status, r.getheader("Location") or ""
-    finally:
-        conn.close()
+    """Where ``/`` redirects. A refused connection is tried again for up to 30 s: the URL line
+    can reach the log a moment before the server accepts (seen once in CI, with the lab
+    installing into a fresh .venv); a server that never answers still fails the test."""
+    deadline = time.monotonic() + 30
+    while True:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        try:
+            conn.request("GET", f"/?token={token}")
+            r = conn.getresponse()
+            return r.status, r.getheader("Location") or ""
+        except ConnectionRefusedError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+        finally:
+            conn.close()
 
 
 def _served_port(proc: subprocess.Popen, out, seconds: float) -> int:
