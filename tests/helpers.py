@@ -117,6 +117,11 @@ class UpstreamLog:
 
         return recording_app
 
+    def arrivals(self, cluster: str) -> list[tuple[str, str, list[str]]]:
+        """What ``cluster`` received, in arrival order, short: method, path, header names (for
+        failure messages)."""
+        return [(m, path, [k for k, _ in hs]) for c, m, path, hs, _ in self.requests if c == cluster]
+
     def by_cluster(self) -> dict[str, list[Any]]:
         """Per cluster, the requests received, sorted: the arrival order of concurrent calls
         (asynchronous callouts, several workers) is not deterministic on either proxy, so the
@@ -172,6 +177,8 @@ def assert_same_upstreams(ours: UpstreamLog, theirs: UpstreamLog) -> None:
             assert x == y, f"cluster {cluster!r} request {i} differs:\n  wasmlab {x}\n  envoy   {y}"
         assert len(a[cluster]) == len(b[cluster]), (
             f"cluster {cluster!r}: wasmlab received {len(a[cluster])} requests, envoy {len(b[cluster])}"
+            f"\n  wasmlab, in arrival order: {ours.arrivals(cluster)}"
+            f"\n  envoy, in arrival order:   {theirs.arrivals(cluster)}"
         )
 
 
