@@ -91,6 +91,33 @@ def assert_same(wasmlab_resp: Any, envoy_resp: Any, what: str = "") -> None:
     assert not diff, f"{what}: wasmlab and Envoy differ:\n" + "\n".join(diff)
 
 
+# ---- request and YAML shorthands --------------------------------------------------------------
+CAFE = "caf\u00e9".encode().decode("latin-1")  # a UTF-8 header value as the client sends its bytes
+
+
+def get(path: str, **headers: str) -> dict[str, Any]:
+    """A GET request for ``both``."""
+    return {"method": "GET", "path": path, "headers": dict(headers)}
+
+
+def hcm_option(option: str, routes: str | None = None, clusters: str | None = None) -> str:
+    """``config`` with ``option`` (one line of YAML) added to the HttpConnectionManager."""
+    return config(routes=routes, clusters=clusters).replace(
+        "          stat_prefix: ingress", "          stat_prefix: ingress\n          " + option
+    )
+
+
+def body_text(resp: Any) -> str:
+    return resp.body.decode()
+
+
+def direct_route(match: str, body: str, status: int = 200) -> str:
+    """A ``routes`` entry (indented 14 spaces) answering ``body`` from a direct_response."""
+    return f"""
+              - match: {match}
+                direct_response: {{status: {status}, body: {{inline_string: "{body}"}}}}"""
+
+
 # ---- what every upstream receives -------------------------------------------------------------
 #: Upstream request headers whose values legitimately differ between two runs; compared by
 #: presence only. ``x-request-id`` is a fresh random UUID per request on each proxy. This is the
