@@ -12,6 +12,7 @@ ROUTER = """
           - name: envoy.filters.http.router
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"""
+LUA = "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua"
 
 
 def static_cluster(name: str, port: int) -> str:
@@ -65,6 +66,19 @@ static_resources:
         + clusters
         + "\n"
     )
+
+
+def lua_filter(code: str, extra: str = "", name: str = "envoy.filters.http.lua") -> str:
+    """An ``http_filters`` entry running ``code`` as ``default_source_code``; ``extra`` is more
+    YAML for the ``Lua`` message (indented 14 spaces, starting with a newline)."""
+    body = textwrap.indent(textwrap.dedent(code).strip("\n") + "\n", " " * 18)
+    return f"""
+          - name: {name}
+            typed_config:
+              "@type": {LUA}{extra}
+              default_source_code:
+                inline_string: |
+{body}"""
 
 
 def with_trailers(yaml: str) -> str:
