@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +15,9 @@ import pytest
 from helpers import UpstreamLog, assert_same, assert_same_upstreams, config, lua_filter, recorded_apps
 from wasmlab import Proxy
 from wasmlab.errors import ConfigError, EnvoyFailed
+
+#: The example configs of the Lua notebooks (notebooks/configs/lua).
+LUA_EXAMPLES = Path(__file__).resolve().parents[2] / "notebooks" / "configs" / "lua"
 
 LUA_PER_ROUTE = "type.googleapis.com/envoy.extensions.filters.http.lua.v3.LuaPerRoute"
 
