@@ -1,11 +1,6 @@
-"""The Lua filter's headers, respond() and bodies against real Envoy 1.40: the same YAML, the same script, the same requests and
-upstream apps on both sides, one worker. Each test compares status, headers, body and trailers
-(``assert_same``), the ``[lua] script log:`` lines, and the Lua counters with Envoy's ``/stats``.
-
-Scripts avoid what is random in *both* Envoy and wasmlab: LuaJIT seeds its string hash per
-state, so the order of a Lua table with several string keys (a ``respond()`` header table, an
-``httpCall`` header table, ``pairs()`` over a table) differs from run to run — tests sort, or use
-one key. The other classes are in the other ``test_lua_differential_*.py`` files.
+"""The Lua filter's headers, respond() and bodies against real Envoy 1.40, the same YAML, script,
+requests and upstream apps on both sides (``lua_helpers.assert_both`` says what is compared and
+what scripts avoid).
 """
 
 from __future__ import annotations

@@ -1,10 +1,6 @@
 """A sweep of the Lua filter's streamInfo, metadata, filter state, per-route configuration and routing
-helpers by class, edge cases first, against real Envoy 1.40 (the same YAML, script and requests on
-both sides; see ``lua_helpers.assert_both``).
-
-Scripts avoid what is random in both Envoy and wasmlab (LuaJIT's string hash seed: the order of
-``pairs()`` over a Lua table with several string keys), ports of the client side and timings. The
-other classes are in the other ``test_lua_sweep_*.py`` files.
+helpers, edge cases first, against real Envoy 1.40 (``lua_helpers.assert_both`` says what is
+compared and what scripts avoid).
 """
 
 from __future__ import annotations
