@@ -1,7 +1,8 @@
 """Access logs compared with real Envoy 1.40: log formats and filters, substitution commands (those
-Envoy refuses, those wasmlab cannot know), start-time formats and upstream address commands. The
-same YAML and requests on both; the log lines must agree. Each probe found a disagreement that is
-now fixed; the docstrings say what Envoy does.
+Envoy refuses, those wasmlab cannot know), start-time formats, upstream address commands, and the
+commands and log filters Envoy refuses at load (refused by name). The same YAML and requests on
+both; the log lines must agree. Each probe found a disagreement that is now fixed; the docstrings
+say what Envoy does.
 """
 
 from __future__ import annotations
@@ -323,3 +324,45 @@ def test_upstream_address_commands_like_envoy_and_unkept_ones_load_with_a_warnin
         warnings = [ln for ln in p.logs if "accepted as Envoy does, but has no effect" in ln]
     assert r.status == 200 and not any(k.startswith("x-w") for k, _ in r.headers)
     assert len(warnings) == len(WARNED_OPS), warnings
+
+
+# ---- configs Envoy refuses at load --------------------------------------------------------------
+def _with_header_format(fmt: str) -> str:
+    routes = f"""
+              - match: {{prefix: "/"}}
+                direct_response: {{status: 200, body: {{inline_string: "hi"}}}}
+                response_headers_to_add: [{{header: {{key: x-f, value: "{fmt}"}}}}]"""
+    return config(routes=routes)
+
+
+def _with_log_filter(flt: str) -> str:
+    log = f"""
+          access_log:
+          - name: envoy.access_loggers.stdout
+            filter: {flt}
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog"""
+    return config().replace("          stat_prefix: ingress", "          stat_prefix: ingress" + log)
+
+
+REFUSED = {
+    "REQ()": (_with_header_format("%REQ()%"), "REQ requires parameters"),
+    "REQ(a?b?c)": (_with_header_format("%REQ(a?b?c)%"), "More than 1 alternative header specified in token: a?b?c"),
+    "QUERY_PARAM()": (_with_header_format("%QUERY_PARAM()%"), "QUERY_PARAM requires parameters"),
+    "ENVIRONMENT()": (_with_header_format("%ENVIRONMENT()%"), "ENVIRONMENT requires parameters"),
+    "FILTER_STATE()": (_with_header_format("%FILTER_STATE()%"), "key cannot be empty"),
+    "flag": (_with_log_filter('{response_flag_filter: {flags: ["BOGUS"]}}'), "Flags[0]: value must be in list"),
+    "runtime_key": (_with_log_filter('{runtime_filter: {runtime_key: ""}}'), "value length must be at least 1"),
+    "grpc_status": (_with_log_filter("{grpc_status_filter: {statuses: [BOGUS]}}"), "unknown value 'BOGUS'"),
+}
+
+
+@pytest.mark.parametrize("case", list(REFUSED))
+def test_configs_envoy_refuses_are_refused_by_name(envoy_bin, case):
+    """Formatter commands without their argument, a typo'd response flag, an empty runtime key
+    and an unknown gRPC status name: Envoy refuses each at load; so does wasmlab, naming the
+    YAML path (old code accepted them, and a typo'd flag then never matched)."""
+    cfg, words = REFUSED[case]
+    assert not real.validate(cfg)[0]
+    with pytest.raises(ConfigError, match=words.replace("?", r"\?").replace("[", r"\[")):
+        Proxy.from_yaml(cfg, workers=1)
