@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     from ...config.yaml_source import Node
     from ...host.dispatcher import Dispatcher
     from ...host.services import ServerContext
+    from ...host.stats import Stats
+    from ...trace.recorder import Recorder
     from ..base import FactoryContext
 
 
@@ -52,6 +54,9 @@ class LuaFilterFactory(HttpFilterFactory):
     type_url = LUA_TYPE
     per_route_type_urls = (LUA_PER_ROUTE_TYPE,)
     kind = "lua"
+    #: the proxy's, kept by ``start_main`` for the streams (each reads them from here)
+    recorder: Recorder
+    stat_store: Stats
 
     def __init__(self, name: str, config: Node, ctx: FactoryContext) -> None:
         super().__init__(name, config, ctx)
@@ -77,6 +82,8 @@ class LuaFilterFactory(HttpFilterFactory):
     def start_main(self, proxy: ServerContext) -> None:
         """Config load: find the routes' scripts, then load every script once on the main thread."""
         super().start_main(proxy)
+        self.recorder = proxy.recorder
+        self.stat_store = proxy.stat_store
         self.log_enabled = proxy.log_enabled
         self.lua_log_enabled = proxy.loggers.enabled
         try:
@@ -360,13 +367,23 @@ class LuaFilter(StreamFilter):
     in_http_callback = False
 
     def __init__(self, factory: LuaFilterFactory, dispatcher: Dispatcher) -> None:
+        # (all a stream sets: what is the same for every stream of the factory is read from it)
         self.factory = factory
         self.dispatcher = dispatcher
-        proxy = factory.proxy
+
+    @property
+    def proxy(self) -> ServerContext:
+        proxy = self.factory.proxy
         assert proxy is not None, "streams start after the factory's start_main"
-        self.proxy: ServerContext = proxy
-        self.rec = proxy.recorder
-        self.name = factory.name
+        return proxy
+
+    @property
+    def rec(self) -> Recorder:
+        return self.factory.recorder
+
+    @property
+    def name(self) -> str:
+        return self.factory.name
 
     @property
     def stream_id(self) -> int:
@@ -423,8 +440,8 @@ class LuaFilter(StreamFilter):
         vm, per_route = setup
         if (vm.on_request if decoder else vm.on_response) is None:
             return _HEADERS_CONTINUE
-        self.proxy.stat_store.inc(factory.executions_stat)
-        if self.rec.enabled:
+        factory.stat_store.inc(factory.executions_stat)
+        if factory.recorder.enabled:
             handle = self.adopt(next(_ids), decoder, per_route, vm, headers, end_stream)
             return self._after_start(handle, handle.start())
         lua_id = next(_ids)

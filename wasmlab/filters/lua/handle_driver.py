@@ -134,7 +134,7 @@ class HandleDriver(BaseLuaObject):
         #: objects handed out during this run (Envoy's LuaDeathRef members): die at yield
         self.children: dict[str, BaseLuaObject] = {}
         self.filter = filt
-        self.rec = filt.rec
+        self.rec = filt.factory.recorder
         self.decoder = decoder
         self.hook = "envoy_on_request" if decoder else "envoy_on_response"
         self.per_route = per_route
