@@ -611,7 +611,14 @@ local function answer(s, m)
   writing = nil
   if nwritten > 0 then
     local n = nwritten
-    nwritten, nstale = 0, n
+    nwritten = 0
+    if n == 2 then
+      -- one add, the usual: handed over from locals, so no slot is left to clear at the next step
+      local k, v = written[1], written[2]
+      written[1], written[2] = nil, nil
+      return co_yield(s, m, k, v)
+    end
+    nstale = n
     return co_yield(s, m, unpack(written, 1, n))
   end
   if m == nil then
