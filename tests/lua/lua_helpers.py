@@ -126,7 +126,7 @@ def assert_both(
     """Run ``yaml`` on wasmlab and on real Envoy (one worker each): same responses (status,
     headers, body, trailers), the same ``[lua] script log:`` lines, the same Lua counters.
     wasmlab runs twice, tracing on and off: with tracing off the Lua filter takes its shortcuts
-    (see ``filter.LuaFilter._start_untraced``), which must give the same.
+    (see ``filter.LuaFilter._do_headers``), which must give the same.
 
     Scripts must avoid what is random in *both* Envoy and wasmlab: LuaJIT seeds its string hash
     per state, so the order of a Lua table with several string keys (a ``respond()`` or
