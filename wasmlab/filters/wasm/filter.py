@@ -25,6 +25,7 @@ from ...http import Buffer, FilterDataStatus, FilterHeadersStatus, FilterTrailer
 from ...proxywasm.plugin import PluginConfig, parse_plugin_config
 from ...proxywasm.stream_host import StreamHost
 from ...proxywasm.types import BufferType, FailurePolicy, GrpcStatus, MapType, StreamType, WasmResult
+from ...proxywasm.vm import Trapped
 from ..base import HttpFilterFactory, StreamFilter
 from ..registry import register_http_filter
 from .guard import FailAction, WasmCallGuard
@@ -202,8 +203,18 @@ class WasmHttpFilter(WasmCallGuard, StreamFilter, StreamHost):
         self.request_headers = headers
         # (context_id, num_headers, end_of_stream); ABI 0.1.0 has no end_of_stream
         n = len(headers)
-        args = (ctx.id, n) if ctx.vm.abi_010 else (ctx.id, n, 1 if end_stream else 0)
-        r = self._guarded("proxy_on_request_headers", args)
+        vm = ctx.vm
+        args = (ctx.id, n) if vm.abi_010 else (ctx.id, n, 1 if end_stream else 0)
+        # self._guarded("proxy_on_request_headers", args), its common case without its frame:
+        # a live VM that exports the callback is called here; anything else goes to the guard
+        fn = vm.funcs.get("proxy_on_request_headers") if vm.failed is None else None
+        if fn is None:
+            r = self._guarded("proxy_on_request_headers", args)
+        else:
+            try:
+                r = vm.invoke(fn, ctx, "proxy_on_request_headers", args)
+            except Trapped:
+                r = self._after_trap()
         if isinstance(r, FailAction):
             self.request_headers = None
             return _ON_FAIL_HEADERS[r]
@@ -258,8 +269,17 @@ class WasmHttpFilter(WasmCallGuard, StreamFilter, StreamHost):
             return _HS_CONTINUE
         self.response_headers = headers
         n = len(headers)
-        args = (ctx.id, n) if ctx.vm.abi_010 else (ctx.id, n, 1 if end_stream else 0)
-        r = self._guarded("proxy_on_response_headers", args)
+        vm = ctx.vm
+        args = (ctx.id, n) if vm.abi_010 else (ctx.id, n, 1 if end_stream else 0)
+        # self._guarded("proxy_on_response_headers", args) without its frame (see decode_headers)
+        fn = vm.funcs.get("proxy_on_response_headers") if vm.failed is None else None
+        if fn is None:
+            r = self._guarded("proxy_on_response_headers", args)
+        else:
+            try:
+                r = vm.invoke(fn, ctx, "proxy_on_response_headers", args)
+            except Trapped:
+                r = self._after_trap()
         if isinstance(r, FailAction):
             self.response_headers = None
             return _ON_FAIL_HEADERS[r]
