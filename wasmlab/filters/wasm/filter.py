@@ -215,11 +215,13 @@ class WasmHttpFilter(WasmCallGuard, StreamFilter, StreamHost):
                 r = vm.invoke(fn, ctx, "proxy_on_request_headers", args)
             except Trapped:
                 r = self._after_trap()
-        if isinstance(r, FailAction):
+        if not r:  # 0 (or no such export) is Continue, by far the most common answer: no more tests
+            status = _HS_CONTINUE
+        elif isinstance(r, FailAction):  # (a FailAction is truthy)
             self.request_headers = None
             return _ON_FAIL_HEADERS[r]
-        # 0 (or no such export) is Continue, by far the most common answer: no conversion call
-        status = convert_headers_status(r, self.plugin.allow_on_headers_stop_iteration) if r else _HS_CONTINUE
+        else:
+            status = convert_headers_status(r, self.plugin.allow_on_headers_stop_iteration)
         if self.local_reply_sent:
             return _HS.StopIteration
         if status is _HS_CONTINUE:
@@ -280,10 +282,13 @@ class WasmHttpFilter(WasmCallGuard, StreamFilter, StreamHost):
                 r = vm.invoke(fn, ctx, "proxy_on_response_headers", args)
             except Trapped:
                 r = self._after_trap()
-        if isinstance(r, FailAction):
+        if not r:  # Continue (see decode_headers)
+            status = _HS_CONTINUE
+        elif isinstance(r, FailAction):
             self.response_headers = None
             return _ON_FAIL_HEADERS[r]
-        status = convert_headers_status(r, self.plugin.allow_on_headers_stop_iteration) if r else _HS_CONTINUE
+        else:
+            status = convert_headers_status(r, self.plugin.allow_on_headers_stop_iteration)
         if status is _HS_CONTINUE:
             self.response_headers = None
         return status
