@@ -25,7 +25,6 @@ import random
 import time
 from collections.abc import Callable
 from itertools import chain
-from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from ..config.bootstrap import HcmConfig, ListenerConfig, PerRouteDisabled
@@ -316,7 +315,7 @@ class ActiveStream:
         if body:
             headers.set("content-length", str(len(body)))
             if "content-type" not in headers or (body != original and not custom_type):
-                _set_in_place(headers, "content-type", content_type)
+                headers.set_in_place("content-type", content_type)
         else:
             # an empty local reply carries neither (Envoy drops what a modifier set; the codec
             # then adds content-length: 0)
@@ -326,7 +325,7 @@ class ActiveStream:
 
     def codec_encode_headers(self, headers: HeaderMap, end_stream: bool) -> None:
         config = self.hcm.config
-        if not _HOP_BY_HOP.isdisjoint(map(_name_of, headers._entries)):
+        if not _HOP_BY_HOP.isdisjoint(headers.keys()):
             # Envoy's mutateResponseHeaders: these hop-by-hop headers, from the upstream or a
             # filter, are not passed on (filters see them; the upstream's keep-alive never
             # reaches them: upstream.to_wire_response); wasmlab has no upgrade responses
@@ -336,7 +335,7 @@ class ActiveStream:
             headers.add("date", _http_date(self.proxy.clock.wall_ns()))
         sht = config.server_header_transformation
         if sht == "OVERWRITE":
-            _set_in_place(headers, "server", config.server_name)
+            headers.set_in_place("server", config.server_name)
         elif sht == "APPEND_IF_ABSENT" and "server" not in headers:
             headers.add("server", config.server_name)
         opts = config.header_options
@@ -534,33 +533,20 @@ def _grpc_local_reply(headers: HeaderMap, status: int, body: bytes, grpc_status:
     ``grpc-message`` (a last newline too, ``%0A``, unless the body format is JSON), no body).
     wasmlab reads the request's headers when it replies; Envoy reads them once before the
     first filter (the same unless a filter changed ``content-type``)."""
-    _set_in_place(headers, ":status", "200")
-    _set_in_place(headers, "content-type", GRPC_CONTENT_TYPE)
+    headers.set_in_place(":status", "200")
+    headers.set_in_place("content-type", GRPC_CONTENT_TYPE)
     if not headers.get("grpc-status"):
-        _set_in_place(
-            headers, "grpc-status", str(grpc_status if grpc_status is not None else http_to_grpc_status(status))
+        headers.set_in_place(
+            "grpc-status", str(grpc_status if grpc_status is not None else http_to_grpc_status(status))
         )
     if body and not head:
-        _set_in_place(headers, "grpc-message", percent_encode_message(body))
+        headers.set_in_place("grpc-message", percent_encode_message(body))
     headers.remove("content-length")
     return headers
 
 
 #: what Envoy's ``ConnectionManagerUtility::mutateResponseHeaders`` removes from every response
 _HOP_BY_HOP = frozenset({"connection", "upgrade", "proxy-connection"})
-_name_of = itemgetter(0)
-
-
-def _set_in_place(headers: HeaderMap, name: str, value: str) -> None:
-    entries = headers._entries
-    for i, (k, _) in enumerate(entries):
-        if k == name:
-            entries[i] = (name, value)
-            del_idx = [j for j in range(i + 1, len(entries)) if entries[j][0] == name]
-            for j in reversed(del_idx):
-                del entries[j]
-            return
-    entries.append((name, value))
 
 
 def _http_date(wall_ns: int) -> str:
