@@ -52,7 +52,7 @@ from .active_filter import (
     set_callbacks_of,
     traits_of,
 )
-from .filter_callbacks import FilterCallbacks
+from .filter_callbacks import FilterCallbacks, Unplaced
 from .filter_trace import call_traced, record_filter
 
 if TYPE_CHECKING:
@@ -119,7 +119,11 @@ class FilterManager:
             if traits.encoder:
                 enc = ActiveFilter(self, f, name, 0, False, traits)
                 encoders.append(enc)
-            cb = FilterCallbacks(self, name, dec, enc)
+            # the filter's callbacks are its place (filter_callbacks.py): the decoder one, which
+            # reaches the encoder one, or the encoder one if it only encodes
+            if dec is not None:
+                dec.peer = enc
+            cb = dec or enc or Unplaced(self, name)
             if traits.plain_set_callbacks:
                 f.callbacks = cb  # what StreamFilter.set_callbacks does, without the call
             elif not set_callbacks_of(self, f, cb, name):  # it raised: the chain ends before it
@@ -419,7 +423,9 @@ class FilterManager:
         if continue_data_entry is not None:
             continue_data_entry.continue_held()
 
-    def encode_data(self, af: ActiveFilter | None, data: Buffer, end_stream: bool, start: int) -> None:
+    def encode_data(
+        self, af: ActiveFilter | None, data: Buffer, end_stream: bool, start: int = _ALWAYS_FROM_NEXT
+    ) -> None:
         if self.destroyed or self.local_complete:
             return
         if af is None:

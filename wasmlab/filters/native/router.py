@@ -189,7 +189,7 @@ class RouterFilter(StreamFilter):
             for level in levels:
                 level.apply_response(h, info)
 
-        cb._m.send_local_reply(status, body, modify, "direct_response")
+        cb.manager.send_local_reply(status, body, modify, "direct_response")
 
     # ---- upstream ----------------------------------------------------------------------------
     def _send_upstream(self) -> None:
