@@ -45,6 +45,7 @@ INTERNAL_ONLY_HEADERS = (
     "x-envoy-upstream-rq-timeout-alt-response",
     "x-envoy-upstream-rq-timeout-ms",
 )
+_INTERNAL_ONLY = frozenset(INTERNAL_ONLY_HEADERS)
 
 
 def set_inline(headers: HeaderMap, name: str, value: str) -> None:
@@ -79,16 +80,22 @@ def append_via(headers: HeaderMap, via: str) -> None:
 
 
 def xff_entries(headers: HeaderMap) -> list[str]:
-    value = headers.get("x-forwarded-for") or ""
+    value = headers.get("x-forwarded-for")
+    if not value:
+        return []
     return [p.strip() for p in value.split(",") if p.strip()]
+
+
+_REQUEST_HOP_BY_HOP = frozenset(("connection", "keep-alive", "proxy-connection", "upgrade"))
 
 
 def clean_hop_by_hop(headers: HeaderMap) -> None:
     """The hop-by-hop headers Envoy drops from a request before the filters see it:
     ``connection``, ``keep-alive``, ``proxy-connection``, ``upgrade`` (a non-upgrade request), and
     ``te`` unless it names ``trailers`` (then it becomes exactly ``trailers``)."""
-    for name in ("connection", "keep-alive", "proxy-connection", "upgrade"):
-        headers.remove(name)
+    if not _REQUEST_HOP_BY_HOP.isdisjoint(headers.keys()):  # (most requests have none of them)
+        for name in _REQUEST_HOP_BY_HOP:
+            headers.remove(name)
     te = headers.get("te")
     if te is not None:
         if "trailers" in [t.strip().lower() for t in te.split(",")]:
@@ -129,8 +136,9 @@ def mutate_client_address(headers: HeaderMap, opts: HcmHeaderOptions, info: Stre
         # an edge Envoy trusting no hop does not trust the client's scheme either (measured:
         # with xff_num_trusted_hops > 0 the client's x-forwarded-proto is kept)
         set_inline(headers, "x-forwarded-proto", "http")
-    for name in INTERNAL_ONLY_HEADERS:
-        headers.remove(name)
+    if not _INTERNAL_ONLY.isdisjoint(headers.keys()):  # (most requests have none of them)
+        for name in INTERNAL_ONLY_HEADERS:
+            headers.remove(name)
     return client
 
 

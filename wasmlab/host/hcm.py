@@ -101,7 +101,7 @@ class ActiveStream:
             clock.monotonic_ns(),
             downstream_remote_address=peer,
             downstream_direct_remote_address=peer,
-            downstream_local_address=str(hcm.listener.address),
+            downstream_local_address=hcm.local_address,
             listener_direction=hcm.listener.direction,
         )
         self.pending = pending
@@ -173,7 +173,8 @@ class ActiveStream:
         headers.add(":scheme", "http")
         for k, v in spec.headers:
             headers.add(k, v)
-        if "close" in [t.strip().lower() for t in (headers.get("connection") or "").split(",")]:
+        connection = headers.get("connection")
+        if connection is not None and "close" in [t.strip().lower() for t in connection.split(",")]:
             self.info.should_drain_connection = True  # Envoy's saw_connection_close: answer with close
         path = spec.path
         if spec.method not in HTTP1_METHODS or not (path.isascii() and path.isprintable()) or " " in path:
@@ -339,9 +340,10 @@ class ActiveStream:
         elif sht == "APPEND_IF_ABSENT" and "server" not in headers:
             headers.add("server", config.server_name)
         opts = config.header_options
-        request_id = self.info.request_headers.get("x-request-id") if self.info.request_headers else None
-        if opts.always_set_request_id_in_response and request_id:
-            set_inline(headers, "x-request-id", request_id)
+        if opts.always_set_request_id_in_response and self.info.request_headers:
+            request_id = self.info.request_headers.get("x-request-id")
+            if request_id:
+                set_inline(headers, "x-request-id", request_id)
         if opts.via:
             append_via(headers, opts.via)
         if self.fm is not None and not self.fm.remote_decode_complete:
@@ -446,7 +448,7 @@ class ActiveStream:
         stats = proxy.stat_store
         if how == "complete" and status:
             if status < 600:  # Envoy counts the five classes only (not 600 and up)
-                stats.inc(hcm.stat(f"downstream_rq_{status // 100}xx"))
+                stats.inc(hcm.stat(_RQ_CLASS_STATS[status // 100]))
             stats.inc(hcm.stat("downstream_rq_completed"))
         else:
             stats.inc(hcm.stat("downstream_rq_tx_reset"))
@@ -549,8 +551,21 @@ def _grpc_local_reply(headers: HeaderMap, status: int, body: bytes, grpc_status:
 _HOP_BY_HOP = frozenset({"connection", "upgrade", "proxy-connection"})
 
 
+#: the response status classes Envoy counts (``downstream_rq_2xx``...), by ``status // 100``
+_RQ_CLASS_STATS = tuple(f"downstream_rq_{c}xx" for c in range(6))
+
+#: (second, its ``date`` text): the last date formatted (Envoy's date provider likewise formats
+#: the date once and reuses it, refreshing it every 500 ms)
+_date_cache = (-1, "")
+
+
 def _http_date(wall_ns: int) -> str:
-    return time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(wall_ns / 1e9))
+    global _date_cache
+    second = wall_ns // 1_000_000_000
+    cached = _date_cache  # (one read: another worker may replace it meanwhile)
+    if cached[0] != second:
+        cached = _date_cache = (second, time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(second)))
+    return cached[1]
 
 
 class HttpConnectionManager:
@@ -567,9 +582,16 @@ class HttpConnectionManager:
         #: called (on the stream's worker) when the last stream ends, while this HCM drains
         self.on_drained: Callable[[], None] | None = None
         self._stat_prefix = f"http.{self.config.stat_prefix}."
+        self._stat_names: dict[str, str] = {}
+        #: the listener's address as the stream info shows it (``downstream_local_address``)
+        self.local_address = str(listener.address)
 
     def stat(self, name: str) -> str:
-        return self._stat_prefix + name
+        """The full name of an HCM stat (``http.<stat_prefix>.<name>``), made once per name."""
+        full = self._stat_names.get(name)
+        if full is None:
+            full = self._stat_names[name] = self._stat_prefix + name
+        return full
 
     def new_stream(self, dispatcher: Dispatcher, spec: RequestSpec, pending: _Pending | None) -> ActiveStream:
         stream = ActiveStream(self, dispatcher, pending)
