@@ -19,6 +19,8 @@ client-address headers before the filter chain sees it.
 from __future__ import annotations
 
 import ipaddress
+import random
+import time
 
 from ..config.node import HcmHeaderOptions
 from ..http import HeaderMap
@@ -271,3 +273,24 @@ def normalize_path(headers: HeaderMap, opts: HcmHeaderOptions) -> str:
     if new != path:
         set_inline(headers, ":path", new)
     return action
+
+
+# ---- generated headers (x-request-id, date) ---------------------------------------------------
+def request_id() -> str:
+    """A random (version 4) UUID string, as Envoy generates for x-request-id."""
+    h = "%032x" % ((random.getrandbits(128) & ~(0xF << 76) & ~(0x3 << 62)) | (0x4 << 76) | (0x2 << 62))
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+#: (second, its ``date`` text): the last date formatted (Envoy's date provider likewise formats
+#: the date once and reuses it, refreshing it every 500 ms)
+_date_cache = (-1, "")
+
+
+def http_date(wall_ns: int) -> str:
+    global _date_cache
+    second = wall_ns // 1_000_000_000
+    cached = _date_cache  # (one read: another worker may replace it meanwhile)
+    if cached[0] != second:
+        cached = _date_cache = (second, time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(second)))
+    return cached[1]

@@ -21,8 +21,6 @@ filter chain, and wasmlab copies (each checked against real Envoy 1.40):
 from __future__ import annotations
 
 import itertools
-import random
-import time
 from collections.abc import Callable
 from itertools import chain
 from typing import TYPE_CHECKING, Any
@@ -41,8 +39,10 @@ from .conn_manager_utility import (
     add_external_address,
     add_user_agent,
     append_via,
+    http_date,
     mutate_client_address,
     normalize_path,
+    request_id,
     set_inline,
     strip_host_port,
 )
@@ -196,9 +196,9 @@ class ActiveStream:
             append_via(headers, opts.via)
         add_external_address(headers, opts, client)
         if opts.use_remote_address and not opts.preserve_external_request_id and "x-request-id" in headers:
-            set_inline(headers, "x-request-id", _request_id())  # an edge Envoy does not trust the client's id
+            set_inline(headers, "x-request-id", request_id())  # an edge Envoy does not trust the client's id
         if config.generate_request_id and "x-request-id" not in headers:
-            headers.add("x-request-id", _request_id())
+            headers.add("x-request-id", request_id())
         return headers, "continue"
 
     def _answer_path(self, verdict: str, headers: HeaderMap, ends_at_headers: bool) -> None:
@@ -333,7 +333,7 @@ class ActiveStream:
             for name in _HOP_BY_HOP:
                 headers.remove(name)
         if "date" not in headers:
-            headers.add("date", _http_date(self.proxy.clock.wall_ns()))
+            headers.add("date", http_date(self.proxy.clock.wall_ns()))
         sht = config.server_header_transformation
         if sht == "OVERWRITE":
             headers.set_in_place("server", config.server_name)
@@ -341,9 +341,9 @@ class ActiveStream:
             headers.add("server", config.server_name)
         opts = config.header_options
         if opts.always_set_request_id_in_response and self.info.request_headers:
-            request_id = self.info.request_headers.get("x-request-id")
-            if request_id:
-                set_inline(headers, "x-request-id", request_id)
+            echoed = self.info.request_headers.get("x-request-id")
+            if echoed:
+                set_inline(headers, "x-request-id", echoed)
         if opts.via:
             append_via(headers, opts.via)
         if self.fm is not None and not self.fm.remote_decode_complete:
@@ -506,12 +506,6 @@ class ActiveStream:
             self.dispatcher.after_task(pending.set_reset, self._reset_details or "reset", partial)
 
 
-def _request_id() -> str:
-    """A random (version 4) UUID string, as Envoy generates for x-request-id."""
-    h = "%032x" % ((random.getrandbits(128) & ~(0xF << 76) & ~(0x3 << 62)) | (0x4 << 76) | (0x2 << 62))
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
 def _per_route(route: Route | None, name: str) -> Any:
     if route is None:
         return None
@@ -553,19 +547,6 @@ _HOP_BY_HOP = frozenset({"connection", "upgrade", "proxy-connection"})
 
 #: the response status classes Envoy counts (``downstream_rq_2xx``...), by ``status // 100``
 _RQ_CLASS_STATS = tuple(f"downstream_rq_{c}xx" for c in range(6))
-
-#: (second, its ``date`` text): the last date formatted (Envoy's date provider likewise formats
-#: the date once and reuses it, refreshing it every 500 ms)
-_date_cache = (-1, "")
-
-
-def _http_date(wall_ns: int) -> str:
-    global _date_cache
-    second = wall_ns // 1_000_000_000
-    cached = _date_cache  # (one read: another worker may replace it meanwhile)
-    if cached[0] != second:
-        cached = _date_cache = (second, time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(second)))
-    return cached[1]
 
 
 class HttpConnectionManager:

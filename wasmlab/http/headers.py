@@ -134,8 +134,13 @@ class HeaderMap:
 
     def without_pseudo(self) -> HeaderMap:
         new = HeaderMap(None, self.inline)
-        new._entries = [e for e in self._entries if not e[0].startswith(":")]
-        new._names = [k for k in self._names if not k.startswith(":")]
+        pseudo = 0  # (pseudo-headers are always the first entries)
+        for k in self._names:
+            if k[:1] != ":":
+                break
+            pseudo += 1
+        new._entries = self._entries[pseudo:]
+        new._names = self._names[pseudo:]
         return new
 
     # ---- writing -------------------------------------------------------------------------
