@@ -104,7 +104,7 @@ class HeaderMap:
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
             return False
-        return isinstance(name, str) and (_LOWERED.get(name) or _lower(name)) in self._names
+        return (_LOWERED.get(name) or _lower(name)) in self._names
 
     def __getitem__(self, name: str) -> str:
         value = self.get(name)
@@ -164,12 +164,14 @@ class HeaderMap:
         key = (_LOWERED.get(name) or _lower(name)) if type(name) is str else _text(name, "name").lower()
         val = value if type(value) is str else _text(value, "value")
         names = self._names
-        if key in self.inline:
+        if key in self.inline:  # add_inline(key, val), for this map's own set
             if key == "host":
                 key = ":authority"
-            if key in names:  # (a pseudo-header present is one of the pseudo-headers in front)
+            if key in names:
                 self._append_to_first(key, val)
                 return
+        # a pseudo-header with ordinary headers present goes after the last pseudo-header
+        # (pseudo-headers are always the first entries); anything else goes at the end
         if key[:1] == ":" and names and names[-1][:1] != ":":
             i = 0
             for k in names:
