@@ -242,9 +242,10 @@ class FilterManager:
         traced = self.rec.enabled
         skip = 0 if traced else _DECODE_HEADERS
         continue_data_entry: ActiveFilter | None = None
+        end = end_stream  # what each filter is told: False from where a buffered body continues
         while i <= last:
             e = decoders[i]
-            e.end_stream = end = end_stream and continue_data_entry is None
+            e.end_stream = end
             if e.passthrough & skip:  # short cut: StreamFilter's default, nothing to call
                 status = _HS_CONTINUE
                 e.last_status = _DECODE_HEADERS_CB.continued
@@ -270,8 +271,9 @@ class FilterManager:
                 if continue_data_entry is not None:
                     continue_data_entry.continue_held()
                 return
-            if end_stream and self.buffered_request is not None and continue_data_entry is None:
+            if end and self.buffered_request is not None:
                 continue_data_entry = e
+                end = False
             i += 1
         if continue_data_entry is not None:
             continue_data_entry.continue_held()
@@ -372,9 +374,10 @@ class FilterManager:
         traced = self.rec.enabled
         skip = 0 if traced else _ENCODE_HEADERS
         continue_data_entry: ActiveFilter | None = None
+        end = end_stream  # what each filter is told: False from where a buffered body continues
         while i <= last:
             e = encoders[i]
-            e.end_stream = end = end_stream and continue_data_entry is None
+            e.end_stream = end
             if e.passthrough & skip:  # short cut: StreamFilter's default, nothing to call
                 hs = _HS_CONTINUE
                 e.last_status = _ENCODE_HEADERS_CB.continued
@@ -403,8 +406,9 @@ class FilterManager:
                 if not e.end_stream and continue_data_entry is not None:
                     continue_data_entry.continue_held()
                 return
-            if end_stream and self.buffered_response is not None and continue_data_entry is None:
+            if end and self.buffered_response is not None:
                 continue_data_entry = e
+                end = False
             i += 1
         status = headers.get(":status")  # (the common "200" is checked without a call)
         if not (status is not None and status.isdecimal() and len(status) < 4) and not _status_parses(status):
@@ -415,7 +419,6 @@ class FilterManager:
                 "filter_removed_required_response_headers{missing_required_header:_:status}",
             )
             return
-        end = end_stream and continue_data_entry is None
         self.response_started_to_codec = True
         self.stream.codec_encode_headers(headers, end)
         if end:
