@@ -19,6 +19,8 @@ client-address headers before the filter chain sees it.
 from __future__ import annotations
 
 import ipaddress
+import random
+import time
 
 from ..config.node import HcmHeaderOptions
 from ..http import HeaderMap
@@ -45,6 +47,7 @@ INTERNAL_ONLY_HEADERS = (
     "x-envoy-upstream-rq-timeout-alt-response",
     "x-envoy-upstream-rq-timeout-ms",
 )
+_INTERNAL_ONLY = frozenset(INTERNAL_ONLY_HEADERS)
 
 
 def set_inline(headers: HeaderMap, name: str, value: str) -> None:
@@ -79,16 +82,22 @@ def append_via(headers: HeaderMap, via: str) -> None:
 
 
 def xff_entries(headers: HeaderMap) -> list[str]:
-    value = headers.get("x-forwarded-for") or ""
+    value = headers.get("x-forwarded-for")
+    if not value:
+        return []
     return [p.strip() for p in value.split(",") if p.strip()]
+
+
+_REQUEST_HOP_BY_HOP = frozenset(("connection", "keep-alive", "proxy-connection", "upgrade"))
 
 
 def clean_hop_by_hop(headers: HeaderMap) -> None:
     """The hop-by-hop headers Envoy drops from a request before the filters see it:
     ``connection``, ``keep-alive``, ``proxy-connection``, ``upgrade`` (a non-upgrade request), and
     ``te`` unless it names ``trailers`` (then it becomes exactly ``trailers``)."""
-    for name in ("connection", "keep-alive", "proxy-connection", "upgrade"):
-        headers.remove(name)
+    if not _REQUEST_HOP_BY_HOP.isdisjoint(headers.keys()):  # (most requests have none of them)
+        for name in _REQUEST_HOP_BY_HOP:
+            headers.remove(name)
     te = headers.get("te")
     if te is not None:
         if "trailers" in [t.strip().lower() for t in te.split(",")]:
@@ -129,8 +138,9 @@ def mutate_client_address(headers: HeaderMap, opts: HcmHeaderOptions, info: Stre
         # an edge Envoy trusting no hop does not trust the client's scheme either (measured:
         # with xff_num_trusted_hops > 0 the client's x-forwarded-proto is kept)
         set_inline(headers, "x-forwarded-proto", "http")
-    for name in INTERNAL_ONLY_HEADERS:
-        headers.remove(name)
+    if not _INTERNAL_ONLY.isdisjoint(headers.keys()):  # (most requests have none of them)
+        for name in INTERNAL_ONLY_HEADERS:
+            headers.remove(name)
     return client
 
 
@@ -263,3 +273,24 @@ def normalize_path(headers: HeaderMap, opts: HcmHeaderOptions) -> str:
     if new != path:
         set_inline(headers, ":path", new)
     return action
+
+
+# ---- generated headers (x-request-id, date) ---------------------------------------------------
+def request_id() -> str:
+    """A random (version 4) UUID string, as Envoy generates for x-request-id."""
+    h = "%032x" % ((random.getrandbits(128) & ~(0xF << 76) & ~(0x3 << 62)) | (0x4 << 76) | (0x2 << 62))
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+#: (second, its ``date`` text): the last date formatted (Envoy's date provider likewise formats
+#: the date once and reuses it, refreshing it every 500 ms)
+_date_cache = (-1, "")
+
+
+def http_date(wall_ns: int) -> str:
+    global _date_cache
+    second = wall_ns // 1_000_000_000
+    cached = _date_cache  # (one read: another worker may replace it meanwhile)
+    if cached[0] != second:
+        cached = _date_cache = (second, time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(second)))
+    return cached[1]
