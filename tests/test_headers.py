@@ -86,3 +86,17 @@ def test_the_name_index_follows_every_change():
             assert h.get_all(name) == [v for k, v in entries if k == key]
             pseudo = [k.startswith(":") for k, _ in entries]
             assert pseudo == sorted(pseudo, reverse=True)  # pseudo-headers in front
+
+
+def test_the_lower_case_name_cache_keeps_no_long_names():
+    """The cache of lower-cased names is shared by every proxy of the process: names a client or a
+    script chooses (any length) must not make it hold memory without bound."""
+    from wasmlab.http import headers as h
+
+    m = HeaderMap()
+    for i in range(50):
+        name = f"X-Long-{i}-" + "q" * 100_000
+        m.add(name, "v")
+        assert m.get(name) == "v" and name.lower() in m
+    assert all(len(k) <= h._LOWERED_MAX_LEN for k in h._LOWERED)
+    assert sum(len(k) + len(v) for k, v in h._LOWERED.items()) <= 2 * h._LOWERED_MAX_LEN * h._LOWERED_MAX_NAMES

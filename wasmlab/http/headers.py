@@ -30,13 +30,15 @@ HeaderItems = Any  # Iterable[tuple[str, str]] | dict[str, str] | HeaderMap | No
 #: lower-cased names by the name as given. A speed-up for the calls every request makes with the
 #: same names (``get(":status")``...): ``_LOWERED.get(name) or _lower(name)`` finds a name seen
 #: before without making a new string (whose hash the name lookups would compute again).
-#: Bounded: a client may send any names.
+#: Bounded in count and size (a client or a script may send any names, of any length): at most
+#: 4096 names of at most 64 characters, about 1 MiB whatever the traffic.
 _LOWERED: dict[str, str] = {}
+_LOWERED_MAX_NAMES, _LOWERED_MAX_LEN = 4096, 64
 
 
 def _lower(name: str) -> str:
     key = name.lower()
-    if len(_LOWERED) < 4096:
+    if len(name) <= _LOWERED_MAX_LEN and len(_LOWERED) < _LOWERED_MAX_NAMES:
         _LOWERED[name] = key
     return key
 
