@@ -109,7 +109,7 @@ class ActiveStream:
         self.fm: FilterManager | None = None
         self._route: Route | None = None
         self._route_cached = False
-        self._route_key: tuple[str, str] | None = None
+        self._route_key: tuple[str, str, str | None] | None = None
         self._status = 0
         self._resp_headers: HeaderMap | None = None
         self._resp_body = bytearray()
@@ -130,11 +130,11 @@ class ActiveStream:
                 self._route = self._route_key = None
             else:
                 rc = self.hcm.config.route_config
-                key = (headers.get(":authority") or "", headers.get(":path") or "")
+                key = (headers.get(":authority") or "", headers.get(":path") or "", headers.get("x-forwarded-proto"))
                 # a speed-up (see clear_route_cache): the same inputs find the same route
                 if key != self._route_key or rc.reads_headers:
                     self._route_key = key
-                    self._route = rc.route_for(headers, key[0], key[1])
+                    self._route = rc.route_for(headers, key[0], key[1], self.info)
             if self._route is not None:
                 self.info.route_name = self._route.name
                 self.info.route_metadata = self._route.metadata
@@ -143,9 +143,9 @@ class ActiveStream:
     def clear_route_cache(self) -> None:
         """Envoy ``clearRouteCache``: the next ``route()`` matches the headers again.
 
-        wasmlab keeps the last match and the ``:authority`` and ``:path`` it was made on: when
-        no route reads other headers and those two did not change, matching again would find the
-        same route, so ``route()`` keeps it (Lua clears the cache on every header edit)."""
+        wasmlab keeps the last match and the ``:authority``, ``:path`` and ``x-forwarded-proto``
+        it was made on: when no route reads other headers and those did not change, matching
+        again would find the same route, so ``route()`` keeps it (Lua clears the cache on every header edit)."""
         self._route_cached = False
 
     def is_head_request(self) -> bool:
@@ -297,7 +297,7 @@ class ActiveStream:
         # Envoy finalizes route headers on local replies only for cluster routes; the router
         # does it itself for direct responses and redirects, and a missing route adds none
         if route is not None and isinstance(route.action, RouteAction):
-            for level in self.hcm.config.route_config.header_levels(route):
+            for level in self.hcm.config.route_config.header_levels(route, self.info):
                 level.apply_response(headers, self.info)
         if modify is not None:
             modify(headers)

@@ -122,7 +122,7 @@ class RouterFilter(StreamFilter):
             self._direct(route, action.response_code, b"", _redirect_uri(headers, action, route.match))
             return FilterHeadersStatus.StopIteration
         assert isinstance(action, RouteAction)
-        name, weighted_mutations = action.pick(headers)
+        name, weighted_mutations = action.pick(headers, stream.info)
         cluster = proxy.clusters.get(name)
         if cluster is None:
             stream.info.response_flags = "NC"
