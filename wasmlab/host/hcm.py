@@ -32,7 +32,7 @@ from ..config.bootstrap import HcmConfig, ListenerConfig, PerRouteDisabled
 from ..config.route import RouteAction
 from ..errors import describe, raised_at
 from ..http import Buffer, HeaderMap, Response
-from ..http.codec import HTTP1_METHODS
+from ..http.codec import HTTP1_METHODS, query_refusal
 from ..http.grpc import GRPC_CONTENT_TYPE, http_to_grpc_status, is_grpc_request, percent_encode_message
 from ..http.inline_headers import REQUEST_HEADERS_INLINE, RESPONSE_HEADERS_INLINE
 from ..http.stream_info import StreamInfo
@@ -181,6 +181,8 @@ class ActiveStream:
             return headers, "codec_error"  # Envoy's HTTP/1 parser refuses such a request line (http/codec.py)
         if "#" in path:
             return headers, "reject"  # Envoy 1.40 refuses a #fragment in the path (RFC 3986 3.5)
+        if spec.method == "QUERY" and query_refusal(spec.method, headers):
+            return headers, "query_missing_content_type"
         if opts.normalize_path or opts.merge_slashes or opts.escaped_slashes_action != "KEEP_UNCHANGED":
             verdict = normalize_path(headers, opts)
             if verdict != "continue":
@@ -211,6 +213,8 @@ class ActiveStream:
         fm.remote_decode_complete = ends_at_headers
         if verdict == "codec_error":
             fm.send_local_reply(400, b"Bad Request", None, "http1.codec_error")
+        elif verdict == "query_missing_content_type":
+            fm.send_local_reply(400, b"", None, verdict)
         elif verdict == "redirect" and not is_grpc_request(headers):  # (gRPC: rejected instead)
             self.stat("downstream_rq_redirected_with_normalized_path")
             location = headers.get(":path") or "/"
