@@ -171,6 +171,8 @@ class RouteConfiguration:
     name: str
     virtual_hosts: list[VirtualHost]
     mutations: HeaderMutations = field(default_factory=HeaderMutations)
+    #: ``internal_only_headers``: removed from external requests (``conn_manager_utility``)
+    internal_only_headers: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self._exact: dict[str, VirtualHost] = {}
@@ -208,17 +210,21 @@ class RouteConfiguration:
 
     def route(self, headers: HeaderMap, info: StreamInfo | None = None) -> Route | None:
         """The route for a request, or None (Envoy then answers 404 ``route_not_found``)."""
-        return self.route_for(headers, headers.get(":authority") or "", headers.get(":path") or "", info)
+        authority, path = headers.get(":authority") or "", headers.get(":path") or ""
+        return self.route_for(headers, authority, path, headers.get("x-forwarded-proto"), info)
 
-    def route_for(self, headers: HeaderMap, authority: str, path: str, info: StreamInfo | None = None) -> Route | None:
-        """:meth:`route` with the request's ``:authority`` and ``:path`` already read. Like
+    def route_for(
+        self, headers: HeaderMap, authority: str, path: str, forwarded_proto: str | None, info: StreamInfo | None = None
+    ) -> Route | None:
+        """:meth:`route` with the request's ``:authority``, ``:path`` and ``x-forwarded-proto``
+        already read. Like
         Envoy's ``VirtualHostImpl::getRouteFromEntries``, a request without a (non-empty)
         ``x-forwarded-proto`` has no route: the HCM always sets one, so this happens when the
         client sent an empty one, or a filter removed it and cleared the route cache (Lua does
         on every header edit) -- measured: 404 ``route_not_found`` on Envoy 1.40. ``info``
         gives the stream's random value to ``runtime_fraction`` routes."""
         vh = self.find_virtual_host(authority)
-        if vh is None or not headers.get("x-forwarded-proto"):
+        if vh is None or not forwarded_proto:
             return None
         for r in vh.routes:
             if r.match.matches(headers, path, info):
@@ -352,7 +358,7 @@ def parse_virtual_host(node: Node, per_filter: Any) -> VirtualHost:
 
 def parse_route_configuration(node: Node, per_filter: Any) -> RouteConfiguration:
     node.check_fields(
-        "name virtual_hosts max_direct_response_body_size_bytes " + " ".join(MUTATION_FIELDS),
+        "name virtual_hosts max_direct_response_body_size_bytes internal_only_headers " + " ".join(MUTATION_FIELDS),
         ignored=("validate_clusters", "most_specific_header_mutations_wins"),
     )
     vhs = (
@@ -370,7 +376,11 @@ def parse_route_configuration(node: Node, per_filter: Any) -> RouteConfiguration
             seen[d.lower()] = vn
     _check_direct_bodies(node, vhs)
     name = node.req("name").str() if node.has("name") else ""
-    return RouteConfiguration(name, vhs, parse_mutations(node))
+    rc = RouteConfiguration(name, vhs, parse_mutations(node))
+    if node.has("internal_only_headers"):
+        names = node.req("internal_only_headers").list()
+        rc.internal_only_headers = tuple(h.str(allow_empty=False).lower() for h in names)
+    return rc
 
 
 def _check_direct_bodies(node: Node, vhs: list[VirtualHost]) -> None:

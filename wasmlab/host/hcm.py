@@ -134,7 +134,7 @@ class ActiveStream:
                 # a speed-up (see clear_route_cache): the same inputs find the same route
                 if key != self._route_key or rc.reads_headers:
                     self._route_key = key
-                    self._route = rc.route_for(headers, key[0], key[1], self.info)
+                    self._route = rc.route_for(headers, key[0], key[1], key[2], self.info)
             if self._route is not None:
                 self.info.route_name = self._route.name
                 self.info.route_metadata = self._route.metadata
@@ -344,8 +344,10 @@ class ActiveStream:
         elif sht == "APPEND_IF_ABSENT" and "server" not in headers:
             headers.add("server", config.server_name)
         opts = config.header_options
-        request_id = self.info.request_headers.get("x-request-id") if self.info.request_headers else None
-        if opts.always_set_request_id_in_response and request_id:
+        req = self.info.request_headers
+        request_id = req.get("x-request-id") if req else None
+        # Envoy's mutateResponseHeaders: the id goes back when asked for, or when tracing is forced
+        if request_id and (opts.always_set_request_id_in_response or "x-envoy-force-trace" in req):
             set_inline(headers, "x-request-id", request_id)
         if opts.via:
             append_via(headers, opts.via)
