@@ -17,9 +17,9 @@ import time
 from typing import Any
 
 import pytest
+from lua.lua_helpers import lua_filter
 
 from helpers import both, config, static_cluster
-from lua.lua_helpers import lua_filter
 from wasmlab import Proxy
 from wasmlab import envoy as real
 from wasmlab.host.upstream import echo_app
@@ -312,7 +312,8 @@ def test_runtime_fraction_edges_and_header_picked_clusters_like_envoy(envoy_bin)
     denominator always does; ``weighted_clusters.header_name`` picks by the header's number
     modulo the total weight (0-2 the first, 3-9 the second; not a number, or two values: the
     stream's random value)."""
-    routes = FRACTION_ROUTES.replace('              - match: {prefix: "/"}\n', '              - match: {prefix: "/z"}\n')
+    fallback = '              - match: {prefix: "/"}\n'
+    routes = FRACTION_ROUTES.replace(fallback, fallback.replace('"/"', '"/z"'))
     reqs = [get("/never"), get("/always")]
     reqs += [get("/wh", {"x-pick": v}) for v in ("0", "2", "3", "9", "10", "12", " 13 ", "+4")]
     mine, _ = both(config(routes=routes), reqs)

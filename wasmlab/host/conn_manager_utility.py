@@ -199,6 +199,18 @@ def add_external_address(headers: HeaderMap, opts: HcmHeaderOptions, client: str
         set_inline(headers, "x-envoy-external-address", client)
 
 
+def request_id_in_response(opts: HcmHeaderOptions, request: HeaderMap | None) -> str | None:
+    """The ``x-request-id`` Envoy's ``mutateResponseHeaders`` copies into the response: with
+    ``always_set_request_id_in_response``, or when the request forces a trace
+    (``x-envoy-force-trace``, which only an internal request keeps); else None."""
+    if request is None:
+        return None
+    request_id = request.get("x-request-id")
+    if request_id and (opts.always_set_request_id_in_response or "x-envoy-force-trace" in request):
+        return request_id
+    return None
+
+
 def add_user_agent(headers: HeaderMap, cluster: str, node_id: str = "") -> None:
     """``add_user_agent``: ``x-envoy-downstream-service-cluster`` is the node's cluster, and so
     is ``user-agent`` when the client sent none (or an empty one); then

@@ -44,12 +44,13 @@ from .conn_manager_utility import (
     append_via,
     mutate_client_address,
     normalize_path,
+    request_id_in_response,
     set_inline,
     strip_host_port,
 )
 from .dispatcher import run_guarded
 from .filter_manager import FilterManager
-from .stream_refusals import chain_failed, codec_refusal, filter_name, refuse_head
+from .stream_refusals import answer_refused, chain_failed, codec_refusal, filter_name, refuse_head
 
 if TYPE_CHECKING:
     from ..config.route import Route
@@ -203,26 +204,6 @@ class ActiveStream:
             headers.add("x-request-id", _request_id())
         return headers, "continue"
 
-    def _answer_path(self, verdict: str, headers: HeaderMap, ends_at_headers: bool) -> None:
-        """Envoy's answer to a path it will not route (no filter runs): 400 for a rejected path,
-        307 to the unescaped path for ``UNESCAPE_AND_REDIRECT``, and the HTTP/1 codec's
-        ``Bad Request`` for a request line with bytes outside printable ASCII or a method it
-        does not know."""
-        self.fm = fm = FilterManager(self, [], self.hcm.config.buffer_limit)
-        fm.request_headers = headers
-        fm.remote_decode_complete = ends_at_headers
-        if verdict == "codec_error":
-            fm.send_local_reply(400, b"Bad Request", None, "http1.codec_error")
-        elif verdict == "query_missing_content_type":
-            fm.send_local_reply(400, b"", None, verdict)
-        elif verdict == "redirect" and not is_grpc_request(headers):  # (gRPC: rejected instead)
-            self.stat("downstream_rq_redirected_with_normalized_path")
-            location = headers.get(":path") or "/"
-            fm.send_local_reply(307, b"", lambda h: h.add("location", location), "path_normalization_failed")
-        else:
-            self.stat("downstream_rq_failed_path_normalization")
-            fm.send_local_reply(400, b"", None, "path_normalization_failed")
-
     def start(self, spec: RequestSpec) -> None:
         proxy = self.proxy
         rec = proxy.recorder
@@ -243,7 +224,7 @@ class ActiveStream:
             raw = (spec.method, spec.path, len(spec.body), self.stream_id, hcm.listener.name, *chain(*headers))
             rec.emit("stream", "request", raw, None, None, None, None, None, STREAM_REQUEST)
         if verdict != "continue":
-            self._answer_path(verdict, headers, not spec.body and spec.trailers is None)
+            answer_refused(self, verdict, headers, not spec.body and spec.trailers is None)
             return
         # Envoy builds the filter chain once the route is known; a route may disable filters
         route = self.route()
@@ -344,10 +325,8 @@ class ActiveStream:
         elif sht == "APPEND_IF_ABSENT" and "server" not in headers:
             headers.add("server", config.server_name)
         opts = config.header_options
-        req = self.info.request_headers
-        request_id = req.get("x-request-id") if req else None
-        # Envoy's mutateResponseHeaders: the id goes back when asked for, or when tracing is forced
-        if request_id and (opts.always_set_request_id_in_response or "x-envoy-force-trace" in req):
+        request_id = request_id_in_response(opts, self.info.request_headers)
+        if request_id:
             set_inline(headers, "x-request-id", request_id)
         if opts.via:
             append_via(headers, opts.via)

@@ -1,12 +1,14 @@
 """A stream that ends before its filter chain runs: the HTTP/1 codec refused the request's head
-(Envoy answers 431 from the codec), or a filter raised while the chain was made (wasmlab answers
-500, as for a filter that raised in a callback); and the name a failing filter's log line gives.
+(Envoy answers 431 or 400 from the codec), the HCM refused its path or a ``QUERY`` without
+``content-type``, or a filter raised while the chain was made (wasmlab answers 500, as for a
+filter that raised in a callback); and the name a failing filter's log line gives.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ..http.grpc import is_grpc_request
 from .filter_manager import FilterManager
 
 if TYPE_CHECKING:
@@ -46,6 +48,27 @@ def refuse_head(stream: ActiveStream, spec: RequestSpec, details: str) -> None:
     # downstream_rq_response_before_rq_complete (codec_encode_headers)
     stream.fm = fm = FilterManager(stream, [], stream.hcm.config.buffer_limit)
     fm.send_local_reply(431, b"Request Header Fields Too Large", None, details)
+
+
+def answer_refused(stream: ActiveStream, verdict: str, headers: HeaderMap, ends_at_headers: bool) -> None:
+    """Envoy's answer to a request it will not route (no filter runs): the HTTP/1 codec's
+    ``Bad Request`` for a request line with bytes outside printable ASCII or a method it does
+    not know; 400 with no body for a ``QUERY`` without ``content-type``; 400 for a rejected
+    path, or a 307 to the unescaped path for ``UNESCAPE_AND_REDIRECT``."""
+    stream.fm = fm = FilterManager(stream, [], stream.hcm.config.buffer_limit)
+    fm.request_headers = headers
+    fm.remote_decode_complete = ends_at_headers
+    if verdict == "codec_error":
+        fm.send_local_reply(400, b"Bad Request", None, "http1.codec_error")
+    elif verdict == "query_missing_content_type":
+        fm.send_local_reply(400, b"", None, verdict)
+    elif verdict == "redirect" and not is_grpc_request(headers):  # (gRPC: rejected instead)
+        stream.stat("downstream_rq_redirected_with_normalized_path")
+        location = headers.get(":path") or "/"
+        fm.send_local_reply(307, b"", lambda h: h.add("location", location), "path_normalization_failed")
+    else:
+        stream.stat("downstream_rq_failed_path_normalization")
+        fm.send_local_reply(400, b"", None, "path_normalization_failed")
 
 
 def chain_failed(stream: ActiveStream, fm: FilterManager, headers: HeaderMap, end_stream: bool, message: str) -> None:
