@@ -276,6 +276,23 @@ def test_client_envoy_headers_are_sanitized_like_envoy(envoy_bin, extra, xff, in
     assert ("x-request-id" in mine[0].headers) == internal
 
 
+def test_a_malformed_internal_range_is_refused_in_envoys_words(envoy_bin, tmp_path):
+    """``internal_address_config`` with a prefix that is not an IP address: Envoy refuses the
+    config (``--mode validate``) with the message wasmlab gives; a prefix longer than the address
+    is accepted (the whole address)."""
+    import subprocess
+
+    from wasmlab.errors import ConfigError
+
+    bad = hcm_extra(config(), INTERNAL_10.replace("10.0.0.0", "nope"))
+    with pytest.raises(ConfigError, match=r"invalid ip/mask combo 'nope/8' \(format is <ip>/<# mask bits>\)"):
+        Proxy.from_yaml(bad)
+    (tmp_path / "bad.yaml").write_text(bad)
+    run = subprocess.run([envoy_bin, "--mode", "validate", "-c", str(tmp_path / "bad.yaml")], capture_output=True)
+    assert run.returncode != 0 and b"invalid ip/mask combo 'nope/8'" in run.stdout + run.stderr
+    both(hcm_extra(config(), URA + INTERNAL_127.replace("prefix_len: 8", "prefix_len: 40")), [get("/x")])
+
+
 # ---- 5. runtime_fraction and the weighted pick -------------------------------------------------------
 FRACTION_ROUTES = """
               - match:

@@ -158,12 +158,14 @@ def _internal_ranges(node: Node) -> tuple[IPNetwork, ...]:
     out = []
     for r in node.req("cidr_ranges").list() if node.has("cidr_ranges") else []:
         r.check_fields("address_prefix prefix_len", required=("address_prefix",))
-        prefix = r.req("address_prefix").str(allow_empty=False)
+        prefix = r.req("address_prefix").str()
         length = r.req("prefix_len").uint32() if r.has("prefix_len") else 0
         try:
-            out.append(ipaddress.ip_network(f"{prefix}/{length}", strict=False))
+            address = ipaddress.ip_address(prefix)
         except ValueError:
-            raise r.error(f"malformed IP address: {prefix}/{length}") from None
+            raise r.error(f"invalid ip/mask combo '{prefix}/{length}' (format is <ip>/<# mask bits>)") from None
+        # a longer prefix than the address has counts as the whole address (measured on Envoy 1.40)
+        out.append(ipaddress.ip_network((address, min(length, address.max_prefixlen)), strict=False))
     return tuple(out)
 
 
