@@ -374,6 +374,41 @@ def test_query_and_connect_methods_like_envoy(envoy_bin):
     assert mine[2].body == b""
 
 
+def test_refused_request_lines_are_logged_and_counted_like_envoy(envoy_bin, tmp_path):
+    """The codec's 400 for a request line it refuses comes before the headers exist: the
+    access log shows no request header, ``DPE`` and the parser's reason (``http1.codec_error``
+    for an unknown method, ``http1.invalid_url`` for ``CONNECT`` with a path,
+    ``http1.invalid_characters`` for a control character in the path), and the connection's
+    protocol-error counters move. Old code: the method and path in the log, no flag, one
+    reason for all, no counter."""
+    log = tmp_path / "access.log"
+    fmt = "%REQ(:METHOD)% %REQ(:PATH)% %RESPONSE_CODE% %RESPONSE_CODE_DETAILS% %RESPONSE_FLAGS%"
+    cfg = hcm_extra(
+        config(),
+        f"""
+          access_log:
+          - name: envoy.access_loggers.file
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
+              path: {log}
+              log_format: {{text_format: "{fmt}\\n"}}""",
+    )
+    reqs = [{"method": m, "path": p} for m, p in (("FOO", "/x"), ("CONNECT", "/x"), ("GET", "/\x7f"), ("get", "/x"))]
+    counters = ("downstream_cx_protocol_error", "downstream_rq_rx_reset", "downstream_rq_response_before_rq_complete")
+    both(cfg, reqs, stats=tuple(f"http.ingress.{c}" for c in counters))
+    lines = log.read_text().splitlines()
+    assert (
+        lines[:4]
+        == lines[4:]
+        == [
+            "- - 400 http1.codec_error DPE",
+            "- - 400 http1.invalid_url DPE",
+            "- - 400 http1.invalid_characters DPE",
+            "- - 400 http1.codec_error DPE",
+        ]
+    )
+
+
 # ---- 7. cookies --------------------------------------------------------------------------------------
 def test_several_cookie_lines_reach_the_upstream_as_sent_like_envoy(envoy_bin):
     """Envoy 1.40 keeps a client's ``cookie`` lines apart and in place on an HTTP/1 upstream

@@ -31,6 +31,18 @@ HTTP1_METHODS = frozenset(
 )
 
 
+def codec_error_details(method: str, path: str) -> str:
+    """The response code details of the codec's 400 for a request line it refuses (measured on
+    Envoy 1.40): ``http1.invalid_url`` for a ``CONNECT`` with a path, ``http1.invalid_characters``
+    for a control character in the path, else ``http1.codec_error`` (an unknown method, a byte
+    outside ASCII in the path)."""
+    if method == "CONNECT":
+        return "http1.invalid_url"
+    if method in HTTP1_METHODS and path.isascii() and not path.isprintable():
+        return "http1.invalid_characters"
+    return "http1.codec_error"
+
+
 def query_refusal(method: str, headers: HeaderMap) -> str | None:
     """Envoy 1.40 refuses a ``QUERY`` request without ``content-type`` (an empty one counts as
     none; measured) before any filter runs: the details of its 400, or None."""
