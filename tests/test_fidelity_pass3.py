@@ -145,6 +145,35 @@ def test_no_x_forwarded_proto_means_no_route_like_envoy(envoy_bin, filters):
     assert [r.status for r in mine] == [expect, expect]
 
 
+REMOVE_XFP_WAT = r"""(module
+  (import "env" "proxy_remove_header_map_value" (func $rm (param i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (global $heap (mut i32) (i32.const 16384))
+  (func (export "proxy_abi_version_0_2_1"))
+  (func (export "malloc") (param i32) (result i32) (local $p i32)
+    (local.set $p (global.get $heap))
+    (global.set $heap (i32.add (global.get $heap) (local.get 0)))
+    (local.get $p))
+  (data (i32.const 1024) "x-forwarded-proto")
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (drop (call $rm (i32.const 0) (i32.const 1024) (i32.const 17)))
+    (i32.const 0)))"""
+
+
+def test_a_wasm_plugins_request_header_edit_clears_the_route_cache_like_envoy(envoy_bin, tmp_path):
+    """Envoy's Wasm context clears the route cache on every request-header edit
+    (``onHeadersModified``): a plugin that removes ``x-forwarded-proto`` gets 404 as the Lua
+    filter does. Old code: the route matched before stayed (200)."""
+    import wasmtime
+
+    from wasm_diff import plugin_yaml
+
+    wasm = tmp_path / "rm.wasm"
+    wasm.write_bytes(wasmtime.wat2wasm(REMOVE_XFP_WAT))
+    mine, _ = both(plugin_yaml(wasm), [get("/x"), get("/direct")])
+    assert [r.status for r in mine] == [404, 404]
+
+
 # ---- 3. Host lines ---------------------------------------------------------------------------------
 HOST_ROUTES_VH = """            - name: vha
               domains: ["a.example"]
