@@ -66,8 +66,11 @@ EDGE_STRIPPED_HEADERS = (
 )
 
 
-_EXTERNAL_STRIPPED = frozenset(EXTERNAL_STRIPPED_HEADERS)
-_EDGE_STRIPPED = _EXTERNAL_STRIPPED | frozenset(EDGE_STRIPPED_HEADERS)
+#: every header :func:`_sanitize` may remove
+_SANITIZED = frozenset((*EXTERNAL_STRIPPED_HEADERS, *EDGE_STRIPPED_HEADERS, "x-forwarded-client-cert"))
+_HOP_BY_HOP = frozenset(("connection", "keep-alive", "proxy-connection", "upgrade", "te"))
+#: every client header :func:`mutate_client_address` may remove
+_CHECKED = _SANITIZED | _HOP_BY_HOP | {"x-envoy-internal"}
 
 
 def set_inline(headers: HeaderMap, name: str, value: str) -> None:
@@ -129,8 +132,14 @@ def mutate_client_address(headers: HeaderMap, opts: HcmHeaderOptions, info: Stre
     ``downstream_remote_address`` becomes that IP with port 0; the connection's peer stays the
     *direct* remote address."""
     remote_ip = info.downstream_direct_remote_address.rsplit(":", 1)[0]
-    clean_hop_by_hop(headers)
-    headers.remove("x-envoy-internal")
+    # speed: one C-level pass over the client's header names finds the few this function may
+    # remove (usually none), instead of a scan of the headers for each
+    present = _CHECKED.intersection(map(itemgetter(0), headers._entries))
+    if present:
+        if not present.isdisjoint(_HOP_BY_HOP):
+            clean_hop_by_hop(headers)
+        if "x-envoy-internal" in present:
+            headers.remove("x-envoy-internal")
     hops = opts.xff_num_trusted_hops
     if not opts.use_remote_address:
         entries = xff_entries(headers)
@@ -160,19 +169,25 @@ def mutate_client_address(headers: HeaderMap, opts: HcmHeaderOptions, info: Stre
             # an edge Envoy trusting no hop does not trust the client's scheme either (measured:
             # with xff_num_trusted_hops > 0 the client's x-forwarded-proto is kept)
             set_inline(headers, "x-forwarded-proto", "http")
-    # speed: one C-level pass over the names decides whether there is anything to remove (a
-    # request rarely carries any of these; removing each would scan the headers ~20 times)
-    names = set(map(itemgetter(0), headers._entries))
-    if "x-forwarded-client-cert" in names and opts.forward_client_cert != "ALWAYS_FORWARD_ONLY":
+    internal = single and _in_ranges(client, opts.internal_ranges)
+    if present and not present.isdisjoint(_SANITIZED):
+        _sanitize(headers, opts, internal)
+    if not internal:
+        for name in opts.internal_only_headers:
+            headers.remove(name)
+    return None if internal else client
+
+
+def _sanitize(headers: HeaderMap, opts: HcmHeaderOptions, internal: bool) -> None:
+    """``x-forwarded-client-cert`` unless ``ALWAYS_FORWARD_ONLY``; for an external request the
+    ``x-envoy-*`` headers only Envoy may set (more of them at an edge)."""
+    if opts.forward_client_cert != "ALWAYS_FORWARD_ONLY":
         headers.remove("x-forwarded-client-cert")
-    if single and _in_ranges(client, opts.internal_ranges):
-        return None
-    stripped = _EDGE_STRIPPED if opts.use_remote_address else _EXTERNAL_STRIPPED
-    for name in stripped.intersection(names):
-        headers.remove(name)
-    for name in opts.internal_only_headers:
-        headers.remove(name)
-    return client
+    if not internal:
+        for name in EDGE_STRIPPED_HEADERS if opts.use_remote_address else ():
+            headers.remove(name)
+        for name in EXTERNAL_STRIPPED_HEADERS:
+            headers.remove(name)
 
 
 def _in_ranges(address: str, ranges: tuple[Any, ...]) -> bool:
