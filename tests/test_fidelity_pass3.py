@@ -174,6 +174,29 @@ def test_a_wasm_plugins_request_header_edit_clears_the_route_cache_like_envoy(en
     assert [r.status for r in mine] == [404, 404]
 
 
+def test_a_wasm_plugins_added_header_picks_a_header_matched_route_like_envoy(envoy_bin, tmp_path):
+    """The route cache cleared by a plugin's edit matters for a route that matches on the added
+    header (canary routing by a header a plugin sets); an edit of another header changes no
+    route, and wasmlab skips matching again then."""
+    import wasmtime
+    from wat_plugin import plugin_wat
+
+    from wasm_diff import plugin_yaml
+
+    add = "(drop (call $add_header (i32.const 0) (i32.const 1232) (i32.const 6) (i32.const 1232) (i32.const 1)))"
+    wasm = tmp_path / "add.wasm"
+    wasm.write_bytes(wasmtime.wat2wasm(plugin_wat({"proxy_on_request_headers": add})))
+    cfg = plugin_yaml(wasm).replace(
+        "              routes:\n",
+        """              routes:
+              - match: {prefix: /, headers: [{name: x-wasm, present_match: true}]}
+                direct_response: {status: 200, body: {inline_string: "by header"}}
+""",
+    )
+    mine, _ = both(cfg, [get("/x"), get("/direct")])
+    assert [r.body for r in mine] == [b"by header", b"by header"]
+
+
 # ---- 3. Host lines ---------------------------------------------------------------------------------
 HOST_ROUTES_VH = """            - name: vha
               domains: ["a.example"]

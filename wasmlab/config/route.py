@@ -156,6 +156,11 @@ class Route:
     virtual_host: VirtualHost | None = field(default=None, repr=False)
 
 
+#: the request headers every route match reads (virtual host, path, no route without a scheme);
+#: ``RouteConfiguration.reads_headers`` says whether some route reads others
+ROUTING_HEADERS = frozenset((":authority", ":path", "x-forwarded-proto"))
+
+
 @dataclass
 class VirtualHost:
     name: str
