@@ -169,8 +169,8 @@ def _write_header(replace: bool, vm: WasmVm, map_type: int, kptr: int, klen: int
         m.add_inline(key, value)  # Envoy's addCopy: a present inline header takes ",value"
     else:
         m.add_lowered(key, value)
-    if map_type == 0 and f is not None:
-        f.request_headers_edited(_slot_name(0, key))
+    if map_type == 0 and f is not None:  # (``host`` is the request's ``:authority``)
+        f.request_headers_edited(":authority" if key == "host" else key)
     if vm.rec.enabled:  # the trace detail is built only when someone records it
         return OK, {"map": map_type, "key": key, "value": value}
     return OK
