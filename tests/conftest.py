@@ -98,3 +98,34 @@ def pytest_terminal_summary_fuzz(terminalreporter: pytest.TerminalReporter) -> N
     line = stats.STATS.summary() if stats is not None else None
     if line:
         terminalreporter.write_line(line)
+
+
+# ---- stray real Envoys ---------------------------------------------------------------------------
+# A real Envoy left running by one test keeps its listener (SO_REUSEPORT) and its upstream ports
+# until the test process ends, and could answer another test's requests. Record any that outlive
+# the test that started them, so a flaky differential test can be traced to its cause.
+_STRAY_ENVOYS: list[str] = []
+
+
+def _running_envoys() -> set[int]:
+    """The PIDs of the real Envoys this process started that still run."""
+    from wasmlab.envoy.bridge import EnvoyRun
+
+    return {run.proc.pid for run in list(EnvoyRun.instances) if run.proc.poll() is None}
+
+
+@pytest.fixture(autouse=True)
+def _no_stray_envoy(request: pytest.FixtureRequest) -> Iterator[None]:
+    before = _running_envoys()
+    yield
+    left = _running_envoys() - before
+    if left:
+        _STRAY_ENVOYS.append(f"{request.node.nodeid}: {len(left)} Envoy process(es) still running")
+
+
+@pytest.hookimpl(specname="pytest_terminal_summary")
+def pytest_terminal_summary_strays(terminalreporter: pytest.TerminalReporter) -> None:
+    if _STRAY_ENVOYS:
+        terminalreporter.section("real Envoys that outlived their test")
+        for line in _STRAY_ENVOYS:
+            terminalreporter.write_line(line)

@@ -12,6 +12,7 @@ ROUTER = """
           - name: envoy.filters.http.router
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"""
+LUA = "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua"
 
 
 def static_cluster(name: str, port: int) -> str:
@@ -67,6 +68,19 @@ static_resources:
     )
 
 
+def lua_filter(code: str, extra: str = "", name: str = "envoy.filters.http.lua") -> str:
+    """An ``http_filters`` entry running ``code`` as ``default_source_code``; ``extra`` is more
+    YAML for the ``Lua`` message (indented 14 spaces, starting with a newline)."""
+    body = textwrap.indent(textwrap.dedent(code).strip("\n") + "\n", " " * 18)
+    return f"""
+          - name: {name}
+            typed_config:
+              "@type": {LUA}{extra}
+              default_source_code:
+                inline_string: |
+{body}"""
+
+
 def with_trailers(yaml: str) -> str:
     """Turn on HTTP/1 trailers for the downstream and the ``backend`` cluster (Envoy drops them
     by default)."""
@@ -89,6 +103,33 @@ def with_trailers(yaml: str) -> str:
 def assert_same(wasmlab_resp: Any, envoy_resp: Any, what: str = "") -> None:
     diff = differences(wasmlab_resp, envoy_resp)
     assert not diff, f"{what}: wasmlab and Envoy differ:\n" + "\n".join(diff)
+
+
+# ---- request and YAML shorthands --------------------------------------------------------------
+CAFE = "caf\u00e9".encode().decode("latin-1")  # a UTF-8 header value as the client sends its bytes
+
+
+def get(path: str, **headers: str) -> dict[str, Any]:
+    """A GET request for ``both``."""
+    return {"method": "GET", "path": path, "headers": dict(headers)}
+
+
+def hcm_option(option: str, routes: str | None = None, clusters: str | None = None) -> str:
+    """``config`` with ``option`` (one line of YAML) added to the HttpConnectionManager."""
+    return config(routes=routes, clusters=clusters).replace(
+        "          stat_prefix: ingress", "          stat_prefix: ingress\n          " + option
+    )
+
+
+def body_text(resp: Any) -> str:
+    return resp.body.decode()
+
+
+def direct_route(match: str, body: str, status: int = 200) -> str:
+    """A ``routes`` entry (indented 14 spaces) answering ``body`` from a direct_response."""
+    return f"""
+              - match: {match}
+                direct_response: {{status: {status}, body: {{inline_string: "{body}"}}}}"""
 
 
 # ---- what every upstream receives -------------------------------------------------------------
@@ -116,6 +157,11 @@ class UpstreamLog:
             return app(request)
 
         return recording_app
+
+    def arrivals(self, cluster: str) -> list[tuple[str, str, list[str]]]:
+        """What ``cluster`` received, in arrival order, short: method, path, header names (for
+        failure messages)."""
+        return [(m, path, [k for k, _ in hs]) for c, m, path, hs, _ in self.requests if c == cluster]
 
     def by_cluster(self) -> dict[str, list[Any]]:
         """Per cluster, the requests received, sorted: the arrival order of concurrent calls
@@ -172,6 +218,8 @@ def assert_same_upstreams(ours: UpstreamLog, theirs: UpstreamLog) -> None:
             assert x == y, f"cluster {cluster!r} request {i} differs:\n  wasmlab {x}\n  envoy   {y}"
         assert len(a[cluster]) == len(b[cluster]), (
             f"cluster {cluster!r}: wasmlab received {len(a[cluster])} requests, envoy {len(b[cluster])}"
+            f"\n  wasmlab, in arrival order: {ours.arrivals(cluster)}"
+            f"\n  envoy, in arrival order:   {theirs.arrivals(cluster)}"
         )
 
 

@@ -8,28 +8,23 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import config
+from helpers import config, lua_filter
 from wasmlab import Proxy
 from wasmlab import envoy as real
 
 pytestmark = pytest.mark.envoy
 
-LUA = """
-          - name: envoy.filters.http.lua
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua
-              default_source_code:
-                inline_string: |
-                  function envoy_on_request(h)
-                    local info = h:streamInfo()
-                    info:dynamicMetadata():set("a", "r", info:downstreamRemoteAddress())
-                    info:dynamicMetadata():set("a", "d", info:downstreamDirectRemoteAddress())
-                  end
-                  function envoy_on_response(h)
-                    local m = h:streamInfo():dynamicMetadata():get("a")
-                    h:headers():add("x-r", m["r"])
-                    h:headers():add("x-d", m["d"])
-                  end"""
+LUA = lua_filter("""
+    function envoy_on_request(h)
+      local info = h:streamInfo()
+      info:dynamicMetadata():set("a", "r", info:downstreamRemoteAddress())
+      info:dynamicMetadata():set("a", "d", info:downstreamDirectRemoteAddress())
+    end
+    function envoy_on_response(h)
+      local m = h:streamInfo():dynamicMetadata():get("a")
+      h:headers():add("x-r", m["r"])
+      h:headers():add("x-d", m["d"])
+    end""")
 ROUTES = """
               - match: {prefix: "/"}
                 direct_response: {status: 200}"""

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from conftest import CONFIGS
-from helpers import UpstreamLog, assert_same, assert_same_upstreams, config, recorded_apps
+from helpers import UpstreamLog, assert_same, assert_same_upstreams, config, lua_filter, recorded_apps
 from wasmlab import Proxy
 from wasmlab import envoy as real
 from wasmlab.host.local_info import local_address
@@ -58,21 +58,16 @@ def test_direct_response_location_like_envoy(envoy_bin):
 
 
 # ---- 2. connection: close after a local 400 ----------------------------------------------------
-LUA_RESPOND = """
-          - name: envoy.filters.http.lua
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua
-              default_source_code:
-                inline_string: |
-                  function envoy_on_request(h)
-                    local s = h:headers():get("x-status")
-                    if s then h:respond({[":status"]=s}, "") end
-                    if h:headers():get("x-call") then
-                      local hs = {[":method"]="GET", [":path"]="/co", [":authority"]="cb"}
-                      local hh, b = h:httpCall("backend", hs, "", 1000)
-                      h:respond({[":status"]="200"}, b)
-                    end
-                  end"""
+LUA_RESPOND = lua_filter("""
+    function envoy_on_request(h)
+      local s = h:headers():get("x-status")
+      if s then h:respond({[":status"]=s}, "") end
+      if h:headers():get("x-call") then
+        local hs = {[":method"]="GET", [":path"]="/co", [":authority"]="cb"}
+        local hh, b = h:httpCall("backend", hs, "", 1000)
+        h:respond({[":status"]="200"}, b)
+      end
+    end""")
 
 
 @pytest.mark.parametrize("status", ["400", "403", "413", "431", "500"])

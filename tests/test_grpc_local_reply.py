@@ -15,26 +15,21 @@ from typing import Any
 
 import pytest
 
-from helpers import UpstreamLog, both, config, static_cluster
+from helpers import UpstreamLog, both, config, lua_filter, static_cluster
 
 pytestmark = pytest.mark.envoy
 
-LUA = """
-          - name: envoy.filters.http.lua
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua
-              default_source_code:
-                inline_string: |
-                  function envoy_on_request(h)
-                    local p = h:headers():get(":path")
-                    if p == "/lua-deny" then
-                      h:respond({[":status"] = "403", ["x-why"] = "lua"}, "denied: 100% ~ caf\\195\\169\\n")
-                    elseif p == "/lua-empty" then
-                      h:respond({[":status"] = "429"}, "")
-                    elseif p == "/lua-own-status" then
-                      h:respond({[":status"] = "401", ["grpc-status"] = "9"}, "own")
-                    end
-                  end"""
+LUA = lua_filter("""
+    function envoy_on_request(h)
+      local p = h:headers():get(":path")
+      if p == "/lua-deny" then
+        h:respond({[":status"] = "403", ["x-why"] = "lua"}, "denied: 100% ~ caf\\195\\169\\n")
+      elseif p == "/lua-empty" then
+        h:respond({[":status"] = "429"}, "")
+      elseif p == "/lua-own-status" then
+        h:respond({[":status"] = "401", ["grpc-status"] = "9"}, "own")
+      end
+    end""")
 
 ROUTES = """
               - match: {prefix: "/direct-503"}
@@ -85,18 +80,13 @@ def test_local_replies_to_grpc_requests_are_trailers_only_grpc_answers(envoy_bin
 
 METHODS = ["GET", "HEAD", "DELETE", "TRACE", "POST", "PUT", "PATCH", "OPTIONS", "PROPFIND"]
 
-HTTP_CALL = """
-          - name: envoy.filters.http.lua
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua
-              default_source_code:
-                inline_string: |
-                  function envoy_on_request(h)
-                    local m = h:headers():get("x-call")
-                    if m then
-                      h:httpCall("backend", {[":method"] = m, [":path"] = "/call", [":authority"] = "b"}, nil, 1000)
-                    end
-                  end"""
+HTTP_CALL = lua_filter("""
+    function envoy_on_request(h)
+      local m = h:headers():get("x-call")
+      if m then
+        h:httpCall("backend", {[":method"] = m, [":path"] = "/call", [":authority"] = "b"}, nil, 1000)
+      end
+    end""")
 
 
 def test_a_headers_only_request_upstream_gets_content_length_0_unless_its_method_has_no_body(envoy_bin):

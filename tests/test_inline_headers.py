@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 import wasmtime
-from lua.lua_helpers import SIDE_CLUSTER, Req, assert_both, lua_filter
+from lua.lua_helpers import SIDE_CLUSTER, Req, assert_both
 from wasm_probe import PAUSE, Saved, call, hadd, hdr, hpairs, hremove, hreplace, hset, http_call, local, probe_wat
 
-from helpers import config, with_trailers
+from helpers import config, lua_filter, with_trailers
 from wasm_diff import assert_same_run, plugin_yaml, run_both
 from wasmlab.http import HeaderMap, Response
 from wasmlab.http.inline_headers import (

@@ -9,27 +9,22 @@ from typing import Any
 
 import pytest
 
-from helpers import both, config
+from helpers import both, config, lua_filter
 from wasmlab import Response
 from wasmlab.http import HeaderMap
 
 pytestmark = pytest.mark.envoy
 
-LUA = """
-          - name: envoy.filters.http.lua
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua
-              default_source_code:
-                inline_string: |
-                  function envoy_on_request(h)
-                    local p = h:headers():get("x-do")
-                    if p == "nomethod" then h:headers():remove(":method")
-                    elseif p == "space" then h:headers():add("bad name", "v")
-                    elseif p == "crlf" then h:headers():add("x-v", "a\\r\\nb")
-                    elseif p == "noauth" then h:headers():remove(":authority")
-                    elseif p == "trim" then h:headers():add("x-t", "  a b\\t ")
-                    end
-                  end"""
+LUA = lua_filter("""
+    function envoy_on_request(h)
+      local p = h:headers():get("x-do")
+      if p == "nomethod" then h:headers():remove(":method")
+      elseif p == "space" then h:headers():add("bad name", "v")
+      elseif p == "crlf" then h:headers():add("x-v", "a\\r\\nb")
+      elseif p == "noauth" then h:headers():remove(":authority")
+      elseif p == "trim" then h:headers():add("x-t", "  a b\\t ")
+      end
+    end""")
 
 CASES = ["nomethod", "space", "crlf", "noauth", "trim", "none"]
 STATS = (
@@ -48,25 +43,20 @@ def test_requests_a_filter_broke_are_refused_by_the_upstream_codec_like_envoy(en
     assert env[0].body == b"missing required header: :method"
 
 
-CHARS = """
-          - name: envoy.filters.http.lua
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua
-              default_source_code:
-                inline_string: |
-                  function envoy_on_request(h)
-                    local c = h:headers():get("x-c")
-                    local n = h:headers():get("x-n")
-                    if c then h:headers():add("x-v", "a" .. string.char(tonumber(c)) .. "b") end
-                    if n == "empty" then h:headers():add("", "v") end
-                    if n == "tab" then h:headers():add("x\\ty", "v") end
-                    local call = h:headers():get("x-call")
-                    if call then
-                      local hs, body = h:httpCall("backend", {[":method"] = "GET", [":path"] = "/call",
-                        [":authority"] = "b", ["x-w"] = call == "bad" and "a\\127b" or "  a b \\t"}, nil, 1000)
-                      h:respond({[":status"] = "200", ["x-call-status"] = hs[":status"]}, body)
-                    end
-                  end"""
+CHARS = lua_filter("""
+    function envoy_on_request(h)
+      local c = h:headers():get("x-c")
+      local n = h:headers():get("x-n")
+      if c then h:headers():add("x-v", "a" .. string.char(tonumber(c)) .. "b") end
+      if n == "empty" then h:headers():add("", "v") end
+      if n == "tab" then h:headers():add("x\\ty", "v") end
+      local call = h:headers():get("x-call")
+      if call then
+        local hs, body = h:httpCall("backend", {[":method"] = "GET", [":path"] = "/call",
+          [":authority"] = "b", ["x-w"] = call == "bad" and "a\\127b" or "  a b \\t"}, nil, 1000)
+        h:respond({[":status"] = "200", ["x-call-status"] = hs[":status"]}, body)
+      end
+    end""")
 
 
 def test_header_characters_the_upstream_codec_refuses_like_envoy(envoy_bin):
@@ -84,19 +74,14 @@ def test_header_characters_the_upstream_codec_refuses_like_envoy(envoy_bin):
     assert env[10].headers.get("x-call-status") == "503" and env[10].body == b"invalid header value for: x-w"
 
 
-HOP_LUA = """
-          - name: envoy.filters.http.lua
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua
-              default_source_code:
-                inline_string: |
-                  function envoy_on_response(h)
-                    for _, n in ipairs({"connection", "keep-alive", "proxy-connection", "upgrade"}) do
-                      h:headers():add("x-seen-" .. n, h:headers():get(n) or "none")
-                    end
-                    h:headers():add("proxy-connection", "added")
-                    h:headers():add("keep-alive", "timeout=9")
-                  end"""
+HOP_LUA = lua_filter("""
+    function envoy_on_response(h)
+      for _, n in ipairs({"connection", "keep-alive", "proxy-connection", "upgrade"}) do
+        h:headers():add("x-seen-" .. n, h:headers():get(n) or "none")
+      end
+      h:headers():add("proxy-connection", "added")
+      h:headers():add("keep-alive", "timeout=9")
+    end""")
 
 
 def _hop_app(request: Any) -> Response:

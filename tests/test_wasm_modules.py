@@ -58,8 +58,8 @@ ENVOY_SCENARIOS = [
 @pytest.mark.parametrize("scenario", ENVOY_SCENARIOS)
 def test_on_real_envoy(scenario: str, envoy_bin: str, tmp_path) -> None:
     obs = _load("observe_envoy")
-    obs.OUT = tmp_path
-    obs._current = scenario
+    obs.RUN.out = tmp_path
+    obs.RUN.current = scenario
     obs.RESULTS.clear()
     obs.SCENARIOS[scenario]()
     failed = [f"{name}: {detail}" for _, name, ok, detail in obs.RESULTS if not ok]

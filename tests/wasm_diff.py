@@ -58,8 +58,23 @@ def run_both(
     lines = {t: (wasmlab_lines(p, t), envoy_lines(e, t)) for t in compare_threads}
     e.__exit__(None, None, None)
     if compare_upstreams:
-        assert_same_upstreams(our_log, their_log)
+        try:
+            assert_same_upstreams(our_log, their_log)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{_run_summary(ours, theirs, lines)}") from None
     return ours, theirs, lines
+
+
+def _run_summary(ours: list[Any], theirs: list[Any], lines: dict[str, tuple[list[str], list[str]]]) -> str:
+    """Both sides' answers and wasm log lines, for a failure message."""
+
+    def status(r: Any) -> Any:
+        return type(r).__name__ if isinstance(r, Exception) else r.status
+
+    out = [f"  statuses: wasmlab {[status(r) for r in ours]}, envoy {[status(r) for r in theirs]}"]
+    for thread, (mine, env) in lines.items():
+        out.append(f"  {thread} wasm lines: wasmlab {len(mine)}, envoy {len(env)}; envoy's: {env[:40]}")
+    return "\n".join(out)
 
 
 def _try(fn: Any, kw: dict[str, Any]) -> Any:

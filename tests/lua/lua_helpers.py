@@ -1,16 +1,24 @@
-"""Helpers for the Lua filter tests: configs with a Lua filter, and running one YAML on both sides."""
+"""Helpers for the Lua filter tests: configs with a Lua filter, and running one YAML on both sides.
+
+``lua_filter`` lives in tests/helpers.py (tests outside tests/lua use it too) and is still
+importable from here."""
 
 from __future__ import annotations
 
-import textwrap
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from helpers import UpstreamLog, assert_same, assert_same_upstreams, config, recorded_apps
-from wasmlab import Proxy
+import pytest
 
-LUA = "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua"
+from helpers import UpstreamLog, assert_same, assert_same_upstreams, config, lua_filter, recorded_apps
+from wasmlab import Proxy
+from wasmlab.errors import ConfigError, EnvoyFailed
+
+#: The example configs of the Lua notebooks (notebooks/configs/lua).
+LUA_EXAMPLES = Path(__file__).resolve().parents[2] / "notebooks" / "configs" / "lua"
+
 LUA_PER_ROUTE = "type.googleapis.com/envoy.extensions.filters.http.lua.v3.LuaPerRoute"
 
 SIDE_CLUSTER = """
@@ -30,21 +38,32 @@ SIDE_CLUSTER = """
         - endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: 8082}}}"""
 
 
-def lua_filter(code: str, extra: str = "", name: str = "envoy.filters.http.lua") -> str:
-    """An ``http_filters`` entry running ``code`` as ``default_source_code``; ``extra`` is more
-    YAML for the ``Lua`` message (indented 14 spaces, starting with a newline)."""
-    body = textwrap.indent(textwrap.dedent(code).strip("\n") + "\n", " " * 18)
-    return f"""
-          - name: {name}
-            typed_config:
-              "@type": {LUA}{extra}
-              default_source_code:
-                inline_string: |
-{body}"""
-
-
 def lua_config(code: str, extra: str = "", **kw: Any) -> str:
     return config(lua_filter(code, extra), **kw)
+
+
+TRY = r"""
+local function try(h, what, f)
+  local ok, e = pcall(f)
+  h:logInfo(what .. ": " .. tostring(ok) .. " " .. tostring(e))
+end
+"""
+
+
+def tried(code: str) -> str:
+    """``code`` with ``try(h, what, f)``: logs ``what: <ok> <result or error>``."""
+    return TRY + code
+
+
+def load_errors(yaml: str) -> tuple[str, str]:
+    """(wasmlab's ConfigError text, Envoy's refusal text) for a config both must refuse."""
+    from wasmlab.envoy import run
+
+    with pytest.raises(ConfigError) as ours:
+        Proxy.from_yaml(yaml, workers=1)
+    with pytest.raises(EnvoyFailed) as theirs:
+        run(yaml, workers=1)
+    return str(ours.value), str(theirs.value)
 
 
 def script_log_lines(lines: list[str]) -> list[str]:
@@ -107,7 +126,12 @@ def assert_both(
     """Run ``yaml`` on wasmlab and on real Envoy (one worker each): same responses (status,
     headers, body, trailers), the same ``[lua] script log:`` lines, the same Lua counters.
     wasmlab runs twice, tracing on and off: with tracing off the Lua filter takes its shortcuts
-    (see ``filter.LuaFilter._start_untraced``), which must give the same."""
+    (see ``filter.LuaFilter._do_headers``), which must give the same.
+
+    Scripts must avoid what is random in *both* Envoy and wasmlab: LuaJIT seeds its string hash
+    per state, so the order of a Lua table with several string keys (a ``respond()`` or
+    ``httpCall`` header table, ``pairs()`` over a table) differs from run to run (tests sort, or
+    use one key); so do the client's ports and timings."""
     their_log = UpstreamLog()
     theirs = run_envoy(yaml, requests, recorded_apps(yaml, apps, their_log))
     for trace in (False, True):

@@ -2,7 +2,7 @@
 hands its strings to Lua as their UTF-8 bytes — route metadata keys and values, the per-route
 ``filter_context``, the route name — and looks a script's strings up as those bytes (a cluster
 name in ``httpCall``, a stat name). Header bytes are another matter (one byte per character),
-tested in test_lua_differential.py.
+tested in the test_lua_differential_*.py files.
 """
 
 from __future__ import annotations

@@ -119,6 +119,9 @@ _BIND_TRIES = 3
 class EnvoyRun:
     """A running real Envoy with its loopback upstreams."""
 
+    #: every run not yet garbage-collected (the tests look for Envoys that outlive their test)
+    instances: weakref.WeakSet[EnvoyRun] = weakref.WeakSet()
+
     def __init__(
         self,
         config: str | os.PathLike[str],
@@ -200,6 +203,7 @@ class EnvoyRun:
         if drain_time_s is not None:
             args += ["--drain-time-s", str(int(drain_time_s)), "--drain-strategy", "immediate"]
         self.proc = subprocess.Popen(args, cwd=cwd, stdout=self._log_file, stderr=subprocess.STDOUT)
+        EnvoyRun.instances.add(self)
         self._finalizer = weakref.finalize(self, _stop_process, self.proc, list(self.servers.values()))
         self._closed = False
         self._final_log: str | None = None

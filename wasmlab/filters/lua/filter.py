@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     from ...config.yaml_source import Node
     from ...host.dispatcher import Dispatcher
     from ...host.services import ServerContext
+    from ...host.stats import Stats
+    from ...trace.recorder import Recorder
     from ..base import FactoryContext
 
 
@@ -52,6 +54,9 @@ class LuaFilterFactory(HttpFilterFactory):
     type_url = LUA_TYPE
     per_route_type_urls = (LUA_PER_ROUTE_TYPE,)
     kind = "lua"
+    #: the proxy's, kept by ``start_main`` for the streams (each reads them from here)
+    recorder: Recorder
+    stat_store: Stats
 
     def __init__(self, name: str, config: Node, ctx: FactoryContext) -> None:
         super().__init__(name, config, ctx)
@@ -66,8 +71,8 @@ class LuaFilterFactory(HttpFilterFactory):
         self._vm_count = 0
         #: ``select``'s last route and answer (a route never matches the sentinel)
         self._last_select: tuple[Any, tuple[LuaScript | None, LuaPerRoute | None]] = (object(), (None, None))
-        #: ``hook_setup``'s last route, worker and answer
-        self._last_setup: tuple[Any, Any, tuple[LuaVM, LuaPerRoute | None] | None] = (object(), None, None)
+        #: ``hook_setup``'s last route, worker and answer (a route never matches the sentinel)
+        self.last_setup: tuple[Any, Any, tuple[LuaVM, LuaPerRoute | None] | None] = (object(), None, None)
 
     @classmethod
     def parse_per_route(cls, node: Node) -> LuaPerRoute:
@@ -77,6 +82,8 @@ class LuaFilterFactory(HttpFilterFactory):
     def start_main(self, proxy: ServerContext) -> None:
         """Config load: find the routes' scripts, then load every script once on the main thread."""
         super().start_main(proxy)
+        self.recorder = proxy.recorder
+        self.stat_store = proxy.stat_store
         self.log_enabled = proxy.log_enabled
         self.lua_log_enabled = proxy.loggers.enabled
         try:
@@ -104,6 +111,7 @@ class LuaFilterFactory(HttpFilterFactory):
             self.vm_for(script, dispatcher)
 
     def stop_worker(self, dispatcher: Dispatcher) -> None:
+        self._forget_setup()
         for script in self.scripts:
             vm = dispatcher.slots.pop(("lua", script), None)
             if vm is not None:
@@ -111,6 +119,7 @@ class LuaFilterFactory(HttpFilterFactory):
                 vm.close()
 
     def stop_main(self) -> None:
+        self._forget_setup()
         for vm in self._main_vms:
             self._record_vm("destroy", vm.script, "main")
             vm.close()
@@ -141,6 +150,7 @@ class LuaFilterFactory(HttpFilterFactory):
         """Classroom guard: a state left over its memory cap gets a fresh one (globals are lost)."""
         assert self.proxy is not None
         old = dispatcher.slots.pop(("lua", script), None)
+        self._forget_setup()
         self.proxy.log(
             "warning",
             "lua",
@@ -200,12 +210,10 @@ class LuaFilterFactory(HttpFilterFactory):
     def hook_setup(self, route: Any, dispatcher: Dispatcher) -> tuple[LuaVM, LuaPerRoute | None] | None:
         """What a hook call on ``route`` runs with on this worker: the state of the route's
         script and the per-route config; None when the route runs no script (or its state
-        could not be made). ``select`` + ``vm_for``, with the last answer kept: the script a
-        route chooses is configuration, and a worker's state for it changes only when it is
-        replaced or the worker stops, both of which close it (``runtime`` None)."""
-        last_route, last_dispatcher, answer = self._last_setup
-        if route is last_route and dispatcher is last_dispatcher and (answer is None or answer[0].runtime is not None):
-            return answer
+        could not be made). ``select`` + ``vm_for``; the answer is kept in ``last_setup`` with
+        its route and worker (the script a route chooses is configuration), which the filter
+        reads before calling this. Closing a state (``replace_vm``, a worker's or the main
+        thread's stop) forgets it."""
         script, per_route = self.select(route)
         if script is None:
             answer = None
@@ -214,8 +222,12 @@ class LuaFilterFactory(HttpFilterFactory):
             if vm is None:
                 return None  # (not kept: the next request tries, and logs, again)
             answer = (vm, per_route)
-        self._last_setup = (route, dispatcher, answer)
+        self.last_setup = (route, dispatcher, answer)
         return answer
+
+    def _forget_setup(self) -> None:
+        """A state was closed: ``last_setup`` may name it."""
+        self.last_setup = (object(), None, None)
 
     def _select(self, route: Any) -> tuple[LuaScript | None, LuaPerRoute | None]:
         pr = per_route_config(route, self.name)
@@ -346,7 +358,7 @@ class LuaFilter(StreamFilter):
     #: line, one endpoint per cluster): setHttp1ReasonPhrase, setUpstreamOverrideHost
     http1_reason_phrase: str | None = None
     upstream_override_host: tuple[str, bool] | None = None
-    #: the handles made on this stream (a tuple: most streams make none, see ``_start_untraced``,
+    #: the handles made on this stream (a tuple: most streams make none, see ``_do_headers``,
     #: and the rest one or two)
     _handles: tuple[StreamHandleWrapper, ...] = ()
     #: a ``respond()`` made during one of this filter's decoder callbacks, sent when it returns
@@ -355,13 +367,23 @@ class LuaFilter(StreamFilter):
     in_http_callback = False
 
     def __init__(self, factory: LuaFilterFactory, dispatcher: Dispatcher) -> None:
+        # (all a stream sets: what is the same for every stream of the factory is read from it)
         self.factory = factory
         self.dispatcher = dispatcher
-        proxy = factory.proxy
+
+    @property
+    def proxy(self) -> ServerContext:
+        proxy = self.factory.proxy
         assert proxy is not None, "streams start after the factory's start_main"
-        self.proxy: ServerContext = proxy
-        self.rec = proxy.recorder
-        self.name = factory.name
+        return proxy
+
+    @property
+    def rec(self) -> Recorder:
+        return self.factory.recorder
+
+    @property
+    def name(self) -> str:
+        return self.factory.name
 
     @property
     def stream_id(self) -> int:
@@ -397,24 +419,63 @@ class LuaFilter(StreamFilter):
 
     # ---- headers: start a hook -------------------------------------------------------------------
     def _do_headers(self, decoder: bool, headers: HeaderMap, end_stream: bool) -> FilterHeadersStatus:
+        """Start the direction's hook, if the route runs a script that has one.
+
+        Tracing off, the hook's first run starts before its handle is made: most hooks only edit
+        headers, which Lua answers itself (``handle:headers()``, and ``add``s written down: see
+        prelude.lua), so they never call into the host and need no handle at all; the first call
+        that does makes it (``UNBORN``, ``materialize``). This path is the hot one (every request
+        through a Lua filter), so it is one function: each call saved here is saved twice per
+        request."""
         factory = self.factory
-        setup = factory.hook_setup(self.callbacks.route, self.dispatcher)
+        route = self.callbacks.route
+        dispatcher = self.dispatcher
+        # ``hook_setup``'s last answer, read here (one call less per hook): kept for a route and
+        # a worker until a state closes
+        last_route, last_dispatcher, setup = factory.last_setup
+        if route is not last_route or dispatcher is not last_dispatcher:
+            setup = factory.hook_setup(route, dispatcher)
         if setup is None:
             return _HEADERS_CONTINUE
         vm, per_route = setup
         if (vm.on_request if decoder else vm.on_response) is None:
             return _HEADERS_CONTINUE
-        self.proxy.stat_store.inc(factory.executions_stat)
-        if self.rec.enabled:
+        factory.stat_store.inc(factory.executions_stat)
+        if factory.recorder.enabled:
             handle = self.adopt(next(_ids), decoder, per_route, vm, headers, end_stream)
-            status = handle.start()
-        else:
-            found = self._start_untraced(decoder, per_route, vm, headers, end_stream)
-            if found is None:
+            return self._after_start(handle, handle.start())
+        lua_id = next(_ids)
+        UNBORN[lua_id] = (_adopt_unborn, self, decoder, per_route, vm, headers, end_stream)
+        try:
+            r = vm.run(RUN_REQUEST_UNTRACED if decoder else RUN_RESPONSE_UNTRACED, lua_id)
+        finally:
+            unborn = UNBORN.pop(lua_id)
+        if r.__class__ is tuple and len(r) > 2:
+            r = add_written(self, decoder, headers, r)
+        if unborn.__class__ is tuple:  # no call needed the handle
+            if r == FINISHED:
+                if factory.lua_log_enabled("debug", "lua"):
+                    self.proxy.log("debug", "lua", "coroutine finished")
                 return _HEADERS_CONTINUE
-            handle, r = found
-            handle._after_run("start", r)
-            status = handle.started()
+            handle = self.adopt(lua_id, decoder, per_route, vm, headers, end_stream, True)
+        else:
+            handle = unborn
+            if r == FINISHED and handle.state is RUNNING:
+                if factory.lua_log_enabled("debug", "lua"):
+                    self.proxy.log("debug", "lua", "coroutine finished")
+                handle.finish()
+                if decoder:
+                    self.request_handle = None
+                else:
+                    self.response_handle = None
+                return _HEADERS_CONTINUE
+        handle._after_run("start", r)
+        return self._after_start(handle, handle.started())
+
+    def _after_start(self, handle: StreamHandleWrapper, status: FilterHeadersStatus) -> FilterHeadersStatus:
+        """A hook's first run is over and it has a handle: report its error, or let its handle
+        die until the callback that resumes it, or finish it; then send a local reply it asked
+        for. ``status``: the headers status the run left."""
         if handle.error is not None:
             self.script_error(handle.error)
         elif handle.suspended or handle.state is not State.RUNNING:
@@ -422,7 +483,7 @@ class LuaFilter(StreamFilter):
         else:
             # the hook returned: later body and trailers callbacks have nothing to resume
             handle.finish()
-            if decoder:
+            if handle.decoder:
                 self.request_handle = None
             else:
                 self.response_handle = None
@@ -450,7 +511,7 @@ class LuaFilter(StreamFilter):
         untraced_run: bool = False,
     ) -> StreamHandleWrapper:
         """The handle of a hook call (Envoy's ``StreamHandleWrapper``), numbered ``lua_id``;
-        ``untraced_run``: made for a hook that started without it (see ``_start_untraced``), its
+        ``untraced_run``: made for a hook that started without it (see ``_do_headers``), its
         first run answers ``handle:headers()`` in Lua."""
         handle = StreamHandleWrapper(self, decoder, per_route, vm, headers, end_stream, lua_id)
         if untraced_run:
@@ -461,39 +522,6 @@ class LuaFilter(StreamFilter):
         else:
             self.response_handle = handle
         return handle
-
-    def _start_untraced(
-        self, decoder: bool, per_route: LuaPerRoute | None, vm: LuaVM, headers: HeaderMap, end_stream: bool
-    ) -> tuple[StreamHandleWrapper, Any] | None:
-        """Tracing off: the hook's first run, before its handle is made. Most hooks only edit
-        headers, which Lua answers itself (``handle:headers()``, and ``add``s written down: see
-        prelude.lua), so they never call into the host and need no handle at all; the first call
-        that does makes it (``UNBORN``, ``materialize``). None: the hook returned, nothing is left to
-        do; else the handle (made now if the run did not) and the run's answer."""
-        lua_id = next(_ids)
-        UNBORN[lua_id] = (_adopt_unborn, self, decoder, per_route, vm, headers, end_stream)
-        try:
-            r = vm.run(RUN_REQUEST_UNTRACED if decoder else RUN_RESPONSE_UNTRACED, lua_id)
-        finally:
-            handle = UNBORN.pop(lua_id)
-        if r.__class__ is tuple and len(r) > 2:
-            r = add_written(self, decoder, headers, r)
-        if handle.__class__ is tuple:  # no call needed the handle
-            if r == FINISHED:
-                if self.factory.lua_log_enabled("debug", "lua"):
-                    self.proxy.log("debug", "lua", "coroutine finished")
-                return None
-            return self.adopt(lua_id, decoder, per_route, vm, headers, end_stream, True), r
-        if r == FINISHED and handle.state is RUNNING:
-            if self.factory.lua_log_enabled("debug", "lua"):
-                self.proxy.log("debug", "lua", "coroutine finished")
-            handle.finish()
-            if decoder:
-                self.request_handle = None
-            else:
-                self.response_handle = None
-            return None
-        return handle, r
 
     def decode_headers(self, headers: HeaderMap, end_stream: bool) -> FilterHeadersStatus:
         return self._do_headers(True, headers, end_stream)

@@ -41,7 +41,7 @@ from ...http.inline_headers import (
 )
 from .luaobject import NOTHING, OBJECTS, BaseLuaObject, _ids, c_string, short
 from .runtime import FAILED, FINISHED, RUN_FORGET, RUN_REQUEST, RUN_RESPONSE, RUN_RESUME, YIELDED
-from .wrappers_headers import BufferWrapper, HeaderMapWrapper, envoy_add
+from .wrappers_headers import BufferWrapper, HeaderMapWrapper
 
 if TYPE_CHECKING:
     from ...host.services import ServerContext
@@ -134,7 +134,7 @@ class HandleDriver(BaseLuaObject):
         #: objects handed out during this run (Envoy's LuaDeathRef members): die at yield
         self.children: dict[str, BaseLuaObject] = {}
         self.filter = filt
-        self.rec = filt.rec
+        self.rec = filt.factory.recorder
         self.decoder = decoder
         self.hook = "envoy_on_request" if decoder else "envoy_on_response"
         self.per_route = per_route
@@ -458,12 +458,20 @@ def add_written(filt: LuaFilter, decoder: bool, headers: HeaderMap, answer: tupl
     headers as ``headers:add`` makes them, in order; returns the run's answer without them."""
     inline = REQUEST_HEADERS_INLINE if decoder else RESPONSE_HEADERS_INLINE
     for i in range(2, len(answer), 2):
-        key = c_string(answer[i]).decode("latin-1").lower()
-        value = c_string(answer[i + 1]).decode("latin-1")
-        if key in inline:
-            envoy_add(headers, inline, key, value)
+        key = answer[i]
+        value = answer[i + 1]
+        # C++ reads them up to a NUL byte (``c_string``), which few strings hold: tested first,
+        # as the int 0 (``b"\0" in s`` costs more: bytes.__contains__ tries its operand as a
+        # byte value first and raises, then clears, a TypeError for a bytes operand)
+        if 0 in key:
+            key = c_string(key)
+        if 0 in value:
+            value = c_string(value)
+        name = key.decode("latin-1").lower()
+        if name in inline:
+            headers.add_inline(name, value.decode("latin-1"))  # (``envoy_add``)
         else:
-            headers.add_lowered(key, value)
+            headers.add_lowered(name, value.decode("latin-1"))
     if decoder and filt.factory.config.clear_route_cache:
         filt.callbacks.clear_route_cache()  # as headers_modifiable() does
     status, msg = answer[0], answer[1]

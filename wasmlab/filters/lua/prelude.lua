@@ -10,7 +10,8 @@
 -- The host passes a table of settings and Python callables; the chunk returns the driver.
 local HOST = ...
 
-local type, select, error, rawget, rawset, next, tostring = type, select, error, rawget, rawset, next, tostring
+local type, select, error, rawget, rawset, rawequal, next, tostring =
+  type, select, error, rawget, rawset, rawequal, next, tostring
 local getmetatable, setmetatable, newproxy, unpack = getmetatable, setmetatable, newproxy, unpack
 local co_create, co_resume, co_status, co_yield = coroutine.create, coroutine.resume, coroutine.status, coroutine.yield
 local collectgarbage = collectgarbage
@@ -183,7 +184,9 @@ local function add_thunk(fn, check_self)
   return function(self, ...)
     if writing ~= nil then
       local k, v = ...
-      if OBJ[self] == writing and type(k) == "string" and type(v) == "string" then
+      -- (while writing down, the run's own map is `first_headers`: compared, not looked up;
+      -- rawequal, so that an __eq a script set on the class is not called)
+      if rawequal(self, first_headers) and self ~= nil and type(k) == "string" and type(v) == "string" then
         if nwritten >= WRITE_CAP then
           replay()
         end
@@ -537,17 +540,24 @@ function driver.set_hooks(on_request, on_response)
   HOOKS[1], HOOKS[2], HOOKS[4], HOOKS[5] = on_request, on_response, on_request, on_response
 end
 
-local function finish(co, id, ok, e)
+-- `held`: COS holds the coroutine (a resume). A start's has no entry, and none is cleared for
+-- it: LuaJIT makes a table key even for a nil stored under a new one, so clearing would leave a
+-- dead key in COS per hook, for the next rehash to sweep.
+local function finish(co, id, held, ok, e)
   if ok then
     if co_status(co) == "dead" then
-      COS[id] = nil
+      if held then
+        COS[id] = nil
+      end
       return 0
     end
     COS[id] = co
     return 1
   end
   -- a dead coroutine's stack would keep its garbage alive: drop it before collecting
-  COS[id] = nil
+  if held then
+    COS[id] = nil
+  end
   co = nil
   after_error()
   local t = type(e)
@@ -571,7 +581,7 @@ local function step(op, id, ...)
       return 0 -- it finished already (a script that waited inside its own coroutine)
     end
     arm()
-    return finish(co, id, co_resume(co, ...))
+    return finish(co, id, true, co_resume(co, ...))
   elseif op == 3 then
     COS[id] = nil
     return 0
@@ -593,7 +603,7 @@ local function step(op, id, ...)
     first_run, first_id = outer, outer_id
     first_headers = outer and UD[-outer_id] -- (made during the nested run, or parked above)
   end
-  return finish(co, id, ok, e) -- a tail call: nothing here keeps a failed coroutine's garbage alive
+  return finish(co, id, false, ok, e) -- a tail call: nothing here keeps a failed coroutine's garbage alive
 end
 
 -- A step's answer to the host; after a first run that wrote adds down, the pairs follow.
@@ -601,7 +611,14 @@ local function answer(s, m)
   writing = nil
   if nwritten > 0 then
     local n = nwritten
-    nwritten, nstale = 0, n
+    nwritten = 0
+    if n == 2 then
+      -- one add, the usual: handed over from locals, so no slot is left to clear at the next step
+      local k, v = written[1], written[2]
+      written[1], written[2] = nil, nil
+      return co_yield(s, m, k, v)
+    end
+    nstale = n
     return co_yield(s, m, unpack(written, 1, n))
   end
   if m == nil then

@@ -187,7 +187,8 @@ def _fast_add(thunk: Callable[..., Any]) -> Callable[..., Any]:
             inline = REQUEST_HEADERS_INLINE if h.decoder else RESPONSE_HEADERS_INLINE
         if len(args) < 2 or args[0].__class__ is not bytes or args[1].__class__ is not bytes:
             return thunk(obj_id, *args)
-        if b"\0" in args[0] or b"\0" in args[1]:
+        # (the int 0: a NUL byte, tested without the TypeError a bytes operand raises inside)
+        if 0 in args[0] or 0 in args[1]:
             return thunk(obj_id, *args)  # (the generic add reads them up to the NUL)
         if owner is not None:
             # owner.headers_modifiable(), inlined
