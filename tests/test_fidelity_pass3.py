@@ -17,9 +17,8 @@ import time
 from typing import Any
 
 import pytest
-from lua.lua_helpers import lua_filter
 
-from helpers import both, config, static_cluster
+from helpers import both, config, lua_filter, static_cluster
 from wasmlab import Proxy
 from wasmlab import envoy as real
 from wasmlab.host.upstream import echo_app
