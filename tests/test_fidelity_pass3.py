@@ -344,6 +344,26 @@ def test_a_malformed_internal_range_is_refused_in_envoys_words(envoy_bin, tmp_pa
     both(hcm_extra(config(), URA + INTERNAL_127.replace("prefix_len: 8", "prefix_len: 40")), [get("/x")])
 
 
+def _echoed_request_id(response: Any) -> str:
+    return dict((k, v) for k, v in response.json()["headers"])["x-request-id"]
+
+
+def test_an_internal_request_keeps_its_request_id_at_an_edge_like_envoy(envoy_bin):
+    """An edge Envoy replaces a client's ``x-request-id`` only on an *external* request
+    (``edge_request``); an internal one keeps it. (The differential helpers compare the id by
+    presence, so the values are checked here.) Old code: replaced on every request at an edge."""
+    internal = hcm_extra(config(), URA + INTERNAL_127)
+    external = hcm_extra(config(), URA)
+    seen = []
+    for cfg in (internal, external):
+        with real.run(cfg, workers=1) as e:
+            envoy_id = _echoed_request_id(e.request("GET", "/x", headers={"x-request-id": "abc"}))
+        with Proxy.from_yaml(cfg, workers=1) as p:
+            mine = _echoed_request_id(p.request("GET", "/x", headers={"x-request-id": "abc"}))
+        seen.append((envoy_id == "abc", mine == "abc"))
+    assert seen == [(True, True), (False, False)]
+
+
 # ---- 5. runtime_fraction and the weighted pick -------------------------------------------------------
 FRACTION_ROUTES = """
               - match:

@@ -198,7 +198,8 @@ class ActiveStream:
         if opts.via:
             append_via(headers, opts.via)
         add_external_address(headers, opts, client)
-        if opts.use_remote_address and not opts.preserve_external_request_id and "x-request-id" in headers:
+        edge = opts.use_remote_address and client is not None  # (client None: an internal request)
+        if edge and not opts.preserve_external_request_id and "x-request-id" in headers:
             set_inline(headers, "x-request-id", _request_id())  # an edge Envoy does not trust the client's id
         if config.generate_request_id and "x-request-id" not in headers:
             headers.add("x-request-id", _request_id())
