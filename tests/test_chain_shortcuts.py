@@ -197,3 +197,45 @@ def test_a_class_patched_after_its_first_stream_takes_effect(trace):
             del PatchedLater.decode_headers
         third = p.request("GET", "/x")
     assert [_echoed(r, "x-patched") for r in (first, second, third)] == [None, "1", None]
+
+
+@native_filter("t_no_direction")
+class NoDirection(NativeFilter):
+    """Takes part in neither direction (no chain place): its callbacks still reach the stream,
+    and continue_decoding/continue_encoding do nothing."""
+
+    decoder = False
+    encoder = False
+
+    def log(self, info):
+        cb = self.callbacks
+        cb.continue_decoding()
+        cb.continue_encoding()
+        self.worker_state["seen"] = (cb.stream_id == info.stream_id, cb.response_headers is not None)
+
+
+@native_filter("t_encode_only")
+class EncodeOnly(NativeFilter):
+    """Only encodes: its callbacks are its encoder place."""
+
+    decoder = False
+
+    def encode_headers(self, headers, end_stream):
+        headers.add("x-enc", str(self.callbacks.stream_id == self.callbacks.stream_info.stream_id))
+        return FilterHeadersStatus.Continue
+
+
+@pytest.mark.parametrize("trace", [False, True])
+def test_a_filter_in_one_direction_or_none_has_working_callbacks(proxy_factory, trace):
+    p = proxy_factory(
+        config("""
+          - name: wasmlab.native.t_no_direction
+          - name: wasmlab.native.t_encode_only"""),
+        workers=1,
+        trace=trace,
+    )
+    r = p.request("GET", "/x")
+    assert r.status == 200
+    assert r.headers.get("x-enc") == "True"
+    states = [s for d in p._server.workers for s in d.slots.values() if isinstance(s, dict) and "seen" in s]
+    assert [s["seen"] for s in states] == [(True, True)]

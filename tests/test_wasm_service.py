@@ -31,6 +31,14 @@ def without_ticks(lines: list[str]) -> list[str]:
     return out
 
 
+def _queue_reads(lines: list[str]) -> int:
+    return sum(ln.startswith("[host<-vm] proxy_on_queue_ready") for ln in lines)
+
+
+def _log_calls(lines: list[str]) -> int:
+    return sum(ln.startswith("[host<-vm] proxy_on_log") for ln in lines)
+
+
 @pytest.mark.envoy
 @pytest.mark.parametrize("workers", [1, 2])
 def test_service_start_order_and_queue_flow_on_main_match_envoy(envoy_bin, workers):
@@ -44,6 +52,13 @@ def test_service_start_order_and_queue_flow_on_main_match_envoy(envoy_bin, worke
         for i in range(4):
             p.request("GET", f"/r/{i}")
             e.request("GET", f"/r/{i}")
+        # the service reads the queue on the main thread after the requests answered: wait until
+        # both main threads ran the 4 proxy_on_queue_ready (a loaded machine is slower), then settle
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not (
+            _queue_reads(wasmlab_lines(p, "main")) >= 4 and _queue_reads(envoy_lines(e, "main")) >= 4
+        ):
+            time.sleep(0.05)
         time.sleep(0.3)
     finally:
         p.close()
@@ -259,6 +274,12 @@ def test_wasm_access_logger_matches_envoy(envoy_bin, tmp_path):
         for path in ("/direct", "/hello"):
             p.request("GET", path)
             e.request("GET", path)
+        # the access log runs after the answer went out: wait for both loggers' two proxy_on_log
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not (
+            _log_calls(wasmlab_lines(p, "worker_0")) >= 2 and _log_calls(envoy_lines(e, "worker_0")) >= 2
+        ):
+            time.sleep(0.05)
         time.sleep(0.3)
     finally:
         p.close()

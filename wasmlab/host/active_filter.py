@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import describe
 from ..http import Buffer, FilterDataStatus, FilterHeadersStatus, FilterTrailersStatus
 from ..trace.shapes import FILTER_DATA, FILTER_HEADERS, FILTER_TRAILERS
+from .filter_callbacks import FilterCallbacks
 
 if TYPE_CHECKING:
     from ..filters.base import StreamFilter
@@ -168,10 +169,11 @@ def traits_of(filt: Any) -> FilterTraits:
     return traits
 
 
-class ActiveFilter:
+class ActiveFilter(FilterCallbacks):
     """One filter's place in one direction of the chain (Envoy ``ActiveStreamFilterBase``;
     Envoy's two subclasses, ``ActiveStreamDecoderFilter`` and ``ActiveStreamEncoderFilter``, are
-    one class here with a ``decoder`` flag)."""
+    one class here with a ``decoder`` flag). As in Envoy, the place is also the filter's
+    callbacks object (:class:`FilterCallbacks`)."""
 
     __slots__ = (
         "manager",
@@ -186,6 +188,7 @@ class ActiveFilter:
         "last_status",
         "kind",
         "passthrough",
+        "peer",
     )
 
     def __init__(
@@ -204,6 +207,9 @@ class ActiveFilter:
         self.last_status: tuple[str, Any] | None = None
         self.kind = traits.kind
         self.passthrough = traits.passthrough
+        #: the filter's place in the other direction, on the place handed to the filter as its
+        #: callbacks (its decoder place; None if it only decodes)
+        self.peer: ActiveFilter | None = None
 
     def start_index(self, start: int) -> int:
         """Where iteration resumes after this filter: at the filter itself after it stopped all

@@ -30,7 +30,8 @@ client-address and ``x-envoy-*`` headers before the filter chain sees it (measur
 from __future__ import annotations
 
 import ipaddress
-from operator import itemgetter
+import random
+import time
 from typing import Any
 
 from ..config.node import HcmHeaderOptions
@@ -105,16 +106,22 @@ def append_via(headers: HeaderMap, via: str) -> None:
 
 
 def xff_entries(headers: HeaderMap) -> list[str]:
-    value = headers.get("x-forwarded-for") or ""
+    value = headers.get("x-forwarded-for")
+    if not value:
+        return []
     return [p.strip() for p in value.split(",") if p.strip()]
+
+
+_REQUEST_HOP_BY_HOP = frozenset(("connection", "keep-alive", "proxy-connection", "upgrade"))
 
 
 def clean_hop_by_hop(headers: HeaderMap) -> None:
     """The hop-by-hop headers Envoy drops from a request before the filters see it:
     ``connection``, ``keep-alive``, ``proxy-connection``, ``upgrade`` (a non-upgrade request), and
     ``te`` unless it names ``trailers`` (then it becomes exactly ``trailers``)."""
-    for name in ("connection", "keep-alive", "proxy-connection", "upgrade"):
-        headers.remove(name)
+    if not _REQUEST_HOP_BY_HOP.isdisjoint(headers.keys()):  # (most requests have none of them)
+        for name in _REQUEST_HOP_BY_HOP:
+            headers.remove(name)
     te = headers.get("te")
     if te is not None:
         if "trailers" in [t.strip().lower() for t in te.split(",")]:
@@ -134,7 +141,7 @@ def mutate_client_address(headers: HeaderMap, opts: HcmHeaderOptions, info: Stre
     remote_ip = info.downstream_direct_remote_address.rsplit(":", 1)[0]
     # speed: one C-level pass over the client's header names finds the few this function may
     # remove (usually none), instead of a scan of the headers for each
-    present = _CHECKED.intersection(map(itemgetter(0), headers._entries))
+    present = _CHECKED.intersection(headers.keys())
     if present:
         if not present.isdisjoint(_HOP_BY_HOP):
             clean_hop_by_hop(headers)
@@ -226,8 +233,7 @@ def request_id_in_response(opts: HcmHeaderOptions, request: HeaderMap | None) ->
     (``x-envoy-force-trace``, which only an internal request keeps); else None."""
     if request is None:
         return None
-    # speed: a C-level pass over the names (this runs for every response)
-    if not opts.always_set_request_id_in_response and "x-envoy-force-trace" not in map(itemgetter(0), request._entries):
+    if not opts.always_set_request_id_in_response and "x-envoy-force-trace" not in request:
         return None
     return request.get("x-request-id") or None
 
@@ -345,3 +351,24 @@ def normalize_path(headers: HeaderMap, opts: HcmHeaderOptions) -> str:
     if new != path:
         set_inline(headers, ":path", new)
     return action
+
+
+# ---- generated headers (x-request-id, date) ---------------------------------------------------
+def request_id() -> str:
+    """A random (version 4) UUID string, as Envoy generates for x-request-id."""
+    h = "%032x" % ((random.getrandbits(128) & ~(0xF << 76) & ~(0x3 << 62)) | (0x4 << 76) | (0x2 << 62))
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+#: (second, its ``date`` text): the last date formatted (Envoy's date provider likewise formats
+#: the date once and reuses it, refreshing it every 500 ms)
+_date_cache = (-1, "")
+
+
+def http_date(wall_ns: int) -> str:
+    global _date_cache
+    second = wall_ns // 1_000_000_000
+    cached = _date_cache  # (one read: another worker may replace it meanwhile)
+    if cached[0] != second:
+        cached = _date_cache = (second, time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(second)))
+    return cached[1]

@@ -1,8 +1,13 @@
 """FilterCallbacks: what a filter instance may ask of the host (Envoy's
 ``StreamDecoderFilterCallbacks`` and ``StreamEncoderFilterCallbacks`` in one object).
 
-One object per filter per stream, handed to the filter by ``set_callbacks`` before its first
-callback. Lua and Wasm filters are built on these same calls.
+In Envoy a filter's place in the chain *is* its callbacks object: ``ActiveStreamDecoderFilter``
+implements ``StreamDecoderFilterCallbacks``, ``ActiveStreamEncoderFilter`` the encoder ones. The
+same here: this class is a base of :class:`~.active_filter.ActiveFilter`, and ``set_callbacks``
+hands the filter its decoder place (its encoder place if it only encodes), which reaches its
+place in the other direction through ``peer``. (A wasmlab filter takes one callbacks object for
+both directions; a separate one per filter per stream would cost an object more.) Lua and Wasm
+filters are built on these same calls.
 """
 
 from __future__ import annotations
@@ -13,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 from ..http import Buffer, HeaderMap
 from ..http.inline_headers import RESPONSE_TRAILERS_INLINE
-from .active_filter import _ALWAYS_FROM_NEXT
 
 if TYPE_CHECKING:
     from ..config.route import Route
@@ -24,92 +28,99 @@ if TYPE_CHECKING:
 
 
 class FilterCallbacks:
-    """What a filter instance may ask of the host (Envoy's decoder + encoder filter callbacks).
+    """What a filter instance may ask of the host (Envoy's decoder + encoder filter callbacks):
+    the filter's chain place, :class:`~.active_filter.ActiveFilter`, which has the state."""
 
-    One object per filter per stream. Lua and Wasm filters are built on these same calls.
-    """
+    __slots__ = ()
 
-    __slots__ = ("_m", "_dec", "_enc", "name")
+    if TYPE_CHECKING:  # the place's own fields (active_filter.py)
+        manager: FilterManager
+        name: str
+        decoder: bool
+        peer: ActiveFilter | None
 
-    def __init__(self, manager: FilterManager, name: str, dec: ActiveFilter | None, enc: ActiveFilter | None) -> None:
-        self._m = manager
-        #: the filter's place in each direction (None: it takes no part in that one)
-        self._dec = dec
-        self._enc = enc
-        self.name = name
+    @property
+    def _dec(self) -> ActiveFilter | None:
+        """The filter's decoder place (None: it takes no part in decoding)."""
+        return self if self.decoder else self.peer  # type: ignore[return-value]
+
+    @property
+    def _enc(self) -> ActiveFilter | None:
+        """The filter's encoder place (None: it takes no part in encoding)."""
+        return self.peer if self.decoder else self  # type: ignore[return-value]
 
     def _on_worker(self, what: str) -> None:
         """Refuse a call from another thread than the stream's worker (a ``threading.Timer``, an
         upstream app): it would run the chain on that thread, beside the worker's own loop.
         Envoy requires the same (a filter's callbacks are used on its worker thread only) but
         does not check it in a release build."""
-        dispatcher = self._m.stream.dispatcher
+        dispatcher = self.manager.stream.dispatcher
         if not dispatcher.is_current():
             message = (
                 f"filter '{self.name}' called {what}() on thread {threading.current_thread().name!r}, not on "
                 f"its worker {dispatcher.name}: a filter's callbacks may only be used on its worker; hand the "
                 f"call over with self.callbacks.dispatcher.post(...)"
             )
-            self._m.stream.proxy.log("error", "http", message)
+            self.manager.stream.proxy.log("error", "http", message)
             raise RuntimeError(message)
 
     # ---- identity ------------------------------------------------------------------------------
     @property
     def stream(self) -> ActiveStream:
-        return self._m.stream
+        return self.manager.stream
 
     @property
     def stream_id(self) -> int:
-        return self._m.stream.stream_id
+        return self.manager.stream.stream_id
 
     @property
     def stream_info(self) -> Any:
-        return self._m.stream.info
+        return self.manager.stream.info
 
     @property
     def dispatcher(self) -> Any:
-        return self._m.stream.dispatcher
+        return self.manager.stream.dispatcher
 
     @property
     def worker(self) -> int | None:
-        return self._m.stream.dispatcher.worker
+        return self.manager.stream.dispatcher.worker
 
     @property
     def server(self) -> ServerContext:
         """The server services a filter may use (clock, stats, log, clusters...): Envoy's
         ``ServerFactoryContext``, not the Proxy a lesson drives."""
-        return self._m.stream.proxy
+        return self.manager.stream.proxy
 
     #: the same :class:`ServerContext` under the name filters have always used
     proxy = server
 
     @property
     def buffer_limit(self) -> int:
-        return self._m.buffer_limit
+        return self.manager.buffer_limit
 
     # ---- stream state ---------------------------------------------------------------------------
     @property
     def request_headers(self) -> HeaderMap | None:
-        return self._m.request_headers
+        return self.manager.request_headers
 
     @property
     def request_trailers(self) -> HeaderMap | None:
-        return self._m.request_trailers
+        return self.manager.request_trailers
 
     @property
     def response_headers(self) -> HeaderMap | None:
-        return self._m.response_headers
+        return self.manager.response_headers
 
     @property
     def response_trailers(self) -> HeaderMap | None:
-        return self._m.response_trailers
+        return self.manager.response_trailers
 
     @property
     def route(self) -> Route | None:
-        return self._m.stream.route()
+        return self.manager.stream.route()
 
     def clear_route_cache(self) -> None:
-        self._m.stream.clear_route_cache()
+        self.manager.stream.clear_route_cache()
 
     # ---- iteration ------------------------------------------------------------------------------
     def continue_decoding(self) -> None:
@@ -123,27 +134,27 @@ class FilterCallbacks:
             self._enc.common_continue()
 
     def decoding_buffer(self) -> Buffer | None:
-        return self._m.buffered_request
+        return self.manager.buffered_request
 
     def encoding_buffer(self) -> Buffer | None:
-        return self._m.buffered_response
+        return self.manager.buffered_response
 
     def add_decoded_data(self, data: Buffer | bytes, streaming: bool = False) -> None:
         self._on_worker("add_decoded_data")
-        self._m.add_data(self._dec, _as_buffer(data, "add_decoded_data"), streaming)
+        self.manager.add_data(self._dec, _as_buffer(data, "add_decoded_data"), streaming)
 
     def add_encoded_data(self, data: Buffer | bytes, streaming: bool = False) -> None:
         self._on_worker("add_encoded_data")
-        self._m.add_data(self._enc, _as_buffer(data, "add_encoded_data"), streaming)
+        self.manager.add_data(self._enc, _as_buffer(data, "add_encoded_data"), streaming)
 
     def add_decoded_trailers(self) -> HeaderMap:
-        m = self._m
+        m = self.manager
         if m.request_trailers is None:
             m.request_trailers = HeaderMap()
         return m.request_trailers
 
     def add_encoded_trailers(self) -> HeaderMap:
-        m = self._m
+        m = self.manager
         if m.response_trailers is None:
             m.response_trailers = HeaderMap(None, RESPONSE_TRAILERS_INLINE)
         return m.response_trailers
@@ -172,11 +183,12 @@ class FilterCallbacks:
 
         else:
             modify = None
-        self._m.send_local_reply(status, body.encode() if isinstance(body, str) else body, modify, details, grpc_status)
+        raw = body.encode() if isinstance(body, str) else body
+        self.manager.send_local_reply(status, raw, modify, details, grpc_status)
 
     def encode_headers(self, headers: HeaderMap, end_stream: bool, details: str = "via_upstream") -> None:
         """Start the response (used by the terminal filter, e.g. the router)."""
-        m = self._m
+        m = self.manager
         if m.destroyed:
             return
         m.stream.info.response_code_details = details
@@ -184,13 +196,13 @@ class FilterCallbacks:
         m.encode_headers(None, headers, end_stream)
 
     def encode_data(self, data: Buffer | bytes, end_stream: bool) -> None:
-        m = self._m
+        m = self.manager
         if m.destroyed:
             return
-        m.encode_data(None, data if isinstance(data, Buffer) else Buffer(data), end_stream, _ALWAYS_FROM_NEXT)
+        m.encode_data(None, data if isinstance(data, Buffer) else Buffer(data), end_stream)
 
     def encode_trailers(self, trailers: HeaderMap) -> None:
-        m = self._m
+        m = self.manager
         if m.destroyed:
             return
         m.response_trailers = trailers
@@ -198,10 +210,27 @@ class FilterCallbacks:
 
     def reset_stream(self, details: str = "filter_reset") -> None:
         self._on_worker("reset_stream")
-        self._m.stream.reset(details)
+        self.manager.stream.reset(details)
 
     def log(self, level: str, logger: str, message: str) -> None:
-        self._m.stream.proxy.log(level, logger, message)
+        self.manager.stream.proxy.log(level, logger, message)
+
+
+class Unplaced(FilterCallbacks):
+    """The callbacks of a filter that takes part in neither direction (``decoder`` and
+    ``encoder`` both False): it has no place in the chain, so iteration calls do nothing."""
+
+    __slots__ = ("manager", "name", "decoder", "peer")
+
+    def __init__(self, manager: FilterManager, name: str) -> None:
+        self.manager = manager
+        self.name = name
+        self.decoder = False
+        self.peer = None
+
+    @property
+    def _enc(self) -> ActiveFilter | None:
+        return None
 
 
 def _as_buffer(data: Any, what: str) -> Buffer:

@@ -27,7 +27,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..http import Buffer, FilterDataStatus, FilterHeadersStatus, FilterTrailersStatus, HeaderMap
-from ..trace.shapes import FILTER_DATA, FILTER_HEADERS, FILTER_STEP, FILTER_TRAILERS
 from .active_filter import (
     _ALWAYS_FROM_NEXT,
     _CONTINUE,
@@ -44,18 +43,17 @@ from .active_filter import (
     _ENCODE_TRAILERS,
     _ENCODE_TRAILERS_CB,
     _FAILED,
-    _STATUS_NAMES,
     _TRAITS,
     ActiveFilter,
     FilterTraits,
     IterationState,
     _Callback,
-    _name,
     filter_raised_message,
     set_callbacks_of,
     traits_of,
 )
-from .filter_callbacks import FilterCallbacks
+from .filter_callbacks import FilterCallbacks, Unplaced
+from .filter_trace import call_traced, record_filter
 
 if TYPE_CHECKING:
     from ..filters.base import StreamFilter
@@ -66,10 +64,6 @@ __all__ = ["ActiveFilter", "FilterCallbacks", "FilterManager", "IterationState"]
 _HS = FilterHeadersStatus
 _DS = FilterDataStatus
 _TS = FilterTrailersStatus
-
-#: the compact args of filter events that repeat (headers and continue steps), one tuple each
-_SHARED_ARGS: dict[tuple[Any, ...], tuple[Any, ...]] = {}
-
 
 # call-state bits (Envoy FilterCallState): active_filter.py defines one per callback
 _DECODING = _DECODE_HEADERS | _DECODE_DATA | _DECODE_TRAILERS
@@ -125,7 +119,11 @@ class FilterManager:
             if traits.encoder:
                 enc = ActiveFilter(self, f, name, 0, False, traits)
                 encoders.append(enc)
-            cb = FilterCallbacks(self, name, dec, enc)
+            # the filter's callbacks are its place (filter_callbacks.py): the decoder one, which
+            # reaches the encoder one, or the encoder one if it only encodes
+            if dec is not None:
+                dec.peer = enc
+            cb = dec or enc or Unplaced(self, name)
             if traits.plain_set_callbacks:
                 f.callbacks = cb  # what StreamFilter.set_callbacks does, without the call
             elif not set_callbacks_of(self, f, cb, name):  # it raised: the chain ends before it
@@ -155,12 +153,9 @@ class FilterManager:
         self.destroyed = False
         self._too_large_sent = False
 
-    # ---- trace -----------------------------------------------------------------------------------
-    def record_filter(self, af: ActiveFilter, name: str) -> None:
-        """A single step of a filter (``continue_decoding``...): a point event."""
-        raw = (af.name, af.kind)
-        raw = _SHARED_ARGS.setdefault(raw, raw)
-        self.rec.emit("filter", name, raw, None, self.stream.stream_id, None, None, None, FILTER_STEP)
+    # ---- trace (filter_trace.py: the traced stream's callbacks record enter/exit events) ----------
+    record_filter = record_filter
+    _call_traced = call_traced
 
     # ---- the one place a filter callback runs -------------------------------------------------
     def _call(self, e: ActiveFilter, cb: _Callback, fn: Callable[..., Any], frame: Any, end_stream: bool) -> Any:
@@ -168,8 +163,9 @@ class FilterManager:
         a failed stream, remember the status for diagnostics. Returns the status, or None when
         the walker must stop here (the stream failed or went away).
 
-        This is the untraced path, the one every request takes; a traced stream takes
-        :meth:`_call_traced`, which does the same and records the enter/exit events."""
+        This is the untraced path (the headers walkers write it out inline, the path every
+        request takes); a traced stream takes :meth:`_call_traced`, which does the same and
+        records the enter/exit events."""
         if self.rec.enabled:
             return self._call_traced(e, cb, fn, frame, end_stream)
         self.call_state |= cb.bit
@@ -182,47 +178,17 @@ class FilterManager:
             return None
         if cb.trailers:
             e.end_stream = True
+        return self._settle(e, cb, status)
+
+    def _settle(self, e: ActiveFilter, cb: _Callback, status: Any) -> Any:
+        """A callback's return value as its status enum (None: the stream failed), kept in
+        ``last_status`` for diagnostics."""
         if status.__class__ is not cb.status:
             status = self._coerce(cb.status, status, e, cb.name)
             if status is None:
                 return None
         # a shared tuple for Continue, the usual answer: no new object per call
         e.last_status = cb.continued if status is cb.continue_status else (cb.name, status)
-        return status
-
-    def _call_traced(self, e: ActiveFilter, cb: _Callback, fn: Callable[..., Any], frame: Any, end_stream: bool) -> Any:
-        """:meth:`_call` on a traced stream: the callback between an enter and an exit event."""
-        self.call_state |= cb.bit
-        shape = cb.shape
-        # the event's args as plain values (trace.shapes): (filter, kind, end_stream),
-        # (filter, kind, size, end_stream) or (filter, kind, count)
-        if shape == FILTER_HEADERS:
-            raw: tuple[Any, ...] = (e.name, e.kind, end_stream)
-            # one shared tuple per (filter, kind, end_stream): the ring keeps no new object
-            # for it, so tracing makes the garbage collector run less often
-            raw = _SHARED_ARGS.setdefault(raw, raw)
-        elif shape == FILTER_DATA:
-            raw = (e.name, e.kind, len(frame), end_stream)
-        else:
-            raw = (e.name, e.kind, len(frame))
-        self.rec.emit("filter", cb.name, raw, None, self.stream.stream_id, None, None, "enter", shape)
-        try:
-            status = fn(frame) if shape == FILTER_TRAILERS else fn(frame, end_stream)
-        except BaseException as exc:  # even SystemExit: it must not end the worker thread
-            status = self._raised(e, cb.name, exc)
-        self.call_state &= ~cb.bit
-        if cb.abort_on_destroy and (self.destroyed or (cb.abort_on_complete and self.local_complete)):
-            return None
-        if shape == FILTER_TRAILERS:
-            e.end_stream = True
-            raw = (e.name, e.kind, len(frame))
-        result = _STATUS_NAMES.get(id(status)) or _name(status)
-        self.rec.emit("filter", cb.name, raw, result, self.stream.stream_id, None, None, "exit", shape)
-        if status.__class__ is not cb.status:
-            status = self._coerce(cb.status, status, e, cb.name)
-            if status is None:
-                return None
-        e.last_status = (cb.name, status)
         return status
 
     def _raised(self, af: ActiveFilter, name: str, e: BaseException) -> Any:
@@ -264,27 +230,40 @@ class FilterManager:
         self.decode_trailers(None, trailers)
 
     # ---- decoding ----------------------------------------------------------------------------
-    # The walkers below take two short cuts on the common path, each marked where it is taken:
-    # a callback the filter class left as StreamFilter's default is not called on an untraced
-    # stream (it would only return Continue; the state changes are the same), and the Continue
-    # case of after_headers/after_data is applied inline.
+    # The walkers below take short cuts on the common path, each marked where it is taken: a
+    # callback the filter class left as StreamFilter's default is not called on an untraced
+    # stream (it would only return Continue; the state changes are the same), the Continue case
+    # of after_headers/after_data is applied inline, and the headers walkers run an untraced
+    # callback inline (what _call does, without its call).
     def decode_headers(self, af: ActiveFilter | None, headers: HeaderMap, end_stream: bool) -> None:
         i = 0 if af is None else af.start_index(_ALWAYS_FROM_NEXT)
         decoders = self.decoders
         last = len(decoders) - 1
-        skip = 0 if self.rec.enabled else _DECODE_HEADERS
+        traced = self.rec.enabled
+        skip = 0 if traced else _DECODE_HEADERS
         continue_data_entry: ActiveFilter | None = None
+        end = end_stream  # what each filter is told: False from where a buffered body continues
         while i <= last:
             e = decoders[i]
-            e.end_stream = end_stream and continue_data_entry is None
+            e.end_stream = end
             if e.passthrough & skip:  # short cut: StreamFilter's default, nothing to call
                 status = _HS_CONTINUE
                 e.last_status = _DECODE_HEADERS_CB.continued
             else:
-                status = self._call(e, _DECODE_HEADERS_CB, e.filter.decode_headers, headers, e.end_stream)
-                if status is None:
-                    return
-                if self.decoder_aborted or self.destroyed:
+                if traced:
+                    status = self._call_traced(e, _DECODE_HEADERS_CB, e.filter.decode_headers, headers, end)
+                else:  # short cut: _call inline
+                    self.call_state |= _DECODE_HEADERS
+                    try:
+                        status = e.filter.decode_headers(headers, end)
+                    except BaseException as exc:  # even SystemExit: it must not end the worker thread
+                        status = self._raised(e, "decode_headers", exc)
+                    self.call_state &= ~_DECODE_HEADERS
+                    if status is _HS_CONTINUE:
+                        e.last_status = _DECODE_HEADERS_CB.continued
+                    else:
+                        status = self._settle(e, _DECODE_HEADERS_CB, status)
+                if status is None or self.decoder_aborted or self.destroyed:
                     return
             if status is _HS_CONTINUE:
                 e.headers_continued = True  # short cut: after_headers(Continue)
@@ -292,8 +271,9 @@ class FilterManager:
                 if continue_data_entry is not None:
                     continue_data_entry.continue_held()
                 return
-            if end_stream and self.buffered_request is not None and continue_data_entry is None:
+            if end and self.buffered_request is not None:
                 continue_data_entry = e
+                end = False
             i += 1
         if continue_data_entry is not None:
             continue_data_entry.continue_held()
@@ -391,19 +371,34 @@ class FilterManager:
         i = 0 if af is None else af.start_index(_ALWAYS_FROM_NEXT)
         encoders = self.encoders
         last = len(encoders) - 1
-        skip = 0 if self.rec.enabled else _ENCODE_HEADERS
+        traced = self.rec.enabled
+        skip = 0 if traced else _ENCODE_HEADERS
         continue_data_entry: ActiveFilter | None = None
+        end = end_stream  # what each filter is told: False from where a buffered body continues
         while i <= last:
             e = encoders[i]
-            e.end_stream = end_stream and continue_data_entry is None
+            e.end_stream = end
             if e.passthrough & skip:  # short cut: StreamFilter's default, nothing to call
                 hs = _HS_CONTINUE
                 e.last_status = _ENCODE_HEADERS_CB.continued
             else:
-                hs = self._call(e, _ENCODE_HEADERS_CB, e.filter.encode_headers, headers, e.end_stream)
-                if hs is None:
-                    return
-                if self.response_headers is not headers:  # a local reply replaced the response
+                if traced:
+                    hs = self._call_traced(e, _ENCODE_HEADERS_CB, e.filter.encode_headers, headers, end)
+                else:  # short cut: _call inline
+                    self.call_state |= _ENCODE_HEADERS
+                    try:
+                        hs = e.filter.encode_headers(headers, end)
+                    except BaseException as exc:  # even SystemExit: it must not end the worker thread
+                        hs = self._raised(e, "encode_headers", exc)
+                    self.call_state &= ~_ENCODE_HEADERS
+                    if self.destroyed:
+                        return
+                    if hs is _HS_CONTINUE:
+                        e.last_status = _ENCODE_HEADERS_CB.continued
+                    else:
+                        hs = self._settle(e, _ENCODE_HEADERS_CB, hs)
+                # (a local reply replaced the response)
+                if hs is None or self.response_headers is not headers:
                     return
             if hs is _HS_CONTINUE:
                 e.headers_continued = True  # short cut: after_headers(Continue)
@@ -411,8 +406,9 @@ class FilterManager:
                 if not e.end_stream and continue_data_entry is not None:
                     continue_data_entry.continue_held()
                 return
-            if end_stream and self.buffered_response is not None and continue_data_entry is None:
+            if end and self.buffered_response is not None:
                 continue_data_entry = e
+                end = False
             i += 1
         status = headers.get(":status")  # (the common "200" is checked without a call)
         if not (status is not None and status.isdecimal() and len(status) < 4) and not _status_parses(status):
@@ -423,7 +419,6 @@ class FilterManager:
                 "filter_removed_required_response_headers{missing_required_header:_:status}",
             )
             return
-        end = end_stream and continue_data_entry is None
         self.response_started_to_codec = True
         self.stream.codec_encode_headers(headers, end)
         if end:
@@ -431,7 +426,9 @@ class FilterManager:
         if continue_data_entry is not None:
             continue_data_entry.continue_held()
 
-    def encode_data(self, af: ActiveFilter | None, data: Buffer, end_stream: bool, start: int) -> None:
+    def encode_data(
+        self, af: ActiveFilter | None, data: Buffer, end_stream: bool, start: int = _ALWAYS_FROM_NEXT
+    ) -> None:
         if self.destroyed or self.local_complete:
             return
         if af is None:

@@ -21,11 +21,8 @@ filter chain, and wasmlab copies (each checked against real Envoy 1.40):
 from __future__ import annotations
 
 import itertools
-import random
-import time
 from collections.abc import Callable
 from itertools import chain
-from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from ..config.bootstrap import HcmConfig, ListenerConfig, PerRouteDisabled
@@ -42,8 +39,10 @@ from .conn_manager_utility import (
     add_external_address,
     add_user_agent,
     append_via,
+    http_date,
     mutate_client_address,
     normalize_path,
+    request_id,
     request_id_in_response,
     set_inline,
     strip_host_port,
@@ -103,7 +102,7 @@ class ActiveStream:
             clock.monotonic_ns(),
             downstream_remote_address=peer,
             downstream_direct_remote_address=peer,
-            downstream_local_address=str(hcm.listener.address),
+            downstream_local_address=hcm.local_address,
             listener_direction=hcm.listener.direction,
         )
         self.pending = pending
@@ -175,7 +174,8 @@ class ActiveStream:
         headers.add(":scheme", "http")
         for k, v in spec.headers:
             headers.add(k, v)
-        if "close" in [t.strip().lower() for t in (headers.get("connection") or "").split(",")]:
+        connection = headers.get("connection")
+        if connection is not None and "close" in [t.strip().lower() for t in connection.split(",")]:
             self.info.should_drain_connection = True  # Envoy's saw_connection_close: answer with close
         path = spec.path
         if spec.method not in HTTP1_METHODS or not (path.isascii() and path.isprintable()) or " " in path:
@@ -200,9 +200,9 @@ class ActiveStream:
         add_external_address(headers, opts, client)
         edge = opts.use_remote_address and client is not None  # (client None: an internal request)
         if edge and not opts.preserve_external_request_id and "x-request-id" in headers:
-            set_inline(headers, "x-request-id", _request_id())  # an edge Envoy does not trust the client's id
+            set_inline(headers, "x-request-id", request_id())  # an edge Envoy does not trust the client's id
         if config.generate_request_id and "x-request-id" not in headers:
-            headers.add("x-request-id", _request_id())
+            headers.add("x-request-id", request_id())
         return headers, "continue"
 
     def start(self, spec: RequestSpec) -> None:
@@ -302,7 +302,7 @@ class ActiveStream:
         if body:
             headers.set("content-length", str(len(body)))
             if "content-type" not in headers or (body != original and not custom_type):
-                _set_in_place(headers, "content-type", content_type)
+                headers.set_in_place("content-type", content_type)
         else:
             # an empty local reply carries neither (Envoy drops what a modifier set; the codec
             # then adds content-length: 0)
@@ -312,23 +312,23 @@ class ActiveStream:
 
     def codec_encode_headers(self, headers: HeaderMap, end_stream: bool) -> None:
         config = self.hcm.config
-        if not _HOP_BY_HOP.isdisjoint(map(_name_of, headers._entries)):
+        if not _HOP_BY_HOP.isdisjoint(headers.keys()):
             # Envoy's mutateResponseHeaders: these hop-by-hop headers, from the upstream or a
             # filter, are not passed on (filters see them; the upstream's keep-alive never
             # reaches them: upstream.to_wire_response); wasmlab has no upgrade responses
             for name in _HOP_BY_HOP:
                 headers.remove(name)
         if "date" not in headers:
-            headers.add("date", _http_date(self.proxy.clock.wall_ns()))
+            headers.add("date", http_date(self.proxy.clock.wall_ns()))
         sht = config.server_header_transformation
         if sht == "OVERWRITE":
-            _set_in_place(headers, "server", config.server_name)
+            headers.set_in_place("server", config.server_name)
         elif sht == "APPEND_IF_ABSENT" and "server" not in headers:
             headers.add("server", config.server_name)
         opts = config.header_options
-        request_id = request_id_in_response(opts, self.info.request_headers)
-        if request_id:
-            set_inline(headers, "x-request-id", request_id)
+        echoed = request_id_in_response(opts, self.info.request_headers)
+        if echoed:
+            set_inline(headers, "x-request-id", echoed)
         if opts.via:
             append_via(headers, opts.via)
         if self.fm is not None and not self.fm.remote_decode_complete:
@@ -433,7 +433,7 @@ class ActiveStream:
         stats = proxy.stat_store
         if how == "complete" and status:
             if status < 600:  # Envoy counts the five classes only (not 600 and up)
-                stats.inc(hcm.stat(f"downstream_rq_{status // 100}xx"))
+                stats.inc(hcm.stat(_RQ_CLASS_STATS[status // 100]))
             stats.inc(hcm.stat("downstream_rq_completed"))
         else:
             stats.inc(hcm.stat("downstream_rq_tx_reset"))
@@ -491,12 +491,6 @@ class ActiveStream:
             self.dispatcher.after_task(pending.set_reset, self._reset_details or "reset", partial)
 
 
-def _request_id() -> str:
-    """A random (version 4) UUID string, as Envoy generates for x-request-id."""
-    h = "%032x" % ((random.getrandbits(128) & ~(0xF << 76) & ~(0x3 << 62)) | (0x4 << 76) | (0x2 << 62))
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
 def _per_route(route: Route | None, name: str) -> Any:
     if route is None:
         return None
@@ -520,37 +514,24 @@ def _grpc_local_reply(headers: HeaderMap, status: int, body: bytes, grpc_status:
     ``grpc-message`` (a last newline too, ``%0A``, unless the body format is JSON), no body).
     wasmlab reads the request's headers when it replies; Envoy reads them once before the
     first filter (the same unless a filter changed ``content-type``)."""
-    _set_in_place(headers, ":status", "200")
-    _set_in_place(headers, "content-type", GRPC_CONTENT_TYPE)
+    headers.set_in_place(":status", "200")
+    headers.set_in_place("content-type", GRPC_CONTENT_TYPE)
     if not headers.get("grpc-status"):
-        _set_in_place(
-            headers, "grpc-status", str(grpc_status if grpc_status is not None else http_to_grpc_status(status))
+        headers.set_in_place(
+            "grpc-status", str(grpc_status if grpc_status is not None else http_to_grpc_status(status))
         )
     if body and not head:
-        _set_in_place(headers, "grpc-message", percent_encode_message(body))
+        headers.set_in_place("grpc-message", percent_encode_message(body))
     headers.remove("content-length")
     return headers
 
 
 #: what Envoy's ``ConnectionManagerUtility::mutateResponseHeaders`` removes from every response
 _HOP_BY_HOP = frozenset({"connection", "upgrade", "proxy-connection"})
-_name_of = itemgetter(0)
 
 
-def _set_in_place(headers: HeaderMap, name: str, value: str) -> None:
-    entries = headers._entries
-    for i, (k, _) in enumerate(entries):
-        if k == name:
-            entries[i] = (name, value)
-            del_idx = [j for j in range(i + 1, len(entries)) if entries[j][0] == name]
-            for j in reversed(del_idx):
-                del entries[j]
-            return
-    entries.append((name, value))
-
-
-def _http_date(wall_ns: int) -> str:
-    return time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(wall_ns / 1e9))
+#: the response status classes Envoy counts (``downstream_rq_2xx``...), by ``status // 100``
+_RQ_CLASS_STATS = tuple(f"downstream_rq_{c}xx" for c in range(6))
 
 
 class HttpConnectionManager:
@@ -567,9 +548,16 @@ class HttpConnectionManager:
         #: called (on the stream's worker) when the last stream ends, while this HCM drains
         self.on_drained: Callable[[], None] | None = None
         self._stat_prefix = f"http.{self.config.stat_prefix}."
+        self._stat_names: dict[str, str] = {}
+        #: the listener's address as the stream info shows it (``downstream_local_address``)
+        self.local_address = str(listener.address)
 
     def stat(self, name: str) -> str:
-        return self._stat_prefix + name
+        """The full name of an HCM stat (``http.<stat_prefix>.<name>``), made once per name."""
+        full = self._stat_names.get(name)
+        if full is None:
+            full = self._stat_names[name] = self._stat_prefix + name
+        return full
 
     def new_stream(self, dispatcher: Dispatcher, spec: RequestSpec, pending: _Pending | None) -> ActiveStream:
         stream = ActiveStream(self, dispatcher, pending)

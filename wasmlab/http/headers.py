@@ -11,7 +11,10 @@ with ``inline=`` (the set of its kind: request headers, response headers...) doe
 :meth:`HeaderMap.add`; a map without one (the default) adds every value as its own entry.
 
 We store a plain list of ``(name, value)`` tuples: header maps hold a dozen entries, so a linear
-scan beats any index, and iteration order is exactly Envoy's.
+scan beats any index, and iteration order is exactly Envoy's. Beside it, ``_names`` lists the
+entries' names in the same order (a speed-up: "is it there?" and "where?" are then ``in`` and
+``list.index``, scans that run in C, instead of a Python loop over the tuples; every method that
+changes ``_entries`` changes ``_names`` the same way).
 """
 
 from __future__ import annotations
@@ -22,6 +25,20 @@ from typing import Any
 from .inline_headers import NO_INLINE
 
 HeaderItems = Any  # Iterable[tuple[str, str]] | dict[str, str] | HeaderMap | None
+
+
+#: lower-cased names by the name as given. A speed-up for the calls every request makes with the
+#: same names (``get(":status")``...): ``_LOWERED.get(name) or _lower(name)`` finds a name seen
+#: before without making a new string (whose hash the name lookups would compute again).
+#: Bounded: a client may send any names.
+_LOWERED: dict[str, str] = {}
+
+
+def _lower(name: str) -> str:
+    key = name.lower()
+    if len(_LOWERED) < 4096:
+        _LOWERED[name] = key
+    return key
 
 
 def _text(value: object, what: str) -> str:
@@ -41,15 +58,17 @@ class HeaderMap:
     ...); adding one of them joins the value to the present entry. Made from another HeaderMap,
     the entries are copied as they are, and the set too unless ``inline`` is given."""
 
-    __slots__ = ("_entries", "inline")
+    __slots__ = ("_entries", "_names", "inline")
 
     def __init__(self, items: HeaderItems = None, inline: frozenset[str] | None = None) -> None:
         self._entries: list[tuple[str, str]] = []
+        self._names: list[str] = []  # the entries' names, in order (module docstring)
         self.inline = NO_INLINE if inline is None else inline
         if items is None:
             return
         if isinstance(items, HeaderMap):
             self._entries = list(items._entries)
+            self._names = list(items._names)
             if inline is None:
                 self.inline = items.inline
             return
@@ -64,15 +83,17 @@ class HeaderMap:
     # ---- reading -------------------------------------------------------------------------
     def get(self, name: str, default: str | None = None) -> str | None:
         """First value of ``name`` (case-insensitive), or ``default``."""
-        key = name.lower()
-        for k, v in self._entries:
-            if k == key:
-                return v
+        key = _LOWERED.get(name) or _lower(name)
+        names = self._names
+        if key in names:
+            return self._entries[names.index(key)][1]
         return default
 
     def get_all(self, name: str) -> list[str]:
         """Every value of ``name`` in order."""
-        key = name.lower()
+        key = _LOWERED.get(name) or _lower(name)
+        if key not in self._names:
+            return []
         return [v for k, v in self._entries if k == key]
 
     def get_joined(self, name: str) -> str | None:
@@ -83,11 +104,7 @@ class HeaderMap:
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
             return False
-        key = name.lower()
-        for k, _ in self._entries:  # noqa: SIM110 - a plain loop is ~2x faster than any() here
-            if k == key:
-                return True
-        return False
+        return (_LOWERED.get(name) or _lower(name)) in self._names
 
     def __getitem__(self, name: str) -> str:
         value = self.get(name)
@@ -113,7 +130,7 @@ class HeaderMap:
         return list(self._entries)
 
     def keys(self) -> list[str]:
-        return [k for k, _ in self._entries]
+        return list(self._names)
 
     def to_list(self) -> list[list[str]]:
         """``[[name, value], ...]`` — the JSON shape used by the CLI and the echo app."""
@@ -126,44 +143,46 @@ class HeaderMap:
     def copy(self) -> HeaderMap:
         new = HeaderMap(None, self.inline)
         new._entries = list(self._entries)
+        new._names = list(self._names)
         return new
 
     def without_pseudo(self) -> HeaderMap:
         new = HeaderMap(None, self.inline)
-        new._entries = [e for e in self._entries if not e[0].startswith(":")]
+        pseudo = 0  # (pseudo-headers are always the first entries)
+        for k in self._names:
+            if k[:1] != ":":
+                break
+            pseudo += 1
+        new._entries = self._entries[pseudo:]
+        new._names = self._names[pseudo:]
         return new
 
     # ---- writing -------------------------------------------------------------------------
     def add(self, name: str, value: object) -> None:
         """Append one entry; a pseudo-header goes after the last pseudo-header. A name with an
         inline slot in this map (``self.inline``) that is present joins it (:meth:`add_inline`)."""
-        key = name.lower() if type(name) is str else _text(name, "name").lower()
+        key = (_LOWERED.get(name) or _lower(name)) if type(name) is str else _text(name, "name").lower()
         val = value if type(value) is str else _text(value, "value")
-        entries = self._entries
-        if key in self.inline:
-            # add_inline(key, val), unrolled for its common case (absent): this is the hottest
-            # method of a request, and most of a request map's names are inline
+        names = self._names
+        if key in self.inline:  # add_inline(key, val), for this map's own set
             if key == "host":
                 key = ":authority"
-            if key[:1] != ":":
-                for k, _ in entries:
-                    if k == key:
-                        self._append_to_first(key, val)
-                        return
-                entries.append((key, val))
+            if key in names:
+                self._append_to_first(key, val)
                 return
-        if key[:1] == ":":
+        # a pseudo-header with ordinary headers present goes after the last pseudo-header
+        # (pseudo-headers are always the first entries); anything else goes at the end
+        if key[:1] == ":" and names and names[-1][:1] != ":":
             i = 0
-            for k, _ in entries:
+            for k in names:
                 if k[:1] != ":":
                     break
-                if k == key and key in self.inline:  # pseudo-headers are inline in Envoy's maps
-                    self._append_to_first(key, val)
-                    return
                 i += 1
-            entries.insert(i, (key, val))
+            self._entries.insert(i, (key, val))
+            names.insert(i, key)
         else:
-            entries.append((key, val))
+            self._entries.append((key, val))
+            names.append(key)
 
     def add_lowered(self, key: str, value: str) -> None:
         """:meth:`add` for a name already lower-cased and a str value (host functions)."""
@@ -171,6 +190,7 @@ class HeaderMap:
             self.add(key, value)
         else:
             self._entries.append((key, value))
+            self._names.append(key)
 
     def add_inline(self, key: str, value: str) -> None:
         """Add ``value`` to the inline header ``key`` (lower-cased) as Envoy's
@@ -180,23 +200,23 @@ class HeaderMap:
         ``self.inline`` says."""
         if key == "host":
             key = ":authority"
-        if key in self:
+        if key in self._names:
             self._append_to_first(key, value)
         elif key[:1] == ":":
             self.add(key, value)  # (absent: inserted after the other pseudo-headers)
         else:
             self._entries.append((key, value))
+            self._names.append(key)
 
     def _append_to_first(self, key: str, value: str) -> None:
         """Envoy's ``appendToHeader``: ``,value`` after the first entry's value (``; value`` for
         ``cookie``), nothing for an empty value, no delimiter after an empty old value."""
-        if not value:
+        if not value or key not in self._names:
             return
         entries = self._entries
-        for i, (k, old) in enumerate(entries):
-            if k == key:
-                entries[i] = (k, old + ("; " if key == "cookie" else ",") + value if old else value)
-                return
+        i = self._names.index(key)
+        old = entries[i][1]
+        entries[i] = (key, old + ("; " if key == "cookie" else ",") + value if old else value)
 
     def set(self, name: str, value: object) -> None:
         """Replace every entry of ``name`` with one (Envoy ``setCopy``; ``host`` in a request map
@@ -212,15 +232,17 @@ class HeaderMap:
         """Envoy's inline-header setters (``setContentLength``, ``setEnvoyUpstreamServiceTime``...)
         for a lower-cased ``name``: the first entry keeps its place and takes the value, later
         ones go; absent, it is added."""
+        names = self._names
+        if name not in names:
+            self.add(name, value)
+            return
         entries = self._entries
-        for i, (k, _) in enumerate(entries):
-            if k == name:
-                entries[i] = (name, value)
-                for j in range(len(entries) - 1, i, -1):
-                    if entries[j][0] == name:
-                        del entries[j]
-                return
-        self.add(name, value)
+        i = names.index(name)
+        entries[i] = (name, value)
+        for j in range(len(entries) - 1, i, -1):
+            if names[j] == name:
+                del entries[j]
+                del names[j]
 
     def set_default(self, name: str, value: object) -> None:
         """Add only when absent."""
@@ -229,21 +251,22 @@ class HeaderMap:
 
     def remove(self, name: str) -> int:
         """Remove every entry of ``name``; returns how many were removed."""
-        key = name.lower()
-        entries = self._entries
-        for k, _ in entries:
-            if k == key:
-                break
-        else:
+        key = _LOWERED.get(name) or _lower(name)
+        names = self._names
+        if key not in names:
             return 0  # absent (most hop-by-hop names are): no new list to build
+        entries = self._entries
         self._entries = [e for e in entries if e[0] != key]
+        self._names = [k for k in names if k != key]
         return len(entries) - len(self._entries)
 
     def clear(self) -> None:
         self._entries = []
+        self._names = []
 
     def replace_all(self, items: Iterable[tuple[str, str]]) -> None:
         """Drop every entry and add ``items`` in order (``proxy_set_header_map_pairs``)."""
         self._entries = []
+        self._names = []
         for k, v in items:
             self.add(k, v)

@@ -85,23 +85,27 @@ class RouterFactory(HttpFilterFactory):
 class RouterFilter(StreamFilter):
     encoder = False  # the router only decodes; responses start here
 
+    # The state of a request sent upstream, set when it goes there (decode_headers); until then
+    # these class values are what an instance reads (a direct response or a redirect needs none
+    # of it, so a stream does not store it).
+    route: Any = None
+    cluster: Any = None
+    #: header mutation levels in Envoy's order (a weighted cluster's first)
+    levels: list[Any] | tuple[()] = ()
+    headers: HeaderMap | None = None
+    body: bytearray  # (set with headers)
+    trailers: HeaderMap | None = None
+    timer: Timer | None = None
+    #: the app call in flight: abandoned when the stream gives up on it (timeout, reset)
+    upstream_call: UpstreamCall | None = None
+    sent_ns = 0
+    done = False
+    internal = False
+    #: the request ended at its headers (no body frame will follow)
+    headers_only = False
+
     def __init__(self, factory: RouterFactory) -> None:
         self.factory = factory
-        self.route: Any = None
-        self.cluster: Any = None
-        #: header mutation levels in Envoy's order (a weighted cluster's first)
-        self.levels: list[Any] = []
-        self.headers: HeaderMap | None = None
-        self.body = bytearray()
-        self.trailers: HeaderMap | None = None
-        self.timer: Timer | None = None
-        #: the app call in flight: abandoned when the stream gives up on it (timeout, reset)
-        self.upstream_call: UpstreamCall | None = None
-        self.sent_ns = 0
-        self.done = False
-        self.internal = False
-        #: the request ended at its headers (no body frame will follow)
-        self.headers_only = False
 
     # ---- decoding ----------------------------------------------------------------------------
     def decode_headers(self, headers: HeaderMap, end_stream: bool) -> FilterHeadersStatus:
@@ -158,6 +162,7 @@ class RouterFilter(StreamFilter):
                 headers.set("x-envoy-original-path", path)
             headers.set(":path", new_path)
         self.headers = headers
+        self.body = bytearray()
         self.headers_only = end_stream
         if end_stream:
             self._send_upstream()
@@ -189,7 +194,7 @@ class RouterFilter(StreamFilter):
             for level in levels:
                 level.apply_response(h, info)
 
-        cb._m.send_local_reply(status, body, modify, "direct_response")
+        cb.manager.send_local_reply(status, body, modify, "direct_response")
 
     # ---- upstream ----------------------------------------------------------------------------
     def _send_upstream(self) -> None:

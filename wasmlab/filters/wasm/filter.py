@@ -26,6 +26,7 @@ from ...http import Buffer, FilterDataStatus, FilterHeadersStatus, FilterTrailer
 from ...proxywasm.plugin import PluginConfig, parse_plugin_config
 from ...proxywasm.stream_host import StreamHost
 from ...proxywasm.types import BufferType, FailurePolicy, GrpcStatus, MapType, StreamType, WasmResult
+from ...proxywasm.vm import Trapped
 from ..base import HttpFilterFactory, StreamFilter
 from ..registry import register_http_filter
 from .guard import FailAction, WasmCallGuard
@@ -203,13 +204,25 @@ class WasmHttpFilter(WasmCallGuard, StreamFilter, StreamHost):
         self.request_headers = headers
         # (context_id, num_headers, end_of_stream); ABI 0.1.0 has no end_of_stream
         n = len(headers)
-        args = (ctx.id, n) if ctx.vm.abi_010 else (ctx.id, n, 1 if end_stream else 0)
-        r = self._guarded("proxy_on_request_headers", args)
-        if isinstance(r, FailAction):
+        vm = ctx.vm
+        args = (ctx.id, n) if vm.abi_010 else (ctx.id, n, 1 if end_stream else 0)
+        # self._guarded("proxy_on_request_headers", args), its common case without its frame:
+        # a live VM that exports the callback is called here; anything else goes to the guard
+        fn = vm.funcs.get("proxy_on_request_headers") if vm.failed is None else None
+        if fn is None:
+            r = self._guarded("proxy_on_request_headers", args)
+        else:
+            try:
+                r = vm.invoke(fn, ctx, "proxy_on_request_headers", args)
+            except Trapped:
+                r = self._after_trap()
+        if not r:  # 0 (or no such export) is Continue, by far the most common answer: no more tests
+            status = _HS_CONTINUE
+        elif isinstance(r, FailAction):  # (a FailAction is truthy)
             self.request_headers = None
             return _ON_FAIL_HEADERS[r]
-        # 0 (or no such export) is Continue, by far the most common answer: no conversion call
-        status = convert_headers_status(r, self.plugin.allow_on_headers_stop_iteration) if r else _HS_CONTINUE
+        else:
+            status = convert_headers_status(r, self.plugin.allow_on_headers_stop_iteration)
         if self.local_reply_sent:
             return _HS.StopIteration
         if status is _HS_CONTINUE:
@@ -259,12 +272,24 @@ class WasmHttpFilter(WasmCallGuard, StreamFilter, StreamHost):
             return _HS_CONTINUE
         self.response_headers = headers
         n = len(headers)
-        args = (ctx.id, n) if ctx.vm.abi_010 else (ctx.id, n, 1 if end_stream else 0)
-        r = self._guarded("proxy_on_response_headers", args)
-        if isinstance(r, FailAction):
+        vm = ctx.vm
+        args = (ctx.id, n) if vm.abi_010 else (ctx.id, n, 1 if end_stream else 0)
+        # self._guarded("proxy_on_response_headers", args) without its frame (see decode_headers)
+        fn = vm.funcs.get("proxy_on_response_headers") if vm.failed is None else None
+        if fn is None:
+            r = self._guarded("proxy_on_response_headers", args)
+        else:
+            try:
+                r = vm.invoke(fn, ctx, "proxy_on_response_headers", args)
+            except Trapped:
+                r = self._after_trap()
+        if not r:  # Continue (see decode_headers)
+            status = _HS_CONTINUE
+        elif isinstance(r, FailAction):
             self.response_headers = None
             return _ON_FAIL_HEADERS[r]
-        status = convert_headers_status(r, self.plugin.allow_on_headers_stop_iteration) if r else _HS_CONTINUE
+        else:
+            status = convert_headers_status(r, self.plugin.allow_on_headers_stop_iteration)
         if status is _HS_CONTINUE:
             self.response_headers = None
         return status

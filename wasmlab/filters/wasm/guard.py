@@ -76,8 +76,12 @@ class WasmCallGuard:
         try:
             return vm.invoke(fn, ctx, name, args)
         except Trapped:
-            self._trapped()
-            return self._fail_stream(True) if fail_stream else FailAction.CONTINUE
+            return self._after_trap(fail_stream)
+
+    def _after_trap(self, fail_stream: bool = True) -> FailAction:
+        """This stream's callback trapped (the VM is failed already): the stream pays."""
+        self._trapped()
+        return self._fail_stream(True) if fail_stream else FailAction.CONTINUE
 
     def _trapped(self) -> None:
         self.failed = True
