@@ -227,17 +227,6 @@ def add_external_address(headers: HeaderMap, opts: HcmHeaderOptions, client: str
         set_inline(headers, "x-envoy-external-address", client)
 
 
-def request_id_in_response(opts: HcmHeaderOptions, request: HeaderMap | None) -> str | None:
-    """The ``x-request-id`` Envoy's ``mutateResponseHeaders`` copies into the response: with
-    ``always_set_request_id_in_response``, or when the request forces a trace
-    (``x-envoy-force-trace``, which only an internal request keeps); else None."""
-    if request is None:
-        return None
-    if not opts.always_set_request_id_in_response and "x-envoy-force-trace" not in request:
-        return None
-    return request.get("x-request-id") or None
-
-
 def add_user_agent(headers: HeaderMap, cluster: str, node_id: str = "") -> None:
     """``add_user_agent``: ``x-envoy-downstream-service-cluster`` is the node's cluster, and so
     is ``user-agent`` when the client sent none (or an empty one); then

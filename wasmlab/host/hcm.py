@@ -43,7 +43,6 @@ from .conn_manager_utility import (
     mutate_client_address,
     normalize_path,
     request_id,
-    request_id_in_response,
     set_inline,
     strip_host_port,
 )
@@ -326,9 +325,10 @@ class ActiveStream:
         elif sht == "APPEND_IF_ABSENT" and "server" not in headers:
             headers.add("server", config.server_name)
         opts = config.header_options
-        echoed = request_id_in_response(opts, self.info.request_headers)
-        if echoed:
-            set_inline(headers, "x-request-id", echoed)
+        req = self.info.request_headers  # Envoy's mutateResponseHeaders: the id when asked, or for a forced trace
+        if req is not None and (opts.always_set_request_id_in_response or "x-envoy-force-trace" in req):  # noqa: SIM102
+            if echoed := req.get("x-request-id"):
+                set_inline(headers, "x-request-id", echoed)
         if opts.via:
             append_via(headers, opts.via)
         if self.fm is not None and not self.fm.remote_decode_complete:
