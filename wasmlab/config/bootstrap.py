@@ -296,10 +296,8 @@ _HCM_IGNORED = (
     "drain_timeout",
     "delayed_close_timeout",
     "upgrade_configs",
-    "forward_client_cert_details",
     "set_current_client_cert_details",
     "tracing",
-    "internal_address_config",
     "proxy_100_continue",
     "access_log_options",
 )
@@ -379,7 +377,7 @@ def parse_hcm(
         "generate_request_id use_remote_address xff_num_trusted_hops skip_xff_append via "
         "preserve_external_request_id always_set_request_id_in_response local_reply_config add_user_agent "
         "normalize_path merge_slashes path_with_escaped_slashes_action strip_matching_host_port strip_any_host_port "
-        "max_request_headers_kb",
+        "max_request_headers_kb internal_address_config forward_client_cert_details",
         required=("stat_prefix",),
         ignored=_HCM_IGNORED,
         message="rds and scoped_routes (dynamic routes) are not supported",
@@ -424,6 +422,7 @@ def parse_hcm(
         sht = node.req("server_header_transformation").enum(("OVERWRITE", "APPEND_IF_ABSENT", "PASS_THROUGH"))
     gen = node.req("generate_request_id").bool_value() if node.has("generate_request_id") else True
     xff = parse_hcm_header_options(node)
+    xff.internal_only_headers = route_config.internal_only_headers
     local_reply = parse_local_reply_config(node.req("local_reply_config")) if node.has("local_reply_config") else None
     codec = (http1_trailers(node), local_reply, request_header_limits(node))
     return HcmConfig(stat_prefix, route_config, filters, logs, server_name, sht, gen, buffer_limit, xff, *codec)

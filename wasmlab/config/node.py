@@ -11,10 +11,13 @@ a cluster's HTTP/1 protocol options (Envoy's HTTP/1 codec drops trailers without
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 
 from .yaml_source import Node
+
+IPNetwork: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 #: Node fields Envoy accepts that wasmlab keeps for ``xds.node.*`` but otherwise does not use
 _NODE_FIELDS = "id cluster metadata locality user_agent_name user_agent_version"
@@ -92,6 +95,13 @@ class HcmHeaderOptions:
     normalize_path: bool = False
     merge_slashes: bool = False
     escaped_slashes_action: str = "KEEP_UNCHANGED"
+    #: ``internal_address_config.cidr_ranges``: the addresses of internal clients (none by
+    #: default: Envoy 1.40 then treats no address as internal)
+    internal_ranges: tuple[IPNetwork, ...] = ()
+    #: ``forward_client_cert_details`` (``SANITIZE`` by default)
+    forward_client_cert: str = "SANITIZE"
+    #: the route configuration's ``internal_only_headers``: removed from external requests
+    internal_only_headers: tuple[str, ...] = ()
 
 
 _ESCAPED_SLASHES_ACTIONS = (
@@ -130,7 +140,33 @@ def parse_hcm_header_options(node: Node) -> HcmHeaderOptions:
     for key in ("preserve_external_request_id", "always_set_request_id_in_response"):
         if node.has(key):
             setattr(opts, key, node.req(key).bool())
+    if node.has("forward_client_cert_details"):
+        opts.forward_client_cert = node.req("forward_client_cert_details").enum(_FORWARD_CLIENT_CERT)
+    if node.has("internal_address_config"):
+        opts.internal_ranges = _internal_ranges(node.req("internal_address_config"))
     return opts
+
+
+_FORWARD_CLIENT_CERT = ("SANITIZE", "FORWARD_ONLY", "APPEND_FORWARD", "SANITIZE_SET", "ALWAYS_FORWARD_ONLY")
+
+
+def _internal_ranges(node: Node) -> tuple[IPNetwork, ...]:
+    """``internal_address_config``: its ``cidr_ranges`` (``address_prefix``/``prefix_len``, the
+    host bits ignored as Envoy's ``CidrRange`` does); ``unix_sockets`` has nothing to match here
+    (wasmlab clients are TCP)."""
+    node.check_fields("cidr_ranges unix_sockets")
+    out = []
+    for r in node.req("cidr_ranges").list() if node.has("cidr_ranges") else []:
+        r.check_fields("address_prefix prefix_len", required=("address_prefix",))
+        prefix = r.req("address_prefix").str()
+        length = r.req("prefix_len").uint32() if r.has("prefix_len") else 0
+        try:
+            address = ipaddress.ip_address(prefix)
+        except ValueError:
+            raise r.error(f"invalid ip/mask combo '{prefix}/{length}' (format is <ip>/<# mask bits>)") from None
+        # a longer prefix than the address has counts as the whole address (measured on Envoy 1.40)
+        out.append(ipaddress.ip_network((address, min(length, address.max_prefixlen)), strict=False))
+    return tuple(out)
 
 
 #: the ``HttpProtocolOptions`` choices whose ``http_protocol_options`` configure an HTTP/1 upstream

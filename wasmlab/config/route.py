@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..http import HeaderMap
 from .data_source import parse_data_source
@@ -56,6 +56,9 @@ from .route_action import (
 )
 from .uri_template import UriTemplate, parse_path_match_policy
 from .yaml_source import Node
+
+if TYPE_CHECKING:
+    from ..http.stream_info import StreamInfo
 
 _PATH_SPECIFIERS = ("prefix", "path", "safe_regex", "path_separated_prefix", "path_match_policy")
 
@@ -101,13 +104,18 @@ class RouteMatch:
     headers: list[HeaderMatcher] = field(default_factory=list)
     query: list[QueryParameterMatcher] = field(default_factory=list)
     template: UriTemplate | None = None  # path_match_policy
-    #: ``runtime_fraction.default_value`` as a share of streams (Envoy draws the stream's
-    #: random value; wasmlab draws from Python's ``random``; no runtime overrides)
-    fraction: float = 1.0
+    #: ``runtime_fraction.default_value`` as (numerator, denominator); there is no runtime, so
+    #: the default always applies
+    fraction: tuple[int, int] | None = None
 
-    def matches(self, headers: HeaderMap, path: str) -> bool:
-        if self.fraction < 1.0 and not (self.fraction > 0.0 and random.random() < self.fraction):
-            return False  # runtime_fraction: this stream is not in the sampled share
+    def matches(self, headers: HeaderMap, path: str, info: StreamInfo | None = None) -> bool:
+        if self.fraction is not None:
+            # Envoy's featureEnabled(key, default, random_value): the stream's one random value
+            # (StreamInfo.random_value), so every runtime_fraction route of a stream sees the same
+            num, den = self.fraction
+            value = info.random_value() if info is not None else random.getrandbits(64)
+            if value % den >= num:
+                return False
         # Envoy's PathMatcher: every kind matches the path without its query and fragment
         bare, query = split_path(path)
         kind = self.kind
@@ -148,6 +156,11 @@ class Route:
     virtual_host: VirtualHost | None = field(default=None, repr=False)
 
 
+#: the request headers every route match reads (virtual host, path, no route without a scheme);
+#: ``RouteConfiguration.reads_headers`` says whether some route reads others
+ROUTING_HEADERS = frozenset((":authority", ":path", "x-forwarded-proto"))
+
+
 @dataclass
 class VirtualHost:
     name: str
@@ -163,6 +176,8 @@ class RouteConfiguration:
     name: str
     virtual_hosts: list[VirtualHost]
     mutations: HeaderMutations = field(default_factory=HeaderMutations)
+    #: ``internal_only_headers``: removed from external requests (``conn_manager_utility``)
+    internal_only_headers: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self._exact: dict[str, VirtualHost] = {}
@@ -198,24 +213,40 @@ class RouteConfiguration:
                 return vh
         return self._default
 
-    def route(self, headers: HeaderMap) -> Route | None:
+    def route(self, headers: HeaderMap, info: StreamInfo | None = None) -> Route | None:
         """The route for a request, or None (Envoy then answers 404 ``route_not_found``)."""
-        return self.route_for(headers, headers.get(":authority") or "", headers.get(":path") or "")
+        authority, path = headers.get(":authority") or "", headers.get(":path") or ""
+        return self.route_for(headers, authority, path, headers.get("x-forwarded-proto"), info)
 
-    def route_for(self, headers: HeaderMap, authority: str, path: str) -> Route | None:
-        """:meth:`route` with the request's ``:authority`` and ``:path`` already read."""
+    def route_for(
+        self, headers: HeaderMap, authority: str, path: str, forwarded_proto: str | None, info: StreamInfo | None = None
+    ) -> Route | None:
+        """:meth:`route` with the request's ``:authority``, ``:path`` and ``x-forwarded-proto``
+        already read. Like
+        Envoy's ``VirtualHostImpl::getRouteFromEntries``, a request without a (non-empty)
+        ``x-forwarded-proto`` has no route: the HCM always sets one, so this happens when the
+        client sent an empty one, or a filter removed it and cleared the route cache (Lua does
+        on every header edit) -- measured: 404 ``route_not_found`` on Envoy 1.40. ``info``
+        gives the stream's random value to ``runtime_fraction`` routes."""
         vh = self.find_virtual_host(authority)
-        if vh is None:
+        if vh is None or not forwarded_proto:
             return None
         for r in vh.routes:
-            if r.match.matches(headers, path):
+            if r.match.matches(headers, path, info):
                 return r
         return None
 
-    def header_levels(self, route: Route | None) -> list[HeaderMutations]:
-        """Mutation levels in Envoy's evaluation order: route, virtual host, route config."""
+    def header_levels(self, route: Route | None, info: StreamInfo | None = None) -> list[HeaderMutations]:
+        """Mutation levels in Envoy's evaluation order: route, virtual host, route config; with
+        ``info``, a ``weighted_clusters`` route's picked entry comes first (its mutations apply
+        to local replies too: :meth:`RouteAction.weighted_entry`)."""
         levels = []
         if route is not None:
+            action = route.action
+            if info is not None and isinstance(action, RouteAction) and action.weighted is not None:
+                picked = action.weighted_entry(info.request_headers, info)
+                if picked.mutations is not None:
+                    levels.append(picked.mutations)
             levels.append(route.mutations)
             if route.virtual_host is not None:
                 levels.append(route.virtual_host.mutations)
@@ -263,15 +294,16 @@ def parse_route_match(node: Node) -> RouteMatch:
     return RouteMatch(kind, value, regex, cs, headers, query, template, fraction)
 
 
-def _runtime_fraction(node: Node | None) -> float:
-    """``runtime_fraction: {default_value: {numerator, denominator}, runtime_key}``."""
+def _runtime_fraction(node: Node | None) -> tuple[int, int] | None:
+    """``runtime_fraction: {default_value: {numerator, denominator}, runtime_key}``: (numerator,
+    denominator); a numerator above the denominator always matches, as in Envoy."""
     if node is None:
-        return 1.0
+        return None
     node.check_fields("default_value runtime_key", required=("default_value",))
     dv = node.req("default_value").check_fields("numerator denominator")
     num = dv.req("numerator").uint32() if dv.has("numerator") else 0
     den = dv.req("denominator").enum(("HUNDRED", "TEN_THOUSAND", "MILLION")) if dv.has("denominator") else "HUNDRED"
-    return min(1.0, num / {"HUNDRED": 100, "TEN_THOUSAND": 10_000, "MILLION": 1_000_000}[den])
+    return num, {"HUNDRED": 100, "TEN_THOUSAND": 10_000, "MILLION": 1_000_000}[den]
 
 
 def parse_route(node: Node, index: int, per_filter: Any) -> Route:
@@ -331,7 +363,7 @@ def parse_virtual_host(node: Node, per_filter: Any) -> VirtualHost:
 
 def parse_route_configuration(node: Node, per_filter: Any) -> RouteConfiguration:
     node.check_fields(
-        "name virtual_hosts max_direct_response_body_size_bytes " + " ".join(MUTATION_FIELDS),
+        "name virtual_hosts max_direct_response_body_size_bytes internal_only_headers " + " ".join(MUTATION_FIELDS),
         ignored=("validate_clusters", "most_specific_header_mutations_wins"),
     )
     vhs = (
@@ -349,7 +381,11 @@ def parse_route_configuration(node: Node, per_filter: Any) -> RouteConfiguration
             seen[d.lower()] = vn
     _check_direct_bodies(node, vhs)
     name = node.req("name").str() if node.has("name") else ""
-    return RouteConfiguration(name, vhs, parse_mutations(node))
+    rc = RouteConfiguration(name, vhs, parse_mutations(node))
+    if node.has("internal_only_headers"):
+        names = node.req("internal_only_headers").list()
+        rc.internal_only_headers = tuple(h.str(allow_empty=False).lower() for h in names)
+    return rc
 
 
 def _check_direct_bodies(node: Node, vhs: list[VirtualHost]) -> None:

@@ -5,8 +5,8 @@ redirect.
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..http import HeaderMap
 from .data_source import parse_data_source
@@ -14,6 +14,24 @@ from .header_parser import MUTATION_FIELDS, HeaderMutations, parse_mutations
 from .matchers import Regex, as_wire_text, compile_regex
 from .uri_template import UriTemplate, parse_path_rewrite_policy
 from .yaml_source import Node
+
+if TYPE_CHECKING:
+    from ..http.stream_info import StreamInfo
+
+
+def _header_value(headers: HeaderMap | None, name: str) -> int | None:
+    """Envoy's ``absl::SimpleAtoi`` on a header that has exactly one value: a decimal
+    ``uint64`` (surrounding spaces and a ``+`` allowed), else None."""
+    if headers is None:
+        return None
+    values = headers.get_all(name)
+    if len(values) != 1:
+        return None
+    text = values[0].strip(" \t\n\v\f\r").removeprefix("+")
+    if not text.isdigit() or not text.isascii():
+        return None
+    number = int(text)
+    return number if number < 2**64 else None
 
 
 @dataclass
@@ -51,22 +69,46 @@ class RouteAction:
     append_x_forwarded_host: bool = False
     #: ``path_rewrite_policy``: (the route's path template, the rewrite template)
     path_template_rewrite: tuple[UriTemplate, str] | None = None
+    #: ``weighted_clusters.header_name``: the request header whose number picks the cluster
+    random_value_header: str | None = None
 
-    def pick(self, headers: HeaderMap) -> tuple[str, HeaderMutations | None]:
+    @property
+    def total_weight(self) -> int:
+        return sum(c.weight for c in self.weighted or ())
+
+    def pick(self, headers: HeaderMap, info: StreamInfo) -> tuple[str, HeaderMutations | None]:
         """The cluster this request goes to ("" when ``cluster_header`` is absent) and, for a
-        weighted cluster, its own header mutations. Envoy draws a weighted cluster from the
-        stream's random value; wasmlab draws from Python's ``random``."""
+        weighted cluster, its own header mutations (:meth:`weighted_entry`)."""
         if self.cluster_header is not None:
             return headers.get(self.cluster_header) or "", None
         if self.weighted is not None:
-            total = sum(c.weight for c in self.weighted)
-            draw = random.randrange(total) if total else 0
-            for c in self.weighted:
-                if draw < c.weight:
-                    return c.name, c.mutations
-                draw -= c.weight
-            return self.weighted[-1].name, self.weighted[-1].mutations
+            c = self.weighted_entry(headers, info)
+            return c.name, c.mutations
         return self.cluster, None
+
+    def weighted_entry(self, headers: HeaderMap | None, info: StreamInfo) -> WeightedCluster:
+        """The ``weighted_clusters`` entry of this stream. Envoy picks it when the route is
+        matched, so the route Envoy hands to every filter *is* the weighted cluster's entry:
+        its ``response_headers_to_add`` apply to the upstream's response and to any local reply
+        made after routing (no healthy upstream, timeout, a filter's reply), before the route's.
+        The pick is ``value % total_weight`` over the entries in order, the value being the
+        number in the ``header_name`` request header (one value, a decimal ``uint64``) or else
+        the stream's random value (:meth:`StreamInfo.random_value`). wasmlab keeps the pick on
+        the stream (``info.weighted_pick``) so the router and a later local reply agree."""
+        assert self.weighted is not None
+        kept = info.weighted_pick
+        if kept is not None and kept[0] is self:
+            return kept[1]
+        value = _header_value(headers, self.random_value_header) if self.random_value_header else None
+        draw = (info.random_value() if value is None else value) % self.total_weight
+        chosen = self.weighted[-1]
+        for c in self.weighted:
+            if draw < c.weight:
+                chosen = c
+                break
+            draw -= c.weight
+        info.weighted_pick = (self, chosen)
+        return chosen
 
     def clusters(self) -> list[str]:
         """The cluster names the config itself names (checked at load, as Envoy checks them)."""
@@ -129,7 +171,10 @@ def parse_route_action(node: Node, template: UriTemplate | None = None) -> Route
     if node.has("cluster_header"):
         action.cluster_header = node.req("cluster_header").str(allow_empty=False).lower()
     if node.has("weighted_clusters"):
-        action.weighted = _parse_weighted(node.req("weighted_clusters"))
+        wc = node.req("weighted_clusters")
+        action.weighted = _parse_weighted(wc)
+        if wc.has("header_name"):
+            action.random_value_header = wc.req("header_name").str().lower() or None
     if node.has("cluster_not_found_response_code"):
         code = node.req("cluster_not_found_response_code").enum(tuple(_NOT_FOUND_CODES))
         action.cluster_not_found_code = _NOT_FOUND_CODES[code]
@@ -172,9 +217,9 @@ def _parse_weighted(node: Node) -> list[WeightedCluster]:
     """``weighted_clusters.clusters``: each entry's ``name``, ``weight`` and header mutations;
     its metadata, filter configs and host rewrite are accepted without effect (warned)."""
     node.check_fields(
-        "clusters",
+        "clusters header_name",
         required=("clusters",),
-        ignored=("total_weight", "runtime_key_prefix", "header_name", "random_value_specifier"),
+        ignored=("total_weight", "runtime_key_prefix", "random_value_specifier"),
     )
     out = []
     for c in node.req("clusters").list():

@@ -1,17 +1,28 @@
 """What Envoy's ``ConnectionManagerUtility::mutateRequestHeaders`` does to a request's
-client-address headers before the filter chain sees it.
+client-address and ``x-envoy-*`` headers before the filter chain sees it (measured on Envoy 1.40).
 
-* ``x-envoy-internal`` from the client is always removed: a request is internal only when its one
-  ``x-forwarded-for`` address is an internal address, and Envoy 1.40 with no
-  ``internal_address_config`` treats no address as internal (measured: a loopback client is
-  external), so wasmlab never sets it.
+* ``x-envoy-internal`` from the client is always removed. A request is *internal* when its one
+  client address is in ``internal_address_config.cidr_ranges``: without ``use_remote_address``
+  that address is a lone ``x-forwarded-for`` entry (no comma, no trusted hop); with it, the
+  connection's peer, and only if the client sent no ``x-forwarded-for``. Without
+  ``internal_address_config`` Envoy 1.40 treats no address as internal (a loopback client is
+  external). An internal request gets ``x-envoy-internal: true`` (after ``x-forwarded-proto``)
+  and keeps every ``x-envoy-*`` header it sent.
+* Every *external* request loses the headers only Envoy may set (``cleanInternalHeaders``):
+  ``x-envoy-force-trace``, ``x-envoy-ip-tags``, ``x-envoy-original-url``, the retry, timeout,
+  hedging and alt-stat-name headers, and the route configuration's ``internal_only_headers``;
+  an *edge* request (external at ``use_remote_address: true``) also loses
+  ``x-envoy-decorator-operation``, ``x-envoy-downstream-service-cluster``/``-node``,
+  ``x-envoy-original-path`` and ``x-envoy-original-host``.
+* ``x-forwarded-client-cert`` goes unless ``forward_client_cert_details`` is
+  ``ALWAYS_FORWARD_ONLY`` (the other modes keep or set it only on mutual TLS, which wasmlab
+  does not have).
 * ``use_remote_address: true`` (an edge proxy): the downstream address is appended to
   ``x-forwarded-for`` — for a client on loopback, the machine's own address (``LocalInfo``)
   instead — unless ``skip_xff_append``; the client address is the connection's, or with
   ``xff_num_trusted_hops: N`` the N-th address from the right of the client's
-  ``x-forwarded-for``; ``x-envoy-external-address`` carries it; ``x-forwarded-proto`` is
-  overwritten with the connection's scheme when no hop is trusted; and the ``x-envoy-*`` headers only Envoy may set are
-  removed (``cleanInternalHeaders``).
+  ``x-forwarded-for``; ``x-envoy-external-address`` carries it for an edge request;
+  ``x-forwarded-proto`` is overwritten with the connection's scheme when no hop is trusted.
 * Without ``use_remote_address`` nothing is appended (Envoy trusts the client's
   ``x-forwarded-for``).
 """
@@ -21,23 +32,21 @@ from __future__ import annotations
 import ipaddress
 import random
 import time
+from typing import Any
 
 from ..config.node import HcmHeaderOptions
 from ..http import HeaderMap
 from ..http.stream_info import StreamInfo
 from .local_info import local_address
 
-#: ``cleanInternalHeaders``: what an external client may not send to an edge Envoy
-INTERNAL_ONLY_HEADERS = (
-    "x-envoy-decorator-operation",
-    "x-envoy-downstream-service-cluster",
-    "x-envoy-downstream-service-node",
+#: ``cleanInternalHeaders``: what no external client may send
+EXTERNAL_STRIPPED_HEADERS = (
     "x-envoy-expected-rq-timeout-ms",
     "x-envoy-force-trace",
     "x-envoy-hedge-on-per-try-timeout",
     "x-envoy-ip-tags",
     "x-envoy-max-retries",
-    "x-envoy-original-path",
+    "x-envoy-original-url",
     "x-envoy-retriable-header-names",
     "x-envoy-retriable-status-codes",
     "x-envoy-retry-grpc-on",
@@ -47,7 +56,22 @@ INTERNAL_ONLY_HEADERS = (
     "x-envoy-upstream-rq-timeout-alt-response",
     "x-envoy-upstream-rq-timeout-ms",
 )
-_INTERNAL_ONLY = frozenset(INTERNAL_ONLY_HEADERS)
+#: ``cleanInternalHeaders`` with ``edge_request``: what an external client may not send to an
+#: edge Envoy, besides the above (``x-envoy-original-host`` measured on Envoy 1.40)
+EDGE_STRIPPED_HEADERS = (
+    "x-envoy-decorator-operation",
+    "x-envoy-downstream-service-cluster",
+    "x-envoy-downstream-service-node",
+    "x-envoy-original-host",
+    "x-envoy-original-path",
+)
+
+
+#: every header :func:`_sanitize` may remove
+_SANITIZED = frozenset((*EXTERNAL_STRIPPED_HEADERS, *EDGE_STRIPPED_HEADERS, "x-forwarded-client-cert"))
+_HOP_BY_HOP = frozenset(("connection", "keep-alive", "proxy-connection", "upgrade", "te"))
+#: every client header :func:`mutate_client_address` may remove
+_CHECKED = _SANITIZED | _HOP_BY_HOP | {"x-envoy-internal"}
 
 
 def set_inline(headers: HeaderMap, name: str, value: str) -> None:
@@ -106,42 +130,82 @@ def clean_hop_by_hop(headers: HeaderMap) -> None:
             headers.remove("te")
 
 
-def mutate_client_address(headers: HeaderMap, opts: HcmHeaderOptions, info: StreamInfo) -> str:
+def mutate_client_address(headers: HeaderMap, opts: HcmHeaderOptions, info: StreamInfo) -> str | None:
     """Apply the client-address rules to ``headers`` (``x-forwarded-proto`` not yet added);
-    returns the address Envoy takes as the client's. Without ``use_remote_address``, Envoy's
+    returns the address Envoy takes as the client's, or None for an internal request (then
+    :func:`add_external_address` marks it). Without ``use_remote_address``, Envoy's
     original-IP detection takes the client from ``x-forwarded-for`` (the entry
     ``xff_num_trusted_hops`` from the right, if it is an IP address): the stream's
     ``downstream_remote_address`` becomes that IP with port 0; the connection's peer stays the
     *direct* remote address."""
     remote_ip = info.downstream_direct_remote_address.rsplit(":", 1)[0]
-    clean_hop_by_hop(headers)
-    headers.remove("x-envoy-internal")
+    # speed: one C-level pass over the client's header names finds the few this function may
+    # remove (usually none), instead of a scan of the headers for each
+    present = _CHECKED.intersection(headers.keys())
+    if present:
+        if not present.isdisjoint(_HOP_BY_HOP):
+            clean_hop_by_hop(headers)
+        if "x-envoy-internal" in present:
+            headers.remove("x-envoy-internal")
+    hops = opts.xff_num_trusted_hops
     if not opts.use_remote_address:
         entries = xff_entries(headers)
-        hops = opts.xff_num_trusted_hops
-        if len(entries) <= hops:
-            return remote_ip
-        detected = _ip_port_0(entries[-1 - hops])
-        if detected is not None:
-            info.downstream_remote_address = detected
-        return entries[-1 - hops]
-    client = remote_ip
-    hops = opts.xff_num_trusted_hops
-    if hops > 0:
-        entries = xff_entries(headers)
-        if len(entries) >= hops:
-            client = entries[-hops]
-    if not opts.skip_xff_append:
-        appended = local_address() if remote_ip.startswith("127.") else remote_ip
-        append_xff(headers, appended)
-    if hops == 0:
-        # an edge Envoy trusting no hop does not trust the client's scheme either (measured:
-        # with xff_num_trusted_hops > 0 the client's x-forwarded-proto is kept)
-        set_inline(headers, "x-forwarded-proto", "http")
-    if not _INTERNAL_ONLY.isdisjoint(headers.keys()):  # (most requests have none of them)
-        for name in INTERNAL_ONLY_HEADERS:
+        client = remote_ip
+        # Envoy's getLastAddressFromXFF: one address only when the header has no comma
+        single = len(entries) == 1 and hops == 0
+        if len(entries) > hops:
+            client = entries[-1 - hops]
+            detected = _ip_port_0(client)
+            if detected is not None:
+                info.downstream_remote_address = detected
+            else:
+                single = False  # no address: the request cannot be internal
+        else:
+            single = False
+    else:
+        single = "x-forwarded-for" not in headers
+        client = remote_ip
+        if hops > 0:
+            entries = xff_entries(headers)
+            if len(entries) >= hops:
+                client = entries[-hops]
+        if not opts.skip_xff_append:
+            appended = local_address() if remote_ip.startswith("127.") else remote_ip
+            append_xff(headers, appended)
+        if hops == 0:
+            # an edge Envoy trusting no hop does not trust the client's scheme either (measured:
+            # with xff_num_trusted_hops > 0 the client's x-forwarded-proto is kept)
+            set_inline(headers, "x-forwarded-proto", "http")
+    internal = single and _in_ranges(client, opts.internal_ranges)
+    if present and not present.isdisjoint(_SANITIZED):
+        _sanitize(headers, opts, internal)
+    if not internal:
+        for name in opts.internal_only_headers:
             headers.remove(name)
-    return client
+    return None if internal else client
+
+
+def _sanitize(headers: HeaderMap, opts: HcmHeaderOptions, internal: bool) -> None:
+    """``x-forwarded-client-cert`` unless ``ALWAYS_FORWARD_ONLY``; for an external request the
+    ``x-envoy-*`` headers only Envoy may set (more of them at an edge)."""
+    if opts.forward_client_cert != "ALWAYS_FORWARD_ONLY":
+        headers.remove("x-forwarded-client-cert")
+    if not internal:
+        for name in EDGE_STRIPPED_HEADERS if opts.use_remote_address else ():
+            headers.remove(name)
+        for name in EXTERNAL_STRIPPED_HEADERS:
+            headers.remove(name)
+
+
+def _in_ranges(address: str, ranges: tuple[Any, ...]) -> bool:
+    """Envoy's ``isInternalAddress`` with an ``internal_address_config``: in one of its ranges."""
+    if not ranges:
+        return False
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip.version == r.version and ip in r for r in ranges)
 
 
 def _ip_port_0(text: str) -> str | None:
@@ -153,10 +217,13 @@ def _ip_port_0(text: str) -> str | None:
     return f"[{ip}]:0" if ip.version == 6 else f"{ip}:0"
 
 
-def add_external_address(headers: HeaderMap, opts: HcmHeaderOptions, client: str) -> None:
-    """``x-envoy-external-address`` for an external request at an edge Envoy (after
+def add_external_address(headers: HeaderMap, opts: HcmHeaderOptions, client: str | None) -> None:
+    """``x-envoy-internal: true`` for an internal request (``client`` None), else
+    ``x-envoy-external-address`` for an external request at an edge Envoy (both after
     ``x-forwarded-proto``, as Envoy orders them)."""
-    if opts.use_remote_address:
+    if client is None:
+        headers.add("x-envoy-internal", "true")
+    elif opts.use_remote_address:
         set_inline(headers, "x-envoy-external-address", client)
 
 

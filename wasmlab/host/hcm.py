@@ -29,7 +29,7 @@ from ..config.bootstrap import HcmConfig, ListenerConfig, PerRouteDisabled
 from ..config.route import RouteAction
 from ..errors import describe, raised_at
 from ..http import Buffer, HeaderMap, Response
-from ..http.codec import HTTP1_METHODS
+from ..http.codec import HTTP1_METHODS, query_refusal
 from ..http.grpc import GRPC_CONTENT_TYPE, http_to_grpc_status, is_grpc_request, percent_encode_message
 from ..http.inline_headers import REQUEST_HEADERS_INLINE, RESPONSE_HEADERS_INLINE
 from ..http.stream_info import StreamInfo
@@ -48,7 +48,7 @@ from .conn_manager_utility import (
 )
 from .dispatcher import run_guarded
 from .filter_manager import FilterManager
-from .stream_refusals import chain_failed, codec_refusal, filter_name, refuse_head
+from .stream_refusals import answer_refused, chain_failed, codec_refusal, filter_name, refuse_head
 
 if TYPE_CHECKING:
     from ..config.route import Route
@@ -108,7 +108,7 @@ class ActiveStream:
         self.fm: FilterManager | None = None
         self._route: Route | None = None
         self._route_cached = False
-        self._route_key: tuple[str, str] | None = None
+        self._route_key: tuple[str, str, str | None] | None = None
         self._status = 0
         self._resp_headers: HeaderMap | None = None
         self._resp_body = bytearray()
@@ -129,11 +129,11 @@ class ActiveStream:
                 self._route = self._route_key = None
             else:
                 rc = self.hcm.config.route_config
-                key = (headers.get(":authority") or "", headers.get(":path") or "")
+                key = (headers.get(":authority") or "", headers.get(":path") or "", headers.get("x-forwarded-proto"))
                 # a speed-up (see clear_route_cache): the same inputs find the same route
                 if key != self._route_key or rc.reads_headers:
                     self._route_key = key
-                    self._route = rc.route_for(headers, key[0], key[1])
+                    self._route = rc.route_for(headers, key[0], key[1], key[2], self.info)
             if self._route is not None:
                 self.info.route_name = self._route.name
                 self.info.route_metadata = self._route.metadata
@@ -142,9 +142,9 @@ class ActiveStream:
     def clear_route_cache(self) -> None:
         """Envoy ``clearRouteCache``: the next ``route()`` matches the headers again.
 
-        wasmlab keeps the last match and the ``:authority`` and ``:path`` it was made on: when
-        no route reads other headers and those two did not change, matching again would find the
-        same route, so ``route()`` keeps it (Lua clears the cache on every header edit)."""
+        wasmlab keeps the last match and the ``:authority``, ``:path`` and ``x-forwarded-proto``
+        it was made on: when no route reads other headers and those did not change, matching
+        again would find the same route, so ``route()`` keeps it (Lua clears the cache on every header edit)."""
         self._route_cached = False
 
     def is_head_request(self) -> bool:
@@ -181,6 +181,8 @@ class ActiveStream:
             return headers, "codec_error"  # Envoy's HTTP/1 parser refuses such a request line (http/codec.py)
         if "#" in path:
             return headers, "reject"  # Envoy 1.40 refuses a #fragment in the path (RFC 3986 3.5)
+        if spec.method == "QUERY" and query_refusal(spec.method, headers):
+            return headers, "query_missing_content_type"
         if opts.normalize_path or opts.merge_slashes or opts.escaped_slashes_action != "KEEP_UNCHANGED":
             verdict = normalize_path(headers, opts)
             if verdict != "continue":
@@ -195,29 +197,12 @@ class ActiveStream:
         if opts.via:
             append_via(headers, opts.via)
         add_external_address(headers, opts, client)
-        if opts.use_remote_address and not opts.preserve_external_request_id and "x-request-id" in headers:
+        edge = opts.use_remote_address and client is not None  # (client None: an internal request)
+        if edge and not opts.preserve_external_request_id and "x-request-id" in headers:
             set_inline(headers, "x-request-id", request_id())  # an edge Envoy does not trust the client's id
         if config.generate_request_id and "x-request-id" not in headers:
             headers.add("x-request-id", request_id())
         return headers, "continue"
-
-    def _answer_path(self, verdict: str, headers: HeaderMap, ends_at_headers: bool) -> None:
-        """Envoy's answer to a path it will not route (no filter runs): 400 for a rejected path,
-        307 to the unescaped path for ``UNESCAPE_AND_REDIRECT``, and the HTTP/1 codec's
-        ``Bad Request`` for a request line with bytes outside printable ASCII or a method it
-        does not know."""
-        self.fm = fm = FilterManager(self, [], self.hcm.config.buffer_limit)
-        fm.request_headers = headers
-        fm.remote_decode_complete = ends_at_headers
-        if verdict == "codec_error":
-            fm.send_local_reply(400, b"Bad Request", None, "http1.codec_error")
-        elif verdict == "redirect" and not is_grpc_request(headers):  # (gRPC: rejected instead)
-            self.stat("downstream_rq_redirected_with_normalized_path")
-            location = headers.get(":path") or "/"
-            fm.send_local_reply(307, b"", lambda h: h.add("location", location), "path_normalization_failed")
-        else:
-            self.stat("downstream_rq_failed_path_normalization")
-            fm.send_local_reply(400, b"", None, "path_normalization_failed")
 
     def start(self, spec: RequestSpec) -> None:
         proxy = self.proxy
@@ -239,7 +224,7 @@ class ActiveStream:
             raw = (spec.method, spec.path, len(spec.body), self.stream_id, hcm.listener.name, *chain(*headers))
             rec.emit("stream", "request", raw, None, None, None, None, None, STREAM_REQUEST)
         if verdict != "continue":
-            self._answer_path(verdict, headers, not spec.body and spec.trailers is None)
+            answer_refused(self, verdict, headers, not spec.body and spec.trailers is None)
             return
         # Envoy builds the filter chain once the route is known; a route may disable filters
         route = self.route()
@@ -297,7 +282,7 @@ class ActiveStream:
         # Envoy finalizes route headers on local replies only for cluster routes; the router
         # does it itself for direct responses and redirects, and a missing route adds none
         if route is not None and isinstance(route.action, RouteAction):
-            for level in self.hcm.config.route_config.header_levels(route):
+            for level in self.hcm.config.route_config.header_levels(route, self.info):
                 level.apply_response(headers, self.info)
         if modify is not None:
             modify(headers)
@@ -340,9 +325,9 @@ class ActiveStream:
         elif sht == "APPEND_IF_ABSENT" and "server" not in headers:
             headers.add("server", config.server_name)
         opts = config.header_options
-        if opts.always_set_request_id_in_response and self.info.request_headers:
-            echoed = self.info.request_headers.get("x-request-id")
-            if echoed:
+        req = self.info.request_headers  # Envoy's mutateResponseHeaders: the id when asked, or for a forced trace
+        if req is not None and (opts.always_set_request_id_in_response or "x-envoy-force-trace" in req):  # noqa: SIM102
+            if echoed := req.get("x-request-id"):
                 set_inline(headers, "x-request-id", echoed)
         if opts.via:
             append_via(headers, opts.via)

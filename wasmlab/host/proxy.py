@@ -101,9 +101,8 @@ def make_request_spec(
     out: list[tuple[str, str]] = []
     size = 0  # the header names' and values' characters
     for k, v in pairs:
-        if k == "host":
-            if authority is None:
-                authority = v
+        if k == "host":  # Envoy's HTTP/1 codec joins host lines with "," (measured)
+            authority = v if authority is None else f"{authority},{v}"
             continue
         if k.startswith(":") or not k or any(c in k for c in " \r\n:"):
             raise ValueError(f"invalid header name {k!r}")
@@ -126,7 +125,7 @@ def make_request_spec(
     ):
         out.append(("content-length", str(len(body))))
         size += len("content-length") + len(out[-1][1])
-    spec = RequestSpec(method, path, authority or "localhost", out, body, tr)
+    spec = RequestSpec(method, path, "localhost" if authority is None else authority, out, body, tr)
     lines = len(out) + 1  # the host line comes first
     if tr is not None and not any(k in ("content-length", "transfer-encoding") for k, _ in out):
         lines += 1  # a body with trailers goes chunked

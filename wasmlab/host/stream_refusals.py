@@ -1,12 +1,15 @@
 """A stream that ends before its filter chain runs: the HTTP/1 codec refused the request's head
-(Envoy answers 431 from the codec), or a filter raised while the chain was made (wasmlab answers
-500, as for a filter that raised in a callback); and the name a failing filter's log line gives.
+(Envoy answers 431 or 400 from the codec), the HCM refused its path or a ``QUERY`` without
+``content-type``, or a filter raised while the chain was made (wasmlab answers 500, as for a
+filter that raised in a callback); and the name a failing filter's log line gives.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ..http.codec import codec_error_details
+from ..http.grpc import is_grpc_request
 from .filter_manager import FilterManager
 
 if TYPE_CHECKING:
@@ -46,6 +49,42 @@ def refuse_head(stream: ActiveStream, spec: RequestSpec, details: str) -> None:
     # downstream_rq_response_before_rq_complete (codec_encode_headers)
     stream.fm = fm = FilterManager(stream, [], stream.hcm.config.buffer_limit)
     fm.send_local_reply(431, b"Request Header Fields Too Large", None, details)
+
+
+def answer_refused(stream: ActiveStream, verdict: str, headers: HeaderMap, ends_at_headers: bool) -> None:
+    """Envoy's answer to a request it will not route (no filter runs): the HTTP/1 codec's
+    ``Bad Request`` for a request line with bytes outside printable ASCII or a method it does
+    not know; 400 with no body for a ``QUERY`` without ``content-type``; 400 for a rejected
+    path, or a 307 to the unescaped path for ``UNESCAPE_AND_REDIRECT``."""
+    if verdict == "codec_error":
+        _refuse_request_line(stream, headers)
+        return
+    stream.fm = fm = FilterManager(stream, [], stream.hcm.config.buffer_limit)
+    fm.request_headers = headers
+    fm.remote_decode_complete = ends_at_headers
+    if verdict == "query_missing_content_type":
+        fm.send_local_reply(400, b"", None, verdict)
+    elif verdict == "redirect" and not is_grpc_request(headers):  # (gRPC: rejected instead)
+        stream.stat("downstream_rq_redirected_with_normalized_path")
+        location = headers.get(":path") or "/"
+        fm.send_local_reply(307, b"", lambda h: h.add("location", location), "path_normalization_failed")
+    else:
+        stream.stat("downstream_rq_failed_path_normalization")
+        fm.send_local_reply(400, b"", None, "path_normalization_failed")
+
+
+def _refuse_request_line(stream: ActiveStream, headers: HeaderMap) -> None:
+    """The HTTP/1 codec refused the request line: as for a refused head (:func:`refuse_head`),
+    Envoy answers from the codec before the headers exist -- the access log shows no request
+    header (``%REQ(:METHOD)%`` is ``-``), ``DPE``, the connection closes -- with 400 ``Bad
+    Request`` and the parser's reason (:func:`codec_error_details`, measured on Envoy 1.40)."""
+    details = codec_error_details(headers.get(":method") or "", headers.get(":path") or "")
+    stream.stat("downstream_cx_protocol_error")
+    stream.stat("downstream_rq_rx_reset")  # the connection closes under the unfinished request
+    stream.info.response_flags = "DPE"
+    stream.info.request_headers = None
+    stream.fm = fm = FilterManager(stream, [], stream.hcm.config.buffer_limit)
+    fm.send_local_reply(400, b"Bad Request", None, details)
 
 
 def chain_failed(stream: ActiveStream, fm: FilterManager, headers: HeaderMap, end_stream: bool, message: str) -> None:

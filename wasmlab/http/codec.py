@@ -2,10 +2,12 @@
 measured on Envoy 1.40:
 
 * downstream, its parser knows a fixed set of methods (those of the classic http-parser, all
-  upper case); any other (``FOO``, ``get``, ``UPDATE``, ``M-SEARCH``...) is refused with the
-  codec's ``400 Bad Request`` before any filter runs. ``CONNECT`` is left out here: Envoy
-  accepts it only in authority form (``host:port``), which wasmlab does not route (a CONNECT
-  with a path gets the same 400 as on Envoy);
+  upper case, and ``QUERY`` since Envoy 1.40); any other (``FOO``, ``get``, ``UPDATE``,
+  ``M-SEARCH``...) is refused with the codec's ``400 Bad Request`` before any filter runs. A
+  ``QUERY`` without a (non-empty) ``content-type`` is refused by the HCM instead, as RFC 10008
+  requires: 400 with no body, details ``query_missing_content_type`` (:func:`query_refusal`).
+  ``CONNECT`` is left out here: Envoy accepts it only in authority form (``host:port``), which
+  wasmlab does not route (a CONNECT with a path gets the same 400 as on Envoy);
 * upstream, it refuses to write a request a filter broke -- no ``:method`` (or ``:path``), a
   header name that is not an RFC 7230 token, a value with a control character other than tab
   -- and the router (or the async client of a callout) answers 503 with the codec's message
@@ -24,9 +26,30 @@ from .headers import HeaderMap
 #: the methods Envoy's HTTP/1 parser accepts from a client (probed one by one on Envoy 1.40)
 HTTP1_METHODS = frozenset(
     "ACL BIND CHECKOUT COPY DELETE GET HEAD LINK LOCK MERGE MKACTIVITY MKCALENDAR MKCOL MOVE NOTIFY"
-    " OPTIONS PATCH POST PROPFIND PROPPATCH PURGE PUT REBIND REPORT SEARCH SOURCE SUBSCRIBE TRACE"
+    " OPTIONS PATCH POST PROPFIND PROPPATCH PURGE PUT QUERY REBIND REPORT SEARCH SOURCE SUBSCRIBE TRACE"
     " UNBIND UNLINK UNLOCK UNSUBSCRIBE".split()
 )
+
+
+def codec_error_details(method: str, path: str) -> str:
+    """The response code details of the codec's 400 for a request line it refuses (measured on
+    Envoy 1.40): ``http1.invalid_url`` for a ``CONNECT`` with a path, ``http1.invalid_characters``
+    for a control character in the path, else ``http1.codec_error`` (an unknown method, a byte
+    outside ASCII in the path)."""
+    if method == "CONNECT":
+        return "http1.invalid_url"
+    if method in HTTP1_METHODS and path.isascii() and not path.isprintable():
+        return "http1.invalid_characters"
+    return "http1.codec_error"
+
+
+def query_refusal(method: str, headers: HeaderMap) -> str | None:
+    """Envoy 1.40 refuses a ``QUERY`` request without ``content-type`` (an empty one counts as
+    none; measured) before any filter runs: the details of its 400, or None."""
+    if method == "QUERY" and not headers.get("content-type"):
+        return "query_missing_content_type"
+    return None
+
 
 #: methods whose bodiless requests go out without ``content-length: 0``
 BODILESS_METHODS = frozenset({"GET", "HEAD", "DELETE", "TRACE", "CONNECT"})

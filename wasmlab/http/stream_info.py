@@ -5,6 +5,7 @@ Access logs, header formatters, Lua's ``streamInfo()`` and Proxy-Wasm properties
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +47,22 @@ class StreamInfo:
     should_drain_connection: bool = False
     #: the listener's ``traffic_direction`` (0 unspecified, 1 inbound, 2 outbound)
     listener_direction: int = 0
+    #: the stream's random value (Envoy's ``stream_id_``), drawn on first use: :meth:`random_value`
+    route_random: int | None = None
+    #: the weighted cluster routing picked: (the route action it was picked for, the entry)
+    weighted_pick: tuple[Any, Any] | None = None
+
+    def random_value(self) -> int:
+        """Envoy draws one random 64-bit value per stream (``stream_id_``) and hands it to route
+        matching: a ``runtime_fraction`` route matches when ``value % denominator < numerator``
+        and ``weighted_clusters`` picks by ``value % total_weight``. One value per stream means
+        matching again (a filter cleared the route cache) finds the same route and cluster, and
+        two routes with ``runtime_fraction`` are not drawn independently (50 % then 50 % never
+        reaches the second). It is random, not derived from ``x-request-id`` (measured on Envoy
+        1.40). wasmlab draws it only when a route needs it."""
+        if self.route_random is None:
+            self.route_random = random.getrandbits(64)
+        return self.route_random
 
     def duration_ms(self) -> int | None:
         if self.end_mono_ns is None:

@@ -74,5 +74,9 @@ class StreamHost:
         """``proxy_send_local_response``: answer the client after the current callback."""
         return WasmResult.OK
 
+    def request_headers_edited(self, key: str | None) -> None:
+        """A host call edited request header ``key`` (None: replaced them all): nothing to do by
+        default."""
+
     def clear_route_cache(self) -> None:
         """``proxy_clear_route_cache`` / foreign ``clear_route_cache``: nothing to clear by default."""

@@ -126,7 +126,7 @@ class RouterFilter(StreamFilter):
             self._direct(route, action.response_code, b"", _redirect_uri(headers, action, route.match))
             return FilterHeadersStatus.StopIteration
         assert isinstance(action, RouteAction)
-        name, weighted_mutations = action.pick(headers)
+        name, weighted_mutations = action.pick(headers, stream.info)
         cluster = proxy.clusters.get(name)
         if cluster is None:
             stream.info.response_flags = "NC"
@@ -148,7 +148,7 @@ class RouterFilter(StreamFilter):
             headers.remove(name)
         # Envoy's order: expected timeout header, headers_to_add (route, vhost, route config), rewrites
         if action.timeout > 0 and not self.factory.suppress_envoy_headers:
-            headers.set("x-envoy-expected-rq-timeout-ms", str(int(action.timeout * 1000)))
+            headers.set_in_place("x-envoy-expected-rq-timeout-ms", str(int(action.timeout * 1000)))
         self.levels = stream.hcm.config.route_config.header_levels(route)
         if weighted_mutations is not None:
             self.levels = [weighted_mutations, *self.levels]
@@ -457,4 +457,5 @@ _CONSUMED_HEADERS = (
     "x-envoy-retriable-header-names",
     "x-envoy-hedge-on-per-try-timeout",
     "x-envoy-upstream-alt-stat-name",
+    "x-envoy-upstream-stream-duration-ms",
 )

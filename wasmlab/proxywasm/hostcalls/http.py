@@ -96,6 +96,8 @@ def proxy_set_header_map_pairs(vm: WasmVm, map_type: int, ptr: int, size: int) -
             m.add_inline(key, v)
         else:
             m.add_lowered(key, v)
+    if map_type == 0:
+        _request_headers_edited(vm, None)
     return OK, {"map": map_type, "count": len(items)}
 
 
@@ -171,6 +173,8 @@ def _header_writer(replace: bool) -> Callable[..., Any]:
             m.add_inline(key, value)  # Envoy's addCopy: a present inline header takes ",value"
         else:
             m.add_lowered(key, value)
+        if map_type == 0 and f is not None:  # (``host`` is the request's ``:authority``)
+            f.request_headers_edited(":authority" if key == "host" else key)
         if vm.rec.enabled:  # the trace detail is built only when someone records it
             return OK, {"map": map_type, "key": key, "value": value}
         return OK
@@ -201,7 +205,17 @@ def proxy_remove_header_map_value(vm: WasmVm, map_type: int, kptr: int, klen: in
     if m is None:
         return BAD, {"map": map_type, "key": key}
     m.remove(_slot_name(map_type, key))
+    if map_type == 0:
+        _request_headers_edited(vm, _slot_name(0, key))
     return (OK, {"map": map_type, "key": key}) if vm.rec.enabled else OK
+
+
+def _request_headers_edited(vm: WasmVm, key: str | None) -> None:
+    """Envoy's ``Context::onHeadersModified``: an edit of the request headers (``key``; None:
+    all of them) clears the route cache (:meth:`StreamHost.request_headers_edited`)."""
+    f = _stream_filter(vm)
+    if f is not None:
+        f.request_headers_edited(key)
 
 
 # ---- buffers ---------------------------------------------------------------------------------------
