@@ -58,6 +58,15 @@ def test_floor_counts_calls_of_the_named_functions_only():
         {("/x/wasmlab/proxywasm/vm.py", 1, "invoke"): (2, 2, 0.0, 0.0, {})},
     ]
     assert floor.count_calls(stats, 2, "proxywasm/vm.py", ("invoke",)) == 4.0
+    generated = [
+        {
+            ("/x/wasmlab/proxywasm/hostcalls/<host call 5-1>", 1, "cb"): (3, 3, 0.0, 0.0, {}),
+            ("/x/wasmlab/proxywasm/hostcalls/<host call 2-0>", 1, "cb"): (1, 1, 0.0, 0.0, {}),
+            ("/x/wasmlab/proxywasm/hostcalls/http.py", 1, "cb"): (5, 5, 0.0, 0.0, {}),
+            ("/x/wasmlab/proxywasm/<host call 1-1>", 1, "cb"): (7, 7, 0.0, 0.0, {}),
+        }
+    ]
+    assert floor.count_calls(generated, 2, "proxywasm/hostcalls/<host call*", ("cb",)) == 2.0
 
 
 def test_floor_verdict_says_whether_the_target_is_out_of_reach():
