@@ -291,6 +291,10 @@ URA = "\n          use_remote_address: true"
         (URA + INTERNAL_127, "10.9.9.9", False),
         ("\n          forward_client_cert_details: ALWAYS_FORWARD_ONLY", None, False),
         ("\n          forward_client_cert_details: FORWARD_ONLY", None, False),
+        (INTERNAL_10, "10.1.2.3,", False),
+        (INTERNAL_10, ",10.1.2.3", False),
+        ("\n          internal_address_config: {unix_sockets: false}", "10.1.2.3", True),
+        (URA + "\n          xff_num_trusted_hops: 1", "garbage", False),
     ],
     ids=[
         "external",
@@ -302,6 +306,10 @@ URA = "\n          use_remote_address: true"
         "edge_client_sent_xff",
         "xfcc_always_forward_only",
         "xfcc_forward_only",
+        "xff_trailing_comma",
+        "xff_leading_comma",
+        "config_without_ranges_means_private_addresses",
+        "trusted_hop_not_an_address",
     ],
 )
 def test_client_envoy_headers_are_sanitized_like_envoy(envoy_bin, extra, xff, internal):
@@ -488,3 +496,41 @@ def test_several_cookie_lines_reach_the_upstream_as_sent_like_envoy(envoy_bin):
     mine, _ = both(config(), [get("/x", cookies)])
     sent = [h for h in mine[0].json()["headers"] if h[0] in ("cookie", "x-y")]
     assert sent == [["cookie", "a=1"], ["cookie", "b=2"], ["x-y", "1"], ["cookie", "c=3"]]
+
+
+def test_an_edge_without_request_ids_keeps_the_clients_like_envoy(envoy_bin):
+    """``generate_request_id: false`` at an edge: Envoy keeps the client's ``x-request-id`` (it
+    replaces one only when it makes ids). Old code: replaced it."""
+    cfg = hcm_extra(config(), URA + "\n          generate_request_id: false")
+    with real.run(cfg, workers=1) as e:
+        envoy_id = _echoed_request_id(e.request("GET", "/x", headers={"x-request-id": "abc"}))
+    with Proxy.from_yaml(cfg, workers=1) as p:
+        our_id = _echoed_request_id(p.request("GET", "/x", headers={"x-request-id": "abc"}))
+    assert our_id == envoy_id == "abc"
+
+
+def test_a_rematch_that_finds_no_route_leaves_no_route_name_like_envoy(envoy_bin, tmp_path):
+    """A Lua filter removes ``x-forwarded-proto`` (the re-match finds no route: 404): the access
+    log's ``%ROUTE_NAME%`` is ``-`` on Envoy. Old code: the first match's name stayed."""
+    log = tmp_path / "a.log"
+    routes = """
+              - name: r_all
+                match: {prefix: "/"}
+                route: {cluster: backend}"""
+    lua = lua_filter("""
+function envoy_on_request(h)
+  h:headers():remove("x-forwarded-proto")
+end""")
+    cfg = hcm_extra(
+        config(lua, routes=routes),
+        f"""
+          access_log:
+          - name: envoy.access_loggers.file
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
+              path: {log}
+              log_format: {{text_format: "%RESPONSE_CODE% [%ROUTE_NAME%]\\n"}}""",
+    )
+    mine, _ = both(cfg, [get("/x")])
+    assert mine[0].status == 404
+    assert log.read_text().splitlines() == ["404 [-]", "404 [-]"]  # wasmlab's line, then Envoy's

@@ -95,8 +95,9 @@ class HcmHeaderOptions:
     normalize_path: bool = False
     merge_slashes: bool = False
     escaped_slashes_action: str = "KEEP_UNCHANGED"
-    #: ``internal_address_config.cidr_ranges``: the addresses of internal clients (none by
-    #: default: Envoy 1.40 then treats no address as internal)
+    #: ``internal_address_config.cidr_ranges``: the addresses of internal clients (none without
+    #: the block: Envoy 1.40 then treats no address as internal; the block without ranges means
+    #: Envoy's private addresses, ``PRIVATE_RANGES``)
     internal_ranges: tuple[IPNetwork, ...] = ()
     #: ``forward_client_cert_details`` (``SANITIZE`` by default)
     forward_client_cert: str = "SANITIZE"
@@ -150,11 +151,20 @@ def parse_hcm_header_options(node: Node) -> HcmHeaderOptions:
 _FORWARD_CLIENT_CERT = ("SANITIZE", "FORWARD_ONLY", "APPEND_FORWARD", "SANITIZE_SET", "ALWAYS_FORWARD_ONLY")
 
 
+#: Envoy's ``Network::Utility::isInternalAddress``: the RFC 1918 ranges, 127.0.0.1, fd00::/8 and ::1
+PRIVATE_RANGES: tuple[IPNetwork, ...] = tuple(
+    ipaddress.ip_network(n)
+    for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.1/32", "fd00::/8", "::1/128")
+)
+
+
 def _internal_ranges(node: Node) -> tuple[IPNetwork, ...]:
     """``internal_address_config``: its ``cidr_ranges`` (``address_prefix``/``prefix_len``, the
     host bits ignored as Envoy's ``CidrRange`` does); ``unix_sockets`` has nothing to match here
     (wasmlab clients are TCP)."""
     node.check_fields("cidr_ranges unix_sockets")
+    if not (node.has("cidr_ranges") and node.req("cidr_ranges").list()):
+        return PRIVATE_RANGES  # measured on Envoy 1.40: a 10.x client is then internal
     out = []
     for r in node.req("cidr_ranges").list() if node.has("cidr_ranges") else []:
         r.check_fields("address_prefix prefix_len", required=("address_prefix",))

@@ -106,10 +106,12 @@ def append_via(headers: HeaderMap, via: str) -> None:
 
 
 def xff_entries(headers: HeaderMap) -> list[str]:
+    """The comma-separated entries of ``x-forwarded-for``, empty ones kept: ``"10.1.2.3,"`` has
+    two entries, the last one no address (Envoy's ``getLastAddressFromXFF``, measured)."""
     value = headers.get("x-forwarded-for")
     if not value:
         return []
-    return [p.strip() for p in value.split(",") if p.strip()]
+    return [p.strip() for p in value.split(",")]
 
 
 _REQUEST_HOP_BY_HOP = frozenset(("connection", "keep-alive", "proxy-connection", "upgrade"))
@@ -167,8 +169,8 @@ def mutate_client_address(headers: HeaderMap, opts: HcmHeaderOptions, info: Stre
         client = remote_ip
         if hops > 0:
             entries = xff_entries(headers)
-            if len(entries) >= hops:
-                client = entries[-hops]
+            if len(entries) >= hops and _ip_port_0(entries[-hops]) is not None:
+                client = entries[-hops]  # an entry that is no IP address leaves the connection's
         if not opts.skip_xff_append:
             appended = local_address() if remote_ip.startswith("127.") else remote_ip
             append_xff(headers, appended)

@@ -137,6 +137,8 @@ class ActiveStream:
             if self._route is not None:
                 self.info.route_name = self._route.name
                 self.info.route_metadata = self._route.metadata
+            else:  # a re-match that found none: %ROUTE_NAME% is "-" again (measured)
+                self.info.route_name, self.info.route_metadata = "", None
         return self._route
 
     def clear_route_cache(self) -> None:
@@ -198,7 +200,7 @@ class ActiveStream:
             append_via(headers, opts.via)
         add_external_address(headers, opts, client)
         edge = opts.use_remote_address and client is not None  # (client None: an internal request)
-        if edge and not opts.preserve_external_request_id and "x-request-id" in headers:
+        if edge and config.generate_request_id and not opts.preserve_external_request_id and "x-request-id" in headers:
             set_inline(headers, "x-request-id", request_id())  # an edge Envoy does not trust the client's id
         if config.generate_request_id and "x-request-id" not in headers:
             headers.add("x-request-id", request_id())
