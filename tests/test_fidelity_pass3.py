@@ -33,6 +33,20 @@ def hcm_extra(cfg: str, extra: str) -> str:
     return cfg.replace("          stat_prefix: ingress", "          stat_prefix: ingress" + extra)
 
 
+def with_file_log(cfg: str, path: Any, fmt: str) -> str:
+    """``cfg`` with a file access log at ``path``, one ``fmt`` line per request."""
+    return hcm_extra(
+        cfg,
+        f"""
+          access_log:
+          - name: envoy.access_loggers.file
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
+              path: {path}
+              log_format: {{text_format: "{fmt}\\n"}}""",
+    )
+
+
 # ---- 1. a weighted cluster's headers on local replies ----------------------------------------------
 WEIGHTED_ROUTES = """
               - match: {prefix: "/wc"}
@@ -462,16 +476,7 @@ def test_refused_request_lines_are_logged_and_counted_like_envoy(envoy_bin, tmp_
     reason for all, no counter."""
     log = tmp_path / "access.log"
     fmt = "%REQ(:METHOD)% %REQ(:PATH)% %RESPONSE_CODE% %RESPONSE_CODE_DETAILS% %RESPONSE_FLAGS%"
-    cfg = hcm_extra(
-        config(),
-        f"""
-          access_log:
-          - name: envoy.access_loggers.file
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
-              path: {log}
-              log_format: {{text_format: "{fmt}\\n"}}""",
-    )
+    cfg = with_file_log(config(), log, fmt)
     reqs = [{"method": m, "path": p} for m, p in (("FOO", "/x"), ("CONNECT", "/x"), ("GET", "/\x7f"), ("get", "/x"))]
     counters = ("downstream_cx_protocol_error", "downstream_rq_rx_reset", "downstream_rq_response_before_rq_complete")
     both(cfg, reqs, stats=tuple(f"http.ingress.{c}" for c in counters))
@@ -521,16 +526,7 @@ def test_a_rematch_that_finds_no_route_leaves_no_route_name_like_envoy(envoy_bin
 function envoy_on_request(h)
   h:headers():remove("x-forwarded-proto")
 end""")
-    cfg = hcm_extra(
-        config(lua, routes=routes),
-        f"""
-          access_log:
-          - name: envoy.access_loggers.file
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
-              path: {log}
-              log_format: {{text_format: "%RESPONSE_CODE% [%ROUTE_NAME%]\\n"}}""",
-    )
+    cfg = with_file_log(config(lua, routes=routes), log, "%RESPONSE_CODE% [%ROUTE_NAME%]")
     mine, _ = both(cfg, [get("/x")])
     assert mine[0].status == 404
     assert log.read_text().splitlines() == ["404 [-]", "404 [-]"]  # wasmlab's line, then Envoy's
