@@ -4,6 +4,8 @@ GIL). Run in its own process: the busy threads and a hung guest must not slow py
 
 from __future__ import annotations
 
+import threading
+
 from safety_helpers import run_isolated
 
 _RUN = """
@@ -37,3 +39,66 @@ def test_one_second_deadline_holds_with_eight_busy_python_threads():
     took = float(out.stdout.split("took")[1])
     # by design the Store's budget is 1.5x the deadline (vm.py); measured 1.6-1.8 s, 12.7 s before
     assert took < 4.0, out.stdout
+
+
+def test_waiting_for_the_gil_does_not_count_against_the_deadline():
+    """The deadline is CPU time (``proxywasm/cpu_deadline.py``). A WasmService draining its queue
+    in one ``proxy_on_queue_ready`` makes two host calls per record, and each waits for the GIL
+    while four workers and 64 clients keep Python busy: counted in wall time, a 100 ms deadline
+    stopped the service VM after a few dozen records and every record was lost (measured: 0 of
+    1500 counted with a 50 ms deadline; a 1 s deadline did the same in a loaded CI run)."""
+    from conftest import CONFIGS
+    from wasmlab import Proxy
+
+    n = 400
+    opts = {"wasm_callback_deadline_s": 0.1}
+    stop = threading.Event()
+
+    def burn() -> None:  # more Python threads wanting the GIL, as on a loaded laptop
+        while not stop.is_set():
+            sum(range(1000))
+
+    busy = [threading.Thread(target=burn, daemon=True) for _ in range(2)]
+    with Proxy.from_yaml(CONFIGS / "wasm" / "stats_service.yaml", workers=4, clock="virtual", options=opts) as p:
+        for t in busy:
+            t.start()
+        try:
+            rs = p.request_many([("GET", f"/r/{i}") for i in range(n)], concurrency=64, timeout=120)
+            assert p.wait_idle(60)
+        finally:
+            stop.set()
+        p.advance(1.0)
+        stats, logs = p.stats(), p.logs
+    assert [r.status for r in rs] == [200] * n
+    assert not [ln for ln in logs if "deadline exceeded" in ln]
+    assert stats["wasmcustom.stats_service.requests"] == n
+
+
+_HOST_CALL_LOOP = """(module
+  (import "env" "proxy_log" (func $log (param i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "again")
+  (func (export "proxy_abi_version_0_2_1"))
+  (func (export "malloc") (param i32) (result i32) (i32.const 1024))
+  (func (export "proxy_on_context_create") (param i32 i32))
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (loop $again (drop (call $log (i32.const 0) (i32.const 16) (i32.const 5))) (br $again))
+    (i32.const 0)))"""
+
+
+def test_a_loop_of_host_calls_is_still_stopped(tmp_path):
+    """A runaway guest that spends its time in host calls burns CPU too: it is stopped."""
+    import wasmtime
+
+    from wasm_diff import plugin_yaml
+    from wasmlab import Proxy
+
+    (tmp_path / "log_loop.wasm").write_bytes(wasmtime.wat2wasm(_HOST_CALL_LOOP))
+    with Proxy.from_yaml(
+        plugin_yaml(tmp_path / "log_loop.wasm"), workers=1, options={"wasm_callback_deadline_s": 0.2}
+    ) as p:
+        p.trace.enabled = False
+        r = p.request("GET", "/loop", timeout=60)
+        logs = p.logs
+    assert r.status == 503
+    assert any("callback deadline exceeded" in ln for ln in logs)

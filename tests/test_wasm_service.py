@@ -52,13 +52,16 @@ def test_service_start_order_and_queue_flow_on_main_match_envoy(envoy_bin, worke
         for i in range(4):
             p.request("GET", f"/r/{i}")
             e.request("GET", f"/r/{i}")
-        # the service reads the queue on the main thread after the requests answered: wait until
-        # both main threads ran the 4 proxy_on_queue_ready (a loaded machine is slower), then settle
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and not (
-            _queue_reads(wasmlab_lines(p, "main")) >= 4 and _queue_reads(envoy_lines(e, "main")) >= 4
-        ):
-            time.sleep(0.05)
+            # the service reads the queue on the main thread after the request answered. Wait until
+            # both main threads ran this request's proxy_on_queue_ready before the next request: a
+            # record enqueued while the service is still draining the last one would be read by
+            # that drain (and its own notification find the queue EMPTY) on whichever side is
+            # slower at that moment, a race of timing, not a difference between the two hosts
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline and not (
+                _queue_reads(wasmlab_lines(p, "main")) > i and _queue_reads(envoy_lines(e, "main")) > i
+            ):
+                time.sleep(0.02)
         time.sleep(0.3)
     finally:
         p.close()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import itertools
 import struct
+import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import wasmtime
 
 from ..trace.shapes import CALLBACK
+from . import cpu_deadline
 from .abi import ModuleInfo, ModuleRejected
 from .callseam import GuestMemory
 from .module_cache import CompiledCode, deadline_ticks, engine, ensure_epoch_ticker
@@ -37,6 +39,8 @@ if TYPE_CHECKING:
 
 _instance_ids = itertools.count(1)
 _monotonic = time.monotonic
+_thread_time = time.thread_time
+_get_ident = threading.get_ident
 _u32 = struct.Struct("<I").pack  # a guest u32 (pointer or size), little-endian
 
 
@@ -222,12 +226,21 @@ class WasmVm:
         self.store.set_limits(memory_size=mem_mb * 1024 * 1024)
         self._set_deadline = self.seam.deadline_setter(self.store)
         # The epoch deadline is re-armed to 1.5x the budget at most every half budget, so a call
-        # gets between 1x and 1.5x the budget while most calls skip the C call.
+        # gets between 1x and 1.5x the budget while most calls skip the C call. The budget is
+        # CPU time: when the deadline passes, cpu_deadline asks how much the thread really ran.
         self._deadline_s = float(opts.get("wasm_callback_deadline_s", 1.0))
         self._deadline_armed_at = -1e18
         self._deadline_rearm_s = self._deadline_s / 2
         self._deadline_ticks = max(2, (3 * self._deadline + 1) // 2)
+        self._arm_deadline(_monotonic())
+        cpu_deadline.install(self.store, self)
+
+    def _arm_deadline(self, now: float) -> None:
+        """Give the guest 1.5x its budget from ``now``, counted in this thread's CPU time."""
         self._set_deadline(self._deadline_ticks)
+        self._deadline_armed_at = now
+        self._cpu_armed_at = _thread_time()
+        self._armed_thread = _get_ident()
 
     def stream_of(self, ctx: Context | None) -> int | None:
         f = ctx.filter if ctx is not None else None
@@ -255,8 +268,7 @@ class WasmVm:
         # the hot path: a top-level call with tracing off
         now = _monotonic()
         if now - self._deadline_armed_at >= self._deadline_rearm_s:
-            self._set_deadline(self._deadline_ticks)
-            self._deadline_armed_at = now
+            self._arm_deadline(now)
         self.current = self.effective = ctx
         self._depth = 1
         try:
@@ -295,8 +307,7 @@ class WasmVm:
         if depth == 0:
             now = _monotonic()
             if now - self._deadline_armed_at >= self._deadline_rearm_s:
-                self._set_deadline(self._deadline_ticks)
-                self._deadline_armed_at = now
+                self._arm_deadline(now)
         try:
             result = fn(*args)
         except (wasmtime.Trap, wasmtime.WasmtimeError) as e:
@@ -465,7 +476,7 @@ def trap_message(error: Exception) -> str:
         "INDIRECT_CALL_TO_NULL": "Uncaught RuntimeError: null function or function signature mismatch",
         "BAD_SIGNATURE": "Uncaught RuntimeError: null function or function signature mismatch",
         "TABLE_OUT_OF_BOUNDS": "Uncaught RuntimeError: table index is out of bounds",
-        "INTERRUPT": "wasmlab: callback deadline exceeded (an infinite loop?) — the VM was stopped",
+        "INTERRUPT": cpu_deadline.DEADLINE_MESSAGE,
     }
     if name in v8:
         return v8[name]
