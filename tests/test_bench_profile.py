@@ -44,6 +44,11 @@ def test_the_profile_of_a_wasm_request_adds_up_to_its_measured_cpu(capsys):
     assert any(k.startswith("2 host calls x ") for k in parts), parts
     assert all(v > 0 for v in parts.values())
     assert floor["floor_us"] == pytest.approx(sum(parts.values()))
+    # the same work where it runs: a skeleton filter side by side, its steps timed in context
+    ctx = out["in_context"]
+    assert ctx["target_us"] == 10.0 and ctx["copies"] == 1
+    assert ctx["steps_us"]["the 2 header guest calls, with their host calls"] > 0
+    assert ctx["steps_us"]["a stream context (made, registered)"] > 0
 
 
 def test_floor_counts_calls_of_the_named_functions_only():
@@ -77,3 +82,36 @@ def test_floor_verdict_says_whether_the_target_is_out_of_reach():
     under = Floor("lua", [("a", 3.0)], 8.0, 20.0).lines()
     assert "under the target 8 us" in under[-1] and "17.00 us is glue" in under[-1]
     assert Floor("wasm", [], 10.0, 1.0).to_dict()["target_figure"] == "wasm.added_us_per_request.wasmlab"
+
+
+@pytest.mark.parametrize("kind", ["noop", "wasm", "lua"])
+def test_a_skeleton_does_the_filters_visible_work(kind):
+    """The skeleton (bench/skeleton.py) skips what makes the filter Envoy's, not what the bench's
+    request shows: the same status, body and added headers as the real filter."""
+    from wasmlab.bench import skeleton
+    from wasmlab.bench.core import direct_config, filter_for
+    from wasmlab.host.proxy import Proxy
+
+    text = direct_config(filter_for(kind))
+    with Proxy.from_yaml(text, workers=1, trace=False) as real, Proxy.from_yaml(text, workers=1, trace=False) as skel:
+        skeleton._with_skeletons(skel, kind)
+        hcm = next(iter(skel._server.hcms.values()))
+        factory = next(fc.factory for fc in hcm.config.http_filters if "router" not in fc.name)
+        made = factory.create_filter(skel._server.workers[0])
+        ours, theirs = skel.request("GET", "/x"), real.request("GET", "/x")
+    assert type(made).__name__ == {"noop": "NoopSkeleton", "wasm": "WasmSkeleton", "lua": "LuaSkeleton"}[kind]
+    assert (ours.status, ours.body) == (theirs.status, theirs.body) == (200, b"direct hello\n")
+    assert ours.headers.get("x-b") == theirs.headers.get("x-b")
+    if kind != "noop":
+        assert ours.headers.get("x-b") == "2"
+
+
+def test_in_context_verdict_compares_the_skeleton_with_the_target():
+    from wasmlab.bench.skeleton import InContext
+
+    over = InContext("wasm", 10.0, 35.0, [20.0, 22.0, 21.0], [12.0, 13.0, 14.0], {"guest calls": 7.0}).lines()
+    assert "even the skeleton adds 13.00 us > the target 10 us: out of reach" in over[-1]
+    assert "8.00 us is glue" in over[-1]
+    under = InContext("noop", 1.5, 35.0, [2.0, 2.2], [1.0, 1.2], {}, copies=8)
+    assert "<= the target 1.5 us" in under.lines()[-1] and "per filter of 8" in under.lines()[0]
+    assert under.to_dict()["copies"] == 8

@@ -152,6 +152,7 @@ REQUIRED_BENCH_NAMES = [
     "lua.added_us_per_request.envoy",
     "request.direct.many_rps_1worker",
     "request.native.added_cpu_us",
+    "request.native.added_cpu_us_per_filter_of_8",
     "request.wasm.cpu_us_per_request.wasmlab",
     "start.4workers_3plugins_s",
     "scaling.cpu_heavy_wasm.2v1",

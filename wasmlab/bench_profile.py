@@ -46,6 +46,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from .bench import skeleton
 from .bench.floor import TARGETS_US, Floor
 from .bench.floor import measure as measure_floor
 
@@ -135,6 +136,7 @@ class Breakdown:
     added: dict[str, float] = field(default_factory=dict)  # item -> µs more than without the filter
     added_calls: dict[str, float] = field(default_factory=dict)  # item -> calls more (counted)
     floor: Floor | None = None  # noop, lua, wasm: the floor of this design (bench/floor.py)
+    in_context: skeleton.InContext | None = None  # noop, lua, wasm: the same work where it runs
 
     def table(self) -> str:
         added = self.total_us - self.direct_us
@@ -155,6 +157,8 @@ class Breakdown:
         lines.append(f"{'  of which garbage collection':<44} {self.gc_us:>8.2f}")
         if self.floor is not None:
             lines += self.floor.lines()
+        if self.in_context is not None:
+            lines += self.in_context.lines()
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
@@ -171,6 +175,7 @@ class Breakdown:
             "added_calls_by_item": self.added_calls,
             "top": {k: v[:5] for k, v in self.top.items()},
             "floor": self.floor.to_dict() if self.floor is not None else None,
+            "in_context": self.in_context.to_dict() if self.in_context is not None else None,
         }
 
 
@@ -296,7 +301,7 @@ def _split(
     return items, parts
 
 
-def profile(kind: str, n: int = 3000, rounds: int = 3) -> Breakdown:
+def profile(kind: str, n: int = 3000, rounds: int = 3, context_rounds: int = 12) -> Breakdown:
     if kind not in KINDS:
         raise ValueError(f"unknown profile kind {kind!r}; known: {', '.join(KINDS)}")
     direct = "direct-traced" if kind.endswith("-traced") else "direct"
@@ -327,6 +332,7 @@ def profile(kind: str, n: int = 3000, rounds: int = 3) -> Breakdown:
         result.added = {name: us - d_items.get(name, 0.0) / 1000 * d_scale for name, us in items.items()}
         result.added_calls = {name: calls[name] - d_calls.get(name, 0.0) for name in items}
     result.floor = _floor(kind, stats, n, total - direct_us)
+    result.in_context = skeleton.measure(kind, n=2000, rounds=context_rounds)
     return result
 
 
@@ -348,7 +354,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"wasmlab bench: unknown --profile kind {kind!r}; known: {', '.join(KINDS)}", file=sys.stderr)
         return 2
     n = 1500 if args.quick else 4000
-    result = profile(kind, n, rounds=1 if args.quick else 3)
+    result = profile(kind, n, rounds=1 if args.quick else 3, context_rounds=4 if args.quick else 12)
     if args.json:
         print(json.dumps(result.to_dict()))
     else:
