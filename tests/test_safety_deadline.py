@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from safety_helpers import run_isolated
 
 _RUN = """
@@ -102,3 +104,96 @@ def test_a_loop_of_host_calls_is_still_stopped(tmp_path):
         logs = p.logs
     assert r.status == 503
     assert any("callback deadline exceeded" in ln for ln in logs)
+
+
+class _Vm:
+    """What cpu_deadline.decide reads of a VM, with a budget of 1 s armed at t=100 s."""
+
+    def __init__(self, ident: int) -> None:
+        self._deadline_s = 1.0
+        self._deadline_armed_at = 100.0
+        self._cpu_armed_at = 5.0
+        self._armed_thread = ident
+
+
+def test_the_deadline_decision_counts_cpu_time_and_caps_wall_time(monkeypatch):
+    from wasmlab.proxywasm import cpu_deadline
+
+    me = threading.get_ident()
+    now = {"wall": 101.5, "cpu": 5.2}  # the epoch deadline passed (1.5 s) after 0.2 s of CPU
+    monkeypatch.setattr(cpu_deadline, "_monotonic", lambda: now["wall"])
+    monkeypatch.setattr(cpu_deadline, "_thread_time", lambda: now["cpu"])
+    # it waited: let it go on for the CPU time it has left (1.5 s allowance - 0.2 s)
+    assert cpu_deadline.decide(_Vm(me)) == pytest.approx(1.3)
+    # it computed: 1.5 s of CPU since the deadline was armed is the end
+    now["cpu"] = 6.5
+    assert cpu_deadline.decide(_Vm(me)) is None
+    # nearly out of CPU: the next look is at least a tenth of the budget away
+    now["cpu"] = 6.49
+    assert cpu_deadline.decide(_Vm(me)) == pytest.approx(0.1)
+    # however little CPU, 20x the budget of wall-clock time is the end (a loop of host calls)
+    now.update(wall=119.9, cpu=5.3)
+    assert cpu_deadline.decide(_Vm(me)) == pytest.approx(0.1)  # capped by the wall time left
+    now["wall"] = 120.0
+    assert cpu_deadline.decide(_Vm(me)) is None
+    # armed on another thread (a VM set up on main, called on its worker): counting starts here
+    now.update(wall=101.5, cpu=7.0)
+    vm = _Vm(me + 1)
+    assert cpu_deadline.decide(vm) == pytest.approx(1.5)
+    assert (vm._cpu_armed_at, vm._armed_thread) == (7.0, me)
+
+
+def test_the_deadline_leaves_wasmtime_py_bindings_alone():
+    """cpu_deadline's ctypes function objects are its own: setting ``restype`` on wasmtime-py's
+    ``wasmtime_error_new`` made every WasmtimeError the bindings create fail to free itself."""
+    import sys
+
+    import wasmtime
+
+    import wasmlab.proxywasm.cpu_deadline  # noqa: F401
+
+    raised: list[BaseException] = []
+    old = sys.unraisablehook
+    sys.unraisablehook = lambda u: raised.append(u.exc_value)
+    try:
+        e = wasmtime.WasmtimeError("x")
+        del e
+    finally:
+        sys.unraisablehook = old
+    assert raised == []
+
+
+_START_LOOP = """(module
+  (memory (export "memory") 1)
+  (func $spin (loop $l (br $l)))
+  (start $spin)
+  (func (export "proxy_abi_version_0_2_1"))
+  (func (export "malloc") (param i32) (result i32) (i32.const 1024)))"""
+
+
+def test_a_start_function_past_the_deadline_is_refused_as_a_trap(tmp_path):
+    import wasmtime
+
+    from wasm_diff import plugin_yaml
+    from wasmlab import Proxy
+    from wasmlab.errors import WasmlabError
+
+    (tmp_path / "start_loop.wasm").write_bytes(wasmtime.wat2wasm(_START_LOOP))
+    with pytest.raises(WasmlabError) as err:
+        Proxy.from_yaml(plugin_yaml(tmp_path / "start_loop.wasm"), options={"wasm_callback_deadline_s": 0.1})
+    assert "the start function trapped: wasmlab: callback deadline exceeded" in str(err.value)
+
+
+def test_a_stopped_callback_logs_its_in_vm_backtrace():
+    from conftest import FIXTURES
+    from wasm_diff import plugin_yaml
+    from wasmlab import Proxy
+
+    yaml = plugin_yaml(FIXTURES / "wasm" / "infinite_loop.wasm")
+    with Proxy.from_yaml(yaml, workers=1, options={"wasm_callback_deadline_s": 0.1}) as p:
+        assert p.request("GET", "/loop", timeout=30).status == 503
+        logs = "\n".join(p.logs)
+        trace = p.trace.filter(kind="trap")
+    assert "callback deadline exceeded" in logs
+    assert "Proxy-Wasm plugin in-VM backtrace:\n  0:  0x7d - spin" in logs
+    assert trace and trace[0].args["backtrace"] == ["0x7d - spin"], trace

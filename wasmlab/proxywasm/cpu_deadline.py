@@ -19,9 +19,13 @@ So the Store does not stop the guest when the epoch deadline passes: wasmtime as
 (``time.thread_time``, which does not grow while the thread waits for the GIL or the machine) and
 lets the guest go on for the CPU time it has left, or stops it with the same message a plain epoch
 trap gets. A runaway loop uses CPU as fast as the wall clock runs, so it is stopped after 1x to 1.5x
-the budget as before; a callback that waits is not. Nothing of this runs on the per-call path: the
-check happens only when a deadline passes. The thread's CPU time is read when the deadline is
-armed, at most every half budget.
+the budget as before; a callback that waits is not, up to a cap of :data:`WALL_FACTOR` times its
+budget in wall-clock time (a loop of host calls on a busy process uses little CPU per second).
+The CPU counted is the thread's since the deadline was armed, which can include the end of the
+callback before (a re-arm happens at most every half budget); a VM called on another thread than
+the one that armed it starts counting there, so such a first call may get up to twice the
+allowance. Nothing of this runs on the per-call path: the check happens only when a deadline
+passes, and the thread's CPU time is read when the deadline is armed.
 """
 
 from __future__ import annotations
@@ -44,8 +48,11 @@ DEADLINE_MESSAGE = "wasmlab: callback deadline exceeded (an infinite loop?) — 
 _CONTINUE = 0
 #: when the guest is let go on, the next look is at least this share of the budget away
 _MIN_EXTENSION = 0.1
+#: however it waits, a callback is stopped after this many times its budget of wall-clock time
+WALL_FACTOR = 20
 
 _thread_time = time.thread_time
+_monotonic = time.monotonic
 _get_ident = threading.get_ident
 
 
@@ -53,7 +60,8 @@ class Budgeted(Protocol):
     """What the check reads of a VM: its budget and where the deadline was last armed."""
 
     _deadline_s: float
-    _cpu_armed_at: float
+    _deadline_armed_at: float  # time.monotonic() when armed
+    _cpu_armed_at: float  # the arming thread's time.thread_time() then
     _armed_thread: int
 
 
@@ -64,17 +72,28 @@ def allowance(budget_s: float) -> float:
     return 1.5 * budget_s
 
 
+def wall_cap(budget_s: float) -> float:
+    """The wall-clock time a callback may take after the deadline is armed, however little CPU it
+    uses: a loop of host calls waits for the GIL at every call and burns little CPU while other
+    threads are busy (measured: with eight busy threads a 0.1 s budget took 6.25 s of wall time to
+    stop one), so CPU time alone would let it hold its worker for minutes."""
+    return WALL_FACTOR * budget_s
+
+
 def decide(vm: Budgeted) -> float | None:
     """Seconds of wall time until the next look, or None to stop the guest now."""
     now_cpu, ident = _thread_time(), _get_ident()
+    wall_left = wall_cap(vm._deadline_s) - (_monotonic() - vm._deadline_armed_at)
+    if wall_left <= 0:
+        return None
     if ident != vm._armed_thread:
-        # armed from another thread (a VM set up on main, called on its worker): start counting here
+        # armed from another thread (a VM set up on main, called on its worker): count from here
         vm._cpu_armed_at, vm._armed_thread = now_cpu, ident
-        return allowance(vm._deadline_s)
+        return min(allowance(vm._deadline_s), wall_left)
     left = allowance(vm._deadline_s) - (now_cpu - vm._cpu_armed_at)
     if left <= 0:
         return None
-    return max(left, _MIN_EXTENSION * vm._deadline_s)
+    return min(max(left, _MIN_EXTENSION * vm._deadline_s), wall_left)
 
 
 _CALLBACK_TYPE = ctypes.CFUNCTYPE(
@@ -85,10 +104,12 @@ _CALLBACK_TYPE = ctypes.CFUNCTYPE(
     ctypes.POINTER(ctypes.c_uint8),
 )
 _NO_FINALIZER = ctypes.CFUNCTYPE(None, ctypes.c_void_p)()
-_set_callback = ffi.dll.wasmtime_store_epoch_deadline_callback
+# function objects of our own (``dll[name]`` makes a new one each time): setting argtypes or
+# restype on ``dll.name`` would change wasmtime-py's own binding for the whole process
+_set_callback = ffi.dll["wasmtime_store_epoch_deadline_callback"]
 _set_callback.restype = None
 _set_callback.argtypes = [ctypes.c_void_p, _CALLBACK_TYPE, ctypes.c_void_p, type(_NO_FINALIZER)]
-_error_new = ffi.dll.wasmtime_error_new
+_error_new = ffi.dll["wasmtime_error_new"]
 _error_new.restype = ctypes.c_void_p
 _error_new.argtypes = [ctypes.c_char_p]
 
@@ -105,13 +126,15 @@ def install(store: wasmtime.Store, vm: Budgeted) -> None:
         try:
             owner = ref()
             wait = decide(owner) if owner is not None else None
+            if wait is not None:
+                delta[0] = max(1, int(wait / EPOCH_TICK_S))
+                kind[0] = _CONTINUE
+                return 0
         except BaseException:  # never unwind into wasmtime; stopping is the safe answer
-            wait = None
-        if wait is None:
-            return _error_new(DEADLINE_MESSAGE.encode()) or 0
-        delta[0] = max(1, int(wait / EPOCH_TICK_S))
-        kind[0] = _CONTINUE
-        return 0
+            pass
+        # wasmtime makes this error the call's (a WasmtimeError, not a Trap with code INTERRUPT;
+        # vm.trap_message and vm.trap_frames read its message and its backtrace from its text)
+        return _error_new(DEADLINE_MESSAGE.encode()) or 0
 
     thunk = _CALLBACK_TYPE(on_deadline)
     store.__dict__[_KEEP] = thunk

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import re
 import struct
 import threading
 import time
@@ -184,6 +185,10 @@ class WasmVm:
             raise ModuleRejected(f"Failed to start base Wasm: the start function trapped: {trap_message(e)}") from None
         except wasmtime.WasmtimeError as e:
             self.release()
+            if cpu_deadline.DEADLINE_MESSAGE in str(e):  # the start function ran past the deadline
+                raise ModuleRejected(
+                    f"Failed to start base Wasm: the start function trapped: {cpu_deadline.DEADLINE_MESSAGE}"
+                ) from None
             raise ModuleRejected(f"Failed to instantiate Wasm module: {str(e).splitlines()[0]}") from None
         exports = self.instance.exports(self.store)
         mem = exports.get("memory")
@@ -481,6 +486,8 @@ def trap_message(error: Exception) -> str:
     if name in v8:
         return v8[name]
     text = str(error)
+    if cpu_deadline.DEADLINE_MESSAGE in text:  # stopped by cpu_deadline (an error, not a Trap)
+        return cpu_deadline.DEADLINE_MESSAGE
     for line in text.splitlines():
         if "Caused by" in line:
             continue
@@ -489,8 +496,24 @@ def trap_message(error: Exception) -> str:
     return text.splitlines()[-1].strip() if text else "trap"
 
 
+#: a frame in the text of a WasmtimeError: "    0:     0x7d - <unknown>!spin"
+_TEXT_FRAME = re.compile(r"^\s*\d+:\s+(0x[0-9a-f]+) - (?:[^!\n]*!)?(.+?)\s*$")
+_UNNAMED = re.compile(r"^<wasm function (\d+)>$")
+
+
 def trap_frames(error: Exception) -> list[str]:
-    frames = getattr(error, "frames", None) or []
+    frames = getattr(error, "frames", None)
+    if frames is None and isinstance(error, wasmtime.WasmtimeError):
+        # an error (a deadline stop from cpu_deadline) carries its backtrace only in its text
+        out = []
+        for line in str(error).split("Caused by:")[0].splitlines():
+            m = _TEXT_FRAME.match(line)
+            if m:
+                unnamed = _UNNAMED.match(m.group(2))
+                fn = f"wasm-function[{unnamed.group(1)}]" if unnamed else m.group(2)
+                out.append(f"{int(m.group(1), 16):#x} - {fn}")
+        return out
+    frames = frames or []
     out = []
     for f in frames:
         fn = getattr(f, "func_name", None) or f"wasm-function[{getattr(f, 'func_index', '?')}]"
