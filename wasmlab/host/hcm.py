@@ -134,11 +134,18 @@ class ActiveStream:
                 if key != self._route_key or rc.reads_headers:
                     self._route_key = key
                     self._route = rc.route_for(headers, key[0], key[1], key[2], self.info)
-            if self._route is not None:
-                self.info.route_name = self._route.name
-                self.info.route_metadata = self._route.metadata
+            route = self._route
+            if route is not None:
+                self.info.route_name = route.name
+                self.info.route_metadata = route.metadata
             else:  # a re-match that found none: %ROUTE_NAME% is "-" again (measured)
                 self.info.route_name, self.info.route_metadata = "", None
+            # Envoy names the stream's upstream cluster when the route is matched (its cached
+            # route's cluster, if it exists): a filter's local reply logs it, xds.cluster_name reads
+            # it; for weighted_clusters the entry picked now, for cluster_header the header now
+            action = route.action if route is not None else None
+            name = action.pick(headers, self.info)[0] if isinstance(action, RouteAction) else None
+            self.info.upstream_cluster = name if name in self.proxy.clusters else None
         return self._route
 
     def clear_route_cache(self) -> None:

@@ -144,14 +144,15 @@ class AddHeader(NativeFilter):
     # instance (as an Envoy filter reads its FilterConfig)
 
     def decode_headers(self, headers: HeaderMap, end_stream: bool) -> FilterHeadersStatus:
-        for k, v in self.config.get("request_headers", _NONE).items():
-            headers.add(k, v)
+        adds = self.config.get("request_headers")
+        if adds:
+            for k, v in adds.items():
+                headers.add(k, v)
         return Continue  # = FilterHeadersStatus.Continue, kept as a name (faster to read than the enum attribute)
 
     def encode_headers(self, headers: HeaderMap, end_stream: bool) -> FilterHeadersStatus:
-        for k, v in self.config.get("response_headers", _NONE).items():
-            headers.add(k, v)
+        adds = self.config.get("response_headers")
+        if adds:
+            for k, v in adds.items():
+                headers.add(k, v)
         return Continue
-
-
-_NONE: dict[str, str] = {}  # no headers configured (read only)

@@ -326,8 +326,9 @@ def _xds(vm: WasmVm, info: Any, rest: list[str]) -> bytes | None:
         return UNSERIALIZABLE if info.upstream_host is not None else None
     ctx = vm.effective
     route = ctx.filter.route() if ctx is not None and ctx.filter is not None else None
-    action = route.action if route is not None else None
-    cluster = info.upstream_cluster or getattr(action, "cluster", None)  # a RouteAction has one
+    # named when the route was matched (just above, at the latest), if the cluster exists: the
+    # HCM's route(), as Envoy's cached route
+    cluster = info.upstream_cluster
     if key == "route_metadata":
         return _metadata_message(getattr(route, "metadata", None) or {}) if route is not None else None
     if key == "cluster_metadata":

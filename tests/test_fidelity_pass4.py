@@ -1,0 +1,111 @@
+"""Fidelity pass 4, compared with real Envoy 1.40: what the stream names as its upstream cluster
+before the router has run. Envoy sets it when the route is matched (the HCM's cached route: the
+route entry's cluster, if the cluster exists), so a filter that answers locally, or reads
+``xds.cluster_name`` in its request callback, sees the route's cluster; for ``weighted_clusters``
+the entry picked at that match, for ``cluster_header`` the header's value then. wasmlab set it
+only in the router before this pass: ``-`` in the access log, and an empty ``xds.cluster_name``
+on a weighted route."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import wasmtime
+import yaml
+from wasm_probe import probe_wat, prop
+
+from helpers import config, get, lua_filter
+from wasm_diff import assert_same_run, plugin_yaml, run_both
+from wasmlab import Proxy
+from wasmlab import envoy as real
+
+pytestmark = pytest.mark.envoy
+
+ROUTES = """
+              - match: {prefix: "/direct"}
+                direct_response: {status: 200, body: {inline_string: "direct hello\\n"}}
+              - match: {prefix: "/w"}
+                route:
+                  weighted_clusters:
+                    clusters: [{name: backend, weight: 1}]
+              - match: {prefix: "/h"}
+                route: {cluster_header: x-cluster}
+              - match: {prefix: "/"}
+                route: {cluster: backend}"""
+REPLY = """
+function envoy_on_request(handle)
+  if handle:headers():get("x-reply") then
+    handle:respond({[":status"] = "403"}, "no")
+  end
+end
+"""
+LOG = """
+          access_log:
+          - name: envoy.access_loggers.file
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
+              path: LOG_PATH
+              log_format:
+                text_format_source:
+                  inline_string: "%REQ(:PATH)% %RESPONSE_CODE% %UPSTREAM_CLUSTER% %RESPONSE_CODE_DETAILS%\\n\""""
+
+
+def _lines(path: Path) -> int:
+    return path.read_bytes().count(b"\n") if path.exists() else 0
+
+
+def test_a_local_reply_before_the_router_logs_the_routes_cluster(envoy_bin, tmp_path):
+    template = config(filters=lua_filter(REPLY), routes=ROUTES).replace(
+        "          stat_prefix: ingress", "          stat_prefix: ingress" + LOG.rstrip()
+    )
+    reqs = [
+        get("/up", **{"x-reply": "1"}),
+        get("/w", **{"x-reply": "1"}),
+        get("/h", **{"x-reply": "1", "x-cluster": "backend"}),
+        get("/h2", **{"x-reply": "1", "x-cluster": "nosuch"}),
+        get("/h3", **{"x-reply": "1"}),
+        get("/direct", **{"x-reply": "1"}),
+        get("/w/up"),
+        get("/h/up", **{"x-cluster": "backend"}),
+        get("/h/none", **{"x-cluster": "nosuch"}),
+    ]
+    ours_cfg = template.replace("LOG_PATH", str(tmp_path / "ours.log"))
+    env_cfg = tmp_path / "envoy.yaml"
+    env_cfg.write_text(template.replace("LOG_PATH", str(tmp_path / "envoy.log")))
+    with Proxy.from_yaml(ours_cfg, workers=1) as p:
+        for kw in reqs:
+            p.request(**kw)
+        p.wait_idle(5)
+    with real.run(env_cfg, workers=1) as e:
+        for kw in reqs:
+            e.request(**kw)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and _lines(tmp_path / "envoy.log") < len(reqs):
+            time.sleep(0.05)
+    ours, theirs = (tmp_path / "ours.log").read_text(), (tmp_path / "envoy.log").read_text()
+    assert ours == theirs
+    assert "/up 403 backend lua_response" in ours
+
+
+def test_xds_cluster_name_in_the_request_callback_names_the_picked_cluster(envoy_bin, tmp_path):
+    ops = [prop("xds.cluster_name", label="cluster")]
+    wasm = tmp_path / "probe.wasm"
+    wasm.write_bytes(wasmtime.wat2wasm(probe_wat({"proxy_on_request_headers": ops, "proxy_on_log": ops})))
+    data = yaml.safe_load(plugin_yaml(wasm))
+    hcm = data["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    hcm["route_config"]["virtual_hosts"][0]["routes"] = yaml.safe_load(ROUTES.replace("\n" + " " * 14, "\n"))
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump(data))
+    reqs = [
+        {"method": "GET", "path": "/w", "timeout": 5},
+        {"method": "GET", "path": "/h", "headers": [("x-cluster", "backend")], "timeout": 5},
+        {"method": "GET", "path": "/h", "headers": [("x-cluster", "nosuch")], "timeout": 5},
+        {"method": "GET", "path": "/up", "timeout": 5},
+        {"method": "GET", "path": "/direct", "timeout": 5},
+    ]
+    ours, theirs, lines = run_both(cfg, reqs)
+    assert_same_run(ours, theirs, lines)
+    mine = [ln for ln in lines["worker_0"][0] if "cluster" in ln and ln.startswith("wasm log")]
+    assert any("len=7" in ln for ln in mine), mine  # "backend", in the request callback too
