@@ -85,33 +85,49 @@ def test_floor_verdict_says_whether_the_target_is_out_of_reach():
 
 
 @pytest.mark.parametrize("kind", ["noop", "wasm", "lua"])
-def test_a_skeleton_does_the_filters_visible_work(kind):
+@pytest.mark.parametrize("timed", [False, True])
+def test_a_skeleton_does_the_filters_visible_work(kind, timed, monkeypatch):
     """The skeleton (bench/skeleton.py) skips what makes the filter Envoy's, not what the bench's
-    request shows: the same status, body and added headers as the real filter."""
+    request shows: the chain runs it (not the real filter), and the request and the response get
+    the same status, body and added headers as with the real filter."""
     from wasmlab.bench import skeleton
     from wasmlab.bench.core import direct_config, filter_for
     from wasmlab.host.proxy import Proxy
 
+    cls = skeleton._SKELETONS[kind][1 if timed else 0]
+    seen: list[tuple[str | None, str | None]] = []
+    decode, encode = cls.decode_headers, cls.encode_headers
+
+    def spy_decode(self, headers, end_stream):  # what the request headers hold after the skeleton
+        status = decode(self, headers, end_stream)
+        seen.append(("request", headers.get("x-a")))
+        return status
+
+    def spy_encode(self, headers, end_stream):
+        status = encode(self, headers, end_stream)
+        seen.append(("response", headers.get("x-b")))
+        return status
+
+    monkeypatch.setattr(cls, "decode_headers", spy_decode)
+    monkeypatch.setattr(cls, "encode_headers", spy_encode)
     text = direct_config(filter_for(kind))
     with Proxy.from_yaml(text, workers=1, trace=False) as real, Proxy.from_yaml(text, workers=1, trace=False) as skel:
-        skeleton._with_skeletons(skel, kind)
-        hcm = next(iter(skel._server.hcms.values()))
-        factory = next(fc.factory for fc in hcm.config.http_filters if "router" not in fc.name)
-        made = factory.create_filter(skel._server.workers[0])
+        skeleton._with_skeletons(skel, kind, timed=timed)
         ours, theirs = skel.request("GET", "/x"), real.request("GET", "/x")
-    assert type(made).__name__ == {"noop": "NoopSkeleton", "wasm": "WasmSkeleton", "lua": "LuaSkeleton"}[kind]
+    skeleton._steps.clear()
+    expected = (None, None) if kind == "noop" else ("1", "2")  # the bench's add-header config
+    assert seen == [("request", expected[0]), ("response", expected[1])]
     assert (ours.status, ours.body) == (theirs.status, theirs.body) == (200, b"direct hello\n")
-    assert ours.headers.get("x-b") == theirs.headers.get("x-b")
-    if kind != "noop":
-        assert ours.headers.get("x-b") == "2"
+    assert ours.headers.get("x-b") == theirs.headers.get("x-b") == expected[1]
 
 
-def test_in_context_verdict_compares_the_skeleton_with_the_target():
-    from wasmlab.bench.skeleton import InContext
+def test_in_context_figures_are_per_filter_and_the_verdict_compares_the_skeleton():
+    from wasmlab.bench.skeleton import InContext, per_filter
 
+    assert per_filter([50.0, 60.0], [34.0, 36.0], 8) == [2.0, 3.0]
     over = InContext("wasm", 10.0, 35.0, [20.0, 22.0, 21.0], [12.0, 13.0, 14.0], {"guest calls": 7.0}).lines()
-    assert "even the skeleton adds 13.00 us > the target 10 us: out of reach" in over[-1]
-    assert "8.00 us is glue" in over[-1]
+    assert "the skeleton adds 13.00 us, over the target 10 us" in over[-1]
+    assert "beyond it (8.00 us" in over[-1] and "out of reach" not in over[-1]
     under = InContext("noop", 1.5, 35.0, [2.0, 2.2], [1.0, 1.2], {}, copies=8)
-    assert "<= the target 1.5 us" in under.lines()[-1] and "per filter of 8" in under.lines()[0]
+    assert "<= the target 1.5 us" in under.lines()[-1] and "average per filter of 8" in under.lines()[0]
     assert under.to_dict()["copies"] == 8
