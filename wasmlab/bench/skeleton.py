@@ -85,6 +85,7 @@ class WasmSkeleton(WasmHttpFilter):
 
     def encode_headers(self, headers: Any, end_stream: bool) -> FilterHeadersStatus:
         ctx = self.ctx
+        assert ctx is not None
         vm = ctx.vm
         self.response_headers = headers
         vm.invoke(vm.funcs["proxy_on_response_headers"], ctx, "proxy_on_response_headers", (ctx.id, len(headers), 0))
@@ -96,6 +97,7 @@ class WasmSkeleton(WasmHttpFilter):
 
     def on_destroy(self) -> None:
         ctx = self.ctx
+        assert ctx is not None
         ctx.vm.remove_context(ctx)
         ctx.filter = None
         self.ctx = None
@@ -120,6 +122,7 @@ class LuaSkeleton(LuaFilter):
         last_route, last_dispatcher, setup = factory.last_setup
         if route is not last_route or dispatcher is not last_dispatcher:
             setup = factory.hook_setup(route, dispatcher)
+        assert setup is not None, "the bench's Lua route runs a script"
         vm, per_route = setup
         lua_id = next(_ids)
         UNBORN[lua_id] = (_adopt_unborn, self, decoder, per_route, vm, headers, end_stream)
@@ -158,6 +161,7 @@ class TimedWasmSkeleton(WasmSkeleton):
 
     def encode_headers(self, headers: Any, end_stream: bool) -> FilterHeadersStatus:
         ctx = self.ctx
+        assert ctx is not None
         vm = ctx.vm
         self.response_headers = headers
         t = _clock()
@@ -260,7 +264,7 @@ def _with_skeletons(proxy: Any, kind: str, timed: bool = False) -> None:
     """Make ``proxy``'s filters of ``kind`` skeletons (its factories only, not the class's); with
     ``timed``, the timed variant, and the making of each filter timed too."""
     plain, timed_cls, _ = _SKELETONS[kind]
-    cls = timed_cls if timed else plain
+    cls: Any = timed_cls if timed else plain
     args = kind != "noop"  # (the no-op skeleton takes no arguments)
 
     def make(factory: Any, dispatcher: Any) -> StreamFilter:

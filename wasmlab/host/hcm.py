@@ -144,7 +144,7 @@ class ActiveStream:
             # route's cluster, if it exists): a filter's local reply logs it, xds.cluster_name reads
             # it; for weighted_clusters the entry picked now, for cluster_header the header now
             action = route.action if route is not None else None
-            name = action.pick(headers, self.info)[0] if isinstance(action, RouteAction) else None
+            name = action.pick(headers, self.info)[0] if isinstance(action, RouteAction) and headers else None
             self.info.upstream_cluster = name if name in self.proxy.clusters else None
         return self._route
 
