@@ -178,18 +178,7 @@ class WasmVm:
         stats.gauge_add(f"wasm.{vm_config.runtime}.active", 1)
         stats.gauge_add("wasm.wasm_vm_count", 1)
         self._alive = True
-        try:
-            self.instance = wasmtime.Instance(self.store, code.module, imports)
-        except wasmtime.Trap as e:
-            self.release()
-            raise ModuleRejected(f"Failed to start base Wasm: the start function trapped: {trap_message(e)}") from None
-        except wasmtime.WasmtimeError as e:
-            self.release()
-            if cpu_deadline.DEADLINE_MESSAGE in str(e):  # the start function ran past the deadline
-                raise ModuleRejected(
-                    f"Failed to start base Wasm: the start function trapped: {cpu_deadline.DEADLINE_MESSAGE}"
-                ) from None
-            raise ModuleRejected(f"Failed to instantiate Wasm module: {str(e).splitlines()[0]}") from None
+        self.instance = self._instantiate(code, imports)
         exports = self.instance.exports(self.store)
         mem = exports.get("memory")
         self.memory = self.seam.memory(self.store, mem if isinstance(mem, wasmtime.Memory) else None)
@@ -208,6 +197,22 @@ class WasmVm:
 
     def next_token(self) -> int:
         return next(self._next_token)
+
+    def _instantiate(self, code: CompiledCode, imports: list[Any]) -> wasmtime.Instance:
+        """The module's instance (its start function runs here); a trap, a start function past
+        the deadline or a link error refuses the module, in Envoy's words."""
+        try:
+            return wasmtime.Instance(self.store, code.module, imports)
+        except wasmtime.Trap as e:
+            self.release()
+            raise ModuleRejected(f"Failed to start base Wasm: the start function trapped: {trap_message(e)}") from None
+        except wasmtime.WasmtimeError as e:
+            self.release()
+            if cpu_deadline.DEADLINE_MESSAGE in str(e):  # stopped by cpu_deadline: a trap to Envoy
+                raise ModuleRejected(
+                    f"Failed to start base Wasm: the start function trapped: {cpu_deadline.DEADLINE_MESSAGE}"
+                ) from None
+            raise ModuleRejected(f"Failed to instantiate Wasm module: {str(e).splitlines()[0]}") from None
 
     def exports(self, name: str) -> bool:
         """Whether the module exports callback or entry point ``name`` (from the module's info:
