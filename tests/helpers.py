@@ -254,3 +254,32 @@ def both(
     assert_same_upstreams(ours, theirs)
     assert my_stats == env_stats, f"stats: wasmlab {my_stats} vs envoy {env_stats}"
     return mine, env
+
+
+def file_logs_of_both(template: str, reqs: list[dict[str, Any]], tmp_path: Any) -> tuple[bytes, bytes]:
+    """Run ``reqs`` through ``template`` (a config whose file access log writes to ``LOG_PATH``) on
+    wasmlab and on real Envoy, one worker each; answers both access logs, Envoy's once it has
+    written as many lines as wasmlab's (its file logger flushes on its own time)."""
+    import time
+
+    from wasmlab import Proxy
+    from wasmlab import envoy as real
+
+    ours_log, envoy_log = tmp_path / "ours.log", tmp_path / "envoy.log"
+    env_cfg = tmp_path / "envoy.yaml"
+    env_cfg.write_text(template.replace("LOG_PATH", str(envoy_log)))
+    with Proxy.from_yaml(template.replace("LOG_PATH", str(ours_log)), workers=1) as p:
+        for kw in reqs:
+            p.request(**kw)
+        p.wait_idle(5)
+
+    def lines(path: Any) -> int:
+        return path.read_bytes().count(b"\n") if path.exists() else 0
+
+    with real.run(env_cfg, workers=1) as e:
+        for kw in reqs:
+            e.request(**kw)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and lines(envoy_log) < lines(ours_log):
+            time.sleep(0.05)
+    return ours_log.read_bytes(), (envoy_log.read_bytes() if envoy_log.exists() else b"")

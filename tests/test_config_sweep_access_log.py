@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from helpers import CAFE, config, get, hcm_option
+from helpers import CAFE, config, file_logs_of_both, get, hcm_option
 from wasmlab import Proxy, Response
 from wasmlab import envoy as real
 from wasmlab.errors import ConfigError
@@ -91,20 +91,7 @@ def test_access_log_formats_like_envoy(envoy_bin, tmp_path, fmt):
     )
     reqs = [get("/direct"), get("/up/x?q=1", **{"x-u": CAFE, "user-agent": "curl/8"}), get("/nothing-here")]
     reqs += [get("/up", **{"x-log": "1"})]
-    ours_cfg = template.replace("LOG_PATH", str(tmp_path / "ours.log"))
-    env_cfg = tmp_path / "envoy.yaml"
-    env_cfg.write_text(template.replace("LOG_PATH", str(tmp_path / "envoy.log")))
-    with Proxy.from_yaml(ours_cfg, workers=1) as p:
-        for kw in reqs:
-            p.request(**kw)
-        p.wait_idle(5)
-    with real.run(env_cfg, workers=1) as e:
-        for kw in reqs:
-            e.request(**kw)
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and _lines(tmp_path / "envoy.log") < _lines(tmp_path / "ours.log"):
-            time.sleep(0.05)
-    ours, theirs = (tmp_path / "ours.log").read_bytes(), (tmp_path / "envoy.log").read_bytes()
+    ours, theirs = file_logs_of_both(template, reqs, tmp_path)
     assert ours == theirs
     assert ours.count(b"\n") == (2 if fmt == "filtered" else 4)
 

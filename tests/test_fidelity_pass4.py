@@ -8,18 +8,13 @@ on a weighted route."""
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
-
 import pytest
 import wasmtime
 import yaml
 from wasm_probe import probe_wat, prop
 
-from helpers import config, get, lua_filter
+from helpers import config, file_logs_of_both, get, lua_filter
 from wasm_diff import assert_same_run, plugin_yaml, run_both
-from wasmlab import Proxy
-from wasmlab import envoy as real
 
 pytestmark = pytest.mark.envoy
 
@@ -52,10 +47,6 @@ LOG = """
                   inline_string: "%REQ(:PATH)% %RESPONSE_CODE% %UPSTREAM_CLUSTER% %RESPONSE_CODE_DETAILS%\\n\""""
 
 
-def _lines(path: Path) -> int:
-    return path.read_bytes().count(b"\n") if path.exists() else 0
-
-
 def test_a_local_reply_before_the_router_logs_the_routes_cluster(envoy_bin, tmp_path):
     template = config(filters=lua_filter(REPLY), routes=ROUTES).replace(
         "          stat_prefix: ingress", "          stat_prefix: ingress" + LOG.rstrip()
@@ -71,22 +62,9 @@ def test_a_local_reply_before_the_router_logs_the_routes_cluster(envoy_bin, tmp_
         get("/h/up", **{"x-cluster": "backend"}),
         get("/h/none", **{"x-cluster": "nosuch"}),
     ]
-    ours_cfg = template.replace("LOG_PATH", str(tmp_path / "ours.log"))
-    env_cfg = tmp_path / "envoy.yaml"
-    env_cfg.write_text(template.replace("LOG_PATH", str(tmp_path / "envoy.log")))
-    with Proxy.from_yaml(ours_cfg, workers=1) as p:
-        for kw in reqs:
-            p.request(**kw)
-        p.wait_idle(5)
-    with real.run(env_cfg, workers=1) as e:
-        for kw in reqs:
-            e.request(**kw)
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and _lines(tmp_path / "envoy.log") < len(reqs):
-            time.sleep(0.05)
-    ours, theirs = (tmp_path / "ours.log").read_text(), (tmp_path / "envoy.log").read_text()
+    ours, theirs = file_logs_of_both(template, reqs, tmp_path)
     assert ours == theirs
-    assert "/up 403 backend lua_response" in ours
+    assert b"/up 403 backend lua_response" in ours
 
 
 def test_xds_cluster_name_in_the_request_callback_names_the_picked_cluster(envoy_bin, tmp_path):
