@@ -282,4 +282,8 @@ def file_logs_of_both(template: str, reqs: list[dict[str, Any]], tmp_path: Any) 
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and lines(envoy_log) < lines(ours_log):
             time.sleep(0.05)
-    return ours_log.read_bytes(), (envoy_log.read_bytes() if envoy_log.exists() else b"")
+
+    def text(path: Any) -> bytes:
+        return path.read_bytes() if path.exists() else b""
+
+    return text(ours_log), text(envoy_log)

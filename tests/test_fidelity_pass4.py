@@ -87,3 +87,41 @@ def test_xds_cluster_name_in_the_request_callback_names_the_picked_cluster(envoy
     assert_same_run(ours, theirs, lines)
     mine = [ln for ln in lines["worker_0"][0] if "cluster" in ln and ln.startswith("wasm log")]
     assert any("len=7" in ln for ln in mine), mine  # "backend", in the request callback too
+
+
+WEIGHTED_BY_HEADER = """
+              - match: {prefix: "/"}
+                route:
+                  weighted_clusters:
+                    header_name: x-w
+                    clusters: [{name: a, weight: 1}, {name: b, weight: 1}]"""
+SET_W = """
+function envoy_on_request(handle)
+  local to = handle:headers():get("x-set-w")
+  if to then
+    handle:headers():replace("x-w", to)
+  end
+end
+"""
+
+
+def test_a_weighted_pick_by_header_follows_a_filters_edit(envoy_bin, tmp_path):
+    """The pick is made again when the route is matched again: a filter that changes the
+    ``header_name`` header sends the request to the cluster the new value picks (a pick kept from
+    the first match sent it to the old one)."""
+    from helpers import static_cluster
+
+    clusters = static_cluster("a", 8081) + static_cluster("b", 8082)
+    template = config(filters=lua_filter(SET_W), routes=WEIGHTED_BY_HEADER, clusters=clusters).replace(
+        "          stat_prefix: ingress", "          stat_prefix: ingress" + LOG.rstrip()
+    )
+    reqs = [
+        get("/1", **{"x-w": "0"}),
+        get("/2", **{"x-w": "1"}),
+        get("/3", **{"x-w": "0", "x-set-w": "1"}),
+        get("/4", **{"x-w": "1", "x-set-w": "0"}),
+        get("/5", **{"x-w": "0", "x-set-w": "3"}),
+    ]
+    ours, theirs = file_logs_of_both(template, reqs, tmp_path)
+    assert ours == theirs
+    assert b"/3 200 b via_upstream" in ours and b"/4 200 a via_upstream" in ours

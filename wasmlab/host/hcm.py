@@ -153,8 +153,11 @@ class ActiveStream:
 
         wasmlab keeps the last match and the ``:authority``, ``:path`` and ``x-forwarded-proto``
         it was made on: when no route reads other headers and those did not change, matching
-        again would find the same route, so ``route()`` keeps it (Lua clears the cache on every header edit)."""
+        again would find the same route, so ``route()`` keeps it (Lua clears the cache on every header edit).
+        A weighted route is picked again too: by the stream's same random value, or by its
+        ``header_name`` header as it is now."""
         self._route_cached = False
+        self.info.weighted_pick = None
 
     def is_head_request(self) -> bool:
         return self.method == "HEAD"

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import itertools
-import re
 import struct
 import threading
 import time
@@ -501,26 +500,26 @@ def trap_message(error: Exception) -> str:
     return text.splitlines()[-1].strip() if text else "trap"
 
 
-#: a frame in the text of a WasmtimeError: "    0:     0x7d - <unknown>!spin"
-_TEXT_FRAME = re.compile(r"^\s*\d+:\s+(0x[0-9a-f]+) - (?:[^!\n]*!)?(.+?)\s*$")
-_UNNAMED = re.compile(r"^<wasm function (\d+)>$")
-
-
 def trap_frames(error: Exception) -> list[str]:
     frames = getattr(error, "frames", None)
     if frames is None and isinstance(error, wasmtime.WasmtimeError):
-        # an error (a deadline stop from cpu_deadline) carries its backtrace only in its text
-        out = []
-        for line in str(error).split("Caused by:")[0].splitlines():
-            m = _TEXT_FRAME.match(line)
-            if m:
-                unnamed = _UNNAMED.match(m.group(2))
-                fn = f"wasm-function[{unnamed.group(1)}]" if unnamed else m.group(2)
-                out.append(f"{int(m.group(1), 16):#x} - {fn}")
-        return out
+        frames = _error_frames(error)  # a deadline stop from cpu_deadline is an error, not a Trap
     frames = frames or []
     out = []
     for f in frames:
         fn = getattr(f, "func_name", None) or f"wasm-function[{getattr(f, 'func_index', '?')}]"
         out.append(f"{getattr(f, 'module_offset', 0):#x} - {fn}")
     return out
+
+
+def _error_frames(error: wasmtime.WasmtimeError) -> list[Any]:
+    """The wasm frames of an error (``wasmtime_error_wasm_trace``), as ``Trap.frames`` reads a
+    trap's: the same raw function names. (wasmtime-py has no public call for it.)"""
+    from ctypes import byref
+
+    from wasmtime import _ffi
+    from wasmtime._trap import Frame, FrameList
+
+    owner = FrameList(error)
+    _ffi.wasmtime_error_wasm_trace(error.ptr(), byref(owner.vec))
+    return [Frame._from_ptr(owner.vec.data[i], owner) for i in range(owner.vec.size)]
