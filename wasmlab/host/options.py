@@ -16,8 +16,8 @@ from typing import Any
 PROXY_OPTIONS = {
     "wasm_call_path": "auto | fast | normal: how the host calls into wasmtime",
     "wasm_callback_deadline_s": (
-        "seconds of CPU time one Wasm callback may use (1 to 1.5 times it; 20 times it of wall-clock"
-        " time) before the VM is stopped, default 1.0"
+        "seconds of CPU time one Wasm callback may use (1 to 1.5 times it; 20 times it, at least 10 s,"
+        " of wall-clock time) before the VM is stopped, default 1.0"
     ),
     "wasm_memory_limit_mb": "linear memory cap per Wasm VM in MiB, 1 to 4096 (wasm32's 4 GiB), default 512",
     "wasm_shared_data_limit_mb": "shared data (keys + values, all vm_ids) in MiB, default 64, 0 = no limit",

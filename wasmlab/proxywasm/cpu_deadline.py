@@ -20,7 +20,8 @@ So the Store does not stop the guest when the epoch deadline passes: wasmtime as
 lets the guest go on for the CPU time it has left, or stops it with the same message a plain epoch
 trap gets. A runaway loop uses CPU as fast as the wall clock runs, so it is stopped after 1x to 1.5x
 the budget as before; a callback that waits is not, up to a cap of :data:`WALL_FACTOR` times its
-budget in wall-clock time (a loop of host calls on a busy process uses little CPU per second).
+budget in wall-clock time, at least :data:`WALL_FLOOR_S` (a loop of host calls on a busy process
+uses little CPU per second).
 The CPU counted is the thread's since the deadline was armed, which can include the end of the
 callback before (a re-arm happens at most every half budget); a VM called on another thread than
 the one that armed it starts counting there, so such a first call may get up to twice the
@@ -48,8 +49,10 @@ DEADLINE_MESSAGE = "wasmlab: callback deadline exceeded (an infinite loop?) — 
 _CONTINUE = 0
 #: when the guest is let go on, the next look is at least this share of the budget away
 _MIN_EXTENSION = 0.1
-#: however it waits, a callback is stopped after this many times its budget of wall-clock time
+#: however it waits, a callback is stopped after this many times its budget of wall-clock time,
+#: and never before WALL_FLOOR_S (a small budget must not stop a callback that only waited)
 WALL_FACTOR = 20
+WALL_FLOOR_S = 10.0
 
 _thread_time = time.thread_time
 _monotonic = time.monotonic
@@ -77,7 +80,7 @@ def wall_cap(budget_s: float) -> float:
     uses: a loop of host calls waits for the GIL at every call and burns little CPU while other
     threads are busy (measured: with eight busy threads a 0.1 s budget took 6.25 s of wall time to
     stop one), so CPU time alone would let it hold its worker for minutes."""
-    return WALL_FACTOR * budget_s
+    return max(WALL_FACTOR * budget_s, WALL_FLOOR_S)
 
 
 def decide(vm: Budgeted) -> float | None:
