@@ -136,7 +136,7 @@ def install(store: wasmtime.Store, vm: Budgeted) -> None:
         except BaseException:  # never unwind into wasmtime; stopping is the safe answer
             pass
         # wasmtime makes this error the call's (a WasmtimeError, not a Trap with code INTERRUPT;
-        # vm.trap_message and vm.trap_frames read its message and its backtrace from its text)
+        # vm.trap_message finds the message in its text, vm.trap_frames reads its wasm frames)
         return _error_new(DEADLINE_MESSAGE.encode()) or 0
 
     thunk = _CALLBACK_TYPE(on_deadline)
