@@ -1,5 +1,12 @@
-"""Fidelity pass 4, compared with real Envoy 1.40: what the stream names as its upstream cluster
-before the router has run. Envoy sets it when the route is matched (the HCM's cached route: the
+"""Fidelity pass 4, compared with real Envoy 1.40: the Cluster fields Envoy accepts, and what the
+stream names as its upstream cluster before the router has run.
+
+Clusters: wasmlab refused 24 fields Envoy 1.40's validate accepts (``alt_stat_name``, the load
+balancer configs, ``max_requests_per_connection``, DNS timing, ``track_cluster_stats``...); it
+now accepts each with a warning that it has no effect in process, and models the deprecated
+cluster-level ``http_protocol_options`` (its ``enable_trailers`` carries HTTP/1 trailers).
+
+The upstream cluster: Envoy sets it when the route is matched (the HCM's cached route: the
 route entry's cluster, if the cluster exists), so a filter that answers locally, or reads
 ``xds.cluster_name`` in its request callback, sees the route's cluster; for ``weighted_clusters``
 the entry picked at that match, for ``cluster_header`` the header's value then. wasmlab set it
@@ -125,3 +132,94 @@ def test_a_weighted_pick_by_header_follows_a_filters_edit(envoy_bin, tmp_path):
     ours, theirs = file_logs_of_both(template, reqs, tmp_path)
     assert ours == theirs
     assert b"/3 200 b via_upstream" in ours and b"/4 200 a via_upstream" in ours
+
+
+#: a value of each Cluster field wasmlab accepts without modelling it (Envoy's validate accepts each)
+CLUSTER_FIELDS = {
+    "alt_stat_name": "alt-backend",
+    "max_requests_per_connection": 100,
+    "track_cluster_stats": {"timeout_budgets": True, "request_response_sizes": True},
+    "track_timeout_budgets": True,
+    "round_robin_lb_config": {"slow_start_config": {"slow_start_window": "10s"}},
+    "least_request_lb_config": {"choice_count": 3},
+    "ring_hash_lb_config": {"minimum_ring_size": 1024},
+    "maglev_lb_config": {"table_size": 65537},
+    "original_dst_lb_config": {"use_http_header": True},
+    "lb_subset_config": {"fallback_policy": "ANY_ENDPOINT"},
+    "load_balancing_policy": {
+        "policies": [
+            {
+                "typed_extension_config": {
+                    "name": "envoy.load_balancing_policies.round_robin",
+                    "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.load_balancing_policies"
+                        ".round_robin.v3.RoundRobin"
+                    },
+                }
+            }
+        ]
+    },
+    "close_connections_on_host_health_failure": True,
+    "wait_for_warm_on_init": True,
+    "cleanup_interval": "5s",
+    "dns_failure_refresh_rate": {"base_interval": "1s"},
+    "dns_jitter": "1s",
+    "use_tcp_for_dns_lookups": False,
+    "preconnect_policy": {"per_upstream_preconnect_ratio": 1.5},
+    "connection_pool_per_downstream_connection": False,
+    "upstream_bind_config": {"source_address": {"address": "127.0.0.1", "port_value": 0}},
+    "upstream_http_protocol_options": {"auto_sni": False},
+    "transport_socket_matches": [],
+    "filters": [],
+}
+#: the lb_policy a field's config belongs with
+LB_POLICY = {
+    "ring_hash_lb_config": "RING_HASH",
+    "maglev_lb_config": "MAGLEV",
+    "least_request_lb_config": "LEAST_REQUEST",
+}
+
+
+@pytest.mark.parametrize("field", list(CLUSTER_FIELDS))
+def test_a_cluster_field_envoy_accepts_is_accepted_with_a_warning(envoy_bin, tmp_path, field):
+    import subprocess
+
+    from wasmlab import Proxy
+
+    data = yaml.safe_load(config())
+    cluster = data["static_resources"]["clusters"][0]
+    cluster[field] = CLUSTER_FIELDS[field]
+    if field in LB_POLICY:
+        cluster["lb_policy"] = LB_POLICY[field]
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(data))
+    envoy = subprocess.run([envoy_bin, "--mode", "validate", "-c", str(path)], capture_output=True, text=True)
+    assert envoy.returncode == 0, envoy.stdout[-500:] + envoy.stderr[-500:]
+    with Proxy.from_yaml(path, workers=1) as p:
+        assert p.request("GET", "/x").status == 200
+        logs = p.logs
+    assert any(f"clusters[0].{field}: accepted as Envoy does, but has no effect in wasmlab" in ln for ln in logs)
+
+
+def test_a_clusters_deprecated_http_protocol_options_carry_trailers(envoy_bin):
+    """``http_protocol_options: {enable_trailers: true}`` on the cluster itself (Envoy's deprecated
+    form of the upstream HTTP/1 options) keeps the upstream's trailers, as the typed form does."""
+    from helpers import both
+
+    cfg = config().replace(
+        "          stat_prefix: ingress",
+        "          stat_prefix: ingress\n          http_protocol_options: {enable_trailers: true}",
+    )
+    cfg = cfg.replace(
+        "  - name: backend\n    type: STATIC",
+        "  - name: backend\n    type: STATIC\n    http_protocol_options: {enable_trailers: true}",
+    )
+    from wasmlab import Response
+    from wasmlab.http import HeaderMap
+
+    def app(req):  # an upstream that answers with trailers
+        return Response(200, HeaderMap(), b"answer", HeaderMap([("x-up", "t1")]))
+
+    ours, theirs = both(cfg, [{"method": "GET", "path": "/up"}], apps={"backend": app})
+    assert [r.trailers for r in ours] == [r.trailers for r in theirs]
+    assert list(ours[0].trailers) == [("x-up", "t1")]

@@ -18,11 +18,11 @@ from typing import Any, Protocol
 
 from ..errors import ConfigError
 from .anytype import any_type, typed_struct, unwrap_value  # noqa: F401  (re-exported)
+from .cluster import ClusterConfig, SocketAddress, parse_cluster, parse_socket_address
 from .formatter import DEFAULT_ACCESS_LOG_FORMAT, Formatter, LogFormat, compile_json, parse_log_format
 from .local_reply import LocalReplyConfig, parse_local_reply_config
 from .log_filter import parse_log_filter
 from .node import (
-    UPSTREAM_HTTP_OPTIONS,
     HcmHeaderOptions,
     NodeInfo,
     http1_trailers,
@@ -67,32 +67,6 @@ class Extensions(Protocol):
     def access_logger(self, type_url: str, tc: Node) -> Any: ...
 
     def bootstrap_extension(self, type_url: str, tc: Node) -> Any: ...
-
-
-@dataclass
-class SocketAddress:
-    address: str
-    port: int
-
-    def __str__(self) -> str:
-        return f"[{self.address}]:{self.port}" if ":" in self.address else f"{self.address}:{self.port}"
-
-
-@dataclass
-class ClusterConfig:
-    name: str
-    type: str
-    endpoints: list[SocketAddress]
-    connect_timeout: float = 5.0
-    http2: bool = False
-    node: Node | None = field(default=None, repr=False)
-    #: HTTP/1 ``enable_trailers`` (HTTP/2 always carries trailers): see :attr:`keeps_trailers`
-    http1_trailers: bool = False
-
-    @property
-    def keeps_trailers(self) -> bool:
-        """Whether the upstream codec carries trailers both ways (Envoy's HTTP/1 drops them)."""
-        return self.http2 or self.http1_trailers
 
 
 @dataclass
@@ -176,74 +150,6 @@ class Bootstrap:
 
 
 # ---- helpers -----------------------------------------------------------------------------------
-def parse_socket_address(node: Node) -> SocketAddress:
-    node.check_fields("socket_address pipe", message="only socket_address is supported")
-    sa = node.req("socket_address").check_fields(
-        "address port_value protocol", required=("address",), ignored=("ipv4_compat", "resolver_name")
-    )
-    port = sa.req("port_value").int(0, 65535) if sa.has("port_value") else 0
-    return SocketAddress(sa.req("address").str(allow_empty=False), port)
-
-
-# ---- clusters --------------------------------------------------------------------------------
-#: the Cluster fields wasmlab models; the ones below it accepts and ignores
-_CLUSTER_FIELDS = "name type load_assignment http2_protocol_options typed_extension_protocol_options transport_socket"
-_CLUSTER_IGNORED = (
-    "connect_timeout",
-    "lb_policy",
-    "dns_lookup_family",
-    "dns_refresh_rate",
-    "respect_dns_ttl",
-    "circuit_breakers",
-    "common_lb_config",
-    "health_checks",
-    "outlier_detection",
-    "per_connection_buffer_limit_bytes",
-    "upstream_connection_options",
-    "common_http_protocol_options",
-    "ignore_health_on_host_removal",
-    "dns_resolvers",
-    "typed_dns_resolver_config",
-    "protocol_selection",
-    "metadata",
-)
-
-
-def parse_cluster(node: Node) -> ClusterConfig:
-    node.check_fields(
-        _CLUSTER_FIELDS, required=("name",), ignored=_CLUSTER_IGNORED, message="EDS/cluster discovery is not supported"
-    )
-    name = node.req("name").str(allow_empty=False)
-    ctype = "STATIC"
-    if node.has("type"):
-        ctype = node.req("type").enum(("STATIC", "STRICT_DNS", "LOGICAL_DNS"))
-    if node.has("transport_socket"):
-        ts = node.req("transport_socket")
-        raise ts.error("TLS transport sockets are not supported (upstreams are in-process apps)")
-    endpoints: list[SocketAddress] = []
-    if node.has("load_assignment"):
-        la = node.req("load_assignment").check_fields("cluster_name endpoints policy")
-        for ep_group in la.req("endpoints").list() if la.has("endpoints") else []:
-            ep_group.check_fields("lb_endpoints locality priority load_balancing_weight")
-            for lb in ep_group.req("lb_endpoints").list() if ep_group.has("lb_endpoints") else []:
-                lb.check_fields(
-                    "endpoint", required=("endpoint",), ignored=("load_balancing_weight", "health_status", "metadata")
-                )
-                ep = lb.req("endpoint").check_fields(
-                    "address", required=("address",), ignored=("hostname", "health_check_config")
-                )
-                endpoints.append(parse_socket_address(ep.req("address")))
-    http2 = node.has("http2_protocol_options")
-    if node.has("typed_extension_protocol_options"):
-        opts_node = node.req("typed_extension_protocol_options")
-        http2 = http2 or "http2_protocol_options" in str(opts_node.mapping().value)
-        upstream = opts_node.get(UPSTREAM_HTTP_OPTIONS)
-        if upstream is not None and upstream.has("http_filters"):  # upstream HTTP filters: warned, not run
-            node.source.ignored.append(f"{upstream.path}.http_filters")
-    timeout = node.req("connect_timeout").duration() if node.has("connect_timeout") else 5.0
-    return ClusterConfig(name, ctype, endpoints, timeout, http2, node, http1_trailers(node))
-
-
 # ---- access logs -------------------------------------------------------------------------------
 def parse_access_log(node: Node, ext: Extensions) -> AccessLogConfig:
     log = _parse_access_log_sink(node, ext)
