@@ -165,6 +165,7 @@ CLUSTER_FIELDS = {
     "dns_failure_refresh_rate": {"base_interval": "1s"},
     "dns_jitter": "1s",
     "use_tcp_for_dns_lookups": False,
+    "dns_resolution_config": {"resolvers": [{"socket_address": {"address": "127.0.0.1", "port_value": 53}}]},
     "preconnect_policy": {"per_upstream_preconnect_ratio": 1.5},
     "connection_pool_per_downstream_connection": False,
     "upstream_bind_config": {"source_address": {"address": "127.0.0.1", "port_value": 0}},
