@@ -206,6 +206,22 @@ _HCM_IGNORED = (
     "tracing",
     "proxy_100_continue",
     "access_log_options",
+    "http1_safe_max_connection_duration",
+    "http3_protocol_options",
+    "stream_flush_timeout",
+    "access_log_flush_interval",
+    "flush_access_log_on_new_request",
+    "original_ip_detection_extensions",
+    "early_header_mutation_extensions",
+    "forward_client_cert_matcher",
+    "represent_ipv4_remote_address_as_ipv4_mapped_ipv6",
+    "request_id_extension",
+    "stream_error_on_invalid_http_message",
+    "path_normalization_options",
+    "proxy_status_config",
+    "append_local_overload",
+    "add_proxy_protocol_connection_state",
+    "scheme_header_transformation",
 )
 
 
@@ -283,7 +299,8 @@ def parse_hcm(
         "generate_request_id use_remote_address xff_num_trusted_hops skip_xff_append via "
         "preserve_external_request_id always_set_request_id_in_response local_reply_config add_user_agent "
         "normalize_path merge_slashes path_with_escaped_slashes_action strip_matching_host_port strip_any_host_port "
-        "max_request_headers_kb internal_address_config forward_client_cert_details",
+        "max_request_headers_kb internal_address_config forward_client_cert_details strip_trailing_host_dot "
+        "append_x_forwarded_port",
         required=("stat_prefix",),
         ignored=_HCM_IGNORED,
         message="rds and scoped_routes (dynamic routes) are not supported",
@@ -353,6 +370,26 @@ def _check_route_clusters(rc_node: Node, rc: RouteConfiguration, clusters: dict[
 
 
 # ---- listeners -------------------------------------------------------------------------------------
+#: Listener fields accepted with a warning: a listener here is reached by name, in process, so
+#: socket, accept and drain options, extra addresses and a second (default) chain do nothing
+_LISTENER_IGNORED = tuple(
+    "additional_addresses use_original_dst default_filter_chain metadata drain_type "
+    "continue_on_listener_filters_timeout transparent freebind tcp_fast_open_queue_length udp_listener_config "
+    "reuse_port max_connections_to_accept_per_socket_event bind_to_port enable_mptcp ignore_global_conn_limit "
+    "bypass_overload_manager deprecated_v1".split()
+)
+#: Bootstrap fields accepted with a warning: process-wide settings of a real Envoy (DNS, stats
+#: flushing, tracing, the watchdog, allocators, xDS sources) with nothing to act on in process
+_BOOTSTRAP_IGNORED = tuple(
+    "node_context_params hds_config flags_path deferred_stat_options stats_flush_on_admin "
+    "stats_eviction_interval watchdog tracing enable_dispatcher_stats header_prefix stats_server_version_override "
+    "use_tcp_for_dns_lookups dns_resolution_config typed_dns_resolver_config fatal_actions config_sources "
+    "default_config_source default_socket_interface certificate_provider_instances inline_headers "
+    "perf_tracing_file_path default_regex_engine xds_delegate_extension xds_config_tracker_extension "
+    "listener_manager application_log_config grpc_async_client_manager_config memory_allocator_manager".split()
+)
+
+
 def parse_listener(
     node: Node, source: Source, clusters: dict[str, ClusterConfig], index: int, ext: Extensions
 ) -> ListenerConfig:
@@ -368,6 +405,7 @@ def parse_listener(
             "listener_filters_timeout",
             "connection_balance_config",
             "tcp_backlog_size",
+            *_LISTENER_IGNORED,
         ),
     )
     name = node.req("name").str() if node.has("name") else f"listener_{index}"
@@ -386,7 +424,7 @@ def parse_listener(
     chain = chains[0].check_fields(
         "filters",
         required=("filters",),
-        ignored=("name", "filter_chain_match"),
+        ignored=("name", "filter_chain_match", "metadata", "transport_socket_connect_timeout", "use_proxy_proto"),
         message="transport_socket (TLS) is not supported",
     )
     filters = chain.req("filters").list()
@@ -443,12 +481,23 @@ def parse_bootstrap(source: Source, ext: Extensions) -> Bootstrap:
             "watchdogs",
             "cluster_manager",
             "stats_sinks",
+            *_BOOTSTRAP_IGNORED,
         ),
         message="dynamic_resources (xDS) is not supported",
     )
     admin = None
     if root.has("admin"):
-        a = root.req("admin").check_fields("address", ignored=("access_log", "access_log_path", "profile_path"))
+        a = root.req("admin").check_fields(
+            "address",
+            ignored=(
+                "access_log",
+                "access_log_path",
+                "profile_path",
+                "socket_options",
+                "ignore_global_conn_limit",
+                "allow_paths",
+            ),
+        )
         if a.has("address"):
             admin = parse_socket_address(a.req("address"))
     sr = root.req("static_resources").check_fields("listeners clusters", ignored=("secrets",))

@@ -44,7 +44,9 @@ class ClusterConfig:
 def parse_socket_address(node: Node) -> SocketAddress:
     node.check_fields("socket_address pipe", message="only socket_address is supported")
     sa = node.req("socket_address").check_fields(
-        "address port_value protocol", required=("address",), ignored=("ipv4_compat", "resolver_name")
+        "address port_value protocol",
+        required=("address",),
+        ignored=("ipv4_compat", "resolver_name", "network_namespace_filepath"),
     )
     port = sa.req("port_value").int(0, 65535) if sa.has("port_value") else 0
     return SocketAddress(sa.req("address").str(allow_empty=False), port)

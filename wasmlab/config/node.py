@@ -91,6 +91,11 @@ class HcmHeaderOptions:
     add_user_agent: bool = False
     #: ``strip_matching_host_port`` / ``strip_any_host_port``: "matching", "any" or ""
     strip_host_port: str = ""
+    #: ``strip_trailing_host_dot``: ``example.com.`` is ``example.com`` (before the port is stripped)
+    strip_trailing_host_dot: bool = False
+    #: ``append_x_forwarded_port``: ``x-forwarded-port`` is the listener's port unless the client
+    #: sent one
+    append_x_forwarded_port: bool = False
     #: the path options (``normalize_path``, ``merge_slashes``, ``path_with_escaped_slashes_action``)
     normalize_path: bool = False
     merge_slashes: bool = False
@@ -119,8 +124,9 @@ def parse_hcm_header_options(node: Node) -> HcmHeaderOptions:
     for key in ("add_user_agent", "normalize_path"):
         if node.has(key):
             setattr(opts, key, node.req(key).bool_value())
-    if node.has("merge_slashes"):
-        opts.merge_slashes = node.req("merge_slashes").bool()
+    for key in ("merge_slashes", "strip_trailing_host_dot", "append_x_forwarded_port"):
+        if node.has(key):
+            setattr(opts, key, node.req(key).bool())
     if node.has("path_with_escaped_slashes_action"):
         action = node.req("path_with_escaped_slashes_action").enum(_ESCAPED_SLASHES_ACTIONS)
         # Envoy's implementation-specific default is to keep the path unchanged

@@ -169,6 +169,11 @@ class VirtualHost:
     mutations: HeaderMutations = field(default_factory=HeaderMutations)
     per_filter_config: dict[str, Any] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
+    route_config: RouteConfiguration | None = field(default=None, repr=False)
+    #: ``include_request_attempt_count`` / ``include_attempt_count_in_response``: the router sends
+    #: ``x-envoy-attempt-count`` (always 1: wasmlab makes no retries) upstream / to the client
+    attempt_count_in_request: bool = False
+    attempt_count_in_response: bool = False
 
 
 @dataclass
@@ -178,6 +183,15 @@ class RouteConfiguration:
     mutations: HeaderMutations = field(default_factory=HeaderMutations)
     #: ``internal_only_headers``: removed from external requests (``conn_manager_utility``)
     internal_only_headers: tuple[str, ...] = ()
+    #: ``typed_per_filter_config`` at this level: used when neither the route nor its virtual
+    #: host configures the filter
+    per_filter_config: dict[str, Any] = field(default_factory=dict)
+    #: ``vhost_header``: the request header a virtual host is chosen by, instead of ``:authority``
+    vhost_header: str = ""
+    #: ``ignore_port_in_host_matching``: the host's port is left out when choosing a virtual host
+    ignore_port_in_host_matching: bool = False
+    #: ``ignore_path_parameters_in_path_matching``: routes match the path without its ``;params``
+    ignore_path_parameters: bool = False
 
     def __post_init__(self) -> None:
         self._exact: dict[str, VirtualHost] = {}
@@ -197,8 +211,11 @@ class RouteConfiguration:
                     self._exact.setdefault(d, vh)
         self._suffix.sort(key=lambda x: -len(x[0]))
         self._prefix.sort(key=lambda x: -len(x[0]))
-        #: some route reads request headers other than ``:authority`` and ``:path`` (``headers``)
-        self.reads_headers = any(r.match.headers for vh in self.virtual_hosts for r in vh.routes)
+        #: some route reads request headers other than ``:authority`` and ``:path`` (``headers``),
+        #: or the virtual host is chosen by another header (``vhost_header``)
+        self.reads_headers = bool(self.vhost_header) or any(
+            r.match.headers for vh in self.virtual_hosts for r in vh.routes
+        )
 
     def find_virtual_host(self, authority: str) -> VirtualHost | None:
         host = authority.lower()
@@ -212,6 +229,25 @@ class RouteConfiguration:
             if host.startswith(prefix) and len(host) > len(prefix):
                 return vh
         return self._default
+
+    def _virtual_host_for(self, headers: HeaderMap, authority: str) -> VirtualHost | None:
+        """The virtual host of a request (Envoy ``RouteMatcher::findVirtualHost``): a
+        configuration whose only virtual host is ``*`` answers it at once; otherwise the host is
+        the ``vhost_header`` (no such header: no virtual host, 404) or ``:authority``, without its
+        port under ``ignore_port_in_host_matching`` (measured on Envoy 1.40)."""
+        if not self.vhost_header and not self.ignore_port_in_host_matching:
+            return self.find_virtual_host(authority)
+        if self._default is not None and not (self._exact or self._suffix or self._prefix):
+            return self._default
+        host = authority
+        if self.vhost_header:
+            value = headers.get(self.vhost_header)
+            if value is None:
+                return None
+            host = value
+        if self.ignore_port_in_host_matching:
+            host = _without_port(host)
+        return self.find_virtual_host(host)
 
     def route(self, headers: HeaderMap, info: StreamInfo | None = None) -> Route | None:
         """The route for a request, or None (Envoy then answers 404 ``route_not_found``)."""
@@ -228,9 +264,11 @@ class RouteConfiguration:
         client sent an empty one, or a filter removed it and cleared the route cache (Lua does
         on every header edit) -- measured: 404 ``route_not_found`` on Envoy 1.40. ``info``
         gives the stream's random value to ``runtime_fraction`` routes."""
-        vh = self.find_virtual_host(authority)
+        vh = self._virtual_host_for(headers, authority)
         if vh is None or not forwarded_proto:
             return None
+        if self.ignore_path_parameters:
+            path = _without_path_parameters(path)
         for r in vh.routes:
             if r.match.matches(headers, path, info):
                 return r
@@ -306,11 +344,45 @@ def _runtime_fraction(node: Node | None) -> tuple[int, int] | None:
     return num, {"HUNDRED": 100, "TEN_THOUSAND": 10_000, "MILLION": 1_000_000}[den]
 
 
+#: VirtualHost fields accepted with a warning: wasmlab models no retries, hedging, mirroring, rate
+#: limit actions, TLS or per-route body limits
+_VIRTUAL_HOST_IGNORED = tuple(
+    "require_tls virtual_clusters cors retry_policy retry_policy_typed_config hedge_policy rate_limits "
+    "include_is_timeout_retry_header "
+    "per_request_buffer_limit_bytes request_body_buffer_limit request_mirror_policies".split()
+)
+#: RouteConfiguration fields accepted with a warning (cluster specifier plugins and mirroring
+#: are not modelled; the configuration's metadata is read by no filter wasmlab runs)
+_ROUTE_CONFIGURATION_IGNORED = tuple(
+    "validate_clusters most_specific_header_mutations_wins cluster_specifier_plugins request_mirror_policies "
+    "metadata".split()
+)
+
+
+def _without_port(host: str) -> str:
+    """``host:port`` without ``:port`` (an IPv6 literal keeps its brackets: ``[::1]:80`` is
+    ``[::1]``); a host without a numeric port is left as it is."""
+    i = host.rfind(":")
+    if i > 0 and "]" not in host[i:] and host[i + 1 :].isdigit() and (host.count(":") == 1 or host[i - 1] == "]"):
+        return host[:i]
+    return host
+
+
+def _without_path_parameters(path: str) -> str:
+    """The path with each segment's ``;parameters`` left out (``/a;x=1/b;c?q`` is ``/a/b?q``), as
+    Envoy matches routes under ``ignore_path_parameters_in_path_matching``; the request keeps its
+    path as sent."""
+    bare, sep, query = path.partition("?")
+    if ";" not in bare:
+        return path
+    return "/".join(segment.split(";", 1)[0] for segment in bare.split("/")) + sep + query
+
+
 def parse_route(node: Node, index: int, per_filter: Any) -> Route:
     node.check_fields(
         "name match route direct_response redirect metadata typed_per_filter_config " + " ".join(MUTATION_FIELDS),
         required=("match",),
-        ignored=("decorator", "per_request_buffer_limit_bytes", "tracing", "stat_prefix"),
+        ignored=("decorator", "per_request_buffer_limit_bytes", "request_body_buffer_limit", "tracing", "stat_prefix"),
     )
     match = parse_route_match(node.req("match"))
     actions = [k for k in ("route", "direct_response", "redirect") if node.has(k)]
@@ -337,9 +409,10 @@ def parse_route(node: Node, index: int, per_filter: Any) -> Route:
 
 def parse_virtual_host(node: Node, per_filter: Any) -> VirtualHost:
     node.check_fields(
-        "name domains routes metadata typed_per_filter_config " + " ".join(MUTATION_FIELDS),
+        "name domains routes metadata typed_per_filter_config include_request_attempt_count "
+        "include_attempt_count_in_response " + " ".join(MUTATION_FIELDS),
         required=("name", "domains"),
-        ignored=("require_tls", "virtual_clusters", "cors", "retry_policy", "include_request_attempt_count"),
+        ignored=_VIRTUAL_HOST_IGNORED,
     )
     domains_node = node.req("domains")
     domains = [d.str(allow_empty=False) for d in domains_node.list("a list of domains")]
@@ -356,6 +429,12 @@ def parse_virtual_host(node: Node, per_filter: Any) -> VirtualHost:
         per_filter(node.get("typed_per_filter_config")),
         parse_metadata(node.get("metadata")),
     )
+    for key, attr in (
+        ("include_request_attempt_count", "attempt_count_in_request"),
+        ("include_attempt_count_in_response", "attempt_count_in_response"),
+    ):
+        if node.has(key):
+            setattr(vh, attr, node.req(key).bool())
     for r in routes:
         r.virtual_host = vh
     return vh
@@ -363,8 +442,10 @@ def parse_virtual_host(node: Node, per_filter: Any) -> VirtualHost:
 
 def parse_route_configuration(node: Node, per_filter: Any) -> RouteConfiguration:
     node.check_fields(
-        "name virtual_hosts max_direct_response_body_size_bytes internal_only_headers " + " ".join(MUTATION_FIELDS),
-        ignored=("validate_clusters", "most_specific_header_mutations_wins"),
+        "name virtual_hosts max_direct_response_body_size_bytes internal_only_headers typed_per_filter_config "
+        "vhost_header ignore_port_in_host_matching ignore_path_parameters_in_path_matching "
+        + " ".join(MUTATION_FIELDS),
+        ignored=_ROUTE_CONFIGURATION_IGNORED,
     )
     vhs = (
         [parse_virtual_host(v, per_filter) for v in node.req("virtual_hosts").list()]
@@ -381,7 +462,19 @@ def parse_route_configuration(node: Node, per_filter: Any) -> RouteConfiguration
             seen[d.lower()] = vn
     _check_direct_bodies(node, vhs)
     name = node.req("name").str() if node.has("name") else ""
-    rc = RouteConfiguration(name, vhs, parse_mutations(node))
+    rc = RouteConfiguration(
+        name,
+        vhs,
+        parse_mutations(node),
+        per_filter_config=per_filter(node.get("typed_per_filter_config")),
+        vhost_header=node.req("vhost_header").str().lower() if node.has("vhost_header") else "",
+        ignore_port_in_host_matching=bool(node.has("ignore_port_in_host_matching"))
+        and node.req("ignore_port_in_host_matching").bool(),
+        ignore_path_parameters=bool(node.has("ignore_path_parameters_in_path_matching"))
+        and node.req("ignore_path_parameters_in_path_matching").bool(),
+    )
+    for vh in vhs:
+        vh.route_config = rc
     if node.has("internal_only_headers"):
         names = node.req("internal_only_headers").list()
         rc.internal_only_headers = tuple(h.str(allow_empty=False).lower() for h in names)

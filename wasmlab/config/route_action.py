@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING
 
 from ..http import HeaderMap
 from .data_source import parse_data_source
+from .formatter import Formatter
 from .header_parser import MUTATION_FIELDS, HeaderMutations, parse_mutations
+from .local_reply import BodyFormat, parse_body_format
 from .matchers import Regex, as_wire_text, compile_regex
 from .uri_template import UriTemplate, parse_path_rewrite_policy
 from .yaml_source import Node
@@ -69,6 +71,10 @@ class RouteAction:
     append_x_forwarded_host: bool = False
     #: ``path_rewrite_policy``: (the route's path template, the rewrite template)
     path_template_rewrite: tuple[UriTemplate, str] | None = None
+    #: ``path_rewrite``: the path (without its query) as a substitution format string
+    path_rewrite: Formatter | None = None
+    #: ``host_rewrite``: ``:authority`` as a substitution format string
+    host_rewrite: Formatter | None = None
     #: ``weighted_clusters.header_name``: the request header whose number picks the cluster
     random_value_header: str | None = None
 
@@ -121,6 +127,9 @@ class RouteAction:
 class DirectResponse:
     status: int
     body: bytes = b""
+    #: ``body_format``: the body as a substitution format string (``%LOCAL_REPLY_BODY%`` is
+    #: ``body``), rendered before the status is recorded (``%RESPONSE_CODE%`` is 0 on Envoy 1.40)
+    body_format: BodyFormat | None = None
 
 
 @dataclass
@@ -141,7 +150,8 @@ _ROUTE_ACTION_IGNORED = tuple(
     "idle_timeout retry_policy priority hash_policy max_stream_duration upgrade_configs metadata_match "
     "request_mirror_policies rate_limits include_vh_rate_limits cors max_grpc_timeout grpc_timeout_offset "
     "internal_redirect_policy max_internal_redirects hedge_policy "
-    "early_data_policy inline_cluster_specifier_plugin cluster_specifier_plugin".split()
+    "early_data_policy inline_cluster_specifier_plugin cluster_specifier_plugin flush_timeout "
+    "retry_policy_typed_config internal_redirect_action".split()
 )
 
 _NOT_FOUND_CODES = {"SERVICE_UNAVAILABLE": 503, "NOT_FOUND": 404, "INTERNAL_SERVER_ERROR": 500}
@@ -159,7 +169,7 @@ def parse_route_action(node: Node, template: UriTemplate | None = None) -> Route
     ``path_rewrite_policy``)."""
     node.check_fields(
         "cluster cluster_header weighted_clusters cluster_not_found_response_code prefix_rewrite regex_rewrite "
-        "path_rewrite_policy "
+        "path_rewrite_policy path_rewrite host_rewrite "
         "host_rewrite_literal host_rewrite_header host_rewrite_path_regex auto_host_rewrite timeout "
         "append_x_forwarded_host",
         ignored=_ROUTE_ACTION_IGNORED,
@@ -178,20 +188,28 @@ def parse_route_action(node: Node, template: UriTemplate | None = None) -> Route
     if node.has("cluster_not_found_response_code"):
         code = node.req("cluster_not_found_response_code").enum(tuple(_NOT_FOUND_CODES))
         action.cluster_not_found_code = _NOT_FOUND_CODES[code]
-    rewrites = [k for k in ("prefix_rewrite", "regex_rewrite", "path_rewrite_policy") if node.has(k)]
+    rewrites = [k for k in ("prefix_rewrite", "regex_rewrite", "path_rewrite_policy", "path_rewrite") if node.has(k)]
     if len(rewrites) > 1:
         raise node.error("Specify only one of prefix_rewrite, regex_rewrite or path_rewrite_policy")
     if node.has("prefix_rewrite"):
         action.prefix_rewrite = as_wire_text(node.req("prefix_rewrite").str())
     if node.has("regex_rewrite"):
         action.regex_rewrite = _rewrite_spec(node.req("regex_rewrite"))
+    if node.has("path_rewrite"):
+        action.path_rewrite = Formatter.compile(node.req("path_rewrite").str(), node.req("path_rewrite"))
     if node.has("path_rewrite_policy"):
         rewrite = parse_path_rewrite_policy(node.req("path_rewrite_policy"), template)
         assert template is not None
         action.path_template_rewrite = (template, rewrite)
     hosts = [
         k
-        for k in ("host_rewrite_literal", "host_rewrite_header", "host_rewrite_path_regex", "auto_host_rewrite")
+        for k in (
+            "host_rewrite_literal",
+            "host_rewrite_header",
+            "host_rewrite_path_regex",
+            "auto_host_rewrite",
+            "host_rewrite",
+        )
         if node.has(k)
     ]
     if len(hosts) > 1:
@@ -202,6 +220,8 @@ def parse_route_action(node: Node, template: UriTemplate | None = None) -> Route
         action.host_rewrite_header = node.req("host_rewrite_header").str(allow_empty=False).lower()
     if node.has("host_rewrite_path_regex"):
         action.host_rewrite_path_regex = _rewrite_spec(node.req("host_rewrite_path_regex"))
+    if node.has("host_rewrite"):
+        action.host_rewrite = Formatter.compile(node.req("host_rewrite").str(), node.req("host_rewrite"))
     if node.has("auto_host_rewrite"):
         # Envoy rewrites to the chosen endpoint's hostname: a STATIC endpoint without a
         # ``hostname`` has none, so nothing changes (the only cluster kind wasmlab runs)
@@ -239,10 +259,11 @@ def _parse_weighted(node: Node) -> list[WeightedCluster]:
 
 
 def parse_direct_response(node: Node) -> DirectResponse:
-    node.check_fields("status body", required=("status",))
+    node.check_fields("status body body_format", required=("status",))
     status = node.req("status").int(100, 599)
     body = parse_data_source(node.req("body")) if node.has("body") else b""
-    return DirectResponse(status, body)
+    fmt = parse_body_format(node.req("body_format")) if node.has("body_format") else None
+    return DirectResponse(status, body, fmt)
 
 
 _REDIRECT_CODES = {

@@ -241,15 +241,35 @@ def add_user_agent(headers: HeaderMap, cluster: str, node_id: str = "") -> None:
 
 
 # ---- host and path (ConnectionManagerUtility::maybeNormalizeHost / maybeNormalizePath) -----------
+def _host_and_port(host: str) -> tuple[str, str]:
+    """``host:port`` split before its ``:port`` (``("example.com", ":80")``; ``("h", "")``
+    without a numeric port; an IPv6 literal keeps its brackets)."""
+    colon = host.rfind("]:") + 1 if host.startswith("[") else host.rfind(":")
+    if colon <= 0 or not host[colon + 1 :].isdigit():
+        return host, ""
+    return host[:colon], host[colon:]
+
+
+def strip_trailing_host_dot(headers: HeaderMap) -> None:
+    """``strip_trailing_host_dot``: one trailing dot of the host name goes, its port stays
+    (``example.com.:80`` is ``example.com:80``; measured on Envoy 1.40). Here the port is
+    whatever follows the last ``:`` outside an IPv6 literal's brackets, numeric or not (Envoy's
+    ``HeaderUtility::getPortStart``)."""
+    host = headers.get(":authority") or ""
+    colon = host.rfind(":")
+    if colon < 0 or host.rfind("]") > colon:
+        colon = len(host)
+    name, port = host[:colon], host[colon:]
+    if name.endswith("."):
+        set_inline(headers, ":authority", name[:-1] + port)
+
+
 def strip_host_port(headers: HeaderMap, mode: str, listener_port: int) -> None:
     """``strip_any_host_port`` drops any port from ``:authority``; ``strip_matching_host_port``
     only the listener's own port (an IPv6 literal keeps its brackets)."""
-    host = headers.get(":authority") or ""
-    colon = host.rfind("]:") + 1 if host.startswith("[") else host.rfind(":")
-    if colon <= 0 or not host[colon + 1 :].isdigit():
-        return
-    if mode == "any" or (mode == "matching" and int(host[colon + 1 :]) == listener_port):
-        set_inline(headers, ":authority", host[:colon])
+    name, port = _host_and_port(headers.get(":authority") or "")
+    if port and (mode == "any" or (mode == "matching" and int(port[1:]) == listener_port)):
+        set_inline(headers, ":authority", name)
 
 
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")

@@ -45,6 +45,7 @@ from .conn_manager_utility import (
     request_id,
     set_inline,
     strip_host_port,
+    strip_trailing_host_dot,
 )
 from .dispatcher import run_guarded
 from .filter_manager import FilterManager
@@ -199,11 +200,15 @@ class ActiveStream:
             verdict = normalize_path(headers, opts)
             if verdict != "continue":
                 return headers, verdict
+        if opts.strip_trailing_host_dot:
+            strip_trailing_host_dot(headers)
         if opts.strip_host_port:
             strip_host_port(headers, opts.strip_host_port, self.hcm.listener.address.port)
         client = mutate_client_address(headers, opts, self.info)
         if "x-forwarded-proto" not in headers:
             headers.add("x-forwarded-proto", "http")
+        if opts.append_x_forwarded_port and "x-forwarded-port" not in headers:
+            headers.add("x-forwarded-port", str(self.hcm.listener.address.port))
         if opts.add_user_agent:
             add_user_agent(headers, self.proxy.node.cluster, self.proxy.node.id)
         if opts.via:
@@ -242,7 +247,9 @@ class ActiveStream:
         route = self.route()
         # most routes configure no filter: look a filter up only when one does
         per_filter = route is not None and bool(
-            route.per_filter_config or (route.virtual_host is not None and route.virtual_host.per_filter_config)
+            route.per_filter_config
+            or config.route_config.per_filter_config
+            or (route.virtual_host is not None and route.virtual_host.per_filter_config)
         )
         dispatcher = self.dispatcher
         filters = []
@@ -509,13 +516,18 @@ def _per_route(route: Route | None, name: str) -> Any:
     if name in route.per_filter_config:
         return route.per_filter_config[name]
     vh = route.virtual_host
-    if vh is not None and name in vh.per_filter_config:
-        return vh.per_filter_config[name]
+    if vh is not None:
+        if name in vh.per_filter_config:
+            return vh.per_filter_config[name]
+        rc = vh.route_config
+        if rc is not None and name in rc.per_filter_config:
+            return rc.per_filter_config[name]
     return None
 
 
 def per_route_config(route: Route | None, name: str) -> Any:
-    """The most specific ``typed_per_filter_config`` for filter ``name`` (route, then vhost)."""
+    """The most specific ``typed_per_filter_config`` for filter ``name`` (route, then virtual
+    host, then route configuration)."""
     return _per_route(route, name)
 
 

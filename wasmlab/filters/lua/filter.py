@@ -191,11 +191,14 @@ class LuaFilterFactory(HttpFilterFactory):
         for hcm in proxy.hcms.values():
             if not any(fc.factory is self for fc in hcm.config.http_filters):
                 continue
-            for vh in hcm.config.route_config.virtual_hosts:
-                for cfg in (vh.per_filter_config, *(r.per_filter_config for r in vh.routes)):
-                    pr = cfg.get(self.name)
-                    if isinstance(pr, LuaPerRoute):
-                        out.append(pr)
+            rc = hcm.config.route_config
+            configs = [rc.per_filter_config]
+            for vh in rc.virtual_hosts:
+                configs += [vh.per_filter_config, *(r.per_filter_config for r in vh.routes)]
+            for cfg in configs:
+                pr = cfg.get(self.name)
+                if isinstance(pr, LuaPerRoute):
+                    out.append(pr)
         return out
 
     def select(self, route: Any) -> tuple[LuaScript | None, LuaPerRoute | None]:

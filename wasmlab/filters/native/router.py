@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from ...config.yaml_source import Node
     from ...host.dispatcher import Dispatcher, Timer
     from ...host.upstream import UpstreamCall, UpstreamResult
+    from ...http.stream_info import StreamInfo
     from ..base import FactoryContext
 
 ROUTER_TYPE = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
@@ -72,6 +73,9 @@ class RouterFactory(HttpFilterFactory):
                 "upstream_log",
                 "strict_check_headers",
                 "upstream_http_filters",
+                "upstream_log_options",
+                "respect_expected_rq_timeout",
+                "suppress_grpc_request_failure_code_stats",
             ),
         )
         self.suppress_envoy_headers = (
@@ -120,7 +124,10 @@ class RouterFilter(StreamFilter):
             return FilterHeadersStatus.StopIteration
         action = route.action
         if isinstance(action, DirectResponse):
-            self._direct(route, action.status, action.body, _direct_location(headers, action.status))
+            body, content_type = action.body, None
+            if action.body_format is not None:
+                body, content_type = _formatted_body(action, stream.info)
+            self._direct(route, action.status, body, _direct_location(headers, action.status), content_type)
             return FilterHeadersStatus.StopIteration
         if isinstance(action, Redirect):
             self._direct(route, action.response_code, b"", _redirect_uri(headers, action, route.match))
@@ -154,13 +161,16 @@ class RouterFilter(StreamFilter):
             self.levels = [weighted_mutations, *self.levels]
         for level in self.levels:
             level.apply_request(headers, info)
-        _rewrite_host(headers, action, not self.factory.suppress_envoy_headers)
+        _rewrite_host(headers, action, not self.factory.suppress_envoy_headers, info)
         path = headers.get(":path") or "/"
-        new_path = _rewrite_path(path, route.match, action)
+        new_path = _rewrite_path(path, route.match, action, info)
         if new_path is not None:  # a rewrite is configured: Envoy keeps the original, even if equal
             if not self.factory.suppress_envoy_headers:
                 headers.set("x-envoy-original-path", path)
             headers.set(":path", new_path)
+        vh = route.virtual_host
+        if vh is not None and vh.attempt_count_in_request:
+            set_inline(headers, "x-envoy-attempt-count", "1")  # the first attempt; no retries here
         self.headers = headers
         self.body = bytearray()
         self.headers_only = end_stream
@@ -183,7 +193,9 @@ class RouterFilter(StreamFilter):
         return FilterTrailersStatus.StopIteration
 
     # ---- local answers -----------------------------------------------------------------------
-    def _direct(self, route: Any, status: int, body: bytes, location: str | None) -> None:
+    def _direct(
+        self, route: Any, status: int, body: bytes, location: str | None, content_type: str | None = None
+    ) -> None:
         cb = self.callbacks
         info = cb.stream.info
         levels = cb.stream.hcm.config.route_config.header_levels(route)
@@ -191,6 +203,8 @@ class RouterFilter(StreamFilter):
         def modify(h: HeaderMap) -> None:
             if location is not None:
                 h.add("location", location)
+            if content_type is not None and body:
+                h.add("content-type", content_type)
             for level in levels:
                 level.apply_response(h, info)
 
@@ -325,6 +339,9 @@ class RouterFilter(StreamFilter):
         stream.info.response_headers = headers
         for level in self.levels:
             level.apply_response(headers, stream.info)
+        vh = self.route.virtual_host if self.route is not None else None
+        if vh is not None and vh.attempt_count_in_response:  # after the response headers_to_add
+            set_inline(headers, "x-envoy-attempt-count", "1")
         trailers = result.response.trailers
         # HEAD, 204 and 304 end at the headers; otherwise an empty body ends there unless it came
         # chunked (then an empty end-of-stream data frame follows, or the trailers)
@@ -386,16 +403,29 @@ def _redirect_uri(headers: HeaderMap, r: Redirect, match: Any) -> str:
     return f"{scheme}://{host}{port}{new}"
 
 
-def _rewrite_path(path: str, match: Any, action: RouteAction | Redirect) -> str | None:
+def _rewrite_path(path: str, match: Any, action: RouteAction | Redirect, info: StreamInfo | None = None) -> str | None:
     """The path after the route's rewrite, or None if it configures none (Envoy's
     ``currentUrlPathAfterRewrite``: a configured rewrite gives a path even when it changes
-    nothing, and then ``x-envoy-original-path`` is added all the same)."""
+    nothing, and then ``x-envoy-original-path`` is added all the same). A ``path_rewrite``
+    format replaces the path and keeps the query; an operator with no value adds nothing to it
+    (measured on Envoy 1.40)."""
+    if isinstance(action, RouteAction) and action.path_rewrite is not None and info is not None:
+        query = split_path(path)[1]
+        return action.path_rewrite.format(info) + (("?" + query) if query else "")
     if isinstance(action, RouteAction) and action.path_template_rewrite is not None:
         template, rewrite = action.path_template_rewrite
         bare, query = split_path(path)
         new = template.rewrite(bare, rewrite)
         return path if new is None else new + (("?" + query) if query else "")
     if action.prefix_rewrite is not None and match.kind in ("prefix", "path", "path_separated_prefix"):
+        start = path[: len(match.value)]
+        if (start if match.case_sensitive else start.lower()) != (
+            match.value if match.case_sensitive else match.value.lower()
+        ):
+            # the route matched the path without its ;parameters (the route configuration's
+            # ignore_path_parameters_in_path_matching) and the path as sent does not start
+            # with the matched text: Envoy 1.40 forwards it unchanged, without the header
+            return None
         if match.kind == "prefix":
             return action.prefix_rewrite + path[len(match.value) :]
         bare, query = split_path(path)
@@ -409,15 +439,18 @@ def _rewrite_path(path: str, match: Any, action: RouteAction | Redirect) -> str 
     return None
 
 
-def _rewrite_host(headers: HeaderMap, action: RouteAction, keep_original: bool) -> None:
+def _rewrite_host(headers: HeaderMap, action: RouteAction, keep_original: bool, info: StreamInfo) -> None:
     """``host_rewrite_literal``, ``host_rewrite_header`` (only when the header is present and
     not empty) and ``host_rewrite_path_regex`` (on the path without its query) set
     ``:authority``; Envoy's ``auto_host_rewrite`` would use the endpoint's hostname, which a
     STATIC endpoint does not have. Like Envoy's ``Utility::updateAuthority``, the old host is
     appended to ``x-forwarded-host`` when ``append_x_forwarded_host`` is set and kept in
-    ``x-envoy-original-host`` unless the router suppresses Envoy headers."""
+    ``x-envoy-original-host`` unless the router suppresses Envoy headers. A ``host_rewrite``
+    format renders an operator with no value as ``-`` (measured on Envoy 1.40)."""
     host = action.host_rewrite_literal
-    if action.host_rewrite_header is not None:
+    if action.host_rewrite is not None:
+        host = action.host_rewrite.format(info, for_header=False)
+    elif action.host_rewrite_header is not None:
         host = headers.get(action.host_rewrite_header)
     elif action.host_rewrite_path_regex is not None:
         pattern, sub = action.host_rewrite_path_regex
@@ -432,6 +465,21 @@ def _rewrite_host(headers: HeaderMap, action: RouteAction, keep_original: bool) 
             xfh = headers.get("x-forwarded-host")
             set_inline(headers, "x-forwarded-host", f"{xfh},{old}" if xfh else old)
     headers.set(":authority", host)
+
+
+def _formatted_body(action: DirectResponse, info: StreamInfo) -> tuple[bytes, str | None]:
+    """A direct response's ``body_format`` rendered, and the content type the reply gets from it
+    before its ``content-length`` (a JSON format's or a ``content_type`` given; a text format
+    leaves the local reply's own ``text/plain``, after it, as measured on Envoy 1.40). Envoy
+    renders it before the reply's status is recorded (``%RESPONSE_CODE%`` is 0),
+    ``%LOCAL_REPLY_BODY%`` being the configured ``body``."""
+    from ...config.local_reply import FormatContext
+
+    fmt = action.body_format
+    assert fmt is not None
+    ctx = FormatContext(info, HeaderMap(), action.body.decode("utf-8", "surrogateescape"))
+    explicit = fmt.content_type if fmt.format.json is not None or fmt.content_type != "text/plain" else None
+    return fmt.format.render(ctx).encode("utf-8", "surrogateescape"), explicit
 
 
 def _direct_location(headers: HeaderMap, status: int) -> str | None:
