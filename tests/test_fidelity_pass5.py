@@ -163,6 +163,82 @@ def test_a_field_envoy_accepts_is_accepted_with_a_warning(envoy_bin, tmp_path, m
     assert any(f"{named}: accepted as Envoy does, but has no effect in wasmlab" in ln for ln in logs), logs
 
 
+#: the same for messages nested deeper, and for the tcp_proxy network filter
+NESTED_NO_EFFECT: dict[str, dict[str, object]] = {
+    "weighted_clusters": {"use_hash_policy": True},
+    "load_assignment": {"named_endpoints": {}},
+    "locality_endpoints": {"metadata": {}, "load_balancer_endpoints": {}, "proximity": 1},
+    "endpoint": {"additional_addresses": []},
+    "tcp_proxy": {
+        "on_demand": {},
+        "metadata_match": {},
+        "max_downstream_connection_duration_jitter_percentage": {},
+        "access_log_flush_interval": "1s",
+        "flush_access_log_on_connected": True,
+        "access_log_options": {},
+        "proxy_protocol_tlvs": [],
+        "max_early_data_bytes": 1,
+        "backoff_options": {"base_interval": "1s"},
+    },
+}
+TCP = """
+static_resources:
+  listeners:
+  - name: t
+    address: {socket_address: {address: 127.0.0.1, port_value: 10001}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.tcp_proxy
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
+          stat_prefix: tcp
+          cluster: backend
+  clusters:
+  - name: backend
+    type: STATIC
+    load_assignment:
+      cluster_name: backend
+      endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: 8081}}}}]}]
+"""
+
+
+def _nested(msg: str) -> tuple[dict, dict, str]:
+    """A config, the message ``msg`` in it, and its YAML path."""
+    if msg == "tcp_proxy":
+        data = yaml.safe_load(TCP)
+        tc = data["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+        return data, tc, "static_resources.listeners[0].filter_chains[0].filters[0].typed_config"
+    data = yaml.safe_load(config())
+    la = data["static_resources"]["clusters"][0]["load_assignment"]
+    c = "static_resources.clusters[0].load_assignment"
+    if msg == "weighted_clusters":
+        hcm = data["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+        route = hcm["route_config"]["virtual_hosts"][0]["routes"][1]
+        route["route"] = {"weighted_clusters": {"clusters": [{"name": "backend", "weight": 1}]}}
+        where = "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config"
+        return data, route["route"]["weighted_clusters"], f"{where}.virtual_hosts[0].routes[1].route.weighted_clusters"
+    if msg == "load_assignment":
+        return data, la, c
+    if msg == "locality_endpoints":
+        return data, la["endpoints"][0], f"{c}.endpoints[0]"
+    return data, la["endpoints"][0]["lb_endpoints"][0]["endpoint"], f"{c}.endpoints[0].lb_endpoints[0].endpoint"
+
+
+@pytest.mark.parametrize(("msg", "field"), [(m, f) for m, fields in NESTED_NO_EFFECT.items() for f in fields])
+def test_a_nested_field_envoy_accepts_is_accepted_with_a_warning(envoy_bin, tmp_path, msg, field):
+    from wasmlab import Proxy
+
+    data, target, where = _nested(msg)
+    target[field] = NESTED_NO_EFFECT[msg][field]
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(data))
+    envoy = subprocess.run([envoy_bin, "--mode", "validate", "-c", str(path)], capture_output=True, text=True)
+    assert envoy.returncode == 0, envoy.stdout[-500:] + envoy.stderr[-500:]
+    with Proxy.from_yaml(path, workers=1) as p:
+        logs = p.logs
+    assert any(f"{where}.{field}: accepted as Envoy does, but has no effect in wasmlab" in ln for ln in logs), logs
+
+
 # ---- RouteAction: path_rewrite and host_rewrite ---------------------------------------------------
 def test_path_and_host_rewrite_formats_like_envoy():
     routes = """

@@ -118,15 +118,20 @@ def parse_cluster(node: Node) -> ClusterConfig:
         raise ts.error("TLS transport sockets are not supported (upstreams are in-process apps)")
     endpoints: list[SocketAddress] = []
     if node.has("load_assignment"):
-        la = node.req("load_assignment").check_fields("cluster_name endpoints policy")
+        la = node.req("load_assignment").check_fields("cluster_name endpoints policy", ignored=("named_endpoints",))
         for ep_group in la.req("endpoints").list() if la.has("endpoints") else []:
-            ep_group.check_fields("lb_endpoints locality priority load_balancing_weight")
+            ep_group.check_fields(
+                "lb_endpoints locality priority load_balancing_weight",
+                ignored=("metadata", "load_balancer_endpoints", "proximity"),
+            )
             for lb in ep_group.req("lb_endpoints").list() if ep_group.has("lb_endpoints") else []:
                 lb.check_fields(
                     "endpoint", required=("endpoint",), ignored=("load_balancing_weight", "health_status", "metadata")
                 )
                 ep = lb.req("endpoint").check_fields(
-                    "address", required=("address",), ignored=("hostname", "health_check_config")
+                    "address",
+                    required=("address",),
+                    ignored=("hostname", "health_check_config", "additional_addresses"),
                 )
                 endpoints.append(parse_socket_address(ep.req("address")))
     http2 = node.has("http2_protocol_options")

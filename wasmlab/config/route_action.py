@@ -239,7 +239,7 @@ def _parse_weighted(node: Node) -> list[WeightedCluster]:
     node.check_fields(
         "clusters header_name",
         required=("clusters",),
-        ignored=("total_weight", "runtime_key_prefix", "random_value_specifier"),
+        ignored=("total_weight", "runtime_key_prefix", "random_value_specifier", "use_hash_policy"),
     )
     out = []
     for c in node.req("clusters").list():
