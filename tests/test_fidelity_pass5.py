@@ -24,7 +24,7 @@ import subprocess
 import pytest
 import yaml
 
-from helpers import UpstreamLog, both, config, get, hcm_option, lua_filter, recorded_apps
+from helpers import UpstreamLog, both, config, file_logs_of_both, get, hcm_option, lua_filter, recorded_apps
 
 pytestmark = pytest.mark.envoy
 
@@ -429,3 +429,91 @@ def test_direct_response_body_format_like_envoy():
               - match: {prefix: "/"}
                 route: {cluster: backend}"""
     both(config(routes=routes), [get("/d", **{"x-a": "AA"}), get("/j", **{"x-a": "AA"}), get("/j"), get("/c")])
+
+
+# ---- substitution commands Envoy accepts and wasmlab refused -------------------------------------
+#: TLS and connection-close commands: absent for a plaintext stream on an open connection
+ABSENT_COMMANDS = """DOWNSTREAM_LOCAL_EMAIL_SAN DOWNSTREAM_LOCAL_IP_SAN DOWNSTREAM_LOCAL_OTHERNAME_SAN
+DOWNSTREAM_PEER_CERT_V_START DOWNSTREAM_PEER_CERT_V_END DOWNSTREAM_PEER_CHAIN_FINGERPRINTS_1
+DOWNSTREAM_PEER_CHAIN_FINGERPRINTS_256 DOWNSTREAM_PEER_CHAIN_SERIALS DOWNSTREAM_PEER_DNS_SAN DOWNSTREAM_PEER_EMAIL_SAN
+DOWNSTREAM_PEER_FINGERPRINT_1 DOWNSTREAM_PEER_IP_SAN DOWNSTREAM_PEER_OTHERNAME_SAN DOWNSTREAM_PEER_SERIAL
+TLS_JA3_FINGERPRINT TLS_JA4_FINGERPRINT UPSTREAM_LOCAL_DNS_SAN UPSTREAM_LOCAL_IP_SAN UPSTREAM_LOCAL_URI_SAN
+UPSTREAM_PEER_CERT UPSTREAM_PEER_CERT_V_START UPSTREAM_PEER_CERT_V_END UPSTREAM_PEER_DNS_SAN UPSTREAM_PEER_IP_SAN
+UPSTREAM_PEER_ISSUER UPSTREAM_TLS_CIPHER UPSTREAM_TLS_SESSION_ID DOWNSTREAM_LOCAL_CLOSE_REASON""".split()
+#: commands with a value; ``a=``/``p=``/``d=`` mark a port-bearing address, a port and a duration,
+#: which differ between the two runs and are compared by their shape
+VALUE_COMMANDS = [
+    "q=%QUERY_PARAMS%",
+    "q=%QUERY_PARAMS(ORIG)%",
+    "q=%QUERY_PARAMS(DECODED)%",
+    "a=%DOWNSTREAM_DIRECT_LOCAL_ADDRESS%",
+    "w=%DOWNSTREAM_DIRECT_LOCAL_ADDRESS_WITHOUT_PORT%",
+    "p=%DOWNSTREAM_DIRECT_LOCAL_PORT%",
+    "d=%COMMON_DURATION(DS_RX_BEG:DS_RX_END)%",
+    "d=%COMMON_DURATION(DS_RX_BEG:US_RX_END:us)%",
+    "d=%COMMON_DURATION(US_TX_BEG:DS_TX_END:ns)%",
+    "d=%COMMON_DURATION(DS_RX_BEG:MY_TIMING)%",
+    "d=%UPSTREAM_CONNECTION_POOL_READY_DURATION%",
+    "e=%UPSTREAM_REMOTE_ADDRESS_ENDPOINT_ID%",
+]
+
+
+def _shape(line: str) -> list[str]:
+    import re
+
+    out = []
+    for token in line.split(" "):
+        kind, _, value = token.partition("=")
+        if kind == "a":
+            value = re.sub(r":\d+$", ":<port>", value)
+        elif kind in ("p", "d") and value.isdigit():
+            value = "<number>"
+        out.append(f"{kind}={value}")
+    return out
+
+
+def test_substitution_commands_envoy_accepts_like_envoy(tmp_path):
+    """Commands Envoy 1.40 accepts that wasmlab refused before this pass, in a file access log,
+    for a routed request, a direct response and a request with no route."""
+    fmt = " ".join(VALUE_COMMANDS + [f"x=%{c}%" for c in ABSENT_COMMANDS])
+    template = hcm_option(
+        f"""access_log:
+          - name: envoy.access_loggers.file
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
+              path: LOG_PATH
+              log_format: {{text_format_source: {{inline_string: "{fmt}\\n"}}}}"""
+    )
+    every = "".join(f"%{c:02X}" for c in range(0x7F)) + "%C3%A9%7f"
+    reqs = [get("/x?a=1&b=%20c+%41%7e%2F%c3%a9"), get("/direct"), get("/y"), get("/z?" + every)]
+    ours, theirs = file_logs_of_both(template, reqs, tmp_path)
+    mine = [_shape(line) for line in ours.decode().splitlines()]
+    assert mine == [_shape(line) for line in theirs.decode().splitlines()]
+    assert len(mine) == 4 and mine[0][2] == "q=a=1&b=%20c+A~/%c3%a9" and "x=-" in mine[0]
+
+
+@pytest.mark.parametrize(
+    ("fmt", "message"),
+    [
+        ("%QUERY_PARAMS(decode)%", "Invalid QUERY_PARAMS option: 'decode', only 'ORIG'/'DECODED' are allowed"),
+        ("%COMMON_DURATION(DS_RX_BEG)%", "Invalid common duration configuration: DS_RX_BEG."),
+        ("%COMMON_DURATION(DS_RX_BEG:DS_TX_END:s)%", "Invalid common duration precision: s."),
+    ],
+)
+def test_bad_arguments_of_those_commands_are_refused_like_envoy(envoy_bin, tmp_path, fmt, message):
+    from wasmlab import Proxy
+    from wasmlab.errors import ConfigError
+
+    cfg = config(
+        routes=f"""
+              - match: {{prefix: "/"}}
+                direct_response: {{status: 200}}
+                response_headers_to_add:
+                - header: {{key: x-f, value: "{fmt}"}}"""
+    )
+    path = tmp_path / "bad.yaml"
+    path.write_text(cfg)
+    envoy = subprocess.run([envoy_bin, "--mode", "validate", "-c", str(path)], capture_output=True, text=True)
+    assert envoy.returncode != 0 and message in envoy.stdout + envoy.stderr
+    with pytest.raises(ConfigError, match=message.split(":")[0].replace("(", r"\(")):
+        Proxy.from_yaml(path)
