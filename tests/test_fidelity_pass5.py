@@ -520,3 +520,25 @@ def test_bad_arguments_of_those_commands_are_refused_like_envoy(envoy_bin, tmp_p
     assert envoy.returncode != 0 and message in envoy.stdout + envoy.stderr
     with pytest.raises(ConfigError, match=message.split(":")[0].replace("(", r"\(")):
         Proxy.from_yaml(path)
+
+
+# ---- LuaPerRoute without a script of its own ---------------------------------------------------
+def test_a_lua_per_route_entry_with_only_a_filter_context_like_envoy():
+    """Envoy 1.40 accepts a ``LuaPerRoute`` that sets none of ``disabled``, ``name`` and
+    ``source_code`` (wasmlab refused it): the filter's own script runs, with the entry's
+    ``filter_context``; an empty entry changes nothing."""
+    code = 'function envoy_on_request(h) h:headers():add("x-ctx", tostring(h:filterContext():get("a"))) end'
+    lua = lua_filter(code, extra="\n              filter_context: {a: one}")
+    entry = """
+                typed_per_filter_config:
+                  envoy.filters.http.lua:
+                    "@type": type.googleapis.com/envoy.extensions.filters.http.lua.v3.LuaPerRoute"""
+    routes = f"""
+              - match: {{prefix: "/r"}}
+                route: {{cluster: backend}}{entry}
+                    filter_context: {{a: two}}
+              - match: {{prefix: "/e"}}
+                route: {{cluster: backend}}{entry}
+              - match: {{prefix: "/"}}
+                route: {{cluster: backend}}"""
+    both(config(filters=lua, routes=routes), [get("/r"), get("/e"), get("/x")])

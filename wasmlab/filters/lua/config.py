@@ -146,14 +146,14 @@ class LuaPerRoute:
 def parse_lua_per_route(node: Node) -> LuaPerRoute:
     node.check_fields("@type disabled name source_code filter_context package_paths package_cpaths")
     set_ = [k for k in ("disabled", "name", "source_code") if node.has(k)]
-    if len(set_) != 1:
-        raise node.error(
-            "LuaPerRouteValidationError.Override: exactly one of disabled, name, source_code must be set"
-            if set_
-            else "LuaPerRouteValidationError.Override: value is required"
-        )
+    if len(set_) > 1:
+        raise node.error("LuaPerRouteValidationError.Override: exactly one of disabled, name, source_code must be set")
     fc = node.get("filter_context")
     ctx = _struct(fc) if fc is not None else None
+    if not set_:
+        # Envoy 1.40 accepts an entry that overrides no script: the filter's own script runs,
+        # with this entry's filter_context (measured)
+        return LuaPerRoute(filter_context=ctx)
     kind = set_[0]
     if kind == "disabled":
         dn = node.req("disabled")
