@@ -120,6 +120,8 @@ ALLOWED: dict[str, str] = {
     "unsupported path matcher (wasmlab supports ": "the message names the one path matcher Envoy has",
     "unsupported path rewriter (wasmlab supports ": "the message names the one path rewriter Envoy has",
     "LuaPerRouteValidationError.Disabled": "Envoy's words for `disabled: false` in a LuaPerRoute",
+    "LuaPerRouteValidationError.Override": "a LuaPerRoute with two of disabled, name, source_code (one "
+    "protobuf oneof): the message is the fix",
     "exactly one of filename, inline_bytes, inline_string must be set": "a Wasm code DataSource: the same "
     "cause and fix as the DataSource row",
     "unsupported wrapper type ": "a google.protobuf wrapper other than String/Bytes/Int/Bool/Double Value",

@@ -542,3 +542,91 @@ def test_a_lua_per_route_entry_with_only_a_filter_context_like_envoy():
               - match: {{prefix: "/"}}
                 route: {{cluster: backend}}"""
     both(config(filters=lua, routes=routes), [get("/r"), get("/e"), get("/x")])
+
+
+# ---- configs Envoy refuses that wasmlab accepted -------------------------------------------------
+def _listeners_twice(d: dict) -> None:
+    import copy
+
+    d["static_resources"]["listeners"].append(dict(copy.deepcopy(d["static_resources"]["listeners"][0]), name="l1"))
+
+
+def _hcm(d: dict) -> dict:
+    return d["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+
+
+def _endpoint(d: dict) -> dict:
+    return d["static_resources"]["clusters"][0]["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
+
+
+REFUSED = {
+    "two listeners on one address": (_listeners_twice, "has duplicate address '127.0.0.1:10000' as existing listener"),
+    "an empty stat_prefix": (lambda d: _hcm(d).update(stat_prefix=""), "StatPrefix: value length must be at least 1"),
+    "a listener address that is no IP": (
+        lambda d: d["static_resources"]["listeners"][0]["address"]["socket_address"].update(address="not-an-ip"),
+        "malformed IP address: not-an-ip",
+    ),
+    "a STATIC endpoint that is a host name": (
+        lambda d: _endpoint(d)["address"]["socket_address"].update(address="localhost"),
+        "malformed IP address: localhost. Consider setting resolver_name or setting cluster type to 'STRICT_DNS'",
+    ),
+    "an access log in a missing directory": (
+        lambda d: _hcm(d).update(
+            access_log=[
+                {
+                    "name": "envoy.access_loggers.file",
+                    "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+                        "path": "/nonexistent-wasmlab-dir/x.log",
+                    },
+                }
+            ]
+        ),
+        "unable to open file '/nonexistent-wasmlab-dir/x.log': No such file or directory",
+    ),
+    "an access log path that is a directory": (
+        lambda d: _hcm(d).update(
+            access_log=[
+                {
+                    "name": "envoy.access_loggers.file",
+                    "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+                        "path": "/",
+                    },
+                }
+            ]
+        ),
+        "unable to open file '/': Is a directory",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(REFUSED))
+def test_a_config_envoy_refuses_is_refused_in_envoys_words(envoy_bin, tmp_path, case):
+    from wasmlab import Proxy
+    from wasmlab.errors import ConfigError
+
+    change, message = REFUSED[case]
+    data = yaml.safe_load(config())
+    change(data)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(data))
+    envoy = subprocess.run([envoy_bin, "--mode", "validate", "-c", str(path)], capture_output=True, text=True)
+    assert envoy.returncode != 0 and message in envoy.stdout + envoy.stderr
+    with pytest.raises(ConfigError) as err:
+        Proxy.from_yaml(path)
+    assert message in str(err.value) and str(path) in str(err.value)
+
+
+def test_a_dns_clusters_endpoint_may_be_a_host_name(envoy_bin, tmp_path):
+    from wasmlab import Proxy
+
+    data = yaml.safe_load(config())
+    data["static_resources"]["clusters"][0]["type"] = "STRICT_DNS"
+    _endpoint(data)["address"]["socket_address"]["address"] = "localhost"
+    path = tmp_path / "dns.yaml"
+    path.write_text(yaml.safe_dump(data))
+    envoy = subprocess.run([envoy_bin, "--mode", "validate", "-c", str(path)], capture_output=True, text=True)
+    assert envoy.returncode == 0, envoy.stderr[-300:]
+    with Proxy.from_yaml(path, workers=1) as p:
+        assert p.request("GET", "/x").status == 200

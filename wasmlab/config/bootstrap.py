@@ -158,6 +158,18 @@ def parse_access_log(node: Node, ext: Extensions) -> AccessLogConfig:
     return log
 
 
+def _check_log_path(node: Node, path: str) -> None:
+    """Envoy opens an access log file when it loads the config and refuses one it cannot open,
+    in these words (wasmlab checks without creating the file)."""
+    from pathlib import Path
+
+    p = Path(path)
+    if p.is_dir():
+        raise node.error(f"unable to open file '{path}': Is a directory")
+    if not p.parent.is_dir():
+        raise node.error(f"unable to open file '{path}': No such file or directory")
+
+
 def _parse_access_log_sink(node: Node, ext: Extensions) -> AccessLogConfig:
     node.check_fields("name typed_config filter", required=("name",))
     name = node.req("name").str(allow_empty=False)
@@ -182,6 +194,7 @@ def _parse_access_log_sink(node: Node, ext: Extensions) -> AccessLogConfig:
         path = tc.req("path").str(allow_empty=False)
         if path != "/dev/stdout" and path != "/dev/stderr":
             path = str(tc.source.resolve(path))
+            _check_log_path(tc.child("path"), path)
         return AccessLogConfig(name, "file", path, fmt)
     if t == WASM_LOG_TYPE:
         return AccessLogConfig(name, "wasm", plugin=ext.access_logger(t, tc))
@@ -312,6 +325,11 @@ def parse_hcm(
             "value must be inside range (0, 8192])"
         )
     stat_prefix = node.req("stat_prefix").str()
+    if not stat_prefix:
+        raise node.child("stat_prefix").error(
+            "Proto constraint validation failed (HttpConnectionManagerValidationError.StatPrefix: value length "
+            "must be at least 1 characters)"
+        )
     filters_node = node.req("http_filters") if node.has("http_filters") else None
     filters: list[HttpFilterConfig] = []
     for fn in filters_node.list() if filters_node is not None else []:
@@ -514,11 +532,20 @@ def parse_bootstrap(source: Source, ext: Extensions) -> Bootstrap:
         extensions.append(_parse_bootstrap_extension(en.req("name").str(), tc, any_type(tc), ext))
     listeners: list[ListenerConfig] = []
     names: set[str] = set()
+    addresses: set[tuple[str, int]] = set()
     for i, ln in enumerate(sr.req("listeners").list() if sr.has("listeners") else []):
         lst = parse_listener(ln, source, clusters, i, ext)
         if lst.name in names:
             raise ln.child("name").error(f"error adding listener: duplicate listener name '{lst.name}'")
+        where = (lst.address.address, lst.address.port)
+        if where in addresses and lst.address.port != 0:
+            raise ln.child("address").error(
+                f"Error adding listener: '{lst.name}' has duplicate address '{where[0]}:{where[1]}' as existing "
+                "listener, to check if the listener has duplicated addresses with other listeners or "
+                "'enable_reuse_port' is set to 'false' for the listener"
+            )
         names.add(lst.name)
+        addresses.add(where)
         listeners.append(lst)
     if not listeners and not extensions:
         raise sr.error("no listeners: add static_resources.listeners with an http_connection_manager")

@@ -9,6 +9,7 @@ names...); TLS transport sockets and cluster discovery (EDS, CDS) are refused wi
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 
 from .node import UPSTREAM_HTTP_OPTIONS, http1_trailers
@@ -41,7 +42,10 @@ class ClusterConfig:
         return self.http2 or self.http1_trailers
 
 
-def parse_socket_address(node: Node) -> SocketAddress:
+def parse_socket_address(node: Node, resolved: bool = False, hint: str = "") -> SocketAddress:
+    """A ``SocketAddress``. Unless the address is ``resolved`` by DNS (a STRICT_DNS or
+    LOGICAL_DNS cluster's endpoint) or a ``resolver_name`` is given, Envoy needs an IP address
+    and refuses anything else at load, in these words (``hint`` is what it adds)."""
     node.check_fields("socket_address pipe", message="only socket_address is supported")
     sa = node.req("socket_address").check_fields(
         "address port_value protocol",
@@ -49,7 +53,13 @@ def parse_socket_address(node: Node) -> SocketAddress:
         ignored=("ipv4_compat", "resolver_name", "network_namespace_filepath"),
     )
     port = sa.req("port_value").int(0, 65535) if sa.has("port_value") else 0
-    return SocketAddress(sa.req("address").str(allow_empty=False), port)
+    address = sa.req("address").str(allow_empty=False)
+    if not resolved and not sa.has("resolver_name"):
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            raise sa.child("address").error(f"malformed IP address: {address}{hint}") from None
+    return SocketAddress(address, port)
 
 
 # ---- clusters --------------------------------------------------------------------------------
@@ -133,7 +143,14 @@ def parse_cluster(node: Node) -> ClusterConfig:
                     required=("address",),
                     ignored=("hostname", "health_check_config", "additional_addresses"),
                 )
-                endpoints.append(parse_socket_address(ep.req("address")))
+                endpoints.append(
+                    parse_socket_address(
+                        ep.req("address"),
+                        resolved=ctype != "STATIC",
+                        hint=". Consider setting resolver_name or setting cluster type to 'STRICT_DNS' or "
+                        "'LOGICAL_DNS'",
+                    )
+                )
     http2 = node.has("http2_protocol_options")
     if node.has("typed_extension_protocol_options"):
         opts_node = node.req("typed_extension_protocol_options")
