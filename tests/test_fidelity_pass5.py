@@ -555,6 +555,10 @@ def _hcm(d: dict) -> dict:
     return d["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
 
 
+def _route(d: dict) -> dict:
+    return _hcm(d)["route_config"]["virtual_hosts"][0]["routes"][1]
+
+
 def _endpoint(d: dict) -> dict:
     return d["static_resources"]["clusters"][0]["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
 
@@ -583,6 +587,50 @@ REFUSED = {
             ]
         ),
         "unable to open file '/nonexistent-wasmlab-dir/x.log': No such file or directory",
+    ),
+    "a header matcher with two specifiers": (
+        lambda d: _route(d)["match"].update(headers=[{"name": "x", "exact_match": "a", "prefix_match": "b"}]),
+        "exact_match",
+    ),
+    "an empty string_match prefix": (
+        lambda d: _route(d)["match"].update(headers=[{"name": "x", "string_match": {"prefix": ""}}]),
+        "StringMatcherValidationError.Prefix: value length must be at least 1 characters",
+    ),
+    "an empty query string_match suffix": (
+        lambda d: _route(d)["match"].update(query_parameters=[{"name": "q", "string_match": {"suffix": ""}}]),
+        "StringMatcherValidationError.Suffix: value length must be at least 1 characters",
+    ),
+    "an empty header contains_match": (
+        lambda d: _route(d)["match"].update(headers=[{"name": "x", "contains_match": ""}]),
+        "HeaderMatcherValidationError.ContainsMatch: value length must be at least 1 characters",
+    ),
+    "an empty regex": (
+        lambda d: _route(d)["match"].update(safe_regex={"regex": ""}) or _route(d)["match"].pop("prefix"),
+        "RegexMatcherValidationError.Regex: value length must be at least 1 characters",
+    ),
+    "a server_name with a newline": (
+        lambda d: _hcm(d).update(server_name="a\nb"),
+        "HttpConnectionManagerValidationError.ServerName: value does not match regex pattern",
+    ),
+    "an unknown lb_policy": (
+        lambda d: d["static_resources"]["clusters"][0].update(lb_policy="NOPE"),
+        "NOPE",
+    ),
+    "a zero connect_timeout": (
+        lambda d: d["static_resources"]["clusters"][0].update(connect_timeout="0s"),
+        "ClusterValidationError.ConnectTimeout: value must be greater than 0s",
+    ),
+    "a zero locality weight": (
+        lambda d: d["static_resources"]["clusters"][0]["load_assignment"]["endpoints"][0].update(
+            load_balancing_weight=0
+        ),
+        "LocalityLbEndpointsValidationError.LoadBalancingWeight: value must be greater than or equal to 1",
+    ),
+    "a zero endpoint weight": (
+        lambda d: d["static_resources"]["clusters"][0]["load_assignment"]["endpoints"][0]["lb_endpoints"][0].update(
+            load_balancing_weight=0
+        ),
+        "LbEndpointValidationError.LoadBalancingWeight: value must be greater than or equal to 1",
     ),
     "an access log path that is a directory": (
         lambda d: _hcm(d).update(
@@ -630,3 +678,18 @@ def test_a_dns_clusters_endpoint_may_be_a_host_name(envoy_bin, tmp_path):
     assert envoy.returncode == 0, envoy.stderr[-300:]
     with Proxy.from_yaml(path, workers=1) as p:
         assert p.request("GET", "/x").status == 200
+
+
+def test_a_header_matcher_with_two_specifiers_names_them(tmp_path):
+    """Envoy cannot parse it (one protobuf oneof); wasmlab names the two fields."""
+    from wasmlab import Proxy
+    from wasmlab.errors import ConfigError
+
+    data = yaml.safe_load(config())
+    _route(data)["match"]["headers"] = [{"name": "x", "exact_match": "a", "prefix_match": "b"}]
+    path = tmp_path / "two.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(
+        ConfigError, match=r"only one of exact_match, prefix_match may be set \(they are one protobuf oneof\)"
+    ):
+        Proxy.from_yaml(path)

@@ -358,6 +358,11 @@ def parse_hcm(
     _check_route_clusters(rc_node, route_config, clusters)
     logs = [parse_access_log(a, ext) for a in node.req("access_log").list()] if node.has("access_log") else []
     server_name = node.req("server_name").str() if node.has("server_name") else "envoy"
+    if any(c in server_name for c in "\0\n\r"):
+        raise node.child("server_name").error(
+            "Proto constraint validation failed (HttpConnectionManagerValidationError.ServerName: value does not "
+            'match regex pattern "^[^\\x00\\n\\r]*$")'
+        )
     sht = "OVERWRITE"
     if node.has("server_header_transformation"):
         sht = node.req("server_header_transformation").enum(("OVERWRITE", "APPEND_IF_ABSENT", "PASS_THROUGH"))

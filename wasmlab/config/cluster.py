@@ -115,11 +115,43 @@ _CLUSTER_IGNORED = (
 )
 
 
+_LB_POLICIES = (
+    "ROUND_ROBIN",
+    "LEAST_REQUEST",
+    "RING_HASH",
+    "RANDOM",
+    "MAGLEV",
+    "CLUSTER_PROVIDED",
+    "LOAD_BALANCING_POLICY_CONFIG",
+)
+
+
+def _check_unmodelled_values(node: Node) -> None:
+    """Fields wasmlab does not model are still refused where Envoy refuses their value: an
+    unknown ``lb_policy``, a ``connect_timeout`` that is not positive."""
+    if node.has("lb_policy"):
+        node.req("lb_policy").enum(_LB_POLICIES)
+    if node.has("connect_timeout") and node.req("connect_timeout").duration() <= 0:
+        raise node.child("connect_timeout").error(
+            "Proto constraint validation failed (ClusterValidationError.ConnectTimeout: value must be greater than 0s)"
+        )
+
+
+def _check_weight(node: Node, message: str) -> None:
+    """A ``load_balancing_weight`` (locality or endpoint) is at least 1, as Envoy requires."""
+    if node.has("load_balancing_weight") and node.req("load_balancing_weight").uint32() < 1:
+        raise node.child("load_balancing_weight").error(
+            f"Proto constraint validation failed ({message}ValidationError.LoadBalancingWeight: value must be "
+            "greater than or equal to 1)"
+        )
+
+
 def parse_cluster(node: Node) -> ClusterConfig:
     node.check_fields(
         _CLUSTER_FIELDS, required=("name",), ignored=_CLUSTER_IGNORED, message="EDS/cluster discovery is not supported"
     )
     name = node.req("name").str(allow_empty=False)
+    _check_unmodelled_values(node)
     ctype = "STATIC"
     if node.has("type"):
         ctype = node.req("type").enum(("STATIC", "STRICT_DNS", "LOGICAL_DNS"))
@@ -130,11 +162,13 @@ def parse_cluster(node: Node) -> ClusterConfig:
     if node.has("load_assignment"):
         la = node.req("load_assignment").check_fields("cluster_name endpoints policy", ignored=("named_endpoints",))
         for ep_group in la.req("endpoints").list() if la.has("endpoints") else []:
+            _check_weight(ep_group, "LocalityLbEndpoints")
             ep_group.check_fields(
                 "lb_endpoints locality priority load_balancing_weight",
                 ignored=("metadata", "load_balancer_endpoints", "proximity"),
             )
             for lb in ep_group.req("lb_endpoints").list() if ep_group.has("lb_endpoints") else []:
+                _check_weight(lb, "LbEndpoint")
                 lb.check_fields(
                     "endpoint", required=("endpoint",), ignored=("load_balancing_weight", "health_status", "metadata")
                 )

@@ -170,6 +170,11 @@ def compile_regex(node: Node) -> Regex:
     """``envoy.type.matcher.v3.RegexMatcher``: ``{regex, google_re2: {}}``, compiled with RE2."""
     node.check_fields("regex google_re2", required=("regex",))
     pattern = node.req("regex").str()
+    if not pattern:
+        raise node.child("regex").error(
+            "Proto constraint validation failed (RegexMatcherValidationError.Regex: value length must be at least "
+            "1 characters)"
+        )
     try:
         compiled = re2.compile(pattern.encode("utf-8", "surrogateescape"), _OPTIONS)
     except re2.error as e:
@@ -193,7 +198,13 @@ def parse_string_matcher(node: Node) -> StringMatcher:
     kind = kinds[0]
     if kind == "safe_regex":
         return StringMatcher("regex", "", ignore, compile_regex(node.req("safe_regex")))
-    return StringMatcher(kind, as_wire_text(node.req(kind).str()), ignore)
+    value = node.req(kind).str()
+    if not value and kind != "exact":  # Envoy's proto rule (an empty exact is allowed)
+        raise node.child(kind).error(
+            f"Proto constraint validation failed (StringMatcherValidationError.{kind.capitalize()}: value length "
+            "must be at least 1 characters)"
+        )
+    return StringMatcher(kind, as_wire_text(value), ignore)
 
 
 @dataclass
@@ -256,11 +267,22 @@ def parse_header_matcher(node: Node) -> HeaderMatcher:
         "suffix_match": "suffix",
         "contains_match": "contains",
     }
+    specifiers = [
+        k for k in (*legacy, "string_match", "safe_regex_match", "range_match", "present_match") if node.has(k)
+    ]
+    if len(specifiers) > 1:  # one protobuf oneof: Envoy cannot even parse the config
+        raise node.error(f"only one of {', '.join(specifiers)} may be set (they are one protobuf oneof)")
     if node.has("string_match"):
         return HeaderMatcher(name, parse_string_matcher(node.req("string_match")), True, invert, missing_empty)
     for key, kind in legacy.items():
         if node.has(key):
             value = node.req(key).str()
+            if kind != "exact" and not value:
+                field = "".join(w.capitalize() for w in key.split("_"))
+                raise node.child(key).error(
+                    f"Proto constraint validation failed (HeaderMatcherValidationError.{field}: value length must "
+                    "be at least 1 characters)"
+                )
             if kind == "exact" and not value:  # Envoy: an empty exact_match is a presence match
                 return HeaderMatcher(name, None, True, invert, missing_empty)
             return HeaderMatcher(name, StringMatcher(kind, as_wire_text(value)), True, invert, missing_empty)
