@@ -632,6 +632,20 @@ REFUSED = {
         ),
         "LbEndpointValidationError.LoadBalancingWeight: value must be greater than or equal to 1",
     ),
+    "a local rate limit filled every 10 ms": (
+        lambda d: _hcm(d)["http_filters"].insert(
+            0,
+            {
+                "name": "envoy.filters.http.local_ratelimit",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
+                    "stat_prefix": "rl",
+                    "token_bucket": {"max_tokens": 10, "fill_interval": "0.010s"},
+                },
+            },
+        ),
+        "local rate limit token bucket fill timer must be >= 50ms",
+    ),
     "an access log path that is a directory": (
         lambda d: _hcm(d).update(
             access_log=[
@@ -693,3 +707,39 @@ def test_a_header_matcher_with_two_specifiers_names_them(tmp_path):
         ConfigError, match=r"only one of exact_match, prefix_match may be set \(they are one protobuf oneof\)"
     ):
         Proxy.from_yaml(path)
+
+
+def test_a_format_with_text_and_json_names_them(tmp_path):
+    """Envoy cannot parse it (one protobuf oneof); wasmlab names the two fields."""
+    from wasmlab import Proxy
+    from wasmlab.errors import ConfigError
+
+    data = yaml.safe_load(config())
+    _hcm(data)["local_reply_config"] = {"body_format": {"text_format": "a", "json_format": {"a": "b"}}}
+    path = tmp_path / "two.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match=r"only one of text_format, json_format may be set"):
+        Proxy.from_yaml(path)
+
+
+def test_json_format_lists_and_nulls_like_envoy(tmp_path):
+    """A ``json_format`` may hold lists (each element rendered as a value, nulls kept) and null;
+    wasmlab refused lists before this pass."""
+    import json
+
+    template = hcm_option(
+        """access_log:
+          - name: envoy.access_loggers.file
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
+              path: LOG_PATH
+              log_format:
+                json_format:
+                  a: ["x", "%REQ(x-a)%", 1, true, {"k": "%RESPONSE_CODE%"}, ["m"], "%REQ(nope)%"]
+                  b: []
+                  c: [null]
+                  e: "%RESPONSE_CODE%\""""
+    )
+    ours, theirs = file_logs_of_both(template, [get("/x", **{"x-a": "AA"}), get("/direct")], tmp_path)
+    assert ours == theirs
+    assert json.loads(ours.splitlines()[0])["a"] == ["x", "AA", 1, True, {"k": 200}, ["m"], None]

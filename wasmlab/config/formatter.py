@@ -159,11 +159,11 @@ class Formatter:
 
 @dataclass(frozen=True)
 class Constant:
-    """A number or bool in a ``json_format``: logged as itself (Envoy keeps the JSON type)."""
+    """A number, bool or null in a ``json_format``: logged as itself (Envoy keeps the JSON type)."""
 
-    constant: bool | int | float
+    constant: bool | int | float | None
 
-    def value(self, info: Any) -> bool | int | float:
+    def value(self, info: Any) -> bool | int | float | None:
         return self.constant
 
 
@@ -190,11 +190,19 @@ class LogFormat:
 def _render_json(spec: dict[str, Any], info: Any, omit_empty: bool) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in spec.items():
-        value = _render_json(v, info, omit_empty) if isinstance(v, dict) else v.value(info)
+        value = _render_json_value(v, info, omit_empty)
         if value is None and omit_empty:
             continue
         out[k] = value
     return out
+
+
+def _render_json_value(v: Any, info: Any, omit_empty: bool) -> Any:
+    if isinstance(v, dict):
+        return _render_json(v, info, omit_empty)
+    if isinstance(v, list):  # a list keeps its nulls (measured on Envoy 1.40)
+        return [_render_json_value(x, info, omit_empty) for x in v]
+    return v.value(info)
 
 
 # ---- SubstitutionFormatString ------------------------------------------------------------------
@@ -205,6 +213,9 @@ def parse_log_format(node: Node) -> LogFormat:
         ignored=("formatters", "json_format_options"),
     )
     omit = node.req("omit_empty_values").bool() if node.has("omit_empty_values") else False
+    kinds = [k for k in ("text_format", "json_format", "text_format_source") if node.has(k)]
+    if len(kinds) > 1:  # one protobuf oneof: Envoy cannot even parse the config
+        raise node.error(f"only one of {', '.join(kinds)} may be set (they are one protobuf oneof)")
     if node.has("json_format"):
         return LogFormat(None, compile_json(node.req("json_format")), omit)
     if node.has("text_format_source"):
@@ -216,14 +227,18 @@ def parse_log_format(node: Node) -> LogFormat:
 
 
 def compile_json(node: Node) -> dict[str, Any]:
-    """A ``json_format`` struct: each string leaf compiled as a format (a number or bool leaf is
-    a constant string format of its text)."""
-    out: dict[str, Any] = {}
-    for key, child in node.items():
-        if isinstance(child.value, dict):
-            out[key] = compile_json(child)
-        elif isinstance(child.value, bool | int | float):
-            out[key] = Constant(child.value)
-        else:
-            out[key] = Formatter.compile(child.str(), child)
-    return out
+    """A ``json_format`` struct: each string leaf compiled as a format; a number, bool or null leaf
+    is a constant of its JSON type; lists and nested structs keep their shape (Envoy 1.40 renders
+    each element of a list as it renders a value)."""
+    return {key: _compile_json_value(child) for key, child in node.items()}
+
+
+def _compile_json_value(child: Node) -> Any:
+    v = child.value
+    if isinstance(v, dict):
+        return compile_json(child)
+    if isinstance(v, list):
+        return [_compile_json_value(item) for item in child.list()]
+    if v is None or isinstance(v, bool | int | float):
+        return Constant(v)
+    return Formatter.compile(child.str(), child)

@@ -111,6 +111,8 @@ def parse_config(node: Node) -> LocalRateLimitConfig:
         interval = tb.req("fill_interval").duration()
         if interval <= 0:
             raise tb.child("fill_interval").error("fill_interval must be greater than 0")
+        if interval < 0.05:  # Envoy's words (its timer's floor)
+            raise tb.child("fill_interval").error("local rate limit token bucket fill timer must be >= 50ms")
         bucket = TokenBucket(tb.req("max_tokens").int(1), tokens_per_fill, interval)
     status = 429
     if node.has("status"):
