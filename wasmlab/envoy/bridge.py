@@ -164,7 +164,6 @@ class EnvoyRun:
         self.servers: dict[str, Any] = {}
         self.listener_ports: dict[str, int] = {}
         self.tcp_listeners: set[str] = set()
-        self.admin_port = free_port()
         self._rewrite(data)
         self._tmpdir = tempfile.TemporaryDirectory(prefix="wasmlab-envoy-")
         #: with ``dynamic``, the listeners come from a watched LDS file that ``update`` replaces
@@ -219,20 +218,41 @@ class EnvoyRun:
         return self._apps.get(cluster, echo_app)
 
     def _rewrite(self, data: dict[str, Any]) -> None:
-        data["admin"] = {"address": {"socket_address": {"address": "127.0.0.1", "port_value": self.admin_port}}}
+        """Point every endpoint at a loopback server of its cluster's app, then give the admin and
+        every listener a free port. (In that order: a port picked free is released before Envoy
+        binds it, and a loopback server started after could be given the same one; the bridge's
+        own ``/ready`` probe then reached an app, which recorded it as an upstream request.)"""
         sr = data.get("static_resources") or {}
         tcp_clusters: set[str] = set()
         for i, lst in enumerate(sr.get("listeners") or []):
-            port = self.listener_ports.get(lst.get("name") or f"listener_{i}") or free_port()
-            lst["address"] = {"socket_address": {"address": "127.0.0.1", "port_value": port}}
             name = lst.get("name") or f"listener_{i}"
-            self.listener_ports[name] = port
             for chain in lst.get("filter_chains") or []:
                 for f in chain.get("filters") or []:
                     tc = f.get("typed_config") or {}
                     if str(tc.get("@type", "")).endswith("tcp_proxy.v3.TcpProxy"):
                         self.tcp_listeners.add(name)
                         tcp_clusters.add(str(tc.get("cluster", "")))
+        self._picked: set[int] = set()
+        self._serve_clusters(sr, tcp_clusters)
+        self.admin_port = self._free_port()
+        data["admin"] = {"address": {"socket_address": {"address": "127.0.0.1", "port_value": self.admin_port}}}
+        for i, lst in enumerate(sr.get("listeners") or []):
+            name = lst.get("name") or f"listener_{i}"
+            port = self.listener_ports.get(name) or self._free_port()
+            lst["address"] = {"socket_address": {"address": "127.0.0.1", "port_value": port}}
+            self.listener_ports[name] = port
+
+    def _free_port(self) -> int:
+        """A free port no other part of this config was given (a port picked free is released
+        until Envoy binds it, so the OS may hand it out twice)."""
+        taken = self._picked | {s.port for s in self.servers.values()}
+        port = free_port()
+        while port in taken:
+            port = free_port()
+        self._picked.add(port)
+        return port
+
+    def _serve_clusters(self, sr: dict[str, Any], tcp_clusters: set[str]) -> None:
         for c in sr.get("clusters") or []:
             name = c["name"]
             la = c.get("load_assignment") or {}
@@ -243,7 +263,7 @@ class EnvoyRun:
             if not has_endpoints and name not in self._apps:
                 continue
             if app is None or app is NO_APP:
-                port = free_port()  # nothing listens there: a refused connection
+                port = self._free_port()  # nothing listens there: a refused connection
             else:
                 kind = TcpLoopbackServer if name in tcp_clusters else LoopbackServer
                 server = kind(functools.partial(self._app, name), name)
