@@ -184,7 +184,8 @@ class ActiveStream:
         headers.add(":method", spec.method)
         headers.add(":scheme", "http")
         for k, v in spec.headers:
-            headers.add(k, v)
+            if k != "transfer-encoding":  # the codec takes the (chunked) framing off
+                headers.add(k, v)
         connection = headers.get("connection")
         if connection is not None and "close" in [t.strip().lower() for t in connection.split(",")]:
             self.info.should_drain_connection = True  # Envoy's saw_connection_close: answer with close
@@ -269,7 +270,7 @@ class ActiveStream:
         body = spec.body
         # a request with trailers comes chunked; the HTTP/1 codec drops the trailers unless the
         # HCM enables them, and then ends the body with an empty end-of-stream data frame
-        chunked = spec.trailers is not None
+        chunked = spec.trailers is not None or any(k == "transfer-encoding" for k, _ in spec.headers)
         trailers = spec.trailers if config.http1_trailers and spec.trailers else None  # none sent: data ends it
         fm.codec_decode_headers(headers, not body and not chunked)
         if body and not fm.destroyed:
