@@ -64,6 +64,11 @@ do
   end
 end
 
+-- lupa's `python` module is no part of Envoy's state: a script sees neither the global nor the
+-- loaded module (the host reaches Lua through its own C calls, not through them)
+python = nil
+package.loaded.python = nil
+
 -- os.exit() and the rest of what could stop the process: sandbox.lua, run after this chunk
 
 -- require(): LuaJIT's search paths with "./" meaning the YAML file's folder, after package_paths
@@ -124,6 +129,19 @@ local function argerror(narg, detail)
     end
   end
   error("bad argument #" .. narg .. " to '" .. name .. "' (" .. detail .. ")", 3)
+end
+
+-- rawlen (Lua 5.2; Envoy's LuaJIT has it with LUAJIT_ENABLE_LUA52COMPAT, lupa's has not): the
+-- length of a table or string without calling __len (this build's `#` never calls it on a table)
+if rawlen == nil then
+  function rawlen(...)
+    local v = ...
+    local t = type(v)
+    if t ~= "table" and t ~= "string" then
+      argerror(1, "table expected, got " .. (select("#", ...) == 0 and "no value" or t))
+    end
+    return #v
+  end
 end
 
 -- A Python method returns a status first: 0 = done (results follow), 1 = error (message
