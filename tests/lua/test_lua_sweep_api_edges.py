@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from helpers import file_logs_of_both
 from lua_helpers import Req, assert_both, lua_config, tried
 
 pytestmark = pytest.mark.envoy
@@ -43,3 +44,60 @@ def test_the_state_has_rawlen_and_no_python_module(envoy_bin):
     end
     """)
     assert_both(lua_config(code), [Req("GET", "/"), Req("GET", "/fail")])
+
+
+METADATA_KEYS = "int half tenth third big huge tiny e5 e-4 fixed tie neg yes no str empty struct list none missing"
+METADATA_SCRIPT = r"""
+function envoy_on_request(h)
+  local dm = h:streamInfo():dynamicMetadata()
+  dm:set("ns", "int", 5)
+  dm:set("ns", "half", 1.5)
+  dm:set("ns", "tenth", 0.1)
+  dm:set("ns", "third", 1 / 3)
+  dm:set("ns", "big", 2 ^ 60)
+  dm:set("ns", "huge", 1e21)
+  dm:set("ns", "tiny", 1e-7)
+  dm:set("ns", "e5", 100000)
+  dm:set("ns", "e-4", 0.0001)
+  dm:set("ns", "fixed", 120000)
+  dm:set("ns", "tie", 0.00012)
+  dm:set("ns", "neg", -42)
+  dm:set("ns", "yes", true)
+  dm:set("ns", "no", false)
+  dm:set("ns", "str", "text")
+  dm:set("ns", "empty", "")
+  dm:set("ns", "struct", {y = {2.5, "z", false}, x = 1})
+  dm:set("ns", "list", {1, 2})
+  dm:set("ns", "none", {})
+end
+"""
+
+
+def _metadata_logs(path: str) -> str:
+    keys = METADATA_KEYS.split()
+    text = " ".join(f"{k}=[%DYNAMIC_METADATA(ns:{k})%]" for k in keys)
+    fields = ", ".join(f'"{k}": "%DYNAMIC_METADATA(ns:{k})%"' for k in keys)
+    logger = """          - name: envoy.access_loggers.file
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
+              path: {path}
+              log_format: {fmt}
+"""
+    return "          access_log:\n" + "".join(
+        logger.format(path=path, fmt=fmt)
+        for fmt in ['{text_format: "' + text + '\\n"}', "{json_format: {" + fields + "}}"]
+    )
+
+
+def test_metadata_numbers_and_values_set_from_lua_log_as_envoy_writes_them(envoy_bin, tmp_path):
+    routes = """
+              - match: {prefix: "/"}
+                route: {cluster: backend}
+                response_headers_to_add:
+                - header: {key: x-int, value: "%DYNAMIC_METADATA(ns:int)% %DYNAMIC_METADATA(ns:yes)% %DYNAMIC_METADATA(ns:struct)%"}"""
+    cfg = lua_config(METADATA_SCRIPT, routes=routes)
+    assert_both(cfg, [Req("GET", "/")])
+    with_log = cfg.replace("          http_filters:", _metadata_logs("LOG_PATH") + "          http_filters:", 1)
+    ours, theirs = file_logs_of_both(with_log, [{"method": "GET", "path": "/"}], tmp_path)
+    assert ours.count(b"\n") == 2
+    assert ours == theirs

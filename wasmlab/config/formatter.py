@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .struct_text import RawJson, dumps_log, struct_json, struct_text
+
 if TYPE_CHECKING:
     from ..http.stream_info import StreamInfo
     from .yaml_source import Node
@@ -356,6 +358,8 @@ _OPERATORS: dict[str, Callable[[StreamInfo, str], Any]] = {
     **{op: (lambda i, a: None) for op in UNMODELLED | ALWAYS_ABSENT},
 }
 
+#: operators that read a metadata value (a protobuf ``Value``), written as Envoy writes one
+_STRUCT_OPS = {"DYNAMIC_METADATA", "METADATA"}
 #: operators whose empty value renders as empty text, not ``-``
 _VERBATIM = {"LOCAL_REPLY_BODY", "CUSTOM_FLAGS"}
 #: operators that read header bytes (held one character per byte): a log line shows them as the
@@ -466,7 +470,11 @@ class Formatter:
                 continue
             op, arg, limit = p
             value = _OPERATORS[op](info, arg)
-            if isinstance(value, dict | list):  # a metadata struct: compact JSON
+            if op in _STRUCT_OPS:  # a metadata value: Envoy's JSON text of it (struct_text.py)
+                s = ("" if for_header or omit_empty else "-") if value is None else struct_text(value)
+                out.append(s[:limit] if limit is not None else s)
+                continue
+            if isinstance(value, dict | list):  # a struct: compact JSON
                 value = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
             plain = for_header or omit_empty or op in _VERBATIM
             s = ("" if value is None else str(value)) if plain else _dash(value)
@@ -482,6 +490,10 @@ class Formatter:
         if len(self.parts) == 1 and not isinstance(self.parts[0], str):
             op, arg, limit = self.parts[0]
             v = _OPERATORS[op](info, arg)
+            if op in _STRUCT_OPS:  # a metadata value keeps its JSON type ("" stays a string)
+                if v is None or isinstance(v, str):
+                    return v[:limit] if v and limit else v
+                return RawJson(struct_json(v))
             if op in _NUMERIC and v is not None:
                 return v
             if op in _VERBATIM:
@@ -520,7 +532,7 @@ class LogFormat:
     def render(self, info: Any) -> str:
         if self.json is not None:
             doc = _render_json(self.json, info, self.omit_empty)
-            return json.dumps(doc, separators=(",", ":"), sort_keys=True, ensure_ascii=False) + "\n"
+            return dumps_log(doc) + "\n"
         assert self.text is not None
         return self.text.format(info, for_header=False, omit_empty=self.omit_empty)
 
