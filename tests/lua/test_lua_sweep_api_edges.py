@@ -4,10 +4,13 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
-from helpers import file_logs_of_both
-from lua_helpers import Req, assert_both, lua_config, tried
+from helpers import config, file_logs_of_both, lua_filter
+from lua_helpers import SIDE_CLUSTER, Req, assert_both, lua_config, tried
+from wasmlab.http import HeaderMap, Response
 
 pytestmark = pytest.mark.envoy
 
@@ -101,3 +104,42 @@ def test_metadata_numbers_and_values_set_from_lua_log_as_envoy_writes_them(envoy
     ours, theirs = file_logs_of_both(with_log, [{"method": "GET", "path": "/"}], tmp_path)
     assert ours.count(b"\n") == 2
     assert ours == theirs
+
+
+def test_http_call_headers_the_async_clients_router_consumes(envoy_bin):
+    # (one header besides the pseudo-headers per call: a Lua table's order is random per state)
+    code = r"""
+    local EXTRA = {
+      ["/timeout"] = {"x-envoy-upstream-rq-timeout-ms", "500"},
+      ["/timeout-no-option"] = {"x-envoy-upstream-rq-timeout-ms", " +700 "},
+      ["/timeout-bad"] = {"x-envoy-upstream-rq-timeout-ms", "soon"},
+      ["/per-try"] = {"x-envoy-upstream-rq-per-try-timeout-ms", "300"},
+      ["/retry-on"] = {"x-envoy-retry-on", "5xx"},
+      ["/max-retries"] = {"x-envoy-max-retries", "3"},
+      ["/alt-stat"] = {"x-envoy-upstream-alt-stat-name", "foo"},
+      ["/hedge"] = {"x-envoy-hedge-on-per-try-timeout", "true"},
+      ["/codes"] = {"x-envoy-retriable-status-codes", "503"},
+      ["/expected"] = {"x-envoy-expected-rq-timeout-ms", "77"},
+      ["/internal"] = {"x-envoy-internal", "false"},
+      ["/slow"] = {"x-envoy-upstream-rq-timeout-ms", "100"},
+    }
+    function envoy_on_request(h)
+      local p = h:headers():get(":path")
+      local e = EXTRA[p]
+      local headers = {[":method"] = "GET", [":path"] = p, [":authority"] = "auth.local"}
+      if e then headers[e[1]] = e[2] end
+      local timeout = 1001
+      if p == "/timeout-no-option" then timeout = 0 end
+      local hs, body = h:httpCall("auth", headers, "", timeout)
+      h:logInfo(p .. " " .. hs[":status"] .. " " .. tostring(body))
+    end
+    """
+    paths = "/plain /timeout /timeout-no-option /timeout-bad /per-try /retry-on /max-retries /alt-stat /hedge"
+    paths += " /codes /expected /internal /slow"
+
+    def auth(request):
+        if request.path == "/slow":
+            time.sleep(0.4)
+        return Response(200, HeaderMap([("x-up", "1")]), b"ok")
+
+    assert_both(config(lua_filter(code), clusters=SIDE_CLUSTER), [Req("GET", p) for p in paths.split()], {"auth": auth})

@@ -28,6 +28,7 @@ from ...host.upstream import (
     CONNECT_FAILURE,
     NO_APP,
     PROTOCOL_ERROR,
+    ROUTER_CONSUMED_HEADERS,
     charge_upstream_result,
     charge_upstream_sent,
     charge_upstream_timeout,
@@ -144,11 +145,11 @@ class RouterFilter(StreamFilter):
         info.upstream_host = cluster.host
         # the router consumes the client's timeout/retry/hedge/stat headers (measured: Envoy 1.40
         # removes them and, for an external request, does not honor them)
-        for name in _CONSUMED_HEADERS:
+        for name in ROUTER_CONSUMED_HEADERS:
             headers.remove(name)
         # Envoy's order: expected timeout header, headers_to_add (route, vhost, route config), rewrites
         if action.timeout > 0 and not self.factory.suppress_envoy_headers:
-            headers.set_in_place("x-envoy-expected-rq-timeout-ms", str(int(action.timeout * 1000)))
+            headers.set_in_place("x-envoy-expected-rq-timeout-ms", str(round(action.timeout * 1000)))
         self.levels = stream.hcm.config.route_config.header_levels(route)
         if weighted_mutations is not None:
             self.levels = [weighted_mutations, *self.levels]
@@ -442,20 +443,3 @@ def _direct_location(headers: HeaderMap, status: int) -> str | None:
         return None
     scheme = headers.get("x-forwarded-proto") or headers.get(":scheme") or "http"
     return f"{scheme}://{headers.get(':authority') or ''}{headers.get(':path') or '/'}"
-
-
-#: request headers Envoy's router reads and removes before forwarding (``FilterUtility::finalTimeout``,
-#: ``RetryStateImpl``, hedging, ``x-envoy-upstream-alt-stat-name``)
-_CONSUMED_HEADERS = (
-    "x-envoy-upstream-rq-timeout-ms",
-    "x-envoy-upstream-rq-per-try-timeout-ms",
-    "x-envoy-upstream-rq-timeout-alt-response",
-    "x-envoy-max-retries",
-    "x-envoy-retry-on",
-    "x-envoy-retry-grpc-on",
-    "x-envoy-retriable-status-codes",
-    "x-envoy-retriable-header-names",
-    "x-envoy-hedge-on-per-try-timeout",
-    "x-envoy-upstream-alt-stat-name",
-    "x-envoy-upstream-stream-duration-ms",
-)
