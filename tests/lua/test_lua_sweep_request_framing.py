@@ -69,3 +69,34 @@ def test_transfer_encodings_the_codec_refuses_never_reach_the_script(envoy_bin, 
     ours, theirs = file_logs_of_both(with_log, reqs, tmp_path)
     assert ours == theirs
     assert ours.count(b" DPE - 0\n") == 5
+
+
+def test_a_reply_while_the_headers_are_decoded_reads_no_body(envoy_bin, tmp_path):
+    """Envoy counts a request's body bytes as its filters are handed them: a ``respond()`` (or
+    a ``direct_response``) while the headers are decoded ends the stream with none received."""
+    code = r"""
+    function envoy_on_request(h)
+      local p = h:headers():get(":path")
+      if p == "/respond" then h:respond({[":status"] = "403"}, "no") end
+      if p == "/respond-after-body" then
+        h:body()
+        h:respond({[":status"] = "403"}, "no")
+      end
+    end
+    """
+    routes = """
+              - match: {prefix: "/direct"}
+                direct_response: {status: 200, body: {inline_string: "d"}}
+              - match: {prefix: "/"}
+                route: {cluster: backend}"""
+    cfg = lua_config(code, routes=routes).replace("          http_filters:", ACCESS_LOG + "          http_filters:", 1)
+    reqs = [
+        {"method": "POST", "path": p, "body": b"abc"} for p in ("/respond", "/respond-after-body", "/direct", "/ok")
+    ]
+    reqs += [
+        {"method": r.method, "path": r.path, **r.kw()}
+        for r in (_chunked("/respond", "chunked"), _chunked("/ok", "chunked"))
+    ]
+    ours, theirs = file_logs_of_both(cfg, reqs, tmp_path)
+    assert ours.count(b"\n") == 6
+    assert ours == theirs

@@ -229,7 +229,6 @@ class ActiveStream:
         headers, verdict = self._request_headers(spec)
         self.method = spec.method
         self.info.request_headers = headers
-        self.info.bytes_received = len(spec.body)
         proxy.stat_store.inc(hcm.stat("downstream_rq_total"))
         proxy.stat_store.inc(hcm.stat("downstream_rq_http1_total"))
         if rec.enabled:
@@ -273,7 +272,8 @@ class ActiveStream:
         chunked = spec.trailers is not None or any(k == "transfer-encoding" for k, _ in spec.headers)
         trailers = spec.trailers if config.http1_trailers and spec.trailers else None  # none sent: data ends it
         fm.codec_decode_headers(headers, not body and not chunked)
-        if body and not fm.destroyed:
+        if body and not fm.destroyed:  # (a reply during the headers ends the stream unread: 0 bytes)
+            self.info.bytes_received = len(body)
             fm.codec_decode_data(Buffer(body), False)
         if (body or chunked) and trailers is None and not fm.destroyed:
             fm.codec_decode_data(Buffer(), True)
