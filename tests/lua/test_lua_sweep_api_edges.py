@@ -9,7 +9,7 @@ import time
 import pytest
 
 from helpers import config, file_logs_of_both, lua_filter
-from lua_helpers import SIDE_CLUSTER, Req, assert_both, lua_config, tried
+from lua_helpers import SIDE_CLUSTER, Req, assert_both, load_errors, lua_config, tried
 from wasmlab.http import HeaderMap, Response
 
 pytestmark = pytest.mark.envoy
@@ -143,3 +143,34 @@ def test_http_call_headers_the_async_clients_router_consumes(envoy_bin):
         return Response(200, HeaderMap([("x-up", "1")]), b"ok")
 
     assert_both(config(lua_filter(code), clusters=SIDE_CLUSTER), [Req("GET", p) for p in paths.split()], {"auth": auth})
+
+
+RECURSION = """
+local function rec(n)
+  return rec(n + 1) + 1
+end
+"""
+
+
+def test_a_stack_overflow_names_the_script_line(envoy_bin):
+    """LuaJIT's interpreter (wasmlab's guards run it) gives no position with "stack overflow";
+    the compiled code Envoy runs names the line where the stack ran out."""
+    code = (
+        RECURSION
+        + r"""
+    function envoy_on_request(h)
+      if h:headers():get(":path") == "/index" then
+        local t = setmetatable({}, {__index = function(t, k) return t[k .. "x"] end})
+        return t.a
+      end
+      rec(1)
+    end
+    """
+    )
+    assert_both(lua_config(code), [Req("GET", "/"), Req("GET", "/index")])
+
+
+def test_a_stack_overflow_at_load_names_the_script_line(envoy_bin):
+    ours, theirs = load_errors(lua_config(RECURSION + "rec(1)\n"))
+    assert ":2: stack overflow" in theirs
+    assert '[string "local function rec(n)..."]:2: stack overflow' in ours

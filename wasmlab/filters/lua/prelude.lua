@@ -485,6 +485,24 @@ local function after_error()
   end
 end
 
+-- LuaJIT's interpreter (the guards turn the JIT off) raises "stack overflow" without the position
+-- the compiled code Envoy runs gives it: add where the script was when the stack ran out.
+local function overflow_position(co, e)
+  if e ~= "stack overflow" then
+    return e
+  end
+  for level = 0, 20 do
+    local ar = getinfo(co, level, "Sl")
+    if ar == nil then
+      break
+    end
+    if ar.what ~= "C" and ar.source ~= PRELUDE_SOURCE and ar.currentline > 0 then
+      return ar.short_src .. ":" .. ar.currentline .. ": " .. e
+    end
+  end
+  return e
+end
+
 local function message(err)
   if type(err) == "string" then
     return err
@@ -504,6 +522,7 @@ function driver.load(code)
   local co = co_create(f)
   local ok, e = co_resume(co)
   if not ok then
+    e = overflow_position(co, e)
     co = nil
     after_error()
     return message(e) or "unspecified lua error"
@@ -576,6 +595,7 @@ local function finish(co, id, held, ok, e)
   if held then
     COS[id] = nil
   end
+  e = overflow_position(co, e)
   co = nil
   after_error()
   local t = type(e)
