@@ -174,3 +174,22 @@ def test_a_stack_overflow_at_load_names_the_script_line(envoy_bin):
     ours, theirs = load_errors(lua_config(RECURSION + "rec(1)\n"))
     assert ":2: stack overflow" in theirs
     assert '[string "local function rec(n)..."]:2: stack overflow' in ours
+
+
+def test_remote_address_from_trusted_hops_at_an_edge(envoy_bin):
+    """With ``use_remote_address`` and ``xff_num_trusted_hops: 1``, the stream's client is the
+    last ``x-forwarded-for`` entry (an IP address), port 0; the connection's peer stays direct."""
+    code = r"""
+    function envoy_on_request(h)
+      local si = h:streamInfo()
+      -- (the connection's port differs from run to run: shown as P)
+      h:logInfo("remote " .. si:downstreamRemoteAddress():gsub(":[1-9]%d*$", ":P")
+        .. " direct " .. si:downstreamDirectRemoteAddress():gsub(":%d+$", ":P"))
+    end
+    """
+    cfg = lua_config(code).replace(
+        "          stat_prefix: ingress", "          stat_prefix: ingress\n          use_remote_address: true\n"
+        "          xff_num_trusted_hops: 1", 1
+    )  # fmt: skip
+    xffs = ["1.2.3.4, 5.6.7.8", "2001:db8::1", "not-an-ip", None]
+    assert_both(cfg, [Req("GET", "/", headers=[("x-forwarded-for", x)] if x else None) for x in xffs])
