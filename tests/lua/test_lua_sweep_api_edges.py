@@ -193,3 +193,34 @@ def test_remote_address_from_trusted_hops_at_an_edge(envoy_bin):
     )  # fmt: skip
     xffs = ["1.2.3.4, 5.6.7.8", "2001:db8::1", "not-an-ip", None]
     assert_both(cfg, [Req("GET", "/", headers=[("x-forwarded-for", x)] if x else None) for x in xffs])
+
+
+def test_a_table_that_holds_itself_is_a_stack_overflow_in_dynamic_metadata(envoy_bin):
+    """Envoy converts a table for ``dynamicMetadata():set`` recursively on the Lua stack: a
+    table that holds itself ends in LuaJIT's "stack overflow" (no position: a C function
+    raised it). wasmlab stops at 200 levels with the same error (before: a Python
+    RecursionError as a "wasmlab internal error"); 150 levels go through and come back."""
+    code = tried(r"""
+    function envoy_on_request(h)
+      local p = h:headers():get(":path")
+      local dm = h:streamInfo():dynamicMetadata()
+      if p == "/deep" then
+        local t = {}
+        local c = t
+        for i = 1, 150 do c.x = {n = i} c = c.x end
+        dm:set("ns", "k", t)
+        local back, n = dm:get("ns").k, 0
+        while back.x do back = back.x n = n + 1 end
+        h:logInfo("deep " .. n .. " last " .. back.n)
+      elseif p == "/caught" then
+        local t = {}
+        t.self = t
+        try(h, "cycle", function() dm:set("ns", "k", t) end)
+      else
+        local t = {a = {}}
+        t.a.b = t
+        dm:set("ns", "k", t)
+      end
+    end
+    """)
+    assert_both(lua_config(code), [Req("GET", p) for p in ("/deep", "/caught", "/uncaught")])

@@ -486,17 +486,18 @@ local function after_error()
 end
 
 -- LuaJIT's interpreter (the guards turn the JIT off) raises "stack overflow" without the position
--- the compiled code Envoy runs gives it: add where the script was when the stack ran out.
+-- the compiled code Envoy runs gives it: add where the script was when the stack ran out. (A
+-- host method's "stack overflow", raised from this prelude, has no position on Envoy either.)
 local function overflow_position(co, e)
   if e ~= "stack overflow" then
     return e
   end
   for level = 0, 20 do
     local ar = getinfo(co, level, "Sl")
-    if ar == nil then
+    if ar == nil or ar.source == PRELUDE_SOURCE then
       break
     end
-    if ar.what ~= "C" and ar.source ~= PRELUDE_SOURCE and ar.currentline > 0 then
+    if ar.what ~= "C" and ar.currentline > 0 then
       return ar.short_src .. ":" .. ar.currentline .. ": " .. e
     end
   end

@@ -13,6 +13,7 @@ from .luaobject import (
     NOTHING,
     BaseLuaObject,
     LuaApiError,
+    LuaRawError,
     PairsIterator,
     c_string,
     check_string,
@@ -120,7 +121,12 @@ def config_struct(fields: dict[str, Any]) -> dict[str, Any]:
     return found[1]
 
 
-def from_lua_value(value: Any) -> Any:
+#: how deep ``from_lua_value`` follows tables: Envoy's conversion recurses on the Lua stack until
+#: LuaJIT's "stack overflow" (a table that holds itself); wasmlab stops sooner, with the same error
+MAX_TABLE_DEPTH = 200
+
+
+def from_lua_value(value: Any, depth: int = 0) -> Any:
     """A Lua value as a protobuf Struct value (Envoy ``MetadataMapHelper::loadValue``)."""
     t = lua_type(value)
     if t == "nil":
@@ -132,17 +138,19 @@ def from_lua_value(value: Any) -> Any:
     if t == "string":
         return utf8_text(c_string(value))  # (lua_tostring: up to a NUL)
     if t == "table":
+        if depth >= MAX_TABLE_DEPTH:
+            raise LuaRawError("stack overflow")
         items = list(value.items())
         length = _list_length(items)
         if length > 0:
             by_index = {int(k): v for k, v in items}
-            return [from_lua_value(by_index.get(i)) for i in range(1, length + 1)]
+            return [from_lua_value(by_index.get(i), depth + 1) for i in range(1, length + 1)]
         out: dict[str, Any] = {}
         for k, v in items:
             kt = lua_type(k)
             if kt != "string":
                 raise LuaApiError(f"unexpected type {kt} in table key (only string keys are supported)")
-            out[utf8_text(c_string(k))] = from_lua_value(v)
+            out[utf8_text(c_string(k))] = from_lua_value(v, depth + 1)
         return out
     raise LuaApiError(f"unexpected type '{t}' in dynamicMetadata")
 
