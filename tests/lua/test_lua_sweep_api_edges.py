@@ -224,3 +224,29 @@ def test_a_table_that_holds_itself_is_a_stack_overflow_in_dynamic_metadata(envoy
     end
     """)
     assert_both(lua_config(code), [Req("GET", p) for p in ("/deep", "/caught", "/uncaught")])
+
+
+def test_a_script_reads_a_regular_file_as_on_envoy(envoy_bin, tmp_path):
+    """The classroom sandbox lets ``io.open``/``io.lines`` read a regular file (it refuses a FIFO,
+    a device and writing): a script loading a list or a JSON document works as on Envoy."""
+    data = tmp_path / "users.txt"
+    data.write_text("alice\nbob\n")
+    code = tried(f"""
+    function envoy_on_request(h)
+      local f = io.open("{data}")
+      h:logInfo("first " .. f:read("*l"))
+      f:close()
+      local names = {{}}
+      for line in io.lines("{data}", "*l") do names[#names + 1] = line end
+      h:logInfo("lines " .. table.concat(names, ","))
+      local f2 = io.open("{data}", "rb")
+      h:logInfo("bytes " .. #f2:read("*a"))
+      f2:close()
+      try(h, "missing", function()
+        local g, e, n = io.open("{tmp_path}/missing.txt")
+        return tostring(g) .. " " .. e .. " " .. n
+      end)
+      try(h, "folder", function() return tostring(io.open("{tmp_path}"):read("*a")) end)
+    end
+    """)
+    assert_both(lua_config(code), [Req("GET", "/")])
