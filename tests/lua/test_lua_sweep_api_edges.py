@@ -250,3 +250,30 @@ def test_a_script_reads_a_regular_file_as_on_envoy(envoy_bin, tmp_path):
     end
     """)
     assert_both(lua_config(code), [Req("GET", "/")])
+
+
+def test_a_respond_rewritten_by_local_reply_config_keeps_its_content_length_in_place(envoy_bin):
+    """Envoy sets a local reply's ``content-length`` in place: ``respond()``'s own one stays
+    before the headers a ``local_reply_config`` mapper adds (before: moved after them)."""
+    code = r"""
+    function envoy_on_request(h)
+      local p = h:headers():get(":path")
+      if p == "/deny" then h:respond({[":status"] = "403", ["x-own"] = "1"}, "denied by lua") end
+      if p == "/json" then h:respond({[":status"] = "403", ["content-type"] = "application/json"}, "{}") end
+      if p == "/empty" then h:respond({[":status"] = "401"}) end
+    end
+    function envoy_on_response(h)
+      h:logInfo("response " .. h:headers():get(":status") .. " " .. h:headers():get("content-length"))
+    end
+    """
+    mapper = """          local_reply_config:
+            mappers:
+            - filter: {status_code_filter: {comparison: {op: EQ, value: {default_value: 403, runtime_key: k}}}}
+              status_code: 418
+              body: {inline_string: "mapped body"}
+              headers_to_add: [{header: {key: x-mapped, value: "yes"}}]
+            body_format:
+              text_format: "%LOCAL_REPLY_BODY% (%RESPONSE_CODE%)"
+"""
+    cfg = lua_config(code).replace("          http_filters:", mapper + "          http_filters:", 1)
+    assert_both(cfg, [Req("GET", p) for p in ("/deny", "/json", "/empty")])

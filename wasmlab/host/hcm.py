@@ -312,7 +312,7 @@ class ActiveStream:
                 body = body[:-1]  # the JSON formatter's newline is not part of a grpc-message
             return _grpc_local_reply(headers, status, body, grpc_status, self.is_head_request()), b""
         if body:
-            headers.set("content-length", str(len(body)))
+            headers.set_in_place("content-length", str(len(body)))  # (setContentLength: in place)
             if "content-type" not in headers or (body != original and not custom_type):
                 headers.set_in_place("content-type", content_type)
         else:
