@@ -277,3 +277,45 @@ def test_a_respond_rewritten_by_local_reply_config_keeps_its_content_length_in_p
 """
     cfg = lua_config(code).replace("          http_filters:", mapper + "          http_filters:", 1)
     assert_both(cfg, [Req("GET", p) for p in ("/deny", "/json", "/empty")])
+
+
+FILTER_STATE_SET = {
+    "str": ("envoy.string", 'say \\"hi\\"\\tthere'),
+    "hash": ("envoy.hashable_string", "h"),
+    "host": ("envoy.upstream.dynamic_host", "h.example"),
+    "idle": ("envoy.tcp_proxy.per_connection_idle_timeout_ms", "100"),
+    "port": ("envoy.upstream.dynamic_port", "8080"),
+    "hits": ("envoy.ratelimit.hits_addend", "3"),
+    "tunnel": ("envoy.tcp_proxy.disable_tunneling", "true"),
+    "sni": ("envoy.network.upstream_server_name", "example.com"),
+    "cluster": ("envoy.tcp_proxy.cluster", "backend"),
+    "ip": ("envoy.network.ip", "10.0.0.1"),
+    "alpn": ("envoy.network.application_protocols", "h2"),
+}
+
+
+def test_filter_state_objects_log_their_proto_form_as_envoy_writes_it(envoy_bin, tmp_path):
+    """``%FILTER_STATE(key)%`` (and ``:TYPED``) writes the JSON of the object's proto form: a
+    string quoted, a port a number, a bool ``true``, ``-`` for an object without one;
+    ``:PLAIN`` its string form (before: the string form everywhere)."""
+    sets = "".join(f'      fs:set("k.{k}", "{f}", "{v}")\n' for k, (f, v) in FILTER_STATE_SET.items())
+    code = "function envoy_on_request(h)\n      local fs = h:streamInfo():filterState()\n" + sets + "    end\n"
+    text = " ".join(
+        f"{k}=[%FILTER_STATE(k.{k})%|%FILTER_STATE(k.{k}:PLAIN)%|%FILTER_STATE(k.{k}:TYPED)%]" for k in FILTER_STATE_SET
+    )
+    fields = ", ".join(
+        f'{k}: "%FILTER_STATE(k.{k})%", {k}_plain: "%FILTER_STATE(k.{k}:PLAIN)%"' for k in FILTER_STATE_SET
+    )
+    logger = """          - name: envoy.access_loggers.file
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
+              path: LOG_PATH
+              log_format: {fmt}
+"""
+    logs = "".join(logger.format(fmt=f) for f in ["{text_format: '" + text + "'}", "{json_format: {" + fields + "}}"])
+    cfg = lua_config(code).replace(
+        "          http_filters:", "          access_log:\n" + logs + "          http_filters:", 1
+    )
+    ours, theirs = file_logs_of_both(cfg, [{"method": "GET", "path": "/"}, {"method": "GET", "path": "/"}], tmp_path)
+    assert ours.count(b'str=["say') == 2
+    assert ours == theirs

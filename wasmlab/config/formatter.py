@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..http.stream_info import FilterStateObject
 from .struct_text import RawJson, dumps_log, struct_json, struct_text
 
 if TYPE_CHECKING:
@@ -119,6 +120,20 @@ def _lookup(root: dict[str, Any] | None, parts: list[str]) -> Any:
 
 def _metadata(info: StreamInfo, arg: str) -> Any:
     return _lookup(info.dynamic_metadata, arg.split(":"))
+
+
+def _filter_state(info: StreamInfo, arg: str) -> Any:
+    """``%FILTER_STATE(key[:PLAIN|:TYPED])%``. An object a factory made (a Lua script's
+    ``filterState():set``) is written as Envoy writes it: ``PLAIN`` its string form, else the JSON
+    of its proto form (``"text"`` quoted, ``8080``; absent without one). Other values (a Wasm
+    module's bytes) as they are."""
+    key, _, option = arg.partition(":")
+    value = info.filter_state.get(key)
+    if not isinstance(value, FilterStateObject):
+        return value
+    if option.startswith("PLAIN"):
+        return str(value) if value.plain else None
+    return RawJson(value.proto_json) if value.proto_json is not None else None
 
 
 def _typed_metadata(info: StreamInfo, arg: str) -> Any:
@@ -321,7 +336,7 @@ _OPERATORS: dict[str, Callable[[StreamInfo, str], Any]] = {
     "CONNECTION_ID": lambda i, a: i.connection_id,
     "STREAM_ID": lambda i, a: i.stream_id,
     "DYNAMIC_METADATA": lambda i, a: _metadata(i, a),
-    "FILTER_STATE": lambda i, a: i.filter_state.get(a.split(":")[0]),
+    "FILTER_STATE": lambda i, a: _filter_state(i, a),
     # a local reply's body, only while ``local_reply_config`` formats it (local_reply.FormatContext)
     "LOCAL_REPLY_BODY": lambda i, a: getattr(i, "local_reply_body", ""),
     "METADATA": _typed_metadata,
@@ -474,6 +489,8 @@ class Formatter:
                 s = ("" if for_header or omit_empty else "-") if value is None else struct_text(value)
                 out.append(s[:limit] if limit is not None else s)
                 continue
+            if isinstance(value, RawJson):  # (JSON text already: a filter-state object's proto)
+                value = value.text
             if isinstance(value, dict | list):  # a struct: compact JSON
                 value = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
             plain = for_header or omit_empty or op in _VERBATIM
@@ -494,6 +511,8 @@ class Formatter:
                 if v is None or isinstance(v, str):
                     return v[:limit] if v and limit else v
                 return RawJson(struct_json(v))
+            if isinstance(v, RawJson):
+                return v
             if op in _NUMERIC and v is not None:
                 return v
             if op in _VERBATIM:

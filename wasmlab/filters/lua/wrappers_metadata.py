@@ -5,9 +5,11 @@ conversions they share."""
 
 from __future__ import annotations
 
+import json
 import math
 from typing import TYPE_CHECKING, Any
 
+from ...http.stream_info import FilterStateObject
 from .luaobject import (
     COMMON_LUA,
     NOTHING,
@@ -286,7 +288,7 @@ class FilterStateWrapper(BaseLuaObject):
             return NOTHING
         if isinstance(value, bytes):
             return value
-        if isinstance(value, _Unserializable):
+        if isinstance(value, FilterStateObject) and not value.plain:
             return NOTHING
         return utf8_bytes(str(value))
 
@@ -303,7 +305,9 @@ class FilterStateWrapper(BaseLuaObject):
         obj = read(value)
         if obj is None:
             raise LuaApiError(f"failed to create an object '{key}' from value '{value}'")
-        self.state[key] = obj
+        form = _PROTO_FORM.get(factory)
+        proto = None if form is None else json.dumps(obj, ensure_ascii=False) if form == "string" else obj
+        self.state[key] = FilterStateObject.made(obj, proto, not isinstance(obj, _Unserializable))
 
 
 class _Unserializable(str):
@@ -365,4 +369,17 @@ FILTER_STATE_FACTORIES: dict[str, Any] = {
     "envoy.network.transport_socket.original_dst_address": _ip_port,
     "envoy.filters.listener.original_dst.local_ip": _ip_port,
     "envoy.filters.listener.original_dst.remote_ip": _ip_port,
+}
+
+#: what ``%FILTER_STATE(key)%`` and ``:TYPED`` write of a factory's object, the JSON of its proto
+#: form (measured): "string" a JSON string, "raw" its text (a number, a bool); a factory not
+#: here makes objects without one (logged ``-``, JSON ``null``)
+_PROTO_FORM = {
+    "envoy.string": "string",
+    "envoy.hashable_string": "string",
+    "envoy.upstream.dynamic_host": "string",
+    "envoy.tcp_proxy.per_connection_idle_timeout_ms": "string",
+    "envoy.upstream.dynamic_port": "raw",
+    "envoy.ratelimit.hits_addend": "raw",
+    "envoy.tcp_proxy.disable_tunneling": "raw",
 }
