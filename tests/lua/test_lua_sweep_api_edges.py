@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from helpers import config, file_logs_of_both, lua_filter
+from helpers import both, config, file_logs_of_both, lua_filter
 from lua_helpers import SIDE_CLUSTER, Req, assert_both, load_errors, lua_config, tried
 from wasmlab.http import HeaderMap, Response
 
@@ -319,3 +319,29 @@ def test_filter_state_objects_log_their_proto_form_as_envoy_writes_it(envoy_bin,
     ours, theirs = file_logs_of_both(cfg, [{"method": "GET", "path": "/"}, {"method": "GET", "path": "/"}], tmp_path)
     assert ours.count(b'str=["say') == 2
     assert ours == theirs
+
+
+def test_a_strict_upstream_override_host_the_cluster_has_not_finds_no_host(envoy_bin):
+    """``setUpstreamOverrideHost(host, true)`` naming a host outside the cluster: its load
+    balancer finds none, 503 ``no healthy upstream`` charged as the router charges a 503 (before:
+    the override was recorded and ignored); not strict, the cluster's own host answers."""
+    code = r"""
+    function envoy_on_request(h)
+      local p = h:headers():get(":path")
+      if p == "/strict" then h:setUpstreamOverrideHost("127.0.0.1:1", true) end
+      if p == "/loose" then h:setUpstreamOverrideHost("127.0.0.1:1", false) end
+    end
+    """
+    names = ("upstream_cx_none_healthy", "upstream_rq_503", "upstream_rq_5xx", "upstream_rq_completed")
+    stats = (*(f"cluster.backend.{n}" for n in names), "cluster.backend.external.upstream_rq_503")
+    both(lua_config(code), [{"method": "GET", "path": p} for p in ("/strict", "/loose", "/strict")], stats=stats)
+
+
+def test_no_healthy_upstream_is_charged_as_a_503(envoy_bin):
+    clusters = """
+  - name: backend
+    type: STATIC
+    load_assignment: {cluster_name: backend}"""
+    names = ("upstream_cx_none_healthy", "lb_healthy_panic", "upstream_rq_503", "upstream_rq_completed")
+    stats = (*(f"cluster.backend.{n}" for n in names), "cluster.backend.external.upstream_rq_5xx")
+    both(config(clusters=clusters), [{"method": "GET", "path": "/"}], stats=stats)

@@ -52,6 +52,8 @@ class StreamInfo:
     bytes_received: int = 0
     bytes_sent: int = 0
     upstream_host: str | None = None
+    #: a filter's ``setUpstreamOverrideHost``: (host, strict)
+    upstream_override_host: tuple[str, bool] | None = None
     upstream_cluster: str | None = None
     route_name: str = ""
     #: the matched route's ``metadata.filter_metadata`` (``%METADATA(ROUTE:...)%``)

@@ -29,6 +29,7 @@ from ...host.upstream import (
     NO_APP,
     PROTOCOL_ERROR,
     ROUTER_CONSUMED_HEADERS,
+    charge_upstream_code,
     charge_upstream_result,
     charge_upstream_sent,
     charge_upstream_timeout,
@@ -133,8 +134,14 @@ class RouterFilter(StreamFilter):
             stream.info.response_flags = "NC"
             cb.send_local_reply(action.cluster_not_found_code, b"", None, "cluster_not_found")
             return FilterHeadersStatus.StopIteration
-        if not cluster.healthy:
-            proxy.stat_store.inc(f"cluster.{cluster.name}.upstream_cx_none_healthy")
+        override = stream.info.upstream_override_host
+        # (a strict override host the cluster has not: its load balancer finds no host)
+        if not cluster.healthy or (override is not None and override[1] and override[0] != cluster.host):
+            stats = proxy.stat_store
+            stats.inc(f"cluster.{cluster.name}.upstream_cx_none_healthy")
+            if not cluster.healthy:
+                stats.inc(f"cluster.{cluster.name}.lb_healthy_panic")  # (no host is healthy: panic mode)
+            charge_upstream_code(stats, cluster.name, 503, headers.get("x-envoy-internal") == "true")
             stream.info.response_flags = "UH"
             cb.send_local_reply(503, b"no healthy upstream", None, "no_healthy_upstream")
             return FilterHeadersStatus.StopIteration
