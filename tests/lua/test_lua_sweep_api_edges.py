@@ -338,10 +338,35 @@ def test_a_strict_upstream_override_host_the_cluster_has_not_finds_no_host(envoy
 
 
 def test_no_healthy_upstream_is_charged_as_a_503(envoy_bin):
+    """A cluster without endpoints, routed to or called by a script: the router (or the async
+    client's) answers 503 ``no healthy upstream`` and charges it as any 503, ``external.`` or
+    ``internal.`` (before: only ``upstream_cx_none_healthy``)."""
     clusters = """
   - name: backend
     type: STATIC
-    load_assignment: {cluster_name: backend}"""
+    load_assignment:
+      cluster_name: backend
+      endpoints:
+      - lb_endpoints:
+        - endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: 8081}}}
+  - name: empty
+    type: STATIC
+    load_assignment: {cluster_name: empty}"""
+    code = r"""
+    function envoy_on_request(h)
+      if h:headers():get(":path") == "/call" then
+        local hs, body = h:httpCall("empty", {[":method"] = "GET", [":path"] = "/", [":authority"] = "x"}, "", 1000)
+        h:respond({[":status"] = hs[":status"]}, body)
+      end
+    end
+    """
+    routes = """
+              - match: {prefix: "/call"}
+                route: {cluster: backend}
+              - match: {prefix: "/"}
+                route: {cluster: empty}"""
     names = ("upstream_cx_none_healthy", "lb_healthy_panic", "upstream_rq_503", "upstream_rq_completed")
-    stats = (*(f"cluster.backend.{n}" for n in names), "cluster.backend.external.upstream_rq_5xx")
-    both(config(clusters=clusters), [{"method": "GET", "path": "/"}], stats=stats)
+    stats = (*(f"cluster.empty.{n}" for n in names), "cluster.empty.external.upstream_rq_5xx")
+    stats += ("cluster.empty.internal.upstream_rq_503",)
+    reqs = [{"method": "GET", "path": p} for p in ("/", "/call")]
+    both(config(lua_filter(code), routes=routes, clusters=clusters), reqs, stats=stats)

@@ -23,6 +23,7 @@ from .upstream import (
     CONNECTION_TERMINATION,
     PROTOCOL_ERROR,
     ROUTER_CONSUMED_HEADERS,
+    charge_upstream_code,
     charge_upstream_result,
     charge_upstream_sent,
     charge_upstream_timeout,
@@ -181,8 +182,11 @@ def send(
 def _refusal(proxy: ServerContext, cluster: Cluster, broken: str | None) -> bytes | None:
     """The body of the router's 503 when the call cannot be sent: a cluster without endpoints
     (``upstream_cx_none_healthy``), or headers the HTTP/1 codec refuses (http/codec.py)."""
-    if not cluster.healthy:
-        proxy.stat_store.inc(f"cluster.{cluster.name}.upstream_cx_none_healthy")
+    if not cluster.healthy:  # charged as the router charges its 503 (a callout is internal)
+        stats = proxy.stat_store
+        stats.inc(f"cluster.{cluster.name}.upstream_cx_none_healthy")
+        stats.inc(f"cluster.{cluster.name}.lb_healthy_panic")
+        charge_upstream_code(stats, cluster.name, 503, True)
         return b"no healthy upstream"
     return broken.encode() if broken is not None else None
 
