@@ -370,3 +370,19 @@ def test_no_healthy_upstream_is_charged_as_a_503(envoy_bin):
     stats += ("cluster.empty.internal.upstream_rq_503",)
     reqs = [{"method": "GET", "path": p} for p in ("/", "/call")]
     both(config(lua_filter(code), routes=routes, clusters=clusters), reqs, stats=stats)
+
+
+def test_a_head_request_sent_upstream_as_get_gives_the_filters_a_body(envoy_bin):
+    """The upstream codec reads a response body unless the request it sent was a HEAD: a script
+    turning the client's HEAD into a GET sees the body in ``envoy_on_response`` (the client's
+    HEAD still gets none on the wire)."""
+    code = r"""
+    function envoy_on_request(h)
+      if h:headers():get(":method") == "HEAD" then h:headers():replace(":method", "GET") end
+    end
+    function envoy_on_response(h)
+      local b = h:body()
+      h:logInfo("body " .. tostring(b and b:length()) .. " cl " .. h:headers():get("content-length"))
+    end
+    """
+    assert_both(lua_config(code), [Req("HEAD", "/x"), Req("GET", "/y")])

@@ -313,7 +313,9 @@ class RouterFilter(StreamFilter):
                 )
             cb.send_local_reply(status, failure.encode(), None, f"upstream_reset_before_response_started{{{reason}}}")
             return
-        head = stream.is_head_request()
+        # the upstream codec reads a body unless the request *it* sent was a HEAD (a filter may
+        # have changed the client's method): a client's HEAD sent as GET gives the filters a body
+        head = (self.headers.get(":method") if self.headers is not None else None) == "HEAD"
         headers, body = to_wire_response(result.response, head, result.was_chunked)
         status = result.response.status
         if rec.enabled:
