@@ -102,6 +102,7 @@ ALLOWED: dict[str, str] = {
     " must start with '/'": "a route prefix or path without its leading '/': the message is the fix",
     "Specify only one of prefix_rewrite, regex_rewrite or path_rewrite_policy": "Envoy's words: the message is the fix",
     "exactly one of cluster, cluster_header, weighted_clusters must be set": "the message is the fix",
+    "is not supported by wasmlab: choose the cluster": "a cluster specifier plugin: the message names the fix",
     "only one host rewrite may be set, got ": "the message names the rewrites set",
     "only one of path_redirect, prefix_rewrite, regex_rewrite may be set": "the message is the fix",
     "only one of strip_matching_host_port and strip_any_host_port may be set": "the message is the fix",

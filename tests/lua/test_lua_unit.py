@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from helpers import config
 from lua_helpers import LUA_PER_ROUTE, lua_config
 from wasmlab import Proxy
 from wasmlab.errors import ConfigError
@@ -264,3 +265,21 @@ def test_component_log_level_lua_debug_shows_the_coroutine_lines():
         logs = p.logs
     assert "[debug][lua] yielding for full body" in logs
     assert "[debug][lua] coroutine finished" in logs
+
+
+def test_the_lua_cluster_specifier_is_refused_by_name():
+    """The Lua cluster specifier (a route's ``inline_cluster_specifier_plugin``) is another Envoy
+    extension than the Lua filter, and wasmlab has not got it: the refusal says so, where the
+    route names no cluster."""
+    route = """
+              - match: {prefix: "/"}
+                route:
+                  inline_cluster_specifier_plugin:
+                    extension:
+                      name: envoy.router.cluster_specifier_plugin.lua
+                      typed_config:
+                        "@type": type.googleapis.com/envoy.extensions.router.cluster_specifiers.lua.v3.LuaConfig
+                        source_code: {inline_string: "function envoy_on_route(h) return 'backend' end"}
+                        default_cluster: backend"""
+    with pytest.raises(ConfigError, match=r"inline_cluster_specifier_plugin .* is not supported by wasmlab"):
+        Proxy.from_yaml(config(routes=route), workers=1)

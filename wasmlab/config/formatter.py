@@ -18,6 +18,7 @@ from .stream_info_formatter import (
     NEEDS_ARGUMENT,
     NUMERIC,
     OPERATORS,
+    STRUCT_OPS,
     UNMODELLED,
     VERBATIM,
     WIRE_OPS,
@@ -27,6 +28,7 @@ from .stream_info_formatter import (
     dash,
     wire_to_text,
 )
+from .struct_text import RawJson, dumps_log, struct_json, struct_text
 
 if TYPE_CHECKING:
     from ..http.stream_info import StreamInfo
@@ -124,7 +126,13 @@ class Formatter:
                 continue
             op, arg, limit = p
             value = OPERATORS[op](info, arg)
-            if isinstance(value, dict | list):  # a metadata struct: compact JSON
+            if op in STRUCT_OPS:  # a metadata value: Envoy's JSON text of it (struct_text.py)
+                s = ("" if for_header or omit_empty else "-") if value is None else struct_text(value)
+                out.append(s[:limit] if limit is not None else s)
+                continue
+            if isinstance(value, RawJson):  # (JSON text already: a filter-state object's proto)
+                value = value.text
+            if isinstance(value, dict | list):  # a struct: compact JSON
                 value = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
             if for_header or omit_empty or op in VERBATIM:
                 s = "" if value is None else str(value)
@@ -144,6 +152,12 @@ class Formatter:
         if len(self.parts) == 1 and not isinstance(self.parts[0], str):
             op, arg, limit = self.parts[0]
             v = OPERATORS[op](info, arg)
+            if op in STRUCT_OPS:  # a metadata value keeps its JSON type ("" stays a string)
+                if v is None or isinstance(v, str):
+                    return v[:limit] if v and limit else v
+                return RawJson(struct_json(v))
+            if isinstance(v, RawJson):
+                return v
             if op in NUMERIC and v is not None:
                 return v
             if op in VERBATIM:
@@ -182,7 +196,7 @@ class LogFormat:
     def render(self, info: Any) -> str:
         if self.json is not None:
             doc = _render_json(self.json, info, self.omit_empty)
-            return json.dumps(doc, separators=(",", ":"), sort_keys=True, ensure_ascii=False) + "\n"
+            return dumps_log(doc) + "\n"
         assert self.text is not None
         return self.text.format(info, for_header=False, omit_empty=self.omit_empty)
 

@@ -175,6 +175,13 @@ def parse_route_action(node: Node, template: UriTemplate | None = None) -> Route
         ignored=_ROUTE_ACTION_IGNORED,
     )
     specifiers = [k for k in ("cluster", "cluster_header", "weighted_clusters") if node.has(k)]
+    plugin = next((k for k in ("inline_cluster_specifier_plugin", "cluster_specifier_plugin") if node.has(k)), None)
+    if plugin is not None and not specifiers:
+        raise node.error(
+            f"{plugin} (a cluster specifier plugin, such as the Lua cluster specifier "
+            "envoy.router.cluster_specifier_plugin.lua) is not supported by wasmlab: choose the cluster "
+            "with cluster, cluster_header or weighted_clusters"
+        )
     if len(specifiers) != 1:
         raise node.error("exactly one of cluster, cluster_header, weighted_clusters must be set")
     action = RouteAction(node.req("cluster").str(allow_empty=False) if node.has("cluster") else "")

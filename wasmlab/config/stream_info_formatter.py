@@ -16,6 +16,9 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ..http.stream_info import FilterStateObject
+from .struct_text import RawJson
+
 if TYPE_CHECKING:
     from ..http.stream_info import StreamInfo
     from .yaml_source import Node
@@ -106,6 +109,20 @@ def _lookup(root: dict[str, Any] | None, parts: list[str]) -> Any:
 
 def _metadata(info: StreamInfo, arg: str) -> Any:
     return _lookup(info.dynamic_metadata, arg.split(":"))
+
+
+def _filter_state(info: StreamInfo, arg: str) -> Any:
+    """``%FILTER_STATE(key[:PLAIN|:TYPED])%``. An object a factory made (a Lua script's
+    ``filterState():set``) is written as Envoy writes it: ``PLAIN`` its string form, else the JSON
+    of its proto form (``"text"`` quoted, ``8080``; absent without one). Other values (a Wasm
+    module's bytes) as they are."""
+    key, _, option = arg.partition(":")
+    value = info.filter_state.get(key)
+    if not isinstance(value, FilterStateObject):
+        return value
+    if option.startswith("PLAIN"):
+        return str(value) if value.plain else None
+    return RawJson(value.proto_json) if value.proto_json is not None else None
 
 
 def _typed_metadata(info: StreamInfo, arg: str) -> Any:
@@ -382,7 +399,7 @@ OPERATORS: dict[str, Callable[[StreamInfo, str], Any]] = {
     "CONNECTION_ID": lambda i, a: i.connection_id,
     "STREAM_ID": lambda i, a: i.stream_id,
     "DYNAMIC_METADATA": lambda i, a: _metadata(i, a),
-    "FILTER_STATE": lambda i, a: i.filter_state.get(a.split(":")[0]),
+    "FILTER_STATE": lambda i, a: _filter_state(i, a),
     # a local reply's body, only while ``local_reply_config`` formats it (local_reply.FormatContext)
     "LOCAL_REPLY_BODY": lambda i, a: getattr(i, "local_reply_body", ""),
     "METADATA": _typed_metadata,
@@ -427,6 +444,8 @@ OPERATORS: dict[str, Callable[[StreamInfo, str], Any]] = {
     **{op: (lambda i, a: None) for op in UNMODELLED | ALWAYS_ABSENT},
 }
 
+#: operators that read a metadata value (a protobuf ``Value``), written as Envoy writes one
+STRUCT_OPS = {"DYNAMIC_METADATA", "METADATA"}
 #: operators whose empty value renders as empty text, not ``-``
 VERBATIM = {"LOCAL_REPLY_BODY", "CUSTOM_FLAGS"}
 #: operators whose empty value is empty text in a log line, while an absent one is ``-``

@@ -22,6 +22,8 @@ from .local_info import local_address
 from .upstream import (
     CONNECTION_TERMINATION,
     PROTOCOL_ERROR,
+    ROUTER_CONSUMED_HEADERS,
+    charge_upstream_code,
     charge_upstream_result,
     charge_upstream_sent,
     charge_upstream_timeout,
@@ -121,7 +123,7 @@ def send(
     """
     cluster = proxy.clusters[cluster_name]
     req = AsyncRequest(dispatcher, on_complete)
-    up, broken = _upstream_headers(headers, body, timeout_s, send_xff)
+    up, broken, timeout_s = _upstream_headers(headers, body, timeout_s, send_xff)
     request = Request(headers.get(":method") or "GET", headers.get(":path") or "/", up, body, trailers)
     head = request.method == "HEAD"
     rec = proxy.recorder
@@ -180,31 +182,63 @@ def send(
 def _refusal(proxy: ServerContext, cluster: Cluster, broken: str | None) -> bytes | None:
     """The body of the router's 503 when the call cannot be sent: a cluster without endpoints
     (``upstream_cx_none_healthy``), or headers the HTTP/1 codec refuses (http/codec.py)."""
-    if not cluster.healthy:
-        proxy.stat_store.inc(f"cluster.{cluster.name}.upstream_cx_none_healthy")
+    if not cluster.healthy:  # charged as the router charges its 503 (a callout is internal)
+        stats = proxy.stat_store
+        stats.inc(f"cluster.{cluster.name}.upstream_cx_none_healthy")
+        stats.inc(f"cluster.{cluster.name}.lb_healthy_panic")
+        charge_upstream_code(stats, cluster.name, 503, True)
         return b"no healthy upstream"
     return broken.encode() if broken is not None else None
 
 
 def _upstream_headers(
     headers: HeaderMap, body: bytes, timeout_s: float | None, send_xff: bool
-) -> tuple[HeaderMap, str | None]:
+) -> tuple[HeaderMap, str | None, float | None]:
     """The headers the upstream receives: ``host`` from ``:authority``, no pseudo-headers, and
     what the async client's own router adds (``x-envoy-internal``, ``x-forwarded-for``,
-    ``x-envoy-expected-rq-timeout-ms``); and the HTTP/1 codec's refusal of them, if any."""
+    ``x-envoy-expected-rq-timeout-ms``); the HTTP/1 codec's refusal of them, if any; and the
+    call's timeout as that router sets it (:func:`_final_timeout`)."""
     up = HeaderMap()
     up.add("host", headers.get(":authority") or "")
     broken = copy_for_upstream(headers, up)
+    timeout_s = _final_timeout(up, timeout_s)
     if body and "content-length" not in up:
         up.add("content-length", str(len(body)))
-    up.set("x-envoy-internal", "true")
+    up.set_in_place("x-envoy-internal", "true")
     if send_xff:
         append_xff(up, local_address())
     if timeout_s:
-        up.set("x-envoy-expected-rq-timeout-ms", str(int(timeout_s * 1000)))
+        up.set_in_place("x-envoy-expected-rq-timeout-ms", str(round(timeout_s * 1000)))
     if not body:
         frame_headers_only_request(headers.get(":method") or "GET", up)
-    return up, broken
+    return up, broken, timeout_s
+
+
+def _final_timeout(up: HeaderMap, timeout_s: float | None) -> float | None:
+    """The timeout of a call as the async client's router sets it (Envoy's
+    ``FilterUtility::finalTimeout``; a callout is an internal request, so its headers are
+    honored): ``x-envoy-upstream-rq-timeout-ms`` replaces the caller's timeout (0: none),
+    ``x-envoy-upstream-rq-per-try-timeout-ms`` shortens it (there are no retries: the first try
+    is the last). Every header that router consumes is then removed (measured on Envoy 1.40)."""
+    ms = round(timeout_s * 1000) if timeout_s else 0
+    given = _milliseconds(up.get("x-envoy-upstream-rq-timeout-ms"))
+    if given is not None:
+        ms = given
+    per_try = _milliseconds(up.get("x-envoy-upstream-rq-per-try-timeout-ms"))
+    if per_try and (ms == 0 or per_try < ms):
+        ms = per_try
+    for name in ROUTER_CONSUMED_HEADERS:
+        up.remove(name)
+    return ms / 1000 if ms else None
+
+
+def _milliseconds(value: str | None) -> int | None:
+    """A header's count of milliseconds as ``absl::SimpleAtoi`` reads a uint64 (spaces around it
+    and a ``+`` allowed), or None."""
+    if value is None:
+        return None
+    v = value.strip(" \t\n\v\f\r").removeprefix("+")
+    return int(v) if v.isascii() and v.isdigit() and int(v) < 2**64 else None
 
 
 def _arm_timeout(

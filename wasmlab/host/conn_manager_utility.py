@@ -139,7 +139,8 @@ def mutate_client_address(headers: HeaderMap, opts: HcmHeaderOptions, info: Stre
     original-IP detection takes the client from ``x-forwarded-for`` (the entry
     ``xff_num_trusted_hops`` from the right, if it is an IP address): the stream's
     ``downstream_remote_address`` becomes that IP with port 0; the connection's peer stays the
-    *direct* remote address."""
+    *direct* remote address. With ``use_remote_address`` and ``xff_num_trusted_hops`` N > 0,
+    the N-th entry from the right (before Envoy appends its own) is the client the same way."""
     remote_ip = info.downstream_direct_remote_address.rsplit(":", 1)[0]
     # speed: one C-level pass over the client's header names finds the few this function may
     # remove (usually none), instead of a scan of the headers for each
@@ -169,8 +170,10 @@ def mutate_client_address(headers: HeaderMap, opts: HcmHeaderOptions, info: Stre
         client = remote_ip
         if hops > 0:
             entries = xff_entries(headers)
-            if len(entries) >= hops and _ip_port_0(entries[-hops]) is not None:
-                client = entries[-hops]  # an entry that is no IP address leaves the connection's
+            detected = _ip_port_0(entries[-hops]) if len(entries) >= hops else None
+            if detected is not None:  # (an entry that is no IP address leaves the connection's)
+                client = entries[-hops]
+                info.downstream_remote_address = detected  # the stream's client, as above
         if not opts.skip_xff_append:
             appended = local_address() if remote_ip.startswith("127.") else remote_ip
             append_xff(headers, appended)

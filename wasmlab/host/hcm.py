@@ -185,7 +185,8 @@ class ActiveStream:
         headers.add(":method", spec.method)
         headers.add(":scheme", "http")
         for k, v in spec.headers:
-            headers.add(k, v)
+            if k != "transfer-encoding":  # the codec takes the (chunked) framing off
+                headers.add(k, v)
         connection = headers.get("connection")
         if connection is not None and "close" in [t.strip().lower() for t in connection.split(",")]:
             self.info.should_drain_connection = True  # Envoy's saw_connection_close: answer with close
@@ -233,7 +234,6 @@ class ActiveStream:
         headers, verdict = self._request_headers(spec)
         self.method = spec.method
         self.info.request_headers = headers
-        self.info.bytes_received = len(spec.body)
         proxy.stat_store.inc(hcm.stat("downstream_rq_total"))
         proxy.stat_store.inc(hcm.stat("downstream_rq_http1_total"))
         if rec.enabled:
@@ -276,10 +276,11 @@ class ActiveStream:
         body = spec.body
         # a request with trailers comes chunked; the HTTP/1 codec drops the trailers unless the
         # HCM enables them, and then ends the body with an empty end-of-stream data frame
-        chunked = spec.trailers is not None
+        chunked = spec.trailers is not None or any(k == "transfer-encoding" for k, _ in spec.headers)
         trailers = spec.trailers if config.http1_trailers and spec.trailers else None  # none sent: data ends it
         fm.codec_decode_headers(headers, not body and not chunked)
-        if body and not fm.destroyed:
+        if body and not fm.destroyed:  # (a reply during the headers ends the stream unread: 0 bytes)
+            self.info.bytes_received = len(body)
             fm.codec_decode_data(Buffer(body), False)
         if (body or chunked) and trailers is None and not fm.destroyed:
             fm.codec_decode_data(Buffer(), True)
@@ -318,7 +319,7 @@ class ActiveStream:
                 body = body[:-1]  # the JSON formatter's newline is not part of a grpc-message
             return _grpc_local_reply(headers, status, body, grpc_status, self.is_head_request()), b""
         if body:
-            headers.set("content-length", str(len(body)))
+            headers.set_in_place("content-length", str(len(body)))  # (setContentLength: in place)
             if "content-type" not in headers or (body != original and not custom_type):
                 headers.set_in_place("content-type", content_type)
         else:

@@ -23,10 +23,29 @@ def codec_refusal(spec: RequestSpec, limits: tuple[int, int]) -> str | None:
     1.40 (tests/test_robustness_sweep.py): it counts the head's bytes as sent (request line,
     every ``name: value`` line and the blank line, CRLFs included) against
     ``max_request_headers_kb``, and its header lines, ``host`` included, against
-    ``max_headers_count`` (``RequestSpec.head_bytes``/``head_lines``)."""
+    ``max_headers_count`` (``RequestSpec.head_bytes``/``head_lines``). Then the framing
+    (tests/lua/test_lua_sweep_request_framing.py): a ``transfer-encoding`` other than one
+    ``chunked`` (any case, spaces around it allowed) is refused, and so is ``chunked`` with a
+    ``content-length``."""
     if spec.head_lines > limits[1]:
         return "http1.too_many_headers"
-    return "http1.headers_too_large" if spec.head_bytes > limits[0] else None
+    if spec.head_bytes > limits[0]:
+        return "http1.headers_too_large"
+    codings = [v for k, v in spec.headers if k == "transfer-encoding"]
+    if not codings:
+        return None
+    if len(codings) > 1 or codings[0].strip(" \t").lower() != "chunked":
+        return "http1.invalid_transfer_encoding"
+    if any(k == "content-length" for k, _ in spec.headers):
+        return "http1.content_length_and_chunked_not_allowed"
+    return None
+
+
+#: the codec's answer to each refusal of :func:`codec_refusal` (by its details)
+_CODEC_ANSWERS = {
+    "http1.invalid_transfer_encoding": (501, b"Not Implemented"),
+    "http1.content_length_and_chunked_not_allowed": (400, b"Bad Request"),
+}
 
 
 def filter_name(f: Any) -> str:
@@ -36,9 +55,10 @@ def filter_name(f: Any) -> str:
 
 
 def refuse_head(stream: ActiveStream, spec: RequestSpec, details: str) -> None:
-    """The HTTP/1 codec refused the request's head (too big, too many headers): Envoy answers
-    431 from the codec, before any filter or route sees the request, and closes the
-    connection (``DPE``, ``downstream_cx_protocol_error``)."""
+    """The HTTP/1 codec refused the request's head: Envoy answers from the codec, before any
+    filter or route sees the request -- 431 for a head too big or with too many headers, 501
+    for a ``transfer-encoding`` it does not implement, 400 for ``chunked`` with a length --
+    and closes the connection (``DPE``, ``downstream_cx_protocol_error``)."""
     stream.method = spec.method
     stream.stat("downstream_rq_total")
     stream.stat("downstream_rq_http1_total")
@@ -48,7 +68,8 @@ def refuse_head(stream: ActiveStream, spec: RequestSpec, details: str) -> None:
     # the request never completed: the reply says ``connection: close`` and counts
     # downstream_rq_response_before_rq_complete (codec_encode_headers)
     stream.fm = fm = FilterManager(stream, [], stream.hcm.config.buffer_limit)
-    fm.send_local_reply(431, b"Request Header Fields Too Large", None, details)
+    status, body = _CODEC_ANSWERS.get(details, (431, b"Request Header Fields Too Large"))
+    fm.send_local_reply(status, body, None, details)
 
 
 def answer_refused(stream: ActiveStream, verdict: str, headers: HeaderMap, ends_at_headers: bool) -> None:

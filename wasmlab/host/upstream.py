@@ -460,3 +460,21 @@ class UpstreamPool:
                 f"an upstream app still runs on {', '.join(busy)} after the proxy closed; "
                 "the thread ends when the app returns",
             )
+
+
+#: request headers Envoy's router reads and removes before forwarding, its own
+#: and the async client's (``FilterUtility::finalTimeout``,
+#: ``RetryStateImpl``, hedging, ``x-envoy-upstream-alt-stat-name``)
+ROUTER_CONSUMED_HEADERS = (
+    "x-envoy-upstream-rq-timeout-ms",
+    "x-envoy-upstream-rq-per-try-timeout-ms",
+    "x-envoy-upstream-rq-timeout-alt-response",
+    "x-envoy-max-retries",
+    "x-envoy-retry-on",
+    "x-envoy-retry-grpc-on",
+    "x-envoy-retriable-status-codes",
+    "x-envoy-retriable-header-names",
+    "x-envoy-hedge-on-per-try-timeout",
+    "x-envoy-upstream-alt-stat-name",
+    "x-envoy-upstream-stream-duration-ms",
+)

@@ -12,6 +12,24 @@ from typing import Any
 from .headers import HeaderMap
 
 
+class FilterStateObject(str):
+    """A filter-state object one of Envoy's object factories made (a Lua script's
+    ``filterState():set``): the string is its string form (``%FILTER_STATE(key:PLAIN)%``, Lua's
+    ``get``), None-able ``proto_json`` the JSON of its proto form that ``%FILTER_STATE(key)%``
+    and ``:TYPED`` write (None: the object has none, logged ``-``), and ``plain`` False for an
+    object without a string form either."""
+
+    proto_json: str | None = None
+    plain: bool = True
+
+    @classmethod
+    def made(cls, text: str, proto_json: str | None, plain: bool = True) -> FilterStateObject:
+        obj = cls(text)
+        obj.proto_json = proto_json
+        obj.plain = plain
+        return obj
+
+
 @dataclass
 class StreamInfo:
     stream_id: int
@@ -34,6 +52,8 @@ class StreamInfo:
     bytes_received: int = 0
     bytes_sent: int = 0
     upstream_host: str | None = None
+    #: a filter's ``setUpstreamOverrideHost``: (host, strict)
+    upstream_override_host: tuple[str, bool] | None = None
     upstream_cluster: str | None = None
     route_name: str = ""
     #: the matched route's ``metadata.filter_metadata`` (``%METADATA(ROUTE:...)%``)

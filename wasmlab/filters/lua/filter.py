@@ -360,7 +360,6 @@ class LuaFilter(StreamFilter):
     #: what the script asked for that wasmlab records but does not model (no HTTP/1 status
     #: line, one endpoint per cluster): setHttp1ReasonPhrase, setUpstreamOverrideHost
     http1_reason_phrase: str | None = None
-    upstream_override_host: tuple[str, bool] | None = None
     #: the handles made on this stream (a tuple: most streams make none, see ``_do_headers``,
     #: and the rest one or two)
     _handles: tuple[StreamHandleWrapper, ...] = ()

@@ -60,14 +60,15 @@ class StreamInfoApi(HandleDriver):
     def lua_set_upstream_override_host(self, *args: Any) -> None:
         """@param 1 (string): an IP address (with optional port). @param 2 (boolean, optional): strict.
 
-        wasmlab clusters have one endpoint: the override is recorded, not used."""
+        wasmlab clusters have one endpoint: the router sends to it whatever the override, but a
+        strict override naming another host finds none (503 ``no healthy upstream``), as on Envoy."""
         host = text(check_string(args, 1, "setUpstreamOverrideHost"))
         if not _is_ip_authority(host):
             raise LuaApiError("host is not a valid IP address")
         strict = False
         if len(args) >= 2:
             strict = bool(check_type(args, 2, "setUpstreamOverrideHost", "boolean"))
-        self.filter.upstream_override_host = (host, strict)
+        self.stream_info.upstream_override_host = (host, strict)
 
 
 def _is_ip_authority(host: str) -> bool:

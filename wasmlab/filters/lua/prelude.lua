@@ -64,6 +64,11 @@ do
   end
 end
 
+-- lupa's `python` module is no part of Envoy's state: a script sees neither the global nor the
+-- loaded module (the host reaches Lua through its own C calls, not through them)
+python = nil
+package.loaded.python = nil
+
 -- os.exit() and the rest of what could stop the process: sandbox.lua, run after this chunk
 
 -- require(): LuaJIT's search paths with "./" meaning the YAML file's folder, after package_paths
@@ -124,6 +129,19 @@ local function argerror(narg, detail)
     end
   end
   error("bad argument #" .. narg .. " to '" .. name .. "' (" .. detail .. ")", 3)
+end
+
+-- rawlen (Lua 5.2; Envoy's LuaJIT has it with LUAJIT_ENABLE_LUA52COMPAT, lupa's has not): the
+-- length of a table or string without calling __len (this build's `#` never calls it on a table)
+if rawlen == nil then
+  function rawlen(...)
+    local v = ...
+    local t = type(v)
+    if t ~= "table" and t ~= "string" then
+      argerror(1, "table expected, got " .. (select("#", ...) == 0 and "no value" or t))
+    end
+    return #v
+  end
 end
 
 -- A Python method returns a status first: 0 = done (results follow), 1 = error (message
@@ -467,6 +485,25 @@ local function after_error()
   end
 end
 
+-- LuaJIT's interpreter (the guards turn the JIT off) raises "stack overflow" without the position
+-- the compiled code Envoy runs gives it: add where the script was when the stack ran out. (A
+-- host method's "stack overflow", raised from this prelude, has no position on Envoy either.)
+local function overflow_position(co, e)
+  if e ~= "stack overflow" then
+    return e
+  end
+  for level = 0, 20 do
+    local ar = getinfo(co, level, "Sl")
+    if ar == nil or ar.source == PRELUDE_SOURCE then
+      break
+    end
+    if ar.what ~= "C" and ar.currentline > 0 then
+      return ar.short_src .. ":" .. ar.currentline .. ": " .. e
+    end
+  end
+  return e
+end
+
 local function message(err)
   if type(err) == "string" then
     return err
@@ -486,6 +523,7 @@ function driver.load(code)
   local co = co_create(f)
   local ok, e = co_resume(co)
   if not ok then
+    e = overflow_position(co, e)
     co = nil
     after_error()
     return message(e) or "unspecified lua error"
@@ -558,6 +596,7 @@ local function finish(co, id, held, ok, e)
   if held then
     COS[id] = nil
   end
+  e = overflow_position(co, e)
   co = nil
   after_error()
   local t = type(e)

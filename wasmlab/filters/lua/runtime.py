@@ -21,6 +21,8 @@ the GIL while Lua runs, so a busy state never stops other workers).
 
 from __future__ import annotations
 
+import os
+import stat
 import sys
 import time
 from dataclasses import dataclass
@@ -123,6 +125,16 @@ def _host_print(text: bytes) -> None:
         pass
 
 
+def _may_block(path: bytes) -> bool:
+    """Whether reading ``path`` could block the worker: a FIFO, a device or a socket (a missing
+    file is io.open's own error; a regular file or a folder never blocks)."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISSOCK(mode)
+
+
 def _iter_next(it_id: int) -> tuple[Any, ...]:
     from .luaobject import OBJECTS
 
@@ -163,6 +175,7 @@ def new_state(guards: Guards, package_path: bytes, package_cpath: bytes) -> tupl
     host = rt.table_from(
         {
             b"print": _host_print,
+            b"may_block": _may_block,
             b"iter_next": _iter_next,
             b"package_path": package_path,
             b"package_cpath": package_cpath,

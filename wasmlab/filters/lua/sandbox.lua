@@ -183,8 +183,29 @@ if HOST.sandbox then
   os.rename = refuse("os.rename()", "it moves files", OPT)
   io.popen = refuse("io.popen()", "it runs a shell that can block or kill the process", OPT)
   io.read = refuse("io.read()", "reading the notebook's stdin blocks the worker", OPT)
-  io.lines = refuse("io.lines()", "reading a FIFO or a device blocks the worker", OPT)
-  io.open = refuse("io.open()", "reading a FIFO or a device blocks the worker", OPT)
+  -- io.open/io.lines read a regular file as on Envoy (a list of keys, a JSON document); a FIFO,
+  -- a device or a socket would block the worker, and writing can overwrite files
+  local io_open, io_lines, may_block = io.open, io.lines, HOST.may_block
+  local function may_read(name, path, mode)
+    if type(mode) == "string" and mode:find("[wa+]") then
+      error(name .. " is disabled in wasmlab: writing can overwrite files" .. LIFT:format(OPT), 3)
+    end
+    if path == nil then
+      error(name .. " is disabled in wasmlab: reading stdin blocks the worker" .. LIFT:format(OPT), 3)
+    end
+    if type(path) == "string" and may_block(path) then
+      error(name .. " is disabled in wasmlab: reading a FIFO, a device or a socket blocks the worker"
+        .. LIFT:format(OPT), 3)
+    end
+  end
+  function io.open(path, mode)
+    may_read("io.open()", path, mode)
+    return io_open(path, mode)
+  end
+  function io.lines(path, ...)
+    may_read("io.lines()", path)
+    return io_lines(path, ...)
+  end
   io.input = refuse("io.input()", "reading stdin or a FIFO blocks the worker", OPT)
   io.output = refuse("io.output()", "it redirects the process's stdout", OPT)
   -- debug: its setters rewrite the guards' own variables; keep the read-only helpers

@@ -267,7 +267,11 @@ class BufferWrapper(BaseLuaObject):
         Envoy sets ``content-length`` on the map even when the headers already went out (a body
         chunk): the wire keeps the old value. wasmlab's codec reads the map it was handed later,
         so the length is set only while the headers are held (a simplification: a script that
-        reads ``content-length`` back after streaming sees the old value here)."""
+        reads ``content-length`` back after streaming sees the old value here).
+
+        Envoy empties the buffer before it reads the argument: after a bad one (``nil``, a table)
+        the body is empty and ``content-length`` keeps its old value."""
+        self.data.set(b"")
         value = check_string(args, 1, "setBytes")
         self.data.set(value)
         if not self.h.headers_continued:

@@ -5,14 +5,17 @@ conversions they share."""
 
 from __future__ import annotations
 
+import json
 import math
 from typing import TYPE_CHECKING, Any
 
+from ...http.stream_info import FilterStateObject
 from .luaobject import (
     COMMON_LUA,
     NOTHING,
     BaseLuaObject,
     LuaApiError,
+    LuaRawError,
     PairsIterator,
     c_string,
     check_string,
@@ -120,7 +123,12 @@ def config_struct(fields: dict[str, Any]) -> dict[str, Any]:
     return found[1]
 
 
-def from_lua_value(value: Any) -> Any:
+#: how deep ``from_lua_value`` follows tables: Envoy's conversion recurses on the Lua stack until
+#: LuaJIT's "stack overflow" (a table that holds itself); wasmlab stops sooner, with the same error
+MAX_TABLE_DEPTH = 200
+
+
+def from_lua_value(value: Any, depth: int = 0) -> Any:
     """A Lua value as a protobuf Struct value (Envoy ``MetadataMapHelper::loadValue``)."""
     t = lua_type(value)
     if t == "nil":
@@ -132,17 +140,19 @@ def from_lua_value(value: Any) -> Any:
     if t == "string":
         return utf8_text(c_string(value))  # (lua_tostring: up to a NUL)
     if t == "table":
+        if depth >= MAX_TABLE_DEPTH:
+            raise LuaRawError("stack overflow")
         items = list(value.items())
         length = _list_length(items)
         if length > 0:
             by_index = {int(k): v for k, v in items}
-            return [from_lua_value(by_index.get(i)) for i in range(1, length + 1)]
+            return [from_lua_value(by_index.get(i), depth + 1) for i in range(1, length + 1)]
         out: dict[str, Any] = {}
         for k, v in items:
             kt = lua_type(k)
             if kt != "string":
                 raise LuaApiError(f"unexpected type {kt} in table key (only string keys are supported)")
-            out[utf8_text(c_string(k))] = from_lua_value(v)
+            out[utf8_text(c_string(k))] = from_lua_value(v, depth + 1)
         return out
     raise LuaApiError(f"unexpected type '{t}' in dynamicMetadata")
 
@@ -278,7 +288,7 @@ class FilterStateWrapper(BaseLuaObject):
             return NOTHING
         if isinstance(value, bytes):
             return value
-        if isinstance(value, _Unserializable):
+        if isinstance(value, FilterStateObject) and not value.plain:
             return NOTHING
         return utf8_bytes(str(value))
 
@@ -295,7 +305,9 @@ class FilterStateWrapper(BaseLuaObject):
         obj = read(value)
         if obj is None:
             raise LuaApiError(f"failed to create an object '{key}' from value '{value}'")
-        self.state[key] = obj
+        form = _PROTO_FORM.get(factory)
+        proto = None if form is None else json.dumps(obj, ensure_ascii=False) if form == "string" else obj
+        self.state[key] = FilterStateObject.made(obj, proto, not isinstance(obj, _Unserializable))
 
 
 class _Unserializable(str):
@@ -357,4 +369,17 @@ FILTER_STATE_FACTORIES: dict[str, Any] = {
     "envoy.network.transport_socket.original_dst_address": _ip_port,
     "envoy.filters.listener.original_dst.local_ip": _ip_port,
     "envoy.filters.listener.original_dst.remote_ip": _ip_port,
+}
+
+#: what ``%FILTER_STATE(key)%`` and ``:TYPED`` write of a factory's object, the JSON of its proto
+#: form (measured): "string" a JSON string, "raw" its text (a number, a bool); a factory not
+#: here makes objects without one (logged ``-``, JSON ``null``)
+_PROTO_FORM = {
+    "envoy.string": "string",
+    "envoy.hashable_string": "string",
+    "envoy.upstream.dynamic_host": "string",
+    "envoy.tcp_proxy.per_connection_idle_timeout_ms": "string",
+    "envoy.upstream.dynamic_port": "raw",
+    "envoy.ratelimit.hits_addend": "raw",
+    "envoy.tcp_proxy.disable_tunneling": "raw",
 }

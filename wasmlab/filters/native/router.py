@@ -28,6 +28,8 @@ from ...host.upstream import (
     CONNECT_FAILURE,
     NO_APP,
     PROTOCOL_ERROR,
+    ROUTER_CONSUMED_HEADERS,
+    charge_upstream_code,
     charge_upstream_result,
     charge_upstream_sent,
     charge_upstream_timeout,
@@ -139,8 +141,14 @@ class RouterFilter(StreamFilter):
             stream.info.response_flags = "NC"
             cb.send_local_reply(action.cluster_not_found_code, b"", None, "cluster_not_found")
             return FilterHeadersStatus.StopIteration
-        if not cluster.healthy:
-            proxy.stat_store.inc(f"cluster.{cluster.name}.upstream_cx_none_healthy")
+        override = stream.info.upstream_override_host
+        # (a strict override host the cluster has not: its load balancer finds no host)
+        if not cluster.healthy or (override is not None and override[1] and override[0] != cluster.host):
+            stats = proxy.stat_store
+            stats.inc(f"cluster.{cluster.name}.upstream_cx_none_healthy")
+            if not cluster.healthy:
+                stats.inc(f"cluster.{cluster.name}.lb_healthy_panic")  # (no host is healthy: panic mode)
+            charge_upstream_code(stats, cluster.name, 503, headers.get("x-envoy-internal") == "true")
             stream.info.response_flags = "UH"
             cb.send_local_reply(503, b"no healthy upstream", None, "no_healthy_upstream")
             return FilterHeadersStatus.StopIteration
@@ -151,11 +159,11 @@ class RouterFilter(StreamFilter):
         info.upstream_host = cluster.host
         # the router consumes the client's timeout/retry/hedge/stat headers (measured: Envoy 1.40
         # removes them and, for an external request, does not honor them)
-        for name in _CONSUMED_HEADERS:
+        for name in ROUTER_CONSUMED_HEADERS:
             headers.remove(name)
         # Envoy's order: expected timeout header, headers_to_add (route, vhost, route config), rewrites
         if action.timeout > 0 and not self.factory.suppress_envoy_headers:
-            headers.set_in_place("x-envoy-expected-rq-timeout-ms", str(int(action.timeout * 1000)))
+            headers.set_in_place("x-envoy-expected-rq-timeout-ms", str(round(action.timeout * 1000)))
         self.levels = stream.hcm.config.route_config.header_levels(route)
         if weighted_mutations is not None:
             self.levels = [weighted_mutations, *self.levels]
@@ -319,7 +327,9 @@ class RouterFilter(StreamFilter):
                 )
             cb.send_local_reply(status, failure.encode(), None, f"upstream_reset_before_response_started{{{reason}}}")
             return
-        head = stream.is_head_request()
+        # the upstream codec reads a body unless the request *it* sent was a HEAD (a filter may
+        # have changed the client's method): a client's HEAD sent as GET gives the filters a body
+        head = (self.headers.get(":method") if self.headers is not None else None) == "HEAD"
         headers, body = to_wire_response(result.response, head, result.was_chunked)
         status = result.response.status
         if rec.enabled:
@@ -490,20 +500,3 @@ def _direct_location(headers: HeaderMap, status: int) -> str | None:
         return None
     scheme = headers.get("x-forwarded-proto") or headers.get(":scheme") or "http"
     return f"{scheme}://{headers.get(':authority') or ''}{headers.get(':path') or '/'}"
-
-
-#: request headers Envoy's router reads and removes before forwarding (``FilterUtility::finalTimeout``,
-#: ``RetryStateImpl``, hedging, ``x-envoy-upstream-alt-stat-name``)
-_CONSUMED_HEADERS = (
-    "x-envoy-upstream-rq-timeout-ms",
-    "x-envoy-upstream-rq-per-try-timeout-ms",
-    "x-envoy-upstream-rq-timeout-alt-response",
-    "x-envoy-max-retries",
-    "x-envoy-retry-on",
-    "x-envoy-retry-grpc-on",
-    "x-envoy-retriable-status-codes",
-    "x-envoy-retriable-header-names",
-    "x-envoy-hedge-on-per-try-timeout",
-    "x-envoy-upstream-alt-stat-name",
-    "x-envoy-upstream-stream-duration-ms",
-)
