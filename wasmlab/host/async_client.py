@@ -195,8 +195,8 @@ def _upstream_headers(
     up = HeaderMap()
     up.add("host", headers.get(":authority") or "")
     broken = copy_for_upstream(headers, up)
-    if body and "content-length" not in up:
-        up.add("content-length", str(len(body)))
+    if body:  # Envoy's callers set it from the body, over a length the caller's headers gave
+        up.set_in_place("content-length", str(len(body)))
     up.set("x-envoy-internal", "true")
     if send_xff:
         append_xff(up, local_address())

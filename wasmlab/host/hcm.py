@@ -453,7 +453,7 @@ class ActiveStream:
             proxy.recorder.record(
                 "stream",
                 "response" if how == "complete" else "reset_complete",
-                {"status": status, "details": info.response_code_details, "body_size": len(self._resp_body)},
+                {"status": status, "details": info.response_code_details or "", "body_size": len(self._resp_body)},
                 None,
                 {"stream": self.stream_id},
                 event=False,
@@ -490,7 +490,7 @@ class ActiveStream:
                 self._resp_headers.without_pseudo(),
                 bytes(self._resp_body),
                 self._resp_trailers.without_pseudo() if self._resp_trailers is not None else None,
-                info.response_code_details,
+                info.response_code_details or "",
                 self.stream_id,
             )
             self.dispatcher.after_task(pending.set, response)

@@ -58,7 +58,11 @@ def _map(vm: WasmVm, map_type: int, write: bool) -> HeaderMap | None:
         resp = ctx.root_context().callout_response
         if resp is None or write:
             return None
-        return resp.headers if map_type == MapType.HTTP_CALL_RESPONSE_HEADERS else (resp.trailers or HeaderMap())
+        if map_type == MapType.HTTP_CALL_RESPONSE_HEADERS:
+            return resp.headers
+        # a response without trailers has no trailer map: Envoy reads its pairs as empty and
+        # answers a value's lookup BAD_ARGUMENT, as for a map that is not there now
+        return resp.trailers or None
     if map_type in (MapType.GRPC_RECEIVE_INITIAL_METADATA, MapType.GRPC_RECEIVE_TRAILING_METADATA):
         g = ctx.root_context().grpc_current
         if g is None or write:

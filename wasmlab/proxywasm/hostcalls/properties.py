@@ -169,7 +169,8 @@ def _response(vm: WasmVm, info: Any, rest: list[str]) -> bytes | None:
     if key == "code":
         return _i64(info.response_code) if info.response_code is not None else None
     if key == "code_details":
-        return info.response_code_details.encode() if info.response_code_details else None
+        details = info.response_code_details
+        return details.encode() if details is not None else None
     if key == "flags":
         return _u64(0)
     if key in ("headers", "trailers"):
