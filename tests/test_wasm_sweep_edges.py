@@ -12,7 +12,25 @@ from typing import Any
 
 import pytest
 from test_wasm_sweep import _config
-from wasm_probe import buf, hdr, hpairs, hsize, http_call, local, prop
+from wasm_probe import (
+    OUT,
+    PAUSE,
+    Op,
+    Saved,
+    buf,
+    buf_status,
+    call,
+    define,
+    get_metric,
+    hdr,
+    hpairs,
+    hsize,
+    http_call,
+    incr,
+    local,
+    prop,
+    set_buf,
+)
 
 from wasm_diff import assert_same_run, run_both
 from wasmlab import Response
@@ -79,4 +97,109 @@ def test_a_callout_body_sets_the_content_length_like_envoy(envoy_bin, tmp_path):
     callout's upstream received."""
     callbacks = {"proxy_on_request_headers": [http_call("backend", CALLOUT_LENGTH, body=b"abc")]}
     ours, theirs, lines = run_both(_config(tmp_path, callbacks), [GET], settle=0.5)
+    assert_same_run(ours, theirs, lines)
+
+
+# ---- context, buffers, gRPC tokens --------------------------------------------------------------------
+EFFECTIVE = {
+    "proxy_on_request_headers": [
+        "(i32.store (i32.const 132) (local.get $a))",  # Saved(1): this stream's context id
+        call("proxy_set_effective_context", 0),
+        http_call("backend", [(":method", "GET"), (":path", "/c"), (":authority", "cb")]),
+        PAUSE,
+    ],
+    "proxy_on_http_call_response": [
+        *(call("proxy_set_effective_context", Saved(1)), hdr(0, ":path")),
+        *(call("proxy_set_effective_context", 0), hdr(0, ":path"), call("proxy_set_effective_context", 999)),
+        *(call("proxy_set_effective_context", Saved(1)), call("proxy_continue_stream", 0)),
+    ],
+}
+
+
+@pytest.mark.envoy
+def test_effective_context_zero_means_the_callbacks_own_context_like_envoy(envoy_bin, tmp_path):
+    """Context id 0 is the VM's own context: ``proxy_set_effective_context(0)`` is OK and later
+    calls act on the callback's context again (here the root, which has no request headers:
+    BAD_ARGUMENT). wasmlab answered BAD_ARGUMENT to the 0."""
+    ours, theirs, lines = run_both(_config(tmp_path, EFFECTIVE), [GET], settle=0.5)
+    assert_same_run(ours, theirs, lines)
+    assert any("set_effective_context rc=0" in ln for ln in _worker_logs(lines))
+
+
+CONFIG_BUFFERS = [buf(6, 0, 100), buf(7, 0, 100), buf_status(7), set_buf(7, 0, 0, b"x")]
+CALL_DATA = [buf(8, 0, 100), buf_status(8), set_buf(8, 0, 0, b"x")]
+ROOT_CALLBACKS = ("proxy_on_context_create", "proxy_on_vm_start", "proxy_on_configure", "proxy_on_request_headers")
+
+
+@pytest.mark.envoy
+def test_the_plugin_configuration_is_there_while_configuring_like_envoy(envoy_bin, tmp_path):
+    """The plugin configuration (7) is there while the root context is created and configured,
+    read-only; NOT_FOUND in ``proxy_on_vm_start`` (wasmlab answered it there) and in streams."""
+    callbacks = dict.fromkeys(ROOT_CALLBACKS, CONFIG_BUFFERS)
+    config = _config(tmp_path, callbacks, configuration="plugin-cfg", vm_configuration="vm-cfg")
+    ours, theirs, lines = run_both(config, [GET])
+    assert_same_run(ours, theirs, lines)
+    main = [ln for ln in lines["main"][0] if ln.startswith("wasm log")]
+    assert any('buf 7 0 100 rc=0 len=10 "plugin-cfg"' in ln for ln in main)
+    assert any("buf 7 0 100 rc=1 len=0" in ln for ln in main)
+
+
+@pytest.mark.envoy
+def test_the_call_data_buffer_outside_a_foreign_call_is_empty_like_envoy(envoy_bin, tmp_path):
+    """Outside a foreign call Envoy answers the call-data buffer (8) with its context's scratch
+    buffer: reads OK, writes BAD_ARGUMENT (wasmlab: NOT_FOUND). The scratch buffer keeps what
+    the context last read through it (the VM or plugin configuration, a body: in
+    ``proxy_on_log`` a write is OK): not modelled, so this module reads nothing else and writes
+    before the stream's bodies passed."""
+    callbacks = dict.fromkeys(ROOT_CALLBACKS, CALL_DATA)
+    ours, theirs, lines = run_both(_config(tmp_path, callbacks), [GET])
+    assert_same_run(ours, theirs, lines)
+
+
+def _grpc(name: str, cluster: str, *, stream: bool = False) -> Op:
+    args: list[Any] = [cluster.encode(), b"pkg.Svc", b"M", b""]
+    args += [OUT] if stream else [b"", 1000, OUT]
+    return Op(f"{name} {cluster}", f"proxy_{name}", args, ["u32"])
+
+
+GRPC_TOKENS = [
+    *(_grpc("grpc_call", "backend"), _grpc("grpc_stream", "nosuch", stream=True)),
+    *(call("proxy_grpc_send", 5, b"x", 0), call("proxy_grpc_send", 1, b"x", 0), call("proxy_grpc_send", 2, b"x", 1)),
+    *(call("proxy_grpc_cancel", 1), call("proxy_grpc_cancel", 2), call("proxy_grpc_cancel", 4)),
+    *(
+        call("proxy_grpc_cancel", 0),
+        call("proxy_grpc_close", 1),
+        call("proxy_grpc_close", 4),
+        call("proxy_grpc_close", 6),
+    ),
+]
+
+
+@pytest.mark.envoy
+def test_grpc_tokens_answer_by_their_kind_like_envoy(envoy_bin, tmp_path):
+    """A token's low two bits say its kind (1 gRPC call, 2 stream): send takes stream tokens
+    only (BAD_ARGUMENT for a call's, NOT_FOUND for an unknown stream's); cancel and close take
+    call and stream tokens, BAD_ARGUMENT for an HTTP call's or 0; a stream to an unknown
+    cluster is PARSE_FAILURE. wasmlab answered NOT_FOUND to the wrong kinds and
+    UNIMPLEMENTED to the stream before looking at its cluster."""
+    callbacks = {"proxy_on_vm_start": GRPC_TOKENS, "proxy_on_request_headers": GRPC_TOKENS}
+    ours, theirs, lines = run_both(_config(tmp_path, callbacks), [GET], compare_upstreams=False)
+    assert_same_run(ours, theirs, lines)
+
+
+# ---- metrics ----------------------------------------------------------------------------------------
+METRIC_EDGES = [
+    *(define(0, "same", save=2), define(1, "same", save=3), incr(Saved(3), 3), get_metric(Saved(2))),
+    *(incr(Saved(2), 0x7FFFFFFFFFFFFFFF), incr(Saved(2), 0x7FFFFFFFFFFFFFFF), get_metric(Saved(2))),
+    *(incr(Saved(2), 2), get_metric(Saved(2)), get_metric(Saved(3))),
+]
+
+
+@pytest.mark.envoy
+def test_a_counter_and_a_gauge_of_one_name_are_two_stats_like_envoy(envoy_bin, tmp_path):
+    """Envoy keeps counters and gauges apart, so a counter reads its own value beside a gauge of
+    the same name (wasmlab read the gauge's), and a counter is a uint64 that wraps (wasmlab's
+    grew past 2**64)."""
+    callbacks = {"proxy_on_vm_start": METRIC_EDGES}
+    ours, theirs, lines = run_both(_config(tmp_path, callbacks), [GET], compare_upstreams=False)
     assert_same_run(ours, theirs, lines)

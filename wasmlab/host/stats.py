@@ -45,7 +45,11 @@ class Stats:
             return self._gauges.get(name, 0)
 
     def counter(self, name: str) -> int:
-        return self.snapshot().get(name, 0)
+        """The counter ``name`` summed over the threads, as Envoy's uint64 (it wraps past 2**64 - 1).
+        A gauge of the same name is another stat (Envoy keeps counters and gauges apart)."""
+        with self._all_lock:
+            dicts = list(self._all)
+        return sum(d.get(name, 0) for d in dicts) & 0xFFFFFFFFFFFFFFFF
 
     def snapshot(self) -> dict[str, int]:
         out: dict[str, int] = {}
