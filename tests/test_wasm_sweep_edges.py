@@ -30,6 +30,7 @@ from wasm_probe import (
     local,
     prop,
     set_buf,
+    set_prop,
 )
 
 from wasm_diff import assert_same_run, run_both
@@ -203,3 +204,22 @@ def test_a_counter_and_a_gauge_of_one_name_are_two_stats_like_envoy(envoy_bin, t
     callbacks = {"proxy_on_vm_start": METRIC_EDGES}
     ours, theirs, lines = run_both(_config(tmp_path, callbacks), [GET], compare_upstreams=False)
     assert_same_run(ours, theirs, lines)
+
+
+# ---- properties the module set ---------------------------------------------------------------------
+SET_PROPERTIES = [
+    *(set_prop("foo", b"bar"), prop("foo"), prop(["foo", "x"])),
+    *(set_prop(["a", "b"], b"c"), prop(["a", "b"]), prop("a"), prop(["a.b"]), prop(["a\0b"])),
+    *(set_prop(["d.e"], b"f"), prop(["d.e"]), prop(["d", "e"])),
+]
+
+
+@pytest.mark.envoy
+def test_a_property_set_under_several_segments_is_not_read_back_like_envoy(envoy_bin, tmp_path):
+    """Envoy stores ``proxy_set_property`` under ``wasm.<the raw path>`` and reads an unknown
+    name by its first segment only, so a path of several segments (Rust's ``vec!["a", "b"]``)
+    is never found again (wasmlab joined the segments with dots and found it)."""
+    callbacks = {"proxy_on_request_headers": SET_PROPERTIES, "proxy_on_log": [prop("foo"), prop(["a", "b"])]}
+    ours, theirs, lines = run_both(_config(tmp_path, callbacks), [GET])
+    assert_same_run(ours, theirs, lines)
+    assert any("prop a.b rc=1 len=0" in ln for ln in _worker_logs(lines))
