@@ -22,8 +22,11 @@ from wasm_probe import (
     call,
     define,
     get_metric,
+    hadd,
     hdr,
     hpairs,
+    hremove,
+    hreplace,
     hsize,
     http_call,
     incr,
@@ -223,3 +226,26 @@ def test_a_property_set_under_several_segments_is_not_read_back_like_envoy(envoy
     ours, theirs, lines = run_both(_config(tmp_path, callbacks), [GET])
     assert_same_run(ours, theirs, lines)
     assert any("prop a.b rc=1 len=0" in ln for ln in _worker_logs(lines))
+
+
+# ---- trailers added from a body callback -------------------------------------------------------------
+POST = {"method": "POST", "path": "/x", "body": "hello", "timeout": 5}
+ADD_TRAILERS = {
+    "proxy_on_request_body": [hadd(1, "rt", "v"), hpairs(1), hsize(1), hreplace(1, "rt2", "x"), hremove(1, "rt")],
+    "proxy_on_response_body": [hadd(3, "st", "w"), hpairs(3), hsize(3)],
+    "proxy_on_request_trailers": [hpairs(1)],
+    "proxy_on_response_trailers": [hpairs(3)],
+    "proxy_on_log": [hpairs(3)],
+}
+
+
+@pytest.mark.envoy
+@pytest.mark.parametrize("trailers", [False, True], ids=["default", "enable_trailers"])
+def test_trailers_are_added_from_the_last_body_callback_only_like_envoy(envoy_bin, tmp_path, trailers):
+    """Envoy adds a trailer map only in a body callback with ``end_of_stream``: before it, adding
+    is BAD_ARGUMENT. wasmlab added one in the first body callback, and the stream then lost its
+    end-of-stream body callbacks (the upstream and the client got different messages)."""
+    config = _config(tmp_path, ADD_TRAILERS, trailers=trailers)
+    ours, theirs, lines = run_both(config, [POST, GET])
+    assert_same_run(ours, theirs, lines)
+    assert any("add 1 rt=v rc=2" in ln for ln in _worker_logs(lines))
