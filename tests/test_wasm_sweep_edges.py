@@ -209,6 +209,40 @@ def test_a_counter_and_a_gauge_of_one_name_are_two_stats_like_envoy(envoy_bin, t
     assert_same_run(ours, theirs, lines)
 
 
+STAT_METRICS = {
+    "proxy_on_vm_start": [define(0, "my.counter"), define(1, "my.gauge"), define(0, "")],
+    "proxy_on_request_headers": [
+        *(define(0, "my.counter", save=2), define(1, "my.gauge", save=3)),
+        *(incr(Saved(2), 2), incr(Saved(3), -3)),
+    ],
+}
+
+
+@pytest.mark.envoy
+def test_custom_metrics_in_the_stats_like_envoy(envoy_bin, tmp_path):
+    """What ``/stats`` shows of a module's metrics: a gauge below zero wraps as Envoy's uint64
+    (wasmlab showed -6), and a metric with an empty name is ``wasmcustom`` (wasmlab:
+    ``wasmcustom.``)."""
+    import time
+
+    from wasmlab import Proxy
+    from wasmlab import envoy as real
+
+    config = _config(tmp_path, STAT_METRICS)
+    p, e = Proxy.from_yaml(config, workers=1), real.run(config, workers=1)
+    try:
+        for proxy in (p, e):
+            proxy.request("GET", "/x")
+            proxy.request("GET", "/x")
+        time.sleep(0.3)
+        ours, theirs = ({k: v for k, v in x.stats().items() if k.startswith("wasmcustom")} for x in (p, e))
+    finally:
+        p.close()
+        e.close()
+    assert ours == theirs
+    assert theirs["wasmcustom.my.gauge"] == 2**64 - 6 and "wasmcustom" in theirs
+
+
 # ---- properties the module set ---------------------------------------------------------------------
 SET_PROPERTIES = [
     *(set_prop("foo", b"bar"), prop("foo"), prop(["foo", "x"])),
