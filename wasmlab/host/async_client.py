@@ -20,6 +20,7 @@ from ..http.codec import copy_for_upstream, frame_headers_only_request
 from .conn_manager_utility import append_xff
 from .local_info import local_address
 from .upstream import (
+    CONNECT_FAILURE,
     CONNECTION_TERMINATION,
     PROTOCOL_ERROR,
     charge_upstream_result,
@@ -36,6 +37,12 @@ if TYPE_CHECKING:
 
 
 TIMEOUT_BODY = b"upstream request timeout"
+#: the reset reasons Envoy's async client names in its response code details (measured: a
+#: cluster whose endpoint has nothing listening; the others as Envoy's router names them)
+_RESET_DETAILS = {
+    CONNECT_FAILURE: "remote_connection_failure|delayed_connect_error:_Connection_refused",
+    PROTOCOL_ERROR: "protocol_error",
+}
 
 
 def local_reply(status: int, body: bytes) -> tuple[HeaderMap, bytes]:
@@ -50,12 +57,15 @@ def local_reply(status: int, body: bytes) -> tuple[HeaderMap, bytes]:
 @dataclass
 class AsyncResponse:
     """A completed call: ``headers`` include ``:status``; ``failure`` set when there is none (a
-    reset of the call itself: Envoy's ``onFailure``)."""
+    reset of the call itself: Envoy's ``onFailure``). ``details``: the call's response code
+    details (``via_upstream``, or why its router answered itself: then ``local`` is set)."""
 
     headers: HeaderMap | None
     body: bytes
     trailers: HeaderMap | None
     failure: str | None = None
+    details: str = "via_upstream"
+    local: bool = False
 
     @property
     def status(self) -> int:
@@ -107,6 +117,7 @@ def send(
     trailers: HeaderMap | None = None,
     send_xff: bool = True,
     token: int | None = None,
+    streamed: bool = False,
 ) -> AsyncRequest:
     """Start a call; ``headers`` carry ``:method``, ``:path`` and ``:authority``.
 
@@ -118,10 +129,12 @@ def send(
     upstream and a cluster without endpoints come back as that router's local replies (504/503,
     ``text/plain``), as in Envoy. Callout trace events carry the caller's stream (None for a root
     context), its ``token`` (Proxy-Wasm) and, on the answer, the request event's ``seq``.
+    ``streamed``: the body is sent as a stream (a gRPC call), so the HTTP/1 codec frames it
+    chunked instead of with a ``content-length``.
     """
     cluster = proxy.clusters[cluster_name]
     req = AsyncRequest(dispatcher, on_complete)
-    up, broken = _upstream_headers(headers, body, timeout_s, send_xff)
+    up, broken = _upstream_headers(headers, body, timeout_s, send_xff, streamed)
     request = Request(headers.get(":method") or "GET", headers.get(":path") or "/", up, body, trailers)
     head = request.method == "HEAD"
     rec = proxy.recorder
@@ -171,7 +184,8 @@ def send(
     refusal = _refusal(proxy, cluster, broken)
     if refusal is not None:  # the router answers at once (on the next loop turn)
         activity.end()
-        dispatcher.post(req._finish, AsyncResponse(*local_reply(503, refusal), None))
+        details = "no_healthy_upstream" if not cluster.healthy else ""
+        dispatcher.post(req._finish, AsyncResponse(*local_reply(503, refusal), None, details=details, local=True))
     else:
         req.upstream = proxy.upstream_pool.call(cluster, request, done)
     return req
@@ -187,7 +201,7 @@ def _refusal(proxy: ServerContext, cluster: Cluster, broken: str | None) -> byte
 
 
 def _upstream_headers(
-    headers: HeaderMap, body: bytes, timeout_s: float | None, send_xff: bool
+    headers: HeaderMap, body: bytes, timeout_s: float | None, send_xff: bool, streamed: bool = False
 ) -> tuple[HeaderMap, str | None]:
     """The headers the upstream receives: ``host`` from ``:authority``, no pseudo-headers, and
     what the async client's own router adds (``x-envoy-internal``, ``x-forwarded-for``,
@@ -195,7 +209,7 @@ def _upstream_headers(
     up = HeaderMap()
     up.add("host", headers.get(":authority") or "")
     broken = copy_for_upstream(headers, up)
-    if body:  # Envoy's callers set it from the body, over a length the caller's headers gave
+    if body and not streamed:  # Envoy's callers set it from the body, over the caller's own
         up.set_in_place("content-length", str(len(body)))
     up.set("x-envoy-internal", "true")
     if send_xff:
@@ -204,6 +218,8 @@ def _upstream_headers(
         up.set("x-envoy-expected-rq-timeout-ms", str(int(timeout_s * 1000)))
     if not body:
         frame_headers_only_request(headers.get(":method") or "GET", up)
+    elif streamed:
+        up.add("transfer-encoding", "chunked")
     return up, broken
 
 
@@ -223,7 +239,7 @@ def _arm_timeout(
         if rec.enabled:
             rec.record("callout", "http_timeout", {"cluster": cluster_name}, data=tdata)
         h, b = local_reply(504, TIMEOUT_BODY)
-        req._finish(AsyncResponse(h, b, None))
+        req._finish(AsyncResponse(h, b, None, details="response_timeout", local=True))
 
     req.timer = dispatcher.create_timer(on_timeout, "async_client_timeout")
     req.timer.enable(timeout_s)
@@ -235,7 +251,8 @@ def _response_of(result: UpstreamResult, head: bool, service_ms: int) -> AsyncRe
     if result.response is None:
         failure = result.failure or CONNECTION_TERMINATION
         h, b = local_reply(502 if failure == PROTOCOL_ERROR else 503, failure.encode())
-        return AsyncResponse(h, b, None)
+        details = f"upstream_reset_before_response_started{{{_RESET_DETAILS.get(failure, 'connection_termination')}}}"
+        return AsyncResponse(h, b, None, details=details, local=True)
     h, b = to_wire_response(result.response, head, result.was_chunked)
     h.set_in_place("x-envoy-upstream-service-time", str(max(0, service_ms)))
     tr = to_wire_trailers(result.response.trailers) if result.response.trailers else None
