@@ -343,3 +343,55 @@ def test_the_upstreams_answer_to_a_half_close_comes_with_its_fin_like_envoy(envo
     e.__exit__(None, None, None)
     assert got[0] == got[1] == (b"<Hello!", b"<H!")
     assert mine == env
+
+
+# ---- an access logger's proxy_on_log -----------------------------------------------------------------
+ACCESS_LOG_OPS = [
+    *(hdr(0, ":path"), hdr(2, ":status"), hsize(0), hpairs(1), buf(1, 0, 10)),
+    *(prop("response.code"), prop("xds.route_name"), prop("xds.virtual_host_name"), prop("xds.cluster_name")),
+    *(set_prop("k", b"v"), prop("k"), hadd(2, "x", "y")),
+]
+
+
+@pytest.mark.envoy
+def test_an_access_loggers_properties_like_envoy(envoy_bin, tmp_path):
+    """An access logger's root context reads the logged stream: ``xds.route_name`` of a route
+    without a name is found, empty (wasmlab: NOT_FOUND, the logger saw no route); it has no
+    stream to write to, so ``proxy_set_property`` is NOT_FOUND (wasmlab stored the value)."""
+    import time
+
+    import wasmtime
+    from test_wasm_service import ACCESS_LOG, _log_calls
+    from wasm_probe import probe_wat
+
+    from conftest import CONFIGS
+    from wasm_diff import envoy_lines, wasmlab_lines
+    from wasmlab import Proxy
+    from wasmlab import envoy as real
+
+    module = tmp_path / "logger.wasm"
+    module.write_bytes(wasmtime.wat2wasm(probe_wat({"proxy_on_log": ACCESS_LOG_OPS})))
+    logger = ACCESS_LOG.replace("MODULE", str(module)).lstrip("\n")
+    text = (CONFIGS / "hello.yaml").read_text()
+    config = tmp_path / "al.yaml"
+    config.write_text(text.replace("          stat_prefix: ingress\n", "          stat_prefix: ingress\n" + logger))
+    p = Proxy.from_yaml(config, workers=1, component_log_level="wasm:trace")
+    e = real.run(config, workers=1, component_log_level="wasm:trace")
+    try:
+        for proxy in (p, e):
+            proxy.request("GET", "/direct")
+            proxy.request("GET", "/hello")
+        deadline = time.monotonic() + 15
+        while (
+            time.monotonic() < deadline
+            and min(_log_calls(wasmlab_lines(p, "worker_0")), _log_calls(envoy_lines(e, "worker_0"))) < 2
+        ):
+            time.sleep(0.05)
+        time.sleep(0.3)
+    finally:
+        p.close()
+        e.close()
+    mine, env = wasmlab_lines(p, "worker_0"), envoy_lines(e, "worker_0")
+    e.__exit__(None, None, None)
+    assert mine == env
+    assert any("set_prop k rc=1" in ln for ln in mine)

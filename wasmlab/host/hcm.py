@@ -119,6 +119,10 @@ class ActiveStream:
         self.method = ""
 
     # ---- routing ----------------------------------------------------------------------------
+    def cached_route(self) -> Route | None:
+        """The route matched last, without matching again (what an access logger reads)."""
+        return self._route if self._route_cached else None
+
     def route(self) -> Route | None:
         """The route of the request headers (Envoy ``route()``): matched on first use, and again
         after a filter cleared the cache, on the headers as they are then."""

@@ -464,7 +464,7 @@ def proxy_set_property(vm: WasmVm, path_ptr: int, path_len: int, val_ptr: int, v
     raw, value = got
     ctx = vm.effective
     f = ctx.filter if ctx is not None else None
-    info = f.stream_info if f is not None else None
+    info = f.stream_info if f is not None and f.properties_writable else None
     if info is None:
         return WasmResult.NOT_FOUND
     # the whole path is the key, its NULs kept: a path of several segments is stored where no
