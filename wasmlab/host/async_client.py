@@ -129,8 +129,6 @@ def send(
     upstream and a cluster without endpoints come back as that router's local replies (504/503,
     ``text/plain``), as in Envoy. Callout trace events carry the caller's stream (None for a root
     context), its ``token`` (Proxy-Wasm) and, on the answer, the request event's ``seq``.
-    ``streamed``: the body is sent as a stream (a gRPC call), so the HTTP/1 codec frames it
-    chunked instead of with a ``content-length``.
     """
     cluster = proxy.clusters[cluster_name]
     req = AsyncRequest(dispatcher, on_complete)
@@ -184,20 +182,22 @@ def send(
     refusal = _refusal(proxy, cluster, broken)
     if refusal is not None:  # the router answers at once (on the next loop turn)
         activity.end()
-        details = "no_healthy_upstream" if not cluster.healthy else ""
-        dispatcher.post(req._finish, AsyncResponse(*local_reply(503, refusal), None, details=details, local=True))
+        dispatcher.post(req._finish, refusal)
     else:
         req.upstream = proxy.upstream_pool.call(cluster, request, done)
     return req
 
 
-def _refusal(proxy: ServerContext, cluster: Cluster, broken: str | None) -> bytes | None:
-    """The body of the router's 503 when the call cannot be sent: a cluster without endpoints
+def _refusal(proxy: ServerContext, cluster: Cluster, broken: str | None) -> AsyncResponse | None:
+    """The router's 503 when the call cannot be sent: a cluster without endpoints
     (``upstream_cx_none_healthy``), or headers the HTTP/1 codec refuses (http/codec.py)."""
     if not cluster.healthy:
         proxy.stat_store.inc(f"cluster.{cluster.name}.upstream_cx_none_healthy")
-        return b"no healthy upstream"
-    return broken.encode() if broken is not None else None
+        h, b = local_reply(503, b"no healthy upstream")
+        return AsyncResponse(h, b, None, details="no_healthy_upstream", local=True)
+    if broken is None:
+        return None
+    return AsyncResponse(*local_reply(503, broken.encode()), None, details="", local=True)
 
 
 def _upstream_headers(
@@ -205,7 +205,8 @@ def _upstream_headers(
 ) -> tuple[HeaderMap, str | None]:
     """The headers the upstream receives: ``host`` from ``:authority``, no pseudo-headers, and
     what the async client's own router adds (``x-envoy-internal``, ``x-forwarded-for``,
-    ``x-envoy-expected-rq-timeout-ms``); and the HTTP/1 codec's refusal of them, if any."""
+    ``x-envoy-expected-rq-timeout-ms``); and the HTTP/1 codec's refusal of them, if any. A
+    ``streamed`` body (a gRPC call's) goes chunked, without ``content-length``."""
     up = HeaderMap()
     up.add("host", headers.get(":authority") or "")
     broken = copy_for_upstream(headers, up)
