@@ -285,66 +285,6 @@ def test_trailers_are_added_from_the_last_body_callback_only_like_envoy(envoy_bi
     assert any("add 1 rt=v rc=2" in ln for ln in _worker_logs(lines))
 
 
-# ---- network filters: the upstream's last bytes and its FIN ------------------------------------------
-NETWORK = {
-    "proxy_on_downstream_data": [buf(2, 0, 100), buf_status(2), set_buf(2, 0, 1, b"H"), set_buf(2, 100, 0, b"!")],
-    "proxy_on_upstream_data": [buf(3, 0, 100), buf_status(3), set_buf(3, 0, 0, b"<")],
-}
-
-
-def _network_config(tmp_path: Any) -> Any:
-    """tcp_logger.yaml (the Wasm network filter, then ``tcp_proxy`` to the echo cluster ``echo``)
-    with the probe module; a five-digit upstream port, as the bridge's, so the trace sizes agree."""
-    import pathlib
-
-    import wasmtime
-    from wasm_probe import probe_wat
-
-    module = tmp_path / "net.wasm"
-    module.write_bytes(wasmtime.wat2wasm(probe_wat(NETWORK)))
-    text = (pathlib.Path(__file__).parents[1] / "notebooks/configs/wasm/tcp_logger.yaml").read_text()
-    text = text.replace("port_value: 8083", "port_value: 18083")
-    path = tmp_path / "net.yaml"
-    path.write_text(text.replace("../../../modules/tcp_logger.wasm", str(module)))
-    return path
-
-
-@pytest.mark.envoy
-def test_the_upstreams_answer_to_a_half_close_comes_with_its_fin_like_envoy(envoy_bin, tmp_path):
-    """The client half-closes; the module turns that empty last chunk into bytes, the echo
-    upstream answers them and closes: Envoy reads the answer and the FIN at once, so
-    ``proxy_on_upstream_data`` runs once with ``end_of_stream`` (wasmlab ran it twice, the data
-    then an empty end, and the module's prefix reached the client twice)."""
-    import re
-    import time
-
-    from wasm_diff import envoy_lines, wasmlab_lines
-    from wasmlab import Proxy
-    from wasmlab import envoy as real
-
-    path = _network_config(tmp_path)
-    p = Proxy.from_yaml(path, workers=1, component_log_level="wasm:trace")
-    e = real.run(path, workers=1, component_log_level="wasm:trace")
-    got = []
-    try:
-        for conn in (p.connect(), e.connect()):
-            conn.send(b"hello")
-            first = conn.recv_exactly(7)
-            got.append((first, conn.close()))
-        time.sleep(0.3)
-    finally:
-        p.close()
-        e.close()
-
-    def port(lines: list[str]) -> list[str]:
-        return [re.sub(r"127\.0\.0\.1:\d{5}", "127.0.0.1:<port>", ln) for ln in lines]
-
-    mine, env = port(wasmlab_lines(p, "worker_0")), port(envoy_lines(e, "worker_0"))
-    e.__exit__(None, None, None)
-    assert got[0] == got[1] == (b"<Hello!", b"<H!")
-    assert mine == env
-
-
 # ---- an access logger's proxy_on_log -----------------------------------------------------------------
 ACCESS_LOG_OPS = [
     *(hdr(0, ":path"), hdr(2, ":status"), hsize(0), hpairs(1), buf(1, 0, 10)),

@@ -139,14 +139,12 @@ class TcpProxyFilter(NetworkFilter):
             conn.proxy.log("error", "upstream", f"tcp app for cluster '{self.cluster}' raised {error}")
             end = True
         data = reply if isinstance(reply, bytes) else reply.encode() if isinstance(reply, str) else b""
-        if end and not self.upstream_closed:
-            # the app's answer to the half-close comes with its FIN: Envoy reads both at once
-            # and its write filters see one ``on_write(data, end_stream=True)``
-            self.upstream_closed = True
-            conn.upstream_data(data, True)
-            return
         if data:
             conn.upstream_data(data, False)
+        if end and not self.upstream_closed:
+            self.upstream_closed = True
+            conn.upstream_data(b"", True)
+            return
         self._pump()
 
 
