@@ -65,6 +65,24 @@ def test_a_local_reply_with_empty_details_has_found_empty_details_like_envoy(env
     assert any("prop response.code_details rc=0 len=0" in ln for ln in _worker_logs(lines))
 
 
+LENGTH_IN_EXTRA_HEADERS = {
+    "proxy_on_request_headers": [
+        local(200, "", "body!", [("content-length", "99"), ("Content-Type", "a/b"), ("x-up", "U")])
+    ],
+}
+
+
+@pytest.mark.envoy
+def test_a_local_replys_content_length_takes_the_modules_place_like_envoy(envoy_bin, tmp_path):
+    """A ``content-length`` among the module's extra headers gets the body's length in its own
+    place (Envoy's ``setContentLength``), before the module's other headers; wasmlab moved it
+    after them."""
+    requests = [GET, {**GET, "method": "HEAD"}]
+    ours, theirs, lines = run_both(_config(tmp_path, LENGTH_IN_EXTRA_HEADERS), requests)
+    assert_same_run(ours, theirs, lines)
+    assert [k for k, _ in theirs[0].headers][:3] == ["content-length", "content-type", "x-up"]
+
+
 # ---- http callouts ----------------------------------------------------------------------------------
 def _callout_app(request: Any) -> Response:
     """A callout upstream that answers with trailers (kept when the cluster enables them)."""

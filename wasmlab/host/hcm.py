@@ -314,8 +314,8 @@ class ActiveStream:
             if content_type == "application/json" and body.endswith(b"\n"):
                 body = body[:-1]  # the JSON formatter's newline is not part of a grpc-message
             return _grpc_local_reply(headers, status, body, grpc_status, self.is_head_request()), b""
-        if body:
-            headers.set("content-length", str(len(body)))
+        if body:  # in place: a content-length the modifier added keeps its position (setContentLength)
+            headers.set_in_place("content-length", str(len(body)))
             if "content-type" not in headers or (body != original and not custom_type):
                 headers.set_in_place("content-type", content_type)
         else:
