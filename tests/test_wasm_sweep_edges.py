@@ -83,6 +83,38 @@ def test_a_local_replys_content_length_takes_the_modules_place_like_envoy(envoy_
     assert [k for k, _ in theirs[0].headers][:3] == ["content-length", "content-type", "x-up"]
 
 
+# ---- continuing the request lets go of its headers ----------------------------------------------------
+AFTER_CONTINUE = [hdr(0, ":path"), hadd(0, "x-late", "1"), hsize(0), hpairs(0)]
+CONTINUES = {
+    "in_the_headers_callback": {"proxy_on_request_headers": [call("proxy_continue_stream", 0), *AFTER_CONTINUE]},
+    "from_a_callout_response": {
+        "proxy_on_request_headers": [
+            "(i32.store (i32.const 132) (local.get $a))",  # Saved(1): this stream's context id
+            http_call("backend", [(":method", "GET"), (":path", "/c"), (":authority", "cb")]),
+            PAUSE,
+        ],
+        "proxy_on_http_call_response": [
+            *(call("proxy_set_effective_context", Saved(1)), hadd(0, "x-before", "1")),
+            *(call("proxy_continue_stream", 0), *AFTER_CONTINUE),
+        ],
+    },
+}
+
+
+@pytest.mark.envoy
+@pytest.mark.parametrize("case", sorted(CONTINUES))
+def test_continuing_the_request_lets_go_of_its_headers_like_envoy(envoy_bin, tmp_path, case):
+    """After ``proxy_continue_stream(HttpRequest)`` the rest of the callback finds the request
+    headers gone (BAD_ARGUMENT; pairs empty), and a header added then never reaches the
+    upstream. wasmlab let go of them only once the callback returned: the add succeeded and the
+    upstream got ``x-late``."""
+    ours, theirs, lines = run_both(
+        _config(tmp_path, CONTINUES[case]), [GET, {**GET, "method": "POST", "body": "abc"}], settle=0.5
+    )
+    assert_same_run(ours, theirs, lines)
+    assert any("add 0 x-late=1 rc=2" in ln for ln in _worker_logs(lines))
+
+
 # ---- http callouts ----------------------------------------------------------------------------------
 def _callout_app(request: Any) -> Response:
     """A callout upstream that answers with trailers (kept when the cluster enables them)."""
