@@ -87,6 +87,15 @@ def test_a_local_replys_content_length_takes_the_modules_place_like_envoy(envoy_
 AFTER_CONTINUE = [hdr(0, ":path"), hadd(0, "x-late", "1"), hsize(0), hpairs(0)]
 CONTINUES = {
     "in_the_headers_callback": {"proxy_on_request_headers": [call("proxy_continue_stream", 0), *AFTER_CONTINUE]},
+    "in_a_body_callback": {
+        "proxy_on_request_headers": [hremove(0, "content-length")],
+        "proxy_on_request_body": [
+            call("proxy_continue_stream", 0),
+            buf(0, 0, 10),
+            set_buf(0, 0, 0, b"Z"),
+            buf_status(0),
+        ],
+    },
     "from_a_callout_response": {
         "proxy_on_request_headers": [
             "(i32.store (i32.const 132) (local.get $a))",  # Saved(1): this stream's context id
@@ -105,14 +114,15 @@ CONTINUES = {
 @pytest.mark.parametrize("case", sorted(CONTINUES))
 def test_continuing_the_request_lets_go_of_its_headers_like_envoy(envoy_bin, tmp_path, case):
     """After ``proxy_continue_stream(HttpRequest)`` the rest of the callback finds the request
-    headers gone (BAD_ARGUMENT; pairs empty), and a header added then never reaches the
-    upstream. wasmlab let go of them only once the callback returned: the add succeeded and the
-    upstream got ``x-late``."""
+    headers gone (BAD_ARGUMENT; pairs empty) and the body empty (a write BAD_ARGUMENT), and what
+    it changes then never reaches the upstream. wasmlab let go of them only once the callback
+    returned: the edits succeeded and the upstream got ``x-late`` or the changed body."""
     ours, theirs, lines = run_both(
         _config(tmp_path, CONTINUES[case]), [GET, {**GET, "method": "POST", "body": "abc"}], settle=0.5
     )
     assert_same_run(ours, theirs, lines)
-    assert any("add 0 x-late=1 rc=2" in ln for ln in _worker_logs(lines))
+    want = "set_buf 0 0 0 b'Z' rc=2" if case == "in_a_body_callback" else "add 0 x-late=1 rc=2"
+    assert any(want in ln for ln in _worker_logs(lines))
 
 
 # ---- http callouts ----------------------------------------------------------------------------------

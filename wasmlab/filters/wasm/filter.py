@@ -444,10 +444,10 @@ class WasmHttpFilter(WasmCallGuard, StreamFilter, StreamHost):
             return WasmResult.OK  # Envoy: nothing to continue, still OK
         cb = self.callbacks
         if stream_type == StreamType.HTTP_REQUEST:
-            # Envoy lets go of the request headers at the call: the rest of the callback finds
-            # them gone (BAD_ARGUMENT), and what it would add never reaches the upstream (the
-            # response headers stay readable and writable after continuing the response)
-            self.request_headers = None
+            # Envoy lets go of the request headers and body at the call: the rest of the
+            # callback finds them gone (BAD_ARGUMENT; the body reads empty), and what it would
+            # change never reaches the upstream (the response's stay usable after continuing it)
+            self.request_headers = self.request_body = None
 
             def go() -> None:
                 if not self._stream_over():
