@@ -83,6 +83,19 @@ def test_a_local_replys_content_length_takes_the_modules_place_like_envoy(envoy_
     assert [k for k, _ in theirs[0].headers][:3] == ["content-length", "content-type", "x-up"]
 
 
+@pytest.mark.envoy
+def test_a_local_reply_100_with_a_body_reaches_the_client_without_it_like_envoy(envoy_bin, tmp_path):
+    """A 1xx has no body for an HTTP/1 client: Envoy writes the module's body (it counts in
+    ``response.total_size``) and the client reads none; wasmlab's client got the body."""
+    callbacks = {
+        "proxy_on_request_headers": [local(100, "", "x")],
+        "proxy_on_log": [prop("response.code"), prop("response.total_size")],
+    }
+    ours, theirs, lines = run_both(_config(tmp_path, callbacks), [GET])
+    assert_same_run(ours, theirs, lines)
+    assert (theirs[0].status, theirs[0].body) == (100, b"")
+
+
 # ---- continuing the request lets go of its headers ----------------------------------------------------
 AFTER_CONTINUE = [hdr(0, ":path"), hadd(0, "x-late", "1"), hsize(0), hpairs(0)]
 CONTINUES = {

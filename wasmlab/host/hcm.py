@@ -492,7 +492,7 @@ class ActiveStream:
             response = Response(
                 status & 0xFFFF,  # the status line holds 16 bits (Envoy 1.40 sends 70000 as 4464)
                 self._resp_headers.without_pseudo(),
-                bytes(self._resp_body),
+                b"" if 100 <= status & 0xFFFF < 200 else bytes(self._resp_body),  # none after a 1xx
                 self._resp_trailers.without_pseudo() if self._resp_trailers is not None else None,
                 info.response_code_details or "",
                 self.stream_id,
