@@ -240,10 +240,18 @@ def test_grpc_unary_call_to_an_in_process_app(tmp_path):
 
 
 def test_grpc_streams_are_reported_unimplemented():
+    """To a known cluster (an unknown one is PARSE_FAILURE first, as on Envoy)."""
+    from types import SimpleNamespace
+
     from wasmlab.proxywasm.hostcalls import ENV
 
-    code, detail = ENV["proxy_grpc_stream"].fn(None)
+    names = {0: b"grpc", 8: b"nosuch"}
+    vm = SimpleNamespace(
+        memory=SimpleNamespace(read=lambda ptr, n: names[ptr]), proxy=SimpleNamespace(clusters={"grpc"})
+    )
+    code, detail = ENV["proxy_grpc_stream"].fn(vm, 0, 4, 0, 0, 0, 0, 0, 0, 0)
     assert code == 12 and "not supported" in detail["error"]  # UNIMPLEMENTED, documented in the README
+    assert ENV["proxy_grpc_stream"].fn(vm, 8, 6, 0, 0, 0, 0, 0, 0, 0)[0] == 4  # PARSE_FAILURE
 
 
 ACCESS_LOG = """

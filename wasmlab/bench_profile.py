@@ -71,7 +71,7 @@ ITEMS: list[tuple[str, str]] = [
     (r"^host/dispatcher\.py:", "dispatcher hand-off (task queue)"),
     (r"^host/filter_manager\.py:(__init__|release|destroy)$", "filter chain: create / release"),
     (r"^host/filter_callbacks\.py:__init__$|^host/active_filter\.py:__init__$", "filter chain: create / release"),
-    (r"^host/hcm\.py:(_per_route|per_route_config)$", "filter chain: create / release"),
+    (r"^config/route\.py:per_route_config$", "filter chain: create / release"),
     (r":(create_filter|set_callbacks|_create_filter)$", "filter chain: create / release"),
     (r"^host/(filter_manager|active_filter|filter_callbacks|filter_trace)\.py:", "filter chain: walk"),
     (r"^host/hcm\.py:(__init__|new_stream|start|route|guarded)$", "stream: setup, request headers"),

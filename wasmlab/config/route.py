@@ -359,6 +359,23 @@ _ROUTE_CONFIGURATION_IGNORED = tuple(
 )
 
 
+def per_route_config(route: Route | None, name: str) -> Any:
+    """The most specific ``typed_per_filter_config`` for filter ``name``: the route's, else its
+    virtual host's, else the route configuration's (Envoy's ``mostSpecificPerFilterConfig``)."""
+    if route is None:
+        return None
+    if name in route.per_filter_config:
+        return route.per_filter_config[name]
+    vh = route.virtual_host
+    if vh is not None:
+        if name in vh.per_filter_config:
+            return vh.per_filter_config[name]
+        rc = vh.route_config
+        if rc is not None and name in rc.per_filter_config:
+            return rc.per_filter_config[name]
+    return None
+
+
 def _without_port(host: str) -> str:
     """``host:port`` without ``:port`` (an IPv6 literal keeps its brackets: ``[::1]:80`` is
     ``[::1]``); a host without a numeric port is left as it is."""

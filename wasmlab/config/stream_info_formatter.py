@@ -378,7 +378,7 @@ OPERATORS: dict[str, Callable[[StreamInfo, str], Any]] = {
     "TRAILER": _header_op("TRAILER"),
     "PROTOCOL": lambda i, a: i.protocol,
     "RESPONSE_CODE": lambda i, a: i.response_code if i.response_code is not None else 0,
-    "RESPONSE_CODE_DETAILS": lambda i, a: i.response_code_details,
+    "RESPONSE_CODE_DETAILS": lambda i, a: i.response_code_details or "",
     "RESPONSE_FLAGS": lambda i, a: i.response_flags,
     "BYTES_RECEIVED": lambda i, a: i.bytes_received,
     "BYTES_SENT": lambda i, a: i.bytes_sent,

@@ -20,6 +20,7 @@ from ..http.codec import copy_for_upstream, frame_headers_only_request
 from .conn_manager_utility import append_xff
 from .local_info import local_address
 from .upstream import (
+    CONNECT_FAILURE,
     CONNECTION_TERMINATION,
     PROTOCOL_ERROR,
     ROUTER_CONSUMED_HEADERS,
@@ -38,6 +39,12 @@ if TYPE_CHECKING:
 
 
 TIMEOUT_BODY = b"upstream request timeout"
+#: the reset reasons Envoy's async client names in its response code details (measured: a
+#: cluster whose endpoint has nothing listening; the others as Envoy's router names them)
+_RESET_DETAILS = {
+    CONNECT_FAILURE: "remote_connection_failure|delayed_connect_error:_Connection_refused",
+    PROTOCOL_ERROR: "protocol_error",
+}
 
 
 def local_reply(status: int, body: bytes) -> tuple[HeaderMap, bytes]:
@@ -52,12 +59,15 @@ def local_reply(status: int, body: bytes) -> tuple[HeaderMap, bytes]:
 @dataclass
 class AsyncResponse:
     """A completed call: ``headers`` include ``:status``; ``failure`` set when there is none (a
-    reset of the call itself: Envoy's ``onFailure``)."""
+    reset of the call itself: Envoy's ``onFailure``). ``details``: the call's response code
+    details (``via_upstream``, or why its router answered itself: then ``local`` is set)."""
 
     headers: HeaderMap | None
     body: bytes
     trailers: HeaderMap | None
     failure: str | None = None
+    details: str = "via_upstream"
+    local: bool = False
 
     @property
     def status(self) -> int:
@@ -109,6 +119,7 @@ def send(
     trailers: HeaderMap | None = None,
     send_xff: bool = True,
     token: int | None = None,
+    streamed: bool = False,
 ) -> AsyncRequest:
     """Start a call; ``headers`` carry ``:method``, ``:path`` and ``:authority``.
 
@@ -123,7 +134,7 @@ def send(
     """
     cluster = proxy.clusters[cluster_name]
     req = AsyncRequest(dispatcher, on_complete)
-    up, broken, timeout_s = _upstream_headers(headers, body, timeout_s, send_xff)
+    up, broken, timeout_s = _upstream_headers(headers, body, timeout_s, send_xff, streamed)
     request = Request(headers.get(":method") or "GET", headers.get(":path") or "/", up, body, trailers)
     head = request.method == "HEAD"
     rec = proxy.recorder
@@ -173,37 +184,41 @@ def send(
     refusal = _refusal(proxy, cluster, broken)
     if refusal is not None:  # the router answers at once (on the next loop turn)
         activity.end()
-        dispatcher.post(req._finish, AsyncResponse(*local_reply(503, refusal), None))
+        dispatcher.post(req._finish, refusal)
     else:
         req.upstream = proxy.upstream_pool.call(cluster, request, done)
     return req
 
 
-def _refusal(proxy: ServerContext, cluster: Cluster, broken: str | None) -> bytes | None:
-    """The body of the router's 503 when the call cannot be sent: a cluster without endpoints
+def _refusal(proxy: ServerContext, cluster: Cluster, broken: str | None) -> AsyncResponse | None:
+    """The router's 503 when the call cannot be sent: a cluster without endpoints
     (``upstream_cx_none_healthy``), or headers the HTTP/1 codec refuses (http/codec.py)."""
     if not cluster.healthy:  # charged as the router charges its 503 (a callout is internal)
         stats = proxy.stat_store
         stats.inc(f"cluster.{cluster.name}.upstream_cx_none_healthy")
         stats.inc(f"cluster.{cluster.name}.lb_healthy_panic")
         charge_upstream_code(stats, cluster.name, 503, True)
-        return b"no healthy upstream"
-    return broken.encode() if broken is not None else None
+        h, b = local_reply(503, b"no healthy upstream")
+        return AsyncResponse(h, b, None, details="no_healthy_upstream", local=True)
+    if broken is None:
+        return None
+    return AsyncResponse(*local_reply(503, broken.encode()), None, details="", local=True)
 
 
 def _upstream_headers(
-    headers: HeaderMap, body: bytes, timeout_s: float | None, send_xff: bool
+    headers: HeaderMap, body: bytes, timeout_s: float | None, send_xff: bool, streamed: bool = False
 ) -> tuple[HeaderMap, str | None, float | None]:
     """The headers the upstream receives: ``host`` from ``:authority``, no pseudo-headers, and
     what the async client's own router adds (``x-envoy-internal``, ``x-forwarded-for``,
     ``x-envoy-expected-rq-timeout-ms``); the HTTP/1 codec's refusal of them, if any; and the
-    call's timeout as that router sets it (:func:`_final_timeout`)."""
+    call's timeout as that router sets it (:func:`_final_timeout`). A ``streamed`` body (a gRPC
+    call's) goes chunked, without ``content-length``."""
     up = HeaderMap()
     up.add("host", headers.get(":authority") or "")
     broken = copy_for_upstream(headers, up)
     timeout_s = _final_timeout(up, timeout_s)
-    if body and "content-length" not in up:
-        up.add("content-length", str(len(body)))
+    if body and not streamed:  # Envoy's callers set it from the body, over the caller's own
+        up.set_in_place("content-length", str(len(body)))
     up.set_in_place("x-envoy-internal", "true")
     if send_xff:
         append_xff(up, local_address())
@@ -211,6 +226,8 @@ def _upstream_headers(
         up.set_in_place("x-envoy-expected-rq-timeout-ms", str(round(timeout_s * 1000)))
     if not body:
         frame_headers_only_request(headers.get(":method") or "GET", up)
+    elif streamed:
+        up.add("transfer-encoding", "chunked")
     return up, broken, timeout_s
 
 
@@ -257,7 +274,7 @@ def _arm_timeout(
         if rec.enabled:
             rec.record("callout", "http_timeout", {"cluster": cluster_name}, data=tdata)
         h, b = local_reply(504, TIMEOUT_BODY)
-        req._finish(AsyncResponse(h, b, None))
+        req._finish(AsyncResponse(h, b, None, details="response_timeout", local=True))
 
     req.timer = dispatcher.create_timer(on_timeout, "async_client_timeout")
     req.timer.enable(timeout_s)
@@ -269,7 +286,8 @@ def _response_of(result: UpstreamResult, head: bool, service_ms: int) -> AsyncRe
     if result.response is None:
         failure = result.failure or CONNECTION_TERMINATION
         h, b = local_reply(502 if failure == PROTOCOL_ERROR else 503, failure.encode())
-        return AsyncResponse(h, b, None)
+        details = f"upstream_reset_before_response_started{{{_RESET_DETAILS.get(failure, 'connection_termination')}}}"
+        return AsyncResponse(h, b, None, details=details, local=True)
     h, b = to_wire_response(result.response, head, result.was_chunked)
     h.set_in_place("x-envoy-upstream-service-time", str(max(0, service_ms)))
     tr = to_wire_trailers(result.response.trailers) if result.response.trailers else None

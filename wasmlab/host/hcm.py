@@ -26,7 +26,7 @@ from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 from ..config.bootstrap import HcmConfig, ListenerConfig, PerRouteDisabled
-from ..config.route import RouteAction
+from ..config.route import RouteAction, per_route_config
 from ..errors import describe, raised_at
 from ..http import Buffer, HeaderMap, Response
 from ..http.codec import HTTP1_METHODS, query_refusal
@@ -120,6 +120,10 @@ class ActiveStream:
         self.method = ""
 
     # ---- routing ----------------------------------------------------------------------------
+    def cached_route(self) -> Route | None:
+        """The route matched last, without matching again (what an access logger reads)."""
+        return self._route if self._route_cached else None
+
     def route(self) -> Route | None:
         """The route of the request headers (Envoy ``route()``): matched on first use, and again
         after a filter cleared the cache, on the headers as they are then."""
@@ -255,7 +259,7 @@ class ActiveStream:
         filters = []
         failed = None
         for fc in config.http_filters:
-            per_route = _per_route(route, fc.name) if per_filter else None
+            per_route = per_route_config(route, fc.name) if per_filter else None
             if per_route is None:
                 if fc.disabled:
                     continue
@@ -318,8 +322,8 @@ class ActiveStream:
             if content_type == "application/json" and body.endswith(b"\n"):
                 body = body[:-1]  # the JSON formatter's newline is not part of a grpc-message
             return _grpc_local_reply(headers, status, body, grpc_status, self.is_head_request()), b""
-        if body:
-            headers.set_in_place("content-length", str(len(body)))  # (setContentLength: in place)
+        if body:  # in place: a content-length the modifier added keeps its position (setContentLength)
+            headers.set_in_place("content-length", str(len(body)))
             if "content-type" not in headers or (body != original and not custom_type):
                 headers.set_in_place("content-type", content_type)
         else:
@@ -461,7 +465,7 @@ class ActiveStream:
             proxy.recorder.record(
                 "stream",
                 "response" if how == "complete" else "reset_complete",
-                {"status": status, "details": info.response_code_details, "body_size": len(self._resp_body)},
+                {"status": status, "details": info.response_code_details or "", "body_size": len(self._resp_body)},
                 None,
                 {"stream": self.stream_id},
                 event=False,
@@ -496,9 +500,9 @@ class ActiveStream:
             response = Response(
                 status & 0xFFFF,  # the status line holds 16 bits (Envoy 1.40 sends 70000 as 4464)
                 self._resp_headers.without_pseudo(),
-                bytes(self._resp_body),
+                b"" if 100 <= status & 0xFFFF < 200 else bytes(self._resp_body),  # none after a 1xx
                 self._resp_trailers.without_pseudo() if self._resp_trailers is not None else None,
-                info.response_code_details,
+                info.response_code_details or "",
                 self.stream_id,
             )
             self.dispatcher.after_task(pending.set, response)
@@ -509,27 +513,6 @@ class ActiveStream:
                     self._status, self._resp_headers.without_pseudo(), bytes(self._resp_body), stream_id=self.stream_id
                 )
             self.dispatcher.after_task(pending.set_reset, self._reset_details or "reset", partial)
-
-
-def _per_route(route: Route | None, name: str) -> Any:
-    if route is None:
-        return None
-    if name in route.per_filter_config:
-        return route.per_filter_config[name]
-    vh = route.virtual_host
-    if vh is not None:
-        if name in vh.per_filter_config:
-            return vh.per_filter_config[name]
-        rc = vh.route_config
-        if rc is not None and name in rc.per_filter_config:
-            return rc.per_filter_config[name]
-    return None
-
-
-def per_route_config(route: Route | None, name: str) -> Any:
-    """The most specific ``typed_per_filter_config`` for filter ``name`` (route, then virtual
-    host, then route configuration)."""
-    return _per_route(route, name)
 
 
 def _grpc_local_reply(headers: HeaderMap, status: int, body: bytes, grpc_status: int | None, head: bool) -> HeaderMap:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import threading
 
+_U64 = 0xFFFFFFFFFFFFFFFF  #: Envoy's counters and gauges are uint64
+
 
 class Stats:
     def __init__(self) -> None:
@@ -32,11 +34,13 @@ class Stats:
 
     def gauge_set(self, name: str, value: int) -> None:
         with self._gauge_lock:
-            self._gauges[name] = value
+            self._gauges[name] = value & _U64
 
     def gauge_add(self, name: str, delta: int) -> int:
+        """Add ``delta`` (negative: subtract) to a gauge. Envoy's gauges are uint64: below zero
+        one wraps around (``/stats`` then shows 18446744073709551615 for -1)."""
         with self._gauge_lock:
-            v = self._gauges.get(name, 0) + delta
+            v = (self._gauges.get(name, 0) + delta) & _U64
             self._gauges[name] = v
             return v
 
@@ -45,7 +49,11 @@ class Stats:
             return self._gauges.get(name, 0)
 
     def counter(self, name: str) -> int:
-        return self.snapshot().get(name, 0)
+        """The counter ``name`` summed over the threads, as Envoy's uint64 (it wraps past 2**64 - 1).
+        A gauge of the same name is another stat (Envoy keeps counters and gauges apart)."""
+        with self._all_lock:
+            dicts = list(self._all)
+        return sum(d.get(name, 0) for d in dicts) & _U64
 
     def snapshot(self) -> dict[str, int]:
         out: dict[str, int] = {}

@@ -47,7 +47,9 @@ class StreamInfo:
     response_headers: HeaderMap | None = None
     response_trailers: HeaderMap | None = None
     response_code: int | None = None
-    response_code_details: str = ""
+    #: None until something sets it; a local reply with empty details sets "" (Envoy's optional:
+    #: ``response.code_details`` is then found, empty)
+    response_code_details: str | None = None
     response_flags: str = "-"
     bytes_received: int = 0
     bytes_sent: int = 0

@@ -30,6 +30,7 @@ from ..errors import StartupError
 from ..host import async_client
 from ..host.options import mib
 from ..http import HeaderMap
+from ..http.grpc import http_to_grpc_status
 from . import callseam
 from .abi import ModuleRejected
 from .hostcalls import Linker
@@ -354,15 +355,7 @@ class WasmManager:
         from . import pairs
 
         token = 4 * vm.next_token() + 1
-        headers = HeaderMap(
-            [
-                (":method", "POST"),
-                (":path", f"/{service}/{method}"),
-                (":authority", cluster),
-                ("content-type", "application/grpc"),
-                ("te", "trailers"),
-            ]
-        )
+        headers = grpc_request_headers(cluster, service, method, timeout_ms)
         for k, v in pairs.decode(md) or []:
             headers.add(k.lower(), v)
         frame = b"\x00" + struct.pack(">I", len(message)) + message
@@ -370,15 +363,19 @@ class WasmManager:
         def done(resp: async_client.AsyncResponse) -> None:
             self._grpc_done(vm, root, token, resp)
 
+        timeout_s = timeout_ms / 1000.0 if timeout_ms else None
+        # Envoy's gRPC async client: no x-forwarded-for, the message streamed (chunked on HTTP/1)
         req = async_client.send(
             self.proxy,
             vm.dispatcher,
             cluster,
             headers,
             frame,
-            timeout_ms / 1000.0 if timeout_ms else None,
+            timeout_s,
             done,
             token=token,
+            send_xff=False,
+            streamed=True,
         )
         root.grpc_calls[token] = req
         return token
@@ -389,25 +386,7 @@ class WasmManager:
         ``proxy_on_grpc_close`` with the status. Unary calls get no metadata callbacks."""
         if root.grpc_calls.pop(token, None) is None or vm.failed is not None or root.deleted:
             return
-        status, msg = 14, b"upstream failure"  # UNAVAILABLE
-        reply: bytes | None = None
-        if resp.headers is not None and resp.status == 200:
-            trailers = resp.trailers or HeaderMap()
-            src = trailers if "grpc-status" in trailers else resp.headers
-            try:
-                status = int(src.get("grpc-status") or 2)
-            except ValueError:
-                status = 2
-            msg = (src.get("grpc-message") or "").encode()
-            body = resp.body
-            if status == 0 and len(body) >= 5:
-                n = struct.unpack(">I", body[1:5])[0]
-                reply = body[5 : 5 + n]
-            elif status == 0:
-                status, msg = 13, b"no response message"  # INTERNAL, as Envoy's unary client says
-        elif resp.headers is not None:
-            status = {400: 13, 401: 16, 403: 7, 404: 12, 429: 14, 502: 14, 503: 14, 504: 14}.get(resp.status, 2)
-            msg = resp.body[:200]
+        status, msg, reply = grpc_outcome(resp)
         try:
             if reply is not None:
                 root.grpc_current = {"message": reply}
@@ -432,3 +411,64 @@ class _Refused(Exception):
         super().__init__(words)
         self.words = words
         self.why = why
+
+
+def grpc_request_headers(cluster: str, service: str, method: str, timeout_ms: int) -> HeaderMap:
+    """The headers Envoy's gRPC async client starts a call with, in its order: ``te`` before
+    ``grpc-timeout`` (the call's timeout; a Wasm call always has one, 0 too) and
+    ``content-type``, as the gRPC protocol asks; the module's initial metadata follows."""
+    headers = HeaderMap([(":method", "POST"), (":path", f"/{service}/{method}"), (":authority", cluster)])
+    headers.add("te", "trailers")
+    headers.add("grpc-timeout", grpc_timeout(timeout_ms))  # "0m" for no timeout, as Envoy sends
+    headers.add("content-type", "application/grpc")
+    return headers
+
+
+def grpc_timeout(timeout_ms: int) -> str:
+    """A ``grpc-timeout`` value: at most 8 digits, in milliseconds (``m``) while they fit, else
+    seconds (``S``), minutes (``M``), hours (``H``, clipped at 99999999), each unit truncating."""
+    limit = 99_999_999
+    value, unit = timeout_ms, "m"
+    for bigger, factor in (("S", 1000), ("M", 60), ("H", 60)):
+        if value <= limit:
+            break
+        value, unit = value // factor, bigger
+    return f"{min(value, limit)}{unit}"
+
+
+def grpc_outcome(resp: async_client.AsyncResponse) -> tuple[int, bytes, bytes | None]:
+    """(gRPC status, message, reply) of a unary call's answer, as Envoy's gRPC async client
+    makes them: the status from ``grpc-status`` (trailers, else headers, on any HTTP status),
+    else from the HTTP status; the reply is the last message; the message is ``grpc-message``
+    as sent (not decoded), then the call's details in braces, or the details alone. Its
+    router's own replies (a timeout, no upstream) are gRPC replies: their body is the message.
+    A success without a message is INTERNAL with no message."""
+    if resp.headers is None:
+        return 14, b"upstream failure", None  # UNAVAILABLE
+    trailers = resp.trailers or HeaderMap()
+    src = trailers if "grpc-status" in trailers else resp.headers
+    if resp.local:
+        status, msg = http_to_grpc_status(resp.status), resp.body
+    elif "grpc-status" in src or resp.status == 200:
+        try:
+            status = int(src.get("grpc-status") or 2)
+        except ValueError:
+            status = 2  # UNKNOWN
+        msg = (src.get("grpc-message") or "").encode("latin-1")
+    else:
+        status, msg = http_to_grpc_status(resp.status), b""
+    reply = _last_message(resp.body) if status == 0 and resp.status == 200 else None
+    if status == 0 and reply is None:
+        return 13, b"", None  # INTERNAL, with no message: Envoy's unary client says nothing more
+    if resp.details:
+        msg = msg + b"{" + resp.details.encode() + b"}" if msg else resp.details.encode()
+    return status, msg, reply
+
+
+def _last_message(body: bytes) -> bytes | None:
+    """The last length-prefixed message of a gRPC body (a unary client keeps the last one)."""
+    last, pos = None, 0
+    while pos + 5 <= len(body):
+        n = struct.unpack(">I", body[pos + 1 : pos + 5])[0]
+        last, pos = body[pos + 5 : pos + 5 + n], pos + 5 + n
+    return last

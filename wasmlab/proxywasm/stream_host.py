@@ -29,6 +29,9 @@ class StreamHost:
 
     #: True during ``proxy_on_log``: maps are read-only and a missing one is NOT_FOUND
     in_log: bool = False
+    #: whether ``proxy_set_property`` may store into :attr:`stream_info` (an access logger's
+    #: root context reads the logged stream's info but has no stream to write to: NOT_FOUND)
+    properties_writable: bool = True
 
     #: the buffers a host serves, by ``BufferType``: the attribute holding each (None while the
     #: stream has no such buffer). The HTTP filter names its bodies, the network filter its

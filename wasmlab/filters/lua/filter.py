@@ -21,8 +21,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ...config.route import per_route_config
 from ...errors import ConfigError
-from ...host.hcm import per_route_config
 from ...http import Buffer, FilterDataStatus, FilterHeadersStatus, FilterTrailersStatus, HeaderMap
 from ..base import HttpFilterFactory, StreamFilter
 from ..registry import register_http_filter

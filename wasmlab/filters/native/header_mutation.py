@@ -12,8 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ...config.route import HeaderValueOption, parse_header_value_option
-from ...host.hcm import per_route_config
+from ...config.route import HeaderValueOption, parse_header_value_option, per_route_config
 from ...http import FilterHeadersStatus, HeaderMap
 from ..base import HttpFilterFactory, StreamFilter
 from ..registry import register_http_filter

@@ -20,8 +20,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ...config.route import HeaderValueOption, apply_header_options, parse_header_value_option
-from ...host.hcm import per_route_config
+from ...config.route import HeaderValueOption, apply_header_options, parse_header_value_option, per_route_config
 from ...http import FilterHeadersStatus, HeaderMap
 from ..base import HttpFilterFactory, StreamFilter
 from ..registry import register_http_filter

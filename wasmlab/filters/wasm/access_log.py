@@ -26,13 +26,21 @@ if TYPE_CHECKING:
 
 class _LogView(StreamHost):
     """What host calls see during ``proxy_on_log`` of an access logger: read-only maps, the
-    stream's info for properties; no body, no stream control (StreamHost's defaults)."""
+    stream's info and route for properties (``xds.route_name`` of a route without a name is
+    found, empty); no property writes, no body, no stream control (StreamHost's defaults)."""
 
-    __slots__ = ("_info",)
+    __slots__ = ("_info", "_stream")
     in_log = True
+    properties_writable = False
 
-    def __init__(self, info: Any) -> None:
+    def __init__(self, info: Any, stream: Any = None) -> None:
         self._info = info
+        self._stream = stream
+
+    def route(self) -> Any:
+        """The route the stream matched last (Envoy's ``StreamInfo::route()``), not matched again."""
+        cached = getattr(self._stream, "cached_route", None)
+        return cached() if cached is not None else None
 
     @property
     def stream_id(self) -> int | None:
@@ -68,7 +76,7 @@ class WasmAccessLogger(WasmExtension):
             return
         root = handle.root
         previous = root.filter
-        root.filter = _LogView(info)
+        root.filter = _LogView(info, stream)
         try:
             handle.vm.call(root, "proxy_on_log", root.id)
         except Trapped:

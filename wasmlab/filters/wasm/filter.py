@@ -118,6 +118,8 @@ class WasmHttpFilter(WasmCallGuard, StreamFilter, StreamHost):
     response_body: Buffer | None = None
     buffering_request = False
     buffering_response = False
+    #: end_of_stream of the body callback running or last run (Envoy's one ``end_of_stream_``)
+    end_of_stream = False
     fail_replied = False
     # the bodies the plugin may read or change right now (StreamHost.body_buffer)
     body_buffers: ClassVar[dict[int, str]] = {
@@ -242,6 +244,7 @@ class WasmHttpFilter(WasmCallGuard, StreamFilter, StreamHost):
             cb.add_decoded_data(data)
         buffered = cb.decoding_buffer() if self.buffering_request else None
         body = self.request_body = buffered if buffered else data
+        self.end_of_stream = end_stream
         r = self._guarded("proxy_on_request_body", (ctx.id, len(body), int(end_stream)))
         if isinstance(r, FailAction):
             return _ON_FAIL_DATA[r]
@@ -307,6 +310,7 @@ class WasmHttpFilter(WasmCallGuard, StreamFilter, StreamHost):
             cb.add_encoded_data(data)
         buffered = cb.encoding_buffer() if self.buffering_response else None
         body = self.response_body = buffered if buffered else data
+        self.end_of_stream = end_stream
         r = self._guarded("proxy_on_response_body", (ctx.id, len(body), int(end_stream)))
         if isinstance(r, FailAction):
             return _ON_FAIL_DATA[r]
@@ -404,12 +408,15 @@ class WasmHttpFilter(WasmCallGuard, StreamFilter, StreamHost):
             return self.request_headers
         if map_type == MapType.HTTP_RESPONSE_HEADERS:
             return self.response_headers
+        # trailers a stream has not are added from its last body callback only (Envoy's getMap:
+        # a body and end_of_stream); before, the map is not there (writes BAD_ARGUMENT)
+        adding = write and self.end_of_stream
         if map_type == MapType.HTTP_REQUEST_TRAILERS:
-            if self.request_trailers is None and write and self.request_body is not None:
+            if self.request_trailers is None and adding and self.request_body is not None:
                 self.request_trailers = cb.add_decoded_trailers()
             return self.request_trailers
         if map_type == MapType.HTTP_RESPONSE_TRAILERS:
-            if self.response_trailers is None and write and self.response_body is not None:
+            if self.response_trailers is None and adding and self.response_body is not None:
                 self.response_trailers = cb.add_encoded_trailers()
             return self.response_trailers
         return None
@@ -437,6 +444,10 @@ class WasmHttpFilter(WasmCallGuard, StreamFilter, StreamHost):
             return WasmResult.OK  # Envoy: nothing to continue, still OK
         cb = self.callbacks
         if stream_type == StreamType.HTTP_REQUEST:
+            # Envoy lets go of the request headers and body at the call: the rest of the
+            # callback finds them gone (BAD_ARGUMENT; the body reads empty), and what it would
+            # change never reaches the upstream (the response's stay usable after continuing it)
+            self.request_headers = self.request_body = None
 
             def go() -> None:
                 if not self._stream_over():

@@ -66,6 +66,11 @@ def proxy_set_tick_period_milliseconds(vm: WasmVm, period_ms: int) -> Any:
 
 @hostcall("proxy_set_effective_context", 1)
 def proxy_set_effective_context(vm: WasmVm, context_id: int) -> Any:
+    """Envoy answers BAD_ARGUMENT for an id no context of this VM has; id 0 (the VM's own
+    context) is OK and means the callback's context again."""
+    if context_id == 0:
+        vm.effective = vm.current
+        return OK
     ctx = vm.contexts.get(context_id)
     if ctx is None:
         return BAD

@@ -3,8 +3,9 @@
 Unary calls go to an in-process gRPC app through :mod:`wasmlab.proxywasm.grpc_client`: the
 message is framed as gRPC on HTTP/2 would be, the app answers, and ``proxy_on_grpc_receive``,
 ``proxy_on_grpc_close`` follow on the calling worker. Streams are not supported: ``proxy_grpc_stream``
-answers UNIMPLEMENTED (Envoy supports them; wasmlab says so in its docs and tests it).
-An unknown cluster is PARSE_FAILURE, as in Envoy.
+to a known cluster answers UNIMPLEMENTED (Envoy supports them; wasmlab says so in its docs and
+tests it). An unknown cluster is PARSE_FAILURE, as in Envoy. Tokens carry their kind in the low
+two bits (HTTP calls 0, gRPC calls 1, gRPC streams 2): send/cancel/close answer by the kind first.
 """
 
 from __future__ import annotations
@@ -68,20 +69,37 @@ def proxy_grpc_call(
 
 
 @hostcall("proxy_grpc_stream", 9)
-def proxy_grpc_stream(vm: WasmVm, *args: int) -> Any:
+def proxy_grpc_stream(vm: WasmVm, sptr: int, slen: int, *rest: int) -> Any:
+    """Envoy checks the cluster first (PARSE_FAILURE for an unknown one); wasmlab then answers
+    UNIMPLEMENTED where Envoy would open the stream."""
+    upstream = vm.memory.read(sptr, slen)
+    if upstream is None:
+        return MEM
+    cluster = cluster_of(upstream)
+    if cluster not in vm.proxy.clusters:
+        return WasmResult.PARSE_FAILURE, {"cluster": cluster}
     return WasmResult.UNIMPLEMENTED, {"error": "gRPC streams are not supported by wasmlab"}
+
+
+#: the low two bits of a token say what it names (Envoy numbers each kind apart)
+CALL_TOKEN, STREAM_TOKEN = 1, 2
 
 
 @hostcall("proxy_grpc_send", 4)
 def proxy_grpc_send(vm: WasmVm, token: int, ptr: int, size: int, end_stream: int) -> Any:
-    ctx = vm.effective
-    if ctx is None or token not in ctx.root_context().grpc_calls:
-        return WasmResult.NOT_FOUND
-    return WasmResult.BAD_ARGUMENT  # not a stream token: unary calls cannot send more
+    """Only a stream takes more messages: a stream token no stream has is NOT_FOUND (wasmlab
+    opens none), any other token BAD_ARGUMENT."""
+    return WasmResult.NOT_FOUND if token & 3 == STREAM_TOKEN else WasmResult.BAD_ARGUMENT
 
 
 @hostcall("proxy_grpc_cancel", 1)
 def proxy_grpc_cancel(vm: WasmVm, token: int) -> Any:
+    """A call token cancels that call (NOT_FOUND once it is gone), a stream token is NOT_FOUND
+    (no streams here); a token of neither kind (an HTTP call's, 0) is BAD_ARGUMENT."""
+    if token & 3 == STREAM_TOKEN:
+        return WasmResult.NOT_FOUND
+    if token & 3 != CALL_TOKEN:
+        return WasmResult.BAD_ARGUMENT
     ctx = vm.effective
     call = ctx.root_context().grpc_calls.pop(token, None) if ctx is not None else None
     if call is None:

@@ -58,7 +58,11 @@ def _map(vm: WasmVm, map_type: int, write: bool) -> HeaderMap | None:
         resp = ctx.root_context().callout_response
         if resp is None or write:
             return None
-        return resp.headers if map_type == MapType.HTTP_CALL_RESPONSE_HEADERS else (resp.trailers or HeaderMap())
+        if map_type == MapType.HTTP_CALL_RESPONSE_HEADERS:
+            return resp.headers
+        # a response without trailers has no trailer map: Envoy reads its pairs as empty and
+        # answers a value's lookup BAD_ARGUMENT, as for a map that is not there now
+        return resp.trailers or None
     if map_type in (MapType.GRPC_RECEIVE_INITIAL_METADATA, MapType.GRPC_RECEIVE_TRAILING_METADATA):
         g = ctx.root_context().grpc_current
         if g is None or write:
@@ -220,8 +224,10 @@ def _request_headers_edited(vm: WasmVm, key: str | None) -> None:
 
 # ---- buffers ---------------------------------------------------------------------------------------
 #: buffers Envoy's ``getBuffer`` always answers, empty when the context has none now (a root
-#: context, a header callback, the other direction): reads get OK and nothing, writes BAD_ARGUMENT
-_ALWAYS_THERE = frozenset({0, 1, 2, 3, int(BufferType.GRPC_RECEIVE_BUFFER)})
+#: context, a header callback, the other direction): reads get OK and nothing, writes BAD_ARGUMENT.
+#: The call-data buffer is among them: outside a foreign call Envoy answers the context's scratch
+#: buffer (empty, unless the module just read the VM configuration through it: not modelled)
+_ALWAYS_THERE = frozenset({0, 1, 2, 3, int(BufferType.GRPC_RECEIVE_BUFFER), int(BufferType.CALL_DATA)})
 
 
 def _buffer(vm: WasmVm, buffer_type: int) -> tuple[Any, bool]:
@@ -242,7 +248,9 @@ def _buffer_now(vm: WasmVm, buffer_type: int) -> tuple[Any, bool]:
         return vm.vm_config.configuration, False
     root = ctx.root_context()
     if buffer_type == BufferType.PLUGIN_CONFIGURATION:
-        return (root.plugin.configuration if root.config_phase else None), False
+        # readable while the root context is created and configured, not in proxy_on_vm_start
+        readable = root.config_phase in ("create", "configure")
+        return (root.plugin.configuration if readable else None), False
     if buffer_type == BufferType.HTTP_CALL_RESPONSE_BODY:
         resp = root.callout_response
         return (resp.body if resp is not None else None), False

@@ -30,7 +30,7 @@ def proxy_define_metric(vm: WasmVm, mtype: int, nptr: int, nlen: int, id_out: in
     if mtype > 2:
         return BAD
     mid = (next(vm._metric_ids[mtype]) << 2) | mtype
-    stat = PREFIX + name.decode("latin-1")
+    stat = PREFIX + name.decode("latin-1") if name else PREFIX[:-1]  # Envoy: no dot before no name
     vm.metrics[mid] = (mtype, stat)
     if mtype == MetricType.COUNTER:
         vm.proxy.stat_store.inc(stat, 0)

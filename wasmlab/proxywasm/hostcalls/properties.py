@@ -5,7 +5,8 @@ strings and bytes raw, integers as 8-byte little-endian, booleans as one byte, m
 ``metadata`` as a serialized ``google.protobuf.Struct``. The Wasm-only ``plugin_name``,
 ``plugin_root_id`` and ``plugin_vm_id`` are always there (C++ and AssemblyScript SDKs read
 ``plugin_root_id`` while creating every root context). ``proxy_set_property`` stores into the
-stream's filter state under ``wasm.<path>``, and unknown top-level names are looked up there.
+stream's filter state under ``wasm.<path>`` (the raw path, NULs kept), and an unknown first
+segment is looked up there (one segment only: stored bytes have no fields to walk into).
 ``xds.node.*`` reads the bootstrap's ``node``. Simplifications: no CEL expressions, TLS attributes answer as plaintext.
 """
 
@@ -169,7 +170,8 @@ def _response(vm: WasmVm, info: Any, rest: list[str]) -> bytes | None:
     if key == "code":
         return _i64(info.response_code) if info.response_code is not None else None
     if key == "code_details":
-        return info.response_code_details.encode() if info.response_code_details else None
+        details = info.response_code_details
+        return details.encode() if details is not None else None
     if key == "flags":
         return _u64(0)
     if key in ("headers", "trailers"):
@@ -430,11 +432,10 @@ def lookup(vm: WasmVm, path: list[str]) -> Any:
         v = family(vm, info, path[1:])
         if v is not _OTHER:
             return v
-    # fallback: what proxy_set_property stored
-    v = info.filter_state.get("wasm." + ".".join(path))
-    if v is None and len(path) == 1:
-        v = info.filter_state.get("wasm." + top)
-    return v
+    # fallback: what proxy_set_property stored under the first segment's name. Envoy then walks
+    # the further segments into that value, and stored bytes have no fields: not found
+    v = info.filter_state.get("wasm." + top)
+    return v if len(path) == 1 else None
 
 
 @hostcall("proxy_get_property", 4)
@@ -463,9 +464,11 @@ def proxy_set_property(vm: WasmVm, path_ptr: int, path_len: int, val_ptr: int, v
     raw, value = got
     ctx = vm.effective
     f = ctx.filter if ctx is not None else None
-    info = f.stream_info if f is not None else None
+    info = f.stream_info if f is not None and f.properties_writable else None
     if info is None:
         return WasmResult.NOT_FOUND
-    key = "wasm." + raw.decode("latin-1").replace("\0", ".")
+    # the whole path is the key, its NULs kept: a path of several segments is stored where no
+    # proxy_get_property finds it (Envoy's keys are the same; %FILTER_STATE% shows them)
+    key = "wasm." + raw.decode("latin-1")
     info.filter_state[key] = value
     return OK, {"key": key}
