@@ -235,8 +235,6 @@ class RouteConfiguration:
         configuration whose only virtual host is ``*`` answers it at once; otherwise the host is
         the ``vhost_header`` (no such header: no virtual host, 404) or ``:authority``, without its
         port under ``ignore_port_in_host_matching`` (measured on Envoy 1.40)."""
-        if not self.vhost_header and not self.ignore_port_in_host_matching:
-            return self.find_virtual_host(authority)
         if self._default is not None and not (self._exact or self._suffix or self._prefix):
             return self._default
         host = authority
@@ -264,7 +262,10 @@ class RouteConfiguration:
         client sent an empty one, or a filter removed it and cleared the route cache (Lua does
         on every header edit) -- measured: 404 ``route_not_found`` on Envoy 1.40. ``info``
         gives the stream's random value to ``runtime_fraction`` routes."""
-        vh = self._virtual_host_for(headers, authority)
+        if self.vhost_header or self.ignore_port_in_host_matching:
+            vh = self._virtual_host_for(headers, authority)
+        else:  # (the common case, without a call)
+            vh = self.find_virtual_host(authority)
         if vh is None or not forwarded_proto:
             return None
         if self.ignore_path_parameters:
