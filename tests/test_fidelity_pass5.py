@@ -743,3 +743,29 @@ def test_json_format_lists_and_nulls_like_envoy(tmp_path):
     ours, theirs = file_logs_of_both(template, [get("/x", **{"x-a": "AA"}), get("/direct")], tmp_path)
     assert ours == theirs
     assert json.loads(ours.splitlines()[0])["a"] == ["x", "AA", 1, True, {"k": 200}, ["m"], None]
+
+
+# ---- local_ratelimit: enable_x_ratelimit_headers ------------------------------------------------
+@pytest.mark.parametrize("enabled", [True, False])
+def test_x_ratelimit_headers_like_envoy(enabled):
+    """``DRAFT_VERSION_03``: a request the limiter ran on answers ``x-ratelimit-limit``,
+    ``-remaining`` and ``-reset`` (0 while tokens are left, else the seconds until the next one),
+    after its other headers, on the upstream's response and on the 429 alike; a request the
+    limiter did not run on (``filter_enabled`` absent: 0 %) gets none. Accepted and ignored
+    before this pass."""
+    sampled = (
+        """
+              filter_enabled: {default_value: {numerator: 100, denominator: HUNDRED}, runtime_key: a}
+              filter_enforced: {default_value: {numerator: 100, denominator: HUNDRED}, runtime_key: b}"""
+        if enabled
+        else ""
+    )
+    lrl = f"""
+          - name: envoy.filters.http.local_ratelimit
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit
+              stat_prefix: rl
+              enable_x_ratelimit_headers: DRAFT_VERSION_03
+              token_bucket: {{max_tokens: 2, tokens_per_fill: 1, fill_interval: 30s}}{sampled}"""
+    mine, _ = both(config(filters=lrl), [get("/p"), get("/p"), get("/p"), get("/direct")])
+    assert ("x-ratelimit-remaining" in mine[0].headers) is enabled
