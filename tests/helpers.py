@@ -287,3 +287,23 @@ def file_logs_of_both(template: str, reqs: list[dict[str, Any]], tmp_path: Any) 
         return path.read_bytes() if path.exists() else b""
 
     return text(ours_log), text(envoy_log)
+
+
+def accepted_with_a_warning(data: dict[str, Any], named: str, tmp_path: Any, request: bool = True) -> None:
+    """Asserts that the bootstrap ``data`` passes Envoy's ``--mode validate`` and that wasmlab
+    loads it (and, with ``request``, serves a request) warning that the field ``named`` (its
+    YAML path, or the end of it) has no effect in process."""
+    import yaml
+
+    from wasmlab import Proxy
+    from wasmlab import envoy as real
+
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(data))
+    ok, message = real.validate(path)
+    assert ok, message
+    with Proxy.from_yaml(path, workers=1) as p:
+        if request:
+            assert p.request("GET", "/x").status == 200
+        logs = p.logs
+    assert any(f"{named}: accepted as Envoy does, but has no effect in wasmlab" in ln for ln in logs), logs

@@ -19,12 +19,21 @@ sees are implemented, each checked here against Envoy:
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 import yaml
 
-from helpers import UpstreamLog, both, config, file_logs_of_both, get, hcm_option, lua_filter, recorded_apps
+from helpers import (
+    UpstreamLog,
+    accepted_with_a_warning,
+    both,
+    config,
+    file_logs_of_both,
+    get,
+    hcm_option,
+    lua_filter,
+    recorded_apps,
+)
+from wasmlab import envoy as real
 
 pytestmark = pytest.mark.envoy
 
@@ -147,23 +156,13 @@ def _message(data: dict, msg: str) -> tuple[dict, str]:
 
 @pytest.mark.parametrize(("msg", "field"), [(m, f) for m, fields in NO_EFFECT.items() for f in fields])
 def test_a_field_envoy_accepts_is_accepted_with_a_warning(envoy_bin, tmp_path, msg, field):
-    from wasmlab import Proxy
-
     data = yaml.safe_load(config())
     target, where = _message(data, msg)
     value = NO_EFFECT[msg][field]
     if field.endswith("_path"):  # Envoy writes such a file where it runs: not in the checkout
         value = str(tmp_path / field)
     target[field] = value
-    path = tmp_path / "c.yaml"
-    path.write_text(yaml.safe_dump(data))
-    envoy = subprocess.run([envoy_bin, "--mode", "validate", "-c", str(path)], capture_output=True, text=True)
-    assert envoy.returncode == 0, envoy.stdout[-500:] + envoy.stderr[-500:]
-    with Proxy.from_yaml(path, workers=1) as p:
-        assert p.request("GET", "/x").status == 200
-        logs = p.logs
-    named = f"{where}.{field}" if where else field
-    assert any(f"{named}: accepted as Envoy does, but has no effect in wasmlab" in ln for ln in logs), logs
+    accepted_with_a_warning(data, f"{where}.{field}" if where else field, tmp_path)
 
 
 #: the same for messages nested deeper, and for the tcp_proxy network filter
@@ -229,17 +228,9 @@ def _nested(msg: str) -> tuple[dict, dict, str]:
 
 @pytest.mark.parametrize(("msg", "field"), [(m, f) for m, fields in NESTED_NO_EFFECT.items() for f in fields])
 def test_a_nested_field_envoy_accepts_is_accepted_with_a_warning(envoy_bin, tmp_path, msg, field):
-    from wasmlab import Proxy
-
     data, target, where = _nested(msg)
     target[field] = NESTED_NO_EFFECT[msg][field]
-    path = tmp_path / "c.yaml"
-    path.write_text(yaml.safe_dump(data))
-    envoy = subprocess.run([envoy_bin, "--mode", "validate", "-c", str(path)], capture_output=True, text=True)
-    assert envoy.returncode == 0, envoy.stdout[-500:] + envoy.stderr[-500:]
-    with Proxy.from_yaml(path, workers=1) as p:
-        logs = p.logs
-    assert any(f"{where}.{field}: accepted as Envoy does, but has no effect in wasmlab" in ln for ln in logs), logs
+    accepted_with_a_warning(data, f"{where}.{field}", tmp_path, request=False)
 
 
 # ---- RouteAction: path_rewrite and host_rewrite ---------------------------------------------------
@@ -267,8 +258,7 @@ def test_path_rewrite_is_one_of_the_path_rewrites_and_host_rewrite_one_of_the_ho
                 route: {{cluster: backend, {extra}}}"""
         path = tmp_path / "c.yaml"
         path.write_text(config(routes=routes))
-        envoy = subprocess.run([envoy_bin, "--mode", "validate", "-c", str(path)], capture_output=True, text=True)
-        assert envoy.returncode != 0, extra
+        assert not real.validate(path)[0], extra
         with pytest.raises(ConfigError, match="only one"):
             Proxy.from_yaml(path, workers=1)
 
@@ -516,8 +506,8 @@ def test_bad_arguments_of_those_commands_are_refused_like_envoy(envoy_bin, tmp_p
     )
     path = tmp_path / "bad.yaml"
     path.write_text(cfg)
-    envoy = subprocess.run([envoy_bin, "--mode", "validate", "-c", str(path)], capture_output=True, text=True)
-    assert envoy.returncode != 0 and message in envoy.stdout + envoy.stderr
+    ok, envoy_message = real.validate(path)
+    assert not ok and message in envoy_message
     with pytest.raises(ConfigError, match=message.split(":")[0].replace("(", r"\(")):
         Proxy.from_yaml(path)
 
@@ -555,6 +545,16 @@ def _hcm(d: dict) -> dict:
     return d["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
 
 
+def _file_log(path: str) -> dict:
+    return {
+        "name": "envoy.access_loggers.file",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+            "path": path,
+        },
+    }
+
+
 def _route(d: dict) -> dict:
     return _hcm(d)["route_config"]["virtual_hosts"][0]["routes"][1]
 
@@ -575,17 +575,7 @@ REFUSED = {
         "malformed IP address: localhost. Consider setting resolver_name or setting cluster type to 'STRICT_DNS'",
     ),
     "an access log in a missing directory": (
-        lambda d: _hcm(d).update(
-            access_log=[
-                {
-                    "name": "envoy.access_loggers.file",
-                    "typed_config": {
-                        "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
-                        "path": "/nonexistent-wasmlab-dir/x.log",
-                    },
-                }
-            ]
-        ),
+        lambda d: _hcm(d).update(access_log=[_file_log("/nonexistent-wasmlab-dir/x.log")]),
         "unable to open file '/nonexistent-wasmlab-dir/x.log': No such file or directory",
     ),
     "a header matcher with two specifiers": (
@@ -647,17 +637,7 @@ REFUSED = {
         "local rate limit token bucket fill timer must be >= 50ms",
     ),
     "an access log path that is a directory": (
-        lambda d: _hcm(d).update(
-            access_log=[
-                {
-                    "name": "envoy.access_loggers.file",
-                    "typed_config": {
-                        "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
-                        "path": "/",
-                    },
-                }
-            ]
-        ),
+        lambda d: _hcm(d).update(access_log=[_file_log("/")]),
         "unable to open file '/': Is a directory",
     ),
 }
@@ -673,8 +653,8 @@ def test_a_config_envoy_refuses_is_refused_in_envoys_words(envoy_bin, tmp_path, 
     change(data)
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(data))
-    envoy = subprocess.run([envoy_bin, "--mode", "validate", "-c", str(path)], capture_output=True, text=True)
-    assert envoy.returncode != 0 and message in envoy.stdout + envoy.stderr
+    ok, envoy_message = real.validate(path)
+    assert not ok and message in envoy_message
     with pytest.raises(ConfigError) as err:
         Proxy.from_yaml(path)
     assert message in str(err.value) and str(path) in str(err.value)
@@ -688,8 +668,8 @@ def test_a_dns_clusters_endpoint_may_be_a_host_name(envoy_bin, tmp_path):
     _endpoint(data)["address"]["socket_address"]["address"] = "localhost"
     path = tmp_path / "dns.yaml"
     path.write_text(yaml.safe_dump(data))
-    envoy = subprocess.run([envoy_bin, "--mode", "validate", "-c", str(path)], capture_output=True, text=True)
-    assert envoy.returncode == 0, envoy.stderr[-300:]
+    ok, envoy_message = real.validate(path)
+    assert ok, envoy_message
     with Proxy.from_yaml(path, workers=1) as p:
         assert p.request("GET", "/x").status == 200
 

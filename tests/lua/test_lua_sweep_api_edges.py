@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from helpers import both, config, file_logs_of_both, lua_filter
+from helpers import both, config, file_logs_of_both, lua_filter, static_cluster
 from lua_helpers import SIDE_CLUSTER, Req, assert_both, load_errors, lua_config, tried
 from wasmlab.http import HeaderMap, Response
 
@@ -341,17 +341,13 @@ def test_no_healthy_upstream_is_charged_as_a_503(envoy_bin):
     """A cluster without endpoints, routed to or called by a script: the router (or the async
     client's) answers 503 ``no healthy upstream`` and charges it as any 503, ``external.`` or
     ``internal.`` (before: only ``upstream_cx_none_healthy``)."""
-    clusters = """
-  - name: backend
-    type: STATIC
-    load_assignment:
-      cluster_name: backend
-      endpoints:
-      - lb_endpoints:
-        - endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: 8081}}}
+    clusters = (
+        static_cluster("backend", 8081)
+        + """
   - name: empty
     type: STATIC
     load_assignment: {cluster_name: empty}"""
+    )
     code = r"""
     function envoy_on_request(h)
       if h:headers():get(":path") == "/call" then

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ...config.local_reply import FormatContext
 from ...config.route import DirectResponse, Redirect, RouteAction, split_path
 from ...host.conn_manager_utility import set_inline
 from ...host.upstream import (
@@ -483,8 +484,6 @@ def _formatted_body(action: DirectResponse, info: StreamInfo) -> tuple[bytes, st
     leaves the local reply's own ``text/plain``, after it, as measured on Envoy 1.40). Envoy
     renders it before the reply's status is recorded (``%RESPONSE_CODE%`` is 0),
     ``%LOCAL_REPLY_BODY%`` being the configured ``body``."""
-    from ...config.local_reply import FormatContext
-
     fmt = action.body_format
     assert fmt is not None
     ctx = FormatContext(info, HeaderMap(), action.body.decode("utf-8", "surrogateescape"))
