@@ -4,9 +4,9 @@
 wasmlab's design at all. It times, in tight loops in the same process and run, only the work a
 filter of that kind cannot avoid here:
 
-* Envoy's per-stream objects: the filter's two places in the chain (``ActiveStreamDecoderFilter``
-  and ``ActiveStreamEncoderFilter`` in Envoy) and its callbacks object, and the filter object its
-  factory makes;
+* the per-stream objects: the filter's place in the chain, which is also its callbacks object
+  (Envoy makes two, ``ActiveStreamDecoderFilter`` and ``ActiveStreamEncoderFilter``; wasmlab one
+  for both directions), and the filter object its factory makes;
 * the filter's own work: for the no-op native filter its two header callbacks; for Wasm the
   crossings one request makes (guest calls and host calls, counted exactly in the profiled run,
   each at the cost of one fast-path crossing measured now); for Lua one guarded hook run per hook
@@ -124,11 +124,10 @@ def measure(kind: str, proxy: Any, stats_list: list[Any], n: int, added_us: floa
     traits = traits_of(sample)
 
     def places() -> None:
-        dec = ActiveFilter(None, sample, "f", 0, True, traits)  # type: ignore[arg-type]
-        dec.peer = ActiveFilter(None, sample, "f", 0, False, traits)  # type: ignore[arg-type]
+        ActiveFilter(None, sample, "f", 0, traits)  # type: ignore[arg-type]
 
     parts = [
-        ("the filter's two chain places, one its callbacks (2 objects per stream)", _cpu_us(places, 20_000)),
+        ("the filter's place in the chain, also its callbacks (1 object per stream)", _cpu_us(places, 20_000)),
         ("the filter object from its factory", _cpu_us(lambda: factory.create_filter(dispatcher), 20_000)),
     ]
     if base == "noop":

@@ -1,9 +1,7 @@
-"""ActiveFilter: one filter's place in one direction of a stream's chain (Envoy
-``ActiveStreamFilterBase`` in ``source/common/http/filter_manager.cc``).
-
-It keeps the filter's iteration state and applies a callback's status the way Envoy's
-``commonHandleAfter*Callback`` does; ``common_continue`` is Envoy's ``commonContinue`` (what
-``continue_decoding()``/``continue_encoding()`` run).
+"""ActiveFilter: one filter's place in a stream's chain, for both directions (Envoy's
+``ActiveStreamDecoderFilter`` and ``ActiveStreamEncoderFilter`` in
+``source/common/http/filter_manager.cc``, one object here: see the class), and the filter's
+callbacks object. The rules that change its iteration state are in ``filter_direction.py``.
 
 Also here, what the filter manager looks up rather than works out per stream: the six callbacks
 (name, call-state bit, status enum, trace shape) and each filter class's traits (its kind, its
@@ -12,14 +10,14 @@ directions, which callbacks it leaves as StreamFilter's pass-through defaults).
 
 from __future__ import annotations
 
-import enum
 import traceback
 from typing import TYPE_CHECKING, Any
 
 from ..errors import describe
-from ..http import Buffer, FilterDataStatus, FilterHeadersStatus, FilterTrailersStatus
+from ..http import FilterDataStatus, FilterHeadersStatus, FilterTrailersStatus
 from ..trace.shapes import FILTER_DATA, FILTER_HEADERS, FILTER_TRAILERS
 from .filter_callbacks import FilterCallbacks
+from .filter_direction import _CONTINUE, ActiveDecoderFilter, ActiveEncoderFilter
 
 if TYPE_CHECKING:
     from ..filters.base import StreamFilter
@@ -29,20 +27,6 @@ _HS = FilterHeadersStatus
 _DS = FilterDataStatus
 _TS = FilterTrailersStatus
 
-
-class IterationState(enum.Enum):
-    CONTINUE = 0  # iteration may pass this filter
-    STOP_SINGLE = 1  # StopIteration: held here, later frames still reach this filter
-    STOP_ALL_BUFFER = 2  # StopAllIterationAndBuffer: everything held and buffered (with a limit)
-    STOP_ALL_WATERMARK = 3  # StopAllIterationAndWatermark: everything held, flow-controlled
-
-
-#: reading an enum member off its class costs CPython 3.11 about 70 ns more than reading a module
-#: global, so the states every stream sets or tests are kept here too
-_CONTINUE = IterationState.CONTINUE
-
-_ALWAYS_FROM_NEXT = 0
-_CAN_START_FROM_CURRENT = 1
 
 # call-state bits (Envoy FilterCallState), one per filter callback
 _DECODE_HEADERS = 1
@@ -76,6 +60,7 @@ class _Callback:
         "abort_on_complete",
         "continued",
         "continue_status",
+        "decoder",
     )
 
     def __init__(self, name: str, bit: int, status: Any, shape: int, on_destroy: bool, on_complete: bool) -> None:
@@ -91,6 +76,7 @@ class _Callback:
         #: what ``last_status`` holds after the callback returned Continue (one shared tuple)
         self.continued: tuple[str, Any] = (name, status.Continue)
         self.continue_status = status.Continue
+        self.decoder = bool(bit & 7)  # a decoding callback (the first three bits)
 
 
 _DECODE_HEADERS_CB = _Callback("decode_headers", _DECODE_HEADERS, _HS, FILTER_HEADERS, False, False)
@@ -170,197 +156,90 @@ def traits_of(filt: Any) -> FilterTraits:
 
 
 class ActiveFilter(FilterCallbacks):
-    """One filter's place in one direction of the chain (Envoy ``ActiveStreamFilterBase``;
-    Envoy's two subclasses, ``ActiveStreamDecoderFilter`` and ``ActiveStreamEncoderFilter``, are
-    one class here with a ``decoder`` flag). As in Envoy, the place is also the filter's
-    callbacks object (:class:`FilterCallbacks`)."""
+    """One filter's place in one stream's chain, for both directions, and the filter's callbacks
+    object (:class:`FilterCallbacks`).
+
+    Envoy makes two objects per filter per stream, ``ActiveStreamDecoderFilter`` and
+    ``ActiveStreamEncoderFilter``, each with its own iteration state, and keeps them in two lists.
+    Here one object holds both directions' state (the ``d_`` fields for decoding, the ``e_``
+    fields for encoding) in one list in config order, which decoding walks forwards and encoding
+    backwards: one object per filter per stream instead of two, the cost a filter adds to every
+    request. The rules that read and change one direction's state (Envoy's
+    ``commonHandleAfter*Callback``, ``commonContinue``) are written once, for either direction,
+    in :mod:`.filter_direction`, which views a place as its decoder or its encoder
+    (:meth:`decoding`, :meth:`encoding`); the walkers apply the common case (Continue) inline."""
 
     __slots__ = (
         "manager",
         "filter",
         "name",
         "index",
-        "decoder",
-        "iteration_state",
-        "headers_continued",
-        "end_stream",
-        "iterate_from_current",
-        "last_status",
         "kind",
         "passthrough",
-        "peer",
+        "decodes",
+        "encodes",
+        "d_state",
+        "e_state",
+        "d_continued",
+        "e_continued",
+        "d_end",
+        "e_end",
+        "d_from_current",
+        "e_from_current",
+        "last_status",
     )
+    # (set on first write: see __init__)
+    d_continued: bool
+    e_continued: bool
+    d_from_current: bool
+    e_from_current: bool
+    last_status: tuple[str, Any] | None
 
-    def __init__(
-        self, manager: FilterManager, filt: StreamFilter, name: str, index: int, decoder: bool, traits: FilterTraits
-    ) -> None:
+    def __init__(self, manager: FilterManager, filt: StreamFilter, name: str, index: int, traits: FilterTraits) -> None:
         self.manager = manager
         self.filter = filt
         self.name = name
+        #: its position in the chain (config order): decoding goes on at index + 1, encoding at
+        #: index - 1
         self.index = index
-        self.decoder = decoder
-        self.iteration_state = _CONTINUE
-        self.headers_continued = False
-        self.end_stream = False
-        self.iterate_from_current = False
-        #: (callback name, status) of the last callback, for StreamTimeout diagnostics
-        self.last_status: tuple[str, Any] | None = None
         self.kind = traits.kind
         self.passthrough = traits.passthrough
-        #: the filter's place in the other direction, on the place handed to the filter as its
-        #: callbacks (its decoder place; None if it only decodes)
-        self.peer: ActiveFilter | None = None
+        #: whether it takes part in decoding (the request) / encoding (the response)
+        self.decodes = traits.decoder
+        self.encodes = traits.encoder
+        #: per direction, the iteration state (``d_state`` decoding, ``e_state`` encoding)
+        self.d_state = self.e_state = _CONTINUE
+        #: per direction, whether it saw the end of the stream
+        self.d_end = self.e_end = False
+        # Left unset until first written, read with a default (each store here is paid by every
+        # filter on every stream): ``d_continued``/``e_continued``, whether its headers callback
+        # let iteration pass (Envoy ``headers_continued_``, default False);
+        # ``d_from_current``/``e_from_current``, whether a continue after a stop-all starts at
+        # this filter (Envoy ``iterate_from_current_filter_``, default False); ``last_status``,
+        # (callback name, status) of its last callback, for StreamTimeout diagnostics (None).
 
-    def start_index(self, start: int) -> int:
-        """Where iteration resumes after this filter: at the filter itself after it stopped all
-        iteration (``_CAN_START_FROM_CURRENT``), else at the next one. (A frame from the codec,
-        or from the terminal filter, starts at the first filter: there is no ActiveFilter.)"""
-        if start == _CAN_START_FROM_CURRENT and self.iterate_from_current:
-            return self.index
-        return self.index + 1
+    def trailers_seen(self, decoder: bool) -> None:
+        """A trailers callback ran: the stream ended in that direction for this filter."""
+        if decoder:
+            self.d_end = True
+        else:
+            self.e_end = True
 
-    def continue_held(self) -> None:
-        """End-of-stream headers reached this filter while a body was buffered (an earlier filter
-        added it): continue from here so the body follows the headers (both directions)."""
-        self.iteration_state = IterationState.STOP_SINGLE
-        self.common_continue()
+    def decoding(self) -> ActiveDecoderFilter:
+        """This place as a decoder filter (Envoy ``ActiveStreamDecoderFilter``)."""
+        return ActiveDecoderFilter(self)
+
+    def encoding(self) -> ActiveEncoderFilter:
+        """This place as an encoder filter (Envoy ``ActiveStreamEncoderFilter``)."""
+        return ActiveEncoderFilter(self)
 
     def describe_last(self) -> str:
         """The last callback and its status, for StreamTimeout diagnostics."""
-        if not self.last_status:
+        last = getattr(self, "last_status", None)
+        if not last:
             return "no callback yet"
-        name, status = self.last_status
+        name, status = last
         return f"{name} returned {_name(status)}"
-
-    # ---- predicates ----------------------------------------------------------------------------
-    def stopped_all(self) -> bool:
-        return self.iteration_state in (IterationState.STOP_ALL_BUFFER, IterationState.STOP_ALL_WATERMARK)
-
-    def can_iterate(self) -> bool:
-        return self.iteration_state is _CONTINUE
-
-    def _complete(self) -> bool:
-        m = self.manager
-        return m.remote_decode_complete if self.decoder else m.local_encode_complete_upstream
-
-    def _buffered(self) -> Buffer | None:
-        return self.manager.buffered_request if self.decoder else self.manager.buffered_response
-
-    def _set_buffered(self, buf: Buffer) -> None:
-        if self.decoder:
-            self.manager.buffered_request = buf
-        else:
-            self.manager.buffered_response = buf
-
-    def _has_trailers(self) -> bool:
-        return (self.manager.request_trailers if self.decoder else self.manager.response_trailers) is not None
-
-    # ---- after-callback handling (Envoy commonHandleAfter*Callback) -------------------------
-    def after_headers(self, status: FilterHeadersStatus) -> bool:
-        """Whether iteration continues past this filter (Envoy commonHandleAfterHeadersCallback)."""
-        if status is _HS.Continue:
-            self.headers_continued = True
-            return True
-        if status == _HS.StopIteration:
-            self.iteration_state = IterationState.STOP_SINGLE
-        elif status == _HS.StopAllIterationAndBuffer:
-            self.iteration_state = IterationState.STOP_ALL_BUFFER
-        elif status == _HS.StopAllIterationAndWatermark:
-            self.iteration_state = IterationState.STOP_ALL_WATERMARK
-        else:  # ContinueAndDontEndStream
-            self.headers_continued = True
-        return not (self.stopped_all() or status == _HS.StopIteration)
-
-    def after_data(self, status: FilterDataStatus, data: Buffer) -> bool:
-        m = self.manager
-        if status == _DS.Continue:
-            if self.iteration_state is IterationState.STOP_SINGLE:
-                self.handle_buffer_data(data)
-                self.common_continue()
-                return False
-            return True
-        self.iteration_state = IterationState.STOP_SINGLE
-        if status in (_DS.StopIterationAndBuffer, _DS.StopIterationAndWatermark):
-            m.set_streaming(self.decoder, status == _DS.StopIterationAndWatermark)
-            self.handle_buffer_data(data)
-        elif self._complete() and not self._has_trailers() and self._buffered() is None and len(data) == 0:
-            # StopIterationNoBuffer on a zero-byte end-of-stream frame: keep an (empty) buffer so
-            # a later continue still delivers end_stream.
-            self._set_buffered(Buffer())
-        return False
-
-    def after_trailers(self, status: FilterTrailersStatus) -> bool:
-        if status == _TS.Continue:
-            if self.iteration_state is IterationState.STOP_SINGLE:
-                self.common_continue()
-                return False
-            return True
-        if self.can_iterate():
-            self.iteration_state = IterationState.STOP_SINGLE
-        return False
-
-    def handle_buffer_data(self, provided: Buffer) -> None:
-        """Move a data frame into the stream's buffered body (Envoy commonHandleBufferData)."""
-        m = self.manager
-        buffered = m.buffered_request if self.decoder else m.buffered_response
-        if buffered is not provided:
-            if buffered is None:
-                buffered = Buffer()
-                self._set_buffered(buffered)
-            buffered.move(provided)
-        m.check_buffer_limit(self)
-
-    def buffer_stopped_all(self, data: Buffer) -> None:
-        """A data frame reached this filter after it stopped all iteration: buffer it here
-        (streaming when it chose the watermark, so the buffer limit does not apply)."""
-        self.manager.set_streaming(self.decoder, self.iteration_state is IterationState.STOP_ALL_WATERMARK)
-        self.handle_buffer_data(data)
-
-    # ---- continue (Envoy commonContinue) ---------------------------------------------------
-    def can_continue(self) -> bool:
-        m = self.manager
-        if m.destroyed:
-            return False
-        if self.decoder:
-            return not m.local_complete and not m.decoder_aborted
-        return not m.local_complete
-
-    def common_continue(self) -> None:
-        if not self.can_continue():
-            return
-        m = self.manager
-        if self.stopped_all():
-            self.iterate_from_current = True
-        self.iteration_state = IterationState.CONTINUE
-        if m.rec.enabled:
-            m.record_filter(self, "continue_decoding" if self.decoder else "continue_encoding")
-        if not self.headers_continued:
-            self.headers_continued = True
-            end = self._complete() and self._buffered() is None and not self._has_trailers()
-            if self.decoder:
-                assert m.request_headers is not None
-                m.decode_headers(self, m.request_headers, end)
-            else:
-                assert m.response_headers is not None
-                m.encode_headers(self, m.response_headers, end)
-        if m.destroyed:  # the stream ended inside (a local reply, a reset, the whole response)
-            return
-        had_trailers = self._has_trailers()
-        buffered = self._buffered()
-        if buffered is not None and not m.destroyed:
-            end = self._complete() and not had_trailers
-            if self.decoder:
-                m.decode_data(self, buffered, end, _CAN_START_FROM_CURRENT)
-            else:
-                m.encode_data(self, buffered, end, _CAN_START_FROM_CURRENT)
-        if had_trailers and not m.destroyed:
-            if self.decoder:
-                assert m.request_trailers is not None
-                m.decode_trailers(self, m.request_trailers)
-            else:
-                assert m.response_trailers is not None
-                m.encode_trailers(self, m.response_trailers)
-        self.iterate_from_current = False
 
 
 def filter_raised_message(filter_name: str, step: str, e: BaseException) -> str:
@@ -380,8 +259,9 @@ def set_callbacks_of(manager: FilterManager, f: StreamFilter, cb: Any, name: str
         return True
     except BaseException as exc:  # even SystemExit: it must not end the worker thread
         manager.setup_error = filter_raised_message(name, "set_callbacks", exc)
-        for places in (manager.decoders, manager.encoders):
-            places[-1:] = [p for p in places[-1:] if p.filter is not f]
+        places = manager.places
+        if places and places[-1].filter is f:
+            places.pop()
         return False
 
 

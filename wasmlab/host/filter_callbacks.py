@@ -3,11 +3,9 @@
 
 In Envoy a filter's place in the chain *is* its callbacks object: ``ActiveStreamDecoderFilter``
 implements ``StreamDecoderFilterCallbacks``, ``ActiveStreamEncoderFilter`` the encoder ones. The
-same here: this class is a base of :class:`~.active_filter.ActiveFilter`, and ``set_callbacks``
-hands the filter its decoder place (its encoder place if it only encodes), which reaches its
-place in the other direction through ``peer``. (A wasmlab filter takes one callbacks object for
-both directions; a separate one per filter per stream would cost an object more.) Lua and Wasm
-filters are built on these same calls.
+same here: this class is a base of :class:`~.active_filter.ActiveFilter`, the filter's place
+(one object per filter for both directions), and ``set_callbacks`` hands the filter that place.
+Lua and Wasm filters are built on these same calls.
 """
 
 from __future__ import annotations
@@ -21,7 +19,7 @@ from ..http.inline_headers import RESPONSE_TRAILERS_INLINE
 
 if TYPE_CHECKING:
     from ..config.route import Route
-    from .active_filter import ActiveFilter
+    from .filter_direction import ActiveDirection
     from .filter_manager import FilterManager
     from .hcm import ActiveStream
     from .services import ServerContext
@@ -33,21 +31,14 @@ class FilterCallbacks:
 
     __slots__ = ()
 
-    if TYPE_CHECKING:  # the place's own fields (active_filter.py)
+    if TYPE_CHECKING:  # the place's own fields and views (active_filter.py)
         manager: FilterManager
         name: str
-        decoder: bool
-        peer: ActiveFilter | None
+        decodes: bool
+        encodes: bool
 
-    @property
-    def _dec(self) -> ActiveFilter | None:
-        """The filter's decoder place (None: it takes no part in decoding)."""
-        return self if self.decoder else self.peer  # type: ignore[return-value]
-
-    @property
-    def _enc(self) -> ActiveFilter | None:
-        """The filter's encoder place (None: it takes no part in encoding)."""
-        return self.peer if self.decoder else self  # type: ignore[return-value]
+        def decoding(self) -> ActiveDirection: ...
+        def encoding(self) -> ActiveDirection: ...
 
     def _on_worker(self, what: str) -> None:
         """Refuse a call from another thread than the stream's worker (a ``threading.Timer``, an
@@ -125,13 +116,13 @@ class FilterCallbacks:
     # ---- iteration ------------------------------------------------------------------------------
     def continue_decoding(self) -> None:
         self._on_worker("continue_decoding")
-        if self._dec is not None:
-            self._dec.common_continue()
+        if self.decodes:
+            self.decoding().common_continue()
 
     def continue_encoding(self) -> None:
         self._on_worker("continue_encoding")
-        if self._enc is not None:
-            self._enc.common_continue()
+        if self.encodes:
+            self.encoding().common_continue()
 
     def decoding_buffer(self) -> Buffer | None:
         return self.manager.buffered_request
@@ -141,11 +132,13 @@ class FilterCallbacks:
 
     def add_decoded_data(self, data: Buffer | bytes, streaming: bool = False) -> None:
         self._on_worker("add_decoded_data")
-        self.manager.add_data(self._dec, _as_buffer(data, "add_decoded_data"), streaming)
+        data = _as_buffer(data, "add_decoded_data")
+        self.manager.add_data(self.decoding() if self.decodes else None, data, streaming)
 
     def add_encoded_data(self, data: Buffer | bytes, streaming: bool = False) -> None:
         self._on_worker("add_encoded_data")
-        self.manager.add_data(self._enc, _as_buffer(data, "add_encoded_data"), streaming)
+        data = _as_buffer(data, "add_encoded_data")
+        self.manager.add_data(self.encoding() if self.encodes else None, data, streaming)
 
     def add_decoded_trailers(self) -> HeaderMap:
         m = self.manager
@@ -214,23 +207,6 @@ class FilterCallbacks:
 
     def log(self, level: str, logger: str, message: str) -> None:
         self.manager.stream.proxy.log(level, logger, message)
-
-
-class Unplaced(FilterCallbacks):
-    """The callbacks of a filter that takes part in neither direction (``decoder`` and
-    ``encoder`` both False): it has no place in the chain, so iteration calls do nothing."""
-
-    __slots__ = ("manager", "name", "decoder", "peer")
-
-    def __init__(self, manager: FilterManager, name: str) -> None:
-        self.manager = manager
-        self.name = name
-        self.decoder = False
-        self.peer = None
-
-    @property
-    def _enc(self) -> ActiveFilter | None:
-        return None
 
 
 def _as_buffer(data: Any, what: str) -> Buffer:

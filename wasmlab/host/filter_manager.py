@@ -28,8 +28,6 @@ from typing import TYPE_CHECKING, Any
 
 from ..http import Buffer, FilterDataStatus, FilterHeadersStatus, FilterTrailersStatus, HeaderMap
 from .active_filter import (
-    _ALWAYS_FROM_NEXT,
-    _CONTINUE,
     _DECODE_DATA,
     _DECODE_DATA_CB,
     _DECODE_HEADERS,
@@ -46,17 +44,18 @@ from .active_filter import (
     _TRAITS,
     ActiveFilter,
     FilterTraits,
-    IterationState,
     _Callback,
     filter_raised_message,
     set_callbacks_of,
     traits_of,
 )
-from .filter_callbacks import FilterCallbacks, Unplaced
+from .filter_callbacks import FilterCallbacks
+from .filter_direction import _ALWAYS_FROM_NEXT, _CONTINUE, STOPPED_ALL, ActiveDirection, IterationState
 from .filter_trace import call_traced, record_filter
 
 if TYPE_CHECKING:
     from ..filters.base import StreamFilter
+    from ..trace import Recorder
     from .hcm import ActiveStream
 
 __all__ = ["ActiveFilter", "FilterCallbacks", "FilterManager", "IterationState"]
@@ -93,47 +92,36 @@ class FilterManager:
 
     def __init__(self, stream: ActiveStream, filters: list[tuple[str, StreamFilter]], buffer_limit: int) -> None:
         self.stream = stream
-        self.rec = stream.proxy.recorder
+        self.rec: Recorder = stream.proxy.recorder
         self.buffer_limit = buffer_limit
-        # one pass: each filter gets its callbacks and its place in each direction it takes
-        # part in (Envoy's ActiveStreamDecoderFilter / ActiveStreamEncoderFilter); encoders run
-        # in reverse order, so their list is reversed and numbered at the end
-        self.decoders: list[ActiveFilter] = []
-        self.encoders: list[ActiveFilter] = []
+        # one pass: each filter gets its place (both directions, active_filter.py), which is
+        # also its callbacks; decoding walks the places forwards, encoding backwards
+        self.places: list[ActiveFilter] = []
         #: the filters whose class has its own ``log``/``on_destroy`` (the stream's end calls
         #: those, in chain order; StreamFilter's defaults do nothing)
         self.end_filters: list[StreamFilter] = []
-        decoders, encoders, end_filters = self.decoders, self.encoders, self.end_filters
+        places, end_filters = self.places, self.end_filters
         self.setup_error: str | None = None  # a filter raised in set_callbacks (set_callbacks_of)
-        for name, f in filters:
+        last_decoder = -1
+        for index, (name, f) in enumerate(filters):
             try:
                 traits = _TRAITS[f.__class__]
             except KeyError:  # the first stream with this filter class
                 traits = traits_of(f)
             if traits.per_instance:  # its instances set callbacks or flags on themselves
                 traits = FilterTraits(f.__class__, f.__dict__)
-            dec = enc = None
-            if traits.decoder:
-                dec = ActiveFilter(self, f, name, len(decoders), True, traits)
-                decoders.append(dec)
-            if traits.encoder:
-                enc = ActiveFilter(self, f, name, 0, False, traits)
-                encoders.append(enc)
-            # the filter's callbacks are its place (filter_callbacks.py): the decoder one, which
-            # reaches the encoder one, or the encoder one if it only encodes
-            if dec is not None:
-                dec.peer = enc
-            cb = dec or enc or Unplaced(self, name)
+            cb = ActiveFilter(self, f, name, index, traits)
+            places.append(cb)
             if traits.plain_set_callbacks:
                 f.callbacks = cb  # what StreamFilter.set_callbacks does, without the call
             elif not set_callbacks_of(self, f, cb, name):  # it raised: the chain ends before it
                 break
+            if traits.decoder:
+                last_decoder = index
             if traits.end_hooks:
                 end_filters.append(f)
-        if len(encoders) > 1:
-            encoders.reverse()
-            for i, e in enumerate(encoders):
-                e.index = i
+        #: the place of the last filter that decodes (-1: none)
+        self.last_decoder = last_decoder
         self.request_headers: HeaderMap | None = None
         self.request_trailers: HeaderMap | None = None
         self.response_headers: HeaderMap | None = None
@@ -150,7 +138,7 @@ class FilterManager:
         self.decoder_streaming = False
         self.encoder_streaming = False
         self.call_state = 0
-        self.destroyed = False
+        self.destroyed: bool = False
         self._too_large_sent = False
 
     # ---- trace (filter_trace.py: the traced stream's callbacks record enter/exit events) ----------
@@ -177,7 +165,7 @@ class FilterManager:
         if cb.abort_on_destroy and (self.destroyed or (cb.abort_on_complete and self.local_complete)):
             return None
         if cb.trailers:
-            e.end_stream = True
+            e.trailers_seen(cb.decoder)
         return self._settle(e, cb, status)
 
     def _settle(self, e: ActiveFilter, cb: _Callback, status: Any) -> Any:
@@ -235,17 +223,20 @@ class FilterManager:
     # stream (it would only return Continue; the state changes are the same), the Continue case
     # of after_headers/after_data is applied inline, and the headers walkers run an untraced
     # callback inline (what _call does, without its call).
-    def decode_headers(self, af: ActiveFilter | None, headers: HeaderMap, end_stream: bool) -> None:
+    def decode_headers(self, af: ActiveDirection | None, headers: HeaderMap, end_stream: bool) -> None:
         i = 0 if af is None else af.start_index(_ALWAYS_FROM_NEXT)
-        decoders = self.decoders
-        last = len(decoders) - 1
+        places = self.places
+        last = self.last_decoder
         traced = self.rec.enabled
         skip = 0 if traced else _DECODE_HEADERS
         continue_data_entry: ActiveFilter | None = None
         end = end_stream  # what each filter is told: False from where a buffered body continues
         while i <= last:
-            e = decoders[i]
-            e.end_stream = end
+            e = places[i]
+            if not e.decodes:
+                i += 1
+                continue
+            e.d_end = end
             if e.passthrough & skip:  # short cut: StreamFilter's default, nothing to call
                 status = _HS_CONTINUE
                 e.last_status = _DECODE_HEADERS_CB.continued
@@ -266,40 +257,43 @@ class FilterManager:
                 if status is None or self.decoder_aborted or self.destroyed:
                     return
             if status is _HS_CONTINUE:
-                e.headers_continued = True  # short cut: after_headers(Continue)
-            elif not e.after_headers(status) and i != last:
+                e.d_continued = True  # short cut: after_headers(Continue)
+            elif not e.decoding().after_headers(status) and i != last:
                 if continue_data_entry is not None:
-                    continue_data_entry.continue_held()
+                    continue_data_entry.decoding().continue_held()
                 return
             if end and self.buffered_request is not None:
                 continue_data_entry = e
                 end = False
             i += 1
         if continue_data_entry is not None:
-            continue_data_entry.continue_held()
+            continue_data_entry.decoding().continue_held()
 
-    def decode_data(self, af: ActiveFilter | None, data: Buffer, end_stream: bool, start: int) -> None:
+    def decode_data(self, af: ActiveDirection | None, data: Buffer, end_stream: bool, start: int) -> None:
         if self.local_complete or self.decoder_aborted or self.destroyed:
             return
         trailers_at_start = self.request_trailers is not None
         trailers_added: ActiveFilter | None = None
         i = 0 if af is None else af.start_index(start)
-        decoders = self.decoders
-        last = len(decoders) - 1
+        places = self.places
+        last = self.last_decoder
         skip = 0 if self.rec.enabled else _DECODE_DATA
         while i <= last:
-            e = decoders[i]
-            if e.iteration_state is not _CONTINUE and e.stopped_all():
-                e.buffer_stopped_all(data)
+            e = places[i]
+            if not e.decodes:
+                i += 1
+                continue
+            if e.d_state is not _CONTINUE and e.d_state in STOPPED_ALL:
+                e.decoding().buffer_stopped_all(data)
                 return
-            if e.end_stream:
+            if e.d_end:
                 return
-            e.end_stream = end_stream and self.request_trailers is None
+            e.d_end = end_stream and self.request_trailers is None
             if e.passthrough & skip:  # short cut: StreamFilter's default, nothing to call
                 status = _DS_CONTINUE
                 e.last_status = _DECODE_DATA_CB.continued
             else:
-                status = self._call(e, _DECODE_DATA_CB, e.filter.decode_data, data, e.end_stream)
+                status = self._call(e, _DECODE_DATA_CB, e.filter.decode_data, data, e.d_end)
                 if status is None:
                     return
                 if self.decoder_aborted or self.destroyed:
@@ -308,26 +302,29 @@ class FilterManager:
                     end_stream = False
                     trailers_added = e
             # short cut: after_data(Continue) on a filter that is not held lets iteration go on
-            went_on = status is _DS_CONTINUE and e.iteration_state is _CONTINUE
-            if not went_on and not e.after_data(status, data) and i != last:
+            went_on = status is _DS_CONTINUE and e.d_state is _CONTINUE
+            if not went_on and not e.decoding().after_data(status, data) and i != last:
                 break
             i += 1
         if trailers_added is not None and self.request_trailers is not None:
-            self.decode_trailers(trailers_added, self.request_trailers)
+            self.decode_trailers(trailers_added.decoding(), self.request_trailers)
 
-    def decode_trailers(self, af: ActiveFilter | None, trailers: HeaderMap) -> None:
+    def decode_trailers(self, af: ActiveDirection | None, trailers: HeaderMap) -> None:
         if self.local_complete or self.decoder_aborted or self.destroyed:
             return
         i = 0 if af is None else af.start_index(_ALWAYS_FROM_NEXT)
-        decoders = self.decoders
+        places = self.places
         skip = 0 if self.rec.enabled else _DECODE_TRAILERS
-        while i < len(decoders):
-            e = decoders[i]
-            if e.stopped_all():
+        while i <= self.last_decoder:
+            e = places[i]
+            if not e.decodes:
+                i += 1
+                continue
+            if e.d_state in STOPPED_ALL:
                 return
             if e.passthrough & skip:  # short cut: StreamFilter's default, nothing to call
                 status = _TS.Continue
-                e.end_stream = True
+                e.d_end = True
                 e.last_status = _DECODE_TRAILERS_CB.continued
             else:
                 status = self._call(e, _DECODE_TRAILERS_CB, e.filter.decode_trailers, trailers, True)
@@ -335,11 +332,11 @@ class FilterManager:
                     return
                 if self.decoder_aborted or self.destroyed:
                     return
-            if not e.after_trailers(status):
+            if not e.decoding().after_trailers(status):
                 return
             i += 1
 
-    def add_data(self, af: ActiveFilter | None, data: Buffer, streaming: bool) -> None:
+    def add_data(self, af: ActiveDirection | None, data: Buffer, streaming: bool) -> None:
         """``add_decoded_data``/``add_encoded_data`` from filter ``af`` (its direction): into the
         stream's buffered body, or, added during the trailers callback (the direction runs only
         its trailers), sent on inline to the next filters."""
@@ -356,7 +353,7 @@ class FilterManager:
         af.handle_buffer_data(data)
 
     # ---- encoding ----------------------------------------------------------------------------
-    def encode_headers(self, af: ActiveFilter | None, headers: HeaderMap, end_stream: bool) -> None:
+    def encode_headers(self, af: ActiveDirection | None, headers: HeaderMap, end_stream: bool) -> None:
         if self.destroyed:
             return
         if af is None:
@@ -368,16 +365,18 @@ class FilterManager:
             status = headers.get(":status")
             if status is not None and status.isdigit():
                 info.response_code = int(status)
-        i = 0 if af is None else af.start_index(_ALWAYS_FROM_NEXT)
-        encoders = self.encoders
-        last = len(encoders) - 1
+        i = len(self.places) - 1 if af is None else af.start_index(_ALWAYS_FROM_NEXT)
+        places = self.places
         traced = self.rec.enabled
         skip = 0 if traced else _ENCODE_HEADERS
         continue_data_entry: ActiveFilter | None = None
         end = end_stream  # what each filter is told: False from where a buffered body continues
-        while i <= last:
-            e = encoders[i]
-            e.end_stream = end
+        while i >= 0:  # encoders run in reverse config order
+            e = places[i]
+            if not e.encodes:
+                i -= 1
+                continue
+            e.e_end = end
             if e.passthrough & skip:  # short cut: StreamFilter's default, nothing to call
                 hs = _HS_CONTINUE
                 e.last_status = _ENCODE_HEADERS_CB.continued
@@ -401,15 +400,15 @@ class FilterManager:
                 if hs is None or self.response_headers is not headers:
                     return
             if hs is _HS_CONTINUE:
-                e.headers_continued = True  # short cut: after_headers(Continue)
-            elif not e.after_headers(hs):
-                if not e.end_stream and continue_data_entry is not None:
-                    continue_data_entry.continue_held()
+                e.e_continued = True  # short cut: after_headers(Continue)
+            elif not e.encoding().after_headers(hs):
+                if not e.e_end and continue_data_entry is not None:
+                    continue_data_entry.encoding().continue_held()
                 return
             if end and self.buffered_response is not None:
                 continue_data_entry = e
                 end = False
-            i += 1
+            i -= 1
         status = headers.get(":status")  # (the common "200" is checked without a call)
         if not (status is not None and status.isdecimal() and len(status) < 4) and not _status_parses(status):
             self.send_local_reply(
@@ -424,10 +423,10 @@ class FilterManager:
         if end:
             self._end_encode()
         if continue_data_entry is not None:
-            continue_data_entry.continue_held()
+            continue_data_entry.encoding().continue_held()
 
     def encode_data(
-        self, af: ActiveFilter | None, data: Buffer, end_stream: bool, start: int = _ALWAYS_FROM_NEXT
+        self, af: ActiveDirection | None, data: Buffer, end_stream: bool, start: int = _ALWAYS_FROM_NEXT
     ) -> None:
         if self.destroyed or self.local_complete:
             return
@@ -435,62 +434,67 @@ class FilterManager:
             self.local_encode_complete_upstream = end_stream
         trailers_at_start = self.response_trailers is not None
         trailers_added: ActiveFilter | None = None
-        i = 0 if af is None else af.start_index(start)
-        encoders = self.encoders
-        last = len(encoders) - 1
+        i = len(self.places) - 1 if af is None else af.start_index(start)
+        places = self.places
         skip = 0 if self.rec.enabled else _ENCODE_DATA
-        while i <= last:
-            e = encoders[i]
-            if e.iteration_state is not _CONTINUE and e.stopped_all():
-                e.buffer_stopped_all(data)
+        while i >= 0:  # encoders run in reverse config order
+            e = places[i]
+            if not e.encodes:
+                i -= 1
+                continue
+            if e.e_state is not _CONTINUE and e.e_state in STOPPED_ALL:
+                e.encoding().buffer_stopped_all(data)
                 return
-            if e.end_stream:
+            if e.e_end:
                 return
-            e.end_stream = end_stream and self.response_trailers is None
+            e.e_end = end_stream and self.response_trailers is None
             if e.passthrough & skip:  # short cut: StreamFilter's default, nothing to call
                 status = _DS_CONTINUE
                 e.last_status = _ENCODE_DATA_CB.continued
             else:
-                status = self._call(e, _ENCODE_DATA_CB, e.filter.encode_data, data, e.end_stream)
+                status = self._call(e, _ENCODE_DATA_CB, e.filter.encode_data, data, e.e_end)
                 if status is None:
                     return
                 if not trailers_at_start and self.response_trailers is not None and trailers_added is None:
                     trailers_added = e
             # short cut: after_data(Continue) on a filter that is not held lets iteration go on
-            went_on = status is _DS_CONTINUE and e.iteration_state is _CONTINUE
-            if not went_on and not e.after_data(status, data):
+            went_on = status is _DS_CONTINUE and e.e_state is _CONTINUE
+            if not went_on and not e.encoding().after_data(status, data):
                 return
-            i += 1
+            i -= 1
         end = end_stream and trailers_added is None
         self.stream.codec_encode_data(data, end)
         if end:
             self._end_encode()
         if trailers_added is not None and self.response_trailers is not None:
-            self.encode_trailers(trailers_added, self.response_trailers)
+            self.encode_trailers(trailers_added.encoding(), self.response_trailers)
 
-    def encode_trailers(self, af: ActiveFilter | None, trailers: HeaderMap) -> None:
+    def encode_trailers(self, af: ActiveDirection | None, trailers: HeaderMap) -> None:
         if self.destroyed or self.local_complete:
             return
         if af is None:
             self.local_encode_complete_upstream = True
-        i = 0 if af is None else af.start_index(_ALWAYS_FROM_NEXT)
-        encoders = self.encoders
+        i = len(self.places) - 1 if af is None else af.start_index(_ALWAYS_FROM_NEXT)
+        places = self.places
         skip = 0 if self.rec.enabled else _ENCODE_TRAILERS
-        while i < len(encoders):
-            e = encoders[i]
-            if e.stopped_all():
+        while i >= 0:  # encoders run in reverse config order
+            e = places[i]
+            if not e.encodes:
+                i -= 1
+                continue
+            if e.e_state in STOPPED_ALL:
                 return
             if e.passthrough & skip:  # short cut: StreamFilter's default, nothing to call
                 status = _TS.Continue
-                e.end_stream = True
+                e.e_end = True
                 e.last_status = _ENCODE_TRAILERS_CB.continued
             else:
                 status = self._call(e, _ENCODE_TRAILERS_CB, e.filter.encode_trailers, trailers, True)
                 if status is None:
                     return
-            if not e.after_trailers(status):
+            if not e.encoding().after_trailers(status):
                 return
-            i += 1
+            i -= 1
         self.stream.codec_encode_trailers(trailers)
         self._end_encode()
 
@@ -506,7 +510,7 @@ class FilterManager:
         else:
             self.encoder_streaming = streaming
 
-    def check_buffer_limit(self, af: ActiveFilter) -> None:
+    def check_buffer_limit(self, af: ActiveDirection) -> None:
         decoder = af.decoder
         buf = self.buffered_request if decoder else self.buffered_response
         if buf is None or len(buf) <= self.buffer_limit or self._too_large_sent:
@@ -571,12 +575,12 @@ class FilterManager:
     def holder(self) -> str:
         """Which filter holds the stream right now (for StreamTimeout messages)."""
         if not self.local_complete:
-            for e in self.encoders:
-                if not e.can_iterate():
+            for e in reversed(self.places):  # in encoding order
+                if e.encodes and e.e_state is not _CONTINUE:
                     return f"filter '{e.name}' ({e.describe_last()}, waiting for continue_encoding)"
             if self.response_headers is None or not self.response_started_to_codec:
-                for e in self.decoders:
-                    if not e.can_iterate():
+                for e in self.places:
+                    if e.decodes and e.d_state is not _CONTINUE:
                         return f"filter '{e.name}' ({e.describe_last()}, waiting for continue_decoding)"
         return self.stream.waiting_on()
 
@@ -588,10 +592,7 @@ class FilterManager:
         stream's objects are freed by reference counting at once (cheaper than cyclic GC): the
         lists here (manager -> place -> manager) and each place's filter (place -> filter ->
         callbacks -> place). A late ``continue_decoding()`` still finds the manager, destroyed."""
-        for af in self.decoders:
+        for af in self.places:
             af.filter = None  # type: ignore[assignment]
-        for af in self.encoders:
-            af.filter = None  # type: ignore[assignment]
-        self.decoders = []
-        self.encoders = []
+        self.places = []
         self.end_filters = []

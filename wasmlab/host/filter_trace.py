@@ -56,7 +56,7 @@ def call_traced(
     if cb.abort_on_destroy and (m.destroyed or (cb.abort_on_complete and m.local_complete)):
         return None
     if shape == FILTER_TRAILERS:
-        e.end_stream = True
+        e.trailers_seen(cb.decoder)
         raw = (e.name, e.kind, len(frame))
     result = _STATUS_NAMES.get(id(status)) or _name(status)
     m.rec.emit("filter", cb.name, raw, result, m.stream.stream_id, None, None, "exit", shape)
