@@ -244,17 +244,6 @@ CONFIG_CASES: list[tuple[str, str, str]] = [
         "no listeners: add static_resources.listeners with an http_connection_manager",
     ),
     (
-        "duplicate-listener",
-        _mutated(
-            "  clusters:",
-            HELLO[HELLO.index("  - name: listener_0") : HELLO.index("  clusters:")].replace(
-                "port_value: 10000", "port_value: 10001"
-            )
-            + "  clusters:",
-        ),
-        "error adding listener: duplicate listener name 'listener_0'",
-    ),
-    (
         "no-chain",
         "static_resources:\n  listeners:\n  - name: l\n    address: {socket_address: {address: 127.0.0.1, "
         "port_value: 1}}\n    filter_chains: []\n",

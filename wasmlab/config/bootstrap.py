@@ -541,7 +541,13 @@ def parse_bootstrap(source: Source, ext: Extensions) -> Bootstrap:
     for i, ln in enumerate(sr.req("listeners").list() if sr.has("listeners") else []):
         lst = parse_listener(ln, source, clusters, i, ext)
         if lst.name in names:
-            raise ln.child("name").error(f"error adding listener: duplicate listener name '{lst.name}'")
+            # Envoy 1.40 keeps the static listener it added first and ignores this one; it says so
+            # only in its debug log ("duplicate/locked listener"). (An LDS update with a name twice
+            # is refused: host/update.py.)
+            ln.child("name").notice(
+                f"a listener named '{lst.name}' is defined above: Envoy keeps the first one and ignores this one"
+            )
+            continue
         where = (lst.address.address, lst.address.port)
         if where in addresses and lst.address.port != 0:
             raise ln.child("address").error(

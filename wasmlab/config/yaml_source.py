@@ -195,6 +195,9 @@ class Source:
     #: fields Envoy accepts that wasmlab parses past without effect (``check_fields(ignored=...)``);
     #: the proxy logs each as a warning, so a valid config is never refused yet nothing is hidden
     ignored: list[str] = field(default_factory=list, compare=False)
+    #: other things of the config Envoy accepts and acts on without a word (or only at debug
+    #: level), said as whole warning lines (:meth:`Node.notice`); the proxy logs each
+    notices: list[str] = field(default_factory=list, compare=False)
 
     @classmethod
     def from_arg(cls, source: str | os.PathLike[str]) -> Source:
@@ -306,6 +309,12 @@ class Node:
         text = f"{where}: {path or '(top level)'}: {message}"
         # one line, even when a key or value quoted in it holds a line break
         return ConfigError(text.replace("\r", "\\r").replace("\n", "\\n"))
+
+    def notice(self, message: str) -> None:
+        """Keep a warning about this node for the proxy to log (``Source.notices``), located as
+        :meth:`error` locates an error."""
+        where = f"{self.source.name}:{self.line}" if self.line else self.source.name
+        self.source.notices.append(f"{where}: {self.path or '(top level)'}: {message}")
 
     # ---- navigation ----------------------------------------------------------------------
     def child(self, key: str | int) -> Node:

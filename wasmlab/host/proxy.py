@@ -237,6 +237,8 @@ class Proxy:
             self._log.log(
                 "warning", "config", f"{where}: accepted as Envoy does, but has no effect in wasmlab", record=False
             )
+        for line in config.source.notices:
+            self._log.log("warning", "config", line, record=False)
         activity = Activity()
         on_error = functools.partial(report_task_error, self._log.log)  # holds the log, not the proxy
         # the services extensions run on; the Proxy itself is what lessons and tests drive

@@ -55,8 +55,9 @@ class UpdateResult:
     listeners: tuple[str, ...] = ()
 
 
-def _raw_listeners(text: str) -> dict[str, Any]:
-    """The listeners of a YAML text by name, as plain data (to see which ones changed)."""
+def _raw_listeners(text: str, twice: list[str] | None = None) -> dict[str, Any]:
+    """The listeners of a YAML text by name, as plain data (to see which ones changed); the first
+    of two with one name (each name met again is added to ``twice``, once per repeat)."""
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError:
@@ -65,7 +66,12 @@ def _raw_listeners(text: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for i, lst in enumerate((sr or {}).get("listeners") or []):
         if isinstance(lst, dict):
-            out[str(lst.get("name") or f"listener_{i}")] = lst
+            name = str(lst.get("name") or f"listener_{i}")
+            if name in out:
+                if twice is not None:
+                    twice.append(name)
+                continue
+            out[name] = lst
     return out
 
 
@@ -124,10 +130,11 @@ class ListenerUpdater:
     def _update(self, source: str | os.PathLike[str], drain_time_s: float, timeout: float) -> UpdateResult:
         srv = self.srv
         old_raw = _raw_listeners(self.proxy.config.source.text)
-        new_raw = _raw_listeners(_source_text(source))
+        twice: list[str] = []
+        new_raw = _raw_listeners(_source_text(source), twice)
         changed = tuple(sorted(n for n in set(old_raw) | set(new_raw) if old_raw.get(n) != new_raw.get(n)))
         if not changed and new_raw:
-            return self._record(UpdateResult(True, "", ()))
+            return self._twice(twice) or self._record(UpdateResult(True, "", ()))
         srv.main.run_sync(self._record_begin, changed, self.generation + 1, timeout=timeout)
         try:
             config = load_config(source)
@@ -147,9 +154,21 @@ class ListenerUpdater:
             return self._reject(changed, self._envoy_reason(e, gen))
         for w in srv.workers:
             w.run_sync(self._start_worker, gen, w, timeout=timeout)
-        result = self._record(UpdateResult(True, "", changed), gen.number)
+        result = self._twice(twice, gen.number) or self._record(UpdateResult(True, "", changed), gen.number)
         self._swap(config, gen, changed, drain_time_s)
         return result
+
+    def _twice(self, names: list[str], generation: int | None = None) -> UpdateResult | None:
+        """An update that names a listener twice (None if none is). Envoy's LDS applies the
+        listeners in order and fails at the second of a name; the others, the first of that
+        name among them, are applied: the update is reported rejected, yet it took effect."""
+        if not names:
+            return None
+        for n in names:
+            self.srv.log("warning", "upstream", f"lds: listener '{n}' config rejected: duplicate listener {n} found")
+        # one line per failure, as Envoy's lds_api joins them
+        reason = "Error adding/updating listener(s) " + "\n".join(f"{n}: duplicate listener {n} found" for n in names)
+        return self._record(UpdateResult(False, reason, tuple(names)), generation)
 
     def _check_supported(self, config: Bootstrap, changed: tuple[str, ...]) -> None:
         tcp = {lst.name for lst in self.proxy.config.listeners if lst.hcm is None}

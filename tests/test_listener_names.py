@@ -1,0 +1,70 @@
+"""Two listeners with one name, as real Envoy 1.40 treats them: in the bootstrap the first one is
+kept and the other ignored (Envoy says so only in its debug log; wasmlab warns), and an LDS update
+(``proxy.update``) that names a listener twice is reported rejected, yet the first of the name took
+effect."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+
+from helpers import both
+from wasmlab import Proxy
+from wasmlab import envoy as real
+from wasmlab.config import builder as b
+
+
+def _bootstrap(*bodies: str, name: str = "l0", stat_prefix: str = "ingress") -> dict:
+    """One listener per body, all named ``name``, each answering its body directly."""
+    data = b.bootstrap([b.http_listener(name, 10000, routes=[b.direct_response("/", 200, bodies[0])])])
+    first = data["static_resources"]["listeners"][0]
+    first["filter_chains"][0]["filters"][0]["typed_config"]["stat_prefix"] = stat_prefix
+    for i, body in enumerate(bodies[1:], start=1):
+        other = copy.deepcopy(first)
+        other["address"]["socket_address"]["port_value"] = 10000 + i
+        routes = other["filter_chains"][0]["filters"][0]["typed_config"]["route_config"]["virtual_hosts"][0]["routes"]
+        routes[0]["direct_response"]["body"] = {"inline_string": body}
+        data["static_resources"]["listeners"].append(other)
+    return data
+
+
+@pytest.mark.envoy
+def test_a_bootstrap_listener_named_twice_keeps_the_first_as_envoy_does():
+    cfg = yaml.safe_dump(_bootstrap("first\n", "second\n"))
+    ok, message = real.validate(cfg)
+    assert ok, message
+    ours, _ = both(cfg, [{"method": "GET", "path": "/"}])  # (asserts Envoy answers the same)
+    assert ours[0].body == b"first\n"
+    with Proxy.from_yaml(cfg, workers=1) as p:
+        logs = p.logs
+    assert any(
+        "static_resources.listeners[1].name: a listener named 'l0' is defined above: Envoy keeps the first one"
+        " and ignores this one" in ln
+        for ln in logs
+    ), logs
+
+
+@pytest.mark.envoy
+def test_an_update_naming_a_listener_twice_is_rejected_yet_applies_the_first(envoy_bin):
+    first = yaml.safe_dump(_bootstrap("one\n"))
+    second = yaml.safe_dump(_bootstrap("two\n", "three\n", stat_prefix="x"))
+    with Proxy.from_yaml(first, workers=1) as p, real.run(first, workers=1, dynamic=True) as e:
+        ours, theirs = p.update(second), e.update(second)
+        assert not ours.accepted and not theirs.accepted
+        assert ours.reason == theirs.reason == "Error adding/updating listener(s) l0: duplicate listener l0 found"
+        mine, env = p.request("GET", "/"), e.request("GET", "/")
+        assert mine.body == env.body == b"two\n"
+        assert p.stats().get("http.x.downstream_rq_total") == e.stats().get("http.x.downstream_rq_total") == 1
+        assert "[warning][upstream] lds: listener 'l0' config rejected: duplicate listener l0 found" in p.logs
+
+
+def test_an_update_repeating_a_listener_unchanged_is_still_rejected():
+    """The first of the name is the running one: nothing changes, and the repeat is refused."""
+    first = yaml.safe_dump(_bootstrap("one\n"))
+    with Proxy.from_yaml(first, workers=1) as p:
+        result = p.update(yaml.safe_dump(_bootstrap("one\n", "other\n")))
+        assert not result.accepted
+        assert result.reason == "Error adding/updating listener(s) l0: duplicate listener l0 found"
+        assert p.request("GET", "/").body == b"one\n"
