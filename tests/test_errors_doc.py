@@ -97,7 +97,6 @@ ALLOWED: dict[str, str] = {
     "BytesValue must be base64": "a Wasm configuration BytesValue that is not base64: the message is the fix",
     "unsupported access logger ": "the message lists the access loggers wasmlab has",
     "wasmlab supports one filter chain per listener": "wasmlab's own limit, in the README's differences list",
-    "at least one network filter is required": "the message is the fix",
     "unsupported bootstrap extension ": "the message names the one wasmlab has (WasmService)",
     " must start with '/'": "a route prefix or path without its leading '/': the message is the fix",
     "Specify only one of prefix_rewrite, regex_rewrite or path_rewrite_policy": "Envoy's words: the message is the fix",

@@ -68,3 +68,43 @@ def test_an_update_repeating_a_listener_unchanged_is_still_rejected():
         assert not result.accepted
         assert result.reason == "Error adding/updating listener(s) l0: duplicate listener l0 found"
         assert p.request("GET", "/").body == b"one\n"
+
+
+def _with_empty_chain(data: dict) -> dict:
+    """``data`` plus a listener ``bare`` whose one filter chain has no network filters."""
+    bare = copy.deepcopy(data["static_resources"]["listeners"][0])
+    bare["name"] = "bare"
+    bare["address"]["socket_address"]["port_value"] = 10009
+    bare["filter_chains"] = [{"name": "nothing"}]
+    data["static_resources"]["listeners"].append(bare)
+    return data
+
+
+@pytest.mark.envoy
+def test_a_listener_without_network_filters_is_accepted_and_closes_each_connection_like_envoy(envoy_bin):
+    import socket
+
+    cfg = yaml.safe_dump(_with_empty_chain(_bootstrap("hello\n")))
+    ok, message = real.validate(cfg)
+    assert ok, message
+    with real.run(cfg, workers=1) as e:
+        assert e.request("GET", "/", listener="l0").body == b"hello\n"
+        with socket.create_connection(("127.0.0.1", e.listener_ports["bare"]), timeout=5) as s:
+            s.sendall(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+            try:
+                got = s.recv(100)
+            except ConnectionResetError:
+                got = b""
+        assert got == b""  # closed at once, nothing answered
+    with Proxy.from_yaml(cfg, workers=1) as p:
+        assert p.request("GET", "/", listener="l0").body == b"hello\n"
+        conn = p.connect("bare")
+        conn.send(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+        assert conn.recv(timeout=5) == b""
+        assert conn.closed
+        logs = p.logs
+    assert any(
+        "static_resources.listeners[1].filter_chains[0]: listener 'bare' has no network filters: Envoy accepts it"
+        " and closes every connection to it at once" in ln
+        for ln in logs
+    ), logs

@@ -446,13 +446,16 @@ def parse_listener(
         raise node.child("filter_chains").error("wasmlab supports one filter chain per listener")
     chain = chains[0].check_fields(
         "filters",
-        required=("filters",),
         ignored=("name", "filter_chain_match", "metadata", "transport_socket_connect_timeout", "use_proxy_proto"),
         message="transport_socket (TLS) is not supported",
     )
-    filters = chain.req("filters").list()
+    filters = chain.req("filters").list() if chain.has("filters") else []
     if not filters:
-        raise chain.child("filters").error("at least one network filter is required")
+        # Envoy 1.40 accepts it; each connection it accepts finds no filter to create and is
+        # closed at once (active_tcp_listener.cc, "closing connection ...: no filters")
+        chain.notice(
+            f"listener '{name}' has no network filters: Envoy accepts it and closes every connection to it at once"
+        )
     hcm: HcmConfig | None = None
     network: list[NetworkFilterConfig] = []
     for fn in filters:

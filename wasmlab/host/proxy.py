@@ -231,13 +231,10 @@ class Proxy:
             line_limit=line_kb * 1024 if line_kb else None,
             stats=stats,
         )
-        for where in config.source.ignored:
-            # Envoy accepts these fields; wasmlab runs without them (docs/envoy-fidelity.md)
-            # (not in the trace: it is about the config, not the run, and no thread of the run logs it)
-            self._log.log(
-                "warning", "config", f"{where}: accepted as Envoy does, but has no effect in wasmlab", record=False
-            )
-        for line in config.source.notices:
+        # fields Envoy accepts that wasmlab runs without (docs/envoy-fidelity.md), then what Envoy
+        # does with the config without a word (not in the trace: it is about the config, not the run)
+        ignored = [f"{where}: accepted as Envoy does, but has no effect in wasmlab" for where in config.source.ignored]
+        for line in ignored + config.source.notices:
             self._log.log("warning", "config", line, record=False)
         activity = Activity()
         on_error = functools.partial(report_task_error, self._log.log)  # holds the log, not the proxy

@@ -196,6 +196,9 @@ class ActiveTcpConnection:
     # ---- events from the client ----------------------------------------------------------------
     def start(self) -> None:
         self.record("tcp_connect", {"listener": self.listener.name})
+        if not self.listener.network_filters:  # Envoy: "closing connection ...: no filters"
+            self.close("local")
+            return
         for nf in self.listener.network_filters:
             f = nf.config.create_filter(self)
             f.conn = self
