@@ -111,3 +111,35 @@ def test_one_direction_filters_are_walked_in_envoys_order_and_resume_at_their_ne
         "B.encode_data:True",
         "E.encode_data:True",
     ]
+
+
+@native_filter("t_pl_reply_then_hold")
+class ReplyThenHold(NativeFilter):
+    """Answers from decode_headers; its encode_headers holds that reply for good."""
+
+    def decode_headers(self, headers, end_stream):
+        self.callbacks.send_local_reply(403, "denied")
+        return FilterHeadersStatus.StopIteration
+
+    def encode_headers(self, headers, end_stream):
+        return FilterHeadersStatus.StopAllIterationAndBuffer
+
+
+@pytest.mark.parametrize("trace", [False, True])
+def test_a_held_stream_names_the_last_callback_of_the_direction_that_holds_it(proxy_factory, trace):
+    """One place keeps each direction's last status: the decode_headers that returns after its
+    own nested encode_headers does not hide which callback holds the response."""
+    from wasmlab.errors import StreamTimeout
+
+    p = proxy_factory(
+        config("""
+          - name: wasmlab.native.t_pl_reply_then_hold"""),
+        workers=1,
+        trace=trace,
+    )
+    with pytest.raises(StreamTimeout) as err:
+        p.request("GET", "/x", timeout=0.3)
+    assert (
+        "filter 'wasmlab.native.t_pl_reply_then_hold' (encode_headers returned StopAllIterationAndBuffer, "
+        "waiting for continue_encoding)" in str(err.value)
+    )

@@ -438,7 +438,8 @@ def parse_listener(
         node.req("per_connection_buffer_limit_bytes").uint32()  # Envoy: a UInt32Value
         raw = node.req("per_connection_buffer_limit_bytes").value
         raw = raw.get("value") if isinstance(raw, dict) else raw  # a UInt32Value or a bare number
-        limit = Node(raw, node.child("per_connection_buffer_limit_bytes").path, source, node.line).int(1)
+        # 0: no limit (Envoy 1.40 then buffers a 2 MB body its default 1 MiB refuses)
+        limit = Node(raw, node.child("per_connection_buffer_limit_bytes").path, source, node.line).int(0)
     chains = node.req("filter_chains").list()
     if not chains:
         raise node.child("filter_chains").error("at least one filter chain is required")

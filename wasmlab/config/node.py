@@ -217,7 +217,7 @@ DEFAULT_MAX_HEADERS_COUNT = 100
 def request_header_limits(hcm: Node) -> tuple[int, int]:
     """(bytes, count) the downstream HTTP/1 codec allows in a request's head: Envoy answers 431
     past either (``host/hcm.py``). The range of ``max_request_headers_kb`` is checked with the
-    HCM's other fields; a ``max_headers_count`` of 0 counts as the default."""
+    HCM's other fields; a ``max_headers_count`` of 0 is refused in Envoy's words."""
     kb = hcm.get("max_request_headers_kb")
     common = hcm.get("common_http_protocol_options")
     count = common.get("max_headers_count") if common is not None and isinstance(common.value, dict) else None
@@ -225,7 +225,13 @@ def request_header_limits(hcm: Node) -> tuple[int, int]:
     only_count = common is not None and count is not None and set(common.value) == {"max_headers_count"}
     if only_count and common is not None and common.path in hcm.source.ignored:
         hcm.source.ignored.remove(common.path)
+    if count is not None and count.uint32() == 0:
+        raise count.error(
+            "Proto constraint validation failed (HttpConnectionManagerValidationError.CommonHttpProtocolOptions: "
+            "embedded message failed validation | caused by HttpProtocolOptionsValidationError.MaxHeadersCount: "
+            "value must be greater than or equal to 1)"
+        )
     return (
         (kb.uint32() if kb is not None else DEFAULT_MAX_REQUEST_HEADERS_KB) * 1024,
-        (count.uint32() if count is not None else 0) or DEFAULT_MAX_HEADERS_COUNT,
+        count.uint32() if count is not None else DEFAULT_MAX_HEADERS_COUNT,
     )

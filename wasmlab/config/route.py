@@ -18,6 +18,7 @@ matchers), :mod:`.route_action` (forward, direct response, redirect), :mod:`.hea
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -320,8 +321,12 @@ def parse_route_match(node: Node) -> RouteMatch:
         template = parse_path_match_policy(node.req(kind))
     else:
         value = as_wire_text(node.req(kind).str())
-        if kind != "prefix" and not value.startswith("/"):
-            raise node.child(kind).error(f"{kind} must start with '/'")
+        # (Envoy 1.40 takes a ``path`` without its leading '/' too: a route no request path matches)
+        if kind == "path_separated_prefix" and not re.fullmatch(r"[^?#]+[^?#/]", value):
+            raise node.child(kind).error(
+                "Proto constraint validation failed (RouteMatchValidationError.PathSeparatedPrefix: value does not "
+                'match regex pattern "^[^?#]+[^?#/]$")'
+            )
     cs = node.req("case_sensitive").bool_value() if node.has("case_sensitive") else True
     headers = [parse_header_matcher(h) for h in node.req("headers").list()] if node.has("headers") else []
     if node.has("grpc"):

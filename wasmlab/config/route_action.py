@@ -222,7 +222,13 @@ def parse_route_action(node: Node, template: UriTemplate | None = None) -> Route
     if len(hosts) > 1:
         raise node.error(f"only one host rewrite may be set, got {', '.join(hosts)}")
     if node.has("host_rewrite_literal"):
-        action.host_rewrite_literal = as_wire_text(node.req("host_rewrite_literal").str())
+        literal = node.req("host_rewrite_literal").str()
+        if any(c in literal for c in "\x00\n\r"):
+            raise node.child("host_rewrite_literal").error(
+                "Proto constraint validation failed (RouteActionValidationError.HostRewriteLiteral: value does not "
+                'match regex pattern "^[^\\x00\\n\\r]*$")'
+            )
+        action.host_rewrite_literal = as_wire_text(literal)
     if node.has("host_rewrite_header"):
         action.host_rewrite_header = node.req("host_rewrite_header").str(allow_empty=False).lower()
     if node.has("host_rewrite_path_regex"):

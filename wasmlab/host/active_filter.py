@@ -73,7 +73,8 @@ class _Callback:
         #: side checks this (and data also a completed response), as Envoy's encode path does
         self.abort_on_destroy = on_destroy
         self.abort_on_complete = on_complete
-        #: what ``last_status`` holds after the callback returned Continue (one shared tuple)
+        #: what the place's last status (``d_last``/``e_last``) holds after the callback returned
+        #: Continue (one shared tuple)
         self.continued: tuple[str, Any] = (name, status.Continue)
         self.continue_status = status.Continue
         self.decoder = bool(bit & 7)  # a decoding callback (the first three bits)
@@ -186,14 +187,16 @@ class ActiveFilter(FilterCallbacks):
         "e_end",
         "d_from_current",
         "e_from_current",
-        "last_status",
+        "d_last",
+        "e_last",
     )
     # (set on first write: see __init__)
     d_continued: bool
     e_continued: bool
     d_from_current: bool
     e_from_current: bool
-    last_status: tuple[str, Any] | None
+    d_last: tuple[str, Any]
+    e_last: tuple[str, Any]
 
     def __init__(self, manager: FilterManager, filt: StreamFilter, name: str, index: int, traits: FilterTraits) -> None:
         self.manager = manager
@@ -215,8 +218,16 @@ class ActiveFilter(FilterCallbacks):
         # filter on every stream): ``d_continued``/``e_continued``, whether its headers callback
         # let iteration pass (Envoy ``headers_continued_``, default False);
         # ``d_from_current``/``e_from_current``, whether a continue after a stop-all starts at
-        # this filter (Envoy ``iterate_from_current_filter_``, default False); ``last_status``,
-        # (callback name, status) of its last callback, for StreamTimeout diagnostics (None).
+        # this filter (Envoy ``iterate_from_current_filter_``, default False); ``d_last``/``e_last``,
+        # (callback name, status) of its last callback in that direction, for StreamTimeout
+        # diagnostics (none yet).
+
+    def set_last(self, decoder: bool, last: tuple[str, Any]) -> None:
+        """Remember a callback's (name, status) in its direction (the walkers write it inline)."""
+        if decoder:
+            self.d_last = last
+        else:
+            self.e_last = last
 
     def trailers_seen(self, decoder: bool) -> None:
         """A trailers callback ran: the stream ended in that direction for this filter."""
@@ -233,9 +244,9 @@ class ActiveFilter(FilterCallbacks):
         """This place as an encoder filter (Envoy ``ActiveStreamEncoderFilter``)."""
         return ActiveEncoderFilter(self)
 
-    def describe_last(self) -> str:
-        """The last callback and its status, for StreamTimeout diagnostics."""
-        last = getattr(self, "last_status", None)
+    def describe_last(self, decoder: bool) -> str:
+        """The last callback in that direction and its status, for StreamTimeout diagnostics."""
+        last = getattr(self, "d_last" if decoder else "e_last", None)
         if not last:
             return "no callback yet"
         name, status = last

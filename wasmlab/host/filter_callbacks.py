@@ -87,6 +87,8 @@ class FilterCallbacks:
 
     @property
     def buffer_limit(self) -> int:
+        """The stream's buffer limit in bytes (the listener's ``per_connection_buffer_limit_bytes``;
+        0: no limit, as Envoy's ``decoderBufferLimit()``)."""
         return self.manager.buffer_limit
 
     # ---- stream state ---------------------------------------------------------------------------

@@ -170,13 +170,13 @@ class FilterManager:
 
     def _settle(self, e: ActiveFilter, cb: _Callback, status: Any) -> Any:
         """A callback's return value as its status enum (None: the stream failed), kept in
-        ``last_status`` for diagnostics."""
+        the filter's last status in that direction for diagnostics."""
         if status.__class__ is not cb.status:
             status = self._coerce(cb.status, status, e, cb.name)
             if status is None:
                 return None
         # a shared tuple for Continue, the usual answer: no new object per call
-        e.last_status = cb.continued if status is cb.continue_status else (cb.name, status)
+        e.set_last(cb.decoder, cb.continued if status is cb.continue_status else (cb.name, status))
         return status
 
     def _raised(self, af: ActiveFilter, name: str, e: BaseException) -> Any:
@@ -239,7 +239,7 @@ class FilterManager:
             e.d_end = end
             if e.passthrough & skip:  # short cut: StreamFilter's default, nothing to call
                 status = _HS_CONTINUE
-                e.last_status = _DECODE_HEADERS_CB.continued
+                e.d_last = _DECODE_HEADERS_CB.continued
             else:
                 if traced:
                     status = self._call_traced(e, _DECODE_HEADERS_CB, e.filter.decode_headers, headers, end)
@@ -251,7 +251,7 @@ class FilterManager:
                         status = self._raised(e, "decode_headers", exc)
                     self.call_state &= ~_DECODE_HEADERS
                     if status is _HS_CONTINUE:
-                        e.last_status = _DECODE_HEADERS_CB.continued
+                        e.d_last = _DECODE_HEADERS_CB.continued
                     else:
                         status = self._settle(e, _DECODE_HEADERS_CB, status)
                 if status is None or self.decoder_aborted or self.destroyed:
@@ -291,7 +291,7 @@ class FilterManager:
             e.d_end = end_stream and self.request_trailers is None
             if e.passthrough & skip:  # short cut: StreamFilter's default, nothing to call
                 status = _DS_CONTINUE
-                e.last_status = _DECODE_DATA_CB.continued
+                e.d_last = _DECODE_DATA_CB.continued
             else:
                 status = self._call(e, _DECODE_DATA_CB, e.filter.decode_data, data, e.d_end)
                 if status is None:
@@ -325,7 +325,7 @@ class FilterManager:
             if e.passthrough & skip:  # short cut: StreamFilter's default, nothing to call
                 status = _TS.Continue
                 e.d_end = True
-                e.last_status = _DECODE_TRAILERS_CB.continued
+                e.d_last = _DECODE_TRAILERS_CB.continued
             else:
                 status = self._call(e, _DECODE_TRAILERS_CB, e.filter.decode_trailers, trailers, True)
                 if status is None:
@@ -379,7 +379,7 @@ class FilterManager:
             e.e_end = end
             if e.passthrough & skip:  # short cut: StreamFilter's default, nothing to call
                 hs = _HS_CONTINUE
-                e.last_status = _ENCODE_HEADERS_CB.continued
+                e.e_last = _ENCODE_HEADERS_CB.continued
             else:
                 if traced:
                     hs = self._call_traced(e, _ENCODE_HEADERS_CB, e.filter.encode_headers, headers, end)
@@ -393,7 +393,7 @@ class FilterManager:
                     if self.destroyed:
                         return
                     if hs is _HS_CONTINUE:
-                        e.last_status = _ENCODE_HEADERS_CB.continued
+                        e.e_last = _ENCODE_HEADERS_CB.continued
                     else:
                         hs = self._settle(e, _ENCODE_HEADERS_CB, hs)
                 # (a local reply replaced the response)
@@ -450,7 +450,7 @@ class FilterManager:
             e.e_end = end_stream and self.response_trailers is None
             if e.passthrough & skip:  # short cut: StreamFilter's default, nothing to call
                 status = _DS_CONTINUE
-                e.last_status = _ENCODE_DATA_CB.continued
+                e.e_last = _ENCODE_DATA_CB.continued
             else:
                 status = self._call(e, _ENCODE_DATA_CB, e.filter.encode_data, data, e.e_end)
                 if status is None:
@@ -487,7 +487,7 @@ class FilterManager:
             if e.passthrough & skip:  # short cut: StreamFilter's default, nothing to call
                 status = _TS.Continue
                 e.e_end = True
-                e.last_status = _ENCODE_TRAILERS_CB.continued
+                e.e_last = _ENCODE_TRAILERS_CB.continued
             else:
                 status = self._call(e, _ENCODE_TRAILERS_CB, e.filter.encode_trailers, trailers, True)
                 if status is None:
@@ -513,7 +513,7 @@ class FilterManager:
     def check_buffer_limit(self, af: ActiveDirection) -> None:
         decoder = af.decoder
         buf = self.buffered_request if decoder else self.buffered_response
-        if buf is None or len(buf) <= self.buffer_limit or self._too_large_sent:
+        if buf is None or len(buf) <= self.buffer_limit or not self.buffer_limit or self._too_large_sent:
             return
         if self.decoder_streaming if decoder else self.encoder_streaming:
             return  # watermark: Envoy would pause reading the socket (or the upstream)
@@ -577,11 +577,11 @@ class FilterManager:
         if not self.local_complete:
             for e in reversed(self.places):  # in encoding order
                 if e.encodes and e.e_state is not _CONTINUE:
-                    return f"filter '{e.name}' ({e.describe_last()}, waiting for continue_encoding)"
+                    return f"filter '{e.name}' ({e.describe_last(False)}, waiting for continue_encoding)"
             if self.response_headers is None or not self.response_started_to_codec:
                 for e in self.places:
                     if e.decodes and e.d_state is not _CONTINUE:
-                        return f"filter '{e.name}' ({e.describe_last()}, waiting for continue_decoding)"
+                        return f"filter '{e.name}' ({e.describe_last(True)}, waiting for continue_decoding)"
         return self.stream.waiting_on()
 
     def destroy(self) -> None:
@@ -595,4 +595,5 @@ class FilterManager:
         for af in self.places:
             af.filter = None  # type: ignore[assignment]
         self.places = []
+        self.last_decoder = -1
         self.end_filters = []

@@ -64,5 +64,5 @@ def call_traced(
         status = m._coerce(cb.status, status, e, cb.name)
         if status is None:
             return None
-    e.last_status = (cb.name, status)
+    e.set_last(cb.decoder, (cb.name, status))
     return status

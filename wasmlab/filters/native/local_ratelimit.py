@@ -123,7 +123,8 @@ def parse_config(node: Node) -> LocalRateLimitConfig:
             raise tb.child("fill_interval").error("fill_interval must be greater than 0")
         if interval < 0.05:  # Envoy's words (its timer's floor)
             raise tb.child("fill_interval").error("local rate limit token bucket fill timer must be >= 50ms")
-        bucket = TokenBucket(tb.req("max_tokens").int(1), tokens_per_fill, interval)
+        # (0 is accepted, as Envoy accepts it: a bucket that never holds a token limits every request)
+        bucket = TokenBucket(tb.req("max_tokens").uint32(), tokens_per_fill, interval)
     status = 429
     if node.has("status"):
         st = node.req("status").check_fields("code", required=("code",))

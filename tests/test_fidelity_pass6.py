@@ -1,0 +1,110 @@
+"""Fidelity pass 6 (stop 23): boundary values of fields wasmlab parses, each where Envoy 1.40 and
+wasmlab disagreed — configs Envoy takes that wasmlab refused (and what Envoy then does with them),
+and configs Envoy refuses that wasmlab took (refused now in Envoy's words)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from helpers import both
+from wasmlab import Proxy
+from wasmlab import envoy as real
+from wasmlab.config import builder as b
+from wasmlab.errors import ConfigError
+
+pytestmark = pytest.mark.envoy
+
+
+def _bootstrap(filters: list | None = None) -> dict:
+    return b.bootstrap(
+        [b.http_listener("l0", 10000, routes=[b.route("/", "backend")], http_filters=[*(filters or []), b.router()])],
+        clusters=[b.cluster("backend", 8081)],
+    )
+
+
+def _hcm(d: dict) -> dict:
+    return d["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+
+
+def _routes(d: dict) -> list:
+    return _hcm(d)["route_config"]["virtual_hosts"][0]["routes"]
+
+
+def _accepted_by_both(d: dict, tmp_path) -> str:
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(d))
+    ok, message = real.validate(path)
+    assert ok, message
+    return str(path)
+
+
+def test_a_token_bucket_of_zero_tokens_limits_every_request_like_envoy(envoy_bin, tmp_path):
+    cfg = _accepted_by_both(_bootstrap([b.local_ratelimit(0, tokens_per_fill=1)]), tmp_path)
+    ours, _ = both(cfg, [{"method": "GET", "path": "/"}] * 2)
+    assert [r.status for r in ours] == [429, 429]
+
+
+def test_a_listener_buffer_limit_of_zero_means_no_limit_like_envoy(envoy_bin, tmp_path):
+    """A Lua filter reads a 2 MB body whole: past the default 1 MiB limit Envoy would answer 413;
+    with ``per_connection_buffer_limit_bytes: 0`` the body goes through."""
+    lua = "function envoy_on_request(h) local n = h:body():length() h:headers():add('x-n', tostring(n)) end"
+    d = _bootstrap([b.lua(inline=lua)])
+    d["static_resources"]["listeners"][0]["per_connection_buffer_limit_bytes"] = 0
+    cfg = _accepted_by_both(d, tmp_path)
+    ours, _ = both(cfg, [{"method": "POST", "path": "/", "body": b"x" * 2_000_000, "timeout": 30}])
+    assert ours[0].status == 200
+    assert dict(json.loads(ours[0].body)["headers"])["x-n"] == "2000000"
+
+
+def test_a_path_match_without_its_slash_is_accepted_and_matches_nothing_like_envoy(envoy_bin, tmp_path):
+    d = _bootstrap()
+    _routes(d).insert(0, {"match": {"path": "nos"}, "direct_response": {"status": 201}})
+    _routes(d).insert(0, {"match": {"path": ""}, "direct_response": {"status": 202}})
+    cfg = _accepted_by_both(d, tmp_path)
+    ours, _ = both(cfg, [{"method": "GET", "path": "/nos"}, {"method": "GET", "path": "/"}])
+    assert [r.status for r in ours] == [200, 200]  # both reached the backend route
+
+
+_PGV = "Proto constraint validation failed ("
+REFUSED = {
+    "max_headers_count 0": (
+        lambda d: _hcm(d).update(common_http_protocol_options={"max_headers_count": 0}),
+        "HttpProtocolOptionsValidationError.MaxHeadersCount: value must be greater than or equal to 1)",
+    ),
+    "a host_rewrite_literal with a line break": (
+        lambda d: _routes(d)[0]["route"].update(host_rewrite_literal="a\nb"),
+        'RouteActionValidationError.HostRewriteLiteral: value does not match regex pattern "^[^\\x00\\n\\r]*$")',
+    ),
+    **{
+        f"path_separated_prefix {value!r}": (
+            lambda d, v=value: _routes(d)[0].update(match={"path_separated_prefix": v}),
+            'RouteMatchValidationError.PathSeparatedPrefix: value does not match regex pattern "^[^?#]+[^?#/]$")',
+        )
+        for value in ("/a/", "", "/a?b", "/", "a")
+    },
+}
+
+
+@pytest.mark.parametrize("case", list(REFUSED))
+def test_a_config_envoy_refuses_is_refused_in_envoys_words(envoy_bin, tmp_path, case):
+    change, message = REFUSED[case]
+    d = _bootstrap()
+    change(d)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(d))
+    ok, envoy_message = real.validate(path)
+    assert not ok and _PGV in envoy_message and message in envoy_message
+    with pytest.raises(ConfigError) as err:
+        Proxy.from_yaml(path)
+    assert message in str(err.value) and str(path) in str(err.value)
+
+
+def test_a_path_separated_prefix_envoy_takes_still_matches_by_segment(envoy_bin, tmp_path):
+    d = _bootstrap()
+    _routes(d).insert(0, {"match": {"path_separated_prefix": "/api"}, "direct_response": {"status": 201}})
+    cfg = _accepted_by_both(d, tmp_path)
+    ours, _ = both(cfg, [{"method": "GET", "path": p} for p in ("/api", "/api/x", "/apix", "/api?q")])
+    assert [r.status for r in ours] == [201, 201, 200, 201]
