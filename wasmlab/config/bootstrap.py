@@ -346,6 +346,10 @@ def parse_hcm(
             raise fn.error(
                 f"non-terminal filter named {f.name} of type {kind} is the last filter in a http filter chain."
             )
+        if last and f.disabled:
+            raise fn.child("disabled").error(
+                f"Error: the last (terminal) filter ({f.name}) in the chain cannot be disabled by default."
+            )
     if not filters:
         raise node.error("http_filters is empty: add envoy.filters.http.router as the last filter")
     by_name: dict[str, HttpFilterConfig] = {}

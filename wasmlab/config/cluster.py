@@ -129,8 +129,13 @@ _LB_POLICIES = (
 def _check_unmodelled_values(node: Node) -> None:
     """Fields wasmlab does not model are still refused where Envoy refuses their value: an
     unknown ``lb_policy``, a ``connect_timeout`` that is not positive."""
-    if node.has("lb_policy"):
-        node.req("lb_policy").enum(_LB_POLICIES)
+    if node.has("lb_policy") and node.req("lb_policy").enum(_LB_POLICIES) == "CLUSTER_PROVIDED":
+        # none of the cluster types wasmlab has (STATIC, STRICT_DNS, LOGICAL_DNS) provides one
+        name = node.req("name").str() if node.has("name") else ""
+        raise node.child("lb_policy").error(
+            f"cluster manager: cluster provided LB specified but cluster '{name}' did not provide one. "
+            "Check cluster documentation."
+        )
     if node.has("connect_timeout") and node.req("connect_timeout").duration() <= 0:
         raise node.child("connect_timeout").error(
             "Proto constraint validation failed (ClusterValidationError.ConnectTimeout: value must be greater than 0s)"

@@ -237,7 +237,11 @@ def parse_log_format(node: Node) -> LogFormat:
         return LogFormat(Formatter.compile(src.req("inline_string").str(), src.child("inline_string")), None, omit)
     if node.has("text_format"):
         return LogFormat(Formatter.compile(node.req("text_format").str(), node.child("text_format")), None, omit)
-    return LogFormat(Formatter.compile(DEFAULT_ACCESS_LOG_FORMAT), None, omit)
+    # (Envoy's SubstitutionFormatString requires its format: omit log_format for the default one)
+    raise node.error(
+        'Proto constraint validation failed (embedded message failed validation | caused by field: "format", '
+        "reason: is required): set text_format_source, text_format or json_format"
+    )
 
 
 def compile_json(node: Node) -> dict[str, Any]:

@@ -8,6 +8,7 @@ drops an option whose value formats to the empty string.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -144,10 +145,28 @@ def _removals(node: Node) -> list[str]:
     return out
 
 
+#: the protobuf message whose ``*_headers_to_add`` a node holds, by the field it is in
+_MESSAGES = {
+    "routes": "Route",
+    "virtual_hosts": "VirtualHost",
+    "route_config": "RouteConfiguration",
+    "clusters": "ClusterWeight",  # a weighted cluster's entry
+}
+
+
 def parse_mutations(node: Node) -> HeaderMutations:
     """A route's, virtual host's or route configuration's header mutations; like Envoy, they may
-    not add, set or remove pseudo-headers or ``host``."""
+    not add, set or remove pseudo-headers or ``host``, nor add more than 1000 headers a list."""
     m = HeaderMutations()
+    for key in ("request_headers_to_add", "response_headers_to_add"):
+        n = node.get(key)
+        if n is not None and isinstance(n.value, list) and len(n.value) > 1000:
+            message = _MESSAGES.get(re.sub(r"\[\d+\]$", "", node.path.rsplit(".", 1)[-1]), "Route")
+            field = "".join(w.capitalize() for w in key.split("_"))
+            raise n.error(
+                f"Proto constraint validation failed ({message}ValidationError.{field}: value must contain no more "
+                "than 1000 item(s))"
+            )
     if (n := node.get("request_headers_to_add")) is not None:
         m.request_add = _options(n)
     if (n := node.get("response_headers_to_add")) is not None:

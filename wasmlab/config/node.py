@@ -144,6 +144,11 @@ def parse_hcm_header_options(node: Node) -> HcmHeaderOptions:
         opts.skip_xff_append = node.req("skip_xff_append").bool()
     if node.has("via"):
         opts.via = node.req("via").str()
+        if any(c in opts.via for c in "\x00\n\r"):
+            raise node.child("via").error(
+                "Proto constraint validation failed (HttpConnectionManagerValidationError.Via: value does not match "
+                'regex pattern "^[^\\x00\\n\\r]*$")'
+            )
     for key in ("preserve_external_request_id", "always_set_request_id_in_response"):
         if node.has(key):
             setattr(opts, key, node.req(key).bool())

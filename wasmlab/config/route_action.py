@@ -296,6 +296,8 @@ def parse_redirect(node: Node) -> Redirect:
     paths = [k for k in ("path_redirect", "prefix_rewrite", "regex_rewrite") if node.has(k)]
     if len(paths) > 1:
         raise node.error(f"only one of path_redirect, prefix_rewrite, regex_rewrite may be set, got {', '.join(paths)}")
+    if node.has("https_redirect") and node.has("scheme_redirect"):  # one protobuf oneof: Envoy cannot parse it
+        raise node.error("only one of https_redirect, scheme_redirect may be set (they are one protobuf oneof)")
     r = Redirect()
     if node.has("https_redirect") and node.req("https_redirect").bool():
         r.scheme = "https"
@@ -303,6 +305,11 @@ def parse_redirect(node: Node) -> Redirect:
         r.scheme = node.req("scheme_redirect").str()
     if node.has("host_redirect"):
         r.host = node.req("host_redirect").str()
+        if any(c in r.host for c in "\x00\n\r"):
+            raise node.child("host_redirect").error(
+                "Proto constraint validation failed (RedirectActionValidationError.HostRedirect: value does not "
+                'match regex pattern "^[^\\x00\\n\\r]*$")'
+            )
     if node.has("port_redirect"):
         r.port = node.req("port_redirect").int(0, 65535)
     if node.has("path_redirect"):
