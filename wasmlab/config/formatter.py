@@ -29,10 +29,11 @@ from .stream_info_formatter import (
     wire_to_text,
 )
 from .struct_text import RawJson, dumps_log, struct_json, struct_text
+from .struct_value import struct_value
+from .yaml_source import Node
 
 if TYPE_CHECKING:
     from ..http.stream_info import StreamInfo
-    from .yaml_source import Node
 
 #: Envoy's default access log format (``DEFAULT_FORMAT`` in substitution_format_string.cc)
 DEFAULT_ACCESS_LOG_FORMAT = (
@@ -258,5 +259,9 @@ def _compile_json_value(child: Node) -> Any:
     if isinstance(v, list):
         return [_compile_json_value(item) for item in child.list()]
     if v is None or isinstance(v, bool | int | float):
-        return Constant(v)
+        # Envoy reads a float, or an integer past int32, as the string written (struct_value.py)
+        v = struct_value(v)
+        if not isinstance(v, str):
+            return Constant(v)
+        return Formatter.compile(v, child)
     return Formatter.compile(child.str(), child)

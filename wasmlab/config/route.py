@@ -55,6 +55,7 @@ from .route_action import (
     parse_redirect,
     parse_route_action,
 )
+from .struct_value import struct_value
 from .uri_template import UriTemplate, parse_path_match_policy
 from .yaml_source import Node
 
@@ -299,7 +300,7 @@ def parse_metadata(node: Node | None) -> dict[str, Any]:
         return {}
     node.check_fields("filter_metadata typed_filter_metadata")
     fm = node.get("filter_metadata")
-    return dict(fm.mapping().value) if fm is not None else {}
+    return dict(struct_value(fm.mapping().value)) if fm is not None else {}
 
 
 def parse_route_match(node: Node) -> RouteMatch:

@@ -88,6 +88,7 @@ def validate(config: str | os.PathLike[str], timeout: float = 60.0) -> tuple[boo
             cwd=cwd,
             capture_output=True,
             text=True,
+            errors="replace",  # Envoy may quote a config's bytes that are not UTF-8
             timeout=timeout,
         )
     finally:

@@ -7,7 +7,7 @@ gets which ``configuration`` and what happens when the VM fails (``fail_open`` o
 configuration and code — is equal.
 
 Configuration values are passed to the module as Envoy does: ``StringValue``/``BytesValue``
-unwrapped, ``Struct`` as JSON.
+unwrapped, ``Struct`` as its protobuf bytes (``struct_wire.py``).
 """
 
 from __future__ import annotations
@@ -15,14 +15,14 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
-import json
 import os
 from dataclasses import dataclass, field
-from typing import Any
 
+from ..config.struct_value import struct_value
 from ..config.yaml_source import FileRefused, Node, read_regular_file
 from .abi import ModuleInfo, ModuleRejected, inspect_module
 from .module_cache import CompiledCode, compile_code
+from .struct_wire import encode_struct
 from .types import FailurePolicy
 
 #: the largest ``.wasm`` file wasmlab reads (real filters are a few MB; a WAF build ~30 MB)
@@ -120,30 +120,20 @@ def unwrap_any(node: Node) -> bytes:
     if short == "google.protobuf.Struct":
         node.check_fields("@type value")
         value = node.get("value")
-        data = value.mapping().value if value is not None else {}
-        return json.dumps(_plain(data), separators=(",", ":")).encode()
+        return encode_struct(struct_value(value.mapping().value) if value is not None else {})
     raise node.child("@type").error(
         f"configuration of type {short!r} is not supported (use google.protobuf.StringValue, BytesValue or Struct)"
     )
 
 
-def _plain(v: Any) -> Any:
-    if isinstance(v, dict):
-        return {str(k): _plain(x) for k, x in v.items()}
-    if isinstance(v, list):
-        return [_plain(x) for x in v]
-    if isinstance(v, float) and v.is_integer():
-        return int(v)
-    return v
-
-
 def parse_vm_config(node: Node) -> VmConfig:
     node.check_fields(
         "vm_id runtime code configuration environment_variables",
-        required=("runtime", "code"),
+        required=("code",),
         ignored=("allow_precompiled", "nack_on_code_cache_miss"),
     )
-    runtime = node.req("runtime").str(allow_empty=False)
+    # an empty or absent runtime is Envoy's first engine that runs .wasm code: V8 in Envoy 1.40
+    runtime = (node.req("runtime").str() if node.has("runtime") else "") or V8
     if runtime == NULL_RUNTIME:
         raise node.child("runtime").error(
             "envoy.wasm.runtime.null runs plugins compiled into Envoy (NullVM); wasmlab can only run .wasm code"

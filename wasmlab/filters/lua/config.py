@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ...config.data_source import parse_data_source
+from ...config.struct_value import struct_value
 from .runtime import compile_check
 
 if TYPE_CHECKING:
@@ -82,7 +83,7 @@ def _struct(node: Node | None) -> dict[str, Any]:
     if node is None:
         return {}
     node.mapping("a Struct (a mapping)")
-    return dict(node.value)
+    return dict(struct_value(node.value))
 
 
 @dataclass

@@ -18,7 +18,6 @@ from .wrappers import (
     StreamInfoWrapper,
     VirtualHostWrapper,
 )
-from .wrappers_metadata import config_struct
 
 
 def _child(lua_name: str, make: Callable[[Any], BaseLuaObject], doc: str | None = None) -> Callable[..., Any]:
@@ -39,14 +38,12 @@ class StreamInfoApi(HandleDriver):
 
     lua_metadata = _child(
         "metadata",
-        lambda h: MetadataMapWrapper(h, config_struct(h.cb.metadata())),
+        lambda h: MetadataMapWrapper(h, h.cb.metadata()),
         "@return the route's filter_metadata for this filter's name (or envoy.filters.http.lua).",
     )
-    lua_route = _child("route", lambda h: RouteWrapper(h, config_struct(h.cb.route_metadata())))
-    lua_virtual_host = _child(
-        "virtualHost", lambda h: VirtualHostWrapper(h, config_struct(h.cb.virtual_host_metadata()))
-    )
-    lua_filter_context = _child("filterContext", lambda h: MetadataMapWrapper(h, config_struct(h.cb.filter_context())))
+    lua_route = _child("route", lambda h: RouteWrapper(h, h.cb.route_metadata()))
+    lua_virtual_host = _child("virtualHost", lambda h: VirtualHostWrapper(h, h.cb.virtual_host_metadata()))
+    lua_filter_context = _child("filterContext", lambda h: MetadataMapWrapper(h, h.cb.filter_context()))
     lua_stream_info = _child("streamInfo", lambda h: StreamInfoWrapper(h, h.stream_info))
     lua_connection_stream_info = _child("connectionStreamInfo", lambda h: ConnectionStreamInfoWrapper(h, {}))
     lua_connection = _child("connection", ConnectionWrapper)

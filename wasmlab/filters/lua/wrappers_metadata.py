@@ -81,48 +81,6 @@ def _table_with_holes(h: HandleDriver, v: Any) -> Any:
     return v
 
 
-_INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
-
-
-def yaml_struct(value: Any) -> Any:
-    """A ``Struct`` written in the YAML (route metadata, ``filter_context``) as Envoy 1.40 holds
-    it, measured: an integer is a number only in the int32 range (``3000000000`` is the string
-    ``"3000000000"``); a float is a *string* (``2.50`` -> ``"2.5"``, ``1.0`` -> ``"1.0"``,
-    ``.inf`` -> ``".inf"``; Python's ``repr``, which may word a rare literal differently);
-    booleans, strings and null as they are."""
-    if isinstance(value, bool) or value is None or isinstance(value, str):
-        return value
-    if isinstance(value, int):
-        return value if _INT32_MIN <= value <= _INT32_MAX else str(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return ".nan"
-        if math.isinf(value):
-            return ".inf" if value > 0 else "-.inf"
-        return repr(value)
-    if isinstance(value, dict):
-        return {k: yaml_struct(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [yaml_struct(v) for v in value]
-    return value
-
-
-#: ``yaml_struct`` of the config's metadata dicts, by id (the dict is kept so its id stays its own)
-_YAML_STRUCTS: dict[int, tuple[Any, dict[str, Any]]] = {}
-
-
-def config_struct(fields: dict[str, Any]) -> dict[str, Any]:
-    """``yaml_struct`` of a metadata dict from the configuration, made once per dict."""
-    if not fields:
-        return fields
-    found = _YAML_STRUCTS.get(id(fields))
-    if found is None or found[0] is not fields:
-        if len(_YAML_STRUCTS) > 1024:  # (configurations come and go in a notebook)
-            _YAML_STRUCTS.clear()
-        found = _YAML_STRUCTS[id(fields)] = (fields, yaml_struct(fields))
-    return found[1]
-
-
 #: how deep ``from_lua_value`` follows tables: Envoy's conversion recurses on the Lua stack until
 #: LuaJIT's "stack overflow" (a table that holds itself); wasmlab stops sooner, with the same error
 MAX_TABLE_DEPTH = 200

@@ -1,0 +1,85 @@
+"""YAML scalars in a ``google.protobuf.Struct`` as Envoy 1.40 reads them: an integer within
+int32 is a number, a bool a bool, and a float or a larger integer the string written
+(``wasmlab/config/struct_value.py``). Seen the same in an access log's ``json_format``, in
+metadata a Lua script reads, and in a Wasm module's Struct configuration."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from helpers import file_logs_of_both
+from wasmlab import Proxy
+from wasmlab import envoy as real
+from wasmlab.config import builder as b
+from wasmlab.config.struct_value import struct_value
+
+pytestmark = pytest.mark.envoy
+
+VALUES = {"f": 1.5, "i": 7, "neg": -3, "big": 5000000000, "t": True, "s": "x", "n": None, "l": [2.5, 3]}
+
+
+def _bootstrap(filters: list | None = None) -> dict:
+    return b.bootstrap(
+        [b.http_listener("l0", 10000, routes=[b.route("/", "backend")], http_filters=[*(filters or []), b.router()])],
+        clusters=[b.cluster("backend", 8081)],
+    )
+
+
+def _hcm(d: dict) -> dict:
+    return d["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+
+
+def test_the_rule_itself():
+    assert struct_value(VALUES) == {
+        "f": "1.5",
+        "i": 7,
+        "neg": -3,
+        "big": "5000000000",
+        "t": True,
+        "s": "x",
+        "n": None,
+        "l": ["2.5", 3],
+    }
+
+
+def test_a_json_format_logs_floats_and_large_integers_as_strings_like_envoy(envoy_bin, tmp_path):
+    d = _bootstrap()
+    _hcm(d)["access_log"] = [
+        {
+            "name": "envoy.access_loggers.file",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+                "path": "LOG_PATH",
+                "log_format": {"json_format": {**VALUES, "code": "%RESPONSE_CODE%"}},
+            },
+        }
+    ]
+    ours, theirs = file_logs_of_both(yaml.safe_dump(d), [{"method": "GET", "path": "/"}], tmp_path)
+    assert ours == theirs
+    assert json.loads(ours)["f"] == "1.5" and json.loads(ours)["i"] == 7
+
+
+def test_metadata_a_lua_script_reads_has_envoys_types(envoy_bin):
+    lua = """function envoy_on_request(h)
+      local m = h:metadata()
+      for _, k in ipairs({"f", "i", "big", "t", "l"}) do
+        local v = m:get(k)
+        if type(v) == "table" then v = type(v[1]) .. ":" .. tostring(v[1]) end
+        h:headers():add("x-" .. k, type(m:get(k)) .. ":" .. tostring(v))
+      end
+    end"""
+    d = _bootstrap([b.lua(inline=lua)])
+    route = _hcm(d)["route_config"]["virtual_hosts"][0]["routes"][0]
+    route["metadata"] = {"filter_metadata": {"envoy.filters.http.lua": VALUES}}
+    text = yaml.safe_dump(d)
+    seen = []
+    with Proxy.from_yaml(text, workers=1) as p:
+        seen.append(dict(json.loads(p.request("GET", "/").body)["headers"]))
+    with real.run(text, workers=1) as e:
+        seen.append(dict(json.loads(e.request("GET", "/").body)["headers"]))
+    ours, theirs = ({k: v for k, v in h.items() if k in ("x-f", "x-i", "x-big", "x-t", "x-l")} for h in seen)
+    assert ours == theirs
+    assert ours["x-f"] == "string:1.5" and ours["x-i"] == "number:7" and ours["x-l"] == "table:string:2.5"
