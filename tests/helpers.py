@@ -307,3 +307,19 @@ def accepted_with_a_warning(data: dict[str, Any], named: str, tmp_path: Any, req
             assert p.request("GET", "/x").status == 200
         logs = p.logs
     assert any(f"{named}: accepted as Envoy does, but has no effect in wasmlab" in ln for ln in logs), logs
+
+
+def backend_bootstrap(filters: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """A bootstrap (as data) whose one listener routes ``/`` to cluster ``backend`` through
+    ``filters`` and the router."""
+    from wasmlab.config import builder as b
+
+    return b.bootstrap(
+        [b.http_listener("l0", 10000, routes=[b.route("/", "backend")], http_filters=[*(filters or []), b.router()])],
+        clusters=[b.cluster("backend", 8081)],
+    )
+
+
+def hcm_of(data: dict[str, Any]) -> dict[str, Any]:
+    """The first listener's http_connection_manager typed_config in bootstrap ``data``."""
+    return data["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]

@@ -9,7 +9,7 @@ import json
 import pytest
 import yaml
 
-from helpers import both
+from helpers import backend_bootstrap, both, hcm_of
 from wasmlab import Proxy
 from wasmlab import envoy as real
 from wasmlab.config import builder as b
@@ -18,15 +18,8 @@ from wasmlab.errors import ConfigError
 pytestmark = pytest.mark.envoy
 
 
-def _bootstrap(filters: list | None = None) -> dict:
-    return b.bootstrap(
-        [b.http_listener("l0", 10000, routes=[b.route("/", "backend")], http_filters=[*(filters or []), b.router()])],
-        clusters=[b.cluster("backend", 8081)],
-    )
-
-
-def _hcm(d: dict) -> dict:
-    return d["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+_bootstrap = backend_bootstrap
+_hcm = hcm_of
 
 
 def _routes(d: dict) -> list:

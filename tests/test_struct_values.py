@@ -10,7 +10,7 @@ import json
 import pytest
 import yaml
 
-from helpers import file_logs_of_both
+from helpers import backend_bootstrap, file_logs_of_both, hcm_of
 from wasmlab import Proxy
 from wasmlab import envoy as real
 from wasmlab.config import builder as b
@@ -21,15 +21,8 @@ pytestmark = pytest.mark.envoy
 VALUES = {"f": 1.5, "i": 7, "neg": -3, "big": 5000000000, "t": True, "s": "x", "n": None, "l": [2.5, 3]}
 
 
-def _bootstrap(filters: list | None = None) -> dict:
-    return b.bootstrap(
-        [b.http_listener("l0", 10000, routes=[b.route("/", "backend")], http_filters=[*(filters or []), b.router()])],
-        clusters=[b.cluster("backend", 8081)],
-    )
-
-
-def _hcm(d: dict) -> dict:
-    return d["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+_bootstrap = backend_bootstrap
+_hcm = hcm_of
 
 
 def test_the_rule_itself():

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from ...http.grpc import http_to_grpc_status
 from .. import pairs
+from ..struct_wire import encode_struct
+from ..struct_wire import field as _field
 from ..types import WasmResult
 from . import hostcall
 
@@ -37,46 +39,6 @@ def _u64(v: int) -> bytes:
 
 def _bool(v: bool) -> bytes:
     return b"\x01" if v else b"\x00"
-
-
-# ---- a tiny protobuf encoder for google.protobuf.Struct --------------------------------------------
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-def _field(num: int, wire: int, payload: bytes) -> bytes:
-    key = _varint((num << 3) | wire)
-    if wire == 2:
-        return key + _varint(len(payload)) + payload
-    return key + payload
-
-
-def encode_value(v: Any) -> bytes:
-    if v is None:
-        return _field(1, 0, _varint(0))
-    if isinstance(v, bool):
-        return _field(4, 0, _varint(int(v)))
-    if isinstance(v, int | float):
-        return _field(2, 1, struct.pack("<d", float(v)))
-    if isinstance(v, str):
-        return _field(3, 2, v.encode())
-    if isinstance(v, dict):
-        return _field(5, 2, encode_struct(v))
-    if isinstance(v, list | tuple):
-        return _field(6, 2, b"".join(_field(1, 2, encode_value(x)) for x in v))
-    return _field(3, 2, str(v).encode())
-
-
-def encode_struct(d: dict[str, Any]) -> bytes:
-    return b"".join(_field(1, 2, _field(1, 2, str(k).encode()) + _field(2, 2, encode_value(v))) for k, v in d.items())
 
 
 # ---- attribute lookup ----------------------------------------------------------------------------
