@@ -143,6 +143,41 @@ REFUSED = {
         )
     },
     **{
+        f"a line break in {where}": (change, f'{message}: value does not match regex pattern "^[^\\x00\\n\\r]*$")')
+        for where, change, message in (
+            (
+                "a prefix_rewrite",
+                lambda d: _routes(d)[0]["route"].update(prefix_rewrite="/a\nb"),
+                "RouteActionValidationError.PrefixRewrite",
+            ),
+            (
+                "a host_rewrite_header",
+                lambda d: _routes(d)[0]["route"].update(host_rewrite_header="a\nb"),
+                "RouteActionValidationError.HostRewriteHeader",
+            ),
+            (
+                "a path_redirect",
+                lambda d: _routes(d)[0].update(redirect={"path_redirect": "/a\nb"}) or _routes(d)[0].pop("route"),
+                "RedirectActionValidationError.PathRedirect",
+            ),
+            (
+                "a headers_to_remove entry",
+                lambda d: _routes(d)[0].update(request_headers_to_remove=["a\nb"]),
+                "RouteValidationError.RequestHeadersToRemove[0]",
+            ),
+            (
+                "an internal_only_headers entry",
+                lambda d: _hcm(d)["route_config"].update(internal_only_headers=["a\nb"]),
+                "RouteConfigurationValidationError.InternalOnlyHeaders[0]",
+            ),
+            (
+                "a header matcher's name",
+                lambda d: _routes(d)[0]["match"].update(headers=[{"name": "a\nb", "present_match": True}]),
+                "HeaderMatcherValidationError.Name",
+            ),
+        )
+    },
+    **{
         f"path_separated_prefix {value!r}": (
             lambda d, v=value: _routes(d)[0].update(match={"path_separated_prefix": v}),
             'RouteMatchValidationError.PathSeparatedPrefix: value does not match regex pattern "^[^?#]+[^?#/]$")',

@@ -108,3 +108,45 @@ def test_a_listener_without_network_filters_is_accepted_and_closes_each_connecti
         " and closes every connection to it at once" in ln
         for ln in logs
     ), logs
+
+
+def _broken_second(data: dict) -> dict:
+    """The second listener (a duplicate name) routes to a cluster nobody defines."""
+    second = data["static_resources"]["listeners"][1]
+    second["filter_chains"][0]["filters"][0]["typed_config"]["route_config"]["virtual_hosts"][0]["routes"] = [
+        {"match": {"prefix": "/"}, "route": {"cluster": "nosuch"}}
+    ]
+    return data
+
+
+@pytest.mark.envoy
+def test_the_ignored_listener_is_not_built_so_its_errors_do_not_count_like_envoy(envoy_bin):
+    cfg = yaml.safe_dump(_broken_second(_bootstrap("first\n", "second\n")))
+    ok, message = real.validate(cfg)
+    assert ok, message
+    ours, _ = both(cfg, [{"method": "GET", "path": "/"}])
+    assert ours[0].body == b"first\n"
+
+
+@pytest.mark.envoy
+def test_an_update_whose_repeated_listener_is_broken_still_applies_the_first(envoy_bin):
+    first = yaml.safe_dump(_bootstrap("one\n"))
+    second = yaml.safe_dump(_broken_second(_bootstrap("two\n", "three\n")))
+    with Proxy.from_yaml(first, workers=1) as p, real.run(first, workers=1, dynamic=True) as e:
+        ours, theirs = p.update(second), e.update(second)
+        assert (ours.accepted, ours.reason) == (theirs.accepted, theirs.reason)
+        assert p.request("GET", "/").body == e.request("GET", "/").body == b"two\n"
+
+
+@pytest.mark.envoy
+def test_an_unnamed_listener_never_takes_a_given_name(envoy_bin):
+    """Envoy names an unnamed listener with a UUID; wasmlab's ``listener_<i>`` steps aside."""
+    data = _bootstrap("named\n", "unnamed\n")
+    data["static_resources"]["listeners"][0]["name"] = "listener_1"
+    del data["static_resources"]["listeners"][1]["name"]
+    cfg = yaml.safe_dump(data)
+    ok, message = real.validate(cfg)
+    assert ok, message
+    with Proxy.from_yaml(cfg, workers=1) as p:
+        assert p.request("GET", "/", listener="listener_1").body == b"named\n"
+        assert p.request("GET", "/", listener="listener_1_1").body == b"unnamed\n"

@@ -546,16 +546,23 @@ def parse_bootstrap(source: Source, ext: Extensions) -> Bootstrap:
     listeners: list[ListenerConfig] = []
     names: set[str] = set()
     addresses: set[tuple[str, int]] = set()
-    for i, ln in enumerate(sr.req("listeners").list() if sr.has("listeners") else []):
-        lst = parse_listener(ln, source, clusters, i, ext)
-        if lst.name in names:
-            # Envoy 1.40 keeps the static listener it added first and ignores this one; it says so
-            # only in its debug log ("duplicate/locked listener"). (An LDS update with a name twice
-            # is refused: host/update.py.)
+    listener_nodes = sr.req("listeners").list() if sr.has("listeners") else []
+    named = {str(ln.value["name"]) for ln in listener_nodes if isinstance(ln.value, dict) and ln.value.get("name")}
+    for i, ln in enumerate(listener_nodes):
+        given = ln.value.get("name") if isinstance(ln.value, dict) else None
+        if given and str(given) in names:
+            # Envoy 1.40 keeps the static listener it added first and ignores this one, unbuilt
+            # (so nothing in it is checked past protobuf); it says so only in its debug log
+            # ("duplicate/locked listener"). (An LDS update with a name twice: host/update.py.)
             ln.child("name").notice(
-                f"a listener named '{lst.name}' is defined above: Envoy keeps the first one and ignores this one"
+                f"a listener named '{given}' is defined above: Envoy keeps the first one and ignores this one"
             )
             continue
+        lst = parse_listener(ln, source, clusters, i, ext)
+        if not given:  # Envoy names it with a UUID: never one another listener has
+            n = 1
+            while lst.name in named or lst.name in names:
+                lst.name, n = f"listener_{i}_{n}", n + 1
         where = (lst.address.address, lst.address.port)
         if where in addresses and lst.address.port != 0:
             raise ln.child("address").error(

@@ -29,7 +29,7 @@ from .stream_info_formatter import (
     wire_to_text,
 )
 from .struct_text import RawJson, dumps_log, struct_json, struct_text
-from .struct_value import struct_value
+from .struct_value import struct_key, struct_value
 from .yaml_source import Node
 
 if TYPE_CHECKING:
@@ -249,7 +249,7 @@ def compile_json(node: Node) -> dict[str, Any]:
     """A ``json_format`` struct: each string leaf compiled as a format; a number, bool or null leaf
     is a constant of its JSON type; lists and nested structs keep their shape (Envoy 1.40 renders
     each element of a list as it renders a value)."""
-    return {key: _compile_json_value(child) for key, child in node.items()}
+    return {struct_key(key, node.value): _compile_json_value(child) for key, child in node.items()}
 
 
 def _compile_json_value(child: Node) -> Any:

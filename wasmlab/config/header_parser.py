@@ -136,9 +136,11 @@ def _options(node: Node) -> list[HeaderValueOption]:
 
 
 def _removals(node: Node) -> list[str]:
+    field = "".join(w.capitalize() for w in node.path.rsplit(".", 1)[-1].split("_"))
+    where = f"{_message(node)}ValidationError.{field}"
     out = []
-    for x in node.list():
-        name = x.str(allow_empty=False)
+    for i, x in enumerate(node.list()):
+        name = x.header_text(f"{where}[{i}]", False)
         if _protected(name):
             raise x.error(":-prefixed or host headers may not be removed")
         out.append(name.lower())
@@ -154,6 +156,12 @@ _MESSAGES = {
 }
 
 
+def _message(field: Node) -> str:
+    """The protobuf message that holds the header list ``field`` (for Envoy's validation words)."""
+    holder = field.path.rsplit(".", 1)[0]
+    return _MESSAGES.get(re.sub(r"\[\d+\]$", "", holder.rsplit(".", 1)[-1]), "Route")
+
+
 def parse_mutations(node: Node) -> HeaderMutations:
     """A route's, virtual host's or route configuration's header mutations; like Envoy, they may
     not add, set or remove pseudo-headers or ``host``, nor add more than 1000 headers a list."""
@@ -161,7 +169,7 @@ def parse_mutations(node: Node) -> HeaderMutations:
     for key in ("request_headers_to_add", "response_headers_to_add"):
         n = node.get(key)
         if n is not None and isinstance(n.value, list) and len(n.value) > 1000:
-            message = _MESSAGES.get(re.sub(r"\[\d+\]$", "", node.path.rsplit(".", 1)[-1]), "Route")
+            message = _message(n)
             field = "".join(w.capitalize() for w in key.split("_"))
             raise n.error(
                 f"Proto constraint validation failed ({message}ValidationError.{field}: value must contain no more "

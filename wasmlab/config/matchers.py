@@ -256,7 +256,7 @@ def parse_header_matcher(node: Node) -> HeaderMatcher:
         "contains_match safe_regex_match range_match treat_missing_header_as_empty",
         required=("name",),
     )
-    name = node.req("name").str(allow_empty=False).lower()
+    name = node.req("name").header_text("HeaderMatcherValidationError.Name", False).lower()
     invert = node.req("invert_match").bool() if node.has("invert_match") else False
     missing_empty = (
         node.req("treat_missing_header_as_empty").bool() if node.has("treat_missing_header_as_empty") else False

@@ -15,6 +15,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
+from .struct_value import struct_value
 from .yaml_source import Node
 
 IPNetwork: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -65,7 +66,7 @@ def parse_node(node: Node | None) -> NodeInfo:
     if node.has("cluster"):
         info.cluster = node.req("cluster").str()
     if node.has("metadata"):
-        info.metadata = dict(node.req("metadata").mapping().value)
+        info.metadata = dict(struct_value(node.req("metadata").mapping().value))
     for key in ("user_agent_name", "user_agent_version"):
         if node.has(key):
             info.extra[key] = node.req(key).str()
@@ -143,12 +144,7 @@ def parse_hcm_header_options(node: Node) -> HcmHeaderOptions:
     if node.has("skip_xff_append"):
         opts.skip_xff_append = node.req("skip_xff_append").bool()
     if node.has("via"):
-        opts.via = node.req("via").str()
-        if any(c in opts.via for c in "\x00\n\r"):
-            raise node.child("via").error(
-                "Proto constraint validation failed (HttpConnectionManagerValidationError.Via: value does not match "
-                'regex pattern "^[^\\x00\\n\\r]*$")'
-            )
+        opts.via = node.req("via").header_text("HttpConnectionManagerValidationError.Via")
     for key in ("preserve_external_request_id", "always_set_request_id_in_response"):
         if node.has(key):
             setattr(opts, key, node.req(key).bool())

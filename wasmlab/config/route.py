@@ -501,7 +501,10 @@ def parse_route_configuration(node: Node, per_filter: Any) -> RouteConfiguration
         vh.route_config = rc
     if node.has("internal_only_headers"):
         names = node.req("internal_only_headers").list()
-        rc.internal_only_headers = tuple(h.str(allow_empty=False).lower() for h in names)
+        rc.internal_only_headers = tuple(
+            h.header_text(f"RouteConfigurationValidationError.InternalOnlyHeaders[{i}]", False).lower()
+            for i, h in enumerate(names)
+        )
     return rc
 
 

@@ -186,7 +186,9 @@ def parse_route_action(node: Node, template: UriTemplate | None = None) -> Route
         raise node.error("exactly one of cluster, cluster_header, weighted_clusters must be set")
     action = RouteAction(node.req("cluster").str(allow_empty=False) if node.has("cluster") else "")
     if node.has("cluster_header"):
-        action.cluster_header = node.req("cluster_header").str(allow_empty=False).lower()
+        action.cluster_header = (
+            node.req("cluster_header").header_text("RouteActionValidationError.ClusterHeader", False).lower()
+        )
     if node.has("weighted_clusters"):
         wc = node.req("weighted_clusters")
         action.weighted = _parse_weighted(wc)
@@ -199,7 +201,9 @@ def parse_route_action(node: Node, template: UriTemplate | None = None) -> Route
     if len(rewrites) > 1:
         raise node.error("Specify only one of prefix_rewrite, regex_rewrite or path_rewrite_policy")
     if node.has("prefix_rewrite"):
-        action.prefix_rewrite = as_wire_text(node.req("prefix_rewrite").str())
+        action.prefix_rewrite = as_wire_text(
+            node.req("prefix_rewrite").header_text("RouteActionValidationError.PrefixRewrite")
+        )
     if node.has("regex_rewrite"):
         action.regex_rewrite = _rewrite_spec(node.req("regex_rewrite"))
     if node.has("path_rewrite"):
@@ -222,15 +226,12 @@ def parse_route_action(node: Node, template: UriTemplate | None = None) -> Route
     if len(hosts) > 1:
         raise node.error(f"only one host rewrite may be set, got {', '.join(hosts)}")
     if node.has("host_rewrite_literal"):
-        literal = node.req("host_rewrite_literal").str()
-        if any(c in literal for c in "\x00\n\r"):
-            raise node.child("host_rewrite_literal").error(
-                "Proto constraint validation failed (RouteActionValidationError.HostRewriteLiteral: value does not "
-                'match regex pattern "^[^\\x00\\n\\r]*$")'
-            )
+        literal = node.req("host_rewrite_literal").header_text("RouteActionValidationError.HostRewriteLiteral")
         action.host_rewrite_literal = as_wire_text(literal)
     if node.has("host_rewrite_header"):
-        action.host_rewrite_header = node.req("host_rewrite_header").str(allow_empty=False).lower()
+        action.host_rewrite_header = (
+            node.req("host_rewrite_header").header_text("RouteActionValidationError.HostRewriteHeader", False).lower()
+        )
     if node.has("host_rewrite_path_regex"):
         action.host_rewrite_path_regex = _rewrite_spec(node.req("host_rewrite_path_regex"))
     if node.has("host_rewrite"):
@@ -304,18 +305,13 @@ def parse_redirect(node: Node) -> Redirect:
     if node.has("scheme_redirect"):
         r.scheme = node.req("scheme_redirect").str()
     if node.has("host_redirect"):
-        r.host = node.req("host_redirect").str()
-        if any(c in r.host for c in "\x00\n\r"):
-            raise node.child("host_redirect").error(
-                "Proto constraint validation failed (RedirectActionValidationError.HostRedirect: value does not "
-                'match regex pattern "^[^\\x00\\n\\r]*$")'
-            )
+        r.host = node.req("host_redirect").header_text("RedirectActionValidationError.HostRedirect")
     if node.has("port_redirect"):
         r.port = node.req("port_redirect").int(0, 65535)
     if node.has("path_redirect"):
-        r.path = node.req("path_redirect").str()
+        r.path = node.req("path_redirect").header_text("RedirectActionValidationError.PathRedirect")
     if node.has("prefix_rewrite"):
-        r.prefix_rewrite = node.req("prefix_rewrite").str()
+        r.prefix_rewrite = node.req("prefix_rewrite").header_text("RedirectActionValidationError.PrefixRewrite")
     if node.has("regex_rewrite"):
         r.regex_rewrite = _rewrite_spec(node.req("regex_rewrite"))
     if node.has("response_code"):

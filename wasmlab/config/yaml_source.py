@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from ..errors import ConfigError
+from .struct_value import YamlFloat, YamlInt
 
 #: the largest ``google.protobuf.Duration`` seconds Envoy's bootstrap validation accepts
 MAX_DURATION_SECONDS = 9_223_372_035
@@ -28,9 +29,11 @@ UINT32_MAX = 4_294_967_295
 
 
 class _LineDict(dict):
-    __slots__ = ("line", "key_lines")
+    __slots__ = ("line", "key_lines", "key_texts")
     line: int
     key_lines: dict[Any, int]
+    #: a key that is not a string (``1:``, ``yes:``), as written: Envoy keeps a Struct's keys so
+    key_texts: dict[Any, str]
 
 
 class _LineList(list):
@@ -118,8 +121,11 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> _LineDict:
     d = _LineDict()
     d.line = node.start_mark.line + 1
     d.key_lines = {}
+    d.key_texts = {}
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
+        if not isinstance(key, str) and isinstance(key_node, yaml.ScalarNode):
+            d.key_texts[key] = key_node.value
         if not isinstance(key, str | int | float | bool) and key is not None:
             raise yaml.constructor.ConstructorError(None, None, "found an unhashable key", key_node.start_mark)
         if key in d:
@@ -146,7 +152,25 @@ def _construct_str(loader: _Loader, node: yaml.ScalarNode) -> str:
     return s
 
 
+def _construct_int(loader: _Loader, node: yaml.ScalarNode) -> int:
+    """An integer that keeps its text (a Struct keeps some as written: ``struct_value.py``)."""
+    return YamlInt(loader.construct_yaml_int(node), node.value)
+
+
+def _construct_float(loader: _Loader, node: yaml.ScalarNode) -> float:
+    """A float that keeps its text (a Struct keeps it as written: ``struct_value.py``)."""
+    return YamlFloat(loader.construct_yaml_float(node), node.value)
+
+
+class _JsonLoader(_Loader):
+    """A ``*.json`` config: Envoy reads it as JSON, whose numbers stay numbers in a Struct."""
+
+
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+_Loader.add_constructor("tag:yaml.org,2002:float", _construct_float)
+_JsonLoader.add_constructor("tag:yaml.org,2002:int", yaml.SafeLoader.construct_yaml_int)
+_JsonLoader.add_constructor("tag:yaml.org,2002:float", yaml.SafeLoader.construct_yaml_float)
 _Loader.add_constructor("tag:yaml.org,2002:str", _construct_str)
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
 
@@ -229,7 +253,8 @@ class Source:
 
     def load(self) -> Node:
         try:
-            data = yaml.load(self.text, Loader=_Loader)
+            loader = _JsonLoader if self.name.lower().endswith(".json") else _Loader
+            data = yaml.load(self.text, Loader=loader)
         except AliasBudgetError as e:
             raise ConfigError(f"{self.name}:{e.line}: {e.path or '(top level)'}: {e.message}") from None
         except yaml.MarkedYAMLError as e:
@@ -425,6 +450,17 @@ class Node:
         s = str(v)
         if not allow_empty and not s:
             raise self.error("must not be empty")
+        return s
+
+    def header_text(self, where: str, allow_empty: builtins.bool = True) -> str:
+        """A string that goes into a header (a name, a value, a path or host to rewrite to):
+        Envoy's ``well_known_regex`` rule refuses a NUL, CR or LF in it; ``where`` is the field
+        as Envoy's validation names it (``RouteActionValidationError.PrefixRewrite``)."""
+        s = self.str(allow_empty)
+        if "\x00" in s or "\n" in s or "\r" in s:
+            raise self.error(
+                f'Proto constraint validation failed ({where}: value does not match regex pattern "^[^\\x00\\n\\r]*$")'
+            )
         return s
 
     def int(self, minimum: int | None = None, maximum: int | None = None) -> int:

@@ -34,6 +34,7 @@ from ..trace import Trace
 from .binary import find_envoy
 from .lds_files import LdsFiles, wait_update
 from .logparse import LOG_FORMAT, LogLine, parse_lines, to_trace
+from .verbatim_yaml import Verbatim, dump_verbatim
 from .wire import LoopbackServer, TcpClient, TcpLoopbackServer, WireError, free_port, send_request
 
 
@@ -41,8 +42,8 @@ def _load_source(config: str | os.PathLike[str]) -> tuple[dict[str, Any], Path, 
     """(YAML data, working dir, name) for a path or YAML text."""
     if isinstance(config, os.PathLike) or ("\n" not in str(config) and Path(str(config)).is_file()):
         path = Path(config)
-        return yaml.safe_load(path.read_text()), path.resolve().parent, str(path)
-    return yaml.safe_load(str(config)), Path.cwd(), "<string>"
+        return yaml.load(path.read_text(), Loader=Verbatim), path.resolve().parent, str(path)
+    return yaml.load(str(config), Loader=Verbatim), Path.cwd(), "<string>"
 
 
 def _critical(text: str) -> str:
@@ -178,7 +179,7 @@ class EnvoyRun:
             node.setdefault("id", "wasmlab")
             node.setdefault("cluster", "wasmlab")
         cfg_path = Path(self._tmpdir.name) / "envoy.yaml"
-        cfg_path.write_text(yaml.safe_dump(data, sort_keys=False))
+        cfg_path.write_text(dump_verbatim(data))
         self.log_path = Path(self._tmpdir.name) / "envoy.log"
         self._log_file = open(self.log_path, "wb")  # noqa: SIM115 - closed in close()
         args = [

@@ -18,9 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ..host.update import UpdateResult
+from .verbatim_yaml import dump_verbatim
 
 LISTENER_TYPE = "type.googleapis.com/envoy.config.listener.v3.Listener"
 
@@ -44,7 +43,7 @@ class LdsFiles:
         self.version += 1
         doc = {"version_info": str(self.version), "resources": [{"@type": LISTENER_TYPE, **ls} for ls in listeners]}
         tmp = self.dir / f".lds.{self.version}.tmp"
-        tmp.write_text(yaml.safe_dump(doc, sort_keys=False))
+        tmp.write_text(dump_verbatim(doc))
         os.rename(tmp, self.path)
 
 
