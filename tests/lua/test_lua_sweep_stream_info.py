@@ -115,7 +115,8 @@ def test_route_metadata_values_and_missing_route(envoy_bin):
 
 def test_yaml_numbers_in_metadata_and_filter_context_are_envoys_struct_values(envoy_bin):
     """Envoy 1.40 keeps a YAML integer as a number only in the int32 range and a YAML float as a
-    string (``2.50`` is ``"2.5"``); a list with a null keeps its slots (``#`` counts them)."""
+    string as written (``2.50`` is ``"2.50"``: the bridge no longer respells it before Envoy reads
+    it); a list with a null keeps its slots (``#`` counts them)."""
     code = r"""
     local KEYS = {"a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m", "n", "o"}
     function envoy_on_request(h)
