@@ -525,9 +525,15 @@ def test_without_singleton_every_thread_registers_the_queue_and_the_last_one_get
     path = tmp_path / "per_worker.yaml"
     path.write_text(text.replace("../../../modules/", f"{MODULES}/"))
 
-    def check(registrants: list[str], ready: set[str]) -> None:
+    def check(registrants: list[str], ready: set[str], in_order: bool = True) -> None:
         assert sorted(registrants) == ["main", "main", "worker_0", "worker_1"]  # canary, main, workers
-        assert ready == {registrants[-1]} and registrants[-1] != "main"
+        # one worker gets every callback; wasmlab's trace records the registrations in the order
+        # they happened, but Envoy's two workers each log theirs after registering, so its log
+        # can show them the other way round (seen once in a loaded CI run): there the last
+        # registrant is the worker that gets the callbacks, whichever line came last
+        assert len(ready) == 1 and ready <= {"worker_0", "worker_1"}
+        if in_order:
+            assert ready == {registrants[-1]}
 
     with Proxy.from_yaml(path, workers=2) as p:
         for i in range(6):
@@ -546,6 +552,7 @@ def test_without_singleton_every_thread_registers_the_queue_and_the_last_one_get
     check(
         [t for t, m in lines if "registered queue" in m],
         {t for t, m in lines if m.startswith("[host->vm] proxy_on_queue_ready(")},
+        in_order=False,
     )
 
 
