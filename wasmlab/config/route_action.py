@@ -164,6 +164,10 @@ def _rewrite_spec(node: Node) -> tuple[Regex, str]:
     return compile_regex(node.req("pattern")), sub
 
 
+#: how Envoy's validation names a RouteAction field (``_RA + "PrefixRewrite"``)
+_RA = "RouteActionValidationError."
+
+
 def parse_route_action(node: Node, template: UriTemplate | None = None) -> RouteAction:
     """A ``route:`` action; ``template`` is the route's ``path_match_policy`` (for a
     ``path_rewrite_policy``)."""
@@ -186,9 +190,7 @@ def parse_route_action(node: Node, template: UriTemplate | None = None) -> Route
         raise node.error("exactly one of cluster, cluster_header, weighted_clusters must be set")
     action = RouteAction(node.req("cluster").str(allow_empty=False) if node.has("cluster") else "")
     if node.has("cluster_header"):
-        action.cluster_header = (
-            node.req("cluster_header").header_text("RouteActionValidationError.ClusterHeader", False).lower()
-        )
+        action.cluster_header = node.req("cluster_header").header_text(_RA + "ClusterHeader", False).lower()
     if node.has("weighted_clusters"):
         wc = node.req("weighted_clusters")
         action.weighted = _parse_weighted(wc)
@@ -201,9 +203,7 @@ def parse_route_action(node: Node, template: UriTemplate | None = None) -> Route
     if len(rewrites) > 1:
         raise node.error("Specify only one of prefix_rewrite, regex_rewrite or path_rewrite_policy")
     if node.has("prefix_rewrite"):
-        action.prefix_rewrite = as_wire_text(
-            node.req("prefix_rewrite").header_text("RouteActionValidationError.PrefixRewrite")
-        )
+        action.prefix_rewrite = as_wire_text(node.req("prefix_rewrite").header_text(_RA + "PrefixRewrite"))
     if node.has("regex_rewrite"):
         action.regex_rewrite = _rewrite_spec(node.req("regex_rewrite"))
     if node.has("path_rewrite"):
@@ -226,12 +226,11 @@ def parse_route_action(node: Node, template: UriTemplate | None = None) -> Route
     if len(hosts) > 1:
         raise node.error(f"only one host rewrite may be set, got {', '.join(hosts)}")
     if node.has("host_rewrite_literal"):
-        literal = node.req("host_rewrite_literal").header_text("RouteActionValidationError.HostRewriteLiteral")
+        literal = node.req("host_rewrite_literal").header_text(_RA + "HostRewriteLiteral")
         action.host_rewrite_literal = as_wire_text(literal)
     if node.has("host_rewrite_header"):
-        action.host_rewrite_header = (
-            node.req("host_rewrite_header").header_text("RouteActionValidationError.HostRewriteHeader", False).lower()
-        )
+        header = node.req("host_rewrite_header").header_text(_RA + "HostRewriteHeader", False)
+        action.host_rewrite_header = header.lower()
     if node.has("host_rewrite_path_regex"):
         action.host_rewrite_path_regex = _rewrite_spec(node.req("host_rewrite_path_regex"))
     if node.has("host_rewrite"):

@@ -166,11 +166,19 @@ class _JsonLoader(_Loader):
     """A ``*.json`` config: Envoy reads it as JSON, whose numbers stay numbers in a Struct."""
 
 
+def _plain_int(loader: _JsonLoader, node: yaml.ScalarNode) -> int:
+    return int(loader.construct_yaml_int(node))
+
+
+def _plain_float(loader: _JsonLoader, node: yaml.ScalarNode) -> float:
+    return float(loader.construct_yaml_float(node))
+
+
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 _Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 _Loader.add_constructor("tag:yaml.org,2002:float", _construct_float)
-_JsonLoader.add_constructor("tag:yaml.org,2002:int", yaml.SafeLoader.construct_yaml_int)
-_JsonLoader.add_constructor("tag:yaml.org,2002:float", yaml.SafeLoader.construct_yaml_float)
+_JsonLoader.add_constructor("tag:yaml.org,2002:int", _plain_int)
+_JsonLoader.add_constructor("tag:yaml.org,2002:float", _plain_float)
 _Loader.add_constructor("tag:yaml.org,2002:str", _construct_str)
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
 
@@ -452,7 +460,7 @@ class Node:
             raise self.error("must not be empty")
         return s
 
-    def header_text(self, where: str, allow_empty: builtins.bool = True) -> str:
+    def header_text(self, where: builtins.str, allow_empty: builtins.bool = True) -> builtins.str:
         """A string that goes into a header (a name, a value, a path or host to rewrite to):
         Envoy's ``well_known_regex`` rule refuses a NUL, CR or LF in it; ``where`` is the field
         as Envoy's validation names it (``RouteActionValidationError.PrefixRewrite``)."""

@@ -32,8 +32,16 @@ def _mapping(loader: Verbatim, node: yaml.MappingNode) -> dict[Any, Any]:
     return out
 
 
-Verbatim.add_constructor("tag:yaml.org,2002:int", lambda ld, n: YamlInt(ld.construct_yaml_int(n), n.value))
-Verbatim.add_constructor("tag:yaml.org,2002:float", lambda ld, n: YamlFloat(ld.construct_yaml_float(n), n.value))
+def _int(loader: Verbatim, node: yaml.ScalarNode) -> YamlInt:
+    return YamlInt(loader.construct_yaml_int(node), node.value)
+
+
+def _float(loader: Verbatim, node: yaml.ScalarNode) -> YamlFloat:
+    return YamlFloat(loader.construct_yaml_float(node), node.value)
+
+
+Verbatim.add_constructor("tag:yaml.org,2002:int", _int)
+Verbatim.add_constructor("tag:yaml.org,2002:float", _float)
 Verbatim.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
 _VerbatimDumper.add_representer(YamlInt, lambda d, v: d.represent_scalar("tag:yaml.org,2002:int", v.text))
 _VerbatimDumper.add_representer(YamlFloat, lambda d, v: d.represent_scalar("tag:yaml.org,2002:float", v.text))
