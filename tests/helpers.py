@@ -323,3 +323,31 @@ def backend_bootstrap(filters: list[dict[str, Any]] | None = None) -> dict[str, 
 def hcm_of(data: dict[str, Any]) -> dict[str, Any]:
     """The first listener's http_connection_manager typed_config in bootstrap ``data``."""
     return data["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+
+
+def file_log(path: str, log_format: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A file access logger writing to ``path`` (with ``log_format`` if given)."""
+    tc: dict[str, Any] = {"@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog"}
+    tc["path"] = path
+    if log_format is not None:
+        tc["log_format"] = log_format
+    return {"name": "envoy.access_loggers.file", "typed_config": tc}
+
+
+def assert_refused_in_envoys_words(data: dict[str, Any], message: str, tmp_path: Any) -> None:
+    """Bootstrap ``data`` is refused by Envoy's ``--mode validate`` and by wasmlab, both saying
+    ``message``; wasmlab's error names the config file."""
+    import pytest
+    import yaml
+
+    from wasmlab import Proxy
+    from wasmlab import envoy as real
+    from wasmlab.errors import ConfigError
+
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(data))
+    ok, envoy_message = real.validate(path)
+    assert not ok and message in envoy_message
+    with pytest.raises(ConfigError) as err:
+        Proxy.from_yaml(path)
+    assert message in str(err.value) and str(path) in str(err.value)

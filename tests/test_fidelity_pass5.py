@@ -25,8 +25,10 @@ import yaml
 from helpers import (
     UpstreamLog,
     accepted_with_a_warning,
+    assert_refused_in_envoys_words,
     both,
     config,
+    file_log,
     file_logs_of_both,
     get,
     hcm_option,
@@ -545,14 +547,7 @@ def _hcm(d: dict) -> dict:
     return d["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
 
 
-def _file_log(path: str) -> dict:
-    return {
-        "name": "envoy.access_loggers.file",
-        "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
-            "path": path,
-        },
-    }
+_file_log = file_log
 
 
 def _route(d: dict) -> dict:
@@ -645,19 +640,10 @@ REFUSED = {
 
 @pytest.mark.parametrize("case", list(REFUSED))
 def test_a_config_envoy_refuses_is_refused_in_envoys_words(envoy_bin, tmp_path, case):
-    from wasmlab import Proxy
-    from wasmlab.errors import ConfigError
-
     change, message = REFUSED[case]
     data = yaml.safe_load(config())
     change(data)
-    path = tmp_path / "bad.yaml"
-    path.write_text(yaml.safe_dump(data))
-    ok, envoy_message = real.validate(path)
-    assert not ok and message in envoy_message
-    with pytest.raises(ConfigError) as err:
-        Proxy.from_yaml(path)
-    assert message in str(err.value) and str(path) in str(err.value)
+    assert_refused_in_envoys_words(data, message, tmp_path)
 
 
 def test_a_dns_clusters_endpoint_may_be_a_host_name(envoy_bin, tmp_path):

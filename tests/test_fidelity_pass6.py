@@ -9,7 +9,7 @@ import json
 import pytest
 import yaml
 
-from helpers import backend_bootstrap, both, hcm_of
+from helpers import assert_refused_in_envoys_words, backend_bootstrap, both, hcm_of
 from wasmlab import Proxy
 from wasmlab import envoy as real
 from wasmlab.config import builder as b
@@ -194,13 +194,7 @@ def test_a_config_envoy_refuses_is_refused_in_envoys_words(envoy_bin, tmp_path, 
     change, message = REFUSED[case]
     d = _bootstrap()
     change(d)
-    path = tmp_path / "bad.yaml"
-    path.write_text(yaml.safe_dump(d))
-    ok, envoy_message = real.validate(path)
-    assert not ok and message in envoy_message
-    with pytest.raises(ConfigError) as err:
-        Proxy.from_yaml(path)
-    assert message in str(err.value) and str(path) in str(err.value)
+    assert_refused_in_envoys_words(d, message, tmp_path)
 
 
 def test_a_path_separated_prefix_envoy_takes_still_matches_by_segment(envoy_bin, tmp_path):

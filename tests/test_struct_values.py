@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers import backend_bootstrap, file_logs_of_both, hcm_of
+from helpers import backend_bootstrap, file_log, file_logs_of_both, hcm_of
 from wasmlab import Proxy
 from wasmlab import envoy as real
 from wasmlab.config import builder as b
@@ -50,16 +50,7 @@ def test_the_rule_itself():
 
 def test_a_json_format_logs_floats_and_large_integers_as_strings_like_envoy(envoy_bin, tmp_path):
     d = _bootstrap()
-    _hcm(d)["access_log"] = [
-        {
-            "name": "envoy.access_loggers.file",
-            "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
-                "path": "LOG_PATH",
-                "log_format": {"json_format": {**VALUES, "code": "%RESPONSE_CODE%"}},
-            },
-        }
-    ]
+    _hcm(d)["access_log"] = [file_log("LOG_PATH", {"json_format": {**VALUES, "code": "%RESPONSE_CODE%"}})]
     ours, theirs = file_logs_of_both(yaml.safe_dump(d), [{"method": "GET", "path": "/"}], tmp_path)
     assert ours == theirs
     assert json.loads(ours)["f"] == "1.5" and json.loads(ours)["i"] == 7
@@ -92,16 +83,7 @@ def test_numbers_and_keys_are_kept_as_written_like_envoy(envoy_bin, tmp_path):
     """Envoy reads the file itself: ``2.50`` stays ``"2.50"``, a key ``1`` is ``"1"`` (the bridge
     writes the config back for Envoy without respelling them: ``envoy/verbatim_yaml.py``)."""
     d = _bootstrap()
-    _hcm(d)["access_log"] = [
-        {
-            "name": "envoy.access_loggers.file",
-            "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
-                "path": "LOG_PATH",
-                "log_format": {"json_format": {"code": "%RESPONSE_CODE%", "zz": "MARK"}},
-            },
-        }
-    ]
+    _hcm(d)["access_log"] = [file_log("LOG_PATH", {"json_format": {"code": "%RESPONSE_CODE%", "zz": "MARK"}})]
     text = yaml.safe_dump(d).replace("zz: MARK", "zz: {f: 2.50, g: 1.0e+3, u: 1_000, 1: one, h: 0x10, x: .Inf}")
     assert "2.50" in text
     ours, theirs = file_logs_of_both(text, [{"method": "GET", "path": "/"}], tmp_path)
